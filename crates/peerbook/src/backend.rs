@@ -1,0 +1,389 @@
+//! The storage trait every engine implements, and its error type.
+//!
+//! A [`Backend`] stores ordered byte keys and byte values in the four named
+//! [`Space`]s of a book. It knows nothing of peers: the store above it encodes
+//! records, builds index keys and decides what goes into each atomic
+//! [`WriteBatch`]. A backend only has to translate these few operations onto its
+//! engine:
+//!
+//! | method | contract |
+//! |---|---|
+//! | [`Backend::get`] | point read of one key |
+//! | [`Backend::scan`] | ordered scan of a key range, forward or reverse, stopping when the visitor says so |
+//! | [`Backend::write`] | apply a batch of puts and deletes across spaces atomically, with a [`Durability`] |
+//! | [`Backend::flush`] | make every write that returned durable on power loss |
+//! | [`Backend::clear`] | empty every space atomically |
+//! | [`Backend::disk_usage`] | bytes the backend occupies on disk |
+//!
+//! Backends are `Send + Sync`: reads may come from many threads at once. The store
+//! serializes writers itself, so a backend never sees two concurrent `write` calls
+//! from one [`PeerBook`](crate::PeerBook), but it must stay correct if it does.
+//!
+//! A backend takes an exclusive lock on its files when it opens; a second open of the
+//! same files fails with [`BackendError::Locked`].
+
+use std::fmt;
+use std::io;
+use std::ops::{Bound, ControlFlow};
+
+/// One of the four keyspaces of a book.
+///
+/// The numeric order (`Space::ALL`) is stable: backends may use [`Space::name`] or
+/// [`Space::index`] to name their tables, column families or file sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Space {
+    /// `peer_id` -> format byte + postcard-encoded record.
+    Peers,
+    /// big-endian `u64` last_seen + `peer_id` -> empty.
+    ByLastSeen,
+    /// `u8` quality score + `peer_id` -> empty.
+    ByQuality,
+    /// name -> value: schema version, key check, counters, last cleanup time.
+    Meta,
+}
+
+impl Space {
+    /// Every space, in index order.
+    pub const ALL: [Space; 4] = [
+        Space::Peers,
+        Space::ByLastSeen,
+        Space::ByQuality,
+        Space::Meta,
+    ];
+
+    /// A short, stable name for the space (`"peers"`, `"by_last_seen"`, `"by_quality"`, `"meta"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Space::Peers => "peers",
+            Space::ByLastSeen => "by_last_seen",
+            Space::ByQuality => "by_quality",
+            Space::Meta => "meta",
+        }
+    }
+
+    /// The position of the space in [`Space::ALL`] (0..4).
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The space at `index` in [`Space::ALL`], if any. Useful to decode stored space tags.
+    pub const fn from_index(index: usize) -> Option<Space> {
+        match index {
+            0 => Some(Space::Peers),
+            1 => Some(Space::ByLastSeen),
+            2 => Some(Space::ByQuality),
+            3 => Some(Space::Meta),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Space {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How durable a write must be when [`Backend::write`] returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Durability {
+    /// The write survives power loss once the call returns (fsync or equivalent).
+    #[default]
+    Sync,
+    /// The write survives a crash of the process; the newest writes may be lost on
+    /// power loss until [`Backend::flush`] returns.
+    Buffered,
+}
+
+/// Scan direction for [`Backend::scan`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Ascending key order.
+    #[default]
+    Forward,
+    /// Descending key order.
+    Reverse,
+}
+
+/// One operation inside a [`WriteBatch`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Insert or replace `key` in `space` with `value`.
+    Put {
+        /// Target space.
+        space: Space,
+        /// Key bytes.
+        key: Vec<u8>,
+        /// Value bytes.
+        value: Vec<u8>,
+    },
+    /// Remove `key` from `space` (no error if absent).
+    Delete {
+        /// Target space.
+        space: Space,
+        /// Key bytes.
+        key: Vec<u8>,
+    },
+}
+
+impl Op {
+    /// The space this operation touches.
+    pub fn space(&self) -> Space {
+        match self {
+            Op::Put { space, .. } | Op::Delete { space, .. } => *space,
+        }
+    }
+
+    /// The key this operation touches.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key, .. } => key,
+        }
+    }
+}
+
+// Values may hold sealed secrets; Debug shows sizes only.
+impl fmt::Debug for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Put { space, key, value } => write!(
+                f,
+                "Put({space}, key {} bytes, value {} bytes)",
+                key.len(),
+                value.len()
+            ),
+            Op::Delete { space, key } => write!(f, "Delete({space}, key {} bytes)", key.len()),
+        }
+    }
+}
+
+/// An ordered list of puts and deletes applied all together or not at all.
+///
+/// Operations apply in order: a later operation on the same key wins.
+///
+/// ```
+/// use peerbook::backend::{Space, WriteBatch};
+/// let mut batch = WriteBatch::new();
+/// batch.put(Space::Peers, b"alice".to_vec(), b"record".to_vec());
+/// batch.delete(Space::ByLastSeen, b"old-entry".to_vec());
+/// assert_eq!(batch.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    ops: Vec<Op>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Append a put of `key` = `value` in `space`.
+    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(Op::Put { space, key, value });
+    }
+
+    /// Append a delete of `key` in `space`.
+    pub fn delete(&mut self, space: Space, key: Vec<u8>) {
+        self.ops.push(Op::Delete { space, key });
+    }
+
+    /// Append every operation of `other`.
+    pub fn extend(&mut self, other: WriteBatch) {
+        self.ops.extend(other.ops);
+    }
+
+    /// The operations, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Consume the batch, yielding its operations in order.
+    pub fn into_ops(self) -> Vec<Op> {
+        self.ops
+    }
+
+    /// Number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// True when the batch holds no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+impl From<Vec<Op>> for WriteBatch {
+    fn from(ops: Vec<Op>) -> Self {
+        WriteBatch { ops }
+    }
+}
+
+/// A key range for [`Backend::scan`]: `lower` and `upper` bounds over raw key bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRange<'a> {
+    /// Smallest key of the range.
+    pub lower: Bound<&'a [u8]>,
+    /// Largest key of the range.
+    pub upper: Bound<&'a [u8]>,
+}
+
+impl<'a> KeyRange<'a> {
+    /// Every key of the space.
+    pub const fn all() -> Self {
+        KeyRange {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+        }
+    }
+
+    /// True when `key` lies inside the range.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let above_lower = match self.lower {
+            Bound::Included(l) => key >= l,
+            Bound::Excluded(l) => key > l,
+            Bound::Unbounded => true,
+        };
+        let below_upper = match self.upper {
+            Bound::Included(u) => key <= u,
+            Bound::Excluded(u) => key < u,
+            Bound::Unbounded => true,
+        };
+        above_lower && below_upper
+    }
+
+    /// True when no key can lie inside the range (lower above upper, or an empty
+    /// half-open interval). Engines whose iterators misbehave on inverted bounds can
+    /// return early on this.
+    pub fn is_empty(&self) -> bool {
+        match (self.lower, self.upper) {
+            (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+            (Bound::Included(l), Bound::Included(u)) => l > u,
+            (Bound::Included(l), Bound::Excluded(u))
+            | (Bound::Excluded(l), Bound::Included(u))
+            | (Bound::Excluded(l), Bound::Excluded(u)) => l >= u,
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or `None` when
+/// no such key exists (empty prefix or all `0xff`).
+///
+/// ```
+/// assert_eq!(peerbook::backend::prefix_successor(b"ab"), Some(b"ac".to_vec()));
+/// assert_eq!(peerbook::backend::prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+/// assert_eq!(peerbook::backend::prefix_successor(b"\xff"), None);
+/// ```
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xff {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// What a scan visitor returns: `Continue` for the next entry, `Break` to stop.
+pub type Visit = ControlFlow<()>;
+
+/// The storage engine under a book. See the [module docs](self) for the contract.
+///
+/// Implementations must be `Send + Sync`, must apply each [`WriteBatch`] atomically
+/// (after a crash, either every operation of a batch is visible or none), and must
+/// return keys of a scan in byte-wise lexicographic order (reversed for
+/// [`Direction::Reverse`]).
+///
+/// The conformance kit (`peerbook::conformance`, feature `conformance`) checks all
+/// of this for any implementation.
+pub trait Backend: Send + Sync {
+    /// Read the value stored under `key` in `space`.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// Visit the entries of `space` whose keys lie in `range`, in `direction` order,
+    /// until the visitor returns [`ControlFlow::Break`] or the range ends.
+    ///
+    /// The visitor sees one consistent snapshot only where the engine gives one; the
+    /// store never relies on a scan seeing a concurrent write either way.
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError>;
+
+    /// Apply every operation of `batch` atomically, durable as `durability` says.
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError>;
+
+    /// Make every write that has returned durable against power loss.
+    fn flush(&self) -> Result<(), BackendError>;
+
+    /// Remove every entry of every space, atomically, durable as `durability` says.
+    fn clear(&self, durability: Durability) -> Result<(), BackendError>;
+
+    /// Bytes this backend occupies on disk (0 for in-memory backends).
+    fn disk_usage(&self) -> Result<u64, BackendError>;
+
+    /// A short name of the engine, for logs and reports (`"memory"`, `"lmdb"`, ...).
+    fn engine_name(&self) -> &'static str;
+}
+
+/// The one error type of every backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// An operating-system I/O error.
+    #[error("backend I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The engine has no room left (map size limit, disk full, configured cap).
+    #[error("backend is full: {0}")]
+    Full(String),
+    /// The engine found its own files damaged.
+    #[error("backend data corrupted: {0}")]
+    Corrupted(String),
+    /// Another handle (this process or another) holds the lock on the files.
+    #[error("backend is locked by another open handle: {0}")]
+    Locked(String),
+    /// Any other engine error, with the engine's name.
+    #[error("{engine} error: {message}")]
+    Engine {
+        /// Engine name, as [`Backend::engine_name`].
+        engine: &'static str,
+        /// The engine's message.
+        message: String,
+    },
+}
+
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        (**self).get(space, key)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        (**self).scan(space, range, direction, visitor)
+    }
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        (**self).write(batch, durability)
+    }
+    fn flush(&self) -> Result<(), BackendError> {
+        (**self).flush()
+    }
+    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+        (**self).clear(durability)
+    }
+    fn disk_usage(&self) -> Result<u64, BackendError> {
+        (**self).disk_usage()
+    }
+    fn engine_name(&self) -> &'static str {
+        (**self).engine_name()
+    }
+}

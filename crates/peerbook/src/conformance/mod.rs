@@ -1,0 +1,211 @@
+//! The conformance kit: plain test functions that any [`Backend`] can run.
+//!
+//! Enabled by the cargo feature `conformance`. Every backend crate of this workspace
+//! calls the whole kit from its own tests, and a third party's backend can do the
+//! same: implement [`Factory`] for your engine and invoke [`conformance_tests!`]
+//! (crate::conformance_tests) in a test file:
+//!
+//! ```ignore
+//! use peerbook::conformance::Factory;
+//!
+//! struct MyFactory { /* temp dirs */ }
+//! impl Factory for MyFactory {
+//!     type Backend = MyBackend;
+//!     fn create(&self) -> MyBackend { /* open on a fresh temp dir */ }
+//!     fn reopen(&self, b: MyBackend) -> MyBackend { /* drop b, open its dir again */ }
+//! }
+//! fn factory() -> MyFactory { MyFactory { /* ... */ } }
+//!
+//! peerbook::conformance_tests!(factory());
+//! ```
+//!
+//! The functions are grouped by what they test:
+//! - [`backend`]: the storage trait itself (point ops, ordered scans with bounds and
+//!   early stop, batch atomicity, clear, persistence across reopen);
+//! - [`store`]: every [`PeerBook`](crate::PeerBook) operation and every rule of the
+//!   design (scoring rows, retention, quota, blacklist, encryption, export and
+//!   import, corruption handling), run over the backend.
+//!
+//! Each function panics with a message naming the broken rule.
+
+use crate::backend::Backend;
+
+pub mod backend;
+pub mod store;
+
+/// Makes backends for the conformance kit.
+///
+/// `create` returns a new, empty backend on its own storage (a fresh temp dir for
+/// disk engines); the factory keeps whatever must outlive the backend (the temp
+/// dir). `reopen` closes a backend and opens the same storage again, as a process
+/// restart would.
+pub trait Factory {
+    /// The backend under test.
+    type Backend: Backend + 'static;
+
+    /// A new, empty backend.
+    fn create(&self) -> Self::Backend;
+
+    /// Close `backend` (drop it) and open the same storage again.
+    fn reopen(&self, backend: Self::Backend) -> Self::Backend;
+}
+
+/// [`Factory`] for [`MemoryBackend`](crate::MemoryBackend): "reopen" keeps the data,
+/// since clones share it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MemoryFactory;
+
+impl Factory for MemoryFactory {
+    type Backend = crate::MemoryBackend;
+    fn create(&self) -> Self::Backend {
+        crate::MemoryBackend::new()
+    }
+    fn reopen(&self, backend: Self::Backend) -> Self::Backend {
+        let again = backend.clone();
+        drop(backend);
+        again
+    }
+}
+
+/// A small deterministic pseudo-random generator (xorshift64*), so every run of the
+/// kit walks the same cases and a failure reproduces exactly.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (0 is replaced by a fixed non-zero seed).
+    pub fn new(seed: u64) -> Self {
+        Rng(if seed == 0 {
+            0x9e37_79b9_7f4a_7c15
+        } else {
+            seed
+        })
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+
+    /// A short key over a tiny alphabet (including 0x00 and 0xff) so keys collide and
+    /// share prefixes often.
+    pub fn key(&mut self, max_len: u64) -> Vec<u8> {
+        const ALPHABET: [u8; 5] = [0x00, b'a', b'b', 0x7f, 0xff];
+        let len = self.below(max_len) + 1;
+        (0..len).map(|_| ALPHABET[self.below(5) as usize]).collect()
+    }
+}
+
+/// Generates one `#[test]` per conformance function for the factory expression given.
+///
+/// The expression is evaluated anew in each test; it may name items of the calling
+/// module.
+///
+/// ```ignore
+/// peerbook::conformance_tests!(peerbook::conformance::MemoryFactory);
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::backend_conformance_tests!($factory);
+        $crate::store_conformance_tests!($factory);
+    };
+}
+
+/// Generates one `#[test]` per [`backend`] conformance function (the storage trait only).
+#[macro_export]
+macro_rules! backend_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_group!(
+            backend_conformance,
+            backend,
+            $factory,
+            [
+                point_ops,
+                scan_order_and_bounds,
+                batch_semantics,
+                clear_empties_everything,
+                persistence_across_reopen,
+                concurrent_readers,
+                random_ops_match_model,
+            ]
+        );
+    };
+}
+
+/// Generates one `#[test]` per [`store`] conformance function (every PeerBook rule).
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_group!(
+            store_conformance,
+            store,
+            $factory,
+            [
+                store_and_get_round_trip,
+                update_existing_peer_rewrites_indexes,
+                remove_peer,
+                invalid_input_changes_nothing,
+                quality_score_rows,
+                reconnection_score_rows,
+                reconnection_candidates_ranking_and_filters,
+                query_peers_sorting_and_filters,
+                update_last_seen_resets_attempts,
+                blacklist_after_failed_attempts,
+                connection_quality_partial_update,
+                cleanup_stale_peers_rules,
+                needs_cleanup_rules,
+                cleanup_lru_removes_least_recently_seen,
+                quota_max_peers,
+                quota_max_bytes,
+                eviction_when_asked,
+                storage_stats,
+                secrets_sealed_and_bound_to_peer,
+                wrong_key_refused_at_open,
+                rotate_key_keeps_every_secret,
+                export_import_round_trip,
+                import_is_all_or_nothing,
+                import_refuses_other_key_and_bad_documents,
+                clear_all,
+                corrupt_record_reported_skipped_and_repaired,
+                verify_finds_index_damage_and_repair_fixes_it,
+                schema_version_too_new_refused,
+                book_persists_across_reopen,
+                concurrent_updates_lose_nothing,
+            ]
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_group {
+    ($module:ident, $group:ident, $factory:expr, [$($name:ident),* $(,)?]) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let factory = $factory;
+                    $crate::conformance::$group::$name(&factory);
+                }
+            )*
+        }
+    };
+}

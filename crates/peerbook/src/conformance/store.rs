@@ -1,0 +1,1 @@
+//! Conformance tests of every PeerBook operation and design rule (being written).
