@@ -2,21 +2,29 @@
 //!
 //! Enabled by the cargo feature `conformance`. Every backend crate of this workspace
 //! calls the whole kit from its own tests, and a third party's backend can do the
-//! same: implement [`Factory`] for your engine and invoke [`conformance_tests!`]
-//! (crate::conformance_tests) in a test file:
+//! same: implement [`Factory`] for your engine and invoke [`conformance_tests!`](crate::conformance_tests)
+//! in a test file:
 //!
-//! ```ignore
+//! ```
 //! use peerbook::conformance::Factory;
+//! use peerbook::MemoryBackend;
 //!
-//! struct MyFactory { /* temp dirs */ }
+//! /// Fresh storage on every `create` (keep temp dirs alive in the factory),
+//! /// the same storage again on `reopen`.
+//! struct MyFactory;
+//!
 //! impl Factory for MyFactory {
-//!     type Backend = MyBackend;
-//!     fn create(&self) -> MyBackend { /* open on a fresh temp dir */ }
-//!     fn reopen(&self, b: MyBackend) -> MyBackend { /* drop b, open its dir again */ }
+//!     type Backend = MemoryBackend; // your engine's backend type
+//!     fn create(&self) -> MemoryBackend {
+//!         MemoryBackend::new()
+//!     }
+//!     fn reopen(&self, backend: MemoryBackend) -> MemoryBackend {
+//!         backend // drop it and open the same directory again
+//!     }
 //! }
-//! fn factory() -> MyFactory { MyFactory { /* ... */ } }
 //!
-//! peerbook::conformance_tests!(factory());
+//! peerbook::conformance_tests!(MyFactory);
+//! # fn main() {}
 //! ```
 //!
 //! The functions are grouped by what they test:
@@ -116,8 +124,9 @@ impl Rng {
 /// The expression is evaluated anew in each test; it may name items of the calling
 /// module.
 ///
-/// ```ignore
+/// ```
 /// peerbook::conformance_tests!(peerbook::conformance::MemoryFactory);
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {

@@ -1,0 +1,598 @@
+//! Secrets at rest: the master key, the zeroizing [`Secret`] type, and AES-256-GCM
+//! sealing of shared secrets and TURN credentials.
+//!
+//! - The 256-bit [`MasterKey`] is never stored with the data: it lives in a key file
+//!   (created `0600` with create-new, refused when group or others may read it) kept
+//!   outside the data directory, or comes from the application's own keyring as bytes.
+//! - Every seal draws a fresh random 96-bit nonce. The associated data is a domain tag
+//!   (what kind of secret) followed by the peer id, so a sealed secret copied onto
+//!   another peer, or used as another kind of secret, fails to open.
+//! - Plaintext lives only in [`Secret`], which zeroizes its memory on drop and whose
+//!   `Debug` prints a placeholder.
+
+use std::fmt;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Length of a master key in bytes.
+pub const KEY_LEN: usize = 32;
+/// Length of a nonce in bytes.
+pub const NONCE_LEN: usize = 12;
+/// Length of the GCM authentication tag appended to every ciphertext.
+pub const TAG_LEN: usize = 16;
+/// Largest plaintext secret accepted, in bytes.
+pub const MAX_SECRET_LEN: usize = 4096;
+
+/// The 256-bit key that seals every secret of a book.
+///
+/// Its memory is zeroized on drop, and `Debug` never shows it.
+///
+/// ```
+/// use peerbook::MasterKey;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("peerbook.key");
+/// let key = MasterKey::load_or_create(&path).unwrap();     // created 0600
+/// let again = MasterKey::load(&path).unwrap();
+/// assert_eq!(format!("{key:?}"), "MasterKey([redacted])");
+/// # let _ = again;
+/// ```
+#[derive(Clone)]
+pub struct MasterKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
+impl MasterKey {
+    /// A new random key from the operating system's generator.
+    pub fn generate() -> Result<Self> {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        getrandom::getrandom(bytes.as_mut()).map_err(|e| Error::Io {
+            path: "<os random source>".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        Ok(MasterKey(bytes))
+    }
+
+    /// A key from 32 bytes the application holds (e.g. from its own keyring).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        MasterKey(Zeroizing::new(bytes))
+    }
+
+    /// A key from a byte slice, which must be exactly 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let array: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
+            Error::invalid(
+                "master_key",
+                format!("must be exactly {KEY_LEN} bytes, got {}", bytes.len()),
+            )
+        })?;
+        Ok(Self::from_bytes(array))
+    }
+
+    /// Read a key file: exactly 32 raw bytes, a regular file that neither group nor
+    /// others can read (on Unix).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        check_key_file_meta(path, &meta)?;
+        if meta.len() != KEY_LEN as u64 {
+            return Err(Error::Corrupted {
+                what: "key file",
+                location: path.display().to_string(),
+                detail: format!("must hold exactly {KEY_LEN} bytes, holds {}", meta.len()),
+            });
+        }
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        (&file).read_exact(bytes.as_mut()).map_err(io)?;
+        Ok(MasterKey(bytes))
+    }
+
+    /// Create a new key file holding a fresh random key: created with create-new (an
+    /// existing file is never overwritten), mode `0600`, synced to disk with its
+    /// directory entry.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let key = Self::generate()?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(io)?;
+        file.write_all(key.0.as_ref()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(dir).map_err(|source| Error::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        Ok(key)
+    }
+
+    /// [`load`](Self::load) the key file if it exists, else [`create`](Self::create) it.
+    pub fn load_or_create(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        match fs::symlink_metadata(path) {
+            Ok(_) => Self::load(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
+            Err(source) => Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+fn check_key_file_meta(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    if !meta.is_file() {
+        return Err(Error::InsecureKeyFile {
+            path: path.to_path_buf(),
+            reason: "not a regular file".into(),
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::InsecureKeyFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "mode {mode:04o} lets group or others access it; run `chmod 600` on it"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A plaintext secret (a shared secret or a TURN credential).
+///
+/// Zeroized on drop; `Debug` prints `Secret([redacted])`; no `Display`, no serde.
+///
+/// ```
+/// use peerbook::Secret;
+/// let s = Secret::from("hunter2");
+/// assert_eq!(s.expose(), b"hunter2");
+/// assert_eq!(format!("{s:?}"), "Secret([redacted])");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    /// Wrap plaintext bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(Zeroizing::new(bytes))
+    }
+
+    /// The plaintext bytes. Keep the borrow short.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The plaintext as UTF-8, when it is.
+    pub fn expose_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret::new(s.as_bytes().to_vec())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret::new(s.into_bytes())
+    }
+}
+
+impl From<Vec<u8>> for Secret {
+    fn from(v: Vec<u8>) -> Self {
+        Secret::new(v)
+    }
+}
+
+/// A secret sealed with AES-256-GCM: a 96-bit nonce and the ciphertext with its tag.
+///
+/// In JSON (exports) it is one base64 string of nonce + ciphertext; in the binary
+/// record encoding, a byte string. `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    bytes: Vec<u8>,
+}
+
+impl SealedSecret {
+    /// Parse stored bytes (nonce + ciphertext + tag).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.len() < NONCE_LEN + TAG_LEN {
+            return Err(format!(
+                "sealed secret of {} bytes is shorter than nonce + tag",
+                bytes.len()
+            ));
+        }
+        if bytes.len() > NONCE_LEN + TAG_LEN + MAX_SECRET_LEN {
+            return Err(format!(
+                "sealed secret of {} bytes is longer than allowed",
+                bytes.len()
+            ));
+        }
+        Ok(SealedSecret { bytes })
+    }
+
+    /// The stored bytes: nonce, then ciphertext and tag.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn nonce(&self) -> &[u8] {
+        &self.bytes[..NONCE_LEN]
+    }
+
+    fn ciphertext(&self) -> &[u8] {
+        &self.bytes[NONCE_LEN..]
+    }
+}
+
+impl fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SealedSecret({} bytes)", self.bytes.len())
+    }
+}
+
+impl Serialize for SealedSecret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.bytes))
+        } else {
+            serializer.serialize_bytes(&self.bytes)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SealedSecret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let bytes = if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            base64::engine::general_purpose::STANDARD
+                .decode(text.as_bytes())
+                .map_err(|e| D::Error::custom(format!("sealed secret is not base64: {e}")))?
+        } else {
+            serde_bytes_vec(deserializer)?
+        };
+        SealedSecret::from_bytes(bytes).map_err(D::Error::custom)
+    }
+}
+
+fn serde_bytes_vec<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("bytes")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+    deserializer.deserialize_bytes(V)
+}
+
+/// What a sealed value is; part of the associated data, so one kind never opens as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SecretKind {
+    SharedSecret,
+    IceCredential,
+    KeyCheck,
+}
+
+impl SecretKind {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            SecretKind::SharedSecret => b"peerbook/v1/shared-secret",
+            SecretKind::IceCredential => b"peerbook/v1/ice-credential",
+            SecretKind::KeyCheck => b"peerbook/v1/key-check",
+        }
+    }
+}
+
+/// The constant sealed into meta so a wrong key is caught at open.
+const KEY_CHECK_PLAINTEXT: &[u8] = b"peerbook key check";
+
+/// Seals and opens secrets under one master key.
+pub(crate) struct Cipher {
+    aead: Aes256Gcm,
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Cipher([redacted])")
+    }
+}
+
+fn associated_data(kind: SecretKind, peer_id: &str) -> Vec<u8> {
+    let tag = kind.tag();
+    let mut aad = Vec::with_capacity(tag.len() + 1 + peer_id.len());
+    aad.extend_from_slice(tag);
+    aad.push(0);
+    aad.extend_from_slice(peer_id.as_bytes());
+    aad
+}
+
+/// Opening failed: wrong key, wrong peer, wrong kind, or tampered bytes (GCM cannot tell which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpenFailed;
+
+impl Cipher {
+    pub(crate) fn new(key: &MasterKey) -> Self {
+        Cipher {
+            aead: Aes256Gcm::new(key.bytes().into()),
+        }
+    }
+
+    pub(crate) fn seal(
+        &self,
+        kind: SecretKind,
+        peer_id: &str,
+        plaintext: &[u8],
+    ) -> Result<SealedSecret> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce).map_err(|e| Error::Io {
+            path: "<os random source>".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let aad = associated_data(kind, peer_id);
+        let ciphertext = self
+            .aead
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| Error::invalid("secret", "could not be sealed (too long)"))?;
+        let mut bytes = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&ciphertext);
+        Ok(SealedSecret { bytes })
+    }
+
+    pub(crate) fn open(
+        &self,
+        kind: SecretKind,
+        peer_id: &str,
+        sealed: &SealedSecret,
+    ) -> Result<Secret, OpenFailed> {
+        let aad = associated_data(kind, peer_id);
+        self.aead
+            .decrypt(
+                Nonce::from_slice(sealed.nonce()),
+                Payload {
+                    msg: sealed.ciphertext(),
+                    aad: &aad,
+                },
+            )
+            .map(Secret::new)
+            .map_err(|_| OpenFailed)
+    }
+
+    pub(crate) fn key_check(&self) -> Result<SealedSecret> {
+        self.seal(SecretKind::KeyCheck, "", KEY_CHECK_PLAINTEXT)
+    }
+
+    /// True when `sealed` is a key check made under this cipher's key.
+    pub(crate) fn verify_key_check(&self, sealed: &SealedSecret) -> bool {
+        matches!(self.open(SecretKind::KeyCheck, "", sealed), Ok(s) if s.expose() == KEY_CHECK_PLAINTEXT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> MasterKey {
+        MasterKey::from_bytes([b; KEY_LEN])
+    }
+
+    #[test]
+    fn seal_open_round_trip_with_fresh_nonces() {
+        let c = Cipher::new(&key(1));
+        let a = c
+            .seal(SecretKind::SharedSecret, "alice", b"s3cret")
+            .unwrap();
+        let b = c
+            .seal(SecretKind::SharedSecret, "alice", b"s3cret")
+            .unwrap();
+        assert_ne!(a.nonce(), b.nonce(), "every seal draws a new nonce");
+        assert_ne!(a, b);
+        assert_eq!(
+            c.open(SecretKind::SharedSecret, "alice", &a)
+                .unwrap()
+                .expose(),
+            b"s3cret"
+        );
+        assert_eq!(a.as_bytes().len(), NONCE_LEN + 6 + TAG_LEN);
+    }
+
+    #[test]
+    fn wrong_peer_kind_key_or_tampering_fail() {
+        let c = Cipher::new(&key(1));
+        let sealed = c
+            .seal(SecretKind::SharedSecret, "alice", b"s3cret")
+            .unwrap();
+        assert_eq!(
+            c.open(SecretKind::SharedSecret, "bob", &sealed),
+            Err(OpenFailed)
+        );
+        assert_eq!(
+            c.open(SecretKind::SharedSecret, "alicex", &sealed),
+            Err(OpenFailed)
+        );
+        assert_eq!(
+            c.open(SecretKind::IceCredential, "alice", &sealed),
+            Err(OpenFailed)
+        );
+        assert_eq!(
+            Cipher::new(&key(2)).open(SecretKind::SharedSecret, "alice", &sealed),
+            Err(OpenFailed)
+        );
+        for i in 0..sealed.as_bytes().len() {
+            let mut bytes = sealed.as_bytes().to_vec();
+            bytes[i] ^= 0x01;
+            let tampered = SealedSecret::from_bytes(bytes).unwrap();
+            assert_eq!(
+                c.open(SecretKind::SharedSecret, "alice", &tampered),
+                Err(OpenFailed),
+                "bit flip at {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_check_tells_keys_apart() {
+        let check = Cipher::new(&key(1)).key_check().unwrap();
+        assert!(Cipher::new(&key(1)).verify_key_check(&check));
+        assert!(!Cipher::new(&key(2)).verify_key_check(&check));
+    }
+
+    #[test]
+    fn sealed_secret_rejects_bad_lengths_and_serializes_both_ways() {
+        assert!(SealedSecret::from_bytes(vec![0; NONCE_LEN + TAG_LEN - 1]).is_err());
+        assert!(
+            SealedSecret::from_bytes(vec![0; NONCE_LEN + TAG_LEN + MAX_SECRET_LEN + 1]).is_err()
+        );
+        let s = Cipher::new(&key(3))
+            .seal(SecretKind::SharedSecret, "p", b"x")
+            .unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.starts_with('"'), "JSON form is a base64 string");
+        assert_eq!(serde_json::from_str::<SealedSecret>(&json).unwrap(), s);
+        let bin = postcard::to_stdvec(&s).unwrap();
+        assert_eq!(postcard::from_bytes::<SealedSecret>(&bin).unwrap(), s);
+        assert!(serde_json::from_str::<SealedSecret>("\"not base64!\"").is_err());
+        assert_eq!(
+            format!("{s:?}"),
+            format!("SealedSecret({} bytes)", s.as_bytes().len())
+        );
+    }
+
+    #[test]
+    fn key_files_are_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let created = MasterKey::create(&path).unwrap();
+        assert_eq!(MasterKey::load(&path).unwrap().bytes(), created.bytes());
+        assert!(
+            matches!(MasterKey::create(&path), Err(Error::Io { .. })),
+            "create-new refuses an existing file"
+        );
+        assert_eq!(
+            MasterKey::load(&path).unwrap().bytes(),
+            created.bytes(),
+            "existing key untouched"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+            let err = MasterKey::load(&path).unwrap_err();
+            assert!(matches!(err, Error::InsecureKeyFile { .. }), "{err}");
+            assert!(err.to_string().contains("chmod 600"));
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o604)).unwrap();
+            assert!(matches!(
+                MasterKey::load(&path),
+                Err(Error::InsecureKeyFile { .. })
+            ));
+        }
+        let short = dir.path().join("short");
+        fs::write(&short, [1u8; 5]).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&short, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(matches!(
+            MasterKey::load(&short),
+            Err(Error::Corrupted { .. })
+        ));
+        assert!(matches!(
+            MasterKey::load(dir.path().join("missing")),
+            Err(Error::Io { .. })
+        ));
+        assert!(MasterKey::from_slice(&[0; 31]).is_err());
+        assert!(MasterKey::from_slice(&[0; 32]).is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let k = MasterKey::from_bytes([0xAB; KEY_LEN]);
+        let s = Secret::from("topsecretvalue");
+        assert!(!format!("{k:?}").contains("ab"));
+        assert!(!format!("{k:?}{s:?}").contains("topsecret"));
+        assert!(!format!("{:?}", Cipher::new(&k)).contains("171"));
+    }
+}

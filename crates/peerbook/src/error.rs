@@ -1,0 +1,146 @@
+//! The store's one error type.
+//!
+//! Every failure of a [`PeerBook`](crate::PeerBook) operation is an [`Error`]: typed,
+//! with a message that names what went wrong and where, and never a secret. An
+//! operation that returns an error has changed nothing.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::backend::BackendError;
+
+/// A shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which limit a store would have exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quota {
+    /// `max_peers`: the number of peers in the book.
+    Peers {
+        /// The configured limit.
+        limit: u64,
+    },
+    /// `max_bytes`: the sum of encoded record sizes.
+    Bytes {
+        /// The configured limit.
+        limit: u64,
+        /// The size the write would have reached.
+        needed: u64,
+    },
+}
+
+impl fmt::Display for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quota::Peers { limit } => write!(f, "the book already holds max_peers = {limit} peers"),
+            Quota::Bytes { limit, needed } => {
+                write!(
+                    f,
+                    "records would take {needed} bytes, over max_bytes = {limit}"
+                )
+            }
+        }
+    }
+}
+
+/// Everything that can go wrong in peerbook.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An input broke a rule; `field` names the input, `rule` says what is allowed.
+    #[error("invalid {field}: {rule}")]
+    InvalidInput {
+        /// The field (or argument) at fault, e.g. `"peer_id"` or `"ice_servers[1].urls[0]"`.
+        field: String,
+        /// The rule it broke, e.g. `"at most 128 bytes"`.
+        rule: String,
+    },
+    /// No peer with this id is in the book.
+    #[error("peer not found: {peer_id}")]
+    NotFound {
+        /// The id asked for (validated, printable ASCII).
+        peer_id: String,
+    },
+    /// Storing would exceed a limit of the book and eviction is off.
+    #[error("quota exceeded: {0}; remove peers (cleanup_lru) or enable eviction")]
+    QuotaExceeded(Quota),
+    /// Stored data failed to decode or check; `what` failed at `location`.
+    #[error("corrupted {what} at {location}: {detail}")]
+    Corrupted {
+        /// What kind of data (e.g. `"peer record"`, `"meta counters"`).
+        what: &'static str,
+        /// Where (a peer id, a key, a space).
+        location: String,
+        /// Why it was rejected.
+        detail: String,
+    },
+    /// The master key does not open this book's data.
+    #[error("wrong key: the master key does not open this book's sealed data")]
+    WrongKey,
+    /// The key file can be read by group or others, or is not a regular file.
+    #[error("insecure key file {path}: {reason}")]
+    InsecureKeyFile {
+        /// The key file's path.
+        path: PathBuf,
+        /// What is wrong, with a hint (e.g. "mode 0644 is group/other readable; chmod 600").
+        reason: String,
+    },
+    /// The store was written by a newer peerbook.
+    #[error("schema version {found} is newer than this peerbook supports ({supported}); upgrade peerbook")]
+    SchemaTooNew {
+        /// The version found in the store.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// Another handle holds the store's lock.
+    #[error("store is locked: {0}")]
+    Locked(String),
+    /// The storage engine failed.
+    #[error(transparent)]
+    Backend(BackendError),
+    /// An I/O error outside the backend (key files).
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl From<BackendError> for Error {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::Locked(msg) => Error::Locked(msg),
+            other => Error::Backend(other),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+
+    /// A short, stable name of the variant (`"invalid_input"`, `"not_found"`, ...),
+    /// handy to compare errors across backends and in logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::NotFound { .. } => "not_found",
+            Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::Corrupted { .. } => "corrupted",
+            Error::WrongKey => "wrong_key",
+            Error::InsecureKeyFile { .. } => "insecure_key_file",
+            Error::SchemaTooNew { .. } => "schema_too_new",
+            Error::Locked(_) => "locked",
+            Error::Backend(_) => "backend",
+            Error::Io { .. } => "io",
+        }
+    }
+}

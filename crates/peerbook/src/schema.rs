@@ -1,0 +1,780 @@
+//! The record schema: [`PeerRecord`] and its parts, [`NewPeer`] (the seed's
+//! `createPeerData`), the validation rules of every field, display-name sanitizing,
+//! and the stored encoding (a format byte + a postcard body).
+//!
+//! | field | rule |
+//! |---|---|
+//! | `peer_id` | 1..=128 bytes of printable ASCII, no whitespace |
+//! | `display_name` | sanitized: control and bidi-override chars removed, whitespace collapsed, trimmed, at most 64 chars |
+//! | `public_key` | at most 4 KiB |
+//! | `ice_servers` | at most 8, each with 1..=4 urls of scheme `stun:`, `stuns:`, `turn:`, `turns:` |
+//! | `cached_candidates` | at most 32, each at most 512 bytes, no control chars |
+//! | `connection_quality` | `success_rate` finite in 0..=1, `successful_connections <= total_connections` |
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{SealedSecret, Secret, MAX_SECRET_LEN};
+use crate::error::{Error, Result};
+
+/// Longest peer id, in bytes.
+pub const MAX_PEER_ID_LEN: usize = 128;
+/// Longest display name after sanitizing, in chars.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 64;
+/// Longest public key, in bytes.
+pub const MAX_PUBLIC_KEY_LEN: usize = 4096;
+/// Most ICE servers per peer.
+pub const MAX_ICE_SERVERS: usize = 8;
+/// Most urls per ICE server.
+pub const MAX_ICE_URLS: usize = 4;
+/// Longest ICE url, in bytes.
+pub const MAX_ICE_URL_LEN: usize = 512;
+/// Longest TURN username, in bytes.
+pub const MAX_USERNAME_LEN: usize = 256;
+/// Most cached ICE candidates per peer.
+pub const MAX_CANDIDATES: usize = 32;
+/// Longest cached candidate, in bytes.
+pub const MAX_CANDIDATE_LEN: usize = 512;
+
+/// The format byte that starts every stored record of this schema.
+pub const RECORD_FORMAT_V1: u8 = 1;
+
+/// A validated peer id: 1..=128 bytes of printable ASCII, no whitespace.
+///
+/// ```
+/// use peerbook::PeerId;
+/// assert!(PeerId::new("ABC123").is_ok());
+/// assert!(PeerId::new("has space").is_err());
+/// assert!(PeerId::new("").is_err());
+/// ```
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PeerId(String);
+
+impl PeerId {
+    /// Validate `id` as a peer id.
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        match check_peer_id(id.as_bytes()) {
+            Ok(()) => Ok(PeerId(id)),
+            Err(rule) => Err(Error::invalid("peer_id", rule)),
+        }
+    }
+
+    /// Parse stored key bytes as a peer id.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        check_peer_id(bytes).map_err(|rule| Error::invalid("peer_id", rule))?;
+        // check_peer_id admits ASCII only, so this is valid UTF-8
+        Ok(PeerId(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The id as key bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+fn check_peer_id(bytes: &[u8]) -> Result<(), String> {
+    if bytes.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if bytes.len() > MAX_PEER_ID_LEN {
+        return Err(format!(
+            "at most {MAX_PEER_ID_LEN} bytes, got {}",
+            bytes.len()
+        ));
+    }
+    if let Some(pos) = bytes.iter().position(|b| !(0x21..=0x7e).contains(b)) {
+        return Err(format!(
+            "printable ASCII without whitespace only (byte {pos} is not)"
+        ));
+    }
+    Ok(())
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({:?})", self.0)
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for PeerId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        PeerId::new(s)
+    }
+}
+
+impl TryFrom<String> for PeerId {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        PeerId::new(s)
+    }
+}
+
+impl TryFrom<&str> for PeerId {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        PeerId::new(s)
+    }
+}
+
+impl From<PeerId> for String {
+    fn from(id: PeerId) -> String {
+        id.0
+    }
+}
+
+impl AsRef<str> for PeerId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How a connection to the peer was made (the ICE candidate type that won).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionType {
+    /// Direct host candidate.
+    Host,
+    /// Server-reflexive (through NAT, via STUN).
+    Srflx,
+    /// Relayed through TURN.
+    Relay,
+    /// Not known yet.
+    #[default]
+    Unknown,
+}
+
+impl FromStr for ConnectionType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "host" => Ok(ConnectionType::Host),
+            "srflx" => Ok(ConnectionType::Srflx),
+            "relay" => Ok(ConnectionType::Relay),
+            "unknown" => Ok(ConnectionType::Unknown),
+            _ => Err(Error::invalid(
+                "connection_type",
+                "one of host, srflx, relay, unknown",
+            )),
+        }
+    }
+}
+
+/// How good the connections to a peer have been.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionQuality {
+    /// Smoothed round-trip latency in ms, if measured.
+    pub latency_ms: Option<u32>,
+    /// successful / total connections, 0..=1.
+    pub success_rate: f32,
+    /// The candidate type of the last connection.
+    pub connection_type: ConnectionType,
+    /// Connections attempted.
+    pub total_connections: u32,
+    /// Connections that succeeded.
+    pub successful_connections: u32,
+    /// Mean session length over successful sessions, in ms.
+    pub avg_uptime_ms: u64,
+}
+
+impl ConnectionQuality {
+    /// Check the rules: `success_rate` finite in 0..=1, `successful <= total`.
+    pub fn validate(&self) -> Result<()> {
+        if !self.success_rate.is_finite() || !(0.0..=1.0).contains(&self.success_rate) {
+            return Err(Error::invalid(
+                "connection_quality.success_rate",
+                "a finite number in 0..=1",
+            ));
+        }
+        if self.successful_connections > self.total_connections {
+            return Err(Error::invalid(
+                "connection_quality.successful_connections",
+                "at most total_connections",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A STUN/TURN server to reach the peer through, as stored (credential sealed).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// 1..=4 urls of scheme `stun:`, `stuns:`, `turn:` or `turns:`.
+    pub urls: Vec<String>,
+    /// TURN username, if any.
+    pub username: Option<String>,
+    /// TURN credential, sealed like a shared secret.
+    pub credential: Option<SealedSecret>,
+}
+
+/// An ICE server as the application hands it over, with a plaintext credential.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewIceServer {
+    /// 1..=4 urls of scheme `stun:`, `stuns:`, `turn:` or `turns:`.
+    pub urls: Vec<String>,
+    /// TURN username, if any.
+    pub username: Option<String>,
+    /// TURN credential in plaintext; sealed when the peer is created.
+    pub credential: Option<Secret>,
+}
+
+/// Everything the book knows about one peer.
+///
+/// Secrets are sealed: read them with
+/// [`PeerBook::open_shared_secret`](crate::PeerBook::open_shared_secret) and
+/// [`PeerBook::open_ice_credential`](crate::PeerBook::open_ice_credential).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerRecord {
+    /// The peer's id.
+    pub peer_id: PeerId,
+    /// Sanitized display name.
+    pub display_name: String,
+    /// The peer's public key (a JWK or multibase key, opaque to peerbook).
+    pub public_key: String,
+    /// The sealed shared secret, if any.
+    pub shared_secret: Option<SealedSecret>,
+    /// Last contact, ms since the Unix epoch.
+    pub last_seen: u64,
+    /// Last successful connection, ms since the Unix epoch.
+    pub last_connected: u64,
+    /// Last known IP address.
+    pub last_known_ip: Option<IpAddr>,
+    /// STUN/TURN servers to reach the peer.
+    pub ice_servers: Vec<IceServer>,
+    /// ICE candidates from the last connection.
+    pub cached_candidates: Vec<String>,
+    /// Connection statistics.
+    pub connection_quality: ConnectionQuality,
+    /// Failed reconnection attempts since the last success.
+    pub reconnection_attempts: u32,
+    /// Blacklisted until this time (ms), if blacklisted.
+    pub blacklist_until: Option<u64>,
+}
+
+/// A peer as the application describes it when it first connects (the seed's
+/// `createPeerData`), with plaintext secrets that the book seals.
+///
+/// ```
+/// use peerbook::{NewPeer, Secret};
+/// let peer = NewPeer {
+///     peer_id: "ABC123".into(),
+///     display_name: "Alice".into(),
+///     public_key: "{\"kty\":\"EC\"}".into(),
+///     shared_secret: Some(Secret::from("secret-key")),
+///     ..NewPeer::default()
+/// };
+/// assert!(format!("{peer:?}").contains("[redacted]"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NewPeer {
+    /// The peer's id (validated).
+    pub peer_id: String,
+    /// Display name (sanitized).
+    pub display_name: String,
+    /// Public key, at most 4 KiB.
+    pub public_key: String,
+    /// Plaintext shared secret, sealed on store.
+    pub shared_secret: Option<Secret>,
+    /// STUN/TURN servers with plaintext credentials.
+    pub ice_servers: Vec<NewIceServer>,
+    /// ICE candidates.
+    pub cached_candidates: Vec<String>,
+    /// Last known IP address.
+    pub last_known_ip: Option<IpAddr>,
+}
+
+/// Clean a display name: whitespace becomes a space, control and bidi-override
+/// characters are removed, runs of spaces collapse, the ends are trimmed, and the
+/// result is cut at 64 characters.
+///
+/// ```
+/// use peerbook::schema::sanitize_display_name;
+/// assert_eq!(sanitize_display_name("  Al\u{202E}ice\t\n Smith\u{0007} "), "Alice Smith");
+/// assert_eq!(sanitize_display_name(&"x".repeat(100)).len(), 64);
+/// ```
+pub fn sanitize_display_name(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().min(MAX_DISPLAY_NAME_CHARS * 4));
+    let mut chars = 0;
+    let mut pending_space = false;
+    for c in raw.chars() {
+        if c.is_whitespace() {
+            pending_space = chars > 0;
+            continue;
+        }
+        if c.is_control() || is_bidi_control(c) {
+            continue;
+        }
+        if pending_space {
+            if chars + 1 >= MAX_DISPLAY_NAME_CHARS {
+                break;
+            }
+            out.push(' ');
+            chars += 1;
+            pending_space = false;
+        }
+        out.push(c);
+        chars += 1;
+        if chars == MAX_DISPLAY_NAME_CHARS {
+            break;
+        }
+    }
+    out
+}
+
+/// Unicode bidirectional formatting characters (embeddings, overrides, isolates, marks).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() || is_bidi_control(c))
+}
+
+pub(crate) fn validate_public_key(key: &str) -> Result<()> {
+    if key.len() > MAX_PUBLIC_KEY_LEN {
+        return Err(Error::invalid(
+            "public_key",
+            format!("at most {MAX_PUBLIC_KEY_LEN} bytes, got {}", key.len()),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_secret(field: &str, secret: &Secret) -> Result<()> {
+    if secret.is_empty() {
+        return Err(Error::invalid(
+            field,
+            "must not be empty (use None for no secret)",
+        ));
+    }
+    if secret.len() > MAX_SECRET_LEN {
+        return Err(Error::invalid(
+            field,
+            format!("at most {MAX_SECRET_LEN} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_ice_urls(
+    index: usize,
+    urls: &[String],
+    username: Option<&str>,
+) -> Result<()> {
+    if urls.is_empty() || urls.len() > MAX_ICE_URLS {
+        return Err(Error::invalid(
+            format!("ice_servers[{index}].urls"),
+            format!("1..={MAX_ICE_URLS} urls"),
+        ));
+    }
+    for (u, url) in urls.iter().enumerate() {
+        let field = || format!("ice_servers[{index}].urls[{u}]");
+        if url.len() > MAX_ICE_URL_LEN {
+            return Err(Error::invalid(
+                field(),
+                format!("at most {MAX_ICE_URL_LEN} bytes"),
+            ));
+        }
+        let scheme_ok = ["stun:", "stuns:", "turn:", "turns:"]
+            .iter()
+            .any(|s| url.starts_with(s) && url.len() > s.len());
+        if !scheme_ok {
+            return Err(Error::invalid(
+                field(),
+                "must start with stun:, stuns:, turn: or turns: and name a host",
+            ));
+        }
+        if url.chars().any(|c| c.is_whitespace()) || has_control(url) {
+            return Err(Error::invalid(
+                field(),
+                "no whitespace or control characters",
+            ));
+        }
+    }
+    if let Some(name) = username {
+        if name.len() > MAX_USERNAME_LEN || has_control(name) {
+            return Err(Error::invalid(
+                format!("ice_servers[{index}].username"),
+                format!("at most {MAX_USERNAME_LEN} bytes, no control characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_server_count(count: usize) -> Result<()> {
+    if count > MAX_ICE_SERVERS {
+        return Err(Error::invalid(
+            "ice_servers",
+            format!("at most {MAX_ICE_SERVERS} servers, got {count}"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn validate_candidates(candidates: &[String]) -> Result<()> {
+    if candidates.len() > MAX_CANDIDATES {
+        return Err(Error::invalid(
+            "cached_candidates",
+            format!(
+                "at most {MAX_CANDIDATES} candidates, got {}",
+                candidates.len()
+            ),
+        ));
+    }
+    for (i, c) in candidates.iter().enumerate() {
+        if c.len() > MAX_CANDIDATE_LEN || has_control(c) {
+            return Err(Error::invalid(
+                format!("cached_candidates[{i}]"),
+                format!("at most {MAX_CANDIDATE_LEN} bytes, no control characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl PeerRecord {
+    /// Check every field rule except the secrets' seals (which need the book's key).
+    ///
+    /// The display name must already be sanitized ([`sanitize_display_name`] leaves it
+    /// unchanged).
+    pub fn validate(&self) -> Result<()> {
+        if sanitize_display_name(&self.display_name) != self.display_name {
+            return Err(Error::invalid(
+                "display_name",
+                format!("sanitized: no control or bidi characters, single spaces, trimmed, at most {MAX_DISPLAY_NAME_CHARS} chars"),
+            ));
+        }
+        validate_public_key(&self.public_key)?;
+        validate_server_count(self.ice_servers.len())?;
+        for (i, server) in self.ice_servers.iter().enumerate() {
+            validate_ice_urls(i, &server.urls, server.username.as_deref())?;
+        }
+        validate_candidates(&self.cached_candidates)?;
+        self.connection_quality.validate()
+    }
+
+    /// The stored encoding: [`RECORD_FORMAT_V1`] then the postcard body.
+    pub fn encode(&self) -> Vec<u8> {
+        let out = vec![RECORD_FORMAT_V1];
+        // Serializing into a Vec cannot fail for these types (no maps, no unsized
+        // sequences); fall back to an empty body that decode rejects, never a panic.
+        match postcard::to_extend(self, out) {
+            Ok(v) => v,
+            Err(_) => vec![RECORD_FORMAT_V1],
+        }
+    }
+
+    /// Decode stored bytes. Every failure is an error value naming the cause; nothing
+    /// here panics, whatever the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let (&format, body) = bytes
+            .split_first()
+            .ok_or(DecodeError("empty value".into()))?;
+        if format != RECORD_FORMAT_V1 {
+            return Err(DecodeError(format!("unknown record format byte {format}")));
+        }
+        let (record, rest): (PeerRecord, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|e| DecodeError(format!("postcard: {e}")))?;
+        if !rest.is_empty() {
+            return Err(DecodeError(format!("{} trailing bytes", rest.len())));
+        }
+        record.validate().map_err(|e| DecodeError(e.to_string()))?;
+        Ok(record)
+    }
+
+    /// True when the peer is blacklisted at `now` (ms).
+    pub fn is_blacklisted(&self, now: u64) -> bool {
+        self.blacklist_until.is_some_and(|until| until > now)
+    }
+}
+
+/// Why stored bytes failed to decode into a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A partial update of [`ConnectionQuality`]: only the fields that are `Some` change.
+///
+/// The seed passes `{latency, connectionType}` alone while a connection is up:
+///
+/// ```
+/// use peerbook::{ConnectionType, QualityUpdate};
+/// let update = QualityUpdate {
+///     latency_ms: Some(Some(42)),
+///     connection_type: Some(ConnectionType::Host),
+///     ..QualityUpdate::default()
+/// };
+/// # let _ = update;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct QualityUpdate {
+    /// New latency (`Some(None)` forgets it).
+    pub latency_ms: Option<Option<u32>>,
+    /// New success rate.
+    pub success_rate: Option<f32>,
+    /// New connection type.
+    pub connection_type: Option<ConnectionType>,
+    /// New total connection count.
+    pub total_connections: Option<u32>,
+    /// New successful connection count.
+    pub successful_connections: Option<u32>,
+    /// New average uptime.
+    pub avg_uptime_ms: Option<u64>,
+}
+
+impl QualityUpdate {
+    /// Apply to `quality`, giving the updated value (not yet validated).
+    pub fn apply(&self, quality: &ConnectionQuality) -> ConnectionQuality {
+        ConnectionQuality {
+            latency_ms: self.latency_ms.unwrap_or(quality.latency_ms),
+            success_rate: self.success_rate.unwrap_or(quality.success_rate),
+            connection_type: self.connection_type.unwrap_or(quality.connection_type),
+            total_connections: self.total_connections.unwrap_or(quality.total_connections),
+            successful_connections: self
+                .successful_connections
+                .unwrap_or(quality.successful_connections),
+            avg_uptime_ms: self.avg_uptime_ms.unwrap_or(quality.avg_uptime_ms),
+        }
+    }
+}
+
+impl From<ConnectionQuality> for QualityUpdate {
+    /// Replace every field.
+    fn from(q: ConnectionQuality) -> Self {
+        QualityUpdate {
+            latency_ms: Some(q.latency_ms),
+            success_rate: Some(q.success_rate),
+            connection_type: Some(q.connection_type),
+            total_connections: Some(q.total_connections),
+            successful_connections: Some(q.successful_connections),
+            avg_uptime_ms: Some(q.avg_uptime_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> PeerRecord {
+        PeerRecord {
+            peer_id: PeerId::new("peer-1").unwrap(),
+            display_name: "Alice".into(),
+            public_key: "pk".into(),
+            shared_secret: None,
+            last_seen: 5,
+            last_connected: 4,
+            last_known_ip: Some("10.0.0.1".parse().unwrap()),
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:stun.example.org:3478".into()],
+                username: None,
+                credential: None,
+            }],
+            cached_candidates: vec![
+                "candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host".into()
+            ],
+            connection_quality: ConnectionQuality {
+                latency_ms: Some(40),
+                success_rate: 0.5,
+                ..Default::default()
+            },
+            reconnection_attempts: 0,
+            blacklist_until: None,
+        }
+    }
+
+    #[test]
+    fn peer_id_rules() {
+        assert!(PeerId::new("a").is_ok());
+        assert!(PeerId::new("x".repeat(128)).is_ok());
+        for bad in ["", "a b", "tab\t", "new\nline", "caf\u{e9}", "\u{7f}"] {
+            let err = PeerId::new(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidInput { field, .. } if field == "peer_id"),
+                "{bad:?}: {err}"
+            );
+        }
+        let long = PeerId::new("x".repeat(129)).unwrap_err();
+        assert!(long.to_string().contains("at most 128 bytes"), "{long}");
+        assert!(
+            serde_json::from_str::<PeerId>("\"has space\"").is_err(),
+            "deserializing validates"
+        );
+    }
+
+    #[test]
+    fn display_name_sanitizing() {
+        assert_eq!(sanitize_display_name("Alice"), "Alice");
+        assert_eq!(sanitize_display_name("  a   b  "), "a b");
+        assert_eq!(sanitize_display_name("a\u{202E}b\u{2066}c\u{200F}"), "abc");
+        assert_eq!(sanitize_display_name("a\u{0}\u{1b}[31mb"), "a[31mb");
+        assert_eq!(sanitize_display_name("\t\n"), "");
+        let long: String = "é".repeat(70);
+        assert_eq!(sanitize_display_name(&long).chars().count(), 64);
+        // no trailing space when the cut falls on a space
+        let name = format!("{} {}", "a".repeat(63), "b");
+        assert_eq!(sanitize_display_name(&name), "a".repeat(63));
+        for s in ["  x  y ", "\u{202E}", &long, &name] {
+            let once = sanitize_display_name(s);
+            assert_eq!(sanitize_display_name(&once), once, "idempotent");
+        }
+    }
+
+    #[test]
+    fn encode_decode_round_trip_and_garbage() {
+        let r = record();
+        let bytes = r.encode();
+        assert_eq!(bytes[0], RECORD_FORMAT_V1);
+        assert_eq!(PeerRecord::decode(&bytes).unwrap(), r);
+        assert!(PeerRecord::decode(&[]).is_err());
+        assert!(PeerRecord::decode(&[9]).is_err());
+        assert!(PeerRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(PeerRecord::decode(&extra).is_err());
+        for cut in 0..bytes.len() {
+            let _ = PeerRecord::decode(&bytes[..cut]);
+        }
+        let mut rng = 0x1234_5678u64;
+        for _ in 0..2000 {
+            let mut b = bytes.clone();
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let i = (rng as usize) % b.len();
+            b[i] = (rng >> 32) as u8;
+            let _ = PeerRecord::decode(&b); // never panics
+        }
+    }
+
+    #[test]
+    fn record_validation_names_the_field() {
+        type Mutation = Box<dyn Fn(&mut PeerRecord)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            (
+                "display_name",
+                Box::new(|r| r.display_name = " padded".into()),
+            ),
+            ("public_key", Box::new(|r| r.public_key = "k".repeat(4097))),
+            (
+                "ice_servers",
+                Box::new(|r| r.ice_servers = vec![r.ice_servers[0].clone(); 9]),
+            ),
+            (
+                "ice_servers[0].urls",
+                Box::new(|r| r.ice_servers[0].urls = vec![]),
+            ),
+            (
+                "ice_servers[0].urls",
+                Box::new(|r| r.ice_servers[0].urls = vec!["stun:a".into(); 5]),
+            ),
+            (
+                "ice_servers[0].urls[0]",
+                Box::new(|r| r.ice_servers[0].urls = vec!["http://x".into()]),
+            ),
+            (
+                "ice_servers[0].urls[0]",
+                Box::new(|r| r.ice_servers[0].urls = vec!["turn:".into()]),
+            ),
+            (
+                "ice_servers[0].urls[0]",
+                Box::new(|r| r.ice_servers[0].urls = vec!["turn:a b".into()]),
+            ),
+            (
+                "ice_servers[0].username",
+                Box::new(|r| r.ice_servers[0].username = Some("u\n".into())),
+            ),
+            (
+                "cached_candidates",
+                Box::new(|r| r.cached_candidates = vec![String::new(); 33]),
+            ),
+            (
+                "cached_candidates[0]",
+                Box::new(|r| r.cached_candidates = vec!["c".repeat(513)]),
+            ),
+            (
+                "connection_quality.success_rate",
+                Box::new(|r| r.connection_quality.success_rate = f32::NAN),
+            ),
+            (
+                "connection_quality.success_rate",
+                Box::new(|r| r.connection_quality.success_rate = 1.01),
+            ),
+            (
+                "connection_quality.success_rate",
+                Box::new(|r| r.connection_quality.success_rate = -0.1),
+            ),
+            (
+                "connection_quality.successful_connections",
+                Box::new(|r| r.connection_quality.successful_connections = 1),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut r = record();
+            mutate(&mut r);
+            match r.validate() {
+                Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("expected invalid {field}, got {other:?}"),
+            }
+        }
+        let mut ok = record();
+        ok.ice_servers[0].urls = vec![
+            "stun:a".into(),
+            "stuns:b".into(),
+            "turn:c".into(),
+            "turns:d".into(),
+        ];
+        ok.cached_candidates = vec!["c".repeat(512); 32];
+        ok.public_key = "k".repeat(4096);
+        ok.validate().unwrap();
+    }
+
+    #[test]
+    fn quality_update_is_partial() {
+        let q = ConnectionQuality {
+            latency_ms: Some(10),
+            success_rate: 0.5,
+            total_connections: 2,
+            successful_connections: 1,
+            ..Default::default()
+        };
+        let u = QualityUpdate {
+            latency_ms: Some(Some(99)),
+            connection_type: Some(ConnectionType::Relay),
+            ..Default::default()
+        };
+        let out = u.apply(&q);
+        assert_eq!(out.latency_ms, Some(99));
+        assert_eq!(out.connection_type, ConnectionType::Relay);
+        assert_eq!(out.success_rate, 0.5);
+        assert_eq!(out.total_connections, 2);
+        assert_eq!(
+            QualityUpdate::from(q).apply(&ConnectionQuality::default()),
+            q
+        );
+    }
+}

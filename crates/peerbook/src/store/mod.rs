@@ -1,0 +1,849 @@
+//! [`PeerBook`]: the store, over any [`Backend`].
+//!
+//! Every write that touches a peer updates its record, its two index entries and
+//! the counters in ONE atomic batch. Writers are serialized by one mutex, so
+//! read-modify-write operations (`update_last_seen`, ...) are atomic; readers take
+//! no lock of the store and never wait for writers.
+
+use std::fmt;
+use std::ops::{Bound, ControlFlow};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use tracing::{debug, info, warn};
+
+use crate::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
+use crate::crypto::{Cipher, SealedSecret, Secret, SecretKind};
+use crate::error::{Error, Quota, Result};
+use crate::options::{duration_ms, Clock, Options};
+use crate::schema::{
+    sanitize_display_name, validate_candidates, validate_ice_urls, validate_public_key,
+    validate_secret, validate_server_count, IceServer, NewPeer, PeerId, PeerRecord,
+};
+
+mod keys;
+mod maintenance;
+mod query;
+mod transfer;
+
+pub use keys::SCHEMA_VERSION;
+use keys::{Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_SCHEMA_VERSION};
+pub use maintenance::{CorruptEntry, CounterMismatch, RepairReport, StorageStats, VerifyReport};
+pub use query::{Candidate, CandidateQuery, Order, PeerQuery, SortBy};
+pub use transfer::{
+    ExportDocument, ExportOptions, ImportMode, ImportReport, EXPORT_FORMAT, EXPORT_VERSION,
+};
+
+/// What [`PeerBook::store_peer`] accepts: a [`NewPeer`] (plaintext secrets, sealed
+/// on the way in) or a whole [`PeerRecord`] (e.g. one read back and updated).
+#[derive(Debug, Clone)]
+pub enum PeerInput {
+    /// A peer described by the application, as the seed's `createPeerData`.
+    New(NewPeer),
+    /// A full record, stored as given (display name sanitized, seals checked).
+    Record(PeerRecord),
+}
+
+impl From<NewPeer> for PeerInput {
+    fn from(p: NewPeer) -> Self {
+        PeerInput::New(p)
+    }
+}
+
+impl From<PeerRecord> for PeerInput {
+    fn from(r: PeerRecord) -> Self {
+        PeerInput::Record(r)
+    }
+}
+
+/// Retention settings in ms, copied from [`Options`] without the key.
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub max_peers: u64,
+    pub max_bytes: Option<u64>,
+    pub inactive_after_ms: u64,
+    pub failed_attempts: u32,
+    pub blacklist_for_ms: u64,
+    pub cleanup_interval_ms: u64,
+    pub evict_when_full: bool,
+    pub durability: Durability,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A peer book over the backend `B`.
+///
+/// ```
+/// use peerbook::{CandidateQuery, MasterKey, MemoryBackend, NewPeer, Options, PeerBook, Secret};
+///
+/// let book = PeerBook::open(MemoryBackend::new(), Options::new(MasterKey::generate()?))?;
+/// book.store_peer(NewPeer {
+///     peer_id: "ABC123".into(),
+///     display_name: "Alice".into(),
+///     public_key: "{\"kty\":\"EC\"}".into(),
+///     shared_secret: Some(Secret::from("secret-key")),
+///     ..NewPeer::default()
+/// })?;
+///
+/// let candidates = book.get_reconnection_candidates(&CandidateQuery::default())?;
+/// assert_eq!(candidates[0].peer.peer_id.as_str(), "ABC123");
+/// let secret = book.open_shared_secret(&candidates[0].peer)?.expect("has a secret");
+/// assert_eq!(secret.expose(), b"secret-key");
+/// # Ok::<(), peerbook::Error>(())
+/// ```
+pub struct PeerBook<B: Backend> {
+    backend: B,
+    settings: Settings,
+    cipher: RwLock<Arc<Cipher>>,
+    writer: Mutex<Counters>,
+}
+
+impl<B: Backend> fmt::Debug for PeerBook<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerBook")
+            .field("engine", &self.backend.engine_name())
+            .field("max_peers", &self.settings.max_peers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record as found in the peers space (short-lived, so its size does not matter).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Existing {
+    Decoded { record: PeerRecord, len: u64 },
+    Corrupt { len: u64, detail: String },
+}
+
+impl Existing {
+    fn len(&self) -> u64 {
+        match self {
+            Existing::Decoded { len, .. } | Existing::Corrupt { len, .. } => *len,
+        }
+    }
+}
+
+/// A batch being built under the writer lock, with the counters it will leave.
+pub(crate) struct Txn {
+    pub batch: WriteBatch,
+    pub counters: Counters,
+}
+
+impl<B: Backend> PeerBook<B> {
+    /// Open a book on `backend`: a new backend is initialized; an existing one is
+    /// checked (schema version, key check, counters) and migrated if older.
+    ///
+    /// Fails with [`Error::WrongKey`] when `options.key` is not the book's key,
+    /// [`Error::SchemaTooNew`] when a newer peerbook wrote it, and
+    /// [`Error::InvalidInput`] for unusable options.
+    pub fn open(backend: B, options: Options) -> Result<Self> {
+        if options.max_peers == 0 {
+            return Err(Error::invalid("max_peers", "at least 1"));
+        }
+        if options.failed_attempts == 0 {
+            return Err(Error::invalid("failed_attempts", "at least 1"));
+        }
+        if options.max_bytes == Some(0) {
+            return Err(Error::invalid("max_bytes", "at least 1 when set"));
+        }
+        let settings = Settings {
+            max_peers: options.max_peers,
+            max_bytes: options.max_bytes,
+            inactive_after_ms: duration_ms(options.inactive_after),
+            failed_attempts: options.failed_attempts,
+            blacklist_for_ms: duration_ms(options.blacklist_for),
+            cleanup_interval_ms: duration_ms(options.cleanup_interval),
+            evict_when_full: options.evict_when_full,
+            durability: options.durability,
+            clock: options.clock,
+        };
+        let cipher = Cipher::new(&options.key);
+        let book = PeerBook {
+            backend,
+            settings,
+            cipher: RwLock::new(Arc::new(cipher)),
+            writer: Mutex::new(Counters::default()),
+        };
+        book.open_existing_or_init()?;
+        Ok(book)
+    }
+
+    fn open_existing_or_init(&self) -> Result<()> {
+        let mut guard = self.lock();
+        let version = match self.backend.get(Space::Meta, META_SCHEMA_VERSION)? {
+            None => None,
+            Some(bytes) => Some(keys::decode_u32(&bytes).ok_or_else(|| Error::Corrupted {
+                what: "meta",
+                location: "schema_version".into(),
+                detail: format!("expected 4 bytes, found {}", bytes.len()),
+            })?),
+        };
+        match version {
+            None if self.is_space_empty(Space::Peers)? => {
+                self.init_meta(&mut guard)?;
+                info!(
+                    engine = self.backend.engine_name(),
+                    schema = SCHEMA_VERSION,
+                    "peerbook created a new book"
+                );
+                return Ok(());
+            }
+            None => return self.migrate_from(0, &mut guard),
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(Error::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(found) if found < SCHEMA_VERSION => return self.migrate_from(found, &mut guard),
+            Some(_) => {}
+        }
+        self.check_key()?;
+        let counters = match self
+            .backend
+            .get(Space::Meta, META_COUNTERS)?
+            .as_deref()
+            .map(Counters::decode)
+        {
+            Some(Some(c)) => c,
+            _ => {
+                warn!(
+                    engine = self.backend.engine_name(),
+                    "peerbook counters missing or damaged; recounting"
+                );
+                let counted = self.count_peers()?;
+                let mut batch = WriteBatch::new();
+                batch.put(Space::Meta, META_COUNTERS.to_vec(), counted.encode());
+                self.backend.write(batch, self.settings.durability)?;
+                counted
+            }
+        };
+        *guard = counters;
+        info!(
+            engine = self.backend.engine_name(),
+            peers = counters.peers,
+            schema = SCHEMA_VERSION,
+            "peerbook opened"
+        );
+        Ok(())
+    }
+
+    fn check_key(&self) -> Result<()> {
+        let stored = self
+            .backend
+            .get(Space::Meta, META_KEY_CHECK)?
+            .ok_or_else(|| Error::Corrupted {
+                what: "meta",
+                location: "key_check".into(),
+                detail: "missing; the book cannot tell whether this key is right".into(),
+            })?;
+        let sealed = SealedSecret::from_bytes(stored).map_err(|detail| Error::Corrupted {
+            what: "meta",
+            location: "key_check".into(),
+            detail,
+        })?;
+        if !self.cipher().verify_key_check(&sealed) {
+            warn!(
+                engine = self.backend.engine_name(),
+                "peerbook open refused: wrong key"
+            );
+            return Err(Error::WrongKey);
+        }
+        Ok(())
+    }
+
+    /// Bring a store written by an older schema up to [`SCHEMA_VERSION`].
+    ///
+    /// Version 0 is a store holding records but no meta (written before versioning):
+    /// its records are checked, and indexes, counters and the key check are built.
+    fn migrate_from(&self, from: u32, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
+        info!(
+            engine = self.backend.engine_name(),
+            from,
+            to = SCHEMA_VERSION,
+            "peerbook migrating schema"
+        );
+        let report = self.rebuild(guard, false)?;
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Space::Meta,
+            META_KEY_CHECK.to_vec(),
+            self.cipher().key_check()?.as_bytes().to_vec(),
+        );
+        batch.put(
+            Space::Meta,
+            META_SCHEMA_VERSION.to_vec(),
+            SCHEMA_VERSION.to_be_bytes().to_vec(),
+        );
+        self.backend.write(batch, self.settings.durability)?;
+        info!(
+            engine = self.backend.engine_name(),
+            peers = guard.peers,
+            corrupt = report.quarantined,
+            "peerbook migration done"
+        );
+        Ok(())
+    }
+
+    fn init_meta(&self, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Space::Meta,
+            META_SCHEMA_VERSION.to_vec(),
+            SCHEMA_VERSION.to_be_bytes().to_vec(),
+        );
+        batch.put(
+            Space::Meta,
+            META_KEY_CHECK.to_vec(),
+            self.cipher().key_check()?.as_bytes().to_vec(),
+        );
+        batch.put(
+            Space::Meta,
+            META_COUNTERS.to_vec(),
+            Counters::default().encode(),
+        );
+        batch.put(
+            Space::Meta,
+            META_LAST_CLEANUP.to_vec(),
+            self.now().to_be_bytes().to_vec(),
+        );
+        self.backend.write(batch, self.settings.durability)?;
+        **guard = Counters::default();
+        Ok(())
+    }
+
+    /// The backend under this book.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Make every acknowledged write durable (matters with [`Durability::Buffered`]).
+    pub fn flush(&self) -> Result<()> {
+        Ok(self.backend.flush()?)
+    }
+
+    /// Close the book, flushing buffered writes, and hand back the backend.
+    pub fn close(self) -> Result<B> {
+        self.backend.flush()?;
+        Ok(self.backend)
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.settings.clock.now_ms()
+    }
+
+    pub(crate) fn cipher(&self) -> Arc<Cipher> {
+        Arc::clone(&self.cipher.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The writer lock. A panic while holding it cannot leave half a write behind
+    /// (batches are atomic, counters change only after a commit), so a poisoned
+    /// lock is safe to take over.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Counters> {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn is_space_empty(&self, space: Space) -> Result<bool> {
+        let mut empty = true;
+        self.backend
+            .scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
+                empty = false;
+                ControlFlow::Break(())
+            })?;
+        Ok(empty)
+    }
+
+    pub(crate) fn count_peers(&self) -> Result<Counters> {
+        let mut c = Counters::default();
+        self.backend.scan(
+            Space::Peers,
+            KeyRange::all(),
+            Direction::Forward,
+            &mut |_, v| {
+                c.peers += 1;
+                c.bytes += v.len() as u64;
+                ControlFlow::Continue(())
+            },
+        )?;
+        Ok(c)
+    }
+
+    // ----- single-peer operations -------------------------------------------------
+
+    /// Store a peer: a [`NewPeer`] (secrets sealed, `last_seen` = now) or an updated
+    /// [`PeerRecord`]. Replaces any record with the same id. Returns what was stored.
+    ///
+    /// A new peer in a full book fails with [`Error::QuotaExceeded`] unless
+    /// [`Options::evict_when_full`] is set, in which case the least recently seen
+    /// peers make room in the same atomic batch.
+    pub fn store_peer(&self, peer: impl Into<PeerInput>) -> Result<PeerRecord> {
+        let record = match peer.into() {
+            PeerInput::New(new) => self.create_peer(new)?,
+            PeerInput::Record(mut record) => {
+                record.display_name = sanitize_display_name(&record.display_name);
+                record.validate()?;
+                self.check_seals(&record)?;
+                record
+            }
+        };
+        let mut guard = self.lock();
+        let existing = self.load_existing(&record.peer_id)?;
+        let mut txn = Txn {
+            batch: WriteBatch::new(),
+            counters: *guard,
+        };
+        self.write_record(&mut txn, existing, &record)?;
+        self.commit(&mut guard, txn)?;
+        debug!(peer = %record.peer_id, "peer stored");
+        Ok(record)
+    }
+
+    /// Build the record for a [`NewPeer`] without storing it: validate every field,
+    /// sanitize the name, seal the secrets. `last_seen` and `last_connected` are now.
+    pub fn create_peer(&self, new: NewPeer) -> Result<PeerRecord> {
+        let peer_id = PeerId::new(new.peer_id)?;
+        validate_public_key(&new.public_key)?;
+        validate_server_count(new.ice_servers.len())?;
+        for (i, server) in new.ice_servers.iter().enumerate() {
+            validate_ice_urls(i, &server.urls, server.username.as_deref())?;
+            if let Some(c) = &server.credential {
+                validate_secret(&format!("ice_servers[{i}].credential"), c)?;
+            }
+        }
+        validate_candidates(&new.cached_candidates)?;
+        if let Some(s) = &new.shared_secret {
+            validate_secret("shared_secret", s)?;
+        }
+        let cipher = self.cipher();
+        let id = peer_id.as_str();
+        let shared_secret = new
+            .shared_secret
+            .as_ref()
+            .map(|s| cipher.seal(SecretKind::SharedSecret, id, s.expose()))
+            .transpose()?;
+        let ice_servers = new
+            .ice_servers
+            .into_iter()
+            .map(|s| {
+                let credential = s
+                    .credential
+                    .as_ref()
+                    .map(|c| cipher.seal(SecretKind::IceCredential, id, c.expose()))
+                    .transpose()?;
+                Ok(IceServer {
+                    urls: s.urls,
+                    username: s.username,
+                    credential,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let now = self.now();
+        let record = PeerRecord {
+            peer_id,
+            display_name: sanitize_display_name(&new.display_name),
+            public_key: new.public_key,
+            shared_secret,
+            last_seen: now,
+            last_connected: now,
+            last_known_ip: new.last_known_ip,
+            ice_servers,
+            cached_candidates: new.cached_candidates,
+            connection_quality: Default::default(),
+            reconnection_attempts: 0,
+            blacklist_until: None,
+        };
+        record.validate()?;
+        Ok(record)
+    }
+
+    /// Every sealed value of `record` must open under this book's key for this peer.
+    fn check_seals(&self, record: &PeerRecord) -> Result<()> {
+        let cipher = self.cipher();
+        let id = record.peer_id.as_str();
+        let rule = "must be sealed by this book's key for this peer (a sealed secret never moves between peers)";
+        if let Some(s) = &record.shared_secret {
+            cipher
+                .open(SecretKind::SharedSecret, id, s)
+                .map_err(|_| Error::invalid("shared_secret", rule))?;
+        }
+        for (i, server) in record.ice_servers.iter().enumerate() {
+            if let Some(c) = &server.credential {
+                cipher
+                    .open(SecretKind::IceCredential, id, c)
+                    .map_err(|_| Error::invalid(format!("ice_servers[{i}].credential"), rule))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The peer with this id, if stored. A record that fails to decode is
+    /// [`Error::Corrupted`] (remove it with [`remove_peer`](Self::remove_peer) or
+    /// [`repair`](Self::repair)).
+    pub fn get_peer(&self, peer_id: &str) -> Result<Option<PeerRecord>> {
+        let id = PeerId::new(peer_id)?;
+        match self.load_existing(&id)? {
+            None => Ok(None),
+            Some(Existing::Decoded { record, .. }) => Ok(Some(record)),
+            Some(Existing::Corrupt { detail, .. }) => Err(corrupted_record(&id, detail)),
+        }
+    }
+
+    /// Remove a peer (corrupt or not). Returns whether it was there.
+    pub fn remove_peer(&self, peer_id: &str) -> Result<bool> {
+        let id = PeerId::new(peer_id)?;
+        let mut guard = self.lock();
+        let Some(existing) = self.load_existing(&id)? else {
+            return Ok(false);
+        };
+        let mut txn = Txn {
+            batch: WriteBatch::new(),
+            counters: *guard,
+        };
+        self.delete_record(&mut txn, &id, &existing)?;
+        self.commit(&mut guard, txn)?;
+        debug!(peer = %id, "peer removed");
+        Ok(true)
+    }
+
+    /// A successful contact: `last_seen` = `last_connected` = now, attempts reset,
+    /// blacklist cleared. Returns the updated record.
+    pub fn update_last_seen(&self, peer_id: &str) -> Result<PeerRecord> {
+        self.modify(peer_id, |record, now| {
+            record.last_seen = now;
+            record.last_connected = now;
+            record.reconnection_attempts = 0;
+            record.blacklist_until = None;
+            Ok(())
+        })
+    }
+
+    /// A failed reconnection: attempts += 1; at `failed_attempts` or more the peer is
+    /// blacklisted until now + `blacklist_for`. Returns the updated record.
+    pub fn increment_reconnection_attempts(&self, peer_id: &str) -> Result<PeerRecord> {
+        let (limit, quarantine) = (
+            self.settings.failed_attempts,
+            self.settings.blacklist_for_ms,
+        );
+        self.modify(peer_id, |record, now| {
+            record.reconnection_attempts = record.reconnection_attempts.saturating_add(1);
+            if record.reconnection_attempts >= limit {
+                record.blacklist_until = Some(now.saturating_add(quarantine));
+                info!(peer = %record.peer_id, attempts = record.reconnection_attempts, "peer blacklisted");
+            }
+            Ok(())
+        })
+    }
+
+    /// Change only the given fields of the peer's connection quality.
+    pub fn update_connection_quality(
+        &self,
+        peer_id: &str,
+        update: impl Into<crate::QualityUpdate>,
+    ) -> Result<PeerRecord> {
+        let update = update.into();
+        self.modify(peer_id, |record, _| {
+            let quality = update.apply(&record.connection_quality);
+            quality.validate()?;
+            record.connection_quality = quality;
+            Ok(())
+        })
+    }
+
+    /// Open the peer's shared secret, if it has one.
+    pub fn open_shared_secret(&self, record: &PeerRecord) -> Result<Option<Secret>> {
+        let Some(sealed) = &record.shared_secret else {
+            return Ok(None);
+        };
+        self.cipher()
+            .open(SecretKind::SharedSecret, record.peer_id.as_str(), sealed)
+            .map(Some)
+            .map_err(|_| sealed_corrupt(&record.peer_id, "shared_secret"))
+    }
+
+    /// Open the TURN credential of the peer's ICE server at `index`, if it has one.
+    pub fn open_ice_credential(&self, record: &PeerRecord, index: usize) -> Result<Option<Secret>> {
+        let server = record.ice_servers.get(index).ok_or_else(|| {
+            Error::invalid(
+                "index",
+                format!("the peer has {} ice servers", record.ice_servers.len()),
+            )
+        })?;
+        let Some(sealed) = &server.credential else {
+            return Ok(None);
+        };
+        self.cipher()
+            .open(SecretKind::IceCredential, record.peer_id.as_str(), sealed)
+            .map(Some)
+            .map_err(|_| sealed_corrupt(&record.peer_id, "ice credential"))
+    }
+
+    // ----- write plumbing ---------------------------------------------------------
+
+    /// Read-modify-write of one decodable record under the writer lock.
+    fn modify(
+        &self,
+        peer_id: &str,
+        f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,
+    ) -> Result<PeerRecord> {
+        let id = PeerId::new(peer_id)?;
+        let mut guard = self.lock();
+        let now = self.now();
+        let (old, len) = match self.load_existing(&id)? {
+            None => {
+                return Err(Error::NotFound {
+                    peer_id: id.to_string(),
+                })
+            }
+            Some(Existing::Corrupt { detail, .. }) => return Err(corrupted_record(&id, detail)),
+            Some(Existing::Decoded { record, len }) => (record, len),
+        };
+        let mut record = old.clone();
+        f(&mut record, now)?;
+        record.validate()?;
+        let existing = Existing::Decoded { record: old, len };
+        let mut txn = Txn {
+            batch: WriteBatch::new(),
+            counters: *guard,
+        };
+        self.write_record(&mut txn, Some(existing), &record)?;
+        self.commit(&mut guard, txn)?;
+        Ok(record)
+    }
+
+    pub(crate) fn load_existing(&self, id: &PeerId) -> Result<Option<Existing>> {
+        let Some(bytes) = self.backend.get(Space::Peers, id.as_bytes())? else {
+            return Ok(None);
+        };
+        let len = bytes.len() as u64;
+        Ok(Some(match PeerRecord::decode(&bytes) {
+            Ok(record) if record.peer_id == *id => Existing::Decoded { record, len },
+            Ok(record) => {
+                let detail = format!("record names another peer ({})", record.peer_id);
+                warn!(peer = %id, "corrupt peer record found: {detail}");
+                Existing::Corrupt { len, detail }
+            }
+            Err(e) => {
+                warn!(peer = %id, "corrupt peer record found: {e}");
+                Existing::Corrupt { len, detail: e.0 }
+            }
+        }))
+    }
+
+    /// Put `record` (replacing `existing`), with quota checks and eviction.
+    pub(crate) fn write_record(
+        &self,
+        txn: &mut Txn,
+        existing: Option<Existing>,
+        record: &PeerRecord,
+    ) -> Result<()> {
+        let id = &record.peer_id;
+        let encoded = record.encode();
+        let new_len = encoded.len() as u64;
+        let is_new = existing.is_none();
+        if let Some(old) = &existing {
+            self.delete_record(txn, id, old)?;
+        }
+        let fits = |c: &Counters| {
+            let peers_ok = !is_new || c.peers < self.settings.max_peers;
+            let bytes_ok = self
+                .settings
+                .max_bytes
+                .is_none_or(|max| c.bytes + new_len <= max);
+            peers_ok && bytes_ok
+        };
+        if !fits(&txn.counters) {
+            if !self.settings.evict_when_full {
+                return Err(Error::QuotaExceeded(self.quota_hit(
+                    &txn.counters,
+                    is_new,
+                    new_len,
+                )));
+            }
+            let evicted = self.evict_until(txn, id, fits)?;
+            if !fits(&txn.counters) {
+                return Err(Error::QuotaExceeded(self.quota_hit(
+                    &txn.counters,
+                    is_new,
+                    new_len,
+                )));
+            }
+            warn!(evicted, for_peer = %id, "peerbook full: evicted least recently seen peers");
+        }
+        for (space, key) in keys::index_entries(record) {
+            txn.batch.put(space, key, Vec::new());
+        }
+        txn.batch.put(Space::Peers, id.as_bytes().to_vec(), encoded);
+        txn.counters.peers += 1;
+        txn.counters.bytes += new_len;
+        Ok(())
+    }
+
+    fn quota_hit(&self, c: &Counters, is_new: bool, new_len: u64) -> Quota {
+        match self.settings.max_bytes {
+            Some(limit) if !(is_new && c.peers >= self.settings.max_peers) => Quota::Bytes {
+                limit,
+                needed: c.bytes + new_len,
+            },
+            _ => Quota::Peers {
+                limit: self.settings.max_peers,
+            },
+        }
+    }
+
+    /// Delete least recently seen peers (never `keep`) into `txn` until `fits`.
+    fn evict_until(
+        &self,
+        txn: &mut Txn,
+        keep: &PeerId,
+        fits: impl Fn(&Counters) -> bool,
+    ) -> Result<usize> {
+        let mut evicted = 0;
+        let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
+        while !fits(&txn.counters) {
+            let page = self.index_page(
+                Space::ByLastSeen,
+                cursor.clone(),
+                Bound::Unbounded,
+                Direction::Forward,
+                32,
+            )?;
+            if page.is_empty() {
+                break;
+            }
+            for key in &page {
+                if fits(&txn.counters) {
+                    break;
+                }
+                let Some((_, raw_id)) = keys::split_last_seen_key(key) else {
+                    continue;
+                };
+                let Ok(id) = PeerId::from_bytes(raw_id) else {
+                    continue;
+                };
+                if id == *keep
+                    || txn
+                        .batch
+                        .ops()
+                        .iter()
+                        .any(|op| op.space() == Space::Peers && op.key() == id.as_bytes())
+                {
+                    continue;
+                }
+                if let Some(existing) = self.load_existing(&id)? {
+                    self.delete_record(txn, &id, &existing)?;
+                    evicted += 1;
+                }
+            }
+            cursor = Bound::Excluded(page.last().cloned().unwrap_or_default());
+        }
+        Ok(evicted)
+    }
+
+    /// Delete a stored record and its index entries into `txn`.
+    pub(crate) fn delete_record(
+        &self,
+        txn: &mut Txn,
+        id: &PeerId,
+        existing: &Existing,
+    ) -> Result<()> {
+        match existing {
+            Existing::Decoded { record, .. } => {
+                for (space, key) in keys::index_entries(record) {
+                    txn.batch.delete(space, key);
+                }
+            }
+            Existing::Corrupt { .. } => {
+                // The record cannot tell its index keys: find them by their id suffix.
+                for space in [Space::ByLastSeen, Space::ByQuality] {
+                    let width = keys::prefix_width(space);
+                    let mut found = Vec::new();
+                    self.backend.scan(
+                        space,
+                        KeyRange::all(),
+                        Direction::Forward,
+                        &mut |k, _| {
+                            if k.len() == width + id.as_bytes().len()
+                                && &k[width..] == id.as_bytes()
+                            {
+                                found.push(k.to_vec());
+                            }
+                            ControlFlow::Continue(())
+                        },
+                    )?;
+                    for key in found {
+                        txn.batch.delete(space, key);
+                    }
+                }
+            }
+        }
+        txn.batch.delete(Space::Peers, id.as_bytes().to_vec());
+        txn.counters.peers = txn.counters.peers.saturating_sub(1);
+        txn.counters.bytes = txn.counters.bytes.saturating_sub(existing.len());
+        Ok(())
+    }
+
+    /// Write `txn` (with its counters) atomically; on success the in-memory counters follow.
+    pub(crate) fn commit(&self, guard: &mut MutexGuard<'_, Counters>, mut txn: Txn) -> Result<()> {
+        if txn.counters != **guard {
+            txn.batch
+                .put(Space::Meta, META_COUNTERS.to_vec(), txn.counters.encode());
+        }
+        if txn.batch.is_empty() {
+            return Ok(());
+        }
+        self.backend.write(txn.batch, self.settings.durability)?;
+        **guard = txn.counters;
+        Ok(())
+    }
+
+    /// Up to `limit` keys of an index space from `lower`..`upper` in `direction`.
+    ///
+    /// Index walks go page by page and read records between pages, never from inside
+    /// a scan callback: a backend's read lock is never taken twice by one thread.
+    pub(crate) fn index_page(
+        &self,
+        space: Space,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let range = KeyRange {
+            lower: as_ref_bound(&lower),
+            upper: as_ref_bound(&upper),
+        };
+        let mut out = Vec::new();
+        self.backend.scan(space, range, direction, &mut |k, _| {
+            out.push(k.to_vec());
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(out)
+    }
+}
+
+pub(crate) fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+pub(crate) fn corrupted_record(id: &PeerId, detail: String) -> Error {
+    Error::Corrupted {
+        what: "peer record",
+        location: format!("peers/{id}"),
+        detail,
+    }
+}
+
+fn sealed_corrupt(id: &PeerId, what: &str) -> Error {
+    Error::Corrupted {
+        what: "sealed secret",
+        location: format!("peers/{id}"),
+        detail: format!(
+            "the {what} does not open under this book's key (tampered, or moved from another peer)"
+        ),
+    }
+}

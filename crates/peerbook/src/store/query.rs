@@ -1,0 +1,267 @@
+//! Queries: [`PeerBook::query_peers`] and [`PeerBook::get_reconnection_candidates`].
+//!
+//! Sorting by `last_seen` or quality walks the matching index in order and stops at
+//! the limit; `max_age` and `min_quality` become index bounds where the sort key
+//! allows. Records that fail to decode, and index entries that disagree with their
+//! record, are skipped (and reported by [`PeerBook::verify`]).
+
+use std::ops::{Bound, ControlFlow};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+
+use super::{keys, Existing, PeerBook};
+use crate::backend::{Backend, Direction, Space};
+use crate::error::{Error, Result};
+use crate::options::duration_ms;
+use crate::schema::{PeerId, PeerRecord};
+use crate::scoring::{candidate_order, quality_score, reconnection_score, ReconnectionScore};
+
+/// What to sort [`PeerBook::query_peers`] results by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    /// `last_seen`, ties by peer id.
+    #[default]
+    LastSeen,
+    /// The quality score, ties by peer id.
+    Quality,
+    /// The reconnection score, ties by later last_seen then smaller peer id.
+    ReconnectionScore,
+}
+
+/// Sort order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    #[default]
+    Desc,
+}
+
+/// Options of [`PeerBook::query_peers`]; the default returns every peer, most
+/// recently seen first.
+///
+/// ```
+/// use peerbook::{Order, PeerQuery, SortBy};
+/// // High-quality peers, for routing.
+/// let q = PeerQuery { sort_by: SortBy::Quality, order: Order::Desc, limit: Some(5), min_quality: Some(70), ..PeerQuery::default() };
+/// # let _ = q;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PeerQuery {
+    /// Sort key.
+    pub sort_by: SortBy,
+    /// Sort order.
+    pub order: Order,
+    /// At most this many results.
+    pub limit: Option<usize>,
+    /// Only peers seen within this long of now.
+    pub max_age: Option<Duration>,
+    /// Only peers with at least this quality score (0..=100).
+    pub min_quality: Option<u8>,
+}
+
+/// Options of [`PeerBook::get_reconnection_candidates`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CandidateQuery {
+    /// At most this many candidates (default 5).
+    pub limit: usize,
+    /// Only peers seen within this long of now (default: any age).
+    pub max_age: Option<Duration>,
+}
+
+impl Default for CandidateQuery {
+    fn default() -> Self {
+        CandidateQuery {
+            limit: 5,
+            max_age: None,
+        }
+    }
+}
+
+/// A reconnection candidate: the peer and its score with every part.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    /// The peer.
+    pub peer: PeerRecord,
+    /// Its reconnection score at the time of the query.
+    pub score: ReconnectionScore,
+}
+
+const FIRST_PAGE: usize = 16;
+const MAX_PAGE: usize = 1024;
+
+impl<B: Backend> PeerBook<B> {
+    /// Peers matching `query`, sorted and limited as it says.
+    pub fn query_peers(&self, query: &PeerQuery) -> Result<Vec<PeerRecord>> {
+        if let Some(q) = query.min_quality {
+            if q > 100 {
+                return Err(Error::invalid("min_quality", "0..=100"));
+            }
+        }
+        let now = self.now();
+        let cutoff = query
+            .max_age
+            .map(|age| now.saturating_sub(duration_ms(age)));
+        let limit = query.limit.unwrap_or(usize::MAX);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let direction = match query.order {
+            Order::Asc => Direction::Forward,
+            Order::Desc => Direction::Reverse,
+        };
+        let min_quality = query.min_quality.unwrap_or(0);
+        let mut out = Vec::new();
+        match query.sort_by {
+            SortBy::LastSeen => {
+                let lower = cutoff.map_or(Bound::Unbounded, |c| {
+                    Bound::Included(c.to_be_bytes().to_vec())
+                });
+                self.walk_index(Space::ByLastSeen, lower, direction, |record| {
+                    if quality_score(&record.connection_quality) >= min_quality {
+                        out.push(record);
+                    }
+                    if out.len() >= limit {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?;
+            }
+            SortBy::Quality => {
+                let lower = query
+                    .min_quality
+                    .map_or(Bound::Unbounded, |q| Bound::Included(vec![q]));
+                self.walk_index(Space::ByQuality, lower, direction, |record| {
+                    if cutoff.is_none_or(|c| record.last_seen >= c) {
+                        out.push(record);
+                    }
+                    if out.len() >= limit {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?;
+            }
+            SortBy::ReconnectionScore => {
+                let mut scored = self.scored(cutoff, now, |r| {
+                    quality_score(&r.connection_quality) >= min_quality
+                })?;
+                scored.sort_by(|a, b| candidate_order((&a.score, &a.peer), (&b.score, &b.peer)));
+                if query.order == Order::Asc {
+                    scored.reverse();
+                }
+                out = scored.into_iter().take(limit).map(|c| c.peer).collect();
+            }
+        }
+        Ok(out)
+    }
+
+    /// The best peers to reconnect to: not blacklisted, seen within `max_age`,
+    /// ranked by reconnection score (ties: later last_seen, then smaller peer id).
+    pub fn get_reconnection_candidates(&self, query: &CandidateQuery) -> Result<Vec<Candidate>> {
+        let now = self.now();
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let cutoff = query
+            .max_age
+            .map(|age| now.saturating_sub(duration_ms(age)));
+        let mut scored = self.scored(cutoff, now, |r| !r.is_blacklisted(now))?;
+        scored.sort_by(|a, b| candidate_order((&a.score, &a.peer), (&b.score, &b.peer)));
+        scored.truncate(query.limit);
+        Ok(scored)
+    }
+
+    /// Every peer seen at or after `cutoff` that passes `keep`, with its score.
+    fn scored(
+        &self,
+        cutoff: Option<u64>,
+        now: u64,
+        keep: impl Fn(&PeerRecord) -> bool,
+    ) -> Result<Vec<Candidate>> {
+        let lower = cutoff.map_or(Bound::Unbounded, |c| {
+            Bound::Included(c.to_be_bytes().to_vec())
+        });
+        let mut out = Vec::new();
+        self.walk_index(Space::ByLastSeen, lower, Direction::Reverse, |peer| {
+            if keep(&peer) {
+                let score = reconnection_score(&peer, now);
+                out.push(Candidate { peer, score });
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    /// Visit the records an index points to, in index order from `lower` (inclusive
+    /// bound) upward or from the top down to `lower`, page by page. Entries whose
+    /// record is missing, corrupt, or disagrees with the index are skipped.
+    fn walk_index(
+        &self,
+        space: Space,
+        lower: Bound<Vec<u8>>,
+        direction: Direction,
+        mut visit: impl FnMut(PeerRecord) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let (mut lower, mut upper) = (lower, Bound::Unbounded);
+        let mut page_size = FIRST_PAGE;
+        loop {
+            let page =
+                self.index_page(space, lower.clone(), upper.clone(), direction, page_size)?;
+            let full = page.len() == page_size;
+            for key in &page {
+                let Some(record) = self.indexed_record(space, key)? else {
+                    continue;
+                };
+                if visit(record).is_break() {
+                    return Ok(());
+                }
+            }
+            if !full {
+                return Ok(());
+            }
+            let last = page.last().cloned().unwrap_or_default();
+            match direction {
+                Direction::Forward => lower = Bound::Excluded(last),
+                Direction::Reverse => upper = Bound::Excluded(last),
+            }
+            page_size = (page_size * 4).min(MAX_PAGE);
+        }
+    }
+
+    /// The record an index key points to, if it exists, decodes, and agrees.
+    fn indexed_record(&self, space: Space, key: &[u8]) -> Result<Option<PeerRecord>> {
+        let (value, raw_id) = match space {
+            Space::ByLastSeen => match keys::split_last_seen_key(key) {
+                Some((ts, id)) => (ts, id),
+                None => return Ok(None),
+            },
+            _ => match keys::split_quality_key(key) {
+                Some((q, id)) => (u64::from(q), id),
+                None => return Ok(None),
+            },
+        };
+        let Ok(id) = PeerId::from_bytes(raw_id) else {
+            return Ok(None);
+        };
+        let Some(Existing::Decoded { record, .. }) = self.load_existing(&id)? else {
+            debug!(peer = %id, index = %space, "index entry without a readable record skipped");
+            return Ok(None);
+        };
+        let actual = match space {
+            Space::ByLastSeen => record.last_seen,
+            _ => u64::from(quality_score(&record.connection_quality)),
+        };
+        if actual != value {
+            debug!(peer = %id, index = %space, "stale index entry skipped");
+            return Ok(None);
+        }
+        Ok(Some(record))
+    }
+}
