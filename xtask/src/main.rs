@@ -1,1 +1,188 @@
-fn main() {}
+//! `cargo xtask`: the single entry point for the project's checks and jobs.
+//!
+//! - `cargo xtask ci`: every check CI runs, in order, stopping at the first failure,
+//!   with how long each step took.
+//! - `cargo xtask bench [--quick|--full]`: the comparative benchmark report.
+//! - `cargo xtask long [crash|model]`: the long versions of the randomized tests.
+//!
+//! Only the standard library: the tool must build in seconds on a fresh clone.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+/// The commands README.md must show, exactly: the main job and the tests.
+const README_COMMANDS: [&str; 2] = ["cargo xtask bench", "cargo xtask ci"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        Some("long") => long(&args[1..]),
+        Some("check-readme") => check_readme().map(|()| println!("README.md shows {README_COMMANDS:?}")),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{}", usage());
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{}", usage())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: cargo xtask <command>\n\
+     \n\
+     commands:\n  \
+       ci                 fmt, clippy, tests, docs, bench smoke, README check (what CI runs)\n  \
+       bench [--quick]    the comparative benchmark report (target/peerbook-bench/report.md)\n  \
+       long [crash|model] long runs of the randomized crash and model tests\n  \
+       check-readme       check README.md shows the two set-up commands\n"
+        .to_string()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().map_err(|e| format!("could not start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed with {status}"))
+    }
+}
+
+struct Step {
+    name: &'static str,
+    took: Duration,
+    ok: bool,
+}
+
+fn ci() -> Result<(), String> {
+    let steps: Vec<(&'static str, Box<dyn Fn() -> Result<(), String>>)> = vec![
+        ("fmt", Box::new(|| run(cargo().args(["fmt", "--all", "--check"])))),
+        (
+            "clippy",
+            Box::new(|| run(cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))),
+        ),
+        ("tests", Box::new(|| run(cargo().args(["test", "--workspace", "--all-features"])))),
+        (
+            "docs",
+            Box::new(|| run(cargo().args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))),
+        ),
+        ("bench smoke", Box::new(bench_smoke)),
+        ("readme", Box::new(check_readme)),
+    ];
+    let mut done: Vec<Step> = Vec::new();
+    let total = Instant::now();
+    let mut failure = None;
+    for (name, step) in &steps {
+        println!("\n==> xtask ci: {name}");
+        let start = Instant::now();
+        let result = step();
+        done.push(Step { name, took: start.elapsed(), ok: result.is_ok() });
+        if let Err(e) = result {
+            failure = Some(format!("step `{name}` failed: {e}"));
+            break;
+        }
+    }
+    println!("\n==> xtask ci summary");
+    for s in &done {
+        println!("  {:<12} {:>8.1}s  {}", s.name, s.took.as_secs_f64(), if s.ok { "ok" } else { "FAILED" });
+    }
+    for (name, _) in steps.iter().skip(done.len()) {
+        println!("  {name:<12}        -  not run");
+    }
+    println!("  {:<12} {:>8.1}s", "total", total.elapsed().as_secs_f64());
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Benches compiled and run once each in test mode (criterion runs every
+/// benchmark a single time), in the test profile so nothing is built twice.
+fn bench_smoke() -> Result<(), String> {
+    if !root().join("benches").is_dir() {
+        println!("no benches/ yet: nothing to smoke-test");
+        return Ok(());
+    }
+    run(cargo().args(["test", "-p", "peerbook-suite", "--benches"]))
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mode = match args.first().map(String::as_str) {
+        None => "default",
+        Some("--quick") => "quick",
+        Some("--full") => "full",
+        Some(other) => return Err(format!("unknown bench option `{other}` (use --quick or --full)")),
+    };
+    if !root().join("benches").is_dir() {
+        println!(
+            "peerbook bench ({mode}): the comparative benchmark suite is not built yet.\n\
+             It will run the same workloads on the memory, LMDB, RocksDB and file backends\n\
+             plus raw-engine and SQLite baselines, and write target/peerbook-bench/report.md."
+        );
+        return Ok(());
+    }
+    run(cargo().args(["bench", "-p", "peerbook-suite"]).env("PEERBOOK_BENCH_MODE", mode))
+}
+
+fn long(args: &[String]) -> Result<(), String> {
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--release", "--all-features"]);
+    match which {
+        "crash" => {
+            cmd.env("PEERBOOK_CRASH_POINTS", "10000");
+        }
+        "model" => {
+            cmd.env("PROPTEST_CASES", "5000");
+        }
+        "all" => {
+            cmd.env("PEERBOOK_CRASH_POINTS", "10000").env("PROPTEST_CASES", "5000");
+        }
+        other => return Err(format!("unknown long run `{other}` (use crash or model)")),
+    }
+    run(&mut cmd)
+}
+
+/// README.md must hold exactly the two set-up commands, and this tool must offer them.
+fn check_readme() -> Result<(), String> {
+    let text = std::fs::read_to_string(root().join("README.md")).map_err(|e| format!("README.md: {e}"))?;
+    let mut shown: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("cargo xtask "))
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    shown.sort();
+    shown.dedup();
+    let expected: Vec<String> = README_COMMANDS.iter().map(|s| s.to_string()).collect();
+    if shown != expected {
+        return Err(format!("README.md shows {shown:?} as commands; it must show exactly {expected:?}"));
+    }
+    for cmd in README_COMMANDS {
+        let sub = cmd.rsplit(' ').next().unwrap_or_default();
+        if !usage().contains(&format!("  {sub} ")) {
+            return Err(format!("xtask does not offer `{cmd}`"));
+        }
+    }
+    Ok(())
+}
