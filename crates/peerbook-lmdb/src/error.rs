@@ -1,0 +1,129 @@
+//! Translation of heed and LMDB errors into [`BackendError`].
+
+use std::io;
+use std::path::Path;
+
+use heed::MdbError;
+use peerbook::backend::BackendError;
+
+/// The engine name used in every [`BackendError::Engine`] of this crate.
+pub(crate) const ENGINE: &str = "lmdb";
+
+/// An [`BackendError::Engine`] with `message`.
+pub(crate) fn engine(message: impl Into<String>) -> BackendError {
+    BackendError::Engine {
+        engine: ENGINE,
+        message: message.into(),
+    }
+}
+
+/// Maps any heed error met while working on the environment at `dir`.
+///
+/// `MDB_MAP_FULL` becomes [`BackendError::Full`] here; the write path intercepts it
+/// before, to grow the map, and only lets it through once the map is at its cap.
+pub(crate) fn from_heed(err: heed::Error, dir: &Path) -> BackendError {
+    match err {
+        heed::Error::Io(e) => from_io(e, dir),
+        heed::Error::Mdb(e) => from_mdb(e, dir),
+        heed::Error::Encoding(e) => engine(format!("encoding a key or value: {e}")),
+        heed::Error::Decoding(e) => engine(format!("decoding a key or value: {e}")),
+        heed::Error::EnvAlreadyOpened => BackendError::Locked(format!(
+            "the LMDB environment at {} is already open in this process",
+            dir.display()
+        )),
+    }
+}
+
+fn from_mdb(err: MdbError, dir: &Path) -> BackendError {
+    let at = dir.display();
+    match err {
+        MdbError::MapFull => BackendError::Full(format!("the LMDB map at {at} is full ({err})")),
+        MdbError::Corrupted | MdbError::PageNotFound | MdbError::Invalid => {
+            BackendError::Corrupted(format!("LMDB environment at {at}: {err}"))
+        }
+        MdbError::VersionMismatch => engine(format!(
+            "{err}: {at} was written by an incompatible LMDB version"
+        )),
+        MdbError::Panic => engine(format!(
+            "{err}: the environment at {at} had a fatal error; close and reopen it"
+        )),
+        MdbError::ReadersFull => engine(format!(
+            "{err}: too many reads at once; raise LmdbOptions::max_readers"
+        )),
+        MdbError::TxnFull => engine(format!(
+            "{err}: the batch is too large for one LMDB transaction; split it"
+        )),
+        MdbError::BadValSize => engine(format!(
+            "{err}: LMDB refuses empty keys, keys over its maximum key size, and values over 4 GiB"
+        )),
+        MdbError::Other(code) => from_io(io::Error::from_raw_os_error(code), dir),
+        other => engine(format!("{other} (at {at})")),
+    }
+}
+
+/// Maps an I/O error: a full disk or quota is [`BackendError::Full`], the rest stays
+/// [`BackendError::Io`].
+pub(crate) fn from_io(err: io::Error, dir: &Path) -> BackendError {
+    match err.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => BackendError::Full(format!(
+            "no space left for the LMDB environment at {}: {err}",
+            dir.display()
+        )),
+        _ => BackendError::Io(err),
+    }
+}
+
+/// Maps an error met while opening the environment: a lock conflict reported by LMDB
+/// itself (another program holding `lock.mdb`) is [`BackendError::Locked`].
+pub(crate) fn from_heed_at_open(err: heed::Error, dir: &Path) -> BackendError {
+    match err {
+        heed::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock => BackendError::Locked(
+            format!("LMDB's lock file in {} is held: {e}", dir.display()),
+        ),
+        other => from_heed(other, dir),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_of_each_kind() {
+        let dir = Path::new("/some/book");
+        assert!(matches!(
+            from_heed(heed::Error::Mdb(MdbError::MapFull), dir),
+            BackendError::Full(_)
+        ));
+        for e in [
+            MdbError::Corrupted,
+            MdbError::PageNotFound,
+            MdbError::Invalid,
+        ] {
+            match from_heed(heed::Error::Mdb(e), dir) {
+                BackendError::Corrupted(m) => assert!(m.contains("/some/book"), "{m}"),
+                other => panic!("{e:?} mapped to {other:?}"),
+            }
+        }
+        assert!(matches!(
+            from_heed(heed::Error::EnvAlreadyOpened, dir),
+            BackendError::Locked(m) if m.contains("/some/book")
+        ));
+        assert!(matches!(
+            from_heed(heed::Error::Mdb(MdbError::ReadersFull), dir),
+            BackendError::Engine { engine: "lmdb", .. }
+        ));
+        assert!(matches!(
+            from_heed(heed::Error::Io(io::ErrorKind::StorageFull.into()), dir),
+            BackendError::Full(_)
+        ));
+        assert!(matches!(
+            from_heed(heed::Error::Io(io::ErrorKind::PermissionDenied.into()), dir),
+            BackendError::Io(_)
+        ));
+        assert!(matches!(
+            from_heed_at_open(heed::Error::Io(io::ErrorKind::WouldBlock.into()), dir),
+            BackendError::Locked(_)
+        ));
+    }
+}

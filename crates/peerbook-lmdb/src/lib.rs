@@ -1,0 +1,124 @@
+//! An LMDB storage backend for [`peerbook`], through the [`heed`] bindings.
+//!
+//! [`LmdbBackend`] implements [`peerbook::backend::Backend`] over one LMDB
+//! environment in a directory of its own:
+//!
+//! ```
+//! use peerbook::backend::{Backend, Durability, Space, WriteBatch};
+//! use peerbook_lmdb::{LmdbBackend, LmdbOptions};
+//!
+//! # fn main() -> Result<(), peerbook::backend::BackendError> {
+//! # let dir = tempfile::tempdir()?;
+//! let backend = LmdbBackend::open(dir.path().join("peers"), LmdbOptions::default())?;
+//! let mut batch = WriteBatch::new();
+//! batch.put(Space::Peers, b"alice".to_vec(), b"record".to_vec());
+//! batch.put(Space::Meta, b"count".to_vec(), b"1".to_vec());
+//! backend.write(batch, Durability::Sync)?;
+//! assert_eq!(backend.engine_name(), "lmdb");
+//! # Ok(()) }
+//! ```
+//!
+//! # When to choose LMDB
+//!
+//! - **Reads are the fast path.** The data file is memory-mapped: a `get` or `scan`
+//!   reads straight from the OS page cache, with no copy into a user-space cache and
+//!   no decompression. Point reads and short ordered scans, which is what a peer book
+//!   does most, are as cheap as they get on disk.
+//! - **Many readers, never blocked.** Readers see a consistent snapshot (MVCC) and
+//!   never wait for the writer, nor the writer for them; a scan sees exactly one
+//!   committed state, never half a batch.
+//! - **Small and predictable.** No background compaction or write amplification to
+//!   tune, a single data file, crash-safe by design (copy-on-write B+tree, no log to
+//!   replay).
+//!
+//! Prefer another backend when:
+//!
+//! - **writes dominate.** LMDB has a single writer (this backend also serializes them)
+//!   and copies every touched page on commit; an LSM engine such as RocksDB absorbs
+//!   heavy write streams better.
+//! - **the directory is on a network filesystem** (NFS, SMB): LMDB's locking and
+//!   memory map need a local filesystem.
+//! - **disk space must shrink after deletes**: `data.mdb` never shrinks (freed pages
+//!   are reused, not returned to the filesystem).
+//!
+//! # How the trait maps onto LMDB
+//!
+//! | trait | LMDB |
+//! |---|---|
+//! | one [`Space`](peerbook::backend::Space) | one named database, called [`Space::name`](peerbook::backend::Space::name) |
+//! | [`write`](peerbook::backend::Backend::write) | one write transaction per batch: all or nothing |
+//! | [`get`](peerbook::backend::Backend::get), [`scan`](peerbook::backend::Backend::scan) | one read transaction (`MDB_NOTLS`: not tied to a thread, so any thread may read, many at once) |
+//! | [`clear`](peerbook::backend::Backend::clear) | every database emptied in one write transaction |
+//! | [`disk_usage`](peerbook::backend::Backend::disk_usage) | allocated size of `data.mdb`, `lock.mdb` and `LOCK` |
+//!
+//! ## Durability
+//!
+//! The environment runs with `MDB_NOMETASYNC` (by default) and the backend adds the
+//! syncs each write asks for:
+//!
+//! - [`Durability::Sync`](peerbook::backend::Durability::Sync): the commit syncs its data
+//!   pages and writes the meta page, then the backend calls `mdb_env_sync(force)`, so the
+//!   batch is on disk when `write` returns (two `fdatasync`, as plain LMDB does).
+//! - [`Durability::Buffered`](peerbook::backend::Durability::Buffered): the commit syncs
+//!   its data pages only; the meta page that makes it current reaches the disk with the
+//!   next commit, [`flush`](peerbook::backend::Backend::flush) (which calls
+//!   `mdb_env_sync(force)`) or when the backend is dropped. A process crash loses
+//!   nothing; a power loss may undo the last buffered commit, never more, and never
+//!   damages the file.
+//!
+//! If the sync after a `Sync` commit fails, `write` returns the error; the batch is
+//! then committed and visible, but whether it reached the disk is unknown (as after any
+//! failed `fsync`).
+//!
+//! Why not `MDB_NOSYNC`, which skips even the data sync? Because LMDB then keeps its
+//! integrity across a power loss only on filesystems that preserve write order; on
+//! others the meta page may reach the disk before the pages it points to, and the book
+//! is corrupted, not merely behind. That trade-off is available, opt-in, as
+//! [`LmdbOptions::buffered_no_sync`].
+//!
+//! ## Map size and growth
+//!
+//! LMDB maps the data file into memory with a fixed-size map and fails a write that
+//! does not fit with `MDB_MAP_FULL`. This backend starts with a small map
+//! ([`LmdbOptions::initial_map_size`], 16 MiB by default; on reopen at least twice the
+//! data file) and, on `MDB_MAP_FULL`, aborts the transaction, doubles the map and
+//! retries the whole batch, until [`LmdbOptions::max_map_size`] (1 GiB by default).
+//! A batch that does not fit even then fails with
+//! [`BackendError::Full`](peerbook::backend::BackendError::Full) and changes nothing.
+//!
+//! Resizing is only sound while no transaction is open in the process. Every read and
+//! write transaction holds a shared lock for its lifetime; the resize takes it
+//! exclusively, so it waits for running reads to finish (new reads wait for it). A
+//! consequence: a scan visitor must not write to the same backend (that write is
+//! refused with an engine error rather than risking a deadlock); reads from a visitor
+//! are fine.
+//!
+//! ## Locking
+//!
+//! [`LmdbBackend::open`] takes an exclusive OS lock on the `LOCK` file of the
+//! directory before LMDB opens anything; a second open of the same directory, from
+//! this process or another, fails at once with
+//! [`BackendError::Locked`](peerbook::backend::BackendError::Locked) naming the path.
+//! The lock is released when the backend is dropped, after the environment closed, and
+//! by the OS if the process dies.
+//!
+//! ## Errors
+//!
+//! Nothing panics on bad input or engine failure. `MDB_MAP_FULL` at the cap, a full
+//! disk or quota map to `Full`; `MDB_CORRUPTED`, `MDB_PAGE_NOTFOUND` and
+//! `MDB_INVALID` to `Corrupted`; OS errors to `Io`; everything else (too many readers,
+//! keys LMDB cannot store: empty, or over 511 bytes) to `Engine { engine: "lmdb", .. }`.
+
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+mod backend;
+mod error;
+mod lock;
+mod options;
+
+pub use backend::LmdbBackend;
+pub use options::{
+    LmdbOptions, DEFAULT_INITIAL_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, DEFAULT_MAX_READERS, MIN_MAP_SIZE,
+};
