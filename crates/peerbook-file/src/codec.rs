@@ -1,0 +1,628 @@
+//! Byte-level encoding of file headers, frames and batch bodies (see the crate docs
+//! for the layout). Every decoder here works on a byte slice already in memory,
+//! checks each length against the bytes that remain before using it, never
+//! pre-allocates from a length it read, and reports damage as a `String` reason
+//! instead of panicking.
+
+use peerbook::backend::Space;
+
+use crate::crc::{crc32c, crc32c_append};
+
+/// Current on-disk format version, in both file headers.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Length of a file header (log and snapshot).
+pub(crate) const FILE_HEADER_LEN: usize = 24;
+/// Length of a frame header.
+pub(crate) const FRAME_HEADER_LEN: usize = 20;
+/// Largest frame body accepted, written or read (1 GiB).
+pub(crate) const MAX_FRAME_BODY: usize = 1 << 30;
+
+/// Op tags inside a batch body.
+const OP_PUT: u8 = 1;
+const OP_DELETE: u8 = 2;
+const OP_CLEAR: u8 = 3;
+const OP_END: u8 = 4;
+
+/// Which of the two file kinds a header belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Log,
+    Snapshot,
+}
+
+impl FileKind {
+    pub(crate) const fn magic(self) -> &'static [u8; 8] {
+        match self {
+            FileKind::Log => b"PBOOKLOG",
+            FileKind::Snapshot => b"PBOOKSNP",
+        }
+    }
+
+    pub(crate) const fn noun(self) -> &'static str {
+        match self {
+            FileKind::Log => "log",
+            FileKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// The 24-byte header of a file of `kind` for `generation`.
+pub(crate) fn encode_file_header(kind: FileKind, generation: u64) -> [u8; FILE_HEADER_LEN] {
+    let mut h = [0u8; FILE_HEADER_LEN];
+    h[0..8].copy_from_slice(kind.magic());
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[12..20].copy_from_slice(&generation.to_le_bytes());
+    let crc = crc32c(&h[0..20]);
+    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Check the header at the start of `data` for a file of `kind` and `generation`.
+pub(crate) fn check_file_header(
+    kind: FileKind,
+    data: &[u8],
+    generation: u64,
+) -> Result<(), String> {
+    let magic = kind.magic();
+    let n = data.len().min(magic.len());
+    if data[..n] != magic[..n] {
+        return Err(format!(
+            "bad magic {:02x?} (expected {:?}): not a peerbook-file {} file",
+            &data[..n],
+            String::from_utf8_lossy(magic),
+            kind.noun()
+        ));
+    }
+    if data.len() < FILE_HEADER_LEN {
+        return Err(format!(
+            "truncated header: the file has {} bytes, a header needs {FILE_HEADER_LEN}",
+            data.len()
+        ));
+    }
+    let version = le_u32(data, 8);
+    let crc_ok = le_u32(data, 20) == crc32c(&data[0..20]);
+    if version > FORMAT_VERSION {
+        let damaged = if crc_ok {
+            ""
+        } else {
+            " (the header checksum fails too: the header may be damaged)"
+        };
+        return Err(format!(
+            "format version {version} is newer than the newest this build reads \
+             ({FORMAT_VERSION}): open it with a newer peerbook-file{damaged}"
+        ));
+    }
+    if !crc_ok {
+        return Err("header checksum mismatch".into());
+    }
+    if version == 0 {
+        return Err("invalid format version 0".into());
+    }
+    let found = le_u64(data, 12);
+    if found != generation {
+        return Err(format!(
+            "header names generation {found}, the file name generation {generation}"
+        ));
+    }
+    Ok(())
+}
+
+/// The CRC seed of a frame header: the CRC-32C of the generation's 8 LE bytes, so a
+/// frame of one generation never validates inside a file of another.
+pub(crate) fn frame_seed(generation: u64) -> u32 {
+    crc32c(&generation.to_le_bytes())
+}
+
+/// One whole frame: header + `body`.
+pub(crate) fn encode_frame(seed: u32, synced_to: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEADER_LEN + body.len());
+    // body.len() <= MAX_FRAME_BODY is checked by the encoders; saturate anyway.
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&synced_to.to_le_bytes());
+    out.extend_from_slice(&crc32c(body).to_le_bytes());
+    let head_crc = crc32c_append(seed, &out[0..16]);
+    out.extend_from_slice(&head_crc.to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A frame that decoded with both checksums valid.
+#[derive(Debug)]
+pub(crate) struct Frame<'a> {
+    /// The `synced_to` field: the file length the writer knew durable when it
+    /// appended this frame.
+    pub(crate) synced_to: u64,
+    /// The body bytes.
+    pub(crate) body: &'a [u8],
+    /// Offset just past the frame.
+    pub(crate) end: usize,
+}
+
+/// Read the frame at `off` of `data`. `Err` says why the bytes there are not a
+/// valid frame (short, bad header checksum, bad length, body past EOF, bad body
+/// checksum).
+pub(crate) fn read_frame(data: &[u8], off: usize, seed: u32) -> Result<Frame<'_>, String> {
+    let left = data.len().saturating_sub(off);
+    if left < FRAME_HEADER_LEN {
+        return Err(format!(
+            "only {left} bytes left, a frame header needs {FRAME_HEADER_LEN}"
+        ));
+    }
+    let h = &data[off..off + FRAME_HEADER_LEN];
+    if le_u32(h, 16) != crc32c_append(seed, &h[0..16]) {
+        return Err("frame header checksum mismatch".into());
+    }
+    let len = le_u32(h, 0) as usize;
+    if len == 0 || len > MAX_FRAME_BODY {
+        return Err(format!("frame body length {len} out of range"));
+    }
+    let body_start = off + FRAME_HEADER_LEN;
+    if len > data.len() - body_start {
+        return Err(format!(
+            "frame body of {len} bytes runs past the end of the file ({} bytes left)",
+            data.len() - body_start
+        ));
+    }
+    let body = &data[body_start..body_start + len];
+    if le_u32(h, 12) != crc32c(body) {
+        return Err("frame body checksum mismatch".into());
+    }
+    Ok(Frame {
+        synced_to: le_u64(h, 4),
+        body,
+        end: body_start + len,
+    })
+}
+
+/// What lies after a bad frame: see [`scan_after`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// A valid frame at this offset has `synced_to` greater than the bad frame's
+    /// offset: it was appended after a sync had made the bad frame's bytes durable,
+    /// so the bad frame is damage to synced data, not a torn write.
+    Witness(usize),
+    /// No witness; this many valid frames (all unsynced when written) follow.
+    Torn { valid_frames_after: u64 },
+}
+
+/// Scan every offset after a bad frame at `bad_off` for valid frames, looking for
+/// a witness (see [`After::Witness`]).
+pub(crate) fn scan_after(data: &[u8], bad_off: usize, seed: u32) -> After {
+    let mut valid = 0u64;
+    let mut p = bad_off + 1;
+    while p + FRAME_HEADER_LEN <= data.len() {
+        let h = &data[p..p + FRAME_HEADER_LEN];
+        let len = le_u32(h, 0) as usize;
+        // Cheap filters first; the checksums decide.
+        if len != 0 && len <= MAX_FRAME_BODY && len <= data.len() - p - FRAME_HEADER_LEN {
+            if let Ok(frame) = read_frame(data, p, seed) {
+                if frame.synced_to > bad_off as u64 && frame.synced_to <= p as u64 {
+                    return After::Witness(p);
+                }
+                valid += 1;
+                p = frame.end;
+                continue;
+            }
+        }
+        p += 1;
+    }
+    After::Torn {
+        valid_frames_after: valid,
+    }
+}
+
+/// One operation of a batch body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LogOp {
+    /// Insert or replace.
+    Put {
+        space: Space,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// Remove a key.
+    Delete { space: Space, key: Vec<u8> },
+    /// Empty every space.
+    Clear,
+    /// Snapshot only: the end of the snapshot, with its number of entries.
+    End { entries: u64 },
+}
+
+/// Builds a batch body: `varint op count` then the ops.
+#[derive(Debug, Default)]
+pub(crate) struct BodyEncoder {
+    ops: Vec<u8>,
+    count: u64,
+}
+
+impl BodyEncoder {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn put(&mut self, space: Space, key: &[u8], value: &[u8]) {
+        self.ops.push(OP_PUT);
+        self.ops.push(space.index() as u8);
+        put_bytes(&mut self.ops, key);
+        put_bytes(&mut self.ops, value);
+        self.count += 1;
+    }
+
+    pub(crate) fn delete(&mut self, space: Space, key: &[u8]) {
+        self.ops.push(OP_DELETE);
+        self.ops.push(space.index() as u8);
+        put_bytes(&mut self.ops, key);
+        self.count += 1;
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.ops.push(OP_CLEAR);
+        self.count += 1;
+    }
+
+    pub(crate) fn end(&mut self, entries: u64) {
+        self.ops.push(OP_END);
+        put_varint(&mut self.ops, entries);
+        self.count += 1;
+    }
+
+    /// Number of ops so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Bytes of ops so far (without the count prefix).
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// The finished body, or `Err(size)` when it exceeds [`MAX_FRAME_BODY`].
+    pub(crate) fn finish(self) -> Result<Vec<u8>, usize> {
+        let mut out = Vec::with_capacity(self.ops.len() + 10);
+        put_varint(&mut out, self.count);
+        out.extend_from_slice(&self.ops);
+        if out.len() > MAX_FRAME_BODY {
+            return Err(out.len());
+        }
+        Ok(out)
+    }
+}
+
+/// Bytes one entry takes in a snapshot body (op tag, space, two lengths, key, value).
+pub(crate) fn entry_size(key_len: usize, value_len: usize) -> u64 {
+    (2 + varint_len(key_len as u64) + key_len + varint_len(value_len as u64) + value_len) as u64
+}
+
+/// Decode a batch body. Never panics, never allocates more than the bytes present.
+pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, String> {
+    let mut r = Reader { data: body, pos: 0 };
+    let count = r.varint("op count")?;
+    if count == 0 {
+        return Err("empty batch (op count 0)".into());
+    }
+    // Each op takes at least one byte: a count beyond the remaining bytes is damage.
+    if count > r.remaining() as u64 {
+        return Err(format!(
+            "op count {count} exceeds the {} bytes of the body",
+            r.remaining()
+        ));
+    }
+    let mut ops = Vec::new();
+    for i in 0..count {
+        let at = r.pos;
+        let tag = r.byte("op tag")?;
+        let op = match tag {
+            OP_PUT => {
+                let space = r.space()?;
+                let key = r.bytes("key")?;
+                let value = r.bytes("value")?;
+                LogOp::Put { space, key, value }
+            }
+            OP_DELETE => {
+                let space = r.space()?;
+                let key = r.bytes("key")?;
+                LogOp::Delete { space, key }
+            }
+            OP_CLEAR => LogOp::Clear,
+            OP_END => LogOp::End {
+                entries: r.varint("entry count")?,
+            },
+            other => return Err(format!("op {i} at body byte {at}: unknown op tag {other}")),
+        };
+        ops.push(op);
+    }
+    if r.remaining() != 0 {
+        return Err(format!(
+            "{} trailing bytes after the last op",
+            r.remaining()
+        ));
+    }
+    Ok(ops)
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.data.len() - self.pos
+    }
+
+    fn byte(&mut self, what: &str) -> Result<u8, String> {
+        let b = *self
+            .data
+            .get(self.pos)
+            .ok_or_else(|| format!("body ends inside {what} (byte {})", self.pos))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self, what: &str) -> Result<u64, String> {
+        let start = self.pos;
+        let mut value = 0u64;
+        for i in 0..10 {
+            let b = self.byte(what)?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && b > 1 {
+                return Err(format!(
+                    "{what} at body byte {start}: varint overflows 64 bits"
+                ));
+            }
+            value |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!(
+            "{what} at body byte {start}: varint longer than 10 bytes"
+        ))
+    }
+
+    fn space(&mut self) -> Result<Space, String> {
+        let at = self.pos;
+        let tag = self.byte("space tag")?;
+        Space::from_index(tag as usize)
+            .ok_or_else(|| format!("unknown space tag {tag} at body byte {at}"))
+    }
+
+    fn bytes(&mut self, what: &str) -> Result<Vec<u8>, String> {
+        let at = self.pos;
+        let len = self.varint(what)?;
+        if len > self.remaining() as u64 {
+            return Err(format!(
+                "{what} length {len} at body byte {at} exceeds the {} bytes left",
+                self.remaining()
+            ));
+        }
+        let len = len as usize;
+        let out = self.data[self.pos..self.pos + len].to_vec();
+        self.pos += len;
+        Ok(out)
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Little-endian u32 at `at`; callers guarantee `at + 4 <= data.len()`.
+fn le_u32(data: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&data[at..at + 4]);
+    u32::from_le_bytes(b)
+}
+
+/// Little-endian u64 at `at`; callers guarantee `at + 8 <= data.len()`.
+fn le_u64(data: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&data[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Xs(u64);
+    impl Xs {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, v);
+            assert_eq!(buf.len(), varint_len(v));
+            let mut r = Reader { data: &buf, pos: 0 };
+            assert_eq!(r.varint("v").unwrap(), v);
+            assert_eq!(r.remaining(), 0);
+        }
+        // 11 continuation bytes, and a 10th byte carrying bits past 64.
+        let mut r = Reader {
+            data: &[0xff; 11],
+            pos: 0,
+        };
+        assert!(r.varint("v").is_err());
+        let mut bad = vec![0xff; 9];
+        bad.push(0x02);
+        let mut r = Reader { data: &bad, pos: 0 };
+        assert!(r.varint("v").is_err());
+    }
+
+    #[test]
+    fn body_round_trip() {
+        let mut e = BodyEncoder::new();
+        e.put(Space::Peers, b"k", b"v");
+        e.delete(Space::Meta, b"");
+        e.clear();
+        e.put(Space::ByQuality, &[0xff; 200], &[]);
+        e.end(7);
+        let body = e.finish().unwrap();
+        let ops = decode_body(&body).unwrap();
+        assert_eq!(
+            ops,
+            vec![
+                LogOp::Put {
+                    space: Space::Peers,
+                    key: b"k".to_vec(),
+                    value: b"v".to_vec()
+                },
+                LogOp::Delete {
+                    space: Space::Meta,
+                    key: Vec::new()
+                },
+                LogOp::Clear,
+                LogOp::Put {
+                    space: Space::ByQuality,
+                    key: vec![0xff; 200],
+                    value: Vec::new()
+                },
+                LogOp::End { entries: 7 },
+            ]
+        );
+        // Every strict prefix and every extension is rejected.
+        for cut in 0..body.len() {
+            assert!(decode_body(&body[..cut]).is_err(), "prefix {cut}");
+        }
+        let mut longer = body.clone();
+        longer.push(0);
+        assert!(decode_body(&longer).is_err());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut rng = Xs(0x1234_5678_9abc_def1);
+        for round in 0..20_000 {
+            let len = (rng.next() % 64) as usize;
+            let mut buf: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            if round % 3 == 0 && !buf.is_empty() {
+                // plausible small op counts and tags make the decoder go deeper
+                buf[0] = (rng.next() % 4) as u8;
+                if buf.len() > 1 {
+                    buf[1] = (rng.next() % 5) as u8;
+                }
+            }
+            let _ = decode_body(&buf);
+            let seed = frame_seed(rng.next() % 3);
+            let _ = read_frame(&buf, (rng.next() % 8) as usize, seed);
+            let _ = scan_after(&buf, 0, seed);
+            let _ = check_file_header(FileKind::Log, &buf, 1);
+        }
+        // Huge declared lengths allocate nothing.
+        let mut huge = Vec::new();
+        put_varint(&mut huge, 1);
+        huge.push(OP_PUT);
+        huge.push(0);
+        put_varint(&mut huge, u64::MAX / 2);
+        assert!(decode_body(&huge).is_err());
+        let mut many = Vec::new();
+        put_varint(&mut many, u64::MAX);
+        assert!(decode_body(&many).is_err());
+    }
+
+    #[test]
+    fn frames_and_headers() {
+        let seed = frame_seed(3);
+        let frame = encode_frame(seed, 24, b"\x01\x03");
+        let f = read_frame(&frame, 0, seed).unwrap();
+        assert_eq!(f.synced_to, 24);
+        assert_eq!(f.body, b"\x01\x03");
+        assert_eq!(f.end, frame.len());
+        assert!(
+            read_frame(&frame, 0, frame_seed(4)).is_err(),
+            "other generation"
+        );
+        for cut in 0..frame.len() {
+            assert!(read_frame(&frame[..cut], 0, seed).is_err());
+        }
+        for bit in 0..frame.len() * 8 {
+            let mut bad = frame.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(read_frame(&bad, 0, seed).is_err(), "bit {bit}");
+        }
+
+        let h = encode_file_header(FileKind::Snapshot, 9);
+        check_file_header(FileKind::Snapshot, &h, 9).unwrap();
+        assert!(check_file_header(FileKind::Snapshot, &h, 8).is_err());
+        assert!(check_file_header(FileKind::Log, &h, 9)
+            .unwrap_err()
+            .contains("magic"));
+        assert!(check_file_header(FileKind::Snapshot, &h[..10], 9)
+            .unwrap_err()
+            .contains("truncated"));
+        let mut newer = h;
+        newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(check_file_header(FileKind::Snapshot, &newer, 9)
+            .unwrap_err()
+            .contains("newer"));
+    }
+
+    #[test]
+    fn witness_search() {
+        let seed = frame_seed(1);
+        let mut log = vec![0u8; FILE_HEADER_LEN];
+        let a = encode_frame(seed, 24, b"\x01\x03");
+        log.extend_from_slice(&a);
+        let b_off = log.len();
+        let b = encode_frame(seed, 24, b"\x01\x03");
+        log.extend_from_slice(&b);
+        // c claims everything up to its own start durable
+        let c_off = log.len();
+        let c = encode_frame(seed, c_off as u64, b"\x01\x03");
+        log.extend_from_slice(&c);
+        assert_eq!(scan_after(&log, 24, seed), After::Witness(c_off));
+        assert_eq!(scan_after(&log, b_off, seed), After::Witness(c_off));
+        assert_eq!(
+            scan_after(&log, c_off, seed),
+            After::Torn {
+                valid_frames_after: 0
+            }
+        );
+        // a frame that claims less than the bad offset is no witness
+        let mut log2 = log[..c_off].to_vec();
+        log2.extend_from_slice(&encode_frame(seed, 24, b"\x01\x03"));
+        assert_eq!(
+            scan_after(&log2, 24, seed),
+            After::Torn {
+                valid_frames_after: 2
+            }
+        );
+    }
+}

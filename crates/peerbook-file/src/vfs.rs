@@ -1,0 +1,195 @@
+//! The file-system seam: every byte [`FileBackend`](crate::FileBackend) reads or
+//! writes goes through a [`Vfs`].
+//!
+//! [`StdFs`] is the real implementation over `std::fs`. Tests substitute their own
+//! (this crate's `testing::SimFs`, feature `testing`, simulates power loss) through
+//! [`FileBackend::open_with_vfs`](crate::FileBackend::open_with_vfs).
+//!
+//! The backend needs very little from a file system, and says exactly what it needs
+//! to be durable:
+//! - files are only ever appended to, truncated (to drop a torn tail) and synced
+//!   ([`VfsFile`]); whole files are read at once ([`Vfs::read`]);
+//! - new files appear only by [`Vfs::rename`] of a synced temporary file, made
+//!   durable by [`Vfs::sync_dir`];
+//! - one advisory lock ([`Vfs::lock`]) guards the directory.
+
+use std::any::Any;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::Path;
+
+/// A file system as the backend sees it. Paths are full paths (the backend joins
+/// its directory with a file name).
+///
+/// Implementations must be `Send + Sync`; the backend calls them from whichever
+/// thread writes, opens or compacts.
+pub trait Vfs: Send + Sync + fmt::Debug {
+    /// Create `dir` and its missing parents; succeed if it exists already.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// Names (not paths) of the entries of `dir`, in any order.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// The whole content of the file at `path`.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Create the file at `path` (truncating it if it exists) and return a handle
+    /// that appends to it.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+
+    /// Open the existing file at `path` for appending.
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+
+    /// Atomically rename `from` to `to` (both in the same directory), replacing `to`.
+    /// Not durable until [`sync_dir`](Vfs::sync_dir) of the directory returns.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Remove the file at `path`.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+
+    /// Make every creation, rename and removal of an entry of `dir` durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Take an exclusive advisory lock on the file at `path` (creating it), held
+    /// until the returned guard drops. Fails with [`io::ErrorKind::WouldBlock`]
+    /// when another holder (this process or another) has it.
+    fn lock(&self, path: &Path) -> io::Result<VfsLock>;
+}
+
+/// An open file that is appended to.
+pub trait VfsFile: Send + fmt::Debug {
+    /// Append all of `data` at the end of the file (one or more write syscalls: once
+    /// this returns, the bytes survive a crash of the process).
+    fn append(&mut self, data: &[u8]) -> io::Result<()>;
+
+    /// Make the content and length of the file durable (`fdatasync`).
+    fn sync(&mut self) -> io::Result<()>;
+
+    /// Cut (or zero-extend) the file to `len` bytes; later appends go after it.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+}
+
+/// A held lock from [`Vfs::lock`]; dropping it releases the lock.
+pub struct VfsLock {
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl VfsLock {
+    /// Wrap whatever keeps the lock held (an open file, a registration...).
+    pub fn new(guard: impl Any + Send + Sync) -> Self {
+        VfsLock {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl fmt::Debug for VfsLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("VfsLock")
+    }
+}
+
+/// The real file system, through `std::fs`.
+///
+/// Durability calls map to `fdatasync` ([`File::sync_data`]) for files and to
+/// `fsync` of the directory ([`File::sync_all`] on the opened directory) on Unix;
+/// on other platforms directory sync is a no-op (their renames are journaled by the
+/// file system itself). The lock is [`File::try_lock`] (`flock` on Unix,
+/// `LockFileEx` on Windows): per open file, so it also excludes a second open in
+/// the same process.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdFs;
+
+#[derive(Debug)]
+struct StdFile {
+    file: File,
+}
+
+impl VfsFile for StdFile {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.file.seek(SeekFrom::Start(len))?;
+        Ok(())
+    }
+}
+
+impl Vfs for StdFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(StdFile { file }))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let mut file = OpenOptions::new().write(true).open(path)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(Box::new(StdFile { file }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            File::open(dir)?.sync_all()
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = dir;
+            Ok(())
+        }
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(VfsLock::new(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "the lock is held by another open handle",
+            )),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}

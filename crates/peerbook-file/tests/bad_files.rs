@@ -1,0 +1,524 @@
+//! Damaged files on a real file system: every damage is either repaired and
+//! reported (a torn tail) or refused with a clear `Corrupted` error; never a panic.
+//! The tests parse the files with the byte layout documented in the crate docs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use peerbook::backend::{
+    Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
+};
+use peerbook::conformance::Rng;
+use peerbook_file::{FileBackend, FileOptions};
+
+const HEADER: usize = 24;
+const FRAME_HEADER: usize = 20;
+
+fn options() -> FileOptions {
+    // No automatic compaction: the tests decide where frames are.
+    FileOptions::default().with_auto_compact(false)
+}
+
+fn open(dir: &Path) -> Result<FileBackend, BackendError> {
+    FileBackend::open(dir, options())
+}
+
+fn put(b: &FileBackend, key: &str, value: &str, durability: Durability) {
+    let mut batch = WriteBatch::new();
+    batch.put(
+        Space::Peers,
+        key.as_bytes().to_vec(),
+        value.as_bytes().to_vec(),
+    );
+    batch.put(Space::Meta, b"last".to_vec(), key.as_bytes().to_vec());
+    b.write(batch, durability).expect("write");
+}
+
+fn dump(b: &FileBackend) -> BTreeMap<(usize, Vec<u8>), Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for space in Space::ALL {
+        b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
+            out.insert((space.index(), k.to_vec()), v.to_vec());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    }
+    out
+}
+
+fn keys(b: &FileBackend) -> Vec<String> {
+    let mut out = Vec::new();
+    b.scan(
+        Space::Peers,
+        KeyRange::all(),
+        Direction::Forward,
+        &mut |k, _| {
+            out.push(String::from_utf8_lossy(k).into_owned());
+            ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    out
+}
+
+/// A store with `n` Sync batches `k00`, `k01`, ... in its log; returns the dir and
+/// the path of the log.
+fn store_with_log(n: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let b = open(&dir).unwrap();
+    for i in 0..n {
+        put(
+            &b,
+            &format!("k{i:02}"),
+            &format!("value number {i}"),
+            Durability::Sync,
+        );
+    }
+    let g = b.stats().generation;
+    drop(b);
+    let log = dir.join(format!("log.{g}"));
+    (tmp, dir, log)
+}
+
+/// Offsets of the frames of a log or snapshot file.
+fn frame_offsets(data: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut off = HEADER;
+    while off + FRAME_HEADER <= data.len() {
+        out.push(off);
+        let len = u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
+        off += FRAME_HEADER + len;
+    }
+    assert_eq!(
+        off,
+        data.len(),
+        "test parser: frames end at the end of the file"
+    );
+    out
+}
+
+fn corrupted(result: Result<FileBackend, BackendError>) -> String {
+    match result {
+        Err(BackendError::Corrupted(msg)) => msg,
+        Err(other) => panic!("expected Corrupted, got {other:?}"),
+        Ok(b) => panic!("expected Corrupted, opened with {:?}", b.recovery()),
+    }
+}
+
+/// Bitwise CRC-32C, to forge headers.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82F6_3B78
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+#[test]
+fn truncated_log_header_is_refused() {
+    let (_tmp, dir, log) = store_with_log(3);
+    let data = fs::read(&log).unwrap();
+    for cut in [0, 5, 8, 12, 23] {
+        fs::write(&log, &data[..cut]).unwrap();
+        let msg = corrupted(open(&dir));
+        assert!(msg.contains("truncated header"), "cut {cut}: {msg}");
+        assert!(msg.contains("log."), "names the file: {msg}");
+    }
+}
+
+#[test]
+fn wrong_magic_is_refused() {
+    let (_tmp, dir, log) = store_with_log(3);
+    let mut data = fs::read(&log).unwrap();
+    data[..8].copy_from_slice(b"SQLite f");
+    fs::write(&log, &data).unwrap();
+    let msg = corrupted(open(&dir));
+    assert!(
+        msg.contains("bad magic") && msg.contains("not a peerbook-file log"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn newer_format_version_is_refused() {
+    let (_tmp, dir, log) = store_with_log(3);
+    let mut data = fs::read(&log).unwrap();
+    data[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32c(&data[..20]);
+    data[20..24].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&log, &data).unwrap();
+    let msg = corrupted(open(&dir));
+    assert!(msg.contains("format version 2 is newer"), "{msg}");
+    assert!(
+        !msg.contains("damaged"),
+        "the header checksum is valid: {msg}"
+    );
+
+    // The same for the snapshot.
+    let (_tmp, dir, log) = store_with_log(1);
+    let snap = log.with_file_name(
+        log.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("log", "snapshot"),
+    );
+    let mut data = fs::read(&snap).unwrap();
+    data[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let crc = crc32c(&data[..20]);
+    data[20..24].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&snap, &data).unwrap();
+    let msg = corrupted(open(&dir));
+    assert!(msg.contains("format version 7 is newer"), "{msg}");
+}
+
+#[test]
+fn mid_log_damage_is_an_error_naming_the_offset() {
+    let (_tmp, dir, log) = store_with_log(12);
+    let data = fs::read(&log).unwrap();
+    let offsets = frame_offsets(&data);
+    assert_eq!(offsets.len(), 12);
+    let victim = offsets[5];
+    let end = offsets[6];
+    // Every byte of the frame, header (length, synced_to, CRCs) and body alike.
+    for at in victim..end {
+        let mut bad = data.clone();
+        bad[at] ^= 0x10;
+        fs::write(&log, &bad).unwrap();
+        let msg = corrupted(open(&dir));
+        assert!(
+            msg.starts_with(&format!("log frame at offset {victim}:")),
+            "byte {at}: {msg}"
+        );
+    }
+    // A run of garbage over two frames in the middle.
+    let mut bad = data.clone();
+    for b in &mut bad[offsets[3] + 2..offsets[5] + 7] {
+        *b = 0xA5;
+    }
+    fs::write(&log, &bad).unwrap();
+    let msg = corrupted(open(&dir));
+    assert!(
+        msg.starts_with(&format!("log frame at offset {}:", offsets[3])),
+        "{msg}"
+    );
+    // Repaired by hand, the store opens again with everything.
+    fs::write(&log, &data).unwrap();
+    let b = open(&dir).unwrap();
+    assert_eq!(keys(&b).len(), 12);
+    assert!(b.recovery().torn_tail.is_none());
+}
+
+#[test]
+fn garbage_tail_is_truncated_and_reported() {
+    let (_tmp, dir, log) = store_with_log(5);
+    let good = fs::read(&log).unwrap();
+    let expected = dump(&open(&dir).unwrap());
+    let mut rng = Rng::new(77);
+    for tail in [
+        rng.bytes(1),
+        rng.bytes(19),
+        rng.bytes(20),
+        rng.bytes(100),
+        vec![0u8; 4096],
+    ] {
+        let mut data = good.clone();
+        data.extend_from_slice(&tail);
+        fs::write(&log, &data).unwrap();
+        let b = open(&dir).unwrap();
+        let torn = b
+            .recovery()
+            .torn_tail
+            .clone()
+            .expect("the torn tail is reported");
+        assert_eq!(torn.offset, good.len() as u64);
+        assert_eq!(torn.bytes, tail.len() as u64);
+        assert!(torn.file.starts_with("log."));
+        assert_eq!(dump(&b), expected, "nothing else changed");
+        // the tail is gone from the file, and writes go on after the good part
+        assert_eq!(fs::read(&log).unwrap(), good);
+        drop(b);
+        let b = open(&dir).unwrap();
+        assert!(b.recovery().torn_tail.is_none(), "reported once");
+        assert_eq!(b.recovery().log_frames, 5);
+    }
+}
+
+#[test]
+fn half_written_last_frame_is_truncated() {
+    let (_tmp, dir, log) = store_with_log(5);
+    let data = fs::read(&log).unwrap();
+    let offsets = frame_offsets(&data);
+    let last = offsets[4];
+    for cut in [last + 1, last + FRAME_HEADER, data.len() - 1] {
+        fs::write(&log, &data[..cut]).unwrap();
+        let b = open(&dir).unwrap();
+        let torn = b.recovery().torn_tail.clone().unwrap();
+        assert_eq!(torn.offset, last as u64);
+        assert_eq!(
+            keys(&b),
+            ["k00", "k01", "k02", "k03"],
+            "the torn batch is gone whole"
+        );
+        assert_eq!(b.get(Space::Meta, b"last").unwrap(), Some(b"k03".to_vec()));
+        drop(b);
+        fs::write(&log, &data).unwrap();
+    }
+}
+
+/// The torn-tail rule on a damaged frame followed by valid frames: they are a torn
+/// tail when none of them was written after a sync covering the damage, and
+/// corruption when one was.
+#[test]
+fn damage_followed_by_valid_frames() {
+    // A synced, then B, C, D buffered: C and D were appended before any sync
+    // covered B, so damage to B is a torn tail (B, C, D dropped, A kept).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let b = open(&dir).unwrap();
+    put(&b, "a", "1", Durability::Sync);
+    put(&b, "b", "2", Durability::Buffered);
+    put(&b, "c", "3", Durability::Buffered);
+    put(&b, "d", "4", Durability::Buffered);
+    let log = dir.join(format!("log.{}", b.stats().generation));
+    drop(b);
+    let data = fs::read(&log).unwrap();
+    let offsets = frame_offsets(&data);
+    let mut bad = data.clone();
+    bad[offsets[1] + FRAME_HEADER + 3] ^= 1;
+    fs::write(&log, &bad).unwrap();
+    let b = open(&dir).unwrap();
+    let torn = b.recovery().torn_tail.clone().unwrap();
+    assert_eq!(torn.offset, offsets[1] as u64);
+    assert_eq!(torn.valid_frames_after, 2, "C and D were dropped with B");
+    assert_eq!(keys(&b), ["a"]);
+    drop(b);
+
+    // A synced, B buffered, C synced, D buffered: D was appended after C's sync
+    // made B durable, so damage to B is corruption.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let b = open(&dir).unwrap();
+    put(&b, "a", "1", Durability::Sync);
+    put(&b, "b", "2", Durability::Buffered);
+    put(&b, "c", "3", Durability::Sync);
+    put(&b, "d", "4", Durability::Buffered);
+    let log = dir.join(format!("log.{}", b.stats().generation));
+    drop(b);
+    let data = fs::read(&log).unwrap();
+    let offsets = frame_offsets(&data);
+    let mut bad = data.clone();
+    bad[offsets[1] + FRAME_HEADER + 3] ^= 1;
+    fs::write(&log, &bad).unwrap();
+    let msg = corrupted(open(&dir));
+    assert!(
+        msg.starts_with(&format!("log frame at offset {}:", offsets[1]))
+            && msg.contains(&format!("valid frame at offset {}", offsets[3])),
+        "{msg}"
+    );
+
+    // Damage to the last frame is indistinguishable from a torn write: truncated
+    // and reported, not silent.
+    let mut bad = data.clone();
+    bad[offsets[3] + FRAME_HEADER + 1] ^= 1;
+    fs::write(&log, &bad).unwrap();
+    let b = open(&dir).unwrap();
+    assert_eq!(
+        b.recovery().torn_tail.as_ref().unwrap().offset,
+        offsets[3] as u64
+    );
+    assert_eq!(keys(&b), ["a", "b", "c"]);
+}
+
+#[test]
+fn damaged_snapshot_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let b = FileBackend::open(&dir, options().with_snapshot_chunk_bytes(64)).unwrap();
+    for i in 0..40 {
+        put(&b, &format!("k{i:02}"), "some value", Durability::Buffered);
+    }
+    b.compact().unwrap();
+    let g = b.stats().generation;
+    drop(b);
+    let snap = dir.join(format!("snapshot.{g}"));
+    let good = fs::read(&snap).unwrap();
+    let offsets = frame_offsets(&good);
+    assert!(offsets.len() > 3, "the snapshot has several frames");
+    let mut rng = Rng::new(5);
+
+    let first_frame = format!("snapshot frame at offset {HEADER}");
+    let second_frame = format!("snapshot frame at offset {}", offsets[1]);
+    let mut flipped = good.clone();
+    flipped[offsets[1] + FRAME_HEADER + 2] ^= 4;
+    let garbage = rng.bytes(good.len());
+    let garbage_body = [&good[..HEADER], &rng.bytes(500)[..]].concat();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", Vec::new(), "truncated header"),
+        ("garbage", garbage, "bad magic"),
+        ("garbage after the header", garbage_body, &first_frame),
+        (
+            "no end frame",
+            good[..*offsets.last().unwrap()].to_vec(),
+            "truncated",
+        ),
+        (
+            "cut mid-frame",
+            good[..offsets[2] + 9].to_vec(),
+            "snapshot frame at offset",
+        ),
+        (
+            "trailing bytes",
+            [&good[..], b"xyz"].concat(),
+            "after the end frame",
+        ),
+        ("flipped bit", flipped, &second_frame),
+    ];
+    for (what, bytes, expect) in cases {
+        fs::write(&snap, &bytes).unwrap();
+        let msg = corrupted(open(&dir));
+        assert!(msg.contains(expect), "{what}: {msg}");
+        assert!(
+            msg.contains(&format!("snapshot.{g}")),
+            "{what}: names the file: {msg}"
+        );
+    }
+    fs::write(&snap, &good).unwrap();
+    assert_eq!(keys(&open(&dir).unwrap()).len(), 40);
+}
+
+#[test]
+fn missing_files_are_refused() {
+    // snapshot.G without log.G
+    let (_tmp, dir, log) = store_with_log(3);
+    fs::remove_file(&log).unwrap();
+    let msg = corrupted(open(&dir));
+    assert!(msg.contains("is missing"), "{msg}");
+
+    // log.G with frames but no snapshot at all
+    let (_tmp, dir, log) = store_with_log(3);
+    let snap = dir.join(
+        log.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace("log", "snapshot"),
+    );
+    fs::remove_file(&snap).unwrap();
+    let msg = corrupted(open(&dir));
+    assert!(msg.contains("no snapshot"), "{msg}");
+}
+
+#[test]
+fn leftovers_of_interrupted_compactions_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let b = open(&dir).unwrap();
+    put(&b, "a", "1", Durability::Sync);
+    b.compact().unwrap();
+    put(&b, "b", "2", Durability::Sync);
+    let g = b.stats().generation;
+    assert_eq!(g, 2);
+    drop(b);
+    // an old generation whose removal was lost, a compaction that never committed
+    fs::write(dir.join("snapshot.1"), b"old").unwrap();
+    fs::write(dir.join("log.1"), b"old").unwrap();
+    fs::write(dir.join("snapshot.3.tmp"), b"half").unwrap();
+    let header = fs::read(dir.join("log.2")).unwrap()[..HEADER].to_vec();
+    fs::write(dir.join("log.3"), &header).unwrap();
+    fs::write(dir.join("notes.txt"), b"not ours").unwrap();
+    let b = open(&dir).unwrap();
+    let mut removed = b.recovery().removed_files.clone();
+    removed.sort();
+    assert_eq!(removed, ["log.1", "log.3", "snapshot.1", "snapshot.3.tmp"]);
+    assert_eq!(keys(&b), ["a", "b"]);
+    assert!(
+        dir.join("notes.txt").exists(),
+        "foreign files are left alone"
+    );
+    drop(b);
+
+    // a later-generation log holding frames cannot come from a crash
+    let data = fs::read(dir.join("log.2")).unwrap();
+    fs::write(dir.join("log.5"), &data).unwrap();
+    let msg = corrupted(open(&dir));
+    assert!(msg.contains("log.5") && msg.contains("snapshot.5"), "{msg}");
+}
+
+#[test]
+fn random_damage_never_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let b = FileBackend::open(&dir, options().with_snapshot_chunk_bytes(48)).unwrap();
+    let mut rng = Rng::new(0xbad_f11e);
+    for i in 0..30 {
+        put(
+            &b,
+            &format!("k{}", rng.below(12)),
+            &format!("v{i}"),
+            Durability::Sync,
+        );
+        if i == 15 {
+            b.compact().unwrap();
+        }
+    }
+    let g = b.stats().generation;
+    drop(b);
+    let log = dir.join(format!("log.{g}"));
+    let snap = dir.join(format!("snapshot.{g}"));
+    let (good_log, good_snap) = (fs::read(&log).unwrap(), fs::read(&snap).unwrap());
+    let (mut ok, mut refused) = (0, 0);
+    for round in 0..400 {
+        let (path, good) = if round % 2 == 0 {
+            (&log, &good_log)
+        } else {
+            (&snap, &good_snap)
+        };
+        let mut data = good.clone();
+        match rng.below(5) {
+            0 => {
+                let at = rng.below(data.len() as u64) as usize;
+                data[at] ^= 1 << rng.below(8);
+            }
+            1 => data.truncate(rng.below(data.len() as u64) as usize),
+            2 => {
+                let n = 1 + rng.below(64) as usize;
+                data.extend(rng.bytes(n));
+            }
+            3 => {
+                let at = rng.below(data.len() as u64) as usize;
+                let n = (1 + rng.below(16) as usize).min(data.len() - at);
+                let bytes = rng.bytes(n);
+                data[at..at + n].copy_from_slice(&bytes);
+            }
+            _ => {
+                // plausible lengths: a huge body length in some frame header
+                let at = HEADER + rng.below((data.len() - HEADER) as u64) as usize;
+                let n = 4.min(data.len() - at);
+                data[at..at + n].copy_from_slice(&[0xff, 0xff, 0xff, 0x3f][..n]);
+            }
+        }
+        fs::write(path, &data).unwrap();
+        match open(&dir) {
+            Ok(b) => {
+                ok += 1;
+                let _ = dump(&b);
+            }
+            Err(BackendError::Corrupted(_)) => refused += 1,
+            Err(e) => panic!("round {round}: damage must be reported as Corrupted, got {e:?}"),
+        }
+        fs::write(&log, &good_log).unwrap();
+        fs::write(&snap, &good_snap).unwrap();
+    }
+    assert!(ok > 0 && refused > 0, "ok {ok}, refused {refused}");
+}

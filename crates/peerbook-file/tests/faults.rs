@@ -1,0 +1,283 @@
+//! I/O errors that are not a power loss: a full disk during an append, a failed
+//! fsync, failures at each step of a compaction. The backend must report them,
+//! never apply half a batch, and open cleanly afterwards.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use peerbook::backend::{
+    Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
+};
+use peerbook_file::testing::SimFs;
+use peerbook_file::{FileBackend, FileOptions, Vfs, VfsFile, VfsLock};
+
+const DIR: &str = "/faults/book";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Append,
+    Sync,
+    Rename,
+    SyncDir,
+    Create,
+}
+
+/// Fails the `nth` (0-based) call of `kind` from now on, once.
+#[derive(Debug, Default)]
+struct Plan {
+    fail: Option<(Kind, u32, io::ErrorKind)>,
+    fired: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FaultFs {
+    inner: SimFs,
+    plan: Arc<Mutex<Plan>>,
+}
+
+impl FaultFs {
+    fn new() -> Self {
+        FaultFs {
+            inner: SimFs::new(99),
+            plan: Arc::default(),
+        }
+    }
+
+    fn arm(&self, kind: Kind, nth: u32, error: io::ErrorKind) {
+        *self.plan.lock().unwrap() = Plan {
+            fail: Some((kind, nth, error)),
+            fired: false,
+        };
+    }
+
+    fn fired(&self) -> bool {
+        self.plan.lock().unwrap().fired
+    }
+
+    fn check(&self, kind: Kind) -> io::Result<()> {
+        let mut plan = self.plan.lock().unwrap();
+        if let Some((k, nth, error)) = plan.fail {
+            if k == kind {
+                if nth == 0 {
+                    plan.fail = None;
+                    plan.fired = true;
+                    return Err(io::Error::new(error, format!("injected {kind:?} failure")));
+                }
+                plan.fail = Some((k, nth - 1, error));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct FaultFile {
+    inner: Box<dyn VfsFile>,
+    fs: FaultFs,
+}
+
+impl VfsFile for FaultFile {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        if let Err(e) = self.fs.check(Kind::Append) {
+            // a short write before the error, as a full disk does
+            self.inner.append(&data[..data.len() / 2])?;
+            return Err(e);
+        }
+        self.inner.append(data)
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.fs.check(Kind::Sync)?;
+        self.inner.sync()
+    }
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.inner.truncate(len)
+    }
+}
+
+impl Vfs for FaultFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.list(dir)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        self.check(Kind::Create)?;
+        let inner = self.inner.create(path)?;
+        Ok(Box::new(FaultFile {
+            inner,
+            fs: self.clone(),
+        }))
+    }
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        let inner = self.inner.open_append(path)?;
+        Ok(Box::new(FaultFile {
+            inner,
+            fs: self.clone(),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(Kind::Rename)?;
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check(Kind::SyncDir)?;
+        self.inner.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
+        self.inner.lock(path)
+    }
+}
+
+fn open(fs: &FaultFs) -> FileBackend {
+    FileBackend::open_with_vfs(
+        Arc::new(fs.clone()),
+        DIR,
+        FileOptions::default().with_auto_compact(false),
+    )
+    .expect("open")
+}
+
+fn put(b: &FileBackend, key: &str) -> Result<(), BackendError> {
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, key.as_bytes().to_vec(), b"v".to_vec());
+    batch.put(Space::Meta, key.as_bytes().to_vec(), b"m".to_vec());
+    b.write(batch, Durability::Sync)
+}
+
+fn dump(b: &FileBackend) -> BTreeMap<(usize, Vec<u8>), Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for space in Space::ALL {
+        b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
+            out.insert((space.index(), k.to_vec()), v.to_vec());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    }
+    out
+}
+
+fn peers(b: &FileBackend) -> Vec<String> {
+    dump(b)
+        .keys()
+        .filter(|(s, _)| *s == 0)
+        .map(|(_, k)| String::from_utf8_lossy(k).into_owned())
+        .collect()
+}
+
+#[test]
+fn full_disk_during_append_is_reported_and_undone() {
+    let fs = FaultFs::new();
+    let b = open(&fs);
+    put(&b, "a").unwrap();
+    fs.arm(Kind::Append, 0, io::ErrorKind::StorageFull);
+    match put(&b, "b") {
+        Err(BackendError::Full(msg)) => assert!(msg.contains("log."), "{msg}"),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    assert!(fs.fired());
+    assert_eq!(peers(&b), ["a"], "the failed batch is not visible");
+    // The partial frame was cut off: the backend goes on.
+    put(&b, "c").unwrap();
+    assert_eq!(peers(&b), ["a", "c"]);
+    drop(b);
+    let b = open(&fs);
+    assert!(b.recovery().torn_tail.is_none(), "{:?}", b.recovery());
+    assert_eq!(peers(&b), ["a", "c"]);
+}
+
+#[test]
+fn failed_fsync_stops_writes_until_reopen() {
+    let fs = FaultFs::new();
+    let b = open(&fs);
+    put(&b, "a").unwrap();
+    fs.arm(Kind::Sync, 0, io::ErrorKind::Other);
+    assert!(matches!(put(&b, "b"), Err(BackendError::Io(_))));
+    assert_eq!(peers(&b), ["a"], "not applied in memory");
+    let refused = put(&b, "c").unwrap_err();
+    assert!(refused.to_string().contains("reopen"), "{refused}");
+    assert!(b.flush().is_err());
+    assert!(b.compact().is_err());
+    // reads go on
+    assert_eq!(b.get(Space::Peers, b"a").unwrap(), Some(b"v".to_vec()));
+    drop(b);
+    // The frame reached the file (only its fsync failed): after a reopen the
+    // write's outcome is decided by what is on disk, here present.
+    let b = open(&fs);
+    assert_eq!(peers(&b), ["a", "b"]);
+    put(&b, "c").unwrap();
+}
+
+#[test]
+fn compaction_failures_before_the_commit_point_change_nothing() {
+    let steps = [
+        (Kind::Create, 0),  // snapshot temp file
+        (Kind::Append, 1),  // a snapshot frame
+        (Kind::Sync, 0),    // snapshot fsync
+        (Kind::Create, 1),  // log temp file
+        (Kind::Sync, 1),    // log header fsync
+        (Kind::Rename, 0),  // log rename
+        (Kind::SyncDir, 0), // directory fsync after the log rename
+        (Kind::Rename, 1),  // snapshot rename
+    ];
+    for (kind, nth) in steps {
+        let fs = FaultFs::new();
+        let b = open(&fs);
+        for k in ["a", "b", "c"] {
+            put(&b, k).unwrap();
+        }
+        let before = dump(&b);
+        let generation = b.stats().generation;
+        fs.arm(kind, nth, io::ErrorKind::Other);
+        let err = b.compact().expect_err("compaction fails");
+        assert!(fs.fired(), "{kind:?} #{nth} was reached");
+        assert!(
+            matches!(err, BackendError::Io(_)),
+            "{kind:?} #{nth}: {err:?}"
+        );
+        assert_eq!(
+            b.stats().generation,
+            generation,
+            "{kind:?} #{nth}: still the old generation"
+        );
+        // still usable, and a later compaction works
+        put(&b, "d").unwrap();
+        let mut after = before.clone();
+        after.insert((0, b"d".to_vec()), b"v".to_vec());
+        after.insert((3, b"d".to_vec()), b"m".to_vec());
+        assert_eq!(dump(&b), after);
+        drop(b);
+        let b = open(&fs);
+        assert_eq!(dump(&b), after, "{kind:?} #{nth}: reopen");
+        b.compact().unwrap();
+        drop(b);
+        let b = open(&fs);
+        assert_eq!(dump(&b), after, "{kind:?} #{nth}: after a good compaction");
+        let names = fs.list(Path::new(DIR)).unwrap();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+    }
+}
+
+#[test]
+fn failed_directory_sync_at_the_commit_point_stops_writes() {
+    let fs = FaultFs::new();
+    let b = open(&fs);
+    put(&b, "a").unwrap();
+    fs.arm(Kind::SyncDir, 1, io::ErrorKind::Other);
+    assert!(b.compact().is_err());
+    let refused = put(&b, "b").unwrap_err();
+    assert!(refused.to_string().contains("reopen"), "{refused}");
+    drop(b);
+    let b = open(&fs);
+    assert_eq!(peers(&b), ["a"]);
+    put(&b, "b").unwrap();
+}

@@ -1,0 +1,374 @@
+//! [`RocksBackend`]: the [`Backend`] implementation.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::ops::{Bound, ControlFlow};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use peerbook::backend::{
+    Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
+};
+use rocksdb::{
+    BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
+    ReadOptions, WriteOptions, DB,
+};
+
+use crate::error::{map_err, map_open_err};
+use crate::{RocksOptions, ENGINE};
+
+/// The first byte of keys that [`Backend::clear`] deletes one by one (see there).
+const HIGH_BYTE: u8 = 0xff;
+
+/// A [`Backend`] over a RocksDB database: one column family per [`Space`].
+///
+/// Open it with [`RocksBackend::open`]; it holds RocksDB's `LOCK` file until it is
+/// dropped, so a second open of the same directory fails with
+/// [`BackendError::Locked`].
+///
+/// ```no_run
+/// use peerbook::backend::{Backend, Durability, Space, WriteBatch};
+/// use peerbook_rocksdb::{RocksBackend, RocksOptions};
+///
+/// let backend = RocksBackend::open("/var/lib/mynode/peers", RocksOptions::default())?;
+/// let mut batch = WriteBatch::new();
+/// batch.put(Space::Meta, b"k".to_vec(), b"v".to_vec());
+/// backend.write(batch, Durability::Sync)?;
+/// assert_eq!(backend.get(Space::Meta, b"k")?, Some(b"v".to_vec()));
+/// # Ok::<(), peerbook::backend::BackendError>(())
+/// ```
+pub struct RocksBackend {
+    db: DB,
+    path: PathBuf,
+    /// Taken by `write` and `clear`, so a clear (which reads the keys it must delete
+    /// one by one before writing its batch) never interleaves with a write.
+    write_lock: Mutex<()>,
+    sync_write: WriteOptions,
+    buffered_write: WriteOptions,
+    /// The block cache shared by every column family (kept for its statistics).
+    cache: Cache,
+}
+
+impl fmt::Debug for RocksBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RocksBackend")
+            .field("path", &self.path)
+            .field("block_cache_usage", &self.cache.get_usage())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RocksBackend {
+    /// Open (creating it when `options.create_if_missing`) the database in the
+    /// directory `path`, with its four column families.
+    ///
+    /// # Errors
+    ///
+    /// - [`BackendError::Locked`] when another handle, in this process or another,
+    ///   has the database open; the message names `path`.
+    /// - [`BackendError::Io`] when the directory cannot be created or read, or
+    ///   (kind `NotFound`) holds no database while `create_if_missing` is off.
+    /// - [`BackendError::Corrupted`] when RocksDB finds its files damaged.
+    /// - [`BackendError::Engine`] for anything else RocksDB refuses (column
+    ///   families this crate does not know, options it rejects, ...).
+    pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, BackendError> {
+        let path = path.as_ref().to_path_buf();
+        if options.create_if_missing {
+            fs::create_dir_all(&path).map_err(|e| {
+                BackendError::Io(io::Error::new(
+                    e.kind(),
+                    format!("creating RocksDB directory {}: {e}", path.display()),
+                ))
+            })?;
+        } else if !path.join("CURRENT").is_file() {
+            // RocksDB would create the directory and its LOG before refusing.
+            return Err(BackendError::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "no RocksDB database in {} (create_if_missing is off)",
+                    path.display()
+                ),
+            )));
+        }
+        let cache = Cache::new_lru_cache(options.block_cache_bytes);
+        let db_options = options.db_options();
+        let families = Space::ALL.map(|space| {
+            ColumnFamilyDescriptor::new(space.name(), options.cf_options(space, &cache))
+        });
+        let db = DB::open_cf_descriptors(&db_options, &path, families)
+            .map_err(|e| map_open_err(e, &path))?;
+
+        let mut sync_write = WriteOptions::default();
+        sync_write.set_sync(true);
+        let mut buffered_write = WriteOptions::default();
+        buffered_write.set_sync(false);
+
+        let backend = RocksBackend {
+            db,
+            path,
+            write_lock: Mutex::new(()),
+            sync_write,
+            buffered_write,
+            cache,
+        };
+        backend.families()?;
+        Ok(backend)
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Compact every column family now, down to the last level, and wait for it.
+    ///
+    /// RocksDB compacts in the background by itself; this is for when disk space
+    /// must come back at once, e.g. after [`Backend::clear`] or a large cleanup, whose
+    /// deleted entries otherwise stay on disk until a compaction reaches them. It
+    /// rewrites the whole database: seconds for a large book.
+    ///
+    /// The `rocksdb` crate reports no error from a manual compaction; a failed
+    /// compaction puts RocksDB in a background-error state that the next write
+    /// reports.
+    pub fn compact(&self) -> Result<(), BackendError> {
+        let mut options = CompactOptions::default();
+        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        for space in Space::ALL {
+            let cf = self.cf(space)?;
+            self.db
+                .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
+        }
+        Ok(())
+    }
+
+    fn cf(&self, space: Space) -> Result<&ColumnFamily, BackendError> {
+        self.db
+            .cf_handle(space.name())
+            .ok_or_else(|| BackendError::Engine {
+                engine: ENGINE,
+                message: format!("column family {} is missing", space.name()),
+            })
+    }
+
+    /// The handles of every column family, indexed by [`Space::index`].
+    fn families(&self) -> Result<[&ColumnFamily; 4], BackendError> {
+        Ok([
+            self.cf(Space::Peers)?,
+            self.cf(Space::ByLastSeen)?,
+            self.cf(Space::ByQuality)?,
+            self.cf(Space::Meta)?,
+        ])
+    }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere cannot leave it inconsistent.
+        self.write_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_options(&self, durability: Durability) -> &WriteOptions {
+        match durability {
+            Durability::Sync => &self.sync_write,
+            Durability::Buffered => &self.buffered_write,
+        }
+    }
+}
+
+/// The inclusive lower bound equivalent to `bound`: the smallest key above `k` is
+/// `k` followed by a zero byte.
+fn inclusive_lower(bound: Bound<&[u8]>) -> Option<Vec<u8>> {
+    match bound {
+        Bound::Included(k) => Some(k.to_vec()),
+        Bound::Excluded(k) => Some(successor(k)),
+        Bound::Unbounded => None,
+    }
+}
+
+/// The exclusive upper bound equivalent to `bound` (RocksDB's
+/// `iterate_upper_bound` is exclusive).
+fn exclusive_upper(bound: Bound<&[u8]>) -> Option<Vec<u8>> {
+    match bound {
+        Bound::Included(k) => Some(successor(k)),
+        Bound::Excluded(k) => Some(k.to_vec()),
+        Bound::Unbounded => None,
+    }
+}
+
+/// The smallest key greater than `key` in byte order.
+fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len() + 1);
+    next.extend_from_slice(key);
+    next.push(0);
+    next
+}
+
+impl Backend for RocksBackend {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let cf = self.cf(space)?;
+        let value = self.db.get_pinned_cf(cf, key).map_err(map_err)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        if range.is_empty() {
+            return Ok(());
+        }
+        let cf = self.cf(space)?;
+        // Every bound becomes RocksDB's [lower, upper) pair, so the iterator itself
+        // never leaves the range, in either direction: seek_to_first starts at the
+        // lower bound, seek_to_last just below the upper one.
+        let mut read = ReadOptions::default();
+        match inclusive_lower(range.lower) {
+            // "" is the smallest key: no bound at all.
+            Some(lower) if !lower.is_empty() => read.set_iterate_lower_bound(lower),
+            _ => {}
+        }
+        match exclusive_upper(range.upper) {
+            // No key is below "".
+            Some(upper) if upper.is_empty() => return Ok(()),
+            Some(upper) => read.set_iterate_upper_bound(upper),
+            None => {}
+        }
+        // The iterator reads one implicit snapshot: a scan never sees half a batch.
+        let mut iter = self.db.raw_iterator_cf_opt(cf, read);
+        match direction {
+            Direction::Forward => iter.seek_to_first(),
+            Direction::Reverse => iter.seek_to_last(),
+        }
+        while let Some((key, value)) = iter.item() {
+            // Defensive: the bounds above already keep the iterator inside.
+            if !range.contains(key) {
+                break;
+            }
+            if let ControlFlow::Break(()) = visitor(key, value) {
+                return Ok(());
+            }
+            match direction {
+                Direction::Forward => iter.next(),
+                Direction::Reverse => iter.prev(),
+            }
+        }
+        // `item()` is None at the end of the range and after an error alike.
+        iter.status().map_err(map_err)
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let families = self.families()?;
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        for op in batch.into_ops() {
+            match op {
+                Op::Put { space, key, value } => {
+                    rocks_batch.put_cf(families[space.index()], key, value)
+                }
+                Op::Delete { space, key } => rocks_batch.delete_cf(families[space.index()], key),
+            }
+        }
+        let _writer = self.lock_writes();
+        self.db
+            .write_opt(rocks_batch, self.write_options(durability))
+            .map_err(map_err)
+    }
+
+    fn flush(&self) -> Result<(), BackendError> {
+        // Buffered writes are in the WAL but maybe only in the OS's page cache:
+        // fsync it. Memtables need no flush: the synced WAL replays at open.
+        self.db.flush_wal(true).map_err(map_err)
+    }
+
+    /// One RocksDB write batch holding, per column family, a range deletion of
+    /// `["", "\xff")` (every key whose first byte is below `0xff`, in O(1)) and a
+    /// point deletion of each key starting with `0xff`, found by a scan. No finite
+    /// exclusive upper bound covers every key starting with `0xff`, and such keys
+    /// are rare (peer ids are printable ASCII, index keys start with a timestamp or
+    /// a score), so the scan is normally empty. The batch is atomic across column
+    /// families; the write lock keeps writes out between the scan and the write.
+    ///
+    /// The deleted data leaves the disk when compaction reaches it; see
+    /// [`RocksBackend::compact`] to reclaim it at once.
+    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+        let _writer = self.lock_writes();
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        for space in Space::ALL {
+            let cf = self.cf(space)?;
+            rocks_batch.delete_range_cf(cf, &[][..], &[HIGH_BYTE][..]);
+            let mut read = ReadOptions::default();
+            read.set_iterate_lower_bound(vec![HIGH_BYTE]);
+            let mut iter = self.db.raw_iterator_cf_opt(cf, read);
+            iter.seek_to_first();
+            while let Some(key) = iter.key() {
+                rocks_batch.delete_cf(cf, key);
+                iter.next();
+            }
+            iter.status().map_err(map_err)?;
+        }
+        self.db
+            .write_opt(rocks_batch, self.write_options(durability))
+            .map_err(map_err)
+    }
+
+    /// The sizes of every file in the database directory added up: SST files, write-ahead
+    /// logs, `MANIFEST`, `OPTIONS`, RocksDB's `LOG` files.
+    fn disk_usage(&self) -> Result<u64, BackendError> {
+        dir_size(&self.path).map_err(BackendError::Io)
+    }
+
+    fn engine_name(&self) -> &'static str {
+        ENGINE
+    }
+}
+
+/// Total size of the files under `dir`. Files that vanish during the walk (RocksDB
+/// deletes obsolete SSTs and logs in the background) count as zero.
+fn dir_size(dir: &Path) -> io::Result<u64> {
+    let mut total = 0u64;
+    for entry in fs::read_dir(dir)? {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let metadata = match entry.metadata() {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if metadata.is_dir() {
+            total = total.saturating_add(dir_size(&entry.path())?);
+        } else {
+            total = total.saturating_add(metadata.len());
+        }
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_become_half_open_ranges() {
+        assert_eq!(inclusive_lower(Bound::Included(b"a")), Some(b"a".to_vec()));
+        assert_eq!(
+            inclusive_lower(Bound::Excluded(b"a")),
+            Some(b"a\x00".to_vec())
+        );
+        assert_eq!(inclusive_lower(Bound::Unbounded), None);
+        assert_eq!(
+            exclusive_upper(Bound::Included(b"\xff")),
+            Some(b"\xff\x00".to_vec())
+        );
+        assert_eq!(exclusive_upper(Bound::Excluded(b"b")), Some(b"b".to_vec()));
+        assert_eq!(exclusive_upper(Bound::Unbounded), None);
+    }
+}
