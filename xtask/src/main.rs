@@ -21,7 +21,9 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("long") => long(&args[1..]),
-        Some("check-readme") => check_readme().map(|()| println!("README.md shows {README_COMMANDS:?}")),
+        Some("check-readme") => {
+            check_readme().map(|()| println!("README.md shows {README_COMMANDS:?}"))
+        }
         Some("help" | "--help" | "-h") | None => {
             print!("{}", usage());
             Ok(())
@@ -49,7 +51,10 @@ fn usage() -> String {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -60,7 +65,9 @@ fn cargo() -> Command {
 
 fn run(cmd: &mut Command) -> Result<(), String> {
     let shown = format!("{cmd:?}");
-    let status = cmd.status().map_err(|e| format!("could not start {shown}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -75,16 +82,37 @@ struct Step {
 }
 
 fn ci() -> Result<(), String> {
-    let steps: Vec<(&'static str, Box<dyn Fn() -> Result<(), String>>)> = vec![
-        ("fmt", Box::new(|| run(cargo().args(["fmt", "--all", "--check"])))),
+    type Check = Box<dyn Fn() -> Result<(), String>>;
+    let steps: Vec<(&'static str, Check)> = vec![
+        (
+            "fmt",
+            Box::new(|| run(cargo().args(["fmt", "--all", "--check"]))),
+        ),
         (
             "clippy",
-            Box::new(|| run(cargo().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))),
+            Box::new(|| {
+                run(cargo().args([
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--all-features",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            }),
         ),
-        ("tests", Box::new(|| run(cargo().args(["test", "--workspace", "--all-features"])))),
+        (
+            "tests",
+            Box::new(|| run(cargo().args(["test", "--workspace", "--all-features"]))),
+        ),
         (
             "docs",
-            Box::new(|| run(cargo().args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))),
+            Box::new(|| {
+                run(cargo()
+                    .args(["doc", "--workspace", "--no-deps", "--all-features"])
+                    .env("RUSTDOCFLAGS", "-D warnings"))
+            }),
         ),
         ("bench smoke", Box::new(bench_smoke)),
         ("readme", Box::new(check_readme)),
@@ -96,7 +124,11 @@ fn ci() -> Result<(), String> {
         println!("\n==> xtask ci: {name}");
         let start = Instant::now();
         let result = step();
-        done.push(Step { name, took: start.elapsed(), ok: result.is_ok() });
+        done.push(Step {
+            name,
+            took: start.elapsed(),
+            ok: result.is_ok(),
+        });
         if let Err(e) = result {
             failure = Some(format!("step `{name}` failed: {e}"));
             break;
@@ -104,7 +136,12 @@ fn ci() -> Result<(), String> {
     }
     println!("\n==> xtask ci summary");
     for s in &done {
-        println!("  {:<12} {:>8.1}s  {}", s.name, s.took.as_secs_f64(), if s.ok { "ok" } else { "FAILED" });
+        println!(
+            "  {:<12} {:>8.1}s  {}",
+            s.name,
+            s.took.as_secs_f64(),
+            if s.ok { "ok" } else { "FAILED" }
+        );
     }
     for (name, _) in steps.iter().skip(done.len()) {
         println!("  {name:<12}        -  not run");
@@ -119,10 +156,6 @@ fn ci() -> Result<(), String> {
 /// Benches compiled and run once each in test mode (criterion runs every
 /// benchmark a single time), in the test profile so nothing is built twice.
 fn bench_smoke() -> Result<(), String> {
-    if !root().join("benches").is_dir() {
-        println!("no benches/ yet: nothing to smoke-test");
-        return Ok(());
-    }
     run(cargo().args(["test", "-p", "peerbook-suite", "--benches"]))
 }
 
@@ -131,17 +164,94 @@ fn bench(args: &[String]) -> Result<(), String> {
         None => "default",
         Some("--quick") => "quick",
         Some("--full") => "full",
-        Some(other) => return Err(format!("unknown bench option `{other}` (use --quick or --full)")),
+        Some(other) => {
+            return Err(format!(
+                "unknown bench option `{other}` (use --quick or --full)"
+            ))
+        }
     };
-    if !root().join("benches").is_dir() {
-        println!(
-            "peerbook bench ({mode}): the comparative benchmark suite is not built yet.\n\
-             It will run the same workloads on the memory, LMDB, RocksDB and file backends\n\
-             plus raw-engine and SQLite baselines, and write target/peerbook-bench/report.md."
-        );
-        return Ok(());
+    // Results follow the target dir cargo uses: $CARGO_TARGET_DIR, else <workspace>/target.
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root().join(dir)
+            }
+        })
+        .unwrap_or_else(|| root().join("target"));
+    let out = target.join("peerbook-bench");
+    let criterion = out.join("criterion");
+    // Fresh results every run; the books under books/ are kept (the benches rebuild
+    // them when the generator changes).
+    for stale in ["criterion", "data", "charts", "work", "report.md"] {
+        let path = out.join(stale);
+        let _ = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
     }
-    run(cargo().args(["bench", "-p", "peerbook-suite"]).env("PEERBOOK_BENCH_MODE", mode))
+    let sizes = match mode {
+        "quick" => "1k and 10k peers, about 5 min",
+        "full" => "1k, 100k and 1M peers, an hour or more",
+        _ => "1k and 100k peers, under 30 min",
+    };
+    let started = Instant::now();
+    let step = |what: &str| {
+        println!(
+            "\n==> xtask bench ({mode}) [{:>5.0}s]: {what}",
+            started.elapsed().as_secs_f64()
+        )
+    };
+
+    step("building the suite in release (the first build compiles RocksDB and SQLite: ~10 min on 2 cores)");
+    run(cargo().args(["bench", "-p", "peerbook-suite", "--benches", "--no-run"]))?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "peerbook-suite",
+        "--example",
+        "bench_report",
+    ]))?;
+    for (bench, what) in [
+        (
+            "peerbook",
+            "peerbook workloads on memory, LMDB, RocksDB and file",
+        ),
+        ("baselines", "baselines: raw engines and SQLite"),
+    ] {
+        step(&format!("{what} ({sizes} for both benches)"));
+        run(cargo()
+            .args(["bench", "-p", "peerbook-suite", "--bench", bench])
+            .env("PEERBOOK_BENCH_MODE", mode)
+            .env("PEERBOOK_BENCH_OUT", &out)
+            .env("CRITERION_HOME", &criterion))?;
+    }
+    step("peak memory probes and the report");
+    run(cargo()
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "peerbook-suite",
+            "--example",
+            "bench_report",
+        ])
+        .env("PEERBOOK_BENCH_MODE", mode)
+        .env("PEERBOOK_BENCH_OUT", &out)
+        .env("CRITERION_HOME", &criterion))?;
+    println!(
+        "\n==> xtask bench ({mode}) done in {:.1} min\n  report: {}\n  charts: {}\n  criterion data: {}",
+        started.elapsed().as_secs_f64() / 60.0,
+        out.join("report.md").display(),
+        out.join("charts").display(),
+        criterion.display()
+    );
+    Ok(())
 }
 
 fn long(args: &[String]) -> Result<(), String> {
@@ -156,7 +266,8 @@ fn long(args: &[String]) -> Result<(), String> {
             cmd.env("PROPTEST_CASES", "5000");
         }
         "all" => {
-            cmd.env("PEERBOOK_CRASH_POINTS", "10000").env("PROPTEST_CASES", "5000");
+            cmd.env("PEERBOOK_CRASH_POINTS", "10000")
+                .env("PROPTEST_CASES", "5000");
         }
         other => return Err(format!("unknown long run `{other}` (use crash or model)")),
     }
@@ -165,7 +276,8 @@ fn long(args: &[String]) -> Result<(), String> {
 
 /// README.md must hold exactly the two set-up commands, and this tool must offer them.
 fn check_readme() -> Result<(), String> {
-    let text = std::fs::read_to_string(root().join("README.md")).map_err(|e| format!("README.md: {e}"))?;
+    let text =
+        std::fs::read_to_string(root().join("README.md")).map_err(|e| format!("README.md: {e}"))?;
     let mut shown: Vec<String> = text
         .lines()
         .map(str::trim)
@@ -176,7 +288,9 @@ fn check_readme() -> Result<(), String> {
     shown.dedup();
     let expected: Vec<String> = README_COMMANDS.iter().map(|s| s.to_string()).collect();
     if shown != expected {
-        return Err(format!("README.md shows {shown:?} as commands; it must show exactly {expected:?}"));
+        return Err(format!(
+            "README.md shows {shown:?} as commands; it must show exactly {expected:?}"
+        ));
     }
     for cmd in README_COMMANDS {
         let sub = cmd.rsplit(' ').next().unwrap_or_default();

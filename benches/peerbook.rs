@@ -1,0 +1,490 @@
+//! The store's workloads on every backend (memory, LMDB, RocksDB, file), at every book
+//! size of the run mode: one criterion group per workload, the backend as the function
+//! and the book size as the parameter (`get_peer/lmdb/100k`).
+//!
+//! Each backend's book is built once per size (cached on disk between runs) and the
+//! benchmarks run on a copy: read-only workloads first, then whole-book ones (open,
+//! cleanup, import: each run on a fresh copy, setup not timed), then the writes with
+//! `Durability::Sync` and `Durability::Buffered`. Writes of a new peer remove it again
+//! (not timed), so the book keeps its size.
+//!
+//! `PEERBOOK_BENCH_MODE` = quick | default | full picks sizes and times (see
+//! `common::Mode`); under `cargo test --benches` every benchmark runs once on a tiny book.
+
+mod common;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{
+    load_average, new_peer, options, peer_id, pristine, progress, size_label, unix_now, write_data,
+    Book, Generator, Kind, Mode, Pristine, Rng, KINDS, NOW_MS, SEED,
+};
+use criterion::measurement::WallTime;
+use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use peerbook::{
+    CandidateQuery, ConnectionType, Durability, ExportOptions, ImportMode, Order, PeerBook,
+    PeerQuery, QualityUpdate, SortBy,
+};
+
+struct Ctx {
+    mode: Mode,
+    out: std::path::PathBuf,
+    gen: Generator,
+    started: Instant,
+    /// Holds the smoke run's scratch directory.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl Ctx {
+    /// A group of single-operation benchmarks.
+    fn fast<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+        let t = self.mode.timing();
+        let mut g = c.benchmark_group(name);
+        g.sample_size(t.sample_size)
+            .warm_up_time(t.warm_up)
+            .measurement_time(t.measurement)
+            .nresamples(t.nresamples);
+        g
+    }
+
+    /// A group of whole-book benchmarks: ten runs of one iteration each (flat
+    /// sampling, a token warm-up), whatever one run costs.
+    fn slow<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+        let mut g = c.benchmark_group(name);
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(Duration::from_millis(1))
+            .nresamples(self.mode.timing().nresamples);
+        g
+    }
+
+    fn work(&self, name: &str) -> std::path::PathBuf {
+        self.out.join("work").join(name)
+    }
+}
+
+fn durability_name(d: Durability) -> &'static str {
+    match d {
+        Durability::Sync => "sync",
+        Durability::Buffered => "buffered",
+    }
+}
+
+/// The working copy of one backend's book, reopened with another durability on demand.
+struct Fixture<'p> {
+    pristine: &'p Pristine,
+    work: std::path::PathBuf,
+    book: Option<Book>,
+    durability: Durability,
+}
+
+impl<'p> Fixture<'p> {
+    fn new(ctx: &Ctx, pristine: &'p Pristine) -> Self {
+        let work = ctx.work(&format!("{}-{}", pristine.kind.name(), pristine.n));
+        let backend = pristine.copy(&work);
+        let book =
+            PeerBook::open(backend, options(Durability::Sync)).expect("open the working copy");
+        Fixture {
+            pristine,
+            work,
+            book: Some(book),
+            durability: Durability::Sync,
+        }
+    }
+
+    fn book(&self) -> &Book {
+        self.book.as_ref().expect("open")
+    }
+
+    /// Close the book (disk backends release their lock), run `f`, reopen.
+    fn closed<R>(&mut self, f: impl FnOnce(&Path) -> R) -> R {
+        let mut backend = self.book.take().expect("open").close().expect("close");
+        if self.pristine.kind.on_disk() {
+            drop(backend);
+            let out = f(&self.work);
+            backend = common::open_backend(self.pristine.kind, &self.work);
+            self.book = Some(PeerBook::open(backend, options(self.durability)).expect("reopen"));
+            out
+        } else {
+            let out = f(&self.work);
+            self.book = Some(PeerBook::open(backend, options(self.durability)).expect("reopen"));
+            out
+        }
+    }
+
+    fn set_durability(&mut self, d: Durability) {
+        if d != self.durability {
+            let backend = self.book.take().expect("open").close().expect("close");
+            self.book = Some(PeerBook::open(backend, options(d)).expect("reopen"));
+            self.durability = d;
+        }
+    }
+}
+
+impl Drop for Fixture<'_> {
+    fn drop(&mut self) {
+        self.book = None;
+        common::remove(&self.work);
+    }
+}
+
+fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
+    let size = size_label(n);
+    let id = || BenchmarkId::new(kind.name(), &size);
+    let step = |what: &str| progress(ctx.started, &format!("{what}  [{} {size}]", kind.name()));
+
+    step("building or loading the pristine book");
+    let pristine = pristine(&ctx.out, &ctx.gen, kind, n);
+    write_data(
+        &ctx.out,
+        &format!("fixture-{}-{}", kind.name(), n),
+        &pristine.stats.to_json(kind.name()),
+    );
+    let ids: Vec<String> = (0..n).map(peer_id).collect();
+    let mut rng = Rng::new(SEED ^ 0x0B5E);
+    let mut fx = Fixture::new(ctx, &pristine);
+
+    // ----- reads -----
+    step("get_peer");
+    let mut g = ctx.fast(c, "get_peer");
+    g.bench_function(id(), |b| {
+        b.iter(|| black_box(fx.book().get_peer(&ids[rng.index(n)]).expect("get")))
+    });
+    g.finish();
+
+    step("query_peers_last_seen");
+    let by_last_seen = PeerQuery {
+        sort_by: SortBy::LastSeen,
+        order: Order::Desc,
+        limit: Some(10),
+        ..PeerQuery::default()
+    };
+    let mut g = ctx.fast(c, "query_peers_last_seen");
+    g.bench_function(id(), |b| {
+        b.iter(|| black_box(fx.book().query_peers(&by_last_seen).expect("query")))
+    });
+    g.finish();
+
+    step("query_peers_quality");
+    let by_quality = PeerQuery {
+        sort_by: SortBy::Quality,
+        order: Order::Desc,
+        limit: Some(5),
+        min_quality: Some(70),
+        ..PeerQuery::default()
+    };
+    let mut g = ctx.fast(c, "query_peers_quality");
+    g.bench_function(id(), |b| {
+        b.iter(|| black_box(fx.book().query_peers(&by_quality).expect("query")))
+    });
+    g.finish();
+
+    step("get_reconnection_candidates");
+    let candidates = CandidateQuery {
+        limit: 5,
+        max_age: Some(Duration::from_secs(24 * 3600)),
+    };
+    let found = fx
+        .book()
+        .get_reconnection_candidates(&candidates)
+        .expect("candidates");
+    assert!(n < 1000 || found.len() == 5, "a big book has 5 candidates");
+    let mut g = ctx.fast(c, "get_reconnection_candidates");
+    g.bench_function(id(), |b| {
+        b.iter(|| {
+            black_box(
+                fx.book()
+                    .get_reconnection_candidates(&candidates)
+                    .expect("candidates"),
+            )
+        })
+    });
+    g.finish();
+
+    // ----- whole-book operations -----
+    step("export_data");
+    let doc = fx
+        .book()
+        .export_data(ExportOptions::default())
+        .expect("export");
+    assert_eq!(doc.peers.len(), n);
+    let mut g = ctx.slow(c, "export_data");
+    g.bench_function(id(), |b| {
+        b.iter(|| {
+            black_box(
+                fx.book()
+                    .export_data(ExportOptions::default())
+                    .expect("export"),
+            )
+        })
+    });
+    g.finish();
+
+    if n <= ctx.mode.whole_book_max() {
+        step("import_data");
+        let target = ctx.work(&format!("import-{}-{n}", kind.name()));
+        let mut g = ctx.slow(c, "import_data");
+        g.bench_function(id(), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    common::remove(&target);
+                    let book = PeerBook::open(
+                        common::open_backend(kind, &target),
+                        options(Durability::Sync),
+                    )
+                    .expect("open an empty book");
+                    let t = Instant::now();
+                    let report = book.import_data(&doc, ImportMode::Merge).expect("import");
+                    total += t.elapsed();
+                    assert_eq!(report.imported, n);
+                    drop(book);
+                    common::remove(&target);
+                }
+                total
+            })
+        });
+        g.finish();
+
+        step("cleanup_stale_peers");
+        let target = ctx.work(&format!("cleanup-{}-{n}", kind.name()));
+        let mut removed = 0;
+        let mut g = ctx.slow(c, "cleanup_stale_peers");
+        g.bench_function(id(), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let book = PeerBook::open(pristine.copy(&target), options(Durability::Sync))
+                        .expect("open a copy");
+                    let t = Instant::now();
+                    removed = book.cleanup_stale_peers().expect("cleanup");
+                    total += t.elapsed();
+                    drop(book);
+                    common::remove(&target);
+                }
+                total
+            })
+        });
+        g.finish();
+        write_data(
+            &ctx.out,
+            &format!("cleanup-{}-{n}", kind.name()),
+            &serde_json::json!({ "backend": kind.name(), "peers": n, "removed": removed }),
+        );
+    }
+
+    step("open");
+    let mut g = ctx.slow(c, "open");
+    fx.closed(|dir| {
+        g.bench_function(id(), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    let backend = match &pristine.memory {
+                        // The memory backend has nothing to recover: this is the core's open.
+                        Some(memory) => std::sync::Arc::new(memory.clone()) as common::Dyn,
+                        None => common::open_backend(kind, dir),
+                    };
+                    let book = PeerBook::open(backend, options(Durability::Sync)).expect("open");
+                    total += t.elapsed();
+                    black_box(&book);
+                }
+                total
+            })
+        });
+    });
+    g.finish();
+
+    // ----- writes -----
+    let durabilities: &[Durability] = if kind.on_disk() {
+        &[Durability::Sync, Durability::Buffered]
+    } else {
+        &[Durability::Buffered] // the memory backend ignores durability
+    };
+    let mut next_new = n + 10_000_000;
+    for &d in durabilities {
+        fx.set_durability(d);
+        let dn = durability_name(d);
+
+        step(&format!("store_peer_new.{dn}"));
+        let mut g = ctx.fast(c, &format!("store_peer_new.{dn}"));
+        g.bench_function(id(), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    next_new += 1;
+                    let peer = new_peer(next_new);
+                    let t = Instant::now();
+                    let stored = fx.book().store_peer(peer).expect("store");
+                    total += t.elapsed();
+                    fx.book()
+                        .remove_peer(stored.peer_id.as_str())
+                        .expect("remove");
+                }
+                total
+            })
+        });
+        g.finish();
+
+        step(&format!("store_peer_update.{dn}"));
+        let mut g = ctx.fast(c, &format!("store_peer_update.{dn}"));
+        g.bench_function(id(), |b| {
+            b.iter_batched(
+                || {
+                    // An IP change: new candidates, address and last_seen.
+                    let mut r = fx
+                        .book()
+                        .get_peer(&ids[rng.index(n)])
+                        .expect("get")
+                        .expect("stored");
+                    r.cached_candidates.rotate_left(1);
+                    r.last_known_ip = Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                        rng.next_u64() as u32,
+                    )));
+                    r.last_seen = NOW_MS;
+                    r
+                },
+                |r| black_box(fx.book().store_peer(r).expect("store")),
+                BatchSize::SmallInput,
+            )
+        });
+        g.finish();
+
+        step(&format!("update_connection_quality.{dn}"));
+        let mut g = ctx.fast(c, &format!("update_connection_quality.{dn}"));
+        g.bench_function(id(), |b| {
+            b.iter(|| {
+                let update = QualityUpdate {
+                    latency_ms: Some(Some(10 + rng.below(300) as u32)),
+                    connection_type: Some(*rng.pick(&[
+                        ConnectionType::Host,
+                        ConnectionType::Srflx,
+                        ConnectionType::Relay,
+                    ])),
+                    ..QualityUpdate::default()
+                };
+                black_box(
+                    fx.book()
+                        .update_connection_quality(&ids[rng.index(n)], update)
+                        .expect("update"),
+                )
+            })
+        });
+        g.finish();
+
+        step(&format!("increment_reconnection_attempts.{dn}"));
+        let mut g = ctx.fast(c, &format!("increment_reconnection_attempts.{dn}"));
+        g.bench_function(id(), |b| {
+            b.iter(|| {
+                black_box(
+                    fx.book()
+                        .increment_reconnection_attempts(&ids[rng.index(n)])
+                        .expect("increment"),
+                )
+            })
+        });
+        g.finish();
+
+        step(&format!("update_last_seen.{dn}"));
+        let mut g = ctx.fast(c, &format!("update_last_seen.{dn}"));
+        g.bench_function(id(), |b| {
+            b.iter(|| {
+                black_box(
+                    fx.book()
+                        .update_last_seen(&ids[rng.index(n)])
+                        .expect("update"),
+                )
+            })
+        });
+        g.finish();
+    }
+    fx.book().flush().expect("flush");
+    drop(fx);
+}
+
+/// Encoding and decoding one record, no storage: the floor under every operation.
+fn bench_codec(c: &mut Criterion, ctx: &Ctx) {
+    let record = ctx.gen.record(7);
+    let bytes = record.encode();
+    progress(ctx.started, "codec");
+    let mut g = ctx.fast(c, "codec_encode");
+    g.bench_function(BenchmarkId::new("core", "record"), |b| {
+        b.iter(|| black_box(black_box(&record).encode()))
+    });
+    g.finish();
+    let mut g = ctx.fast(c, "codec_decode");
+    g.bench_function(BenchmarkId::new("core", "record"), |b| {
+        b.iter(|| black_box(peerbook::PeerRecord::decode(black_box(&bytes)).expect("decode")))
+    });
+    g.finish();
+    // decode = postcard + validate: the two parts alone.
+    let mut g = ctx.fast(c, "codec_postcard_only");
+    g.bench_function(BenchmarkId::new("core", "record"), |b| {
+        b.iter(|| {
+            black_box(
+                postcard::from_bytes::<peerbook::PeerRecord>(black_box(&bytes[1..]))
+                    .expect("postcard"),
+            )
+        })
+    });
+    g.finish();
+    let mut g = ctx.fast(c, "codec_validate");
+    g.bench_function(BenchmarkId::new("core", "record"), |b| {
+        b.iter(|| black_box(black_box(&record).validate()).expect("valid"))
+    });
+    g.finish();
+}
+
+fn main() {
+    let mode = Mode::detect();
+    let scratch = (mode == Mode::Smoke).then(|| tempfile::tempdir().expect("a scratch dir"));
+    let out = match &scratch {
+        Some(dir) => dir.path().to_path_buf(),
+        None => common::out_dir(),
+    };
+    let ctx = Ctx {
+        mode,
+        out,
+        gen: Generator::new(),
+        started: Instant::now(),
+        _scratch: scratch,
+    };
+    let mut c = Criterion::default().configure_from_args();
+    let started_at = unix_now();
+    let load_before = load_average();
+    progress(
+        ctx.started,
+        &format!(
+            "peerbook workloads, mode {}, sizes {:?}, output {}",
+            mode.name(),
+            mode.sizes(),
+            ctx.out.display()
+        ),
+    );
+    bench_codec(&mut c, &ctx);
+    for n in mode.sizes() {
+        for kind in KINDS {
+            bench_book(&mut c, &ctx, kind, n);
+        }
+    }
+    common::remove(&ctx.out.join("work"));
+    write_data(
+        &ctx.out,
+        "run-peerbook",
+        &serde_json::json!({
+            "mode": mode.name(),
+            "sizes": mode.sizes(),
+            "backends": KINDS.map(Kind::name),
+            "started": started_at,
+            "finished": unix_now(),
+            "seconds": ctx.started.elapsed().as_secs_f64(),
+            "load_before": load_before,
+            "load_after": load_average(),
+        }),
+    );
+    c.final_summary();
+}

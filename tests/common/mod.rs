@@ -1,0 +1,72 @@
+//! Shared helpers of the cross-backend tests: every engine behind one enum, opened
+//! on a directory as `Arc<dyn Backend>` so one test drives them all alike.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use peerbook::{Backend, ManualClock, MasterKey, MemoryBackend, Options};
+
+/// The storage engines under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Memory,
+    Lmdb,
+    Rocks,
+    File,
+}
+
+/// Every engine, the reference first.
+pub const ENGINES: [Engine; 4] = [Engine::Memory, Engine::Lmdb, Engine::Rocks, Engine::File];
+
+/// Memory backends by directory, so "reopening" a memory book finds its data.
+fn memory_registry() -> &'static Mutex<HashMap<PathBuf, MemoryBackend>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, MemoryBackend>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+impl Engine {
+    /// A short name for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Memory => "memory",
+            Engine::Lmdb => "lmdb",
+            Engine::Rocks => "rocksdb",
+            Engine::File => "file",
+        }
+    }
+
+    /// Open (or reopen) this engine's store in `dir`.
+    pub fn open(self, dir: &Path) -> Arc<dyn Backend> {
+        self.try_open(dir)
+            .unwrap_or_else(|e| panic!("open {} in {}: {e}", self.name(), dir.display()))
+    }
+
+    /// Open, reporting the error.
+    pub fn try_open(self, dir: &Path) -> Result<Arc<dyn Backend>, peerbook::BackendError> {
+        let path = dir.join(self.name());
+        Ok(match self {
+            Engine::Memory => {
+                let mut registry = memory_registry().lock().unwrap_or_else(|e| e.into_inner());
+                Arc::new(registry.entry(path).or_default().clone())
+            }
+            Engine::Lmdb => Arc::new(peerbook_lmdb::LmdbBackend::open(&path, Default::default())?),
+            Engine::Rocks => Arc::new(peerbook_rocksdb::RocksBackend::open(
+                &path,
+                Default::default(),
+            )?),
+            Engine::File => Arc::new(peerbook_file::FileBackend::open(&path, Default::default())?),
+        })
+    }
+}
+
+/// The test key.
+pub fn key() -> MasterKey {
+    MasterKey::from_bytes([42; 32])
+}
+
+/// Default options with the test key and `clock`.
+pub fn options(clock: &ManualClock) -> Options {
+    Options::new(key()).with_clock(clock.clone())
+}

@@ -1,0 +1,694 @@
+//! Differential state-machine test: a pure reference model of the book (ordered
+//! maps + the core's scoring functions) and one `PeerBook` per backend (memory,
+//! LMDB, RocksDB, file) stepped through the same random transitions. After every
+//! step each book's result equals the model's (errors compared by kind), and every
+//! book verifies clean.
+//!
+//! CI runs `PROPTEST_CASES` cases (default 64, set in the config below);
+//! `cargo xtask long model` runs thousands. A failure shrinks to a short, readable
+//! list of transitions.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerbook::scoring::{candidate_order, quality_score, reconnection_score, DAY_MS};
+use peerbook::{
+    Backend, CandidateQuery, ConnectionQuality, ConnectionType, ExportOptions, ImportMode,
+    ManualClock, NewPeer, Order, PeerBook, PeerId, PeerQuery, PeerRecord, QualityUpdate, Secret,
+    SortBy,
+};
+use proptest::prelude::*;
+use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
+
+use common::{Engine, ENGINES};
+
+const T0: u64 = 1_700_000_000_000;
+const MAX_PEERS: usize = 5;
+const FAILED_ATTEMPTS: u32 = 5;
+const INACTIVE_MS: u64 = 30 * DAY_MS;
+const CLEANUP_MS: u64 = 6 * 3_600_000;
+/// Ids the transitions pick from: more valid ids than max_peers, and one invalid.
+const IDS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "bad id"];
+
+/// The user-visible state of one peer, as compared between model and books.
+#[derive(Clone, Debug, PartialEq)]
+struct View {
+    id: String,
+    display_name: String,
+    last_seen: u64,
+    last_connected: u64,
+    quality: ConnectionQuality,
+    attempts: u32,
+    blacklist_until: Option<u64>,
+    has_secret: bool,
+}
+
+impl View {
+    fn of(r: &PeerRecord) -> View {
+        View {
+            id: r.peer_id.to_string(),
+            display_name: r.display_name.clone(),
+            last_seen: r.last_seen,
+            last_connected: r.last_connected,
+            quality: r.connection_quality,
+            attempts: r.reconnection_attempts,
+            blacklist_until: r.blacklist_until,
+            has_secret: r.shared_secret.is_some(),
+        }
+    }
+
+    /// A record for the scoring functions (secrets are irrelevant to scores).
+    fn record(&self) -> PeerRecord {
+        PeerRecord {
+            peer_id: PeerId::new(self.id.clone()).expect("model ids are valid"),
+            display_name: self.display_name.clone(),
+            public_key: String::new(),
+            shared_secret: None,
+            last_seen: self.last_seen,
+            last_connected: self.last_connected,
+            last_known_ip: None,
+            ice_servers: vec![],
+            cached_candidates: vec![],
+            connection_quality: self.quality,
+            reconnection_attempts: self.attempts,
+            blacklist_until: self.blacklist_until,
+        }
+    }
+}
+
+/// What a step returned.
+#[derive(Clone, Debug, PartialEq)]
+enum Outcome {
+    Unit,
+    Err(&'static str),
+    Peer(Option<View>),
+    Bool(bool),
+    Count(usize),
+    Ids(Vec<String>),
+    Scored(Vec<(String, u8)>),
+    Stats { peers: u64, blacklisted: u64 },
+}
+
+/// A partial quality update that prints readably when shrunk.
+#[derive(Clone, Copy, Debug)]
+struct QualityPatch {
+    latency: Option<Option<u32>>,
+    rate: Option<f32>,
+    kind: Option<ConnectionType>,
+    total: Option<u32>,
+    ok: Option<u32>,
+    uptime: Option<u64>,
+}
+
+impl QualityPatch {
+    fn update(&self) -> QualityUpdate {
+        QualityUpdate {
+            latency_ms: self.latency,
+            success_rate: self.rate,
+            connection_type: self.kind,
+            total_connections: self.total,
+            successful_connections: self.ok,
+            avg_uptime_ms: self.uptime,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Store {
+        id: usize,
+        secret: bool,
+    },
+    /// get, change last_seen, store the record back (the seed's IP change).
+    Touch {
+        id: usize,
+        back_ms: u64,
+    },
+    Get {
+        id: usize,
+    },
+    Remove {
+        id: usize,
+    },
+    Seen {
+        id: usize,
+    },
+    /// `times` failed reconnections in a row (the outcome is the last one's).
+    Fail {
+        id: usize,
+        times: u32,
+    },
+    Quality {
+        id: usize,
+        patch: QualityPatch,
+    },
+    Query {
+        sort: u8,
+        desc: bool,
+        limit: Option<usize>,
+        max_age_ms: Option<u64>,
+        min_quality: Option<u8>,
+    },
+    Candidates {
+        limit: usize,
+        max_age_ms: Option<u64>,
+    },
+    CleanupStale,
+    CleanupLru(usize),
+    Stats,
+    NeedsCleanup,
+    /// export, clear_all, import the export with Replace.
+    ExportClearImport,
+    ClearAll,
+    Advance(u64),
+    Reopen,
+}
+
+#[derive(Clone, Debug)]
+struct Model {
+    now: u64,
+    last_cleanup: u64,
+    peers: BTreeMap<String, View>,
+    expected: Outcome,
+}
+
+fn valid(id: usize) -> Option<&'static str> {
+    let id = IDS[id];
+    (!id.contains(' ')).then_some(id)
+}
+
+impl Model {
+    fn with_peer(
+        &mut self,
+        id: usize,
+        f: impl FnOnce(&mut View, u64) -> Result<(), &'static str>,
+    ) -> Outcome {
+        let Some(id) = valid(id) else {
+            return Outcome::Err("invalid_input");
+        };
+        let now = self.now;
+        match self.peers.get_mut(id) {
+            None => Outcome::Err("not_found"),
+            Some(v) => {
+                let mut updated = v.clone();
+                match f(&mut updated, now) {
+                    Ok(()) => {
+                        *v = updated.clone();
+                        Outcome::Peer(Some(updated))
+                    }
+                    Err(kind) => Outcome::Err(kind),
+                }
+            }
+        }
+    }
+
+    fn remove_ids(&mut self, ids: Vec<String>) -> Outcome {
+        let n = ids.len();
+        for id in ids {
+            self.peers.remove(&id);
+        }
+        Outcome::Count(n)
+    }
+
+    fn blacklisted(&self, v: &View) -> bool {
+        v.blacklist_until.is_some_and(|u| u > self.now)
+    }
+
+    fn in_age(&self, v: &View, max_age_ms: Option<u64>) -> bool {
+        max_age_ms.is_none_or(|age| v.last_seen >= self.now.saturating_sub(age))
+    }
+
+    fn ranked(&self, mut views: Vec<&View>) -> Vec<(String, u8)> {
+        let now = self.now;
+        let records: Vec<(PeerRecord, peerbook::ReconnectionScore)> = views
+            .drain(..)
+            .map(|v| {
+                let r = v.record();
+                let s = reconnection_score(&r, now);
+                (r, s)
+            })
+            .collect();
+        let mut records = records;
+        records.sort_by(|a, b| candidate_order((&a.1, &a.0), (&b.1, &b.0)));
+        records
+            .into_iter()
+            .map(|(r, s)| (r.peer_id.to_string(), s.total))
+            .collect()
+    }
+}
+
+struct RefMachine;
+
+fn patch_strategy() -> impl Strategy<Value = QualityPatch> {
+    (
+        prop::option::of(prop::option::of(prop_oneof![
+            Just(10u32),
+            Just(49),
+            Just(50),
+            Just(150),
+            Just(700)
+        ])),
+        prop::option::of(prop_oneof![
+            Just(0.0f32),
+            Just(0.5),
+            Just(0.9),
+            Just(1.0),
+            Just(f32::NAN),
+            Just(1.5)
+        ]),
+        prop::option::of(prop_oneof![
+            Just(ConnectionType::Host),
+            Just(ConnectionType::Srflx),
+            Just(ConnectionType::Relay),
+            Just(ConnectionType::Unknown)
+        ]),
+        prop::option::of(0u32..6),
+        prop::option::of(0u32..6),
+        prop::option::of(prop_oneof![
+            Just(0u64),
+            Just(90_000),
+            Just(400_000),
+            Just(700_000)
+        ]),
+    )
+        .prop_map(|(latency, rate, kind, total, ok, uptime)| QualityPatch {
+            latency,
+            rate,
+            kind,
+            total,
+            ok,
+            uptime,
+        })
+}
+
+impl ReferenceStateMachine for RefMachine {
+    type State = Model;
+    type Transition = Step;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        Just(Model {
+            now: T0,
+            last_cleanup: T0,
+            peers: BTreeMap::new(),
+            expected: Outcome::Unit,
+        })
+        .boxed()
+    }
+
+    fn transitions(_: &Model) -> BoxedStrategy<Step> {
+        // Most steps hit three hot ids so histories on one peer grow long; the rest
+        // fill the book past max_peers; the last id is invalid.
+        let id = prop_oneof![8 => 0usize..3, 3 => 3usize..7, 1 => Just(7usize)];
+        let age = prop::option::of(prop_oneof![
+            Just(3_600_000u64),
+            Just(DAY_MS),
+            Just(7 * DAY_MS),
+            Just(40 * DAY_MS)
+        ]);
+        prop_oneof![
+            6 => (id.clone(), any::<bool>()).prop_map(|(id, secret)| Step::Store { id, secret }),
+            2 => (id.clone(), prop_oneof![Just(0u64), Just(60_000), Just(2 * DAY_MS), Just(45 * DAY_MS)])
+                .prop_map(|(id, back_ms)| Step::Touch { id, back_ms }),
+            2 => id.clone().prop_map(|id| Step::Get { id }),
+            2 => id.clone().prop_map(|id| Step::Remove { id }),
+            3 => id.clone().prop_map(|id| Step::Seen { id }),
+            5 => (id.clone(), 1u32..7).prop_map(|(id, times)| Step::Fail { id, times }),
+            4 => (id.clone(), patch_strategy()).prop_map(|(id, patch)| Step::Quality { id, patch }),
+            4 => (0u8..3, any::<bool>(), prop::option::of(0usize..4), age.clone(), prop::option::of(prop_oneof![Just(0u8), Just(20), Just(40), Just(70), Just(101)]))
+                .prop_map(|(sort, desc, limit, max_age_ms, min_quality)| Step::Query { sort, desc, limit, max_age_ms, min_quality }),
+            3 => (0usize..4, age).prop_map(|(limit, max_age_ms)| Step::Candidates { limit, max_age_ms }),
+            1 => Just(Step::CleanupStale),
+            1 => (0usize..3).prop_map(Step::CleanupLru),
+            1 => Just(Step::Stats),
+            1 => Just(Step::NeedsCleanup),
+            1 => Just(Step::ExportClearImport),
+            1 => Just(Step::ClearAll),
+            4 => prop_oneof![
+                Just(60_000u64), Just(3_600_000), Just(7 * 3_600_000), Just(DAY_MS), Just(3 * DAY_MS),
+                Just(10 * DAY_MS), Just(31 * DAY_MS), Just(90 * DAY_MS)
+            ].prop_map(Step::Advance),
+            1 => Just(Step::Reopen),
+        ]
+        .boxed()
+    }
+
+    fn apply(mut m: Model, step: &Step) -> Model {
+        m.expected = match *step {
+            Step::Store { id, secret } => match valid(id) {
+                None => Outcome::Err("invalid_input"),
+                Some(id) if !m.peers.contains_key(id) && m.peers.len() >= MAX_PEERS => {
+                    Outcome::Err("quota_exceeded")
+                }
+                Some(id) => {
+                    let v = View {
+                        id: id.into(),
+                        display_name: format!("Peer {id}"),
+                        last_seen: m.now,
+                        last_connected: m.now,
+                        quality: ConnectionQuality::default(),
+                        attempts: 0,
+                        blacklist_until: None,
+                        has_secret: secret,
+                    };
+                    m.peers.insert(id.into(), v.clone());
+                    Outcome::Peer(Some(v))
+                }
+            },
+            Step::Touch { id, back_ms } => match valid(id) {
+                None => Outcome::Err("invalid_input"),
+                Some(id) => match m.peers.get_mut(id) {
+                    None => Outcome::Peer(None),
+                    Some(v) => {
+                        v.last_seen = m.now.saturating_sub(back_ms);
+                        Outcome::Peer(Some(v.clone()))
+                    }
+                },
+            },
+            Step::Get { id } => match valid(id) {
+                None => Outcome::Err("invalid_input"),
+                Some(id) => Outcome::Peer(m.peers.get(id).cloned()),
+            },
+            Step::Remove { id } => match valid(id) {
+                None => Outcome::Err("invalid_input"),
+                Some(id) => Outcome::Bool(m.peers.remove(id).is_some()),
+            },
+            Step::Seen { id } => m.with_peer(id, |v, now| {
+                v.last_seen = now;
+                v.last_connected = now;
+                v.attempts = 0;
+                v.blacklist_until = None;
+                Ok(())
+            }),
+            Step::Fail { id, times } => m.with_peer(id, |v, now| {
+                for _ in 0..times {
+                    v.attempts = v.attempts.saturating_add(1);
+                    if v.attempts >= FAILED_ATTEMPTS {
+                        v.blacklist_until = Some(now + DAY_MS);
+                    }
+                }
+                Ok(())
+            }),
+            Step::Quality { id, patch } => m.with_peer(id, |v, _| {
+                let q = &mut v.quality;
+                let next = ConnectionQuality {
+                    latency_ms: patch.latency.unwrap_or(q.latency_ms),
+                    success_rate: patch.rate.unwrap_or(q.success_rate),
+                    connection_type: patch.kind.unwrap_or(q.connection_type),
+                    total_connections: patch.total.unwrap_or(q.total_connections),
+                    successful_connections: patch.ok.unwrap_or(q.successful_connections),
+                    avg_uptime_ms: patch.uptime.unwrap_or(q.avg_uptime_ms),
+                };
+                let rate_ok =
+                    next.success_rate.is_finite() && (0.0..=1.0).contains(&next.success_rate);
+                if !rate_ok || next.successful_connections > next.total_connections {
+                    return Err("invalid_input");
+                }
+                *q = next;
+                Ok(())
+            }),
+            Step::Query {
+                sort,
+                desc,
+                limit,
+                max_age_ms,
+                min_quality,
+            } => {
+                if min_quality.is_some_and(|q| q > 100) {
+                    Outcome::Err("invalid_input")
+                } else {
+                    let min = min_quality.unwrap_or(0);
+                    let mut views: Vec<&View> = m
+                        .peers
+                        .values()
+                        .filter(|v| m.in_age(v, max_age_ms) && quality_score(&v.quality) >= min)
+                        .collect();
+                    let ids: Vec<String> = match sort {
+                        0 | 1 => {
+                            let key = |v: &View| {
+                                if sort == 0 {
+                                    v.last_seen
+                                } else {
+                                    u64::from(quality_score(&v.quality))
+                                }
+                            };
+                            views.sort_by(|a, b| (key(a), &a.id).cmp(&(key(b), &b.id)));
+                            if desc {
+                                views.reverse();
+                            }
+                            views.into_iter().map(|v| v.id.clone()).collect()
+                        }
+                        _ => {
+                            let mut ranked: Vec<String> =
+                                m.ranked(views).into_iter().map(|(id, _)| id).collect();
+                            if !desc {
+                                ranked.reverse();
+                            }
+                            ranked
+                        }
+                    };
+                    Outcome::Ids(ids.into_iter().take(limit.unwrap_or(usize::MAX)).collect())
+                }
+            }
+            Step::Candidates { limit, max_age_ms } => {
+                let views: Vec<&View> = m
+                    .peers
+                    .values()
+                    .filter(|v| !m.blacklisted(v) && m.in_age(v, max_age_ms))
+                    .collect();
+                Outcome::Scored(m.ranked(views).into_iter().take(limit).collect())
+            }
+            Step::CleanupStale => {
+                let now = m.now;
+                let stale: Vec<String> = m
+                    .peers
+                    .values()
+                    .filter(|v| {
+                        now.saturating_sub(v.last_seen) > INACTIVE_MS
+                            || (v.attempts >= FAILED_ATTEMPTS
+                                && v.blacklist_until.is_none_or(|u| u <= now))
+                    })
+                    .map(|v| v.id.clone())
+                    .collect();
+                m.last_cleanup = now;
+                m.remove_ids(stale)
+            }
+            Step::CleanupLru(n) => {
+                let mut all: Vec<&View> = m.peers.values().collect();
+                all.sort_by(|a, b| (a.last_seen, &a.id).cmp(&(b.last_seen, &b.id)));
+                let victims = all.into_iter().take(n).map(|v| v.id.clone()).collect();
+                m.remove_ids(victims)
+            }
+            Step::Stats => Outcome::Stats {
+                peers: m.peers.len() as u64,
+                blacklisted: m.peers.values().filter(|v| m.blacklisted(v)).count() as u64,
+            },
+            Step::NeedsCleanup => Outcome::Bool(
+                m.now.saturating_sub(m.last_cleanup) > CLEANUP_MS
+                    || m.peers.len() * 10 >= MAX_PEERS * 9,
+            ),
+            Step::ExportClearImport => {
+                m.last_cleanup = m.now;
+                Outcome::Count(m.peers.len())
+            }
+            Step::ClearAll => {
+                m.peers.clear();
+                m.last_cleanup = m.now;
+                Outcome::Unit
+            }
+            Step::Advance(ms) => {
+                m.now += ms;
+                Outcome::Unit
+            }
+            Step::Reopen => Outcome::Unit,
+        };
+        m
+    }
+}
+
+/// A book over any engine.
+type DynBook = PeerBook<Arc<dyn Backend>>;
+
+/// One book per engine, all on the same manual clock.
+struct Books {
+    clock: ManualClock,
+    books: Vec<(Engine, Option<DynBook>, tempfile::TempDir)>,
+}
+
+fn options(clock: &ManualClock) -> peerbook::Options {
+    let mut o = common::options(clock);
+    o.max_peers = MAX_PEERS as u64;
+    o.failed_attempts = FAILED_ATTEMPTS;
+    // Buffered keeps the many cases quick; durability is proven by the crash tests.
+    o.durability = peerbook::Durability::Buffered;
+    o
+}
+
+fn err(e: peerbook::Error) -> Outcome {
+    Outcome::Err(e.kind())
+}
+
+fn run(book: &PeerBook<Arc<dyn Backend>>, step: &Step, now: u64) -> Outcome {
+    let peer =
+        |r: peerbook::Result<PeerRecord>| r.map_or_else(err, |r| Outcome::Peer(Some(View::of(&r))));
+    match *step {
+        Step::Store { id, secret } => peer(book.store_peer(NewPeer {
+            peer_id: IDS[id].into(),
+            display_name: format!("  Peer\u{202E} {}", IDS[id]),
+            public_key: "pk".into(),
+            shared_secret: secret.then(|| Secret::from("s3cret")),
+            ..NewPeer::default()
+        })),
+        Step::Touch { id, back_ms } => match book.get_peer(IDS[id]) {
+            Err(e) => err(e),
+            Ok(None) => Outcome::Peer(None),
+            Ok(Some(mut r)) => {
+                r.last_seen = now.saturating_sub(back_ms);
+                peer(book.store_peer(r))
+            }
+        },
+        Step::Get { id } => book
+            .get_peer(IDS[id])
+            .map_or_else(err, |r| Outcome::Peer(r.as_ref().map(View::of))),
+        Step::Remove { id } => book.remove_peer(IDS[id]).map_or_else(err, Outcome::Bool),
+        Step::Seen { id } => peer(book.update_last_seen(IDS[id])),
+        Step::Fail { id, times } => {
+            let mut last = book.increment_reconnection_attempts(IDS[id]);
+            for _ in 1..times {
+                if last.is_err() {
+                    break;
+                }
+                last = book.increment_reconnection_attempts(IDS[id]);
+            }
+            peer(last)
+        }
+        Step::Quality { id, patch } => {
+            peer(book.update_connection_quality(IDS[id], patch.update()))
+        }
+        Step::Query {
+            sort,
+            desc,
+            limit,
+            max_age_ms,
+            min_quality,
+        } => {
+            let query = PeerQuery {
+                sort_by: [SortBy::LastSeen, SortBy::Quality, SortBy::ReconnectionScore]
+                    [sort as usize],
+                order: if desc { Order::Desc } else { Order::Asc },
+                limit,
+                max_age: max_age_ms.map(Duration::from_millis),
+                min_quality,
+            };
+            book.query_peers(&query).map_or_else(err, |rs| {
+                Outcome::Ids(rs.iter().map(|r| r.peer_id.to_string()).collect())
+            })
+        }
+        Step::Candidates { limit, max_age_ms } => book
+            .get_reconnection_candidates(&CandidateQuery {
+                limit,
+                max_age: max_age_ms.map(Duration::from_millis),
+            })
+            .map_or_else(err, |cs| {
+                Outcome::Scored(
+                    cs.iter()
+                        .map(|c| (c.peer.peer_id.to_string(), c.score.total))
+                        .collect(),
+                )
+            }),
+        Step::CleanupStale => book.cleanup_stale_peers().map_or_else(err, Outcome::Count),
+        Step::CleanupLru(n) => book.cleanup_lru(n).map_or_else(err, Outcome::Count),
+        Step::Stats => book
+            .get_storage_stats()
+            .map_or_else(err, |s| Outcome::Stats {
+                peers: s.peer_count,
+                blacklisted: s.blacklisted_count,
+            }),
+        Step::NeedsCleanup => book.needs_cleanup().map_or_else(err, Outcome::Bool),
+        Step::ExportClearImport => {
+            let doc = match book.export_data(ExportOptions::default()) {
+                Ok(doc) => doc,
+                Err(e) => return err(e),
+            };
+            let json = doc.to_json();
+            if let Err(e) = book.clear_all() {
+                return err(e);
+            }
+            let parsed = match peerbook::ExportDocument::from_json(&json) {
+                Ok(d) => d,
+                Err(e) => return err(e),
+            };
+            book.import_data(&parsed, ImportMode::Replace)
+                .map_or_else(err, |r| Outcome::Count(r.imported))
+        }
+        Step::ClearAll => book.clear_all().map_or_else(err, |()| Outcome::Unit),
+        Step::Advance(_) | Step::Reopen => Outcome::Unit,
+    }
+}
+
+impl StateMachineTest for Books {
+    type SystemUnderTest = Books;
+    type Reference = RefMachine;
+
+    fn init_test(_: &Model) -> Books {
+        let clock = ManualClock::new(T0);
+        let books = ENGINES
+            .iter()
+            .map(|&engine| {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let book =
+                    PeerBook::open(engine.open(dir.path()), options(&clock)).expect("open book");
+                (engine, Some(book), dir)
+            })
+            .collect();
+        Books { clock, books }
+    }
+
+    fn apply(mut sut: Books, model: &Model, step: Step) -> Books {
+        sut.clock.set(model.now);
+        for (engine, slot, dir) in &mut sut.books {
+            if let Step::Reopen = step {
+                let book = slot.take().expect("book present");
+                let backend = book.close().expect("close");
+                drop(backend);
+                *slot = Some(
+                    PeerBook::open(engine.open(dir.path()), options(&sut.clock)).expect("reopen"),
+                );
+                continue;
+            }
+            let book = slot.as_ref().expect("book present");
+            let got = run(book, &step, model.now);
+            assert_eq!(got, model.expected, "{}: {step:?}", engine.name());
+        }
+        sut
+    }
+
+    fn check_invariants(sut: &Books, _: &Model) {
+        for (engine, book, _) in &sut.books {
+            let report = book
+                .as_ref()
+                .expect("book present")
+                .verify()
+                .expect("verify");
+            assert!(
+                report.is_clean(),
+                "{}: verify after the step: {report:?}",
+                engine.name()
+            );
+        }
+    }
+}
+
+prop_state_machine! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+        max_shrink_iters: 4096,
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_backend_matches_the_model(sequential 1..80 => Books);
+}
