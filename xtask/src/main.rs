@@ -260,7 +260,8 @@ fn long(args: &[String]) -> Result<(), String> {
     cmd.args(["test", "--workspace", "--release", "--all-features"]);
     match which {
         "crash" => {
-            cmd.env("PEERBOOK_CRASH_POINTS", "10000");
+            cmd.env("PEERBOOK_CRASH_POINTS", "10000")
+                .env("PEERBOOK_KILLS", "1000");
         }
         "model" => {
             cmd.env("PROPTEST_CASES", "5000");
