@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 
 use common::sql::Sql;
 use common::{
-    load_average, new_peer, peer_id, progress, size_label, unix_now, write_data, FixtureStats,
-    Generator, Mode, Rng, DAY_MS, INACTIVE_AFTER_DAYS, LOAD_CHUNK, NOW_MS, SEED,
+    durability_name, load_average, new_peer, peer_id, progress, size_label, unix_now, write_data,
+    Ctx, FixtureStats, Generator, Mode, Rng, DAY_MS, INACTIVE_AFTER_DAYS, LOAD_CHUNK, NOW_MS, SEED,
 };
-use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use criterion::{BatchSize, BenchmarkId, Criterion};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, WithoutTls};
 use peerbook::backend::{Backend, Space, WriteBatch};
@@ -29,47 +28,6 @@ use peerbook::{ConnectionType, Durability, MemoryBackend};
 use peerbook_file::{FileBackend, FileOptions};
 use peerbook_lmdb::LmdbBackend;
 use peerbook_rocksdb::{RocksBackend, RocksOptions};
-
-struct Ctx {
-    mode: Mode,
-    out: PathBuf,
-    gen: Generator,
-    started: Instant,
-    _scratch: Option<tempfile::TempDir>,
-}
-
-impl Ctx {
-    fn fast<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let t = self.mode.timing();
-        let mut g = c.benchmark_group(name);
-        g.sample_size(t.sample_size)
-            .warm_up_time(t.warm_up)
-            .measurement_time(t.measurement)
-            .nresamples(t.nresamples);
-        g
-    }
-
-    fn slow<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let mut g = c.benchmark_group(name);
-        g.sample_size(10)
-            .sampling_mode(SamplingMode::Flat)
-            .warm_up_time(Duration::from_millis(1))
-            .measurement_time(Duration::from_millis(1))
-            .nresamples(self.mode.timing().nresamples);
-        g
-    }
-
-    fn work(&self, name: &str) -> PathBuf {
-        self.out.join("work").join(name)
-    }
-}
-
-fn durability_name(d: Durability) -> &'static str {
-    match d {
-        Durability::Sync => "sync",
-        Durability::Buffered => "buffered",
-    }
-}
 
 // ----- raw engines ------------------------------------------------------------------
 

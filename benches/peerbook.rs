@@ -18,60 +18,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{
-    load_average, new_peer, options, peer_id, pristine, progress, size_label, unix_now, write_data,
-    Book, Generator, Kind, Mode, Pristine, Rng, KINDS, NOW_MS, SEED,
+    durability_name, load_average, new_peer, options, peer_id, pristine, progress, size_label,
+    unix_now, write_data, Book, Ctx, Generator, Kind, Mode, Pristine, Rng, KINDS, NOW_MS, SEED,
 };
-use criterion::measurement::WallTime;
-use criterion::{BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use criterion::{BatchSize, BenchmarkId, Criterion};
 use peerbook::{
     CandidateQuery, ConnectionType, Durability, ExportOptions, ImportMode, Order, PeerBook,
     PeerQuery, QualityUpdate, SortBy,
 };
-
-struct Ctx {
-    mode: Mode,
-    out: std::path::PathBuf,
-    gen: Generator,
-    started: Instant,
-    /// Holds the smoke run's scratch directory.
-    _scratch: Option<tempfile::TempDir>,
-}
-
-impl Ctx {
-    /// A group of single-operation benchmarks.
-    fn fast<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let t = self.mode.timing();
-        let mut g = c.benchmark_group(name);
-        g.sample_size(t.sample_size)
-            .warm_up_time(t.warm_up)
-            .measurement_time(t.measurement)
-            .nresamples(t.nresamples);
-        g
-    }
-
-    /// A group of whole-book benchmarks: ten runs of one iteration each (flat
-    /// sampling, a token warm-up), whatever one run costs.
-    fn slow<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let mut g = c.benchmark_group(name);
-        g.sample_size(10)
-            .sampling_mode(SamplingMode::Flat)
-            .warm_up_time(Duration::from_millis(1))
-            .measurement_time(Duration::from_millis(1))
-            .nresamples(self.mode.timing().nresamples);
-        g
-    }
-
-    fn work(&self, name: &str) -> std::path::PathBuf {
-        self.out.join("work").join(name)
-    }
-}
-
-fn durability_name(d: Durability) -> &'static str {
-    match d {
-        Durability::Sync => "sync",
-        Durability::Buffered => "buffered",
-    }
-}
 
 /// The working copy of one backend's book, reopened with another durability on demand.
 struct Fixture<'p> {

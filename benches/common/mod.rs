@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode};
 use peerbook::backend::{Backend, Direction, KeyRange, Space, WriteBatch};
 use peerbook::{
     ConnectionType, Durability, ExportDocument, ExportOptions, ImportMode, ManualClock, MasterKey,
@@ -894,5 +896,53 @@ impl Pristine {
             }
             (None, None) => unreachable!("a pristine book is in memory or on disk"),
         }
+    }
+}
+
+/// What every benchmark group needs: the mode, where results go, the record generator.
+pub struct Ctx {
+    pub mode: Mode,
+    pub out: PathBuf,
+    pub gen: Generator,
+    pub started: Instant,
+    /// Holds the smoke run's scratch directory.
+    pub _scratch: Option<tempfile::TempDir>,
+}
+
+impl Ctx {
+    /// A group of single-operation benchmarks.
+    pub fn fast<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+        let t = self.mode.timing();
+        let mut g = c.benchmark_group(name);
+        g.sample_size(t.sample_size)
+            .warm_up_time(t.warm_up)
+            .measurement_time(t.measurement)
+            .nresamples(t.nresamples);
+        g
+    }
+
+    /// A group of whole-book benchmarks: ten runs of one iteration each (flat
+    /// sampling, a token warm-up), whatever one run costs.
+    pub fn slow<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+        let mut g = c.benchmark_group(name);
+        g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
+            .warm_up_time(Duration::from_millis(1))
+            .measurement_time(Duration::from_millis(1))
+            .nresamples(self.mode.timing().nresamples);
+        g
+    }
+
+    /// A scratch directory for one benchmark.
+    pub fn work(&self, name: &str) -> PathBuf {
+        self.out.join("work").join(name)
+    }
+}
+
+/// `sync` or `buffered`, for benchmark ids.
+pub fn durability_name(d: Durability) -> &'static str {
+    match d {
+        Durability::Sync => "sync",
+        Durability::Buffered => "buffered",
     }
 }
