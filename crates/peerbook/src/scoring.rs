@@ -109,37 +109,96 @@ pub struct ReconnectionScore {
 /// assert_eq!(score.total, 30);
 /// ```
 pub fn reconnection_score(peer: &PeerRecord, now: u64) -> ReconnectionScore {
-    let q = &peer.connection_quality;
-    let quality = ((u32::from(quality_score(q)) * 4 + 5) / 10) as u8;
-    let age = now.saturating_sub(peer.last_seen);
-    let recency = if age < DAY_MS {
-        30
-    } else if age < 3 * DAY_MS {
-        20
-    } else if age < 7 * DAY_MS {
-        10
-    } else {
-        0
-    };
-    let success = (q.successful_connections.min(5) * 4) as u8;
-    let reliability = if q.total_connections == 0 {
-        0
-    } else {
-        // round(10 * s / t) in integers, half up: floor((20 s + t) / 2t)
-        let s = u64::from(q.successful_connections.min(q.total_connections));
-        let t = u64::from(q.total_connections);
-        ((20 * s + t) / (2 * t)) as u8
-    };
-    let penalty = peer.reconnection_attempts.saturating_mul(5);
-    let sum = i64::from(quality) + i64::from(recency) + i64::from(success) + i64::from(reliability)
-        - i64::from(penalty);
-    ReconnectionScore {
-        quality,
-        recency,
-        success,
-        reliability,
-        penalty,
-        total: sum.clamp(0, 100) as u8,
+    ScoreHint::of(peer).score(peer.last_seen, now)
+}
+
+/// The time-independent inputs of the reconnection score, kept in the value of each
+/// `by_last_seen` index entry so candidates are ranked without decoding records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ScoreHint {
+    /// The quality score, 0..=100.
+    pub quality_score: u8,
+    pub success: u8,
+    pub reliability: u8,
+    pub penalty: u32,
+    pub blacklist_until: Option<u64>,
+}
+
+impl ScoreHint {
+    pub const LEN: usize = 15;
+
+    pub fn of(peer: &PeerRecord) -> Self {
+        let q = &peer.connection_quality;
+        let reliability = if q.total_connections == 0 {
+            0
+        } else {
+            // round(10 * s / t) in integers, half up: floor((20 s + t) / 2t)
+            let s = u64::from(q.successful_connections.min(q.total_connections));
+            let t = u64::from(q.total_connections);
+            ((20 * s + t) / (2 * t)) as u8
+        };
+        ScoreHint {
+            quality_score: quality_score(q),
+            success: (q.successful_connections.min(5) * 4) as u8,
+            reliability,
+            penalty: peer.reconnection_attempts.saturating_mul(5),
+            blacklist_until: peer.blacklist_until,
+        }
+    }
+
+    /// The full score of a peer last seen at `last_seen`, at `now`.
+    pub fn score(&self, last_seen: u64, now: u64) -> ReconnectionScore {
+        let quality = ((u32::from(self.quality_score) * 4 + 5) / 10) as u8;
+        let age = now.saturating_sub(last_seen);
+        let recency = if age < DAY_MS {
+            30
+        } else if age < 3 * DAY_MS {
+            20
+        } else if age < 7 * DAY_MS {
+            10
+        } else {
+            0
+        };
+        let sum = i64::from(quality)
+            + i64::from(recency)
+            + i64::from(self.success)
+            + i64::from(self.reliability)
+            - i64::from(self.penalty);
+        ReconnectionScore {
+            quality,
+            recency,
+            success: self.success,
+            reliability: self.reliability,
+            penalty: self.penalty,
+            total: sum.clamp(0, 100) as u8,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::LEN);
+        v.extend_from_slice(&[self.quality_score, self.success, self.reliability]);
+        v.extend_from_slice(&self.penalty.to_be_bytes());
+        // 0 never is a blacklist end in the future of any real clock; it means "none".
+        v.extend_from_slice(&self.blacklist_until.unwrap_or(0).to_be_bytes());
+        v
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != Self::LEN {
+            return None;
+        }
+        let until = u64::from_be_bytes(bytes[7..15].try_into().ok()?);
+        Some(ScoreHint {
+            quality_score: bytes[0],
+            success: bytes[1],
+            reliability: bytes[2],
+            penalty: u32::from_be_bytes(bytes[3..7].try_into().ok()?),
+            blacklist_until: (until != 0).then_some(until),
+        })
+    }
+
+    pub fn is_blacklisted(&self, now: u64) -> bool {
+        self.blacklist_until.is_some_and(|until| until > now)
     }
 }
 
@@ -393,6 +452,26 @@ mod tests {
         let partial = reconnection_score(&peer(0, 2, 1, 2, ConnectionQuality::default()), DAY_MS);
         // recency 20 + success 4 + reliability 5 - penalty 10
         assert_eq!(partial.total, 19);
+    }
+
+    #[test]
+    fn score_hint_round_trips_and_scores_like_the_record() {
+        let q = ConnectionQuality {
+            latency_ms: Some(80),
+            success_rate: 0.75,
+            connection_type: ConnectionType::Srflx,
+            ..Default::default()
+        };
+        let mut p = peer(DAY_MS, 4, 3, 2, q);
+        p.blacklist_until = Some(123);
+        let hint = ScoreHint::of(&p);
+        assert_eq!(ScoreHint::decode(&hint.encode()), Some(hint));
+        assert_eq!(hint.encode().len(), ScoreHint::LEN);
+        assert_eq!(ScoreHint::decode(&[0; 14]), None);
+        for now in [0, DAY_MS, 2 * DAY_MS, 5 * DAY_MS, 30 * DAY_MS] {
+            assert_eq!(hint.score(p.last_seen, now), reconnection_score(&p, now));
+        }
+        assert!(hint.is_blacklisted(122) && !hint.is_blacklisted(123));
     }
 
     #[test]

@@ -1660,10 +1660,34 @@ pub fn verify_finds_index_damage_and_repair_fixes_it<F: Factory>(f: &F) {
         [&0u64.to_be_bytes()[..], b"p4"].concat(),
         Vec::new(),
     );
+    // a by_last_seen entry whose score hint lies (claims the top score)
+    batch.put(
+        Space::ByLastSeen,
+        ls[1].clone(),
+        [vec![100, 20, 10], vec![0; 12]].concat(),
+    );
     book.backend().write(batch, Durability::Sync).unwrap();
     let report = book.verify().unwrap();
-    assert_eq!(report.missing_index_entries, 1, "{report:?}");
-    assert_eq!(report.orphan_index_entries, 2, "{report:?}");
+    assert_eq!(report.missing_index_entries, 2, "{report:?}");
+    assert_eq!(report.orphan_index_entries, 3, "{report:?}");
+    let all = CandidateQuery {
+        limit: 10,
+        max_age: None,
+    };
+    let names = |cs: Vec<crate::Candidate>| {
+        cs.into_iter()
+            .map(|c| c.peer.peer_id.to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = names(book.get_reconnection_candidates(&all).unwrap());
+    assert!(
+        !before.contains(&"p1".to_string()),
+        "a lying hint is never trusted: {before:?}"
+    );
+    assert!(
+        !before.contains(&"p0".to_string()),
+        "a missing entry is not a candidate until repair"
+    );
     assert!(report.corrupt.is_empty());
     let asc = book
         .query_peers(&PeerQuery {
@@ -1679,9 +1703,14 @@ pub fn verify_finds_index_damage_and_repair_fixes_it<F: Factory>(f: &F) {
     let repair = book.repair().unwrap();
     assert_eq!(
         (repair.index_entries_added, repair.index_entries_removed),
-        (1, 2)
+        (2, 3)
     );
     assert_clean(&book, "after repair");
+    assert_eq!(
+        book.get_reconnection_candidates(&all).unwrap().len(),
+        5,
+        "repair restores every candidate"
+    );
     let asc = book
         .query_peers(&PeerQuery {
             order: Order::Asc,

@@ -3,13 +3,13 @@
 //! | space | key | value |
 //! |---|---|---|
 //! | peers | peer_id | format byte + postcard(record) |
-//! | by_last_seen | big-endian u64 last_seen + peer_id | empty |
+//! | by_last_seen | big-endian u64 last_seen + peer_id | score hint: quality score, success, reliability (u8 each), penalty (u32 BE), blacklist_until (u64 BE, 0 = none) |
 //! | by_quality | u8 quality score + peer_id | empty |
 //! | meta | name | see the constants below |
 
 use crate::backend::Space;
 use crate::schema::PeerRecord;
-use crate::scoring::quality_score;
+use crate::scoring::ScoreHint;
 
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -70,14 +70,22 @@ pub fn split_quality_key(key: &[u8]) -> Option<(u8, &[u8])> {
     Some((score, id))
 }
 
-/// The two index entries of a record.
-pub fn index_entries(record: &PeerRecord) -> [(Space, Vec<u8>); 2] {
+/// The two index entries of a record: `(space, key, value)`. A by_last_seen value
+/// is the record's `ScoreHint` (what ranking needs besides the time); a by_quality
+/// value is empty.
+pub fn index_entries(record: &PeerRecord) -> [(Space, Vec<u8>, Vec<u8>); 2] {
     let id = record.peer_id.as_bytes();
+    let hint = ScoreHint::of(record);
     [
-        (Space::ByLastSeen, last_seen_key(record.last_seen, id)),
+        (
+            Space::ByLastSeen,
+            last_seen_key(record.last_seen, id),
+            hint.encode(),
+        ),
         (
             Space::ByQuality,
-            quality_key(quality_score(&record.connection_quality), id),
+            quality_key(hint.quality_score, id),
+            Vec::new(),
         ),
     ]
 }

@@ -1,7 +1,7 @@
 //! Retention and upkeep: stale-peer and LRU cleanup, storage statistics,
 //! `verify` / `repair`, key rotation and `clear_all`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 
 use serde::Serialize;
@@ -116,8 +116,8 @@ fn escape_key(key: &[u8]) -> String {
 /// Everything a full read of the peers space tells.
 struct Survey {
     counters: Counters,
-    /// Index entries the decodable records need.
-    expected: [BTreeSet<Vec<u8>>; 2],
+    /// Index entries (key -> value) the decodable records need.
+    expected: [BTreeMap<Vec<u8>, Vec<u8>>; 2],
     corrupt: Vec<(Vec<u8>, Vec<u8>, String)>,
 }
 
@@ -321,8 +321,10 @@ impl<B: Backend> PeerBook<B> {
                 });
                 match decoded {
                     Ok(record) => {
-                        for (i, (_, key)) in keys::index_entries(&record).into_iter().enumerate() {
-                            survey.expected[i].insert(key);
+                        for (i, (_, key, value)) in
+                            keys::index_entries(&record).into_iter().enumerate()
+                        {
+                            survey.expected[i].insert(key, value);
                         }
                     }
                     Err(reason) => survey.corrupt.push((k.to_vec(), v.to_vec(), reason)),
@@ -337,13 +339,14 @@ impl<B: Backend> PeerBook<B> {
     fn index_diff(
         &self,
         space: Space,
-        expected: &BTreeSet<Vec<u8>>,
+        expected: &BTreeMap<Vec<u8>, Vec<u8>>,
     ) -> Result<(Vec<Vec<u8>>, u64)> {
         let mut orphans = Vec::new();
         let mut present = 0u64;
         self.backend
-            .scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
-                if expected.contains(k) {
+            .scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
+                // an entry with the wrong value is stale: removed, then put anew
+                if expected.get(k).is_some_and(|want| want.as_slice() == v) {
                     present += 1;
                 } else {
                     orphans.push(k.to_vec());
@@ -447,8 +450,8 @@ impl<B: Backend> PeerBook<B> {
             }
             if present < survey.expected[i].len() as u64 {
                 // put every expected entry: puts of present ones are harmless
-                for key in &survey.expected[i] {
-                    batch.put(space, key.clone(), Vec::new());
+                for (key, value) in &survey.expected[i] {
+                    batch.put(space, key.clone(), value.clone());
                 }
                 report.index_entries_added += survey.expected[i].len() as u64 - present;
             }

@@ -666,8 +666,8 @@ impl<B: Backend> PeerBook<B> {
             }
             warn!(evicted, for_peer = %id, "peerbook full: evicted least recently seen peers");
         }
-        for (space, key) in keys::index_entries(record) {
-            txn.batch.put(space, key, Vec::new());
+        for (space, key, value) in keys::index_entries(record) {
+            txn.batch.put(space, key, value);
         }
         txn.batch.put(Space::Peers, id.as_bytes().to_vec(), encoded);
         txn.counters.peers += 1;
@@ -745,7 +745,7 @@ impl<B: Backend> PeerBook<B> {
     ) -> Result<()> {
         match existing {
             Existing::Decoded { record, .. } => {
-                for (space, key) in keys::index_entries(record) {
+                for (space, key, _) in keys::index_entries(record) {
                     txn.batch.delete(space, key);
                 }
             }

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::{keys, Existing, PeerBook};
-use crate::backend::{Backend, Direction, Space};
+use crate::backend::{Backend, Direction, KeyRange, Space};
 use crate::error::{Error, Result};
 use crate::options::duration_ms;
 use crate::schema::{PeerId, PeerRecord};
-use crate::scoring::{candidate_order, quality_score, reconnection_score, ReconnectionScore};
+use crate::scoring::{quality_score, ReconnectionScore, ScoreHint};
 
 /// What to sort [`PeerBook::query_peers`] results by.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,6 +92,14 @@ pub struct Candidate {
     pub score: ReconnectionScore,
 }
 
+/// An index entry ranked by its score hint, before its record is read.
+struct Ranked {
+    score: ReconnectionScore,
+    last_seen: u64,
+    id: Vec<u8>,
+    hint: ScoreHint,
+}
+
 const FIRST_PAGE: usize = 16;
 const MAX_PAGE: usize = 1024;
 
@@ -149,14 +157,16 @@ impl<B: Backend> PeerBook<B> {
                 })?;
             }
             SortBy::ReconnectionScore => {
-                let mut scored = self.scored(cutoff, now, |r| {
-                    quality_score(&r.connection_quality) >= min_quality
-                })?;
-                scored.sort_by(|a, b| candidate_order((&a.score, &a.peer), (&b.score, &b.peer)));
-                if query.order == Order::Asc {
-                    scored.reverse();
-                }
-                out = scored.into_iter().take(limit).map(|c| c.peer).collect();
+                let ranked = self.ranked(cutoff, now, |h| h.quality_score >= min_quality)?;
+                let ranked: Box<dyn Iterator<Item = Ranked>> = match query.order {
+                    Order::Desc => Box::new(ranked.into_iter()),
+                    Order::Asc => Box::new(ranked.into_iter().rev()),
+                };
+                out = self
+                    .load_ranked(ranked, limit)?
+                    .into_iter()
+                    .map(|c| c.peer)
+                    .collect();
             }
         }
         Ok(out)
@@ -172,30 +182,80 @@ impl<B: Backend> PeerBook<B> {
         let cutoff = query
             .max_age
             .map(|age| now.saturating_sub(duration_ms(age)));
-        let mut scored = self.scored(cutoff, now, |r| !r.is_blacklisted(now))?;
-        scored.sort_by(|a, b| candidate_order((&a.score, &a.peer), (&b.score, &b.peer)));
-        scored.truncate(query.limit);
-        Ok(scored)
+        let ranked = self.ranked(cutoff, now, |h| !h.is_blacklisted(now))?;
+        self.load_ranked(ranked.into_iter(), query.limit)
     }
 
-    /// Every peer seen at or after `cutoff` that passes `keep`, with its score.
-    fn scored(
+    /// Every peer seen at or after `cutoff` whose score hint passes `keep`, ranked
+    /// best first from the by_last_seen index alone: no record is decoded here.
+    fn ranked(
         &self,
         cutoff: Option<u64>,
         now: u64,
-        keep: impl Fn(&PeerRecord) -> bool,
-    ) -> Result<Vec<Candidate>> {
+        keep: impl Fn(&ScoreHint) -> bool,
+    ) -> Result<Vec<Ranked>> {
         let lower = cutoff.map_or(Bound::Unbounded, |c| {
             Bound::Included(c.to_be_bytes().to_vec())
         });
         let mut out = Vec::new();
-        self.walk_index(Space::ByLastSeen, lower, Direction::Reverse, |peer| {
-            if keep(&peer) {
-                let score = reconnection_score(&peer, now);
-                out.push(Candidate { peer, score });
+        let range = KeyRange {
+            lower: super::as_ref_bound(&lower),
+            upper: Bound::Unbounded,
+        };
+        self.backend
+            .scan(Space::ByLastSeen, range, Direction::Reverse, &mut |k, v| {
+                let (Some((last_seen, id)), Some(hint)) =
+                    (keys::split_last_seen_key(k), ScoreHint::decode(v))
+                else {
+                    return ControlFlow::Continue(()); // damaged entry: verify reports it
+                };
+                if keep(&hint) {
+                    out.push(Ranked {
+                        score: hint.score(last_seen, now),
+                        last_seen,
+                        id: id.to_vec(),
+                        hint,
+                    });
+                }
+                ControlFlow::Continue(())
+            })?;
+        out.sort_by(|a, b| {
+            b.score
+                .total
+                .cmp(&a.score.total)
+                .then(b.last_seen.cmp(&a.last_seen))
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(out)
+    }
+
+    /// Read the records of `ranked` in order until `limit` are found that agree with
+    /// their index entry (stale or corrupt ones are skipped, as every query does).
+    fn load_ranked(
+        &self,
+        ranked: impl Iterator<Item = Ranked>,
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        let mut out = Vec::new();
+        for entry in ranked {
+            if out.len() >= limit {
+                break;
             }
-            ControlFlow::Continue(())
-        })?;
+            let Ok(id) = PeerId::from_bytes(&entry.id) else {
+                continue;
+            };
+            let Some(Existing::Decoded { record, .. }) = self.load_existing(&id)? else {
+                continue;
+            };
+            if record.last_seen != entry.last_seen || ScoreHint::of(&record) != entry.hint {
+                debug!(peer = %id, "stale by_last_seen entry skipped");
+                continue;
+            }
+            out.push(Candidate {
+                peer: record,
+                score: entry.score,
+            });
+        }
         Ok(out)
     }
 

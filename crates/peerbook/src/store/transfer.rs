@@ -243,8 +243,8 @@ impl<B: Backend> PeerBook<B> {
                 self.delete_record(&mut txn, &record.peer_id, old)?;
                 report.replaced += 1;
             }
-            for (space, key) in keys::index_entries(record) {
-                txn.batch.put(space, key, Vec::new());
+            for (space, key, value) in keys::index_entries(record) {
+                txn.batch.put(space, key, value);
             }
             let encoded = record.encode();
             txn.counters.peers += 1;
