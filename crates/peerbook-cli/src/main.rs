@@ -1,0 +1,251 @@
+//! `peerbook`: inspect, check, repair, migrate and re-key a peer book on any backend.
+//!
+//! Every command names a store as `BACKEND:PATH` (`lmdb:./peers`, `rocksdb:./peers`,
+//! `file:./peers`) and finds the master key in `--key-file PATH` (default
+//! `<PATH>.key`, beside the store directory) or `--key-env VAR` (64 hex characters).
+//! Errors print `error: <cause>` and `hint: <what to do>` on stderr; the exit code is
+//! 0 on success, 1 on an operational error or a failed `verify`, 2 on a usage error.
+
+mod commands;
+mod duration;
+mod format;
+mod store;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+use crate::duration::parse_duration;
+use crate::store::StoreSpec;
+
+/// Inspect and maintain a peerbook store (the book of known peers of a P2P node).
+#[derive(Debug, Parser)]
+#[command(
+    name = "peerbook",
+    version,
+    about = "Inspect and maintain a peerbook store (a P2P node's book of known peers).",
+    long_about = "Inspect and maintain a peerbook store (a P2P node's book of known peers).\n\n\
+        STORE is BACKEND:PATH, one of lmdb:DIR, rocksdb:DIR or file:DIR.\n\
+        The master key comes from --key-file PATH (default: DIR.key, a file beside the\n\
+        store directory, never inside it) or --key-env VAR (64 hex characters).\n\
+        Commands that write create a missing store and key file (0600); commands that\n\
+        only read fail when either is missing. Secrets are never printed unless\n\
+        --reveal-secrets is given.",
+    after_help = "Examples:\n  \
+        peerbook init lmdb:./peers\n  \
+        peerbook stats lmdb:./peers\n  \
+        peerbook list lmdb:./peers --sort quality --limit 10\n  \
+        peerbook candidates lmdb:./peers --limit 5 --max-age 24h\n  \
+        peerbook verify lmdb:./peers || peerbook repair lmdb:./peers\n  \
+        peerbook migrate lmdb:./peers rocksdb:./peers-rocks\n  \
+        peerbook rotate-key lmdb:./peers --new-key-file ./peers.key.new\n\n\
+        Exit codes: 0 success, 1 operational error or verify found problems, 2 usage error."
+)]
+struct Cli {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The book's max_peers (for utilization and quota checks of writes).
+    #[arg(long, global = true, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_peers: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the master key comes from.
+#[derive(Debug, Args)]
+struct KeyArgs {
+    /// Key file holding the 32-byte master key (default: `PATH.key` beside the store).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help = "Key file holding the 32-byte master key [default: <PATH>.key beside the store]"
+    )]
+    key_file: Option<PathBuf>,
+    /// Environment variable holding the master key as 64 hex characters.
+    #[arg(long, global = true, value_name = "VAR", conflicts_with = "key_file")]
+    key_env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new, empty store and its key file (0600), or check an existing one.
+    Init {
+        /// BACKEND:PATH
+        store: StoreSpec,
+    },
+    /// Counts, sizes, utilization, blacklisted, oldest/newest seen, corrupt, quarantined.
+    Stats {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List peers as a table (or JSON), sorted and filtered.
+    List {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// Sort key.
+        #[arg(long, value_enum, default_value_t = Sort::LastSeen)]
+        sort: Sort,
+        /// Sort order.
+        #[arg(long, value_enum, default_value_t = SortOrder::Desc)]
+        order: SortOrder,
+        /// At most N peers.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Only peers seen within this long (90s, 15m, 24h, 7d).
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        max_age: Option<Duration>,
+        /// Only peers with a quality score of at least Q (0..=100).
+        #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(0..=100))]
+        min_quality: Option<u8>,
+        /// Print JSON (secrets sealed unless --reveal-secrets).
+        #[arg(
+            long,
+            help = "Print JSON (secrets \"<sealed>\" unless --reveal-secrets)"
+        )]
+        json: bool,
+        /// Open and print the secrets (with --json).
+        #[arg(long)]
+        reveal_secrets: bool,
+    },
+    /// Show one peer (secrets sealed unless --reveal-secrets).
+    #[command(about = "Show one peer (secrets \"<sealed>\" unless --reveal-secrets)")]
+    Get {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// The peer id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Open and print the shared secret and TURN credentials.
+        #[arg(long)]
+        reveal_secrets: bool,
+    },
+    /// Who to reconnect to first, with every part of the reconnection score.
+    Candidates {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// At most N candidates.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        limit: usize,
+        /// Only peers seen within this long (90s, 15m, 24h, 7d).
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        max_age: Option<Duration>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check records, indexes and counters; exit 1 when anything is wrong.
+    Verify {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quarantine corrupt records, rebuild indexes and counters (one atomic batch).
+    Repair {
+        /// BACKEND:PATH
+        store: StoreSpec,
+    },
+    /// Export the book as JSON (secrets stay sealed; --no-secrets drops them).
+    Export {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// Write to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Leave secrets out (the document then imports into a book with any key).
+        #[arg(long)]
+        no_secrets: bool,
+    },
+    /// Import an export document, all or nothing (creates the store if missing).
+    #[command(group(ArgGroup::new("mode").args(["merge", "replace"])))]
+    Import {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// The export document ("-" for stdin).
+        file: PathBuf,
+        /// Add the document's peers, replacing those with the same id (default).
+        #[arg(long)]
+        merge: bool,
+        /// Make the book hold exactly the document's peers.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Copy a whole book to another store (any backend), then check it record by record.
+    ///
+    /// FROM is only read. TO uses the same key (by default FROM's key file is copied
+    /// to TO's default key file when that does not exist yet).
+    Migrate {
+        /// BACKEND:PATH to copy from (never written).
+        from: StoreSpec,
+        /// BACKEND:PATH to copy to.
+        to: StoreSpec,
+        /// Replace TO's peers even when it is not empty.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-seal every secret under a new key written to a new key file.
+    RotateKey {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// Where to create the new key file (must not exist).
+        #[arg(long, value_name = "PATH")]
+        new_key_file: PathBuf,
+    },
+    /// Remove stale peers and/or the N least recently seen.
+    #[command(group(ArgGroup::new("what").args(["stale", "lru"]).required(true).multiple(true)))]
+    Cleanup {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// Remove peers unseen for 30 days, or given up after 5 failed attempts.
+        #[arg(long)]
+        stale: bool,
+        /// Remove the N least recently seen peers (after --stale).
+        #[arg(long, value_name = "N")]
+        lru: Option<usize>,
+        /// Only report what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `list --sort`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Sort {
+    /// Last contact.
+    LastSeen,
+    /// Quality score.
+    Quality,
+    /// Reconnection score.
+    Score,
+}
+
+/// `list --order`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SortOrder {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{e}");
+            ExitCode::from(e.code)
+        }
+    }
+}

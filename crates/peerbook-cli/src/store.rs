@@ -1,0 +1,337 @@
+//! Naming and opening stores: `BACKEND:PATH` specs, key sources, and the error type
+//! every command returns (one cause line, an optional hint, an exit code).
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use peerbook::{Backend, Error, MasterKey, Options, PeerBook};
+
+/// A book over whichever engine the spec named.
+pub type Book = PeerBook<Arc<dyn Backend>>;
+
+/// A failure of a command: printed as `error: <cause>` and `hint: <hint>`.
+#[derive(Debug)]
+pub struct CliError {
+    /// What went wrong (one line).
+    pub cause: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// The process exit code (1 operational, 2 usage).
+    pub code: u8,
+}
+
+impl CliError {
+    /// An operational error (exit 1).
+    pub fn new(cause: impl Into<String>) -> Self {
+        CliError {
+            cause: cause.into(),
+            hint: None,
+            code: 1,
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(cause: impl Into<String>) -> Self {
+        CliError {
+            code: 2,
+            ..CliError::new(cause)
+        }
+    }
+
+    /// Add a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// A store error, with a hint fitting its kind.
+    pub fn store(e: Error, key: &KeySource, spec: &StoreSpec) -> Self {
+        let hint = match &e {
+            Error::WrongKey => Some(format!(
+                "this book was sealed with another key (after rotate-key: the new key file); pass it with --key-file PATH or --key-env VAR (now using {key})"
+            )),
+            Error::Locked(_) => Some(
+                "another process (a node or another peerbook command) has this store open; stop it and retry".into(),
+            ),
+            Error::InsecureKeyFile { path, .. } => {
+                Some(format!("run `chmod 600 {}`", path.display()))
+            }
+            Error::Corrupted { .. } => Some(format!(
+                "run `peerbook verify {spec}` for a report and `peerbook repair {spec}` to quarantine bad records"
+            )),
+            Error::NotFound { .. } => Some(format!("`peerbook list {spec}` shows the stored peers")),
+            Error::QuotaExceeded(_) => Some(format!(
+                "free room with `peerbook cleanup {spec} --stale` or `--lru N`"
+            )),
+            Error::SchemaTooNew { .. } => Some("install a newer peerbook".into()),
+            _ => None,
+        };
+        CliError {
+            cause: e.to_string(),
+            hint,
+            code: 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "error: {}", self.cause)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\nhint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The storage engines a spec can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// `lmdb:`
+    Lmdb,
+    /// `rocksdb:`
+    Rocks,
+    /// `file:`
+    File,
+}
+
+impl Engine {
+    /// The spec prefix.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Lmdb => "lmdb",
+            Engine::Rocks => "rocksdb",
+            Engine::File => "file",
+        }
+    }
+}
+
+/// `BACKEND:PATH`, e.g. `lmdb:./peers`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// The engine.
+    pub engine: Engine,
+    /// The store's directory.
+    pub path: PathBuf,
+}
+
+impl FromStr for StoreSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (backend, path) = s.split_once(':').ok_or_else(|| {
+            format!("`{s}` is not BACKEND:PATH (e.g. lmdb:./peers, rocksdb:./peers, file:./peers)")
+        })?;
+        let engine = match backend {
+            "lmdb" => Engine::Lmdb,
+            "rocksdb" | "rocks" => Engine::Rocks,
+            "file" => Engine::File,
+            other => {
+                return Err(format!(
+                    "unknown backend `{other}`; use lmdb, rocksdb or file"
+                ))
+            }
+        };
+        let trimmed = path.trim_end_matches('/');
+        if trimmed.is_empty() || trimmed == "." || trimmed == ".." {
+            return Err(format!(
+                "`{path}` is not a usable store directory; name one, e.g. {backend}:./peers"
+            ));
+        }
+        Ok(StoreSpec {
+            engine,
+            path: PathBuf::from(trimmed),
+        })
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.engine.name(), self.path.display())
+    }
+}
+
+impl StoreSpec {
+    /// The default key file: `<PATH>.key`, a sibling of the store directory.
+    pub fn default_key_file(&self) -> PathBuf {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".key");
+        PathBuf::from(name)
+    }
+
+    /// Whether the store directory exists and holds anything.
+    pub fn exists(&self) -> bool {
+        std::fs::read_dir(&self.path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+    }
+
+    fn open_backend(&self) -> Result<Arc<dyn Backend>, peerbook::BackendError> {
+        let p = &self.path;
+        Ok(match self.engine {
+            Engine::Lmdb => Arc::new(peerbook_lmdb::LmdbBackend::open(p, Default::default())?),
+            Engine::Rocks => Arc::new(peerbook_rocksdb::RocksBackend::open(p, Default::default())?),
+            Engine::File => Arc::new(peerbook_file::FileBackend::open(p, Default::default())?),
+        })
+    }
+}
+
+/// Where the master key comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    /// A key file (32 raw bytes, mode 0600).
+    File(PathBuf),
+    /// An environment variable holding 64 hex characters.
+    Env(String),
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::File(p) => write!(f, "key file {}", p.display()),
+            KeySource::Env(v) => write!(f, "key from ${v}"),
+        }
+    }
+}
+
+impl KeySource {
+    /// From the flags, defaulting to the spec's sibling key file.
+    pub fn resolve(key_file: Option<&Path>, key_env: Option<&str>, spec: &StoreSpec) -> Self {
+        match (key_file, key_env) {
+            (_, Some(var)) => KeySource::Env(var.to_owned()),
+            (Some(p), None) => KeySource::File(p.to_path_buf()),
+            (None, None) => KeySource::File(spec.default_key_file()),
+        }
+    }
+
+    /// Load the key; `create` makes a missing key file (0600, create-new).
+    pub fn load(&self, create: bool) -> Result<MasterKey, CliError> {
+        match self {
+            KeySource::Env(var) => {
+                let value = std::env::var(var).map_err(|_| {
+                    CliError::new(format!(
+                        "environment variable {var} is not set (or not UTF-8)"
+                    ))
+                    .hint(format!(
+                        "export {var}=<64 hex characters of the master key>"
+                    ))
+                })?;
+                let bytes = decode_hex(value.trim()).ok_or_else(|| {
+                    CliError::new(format!(
+                        "{var} must hold exactly 64 hex characters (a 256-bit key)"
+                    ))
+                })?;
+                MasterKey::from_slice(&bytes).map_err(|e| CliError::new(e.to_string()))
+            }
+            KeySource::File(path) => {
+                let key_error = |e: Error| {
+                    let hint = match &e {
+                        Error::InsecureKeyFile { path, .. } => {
+                            format!("run `chmod 600 {}`", path.display())
+                        }
+                        _ => "pass the book's key with --key-file PATH or --key-env VAR".into(),
+                    };
+                    CliError::new(e.to_string()).hint(hint)
+                };
+                if create {
+                    MasterKey::load_or_create(path).map_err(key_error)
+                } else if std::fs::symlink_metadata(path).is_err() {
+                    Err(CliError::new(format!("key file {} not found", path.display())).hint(
+                        "pass the book's key with --key-file PATH or --key-env VAR (the default is <PATH>.key beside the store)",
+                    ))
+                } else {
+                    MasterKey::load(path).map_err(key_error)
+                }
+            }
+        }
+    }
+}
+
+/// 64 hex characters to 32 bytes.
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Whether a command only reads or may write (create the store and its key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// The store and key must exist.
+    Read,
+    /// A missing store and key file are created.
+    Write,
+}
+
+/// Open the book `spec` names with the key from `key`; `options` adjusts the defaults.
+pub fn open_with(
+    spec: &StoreSpec,
+    key: &KeySource,
+    access: Access,
+    options: impl FnOnce(Options) -> Options,
+) -> Result<Book, CliError> {
+    if access == Access::Read && !spec.exists() {
+        return Err(
+            CliError::new(format!("no store at {}", spec.path.display())).hint(format!(
+                "check the path; a new store is created by `peerbook init {spec}` or `peerbook import {spec} FILE`"
+            )),
+        );
+    }
+    let master = key.load(access == Access::Write)?;
+    let backend = spec
+        .open_backend()
+        .map_err(|e| CliError::store(e.into(), key, spec))?;
+    PeerBook::open(backend, options(Options::new(master)))
+        .map_err(|e| CliError::store(e, key, spec))
+}
+
+/// Write a line to stdout, ignoring a closed pipe (`peerbook list | head`).
+pub fn out(line: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(line.as_bytes());
+    let _ = stdout.write_all(b"\n");
+}
+
+/// `println!` that never panics on a closed stdout.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::store::out(&format!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        let s: StoreSpec = "lmdb:./peers/".parse().unwrap();
+        assert_eq!(s.engine, Engine::Lmdb);
+        assert_eq!(s.default_key_file(), PathBuf::from("./peers.key"));
+        assert_eq!(
+            "rocksdb:/a/b".parse::<StoreSpec>().unwrap().engine,
+            Engine::Rocks
+        );
+        assert_eq!(
+            "file:c:d".parse::<StoreSpec>().unwrap().path,
+            PathBuf::from("c:d")
+        );
+        for bad in ["peers", "sqlite:./x", "lmdb:", "file:/", ":x", "lmdb:."] {
+            assert!(bad.parse::<StoreSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn hex() {
+        assert_eq!(decode_hex(&"ab".repeat(32)), Some(vec![0xab; 32]));
+        assert_eq!(decode_hex(&"ab".repeat(31)), None);
+        assert_eq!(decode_hex(&"zz".repeat(32)), None);
+        assert_eq!(decode_hex(&format!("{}é", "a".repeat(62))), None);
+        assert_eq!(decode_hex(&format!("+1{}", "a".repeat(62))), None);
+    }
+}

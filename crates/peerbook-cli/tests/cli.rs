@@ -1,0 +1,729 @@
+//! The real `peerbook` binary on real stores in temp dirs: every backend, migration
+//! across them, verify/repair, key rotation, secrets redaction, usage errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use peerbook::backend::{Space, WriteBatch};
+use peerbook::{
+    Backend, Durability, ManualClock, MasterKey, NewIceServer, NewPeer, Options, PeerBook,
+    QualityUpdate, Secret,
+};
+use serde_json::Value;
+
+const SECRET: &str = "s3cr3t-alice-shared";
+const CREDENTIAL: &str = "turn-pass-xyz-789";
+const DAY_MS: u64 = 86_400_000;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_peerbook"))
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Run {
+    run_cmd(bin().current_dir(dir).args(args))
+}
+
+/// Run, retrying briefly while the store reports itself locked: a store this test
+/// process just closed can stay locked for a moment through a descriptor that a
+/// concurrent test's fork inherited before its exec.
+fn run_cmd(cmd: &mut Command) -> Run {
+    for _ in 0..20 {
+        let r = run_once(cmd);
+        if !r.stderr.contains("store is locked") {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    run_once(cmd)
+}
+
+fn run_once(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run peerbook");
+    let r = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    assert!(
+        !r.stderr.contains("panicked"),
+        "peerbook panicked: {}",
+        r.stderr
+    );
+    r
+}
+
+#[track_caller]
+fn ok(r: Run) -> Run {
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    r
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn open_backend(engine: &str, path: &Path) -> Arc<dyn Backend> {
+    // Retried while locked, for the same reason as `run_cmd`.
+    for attempt in 0.. {
+        let opened: Result<Arc<dyn Backend>, peerbook::BackendError> = match engine {
+            "lmdb" => peerbook_lmdb::LmdbBackend::open(path, Default::default())
+                .map(|b| Arc::new(b) as Arc<dyn Backend>),
+            "rocksdb" => peerbook_rocksdb::RocksBackend::open(path, Default::default())
+                .map(|b| Arc::new(b) as Arc<dyn Backend>),
+            "file" => peerbook_file::FileBackend::open(path, Default::default())
+                .map(|b| Arc::new(b) as Arc<dyn Backend>),
+            other => panic!("unknown engine {other}"),
+        };
+        match opened {
+            Err(peerbook::BackendError::Locked(_)) if attempt < 40 => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    unreachable!()
+}
+
+/// A store `<engine>:<dir>/peers` with key `<dir>/peers.key`: alice (a secret and a
+/// TURN credential), bob (good quality), carol (2 failed attempts), all seen now,
+/// plus `old` peers last seen 40 days ago.
+fn seed(engine: &str, dir: &Path, old: usize) -> String {
+    let path = dir.join("peers");
+    let key = MasterKey::load_or_create(dir.join("peers.key")).unwrap();
+    let clock = ManualClock::new(now_ms() - 40 * DAY_MS);
+    let book = PeerBook::open(
+        open_backend(engine, &path),
+        Options::new(key).with_clock(clock.clone()),
+    )
+    .unwrap();
+    for i in 0..old {
+        book.store_peer(NewPeer {
+            peer_id: format!("old-{i}"),
+            display_name: format!("Old {i}"),
+            public_key: "{\"kty\":\"EC\"}".into(),
+            ..NewPeer::default()
+        })
+        .unwrap();
+    }
+    clock.set(now_ms());
+    book.store_peer(NewPeer {
+        peer_id: "alice".into(),
+        display_name: "Alice".into(),
+        public_key: "{\"kty\":\"EC\",\"crv\":\"P-256\"}".into(),
+        shared_secret: Some(Secret::from(SECRET)),
+        ice_servers: vec![NewIceServer {
+            urls: vec!["turn:turn.example.org:3478".into()],
+            username: Some("alice".into()),
+            credential: Some(Secret::from(CREDENTIAL)),
+        }],
+        last_known_ip: Some("192.0.2.7".parse().unwrap()),
+        ..NewPeer::default()
+    })
+    .unwrap();
+    for id in ["bob", "carol"] {
+        book.store_peer(NewPeer {
+            peer_id: id.into(),
+            display_name: id.to_uppercase(),
+            public_key: "z6Mk".into(),
+            ..NewPeer::default()
+        })
+        .unwrap();
+    }
+    book.update_connection_quality(
+        "bob",
+        QualityUpdate {
+            latency_ms: Some(Some(30)),
+            connection_type: Some(peerbook::ConnectionType::Host),
+            ..QualityUpdate::default()
+        },
+    )
+    .unwrap();
+    book.increment_reconnection_attempts("carol").unwrap();
+    book.increment_reconnection_attempts("carol").unwrap();
+    drop(book.close().unwrap());
+    format!("{engine}:{}", path.display())
+}
+
+fn export_peers(dir: &Path, spec: &str, key_file: &Path) -> Value {
+    let r = ok(run_in(
+        dir,
+        &["export", spec, "--key-file", key_file.to_str().unwrap()],
+    ));
+    let doc: Value = serde_json::from_str(&r.stdout).expect("export is JSON");
+    doc["peers"].clone()
+}
+
+#[test]
+fn help_reads_well() {
+    let r = ok(run_cmd(bin().arg("--help")));
+    for needle in [
+        "BACKEND:PATH",
+        "--key-file",
+        "--key-env",
+        "stats",
+        "migrate",
+        "rotate-key",
+        "cleanup",
+        "Exit codes",
+    ] {
+        assert!(
+            r.stdout.contains(needle),
+            "--help lacks {needle}:\n{}",
+            r.stdout
+        );
+    }
+    let r = ok(run_cmd(bin().args(["cleanup", "--help"])));
+    assert!(r.stdout.contains("--dry-run"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["stats"],
+        vec!["stats", "peers"],
+        vec!["stats", "sqlite:./peers"],
+        vec!["stats", "lmdb:"],
+        vec!["list", "lmdb:./p", "--max-age", "5 weeks"],
+        vec!["list", "lmdb:./p", "--min-quality", "101"],
+        vec!["list", "lmdb:./p", "--sort", "nonsense"],
+        vec!["cleanup", "lmdb:./p"],
+        vec!["import", "lmdb:./p", "f.json", "--merge", "--replace"],
+        vec!["get", "lmdb:./p", "x", "--key-file", "k", "--key-env", "K"],
+        vec!["frobnicate"],
+    ] {
+        let r = run_in(dir.path(), &args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error:"), "{args:?}: {}", r.stderr);
+    }
+    assert!(
+        !dir.path().join("p").exists(),
+        "a usage error created a store"
+    );
+}
+
+#[test]
+fn read_commands_on_missing_store_or_key_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run_in(dir.path(), &["stats", "lmdb:./nothing"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.starts_with("error: no store at ./nothing"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\nhint: "), "{}", r.stderr);
+    assert!(!dir.path().join("nothing").exists());
+    assert!(!dir.path().join("nothing.key").exists());
+
+    let spec = seed("file", dir.path(), 0);
+    let r = run_in(dir.path(), &["stats", &spec, "--key-file", "missing.key"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("key file missing.key not found"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn init_creates_store_and_private_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(run_in(dir.path(), &["init", "file:./book"]));
+    assert!(
+        r.stdout.contains("created store file:./book"),
+        "{}",
+        r.stdout
+    );
+    let key = dir.path().join("book.key");
+    assert!(key.is_file(), "key file beside the store");
+    assert!(!dir.path().join("book").join("book.key").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let r = ok(run_in(dir.path(), &["init", "file:./book"]));
+    assert!(r.stdout.contains("already exists"), "{}", r.stdout);
+    let r = ok(run_in(dir.path(), &["stats", "file:./book"]));
+    assert!(
+        r.stdout.contains("peers:         0 of max 100"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn inspect_commands_and_secret_redaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = seed("lmdb", dir.path(), 2);
+    let d = dir.path();
+
+    let r = ok(run_in(d, &["stats", &spec]));
+    for line in [
+        "engine:        lmdb",
+        "peers:         5 of max 100 (5.0 % full)",
+        "blacklisted:   0",
+        "corrupt:       0",
+        "quarantined:   0",
+        "oldest seen:   ",
+        "(40d ago)",
+    ] {
+        assert!(
+            r.stdout.contains(line),
+            "stats lacks {line:?}:\n{}",
+            r.stdout
+        );
+    }
+    let stats: Value =
+        serde_json::from_str(&ok(run_in(d, &["stats", &spec, "--json"])).stdout).unwrap();
+    assert_eq!(stats["peer_count"], 5);
+
+    let r = ok(run_in(d, &["list", &spec]));
+    assert!(r.stdout.starts_with("ID "), "{}", r.stdout);
+    assert!(r.stdout.contains("2 failed"), "{}", r.stdout);
+    assert!(r.stdout.contains("(5 peers)"));
+    let r = ok(run_in(
+        d,
+        &[
+            "list",
+            &spec,
+            "--max-age",
+            "7d",
+            "--sort",
+            "quality",
+            "--limit",
+            "2",
+        ],
+    ));
+    assert!(r.stdout.contains("(2 peers)"), "{}", r.stdout);
+    let first_row = r.stdout.lines().nth(1).unwrap();
+    assert!(first_row.starts_with("bob "), "{}", r.stdout);
+    let r = ok(run_in(d, &["list", &spec, "--min-quality", "50", "--json"]));
+    let peers: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(peers.as_array().unwrap().len(), 1);
+    assert_eq!(peers[0]["peer_id"], "bob");
+
+    // Secrets: sealed everywhere unless --reveal-secrets.
+    for args in [
+        vec!["list", spec.as_str(), "--json"],
+        vec!["list", spec.as_str()],
+        vec!["get", spec.as_str(), "alice"],
+        vec!["get", spec.as_str(), "alice", "--json"],
+        vec!["export", spec.as_str()],
+        vec!["candidates", spec.as_str(), "--json"],
+        vec!["stats", spec.as_str()],
+    ] {
+        let r = ok(run_in(d, &args));
+        assert!(
+            !r.stdout.contains(SECRET) && !r.stdout.contains(CREDENTIAL),
+            "{args:?} printed a secret"
+        );
+        assert!(!r.stderr.contains(SECRET));
+    }
+    let r = ok(run_in(d, &["get", &spec, "alice"]));
+    assert!(
+        r.stdout.contains("shared_secret:      <sealed>"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("credential <sealed>"), "{}", r.stdout);
+    assert!(r.stdout.contains("192.0.2.7"));
+    let r = ok(run_in(d, &["get", &spec, "alice", "--reveal-secrets"]));
+    assert!(
+        r.stdout.contains(SECRET) && r.stdout.contains(CREDENTIAL),
+        "{}",
+        r.stdout
+    );
+    let r = ok(run_in(d, &["list", &spec, "--json", "--reveal-secrets"]));
+    let peers: Value = serde_json::from_str(&r.stdout).unwrap();
+    let alice = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer_id"] == "alice")
+        .unwrap();
+    assert_eq!(alice["shared_secret"], SECRET);
+    assert_eq!(alice["ice_servers"][0]["credential"], CREDENTIAL);
+
+    let r = run_in(d, &["get", &spec, "nobody"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .starts_with("error: peer not found: nobody\nhint: "),
+        "{}",
+        r.stderr
+    );
+    let r = run_in(d, &["get", &spec, "bad id with spaces"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.starts_with("error: invalid peer_id"),
+        "{}",
+        r.stderr
+    );
+
+    // Candidates with every score part; the 40-day-old peers are out of a 24h window.
+    let r = ok(run_in(
+        d,
+        &["candidates", &spec, "--limit", "5", "--max-age", "24h"],
+    ));
+    assert!(
+        r.stdout
+            .starts_with("ID     NAME   SCORE  QUALITY  RECENCY  SUCCESS  RELIAB  PENALTY"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("(3 candidates)"), "{}", r.stdout);
+    assert!(r.stdout.contains("-10"), "carol's penalty: {}", r.stdout);
+    let r = ok(run_in(d, &["candidates", &spec, "--json"]));
+    let c: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(c[0]["peer_id"], "bob");
+    assert_eq!(c[0]["score"]["recency"], 30);
+}
+
+#[test]
+fn migrate_across_every_backend_keeps_the_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("lmdb", d, 3);
+    let original = export_peers(d, &spec, &d.join("peers.key"));
+    assert_eq!(original.as_array().unwrap().len(), 6);
+
+    let chain = ["lmdb:./peers", "rocksdb:./b", "file:./c", "lmdb:./d"];
+    for pair in chain.windows(2) {
+        let r = ok(run_in(d, &["migrate", pair[0], pair[1]]));
+        assert!(r.stdout.contains("checked 6/6"), "{}", r.stdout);
+        assert!(r.stdout.contains("ok: "), "{}", r.stdout);
+    }
+    for (spec, key) in [
+        ("rocksdb:./b", "b.key"),
+        ("file:./c", "c.key"),
+        ("lmdb:./d", "d.key"),
+    ] {
+        assert_eq!(export_peers(d, spec, &d.join(key)), original, "{spec}");
+    }
+    // Secrets still open at the end of the chain.
+    let r = ok(run_in(d, &["get", "lmdb:./d", "alice", "--reveal-secrets"]));
+    assert!(r.stdout.contains(SECRET));
+
+    // A non-empty TO is refused without --force, and left alone.
+    let r = run_in(d, &["migrate", "file:./c", "rocksdb:./b"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("is not empty") && r.stderr.contains("--force"),
+        "{}",
+        r.stderr
+    );
+    ok(run_in(
+        d,
+        &["migrate", "file:./c", "rocksdb:./b", "--force"],
+    ));
+    let r = run_in(d, &["migrate", "file:./c", "file:./c/"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn verify_fails_on_corruption_until_repair() {
+    for engine in ["file", "rocksdb"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let spec = seed(engine, d, 0);
+        ok(run_in(d, &["verify", &spec]));
+        {
+            let backend = open_backend(engine, &d.join("peers"));
+            let mut batch = WriteBatch::new();
+            batch.put(
+                Space::Peers,
+                b"mallory".to_vec(),
+                b"\xff\x00garbage".to_vec(),
+            );
+            backend.write(batch, Durability::Sync).unwrap();
+            backend.flush().unwrap();
+        }
+        let r = run_in(d, &["verify", &spec]);
+        assert_eq!(r.code, 1, "{engine}: {}", r.stdout);
+        assert!(r.stdout.contains("corrupt records:      1"), "{}", r.stdout);
+        assert!(r.stdout.contains("mallory"), "{}", r.stdout);
+        assert!(r.stderr.contains("hint: `peerbook repair"), "{}", r.stderr);
+        let report: Value =
+            serde_json::from_str(&run_in(d, &["verify", &spec, "--json"]).stdout).unwrap();
+        assert_eq!(report["corrupt"].as_array().unwrap().len(), 1);
+        let r = ok(run_in(d, &["stats", &spec]));
+        assert!(r.stdout.contains("corrupt:       1"), "{}", r.stdout);
+        // Queries skip the bad record; get names it.
+        ok(run_in(d, &["list", &spec]));
+        let r = run_in(d, &["get", &spec, "mallory"]);
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains("corrupted") && r.stderr.contains("peerbook repair"));
+
+        let r = ok(run_in(d, &["repair", &spec]));
+        assert!(
+            r.stdout.contains("quarantined records:   1"),
+            "{}",
+            r.stdout
+        );
+        ok(run_in(d, &["verify", &spec]));
+        let r = ok(run_in(d, &["stats", &spec]));
+        assert!(r.stdout.contains("quarantined:   1"), "{}", r.stdout);
+        assert!(r.stdout.contains("corrupt:       0"), "{}", r.stdout);
+    }
+}
+
+#[test]
+fn rotate_key_then_only_the_new_key_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 1);
+    let r = ok(run_in(
+        d,
+        &["rotate-key", &spec, "--new-key-file", "new.key"],
+    ));
+    assert!(
+        r.stdout.contains("re-sealed the secrets of 1 peer under"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("mv new.key"), "{}", r.stdout);
+    let r = ok(run_in(
+        d,
+        &[
+            "get",
+            &spec,
+            "alice",
+            "--key-file",
+            "new.key",
+            "--reveal-secrets",
+        ],
+    ));
+    assert!(r.stdout.contains(SECRET) && r.stdout.contains(CREDENTIAL));
+    let r = run_in(d, &["get", &spec, "alice"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("error: wrong key"), "{}", r.stderr);
+    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+
+    // An existing target key file is refused before anything changes.
+    let r = run_in(
+        d,
+        &[
+            "rotate-key",
+            &spec,
+            "--key-file",
+            "new.key",
+            "--new-key-file",
+            "peers.key",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    ok(run_in(d, &["verify", &spec, "--key-file", "new.key"]));
+}
+
+#[test]
+fn wrong_key_file_and_key_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 0);
+    MasterKey::create(d.join("other.key")).unwrap();
+    let r = run_in(d, &["get", &spec, "alice", "--key-file", "other.key"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.starts_with(
+            "error: wrong key: the master key does not open this book's sealed data\nhint: "
+        ),
+        "{}",
+        r.stderr
+    );
+
+    let bytes = std::fs::read(d.join("peers.key")).unwrap();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let r = ok(run_cmd(bin().current_dir(d).env("PB_TEST_KEY", &hex).args(
+        [
+            "get",
+            &spec,
+            "alice",
+            "--key-env",
+            "PB_TEST_KEY",
+            "--reveal-secrets",
+        ],
+    )));
+    assert!(r.stdout.contains(SECRET));
+    for bad in ["abc", "zz", &"g".repeat(64)] {
+        let r = run_cmd(bin().current_dir(d).env("PB_TEST_KEY", bad).args([
+            "stats",
+            &spec,
+            "--key-env",
+            "PB_TEST_KEY",
+        ]));
+        assert_eq!(r.code, 1);
+        assert!(r.stderr.contains("64 hex characters"), "{}", r.stderr);
+    }
+    let r = run_cmd(bin().current_dir(d).env_remove("PB_UNSET_KEY").args([
+        "stats",
+        &spec,
+        "--key-env",
+        "PB_UNSET_KEY",
+    ]));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("PB_UNSET_KEY is not set"), "{}", r.stderr);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("other.key"), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let r = run_in(d, &["stats", &spec, "--key-file", "other.key"]);
+        assert_eq!(r.code, 1);
+        assert!(
+            r.stderr.contains("hint: run `chmod 600 other.key`"),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn export_import_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 1);
+    let r = run_cmd(
+        bin()
+            .current_dir(d)
+            .args(["export", &spec, "--out", "book.json"]),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("exported 4 peers to book.json"));
+    let text = std::fs::read_to_string(d.join("book.json")).unwrap();
+    assert!(!text.contains(SECRET));
+
+    // Sealed secrets only import under the same key.
+    let r = run_in(d, &["import", "file:./other", "book.json"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.starts_with("error: wrong key"), "{}", r.stderr);
+    assert!(r.stderr.contains("--no-secrets"), "{}", r.stderr);
+    ok(run_in(
+        d,
+        &[
+            "import",
+            "file:./same",
+            "book.json",
+            "--key-file",
+            "peers.key",
+        ],
+    ));
+    assert_eq!(
+        export_peers(d, "file:./same", &d.join("peers.key")),
+        export_peers(d, &spec, &d.join("peers.key"))
+    );
+
+    // Without secrets, into a book with its own new key.
+    ok(run_cmd(bin().current_dir(d).args([
+        "export",
+        &spec,
+        "--no-secrets",
+        "--out",
+        "plain.json",
+    ])));
+    let r = ok(run_in(
+        d,
+        &["import", "rocksdb:./fresh", "plain.json", "--replace"],
+    ));
+    assert!(r.stdout.contains("imported 4 peers"), "{}", r.stdout);
+    assert!(d.join("fresh.key").is_file());
+    let r = ok(run_in(
+        d,
+        &["get", "rocksdb:./fresh", "alice", "--reveal-secrets"],
+    ));
+    assert!(r.stdout.contains("shared_secret:      -"), "{}", r.stdout);
+
+    std::fs::write(d.join("junk.json"), "{\"format\": 7").unwrap();
+    let r = run_in(d, &["import", "file:./x", "junk.json"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("is not a peerbook export"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.join("x").exists(), "a bad document created a store");
+}
+
+#[test]
+fn cleanup_dry_run_then_for_real() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 2);
+    let r = ok(run_in(
+        d,
+        &["cleanup", &spec, "--stale", "--lru", "1", "--dry-run"],
+    ));
+    assert!(
+        r.stdout.contains("would remove old-0 (stale"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("would remove old-1 (stale"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("dry run: 2 stale and 1 least recently seen"),
+        "{}",
+        r.stdout
+    );
+    let r = ok(run_in(d, &["stats", &spec]));
+    assert!(
+        r.stdout.contains("peers:         5 "),
+        "dry run wrote: {}",
+        r.stdout
+    );
+
+    let r = ok(run_in(d, &["cleanup", &spec, "--stale"]));
+    assert!(r.stdout.contains("removed 2 stale and 0"), "{}", r.stdout);
+    let r = ok(run_in(d, &["cleanup", &spec, "--lru", "1"]));
+    assert!(
+        r.stdout.contains("removed 0 stale and 1 least"),
+        "{}",
+        r.stdout
+    );
+    let r = ok(run_in(d, &["stats", &spec]));
+    assert!(r.stdout.contains("peers:         2 "), "{}", r.stdout);
+    ok(run_in(d, &["verify", &spec]));
+}
+
+#[test]
+fn a_store_open_elsewhere_is_reported_locked() {
+    for engine in ["file", "lmdb", "rocksdb"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let spec = seed(engine, d, 0);
+        let held = open_backend(engine, &d.join("peers"));
+        let r = run_once(bin().current_dir(d).args(["stats", &spec]));
+        drop(held);
+        assert_eq!(r.code, 1, "{engine}: {}", r.stdout);
+        assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("hint: another process"),
+            "{engine}: {}",
+            r.stderr
+        );
+        ok(run_in(d, &["stats", &spec]));
+    }
+}
