@@ -4,6 +4,9 @@
 //!   with how long each step took.
 //! - `cargo xtask bench [--quick|--full]`: the comparative benchmark report.
 //! - `cargo xtask long [crash|model]`: the long versions of the randomized tests.
+//! - `cargo xtask fuzz [TARGET] [--time SECS]`: the fuzz targets of `fuzz/` under
+//!   cargo-fuzz (installed if missing); `cargo xtask fuzz --replay`: every seed and
+//!   crash file through the targets as a plain test, no cargo-fuzz needed (a CI step).
 //!
 //! Only the standard library: the tool must build in seconds on a fresh clone.
 
@@ -21,6 +24,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("long") => long(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("check-readme") => {
             check_readme().map(|()| println!("README.md shows {README_COMMANDS:?}"))
         }
@@ -43,9 +47,12 @@ fn usage() -> String {
     "usage: cargo xtask <command>\n\
      \n\
      commands:\n  \
-       ci                 fmt, clippy, tests, docs, bench smoke, README check (what CI runs)\n  \
+       ci                 fmt, clippy, tests, docs, bench smoke, fuzz replay, README check (what CI runs)\n  \
        bench [--quick]    the comparative benchmark report (target/peerbook-bench/report.md)\n  \
        long [crash|model] long runs of the randomized crash and model tests\n  \
+       fuzz [TARGET] [--time SECS]\n                     \
+                          run the fuzz targets (all, or TARGET) for SECS each (300)\n  \
+       fuzz --replay      replay fuzz/corpus and fuzz/artifacts as tests (no cargo-fuzz)\n  \
        check-readme       check README.md shows the two set-up commands\n"
         .to_string()
 }
@@ -86,7 +93,17 @@ fn ci() -> Result<(), String> {
     let steps: Vec<(&'static str, Check)> = vec![
         (
             "fmt",
-            Box::new(|| run(cargo().args(["fmt", "--all", "--check"]))),
+            Box::new(|| {
+                run(cargo().args(["fmt", "--all", "--check"]))?;
+                // the fuzz crate is its own workspace: check it too
+                run(cargo().args([
+                    "fmt",
+                    "--manifest-path",
+                    "fuzz/Cargo.toml",
+                    "--all",
+                    "--check",
+                ]))
+            }),
         ),
         (
             "clippy",
@@ -115,6 +132,7 @@ fn ci() -> Result<(), String> {
             }),
         ),
         ("bench smoke", Box::new(bench_smoke)),
+        ("fuzz replay", Box::new(fuzz_replay)),
         ("readme", Box::new(check_readme)),
     ];
     let mut done: Vec<Step> = Vec::new();
@@ -171,17 +189,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         }
     };
     // Results follow the target dir cargo uses: $CARGO_TARGET_DIR, else <workspace>/target.
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                root().join(dir)
-            }
-        })
-        .unwrap_or_else(|| root().join("target"));
-    let out = target.join("peerbook-bench");
+    let out = target_dir().join("peerbook-bench");
     let criterion = out.join("criterion");
     // Fresh results every run; the books under books/ are kept (the benches rebuild
     // them when the generator changes).
@@ -273,6 +281,124 @@ fn long(args: &[String]) -> Result<(), String> {
         other => return Err(format!("unknown long run `{other}` (use crash or model)")),
     }
     run(&mut cmd)
+}
+
+/// The target directory cargo uses for the main workspace: $CARGO_TARGET_DIR, else
+/// <workspace>/target.
+fn target_dir() -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root().join(dir)
+            }
+        })
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// The fuzz targets: the files of fuzz/fuzz_targets/, sorted.
+fn fuzz_targets() -> Result<Vec<String>, String> {
+    let dir = root().join("fuzz").join("fuzz_targets");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut targets: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".rs"))
+                .map(String::from)
+        })
+        .collect();
+    targets.sort();
+    Ok(targets)
+}
+
+/// `fuzz [TARGET] [--time SECS]` or `fuzz --replay`.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let mut target = None;
+    let mut secs: u64 = 300;
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--replay" => return fuzz_replay(),
+            "--time" => {
+                let value = rest.next().ok_or("--time needs a number of seconds")?;
+                secs = value
+                    .parse()
+                    .map_err(|_| format!("--time {value}: not a number of seconds"))?;
+            }
+            other if other.starts_with('-') => {
+                return Err(format!(
+                    "unknown fuzz option `{other}` (use --time SECS or --replay)"
+                ))
+            }
+            other => target = Some(other.to_string()),
+        }
+    }
+    let all = fuzz_targets()?;
+    let targets = match target {
+        Some(t) if all.contains(&t) => vec![t],
+        Some(t) => return Err(format!("unknown fuzz target `{t}` (one of {all:?})")),
+        None => all,
+    };
+    let has_cargo_fuzz = cargo()
+        .args(["fuzz", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_cargo_fuzz {
+        println!("==> xtask fuzz: cargo-fuzz is missing; installing it (a few minutes, once)");
+        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let fuzz_dir = root().join("fuzz");
+    for t in &targets {
+        // New inputs go to fuzz/target/corpus/T (ignored by git); the committed
+        // seeds of fuzz/corpus/T are only read. Crashes land in fuzz/artifacts/T,
+        // which `fuzz --replay` then replays until they are fixed.
+        let work = fuzz_dir.join("target").join("corpus").join(t);
+        std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+        println!(
+            "\n==> xtask fuzz: {t} for {secs}s (new inputs in {})",
+            work.display()
+        );
+        run(cargo()
+            .args([
+                "fuzz",
+                "run",
+                t,
+                "--sanitizer",
+                "none",
+                "--features",
+                "libfuzzer",
+            ])
+            .arg(&work)
+            .arg(fuzz_dir.join("corpus").join(t))
+            .args([
+                "--".to_string(),
+                format!("-max_total_time={secs}"),
+                "-timeout=10".to_string(),
+                "-print_final_stats=1".to_string(),
+            ]))?;
+    }
+    Ok(())
+}
+
+/// Every file of fuzz/corpus/*/ and fuzz/artifacts/*/ through its target's body, as
+/// a plain `cargo test` of the fuzz workspace (stable, no libFuzzer). It shares the
+/// main workspace's target directory and dev profile, so dependencies build once.
+fn fuzz_replay() -> Result<(), String> {
+    run(cargo()
+        .args([
+            "test",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--test",
+            "replay",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir()))
 }
 
 /// README.md must hold exactly the two set-up commands, and this tool must offer them.
