@@ -284,7 +284,7 @@ fn long(args: &[String]) -> Result<(), String> {
 }
 
 /// The target directory cargo uses for the main workspace: $CARGO_TARGET_DIR, else
-/// <workspace>/target.
+/// `<workspace>/target`.
 fn target_dir() -> PathBuf {
     env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
