@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::sql::Sql;
 use common::{
     durability_name, load_average, new_peer, peer_id, progress, size_label, unix_now, write_data,
-    Ctx, FixtureStats, Generator, Mode, Rng, DAY_MS, INACTIVE_AFTER_DAYS, LOAD_CHUNK, NOW_MS, SEED,
+    Ctx, FixtureStats, Generator, Rng, DAY_MS, INACTIVE_AFTER_DAYS, LOAD_CHUNK, NOW_MS, SEED,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion};
 use heed::types::Bytes;
@@ -531,19 +531,8 @@ fn bench_sqlite(c: &mut Criterion, ctx: &Ctx, n: usize) {
 }
 
 fn main() {
-    let mode = Mode::detect();
-    let scratch = (mode == Mode::Smoke).then(|| tempfile::tempdir().expect("a scratch dir"));
-    let out = match &scratch {
-        Some(dir) => dir.path().to_path_buf(),
-        None => common::out_dir(),
-    };
-    let ctx = Ctx {
-        mode,
-        out,
-        gen: Generator::new(),
-        started: Instant::now(),
-        _scratch: scratch,
-    };
+    let ctx = Ctx::new();
+    let mode = ctx.mode;
     let mut c = Criterion::default().configure_from_args();
     let started_at = unix_now();
     let load_before = load_average();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     durability_name, load_average, new_peer, options, peer_id, pristine, progress, size_label,
-    unix_now, write_data, Book, Ctx, Generator, Kind, Mode, Pristine, Rng, KINDS, NOW_MS, SEED,
+    unix_now, write_data, Book, Ctx, Kind, Pristine, Rng, KINDS, NOW_MS, SEED,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion};
 use peerbook::{
@@ -394,19 +394,8 @@ fn bench_codec(c: &mut Criterion, ctx: &Ctx) {
 }
 
 fn main() {
-    let mode = Mode::detect();
-    let scratch = (mode == Mode::Smoke).then(|| tempfile::tempdir().expect("a scratch dir"));
-    let out = match &scratch {
-        Some(dir) => dir.path().to_path_buf(),
-        None => common::out_dir(),
-    };
-    let ctx = Ctx {
-        mode,
-        out,
-        gen: Generator::new(),
-        started: Instant::now(),
-        _scratch: scratch,
-    };
+    let ctx = Ctx::new();
+    let mode = ctx.mode;
     let mut c = Criterion::default().configure_from_args();
     let started_at = unix_now();
     let load_before = load_average();

@@ -910,6 +910,24 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The context of one bench binary: the mode from the command line and
+    /// environment, and a scratch output directory in smoke (test) mode.
+    pub fn new() -> Ctx {
+        let mode = Mode::detect();
+        let scratch = (mode == Mode::Smoke).then(|| tempfile::tempdir().expect("a scratch dir"));
+        let out = match &scratch {
+            Some(dir) => dir.path().to_path_buf(),
+            None => out_dir(),
+        };
+        Ctx {
+            mode,
+            out,
+            gen: Generator::new(),
+            started: Instant::now(),
+            _scratch: scratch,
+        }
+    }
+
     /// A group of single-operation benchmarks.
     pub fn fast<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
         let t = self.mode.timing();
