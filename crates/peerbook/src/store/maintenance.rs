@@ -12,7 +12,7 @@ use super::{Existing, PeerBook, Txn};
 use crate::backend::{prefix_successor, Backend, Direction, KeyRange, Space, WriteBatch};
 use crate::crypto::{Cipher, MasterKey, SecretKind};
 use crate::error::{Error, Result};
-use crate::schema::{PeerId, PeerRecord};
+use crate::schema::PeerRecord;
 
 /// What [`PeerBook::get_storage_stats`] reports.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -203,44 +203,7 @@ impl<B: Backend> PeerBook<B> {
             batch: WriteBatch::new(),
             counters: *guard,
         };
-        let mut removed = 0;
-        let mut cursor = Bound::Unbounded;
-        'pages: loop {
-            let page = self.index_page(
-                Space::ByLastSeen,
-                cursor,
-                Bound::Unbounded,
-                Direction::Forward,
-                n.min(1024),
-            )?;
-            let Some(last) = page.last().cloned() else {
-                break;
-            };
-            for key in &page {
-                let Some((_, raw)) = keys::split_last_seen_key(key) else {
-                    continue;
-                };
-                let Ok(id) = PeerId::from_bytes(raw) else {
-                    continue;
-                };
-                if txn
-                    .batch
-                    .ops()
-                    .iter()
-                    .any(|op| op.space() == Space::Peers && op.key() == id.as_bytes())
-                {
-                    continue; // a duplicate (stale) index entry of a peer already removed
-                }
-                if let Some(existing) = self.load_existing(&id)? {
-                    self.delete_record(&mut txn, &id, &existing)?;
-                    removed += 1;
-                    if removed == n {
-                        break 'pages;
-                    }
-                }
-            }
-            cursor = Bound::Excluded(last);
-        }
+        let removed = self.delete_least_recent(&mut txn, None, |_, deleted| deleted >= n)?;
         self.commit(&mut guard, txn)?;
         info!(removed, "peerbook LRU cleanup");
         Ok(removed)
@@ -473,7 +436,7 @@ impl<B: Backend> PeerBook<B> {
         let mut guard = self.lock();
         let old = self.cipher();
         let new = Cipher::new(new_key);
-        let survey_corrupt = std::cell::Cell::new(None::<String>);
+        let mut corrupt: Option<String> = None;
         let mut records = Vec::new();
         self.backend.scan(
             Space::Peers,
@@ -489,12 +452,12 @@ impl<B: Backend> PeerBook<B> {
                     ControlFlow::Continue(())
                 }
                 Err(e) => {
-                    survey_corrupt.set(Some(format!("{}: {e}", escape_key(k))));
+                    corrupt = Some(format!("{}: {e}", escape_key(k)));
                     ControlFlow::Break(())
                 }
             },
         )?;
-        if let Some(detail) = survey_corrupt.take() {
+        if let Some(detail) = corrupt {
             return Err(Error::Corrupted {
                 what: "peer record",
                 location: detail,

@@ -656,7 +656,7 @@ impl<B: Backend> PeerBook<B> {
                     new_len,
                 )));
             }
-            let evicted = self.evict_until(txn, id, fits)?;
+            let evicted = self.delete_least_recent(txn, Some(id), |c, _| fits(c))?;
             if !fits(&txn.counters) {
                 return Err(Error::QuotaExceeded(self.quota_hit(
                     &txn.counters,
@@ -666,12 +666,7 @@ impl<B: Backend> PeerBook<B> {
             }
             warn!(evicted, for_peer = %id, "peerbook full: evicted least recently seen peers");
         }
-        for (space, key, value) in keys::index_entries(record) {
-            txn.batch.put(space, key, value);
-        }
-        txn.batch.put(Space::Peers, id.as_bytes().to_vec(), encoded);
-        txn.counters.peers += 1;
-        txn.counters.bytes += new_len;
+        Self::put_record_into(txn, record, encoded);
         Ok(())
     }
 
@@ -687,28 +682,42 @@ impl<B: Backend> PeerBook<B> {
         }
     }
 
-    /// Delete least recently seen peers (never `keep`) into `txn` until `fits`.
-    fn evict_until(
+    /// Put `record` (already encoded as `encoded`), its index entries and the
+    /// counters into `txn`. No checks: callers validate and enforce quotas.
+    pub(crate) fn put_record_into(txn: &mut Txn, record: &PeerRecord, encoded: Vec<u8>) {
+        for (space, key, value) in keys::index_entries(record) {
+            txn.batch.put(space, key, value);
+        }
+        txn.counters.peers += 1;
+        txn.counters.bytes += encoded.len() as u64;
+        txn.batch
+            .put(Space::Peers, record.peer_id.as_bytes().to_vec(), encoded);
+    }
+
+    /// Delete the least recently seen peers (never `keep`) into `txn`, oldest first,
+    /// until `enough(counters, deleted so far)`. Returns how many were deleted. The
+    /// one LRU walk behind both eviction and [`cleanup_lru`](Self::cleanup_lru).
+    pub(crate) fn delete_least_recent(
         &self,
         txn: &mut Txn,
-        keep: &PeerId,
-        fits: impl Fn(&Counters) -> bool,
+        keep: Option<&PeerId>,
+        enough: impl Fn(&Counters, usize) -> bool,
     ) -> Result<usize> {
-        let mut evicted = 0;
+        let mut deleted = 0;
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
-        while !fits(&txn.counters) {
+        while !enough(&txn.counters, deleted) {
             let page = self.index_page(
                 Space::ByLastSeen,
-                cursor.clone(),
+                cursor,
                 Bound::Unbounded,
                 Direction::Forward,
-                32,
+                64,
             )?;
-            if page.is_empty() {
+            let Some(last) = page.last().cloned() else {
                 break;
-            }
+            };
             for key in &page {
-                if fits(&txn.counters) {
+                if enough(&txn.counters, deleted) {
                     break;
                 }
                 let Some((_, raw_id)) = keys::split_last_seen_key(key) else {
@@ -717,23 +726,23 @@ impl<B: Backend> PeerBook<B> {
                 let Ok(id) = PeerId::from_bytes(raw_id) else {
                     continue;
                 };
-                if id == *keep
-                    || txn
-                        .batch
-                        .ops()
-                        .iter()
-                        .any(|op| op.space() == Space::Peers && op.key() == id.as_bytes())
-                {
+                // skip the kept peer, and stale duplicate entries of a peer already deleted
+                let queued = txn
+                    .batch
+                    .ops()
+                    .iter()
+                    .any(|op| op.space() == Space::Peers && op.key() == id.as_bytes());
+                if Some(&id) == keep || queued {
                     continue;
                 }
                 if let Some(existing) = self.load_existing(&id)? {
                     self.delete_record(txn, &id, &existing)?;
-                    evicted += 1;
+                    deleted += 1;
                 }
             }
-            cursor = Bound::Excluded(page.last().cloned().unwrap_or_default());
+            cursor = Bound::Excluded(last);
         }
-        Ok(evicted)
+        Ok(deleted)
     }
 
     /// Delete a stored record and its index entries into `txn`.

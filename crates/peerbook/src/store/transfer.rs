@@ -14,7 +14,7 @@ use std::ops::ControlFlow;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::keys::{self, Counters};
+use super::keys::Counters;
 use super::{PeerBook, Txn};
 use crate::backend::{Backend, Direction, KeyRange, Space, WriteBatch};
 use crate::crypto::{SealedSecret, SecretKind};
@@ -243,14 +243,7 @@ impl<B: Backend> PeerBook<B> {
                 self.delete_record(&mut txn, &record.peer_id, old)?;
                 report.replaced += 1;
             }
-            for (space, key, value) in keys::index_entries(record) {
-                txn.batch.put(space, key, value);
-            }
-            let encoded = record.encode();
-            txn.counters.peers += 1;
-            txn.counters.bytes += encoded.len() as u64;
-            txn.batch
-                .put(Space::Peers, record.peer_id.as_bytes().to_vec(), encoded);
+            Self::put_record_into(&mut txn, record, record.encode());
             report.imported += 1;
         }
         if txn.counters.peers > self.settings.max_peers {
