@@ -73,3 +73,8 @@ pub use store::{
     ImportMode, ImportReport, Order, PeerBook, PeerInput, PeerQuery, RepairReport, SortBy,
     StorageStats, VerifyReport,
 };
+
+/// The README's examples, compiled and run as doctests so they never go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
