@@ -7,30 +7,39 @@ use std::path::Path;
 use peerbook::scoring::quality_score;
 use peerbook::{
     CandidateQuery, Clock, ExportDocument, ExportOptions, ImportMode, Options, Order, PeerQuery,
-    PeerRecord, SortBy, SystemClock,
+    PeerRecord, RetentionSettings, SortBy, SystemClock,
 };
+use serde_json::json;
 
 use crate::format::{self, age, bytes, clip, utc, when};
+use crate::progress;
 use crate::say;
 use crate::store::{open_with, Access, Book, CliError, KeySource, StoreSpec};
 use crate::{Cli, Command, Sort, SortOrder};
+
+/// The exit code of `verify` when the book has problems (distinct from an
+/// operational failure, 1, and a usage error, 2).
+pub const EXIT_PROBLEMS: u8 = 3;
 
 /// Run the parsed command line; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     let key_file = cli.key.key_file.as_deref();
     let key_env = cli.key.key_env.as_deref();
+    let json = cli.json;
     let key_for = |spec: &StoreSpec| KeySource::resolve(key_file, key_env, spec);
-    let opts = |options: Options| Options {
-        max_peers: cli.max_peers,
-        ..options
-    };
-    let open = |spec: &StoreSpec, access| open_with(spec, &key_for(spec), access, opts);
+    let open = |spec: &StoreSpec, access| open_with(spec, &key_for(spec), access, |o| o);
     match &cli.command {
         Command::Init { store } => {
             let existed = store.exists();
-            init(store, &key_for(store), existed, open(store, Access::Write))
+            init(
+                store,
+                &key_for(store),
+                existed,
+                open(store, Access::Write),
+                json,
+            )
         }
-        Command::Stats { store, json } => stats(&open(store, Access::Read)?, *json),
+        Command::Stats { store } => stats(&open(store, Access::Read)?, json),
         Command::List {
             store,
             sort,
@@ -38,7 +47,6 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             limit,
             max_age,
             min_quality,
-            json,
             reveal_secrets,
         } => {
             let query = PeerQuery {
@@ -56,48 +64,48 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 min_quality: *min_quality,
             };
             let book = open(store, Access::Read)?;
-            list(
-                &book,
-                store,
-                &key_for(store),
-                &query,
-                *json,
-                *reveal_secrets,
-            )
+            list(&book, store, &key_for(store), &query, json, *reveal_secrets)
         }
         Command::Get {
             store,
             id,
-            json,
             reveal_secrets,
         } => {
             let book = open(store, Access::Read)?;
-            get(&book, store, &key_for(store), id, *json, *reveal_secrets)
+            get(&book, store, &key_for(store), id, json, *reveal_secrets)
         }
         Command::Candidates {
             store,
             limit,
             max_age,
-            json,
         } => {
             let book = open(store, Access::Read)?;
             let query = CandidateQuery {
                 limit: *limit,
                 max_age: *max_age,
             };
-            candidates(&book, store, &key_for(store), &query, *json)
+            candidates(&book, store, &key_for(store), &query, json)
         }
-        Command::Verify { store, json } => {
-            verify(&open(store, Access::Read)?, store, &key_for(store), *json)
+        Command::Verify { store } => {
+            verify(&open(store, Access::Read)?, store, &key_for(store), json)
         }
-        Command::Repair { store } => repair(&open(store, Access::Read)?, store, &key_for(store)),
+        Command::Repair { store } => {
+            repair(&open(store, Access::Read)?, store, &key_for(store), json)
+        }
         Command::Export {
             store,
             out,
             no_secrets,
         } => {
             let book = open(store, Access::Read)?;
-            export(&book, store, &key_for(store), out.as_deref(), *no_secrets)
+            export(
+                &book,
+                store,
+                &key_for(store),
+                out.as_deref(),
+                *no_secrets,
+                json,
+            )
         }
         Command::Import {
             store,
@@ -112,7 +120,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             } else {
                 ImportMode::Merge
             };
-            import(&book, store, &doc, mode)
+            import(&book, store, &doc, mode, json)
         }
         Command::Migrate { from, to, force } => {
             let from_key = key_for(from);
@@ -123,7 +131,47 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             } else {
                 from_key.clone()
             };
-            migrate(from, &from_key, to, &to_key, *force, cli.max_peers)
+            migrate(from, &from_key, to, &to_key, *force, json)
+        }
+        Command::Settings {
+            store,
+            max_peers,
+            max_bytes,
+            inactive_after,
+            failed_attempts,
+            blacklist_for,
+            cleanup_interval,
+            evict_when_full,
+        } => {
+            let change = |o: Options| Options {
+                max_peers: max_peers.unwrap_or(o.max_peers),
+                max_bytes: match max_bytes {
+                    None => o.max_bytes,
+                    Some(0) => None,
+                    Some(n) => Some(*n),
+                },
+                inactive_after: inactive_after.unwrap_or(o.inactive_after),
+                failed_attempts: failed_attempts.unwrap_or(o.failed_attempts),
+                blacklist_for: blacklist_for.unwrap_or(o.blacklist_for),
+                cleanup_interval: cleanup_interval.unwrap_or(o.cleanup_interval),
+                evict_when_full: evict_when_full.unwrap_or(o.evict_when_full),
+                ..o
+            };
+            let changing = max_peers.is_some()
+                || max_bytes.is_some()
+                || inactive_after.is_some()
+                || failed_attempts.is_some()
+                || blacklist_for.is_some()
+                || cleanup_interval.is_some()
+                || evict_when_full.is_some();
+            let key = key_for(store);
+            let before = if changing {
+                Some(open(store, Access::Read)?.retention())
+            } else {
+                None
+            };
+            let book = open_with(store, &key, Access::Read, change)?;
+            settings(&book, store, before.as_ref(), json)
         }
         Command::RotateKey {
             store,
@@ -133,6 +181,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             store,
             &key_for(store),
             new_key_file,
+            json,
         ),
         Command::Cleanup {
             store,
@@ -141,7 +190,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             dry_run,
         } => {
             let book = open(store, Access::Read)?;
-            cleanup(&book, store, &key_for(store), *stale, *lru, *dry_run)
+            cleanup(&book, store, &key_for(store), *stale, *lru, *dry_run, json)
         }
     }
 }
@@ -150,17 +199,37 @@ fn now() -> u64 {
     SystemClock.now_ms()
 }
 
+/// The number of peers, for progress; only counted when someone watches (it scans).
+fn book_size(book: &Book) -> u64 {
+    if progress::watching() {
+        book.get_storage_stats().map_or(0, |s| s.peer_count)
+    } else {
+        0
+    }
+}
+
 fn init(
     spec: &StoreSpec,
     key: &KeySource,
     existed: bool,
     book: Result<Book, CliError>,
+    json: bool,
 ) -> Result<u8, CliError> {
     let book = book?;
     let stats = book
         .get_storage_stats()
         .map_err(|e| CliError::store(e, key, spec))?;
-    if existed {
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "store": spec.to_string(),
+                "created": !existed,
+                "peers": stats.peer_count,
+                "key": key.to_string(),
+            }))
+        );
+    } else if existed {
         say!(
             "store {spec} already exists ({} peers); it opens with the {key}",
             stats.peer_count
@@ -409,7 +478,11 @@ fn candidates(
 }
 
 fn verify(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<u8, CliError> {
-    let report = book.verify().map_err(|e| CliError::store(e, key, spec))?;
+    let peers = book_size(book);
+    let spinner = progress::spinner(peers, "verifying");
+    let report = book.verify().map_err(|e| CliError::store(e, key, spec));
+    spinner.finish_and_clear();
+    let report = report?;
     if json {
         say!("{}", format::json(&report));
     } else {
@@ -441,22 +514,31 @@ fn verify(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<
             "`peerbook repair {spec}` quarantines bad records and rebuilds indexes and counters"
         ));
         let _ = writeln!(std::io::stderr(), "{e}");
-        Ok(1)
+        Ok(EXIT_PROBLEMS)
     }
 }
 
-fn repair(book: &Book, spec: &StoreSpec, key: &KeySource) -> Result<u8, CliError> {
+fn repair(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<u8, CliError> {
     let r = book.repair().map_err(|e| CliError::store(e, key, spec))?;
-    say!("quarantined records:   {}", r.quarantined);
-    say!("index entries added:   {}", r.index_entries_added);
-    say!("index entries removed: {}", r.index_entries_removed);
-    say!(
-        "counters:              {}",
-        if r.counters_fixed { "rewritten" } else { "ok" }
-    );
     let after = book.verify().map_err(|e| CliError::store(e, key, spec))?;
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({ "repair": r, "clean_after": after.is_clean() }))
+        );
+    } else {
+        say!("quarantined records:   {}", r.quarantined);
+        say!("index entries added:   {}", r.index_entries_added);
+        say!("index entries removed: {}", r.index_entries_removed);
+        say!(
+            "counters:              {}",
+            if r.counters_fixed { "rewritten" } else { "ok" }
+        );
+    }
     if after.is_clean() {
-        say!("ok: the store verifies clean");
+        if !json {
+            say!("ok: the store verifies clean");
+        }
         Ok(0)
     } else {
         Err(
@@ -472,42 +554,85 @@ fn export(
     key: &KeySource,
     out: Option<&Path>,
     no_secrets: bool,
+    json: bool,
 ) -> Result<u8, CliError> {
+    let peers = book_size(book);
+    let spinner = progress::spinner(peers, "exporting");
     let doc = book
         .export_data(ExportOptions {
             include_secrets: !no_secrets,
         })
-        .map_err(|e| CliError::store(e, key, spec))?;
-    let json = doc.to_json();
+        .map_err(|e| CliError::store(e, key, spec));
+    spinner.finish_and_clear();
+    let doc = doc?;
+    let text = doc.to_json();
     match out {
-        None => say!("{json}"),
+        // the document is JSON already
+        None => say!("{text}"),
         Some(path) => {
-            write_private(path, json.as_bytes())?;
-            let _ = writeln!(
-                std::io::stderr(),
-                "exported {} peers to {}",
-                doc.peers.len(),
-                path.display()
-            );
+            write_atomically(path, text.as_bytes())?;
+            if json {
+                say!(
+                    "{}",
+                    format::json(&json!({
+                        "exported": doc.peers.len(),
+                        "out": path.display().to_string(),
+                        "secrets": !no_secrets,
+                    }))
+                );
+            } else {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "exported {} peers to {}",
+                    doc.peers.len(),
+                    path.display()
+                );
+            }
         }
     }
     Ok(0)
 }
 
-/// Write a file readable by its owner only (it may hold sealed secrets).
-fn write_private(path: &Path, data: &[u8]) -> Result<(), CliError> {
+/// Replace `path` with `data` + a newline, all or nothing: a temp file in the same
+/// directory (readable by its owner only: it may hold sealed secrets), fsynced, then
+/// renamed over `path`, then the directory fsynced. A crash or an error leaves the
+/// old file (or none) and no temp file behind.
+fn write_atomically(path: &Path, data: &[u8]) -> Result<(), CliError> {
     let io = |e: std::io::Error| CliError::new(format!("cannot write {}: {e}", path.display()));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.write_all(b"\n").map_err(io)?;
-    f.sync_all().map_err(io)
+    let name = path
+        .file_name()
+        .ok_or_else(|| CliError::usage(format!("--out {}: not a file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let write = || -> std::io::Result<()> {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
+        f.write_all(data)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        // the rename itself is durable once the directory is synced
+        #[cfg(unix)]
+        fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io(e)
+    })
 }
 
 fn read_document(file: &Path) -> Result<ExportDocument, CliError> {
@@ -529,15 +654,26 @@ fn import(
     spec: &StoreSpec,
     doc: &ExportDocument,
     mode: ImportMode,
+    json: bool,
 ) -> Result<u8, CliError> {
-    let report = book.import_data(doc, mode).map_err(|e| match e {
+    let spinner = progress::spinner(doc.peers.len() as u64, "importing");
+    let report = book.import_data(doc, mode);
+    spinner.finish_and_clear();
+    let report = report.map_err(|e| match e {
         peerbook::Error::WrongKey => CliError::new(e.to_string()).hint(
             "the document's secrets were sealed under another key: import with that book's key (--key-file / --key-env), or export with --no-secrets",
         ),
         peerbook::Error::QuotaExceeded(_) => CliError::new(e.to_string())
-            .hint("nothing was imported; raise --max-peers if the book's application allows more"),
+            .hint(format!("nothing was imported; raise the book's limit with `peerbook settings {spec} --max-peers N` if its node allows more")),
         other => CliError::new(other.to_string()).hint("nothing was imported"),
     })?;
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({ "store": spec.to_string(), "import": report }))
+        );
+        return Ok(0);
+    }
     say!(
         "imported {} peers into {spec} ({} replaced, {} removed)",
         report.imported,
@@ -581,29 +717,40 @@ fn migrate(
     to: &StoreSpec,
     to_key: &KeySource,
     force: bool,
-    max_peers: u64,
+    json: bool,
 ) -> Result<u8, CliError> {
     if same_dir(&from.path, &to.path) {
         return Err(CliError::usage("FROM and TO are the same directory")
             .hint("migrate copies a book into another, new or empty, store"));
     }
-    let source =
-        crate::store::open_with(from, from_key, Access::Read, |o| Options { max_peers, ..o })?;
+    let source = crate::store::open_with(from, from_key, Access::Read, |o| o)?;
+    let spinner = progress::spinner(book_size(&source), "reading");
     let doc = source
         .export_data(ExportOptions::default())
-        .map_err(|e| CliError::store(e, from_key, from))?;
+        .map_err(|e| CliError::store(e, from_key, from));
+    spinner.finish_and_clear();
+    let doc = doc?;
     let n = doc.peers.len();
-    say!("read {n} peers from {from}");
+    if !json {
+        say!("read {n} peers from {from}");
+    }
     let to_exists = to.exists();
     if let (KeySource::File(src), KeySource::File(dst)) = (from_key, to_key) {
         if src != dst && !to_exists && fs::symlink_metadata(dst).is_err() {
             copy_key_file(src, dst)?;
-            say!("copied key file {} to {}", src.display(), dst.display());
+            if !json {
+                say!("copied key file {} to {}", src.display(), dst.display());
+            }
         }
     }
-    let target = crate::store::open_with(to, to_key, Access::Write, |o| Options {
-        max_peers: max_peers.max(n as u64).max(1),
-        ..o
+    // TO takes FROM's retention settings, with room for every peer.
+    let retention = source.retention();
+    let target = crate::store::open_with(to, to_key, Access::Write, |o| {
+        let o = retention.apply(o);
+        Options {
+            max_peers: o.max_peers.max(n as u64).max(1),
+            ..o
+        }
     })?;
     if to_exists {
         let existing = target
@@ -617,16 +764,34 @@ fn migrate(
             .hint("pass --force to replace its peers with FROM's"));
         }
     }
-    let report = target
-        .import_data(&doc, ImportMode::Replace)
-        .map_err(|e| CliError::store(e, to_key, to).hint("TO was not changed"))?;
-    say!(
-        "wrote {} peers to {to} ({} removed)",
-        report.imported,
-        report.removed
-    );
+    let spinner = progress::spinner(n as u64, "writing");
+    let report = target.import_data(&doc, ImportMode::Replace);
+    spinner.finish_and_clear();
+    let report = report.map_err(|e| CliError::store(e, to_key, to).hint("TO was not changed"))?;
+    if !json {
+        say!(
+            "wrote {} peers to {to} ({} removed)",
+            report.imported,
+            report.removed
+        );
+    }
     check_copy(&source, &target, &doc, to, to_key)?;
-    say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "from": from.to_string(),
+                "to": to.to_string(),
+                "peers": n,
+                "removed": report.removed,
+                "checked": n,
+                "key": to_key.to_string(),
+            }))
+        );
+    } else {
+        say!("checked {n}/{n}");
+        say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
+    }
     Ok(0)
 }
 
@@ -640,8 +805,8 @@ fn check_copy(
     to_key: &KeySource,
 ) -> Result<(), CliError> {
     let n = doc.peers.len();
-    let step = (n / 10).max(100);
-    for (i, peer) in doc.peers.iter().enumerate() {
+    let bar = progress::bar(n as u64, "checking");
+    for peer in &doc.peers {
         let id = peer.peer_id.as_str();
         let copy = target
             .get_peer(id)
@@ -656,10 +821,9 @@ fn check_copy(
             ))
             .hint("report this bug; FROM is unchanged"));
         }
-        if (i + 1) % step == 0 || i + 1 == n {
-            say!("checked {}/{n}", i + 1);
-        }
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let stats = target
         .get_storage_stats()
         .map_err(|e| CliError::store(e, to_key, to))?;
@@ -682,6 +846,7 @@ fn rotate_key(
     spec: &StoreSpec,
     key: &KeySource,
     new_key_file: &Path,
+    json: bool,
 ) -> Result<u8, CliError> {
     let new_key = peerbook::MasterKey::create(new_key_file).map_err(|e| {
         CliError::new(e.to_string()).hint(
@@ -694,6 +859,16 @@ fn rotate_key(
             new_key_file.display()
         ))
     })?;
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "resealed_peers": count,
+                "new_key_file": new_key_file.display().to_string(),
+            }))
+        );
+        return Ok(0);
+    }
     let peers = if count == 1 { "peer" } else { "peers" };
     say!("re-sealed the secrets of {count} {peers} under the new key");
     say!(
@@ -722,6 +897,7 @@ fn cleanup(
     stale: bool,
     lru: Option<usize>,
     dry_run: bool,
+    json: bool,
 ) -> Result<u8, CliError> {
     let err = |e| CliError::store(e, key, spec);
     let now = now();
@@ -737,7 +913,11 @@ fn cleanup(
         peers.iter().partition(|p| stale && book.is_stale(p, now));
     let lru_peers: Vec<&PeerRecord> = rest.into_iter().take(lru.unwrap_or(0)).collect();
     let verb = if dry_run { "would remove" } else { "removing" };
-    for p in &stale_peers {
+    let ids = |peers: &[&PeerRecord]| -> Vec<String> {
+        peers.iter().map(|p| p.peer_id.to_string()).collect()
+    };
+    let planned = json!({ "stale": ids(&stale_peers), "lru": ids(&lru_peers) });
+    for p in stale_peers.iter().filter(|_| !json) {
         say!(
             "{verb} {} (stale: last seen {}, {} failed attempts)",
             p.peer_id,
@@ -745,12 +925,19 @@ fn cleanup(
             p.reconnection_attempts
         );
     }
-    for p in &lru_peers {
+    for p in lru_peers.iter().filter(|_| !json) {
         say!(
             "{verb} {} (least recently seen: {})",
             p.peer_id,
             utc(p.last_seen)
         );
+    }
+    if dry_run && json {
+        say!(
+            "{}",
+            format::json(&json!({ "dry_run": true, "would_remove": planned }))
+        );
+        return Ok(0);
     }
     if dry_run {
         say!(
@@ -769,6 +956,61 @@ fn cleanup(
         Some(n) => book.cleanup_lru(n).map_err(err)?,
         None => 0,
     };
-    say!("removed {removed_stale} stale and {removed_lru} least recently seen peers");
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "dry_run": false,
+                "removed_stale": removed_stale,
+                "removed_lru": removed_lru,
+            }))
+        );
+    } else {
+        say!("removed {removed_stale} stale and {removed_lru} least recently seen peers");
+    }
+    Ok(0)
+}
+
+/// `settings`: the retention settings the book now holds; `before` is set when the
+/// command changed them.
+fn settings(
+    book: &Book,
+    spec: &StoreSpec,
+    before: Option<&RetentionSettings>,
+    json: bool,
+) -> Result<u8, CliError> {
+    let now = book.retention();
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "store": spec.to_string(),
+                "retention": now,
+                "changed": before.is_some_and(|b| *b != now),
+            }))
+        );
+        return Ok(0);
+    }
+    let d = |ms: u64| humantime::format_duration(std::time::Duration::from_millis(ms)).to_string();
+    say!("max peers:         {}", now.max_peers);
+    say!(
+        "max bytes:         {}",
+        now.max_bytes.map_or_else(|| "none".into(), bytes)
+    );
+    say!("inactive after:    {}", d(now.inactive_after_ms));
+    say!("failed attempts:   {}", now.failed_attempts);
+    say!("blacklist for:     {}", d(now.blacklist_for_ms));
+    say!("cleanup interval:  {}", d(now.cleanup_interval_ms));
+    say!(
+        "evict when full:   {}",
+        if now.evict_when_full { "yes" } else { "no" }
+    );
+    match before {
+        Some(b) if *b != now => say!(
+            "changed: stored in {spec} (a node opening the book with other Options overrides them)"
+        ),
+        Some(_) => say!("unchanged"),
+        None => {}
+    }
     Ok(0)
 }
