@@ -17,6 +17,7 @@ mod duration;
 mod format;
 mod progress;
 mod store;
+mod transfer;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -332,10 +332,13 @@ pub fn open_with(
     let base = match peerbook::store::read_retention(&backend) {
         Ok(Some(stored)) => stored.apply(defaults),
         Ok(None) => defaults,
+        // Opening replaces a damaged value with the options it opens with.
         Err(e) => {
-            return Err(CliError::store(e, key, spec).hint(format!(
-                "the book's retention settings are damaged; rewrite them with `peerbook settings {spec} --max-peers N` (or let the node open the book)"
-            )))
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: {e}; using the default retention settings (`peerbook settings {spec}` shows and changes them)"
+            );
+            defaults
         }
     };
     PeerBook::open(backend, options(base)).map_err(|e| CliError::store(e, key, spec))
