@@ -114,7 +114,20 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             replace,
         } => {
             let doc = transfer::read_document(file)?;
-            let book = open(store, Access::Write)?;
+            // A store this import creates gets room for the whole document; an
+            // existing one keeps its settings (its node's quota).
+            let creating = !store.exists();
+            let room = doc.peers.len() as u64;
+            let book = open_with(store, &key_for(store), Access::Write, |o| {
+                if creating {
+                    Options {
+                        max_peers: o.max_peers.max(room),
+                        ..o
+                    }
+                } else {
+                    o
+                }
+            })?;
             let mode = if *replace {
                 ImportMode::Replace
             } else {

@@ -202,7 +202,7 @@ fn usage_errors_exit_2() {
         vec!["stats", "peers"],
         vec!["stats", "sqlite:./peers"],
         vec!["stats", "lmdb:"],
-        vec!["list", "lmdb:./p", "--max-age", "5 weeks"],
+        vec!["list", "lmdb:./p", "--max-age", "5 fortnights"],
         vec!["list", "lmdb:./p", "--min-quality", "101"],
         vec!["list", "lmdb:./p", "--sort", "nonsense"],
         vec!["cleanup", "lmdb:./p"],
@@ -846,6 +846,9 @@ fn export_out_replaces_the_file_whole_or_not_at_all() {
     let d = dir.path();
     let spec = seed("file", d, 1);
     std::fs::write(d.join("book.json"), "previous export").unwrap();
+    // A second name for the old file: a new file renamed into place leaves it as it
+    // was, where rewriting book.json in place would change it too.
+    std::fs::hard_link(d.join("book.json"), d.join("old-name.json")).unwrap();
     // A failing export (wrong key) leaves the old file and no temp file.
     std::fs::write(d.join("wrong.key"), [9u8; 32]).unwrap();
     #[cfg(unix)]
@@ -878,6 +881,11 @@ fn export_out_replaces_the_file_whole_or_not_at_all() {
     ok(run_in(d, &["export", &spec, "--out", "book.json"]));
     let text = std::fs::read_to_string(d.join("book.json")).unwrap();
     assert!(ExportLike::peers(&text) == 4, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("old-name.json")).unwrap(),
+        "previous export",
+        "book.json was rewritten in place, not replaced"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
