@@ -1,36 +1,45 @@
 //! The commands: each opens its store(s), does one job, prints a report.
 
-use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use peerbook::scoring::quality_score;
 use peerbook::{
-    CandidateQuery, Clock, ExportDocument, ExportOptions, ImportMode, Options, Order, PeerQuery,
-    PeerRecord, SortBy, SystemClock,
+    CandidateQuery, Clock, ImportMode, Options, Order, PeerQuery, PeerRecord, RetentionSettings,
+    SortBy, SystemClock,
 };
+use serde_json::json;
 
 use crate::format::{self, age, bytes, clip, utc, when};
+use crate::progress;
 use crate::say;
 use crate::store::{open_with, Access, Book, CliError, KeySource, StoreSpec};
+use crate::transfer;
 use crate::{Cli, Command, Sort, SortOrder};
+
+/// The exit code of `verify` when the book has problems (distinct from an
+/// operational failure, 1, and a usage error, 2).
+pub const EXIT_PROBLEMS: u8 = 3;
 
 /// Run the parsed command line; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> Result<u8, CliError> {
     let key_file = cli.key.key_file.as_deref();
     let key_env = cli.key.key_env.as_deref();
+    let json = cli.json;
     let key_for = |spec: &StoreSpec| KeySource::resolve(key_file, key_env, spec);
-    let opts = |options: Options| Options {
-        max_peers: cli.max_peers,
-        ..options
-    };
-    let open = |spec: &StoreSpec, access| open_with(spec, &key_for(spec), access, opts);
+    let open = |spec: &StoreSpec, access| open_with(spec, &key_for(spec), access, |o| o);
     match &cli.command {
         Command::Init { store } => {
             let existed = store.exists();
-            init(store, &key_for(store), existed, open(store, Access::Write))
+            init(
+                store,
+                &key_for(store),
+                existed,
+                open(store, Access::Write),
+                json,
+            )
         }
-        Command::Stats { store, json } => stats(&open(store, Access::Read)?, *json),
+        Command::Stats { store } => stats(&open(store, Access::Read)?, json),
         Command::List {
             store,
             sort,
@@ -38,7 +47,6 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             limit,
             max_age,
             min_quality,
-            json,
             reveal_secrets,
         } => {
             let query = PeerQuery {
@@ -56,48 +64,48 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 min_quality: *min_quality,
             };
             let book = open(store, Access::Read)?;
-            list(
-                &book,
-                store,
-                &key_for(store),
-                &query,
-                *json,
-                *reveal_secrets,
-            )
+            list(&book, store, &key_for(store), &query, json, *reveal_secrets)
         }
         Command::Get {
             store,
             id,
-            json,
             reveal_secrets,
         } => {
             let book = open(store, Access::Read)?;
-            get(&book, store, &key_for(store), id, *json, *reveal_secrets)
+            get(&book, store, &key_for(store), id, json, *reveal_secrets)
         }
         Command::Candidates {
             store,
             limit,
             max_age,
-            json,
         } => {
             let book = open(store, Access::Read)?;
             let query = CandidateQuery {
                 limit: *limit,
                 max_age: *max_age,
             };
-            candidates(&book, store, &key_for(store), &query, *json)
+            candidates(&book, store, &key_for(store), &query, json)
         }
-        Command::Verify { store, json } => {
-            verify(&open(store, Access::Read)?, store, &key_for(store), *json)
+        Command::Verify { store } => {
+            verify(&open(store, Access::Read)?, store, &key_for(store), json)
         }
-        Command::Repair { store } => repair(&open(store, Access::Read)?, store, &key_for(store)),
+        Command::Repair { store } => {
+            repair(&open(store, Access::Read)?, store, &key_for(store), json)
+        }
         Command::Export {
             store,
             out,
             no_secrets,
         } => {
             let book = open(store, Access::Read)?;
-            export(&book, store, &key_for(store), out.as_deref(), *no_secrets)
+            transfer::export(
+                &book,
+                store,
+                &key_for(store),
+                out.as_deref(),
+                *no_secrets,
+                json,
+            )
         }
         Command::Import {
             store,
@@ -105,14 +113,27 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             merge: _,
             replace,
         } => {
-            let doc = read_document(file)?;
-            let book = open(store, Access::Write)?;
+            let doc = transfer::read_document(file)?;
+            // A store this import creates gets room for the whole document; an
+            // existing one keeps its settings (its node's quota).
+            let creating = !store.exists();
+            let room = doc.peers.len() as u64;
+            let book = open_with(store, &key_for(store), Access::Write, |o| {
+                if creating {
+                    Options {
+                        max_peers: o.max_peers.max(room),
+                        ..o
+                    }
+                } else {
+                    o
+                }
+            })?;
             let mode = if *replace {
                 ImportMode::Replace
             } else {
                 ImportMode::Merge
             };
-            import(&book, store, &doc, mode)
+            transfer::import(&book, store, &doc, mode, json)
         }
         Command::Migrate { from, to, force } => {
             let from_key = key_for(from);
@@ -123,7 +144,47 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             } else {
                 from_key.clone()
             };
-            migrate(from, &from_key, to, &to_key, *force, cli.max_peers)
+            transfer::migrate(from, &from_key, to, &to_key, *force, json)
+        }
+        Command::Settings {
+            store,
+            max_peers,
+            max_bytes,
+            inactive_after,
+            failed_attempts,
+            blacklist_for,
+            cleanup_interval,
+            evict_when_full,
+        } => {
+            let change = |o: Options| Options {
+                max_peers: max_peers.unwrap_or(o.max_peers),
+                max_bytes: match max_bytes {
+                    None => o.max_bytes,
+                    Some(0) => None,
+                    Some(n) => Some(*n),
+                },
+                inactive_after: inactive_after.unwrap_or(o.inactive_after),
+                failed_attempts: failed_attempts.unwrap_or(o.failed_attempts),
+                blacklist_for: blacklist_for.unwrap_or(o.blacklist_for),
+                cleanup_interval: cleanup_interval.unwrap_or(o.cleanup_interval),
+                evict_when_full: evict_when_full.unwrap_or(o.evict_when_full),
+                ..o
+            };
+            let changing = max_peers.is_some()
+                || max_bytes.is_some()
+                || inactive_after.is_some()
+                || failed_attempts.is_some()
+                || blacklist_for.is_some()
+                || cleanup_interval.is_some()
+                || evict_when_full.is_some();
+            let key = key_for(store);
+            let before = if changing {
+                Some(open(store, Access::Read)?.retention())
+            } else {
+                None
+            };
+            let book = open_with(store, &key, Access::Read, change)?;
+            settings(&book, store, before.as_ref(), json)
         }
         Command::RotateKey {
             store,
@@ -133,6 +194,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             store,
             &key_for(store),
             new_key_file,
+            json,
         ),
         Command::Cleanup {
             store,
@@ -141,7 +203,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             dry_run,
         } => {
             let book = open(store, Access::Read)?;
-            cleanup(&book, store, &key_for(store), *stale, *lru, *dry_run)
+            cleanup(&book, store, &key_for(store), *stale, *lru, *dry_run, json)
         }
     }
 }
@@ -150,17 +212,37 @@ fn now() -> u64 {
     SystemClock.now_ms()
 }
 
+/// The number of peers, for progress; only counted when someone watches (it scans).
+pub fn book_size(book: &Book) -> u64 {
+    if progress::watching() {
+        book.get_storage_stats().map_or(0, |s| s.peer_count)
+    } else {
+        0
+    }
+}
+
 fn init(
     spec: &StoreSpec,
     key: &KeySource,
     existed: bool,
     book: Result<Book, CliError>,
+    json: bool,
 ) -> Result<u8, CliError> {
     let book = book?;
     let stats = book
         .get_storage_stats()
         .map_err(|e| CliError::store(e, key, spec))?;
-    if existed {
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "store": spec.to_string(),
+                "created": !existed,
+                "peers": stats.peer_count,
+                "key": key.to_string(),
+            }))
+        );
+    } else if existed {
         say!(
             "store {spec} already exists ({} peers); it opens with the {key}",
             stats.peer_count
@@ -409,7 +491,11 @@ fn candidates(
 }
 
 fn verify(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<u8, CliError> {
-    let report = book.verify().map_err(|e| CliError::store(e, key, spec))?;
+    let peers = book_size(book);
+    let spinner = progress::spinner(peers, "verifying");
+    let report = book.verify().map_err(|e| CliError::store(e, key, spec));
+    spinner.finish_and_clear();
+    let report = report?;
     if json {
         say!("{}", format::json(&report));
     } else {
@@ -441,22 +527,31 @@ fn verify(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<
             "`peerbook repair {spec}` quarantines bad records and rebuilds indexes and counters"
         ));
         let _ = writeln!(std::io::stderr(), "{e}");
-        Ok(1)
+        Ok(EXIT_PROBLEMS)
     }
 }
 
-fn repair(book: &Book, spec: &StoreSpec, key: &KeySource) -> Result<u8, CliError> {
+fn repair(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<u8, CliError> {
     let r = book.repair().map_err(|e| CliError::store(e, key, spec))?;
-    say!("quarantined records:   {}", r.quarantined);
-    say!("index entries added:   {}", r.index_entries_added);
-    say!("index entries removed: {}", r.index_entries_removed);
-    say!(
-        "counters:              {}",
-        if r.counters_fixed { "rewritten" } else { "ok" }
-    );
     let after = book.verify().map_err(|e| CliError::store(e, key, spec))?;
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({ "repair": r, "clean_after": after.is_clean() }))
+        );
+    } else {
+        say!("quarantined records:   {}", r.quarantined);
+        say!("index entries added:   {}", r.index_entries_added);
+        say!("index entries removed: {}", r.index_entries_removed);
+        say!(
+            "counters:              {}",
+            if r.counters_fixed { "rewritten" } else { "ok" }
+        );
+    }
     if after.is_clean() {
-        say!("ok: the store verifies clean");
+        if !json {
+            say!("ok: the store verifies clean");
+        }
         Ok(0)
     } else {
         Err(
@@ -466,222 +561,12 @@ fn repair(book: &Book, spec: &StoreSpec, key: &KeySource) -> Result<u8, CliError
     }
 }
 
-fn export(
-    book: &Book,
-    spec: &StoreSpec,
-    key: &KeySource,
-    out: Option<&Path>,
-    no_secrets: bool,
-) -> Result<u8, CliError> {
-    let doc = book
-        .export_data(ExportOptions {
-            include_secrets: !no_secrets,
-        })
-        .map_err(|e| CliError::store(e, key, spec))?;
-    let json = doc.to_json();
-    match out {
-        None => say!("{json}"),
-        Some(path) => {
-            write_private(path, json.as_bytes())?;
-            let _ = writeln!(
-                std::io::stderr(),
-                "exported {} peers to {}",
-                doc.peers.len(),
-                path.display()
-            );
-        }
-    }
-    Ok(0)
-}
-
-/// Write a file readable by its owner only (it may hold sealed secrets).
-fn write_private(path: &Path, data: &[u8]) -> Result<(), CliError> {
-    let io = |e: std::io::Error| CliError::new(format!("cannot write {}: {e}", path.display()));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.write_all(b"\n").map_err(io)?;
-    f.sync_all().map_err(io)
-}
-
-fn read_document(file: &Path) -> Result<ExportDocument, CliError> {
-    let mut text = String::new();
-    let read = if file.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
-    };
-    read.map_err(|e| CliError::new(format!("cannot read {}: {e}", file.display())))?;
-    ExportDocument::from_json(&text).map_err(|e| {
-        CliError::new(format!("{} is not a peerbook export: {e}", file.display()))
-            .hint("make one with `peerbook export BACKEND:PATH --out FILE`")
-    })
-}
-
-fn import(
-    book: &Book,
-    spec: &StoreSpec,
-    doc: &ExportDocument,
-    mode: ImportMode,
-) -> Result<u8, CliError> {
-    let report = book.import_data(doc, mode).map_err(|e| match e {
-        peerbook::Error::WrongKey => CliError::new(e.to_string()).hint(
-            "the document's secrets were sealed under another key: import with that book's key (--key-file / --key-env), or export with --no-secrets",
-        ),
-        peerbook::Error::QuotaExceeded(_) => CliError::new(e.to_string())
-            .hint("nothing was imported; raise --max-peers if the book's application allows more"),
-        other => CliError::new(other.to_string()).hint("nothing was imported"),
-    })?;
-    say!(
-        "imported {} peers into {spec} ({} replaced, {} removed)",
-        report.imported,
-        report.replaced,
-        report.removed
-    );
-    Ok(0)
-}
-
-/// Copy a key file (validated by loading it) to a new 0600 file.
-fn copy_key_file(src: &Path, dst: &Path) -> Result<(), CliError> {
-    peerbook::MasterKey::load(src).map_err(|e| {
-        CliError::new(e.to_string())
-            .hint("pass the key of FROM with --key-file PATH or --key-env VAR")
-    })?;
-    let data =
-        fs::read(src).map_err(|e| CliError::new(format!("cannot read {}: {e}", src.display())))?;
-    let io = |e: std::io::Error| CliError::new(format!("cannot create {}: {e}", dst.display()));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(dst).map_err(io)?;
-    f.write_all(&data).map_err(io)?;
-    f.sync_all().map_err(io)
-}
-
-fn same_dir(a: &Path, b: &Path) -> bool {
-    match (fs::canonicalize(a), fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
-}
-
-fn migrate(
-    from: &StoreSpec,
-    from_key: &KeySource,
-    to: &StoreSpec,
-    to_key: &KeySource,
-    force: bool,
-    max_peers: u64,
-) -> Result<u8, CliError> {
-    if same_dir(&from.path, &to.path) {
-        return Err(CliError::usage("FROM and TO are the same directory")
-            .hint("migrate copies a book into another, new or empty, store"));
-    }
-    let source =
-        crate::store::open_with(from, from_key, Access::Read, |o| Options { max_peers, ..o })?;
-    let doc = source
-        .export_data(ExportOptions::default())
-        .map_err(|e| CliError::store(e, from_key, from))?;
-    let n = doc.peers.len();
-    say!("read {n} peers from {from}");
-    let to_exists = to.exists();
-    if let (KeySource::File(src), KeySource::File(dst)) = (from_key, to_key) {
-        if src != dst && !to_exists && fs::symlink_metadata(dst).is_err() {
-            copy_key_file(src, dst)?;
-            say!("copied key file {} to {}", src.display(), dst.display());
-        }
-    }
-    let target = crate::store::open_with(to, to_key, Access::Write, |o| Options {
-        max_peers: max_peers.max(n as u64).max(1),
-        ..o
-    })?;
-    if to_exists {
-        let existing = target
-            .get_storage_stats()
-            .map_err(|e| CliError::store(e, to_key, to))?;
-        if existing.peer_count > 0 && !force {
-            return Err(CliError::new(format!(
-                "{to} is not empty ({} peers)",
-                existing.peer_count
-            ))
-            .hint("pass --force to replace its peers with FROM's"));
-        }
-    }
-    let report = target
-        .import_data(&doc, ImportMode::Replace)
-        .map_err(|e| CliError::store(e, to_key, to).hint("TO was not changed"))?;
-    say!(
-        "wrote {} peers to {to} ({} removed)",
-        report.imported,
-        report.removed
-    );
-    check_copy(&source, &target, &doc, to, to_key)?;
-    say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
-    Ok(0)
-}
-
-/// Record by record: every peer of `doc` reads back identical from `target`, and
-/// `target` holds nothing else.
-fn check_copy(
-    source: &Book,
-    target: &Book,
-    doc: &ExportDocument,
-    to: &StoreSpec,
-    to_key: &KeySource,
-) -> Result<(), CliError> {
-    let n = doc.peers.len();
-    let step = (n / 10).max(100);
-    for (i, peer) in doc.peers.iter().enumerate() {
-        let id = peer.peer_id.as_str();
-        let copy = target
-            .get_peer(id)
-            .map_err(|e| CliError::store(e, to_key, to))?;
-        let original = source
-            .get_peer(id)
-            .map_err(|e| CliError::new(format!("re-reading {id} from FROM: {e}")))?;
-        if copy.as_ref() != Some(peer) || original.as_ref() != Some(peer) {
-            return Err(CliError::new(format!(
-                "check failed: peer {} differs in {to}",
-                peer.peer_id
-            ))
-            .hint("report this bug; FROM is unchanged"));
-        }
-        if (i + 1) % step == 0 || i + 1 == n {
-            say!("checked {}/{n}", i + 1);
-        }
-    }
-    let stats = target
-        .get_storage_stats()
-        .map_err(|e| CliError::store(e, to_key, to))?;
-    let clean = target
-        .verify()
-        .map_err(|e| CliError::store(e, to_key, to))?
-        .is_clean();
-    if stats.peer_count != n as u64 || !clean {
-        return Err(CliError::new(format!(
-            "check failed: {to} holds {} records (expected {n}), verify clean: {clean}",
-            stats.peer_count
-        ))
-        .hint("FROM is unchanged"));
-    }
-    Ok(())
-}
-
 fn rotate_key(
     book: &Book,
     spec: &StoreSpec,
     key: &KeySource,
     new_key_file: &Path,
+    json: bool,
 ) -> Result<u8, CliError> {
     let new_key = peerbook::MasterKey::create(new_key_file).map_err(|e| {
         CliError::new(e.to_string()).hint(
@@ -694,6 +579,16 @@ fn rotate_key(
             new_key_file.display()
         ))
     })?;
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "resealed_peers": count,
+                "new_key_file": new_key_file.display().to_string(),
+            }))
+        );
+        return Ok(0);
+    }
     let peers = if count == 1 { "peer" } else { "peers" };
     say!("re-sealed the secrets of {count} {peers} under the new key");
     say!(
@@ -722,6 +617,7 @@ fn cleanup(
     stale: bool,
     lru: Option<usize>,
     dry_run: bool,
+    json: bool,
 ) -> Result<u8, CliError> {
     let err = |e| CliError::store(e, key, spec);
     let now = now();
@@ -737,7 +633,11 @@ fn cleanup(
         peers.iter().partition(|p| stale && book.is_stale(p, now));
     let lru_peers: Vec<&PeerRecord> = rest.into_iter().take(lru.unwrap_or(0)).collect();
     let verb = if dry_run { "would remove" } else { "removing" };
-    for p in &stale_peers {
+    let ids = |peers: &[&PeerRecord]| -> Vec<String> {
+        peers.iter().map(|p| p.peer_id.to_string()).collect()
+    };
+    let planned = json!({ "stale": ids(&stale_peers), "lru": ids(&lru_peers) });
+    for p in stale_peers.iter().filter(|_| !json) {
         say!(
             "{verb} {} (stale: last seen {}, {} failed attempts)",
             p.peer_id,
@@ -745,12 +645,19 @@ fn cleanup(
             p.reconnection_attempts
         );
     }
-    for p in &lru_peers {
+    for p in lru_peers.iter().filter(|_| !json) {
         say!(
             "{verb} {} (least recently seen: {})",
             p.peer_id,
             utc(p.last_seen)
         );
+    }
+    if dry_run && json {
+        say!(
+            "{}",
+            format::json(&json!({ "dry_run": true, "would_remove": planned }))
+        );
+        return Ok(0);
     }
     if dry_run {
         say!(
@@ -769,6 +676,61 @@ fn cleanup(
         Some(n) => book.cleanup_lru(n).map_err(err)?,
         None => 0,
     };
-    say!("removed {removed_stale} stale and {removed_lru} least recently seen peers");
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "dry_run": false,
+                "removed_stale": removed_stale,
+                "removed_lru": removed_lru,
+            }))
+        );
+    } else {
+        say!("removed {removed_stale} stale and {removed_lru} least recently seen peers");
+    }
+    Ok(0)
+}
+
+/// `settings`: the retention settings the book now holds; `before` is set when the
+/// command changed them.
+fn settings(
+    book: &Book,
+    spec: &StoreSpec,
+    before: Option<&RetentionSettings>,
+    json: bool,
+) -> Result<u8, CliError> {
+    let now = book.retention();
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "store": spec.to_string(),
+                "retention": now,
+                "changed": before.is_some_and(|b| *b != now),
+            }))
+        );
+        return Ok(0);
+    }
+    let d = |ms: u64| humantime::format_duration(std::time::Duration::from_millis(ms)).to_string();
+    say!("max peers:         {}", now.max_peers);
+    say!(
+        "max bytes:         {}",
+        now.max_bytes.map_or_else(|| "none".into(), bytes)
+    );
+    say!("inactive after:    {}", d(now.inactive_after_ms));
+    say!("failed attempts:   {}", now.failed_attempts);
+    say!("blacklist for:     {}", d(now.blacklist_for_ms));
+    say!("cleanup interval:  {}", d(now.cleanup_interval_ms));
+    say!(
+        "evict when full:   {}",
+        if now.evict_when_full { "yes" } else { "no" }
+    );
+    match before {
+        Some(b) if *b != now => say!(
+            "changed: stored in {spec} (a node opening the book with other Options overrides them)"
+        ),
+        Some(_) => say!("unchanged"),
+        None => {}
+    }
     Ok(0)
 }

@@ -1,37 +1,18 @@
-//! Durations on the command line: a whole number and one unit, `90s`, `15m`, `24h`, `7d`.
+//! Durations on the command line, as humantime reads them: `90s`, `15m`, `24h`, `7d`,
+//! `1h30m`, `2w`, `1h 30m`, `1.5h`.
 
 use std::time::Duration;
 
-/// Parse `<number><unit>` with unit `s`, `m`, `h` or `d` (no spaces, no fractions).
+/// Parse a duration: numbers with units (`s`, `m`/`min`, `h`, `d`, `w`, `ms`, ...),
+/// concatenated (`1h30m`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{text}` has no unit; write e.g. 90s, 15m, 24h or 7d"))?;
-    let (digits, unit) = text.split_at(split);
-    if digits.is_empty() {
-        return Err(format!(
-            "`{text}` does not start with a number; write e.g. 90s, 15m, 24h or 7d"
-        ));
+    if text.is_empty() {
+        return Err("empty duration; write e.g. 90s, 15m, 24h, 7d or 1h30m".into());
     }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{digits}` is too large a number"))?;
-    let scale: u64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "unknown unit `{unit}` in `{text}`; use s, m, h or d (e.g. 90s, 15m, 24h, 7d)"
-            ))
-        }
-    };
-    let secs = n
-        .checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` is too long a duration"))?;
-    Ok(Duration::from_secs(secs))
+    humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. 90s, 15m, 24h, 7d or 1h30m")
+    })
 }
 
 /// A short human form of a duration in ms: `42s`, `5m`, `3h`, `2d`.
@@ -60,6 +41,10 @@ mod tests {
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
         assert_eq!(parse_duration(" 2h "), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2w"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
     }
 
     #[test]
@@ -69,10 +54,9 @@ mod tests {
             "s",
             "15",
             "15x",
-            "1.5h",
             "-1d",
-            "1 d",
             "1dd",
+            "1h30",
             "h1",
             "১d",
             "99999999999999999999d",

@@ -4,12 +4,20 @@
 //! `file:./peers`) and finds the master key in `--key-file PATH` (default
 //! `<PATH>.key`, beside the store directory) or `--key-env VAR` (64 hex characters).
 //! Errors print `error: <cause>` and `hint: <what to do>` on stderr; the exit code is
-//! 0 on success, 1 on an operational error or a failed `verify`, 2 on a usage error.
+//! 0 on success, 1 on an operational error, 2 on a usage error, 3 when `verify` found
+//! problems in the book. `--json` makes every command print one JSON document on
+//! stdout. Long commands show progress on stderr when it is a terminal, nothing in
+//! pipes. The book's retention settings live in the book (`settings`).
+//!
+//! Each backend is a cargo feature (`lmdb`, `rocksdb`, `file`; all by default); a
+//! store naming a backend left out of the build is refused with a clear error.
 
 mod commands;
 mod duration;
 mod format;
+mod progress;
 mod store;
+mod transfer;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -41,16 +49,18 @@ use crate::store::StoreSpec;
         peerbook candidates lmdb:./peers --limit 5 --max-age 24h\n  \
         peerbook verify lmdb:./peers || peerbook repair lmdb:./peers\n  \
         peerbook migrate lmdb:./peers rocksdb:./peers-rocks\n  \
+        peerbook settings lmdb:./peers --max-peers 500 --inactive-after 14d\n  \
+        peerbook export lmdb:./peers --out peers.json\n  \
         peerbook rotate-key lmdb:./peers --new-key-file ./peers.key.new\n\n\
-        Exit codes: 0 success, 1 operational error or verify found problems, 2 usage error."
+        Exit codes: 0 success, 1 operational error, 2 usage error, 3 verify found problems\n\
+        in the book."
 )]
 struct Cli {
     #[command(flatten)]
     key: KeyArgs,
-    /// The book's max_peers (for utilization and quota checks of writes).
-    #[arg(long, global = true, value_name = "N", default_value_t = 100,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    max_peers: u64,
+    /// Print one JSON document on stdout instead of text (every command).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,9 +92,6 @@ enum Command {
     Stats {
         /// BACKEND:PATH
         store: StoreSpec,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// List peers as a table (or JSON), sorted and filtered.
     List {
@@ -99,18 +106,12 @@ enum Command {
         /// At most N peers.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
-        /// Only peers seen within this long (90s, 15m, 24h, 7d).
+        /// Only peers seen within this long (90s, 15m, 24h, 7d, 1h30m).
         #[arg(long, value_name = "DUR", value_parser = parse_duration)]
         max_age: Option<Duration>,
         /// Only peers with a quality score of at least Q (0..=100).
         #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(0..=100))]
         min_quality: Option<u8>,
-        /// Print JSON (secrets sealed unless --reveal-secrets).
-        #[arg(
-            long,
-            help = "Print JSON (secrets \"<sealed>\" unless --reveal-secrets)"
-        )]
-        json: bool,
         /// Open and print the secrets (with --json).
         #[arg(long)]
         reveal_secrets: bool,
@@ -122,9 +123,6 @@ enum Command {
         store: StoreSpec,
         /// The peer id.
         id: String,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
         /// Open and print the shared secret and TURN credentials.
         #[arg(long)]
         reveal_secrets: bool,
@@ -136,20 +134,14 @@ enum Command {
         /// At most N candidates.
         #[arg(long, value_name = "N", default_value_t = 5)]
         limit: usize,
-        /// Only peers seen within this long (90s, 15m, 24h, 7d).
+        /// Only peers seen within this long (90s, 15m, 24h, 7d, 1h30m).
         #[arg(long, value_name = "DUR", value_parser = parse_duration)]
         max_age: Option<Duration>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
-    /// Check records, indexes and counters; exit 1 when anything is wrong.
+    /// Check records, indexes and counters; exit 3 when anything is wrong.
     Verify {
         /// BACKEND:PATH
         store: StoreSpec,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// Quarantine corrupt records, rebuild indexes and counters (one atomic batch).
     Repair {
@@ -160,7 +152,7 @@ enum Command {
     Export {
         /// BACKEND:PATH
         store: StoreSpec,
-        /// Write to FILE instead of stdout.
+        /// Write to FILE instead of stdout, atomically (a temp file renamed over it).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Leave secrets out (the document then imports into a book with any key).
@@ -194,6 +186,33 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Show the book's retention settings, or change them (stored in the book: the
+    /// node and this command share them; a node opening with other Options wins).
+    Settings {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// Most peers in the book.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_peers: Option<u64>,
+        /// Cap on the stored record bytes (0 removes the cap).
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
+        /// A peer unseen for longer than this is stale (30d, 2w).
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        inactive_after: Option<Duration>,
+        /// Failed reconnection attempts that blacklist a peer.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        failed_attempts: Option<u32>,
+        /// How long a blacklist lasts (24h).
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        blacklist_for: Option<Duration>,
+        /// How often the node should run cleanup (6h).
+        #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+        cleanup_interval: Option<Duration>,
+        /// Evict the least recently seen peers instead of refusing a new one when full.
+        #[arg(long, value_name = "BOOL")]
+        evict_when_full: Option<bool>,
+    },
     /// Re-seal every secret under a new key written to a new key file.
     RotateKey {
         /// BACKEND:PATH
@@ -207,7 +226,8 @@ enum Command {
     Cleanup {
         /// BACKEND:PATH
         store: StoreSpec,
-        /// Remove peers unseen for 30 days, or given up after 5 failed attempts.
+        /// Remove stale peers (unseen for longer than the book's inactive-after, or given
+        /// up after its failed attempts).
         #[arg(long)]
         stale: bool,
         /// Remove the N least recently seen peers (after --stale).

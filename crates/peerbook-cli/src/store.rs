@@ -107,6 +107,24 @@ impl Engine {
             Engine::File => "file",
         }
     }
+
+    /// Whether this build has the engine (its cargo feature, named like the prefix).
+    pub fn compiled_in(self) -> bool {
+        match self {
+            Engine::Lmdb => cfg!(feature = "lmdb"),
+            Engine::Rocks => cfg!(feature = "rocksdb"),
+            Engine::File => cfg!(feature = "file"),
+        }
+    }
+
+    /// The engines this build has, as spec prefixes.
+    pub fn available() -> Vec<&'static str> {
+        [Engine::Lmdb, Engine::Rocks, Engine::File]
+            .into_iter()
+            .filter(|e| e.compiled_in())
+            .map(Engine::name)
+            .collect()
+    }
 }
 
 /// `BACKEND:PATH`, e.g. `lmdb:./peers`.
@@ -134,6 +152,16 @@ impl FromStr for StoreSpec {
                 ))
             }
         };
+        if !engine.compiled_in() {
+            return Err(format!(
+                "backend `{}` is not compiled into this peerbook (built without feature `{}`); \
+                 this build has: {}; rebuild with `--features {}` to use it",
+                engine.name(),
+                engine.name(),
+                Engine::available().join(", "),
+                engine.name()
+            ));
+        }
         let trimmed = path.trim_end_matches('/');
         if trimmed.is_empty() || trimmed == "." || trimmed == ".." {
             return Err(format!(
@@ -171,9 +199,20 @@ impl StoreSpec {
     fn open_backend(&self) -> Result<Arc<dyn Backend>, peerbook::BackendError> {
         let p = &self.path;
         Ok(match self.engine {
+            #[cfg(feature = "lmdb")]
             Engine::Lmdb => Arc::new(peerbook_lmdb::LmdbBackend::open(p, Default::default())?),
+            #[cfg(feature = "rocksdb")]
             Engine::Rocks => Arc::new(peerbook_rocksdb::RocksBackend::open(p, Default::default())?),
+            #[cfg(feature = "file")]
             Engine::File => Arc::new(peerbook_file::FileBackend::open(p, Default::default())?),
+            // parsing refuses a spec whose engine is not compiled in
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(peerbook::BackendError::Engine {
+                    engine: "peerbook-cli",
+                    message: format!("backend `{}` is not compiled in", other.name()),
+                })
+            }
         })
     }
 }
@@ -269,7 +308,9 @@ pub enum Access {
     Write,
 }
 
-/// Open the book `spec` names with the key from `key`; `options` adjusts the defaults.
+/// Open the book `spec` names with the key from `key`, under the retention settings
+/// stored in the book (the defaults when it has none yet); `options` adjusts them
+/// (and what it changes is stored at open).
 pub fn open_with(
     spec: &StoreSpec,
     key: &KeySource,
@@ -287,8 +328,20 @@ pub fn open_with(
     let backend = spec
         .open_backend()
         .map_err(|e| CliError::store(e.into(), key, spec))?;
-    PeerBook::open(backend, options(Options::new(master)))
-        .map_err(|e| CliError::store(e, key, spec))
+    let defaults = Options::new(master);
+    let base = match peerbook::store::read_retention(&backend) {
+        Ok(Some(stored)) => stored.apply(defaults),
+        Ok(None) => defaults,
+        // Opening replaces a damaged value with the options it opens with.
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: {e}; using the default retention settings (`peerbook settings {spec}` shows and changes them)"
+            );
+            defaults
+        }
+    };
+    PeerBook::open(backend, options(base)).map_err(|e| CliError::store(e, key, spec))
 }
 
 /// Write a line to stdout, ignoring a closed pipe (`peerbook list | head`).
@@ -308,15 +361,20 @@ macro_rules! say {
 mod tests {
     use super::*;
 
+    #[cfg(all(feature = "lmdb", feature = "file"))]
     #[test]
     fn specs() {
         let s: StoreSpec = "lmdb:./peers/".parse().unwrap();
         assert_eq!(s.engine, Engine::Lmdb);
+        assert!(Engine::available().contains(&"file"));
         assert_eq!(s.default_key_file(), PathBuf::from("./peers.key"));
-        assert_eq!(
-            "rocksdb:/a/b".parse::<StoreSpec>().unwrap().engine,
-            Engine::Rocks
-        );
+        match "rocksdb:/a/b".parse::<StoreSpec>() {
+            Ok(spec) => assert_eq!(spec.engine, Engine::Rocks),
+            Err(e) => {
+                assert!(!Engine::Rocks.compiled_in());
+                assert!(e.contains("not compiled into this peerbook"), "{e}");
+            }
+        }
         assert_eq!(
             "file:c:d".parse::<StoreSpec>().unwrap().path,
             PathBuf::from("c:d")

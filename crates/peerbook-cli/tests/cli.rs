@@ -179,7 +179,10 @@ fn help_reads_well() {
         "migrate",
         "rotate-key",
         "cleanup",
+        "settings",
+        "--json",
         "Exit codes",
+        "3 verify found problems",
     ] {
         assert!(
             r.stdout.contains(needle),
@@ -199,7 +202,7 @@ fn usage_errors_exit_2() {
         vec!["stats", "peers"],
         vec!["stats", "sqlite:./peers"],
         vec!["stats", "lmdb:"],
-        vec!["list", "lmdb:./p", "--max-age", "5 weeks"],
+        vec!["list", "lmdb:./p", "--max-age", "5 fortnights"],
         vec!["list", "lmdb:./p", "--min-quality", "101"],
         vec!["list", "lmdb:./p", "--sort", "nonsense"],
         vec!["cleanup", "lmdb:./p"],
@@ -457,12 +460,14 @@ fn verify_fails_on_corruption_until_repair() {
             backend.flush().unwrap();
         }
         let r = run_in(d, &["verify", &spec]);
-        assert_eq!(r.code, 1, "{engine}: {}", r.stdout);
+        // problems found: 3, not the 1 of an operational failure
+        assert_eq!(r.code, 3, "{engine}: {}", r.stdout);
         assert!(r.stdout.contains("corrupt records:      1"), "{}", r.stdout);
         assert!(r.stdout.contains("mallory"), "{}", r.stdout);
         assert!(r.stderr.contains("hint: `peerbook repair"), "{}", r.stderr);
-        let report: Value =
-            serde_json::from_str(&run_in(d, &["verify", &spec, "--json"]).stdout).unwrap();
+        let r = run_in(d, &["verify", &spec, "--json"]);
+        assert_eq!(r.code, 3);
+        let report: Value = serde_json::from_str(&r.stdout).unwrap();
         assert_eq!(report["corrupt"].as_array().unwrap().len(), 1);
         let r = ok(run_in(d, &["stats", &spec]));
         assert!(r.stdout.contains("corrupt:       1"), "{}", r.stdout);
@@ -726,4 +731,265 @@ fn a_store_open_elsewhere_is_reported_locked() {
         );
         ok(run_in(d, &["stats", &spec]));
     }
+}
+
+#[test]
+fn settings_live_in_the_book_and_the_node_wins() {
+    for engine in ["lmdb", "rocksdb", "file"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let spec = seed(engine, d, 0);
+        let key = MasterKey::load(d.join("peers.key")).unwrap();
+        // The node opened with the defaults: the command shows them.
+        let r = ok(run_in(d, &["settings", &spec, "--json"]));
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["retention"]["max_peers"], 100, "{engine}");
+        assert_eq!(v["changed"], false);
+
+        // The command changes them in the book...
+        let r = ok(run_in(
+            d,
+            &[
+                "settings",
+                &spec,
+                "--max-peers",
+                "7",
+                "--inactive-after",
+                "1h30m",
+                "--evict-when-full",
+                "true",
+            ],
+        ));
+        assert!(r.stdout.contains("max peers:         7"), "{}", r.stdout);
+        assert!(r.stdout.contains("changed"), "{}", r.stdout);
+        let backend = open_backend(engine, &d.join("peers"));
+        let stored = peerbook::store::read_retention(&backend).unwrap().unwrap();
+        assert_eq!(stored.max_peers, 7);
+        assert_eq!(stored.inactive_after_ms, 90 * 60 * 1000);
+        assert!(stored.evict_when_full);
+        drop(backend);
+        // ...and every command follows them.
+        let r = ok(run_in(d, &["stats", &spec]));
+        assert!(r.stdout.contains("of max 7"), "{}", r.stdout);
+
+        // A node opening with its own Options wins; the command then agrees with it.
+        let mut node = Options::new(key.clone());
+        node.max_peers = 42;
+        let book = PeerBook::open(open_backend(engine, &d.join("peers")), node).unwrap();
+        drop(book.close().unwrap());
+        let r = ok(run_in(d, &["settings", &spec, "--json"]));
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["retention"]["max_peers"], 42, "{engine}");
+        assert_eq!(v["retention"]["evict_when_full"], false);
+
+        // Bad values change nothing.
+        let r = run_in(d, &["settings", &spec, "--max-peers", "0"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        let r = run_in(d, &["settings", &spec, "--inactive-after", "soon"]);
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        let backend = open_backend(engine, &d.join("peers"));
+        let stored = peerbook::store::read_retention(&backend).unwrap().unwrap();
+        assert_eq!(stored.max_peers, 42);
+    }
+}
+
+#[test]
+fn every_reporting_command_speaks_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 2);
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["init", "file:./fresh"],
+        vec!["stats", &spec],
+        vec!["list", &spec],
+        vec!["get", &spec, "alice"],
+        vec!["candidates", &spec],
+        vec!["verify", &spec],
+        vec!["repair", &spec],
+        vec!["settings", &spec],
+        vec!["export", &spec],
+        vec!["export", &spec, "--out", "book.json"],
+        vec![
+            "import",
+            "file:./copy",
+            "book.json",
+            "--key-file",
+            "peers.key",
+        ],
+        vec!["migrate", &spec, "lmdb:./moved"],
+        vec!["cleanup", &spec, "--stale", "--dry-run"],
+        vec!["cleanup", &spec, "--stale"],
+        vec!["rotate-key", &spec, "--new-key-file", "new.key"],
+    ];
+    for args in commands {
+        let mut args = args.clone();
+        args.push("--json");
+        let r = ok(run_in(d, &args));
+        let v: Result<Value, _> = serde_json::from_str(&r.stdout);
+        assert!(
+            v.is_ok(),
+            "{args:?} printed no JSON document:\n{}",
+            r.stdout
+        );
+    }
+    let r = ok(run_in(
+        d,
+        &["cleanup", "lmdb:./moved", "--stale", "--dry-run", "--json"],
+    ));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["would_remove"]["stale"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn export_out_replaces_the_file_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 1);
+    std::fs::write(d.join("book.json"), "previous export").unwrap();
+    // A second name for the old file: a new file renamed into place leaves it as it
+    // was, where rewriting book.json in place would change it too.
+    std::fs::hard_link(d.join("book.json"), d.join("old-name.json")).unwrap();
+    // A failing export (wrong key) leaves the old file and no temp file.
+    std::fs::write(d.join("wrong.key"), [9u8; 32]).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("wrong.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let r = run_in(
+        d,
+        &[
+            "export",
+            &spec,
+            "--out",
+            "book.json",
+            "--key-file",
+            "wrong.key",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(d.join("book.json")).unwrap(),
+        "previous export"
+    );
+    // A directory that does not exist: an error, nothing created.
+    let r = run_in(d, &["export", &spec, "--out", "missing/book.json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!d.join("missing").exists());
+    // Success replaces it whole, private, with no temp file left.
+    ok(run_in(d, &["export", &spec, "--out", "book.json"]));
+    let text = std::fs::read_to_string(d.join("book.json")).unwrap();
+    assert!(ExportLike::peers(&text) == 4, "{text}");
+    assert_eq!(
+        std::fs::read_to_string(d.join("old-name.json")).unwrap(),
+        "previous export",
+        "book.json was rewritten in place, not replaced"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("book.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Reading an export document in tests.
+struct ExportLike;
+
+impl ExportLike {
+    fn peers(text: &str) -> usize {
+        let v: Value = serde_json::from_str(text).expect("an export is JSON");
+        v["peers"].as_array().map_or(0, Vec::len)
+    }
+}
+
+#[test]
+fn durations_read_like_people_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 2);
+    for (age, expected) in [("1h30m", 3), ("2w", 3), ("41d", 5), ("90s", 3)] {
+        let r = ok(run_in(
+            d,
+            &[
+                "candidates",
+                &spec,
+                "--max-age",
+                age,
+                "--limit",
+                "10",
+                "--json",
+            ],
+        ));
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), expected, "--max-age {age}");
+    }
+    for bad in ["1h30", "soon", "-1d", ""] {
+        let r = run_in(d, &["candidates", &spec, "--max-age", bad]);
+        assert_eq!(r.code, 2, "--max-age {bad:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn long_commands_stay_quiet_in_pipes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Large enough for progress (1,000 peers) were stderr a terminal.
+    let key = MasterKey::load_or_create(d.join("peers.key")).unwrap();
+    let mut options = Options::new(key);
+    options.max_peers = 2_000;
+    options.durability = Durability::Buffered;
+    let book = PeerBook::open(open_backend("file", &d.join("peers")), options).unwrap();
+    for i in 0..1_200 {
+        book.store_peer(NewPeer {
+            peer_id: format!("peer-{i:04}"),
+            display_name: format!("Peer {i}"),
+            public_key: "{\"kty\":\"EC\"}".into(),
+            ..NewPeer::default()
+        })
+        .unwrap();
+    }
+    drop(book.close().unwrap());
+    for args in [
+        vec!["verify", "file:./peers"],
+        vec!["export", "file:./peers", "--out", "all.json"],
+        vec![
+            "import",
+            "file:./copy",
+            "all.json",
+            "--key-file",
+            "peers.key",
+        ],
+        vec!["migrate", "file:./peers", "lmdb:./moved"],
+    ] {
+        let r = ok(run_in(d, &args));
+        let progress_on_stderr = r.stderr.contains('\r') || r.stderr.contains("[=");
+        assert!(
+            !progress_on_stderr,
+            "{args:?} drew progress into a pipe: {:?}",
+            r.stderr
+        );
+        assert!(!r.stdout.contains('\r'), "{args:?}: {:?}", r.stdout);
+    }
+    let r = ok(run_in(d, &["migrate", "file:./peers", "file:./again"]));
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.starts_with("checked"))
+            .count(),
+        1,
+        "one summary line, no running count: {}",
+        r.stdout
+    );
 }

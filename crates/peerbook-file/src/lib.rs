@@ -1354,3 +1354,8 @@ mod tests {
         }));
     }
 }
+
+/// The README's examples, compiled and run as doctests so they never go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

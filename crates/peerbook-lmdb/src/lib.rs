@@ -122,3 +122,8 @@ pub use backend::LmdbBackend;
 pub use options::{
     LmdbOptions, DEFAULT_INITIAL_MAP_SIZE, DEFAULT_MAX_MAP_SIZE, DEFAULT_MAX_READERS, MIN_MAP_SIZE,
 };
+
+/// The README's examples, compiled and run as doctests so they never go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -123,3 +123,8 @@ pub use options::{Compression, RocksOptions};
 /// [`Backend::engine_name`](peerbook::backend::Backend::engine_name) and in
 /// [`BackendError::Engine`](peerbook::backend::BackendError::Engine).
 pub const ENGINE: &str = "rocksdb";
+
+/// The README's examples, compiled and run as doctests so they never go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -70,6 +70,11 @@ pub use schema::{
 pub use scoring::{update_quality_metrics, ReconnectionScore, SessionObservation};
 pub use store::{
     Candidate, CandidateQuery, CorruptEntry, CounterMismatch, ExportDocument, ExportOptions,
-    ImportMode, ImportReport, Order, PeerBook, PeerInput, PeerQuery, RepairReport, SortBy,
-    StorageStats, VerifyReport,
+    ImportMode, ImportReport, Order, PeerBook, PeerInput, PeerQuery, RepairReport,
+    RetentionSettings, SortBy, StorageStats, VerifyReport,
 };
+
+/// The README's examples, compiled and run as doctests so they never go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

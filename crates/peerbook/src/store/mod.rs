@@ -23,12 +23,14 @@ use crate::schema::{
 mod keys;
 mod maintenance;
 mod query;
+mod settings;
 mod transfer;
 
 pub use keys::SCHEMA_VERSION;
 use keys::{Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_SCHEMA_VERSION};
 pub use maintenance::{CorruptEntry, CounterMismatch, RepairReport, StorageStats, VerifyReport};
 pub use query::{Candidate, CandidateQuery, Order, PeerQuery, SortBy};
+pub use settings::{read_retention, RetentionSettings};
 pub use transfer::{
     ExportDocument, ExportOptions, ImportMode, ImportReport, EXPORT_FORMAT, EXPORT_VERSION,
 };
@@ -162,6 +164,7 @@ impl<B: Backend> PeerBook<B> {
             writer: Mutex::new(Counters::default()),
         };
         book.open_existing_or_init()?;
+        book.store_retention()?;
         Ok(book)
     }
 

@@ -1,0 +1,312 @@
+//! The commands that move books: `export`, `import` and `migrate` (with its record
+//! by record check), and the atomic file write behind `export --out`.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use peerbook::{ExportDocument, ExportOptions, ImportMode, Options};
+use serde_json::json;
+
+use crate::commands::book_size;
+use crate::format;
+use crate::progress;
+use crate::say;
+use crate::store::{Access, Book, CliError, KeySource, StoreSpec};
+
+/// `export [--out FILE]`.
+pub fn export(
+    book: &Book,
+    spec: &StoreSpec,
+    key: &KeySource,
+    out: Option<&Path>,
+    no_secrets: bool,
+    json: bool,
+) -> Result<u8, CliError> {
+    let peers = book_size(book);
+    let spinner = progress::spinner(peers, "exporting");
+    let doc = book
+        .export_data(ExportOptions {
+            include_secrets: !no_secrets,
+        })
+        .map_err(|e| CliError::store(e, key, spec));
+    spinner.finish_and_clear();
+    let doc = doc?;
+    let text = doc.to_json();
+    match out {
+        // the document is JSON already
+        None => say!("{text}"),
+        Some(path) => {
+            write_atomically(path, text.as_bytes())?;
+            if json {
+                say!(
+                    "{}",
+                    format::json(&json!({
+                        "exported": doc.peers.len(),
+                        "out": path.display().to_string(),
+                        "secrets": !no_secrets,
+                    }))
+                );
+            } else {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "exported {} peers to {}",
+                    doc.peers.len(),
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// Replace `path` with `data` + a newline, all or nothing: a temp file in the same
+/// directory (readable by its owner only: it may hold sealed secrets), fsynced, then
+/// renamed over `path`, then the directory fsynced. A crash or an error leaves the
+/// old file (or none) and no temp file behind.
+fn write_atomically(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    let io = |e: std::io::Error| CliError::new(format!("cannot write {}: {e}", path.display()));
+    let name = path
+        .file_name()
+        .ok_or_else(|| CliError::usage(format!("--out {}: not a file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let write = || -> std::io::Result<()> {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
+        f.write_all(data)?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        // the rename itself is durable once the directory is synced
+        #[cfg(unix)]
+        fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// The export document in `file` (`-` for stdin).
+pub fn read_document(file: &Path) -> Result<ExportDocument, CliError> {
+    let mut text = String::new();
+    let read = if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map(|_| ())
+    } else {
+        fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
+    };
+    read.map_err(|e| CliError::new(format!("cannot read {}: {e}", file.display())))?;
+    ExportDocument::from_json(&text).map_err(|e| {
+        CliError::new(format!("{} is not a peerbook export: {e}", file.display()))
+            .hint("make one with `peerbook export BACKEND:PATH --out FILE`")
+    })
+}
+
+/// `import FILE [--merge|--replace]`.
+pub fn import(
+    book: &Book,
+    spec: &StoreSpec,
+    doc: &ExportDocument,
+    mode: ImportMode,
+    json: bool,
+) -> Result<u8, CliError> {
+    let spinner = progress::spinner(doc.peers.len() as u64, "importing");
+    let report = book.import_data(doc, mode);
+    spinner.finish_and_clear();
+    let report = report.map_err(|e| match e {
+        peerbook::Error::WrongKey => CliError::new(e.to_string()).hint(
+            "the document's secrets were sealed under another key: import with that book's key (--key-file / --key-env), or export with --no-secrets",
+        ),
+        peerbook::Error::QuotaExceeded(_) => CliError::new(e.to_string())
+            .hint(format!("nothing was imported; raise the book's limit with `peerbook settings {spec} --max-peers N` if its node allows more")),
+        other => CliError::new(other.to_string()).hint("nothing was imported"),
+    })?;
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({ "store": spec.to_string(), "import": report }))
+        );
+        return Ok(0);
+    }
+    say!(
+        "imported {} peers into {spec} ({} replaced, {} removed)",
+        report.imported,
+        report.replaced,
+        report.removed
+    );
+    Ok(0)
+}
+
+/// Copy a key file (validated by loading it) to a new 0600 file.
+fn copy_key_file(src: &Path, dst: &Path) -> Result<(), CliError> {
+    peerbook::MasterKey::load(src).map_err(|e| {
+        CliError::new(e.to_string())
+            .hint("pass the key of FROM with --key-file PATH or --key-env VAR")
+    })?;
+    let data =
+        fs::read(src).map_err(|e| CliError::new(format!("cannot read {}: {e}", src.display())))?;
+    let io = |e: std::io::Error| CliError::new(format!("cannot create {}: {e}", dst.display()));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(dst).map_err(io)?;
+    f.write_all(&data).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (fs::canonicalize(a), fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// `migrate FROM TO [--force]`.
+pub fn migrate(
+    from: &StoreSpec,
+    from_key: &KeySource,
+    to: &StoreSpec,
+    to_key: &KeySource,
+    force: bool,
+    json: bool,
+) -> Result<u8, CliError> {
+    if same_dir(&from.path, &to.path) {
+        return Err(CliError::usage("FROM and TO are the same directory")
+            .hint("migrate copies a book into another, new or empty, store"));
+    }
+    let source = crate::store::open_with(from, from_key, Access::Read, |o| o)?;
+    let spinner = progress::spinner(book_size(&source), "reading");
+    let doc = source
+        .export_data(ExportOptions::default())
+        .map_err(|e| CliError::store(e, from_key, from));
+    spinner.finish_and_clear();
+    let doc = doc?;
+    let n = doc.peers.len();
+    if !json {
+        say!("read {n} peers from {from}");
+    }
+    let to_exists = to.exists();
+    if let (KeySource::File(src), KeySource::File(dst)) = (from_key, to_key) {
+        if src != dst && !to_exists && fs::symlink_metadata(dst).is_err() {
+            copy_key_file(src, dst)?;
+            if !json {
+                say!("copied key file {} to {}", src.display(), dst.display());
+            }
+        }
+    }
+    // TO takes FROM's retention settings, with room for every peer.
+    let retention = source.retention();
+    let target = crate::store::open_with(to, to_key, Access::Write, |o| {
+        let o = retention.apply(o);
+        Options {
+            max_peers: o.max_peers.max(n as u64).max(1),
+            ..o
+        }
+    })?;
+    if to_exists {
+        let existing = target
+            .get_storage_stats()
+            .map_err(|e| CliError::store(e, to_key, to))?;
+        if existing.peer_count > 0 && !force {
+            return Err(CliError::new(format!(
+                "{to} is not empty ({} peers)",
+                existing.peer_count
+            ))
+            .hint("pass --force to replace its peers with FROM's"));
+        }
+    }
+    let spinner = progress::spinner(n as u64, "writing");
+    let report = target.import_data(&doc, ImportMode::Replace);
+    spinner.finish_and_clear();
+    let report = report.map_err(|e| CliError::store(e, to_key, to).hint("TO was not changed"))?;
+    if !json {
+        say!(
+            "wrote {} peers to {to} ({} removed)",
+            report.imported,
+            report.removed
+        );
+    }
+    check_copy(&source, &target, &doc, to, to_key)?;
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "from": from.to_string(),
+                "to": to.to_string(),
+                "peers": n,
+                "removed": report.removed,
+                "checked": n,
+                "key": to_key.to_string(),
+            }))
+        );
+    } else {
+        say!("checked {n}/{n}");
+        say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
+    }
+    Ok(0)
+}
+
+/// Record by record: every peer of `doc` reads back identical from `target`, and
+/// `target` holds nothing else.
+fn check_copy(
+    source: &Book,
+    target: &Book,
+    doc: &ExportDocument,
+    to: &StoreSpec,
+    to_key: &KeySource,
+) -> Result<(), CliError> {
+    let n = doc.peers.len();
+    let bar = progress::bar(n as u64, "checking");
+    for peer in &doc.peers {
+        let id = peer.peer_id.as_str();
+        let copy = target
+            .get_peer(id)
+            .map_err(|e| CliError::store(e, to_key, to))?;
+        let original = source
+            .get_peer(id)
+            .map_err(|e| CliError::new(format!("re-reading {id} from FROM: {e}")))?;
+        if copy.as_ref() != Some(peer) || original.as_ref() != Some(peer) {
+            return Err(CliError::new(format!(
+                "check failed: peer {} differs in {to}",
+                peer.peer_id
+            ))
+            .hint("report this bug; FROM is unchanged"));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let stats = target
+        .get_storage_stats()
+        .map_err(|e| CliError::store(e, to_key, to))?;
+    let clean = target
+        .verify()
+        .map_err(|e| CliError::store(e, to_key, to))?
+        .is_clean();
+    if stats.peer_count != n as u64 || !clean {
+        return Err(CliError::new(format!(
+            "check failed: {to} holds {} records (expected {n}), verify clean: {clean}",
+            stats.peer_count
+        ))
+        .hint("FROM is unchanged"));
+    }
+    Ok(())
+}
