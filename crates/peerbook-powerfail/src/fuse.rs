@@ -7,6 +7,8 @@
 //! than trust what it saw. POSIX and BSD locks are left to the kernel (fuser does
 //! not negotiate `FUSE_POSIX_LOCKS`): they work between the processes of one
 //! machine, which is all a test needs.
+//!
+//! With `PEERBOOK_POWERFAIL_TRACE` set, every write and sync is printed on stderr.
 
 use std::ffi::OsStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -80,6 +82,10 @@ impl PowerFs {
             Err(e) => reply.error(e),
         }
     }
+}
+
+fn trace() -> bool {
+    std::env::var_os("PEERBOOK_POWERFAIL_TRACE").is_some()
 }
 
 fn kind(k: Kind) -> FileType {
@@ -270,6 +276,13 @@ impl Filesystem for PowerFs {
         reply: ReplyWrite,
     ) {
         let sync = flags.0 & (libc::O_SYNC | libc::O_DSYNC) != 0;
+        if trace() {
+            eprintln!(
+                "TRACE write ino {} off {offset} len {} sync {sync}",
+                ino.0,
+                data.len()
+            );
+        }
         let result = self.lock().and_then(|mut s| {
             s.write(ino.0, offset, data).map_err(errno)?;
             if sync {
@@ -303,6 +316,9 @@ impl Filesystem for PowerFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        if trace() {
+            eprintln!("TRACE fsync ino {}", ino.0);
+        }
         self.empty(reply, |s| s.sync(ino.0));
     }
 
