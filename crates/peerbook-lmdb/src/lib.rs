@@ -81,6 +81,11 @@
 //! `buffered_no_sync` that test sees reopens fail, or crash the process with `SIGBUS`
 //! (the meta page points past the end of the file), within a few cuts.
 //!
+//! A new book is built in a scratch directory (`creating/`), its first commit synced,
+//! and `data.mdb` then renamed into place: LMDB writes a new file's meta pages without
+//! a sync, so a power cut during the first open could otherwise leave a `data.mdb`
+//! that never opens again.
+//!
 //! If the sync after a `Sync` commit fails, `write` returns the error; the batch is
 //! then committed and visible, but whether it reached the disk is unknown (as after any
 //! failed `fsync`).
@@ -129,6 +134,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod backend;
+mod create;
 mod error;
 mod lock;
 mod options;

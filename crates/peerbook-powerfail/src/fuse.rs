@@ -43,6 +43,21 @@ impl PowerFs {
         }
     }
 
+    /// [`lock`](Self::lock) for a request that changes something: counts it
+    /// against the budget, and fails the power when the budget is spent.
+    fn lock_mut(&self) -> Result<MutexGuard<'_, State>, Errno> {
+        let mut s = self.lock()?;
+        if let Some(left) = s.budget {
+            if left == 0 {
+                s.dead = true;
+                return Err(Errno::EIO);
+            }
+            s.budget = Some(left - 1);
+        }
+        s.mutations += 1;
+        Ok(s)
+    }
+
     fn attr(state: &State, ino: u64) -> Result<FileAttr, Errno> {
         let node = state.node(ino).map_err(errno)?;
         let time = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -66,8 +81,18 @@ impl PowerFs {
         })
     }
 
-    fn entry(&self, reply: ReplyEntry, f: impl FnOnce(&mut State) -> Result<u64, i32>) {
-        match self.lock().and_then(|mut s| {
+    fn entry(
+        &self,
+        reply: ReplyEntry,
+        mutating: bool,
+        f: impl FnOnce(&mut State) -> Result<u64, i32>,
+    ) {
+        let locked = if mutating {
+            self.lock_mut()
+        } else {
+            self.lock()
+        };
+        match locked.and_then(|mut s| {
             let ino = f(&mut s).map_err(errno)?;
             Self::attr(&s, ino)
         }) {
@@ -77,7 +102,7 @@ impl PowerFs {
     }
 
     fn empty(&self, reply: ReplyEmpty, f: impl FnOnce(&mut State) -> Result<(), i32>) {
-        match self.lock().and_then(|mut s| f(&mut s).map_err(errno)) {
+        match self.lock_mut().and_then(|mut s| f(&mut s).map_err(errno)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
@@ -101,7 +126,7 @@ fn perm(mode: u32, umask: u32) -> u16 {
 
 impl Filesystem for PowerFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.entry(reply, |s| s.lookup(parent.0, name));
+        self.entry(reply, false, |s| s.lookup(parent.0, name));
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -129,7 +154,7 @@ impl Filesystem for PowerFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let result = self.lock().and_then(|mut s| {
+        let result = self.lock_mut().and_then(|mut s| {
             if let Some(len) = size {
                 s.set_len(ino.0, len).map_err(errno)?;
             }
@@ -153,7 +178,7 @@ impl Filesystem for PowerFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        self.entry(reply, |s| {
+        self.entry(reply, true, |s| {
             s.create(parent.0, name, Kind::Dir, perm(mode, umask))
         });
     }
@@ -172,7 +197,7 @@ impl Filesystem for PowerFs {
             reply.error(Errno::EPERM);
             return;
         }
-        self.entry(reply, |s| {
+        self.entry(reply, true, |s| {
             s.create(parent.0, name, Kind::File, perm(mode, umask))
         });
     }
@@ -225,7 +250,7 @@ impl Filesystem for PowerFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        let result = self.lock().and_then(|mut s| {
+        let result = self.lock_mut().and_then(|mut s| {
             let ino = s
                 .create(parent.0, name, Kind::File, perm(mode, umask))
                 .map_err(errno)?;
@@ -283,7 +308,7 @@ impl Filesystem for PowerFs {
                 data.len()
             );
         }
-        let result = self.lock().and_then(|mut s| {
+        let result = self.lock_mut().and_then(|mut s| {
             s.write(ino.0, offset, data).map_err(errno)?;
             if sync {
                 s.sync(ino.0).map_err(errno)?;

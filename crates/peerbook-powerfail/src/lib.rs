@@ -53,10 +53,11 @@ impl PowerFailFs {
     /// Errors: whatever the kernel answers to the mount (`EPERM` without root,
     /// `ENODEV` or `ENOENT` without FUSE).
     pub fn mount(&self, mountpoint: &Path) -> io::Result<Mounted> {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .dead = false;
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.dead = false;
+            state.budget = None;
+        }
         let mut config = Config::default();
         config.mount_options = vec![
             MountOption::FSName("peerbook-powerfail".into()),
@@ -70,6 +71,36 @@ impl PowerFailFs {
             session: Some(session),
             path: mountpoint.to_path_buf(),
         })
+    }
+
+    /// Lets the power fail by itself after `requests` more requests that change
+    /// something (writes, size changes, syncs, name changes); the one that would
+    /// exceed it, and every later request, fails with `EIO`, and nothing changes any
+    /// more. That places a crash exactly inside an engine's sequence of writes and
+    /// syncs (an open creating files, a commit). `None` removes the limit; a mount
+    /// removes it too.
+    pub fn fail_after(&self, requests: Option<u64>) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .budget = requests;
+    }
+
+    /// How many requests that change something were served so far (to size a
+    /// [`fail_after`](Self::fail_after) sweep over an operation).
+    pub fn mutations(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .mutations
+    }
+
+    /// Whether the power is off (cut, or failed by itself), until the next mount.
+    pub fn is_dead(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .dead
     }
 
     /// [`mount`](Self::mount) for a test: when the kernel refuses the mount, fails

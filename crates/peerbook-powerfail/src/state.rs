@@ -161,6 +161,10 @@ pub struct State {
     journal: Vec<NsOp>,
     /// Set by a power cut until the next mount: every operation fails with `EIO`.
     pub dead: bool,
+    /// Mutating requests left before the power fails by itself (`None`: no limit).
+    pub budget: Option<u64>,
+    /// Mutating requests served since the file system was made.
+    pub mutations: u64,
 }
 
 impl Default for State {
@@ -172,6 +176,8 @@ impl Default for State {
             next_ino: ROOT + 1,
             journal: Vec::new(),
             dead: false,
+            budget: None,
+            mutations: 0,
         }
     }
 }

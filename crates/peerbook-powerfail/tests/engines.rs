@@ -219,6 +219,8 @@ fn dump(b: &dyn Backend) -> Result<State, BackendError> {
 
 /// The child's seed that asks for a dump instead of the workload.
 const DUMP: u64 = u64::MAX;
+/// The child's seed that asks for an open only (then waits to be killed).
+const OPEN_ONLY: u64 = u64::MAX - 1;
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -300,6 +302,17 @@ fn power_child_entry() {
     let sync_percent: u64 = parts.next().expect("sync").parse().expect("sync");
     let dir = parts.next().expect("dir");
     let mut out = std::io::stdout().lock();
+    if seed == OPEN_ONLY {
+        writeln!(out).expect("pipe");
+        match engine.open(Path::new(dir)) {
+            Ok(_backend) => writeln!(out, "opened").expect("pipe"),
+            Err(e) => writeln!(out, "dead {e}").expect("pipe"),
+        }
+        out.flush().expect("pipe");
+        loop {
+            std::thread::sleep(Duration::from_secs(1)); // until killed
+        }
+    }
     if seed == DUMP {
         // The reopen after the cut, in a process of its own: the test process serves
         // the file system and must never map its files (on exit, the kernel would
@@ -318,7 +331,21 @@ fn power_child_entry() {
         }
         return;
     }
-    let backend = engine.open(Path::new(dir)).expect("child opens the engine");
+    writeln!(out, "\nopening").expect("pipe");
+    out.flush().expect("pipe");
+    // Once the file system failed by itself (`PowerFailFs::fail_after`) every call
+    // fails: say so and wait for the kill, as a machine losing power would.
+    let dead = |out: &mut std::io::StdoutLock<'_>, e: BackendError| -> ! {
+        let _ = writeln!(out, "\ndead {e}");
+        let _ = out.flush();
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    let backend = match engine.open(Path::new(dir)) {
+        Ok(b) => b,
+        Err(e) => dead(&mut out, e),
+    };
     writeln!(out, "\nopen").expect("pipe");
     out.flush().expect("pipe");
     let mut workload = Workload::new(seed, sync_percent);
@@ -327,7 +354,9 @@ fn power_child_entry() {
         if std::env::var_os("PEERBOOK_POWERFAIL_TRACE").is_some() {
             eprintln!("TRACE step {i} begin");
         }
-        run_step(&*backend, &step).expect("a step fails with the power on");
+        if let Err(e) = run_step(&*backend, &step) {
+            dead(&mut out, e);
+        }
         if std::env::var_os("PEERBOOK_POWERFAIL_TRACE").is_some() {
             eprintln!("TRACE step {i} done");
         }
@@ -349,6 +378,8 @@ struct Totals {
     gaps: usize,
     /// Cuts that kept every unsynced write (a process crash only).
     sigkill_only: usize,
+    /// Points where the file system failed by itself after a number of requests.
+    budget_points: usize,
 }
 
 /// Spawns the child, lets it acknowledge about `wanted` steps (0: kill at a random
@@ -385,13 +416,20 @@ fn run_child(
     let mut acked = 0usize;
     let mut opened = false;
     if wanted == 0 {
-        std::thread::sleep(Duration::from_millis(rng.below(40)));
+        // Kill while the engine opens (creates or recovers its files), or just after.
+        for line in lines.by_ref() {
+            if line.map_or(true, |l| l.ends_with("opening") || l.starts_with("dead ")) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_micros(rng.below(3_000)));
     } else {
         let deadline = Instant::now() + Duration::from_secs(60);
         while (acked as u64) < wanted && Instant::now() < deadline {
             match lines.next() {
                 Some(Ok(line)) if line == "open" => opened = true,
                 Some(Ok(line)) if line.starts_with("ack ") => acked += 1,
+                Some(Ok(line)) if line.starts_with("dead ") => break,
                 Some(Ok(_)) => {}
                 _ => break,
             }
@@ -449,11 +487,27 @@ impl Scenario {
         };
         for point in 0..points {
             let child_seed = self.rng.next_u64();
+            // Often kill early at a scenario's first point: the engine is creating
+            // its files then.
+            let early = point == 0 && self.rng.below(2) == 0;
             let wanted = match self.rng.below(8) {
+                _ if early => 0,
                 0 => 0,
                 1..=2 => 1 + self.rng.below(5),
                 _ => 1 + self.rng.below(60),
             };
+            // A third of the points (half of the first ones, when the engine creates
+            // its files) end by the file system failing after a few requests: the
+            // crash lands exactly inside a sequence of writes and syncs.
+            let budget = match (point, self.rng.below(6)) {
+                (0, 0..=2) => Some(self.rng.below(40)),
+                (_, 0..=1) => Some(self.rng.below(300)),
+                _ => None,
+            };
+            self.fs.fail_after(budget);
+            if budget.is_some() {
+                totals.budget_points += 1;
+            }
             let (acked, opened) = run_child(
                 self.engine,
                 mount_dir,
@@ -819,4 +873,96 @@ fn rocksdb_power_loss_keeps_every_acknowledged_sync_write() {
             "no cut lost anything: {totals:?}"
         );
     }
+}
+
+/// Power cuts at every point of a new book's creation (the first open): the file
+/// system fails after `b` requests, for each `b` up to what a whole open takes,
+/// then the power is cut (several ways); the book must then open, empty. LMDB
+/// writes a new file's meta pages without a sync: before `peerbook-lmdb` built new
+/// books aside and renamed them in, a lost first page left a book that never opened
+/// again ("not an LMDB file").
+fn creation_survives_power_cuts(engine: Engine) {
+    let dir = tempfile::tempdir().expect("mount point");
+    let mount_dir = dir.path();
+    // How many requests a whole creation takes.
+    let fs = PowerFailFs::new();
+    let Some(m) = fs.mount_in_test(mount_dir) else {
+        return;
+    };
+    let mut child = child_command(engine, mount_dir, OPEN_ONLY, 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = BufReader::new(child.stdout.take().expect("piped"));
+    for line in out.lines().map_while(Result::ok) {
+        if line.ends_with("opened") || line.starts_with("dead ") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let total = fs.mutations();
+    m.unmount().expect("unmount");
+    let step = (total / 40).max(1);
+    let mut points = 0;
+    let start = Instant::now();
+    let budgets = total / step + 1;
+    let cuts = (200 / budgets).clamp(3, 16);
+    for budget in (0..=total).step_by(step as usize) {
+        for cut in 0..cuts {
+            let fs = PowerFailFs::new();
+            let m = fs.mount(mount_dir).expect("mount");
+            fs.fail_after(Some(budget));
+            let mut child = child_command(engine, mount_dir, OPEN_ONLY, 0)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let out = BufReader::new(child.stdout.take().expect("piped"));
+            for line in out.lines().map_while(Result::ok) {
+                if line.ends_with("opened") || line.starts_with("dead ") {
+                    break;
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let report = fs.cut_power(budget * 16 + cut);
+            m.unmount().expect("unmount");
+            let m = fs.mount(mount_dir).expect("mount again");
+            match reopen_and_dump(engine, mount_dir) {
+                Ok(state) => assert!(
+                    state.iter().all(BTreeMap::is_empty),
+                    "{}: a new book holds data after a cut during its creation",
+                    engine.name()
+                ),
+                Err(e) => panic!(
+                    "{}: a power cut after {budget} of the {total} requests of a new book's \
+                     creation left a book that does not open: {e}; cut {report:?}",
+                    engine.name()
+                ),
+            }
+            m.unmount().expect("unmount");
+            points += 1;
+        }
+    }
+    println!(
+        "{}: {points} power cuts during creation ({total} requests) in {:?}",
+        engine.name(),
+        start.elapsed()
+    );
+}
+
+#[test]
+fn lmdb_creation_survives_power_cuts() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    creation_survives_power_cuts(Engine::Lmdb);
+}
+
+#[test]
+fn rocksdb_creation_survives_power_cuts() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    creation_survives_power_cuts(Engine::Rocks);
 }
