@@ -54,6 +54,9 @@ enum Engine {
     /// RocksDB with small memtables and logs, so flushes, new SST files, manifest
     /// updates and log switches happen within a few dozen steps.
     Rocks,
+    /// Our own log + snapshot format, with small compaction thresholds so
+    /// compactions (new snapshot, new log, renames, removals) happen often.
+    File,
 }
 
 impl Engine {
@@ -62,6 +65,7 @@ impl Engine {
             Engine::Lmdb => "lmdb",
             Engine::LmdbNoSync => "lmdb-nosync",
             Engine::Rocks => "rocksdb",
+            Engine::File => "file",
         }
     }
 
@@ -82,10 +86,15 @@ impl Engine {
     }
 
     fn from_name(name: &str) -> Engine {
-        [Engine::Lmdb, Engine::LmdbNoSync, Engine::Rocks]
-            .into_iter()
-            .find(|e| e.name() == name)
-            .expect("known engine")
+        [
+            Engine::Lmdb,
+            Engine::LmdbNoSync,
+            Engine::Rocks,
+            Engine::File,
+        ]
+        .into_iter()
+        .find(|e| e.name() == name)
+        .expect("known engine")
     }
 
     fn open(self, dir: &Path) -> Result<Box<dyn Backend>, BackendError> {
@@ -104,6 +113,12 @@ impl Engine {
                 options.max_total_wal_size = 256 << 10;
                 options.block_cache_bytes = 1 << 20;
                 Box::new(peerbook_rocksdb::RocksBackend::open(dir, options)?)
+            }
+            Engine::File => {
+                let options = peerbook_file::FileOptions::default()
+                    .with_compact_min_log_bytes(4096)
+                    .with_compact_ratio(1.0);
+                Box::new(peerbook_file::FileBackend::open(dir, options)?)
             }
         })
     }
@@ -965,4 +980,18 @@ fn rocksdb_creation_survives_power_cuts() {
         return;
     }
     creation_survives_power_cuts(Engine::Rocks);
+}
+
+#[test]
+fn file_power_loss_keeps_every_acknowledged_sync_write() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    if let Some(totals) = prove(Engine::File, cuts()).unwrap_or_else(|e| panic!("{e}")) {
+        assert!(totals.acked_steps > 0, "{totals:?}");
+        assert!(
+            totals.cuts_losing_data > 0,
+            "no cut lost anything: {totals:?}"
+        );
+    }
 }
