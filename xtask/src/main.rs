@@ -277,6 +277,7 @@ fn long(args: &[String]) -> Result<(), String> {
         }
         "all" => {
             cmd.env("PEERBOOK_CRASH_POINTS", "10000")
+                .env("PEERBOOK_KILLS", "1000")
                 .env("PEERBOOK_POWER_CUTS", "1000")
                 .env("PROPTEST_CASES", "5000");
         }
