@@ -25,18 +25,19 @@
 //! The mount needs root and `/dev/fuse`: refused under CI (`CI=true`) the test
 //! fails, elsewhere it is skipped with a loud message.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
-};
+use peerbook::backend::{BackendError, Durability};
 use peerbook::conformance::Rng;
 use peerbook_powerfail::PowerFailFs;
+use support::engine::Engine;
+use support::{apply, closest, dump, gap_match, hex, run_step, unhex, State, Step, Workload};
 
 const CHILD_ENV: &str = "PEERBOOK_POWERFAIL_CHILD";
 const DEFAULT_CUTS: usize = 30;
@@ -45,214 +46,10 @@ const DEFAULT_SEED: u64 = 0x0bad_c0de_0000_0015;
 /// what earlier cuts left.
 const POINTS_PER_SCENARIO: usize = 10;
 
-/// The engines under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Engine {
-    Lmdb,
-    /// LMDB with `buffered_no_sync` (`MDB_NOSYNC` for Buffered writes).
-    LmdbNoSync,
-    /// RocksDB with small memtables and logs, so flushes, new SST files, manifest
-    /// updates and log switches happen within a few dozen steps.
-    Rocks,
-    /// Our own log + snapshot format, with small compaction thresholds so
-    /// compactions (new snapshot, new log, renames, removals) happen often.
-    File,
-}
-
-impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Lmdb => "lmdb",
-            Engine::LmdbNoSync => "lmdb-nosync",
-            Engine::Rocks => "rocksdb",
-            Engine::File => "file",
-        }
-    }
-
-    /// Whether a power cut may lose unsynced (Buffered) batches with a gap rather
-    /// than only a suffix. RocksDB: its point-in-time recovery skips a zero-filled
-    /// block of the write-ahead log as preallocated space and replays the records
-    /// after it, so a lost page in the unsynced tail drops the batches in it while
-    /// later ones survive. Every synced batch is kept and every batch is atomic.
-    fn buffered_loses_with_gaps(self) -> bool {
-        self == Engine::Rocks
-    }
-
-    /// Whether a power cut undoes at most the last acknowledged commit (LMDB with
-    /// `MDB_NOMETASYNC`: each commit syncs its data pages, and so the meta page of
-    /// the commit before it).
-    fn buffered_loses_at_most_last_commit(self) -> bool {
-        self == Engine::Lmdb
-    }
-
-    fn from_name(name: &str) -> Engine {
-        [
-            Engine::Lmdb,
-            Engine::LmdbNoSync,
-            Engine::Rocks,
-            Engine::File,
-        ]
-        .into_iter()
-        .find(|e| e.name() == name)
-        .expect("known engine")
-    }
-
-    fn open(self, dir: &Path) -> Result<Box<dyn Backend>, BackendError> {
-        let dir = dir.join(self.name());
-        Ok(match self {
-            Engine::Lmdb | Engine::LmdbNoSync => {
-                let options = peerbook_lmdb::LmdbOptions::default()
-                    .with_initial_map_size(1 << 20)
-                    .with_buffered_no_sync(self == Engine::LmdbNoSync);
-                Box::new(peerbook_lmdb::LmdbBackend::open(dir, options)?)
-            }
-            Engine::Rocks => {
-                let mut options = peerbook_rocksdb::RocksOptions::default();
-                options.peers_write_buffer_bytes = 64 << 10;
-                options.index_write_buffer_bytes = 32 << 10;
-                options.max_total_wal_size = 256 << 10;
-                options.block_cache_bytes = 1 << 20;
-                Box::new(peerbook_rocksdb::RocksBackend::open(dir, options)?)
-            }
-            Engine::File => {
-                let options = peerbook_file::FileOptions::default()
-                    .with_compact_min_log_bytes(4096)
-                    .with_compact_ratio(1.0);
-                Box::new(peerbook_file::FileBackend::open(dir, options)?)
-            }
-        })
-    }
-}
-
-type State = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
-
-/// One step of the workload.
-#[derive(Clone, Debug)]
-enum Step {
-    Write(Vec<(Space, Vec<u8>, Option<Vec<u8>>)>, Durability),
-    Clear(Durability),
-    Flush,
-}
-
-/// The workload: the same seed gives the same steps in the child and the parent.
-struct Workload {
-    rng: Rng,
-    sync_percent: u64,
-}
-
-impl Workload {
-    fn new(seed: u64, sync_percent: u64) -> Self {
-        Workload {
-            rng: Rng::new(seed),
-            sync_percent,
-        }
-    }
-
-    fn durability(&mut self) -> Durability {
-        if self.rng.below(100) < self.sync_percent {
-            Durability::Sync
-        } else {
-            Durability::Buffered
-        }
-    }
-
-    fn next(&mut self) -> Step {
-        let roll = self.rng.below(100);
-        if roll < 3 {
-            return Step::Clear(self.durability());
-        }
-        if roll < 10 {
-            return Step::Flush;
-        }
-        let rng = &mut self.rng;
-        let n = 1 + rng.below(8);
-        let ops = (0..n)
-            .map(|_| {
-                let space = Space::ALL[rng.below(4) as usize];
-                let key = rng.key(3);
-                if rng.below(4) == 0 {
-                    (space, key, None)
-                } else {
-                    // Mostly small values, some spanning pages (LMDB overflow pages,
-                    // RocksDB records across WAL blocks).
-                    let len = match rng.below(20) {
-                        0 => 4000 + rng.below(9000),
-                        1..=3 => 100 + rng.below(400),
-                        _ => rng.below(24),
-                    };
-                    (space, key, Some(rng.bytes(len as usize)))
-                }
-            })
-            .collect();
-        let d = self.durability();
-        Step::Write(ops, d)
-    }
-}
-
-fn apply(state: &mut State, step: &Step) {
-    match step {
-        Step::Write(ops, _) => {
-            for (space, key, value) in ops {
-                match value {
-                    Some(v) => state[space.index()].insert(key.clone(), v.clone()),
-                    None => state[space.index()].remove(key),
-                };
-            }
-        }
-        Step::Clear(_) => state.iter_mut().for_each(BTreeMap::clear),
-        Step::Flush => {}
-    }
-}
-
-fn run_step(backend: &dyn Backend, step: &Step) -> Result<(), BackendError> {
-    match step {
-        Step::Write(ops, d) => {
-            let mut batch = WriteBatch::new();
-            for (space, key, value) in ops {
-                match value {
-                    Some(v) => batch.put(*space, key.clone(), v.clone()),
-                    None => batch.delete(*space, key.clone()),
-                }
-            }
-            backend.write(batch, *d)
-        }
-        Step::Clear(d) => backend.clear(*d),
-        Step::Flush => backend.flush(),
-    }
-}
-
-fn dump(b: &dyn Backend) -> Result<State, BackendError> {
-    let mut out: State = Default::default();
-    for space in Space::ALL {
-        b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
-            out[space.index()].insert(k.to_vec(), v.to_vec());
-            ControlFlow::Continue(())
-        })?;
-    }
-    Ok(out)
-}
-
 /// The child's seed that asks for a dump instead of the workload.
 const DUMP: u64 = u64::MAX;
 /// The child's seed that asks for an open only (then waits to be killed).
 const OPEN_ONLY: u64 = u64::MAX - 1;
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2 + 1);
-    s.push('x'); // never empty
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    let s = s.strip_prefix('x').expect("hex starts with x");
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-        .collect()
-}
 
 /// Reopens the engine in a child process and reads every entry.
 fn reopen_and_dump(engine: Engine, mount: &Path) -> Result<State, String> {
@@ -670,115 +467,6 @@ impl Scenario {
     }
 }
 
-/// Whether `actual` is `durable` (the state after the durable prefix) with some
-/// subsequence of `later` applied in order: buffered batches lost with a gap, not
-/// only as a suffix. Returns the indexes of the kept steps.
-///
-/// Exact: walking back from the last step, a step can be kept when every key it sets
-/// that no later kept step set already holds what the step wrote; keeping such a step
-/// only fixes keys to their actual values, so keeping every step that can be kept is
-/// never wrong. What no kept step set must be as in `durable`.
-fn gap_match(durable: &State, later: &[Step], actual: &State) -> Option<Vec<usize>> {
-    let mut fixed: [std::collections::BTreeSet<Vec<u8>>; 4] = Default::default();
-    let mut cleared = false; // a kept clear fixed every key not fixed before it
-    let mut kept = Vec::new();
-    for (j, step) in later.iter().enumerate().rev() {
-        if cleared {
-            break; // nothing earlier can show
-        }
-        let fits = match step {
-            Step::Flush => false,
-            Step::Write(ops, _) => {
-                // The last op of the batch on a key wins.
-                let mut last: BTreeMap<(usize, &[u8]), &Option<Vec<u8>>> = BTreeMap::new();
-                for (space, key, value) in ops {
-                    last.insert((space.index(), key), value);
-                }
-                last.iter()
-                    .all(|((i, k), v)| fixed[*i].contains(*k) || actual[*i].get(*k) == v.as_ref())
-            }
-            Step::Clear(_) => (0..4).all(|i| actual[i].keys().all(|k| fixed[i].contains(k))),
-        };
-        if fits {
-            kept.push(j);
-            match step {
-                Step::Write(ops, _) => {
-                    for (space, key, _) in ops {
-                        fixed[space.index()].insert(key.clone());
-                    }
-                }
-                Step::Clear(_) => cleared = true,
-                Step::Flush => {}
-            }
-        }
-    }
-    let rest_as_durable = cleared
-        || (0..4).all(|i| {
-            let keys: std::collections::BTreeSet<&Vec<u8>> =
-                durable[i].keys().chain(actual[i].keys()).collect();
-            keys.into_iter()
-                .all(|k| fixed[i].contains(k) || durable[i].get(k) == actual[i].get(k))
-        });
-    rest_as_durable.then(|| {
-        kept.reverse();
-        kept
-    })
-}
-
-/// For a failure report: the prefix of `steps` closest to `actual`, and how they
-/// differ (keys by space and length only: values may be secret in real books).
-fn closest(base: &State, steps: &[Step], actual: &State) -> String {
-    let diff = |a: &State| -> Vec<String> {
-        let mut out = Vec::new();
-        for i in 0..4 {
-            for (k, v) in &a[i] {
-                match actual[i].get(k) {
-                    None => out.push(format!("space {i} key {k:02x?}: missing")),
-                    Some(w) if w != v => out.push(format!(
-                        "space {i} key {k:02x?}: value of {} bytes, expected {}",
-                        w.len(),
-                        v.len()
-                    )),
-                    _ => {}
-                }
-            }
-            for k in actual[i].keys() {
-                if !a[i].contains_key(k) {
-                    out.push(format!("space {i} key {k:02x?}: unexpected"));
-                }
-            }
-        }
-        out
-    };
-    let mut state = base.clone();
-    let mut best = (usize::MAX, 0, Vec::new());
-    for p in 0..=steps.len() {
-        let d = diff(&state);
-        if d.len() < best.0 {
-            best = (d.len(), p, d);
-        }
-        if p < steps.len() {
-            apply(&mut state, &steps[p]);
-        }
-    }
-    let kinds: Vec<String> = steps
-        .iter()
-        .map(|s| match s {
-            Step::Write(ops, d) => format!(
-                "w{}{}",
-                ops.len(),
-                if *d == Durability::Sync { "S" } else { "B" }
-            ),
-            Step::Clear(d) => format!("clear{}", if *d == Durability::Sync { "S" } else { "B" }),
-            Step::Flush => "flush".into(),
-        })
-        .collect();
-    format!(
-        "closest prefix: {} steps, {} differences: {:?}\nsteps: {kinds:?}",
-        best.1, best.0, best.2
-    )
-}
-
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
         v.parse()
@@ -801,15 +489,7 @@ fn prove(engine: Engine, points: usize) -> Result<Option<Totals>, String> {
         engine.name()
     );
     let start = Instant::now();
-    // A hang (a bug of the file system or an engine blocked on it) must fail the run,
-    // not stall CI: abort the whole test process after a generous limit.
-    let limit = Duration::from_secs(120 + 3 * points as u64);
-    let name = engine.name();
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        eprintln!("!!! {name} power-loss proof still running after {limit:?}: aborting");
-        std::process::abort();
-    });
+    watchdog(engine, Duration::from_secs(120 + 3 * points as u64));
     let mut totals = Totals::default();
     let mut done = 0;
     let mut i = 0u64;
@@ -837,6 +517,17 @@ fn prove(engine: Engine, points: usize) -> Result<Option<Totals>, String> {
     println!("{}: {totals:?} in {:?}", engine.name(), start.elapsed());
     assert_eq!(totals.points, points);
     Ok(Some(totals))
+}
+
+/// A hang (a bug of the file system, or an engine blocked on it) must fail the run,
+/// not stall CI: aborts the whole test process after `limit`.
+fn watchdog(engine: Engine, limit: Duration) {
+    let name = engine.name();
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("!!! {name} power-loss proof still running after {limit:?}: aborting");
+        std::process::abort();
+    });
 }
 
 fn cuts() -> usize {
@@ -897,6 +588,7 @@ fn rocksdb_power_loss_keeps_every_acknowledged_sync_write() {
 /// books aside and renamed them in, a lost first page left a book that never opened
 /// again ("not an LMDB file").
 fn creation_survives_power_cuts(engine: Engine) {
+    watchdog(engine, Duration::from_secs(300));
     let dir = tempfile::tempdir().expect("mount point");
     let mount_dir = dir.path();
     // How many requests a whole creation takes.
