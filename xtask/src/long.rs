@@ -10,13 +10,16 @@ pub fn long(args: &[String]) -> Result<(), String> {
     match which {
         "crash" => {
             cmd.env("PEERBOOK_CRASH_POINTS", "10000")
-                .env("PEERBOOK_KILLS", "1000");
+                .env("PEERBOOK_KILLS", "1000")
+                .env("PEERBOOK_POWER_CUTS", "1000");
         }
         "model" => {
             cmd.env("PROPTEST_CASES", "5000");
         }
         "all" => {
             cmd.env("PEERBOOK_CRASH_POINTS", "10000")
+                .env("PEERBOOK_KILLS", "1000")
+                .env("PEERBOOK_POWER_CUTS", "1000")
                 .env("PROPTEST_CASES", "5000");
         }
         other => return Err(format!("unknown long run `{other}` (use crash or model)")),

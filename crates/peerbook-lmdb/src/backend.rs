@@ -18,6 +18,7 @@ use peerbook::backend::{
     Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
 };
 
+use crate::create;
 use crate::error::{engine, from_heed, from_heed_at_open, from_io, ENGINE};
 use crate::lock::{DirLock, LOCK_FILE};
 use crate::options::{LmdbOptions, MIN_MAP_SIZE};
@@ -112,6 +113,7 @@ impl LmdbBackend {
         let page_size = page_size::get().max(1);
         let min_map = round_up(MIN_MAP_SIZE, page_size);
         let max_map_size = round_down(options.max_map_size, page_size).max(min_map);
+        create::ensure_created(&path, DATA_FILE, min_map)?;
         // Reopening a grown book: start with room to spare rather than growing (and
         // retrying) on the first write.
         let existing = match fs::metadata(path.join(DATA_FILE)) {

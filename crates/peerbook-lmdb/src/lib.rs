@@ -66,6 +66,26 @@
 //!   nothing; a power loss may undo the last buffered commit, never more, and never
 //!   damages the file.
 //!
+//! What a crash may lose, per mode (proven by the tests named):
+//!
+//! | mode | process crash (SIGKILL) | power cut |
+//! |---|---|---|
+//! | `Sync` | nothing | nothing |
+//! | `Buffered` | nothing | at most the last acknowledged commit; the file is intact |
+//! | `Buffered` with [`LmdbOptions::buffered_no_sync`] | nothing | **the book may be corrupted** |
+//!
+//! The process-crash column is `tests/crash_kill.rs` and
+//! `tests/crash_kill_concurrent.rs` of the workspace; the power-cut column is the
+//! FUSE power-loss file system of `crates/peerbook-powerfail` (`tests/engines.rs`),
+//! which keeps an arbitrary part of the unsynced writes, in any order. With
+//! `buffered_no_sync` that test sees reopens fail, or crash the process with `SIGBUS`
+//! (the meta page points past the end of the file), within a few cuts.
+//!
+//! A new book is built in a scratch directory (`creating/`), its first commit synced,
+//! and `data.mdb` then renamed into place: LMDB writes a new file's meta pages without
+//! a sync, so a power cut during the first open could otherwise leave a `data.mdb`
+//! that never opens again.
+//!
 //! If the sync after a `Sync` commit fails, `write` returns the error; the batch is
 //! then committed and visible, but whether it reached the disk is unknown (as after any
 //! failed `fsync`).
@@ -114,6 +134,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod backend;
+mod create;
 mod error;
 mod lock;
 mod options;

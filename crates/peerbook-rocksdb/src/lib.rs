@@ -52,14 +52,36 @@
 //!   `WriteOptions::set_sync(true)`, so the WAL is fsynced before it returns.
 //! - [`Durability::Buffered`](peerbook::backend::Durability::Buffered): the WAL
 //!   record is written to the operating system before the call returns (it
-//!   survives a crash of the process) but not fsynced (the newest writes may be
-//!   lost on power loss).
+//!   survives a crash of the process) but not fsynced (writes since the last sync
+//!   may be lost on power loss, see below).
 //! - [`Backend::flush`](peerbook::backend::Backend::flush) fsyncs the WAL
 //!   (`flush_wal(true)`), making every write that returned durable.
 //!
 //! RocksDB syncs its SST files and `MANIFEST` itself when it flushes memtables and
 //! compacts. On open it recovers to the last consistent point of the WAL
 //! (`kPointInTimeRecovery`), dropping a torn tail left by a power loss.
+//!
+//! What a crash may lose, per mode (proven by the tests named):
+//!
+//! | mode | process crash (SIGKILL) | power cut |
+//! |---|---|---|
+//! | `Sync` | nothing | nothing |
+//! | `Buffered` | nothing | any of the batches written since the last `Sync` write or `flush`, **not only the newest**; each batch whole or not at all |
+//!
+//! The gap: when the disk keeps a later page of the unsynced WAL tail but not an
+//! earlier one, the lost page reads back as zeros, and RocksDB's log reader skips a
+//! zero-filled block as preallocated space and replays the records after it. So a
+//! power cut can drop Buffered batch 48 and keep batch 50. For a book that can leave
+//! index entries out of step with their records (a batch that moved an index entry
+//! lost, a later one kept): run `PeerBook::verify` (and `repair`) after an unclean
+//! shutdown when Buffered writes were in use, or use `Sync` / `flush`.
+//!
+//! The process-crash column is `tests/crash_kill.rs` and
+//! `tests/crash_kill_concurrent.rs` of the workspace; the power-cut column is the
+//! FUSE power-loss file system of `crates/peerbook-powerfail` (`tests/engines.rs`),
+//! which keeps an arbitrary part of the unsynced writes, in any order, and checks
+//! exactly that the reopened store is every synced batch plus a subsequence of the
+//! later ones.
 //!
 //! ## Clear
 //!
