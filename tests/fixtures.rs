@@ -181,8 +181,7 @@ fn write_peers<B: peerbook::Backend>(book: &PeerBook<B>, clock: &ManualClock) {
             // Recent failures, so the blacklist they earn is still running.
             clock.set(WRITTEN_AT - 30 * 60_000);
             for _ in 0..e.failed_attempts {
-                book.increment_reconnection_attempts(e.id)
-                    .expect("attempt");
+                book.increment_reconnection_attempts(e.id).expect("attempt");
             }
         }
     }
@@ -215,17 +214,26 @@ fn check_peers<B: peerbook::Backend>(book: &PeerBook<B>, context: &str) {
             "{context}: {} shared secret",
             e.id
         );
-        let turn_index = record.ice_servers.iter().position(|s| s.credential.is_some());
-        let turn = turn_index
-            .map(|i| book.open_ice_credential(&record, i).expect("open credential"))
-            .flatten();
+        let turn_index = record
+            .ice_servers
+            .iter()
+            .position(|s| s.credential.is_some());
+        let turn = turn_index.and_then(|i| {
+            book.open_ice_credential(&record, i)
+                .expect("open credential")
+        });
         assert_eq!(
             turn.as_ref().map(|s| s.expose().to_vec()),
             e.turn_credential.map(|s| s.as_bytes().to_vec()),
             "{context}: {} TURN credential",
             e.id
         );
-        assert_eq!(record.cached_candidates.len(), e.candidates, "{context}: {}", e.id);
+        assert_eq!(
+            record.cached_candidates.len(),
+            e.candidates,
+            "{context}: {}",
+            e.id
+        );
         assert_eq!(
             record.last_known_ip.map(|ip| ip.to_string()),
             e.ip.map(|ip| ip.parse::<std::net::IpAddr>().unwrap().to_string()),
@@ -258,7 +266,11 @@ fn check_peers<B: peerbook::Backend>(book: &PeerBook<B>, context: &str) {
         );
     }
     let stats = book.get_storage_stats().expect("stats");
-    assert_eq!(stats.peer_count, PEERS.len() as u64, "{context}: counted peers");
+    assert_eq!(
+        stats.peer_count,
+        PEERS.len() as u64,
+        "{context}: counted peers"
+    );
     assert_eq!(stats.blacklisted_count, 1, "{context}: counted blacklisted");
 }
 
@@ -293,7 +305,8 @@ fn v1_stores_open_upgrade_and_keep_every_peer() {
             check_peers(&book, &context);
             // The upgraded book takes writes and keeps them.
             clock.advance(Duration::from_secs(60));
-            book.update_last_seen("QmCarol").expect("write after upgrade");
+            book.update_last_seen("QmCarol")
+                .expect("write after upgrade");
             book.close().expect("close");
         }
         let book = PeerBook::open(engine.open(dir.path()), options()).expect("reopen");
@@ -302,7 +315,10 @@ fn v1_stores_open_upgrade_and_keep_every_peer() {
             WRITTEN_AT + 3_660_000,
             "{context}: write after upgrade survives reopen"
         );
-        assert!(book.verify().unwrap().is_clean(), "{context}: clean after reopen");
+        assert!(
+            book.verify().unwrap().is_clean(),
+            "{context}: clean after reopen"
+        );
 
         // A wrong key is refused on the old store too.
         drop(book);
@@ -319,8 +335,8 @@ fn v1_stores_open_upgrade_and_keep_every_peer() {
 
 #[test]
 fn v1_export_document_imports() {
-    let json = std::fs::read_to_string(fixtures_dir("v1").join("export.json"))
-        .expect("read v1 export");
+    let json =
+        std::fs::read_to_string(fixtures_dir("v1").join("export.json")).expect("read v1 export");
     let doc = ExportDocument::from_json(&json).expect("parse v1 export");
     let clock = ManualClock::new(WRITTEN_AT + 3_600_000);
     let book = PeerBook::open(
@@ -328,7 +344,9 @@ fn v1_export_document_imports() {
         Options::new(fixture_key()).with_clock(clock),
     )
     .expect("open");
-    let report = book.import_data(&doc, ImportMode::Replace).expect("import v1 export");
+    let report = book
+        .import_data(&doc, ImportMode::Replace)
+        .expect("import v1 export");
     assert_eq!(report.imported, PEERS.len());
     check_peers(&book, "v1 export");
 }
@@ -340,7 +358,11 @@ fn v1_export_document_imports() {
 #[ignore = "writes the committed v1 fixtures; run by hand on the first version only"]
 fn write_v1_fixtures() {
     let out = fixtures_dir("v1");
-    assert!(!out.exists(), "{} exists: fixtures are never rewritten", out.display());
+    assert!(
+        !out.exists(),
+        "{} exists: fixtures are never rewritten",
+        out.display()
+    );
     for engine in DISK_ENGINES {
         let clock = ManualClock::new(WRITTEN_AT);
         let book = PeerBook::open(
