@@ -89,8 +89,9 @@
 //! | end | `0x04`, `varint entry_count` (snapshots only) |
 //!
 //! Space tags are [`Space::index`]: 0 peers, 1 by_last_seen, 2 by_quality, 3 meta.
-//! A log frame holds puts, deletes and clears (a [`Backend::clear`] is one frame
-//! with one clear op). A snapshot holds puts only, in key order, cut into frames of
+//! A log frame holds puts, deletes and clears (logs written by earlier versions hold
+//! a clear op per [`Backend::clear`]; this version clears by a new generation, see
+//! below). A snapshot holds puts only, in key order, cut into frames of
 //! about [`FileOptions::snapshot_chunk_bytes`], and ends with a frame whose last op
 //! is `end` with the number of puts; nothing may follow it. A snapshot without
 //! that end frame is truncated, and refused.
@@ -170,6 +171,20 @@
 //! A fresh directory is created the same way as generation 1 from an empty dataset.
 //! If the directory fsync of step 4 fails, the backend refuses further writes until
 //! reopened (open then sees one generation or the other, both complete).
+//!
+//! ## Clear
+//!
+//! [`Backend::clear`] runs the compaction protocol above with an empty dataset:
+//! generation `G+1` is an empty snapshot and an empty log, committed by the
+//! snapshot's rename and the directory fsync; then `snapshot.G` and `log.G` are
+//! removed. A crash before the commit point leaves the old book, after it the empty
+//! one (never a half), and once `clear` returns `Ok` no file of the directory holds
+//! a byte of a former entry. It is always durable. What it cannot reach: the
+//! removed files' blocks stay on the device until the file system reuses them (on
+//! copy-on-write file systems, SSDs and snapshots, maybe for long), and copies made
+//! outside the directory (backups, exports) are untouched. Destroying the key file
+//! ([`MasterKey::destroy_file`](peerbook::MasterKey::destroy_file)) makes the sealed
+//! secrets of every such copy unreadable.
 //!
 //! ## Concurrency
 //!
@@ -552,13 +567,28 @@ impl FileBackend {
     }
 
     fn compact_locked(&self, w: &mut Writer) -> Result<(), BackendError> {
+        // Writers are excluded (we hold the writer mutex), so these maps are every
+        // committed batch; readers go on while the snapshot is written.
+        let spaces: Spaces = self.read_spaces().clone();
+        let old_files = self.switch_generation(w, spaces)?;
+        for (name, e) in old_files {
+            tracing::warn!(file = %name, error = %e, "peerbook-file: could not remove an old generation's file; the next open will");
+        }
+        Ok(())
+    }
+
+    /// Commit generation `G+1` holding `spaces` (steps 1-4 of the compaction
+    /// protocol), switch the writer to it and remove the files of `G`. Returns the
+    /// old files that could not be removed, with why.
+    fn switch_generation(
+        &self,
+        w: &mut Writer,
+        spaces: Spaces,
+    ) -> Result<Vec<(String, io::Error)>, BackendError> {
         let old = w.generation;
         let new = old
             .checked_add(1)
             .ok_or_else(|| engine("generation counter exhausted".to_string()))?;
-        // Writers are excluded (we hold the writer mutex), so these maps are every
-        // committed batch; readers go on while the snapshot is written.
-        let spaces: Spaces = self.read_spaces().clone();
         let snapshot_len = match write_generation(
             &*self.vfs,
             &self.dir,
@@ -596,14 +626,15 @@ impl FileBackend {
         w.compactions += 1;
         w.retry_compaction_at = 0;
         self.publish_usage(w);
+        let mut left = Vec::new();
         for name in [snapshot_name(old), log_name(old)] {
             if let Err(e) = self.vfs.remove(&self.file(&name)) {
                 if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(file = %name, error = %e, "peerbook-file: could not remove an old generation's file; the next open will");
+                    left.push((name, e));
                 }
             }
         }
-        Ok(())
+        Ok(left)
     }
 }
 
@@ -746,13 +777,28 @@ impl Backend for FileBackend {
         Ok(())
     }
 
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        let mut enc = BodyEncoder::new();
-        enc.clear();
-        let body = enc
-            .finish()
-            .map_err(|_| engine("clear frame too large".to_string()))?;
-        self.commit(body, vec![LogOp::Clear], durability)
+    /// Empties the store by committing a new, empty generation (the compaction
+    /// protocol with no entries) and removing the old snapshot and log, so no byte
+    /// of a former entry stays in the directory. Always durable, whatever
+    /// `durability` says. A crash leaves the old book or the empty one. When an old
+    /// file cannot be removed the clear is still committed, and the error says which
+    /// file still holds old data (the next open removes it).
+    fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
+        let mut w = self.lock_writer()?;
+        w.usable()?;
+        let left = self.switch_generation(&mut w, Spaces::default())?;
+        {
+            let mut spaces = self.write_spaces();
+            apply(&mut spaces, LogOp::Clear, &mut w.live_bytes);
+        }
+        self.publish_usage(&w);
+        match left.into_iter().next() {
+            None => Ok(()),
+            Some((name, e)) => Err(io_error(
+                format!("cleared, but could not remove the old file {name}"),
+                e,
+            )),
+        }
     }
 
     fn disk_usage(&self) -> Result<u64, BackendError> {
