@@ -116,6 +116,11 @@ fn assert_wiped(engine: Engine) {
 }
 
 #[test]
+fn clear_all_wipes_every_byte_rocksdb() {
+    assert_wiped(Engine::Rocks);
+}
+
+#[test]
 fn clear_all_wipes_every_byte_file() {
     assert_wiped(Engine::File);
 }
