@@ -89,7 +89,29 @@ fn fill_and_clear(engine: Engine, dir: &Path) -> Vec<(String, Vec<u8>)> {
         "{}: no marker reached the disk before the clear",
         engine.name()
     );
-    book.clear_all().unwrap();
+    // readers on other threads keep reading through the clear (LMDB swaps its
+    // environment under them): every read succeeds, none crashes
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|t| {
+                let (book, stop) = (&book, &stop);
+                scope.spawn(move || {
+                    let mut reads = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                        book.get_peer(&format!("peer-{}", reads % 20 + t)).unwrap();
+                        book.get_storage_stats().unwrap();
+                        reads += 1;
+                    }
+                })
+            })
+            .collect();
+        book.clear_all().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            r.join().expect("a reader failed during clear_all");
+        }
+    });
     book.flush().unwrap();
     drop(book.close().unwrap());
     needles
@@ -113,6 +135,11 @@ fn assert_wiped(engine: Engine) {
     let clock = ManualClock::new(1_764_000_000_000);
     let book = PeerBook::open(engine.open(tmp.path()), common::options(&clock)).unwrap();
     assert_eq!(book.get_storage_stats().unwrap().peer_count, 0);
+}
+
+#[test]
+fn clear_all_wipes_every_byte_lmdb() {
+    assert_wiped(Engine::Lmdb);
 }
 
 #[test]
