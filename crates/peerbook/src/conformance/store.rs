@@ -1767,6 +1767,40 @@ pub fn schema_version_too_new_refused<F: Factory>(f: &F) {
     );
 }
 
+/// A version-0 store (records, no meta) opened with the wrong key is refused with
+/// `WrongKey` before the migration writes anything: the key is tried on an existing
+/// seal first, so a wrong key is never bound as the book's key check.
+pub fn version_0_wrong_key_refused_unchanged<F: Factory>(f: &F) {
+    let (source, clock) = fresh(f);
+    let legacy = f.create();
+    let mut batch = WriteBatch::new();
+    // a plain record first: the check must look past records without seals
+    for new in [plain_peer("old0"), sample_peer("old1"), plain_peer("old2")] {
+        let r = source.create_peer(new).unwrap();
+        batch.put(Space::Peers, r.peer_id.as_bytes().to_vec(), r.encode());
+    }
+    legacy.write(batch, Durability::Sync).unwrap();
+    let before = snapshot(&legacy);
+    let legacy = std::sync::Arc::new(legacy);
+    let wrong = PeerBook::open(
+        std::sync::Arc::clone(&legacy),
+        Options::new(other_key()).with_clock(clock.clone()),
+    );
+    assert!(
+        matches!(wrong, Err(Error::WrongKey)),
+        "a wrong key on a version-0 store: {:?}",
+        wrong.map(|_| ())
+    );
+    assert!(
+        snapshot(&legacy) == before,
+        "a refused migration changed the store"
+    );
+    let book = PeerBook::open(std::sync::Arc::clone(&legacy), options(&clock))
+        .expect("the right key still migrates it");
+    let record = book.get_peer("old1").unwrap().expect("migrated");
+    assert!(book.open_shared_secret(&record).unwrap().is_some());
+}
+
 /// Everything acknowledged survives close and reopen, with Sync and with Buffered
 /// plus flush.
 pub fn book_persists_across_reopen<F: Factory>(f: &F) {

@@ -254,6 +254,9 @@ impl<B: Backend> PeerBook<B> {
     /// Version 0 is a store holding records but no meta (written before versioning):
     /// its records are checked, and indexes, counters and the key check are built.
     fn migrate_from(&self, from: u32, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
+        if from == 0 {
+            self.check_key_on_a_seal()?;
+        }
         info!(
             engine = self.backend.engine_name(),
             from,
@@ -279,6 +282,50 @@ impl<B: Backend> PeerBook<B> {
             corrupt = report.quarantined,
             "peerbook migration done"
         );
+        Ok(())
+    }
+
+    /// A version-0 store has no key check: before one is written, try the key on
+    /// the first sealed secret found. [`Error::WrongKey`] when it does not open
+    /// (nothing is written); a store without any seal binds the given key.
+    fn check_key_on_a_seal(&self) -> Result<()> {
+        let cipher = self.cipher();
+        let mut verdict = None;
+        self.backend.scan(
+            Space::Peers,
+            KeyRange::all(),
+            Direction::Forward,
+            &mut |_, value| {
+                let Ok(record) = PeerRecord::decode(value) else {
+                    return ControlFlow::Continue(());
+                };
+                let id = record.peer_id.as_str();
+                let mut seals = record
+                    .shared_secret
+                    .iter()
+                    .map(|s| (SecretKind::SharedSecret, s))
+                    .chain(record.ice_servers.iter().filter_map(|server| {
+                        server
+                            .credential
+                            .as_ref()
+                            .map(|c| (SecretKind::IceCredential, c))
+                    }));
+                match seals.next() {
+                    Some((kind, sealed)) => {
+                        verdict = Some(cipher.open(kind, id, sealed).is_ok());
+                        ControlFlow::Break(())
+                    }
+                    None => ControlFlow::Continue(()),
+                }
+            },
+        )?;
+        if verdict == Some(false) {
+            warn!(
+                engine = self.backend.engine_name(),
+                "peerbook migration refused: the key does not open the store's secrets"
+            );
+            return Err(Error::WrongKey);
+        }
         Ok(())
     }
 
