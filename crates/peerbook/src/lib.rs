@@ -71,5 +71,5 @@ pub use scoring::{update_quality_metrics, ReconnectionScore, SessionObservation}
 pub use store::{
     Candidate, CandidateQuery, CorruptEntry, CounterMismatch, ExportDocument, ExportOptions,
     ImportMode, ImportReport, Order, PeerBook, PeerInput, PeerQuery, RepairReport, SortBy,
-    StorageStats, VerifyReport,
+    StorageStats, VerifyReport, MAX_CLOCK_SKEW_MS,
 };

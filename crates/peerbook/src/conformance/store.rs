@@ -1781,9 +1781,9 @@ pub fn version_0_wrong_key_refused_unchanged<F: Factory>(f: &F) {
     }
     legacy.write(batch, Durability::Sync).unwrap();
     let before = snapshot(&legacy);
-    let legacy = std::sync::Arc::new(legacy);
+    let legacy = Arc::new(legacy);
     let wrong = PeerBook::open(
-        std::sync::Arc::clone(&legacy),
+        Arc::clone(&legacy),
         Options::new(other_key()).with_clock(clock.clone()),
     );
     assert!(
@@ -1795,10 +1795,66 @@ pub fn version_0_wrong_key_refused_unchanged<F: Factory>(f: &F) {
         snapshot(&legacy) == before,
         "a refused migration changed the store"
     );
-    let book = PeerBook::open(std::sync::Arc::clone(&legacy), options(&clock))
+    let book = PeerBook::open(Arc::clone(&legacy), options(&clock))
         .expect("the right key still migrates it");
     let record = book.get_peer("old1").unwrap().expect("migrated");
     assert!(book.open_shared_secret(&record).unwrap().is_some());
+}
+
+/// Far-future timestamps are refused at every entry point (a whole record,
+/// import, setters), with the field named and nothing changed; the limits
+/// themselves are accepted.
+pub fn far_future_timestamps_refused<F: Factory>(f: &F) {
+    let (book, _clock) = fresh(f);
+    let now = T0;
+    let day = crate::MAX_CLOCK_SKEW_MS;
+    let blacklist_for = crate::duration_ms(Options::new(key()).blacklist_for);
+    let base = book.store_peer(sample_peer("p")).unwrap();
+    let before = snapshot(book.backend());
+    let cases: [(&str, fn(&mut PeerRecord, u64)); 4] = [
+        ("last_seen", |r, _| r.last_seen = u64::MAX),
+        ("last_connected", |r, limit| r.last_connected = limit + 1),
+        ("last_seen", |r, limit| r.last_seen = limit + 1),
+        ("blacklist_until", |r, _| r.blacklist_until = Some(u64::MAX)),
+    ];
+    for (field, set) in cases {
+        let mut record = base.clone();
+        set(&mut record, now + day);
+        match book.store_peer(record.clone()) {
+            Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("store_peer with a far-future {field}: {other:?}"),
+        }
+        assert!(
+            snapshot(book.backend()) == before,
+            "a refused record changed the store"
+        );
+        let mut doc = book.export_data(ExportOptions::default()).unwrap();
+        doc.peers[0] = record;
+        match book.import_data(&doc, ImportMode::Replace) {
+            Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, format!("peers[0].{field}")),
+            other => panic!("import with a far-future {field}: {other:?}"),
+        }
+        assert!(
+            snapshot(book.backend()) == before,
+            "a refused import changed the store"
+        );
+    }
+    let mut record = base.clone();
+    record.blacklist_until = Some(now + blacklist_for + day + 1);
+    match book.store_peer(record) {
+        Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "blacklist_until"),
+        other => panic!("blacklist past blacklist_for + 1 day: {other:?}"),
+    }
+    // the limits themselves are fine
+    let mut record = base.clone();
+    record.last_seen = now + day;
+    record.last_connected = now + day;
+    record.blacklist_until = Some(now + blacklist_for + day);
+    book.store_peer(record)
+        .expect("timestamps at the limits are accepted");
+    // setters keep working on the record (their times are the clock's)
+    book.increment_reconnection_attempts("p").unwrap();
+    book.update_last_seen("p").unwrap();
 }
 
 /// Everything acknowledged survives close and reopen, with Sync and with Buffered

@@ -26,6 +26,10 @@ mod query;
 mod transfer;
 
 pub use keys::SCHEMA_VERSION;
+
+/// How far in the future a stored timestamp may lie (1 day, in ms): clock skew
+/// between the application's clock and the book's, nothing more.
+pub const MAX_CLOCK_SKEW_MS: u64 = 24 * 60 * 60 * 1000;
 use keys::{Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_SCHEMA_VERSION};
 pub use maintenance::{CorruptEntry, CounterMismatch, RepairReport, StorageStats, VerifyReport};
 pub use query::{Candidate, CandidateQuery, Order, PeerQuery, SortBy};
@@ -426,6 +430,7 @@ impl<B: Backend> PeerBook<B> {
             PeerInput::Record(mut record) => {
                 record.display_name = sanitize_display_name(&record.display_name);
                 record.validate()?;
+                self.check_times(&record, self.now(), None)?;
                 self.check_seals(&record)?;
                 record
             }
@@ -498,6 +503,44 @@ impl<B: Backend> PeerBook<B> {
         };
         record.validate()?;
         Ok(record)
+    }
+
+    /// Timestamps must not lie in the future beyond clock skew: `last_seen` and
+    /// `last_connected` at most `now` + [`MAX_CLOCK_SKEW_MS`], `blacklist_until` at
+    /// most `now` + `blacklist_for` + [`MAX_CLOCK_SKEW_MS`]. A far-future time would
+    /// make a peer never stale, never evicted, or blacklisted for ever.
+    /// [`Error::InvalidInput`] names the field. Fields equal to `unchanged`'s (a
+    /// record being modified) are not checked, so a record stored by an older
+    /// version stays updatable.
+    pub(crate) fn check_times(
+        &self,
+        record: &PeerRecord,
+        now: u64,
+        unchanged: Option<&PeerRecord>,
+    ) -> Result<()> {
+        let limit = now.saturating_add(MAX_CLOCK_SKEW_MS);
+        let rule = "at most now + 1 day (a time in the future beyond clock skew)";
+        if unchanged.is_none_or(|old| old.last_seen != record.last_seen) && record.last_seen > limit
+        {
+            return Err(Error::invalid("last_seen", rule));
+        }
+        if unchanged.is_none_or(|old| old.last_connected != record.last_connected)
+            && record.last_connected > limit
+        {
+            return Err(Error::invalid("last_connected", rule));
+        }
+        let blacklist_limit = limit.saturating_add(self.settings.blacklist_for_ms);
+        if let Some(until) = record.blacklist_until {
+            if unchanged.is_none_or(|old| old.blacklist_until != record.blacklist_until)
+                && until > blacklist_limit
+            {
+                return Err(Error::invalid(
+                    "blacklist_until",
+                    "at most now + blacklist_for + 1 day",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Every sealed value of `record` must open under this book's key for this peer.
@@ -644,6 +687,7 @@ impl<B: Backend> PeerBook<B> {
         let mut record = old.clone();
         f(&mut record, now)?;
         record.validate()?;
+        self.check_times(&record, now, Some(&old))?;
         let existing = Existing::Decoded { record: old, len };
         let mut txn = Txn {
             batch: WriteBatch::new(),
