@@ -134,6 +134,10 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             &key_for(store),
             new_key_file,
         ),
+        Command::Clear { store, destroy_key } => {
+            let key = key_for(store);
+            clear(open(store, Access::Read)?, store, &key, *destroy_key)
+        }
         Command::Cleanup {
             store,
             stale,
@@ -443,6 +447,42 @@ fn verify(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<
         let _ = writeln!(std::io::stderr(), "{e}");
         Ok(1)
     }
+}
+
+fn clear(book: Book, spec: &StoreSpec, key: &KeySource, destroy_key: bool) -> Result<u8, CliError> {
+    let peers = book
+        .get_storage_stats()
+        .map_err(|e| CliError::store(e, key, spec))?
+        .peer_count;
+    book.clear_all()
+        .map_err(|e| CliError::store(e, key, spec))?;
+    drop(book.close().map_err(|e| CliError::store(e, key, spec))?);
+    say!("cleared {spec}: {peers} peers erased from the store's files");
+    if !destroy_key {
+        say!("copies outside the store (backups, exports, snapshots) still hold their data; --destroy-key makes their secrets unreadable");
+        return Ok(0);
+    }
+    let KeySource::File(path) = key else {
+        return Err(CliError::new(format!(
+            "{spec} is cleared, but its key comes from the environment ({key}): peerbook cannot destroy it"
+        ))
+        .hint("delete the key from wherever you keep it"));
+    };
+    peerbook::MasterKey::destroy_file(path).map_err(|e| {
+        CliError::new(e.to_string()).hint("the store is cleared; remove the key file by hand")
+    })?;
+    say!("destroyed {key}: sealed secrets in any copy of the book can no longer be opened (unless the key itself was copied)");
+    // The emptied store only names the destroyed key (its key check): remove it, so
+    // the next write starts a new store with a new key.
+    fs::remove_dir_all(&spec.path).map_err(|e| {
+        CliError::new(format!("cannot remove the emptied store {spec}: {e}"))
+            .hint("remove the directory by hand; it holds no peer data")
+    })?;
+    say!(
+        "removed the emptied store directory {}",
+        spec.path.display()
+    );
+    Ok(0)
 }
 
 fn repair(book: &Book, spec: &StoreSpec, key: &KeySource) -> Result<u8, CliError> {

@@ -287,7 +287,23 @@ pub fn open_with(
             )),
         );
     }
-    let master = key.load(access == Access::Write)?;
+    // A key is created only with a new store: a fresh key cannot open an existing
+    // store's secrets, and would leave a stray key file and a WrongKey error.
+    let existing = spec.exists();
+    if let (Access::Write, true, KeySource::File(path)) = (access, existing, key) {
+        if std::fs::symlink_metadata(path).is_err() {
+            return Err(CliError::new(format!(
+                "the store {spec} already holds data, but its key file {} does not exist; \
+                 refusing to create a new key for an existing store",
+                path.display()
+            ))
+            .hint(format!(
+                "pass the book's key with --key-file PATH or --key-env VAR (expected {})",
+                path.display()
+            )));
+        }
+    }
+    let master = key.load(access == Access::Write && !existing)?;
     let backend = spec
         .open_backend()
         .map_err(|e| CliError::store(e.into(), key, spec))?;
