@@ -1811,7 +1811,9 @@ pub fn far_future_timestamps_refused<F: Factory>(f: &F) {
     let blacklist_for = crate::duration_ms(Options::new(key()).blacklist_for);
     let base = book.store_peer(sample_peer("p")).unwrap();
     let before = snapshot(book.backend());
-    let cases: [(&str, fn(&mut PeerRecord, u64)); 4] = [
+    // (field, how to push it past its limit given now + 1 day)
+    type Tamper = fn(&mut PeerRecord, u64);
+    let cases: [(&str, Tamper); 4] = [
         ("last_seen", |r, _| r.last_seen = u64::MAX),
         ("last_connected", |r, limit| r.last_connected = limit + 1),
         ("last_seen", |r, limit| r.last_seen = limit + 1),
