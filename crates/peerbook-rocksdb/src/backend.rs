@@ -124,8 +124,9 @@ impl RocksBackend {
     /// Compact every column family now, down to the last level, and wait for it.
     ///
     /// RocksDB compacts in the background by itself; this is for when disk space
-    /// must come back at once, e.g. after [`Backend::clear`] or a large cleanup, whose
-    /// deleted entries otherwise stay on disk until a compaction reaches them. It
+    /// must come back at once, e.g. after a large cleanup, whose deleted entries
+    /// otherwise stay on disk until a compaction reaches them ([`Backend::clear`]
+    /// compacts by itself). It
     /// rewrites the whole database: seconds for a large book.
     ///
     /// The `rocksdb` crate reports no error from a manual compaction; a failed
