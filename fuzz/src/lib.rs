@@ -214,12 +214,19 @@ pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 /// in place (the frames are walked by their own `body_len` fields), so mutations
 /// reach the body decoder instead of dying at a checksum.
 pub fn fix_checksums(file: &mut [u8], generation: u64) {
-    if file.len() >= 24 {
-        let crc = crc32c_append(0, &file[0..20]);
-        file[20..24].copy_from_slice(&crc.to_le_bytes());
+    // Format version 1: a 24-byte header, frames seeded by the generation; version
+    // 2 (and anything else): a 40-byte header whose 16-byte salt seeds them too.
+    let v1 = file.len() >= 12 && file[8..12] == 1u32.to_le_bytes();
+    let (header, salt_end) = if v1 { (24, 20) } else { (40, 36) };
+    if file.len() >= header {
+        let crc = crc32c_append(0, &file[0..salt_end]);
+        file[salt_end..header].copy_from_slice(&crc.to_le_bytes());
     }
-    let seed = crc32c_append(0, &generation.to_le_bytes());
-    let mut off = 24usize;
+    let mut seed = crc32c_append(0, &generation.to_le_bytes());
+    if file.len() >= header {
+        seed = crc32c_append(seed, &file[20..salt_end]);
+    }
+    let mut off = header;
     while off + 20 <= file.len() {
         let len = u32::from_le_bytes(file[off..off + 4].try_into().expect("4 bytes")) as usize;
         let body_start = off + 20;

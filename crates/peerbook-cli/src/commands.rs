@@ -196,6 +196,10 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             new_key_file,
             json,
         ),
+        Command::Clear { store, destroy_key } => {
+            let key = key_for(store);
+            clear(open(store, Access::Read)?, store, &key, *destroy_key, json)
+        }
         Command::Cleanup {
             store,
             stale,
@@ -529,6 +533,67 @@ fn verify(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<
         let _ = writeln!(std::io::stderr(), "{e}");
         Ok(EXIT_PROBLEMS)
     }
+}
+
+/// `clear STORE [--destroy-key]`: erase every peer from the store's files, and
+/// optionally destroy the key file (crypto-shredding copies made elsewhere).
+fn clear(
+    book: Book,
+    spec: &StoreSpec,
+    key: &KeySource,
+    destroy_key: bool,
+    json: bool,
+) -> Result<u8, CliError> {
+    let peers = book
+        .get_storage_stats()
+        .map_err(|e| CliError::store(e, key, spec))?
+        .peer_count;
+    book.clear_all()
+        .map_err(|e| CliError::store(e, key, spec))?;
+    drop(book.close().map_err(|e| CliError::store(e, key, spec))?);
+    let mut lines = vec![format!(
+        "cleared {spec}: {peers} peers erased from the store's files"
+    )];
+    if destroy_key {
+        let KeySource::File(path) = key else {
+            return Err(CliError::new(format!(
+                "{spec} is cleared, but its key comes from the environment ({key}): peerbook cannot destroy it"
+            ))
+            .hint("delete the key from wherever you keep it"));
+        };
+        peerbook::MasterKey::destroy_file(path).map_err(|e| {
+            CliError::new(e.to_string()).hint("the store is cleared; remove the key file by hand")
+        })?;
+        lines.push(format!("destroyed {key}: sealed secrets in any copy of the book can no longer be opened (unless the key itself was copied)"));
+        // The emptied store only names the destroyed key (its key check): remove it,
+        // so the next write starts a new store with a new key.
+        std::fs::remove_dir_all(&spec.path).map_err(|e| {
+            CliError::new(format!("cannot remove the emptied store {spec}: {e}"))
+                .hint("remove the directory by hand; it holds no peer data")
+        })?;
+        lines.push(format!(
+            "removed the emptied store directory {}",
+            spec.path.display()
+        ));
+    } else {
+        lines.push("copies outside the store (backups, exports, snapshots) still hold their data; --destroy-key makes their secrets unreadable".into());
+    }
+    if json {
+        say!(
+            "{}",
+            format::json(&json!({
+                "cleared": spec.to_string(),
+                "peers_erased": peers,
+                "key_destroyed": destroy_key,
+                "store_removed": destroy_key,
+            }))
+        );
+    } else {
+        for line in lines {
+            say!("{line}");
+        }
+    }
+    Ok(0)
 }
 
 fn repair(book: &Book, spec: &StoreSpec, key: &KeySource, json: bool) -> Result<u8, CliError> {

@@ -221,6 +221,19 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         new_key_file: PathBuf,
     },
+    /// Erase every peer: no byte of a former record stays in the store's directory.
+    ///
+    /// Copies made outside the store (backups, exports, file-system snapshots) keep
+    /// theirs; --destroy-key also overwrites and removes the key file, so the sealed
+    /// secrets of every such copy become unreadable (unless the key was copied too).
+    Clear {
+        /// BACKEND:PATH
+        store: StoreSpec,
+        /// Also destroy the key file (overwritten, synced, removed) and remove the
+        /// emptied store directory; the next write starts a new store and key.
+        #[arg(long)]
+        destroy_key: bool,
+    },
     /// Remove stale peers and/or the N least recently seen.
     #[command(group(ArgGroup::new("what").args(["stale", "lru"]).required(true).multiple(true)))]
     Cleanup {

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use peerbook::{Backend, Error, MasterKey, Options, PeerBook};
+use zeroize::Zeroizing;
 
 /// A book over whichever engine the spec named.
 pub type Book = PeerBook<Arc<dyn Backend>>;
@@ -249,19 +250,19 @@ impl KeySource {
     pub fn load(&self, create: bool) -> Result<MasterKey, CliError> {
         match self {
             KeySource::Env(var) => {
-                let value = std::env::var(var).map_err(|_| {
+                let value = Zeroizing::new(std::env::var(var).map_err(|_| {
                     CliError::new(format!(
                         "environment variable {var} is not set (or not UTF-8)"
                     ))
                     .hint(format!(
                         "export {var}=<64 hex characters of the master key>"
                     ))
-                })?;
-                let bytes = decode_hex(value.trim()).ok_or_else(|| {
+                })?);
+                let bytes = Zeroizing::new(decode_hex(value.trim()).ok_or_else(|| {
                     CliError::new(format!(
                         "{var} must hold exactly 64 hex characters (a 256-bit key)"
                     ))
-                })?;
+                })?);
                 MasterKey::from_slice(&bytes).map_err(|e| CliError::new(e.to_string()))
             }
             KeySource::File(path) => {
@@ -293,10 +294,13 @@ pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
     if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+    // One allocation of the final size (no reallocation leaves key bytes behind);
+    // a partial result is wiped on the error path.
+    let mut out = Zeroizing::new(Vec::with_capacity(32));
+    for i in (0..text.len()).step_by(2) {
+        out.push(u8::from_str_radix(text.get(i..i + 2)?, 16).ok()?);
+    }
+    Some(std::mem::take(&mut *out))
 }
 
 /// Whether a command only reads or may write (create the store and its key).
@@ -324,7 +328,23 @@ pub fn open_with(
             )),
         );
     }
-    let master = key.load(access == Access::Write)?;
+    // A key is created only with a new store: a fresh key cannot open an existing
+    // store's secrets, and would leave a stray key file and a WrongKey error.
+    let existing = spec.exists();
+    if let (Access::Write, true, KeySource::File(path)) = (access, existing, key) {
+        if std::fs::symlink_metadata(path).is_err() {
+            return Err(CliError::new(format!(
+                "the store {spec} already holds data, but its key file {} does not exist; \
+                 refusing to create a new key for an existing store",
+                path.display()
+            ))
+            .hint(format!(
+                "pass the book's key with --key-file PATH or --key-env VAR (expected {})",
+                path.display()
+            )));
+        }
+    }
+    let master = key.load(access == Access::Write && !existing)?;
     let backend = spec
         .open_backend()
         .map_err(|e| CliError::store(e.into(), key, spec))?;

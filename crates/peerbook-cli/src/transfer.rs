@@ -152,25 +152,15 @@ pub fn import(
     Ok(0)
 }
 
-/// Copy a key file (validated by loading it) to a new 0600 file.
+/// Copy a key file (loaded with every check of `MasterKey::load`) to a new 0600
+/// file; the key bytes never sit in a buffer of ours.
 fn copy_key_file(src: &Path, dst: &Path) -> Result<(), CliError> {
-    peerbook::MasterKey::load(src).map_err(|e| {
+    let key = peerbook::MasterKey::load(src).map_err(|e| {
         CliError::new(e.to_string())
             .hint("pass the key of FROM with --key-file PATH or --key-env VAR")
     })?;
-    let data =
-        fs::read(src).map_err(|e| CliError::new(format!("cannot read {}: {e}", src.display())))?;
-    let io = |e: std::io::Error| CliError::new(format!("cannot create {}: {e}", dst.display()));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(dst).map_err(io)?;
-    f.write_all(&data).map_err(io)?;
-    f.sync_all().map_err(io)
+    key.write_new_file(dst)
+        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dst.display())))
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

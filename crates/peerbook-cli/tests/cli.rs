@@ -820,6 +820,7 @@ fn every_reporting_command_speaks_json() {
         vec!["cleanup", &spec, "--stale", "--dry-run"],
         vec!["cleanup", &spec, "--stale"],
         vec!["rotate-key", &spec, "--new-key-file", "new.key"],
+        vec!["clear", "file:./copy", "--key-file", "peers.key"],
     ];
     for args in commands {
         let mut args = args.clone();
@@ -991,5 +992,81 @@ fn long_commands_stay_quiet_in_pipes() {
         1,
         "one summary line, no running count: {}",
         r.stdout
+    );
+}
+
+#[test]
+fn write_commands_never_create_a_key_for_an_existing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = seed("file", dir.path(), 0);
+    let key = dir.path().join("peers.key");
+    let doc = dir.path().join("doc.json");
+    ok(run_in(
+        dir.path(),
+        &[
+            "export",
+            &spec,
+            "--no-secrets",
+            "--out",
+            doc.to_str().unwrap(),
+        ],
+    ));
+    std::fs::rename(&key, dir.path().join("moved.key")).unwrap();
+    for args in [
+        vec!["init", spec.as_str()],
+        vec!["import", spec.as_str(), doc.to_str().unwrap()],
+    ] {
+        let r = run_in(dir.path(), &args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("refusing to create a new key for an existing store"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("peers.key"),
+            "names the expected key file: {}",
+            r.stderr
+        );
+        assert!(!key.exists(), "{args:?} created a stray key file");
+    }
+    // a new store still gets its key from a write command
+    ok(run_in(
+        dir.path(),
+        &["import", "lmdb:./fresh", doc.to_str().unwrap()],
+    ));
+    assert!(dir.path().join("fresh.key").is_file());
+}
+
+#[test]
+fn clear_erases_the_book_and_destroy_key_removes_key_and_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = seed("lmdb", dir.path(), 3);
+    let r = ok(run_in(dir.path(), &["clear", &spec]));
+    assert!(r.stdout.contains("6 peers erased"), "{}", r.stdout);
+    let r = ok(run_in(dir.path(), &["stats", &spec]));
+    assert!(
+        r.stdout.contains("peers:         0 of max 100"),
+        "{}",
+        r.stdout
+    );
+    let data = std::fs::read(dir.path().join("peers").join("data.mdb")).unwrap();
+    assert!(
+        !data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes())
+            && !data.windows(5).any(|w| w == b"alice"),
+        "cleared peer data still in data.mdb"
+    );
+
+    let r = ok(run_in(dir.path(), &["clear", &spec, "--destroy-key"]));
+    assert!(r.stdout.contains("destroyed key file"), "{}", r.stdout);
+    assert!(!dir.path().join("peers.key").exists());
+    assert!(!dir.path().join("peers").exists());
+    let r = run_in(dir.path(), &["stats", &spec]);
+    assert_eq!(r.code, 1);
+    ok(run_in(dir.path(), &["init", &spec]));
+    assert!(
+        dir.path().join("peers.key").is_file(),
+        "a new store gets a new key"
     );
 }

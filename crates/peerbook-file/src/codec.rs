@@ -8,10 +8,15 @@ use peerbook::backend::Space;
 
 use crate::crc::{crc32c, crc32c_append};
 
-/// Current on-disk format version, in both file headers.
-pub(crate) const FORMAT_VERSION: u32 = 1;
-/// Length of a file header (log and snapshot).
-pub(crate) const FILE_HEADER_LEN: usize = 24;
+/// Current on-disk format version, in both file headers. Version 1 files (no salt)
+/// are still read.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// Length of a file header (log and snapshot) of the current version.
+pub(crate) const FILE_HEADER_LEN: usize = 40;
+/// Length of a version-1 file header.
+const FILE_HEADER_LEN_V1: usize = 24;
+/// Length of the random per-file salt in a version-2 header.
+pub(crate) const SALT_LEN: usize = 16;
 /// Length of a frame header.
 pub(crate) const FRAME_HEADER_LEN: usize = 20;
 /// Largest frame body accepted, written or read (1 GiB).
@@ -46,23 +51,49 @@ impl FileKind {
     }
 }
 
-/// The 24-byte header of a file of `kind` for `generation`.
-pub(crate) fn encode_file_header(kind: FileKind, generation: u64) -> [u8; FILE_HEADER_LEN] {
+/// The 40-byte (version 2) header of a file of `kind` for `generation`, with its
+/// random `salt`.
+pub(crate) fn encode_file_header(
+    kind: FileKind,
+    generation: u64,
+    salt: &[u8; SALT_LEN],
+) -> [u8; FILE_HEADER_LEN] {
     let mut h = [0u8; FILE_HEADER_LEN];
     h[0..8].copy_from_slice(kind.magic());
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     h[12..20].copy_from_slice(&generation.to_le_bytes());
-    let crc = crc32c(&h[0..20]);
-    h[20..24].copy_from_slice(&crc.to_le_bytes());
+    h[20..36].copy_from_slice(salt);
+    let crc = crc32c(&h[0..36]);
+    h[36..40].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Check the header at the start of `data` for a file of `kind` and `generation`.
+/// A file header that checked: where the frames start and the seed of their CRCs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// The header's length (24 in version 1, 40 in version 2): the first frame's offset.
+    pub(crate) len: usize,
+    /// The seed of every frame header CRC of the file.
+    pub(crate) seed: u32,
+}
+
+/// The header length a file of this content has, judging by its version field
+/// (for telling an empty file from one holding frames, before a full check).
+pub(crate) fn header_len(data: &[u8]) -> usize {
+    if data.len() >= 12 && le_u32(data, 8) == 1 {
+        FILE_HEADER_LEN_V1
+    } else {
+        FILE_HEADER_LEN
+    }
+}
+
+/// Check the header at the start of `data` for a file of `kind` and `generation`
+/// (version 1 or 2); returns where its frames start and their CRC seed.
 pub(crate) fn check_file_header(
     kind: FileKind,
     data: &[u8],
     generation: u64,
-) -> Result<(), String> {
+) -> Result<Header, String> {
     let magic = kind.magic();
     let n = data.len().min(magic.len());
     if data[..n] != magic[..n] {
@@ -73,14 +104,16 @@ pub(crate) fn check_file_header(
             kind.noun()
         ));
     }
-    if data.len() < FILE_HEADER_LEN {
+    let need = header_len(data);
+    if data.len() < need {
         return Err(format!(
-            "truncated header: the file has {} bytes, a header needs {FILE_HEADER_LEN}",
+            "truncated header: the file has {} bytes, a header needs {need}",
             data.len()
         ));
     }
     let version = le_u32(data, 8);
-    let crc_ok = le_u32(data, 20) == crc32c(&data[0..20]);
+    let crc_at = need - 4;
+    let crc_ok = le_u32(data, crc_at) == crc32c(&data[0..crc_at]);
     if version > FORMAT_VERSION {
         let damaged = if crc_ok {
             ""
@@ -104,13 +137,20 @@ pub(crate) fn check_file_header(
             "header names generation {found}, the file name generation {generation}"
         ));
     }
-    Ok(())
+    // version 1: no salt (bytes 20..20 are empty)
+    let salt = &data[20..crc_at];
+    Ok(Header {
+        len: need,
+        seed: frame_seed(generation, salt),
+    })
 }
 
-/// The CRC seed of a frame header: the CRC-32C of the generation's 8 LE bytes, so a
-/// frame of one generation never validates inside a file of another.
-pub(crate) fn frame_seed(generation: u64) -> u32 {
-    crc32c(&generation.to_le_bytes())
+/// The CRC seed of a frame header: the CRC-32C of the generation's 8 LE bytes and
+/// the file's random salt (none in version 1), so a frame of one generation never
+/// validates inside a file of another, and a frame forged by someone who does not
+/// know the salt (e.g. inside a record's value) validates with odds of 2^-32.
+pub(crate) fn frame_seed(generation: u64, salt: &[u8]) -> u32 {
+    crc32c_append(crc32c(&generation.to_le_bytes()), salt)
 }
 
 /// One whole frame: header + `body`.
@@ -256,6 +296,9 @@ impl BodyEncoder {
         self.count += 1;
     }
 
+    /// A clear op. [`Backend::clear`](peerbook::backend::Backend::clear) now commits
+    /// an empty generation instead, but logs written before still hold clear ops.
+    #[cfg(test)]
     pub(crate) fn clear(&mut self) {
         self.ops.push(OP_CLEAR);
         self.count += 1;
@@ -540,7 +583,7 @@ mod tests {
                 }
             }
             let _ = decode_body(&buf);
-            let seed = frame_seed(rng.next() % 3);
+            let seed = frame_seed(rng.next() % 3, &[]);
             let _ = read_frame(&buf, (rng.next() % 8) as usize, seed);
             let _ = scan_after(&buf, 0, seed);
             let _ = check_file_header(FileKind::Log, &buf, 1);
@@ -559,14 +602,14 @@ mod tests {
 
     #[test]
     fn frames_and_headers() {
-        let seed = frame_seed(3);
+        let seed = frame_seed(3, &[]);
         let frame = encode_frame(seed, 24, b"\x01\x03");
         let f = read_frame(&frame, 0, seed).unwrap();
         assert_eq!(f.synced_to, 24);
         assert_eq!(f.body, b"\x01\x03");
         assert_eq!(f.end, frame.len());
         assert!(
-            read_frame(&frame, 0, frame_seed(4)).is_err(),
+            read_frame(&frame, 0, frame_seed(4, &[])).is_err(),
             "other generation"
         );
         for cut in 0..frame.len() {
@@ -578,7 +621,7 @@ mod tests {
             assert!(read_frame(&bad, 0, seed).is_err(), "bit {bit}");
         }
 
-        let h = encode_file_header(FileKind::Snapshot, 9);
+        let h = encode_file_header(FileKind::Snapshot, 9, &[5; SALT_LEN]);
         check_file_header(FileKind::Snapshot, &h, 9).unwrap();
         assert!(check_file_header(FileKind::Snapshot, &h, 8).is_err());
         assert!(check_file_header(FileKind::Log, &h, 9)
@@ -588,26 +631,55 @@ mod tests {
             .unwrap_err()
             .contains("truncated"));
         let mut newer = h;
-        newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+        newer[8..12].copy_from_slice(&3u32.to_le_bytes());
         assert!(check_file_header(FileKind::Snapshot, &newer, 9)
             .unwrap_err()
             .contains("newer"));
+
+        // the salt seeds the frame CRCs; a version-1 header (no salt) still reads
+        let other = encode_file_header(FileKind::Snapshot, 9, &[6; SALT_LEN]);
+        let (a, b) = (
+            check_file_header(FileKind::Snapshot, &h, 9).unwrap(),
+            check_file_header(FileKind::Snapshot, &other, 9).unwrap(),
+        );
+        assert_eq!((a.len, b.len), (FILE_HEADER_LEN, FILE_HEADER_LEN));
+        assert_ne!(a.seed, b.seed, "the salt seeds the frame checksums");
+        let mut v1 = [0u8; 24];
+        v1[0..8].copy_from_slice(FileKind::Log.magic());
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        v1[12..20].copy_from_slice(&9u64.to_le_bytes());
+        let crc = crc32c(&v1[0..20]);
+        v1[20..24].copy_from_slice(&crc.to_le_bytes());
+        let hv1 = check_file_header(FileKind::Log, &v1, 9).unwrap();
+        assert_eq!(
+            hv1,
+            Header {
+                len: 24,
+                seed: frame_seed(9, &[])
+            }
+        );
+        assert_eq!(
+            frame_seed(9, &[]),
+            crc32c(&9u64.to_le_bytes()),
+            "v1 seed unchanged"
+        );
     }
 
     #[test]
     fn witness_search() {
-        let seed = frame_seed(1);
-        let mut log = vec![0u8; FILE_HEADER_LEN];
-        let a = encode_frame(seed, 24, b"\x01\x03");
+        let seed = frame_seed(1, &[]);
+        let h = FILE_HEADER_LEN;
+        let mut log = vec![0u8; h];
+        let a = encode_frame(seed, h as u64, b"\x01\x03");
         log.extend_from_slice(&a);
         let b_off = log.len();
-        let b = encode_frame(seed, 24, b"\x01\x03");
+        let b = encode_frame(seed, h as u64, b"\x01\x03");
         log.extend_from_slice(&b);
         // c claims everything up to its own start durable
         let c_off = log.len();
         let c = encode_frame(seed, c_off as u64, b"\x01\x03");
         log.extend_from_slice(&c);
-        assert_eq!(scan_after(&log, 24, seed), After::Witness(c_off));
+        assert_eq!(scan_after(&log, h, seed), After::Witness(c_off));
         assert_eq!(scan_after(&log, b_off, seed), After::Witness(c_off));
         assert_eq!(
             scan_after(&log, c_off, seed),
@@ -617,9 +689,9 @@ mod tests {
         );
         // a frame that claims less than the bad offset is no witness
         let mut log2 = log[..c_off].to_vec();
-        log2.extend_from_slice(&encode_frame(seed, 24, b"\x01\x03"));
+        log2.extend_from_slice(&encode_frame(seed, h as u64, b"\x01\x03"));
         assert_eq!(
-            scan_after(&log2, 24, seed),
+            scan_after(&log2, h, seed),
             After::Torn {
                 valid_frames_after: 2
             }

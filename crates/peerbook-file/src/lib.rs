@@ -56,14 +56,15 @@
 //! All integers are little-endian; `varint` is unsigned LEB128 (at most 10 bytes);
 //! CRCs are CRC-32C (Castagnoli, as in iSCSI/ext4/RocksDB).
 //!
-//! **File header** (24 bytes, both files):
+//! **File header** (40 bytes in format version 2, both files):
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic: `PBOOKLOG` (log) or `PBOOKSNP` (snapshot) |
-//! | 8 | 4 | format version, `u32` = 1 |
+//! | 8 | 4 | format version, `u32` = 2 |
 //! | 12 | 8 | generation `G`, `u64` (must match the file name) |
-//! | 20 | 4 | CRC of bytes 0..20 |
+//! | 20 | 16 | salt: random bytes drawn when the file is created |
+//! | 36 | 4 | CRC of bytes 0..36 |
 //!
 //! **Frame** (after the header, repeated until the end of the file):
 //!
@@ -72,11 +73,23 @@
 //! | 0 | 4 | `body_len`, `u32`, 1 ..= 2^30 |
 //! | 4 | 8 | `synced_to`, `u64`: the log length known durable (fsynced) when this frame was appended (0 in snapshots) |
 //! | 12 | 4 | `body_crc`: CRC of the body |
-//! | 16 | 4 | `head_crc`: CRC of `G` as 8 LE bytes followed by frame bytes 0..16 |
+//! | 16 | 4 | `head_crc`: CRC of `G` as 8 LE bytes, the file's salt, then frame bytes 0..16 |
 //! | 20 | `body_len` | body |
 //!
 //! Seeding `head_crc` with the generation means a frame never validates in a file of
-//! another generation (stale blocks of an old log read back after a crash).
+//! another generation (stale blocks of an old log read back after a crash). Seeding
+//! it with the file's random salt means a frame forged by whoever controls a
+//! record's bytes (a peer's 4 KiB public key can hold a CRC-valid frame with a
+//! chosen `synced_to`) validates with odds of 2^-32 only: it cannot pose as the
+//! witness that turns a torn tail into [`BackendError::Corrupted`] (see the
+//! torn-tail rule below).
+//!
+//! **Format version 1** (written by the first release, still read): the header is
+//! 24 bytes (magic, version = 1, generation, CRC of bytes 0..20 at offset 20), with
+//! no salt, and `head_crc` is seeded with the generation alone. Opening a version-1
+//! store keeps appending to its version-1 log; every file written new (by a
+//! compaction, a [`Backend::clear`], or the creation of a store) is version 2, so
+//! after the first compaction or clear the store is all version 2.
 //!
 //! **Body** (one batch, applied whole or not at all): `varint op_count` (>= 1), then
 //! `op_count` ops, and nothing after them:
@@ -89,8 +102,9 @@
 //! | end | `0x04`, `varint entry_count` (snapshots only) |
 //!
 //! Space tags are [`Space::index`]: 0 peers, 1 by_last_seen, 2 by_quality, 3 meta.
-//! A log frame holds puts, deletes and clears (a [`Backend::clear`] is one frame
-//! with one clear op). A snapshot holds puts only, in key order, cut into frames of
+//! A log frame holds puts, deletes and clears (logs written by earlier versions hold
+//! a clear op per [`Backend::clear`]; this version clears by a new generation, see
+//! below). A snapshot holds puts only, in key order, cut into frames of
 //! about [`FileOptions::snapshot_chunk_bytes`], and ends with a frame whose last op
 //! is `end` with the number of puts; nothing may follow it. A snapshot without
 //! that end frame is truncated, and refused.
@@ -171,6 +185,20 @@
 //! If the directory fsync of step 4 fails, the backend refuses further writes until
 //! reopened (open then sees one generation or the other, both complete).
 //!
+//! ## Clear
+//!
+//! [`Backend::clear`] runs the compaction protocol above with an empty dataset:
+//! generation `G+1` is an empty snapshot and an empty log, committed by the
+//! snapshot's rename and the directory fsync; then `snapshot.G` and `log.G` are
+//! removed. A crash before the commit point leaves the old book, after it the empty
+//! one (never a half), and once `clear` returns `Ok` no file of the directory holds
+//! a byte of a former entry. It is always durable. What it cannot reach: the
+//! removed files' blocks stay on the device until the file system reuses them (on
+//! copy-on-write file systems, SSDs and snapshots, maybe for long), and copies made
+//! outside the directory (backups, exports) are untouched. Destroying the key file
+//! ([`MasterKey::destroy_file`](peerbook::MasterKey::destroy_file)) makes the sealed
+//! secrets of every such copy unreadable.
+//!
 //! ## Concurrency
 //!
 //! Writers serialize on a mutex. Each space is an `Arc<BTreeMap>` behind a
@@ -201,7 +229,8 @@ use peerbook::backend::{
 
 use codec::{
     check_file_header, decode_body, encode_file_header, encode_frame, entry_size, frame_seed,
-    read_frame, scan_after, After, BodyEncoder, FileKind, LogOp, FILE_HEADER_LEN, MAX_FRAME_BODY,
+    header_len, read_frame, scan_after, After, BodyEncoder, FileKind, LogOp, FILE_HEADER_LEN,
+    MAX_FRAME_BODY, SALT_LEN,
 };
 pub use vfs::{StdFs, Vfs, VfsFile, VfsLock};
 
@@ -552,21 +581,36 @@ impl FileBackend {
     }
 
     fn compact_locked(&self, w: &mut Writer) -> Result<(), BackendError> {
+        // Writers are excluded (we hold the writer mutex), so these maps are every
+        // committed batch; readers go on while the snapshot is written.
+        let spaces: Spaces = self.read_spaces().clone();
+        let old_files = self.switch_generation(w, spaces)?;
+        for (name, e) in old_files {
+            tracing::warn!(file = %name, error = %e, "peerbook-file: could not remove an old generation's file; the next open will");
+        }
+        Ok(())
+    }
+
+    /// Commit generation `G+1` holding `spaces` (steps 1-4 of the compaction
+    /// protocol), switch the writer to it and remove the files of `G`. Returns the
+    /// old files that could not be removed, with why.
+    fn switch_generation(
+        &self,
+        w: &mut Writer,
+        spaces: Spaces,
+    ) -> Result<Vec<(String, io::Error)>, BackendError> {
         let old = w.generation;
         let new = old
             .checked_add(1)
             .ok_or_else(|| engine("generation counter exhausted".to_string()))?;
-        // Writers are excluded (we hold the writer mutex), so these maps are every
-        // committed batch; readers go on while the snapshot is written.
-        let spaces: Spaces = self.read_spaces().clone();
-        let snapshot_len = match write_generation(
+        let (snapshot_len, log_seed) = match write_generation(
             &*self.vfs,
             &self.dir,
             new,
             &spaces,
             self.options.snapshot_chunk_bytes,
         ) {
-            Ok(len) => len,
+            Ok(written) => written,
             Err(GenError::Clean(e)) => return Err(e),
             Err(GenError::Uncertain(e)) => {
                 w.failed = Some(format!(
@@ -588,7 +632,7 @@ impl FileBackend {
             }
         };
         w.generation = new;
-        w.seed = frame_seed(new);
+        w.seed = log_seed;
         w.log = log;
         w.log_len = HEADER;
         w.synced_to = HEADER;
@@ -596,14 +640,15 @@ impl FileBackend {
         w.compactions += 1;
         w.retry_compaction_at = 0;
         self.publish_usage(w);
+        let mut left = Vec::new();
         for name in [snapshot_name(old), log_name(old)] {
             if let Err(e) = self.vfs.remove(&self.file(&name)) {
                 if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(file = %name, error = %e, "peerbook-file: could not remove an old generation's file; the next open will");
+                    left.push((name, e));
                 }
             }
         }
-        Ok(())
+        Ok(left)
     }
 }
 
@@ -746,13 +791,28 @@ impl Backend for FileBackend {
         Ok(())
     }
 
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        let mut enc = BodyEncoder::new();
-        enc.clear();
-        let body = enc
-            .finish()
-            .map_err(|_| engine("clear frame too large".to_string()))?;
-        self.commit(body, vec![LogOp::Clear], durability)
+    /// Empties the store by committing a new, empty generation (the compaction
+    /// protocol with no entries) and removing the old snapshot and log, so no byte
+    /// of a former entry stays in the directory. Always durable, whatever
+    /// `durability` says. A crash leaves the old book or the empty one. When an old
+    /// file cannot be removed the clear is still committed, and the error says which
+    /// file still holds old data (the next open removes it).
+    fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
+        let mut w = self.lock_writer()?;
+        w.usable()?;
+        let left = self.switch_generation(&mut w, Spaces::default())?;
+        {
+            let mut spaces = self.write_spaces();
+            apply(&mut spaces, LogOp::Clear, &mut w.live_bytes);
+        }
+        self.publish_usage(&w);
+        match left.into_iter().next() {
+            None => Ok(()),
+            Some((name, e)) => Err(io_error(
+                format!("cleared, but could not remove the old file {name}"),
+                e,
+            )),
+        }
     }
 
     fn disk_usage(&self) -> Result<u64, BackendError> {
@@ -856,15 +916,28 @@ enum GenError {
     Uncertain(BackendError),
 }
 
+/// A fresh random salt for a new file's header (format version 2).
+fn new_salt() -> Result<[u8; SALT_LEN], BackendError> {
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::getrandom(&mut salt).map_err(|e| {
+        io_error(
+            "draw a file salt".to_string(),
+            io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(salt)
+}
+
 /// Steps 1-4 of the compaction protocol (crate docs): write and commit generation
-/// `generation` holding `spaces`. Returns the new snapshot's length.
+/// `generation` holding `spaces`. Returns the new snapshot's length and the frame
+/// seed of the new log.
 fn write_generation(
     vfs: &dyn Vfs,
     dir: &Path,
     generation: u64,
     spaces: &Spaces,
     chunk: usize,
-) -> Result<u64, GenError> {
+) -> Result<(u64, u32), GenError> {
     let snap_tmp = dir.join(format!("{}.tmp", snapshot_name(generation)));
     let log_tmp = dir.join(format!("{}.tmp", log_name(generation)));
     let log_final = dir.join(log_name(generation));
@@ -886,8 +959,15 @@ fn write_generation(
             return Err(GenError::Clean(e));
         }
     };
+    let log_salt = match new_salt() {
+        Ok(salt) => salt,
+        Err(e) => {
+            cleanup(false);
+            return Err(GenError::Clean(e));
+        }
+    };
     let log_result = vfs.create(&log_tmp).and_then(|mut f| {
-        f.append(&encode_file_header(FileKind::Log, generation))?;
+        f.append(&encode_file_header(FileKind::Log, generation, &log_salt))?;
         f.sync()
     });
     if let Err(e) = log_result {
@@ -910,7 +990,7 @@ fn write_generation(
     if let Err(e) = vfs.sync_dir(dir) {
         return Err(GenError::Uncertain(io("sync directory", dir, e)));
     }
-    Ok(snapshot_len)
+    Ok((snapshot_len, frame_seed(generation, &log_salt)))
 }
 
 fn write_snapshot(
@@ -921,9 +1001,10 @@ fn write_snapshot(
     chunk: usize,
 ) -> Result<u64, BackendError> {
     let io = |e: io::Error| io_error(format!("write {}", path.display()), e);
+    let salt = new_salt()?;
     let mut file = vfs.create(path).map_err(io)?;
-    let seed = frame_seed(generation);
-    let header = encode_file_header(FileKind::Snapshot, generation);
+    let seed = frame_seed(generation, &salt);
+    let header = encode_file_header(FileKind::Snapshot, generation, &salt);
     file.append(&header).map_err(io)?;
     let mut len = header.len() as u64;
     let mut entries = 0u64;
@@ -1020,12 +1101,12 @@ impl Loader<'_> {
                 for (name, e) in &entries {
                     if let Entry::Log(_) = e {
                         let data = self.read(name)?;
-                        if data.len() > FILE_HEADER_LEN {
+                        if data.len() > header_len(&data) {
                             return Err(BackendError::Corrupted(format!(
                                 "{} holds {} bytes of frames but the directory has no snapshot \
                                  (a snapshot file was lost)",
                                 self.path(name).display(),
-                                data.len() - FILE_HEADER_LEN
+                                data.len() - header_len(&data)
                             )));
                         }
                     }
@@ -1083,6 +1164,7 @@ impl Loader<'_> {
             Err(e) => return Err(io_error(format!("read {}", log_path.display()), e)),
         };
         let replay = replay_log(&log_data, generation, &log_path, &mut spaces, &mut live)?;
+        let log_seed = replay.seed;
         recovery.log_frames = replay.frames;
         let log_len = replay.valid_len as u64;
         if let Some((reason, valid_frames_after)) = replay.torn {
@@ -1114,7 +1196,7 @@ impl Loader<'_> {
                 }
                 Entry::Log(g) if g > generation => {
                     let data = self.read(name)?;
-                    if data.len() > FILE_HEADER_LEN {
+                    if data.len() > header_len(&data) {
                         return Err(BackendError::Corrupted(format!(
                             "{} holds frames but {} does not exist (a snapshot file was lost)",
                             self.path(name).display(),
@@ -1140,7 +1222,7 @@ impl Loader<'_> {
 
         let writer = Writer {
             generation,
-            seed: frame_seed(generation),
+            seed: log_seed,
             log,
             log_len,
             synced_to: log_len,
@@ -1167,9 +1249,9 @@ fn load_snapshot(
     live: &mut u64,
 ) -> Result<u64, BackendError> {
     let bad = |what: String| BackendError::Corrupted(format!("{}: {what}", path.display()));
-    check_file_header(FileKind::Snapshot, data, generation).map_err(bad)?;
-    let seed = frame_seed(generation);
-    let mut off = FILE_HEADER_LEN;
+    let header = check_file_header(FileKind::Snapshot, data, generation).map_err(bad)?;
+    let seed = header.seed;
+    let mut off = header.len;
     let mut entries = 0u64;
     let mut ended = false;
     while off < data.len() {
@@ -1229,6 +1311,8 @@ fn load_snapshot(
 }
 
 struct Replay {
+    /// The frame seed of the log (from its header).
+    seed: u32,
     frames: u64,
     /// Length of the valid prefix of the log.
     valid_len: usize,
@@ -1245,10 +1329,10 @@ fn replay_log(
     spaces: &mut Spaces,
     live: &mut u64,
 ) -> Result<Replay, BackendError> {
-    check_file_header(FileKind::Log, data, generation)
+    let header = check_file_header(FileKind::Log, data, generation)
         .map_err(|r| BackendError::Corrupted(format!("{}: {r}", path.display())))?;
-    let seed = frame_seed(generation);
-    let mut off = FILE_HEADER_LEN;
+    let seed = header.seed;
+    let mut off = header.len;
     let mut frames = 0u64;
     while off < data.len() {
         let frame = match read_frame(data, off, seed) {
@@ -1262,6 +1346,7 @@ fn replay_log(
                         path.display()
                     ))),
                     After::Torn { valid_frames_after } => Ok(Replay {
+                        seed,
                         frames,
                         valid_len: off,
                         torn: Some((reason, valid_frames_after)),
@@ -1296,6 +1381,7 @@ fn replay_log(
         off = frame.end;
     }
     Ok(Replay {
+        seed,
         frames,
         valid_len: off,
         torn: None,

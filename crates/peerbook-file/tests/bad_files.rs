@@ -13,7 +13,8 @@ use peerbook::backend::{
 use peerbook::conformance::Rng;
 use peerbook_file::{FileBackend, FileOptions};
 
-const HEADER: usize = 24;
+/// A version-2 file header: magic, version, generation, 16-byte salt, CRC.
+const HEADER: usize = 40;
 const FRAME_HEADER: usize = 20;
 
 fn options() -> FileOptions {
@@ -153,12 +154,12 @@ fn wrong_magic_is_refused() {
 fn newer_format_version_is_refused() {
     let (_tmp, dir, log) = store_with_log(3);
     let mut data = fs::read(&log).unwrap();
-    data[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let crc = crc32c(&data[..20]);
-    data[20..24].copy_from_slice(&crc.to_le_bytes());
+    data[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let crc = crc32c(&data[..36]);
+    data[36..40].copy_from_slice(&crc.to_le_bytes());
     fs::write(&log, &data).unwrap();
     let msg = corrupted(open(&dir));
-    assert!(msg.contains("format version 2 is newer"), "{msg}");
+    assert!(msg.contains("format version 3 is newer"), "{msg}");
     assert!(
         !msg.contains("damaged"),
         "the header checksum is valid: {msg}"
@@ -175,8 +176,8 @@ fn newer_format_version_is_refused() {
     );
     let mut data = fs::read(&snap).unwrap();
     data[8..12].copy_from_slice(&7u32.to_le_bytes());
-    let crc = crc32c(&data[..20]);
-    data[20..24].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32c(&data[..36]);
+    data[36..40].copy_from_slice(&crc.to_le_bytes());
     fs::write(&snap, &data).unwrap();
     let msg = corrupted(open(&dir));
     assert!(msg.contains("format version 7 is newer"), "{msg}");
@@ -521,4 +522,105 @@ fn random_damage_never_panics() {
         fs::write(&snap, &good_snap).unwrap();
     }
     assert!(ok > 0 && refused > 0, "ok {ok}, refused {refused}");
+}
+
+/// A frame as an attacker would forge it without knowing the file's salt: the CRC
+/// seeded with the generation alone (all a version-1 file used), claiming
+/// `synced_to` bytes durable.
+fn forged_frame(generation: u64, synced_to: u64, body: &[u8]) -> Vec<u8> {
+    let mut head = Vec::new();
+    head.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    head.extend_from_slice(&synced_to.to_le_bytes());
+    head.extend_from_slice(&crc32c(body).to_le_bytes());
+    // crc32c_append(crc32c(G), head) == crc32c(G ++ head)
+    let seeded = [&generation.to_le_bytes()[..], &head[..]].concat();
+    let head_crc = crc32c(&seeded);
+    [&head[..], &head_crc.to_le_bytes()[..], body].concat()
+}
+
+/// A record value carrying a CRC-valid fake frame that claims the record's own
+/// frame synced: when a crash tears that record's frame, the fake frame must not
+/// pass as a witness (which would make open fail with `Corrupted`); the salt in
+/// the header seeds the real CRCs, so the fake does not validate.
+#[test]
+fn a_frame_forged_inside_a_value_does_not_turn_a_torn_tail_into_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let b = open(&dir).unwrap();
+    put(&b, "before", "synced", Durability::Sync);
+    let generation = b.stats().generation;
+    let log = dir.join(format!("log.{generation}"));
+    let victim = fs::read(&log).unwrap().len();
+    // forged with every seed an attacker might guess: the generation alone, and
+    // the generation with an all-zero salt
+    let mut value = b"-----BEGIN PUBLIC KEY-----".to_vec();
+    let fake_body = b"\x01\x01\x00\x04evil\x01x"; // one put in the peers space
+    value.extend(forged_frame(generation, victim as u64 + 1, fake_body));
+    let zero_salted = {
+        let mut f = forged_frame(generation, victim as u64 + 1, fake_body);
+        let head = f[..16].to_vec();
+        let seeded = [&generation.to_le_bytes()[..], &[0u8; 16][..], &head[..]].concat();
+        f[16..20].copy_from_slice(&crc32c(&seeded).to_le_bytes());
+        f
+    };
+    value.extend(zero_salted);
+    value.extend(vec![b'A'; 512]);
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"mallory".to_vec(), value.clone());
+    b.write(batch, Durability::Buffered).unwrap();
+    drop(b);
+    // the crash tore mallory's frame after the fake frames reached the disk
+    let data = fs::read(&log).unwrap();
+    let fake_at = data
+        .windows(26)
+        .position(|w| w == b"-----BEGIN PUBLIC KEY-----")
+        .expect("value in the log")
+        + 26;
+    let cut = fake_at + 2 * (FRAME_HEADER + fake_body.len()) + 100;
+    assert!(cut < data.len(), "the cut tears mallory's frame");
+    fs::write(&log, &data[..cut]).unwrap();
+
+    let b = open(&dir).expect("a torn tail is truncated, not reported as corruption");
+    let torn = b.recovery().torn_tail.clone().expect("torn tail reported");
+    assert_eq!(torn.offset, victim as u64);
+    assert_eq!(keys(&b), ["before"], "mallory's torn batch is dropped");
+}
+
+/// A version-1 store (the committed fixture) opens, takes writes in its version-1
+/// log, and after a compaction every file is version 2, with a salt.
+#[test]
+fn version_1_files_open_and_compaction_writes_version_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    fs::create_dir_all(&dir).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v1/file");
+    for entry in fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let version = |name: &str| {
+        let data = fs::read(dir.join(name)).unwrap();
+        u32::from_le_bytes(data[8..12].try_into().unwrap())
+    };
+    assert_eq!((version("snapshot.1"), version("log.1")), (1, 1));
+    let b = open(&dir).unwrap();
+    let before = dump(&b);
+    assert!(!before.is_empty(), "the fixture holds entries");
+    put(&b, "after", "upgrade", Durability::Sync);
+    drop(b);
+    assert_eq!(version("log.1"), 1, "a version-1 log is appended as it is");
+    let b = open(&dir).unwrap();
+    assert!(b.recovery().torn_tail.is_none());
+    assert_eq!(keys(&b).iter().filter(|k| *k == "after").count(), 1);
+    b.compact().unwrap();
+    let expected = dump(&b);
+    drop(b);
+    assert_eq!((version("snapshot.2"), version("log.2")), (2, 2));
+    let b = open(&dir).unwrap();
+    assert_eq!(
+        dump(&b),
+        expected,
+        "the version-2 generation holds everything"
+    );
+    assert!(!dir.join("log.1").exists() && !dir.join("snapshot.1").exists());
 }

@@ -30,7 +30,7 @@ const DEFAULT_SEED: u64 = 0x00c0_ffee_d15c_0001;
 
 type State = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 enum MOp {
     Put(Space, Vec<u8>, Vec<u8>),
     Delete(Space, Vec<u8>),
@@ -75,6 +75,8 @@ struct Totals {
     in_write: usize,
     in_flush: usize,
     in_compact: usize,
+    /// Crashes inside a clear (a new empty generation: old book or empty book).
+    in_clear: usize,
     idle: usize,
     torn_tails: usize,
     torn_with_valid_frames_after: usize,
@@ -231,18 +233,20 @@ impl Scenario {
                         let d = self.durability();
                         (vec![MOp::Clear], backend.clear(d).map(|()| d))
                     };
+                    let is_clear = batch == [MOp::Clear];
                     match result {
                         Ok(d) => {
                             self.since.push(batch);
                             totals.committed += 1;
-                            if d == Durability::Sync {
+                            // a clear commits a new generation: durable whatever `d` says
+                            if d == Durability::Sync || is_clear {
                                 self.durable = self.since.len();
                             }
                             Ok(())
                         }
                         Err(e) => {
                             self.in_doubt = Some(batch);
-                            crashed_in = Some("write");
+                            crashed_in = Some(if is_clear { "clear" } else { "write" });
                             Err(e)
                         }
                     }
@@ -285,6 +289,7 @@ impl Scenario {
             Some("write") => totals.in_write += 1,
             Some("flush") => totals.in_flush += 1,
             Some("compact") => totals.in_compact += 1,
+            Some("clear") => totals.in_clear += 1,
             // the power may also have failed inside an automatic compaction, whose
             // error the committed write does not report
             _ if self.fs.is_dead() => totals.in_compact += 1,
@@ -409,6 +414,7 @@ fn power_loss_at_random_points_keeps_every_acknowledged_batch() {
             totals.in_compact > 0,
             "no crash during a compaction: {totals:?}"
         );
+        assert!(totals.in_clear > 0, "no crash during a clear: {totals:?}");
         assert!(totals.idle > 0, "no crash while idle: {totals:?}");
         assert!(
             totals.torn_tails > 0,

@@ -8,11 +8,12 @@ use std::io;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use heed::types::Bytes;
 use heed::{
-    CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls,
+    CommitOrAbort, CompactionOption, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn,
+    RwTxn, WithoutTls,
 };
 use peerbook::backend::{
     Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
@@ -27,6 +28,8 @@ use crate::options::{LmdbOptions, MIN_MAP_SIZE};
 const DATA_FILE: &str = "data.mdb";
 /// LMDB's reader table and writer mutex inside the book's directory.
 const LMDB_LOCK_FILE: &str = "lock.mdb";
+/// The compacted copy a [`Backend::clear`] writes before renaming it over `data.mdb`.
+const CLEAR_FILE: &str = "data.mdb.clear";
 
 /// One named database per [`Space`], raw bytes in and out.
 type Db = Database<'static, Bytes, Bytes>;
@@ -63,10 +66,11 @@ thread_local! {
 pub struct LmdbBackend {
     // Fields drop in declaration order: the environment closes before the directory
     // lock is released, so a new handle can never open files this one still maps.
-    /// The environment; read transactions are not tied to threads (`MDB_NOTLS`).
-    env: Env<WithoutTls>,
-    /// One database per space, in [`Space::ALL`] order.
-    dbs: [Db; 4],
+    /// The environment and its databases; `None` only after a failed
+    /// [`clear`](Backend::clear) swap (with `broken` set). Read-locked (briefly, or
+    /// for a transaction's life) only under the map guard; write-locked only by the
+    /// swap, which holds the map guard exclusively, so no reader ever waits on it.
+    handle: RwLock<Option<Handle>>,
     /// The map guard. Every LMDB call that may touch the memory map (every
     /// transaction, from begin to end, `mdb_env_sync`, `mdb_env_info`) holds it
     /// shared; only a resize holds it exclusively.
@@ -91,6 +95,14 @@ pub struct LmdbBackend {
     options: LmdbOptions,
     /// The exclusive directory lock; released last.
     _lock: DirLock,
+}
+
+/// An open environment and its four databases.
+struct Handle {
+    /// Read transactions are not tied to threads (`MDB_NOTLS`).
+    env: Env<WithoutTls>,
+    /// One database per space, in [`Space::ALL`] order.
+    dbs: [Db; 4],
 }
 
 impl LmdbBackend {
@@ -130,63 +142,17 @@ impl LmdbBackend {
         )
         .min(max_map_size);
 
-        let mut builder = EnvOpenOptions::new().read_txn_without_tls();
-        builder
-            .map_size(initial)
-            .max_dbs(Space::ALL.len() as u32)
-            .max_readers(options.max_readers.max(1));
-        let sync_flag = if options.buffered_no_sync {
-            EnvFlags::NO_SYNC
-        } else {
-            EnvFlags::NO_META_SYNC
-        };
-        // SAFETY: heed marks these flags unsafe because they weaken LMDB's durability
-        // (not memory safety). We restore the durability the trait promises ourselves:
-        // `Durability::Sync` writes and `flush` call `mdb_env_sync(force)` before they
-        // return. The integrity trade-off of each flag is documented on
-        // `LmdbOptions::buffered_no_sync`; the default, NO_META_SYNC, keeps the file
-        // intact across a power loss.
-        unsafe {
-            builder.flags(sync_flag);
+        // A compacted copy left by a clear that crashed before its rename: the
+        // data file it was to replace is the current book.
+        match fs::remove_file(path.join(CLEAR_FILE)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(from_io(e, &path)),
+            _ => {}
         }
-        // SAFETY: mapping a file is unsound if the file changes under the map other than
-        // through this environment. We hold the directory's exclusive lock (taken
-        // above, released only after the environment closes), so no other peerbook
-        // handle, in this process or another, opens these files meanwhile; LMDB's own
-        // `lock.mdb` coordinates with any other LMDB program. We never write to the
-        // files ourselves. We do not use NO_LOCK, and the directory is expected to be
-        // on a local filesystem (documented in the crate docs).
-        let env = unsafe { builder.open(&path) }.map_err(|e| from_heed_at_open(e, &path))?;
-
-        let wtxn = env.write_txn().map_err(|e| from_heed_at_open(e, &path))?;
-        let created =
-            env
-                .create_databases_and_commit(
-                    wtxn,
-                    |opener,
-                     wtxn|
-                     -> heed::Result<
-                        CommitOrAbort<[Database<'_, Bytes, Bytes>; 4], Infallible>,
-                    > {
-                        let [peers, by_last_seen, by_quality, meta] = Space::ALL.map(Space::name);
-                        Ok(CommitOrAbort::Commit([
-                            opener.create_database(wtxn, Some(peers))?,
-                            opener.create_database(wtxn, Some(by_last_seen))?,
-                            opener.create_database(wtxn, Some(by_quality))?,
-                            opener.create_database(wtxn, Some(meta))?,
-                        ]))
-                    },
-                )
-                .map_err(|e| from_heed_at_open(e, &path))?;
-        let dbs = match created {
-            CommitOrAbort::Commit(dbs) => dbs,
-            CommitOrAbort::Abort(never) => match never {},
-        };
-        let max_key_size = env.max_key_size();
+        let handle = open_env(&path, &options, initial)?;
+        let max_key_size = handle.env.max_key_size();
 
         Ok(LmdbBackend {
-            env,
-            dbs,
+            handle: RwLock::new(Some(handle)),
             map_lock: RwLock::new(()),
             writer: Mutex::new(()),
             broken: AtomicBool::new(false),
@@ -214,11 +180,24 @@ impl LmdbBackend {
     /// before it grows the map again (up to [`LmdbOptions::max_map_size`]).
     pub fn map_size(&self) -> Result<usize, BackendError> {
         let _shared = self.shared()?;
-        Ok(self.env.info().map_size)
+        Ok(self.handle()?.env.info().map_size)
     }
 
-    fn db(&self, space: Space) -> &Db {
-        &self.dbs[space.index()]
+    /// The environment and databases, read-locked. Call only under the map guard.
+    fn handle(&self) -> Result<HandleRef<'_>, BackendError> {
+        let guard = self.handle.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(self.unusable());
+        }
+        Ok(HandleRef(guard))
+    }
+
+    fn unusable(&self) -> BackendError {
+        engine(format!(
+            "the LMDB environment at {} could not be reopened after an earlier failure; \
+             close and reopen the book",
+            self.path.display()
+        ))
     }
 
     fn err(&self, e: heed::Error) -> BackendError {
@@ -268,11 +247,12 @@ impl LmdbBackend {
     /// Runs `f` in a read transaction, under the shared map guard.
     fn read<R>(
         &self,
-        f: impl FnOnce(&RoTxn<'_, WithoutTls>) -> heed::Result<R>,
+        f: impl FnOnce(&Handle, &RoTxn<'_, WithoutTls>) -> heed::Result<R>,
     ) -> Result<R, BackendError> {
         let _shared = self.shared()?;
-        let txn = self.env.read_txn().map_err(|e| self.err(e))?;
-        let out = f(&txn).map_err(|e| self.err(e));
+        let handle = self.handle()?;
+        let txn = handle.env.read_txn().map_err(|e| self.err(e))?;
+        let out = f(&handle, &txn).map_err(|e| self.err(e));
         // The transaction ends before the guard is released (locals drop in reverse
         // order; explicit here for the reader).
         drop(txn);
@@ -311,7 +291,7 @@ impl LmdbBackend {
     fn commit(
         &self,
         durability: Durability,
-        mut fill: impl FnMut(&mut RwTxn<'_>) -> heed::Result<()>,
+        mut fill: impl FnMut(&Handle, &mut RwTxn<'_>) -> heed::Result<()>,
     ) -> Result<(), BackendError> {
         if self.held_by_this_thread() {
             return Err(engine(
@@ -323,11 +303,11 @@ impl LmdbBackend {
         loop {
             let shared = self.shared()?;
             // No resize can happen while we hold the writer mutex and the guard.
-            let observed = self.env.info().map_size;
+            let observed = self.handle()?.env.info().map_size;
             match self.try_commit(&mut fill) {
                 Ok(()) => {
                     if durability == Durability::Sync {
-                        self.env.force_sync().map_err(|e| self.err(e))?;
+                        self.handle()?.env.force_sync().map_err(|e| self.err(e))?;
                     }
                     return Ok(());
                 }
@@ -343,10 +323,13 @@ impl LmdbBackend {
 
     fn try_commit(
         &self,
-        fill: &mut impl FnMut(&mut RwTxn<'_>) -> heed::Result<()>,
-    ) -> heed::Result<()> {
-        let mut txn = self.env.write_txn()?;
-        match fill(&mut txn) {
+        fill: &mut impl FnMut(&Handle, &mut RwTxn<'_>) -> heed::Result<()>,
+    ) -> Result<(), heed::Error> {
+        let Ok(handle) = self.handle() else {
+            return Err(heed::Error::Mdb(MdbError::Panic));
+        };
+        let mut txn = handle.env.write_txn()?;
+        match fill(&handle, &mut txn) {
             Ok(()) => txn.commit(),
             Err(e) => {
                 txn.abort();
@@ -380,6 +363,7 @@ impl LmdbBackend {
         if self.broken.load(Ordering::Acquire) {
             return Err(engine("the LMDB map is unusable after a failed resize"));
         }
+        let handle = self.handle()?;
         // SAFETY: LMDB allows `mdb_env_set_mapsize` on an open environment only while
         // no transaction is active in the process (it unmaps and remaps the file), and
         // nothing may read the map meanwhile. Here:
@@ -396,7 +380,7 @@ impl LmdbBackend {
         // - no other process has the environment open: the directory lock, taken
         //   before the environment opened, excludes every other handle;
         // - `target` is a multiple of the OS page size, as heed requires.
-        let resized = unsafe { self.env.resize(target) };
+        let resized = unsafe { handle.env.resize(target) };
         resized.map_err(|e| {
             // LMDB unmaps the old map before mapping the new one: after a failure the
             // environment has no valid map and must not be used again.
@@ -408,6 +392,72 @@ impl LmdbBackend {
                 self.err(e)
             ))
         })
+    }
+}
+
+impl LmdbBackend {
+    /// The second half of [`Backend::clear`]: swap `data.mdb` for a compacted copy.
+    fn rewrite_data_file(&self) -> Result<(), BackendError> {
+        if self.held_by_this_thread() {
+            return Err(engine(
+                "a clear of an LMDB book cannot run inside a scan visitor of the same book",
+            ));
+        }
+        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let _exclusive = self
+            .map_lock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.broken.load(Ordering::Acquire) {
+            return Err(self.unusable());
+        }
+        let mut slot: RwLockWriteGuard<'_, Option<Handle>> =
+            self.handle.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(handle) = slot.as_ref() else {
+            return Err(self.unusable());
+        };
+        let copy = self.path.join(CLEAR_FILE);
+        let map_size = handle.env.info().map_size;
+        let written = handle
+            .env
+            .copy_to_path(&copy, CompactionOption::Enabled)
+            .map_err(|e| self.err(e))
+            .and_then(|file| file.sync_all().map_err(|e| from_io(e, &copy)));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&copy);
+            return Err(e);
+        }
+        // From here the handle is closed: on failure it stays closed (`handle`
+        // refuses every later call).
+        if let Some(old) = slot.take() {
+            old.env.prepare_for_closing().wait();
+        }
+        fs::rename(&copy, self.path.join(DATA_FILE)).map_err(|e| from_io(e, &copy))?;
+        fs::File::open(&self.path)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| from_io(e, &self.path))?;
+        *slot = Some(open_env(&self.path, &self.options, map_size)?);
+        Ok(())
+    }
+}
+
+/// A read lock of [`LmdbBackend::handle`], known to hold an open environment.
+struct HandleRef<'a>(RwLockReadGuard<'a, Option<Handle>>);
+
+impl std::ops::Deref for HandleRef<'_> {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        match &*self.0 {
+            Some(handle) => handle,
+            // `LmdbBackend::handle` builds a HandleRef only over `Some`.
+            None => unreachable!("HandleRef over a closed environment"),
+        }
+    }
+}
+
+impl Handle {
+    fn db(&self, space: Space) -> &Db {
+        &self.dbs[space.index()]
     }
 }
 
@@ -439,7 +489,7 @@ impl Backend for LmdbBackend {
         if !self.storable_key(key) {
             return Ok(None);
         }
-        self.read(|txn| Ok(self.db(space).get(txn, key)?.map(<[u8]>::to_vec)))
+        self.read(|h, txn| Ok(h.db(space).get(txn, key)?.map(<[u8]>::to_vec)))
     }
 
     fn scan(
@@ -452,8 +502,8 @@ impl Backend for LmdbBackend {
         let Some(bounds) = lmdb_bounds(range) else {
             return Ok(());
         };
-        self.read(|txn| {
-            let db = self.db(space);
+        self.read(|h, txn| {
+            let db = h.db(space);
             match direction {
                 Direction::Forward => {
                     for entry in db.range(txn, &bounds)? {
@@ -481,15 +531,15 @@ impl Backend for LmdbBackend {
             return Ok(());
         }
         self.check_batch(&batch)?;
-        self.commit(durability, |txn| {
+        self.commit(durability, |h, txn| {
             for op in batch.ops() {
                 match op {
-                    Op::Put { space, key, value } => self.db(*space).put(txn, key, value)?,
+                    Op::Put { space, key, value } => h.db(*space).put(txn, key, value)?,
                     // A key LMDB cannot hold is never present: deleting it is a no-op
                     // (and LMDB would refuse to look it up).
                     Op::Delete { space, key } => {
                         if self.storable_key(key) {
-                            self.db(*space).delete(txn, key)?;
+                            h.db(*space).delete(txn, key)?;
                         }
                     }
                 }
@@ -500,16 +550,27 @@ impl Backend for LmdbBackend {
 
     fn flush(&self) -> Result<(), BackendError> {
         let _shared = self.shared()?;
-        self.env.force_sync().map_err(|e| self.err(e))
+        self.handle()?.env.force_sync().map_err(|e| self.err(e))
     }
 
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        self.commit(durability, |txn| {
-            for db in &self.dbs {
+    /// Empties every database in one synced transaction (the commit point: a crash
+    /// leaves the old book or the empty one), then replaces `data.mdb` by a
+    /// compacted copy, which holds no free page, so no byte of a former entry stays
+    /// in the directory: the copy is written to `data.mdb.clear` and synced, the
+    /// environment is closed, the copy renamed over `data.mdb`, the directory
+    /// synced, and the environment reopened. Readers and writers of this handle
+    /// wait meanwhile (the swap holds the map guard exclusively). A crash before the
+    /// rename leaves the cleared book with the old bytes in its free pages until the
+    /// next clear; open removes the stale copy. If the environment cannot be
+    /// reopened, the handle refuses everything until the book is reopened.
+    fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
+        self.commit(Durability::Sync, |h, txn| {
+            for db in &h.dbs {
                 db.clear(txn)?;
             }
             Ok(())
-        })
+        })?;
+        self.rewrite_data_file()
     }
 
     /// Bytes allocated on disk to the book's files: `data.mdb`, LMDB's `lock.mdb`
@@ -541,7 +602,9 @@ impl Drop for LmdbBackend {
     /// [`flush`](Backend::flush) first to see them.
     fn drop(&mut self) {
         if let Ok(_shared) = self.shared() {
-            let _ = self.env.force_sync();
+            if let Ok(handle) = self.handle() {
+                let _ = handle.env.force_sync();
+            }
         }
     }
 }
@@ -585,6 +648,64 @@ fn allocated_bytes(meta: &fs::Metadata) -> u64 {
 #[cfg(not(unix))]
 fn allocated_bytes(meta: &fs::Metadata) -> u64 {
     meta.len()
+}
+
+/// Opens the environment in `path` with a map of `map_size` bytes and creates (or
+/// opens) the four databases. The caller holds the directory lock.
+fn open_env(path: &Path, options: &LmdbOptions, map_size: usize) -> Result<Handle, BackendError> {
+    let mut builder = EnvOpenOptions::new().read_txn_without_tls();
+    builder
+        .map_size(map_size)
+        .max_dbs(Space::ALL.len() as u32)
+        .max_readers(options.max_readers.max(1));
+    let sync_flag = if options.buffered_no_sync {
+        EnvFlags::NO_SYNC
+    } else {
+        EnvFlags::NO_META_SYNC
+    };
+    // SAFETY: heed marks these flags unsafe because they weaken LMDB's durability
+    // (not memory safety). We restore the durability the trait promises ourselves:
+    // `Durability::Sync` writes and `flush` call `mdb_env_sync(force)` before they
+    // return. The integrity trade-off of each flag is documented on
+    // `LmdbOptions::buffered_no_sync`; the default, NO_META_SYNC, keeps the file
+    // intact across a power loss.
+    unsafe {
+        builder.flags(sync_flag);
+    }
+    // SAFETY: mapping a file is unsound if the file changes under the map other than
+    // through this environment. We hold the directory's exclusive lock (taken
+    // above, released only after the environment closes), so no other peerbook
+    // handle, in this process or another, opens these files meanwhile; LMDB's own
+    // `lock.mdb` coordinates with any other LMDB program. We never write to the
+    // files ourselves. We do not use NO_LOCK, and the directory is expected to be
+    // on a local filesystem (documented in the crate docs).
+    let env = unsafe { builder.open(path) }.map_err(|e| from_heed_at_open(e, path))?;
+
+    let wtxn = env.write_txn().map_err(|e| from_heed_at_open(e, path))?;
+    let created =
+            env
+                .create_databases_and_commit(
+                    wtxn,
+                    |opener,
+                     wtxn|
+                     -> heed::Result<
+                        CommitOrAbort<[Database<'_, Bytes, Bytes>; 4], Infallible>,
+                    > {
+                        let [peers, by_last_seen, by_quality, meta] = Space::ALL.map(Space::name);
+                        Ok(CommitOrAbort::Commit([
+                            opener.create_database(wtxn, Some(peers))?,
+                            opener.create_database(wtxn, Some(by_last_seen))?,
+                            opener.create_database(wtxn, Some(by_quality))?,
+                            opener.create_database(wtxn, Some(meta))?,
+                        ]))
+                    },
+                )
+                .map_err(|e| from_heed_at_open(e, path))?;
+    let dbs = match created {
+        CommitOrAbort::Commit(dbs) => dbs,
+        CommitOrAbort::Abort(never) => match never {},
+    };
+    Ok(Handle { env, dbs })
 }
 
 /// `n` rounded up to a multiple of `page` (or the largest multiple if that overflows).

@@ -48,7 +48,7 @@
 //! | one [`Space`](peerbook::backend::Space) | one named database, called [`Space::name`](peerbook::backend::Space::name) |
 //! | [`write`](peerbook::backend::Backend::write) | one write transaction per batch: all or nothing |
 //! | [`get`](peerbook::backend::Backend::get), [`scan`](peerbook::backend::Backend::scan) | one read transaction (`MDB_NOTLS`: not tied to a thread, so any thread may read, many at once) |
-//! | [`clear`](peerbook::backend::Backend::clear) | every database emptied in one write transaction |
+//! | [`clear`](peerbook::backend::Backend::clear) | every database emptied in one synced write transaction, then `data.mdb` replaced by a compacted copy (no free pages keep old data) |
 //! | [`disk_usage`](peerbook::backend::Backend::disk_usage) | allocated size of `data.mdb`, `lock.mdb` and `LOCK` |
 //!
 //! ## Durability

@@ -12,7 +12,7 @@ use peerbook::backend::{
 };
 use rocksdb::{
     BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
-    ReadOptions, WriteOptions, DB,
+    FlushOptions, ReadOptions, WriteOptions, DB,
 };
 
 use crate::error::{map_err, map_open_err};
@@ -124,8 +124,9 @@ impl RocksBackend {
     /// Compact every column family now, down to the last level, and wait for it.
     ///
     /// RocksDB compacts in the background by itself; this is for when disk space
-    /// must come back at once, e.g. after [`Backend::clear`] or a large cleanup, whose
-    /// deleted entries otherwise stay on disk until a compaction reaches them. It
+    /// must come back at once, e.g. after a large cleanup, whose deleted entries
+    /// otherwise stay on disk until a compaction reaches them ([`Backend::clear`]
+    /// compacts by itself). It
     /// rewrites the whole database: seconds for a large book.
     ///
     /// The `rocksdb` crate reports no error from a manual compaction; a failed
@@ -294,9 +295,15 @@ impl Backend for RocksBackend {
     /// a score), so the scan is normally empty. The batch is atomic across column
     /// families; the write lock keeps writes out between the scan and the write.
     ///
-    /// The deleted data leaves the disk when compaction reaches it; see
-    /// [`RocksBackend::compact`] to reclaim it at once.
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+    /// The batch is written synced (whatever `durability` says): it is the commit
+    /// point, so a crash leaves the old book or the empty one. Then every column
+    /// family's memtable is flushed, which makes the write-ahead log holding the old
+    /// data obsolete (RocksDB deletes it), and a forced full compaction drops the old
+    /// data from the SST files (the old files are deleted). Once this returns `Ok`,
+    /// no file of the directory holds a byte of a former entry. A crash after the
+    /// commit point but before the compaction leaves an empty book whose old bytes
+    /// stay in the files until the next clear or [`RocksBackend::compact`].
+    fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let _writer = self.lock_writes();
         let mut rocks_batch = rocksdb::WriteBatch::default();
         for space in Space::ALL {
@@ -313,8 +320,14 @@ impl Backend for RocksBackend {
             iter.status().map_err(map_err)?;
         }
         self.db
-            .write_opt(rocks_batch, self.write_options(durability))
-            .map_err(map_err)
+            .write_opt(rocks_batch, self.write_options(Durability::Sync))
+            .map_err(map_err)?;
+        let mut flush = FlushOptions::default();
+        flush.set_wait(true);
+        self.db
+            .flush_cfs_opt(&self.families()?, &flush)
+            .map_err(map_err)?;
+        self.compact()
     }
 
     /// The sizes of every file in the database directory added up: SST files, write-ahead

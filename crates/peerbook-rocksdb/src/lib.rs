@@ -89,8 +89,10 @@
 //! with a range deletion over every column family plus point deletions of the
 //! (normally absent) keys starting with `0xff`, which no finite range end covers.
 //! Column families are not dropped and recreated: that takes one call per column
-//! family and would not be atomic. The deleted data leaves the disk as compaction
-//! reaches it, or at once with [`RocksBackend::compact`].
+//! family and would not be atomic. The batch is synced (the commit point); then every
+//! memtable is flushed (the write-ahead log holding the old data becomes obsolete and
+//! is deleted) and everything is compacted to the last level (the old SST files are
+//! deleted), so once `clear` returns no file of the directory holds a former entry.
 //!
 //! ## Compression
 //!

@@ -323,6 +323,11 @@ pub trait Backend: Send + Sync {
     fn flush(&self) -> Result<(), BackendError>;
 
     /// Remove every entry of every space, atomically, durable as `durability` says.
+    ///
+    /// A disk backend should also leave no byte of a removed entry in its files
+    /// once this returns (rewrite or replace them, crash-safely: a crash leaves all
+    /// the old entries or none); [`PeerBook::clear_all`](crate::PeerBook::clear_all)
+    /// promises users that the cleared book is gone from the store's directory.
     fn clear(&self, durability: Durability) -> Result<(), BackendError>;
 
     /// Bytes this backend occupies on disk (0 for in-memory backends).

@@ -81,15 +81,21 @@ impl MasterKey {
         Ok(Self::from_bytes(array))
     }
 
-    /// Read a key file: exactly 32 raw bytes, a regular file that neither group nor
-    /// others can read (on Unix).
+    /// Read a key file: exactly 32 raw bytes in a file this process may trust.
+    ///
+    /// On Unix the file is opened without following a symbolic link and without
+    /// blocking (a FIFO or device never hangs the open), and refused with
+    /// [`Error::InsecureKeyFile`] (the reason carries a hint) unless it is a regular
+    /// file, owned by the effective user, with no group or other permission bits:
+    /// whoever can replace or read the key file chooses or learns the key that seals
+    /// every secret.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
         };
-        let file = fs::File::open(path).map_err(io)?;
+        let file = open_key_file(path, fs::OpenOptions::new().read(true))?;
         let meta = file.metadata().map_err(io)?;
         check_key_file_meta(path, &meta)?;
         if meta.len() != KEY_LEN as u64 {
@@ -105,15 +111,23 @@ impl MasterKey {
     }
 
     /// Create a new key file holding a fresh random key: created with create-new (an
-    /// existing file is never overwritten), mode `0600`, synced to disk with its
-    /// directory entry.
+    /// existing file or symbolic link is never overwritten or followed), mode `0600`,
+    /// synced to disk with its directory entry.
     pub fn create(path: impl AsRef<Path>) -> Result<Self> {
+        let key = Self::generate()?;
+        key.write_new_file(path)?;
+        Ok(key)
+    }
+
+    /// Write this key to a new key file, as [`create`](Self::create) does (create-new,
+    /// mode `0600`, synced with its directory entry), e.g. to copy a book's key
+    /// without handling its bytes.
+    pub fn write_new_file(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,
         };
-        let key = Self::generate()?;
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -122,28 +136,51 @@ impl MasterKey {
             options.mode(0o600);
         }
         let mut file = options.open(path).map_err(io)?;
-        file.write_all(key.0.as_ref()).map_err(io)?;
+        file.write_all(self.0.as_ref()).map_err(io)?;
         file.sync_all().map_err(io)?;
-        if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_dir(dir).map_err(|source| Error::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
-        Ok(key)
+        sync_parent(path)
     }
 
-    /// [`load`](Self::load) the key file if it exists, else [`create`](Self::create) it.
+    /// [`create`](Self::create) the key file if nothing is at `path`, else
+    /// [`load`](Self::load) it with every check of `load`: a file this call did not
+    /// create is never adopted unless it passes them (a file appearing between the
+    /// two steps is loaded, and checked, too).
     pub fn load_or_create(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        match fs::symlink_metadata(path) {
-            Ok(_) => Self::load(path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(path),
-            Err(source) => Err(Error::Io {
-                path: path.to_path_buf(),
-                source,
-            }),
+        match Self::create(path) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load(path)
+            }
+            other => other,
         }
+    }
+
+    /// Destroy a key file: overwrite its bytes with zeros, sync, remove it and sync
+    /// its directory. Every seal made under the key (in the store, its backups and
+    /// exports) becomes unreadable once no other copy of the key exists.
+    ///
+    /// What it cannot reach: copies of the key elsewhere (backups of the key file,
+    /// the application's keyring), and blocks the file system or the device keeps
+    /// (copy-on-write file systems, snapshots, SSD wear levelling may keep the old
+    /// bytes). A symbolic link or a non-regular file is refused with
+    /// [`Error::InsecureKeyFile`] and left alone.
+    pub fn destroy_file(path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = open_key_file(path, fs::OpenOptions::new().write(true))?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(insecure(path, "not a regular file; not touched"));
+        }
+        let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(KEY_LEN).min(1 << 20)];
+        file.write_all(&zeros).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        fs::remove_file(path).map_err(io)?;
+        sync_parent(path)
     }
 
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
@@ -161,24 +198,74 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Sync the directory holding `path`, so its creation or removal is durable.
+fn sync_parent(path: &Path) -> Result<()> {
+    match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => sync_dir(dir).map_err(|source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn insecure(path: &Path, reason: impl Into<String>) -> Error {
+    Error::InsecureKeyFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Open a key file with `options`, never following a symbolic link and never
+/// blocking on a FIFO or device (Unix); the caller checks what it opened with fstat.
+fn open_key_file(path: &Path, options: &mut fs::OpenOptions) -> Result<fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    options.open(path).map_err(|source| {
+        #[cfg(unix)]
+        if source.raw_os_error() == Some(libc::ELOOP) {
+            return insecure(
+                path,
+                "is a symbolic link; point the key path at the file itself",
+            );
+        }
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 fn check_key_file_meta(path: &Path, meta: &fs::Metadata) -> Result<()> {
     if !meta.is_file() {
-        return Err(Error::InsecureKeyFile {
-            path: path.to_path_buf(),
-            reason: "not a regular file".into(),
-        });
+        return Err(insecure(
+            path,
+            "not a regular file; a key file is a plain 32-byte file",
+        ));
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let euid = rustix::process::geteuid().as_raw();
+        if meta.uid() != euid {
+            return Err(insecure(
+                path,
+                format!(
+                    "owned by uid {}, not by this user (uid {euid}); another user chose it: \
+                     remove it, or `chown` it to this user if you trust it",
+                    meta.uid()
+                ),
+            ));
+        }
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(Error::InsecureKeyFile {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "mode {mode:04o} lets group or others access it; run `chmod 600` on it"
-                ),
-            });
+            return Err(insecure(
+                path,
+                format!("mode {mode:04o} lets group or others access it; run `chmod 600` on it"),
+            ));
         }
     }
     Ok(())
@@ -585,6 +672,123 @@ mod tests {
         ));
         assert!(MasterKey::from_slice(&[0; 31]).is_err());
         assert!(MasterKey::from_slice(&[0; 32]).is_ok());
+    }
+
+    #[cfg(unix)]
+    fn assert_insecure(result: Result<MasterKey>, what: &str) {
+        match result {
+            Err(Error::InsecureKeyFile { reason, .. }) => assert!(!reason.is_empty()),
+            Err(e) => panic!("{what}: expected InsecureKeyFile, got {e}"),
+            Ok(_) => panic!("{what}: the key file was accepted"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_key_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.key");
+        MasterKey::create(&real).unwrap();
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_insecure(MasterKey::load(&link), "symlink to a good key file");
+        assert_insecure(
+            MasterKey::load_or_create(&link),
+            "load_or_create via symlink",
+        );
+        // a dangling link is not created through either
+        let dangling = dir.path().join("dangling.key");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert_insecure(MasterKey::load_or_create(&dangling), "dangling symlink");
+        assert!(
+            !dir.path().join("nowhere").exists(),
+            "nothing created at the target"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn fifo_key_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.key");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(status.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((MasterKey::load(&path), MasterKey::load_or_create(&path)));
+        });
+        // A blocking open never returns: fail the test instead of hanging it.
+        let (load, load_or_create) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO key file blocked");
+        assert_insecure(load, "FIFO");
+        assert_insecure(load_or_create, "FIFO via load_or_create");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn group_readable_and_foreign_key_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        MasterKey::create(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert_insecure(MasterKey::load(&path), "mode 0640");
+        assert_insecure(
+            MasterKey::load_or_create(&path),
+            "mode 0640 via load_or_create",
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(MasterKey::load(&path).is_ok());
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("not root: cannot chown a file to another user; owner check skipped");
+            return;
+        }
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        assert_insecure(MasterKey::load(&path), "owned by uid 65534");
+        assert_insecure(
+            MasterKey::load_or_create(&path),
+            "foreign owner via load_or_create",
+        );
+    }
+
+    #[test]
+    fn destroy_file_wipes_and_removes_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        MasterKey::create(&path).unwrap();
+        MasterKey::destroy_file(&path).unwrap();
+        assert!(!path.exists());
+        assert!(matches!(
+            MasterKey::destroy_file(&path),
+            Err(Error::Io { .. })
+        ));
+        #[cfg(unix)]
+        {
+            let real = dir.path().join("real");
+            let created = MasterKey::create(&real).unwrap();
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&real, &link).unwrap();
+            assert!(matches!(
+                MasterKey::destroy_file(&link),
+                Err(Error::InsecureKeyFile { .. })
+            ));
+            assert_eq!(MasterKey::load(&real).unwrap().bytes(), created.bytes());
+        }
+    }
+
+    /// The AES key schedule inside every `Cipher` is wiped when it drops (the `aes`
+    /// crate's `zeroize` feature; without it this does not compile). The POLYVAL
+    /// key has no such marker trait: `cargo tree -e features -i polyval` shows its
+    /// `zeroize` feature on.
+    #[test]
+    fn aes_round_keys_are_zeroized_on_drop() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes::Aes256>();
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub use scoring::{update_quality_metrics, ReconnectionScore, SessionObservation}
 pub use store::{
     Candidate, CandidateQuery, CorruptEntry, CounterMismatch, ExportDocument, ExportOptions,
     ImportMode, ImportReport, Order, PeerBook, PeerInput, PeerQuery, RepairReport,
-    RetentionSettings, SortBy, StorageStats, VerifyReport,
+    RetentionSettings, SortBy, StorageStats, VerifyReport, MAX_CLOCK_SKEW_MS,
 };
 
 /// The README's examples, compiled and run as doctests so they never go stale.

@@ -194,6 +194,8 @@ macro_rules! store_conformance_tests {
                 corrupt_record_reported_skipped_and_repaired,
                 verify_finds_index_damage_and_repair_fixes_it,
                 schema_version_too_new_refused,
+                version_0_wrong_key_refused_unchanged,
+                far_future_timestamps_refused,
                 book_persists_across_reopen,
                 concurrent_updates_lose_nothing,
             ]

@@ -1767,6 +1767,98 @@ pub fn schema_version_too_new_refused<F: Factory>(f: &F) {
     );
 }
 
+/// A version-0 store (records, no meta) opened with the wrong key is refused with
+/// `WrongKey` before the migration writes anything: the key is tried on an existing
+/// seal first, so a wrong key is never bound as the book's key check.
+pub fn version_0_wrong_key_refused_unchanged<F: Factory>(f: &F) {
+    let (source, clock) = fresh(f);
+    let legacy = f.create();
+    let mut batch = WriteBatch::new();
+    // a plain record first: the check must look past records without seals
+    for new in [plain_peer("old0"), sample_peer("old1"), plain_peer("old2")] {
+        let r = source.create_peer(new).unwrap();
+        batch.put(Space::Peers, r.peer_id.as_bytes().to_vec(), r.encode());
+    }
+    legacy.write(batch, Durability::Sync).unwrap();
+    let before = snapshot(&legacy);
+    let legacy = Arc::new(legacy);
+    let wrong = PeerBook::open(
+        Arc::clone(&legacy),
+        Options::new(other_key()).with_clock(clock.clone()),
+    );
+    assert!(
+        matches!(wrong, Err(Error::WrongKey)),
+        "a wrong key on a version-0 store: {:?}",
+        wrong.map(|_| ())
+    );
+    assert!(
+        snapshot(&legacy) == before,
+        "a refused migration changed the store"
+    );
+    let book = PeerBook::open(Arc::clone(&legacy), options(&clock))
+        .expect("the right key still migrates it");
+    let record = book.get_peer("old1").unwrap().expect("migrated");
+    assert!(book.open_shared_secret(&record).unwrap().is_some());
+}
+
+/// Far-future timestamps are refused at every entry point (a whole record,
+/// import, setters), with the field named and nothing changed; the limits
+/// themselves are accepted.
+pub fn far_future_timestamps_refused<F: Factory>(f: &F) {
+    let (book, _clock) = fresh(f);
+    let now = T0;
+    let day = crate::MAX_CLOCK_SKEW_MS;
+    let blacklist_for = crate::duration_ms(Options::new(key()).blacklist_for);
+    let base = book.store_peer(sample_peer("p")).unwrap();
+    let before = snapshot(book.backend());
+    // (field, how to push it past its limit given now + 1 day)
+    type Tamper = fn(&mut PeerRecord, u64);
+    let cases: [(&str, Tamper); 4] = [
+        ("last_seen", |r, _| r.last_seen = u64::MAX),
+        ("last_connected", |r, limit| r.last_connected = limit + 1),
+        ("last_seen", |r, limit| r.last_seen = limit + 1),
+        ("blacklist_until", |r, _| r.blacklist_until = Some(u64::MAX)),
+    ];
+    for (field, set) in cases {
+        let mut record = base.clone();
+        set(&mut record, now + day);
+        match book.store_peer(record.clone()) {
+            Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("store_peer with a far-future {field}: {other:?}"),
+        }
+        assert!(
+            snapshot(book.backend()) == before,
+            "a refused record changed the store"
+        );
+        let mut doc = book.export_data(ExportOptions::default()).unwrap();
+        doc.peers[0] = record;
+        match book.import_data(&doc, ImportMode::Replace) {
+            Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, format!("peers[0].{field}")),
+            other => panic!("import with a far-future {field}: {other:?}"),
+        }
+        assert!(
+            snapshot(book.backend()) == before,
+            "a refused import changed the store"
+        );
+    }
+    let mut record = base.clone();
+    record.blacklist_until = Some(now + blacklist_for + day + 1);
+    match book.store_peer(record) {
+        Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "blacklist_until"),
+        other => panic!("blacklist past blacklist_for + 1 day: {other:?}"),
+    }
+    // the limits themselves are fine
+    let mut record = base.clone();
+    record.last_seen = now + day;
+    record.last_connected = now + day;
+    record.blacklist_until = Some(now + blacklist_for + day);
+    book.store_peer(record)
+        .expect("timestamps at the limits are accepted");
+    // setters keep working on the record (their times are the clock's)
+    book.increment_reconnection_attempts("p").unwrap();
+    book.update_last_seen("p").unwrap();
+}
+
 /// Everything acknowledged survives close and reopen, with Sync and with Buffered
 /// plus flush.
 pub fn book_persists_across_reopen<F: Factory>(f: &F) {

@@ -509,6 +509,20 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Remove every peer (and quarantine), keeping the book usable with the same key.
+    ///
+    /// On the disk backends of this project (LMDB, RocksDB, file) no byte of a
+    /// former record stays readable in the store's directory once this returns:
+    /// names, keys, addresses, candidates and sealed secrets are gone from the data
+    /// files, logs and free pages (each backend's [`Backend::clear`] says how). A
+    /// crash in the middle leaves the old book or an empty one.
+    ///
+    /// What it cannot erase: copies made outside the store (backups, exports,
+    /// file-system snapshots, other machines), and blocks the file system or the
+    /// device may still hold after a file is removed or rewritten (copy-on-write
+    /// file systems, SSD wear levelling, swap). Against those, destroy the key too
+    /// ([`MasterKey::destroy_file`](crate::MasterKey::destroy_file)): every sealed
+    /// secret of every copy then stays sealed for good (the non-secret fields of a
+    /// copy are not encrypted and stay readable in it).
     pub fn clear_all(&self) -> Result<()> {
         let mut guard = self.lock();
         self.backend.clear(self.settings.durability)?;

@@ -27,6 +27,10 @@ mod settings;
 mod transfer;
 
 pub use keys::SCHEMA_VERSION;
+
+/// How far in the future a stored timestamp may lie (1 day, in ms): clock skew
+/// between the application's clock and the book's, nothing more.
+pub const MAX_CLOCK_SKEW_MS: u64 = 24 * 60 * 60 * 1000;
 use keys::{Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_SCHEMA_VERSION};
 pub use maintenance::{CorruptEntry, CounterMismatch, RepairReport, StorageStats, VerifyReport};
 pub use query::{Candidate, CandidateQuery, Order, PeerQuery, SortBy};
@@ -257,6 +261,9 @@ impl<B: Backend> PeerBook<B> {
     /// Version 0 is a store holding records but no meta (written before versioning):
     /// its records are checked, and indexes, counters and the key check are built.
     fn migrate_from(&self, from: u32, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
+        if from == 0 {
+            self.check_key_on_a_seal()?;
+        }
         info!(
             engine = self.backend.engine_name(),
             from,
@@ -282,6 +289,50 @@ impl<B: Backend> PeerBook<B> {
             corrupt = report.quarantined,
             "peerbook migration done"
         );
+        Ok(())
+    }
+
+    /// A version-0 store has no key check: before one is written, try the key on
+    /// the first sealed secret found. [`Error::WrongKey`] when it does not open
+    /// (nothing is written); a store without any seal binds the given key.
+    fn check_key_on_a_seal(&self) -> Result<()> {
+        let cipher = self.cipher();
+        let mut verdict = None;
+        self.backend.scan(
+            Space::Peers,
+            KeyRange::all(),
+            Direction::Forward,
+            &mut |_, value| {
+                let Ok(record) = PeerRecord::decode(value) else {
+                    return ControlFlow::Continue(());
+                };
+                let id = record.peer_id.as_str();
+                let mut seals = record
+                    .shared_secret
+                    .iter()
+                    .map(|s| (SecretKind::SharedSecret, s))
+                    .chain(record.ice_servers.iter().filter_map(|server| {
+                        server
+                            .credential
+                            .as_ref()
+                            .map(|c| (SecretKind::IceCredential, c))
+                    }));
+                match seals.next() {
+                    Some((kind, sealed)) => {
+                        verdict = Some(cipher.open(kind, id, sealed).is_ok());
+                        ControlFlow::Break(())
+                    }
+                    None => ControlFlow::Continue(()),
+                }
+            },
+        )?;
+        if verdict == Some(false) {
+            warn!(
+                engine = self.backend.engine_name(),
+                "peerbook migration refused: the key does not open the store's secrets"
+            );
+            return Err(Error::WrongKey);
+        }
         Ok(())
     }
 
@@ -382,6 +433,7 @@ impl<B: Backend> PeerBook<B> {
             PeerInput::Record(mut record) => {
                 record.display_name = sanitize_display_name(&record.display_name);
                 record.validate()?;
+                self.check_times(&record, self.now(), None)?;
                 self.check_seals(&record)?;
                 record
             }
@@ -454,6 +506,44 @@ impl<B: Backend> PeerBook<B> {
         };
         record.validate()?;
         Ok(record)
+    }
+
+    /// Timestamps must not lie in the future beyond clock skew: `last_seen` and
+    /// `last_connected` at most `now` + [`MAX_CLOCK_SKEW_MS`], `blacklist_until` at
+    /// most `now` + `blacklist_for` + [`MAX_CLOCK_SKEW_MS`]. A far-future time would
+    /// make a peer never stale, never evicted, or blacklisted for ever.
+    /// [`Error::InvalidInput`] names the field. Fields equal to `unchanged`'s (a
+    /// record being modified) are not checked, so a record stored by an older
+    /// version stays updatable.
+    pub(crate) fn check_times(
+        &self,
+        record: &PeerRecord,
+        now: u64,
+        unchanged: Option<&PeerRecord>,
+    ) -> Result<()> {
+        let limit = now.saturating_add(MAX_CLOCK_SKEW_MS);
+        let rule = "at most now + 1 day (a time in the future beyond clock skew)";
+        if unchanged.is_none_or(|old| old.last_seen != record.last_seen) && record.last_seen > limit
+        {
+            return Err(Error::invalid("last_seen", rule));
+        }
+        if unchanged.is_none_or(|old| old.last_connected != record.last_connected)
+            && record.last_connected > limit
+        {
+            return Err(Error::invalid("last_connected", rule));
+        }
+        let blacklist_limit = limit.saturating_add(self.settings.blacklist_for_ms);
+        if let Some(until) = record.blacklist_until {
+            if unchanged.is_none_or(|old| old.blacklist_until != record.blacklist_until)
+                && until > blacklist_limit
+            {
+                return Err(Error::invalid(
+                    "blacklist_until",
+                    "at most now + blacklist_for + 1 day",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Every sealed value of `record` must open under this book's key for this peer.
@@ -600,6 +690,7 @@ impl<B: Backend> PeerBook<B> {
         let mut record = old.clone();
         f(&mut record, now)?;
         record.validate()?;
+        self.check_times(&record, now, Some(&old))?;
         let existing = Existing::Decoded { record: old, len };
         let mut txn = Txn {
             batch: WriteBatch::new(),

@@ -186,6 +186,7 @@ impl<B: Backend> PeerBook<B> {
                 _ => return Err(Error::WrongKey),
             }
         }
+        let now = self.now();
         let mut ids = BTreeSet::new();
         for (i, p) in doc.peers.iter().enumerate() {
             let field = |f: &str| format!("peers[{i}].{f}");
@@ -195,13 +196,15 @@ impl<B: Backend> PeerBook<B> {
                     format!("duplicate peer id {}", p.peer_id),
                 ));
             }
-            p.validate().map_err(|e| match e {
-                Error::InvalidInput { field: f, rule } => Error::InvalidInput {
-                    field: field(&f),
-                    rule,
-                },
-                other => other,
-            })?;
+            p.validate()
+                .and_then(|()| self.check_times(p, now, None))
+                .map_err(|e| match e {
+                    Error::InvalidInput { field: f, rule } => Error::InvalidInput {
+                        field: field(&f),
+                        rule,
+                    },
+                    other => other,
+                })?;
             let opens = |kind, s: &SealedSecret| cipher.open(kind, p.peer_id.as_str(), s).is_ok();
             let rule = "does not open under this book's key for this peer (tampered, or moved between peers)";
             if p.shared_secret

@@ -1,0 +1,153 @@
+//! `clear_all` leaves no byte of a former record in the store's directory, on every
+//! disk engine: after storing peers whose names, public keys and secrets hold
+//! high-entropy random markers, `clear_all` + `flush` + close, a byte scan of every
+//! file under the store's directory finds none of the markers, nor the sealed bytes
+//! of any secret. (Random hex markers: RocksDB compresses with LZ4, so repetitive
+//! text would prove nothing.)
+
+mod common;
+
+use std::path::Path;
+
+use common::Engine;
+use peerbook::{ManualClock, NewIceServer, NewPeer, PeerBook, Secret};
+
+/// `n` random bytes as lowercase hex.
+fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    getrandom::getrandom(&mut bytes).expect("os random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every regular file under `dir`, recursively, with its bytes.
+fn files_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).expect("read store dir") {
+        let entry = entry.expect("dir entry");
+        let path = entry.path();
+        let kind = entry.file_type().expect("file type");
+        if kind.is_dir() {
+            files_under(&path, out);
+        } else if kind.is_file() {
+            out.push((
+                path.display().to_string(),
+                std::fs::read(&path).expect("read"),
+            ));
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Store 20 marked peers, clear, close; return the markers and sealed bytes to look for.
+fn fill_and_clear(engine: Engine, dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let clock = ManualClock::new(1_764_000_000_000);
+    let book = PeerBook::open(engine.open(dir), common::options(&clock)).unwrap();
+    let mut needles = Vec::new();
+    for i in 0..20 {
+        let name = random_hex(24);
+        let key = random_hex(32);
+        let secret = random_hex(24);
+        let turn = random_hex(24);
+        let stored = book
+            .store_peer(NewPeer {
+                peer_id: format!("peer-{i}"),
+                display_name: name.clone(),
+                public_key: format!("{{\"kty\":\"EC\",\"x\":\"{key}\"}}"),
+                shared_secret: Some(Secret::from(secret.clone())),
+                ice_servers: vec![NewIceServer {
+                    urls: vec!["turn:turn.example.org:3478".into()],
+                    username: Some("user".into()),
+                    credential: Some(Secret::from(turn.clone())),
+                }],
+                ..NewPeer::default()
+            })
+            .unwrap();
+        for m in [name, key, secret, turn] {
+            needles.push((format!("marker of peer {i}"), m.into_bytes()));
+        }
+        let sealed = stored.shared_secret.as_ref().expect("sealed secret");
+        needles.push((
+            format!("sealed secret of peer {i}"),
+            sealed.as_bytes().to_vec(),
+        ));
+        let cred = stored.ice_servers[0].credential.as_ref().expect("sealed");
+        needles.push((
+            format!("sealed credential of peer {i}"),
+            cred.as_bytes().to_vec(),
+        ));
+    }
+    book.flush().unwrap();
+    // the markers are on disk before the clear, or the scan below proves nothing
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    assert!(
+        needles
+            .iter()
+            .any(|(_, n)| files.iter().any(|(_, b)| contains(b, n))),
+        "{}: no marker reached the disk before the clear",
+        engine.name()
+    );
+    // readers on other threads keep reading through the clear (LMDB swaps its
+    // environment under them): every read succeeds, none crashes
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..2)
+            .map(|t| {
+                let (book, stop) = (&book, &stop);
+                scope.spawn(move || {
+                    let mut reads = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
+                        book.get_peer(&format!("peer-{}", reads % 20 + t)).unwrap();
+                        book.get_storage_stats().unwrap();
+                        reads += 1;
+                    }
+                })
+            })
+            .collect();
+        book.clear_all().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for r in readers {
+            r.join().expect("a reader failed during clear_all");
+        }
+    });
+    book.flush().unwrap();
+    drop(book.close().unwrap());
+    needles
+}
+
+fn assert_wiped(engine: Engine) {
+    let tmp = tempfile::tempdir().unwrap();
+    let needles = fill_and_clear(engine, tmp.path());
+    let mut files = Vec::new();
+    files_under(tmp.path(), &mut files);
+    for (path, bytes) in &files {
+        for (what, needle) in &needles {
+            assert!(
+                !contains(bytes, needle),
+                "{}: the {what} is still in {path} after clear_all",
+                engine.name()
+            );
+        }
+    }
+    // the cleared book still opens, empty, with the same key
+    let clock = ManualClock::new(1_764_000_000_000);
+    let book = PeerBook::open(engine.open(tmp.path()), common::options(&clock)).unwrap();
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 0);
+}
+
+#[test]
+fn clear_all_wipes_every_byte_lmdb() {
+    assert_wiped(Engine::Lmdb);
+}
+
+#[test]
+fn clear_all_wipes_every_byte_rocksdb() {
+    assert_wiped(Engine::Rocks);
+}
+
+#[test]
+fn clear_all_wipes_every_byte_file() {
+    assert_wiped(Engine::File);
+}
