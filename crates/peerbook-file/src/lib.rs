@@ -178,6 +178,8 @@
 //! the space's `Arc` and iterates without any lock, so it sees one consistent
 //! snapshot and its visitor may call back into the backend. A write that lands while
 //! a scan still holds the old map copies that space once (copy-on-write).
+//! [`Backend::view`] shares the four `Arc`s the same way (a
+//! [`MapView`](peerbook::backend::MapView)): one consistent state of every space.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -196,7 +198,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, MapView, Op, ReadView,
+    Space, Visit, WriteBatch,
 };
 
 use codec::{
@@ -359,6 +362,7 @@ pub struct FileBackend {
     writer: Mutex<Writer>,
     disk_bytes: AtomicU64,
     recovery: Recovery,
+    claim: BookClaim,
     _lock: VfsLock,
 }
 
@@ -447,6 +451,7 @@ impl FileBackend {
             writer: Mutex::new(loaded.writer),
             disk_bytes: AtomicU64::new(disk),
             recovery: loaded.recovery,
+            claim: BookClaim::new(),
             _lock: lock,
         })
     }
@@ -707,6 +712,14 @@ impl Backend for FileBackend {
             }
         }
         Ok(())
+    }
+
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        Ok(Box::new(MapView::new(&self.read_spaces())))
+    }
+
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {

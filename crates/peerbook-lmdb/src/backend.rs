@@ -15,7 +15,8 @@ use heed::{
     CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn, RwTxn, WithoutTls,
 };
 use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
+    WriteBatch,
 };
 
 use crate::error::{engine, from_heed, from_heed_at_open, from_io, ENGINE};
@@ -76,6 +77,11 @@ pub struct LmdbBackend {
     /// must not be touched again (LMDB would read freed memory). Checked under the
     /// map guard.
     broken: AtomicBool,
+    /// Set when an fsync after a commit failed: the commit may or may not be durable,
+    /// and the page cache state is unknown, so every later write is refused.
+    sync_failed: AtomicBool,
+    /// One live book per backend instance.
+    claim: BookClaim,
     /// Identifies this handle in [`HELD`].
     id: u64,
     /// The OS page size; map sizes are multiples of it.
@@ -188,6 +194,8 @@ impl LmdbBackend {
             map_lock: RwLock::new(()),
             writer: Mutex::new(()),
             broken: AtomicBool::new(false),
+            sync_failed: AtomicBool::new(false),
+            claim: BookClaim::new(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             page_size,
             max_map_size,
@@ -318,6 +326,7 @@ impl LmdbBackend {
             ));
         }
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_synced()?;
         loop {
             let shared = self.shared()?;
             // No resize can happen while we hold the writer mutex and the guard.
@@ -325,7 +334,7 @@ impl LmdbBackend {
             match self.try_commit(&mut fill) {
                 Ok(()) => {
                     if durability == Durability::Sync {
-                        self.env.force_sync().map_err(|e| self.err(e))?;
+                        self.sync()?;
                     }
                     return Ok(());
                 }
@@ -337,6 +346,60 @@ impl LmdbBackend {
                 Err(e) => return Err(self.err(e)),
             }
         }
+    }
+
+    /// `mdb_env_sync(force)`; a failure refuses every later write (as the file
+    /// backend does): after a failed fsync the kernel may have dropped dirty pages.
+    fn sync(&self) -> Result<(), BackendError> {
+        self.env.force_sync().map_err(|e| {
+            self.sync_failed.store(true, Ordering::Release);
+            self.err(e)
+        })
+    }
+
+    fn check_synced(&self) -> Result<(), BackendError> {
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(engine(format!(
+                "an fsync of the LMDB book at {} failed; writes are refused until it is \
+                 reopened",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The body of every scan: visit `range` of `space` in `txn`.
+    fn scan_in(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> heed::Result<()> {
+        let Some(bounds) = lmdb_bounds(range) else {
+            return Ok(());
+        };
+        let db = self.db(space);
+        match direction {
+            Direction::Forward => {
+                for entry in db.range(txn, &bounds)? {
+                    let (key, value) = entry?;
+                    if let ControlFlow::Break(()) = visitor(key, value) {
+                        break;
+                    }
+                }
+            }
+            Direction::Reverse => {
+                for entry in db.rev_range(txn, &bounds)? {
+                    let (key, value) = entry?;
+                    if let ControlFlow::Break(()) = visitor(key, value) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn try_commit(
@@ -382,8 +445,9 @@ impl LmdbBackend {
         // no transaction is active in the process (it unmaps and remaps the file), and
         // nothing may read the map meanwhile. Here:
         // - every transaction this backend begins after `open` returned lives inside a
-        //   shared hold of `map_lock`: read transactions in `read`, write transactions
-        //   in `commit` (the only two places that begin one; both end the transaction
+        //   shared hold of `map_lock`: read transactions in `read` and `view` (a view
+        //   owns its guard and drops its transaction first), write transactions in
+        //   `commit` (the only three places that begin one; each ends the transaction
         //   before releasing the guard), and the transaction of `open` ended before the
         //   backend existed. We hold `map_lock` exclusively, so no transaction is open;
         // - `mdb_env_sync` and `mdb_env_info`, which read the meta pages through the
@@ -410,6 +474,40 @@ impl LmdbBackend {
 }
 
 /// A shared hold of a backend's map guard, registered in [`HELD`] for its lifetime.
+/// A [`ReadView`] of an [`LmdbBackend`]: one read transaction, begun and ended
+/// inside a shared hold of the map lock (fields drop in order: the transaction
+/// first). While a view lives, the map cannot grow (a writer that needs more room
+/// waits for it) and its thread cannot write (refused, as inside a scan visitor).
+struct LmdbView<'a> {
+    txn: RoTxn<'a, WithoutTls>,
+    _shared: Shared<'a>,
+    backend: &'a LmdbBackend,
+}
+
+impl ReadView for LmdbView<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        if !self.backend.storable_key(key) {
+            return Ok(None);
+        }
+        let value = self.backend.db(space).get(&self.txn, key);
+        value
+            .map(|v| v.map(<[u8]>::to_vec))
+            .map_err(|e| self.backend.err(e))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        self.backend
+            .scan_in(&self.txn, space, range, direction, visitor)
+            .map_err(|e| self.backend.err(e))
+    }
+}
+
 struct Shared<'a> {
     /// `None` when the thread already held the guard (a nested read).
     _guard: Option<RwLockReadGuard<'a, ()>>,
@@ -447,31 +545,7 @@ impl Backend for LmdbBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        let Some(bounds) = lmdb_bounds(range) else {
-            return Ok(());
-        };
-        self.read(|txn| {
-            let db = self.db(space);
-            match direction {
-                Direction::Forward => {
-                    for entry in db.range(txn, &bounds)? {
-                        let (key, value) = entry?;
-                        if let ControlFlow::Break(()) = visitor(key, value) {
-                            break;
-                        }
-                    }
-                }
-                Direction::Reverse => {
-                    for entry in db.rev_range(txn, &bounds)? {
-                        let (key, value) = entry?;
-                        if let ControlFlow::Break(()) = visitor(key, value) {
-                            break;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })
+        self.read(|txn| self.scan_in(txn, space, range, direction, visitor))
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
@@ -498,7 +572,22 @@ impl Backend for LmdbBackend {
 
     fn flush(&self) -> Result<(), BackendError> {
         let _shared = self.shared()?;
-        self.env.force_sync().map_err(|e| self.err(e))
+        self.check_synced()?;
+        self.sync()
+    }
+
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        let shared = self.shared()?;
+        let txn = self.env.read_txn().map_err(|e| self.err(e))?;
+        Ok(Box::new(LmdbView {
+            txn,
+            _shared: shared,
+            backend: self,
+        }))
+    }
+
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
     }
 
     fn clear(&self, durability: Durability) -> Result<(), BackendError> {

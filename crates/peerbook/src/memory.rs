@@ -3,17 +3,21 @@
 //! It is the model every real engine is compared against in the conformance kit and
 //! the differential tests, and a handy backend for unit tests of applications.
 //! Nothing is persisted: clones share the same data, so "reopening" a clone sees
-//! every write, as a reopened disk store would.
+//! every write, as a reopened disk store would. Clones also share one
+//! [`BookClaim`]: one live book per backend, whichever clone it was opened on.
+//!
+//! Each space is an `Arc<BTreeMap>`; a [`view`](Backend::view) shares the four
+//! `Arc`s, and a write copies a space that a live view still shares.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, MapSpace, MapView, Op,
+    ReadView, Space, Visit, WriteBatch,
 };
 
-type Spaces = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
+type Spaces = [Arc<MapSpace>; 4];
 
 /// An in-memory [`Backend`] over four ordered maps.
 ///
@@ -30,11 +34,12 @@ type Spaces = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
     spaces: Arc<RwLock<Spaces>>,
+    claim: BookClaim,
 }
 
 impl std::fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sizes = self.read().map(|s| s.each_ref().map(BTreeMap::len)).ok();
+        let sizes = self.read().map(|s| s.each_ref().map(|m| m.len())).ok();
         f.debug_struct("MemoryBackend")
             .field("entries_per_space", &sizes)
             .finish()
@@ -75,29 +80,18 @@ impl Backend for MemoryBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        if range.is_empty() {
-            return Ok(());
-        }
-        let guard = self.read()?;
-        let iter = guard[space.index()].range::<[u8], _>((range.lower, range.upper));
-        let mut visit = |(k, v): (&Vec<u8>, &Vec<u8>)| visitor(k, v);
-        match direction {
-            Direction::Forward => {
-                for entry in iter {
-                    if let ControlFlow::Break(()) = visit(entry) {
-                        break;
-                    }
-                }
-            }
-            Direction::Reverse => {
-                for entry in iter.rev() {
-                    if let ControlFlow::Break(()) = visit(entry) {
-                        break;
-                    }
-                }
-            }
-        }
+        // A snapshot of the space, iterated without the lock: the visitor may call back.
+        let map = Arc::clone(&self.read()?[space.index()]);
+        MapView::scan_map(&map, range, direction, visitor);
         Ok(())
+    }
+
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        Ok(Box::new(MapView::new(&*self.read()?)))
+    }
+
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
     }
 
     fn write(&self, batch: WriteBatch, _durability: Durability) -> Result<(), BackendError> {
@@ -105,10 +99,12 @@ impl Backend for MemoryBackend {
         for op in batch.into_ops() {
             match op {
                 Op::Put { space, key, value } => {
-                    guard[space.index()].insert(key, value);
+                    Arc::make_mut(&mut guard[space.index()]).insert(key, value);
                 }
                 Op::Delete { space, key } => {
-                    guard[space.index()].remove(&key);
+                    if guard[space.index()].contains_key(&key) {
+                        Arc::make_mut(&mut guard[space.index()]).remove(&key);
+                    }
                 }
             }
         }
@@ -122,7 +118,7 @@ impl Backend for MemoryBackend {
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let mut guard = self.write_lock()?;
         for map in guard.iter_mut() {
-            map.clear();
+            *map = Arc::new(BTreeMap::new());
         }
         Ok(())
     }
