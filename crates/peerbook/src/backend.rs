@@ -31,9 +31,12 @@
 //! meet a peer twice or miss one. Rules for callers (the store keeps them):
 //! - a view is dropped before the same thread calls `write`, `flush` or `clear`
 //!   (LMDB refuses a write on a thread inside its own read transaction);
-//! - views are short-lived: an engine may keep old versions alive for an open view
-//!   (LMDB cannot grow its map while any view is open; RocksDB keeps the snapshot's
-//!   versions from compaction).
+//! - a view's scan visitor does not call back into the backend or the view;
+//! - views are short-lived: an engine keeps old versions alive for an open view
+//!   (LMDB cannot grow its map while any view is open, so a writer needing room
+//!   waits for it; RocksDB keeps the snapshot's versions from compaction; the
+//!   memory and file backends keep the old versions of keys written meanwhile, see
+//!   [`mvcc`](crate::mvcc)).
 //!
 //! ## Failures
 //!
@@ -333,7 +336,9 @@ pub trait ReadView {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
 
     /// Visit the entries of `space` in `range`, in `direction` order, as of the view,
-    /// until the visitor returns [`ControlFlow::Break`] or the range ends.
+    /// until the visitor returns [`ControlFlow::Break`] or the range ends. The visitor
+    /// must not call back into the backend or the view (an engine may hold a lock
+    /// while it runs): collect, then read.
     fn scan(
         &self,
         space: Space,
@@ -475,73 +480,5 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn engine_name(&self) -> &'static str {
         (**self).engine_name()
-    }
-}
-
-/// An ordered in-memory space, as the memory and file backends keep them.
-pub type MapSpace = std::collections::BTreeMap<Vec<u8>, Vec<u8>>;
-
-/// A [`ReadView`] over four shared in-memory spaces: the view holds an `Arc` of
-/// each, and the backend copies a space on its next write while a view still
-/// shares it (copy-on-write). Used by [`MemoryBackend`](crate::MemoryBackend) and
-/// the file backend.
-#[derive(Clone, Debug, Default)]
-pub struct MapView {
-    spaces: [Arc<MapSpace>; 4],
-}
-
-impl MapView {
-    /// A view of `spaces` (cheap: four `Arc` clones).
-    pub fn new(spaces: &[Arc<MapSpace>; 4]) -> Self {
-        MapView {
-            spaces: spaces.clone(),
-        }
-    }
-
-    /// Visit the entries of `map` in `range`, in `direction` order.
-    pub fn scan_map(
-        map: &MapSpace,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) {
-        if range.is_empty() {
-            return;
-        }
-        let iter = map.range::<[u8], _>((range.lower, range.upper));
-        let mut visit = |(k, v): (&Vec<u8>, &Vec<u8>)| visitor(k, v);
-        match direction {
-            Direction::Forward => {
-                for entry in iter {
-                    if visit(entry).is_break() {
-                        break;
-                    }
-                }
-            }
-            Direction::Reverse => {
-                for entry in iter.rev() {
-                    if visit(entry).is_break() {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl ReadView for MapView {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.spaces[space.index()].get(key).cloned())
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> Result<(), BackendError> {
-        Self::scan_map(&self.spaces[space.index()], range, direction, visitor);
-        Ok(())
     }
 }

@@ -6,18 +6,16 @@
 //! every write, as a reopened disk store would. Clones also share one
 //! [`BookClaim`]: one live book per backend, whichever clone it was opened on.
 //!
-//! Each space is an `Arc<BTreeMap>`; a [`view`](Backend::view) shares the four
-//! `Arc`s, and a write copies a space that a live view still shares.
+//! The spaces are [`VersionedSpaces`]: a [`view`](Backend::view) costs no copy, and a
+//! write while views are open keeps the old versions they need, not whole spaces.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 use crate::backend::{
-    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, MapSpace, MapView, Op,
-    ReadView, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
+    WriteBatch,
 };
-
-type Spaces = [Arc<MapSpace>; 4];
+use crate::mvcc::VersionedSpaces;
 
 /// An in-memory [`Backend`] over four ordered maps.
 ///
@@ -33,15 +31,14 @@ type Spaces = [Arc<MapSpace>; 4];
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
-    spaces: Arc<RwLock<Spaces>>,
+    spaces: Arc<VersionedSpaces>,
     claim: BookClaim,
 }
 
 impl std::fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sizes = self.read().map(|s| s.each_ref().map(|m| m.len())).ok();
         f.debug_struct("MemoryBackend")
-            .field("entries_per_space", &sizes)
+            .field("entries_per_space", &self.spaces.lens())
             .finish()
     }
 }
@@ -51,26 +48,11 @@ impl MemoryBackend {
     pub fn new() -> Self {
         Self::default()
     }
-
-    fn read(&self) -> Result<RwLockReadGuard<'_, Spaces>, BackendError> {
-        self.spaces.read().map_err(|_| poisoned())
-    }
-
-    fn write_lock(&self) -> Result<RwLockWriteGuard<'_, Spaces>, BackendError> {
-        self.spaces.write().map_err(|_| poisoned())
-    }
-}
-
-fn poisoned() -> BackendError {
-    BackendError::Engine {
-        engine: "memory",
-        message: "a thread panicked while holding the lock".into(),
-    }
 }
 
 impl Backend for MemoryBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.read()?[space.index()].get(key).cloned())
+        Ok(self.spaces.get(space, key))
     }
 
     fn scan(
@@ -80,14 +62,12 @@ impl Backend for MemoryBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        // A snapshot of the space, iterated without the lock: the visitor may call back.
-        let map = Arc::clone(&self.read()?[space.index()]);
-        MapView::scan_map(&map, range, direction, visitor);
+        self.spaces.scan(space, range, direction, visitor);
         Ok(())
     }
 
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-        Ok(Box::new(MapView::new(&*self.read()?)))
+        Ok(Box::new(self.spaces.view()))
     }
 
     fn book_claim(&self) -> BookClaim {
@@ -95,19 +75,18 @@ impl Backend for MemoryBackend {
     }
 
     fn write(&self, batch: WriteBatch, _durability: Durability) -> Result<(), BackendError> {
-        let mut guard = self.write_lock()?;
-        for op in batch.into_ops() {
-            match op {
-                Op::Put { space, key, value } => {
-                    Arc::make_mut(&mut guard[space.index()]).insert(key, value);
-                }
-                Op::Delete { space, key } => {
-                    if guard[space.index()].contains_key(&key) {
-                        Arc::make_mut(&mut guard[space.index()]).remove(&key);
+        self.spaces.apply(|b| {
+            for op in batch.into_ops() {
+                match op {
+                    Op::Put { space, key, value } => {
+                        b.put(space, key, value);
+                    }
+                    Op::Delete { space, key } => {
+                        b.delete(space, key);
                     }
                 }
             }
-        }
+        });
         Ok(())
     }
 
@@ -116,10 +95,7 @@ impl Backend for MemoryBackend {
     }
 
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
-        let mut guard = self.write_lock()?;
-        for map in guard.iter_mut() {
-            *map = Arc::new(BTreeMap::new());
-        }
+        self.spaces.apply(|b| b.clear());
         Ok(())
     }
 
