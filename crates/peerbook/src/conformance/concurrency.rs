@@ -332,3 +332,57 @@ pub fn second_book_on_one_backend_refused<F: Factory>(f: &F) {
     let third = PeerBook::open(back, opts()).expect("after close");
     assert!(third.get_peer("a").unwrap().is_some());
 }
+
+/// A schema-1 book (score hints without the blacklist tag, so `Some(0)` was stored
+/// like `None`) of more peers than one migration batch: opening migrates it to
+/// schema 2, after which it verifies clean and ranks the `Some(0)` peer.
+pub fn schema_1_score_hints_migrate<F: Factory>(f: &F) {
+    const N: usize = 1_500;
+    let (book, clock) = populated(f, N);
+    let mut record = book.get_peer("peer-00007").unwrap().unwrap();
+    record.blacklist_until = Some(0);
+    book.store_peer(record).unwrap();
+    let backend = book.close().unwrap();
+    // Write the book back the way schema 1 stored it.
+    let mut old = Vec::new();
+    backend
+        .scan(
+            Space::ByLastSeen,
+            KeyRange::all(),
+            Direction::Forward,
+            &mut |k, v| {
+                assert_eq!(v.len(), 16, "schema 2 hint");
+                let mut v1 = v[..7].to_vec();
+                v1.extend_from_slice(&v[8..]);
+                old.push((k.to_vec(), v1));
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+    let mut batch = WriteBatch::new();
+    for (k, v) in old {
+        batch.put(Space::ByLastSeen, k, v);
+    }
+    batch.put(
+        Space::Meta,
+        b"schema_version".to_vec(),
+        1u32.to_be_bytes().to_vec(),
+    );
+    backend.write(batch, Durability::Sync).unwrap();
+    let backend = f.reopen(backend);
+    let book = PeerBook::open(backend, options(&clock, MasterKey::from_bytes([42; 32])))
+        .expect("open migrates schema 1");
+    assert_eq!(
+        book.backend().get(Space::Meta, b"schema_version").unwrap(),
+        Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec())
+    );
+    let report = book.verify().unwrap();
+    assert!(report.is_clean(), "after migration: {report:?}");
+    let candidates = book
+        .get_reconnection_candidates(&CandidateQuery {
+            limit: N,
+            max_age: None,
+        })
+        .unwrap();
+    assert_eq!(candidates.len(), N, "every peer ranks after migration");
+}

@@ -223,6 +223,7 @@ macro_rules! concurrency_conformance_tests {
                 rotate_key_under_concurrent_writers,
                 past_blacklist_ranked_normally,
                 second_book_on_one_backend_refused,
+                schema_1_score_hints_migrate,
             ]
         );
         $crate::__conformance_group!(
