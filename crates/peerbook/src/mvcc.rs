@@ -94,11 +94,13 @@ struct State {
     history: Vec<(Space, Vec<u8>)>,
 }
 
-/// Open views: seq -> how many.
-type Views = BTreeMap<u64, usize>;
+/// Open views: `(seq, how many)`, ascending by seq (a new view has the newest
+/// seq, so it goes last). A vector keeps its capacity: opening a view allocates
+/// nothing once a few have been open.
+type Views = Vec<(u64, usize)>;
 
 fn oldest(views: &Views) -> Option<u64> {
-    views.keys().next().copied()
+    views.first().map(|(seq, _)| *seq)
 }
 
 impl State {
@@ -176,7 +178,10 @@ impl VersionedSpaces {
         let mut views = self.registry();
         // A batch changes `seq` while holding the registry: this seq is settled.
         let seq = self.seq.load(Ordering::Acquire);
-        *views.entry(seq).or_insert(0) += 1;
+        match views.last_mut() {
+            Some((last, n)) if *last == seq => *n += 1,
+            _ => views.push((seq, 1)),
+        }
         VersionedView { spaces: self, seq }
     }
 
@@ -421,10 +426,10 @@ impl Drop for VersionedView<'_> {
         let oldest_changed = {
             let mut views = self.spaces.registry();
             let was_oldest = oldest(&views) == Some(self.seq);
-            if let Some(n) = views.get_mut(&self.seq) {
-                *n -= 1;
-                if *n == 0 {
-                    views.remove(&self.seq);
+            if let Some(i) = views.iter().rposition(|(seq, _)| *seq == self.seq) {
+                views[i].1 -= 1;
+                if views[i].1 == 0 {
+                    views.remove(i);
                 }
             }
             was_oldest && oldest(&views) != Some(self.seq)
