@@ -72,6 +72,12 @@ impl<B: Backend> FailingBackend<B> {
         plan.armed = Some((op, n.max(1), when));
     }
 
+    /// Cancel an armed failure that has not struck yet.
+    pub fn disarm(&self) {
+        let mut plan = self.plan.lock().unwrap_or_else(|e| e.into_inner());
+        plan.armed = None;
+    }
+
     /// How many failures were injected so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
