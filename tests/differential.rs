@@ -549,14 +549,17 @@ type DynBook = PeerBook<Arc<dyn Backend>>;
 /// The fault switch of one book's backend.
 type Faults = Arc<FailingBackend<Arc<dyn Backend>>>;
 
+/// An open book and the fault switch under it.
+type Open = (DynBook, Faults);
+
 /// One book per engine, all on the same manual clock.
 struct Books {
     clock: ManualClock,
-    books: Vec<(Engine, Option<(DynBook, Faults)>, tempfile::TempDir)>,
+    books: Vec<(Engine, Option<Open>, tempfile::TempDir)>,
 }
 
 /// Open `engine`'s book in `dir` behind a fault switch.
-fn open_book(engine: Engine, dir: &std::path::Path, clock: &ManualClock) -> (DynBook, Faults) {
+fn open_book(engine: Engine, dir: &std::path::Path, clock: &ManualClock) -> Open {
     let faults: Faults = Arc::new(FailingBackend::new(engine.open(dir)));
     let backend: Arc<dyn Backend> = faults.clone();
     let book = PeerBook::open(backend, options(clock)).expect("open book");
