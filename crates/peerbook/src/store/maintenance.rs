@@ -155,7 +155,7 @@ impl<B: Backend> PeerBook<B> {
     /// record the cleanup time. Returns how many were removed. Corrupt records are
     /// left to [`repair`](Self::repair).
     pub fn cleanup_stale_peers(&self) -> Result<usize> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let now = self.now();
         let mut stale = Vec::new();
         let view = self.backend.view()?;
@@ -197,7 +197,7 @@ impl<B: Backend> PeerBook<B> {
 
     /// Remove the `n` least recently seen peers in one batch. Returns how many were removed.
     pub fn cleanup_lru(&self, n: usize) -> Result<usize> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         if n == 0 {
             return Ok(0);
         }
@@ -379,7 +379,7 @@ impl<B: Backend> PeerBook<B> {
     /// Move corrupt records to quarantine (meta `quarantine/<key>`), rebuild both
     /// indexes from the records, and rewrite the counters, in one atomic batch.
     pub fn repair(&self) -> Result<RepairReport> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let report = self.rebuild(&mut guard, true)?;
         info!(
             quarantined = report.quarantined,
@@ -446,7 +446,7 @@ impl<B: Backend> PeerBook<B> {
     ///
     /// Save `new_key` (e.g. [`MasterKey::create`]) before calling this.
     pub fn rotate_key(&self, new_key: &MasterKey) -> Result<usize> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let old = self.cipher();
         let new = Cipher::new(new_key);
         let mut corrupt: Option<String> = None;
@@ -529,7 +529,7 @@ impl<B: Backend> PeerBook<B> {
 
     /// Remove every peer (and quarantine), keeping the book usable with the same key.
     pub fn clear_all(&self) -> Result<()> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         self.guarded(|| self.backend.clear(self.settings.durability))?;
         self.init_meta(&mut guard)?;
         info!("peerbook cleared");

@@ -494,6 +494,16 @@ impl<B: Backend> PeerBook<B> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The writer lock for an operation that writes: refused with
+    /// [`Error::NeedsReopen`] once an earlier write failed with an unknown outcome.
+    pub(crate) fn writer_lock(&self) -> Result<MutexGuard<'_, Counters>> {
+        let guard = self.lock();
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::NeedsReopen);
+        }
+        Ok(guard)
+    }
+
     pub(crate) fn is_space_empty(&self, view: &dyn ReadView, space: Space) -> Result<bool> {
         let mut empty = true;
         view.scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
@@ -529,7 +539,7 @@ impl<B: Backend> PeerBook<B> {
     pub fn store_peer(&self, peer: impl Into<PeerInput>) -> Result<PeerRecord> {
         // Seal and check seals under the writer lock: key rotation takes it too, so
         // the cipher used here is the one current when the batch commits.
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let record = match peer.into() {
             PeerInput::New(new) => self.create_peer(new)?,
             PeerInput::Record(mut record) => {
@@ -650,7 +660,7 @@ impl<B: Backend> PeerBook<B> {
     /// Remove a peer (corrupt or not). Returns whether it was there.
     pub fn remove_peer(&self, peer_id: &str) -> Result<bool> {
         let id = PeerId::new(peer_id)?;
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let mut txn = Txn {
             batch: WriteBatch::new(),
             counters: *guard,
@@ -748,7 +758,7 @@ impl<B: Backend> PeerBook<B> {
         f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,
     ) -> Result<PeerRecord> {
         let id = PeerId::new(peer_id)?;
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let now = self.now();
         let view = self.backend.view()?;
         let (old, len) = match self.load_existing(&*view, &id)? {

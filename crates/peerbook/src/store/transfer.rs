@@ -185,7 +185,7 @@ impl<B: Backend> PeerBook<B> {
         }
         // Every check against the key happens under the writer lock, so a concurrent
         // rotate_key is wholly before (the document is refused) or after the commit.
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let cipher = self.cipher();
         let has_secrets = doc.peers.iter().any(|p| {
             p.shared_secret.is_some() || p.ice_servers.iter().any(|s| s.credential.is_some())
