@@ -2,8 +2,10 @@
 //!
 //! Every write that touches a peer updates its record, its two index entries and
 //! the counters in ONE atomic batch. Writers are serialized by one mutex, so
-//! read-modify-write operations (`update_last_seen`, ...) are atomic; readers take
-//! no lock of the store and never wait for writers.
+//! read-modify-write operations (`update_last_seen`, ...) are atomic. Queries take
+//! no lock of the store and never wait for writers; `verify` and `export_data` take
+//! the writer lock only for the instant they open their view (to pair it with the
+//! counters or the cipher).
 //!
 //! Every operation that reads more than one key reads one [`ReadView`] of the
 //! backend, so it sees one state. A writer decides on one state too: it takes the
