@@ -4,6 +4,12 @@
 //! step each book's result equals the model's (errors compared by kind), and every
 //! book verifies clean.
 //!
+//! Every book sits on a [`FailingBackend`]: a `Faulty` step fails the first write
+//! of a single-write step, before the engine applies it (the model keeps its state)
+//! or after (the model applies the step). The book must answer with the backend
+//! error, refuse writes until reopened, and after the reopen agree with the model:
+//! the write is wholly there or wholly absent, and no acknowledged write is lost.
+//!
 //! CI runs `PROPTEST_CASES` cases (default 64, set in the config below);
 //! `cargo xtask long model` runs thousands. A failure shrinks to a short, readable
 //! list of transitions.
@@ -14,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use peerbook::conformance::failing::{FailOp, FailWhen, FailingBackend};
 use peerbook::scoring::{candidate_order, quality_score, reconnection_score, DAY_MS};
 use peerbook::{
     Backend, CandidateQuery, ConnectionQuality, ConnectionType, ExportOptions, ImportMode,
@@ -165,6 +172,12 @@ enum Step {
     ClearAll,
     Advance(u64),
     Reopen,
+    /// `step` (one that writes at most one batch) with its write failing before
+    /// (`after` false) or after (`after` true) the engine applies it.
+    Faulty {
+        step: Box<Step>,
+        after: bool,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -331,11 +344,33 @@ impl ReferenceStateMachine for RefMachine {
                 Just(10 * DAY_MS), Just(31 * DAY_MS), Just(90 * DAY_MS)
             ].prop_map(Step::Advance),
             1 => Just(Step::Reopen),
+            3 => (prop_oneof![
+                (id.clone(), any::<bool>()).prop_map(|(id, secret)| Step::Store { id, secret }),
+                (id.clone(), prop_oneof![Just(0u64), Just(2 * DAY_MS)])
+                    .prop_map(|(id, back_ms)| Step::Touch { id, back_ms }),
+                id.clone().prop_map(|id| Step::Remove { id }),
+                id.clone().prop_map(|id| Step::Seen { id }),
+                id.clone().prop_map(|id| Step::Fail { id, times: 1 }),
+                (id.clone(), patch_strategy()).prop_map(|(id, patch)| Step::Quality { id, patch }),
+                Just(Step::CleanupStale),
+                (0usize..3).prop_map(Step::CleanupLru),
+            ], any::<bool>())
+                .prop_map(|(step, after)| Step::Faulty { step: Box::new(step), after }),
         ]
         .boxed()
     }
 
     fn apply(mut m: Model, step: &Step) -> Model {
+        if let Step::Faulty { step, after } = step {
+            // After: the write landed. Before: nothing did (a step changes the model
+            // only with a write); the outcome is the step's when it never writes.
+            let applied = Self::apply(m.clone(), step);
+            if *after {
+                return applied;
+            }
+            m.expected = applied.expected;
+            return m;
+        }
         m.expected = match *step {
             Step::Store { id, secret } => match valid(id) {
                 None => Outcome::Err("invalid_input"),
@@ -502,7 +537,7 @@ impl ReferenceStateMachine for RefMachine {
                 m.now += ms;
                 Outcome::Unit
             }
-            Step::Reopen => Outcome::Unit,
+            Step::Reopen | Step::Faulty { .. } => Outcome::Unit,
         };
         m
     }
@@ -511,10 +546,24 @@ impl ReferenceStateMachine for RefMachine {
 /// A book over any engine.
 type DynBook = PeerBook<Arc<dyn Backend>>;
 
+/// The fault switch of one book's backend.
+type Faults = Arc<FailingBackend<Arc<dyn Backend>>>;
+
+/// An open book and the fault switch under it.
+type Open = (DynBook, Faults);
+
 /// One book per engine, all on the same manual clock.
 struct Books {
     clock: ManualClock,
-    books: Vec<(Engine, Option<DynBook>, tempfile::TempDir)>,
+    books: Vec<(Engine, Option<Open>, tempfile::TempDir)>,
+}
+
+/// Open `engine`'s book in `dir` behind a fault switch.
+fn open_book(engine: Engine, dir: &std::path::Path, clock: &ManualClock) -> Open {
+    let faults: Faults = Arc::new(FailingBackend::new(engine.open(dir)));
+    let backend: Arc<dyn Backend> = faults.clone();
+    let book = PeerBook::open(backend, options(clock)).expect("open book");
+    (book, faults)
 }
 
 fn options(clock: &ManualClock) -> peerbook::Options {
@@ -624,7 +673,7 @@ fn run(book: &PeerBook<Arc<dyn Backend>>, step: &Step, now: u64) -> Outcome {
                 .map_or_else(err, |r| Outcome::Count(r.imported))
         }
         Step::ClearAll => book.clear_all().map_or_else(err, |()| Outcome::Unit),
-        Step::Advance(_) | Step::Reopen => Outcome::Unit,
+        Step::Advance(_) | Step::Reopen | Step::Faulty { .. } => Outcome::Unit,
     }
 }
 
@@ -638,8 +687,7 @@ impl StateMachineTest for Books {
             .iter()
             .map(|&engine| {
                 let dir = tempfile::tempdir().expect("temp dir");
-                let book =
-                    PeerBook::open(engine.open(dir.path()), options(&clock)).expect("open book");
+                let book = open_book(engine, dir.path(), &clock);
                 (engine, Some(book), dir)
             })
             .collect();
@@ -650,15 +698,50 @@ impl StateMachineTest for Books {
         sut.clock.set(model.now);
         for (engine, slot, dir) in &mut sut.books {
             if let Step::Reopen = step {
-                let book = slot.take().expect("book present");
+                let (book, faults) = slot.take().expect("book present");
                 let backend = book.close().expect("close");
-                drop(backend);
-                *slot = Some(
-                    PeerBook::open(engine.open(dir.path()), options(&sut.clock)).expect("reopen"),
-                );
+                drop((backend, faults));
+                *slot = Some(open_book(*engine, dir.path(), &sut.clock));
                 continue;
             }
-            let book = slot.as_ref().expect("book present");
+            let (book, faults) = slot.as_ref().expect("book present");
+            if let Step::Faulty { step: inner, after } = &step {
+                let before = faults.injected();
+                let when = if *after {
+                    FailWhen::After
+                } else {
+                    FailWhen::Before
+                };
+                faults.fail_nth(FailOp::Write, 1, when);
+                let got = run(book, inner, model.now);
+                faults.disarm();
+                if faults.injected() == before {
+                    // the step wrote nothing: its plain outcome
+                    assert_eq!(got, model.expected, "{}: {step:?}", engine.name());
+                    continue;
+                }
+                assert_eq!(got, Outcome::Err("backend"), "{}: {step:?}", engine.name());
+                assert!(
+                    book.needs_reopen(),
+                    "{}: poisoned after {step:?}",
+                    engine.name()
+                );
+                let refused = book.store_peer(NewPeer {
+                    peer_id: "a".into(),
+                    public_key: "pk".into(),
+                    ..NewPeer::default()
+                });
+                assert!(
+                    matches!(refused, Err(peerbook::Error::NeedsReopen)),
+                    "{}: a poisoned book refuses writes",
+                    engine.name()
+                );
+                let (book, faults) = slot.take().expect("book present");
+                let backend = book.close().expect("close a poisoned book");
+                drop((backend, faults));
+                *slot = Some(open_book(*engine, dir.path(), &sut.clock));
+                continue;
+            }
             let got = run(book, &step, model.now);
             assert_eq!(got, model.expected, "{}: {step:?}", engine.name());
         }
@@ -670,6 +753,7 @@ impl StateMachineTest for Books {
             let report = book
                 .as_ref()
                 .expect("book present")
+                .0
                 .verify()
                 .expect("verify");
             assert!(

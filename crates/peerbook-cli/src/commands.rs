@@ -639,10 +639,22 @@ fn rotate_key(
         )
     })?;
     let count = book.rotate_key(&new_key).map_err(|e| {
-        CliError::store(e, key, spec).hint(format!(
-            "the book was not changed and still opens with the {key}; delete {} before retrying",
-            new_key_file.display()
-        ))
+        // A storage error may come after the batch landed (e.g. a failed fsync): the
+        // book may open with either key, so neither key file may be deleted.
+        let hint = if matches!(e, peerbook::Error::Backend(_) | peerbook::Error::NeedsReopen) {
+            format!(
+                "the storage failed part way: the book may now open with the {key} OR with the \
+                 new key file {}; KEEP BOTH, reopen the book (e.g. `verify`) with each to see \
+                 which one it takes, and delete nothing until then",
+                new_key_file.display()
+            )
+        } else {
+            format!(
+                "the book was not changed and still opens with the {key}; delete {} before retrying",
+                new_key_file.display()
+            )
+        };
+        CliError::store(e, key, spec).hint(hint)
     })?;
     if json {
         say!(

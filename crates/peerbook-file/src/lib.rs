@@ -201,11 +201,13 @@
 //!
 //! ## Concurrency
 //!
-//! Writers serialize on a mutex. Each space is an `Arc<BTreeMap>` behind a
-//! read-write lock: a point read holds the read lock for one lookup; a scan clones
-//! the space's `Arc` and iterates without any lock, so it sees one consistent
-//! snapshot and its visitor may call back into the backend. A write that lands while
-//! a scan still holds the old map copies that space once (copy-on-write).
+//! Writers serialize on a mutex. The dataset is a
+//! [`VersionedSpaces`]: [`Backend::view`] pins the
+//! state after the last batch at no cost, and a write while views are open keeps the
+//! old versions of the keys it changes (never a copy of a space) until those views
+//! close. A [`Backend::scan`] reads a pinned view in chunks, so its visitor may call
+//! back into the backend; a compaction writes its snapshot from a view while readers
+//! go on.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -221,11 +223,13 @@ use std::io;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
+    WriteBatch,
 };
+use peerbook::mvcc::{Batch, VersionedSpaces};
 
 use codec::{
     check_file_header, decode_body, encode_file_header, encode_frame, entry_size, frame_seed,
@@ -384,10 +388,11 @@ pub struct FileBackend {
     dir: PathBuf,
     vfs: Arc<dyn Vfs>,
     options: FileOptions,
-    spaces: RwLock<Spaces>,
+    spaces: VersionedSpaces,
     writer: Mutex<Writer>,
     disk_bytes: AtomicU64,
     recovery: Recovery,
+    claim: BookClaim,
     _lock: VfsLock,
 }
 
@@ -411,7 +416,7 @@ struct Writer {
 
 impl fmt::Debug for FileBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let entries = self.read_spaces().each_ref().map(|m| m.len());
+        let entries = self.spaces.lens();
         f.debug_struct("FileBackend")
             .field("dir", &self.dir)
             .field("entries_per_space", &entries)
@@ -472,10 +477,15 @@ impl FileBackend {
             dir,
             vfs,
             options,
-            spaces: RwLock::new(loaded.spaces),
+            spaces: VersionedSpaces::new(
+                loaded
+                    .spaces
+                    .map(|map| Arc::try_unwrap(map).unwrap_or_else(|shared| (*shared).clone())),
+            ),
             writer: Mutex::new(loaded.writer),
             disk_bytes: AtomicU64::new(disk),
             recovery: loaded.recovery,
+            claim: BookClaim::new(),
             _lock: lock,
         })
     }
@@ -526,16 +536,6 @@ impl FileBackend {
             .map_err(|_| engine("a thread panicked while writing; reopen the backend".to_string()))
     }
 
-    // Applying a batch to the maps cannot panic part way, so a poisoned lock still
-    // guards consistent maps.
-    fn read_spaces(&self) -> RwLockReadGuard<'_, Spaces> {
-        self.spaces.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write_spaces(&self) -> RwLockWriteGuard<'_, Spaces> {
-        self.spaces.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -557,12 +557,12 @@ impl FileBackend {
         if durability == Durability::Sync {
             w.sync(&log_name)?;
         }
-        {
-            let mut spaces = self.write_spaces();
+        let live = &mut w.live_bytes;
+        self.spaces.apply(|batch| {
             for op in ops {
-                apply(&mut spaces, op, &mut w.live_bytes);
+                apply_versioned(batch, op, live);
             }
-        }
+        });
         self.publish_usage(&w);
         if self.options.auto_compact && w.wants_compaction(&self.options) {
             // The batch is committed whatever happens here; a failed compaction is
@@ -581,10 +581,11 @@ impl FileBackend {
     }
 
     fn compact_locked(&self, w: &mut Writer) -> Result<(), BackendError> {
-        // Writers are excluded (we hold the writer mutex), so these maps are every
+        // Writers are excluded (we hold the writer mutex), so this view holds every
         // committed batch; readers go on while the snapshot is written.
-        let spaces: Spaces = self.read_spaces().clone();
-        let old_files = self.switch_generation(w, spaces)?;
+        let spaces = self.spaces.view();
+        let old_files = self.switch_generation(w, &spaces)?;
+        drop(spaces);
         for (name, e) in old_files {
             tracing::warn!(file = %name, error = %e, "peerbook-file: could not remove an old generation's file; the next open will");
         }
@@ -597,7 +598,7 @@ impl FileBackend {
     fn switch_generation(
         &self,
         w: &mut Writer,
-        spaces: Spaces,
+        spaces: &dyn ReadView,
     ) -> Result<Vec<(String, io::Error)>, BackendError> {
         let old = w.generation;
         let new = old
@@ -607,7 +608,7 @@ impl FileBackend {
             &*self.vfs,
             &self.dir,
             new,
-            &spaces,
+            spaces,
             self.options.snapshot_chunk_bytes,
         ) {
             Ok(written) => written,
@@ -619,7 +620,6 @@ impl FileBackend {
                 return Err(e);
             }
         };
-        drop(spaces);
         let log_path = self.file(&log_name(new));
         let log = match self.vfs.open_append(&log_path) {
             Ok(log) => log,
@@ -718,7 +718,7 @@ impl Drop for FileBackend {
 
 impl Backend for FileBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.read_spaces()[space.index()].get(key).cloned())
+        Ok(self.spaces.get(space, key))
     }
 
     fn scan(
@@ -731,27 +731,17 @@ impl Backend for FileBackend {
         if range_is_empty(&range) {
             return Ok(());
         }
-        // A consistent snapshot of the space, iterated without holding any lock.
-        let map = Arc::clone(&self.read_spaces()[space.index()]);
-        let iter = map.range::<[u8], _>((range.lower, range.upper));
-        let mut visit = |(k, v): (&Vec<u8>, &Vec<u8>)| visitor(k, v);
-        match direction {
-            Direction::Forward => {
-                for entry in iter {
-                    if let ControlFlow::Break(()) = visit(entry) {
-                        break;
-                    }
-                }
-            }
-            Direction::Reverse => {
-                for entry in iter.rev() {
-                    if let ControlFlow::Break(()) = visit(entry) {
-                        break;
-                    }
-                }
-            }
-        }
+        // One consistent snapshot, read in chunks without holding a lock in `visitor`.
+        self.spaces.scan(space, range, direction, visitor);
         Ok(())
+    }
+
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        Ok(Box::new(self.spaces.view()))
+    }
+
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
@@ -800,11 +790,11 @@ impl Backend for FileBackend {
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let mut w = self.lock_writer()?;
         w.usable()?;
-        let left = self.switch_generation(&mut w, Spaces::default())?;
-        {
-            let mut spaces = self.write_spaces();
-            apply(&mut spaces, LogOp::Clear, &mut w.live_bytes);
-        }
+        let empty = VersionedSpaces::default();
+        let left = self.switch_generation(&mut w, &empty.view())?;
+        let live = &mut w.live_bytes;
+        self.spaces
+            .apply(|batch| apply_versioned(batch, LogOp::Clear, live));
         self.publish_usage(&w);
         match left.into_iter().next() {
             None => Ok(()),
@@ -849,6 +839,30 @@ fn apply(spaces: &mut Spaces, op: LogOp, live: &mut u64) {
             for map in spaces.iter_mut() {
                 *map = Arc::new(Map::new());
             }
+            *live = 0;
+        }
+        LogOp::End { .. } => {}
+    }
+}
+
+/// [`apply`] onto the live dataset, one op of a committed batch.
+fn apply_versioned(batch: &mut Batch<'_>, op: LogOp, live: &mut u64) {
+    match op {
+        LogOp::Put { space, key, value } => {
+            let (klen, add) = (key.len(), entry_size(key.len(), value.len()));
+            if let Some(old) = batch.put(space, key, value) {
+                *live = live.saturating_sub(entry_size(klen, old));
+            }
+            *live += add;
+        }
+        LogOp::Delete { space, key } => {
+            let klen = key.len();
+            if let Some(old) = batch.delete(space, key) {
+                *live = live.saturating_sub(entry_size(klen, old));
+            }
+        }
+        LogOp::Clear => {
+            batch.clear();
             *live = 0;
         }
         LogOp::End { .. } => {}
@@ -935,7 +949,7 @@ fn write_generation(
     vfs: &dyn Vfs,
     dir: &Path,
     generation: u64,
-    spaces: &Spaces,
+    spaces: &dyn ReadView,
     chunk: usize,
 ) -> Result<(u64, u32), GenError> {
     let snap_tmp = dir.join(format!("{}.tmp", snapshot_name(generation)));
@@ -997,7 +1011,7 @@ fn write_snapshot(
     vfs: &dyn Vfs,
     path: &Path,
     generation: u64,
-    spaces: &Spaces,
+    spaces: &dyn ReadView,
     chunk: usize,
 ) -> Result<u64, BackendError> {
     let io = |e: io::Error| io_error(format!("write {}", path.display()), e);
@@ -1020,16 +1034,32 @@ fn write_snapshot(
         Ok(frame.len() as u64)
     };
     for space in Space::ALL {
-        for (key, value) in spaces[space.index()].iter() {
-            // A frame holds at least one entry; cut before one that would overflow.
-            let size = entry_size(key.len(), value.len()) as usize;
-            if enc.count() > 0
-                && (enc.len() + size > chunk || enc.len() + size > MAX_FRAME_BODY / 2)
-            {
-                len += emit(std::mem::take(&mut enc), &mut file)?;
-            }
-            enc.put(space, key, value);
-            entries += 1;
+        let mut failed = None;
+        spaces.scan(
+            space,
+            KeyRange::all(),
+            Direction::Forward,
+            &mut |key, value| {
+                // A frame holds at least one entry; cut before one that would overflow.
+                let size = entry_size(key.len(), value.len()) as usize;
+                if enc.count() > 0
+                    && (enc.len() + size > chunk || enc.len() + size > MAX_FRAME_BODY / 2)
+                {
+                    match emit(std::mem::take(&mut enc), &mut file) {
+                        Ok(n) => len += n,
+                        Err(e) => {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+                enc.put(space, key, value);
+                entries += 1;
+                ControlFlow::Continue(())
+            },
+        )?;
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
     if enc.count() > 0 {
@@ -1116,12 +1146,12 @@ impl Loader<'_> {
                         self.remove(name, &mut recovery.removed_files);
                     }
                 }
-                let empty: Spaces = Default::default();
+                let empty = VersionedSpaces::default();
                 write_generation(
                     self.vfs,
                     self.dir,
                     1,
-                    &empty,
+                    &empty.view(),
                     self.options.snapshot_chunk_bytes,
                 )
                 .map_err(|e| match e {

@@ -16,7 +16,8 @@ use heed::{
     RwTxn, WithoutTls,
 };
 use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
+    WriteBatch,
 };
 
 use crate::create;
@@ -71,6 +72,11 @@ pub struct LmdbBackend {
     /// for a transaction's life) only under the map guard; write-locked only by the
     /// swap, which holds the map guard exclusively, so no reader ever waits on it.
     handle: RwLock<Option<Handle>>,
+    /// Set when an fsync after a commit failed: the commit may or may not be durable,
+    /// and the page cache state is unknown, so every later write is refused.
+    sync_failed: AtomicBool,
+    /// One live book per backend instance.
+    claim: BookClaim,
     /// The map guard. Every LMDB call that may touch the memory map (every
     /// transaction, from begin to end, `mdb_env_sync`, `mdb_env_info`) holds it
     /// shared; only a resize holds it exclusively.
@@ -153,6 +159,8 @@ impl LmdbBackend {
 
         Ok(LmdbBackend {
             handle: RwLock::new(Some(handle)),
+            sync_failed: AtomicBool::new(false),
+            claim: BookClaim::new(),
             map_lock: RwLock::new(()),
             writer: Mutex::new(()),
             broken: AtomicBool::new(false),
@@ -300,6 +308,7 @@ impl LmdbBackend {
             ));
         }
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_synced()?;
         loop {
             let shared = self.shared()?;
             // No resize can happen while we hold the writer mutex and the guard.
@@ -307,7 +316,7 @@ impl LmdbBackend {
             match self.try_commit(&mut fill) {
                 Ok(()) => {
                     if durability == Durability::Sync {
-                        self.handle()?.env.force_sync().map_err(|e| self.err(e))?;
+                        self.sync()?;
                     }
                     return Ok(());
                 }
@@ -368,8 +377,9 @@ impl LmdbBackend {
         // no transaction is active in the process (it unmaps and remaps the file), and
         // nothing may read the map meanwhile. Here:
         // - every transaction this backend begins after `open` returned lives inside a
-        //   shared hold of `map_lock`: read transactions in `read`, write transactions
-        //   in `commit` (the only two places that begin one; both end the transaction
+        //   shared hold of `map_lock`: read transactions in `read` and `view` (a view
+        //   owns its guard and drops its transaction first), write transactions in
+        //   `commit` (the only three places that begin one; each ends the transaction
         //   before releasing the guard), and the transaction of `open` ended before the
         //   backend existed. We hold `map_lock` exclusively, so no transaction is open;
         // - `mdb_env_sync` and `mdb_env_info`, which read the meta pages through the
@@ -396,6 +406,60 @@ impl LmdbBackend {
 }
 
 impl LmdbBackend {
+    /// `mdb_env_sync(force)`; a failure refuses every later write (as the file
+    /// backend does): after a failed fsync the kernel may have dropped dirty pages.
+    fn sync(&self) -> Result<(), BackendError> {
+        self.handle()?.env.force_sync().map_err(|e| {
+            self.sync_failed.store(true, Ordering::Release);
+            self.err(e)
+        })
+    }
+
+    fn check_synced(&self) -> Result<(), BackendError> {
+        if self.sync_failed.load(Ordering::Acquire) {
+            return Err(engine(format!(
+                "an fsync of the LMDB book at {} failed; writes are refused until it is \
+                 reopened",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The body of every scan: visit `range` of `space` in `txn`.
+    fn scan_in(
+        dbs: &[Db; 4],
+        txn: &RoTxn<'_, WithoutTls>,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> heed::Result<()> {
+        let Some(bounds) = lmdb_bounds(range) else {
+            return Ok(());
+        };
+        let db = &dbs[space.index()];
+        match direction {
+            Direction::Forward => {
+                for entry in db.range(txn, &bounds)? {
+                    let (key, value) = entry?;
+                    if let ControlFlow::Break(()) = visitor(key, value) {
+                        break;
+                    }
+                }
+            }
+            Direction::Reverse => {
+                for entry in db.rev_range(txn, &bounds)? {
+                    let (key, value) = entry?;
+                    if let ControlFlow::Break(()) = visitor(key, value) {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The second half of [`Backend::clear`]: swap `data.mdb` for a compacted copy.
     fn rewrite_data_file(&self) -> Result<(), BackendError> {
         if self.held_by_this_thread() {
@@ -438,6 +502,41 @@ impl LmdbBackend {
             .map_err(|e| from_io(e, &self.path))?;
         *slot = Some(open_env(&self.path, &self.options, map_size)?);
         Ok(())
+    }
+}
+
+/// A [`ReadView`] of an [`LmdbBackend`]: one read transaction, begun and ended
+/// inside a shared hold of the map lock (fields drop in order: the transaction
+/// first). While a view lives, the map cannot grow (a writer that needs more room
+/// waits for it), a clear waits for it, and its thread cannot write (refused, as
+/// inside a scan visitor).
+struct LmdbView<'a> {
+    txn: RoTxn<'static, WithoutTls>,
+    dbs: [Db; 4],
+    _shared: Shared<'a>,
+    backend: &'a LmdbBackend,
+}
+
+impl ReadView for LmdbView<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        if !self.backend.storable_key(key) {
+            return Ok(None);
+        }
+        let value = self.dbs[space.index()].get(&self.txn, key);
+        value
+            .map(|v| v.map(<[u8]>::to_vec))
+            .map_err(|e| self.backend.err(e))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        LmdbBackend::scan_in(&self.dbs, &self.txn, space, range, direction, visitor)
+            .map_err(|e| self.backend.err(e))
     }
 }
 
@@ -499,31 +598,7 @@ impl Backend for LmdbBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        let Some(bounds) = lmdb_bounds(range) else {
-            return Ok(());
-        };
-        self.read(|h, txn| {
-            let db = h.db(space);
-            match direction {
-                Direction::Forward => {
-                    for entry in db.range(txn, &bounds)? {
-                        let (key, value) = entry?;
-                        if let ControlFlow::Break(()) = visitor(key, value) {
-                            break;
-                        }
-                    }
-                }
-                Direction::Reverse => {
-                    for entry in db.rev_range(txn, &bounds)? {
-                        let (key, value) = entry?;
-                        if let ControlFlow::Break(()) = visitor(key, value) {
-                            break;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        })
+        self.read(|h, txn| Self::scan_in(&h.dbs, txn, space, range, direction, visitor))
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
@@ -550,7 +625,31 @@ impl Backend for LmdbBackend {
 
     fn flush(&self) -> Result<(), BackendError> {
         let _shared = self.shared()?;
-        self.handle()?.env.force_sync().map_err(|e| self.err(e))
+        self.check_synced()?;
+        self.sync()
+    }
+
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        let shared = self.shared()?;
+        let handle = self.handle()?;
+        // The transaction owns a clone of the environment, so the view does not
+        // borrow the handle lock; the shared map guard it keeps makes a clear's swap
+        // (which takes that guard exclusively) wait until the view is dropped.
+        let txn = handle
+            .env
+            .clone()
+            .static_read_txn()
+            .map_err(|e| self.err(e))?;
+        Ok(Box::new(LmdbView {
+            txn,
+            dbs: handle.dbs,
+            _shared: shared,
+            backend: self,
+        }))
+    }
+
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
     }
 
     /// Empties every database in one synced transaction (the commit point: a crash

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
+    WriteBatch,
 };
 use rocksdb::{
     BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
-    FlushOptions, ReadOptions, WriteOptions, DB,
+    FlushOptions, ReadOptions, Snapshot, WriteOptions, DB,
 };
 
 use crate::error::{map_err, map_open_err};
@@ -48,6 +49,8 @@ pub struct RocksBackend {
     buffered_write: WriteOptions,
     /// The block cache shared by every column family (kept for its statistics).
     cache: Cache,
+    /// One live book per backend instance.
+    claim: BookClaim,
 }
 
 impl fmt::Debug for RocksBackend {
@@ -111,6 +114,7 @@ impl RocksBackend {
             sync_write,
             buffered_write,
             cache,
+            claim: BookClaim::new(),
         };
         backend.families()?;
         Ok(backend)
@@ -205,15 +209,50 @@ fn successor(key: &[u8]) -> Vec<u8> {
     next
 }
 
-impl Backend for RocksBackend {
+/// A [`ReadView`] of a [`RocksBackend`]: one RocksDB snapshot, read through
+/// `ReadOptions::set_snapshot`. While it lives, RocksDB keeps the versions it sees
+/// from compaction, so views should be short.
+struct RocksView<'a> {
+    backend: &'a RocksBackend,
+    snapshot: Snapshot<'a>,
+}
+
+impl ReadView for RocksView<'_> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let cf = self.cf(space)?;
-        let value = self.db.get_pinned_cf(cf, key).map_err(map_err)?;
-        Ok(value.map(|v| v.to_vec()))
+        self.backend.get_at(Some(&self.snapshot), space, key)
     }
 
     fn scan(
         &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        self.backend
+            .scan_at(Some(&self.snapshot), space, range, direction, visitor)
+    }
+}
+
+impl RocksBackend {
+    fn get_at(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        let cf = self.cf(space)?;
+        let mut read = ReadOptions::default();
+        if let Some(snapshot) = snapshot {
+            read.set_snapshot(snapshot);
+        }
+        let value = self.db.get_pinned_cf_opt(cf, key, &read).map_err(map_err)?;
+        Ok(value.map(|v| v.to_vec()))
+    }
+
+    fn scan_at(
+        &self,
+        snapshot: Option<&Snapshot<'_>>,
         space: Space,
         range: KeyRange<'_>,
         direction: Direction,
@@ -227,6 +266,9 @@ impl Backend for RocksBackend {
         // never leaves the range, in either direction: seek_to_first starts at the
         // lower bound, seek_to_last just below the upper one.
         let mut read = ReadOptions::default();
+        if let Some(snapshot) = snapshot {
+            read.set_snapshot(snapshot);
+        }
         match inclusive_lower(range.lower) {
             // "" is the smallest key: no bound at all.
             Some(lower) if !lower.is_empty() => read.set_iterate_lower_bound(lower),
@@ -259,6 +301,33 @@ impl Backend for RocksBackend {
         }
         // `item()` is None at the end of the range and after an error alike.
         iter.status().map_err(map_err)
+    }
+}
+
+impl Backend for RocksBackend {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.get_at(None, space, key)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        self.scan_at(None, space, range, direction, visitor)
+    }
+
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        Ok(Box::new(RocksView {
+            backend: self,
+            snapshot: self.db.snapshot(),
+        }))
+    }
+
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {

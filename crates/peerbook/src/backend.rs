@@ -10,21 +10,60 @@
 //! |---|---|
 //! | [`Backend::get`] | point read of one key |
 //! | [`Backend::scan`] | ordered scan of a key range, forward or reverse, stopping when the visitor says so |
+//! | [`Backend::view`] | a [`ReadView`]: `get` and `scan` over one consistent snapshot of every space, taken when the view opens |
 //! | [`Backend::write`] | apply a batch of puts and deletes across spaces atomically, with a [`Durability`] |
 //! | [`Backend::flush`] | make every write that returned durable on power loss |
 //! | [`Backend::clear`] | empty every space atomically |
 //! | [`Backend::disk_usage`] | bytes the backend occupies on disk |
+//! | [`Backend::book_claim`] | the one [`BookClaim`] of this backend instance (shared by its clones and `Arc`s) |
+//! | [`Backend::engine_name`] | a short engine name for logs |
 //!
 //! Backends are `Send + Sync`: reads may come from many threads at once. The store
 //! serializes writers itself, so a backend never sees two concurrent `write` calls
 //! from one [`PeerBook`](crate::PeerBook), but it must stay correct if it does.
 //!
+//! ## Views
+//!
+//! A [`ReadView`] sees the state of every space as of the moment
+//! [`Backend::view`] returned: no write that lands later is visible in it, and
+//! every `get` and `scan` on it agrees with every other one. The store runs each
+//! operation that reads more than one key on one view, so paged index walks never
+//! meet a peer twice or miss one. Rules for callers (the store keeps them):
+//! - a view is dropped before the same thread calls `write`, `flush` or `clear`
+//!   (LMDB refuses a write on a thread inside its own read transaction);
+//! - a view's scan visitor does not call back into the backend or the view;
+//! - views are short-lived: an engine keeps old versions alive for an open view
+//!   (LMDB cannot grow its map while any view is open, so a writer needing room
+//!   waits for it; RocksDB keeps the snapshot's versions from compaction; the
+//!   memory and file backends keep the old versions of keys written meanwhile, see
+//!   [`mvcc`](crate::mvcc)).
+//!
+//! ## Failures
+//!
+//! An error from `write`, `flush` or `clear` leaves the outcome unknown: the batch
+//! may or may not have landed, or may surface on reopen. No error kind is known to
+//! be clean on every engine (a full disk, [`BackendError::Full`], can strike after
+//! a frame was partly written or during an fsync), so after any such error the
+//! store refuses further writes of that book with
+//! [`Error::NeedsReopen`](crate::Error::NeedsReopen) until it is reopened; the
+//! reopened book reads the counters committed atomically with the data. A backend
+//! whose durability step fails (fsync) must refuse later writes itself too.
+//!
+//! ## One book per backend
+//!
 //! A backend takes an exclusive lock on its files when it opens; a second open of the
-//! same files fails with [`BackendError::Locked`].
+//! same files fails with [`BackendError::Locked`]. Within one process, one backend
+//! instance serves one live [`PeerBook`](crate::PeerBook): a second
+//! `PeerBook::open` over the same instance (an `Arc` of it, or a
+//! [`MemoryBackend`](crate::MemoryBackend) clone) fails with
+//! [`Error::Locked`](crate::Error::Locked) until the first book is closed or dropped.
+//! The claim is the backend's [`BookClaim`]; the sharing is refused, not made safe.
 
 use std::fmt;
 use std::io;
 use std::ops::{Bound, ControlFlow};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// One of the four keyspaces of a book.
 ///
@@ -290,6 +329,50 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 /// What a scan visitor returns: `Continue` for the next entry, `Break` to stop.
 pub type Visit = ControlFlow<()>;
 
+/// A consistent read-only snapshot of every space of a backend; see the
+/// [module docs](self#views).
+pub trait ReadView {
+    /// Read the value stored under `key` in `space`, as of the view.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError>;
+
+    /// Visit the entries of `space` in `range`, in `direction` order, as of the view,
+    /// until the visitor returns [`ControlFlow::Break`] or the range ends. The visitor
+    /// must not call back into the backend or the view (an engine may hold a lock
+    /// while it runs): collect, then read.
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError>;
+}
+
+/// The marker that lets one live [`PeerBook`](crate::PeerBook) own a backend
+/// instance. A backend creates one when it is constructed and hands out clones of it
+/// (clones of the backend share it); see the [module docs](self#one-book-per-backend).
+#[derive(Clone, Debug, Default)]
+pub struct BookClaim(Arc<AtomicBool>);
+
+impl BookClaim {
+    /// A new, unclaimed marker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Claim the backend; `false` when a live book already holds it.
+    pub fn try_acquire(&self) -> bool {
+        self.0
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Give the claim back (the book was closed or dropped).
+    pub fn release(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// The storage engine under a book. See the [module docs](self) for the contract.
 ///
 /// Implementations must be `Send + Sync`, must apply each [`WriteBatch`] atomically
@@ -306,8 +389,8 @@ pub trait Backend: Send + Sync {
     /// Visit the entries of `space` whose keys lie in `range`, in `direction` order,
     /// until the visitor returns [`ControlFlow::Break`] or the range ends.
     ///
-    /// The visitor sees one consistent snapshot only where the engine gives one; the
-    /// store never relies on a scan seeing a concurrent write either way.
+    /// The visitor sees one consistent snapshot only where the engine gives one; use a
+    /// [`view`](Self::view) to read several keys or pages consistently.
     fn scan(
         &self,
         space: Space,
@@ -315,6 +398,12 @@ pub trait Backend: Send + Sync {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError>;
+
+    /// A consistent snapshot of every space as of now (see [module docs](self#views)).
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError>;
+
+    /// The claim marker of this backend instance, shared by its clones.
+    fn book_claim(&self) -> BookClaim;
 
     /// Apply every operation of `batch` atomically, durable as `durability` says.
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError>;
@@ -375,6 +464,12 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
         (**self).scan(space, range, direction, visitor)
+    }
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        (**self).view()
+    }
+    fn book_claim(&self) -> BookClaim {
+        (**self).book_claim()
     }
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
         (**self).write(batch, durability)

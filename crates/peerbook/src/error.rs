@@ -100,6 +100,11 @@ pub enum Error {
     /// The storage engine failed.
     #[error(transparent)]
     Backend(BackendError),
+    /// An earlier write of this book failed with an unknown outcome (it may or may
+    /// not have landed): the book refuses every write until it is closed and
+    /// reopened, which reads the state the storage really holds.
+    #[error("an earlier write failed and may or may not have landed; close and reopen the book")]
+    NeedsReopen,
     /// An I/O error outside the backend (key files).
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -140,6 +145,7 @@ impl Error {
             Error::SchemaTooNew { .. } => "schema_too_new",
             Error::Locked(_) => "locked",
             Error::Backend(_) => "backend",
+            Error::NeedsReopen => "needs_reopen",
             Error::Io { .. } => "io",
         }
     }

@@ -53,6 +53,7 @@ pub mod conformance;
 pub mod crypto;
 mod error;
 mod memory;
+pub mod mvcc;
 mod options;
 pub mod schema;
 pub mod scoring;

@@ -3,17 +3,19 @@
 //! It is the model every real engine is compared against in the conformance kit and
 //! the differential tests, and a handy backend for unit tests of applications.
 //! Nothing is persisted: clones share the same data, so "reopening" a clone sees
-//! every write, as a reopened disk store would.
+//! every write, as a reopened disk store would. Clones also share one
+//! [`BookClaim`]: one live book per backend, whichever clone it was opened on.
+//!
+//! The spaces are [`VersionedSpaces`]: a [`view`](Backend::view) costs no copy, and a
+//! write while views are open keeps the old versions they need, not whole spaces.
 
-use std::collections::BTreeMap;
-use std::ops::ControlFlow;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
 
 use crate::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Op, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
+    WriteBatch,
 };
-
-type Spaces = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
+use crate::mvcc::VersionedSpaces;
 
 /// An in-memory [`Backend`] over four ordered maps.
 ///
@@ -29,14 +31,14 @@ type Spaces = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
 /// ```
 #[derive(Clone, Default)]
 pub struct MemoryBackend {
-    spaces: Arc<RwLock<Spaces>>,
+    spaces: Arc<VersionedSpaces>,
+    claim: BookClaim,
 }
 
 impl std::fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sizes = self.read().map(|s| s.each_ref().map(BTreeMap::len)).ok();
         f.debug_struct("MemoryBackend")
-            .field("entries_per_space", &sizes)
+            .field("entries_per_space", &self.spaces.lens())
             .finish()
     }
 }
@@ -46,26 +48,11 @@ impl MemoryBackend {
     pub fn new() -> Self {
         Self::default()
     }
-
-    fn read(&self) -> Result<RwLockReadGuard<'_, Spaces>, BackendError> {
-        self.spaces.read().map_err(|_| poisoned())
-    }
-
-    fn write_lock(&self) -> Result<RwLockWriteGuard<'_, Spaces>, BackendError> {
-        self.spaces.write().map_err(|_| poisoned())
-    }
-}
-
-fn poisoned() -> BackendError {
-    BackendError::Engine {
-        engine: "memory",
-        message: "a thread panicked while holding the lock".into(),
-    }
 }
 
 impl Backend for MemoryBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.read()?[space.index()].get(key).cloned())
+        Ok(self.spaces.get(space, key))
     }
 
     fn scan(
@@ -75,43 +62,31 @@ impl Backend for MemoryBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        if range.is_empty() {
-            return Ok(());
-        }
-        let guard = self.read()?;
-        let iter = guard[space.index()].range::<[u8], _>((range.lower, range.upper));
-        let mut visit = |(k, v): (&Vec<u8>, &Vec<u8>)| visitor(k, v);
-        match direction {
-            Direction::Forward => {
-                for entry in iter {
-                    if let ControlFlow::Break(()) = visit(entry) {
-                        break;
-                    }
-                }
-            }
-            Direction::Reverse => {
-                for entry in iter.rev() {
-                    if let ControlFlow::Break(()) = visit(entry) {
-                        break;
-                    }
-                }
-            }
-        }
+        self.spaces.scan(space, range, direction, visitor);
         Ok(())
     }
 
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        Ok(Box::new(self.spaces.view()))
+    }
+
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
+    }
+
     fn write(&self, batch: WriteBatch, _durability: Durability) -> Result<(), BackendError> {
-        let mut guard = self.write_lock()?;
-        for op in batch.into_ops() {
-            match op {
-                Op::Put { space, key, value } => {
-                    guard[space.index()].insert(key, value);
-                }
-                Op::Delete { space, key } => {
-                    guard[space.index()].remove(&key);
+        self.spaces.apply(|b| {
+            for op in batch.into_ops() {
+                match op {
+                    Op::Put { space, key, value } => {
+                        b.put(space, key, value);
+                    }
+                    Op::Delete { space, key } => {
+                        b.delete(space, key);
+                    }
                 }
             }
-        }
+        });
         Ok(())
     }
 
@@ -120,10 +95,7 @@ impl Backend for MemoryBackend {
     }
 
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
-        let mut guard = self.write_lock()?;
-        for map in guard.iter_mut() {
-            map.clear();
-        }
+        self.spaces.apply(|b| b.clear());
         Ok(())
     }
 

@@ -125,7 +125,8 @@ pub(crate) struct ScoreHint {
 }
 
 impl ScoreHint {
-    pub const LEN: usize = 15;
+    /// Encoded length (schema 2): 3 bytes, penalty u32, blacklist tag u8, until u64.
+    pub const LEN: usize = 16;
 
     pub fn of(peer: &PeerRecord) -> Self {
         let q = &peer.connection_quality;
@@ -178,7 +179,8 @@ impl ScoreHint {
         let mut v = Vec::with_capacity(Self::LEN);
         v.extend_from_slice(&[self.quality_score, self.success, self.reliability]);
         v.extend_from_slice(&self.penalty.to_be_bytes());
-        // 0 never is a blacklist end in the future of any real clock; it means "none".
+        // A presence tag, so every Option<u64> (Some(0) included) round-trips.
+        v.push(u8::from(self.blacklist_until.is_some()));
         v.extend_from_slice(&self.blacklist_until.unwrap_or(0).to_be_bytes());
         v
     }
@@ -187,13 +189,18 @@ impl ScoreHint {
         if bytes.len() != Self::LEN {
             return None;
         }
-        let until = u64::from_be_bytes(bytes[7..15].try_into().ok()?);
+        let until = u64::from_be_bytes(bytes[8..16].try_into().ok()?);
+        let blacklist_until = match (bytes[7], until) {
+            (0, 0) => None,
+            (1, until) => Some(until),
+            _ => return None, // a value no encoder writes: damaged
+        };
         Some(ScoreHint {
             quality_score: bytes[0],
             success: bytes[1],
             reliability: bytes[2],
             penalty: u32::from_be_bytes(bytes[3..7].try_into().ok()?),
-            blacklist_until: (until != 0).then_some(until),
+            blacklist_until,
         })
     }
 
@@ -468,6 +475,20 @@ mod tests {
         assert_eq!(ScoreHint::decode(&hint.encode()), Some(hint));
         assert_eq!(hint.encode().len(), ScoreHint::LEN);
         assert_eq!(ScoreHint::decode(&[0; 14]), None);
+        for until in [None, Some(0), Some(1), Some(u64::MAX)] {
+            let h = ScoreHint {
+                blacklist_until: until,
+                ..hint
+            };
+            assert_eq!(
+                ScoreHint::decode(&h.encode()),
+                Some(h),
+                "{until:?} round-trips"
+            );
+        }
+        let mut bad = hint.encode();
+        bad[7] = 2;
+        assert_eq!(ScoreHint::decode(&bad), None, "unknown tag is damage");
         for now in [0, DAY_MS, 2 * DAY_MS, 5 * DAY_MS, 30 * DAY_MS] {
             assert_eq!(hint.score(p.last_seen, now), reconnection_score(&p, now));
         }

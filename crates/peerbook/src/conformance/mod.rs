@@ -32,13 +32,19 @@
 //!   early stop, batch atomicity, clear, persistence across reopen);
 //! - [`store`]: every [`PeerBook`](crate::PeerBook) operation and every rule of the
 //!   design (scoring rows, retention, quota, blacklist, encryption, export and
-//!   import, corruption handling), run over the backend.
+//!   import, corruption handling), run over the backend;
+//! - [`concurrency`]: read views, walks and key rotation racing writers, past
+//!   blacklist ends, one book per backend instance;
+//! - [`failing`]: [`FailingBackend`](failing::FailingBackend) injects write, flush,
+//!   scan and view failures into any backend; a failure never leaves a book lying.
 //!
 //! Each function panics with a message naming the broken rule.
 
 use crate::backend::Backend;
 
 pub mod backend;
+pub mod concurrency;
+pub mod failing;
 pub mod store;
 
 /// Makes backends for the conformance kit.
@@ -133,6 +139,7 @@ macro_rules! conformance_tests {
     ($factory:expr) => {
         $crate::backend_conformance_tests!($factory);
         $crate::store_conformance_tests!($factory);
+        $crate::concurrency_conformance_tests!($factory);
     };
 }
 
@@ -199,6 +206,33 @@ macro_rules! store_conformance_tests {
                 book_persists_across_reopen,
                 concurrent_updates_lose_nothing,
             ]
+        );
+    };
+}
+
+/// Generates one `#[test]` per [`concurrency`] conformance function (views,
+/// races between writers and readers, one book per backend).
+#[macro_export]
+macro_rules! concurrency_conformance_tests {
+    ($factory:expr) => {
+        $crate::__conformance_group!(
+            concurrency_conformance,
+            concurrency,
+            $factory,
+            [
+                view_is_a_snapshot,
+                paged_query_under_concurrent_updates,
+                rotate_key_under_concurrent_writers,
+                past_blacklist_ranked_normally,
+                second_book_on_one_backend_refused,
+                schema_1_score_hints_migrate,
+            ]
+        );
+        $crate::__conformance_group!(
+            failure_conformance,
+            failing,
+            $factory,
+            [injected_write_failures_poison_until_reopen,]
         );
     };
 }

@@ -3,7 +3,7 @@
 //! | space | key | value |
 //! |---|---|---|
 //! | peers | peer_id | format byte + postcard(record) |
-//! | by_last_seen | big-endian u64 last_seen + peer_id | score hint: quality score, success, reliability (u8 each), penalty (u32 BE), blacklist_until (u64 BE, 0 = none) |
+//! | by_last_seen | big-endian u64 last_seen + peer_id | score hint: quality score, success, reliability (u8 each), penalty (u32 BE), blacklist tag (u8: 0 none, 1 some), blacklist_until (u64 BE; 0 when none) |
 //! | by_quality | u8 quality score + peer_id | empty |
 //! | meta | name | see the constants below |
 
@@ -12,7 +12,11 @@ use crate::schema::PeerRecord;
 use crate::scoring::ScoreHint;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: first release.
+/// - 2: the by_last_seen score hint tags `blacklist_until` (schema 1 wrote
+///   `Some(0)` like `None`); opening migrates 0 and 1.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// meta `schema_version`: u32 big-endian.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";

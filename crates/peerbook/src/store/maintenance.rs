@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use super::keys::{self, Counters, META_KEY_CHECK, META_LAST_CLEANUP, META_QUARANTINE_PREFIX};
 use super::{Existing, PeerBook, Txn};
-use crate::backend::{prefix_successor, Backend, Direction, KeyRange, Space, WriteBatch};
+use crate::backend::{prefix_successor, Backend, Direction, KeyRange, ReadView, Space, WriteBatch};
 use crate::crypto::{Cipher, MasterKey, SecretKind};
 use crate::error::{Error, Result};
 use crate::schema::PeerRecord;
@@ -155,10 +155,11 @@ impl<B: Backend> PeerBook<B> {
     /// record the cleanup time. Returns how many were removed. Corrupt records are
     /// left to [`repair`](Self::repair).
     pub fn cleanup_stale_peers(&self) -> Result<usize> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let now = self.now();
         let mut stale = Vec::new();
-        self.backend.scan(
+        let view = self.backend.view()?;
+        view.scan(
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
@@ -180,9 +181,10 @@ impl<B: Backend> PeerBook<B> {
         };
         for existing in &stale {
             if let Existing::Decoded { record, .. } = existing {
-                self.delete_record(&mut txn, &record.peer_id, existing)?;
+                self.delete_record(&*view, &mut txn, &record.peer_id, existing)?;
             }
         }
+        drop(view); // a view ends before its thread writes (LMDB)
         txn.batch.put(
             Space::Meta,
             META_LAST_CLEANUP.to_vec(),
@@ -195,7 +197,7 @@ impl<B: Backend> PeerBook<B> {
 
     /// Remove the `n` least recently seen peers in one batch. Returns how many were removed.
     pub fn cleanup_lru(&self, n: usize) -> Result<usize> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         if n == 0 {
             return Ok(0);
         }
@@ -203,7 +205,10 @@ impl<B: Backend> PeerBook<B> {
             batch: WriteBatch::new(),
             counters: *guard,
         };
-        let removed = self.delete_least_recent(&mut txn, None, |_, deleted| deleted >= n)?;
+        let removed = {
+            let view = self.backend.view()?;
+            self.delete_least_recent(&*view, &mut txn, None, |_, deleted| deleted >= n)?
+        };
         self.commit(&mut guard, txn)?;
         info!(removed, "peerbook LRU cleanup");
         Ok(removed)
@@ -218,7 +223,8 @@ impl<B: Backend> PeerBook<B> {
             engine: self.backend.engine_name(),
             ..StorageStats::default()
         };
-        self.backend.scan(
+        let view = self.backend.view()?;
+        view.scan(
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
@@ -243,13 +249,11 @@ impl<B: Backend> PeerBook<B> {
             lower: Bound::Included(META_QUARANTINE_PREFIX),
             upper: Bound::Excluded(&successor),
         };
-        self.backend
-            .scan(Space::Meta, range, Direction::Forward, &mut |_, _| {
-                s.quarantined_records += 1;
-                ControlFlow::Continue(())
-            })?;
-        s.last_cleanup = self
-            .backend
+        view.scan(Space::Meta, range, Direction::Forward, &mut |_, _| {
+            s.quarantined_records += 1;
+            ControlFlow::Continue(())
+        })?;
+        s.last_cleanup = view
             .get(Space::Meta, META_LAST_CLEANUP)?
             .as_deref()
             .and_then(keys::decode_u64);
@@ -262,13 +266,13 @@ impl<B: Backend> PeerBook<B> {
         Ok(s)
     }
 
-    fn survey(&self) -> Result<Survey> {
+    fn survey(&self, view: &dyn ReadView) -> Result<Survey> {
         let mut survey = Survey {
             counters: Counters::default(),
             expected: Default::default(),
             corrupt: Vec::new(),
         };
-        self.backend.scan(
+        view.scan(
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
@@ -301,29 +305,34 @@ impl<B: Backend> PeerBook<B> {
     /// Index entries of `space` that are not in `expected`, and how many expected ones exist.
     fn index_diff(
         &self,
+        view: &dyn ReadView,
         space: Space,
         expected: &BTreeMap<Vec<u8>, Vec<u8>>,
     ) -> Result<(Vec<Vec<u8>>, u64)> {
         let mut orphans = Vec::new();
         let mut present = 0u64;
-        self.backend
-            .scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
-                // an entry with the wrong value is stale: removed, then put anew
-                if expected.get(k).is_some_and(|want| want.as_slice() == v) {
-                    present += 1;
-                } else {
-                    orphans.push(k.to_vec());
-                }
-                ControlFlow::Continue(())
-            })?;
+        view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
+            // an entry with the wrong value is stale: removed, then put anew
+            if expected.get(k).is_some_and(|want| want.as_slice() == v) {
+                present += 1;
+            } else {
+                orphans.push(k.to_vec());
+            }
+            ControlFlow::Continue(())
+        })?;
         Ok((orphans, present))
     }
 
     /// Check that every record decodes, every index entry matches a record and back,
     /// and the counters agree. Changes nothing.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let stored = *self.lock();
-        let survey = self.survey()?;
+        // The counters and the view are taken together under the writer lock, so
+        // they describe one state (counters change only with a commit, under it).
+        let (stored, view) = {
+            let guard = self.lock();
+            (*guard, self.backend.view()?)
+        };
+        let survey = self.survey(&*view)?;
         let mut report = VerifyReport {
             records: survey.counters.peers,
             ..VerifyReport::default()
@@ -332,9 +341,10 @@ impl<B: Backend> PeerBook<B> {
             .into_iter()
             .enumerate()
         {
-            let (orphans, present) = self.index_diff(space, &survey.expected[i])?;
+            let (orphans, present) = self.index_diff(&*view, space, &survey.expected[i])?;
             report.orphan_index_entries += orphans.len() as u64;
-            report.missing_index_entries += survey.expected[i].len() as u64 - present;
+            report.missing_index_entries +=
+                (survey.expected[i].len() as u64).saturating_sub(present);
         }
         report.corrupt = survey
             .corrupt
@@ -369,7 +379,7 @@ impl<B: Backend> PeerBook<B> {
     /// Move corrupt records to quarantine (meta `quarantine/<key>`), rebuild both
     /// indexes from the records, and rewrite the counters, in one atomic batch.
     pub fn repair(&self) -> Result<RepairReport> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let report = self.rebuild(&mut guard, true)?;
         info!(
             quarantined = report.quarantined,
@@ -386,7 +396,8 @@ impl<B: Backend> PeerBook<B> {
         guard: &mut std::sync::MutexGuard<'_, Counters>,
         quarantine: bool,
     ) -> Result<RepairReport> {
-        let survey = self.survey()?;
+        let view = self.backend.view()?;
+        let survey = self.survey(&*view)?;
         let mut report = RepairReport::default();
         let mut batch = WriteBatch::new();
         let mut counters = survey.counters;
@@ -397,8 +408,8 @@ impl<B: Backend> PeerBook<B> {
                 qkey.extend_from_slice(key);
                 batch.put(Space::Meta, qkey, value.clone());
                 batch.delete(Space::Peers, key.clone());
-                counters.peers -= 1;
-                counters.bytes -= value.len() as u64;
+                counters.peers = counters.peers.saturating_sub(1);
+                counters.bytes = counters.bytes.saturating_sub(value.len() as u64);
                 report.quarantined += 1;
             }
         }
@@ -406,7 +417,7 @@ impl<B: Backend> PeerBook<B> {
             .into_iter()
             .enumerate()
         {
-            let (orphans, present) = self.index_diff(space, &survey.expected[i])?;
+            let (orphans, present) = self.index_diff(&*view, space, &survey.expected[i])?;
             report.index_entries_removed += orphans.len() as u64;
             for key in orphans {
                 batch.delete(space, key);
@@ -416,12 +427,14 @@ impl<B: Backend> PeerBook<B> {
                 for (key, value) in &survey.expected[i] {
                     batch.put(space, key.clone(), value.clone());
                 }
-                report.index_entries_added += survey.expected[i].len() as u64 - present;
+                report.index_entries_added +=
+                    (survey.expected[i].len() as u64).saturating_sub(present);
             }
         }
         report.counters_fixed = counters != **guard;
         batch.put(Space::Meta, keys::META_COUNTERS.to_vec(), counters.encode());
-        self.backend.write(batch, self.settings.durability)?;
+        drop(view); // a view ends before its thread writes (LMDB)
+        self.write_batch(batch)?;
         **guard = counters;
         Ok(report)
     }
@@ -433,12 +446,13 @@ impl<B: Backend> PeerBook<B> {
     ///
     /// Save `new_key` (e.g. [`MasterKey::create`]) before calling this.
     pub fn rotate_key(&self, new_key: &MasterKey) -> Result<usize> {
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let old = self.cipher();
         let new = Cipher::new(new_key);
         let mut corrupt: Option<String> = None;
         let mut records = Vec::new();
-        self.backend.scan(
+        let view = self.backend.view()?;
+        view.scan(
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
@@ -457,6 +471,7 @@ impl<B: Backend> PeerBook<B> {
                 }
             },
         )?;
+        drop(view); // a view ends before its thread writes (LMDB)
         if let Some(detail) = corrupt {
             return Err(Error::Corrupted {
                 what: "peer record",
@@ -490,7 +505,11 @@ impl<B: Backend> PeerBook<B> {
                 }
             }
             let encoded = record.encode();
-            txn.counters.bytes = txn.counters.bytes - len + encoded.len() as u64;
+            txn.counters.bytes = txn
+                .counters
+                .bytes
+                .saturating_sub(len)
+                .saturating_add(encoded.len() as u64);
             txn.batch
                 .put(Space::Peers, record.peer_id.as_bytes().to_vec(), encoded);
         }
@@ -524,8 +543,8 @@ impl<B: Backend> PeerBook<B> {
     /// secret of every copy then stays sealed for good (the non-secret fields of a
     /// copy are not encrypted and stay readable in it).
     pub fn clear_all(&self) -> Result<()> {
-        let mut guard = self.lock();
-        self.backend.clear(self.settings.durability)?;
+        let mut guard = self.writer_lock()?;
+        self.guarded(|| self.backend.clear(self.settings.durability))?;
         self.init_meta(&mut guard)?;
         info!("peerbook cleared");
         Ok(())

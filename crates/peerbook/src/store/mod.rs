@@ -2,16 +2,29 @@
 //!
 //! Every write that touches a peer updates its record, its two index entries and
 //! the counters in ONE atomic batch. Writers are serialized by one mutex, so
-//! read-modify-write operations (`update_last_seen`, ...) are atomic; readers take
-//! no lock of the store and never wait for writers.
+//! read-modify-write operations (`update_last_seen`, ...) are atomic. Queries take
+//! no lock of the store and never wait for writers; `verify` and `export_data` take
+//! the writer lock only for the instant they open their view (to pair it with the
+//! counters or the cipher).
+//!
+//! Every operation that reads more than one key reads one [`ReadView`] of the
+//! backend, so it sees one state. A writer decides on one state too: it takes the
+//! writer lock, then seals with (and checks seals against) the cipher that is current
+//! while it holds the lock, reads a view, drops the view and commits. Key rotation
+//! swaps the cipher under the same lock. A write whose outcome is unknown poisons the
+//! book ([`Error::NeedsReopen`]) until it is reopened.
 
 use std::fmt;
 use std::ops::{Bound, ControlFlow};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tracing::{debug, info, warn};
 
-use crate::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
+use crate::backend::{
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, ReadView, Space, Visit,
+    WriteBatch,
+};
 use crate::crypto::{Cipher, SealedSecret, Secret, SecretKind};
 use crate::error::{Error, Quota, Result};
 use crate::options::{duration_ms, Clock, Options};
@@ -100,6 +113,38 @@ pub struct PeerBook<B: Backend> {
     settings: Settings,
     cipher: RwLock<Arc<Cipher>>,
     writer: Mutex<Counters>,
+    /// Set after a write with an unknown outcome: every later write is refused.
+    poisoned: AtomicBool,
+    /// This book's hold on the backend instance, released when the book goes.
+    _claim: Claim,
+}
+
+/// The claim a live book holds on its backend instance (released on drop).
+struct Claim(BookClaim);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Point reads straight on the backend, for single-key reads that need no view.
+struct Direct<'a, B: Backend>(&'a B);
+
+impl<B: Backend> ReadView for Direct<'_, B> {
+    fn get(&self, space: Space, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, BackendError> {
+        self.0.get(space, key)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> std::result::Result<(), BackendError> {
+        self.0.scan(space, range, direction, visitor)
+    }
 }
 
 impl<B: Backend> fmt::Debug for PeerBook<B> {
@@ -160,12 +205,22 @@ impl<B: Backend> PeerBook<B> {
             durability: options.durability,
             clock: options.clock,
         };
+        let claim = backend.book_claim();
+        if !claim.try_acquire() {
+            return Err(Error::Locked(format!(
+                "this {} backend already serves a live book; close it first",
+                backend.engine_name()
+            )));
+        }
+        let claim = Claim(claim);
         let cipher = Cipher::new(&options.key);
         let book = PeerBook {
             backend,
             settings,
             cipher: RwLock::new(Arc::new(cipher)),
             writer: Mutex::new(Counters::default()),
+            poisoned: AtomicBool::new(false),
+            _claim: claim,
         };
         book.open_existing_or_init()?;
         book.store_retention()?;
@@ -182,8 +237,9 @@ impl<B: Backend> PeerBook<B> {
                 detail: format!("expected 4 bytes, found {}", bytes.len()),
             })?),
         };
+        let empty = self.is_space_empty(&*self.backend.view()?, Space::Peers)?;
         match version {
-            None if self.is_space_empty(Space::Peers)? => {
+            None if empty => {
                 self.init_meta(&mut guard)?;
                 info!(
                     engine = self.backend.engine_name(),
@@ -192,14 +248,18 @@ impl<B: Backend> PeerBook<B> {
                 );
                 return Ok(());
             }
-            None => return self.migrate_from(0, &mut guard),
+            None => self.migrate_from(0, &mut guard)?,
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(Error::SchemaTooNew {
                     found,
                     supported: SCHEMA_VERSION,
                 });
             }
-            Some(found) if found < SCHEMA_VERSION => return self.migrate_from(found, &mut guard),
+            Some(found) if found < SCHEMA_VERSION => {
+                // A versioned book has a key check: never rewrite it under a wrong key.
+                self.check_key()?;
+                self.migrate_from(found, &mut guard)?;
+            }
             Some(_) => {}
         }
         self.check_key()?;
@@ -215,10 +275,10 @@ impl<B: Backend> PeerBook<B> {
                     engine = self.backend.engine_name(),
                     "peerbook counters missing or damaged; recounting"
                 );
-                let counted = self.count_peers()?;
+                let counted = self.count_peers(&*self.backend.view()?)?;
                 let mut batch = WriteBatch::new();
                 batch.put(Space::Meta, META_COUNTERS.to_vec(), counted.encode());
-                self.backend.write(batch, self.settings.durability)?;
+                self.write_batch(batch)?;
                 counted
             }
         };
@@ -256,39 +316,49 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 
-    /// Bring a store written by an older schema up to [`SCHEMA_VERSION`].
+    /// Bring a store written by an older schema up to [`SCHEMA_VERSION`], one step
+    /// per version (0 -> 1 -> 2 ...). Each step is idempotent and writes its version
+    /// last, so a crash part way leaves an older version that the next open migrates
+    /// again.
     ///
-    /// Version 0 is a store holding records but no meta (written before versioning):
-    /// its records are checked, and indexes, counters and the key check are built.
-    fn migrate_from(&self, from: u32, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
-        if from == 0 {
-            self.check_key_on_a_seal()?;
-        }
+    /// - 0 -> 1: a store holding records but no meta (written before versioning): its
+    ///   records are checked, and indexes, counters and the key check are built.
+    /// - 1 -> 2: the score hint of every by_last_seen entry is rewritten in the
+    ///   unambiguous encoding (`blacklist_until` with a presence tag), in bounded
+    ///   batches.
+    fn migrate_from(&self, found: u32, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
         info!(
             engine = self.backend.engine_name(),
-            from,
+            from = found,
             to = SCHEMA_VERSION,
             "peerbook migrating schema"
         );
-        let report = self.rebuild(guard, false)?;
-        let mut batch = WriteBatch::new();
-        batch.put(
-            Space::Meta,
-            META_KEY_CHECK.to_vec(),
-            self.cipher().key_check()?.as_bytes().to_vec(),
-        );
-        batch.put(
-            Space::Meta,
-            META_SCHEMA_VERSION.to_vec(),
-            SCHEMA_VERSION.to_be_bytes().to_vec(),
-        );
-        self.backend.write(batch, self.settings.durability)?;
-        info!(
-            engine = self.backend.engine_name(),
-            peers = guard.peers,
-            corrupt = report.quarantined,
-            "peerbook migration done"
-        );
+        if found < 1 {
+            // No key check yet: the key must open the store's seals before one is
+            // written, or the right key would be refused for ever.
+            self.check_key_on_a_seal()?;
+            let report = self.rebuild(guard, false)?;
+            let mut batch = WriteBatch::new();
+            batch.put(
+                Space::Meta,
+                META_KEY_CHECK.to_vec(),
+                self.cipher().key_check()?.as_bytes().to_vec(),
+            );
+            batch.put(
+                Space::Meta,
+                META_SCHEMA_VERSION.to_vec(),
+                1u32.to_be_bytes().to_vec(),
+            );
+            self.write_batch(batch)?;
+            info!(
+                corrupt = report.quarantined,
+                "peerbook migration 0 -> 1 done"
+            );
+        }
+        if found < 2 {
+            let rewritten = self.rewrite_score_hints(2)?;
+            info!(rewritten, "peerbook migration 1 -> 2 done");
+        }
         Ok(())
     }
 
@@ -336,6 +406,56 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 
+    /// Migration step to schema 2: put the current-encoding score hint of every
+    /// decodable record, `MIGRATION_CHUNK` records per batch; the last batch also
+    /// sets the schema version to `version`. Returns how many hints were written.
+    fn rewrite_score_hints(&self, version: u32) -> Result<u64> {
+        const MIGRATION_CHUNK: usize = 1024;
+        let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
+        let mut written = 0u64;
+        loop {
+            let mut batch = WriteBatch::new();
+            let mut last = None;
+            let mut seen = 0usize;
+            {
+                let view = self.backend.view()?;
+                let range = KeyRange {
+                    lower: as_ref_bound(&cursor),
+                    upper: Bound::Unbounded,
+                };
+                view.scan(Space::Peers, range, Direction::Forward, &mut |k, v| {
+                    seen += 1;
+                    last = Some(k.to_vec());
+                    if let Ok(record) = PeerRecord::decode(v) {
+                        if record.peer_id.as_bytes() == k {
+                            let [(space, key, value), _] = keys::index_entries(&record);
+                            batch.put(space, key, value);
+                        }
+                    }
+                    if seen >= MIGRATION_CHUNK {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?;
+            }
+            written += batch.len() as u64;
+            let done = seen < MIGRATION_CHUNK;
+            if done {
+                batch.put(
+                    Space::Meta,
+                    META_SCHEMA_VERSION.to_vec(),
+                    version.to_be_bytes().to_vec(),
+                );
+            }
+            self.write_batch(batch)?;
+            match last {
+                Some(key) if !done => cursor = Bound::Excluded(key),
+                _ => return Ok(written),
+            }
+        }
+    }
+
     fn init_meta(&self, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.put(
@@ -358,7 +478,7 @@ impl<B: Backend> PeerBook<B> {
             META_LAST_CLEANUP.to_vec(),
             self.now().to_be_bytes().to_vec(),
         );
-        self.backend.write(batch, self.settings.durability)?;
+        self.write_batch(batch)?;
         **guard = Counters::default();
         Ok(())
     }
@@ -370,13 +490,49 @@ impl<B: Backend> PeerBook<B> {
 
     /// Make every acknowledged write durable (matters with [`Durability::Buffered`]).
     pub fn flush(&self) -> Result<()> {
-        Ok(self.backend.flush()?)
+        let _guard = self.lock();
+        self.guarded(|| self.backend.flush())
     }
 
-    /// Close the book, flushing buffered writes, and hand back the backend.
+    /// Close the book, flushing buffered writes, and hand back the backend (a new
+    /// book may then open on it).
     pub fn close(self) -> Result<B> {
-        self.backend.flush()?;
-        Ok(self.backend)
+        if !self.poisoned.load(Ordering::Acquire) {
+            self.flush()?;
+        }
+        let PeerBook { backend, .. } = self;
+        Ok(backend)
+    }
+
+    /// True when an earlier write failed with an unknown outcome: every write is
+    /// refused with [`Error::NeedsReopen`] until the book is reopened.
+    pub fn needs_reopen(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Write `batch` with the book's durability (see [`guarded`](Self::guarded)).
+    pub(crate) fn write_batch(&self, batch: WriteBatch) -> Result<()> {
+        self.guarded(|| self.backend.write(batch, self.settings.durability))
+    }
+
+    /// Run a backend write, flush or clear: refused when the book is poisoned; any
+    /// error poisons it, since no error kind is known to have applied nothing on
+    /// every engine (see the [`Backend`](crate::backend#failures) contract).
+    pub(crate) fn guarded(
+        &self,
+        op: impl FnOnce() -> std::result::Result<(), BackendError>,
+    ) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::NeedsReopen);
+        }
+        op().map_err(|e| {
+            self.poisoned.store(true, Ordering::Release);
+            warn!(
+                engine = self.backend.engine_name(),
+                "peerbook write failed with an unknown outcome; the book needs a reopen"
+            );
+            Error::from(e)
+        })
     }
 
     pub(crate) fn now(&self) -> u64 {
@@ -394,19 +550,28 @@ impl<B: Backend> PeerBook<B> {
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn is_space_empty(&self, space: Space) -> Result<bool> {
+    /// The writer lock for an operation that writes: refused with
+    /// [`Error::NeedsReopen`] once an earlier write failed with an unknown outcome.
+    pub(crate) fn writer_lock(&self) -> Result<MutexGuard<'_, Counters>> {
+        let guard = self.lock();
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::NeedsReopen);
+        }
+        Ok(guard)
+    }
+
+    pub(crate) fn is_space_empty(&self, view: &dyn ReadView, space: Space) -> Result<bool> {
         let mut empty = true;
-        self.backend
-            .scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
-                empty = false;
-                ControlFlow::Break(())
-            })?;
+        view.scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
+            empty = false;
+            ControlFlow::Break(())
+        })?;
         Ok(empty)
     }
 
-    pub(crate) fn count_peers(&self) -> Result<Counters> {
+    pub(crate) fn count_peers(&self, view: &dyn ReadView) -> Result<Counters> {
         let mut c = Counters::default();
-        self.backend.scan(
+        view.scan(
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
@@ -428,6 +593,9 @@ impl<B: Backend> PeerBook<B> {
     /// [`Options::evict_when_full`] is set, in which case the least recently seen
     /// peers make room in the same atomic batch.
     pub fn store_peer(&self, peer: impl Into<PeerInput>) -> Result<PeerRecord> {
+        // Seal and check seals under the writer lock: key rotation takes it too, so
+        // the cipher used here is the one current when the batch commits.
+        let mut guard = self.writer_lock()?;
         let record = match peer.into() {
             PeerInput::New(new) => self.create_peer(new)?,
             PeerInput::Record(mut record) => {
@@ -438,13 +606,15 @@ impl<B: Backend> PeerBook<B> {
                 record
             }
         };
-        let mut guard = self.lock();
-        let existing = self.load_existing(&record.peer_id)?;
         let mut txn = Txn {
             batch: WriteBatch::new(),
             counters: *guard,
         };
-        self.write_record(&mut txn, existing, &record)?;
+        {
+            let view = self.backend.view()?;
+            let existing = self.load_existing(&*view, &record.peer_id)?;
+            self.write_record(&*view, &mut txn, existing, &record)?;
+        }
         self.commit(&mut guard, txn)?;
         debug!(peer = %record.peer_id, "peer stored");
         Ok(record)
@@ -452,6 +622,10 @@ impl<B: Backend> PeerBook<B> {
 
     /// Build the record for a [`NewPeer`] without storing it: validate every field,
     /// sanitize the name, seal the secrets. `last_seen` and `last_connected` are now.
+    ///
+    /// The secrets are sealed under the key current now: a record built before a
+    /// [`rotate_key`](Self::rotate_key) is refused by [`store_peer`](Self::store_peer)
+    /// afterwards (pass the [`NewPeer`] to `store_peer` instead).
     pub fn create_peer(&self, new: NewPeer) -> Result<PeerRecord> {
         let peer_id = PeerId::new(new.peer_id)?;
         validate_public_key(&new.public_key)?;
@@ -571,7 +745,7 @@ impl<B: Backend> PeerBook<B> {
     /// [`repair`](Self::repair)).
     pub fn get_peer(&self, peer_id: &str) -> Result<Option<PeerRecord>> {
         let id = PeerId::new(peer_id)?;
-        match self.load_existing(&id)? {
+        match self.load_existing(&Direct(&self.backend), &id)? {
             None => Ok(None),
             Some(Existing::Decoded { record, .. }) => Ok(Some(record)),
             Some(Existing::Corrupt { detail, .. }) => Err(corrupted_record(&id, detail)),
@@ -581,15 +755,18 @@ impl<B: Backend> PeerBook<B> {
     /// Remove a peer (corrupt or not). Returns whether it was there.
     pub fn remove_peer(&self, peer_id: &str) -> Result<bool> {
         let id = PeerId::new(peer_id)?;
-        let mut guard = self.lock();
-        let Some(existing) = self.load_existing(&id)? else {
-            return Ok(false);
-        };
+        let mut guard = self.writer_lock()?;
         let mut txn = Txn {
             batch: WriteBatch::new(),
             counters: *guard,
         };
-        self.delete_record(&mut txn, &id, &existing)?;
+        {
+            let view = self.backend.view()?;
+            let Some(existing) = self.load_existing(&*view, &id)? else {
+                return Ok(false);
+            };
+            self.delete_record(&*view, &mut txn, &id, &existing)?;
+        }
         self.commit(&mut guard, txn)?;
         debug!(peer = %id, "peer removed");
         Ok(true)
@@ -676,9 +853,10 @@ impl<B: Backend> PeerBook<B> {
         f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,
     ) -> Result<PeerRecord> {
         let id = PeerId::new(peer_id)?;
-        let mut guard = self.lock();
+        let mut guard = self.writer_lock()?;
         let now = self.now();
-        let (old, len) = match self.load_existing(&id)? {
+        let view = self.backend.view()?;
+        let (old, len) = match self.load_existing(&*view, &id)? {
             None => {
                 return Err(Error::NotFound {
                     peer_id: id.to_string(),
@@ -696,13 +874,18 @@ impl<B: Backend> PeerBook<B> {
             batch: WriteBatch::new(),
             counters: *guard,
         };
-        self.write_record(&mut txn, Some(existing), &record)?;
+        self.write_record(&*view, &mut txn, Some(existing), &record)?;
+        drop(view); // a view ends before its thread writes (LMDB)
         self.commit(&mut guard, txn)?;
         Ok(record)
     }
 
-    pub(crate) fn load_existing(&self, id: &PeerId) -> Result<Option<Existing>> {
-        let Some(bytes) = self.backend.get(Space::Peers, id.as_bytes())? else {
+    pub(crate) fn load_existing(
+        &self,
+        view: &dyn ReadView,
+        id: &PeerId,
+    ) -> Result<Option<Existing>> {
+        let Some(bytes) = view.get(Space::Peers, id.as_bytes())? else {
             return Ok(None);
         };
         let len = bytes.len() as u64;
@@ -723,6 +906,7 @@ impl<B: Backend> PeerBook<B> {
     /// Put `record` (replacing `existing`), with quota checks and eviction.
     pub(crate) fn write_record(
         &self,
+        view: &dyn ReadView,
         txn: &mut Txn,
         existing: Option<Existing>,
         record: &PeerRecord,
@@ -732,14 +916,14 @@ impl<B: Backend> PeerBook<B> {
         let new_len = encoded.len() as u64;
         let is_new = existing.is_none();
         if let Some(old) = &existing {
-            self.delete_record(txn, id, old)?;
+            self.delete_record(view, txn, id, old)?;
         }
         let fits = |c: &Counters| {
             let peers_ok = !is_new || c.peers < self.settings.max_peers;
             let bytes_ok = self
                 .settings
                 .max_bytes
-                .is_none_or(|max| c.bytes + new_len <= max);
+                .is_none_or(|max| c.bytes.saturating_add(new_len) <= max);
             peers_ok && bytes_ok
         };
         if !fits(&txn.counters) {
@@ -750,7 +934,7 @@ impl<B: Backend> PeerBook<B> {
                     new_len,
                 )));
             }
-            let evicted = self.delete_least_recent(txn, Some(id), |c, _| fits(c))?;
+            let evicted = self.delete_least_recent(view, txn, Some(id), |c, _| fits(c))?;
             if !fits(&txn.counters) {
                 return Err(Error::QuotaExceeded(self.quota_hit(
                     &txn.counters,
@@ -768,7 +952,7 @@ impl<B: Backend> PeerBook<B> {
         match self.settings.max_bytes {
             Some(limit) if !(is_new && c.peers >= self.settings.max_peers) => Quota::Bytes {
                 limit,
-                needed: c.bytes + new_len,
+                needed: c.bytes.saturating_add(new_len),
             },
             _ => Quota::Peers {
                 limit: self.settings.max_peers,
@@ -782,8 +966,8 @@ impl<B: Backend> PeerBook<B> {
         for (space, key, value) in keys::index_entries(record) {
             txn.batch.put(space, key, value);
         }
-        txn.counters.peers += 1;
-        txn.counters.bytes += encoded.len() as u64;
+        txn.counters.peers = txn.counters.peers.saturating_add(1);
+        txn.counters.bytes = txn.counters.bytes.saturating_add(encoded.len() as u64);
         txn.batch
             .put(Space::Peers, record.peer_id.as_bytes().to_vec(), encoded);
     }
@@ -793,6 +977,7 @@ impl<B: Backend> PeerBook<B> {
     /// one LRU walk behind both eviction and [`cleanup_lru`](Self::cleanup_lru).
     pub(crate) fn delete_least_recent(
         &self,
+        view: &dyn ReadView,
         txn: &mut Txn,
         keep: Option<&PeerId>,
         enough: impl Fn(&Counters, usize) -> bool,
@@ -801,6 +986,7 @@ impl<B: Backend> PeerBook<B> {
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         while !enough(&txn.counters, deleted) {
             let page = self.index_page(
+                view,
                 Space::ByLastSeen,
                 cursor,
                 Bound::Unbounded,
@@ -829,8 +1015,8 @@ impl<B: Backend> PeerBook<B> {
                 if Some(&id) == keep || queued {
                     continue;
                 }
-                if let Some(existing) = self.load_existing(&id)? {
-                    self.delete_record(txn, &id, &existing)?;
+                if let Some(existing) = self.load_existing(view, &id)? {
+                    self.delete_record(view, txn, &id, &existing)?;
                     deleted += 1;
                 }
             }
@@ -842,6 +1028,7 @@ impl<B: Backend> PeerBook<B> {
     /// Delete a stored record and its index entries into `txn`.
     pub(crate) fn delete_record(
         &self,
+        view: &dyn ReadView,
         txn: &mut Txn,
         id: &PeerId,
         existing: &Existing,
@@ -857,19 +1044,12 @@ impl<B: Backend> PeerBook<B> {
                 for space in [Space::ByLastSeen, Space::ByQuality] {
                     let width = keys::prefix_width(space);
                     let mut found = Vec::new();
-                    self.backend.scan(
-                        space,
-                        KeyRange::all(),
-                        Direction::Forward,
-                        &mut |k, _| {
-                            if k.len() == width + id.as_bytes().len()
-                                && &k[width..] == id.as_bytes()
-                            {
-                                found.push(k.to_vec());
-                            }
-                            ControlFlow::Continue(())
-                        },
-                    )?;
+                    view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
+                        if k.len() == width + id.as_bytes().len() && &k[width..] == id.as_bytes() {
+                            found.push(k.to_vec());
+                        }
+                        ControlFlow::Continue(())
+                    })?;
                     for key in found {
                         txn.batch.delete(space, key);
                     }
@@ -891,7 +1071,7 @@ impl<B: Backend> PeerBook<B> {
         if txn.batch.is_empty() {
             return Ok(());
         }
-        self.backend.write(txn.batch, self.settings.durability)?;
+        self.write_batch(txn.batch)?;
         **guard = txn.counters;
         Ok(())
     }
@@ -902,6 +1082,7 @@ impl<B: Backend> PeerBook<B> {
     /// a scan callback: a backend's read lock is never taken twice by one thread.
     pub(crate) fn index_page(
         &self,
+        view: &dyn ReadView,
         space: Space,
         lower: Bound<Vec<u8>>,
         upper: Bound<Vec<u8>>,
@@ -913,7 +1094,7 @@ impl<B: Backend> PeerBook<B> {
             upper: as_ref_bound(&upper),
         };
         let mut out = Vec::new();
-        self.backend.scan(space, range, direction, &mut |k, _| {
+        view.scan(space, range, direction, &mut |k, _| {
             out.push(k.to_vec());
             if out.len() >= limit {
                 ControlFlow::Break(())

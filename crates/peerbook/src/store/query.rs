@@ -4,6 +4,9 @@
 //! the limit; `max_age` and `min_quality` become index bounds where the sort key
 //! allows. Records that fail to decode, and index entries that disagree with their
 //! record, are skipped (and reported by [`PeerBook::verify`]).
+//!
+//! Each query reads one [`ReadView`]: pages of an index and the records they point
+//! to come from one state, so a peer moved by a concurrent write is met exactly once.
 
 use std::ops::{Bound, ControlFlow};
 use std::time::Duration;
@@ -12,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::{keys, Existing, PeerBook};
-use crate::backend::{Backend, Direction, KeyRange, Space};
+use crate::backend::{Backend, Direction, KeyRange, ReadView, Space};
 use crate::error::{Error, Result};
 use crate::options::duration_ms;
 use crate::schema::{PeerId, PeerRecord};
@@ -124,13 +127,15 @@ impl<B: Backend> PeerBook<B> {
             Order::Desc => Direction::Reverse,
         };
         let min_quality = query.min_quality.unwrap_or(0);
+        let view = self.backend.view()?;
+        let view = &*view;
         let mut out = Vec::new();
         match query.sort_by {
             SortBy::LastSeen => {
                 let lower = cutoff.map_or(Bound::Unbounded, |c| {
                     Bound::Included(c.to_be_bytes().to_vec())
                 });
-                self.walk_index(Space::ByLastSeen, lower, direction, |record| {
+                self.walk_index(view, Space::ByLastSeen, lower, direction, |record| {
                     if quality_score(&record.connection_quality) >= min_quality {
                         out.push(record);
                     }
@@ -145,7 +150,7 @@ impl<B: Backend> PeerBook<B> {
                 let lower = query
                     .min_quality
                     .map_or(Bound::Unbounded, |q| Bound::Included(vec![q]));
-                self.walk_index(Space::ByQuality, lower, direction, |record| {
+                self.walk_index(view, Space::ByQuality, lower, direction, |record| {
                     if cutoff.is_none_or(|c| record.last_seen >= c) {
                         out.push(record);
                     }
@@ -157,13 +162,13 @@ impl<B: Backend> PeerBook<B> {
                 })?;
             }
             SortBy::ReconnectionScore => {
-                let ranked = self.ranked(cutoff, now, |h| h.quality_score >= min_quality)?;
+                let ranked = self.ranked(view, cutoff, now, |h| h.quality_score >= min_quality)?;
                 let ranked: Box<dyn Iterator<Item = Ranked>> = match query.order {
                     Order::Desc => Box::new(ranked.into_iter()),
                     Order::Asc => Box::new(ranked.into_iter().rev()),
                 };
                 out = self
-                    .load_ranked(ranked, limit)?
+                    .load_ranked(view, ranked, limit)?
                     .into_iter()
                     .map(|c| c.peer)
                     .collect();
@@ -182,14 +187,16 @@ impl<B: Backend> PeerBook<B> {
         let cutoff = query
             .max_age
             .map(|age| now.saturating_sub(duration_ms(age)));
-        let ranked = self.ranked(cutoff, now, |h| !h.is_blacklisted(now))?;
-        self.load_ranked(ranked.into_iter(), query.limit)
+        let view = self.backend.view()?;
+        let ranked = self.ranked(&*view, cutoff, now, |h| !h.is_blacklisted(now))?;
+        self.load_ranked(&*view, ranked.into_iter(), query.limit)
     }
 
     /// Every peer seen at or after `cutoff` whose score hint passes `keep`, ranked
     /// best first from the by_last_seen index alone: no record is decoded here.
     fn ranked(
         &self,
+        view: &dyn ReadView,
         cutoff: Option<u64>,
         now: u64,
         keep: impl Fn(&ScoreHint) -> bool,
@@ -202,23 +209,22 @@ impl<B: Backend> PeerBook<B> {
             lower: super::as_ref_bound(&lower),
             upper: Bound::Unbounded,
         };
-        self.backend
-            .scan(Space::ByLastSeen, range, Direction::Reverse, &mut |k, v| {
-                let (Some((last_seen, id)), Some(hint)) =
-                    (keys::split_last_seen_key(k), ScoreHint::decode(v))
-                else {
-                    return ControlFlow::Continue(()); // damaged entry: verify reports it
-                };
-                if keep(&hint) {
-                    out.push(Ranked {
-                        score: hint.score(last_seen, now),
-                        last_seen,
-                        id: id.to_vec(),
-                        hint,
-                    });
-                }
-                ControlFlow::Continue(())
-            })?;
+        view.scan(Space::ByLastSeen, range, Direction::Reverse, &mut |k, v| {
+            let (Some((last_seen, id)), Some(hint)) =
+                (keys::split_last_seen_key(k), ScoreHint::decode(v))
+            else {
+                return ControlFlow::Continue(()); // damaged entry: verify reports it
+            };
+            if keep(&hint) {
+                out.push(Ranked {
+                    score: hint.score(last_seen, now),
+                    last_seen,
+                    id: id.to_vec(),
+                    hint,
+                });
+            }
+            ControlFlow::Continue(())
+        })?;
         out.sort_by(|a, b| {
             b.score
                 .total
@@ -233,6 +239,7 @@ impl<B: Backend> PeerBook<B> {
     /// their index entry (stale or corrupt ones are skipped, as every query does).
     fn load_ranked(
         &self,
+        view: &dyn ReadView,
         ranked: impl Iterator<Item = Ranked>,
         limit: usize,
     ) -> Result<Vec<Candidate>> {
@@ -244,7 +251,7 @@ impl<B: Backend> PeerBook<B> {
             let Ok(id) = PeerId::from_bytes(&entry.id) else {
                 continue;
             };
-            let Some(Existing::Decoded { record, .. }) = self.load_existing(&id)? else {
+            let Some(Existing::Decoded { record, .. }) = self.load_existing(view, &id)? else {
                 continue;
             };
             if record.last_seen != entry.last_seen || ScoreHint::of(&record) != entry.hint {
@@ -264,6 +271,7 @@ impl<B: Backend> PeerBook<B> {
     /// record is missing, corrupt, or disagrees with the index are skipped.
     fn walk_index(
         &self,
+        view: &dyn ReadView,
         space: Space,
         lower: Bound<Vec<u8>>,
         direction: Direction,
@@ -272,11 +280,17 @@ impl<B: Backend> PeerBook<B> {
         let (mut lower, mut upper) = (lower, Bound::Unbounded);
         let mut page_size = FIRST_PAGE;
         loop {
-            let page =
-                self.index_page(space, lower.clone(), upper.clone(), direction, page_size)?;
+            let page = self.index_page(
+                view,
+                space,
+                lower.clone(),
+                upper.clone(),
+                direction,
+                page_size,
+            )?;
             let full = page.len() == page_size;
             for key in &page {
-                let Some(record) = self.indexed_record(space, key)? else {
+                let Some(record) = self.indexed_record(view, space, key)? else {
                     continue;
                 };
                 if visit(record).is_break() {
@@ -296,7 +310,12 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// The record an index key points to, if it exists, decodes, and agrees.
-    fn indexed_record(&self, space: Space, key: &[u8]) -> Result<Option<PeerRecord>> {
+    fn indexed_record(
+        &self,
+        view: &dyn ReadView,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<PeerRecord>> {
         let (value, raw_id) = match space {
             Space::ByLastSeen => match keys::split_last_seen_key(key) {
                 Some((ts, id)) => (ts, id),
@@ -310,7 +329,7 @@ impl<B: Backend> PeerBook<B> {
         let Ok(id) = PeerId::from_bytes(raw_id) else {
             return Ok(None);
         };
-        let Some(Existing::Decoded { record, .. }) = self.load_existing(&id)? else {
+        let Some(Existing::Decoded { record, .. }) = self.load_existing(view, &id)? else {
             debug!(peer = %id, index = %space, "index entry without a readable record skipped");
             return Ok(None);
         };

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::keys::Counters;
 use super::{PeerBook, Txn};
-use crate::backend::{Backend, Direction, KeyRange, Space, WriteBatch};
+use crate::backend::{Backend, Direction, KeyRange, ReadView, Space, WriteBatch};
 use crate::crypto::{SealedSecret, SecretKind};
 use crate::error::{Error, Quota, Result};
 use crate::schema::PeerRecord;
@@ -123,7 +123,14 @@ impl<B: Backend> PeerBook<B> {
     pub fn export_data(&self, options: ExportOptions) -> Result<ExportDocument> {
         let mut peers = Vec::new();
         let mut corrupt = 0u64;
-        self.backend.scan(
+        // The view and the cipher are taken together under the writer lock: a key
+        // rotation (which holds it) is either wholly before or wholly after them, so
+        // the seals and the key check of the document always match.
+        let (view, cipher) = {
+            let _writers = self.lock();
+            (self.backend.view()?, self.cipher())
+        };
+        view.scan(
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
@@ -147,7 +154,7 @@ impl<B: Backend> PeerBook<B> {
             warn!(corrupt, "peerbook export skipped corrupt records");
         }
         let key_check = if options.include_secrets {
-            Some(self.cipher().key_check()?)
+            Some(cipher.key_check()?)
         } else {
             None
         };
@@ -176,6 +183,9 @@ impl<B: Backend> PeerBook<B> {
                 format!("1..={EXPORT_VERSION}, found {}", doc.version),
             ));
         }
+        // Every check against the key happens under the writer lock, so a concurrent
+        // rotate_key is wholly before (the document is refused) or after the commit.
+        let mut guard = self.writer_lock()?;
         let cipher = self.cipher();
         let has_secrets = doc.peers.iter().any(|p| {
             p.shared_secret.is_some() || p.ice_servers.iter().any(|s| s.credential.is_some())
@@ -227,23 +237,23 @@ impl<B: Backend> PeerBook<B> {
             }
         }
 
-        let mut guard = self.lock();
         let mut report = ImportReport::default();
         let mut txn = Txn {
             batch: WriteBatch::new(),
             counters: *guard,
         };
+        let view = self.backend.view()?;
         if mode == ImportMode::Replace {
-            report.removed = self.delete_everything_into(&mut txn)?;
+            report.removed = self.delete_everything_into(&*view, &mut txn)?;
         }
         for record in &doc.peers {
             let existing = if mode == ImportMode::Replace {
                 None
             } else {
-                self.load_existing(&record.peer_id)?
+                self.load_existing(&*view, &record.peer_id)?
             };
             if let Some(old) = &existing {
-                self.delete_record(&mut txn, &record.peer_id, old)?;
+                self.delete_record(&*view, &mut txn, &record.peer_id, old)?;
                 report.replaced += 1;
             }
             Self::put_record_into(&mut txn, record, record.encode());
@@ -262,6 +272,7 @@ impl<B: Backend> PeerBook<B> {
                 }));
             }
         }
+        drop(view); // a view ends before its thread writes (LMDB)
         self.commit(&mut guard, txn)?;
         info!(
             imported = report.imported,
@@ -273,16 +284,15 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Delete every record and index entry into `txn`. Returns the records removed.
-    fn delete_everything_into(&self, txn: &mut Txn) -> Result<usize> {
+    fn delete_everything_into(&self, view: &dyn ReadView, txn: &mut Txn) -> Result<usize> {
         let mut removed = 0;
         for space in [Space::Peers, Space::ByLastSeen, Space::ByQuality] {
             let batch = &mut txn.batch;
-            self.backend
-                .scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
-                    batch.delete(space, k.to_vec());
-                    removed += usize::from(space == Space::Peers);
-                    ControlFlow::Continue(())
-                })?;
+            view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
+                batch.delete(space, k.to_vec());
+                removed += usize::from(space == Space::Peers);
+                ControlFlow::Continue(())
+            })?;
         }
         txn.counters = Counters::default();
         Ok(removed)

@@ -1,0 +1,521 @@
+//! [`VersionedSpaces`]: four ordered in-memory spaces with snapshot views that
+//! never copy a space.
+//!
+//! Each batch gets a sequence number. A key holds its current value only, until a
+//! write lands while a view is open: then the key keeps its older versions (each
+//! tagged with the batch that wrote it, `None` for a delete) for as long as a view
+//! older than them is open. A view reads, for each key, the newest version not
+//! newer than its own sequence number. When the oldest view closes, the keys that
+//! kept history are pruned to what the remaining views need (collapsed to one value
+//! when no view is left). Memory cost: one extra version per key written while a
+//! view was open, never a copy of a space.
+//!
+//! Locking: the spaces sit behind one read-write lock. A view takes the read lock for
+//! each `get`, and for the whole of each `scan` (its visitor must not call back into
+//! the backend); a write batch holds the write lock while it applies. Opening a view
+//! takes only a small registry mutex, never the spaces lock, so a long scan (a
+//! snapshot being written) does not stall new views. [`VersionedSpaces::scan`] (no
+//! view) pins a view and reads in chunks without holding the lock during its
+//! visitor, so that visitor may call back. Lock order: spaces, then registry.
+//!
+//! Used by [`MemoryBackend`](crate::MemoryBackend) and the file backend.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::backend::{BackendError, Direction, KeyRange, ReadView, Space, Visit};
+
+/// The versions of one key.
+#[derive(Clone, Debug)]
+enum Slot {
+    /// The current value, visible to every open view (written before all of them).
+    One(Vec<u8>),
+    /// `(seq, value)` ascending by seq; `None` is a delete. Kept while a view needs it.
+    Many(Vec<(u64, Option<Vec<u8>>)>),
+}
+
+impl Slot {
+    fn at(&self, seq: u64) -> Option<&[u8]> {
+        match self {
+            Slot::One(v) => Some(v),
+            Slot::Many(versions) => versions
+                .iter()
+                .rev()
+                .find(|(s, _)| *s <= seq)
+                .and_then(|(_, v)| v.as_deref()),
+        }
+    }
+
+    fn latest(&self) -> Option<&[u8]> {
+        self.at(u64::MAX)
+    }
+
+    /// Drop versions no view at or after `oldest` needs; `None` = no view open.
+    /// Returns false when the key is gone entirely.
+    fn prune(&mut self, oldest: Option<u64>) -> bool {
+        let Slot::Many(versions) = self else {
+            return true;
+        };
+        match oldest {
+            None => match versions.pop() {
+                Some((_, Some(v))) => {
+                    *self = Slot::One(v);
+                    true
+                }
+                _ => false,
+            },
+            Some(oldest) => {
+                // keep the newest version the oldest view sees, and everything newer
+                let keep_from = versions
+                    .iter()
+                    .rposition(|(s, _)| *s <= oldest)
+                    .unwrap_or(0);
+                versions.drain(..keep_from);
+                if versions.len() == 1 && versions[0].0 <= oldest {
+                    match versions.pop() {
+                        Some((_, Some(v))) => *self = Slot::One(v),
+                        _ => return false,
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    spaces: [BTreeMap<Vec<u8>, Slot>; 4],
+    /// Live keys per space (keys whose latest version is a value).
+    live: [usize; 4],
+    /// Keys that hold history (`Slot::Many`), to prune when views close.
+    history: Vec<(Space, Vec<u8>)>,
+}
+
+/// Open views: `(seq, how many)`, ascending by seq (a new view has the newest
+/// seq, so it goes last). A vector keeps its capacity: opening a view allocates
+/// nothing once a few have been open.
+type Views = Vec<(u64, usize)>;
+
+fn oldest(views: &Views) -> Option<u64> {
+    views.first().map(|(seq, _)| *seq)
+}
+
+impl State {
+    fn prune_history(&mut self, oldest: Option<u64>) {
+        let history = std::mem::take(&mut self.history);
+        for (space, key) in history {
+            let map = &mut self.spaces[space.index()];
+            let Some(slot) = map.get_mut(&key) else {
+                continue;
+            };
+            if !slot.prune(oldest) {
+                map.remove(&key);
+            } else if matches!(slot, Slot::Many(_)) {
+                self.history.push((space, key));
+            }
+        }
+    }
+}
+
+/// Four versioned ordered spaces; see the [module docs](self).
+#[derive(Debug, Default)]
+pub struct VersionedSpaces {
+    state: RwLock<State>,
+    /// Sequence number of the last applied batch (changed under the state write lock
+    /// and the registry).
+    seq: AtomicU64,
+    views: Mutex<Views>,
+}
+
+impl VersionedSpaces {
+    /// Spaces holding `maps` (one per [`Space`], in [`Space::ALL`] order).
+    pub fn new(maps: [BTreeMap<Vec<u8>, Vec<u8>>; 4]) -> Self {
+        let live = maps.each_ref().map(BTreeMap::len);
+        let spaces = maps.map(|m| m.into_iter().map(|(k, v)| (k, Slot::One(v))).collect());
+        VersionedSpaces {
+            state: RwLock::new(State {
+                spaces,
+                live,
+                ..State::default()
+            }),
+            ..VersionedSpaces::default()
+        }
+    }
+
+    // Applying a batch cannot panic part way (no user code runs under the lock, map
+    // operations only), so a poisoned lock still guards consistent spaces.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Views> {
+        self.views.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current value of `key` in `space`.
+    pub fn get(&self, space: Space, key: &[u8]) -> Option<Vec<u8>> {
+        let state = self.read();
+        state.spaces[space.index()]
+            .get(key)
+            .and_then(Slot::latest)
+            .map(<[u8]>::to_vec)
+    }
+
+    /// Live keys in each space.
+    pub fn lens(&self) -> [usize; 4] {
+        self.read().live
+    }
+
+    /// A consistent view of every space as of now.
+    pub fn view(&self) -> VersionedView<'_> {
+        let mut views = self.registry();
+        // A batch changes `seq` while holding the registry: this seq is settled.
+        let seq = self.seq.load(Ordering::Acquire);
+        match views.last_mut() {
+            Some((last, n)) if *last == seq => *n += 1,
+            _ => views.push((seq, 1)),
+        }
+        VersionedView { spaces: self, seq }
+    }
+
+    /// Scan the current state of `space` on a pinned view, in chunks, without
+    /// holding the lock while `visitor` runs (so it may call back into the owner).
+    pub fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) {
+        const CHUNK: usize = 256;
+        if range.is_empty() {
+            return;
+        }
+        let view = self.view();
+        let (mut lower, mut upper) = (
+            range.lower.map(<[u8]>::to_vec),
+            range.upper.map(<[u8]>::to_vec),
+        );
+        loop {
+            let mut chunk: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(CHUNK);
+            let bounds = KeyRange {
+                lower: as_ref(&lower),
+                upper: as_ref(&upper),
+            };
+            view.visit(space, bounds, direction, &mut |k, v| {
+                chunk.push((k.to_vec(), v.to_vec()));
+                if chunk.len() >= CHUNK {
+                    Visit::Break(())
+                } else {
+                    Visit::Continue(())
+                }
+            });
+            let full = chunk.len() >= CHUNK;
+            for (k, v) in &chunk {
+                if visitor(k, v).is_break() {
+                    return;
+                }
+            }
+            match chunk.pop() {
+                Some((last, _)) if full => match direction {
+                    Direction::Forward => lower = Bound::Excluded(last),
+                    Direction::Reverse => upper = Bound::Excluded(last),
+                },
+                _ => return,
+            }
+        }
+    }
+
+    /// Apply one batch atomically: `fill` puts and deletes through the [`Batch`];
+    /// no reader sees part of it.
+    pub fn apply<R>(&self, fill: impl FnOnce(&mut Batch<'_>) -> R) -> R {
+        let mut state = self.write_state();
+        // Held until the new seq is published: no view opens in between (it would
+        // see this batch's in-place changes under the old seq).
+        let views = self.registry();
+        let seq = self.seq.load(Ordering::Acquire) + 1;
+        let keep_history = !views.is_empty();
+        let mut batch = Batch {
+            state: &mut state,
+            seq,
+            keep_history,
+        };
+        let out = fill(&mut batch);
+        self.seq.store(seq, Ordering::Release);
+        drop(views);
+        out
+    }
+}
+
+fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v),
+        Bound::Excluded(v) => Bound::Excluded(v),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// One batch being applied by [`VersionedSpaces::apply`].
+#[derive(Debug)]
+pub struct Batch<'a> {
+    state: &'a mut State,
+    seq: u64,
+    keep_history: bool,
+}
+
+impl Batch<'_> {
+    /// Put `key` = `value` in `space`; returns the length of the value it replaced.
+    pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) -> Option<usize> {
+        self.set(space, key, Some(value))
+    }
+
+    /// Delete `key` in `space`; returns the length of the value it removed.
+    pub fn delete(&mut self, space: Space, key: Vec<u8>) -> Option<usize> {
+        self.set(space, key, None)
+    }
+
+    /// Delete every key of every space.
+    pub fn clear(&mut self) {
+        if !self.keep_history {
+            for map in &mut self.state.spaces {
+                map.clear();
+            }
+            self.state.live = [0; 4];
+            self.state.history.clear();
+            return;
+        }
+        for space in Space::ALL {
+            let keys: Vec<Vec<u8>> = self.state.spaces[space.index()]
+                .iter()
+                .filter(|(_, slot)| slot.latest().is_some())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in keys {
+                self.set(space, key, None);
+            }
+        }
+    }
+
+    fn set(&mut self, space: Space, key: Vec<u8>, value: Option<Vec<u8>>) -> Option<usize> {
+        let (seq, keep_history) = (self.seq, self.keep_history);
+        let state = &mut *self.state;
+        let map = &mut state.spaces[space.index()];
+        let adds = usize::from(value.is_some());
+        let old_len = match map.get_mut(&key) {
+            None => {
+                if let Some(value) = value {
+                    if keep_history {
+                        // invisible to the open views, which predate it
+                        map.insert(key.clone(), Slot::Many(vec![(seq, Some(value))]));
+                        state.history.push((space, key));
+                    } else {
+                        map.insert(key, Slot::One(value));
+                    }
+                }
+                state.live[space.index()] += adds;
+                return None;
+            }
+            Some(slot) => {
+                let old_len = slot.latest().map(<[u8]>::len);
+                if !keep_history {
+                    match value {
+                        Some(value) => *slot = Slot::One(value),
+                        None => {
+                            map.remove(&key);
+                        }
+                    }
+                } else {
+                    match slot {
+                        Slot::One(old) => {
+                            let old = std::mem::take(old);
+                            // the old value predates every open view: seq 0 stands for it
+                            *slot = Slot::Many(vec![(0, Some(old)), (seq, value)]);
+                            state.history.push((space, key));
+                        }
+                        Slot::Many(versions) => match versions.last_mut() {
+                            Some((s, v)) if *s == seq => *v = value,
+                            _ => versions.push((seq, value)),
+                        },
+                    }
+                }
+                old_len
+            }
+        };
+        state.live[space.index()] =
+            state.live[space.index()] + adds - usize::from(old_len.is_some());
+        old_len
+    }
+}
+
+/// A [`ReadView`] of [`VersionedSpaces`]: the state after batch `seq`.
+#[derive(Debug)]
+pub struct VersionedView<'a> {
+    spaces: &'a VersionedSpaces,
+    seq: u64,
+}
+
+impl VersionedView<'_> {
+    fn visit(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) {
+        if range.is_empty() {
+            return;
+        }
+        let state = self.spaces.read();
+        let iter = state.spaces[space.index()].range::<[u8], _>((range.lower, range.upper));
+        let seq = self.seq;
+        let mut visit = |(k, slot): (&Vec<u8>, &Slot)| match slot.at(seq) {
+            Some(v) => visitor(k, v),
+            None => Visit::Continue(()),
+        };
+        match direction {
+            Direction::Forward => {
+                for entry in iter {
+                    if visit(entry).is_break() {
+                        break;
+                    }
+                }
+            }
+            Direction::Reverse => {
+                for entry in iter.rev() {
+                    if visit(entry).is_break() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ReadView for VersionedView<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let state = self.spaces.read();
+        Ok(state.spaces[space.index()]
+            .get(key)
+            .and_then(|slot| slot.at(self.seq))
+            .map(<[u8]>::to_vec))
+    }
+
+    /// Holds the read lock while `visitor` runs: it must not call back into the
+    /// owner of these spaces.
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        self.visit(space, range, direction, visitor);
+        Ok(())
+    }
+}
+
+impl Drop for VersionedView<'_> {
+    fn drop(&mut self) {
+        let oldest_changed = {
+            let mut views = self.spaces.registry();
+            let was_oldest = oldest(&views) == Some(self.seq);
+            if let Some(i) = views.iter().rposition(|(seq, _)| *seq == self.seq) {
+                views[i].1 -= 1;
+                if views[i].1 == 0 {
+                    views.remove(i);
+                }
+            }
+            was_oldest && oldest(&views) != Some(self.seq)
+        };
+        if oldest_changed {
+            let mut state = self.spaces.write_state();
+            if !state.history.is_empty() {
+                // Views opened since take the latest versions, which pruning keeps.
+                let oldest = oldest(&self.spaces.registry());
+                state.prune_history(oldest);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ops::ControlFlow;
+
+    fn all(view: &dyn ReadView, space: Space) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
+            out.push((k.to_vec(), v.to_vec()));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn kv(k: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
+        (k.as_bytes().to_vec(), v.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn views_see_their_state_and_history_is_pruned() {
+        let s = VersionedSpaces::default();
+        s.apply(|b| {
+            b.put(Space::Peers, b"a".to_vec(), b"1".to_vec());
+            b.put(Space::Peers, b"b".to_vec(), b"1".to_vec());
+        });
+        let v1 = s.view();
+        s.apply(|b| {
+            assert_eq!(b.put(Space::Peers, b"a".to_vec(), b"22".to_vec()), Some(1));
+            assert_eq!(b.delete(Space::Peers, b"b".to_vec()), Some(1));
+            assert_eq!(b.put(Space::Peers, b"c".to_vec(), b"2".to_vec()), None);
+        });
+        let v2 = s.view();
+        s.apply(|b| b.clear());
+        assert_eq!(all(&v1, Space::Peers), vec![kv("a", "1"), kv("b", "1")]);
+        assert_eq!(all(&v2, Space::Peers), vec![kv("a", "22"), kv("c", "2")]);
+        assert_eq!(v1.get(Space::Peers, b"c").unwrap(), None);
+        assert_eq!(v2.get(Space::Peers, b"b").unwrap(), None);
+        assert_eq!(s.get(Space::Peers, b"a"), None);
+        assert_eq!(s.lens(), [0; 4]);
+        drop(v1);
+        assert_eq!(all(&v2, Space::Peers), vec![kv("a", "22"), kv("c", "2")]);
+        drop(v2);
+        let state = s.read();
+        assert!(state.spaces[0].is_empty(), "tombstones pruned");
+        assert!(state.history.is_empty());
+    }
+
+    #[test]
+    fn history_collapses_to_one_value() {
+        let s = VersionedSpaces::default();
+        s.apply(|b| b.put(Space::Meta, b"k".to_vec(), b"0".to_vec()));
+        let view = s.view();
+        for i in 1..5u8 {
+            s.apply(|b| b.put(Space::Meta, b"k".to_vec(), vec![i]));
+        }
+        assert_eq!(view.get(Space::Meta, b"k").unwrap(), Some(b"0".to_vec()));
+        drop(view);
+        assert!(matches!(s.read().spaces[3].get(&b"k"[..]), Some(Slot::One(v)) if v == &[4]));
+        let mut seen = Vec::new();
+        s.scan(
+            Space::Meta,
+            KeyRange::all(),
+            Direction::Reverse,
+            &mut |k, _| {
+                seen.push(k.to_vec());
+                // a callback into the owner while scanning is fine
+                assert!(s.get(Space::Meta, k).is_some());
+                ControlFlow::Continue(())
+            },
+        );
+        assert_eq!(seen, vec![b"k".to_vec()]);
+    }
+}
