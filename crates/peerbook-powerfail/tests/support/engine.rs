@@ -29,15 +29,6 @@ impl Engine {
         }
     }
 
-    /// Whether a power cut may lose unsynced (Buffered) batches with a gap rather
-    /// than only a suffix. RocksDB: its point-in-time recovery skips a zero-filled
-    /// block of the write-ahead log as preallocated space and replays the records
-    /// after it, so a lost page in the unsynced tail drops the batches in it while
-    /// later ones survive. Every synced batch is kept and every batch is atomic.
-    pub fn buffered_loses_with_gaps(self) -> bool {
-        self == Engine::Rocks
-    }
-
     /// Whether a power cut undoes at most the last acknowledged commit (LMDB with
     /// `MDB_NOMETASYNC`: each commit syncs its data pages, and so the meta page of
     /// the commit before it).
