@@ -521,25 +521,6 @@ fn lmdb_power_loss_keeps_every_acknowledged_sync_write() {
     }
 }
 
-/// `LmdbOptions::buffered_no_sync` (`MDB_NOSYNC`) cannot keep a book intact across a
-/// power cut: the meta page of a buffered commit may reach the disk before the pages
-/// it points to. This test proves the documented warning: the harness must catch a
-/// broken store within a bounded number of cuts, where the default mode passes.
-#[test]
-fn lmdb_buffered_no_sync_is_not_power_safe() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    match prove(Engine::LmdbNoSync, 200) {
-        Ok(None) => {}
-        Ok(Some(totals)) => panic!(
-            "MDB_NOSYNC survived 200 power cuts ({totals:?}): the documented warning on \
-             LmdbOptions::buffered_no_sync is no longer proven"
-        ),
-        Err(e) => println!("as documented, buffered_no_sync is not power safe:\n{e}"),
-    }
-}
-
 #[test]
 fn rocksdb_power_loss_keeps_every_acknowledged_sync_write() {
     if std::env::var(CHILD_ENV).is_ok() {

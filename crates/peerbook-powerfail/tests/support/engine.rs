@@ -9,8 +9,6 @@ use peerbook::backend::{Backend, BackendError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     Lmdb,
-    /// LMDB with `buffered_no_sync` (`MDB_NOSYNC` for Buffered writes).
-    LmdbNoSync,
     /// RocksDB with small memtables and logs, so flushes, new SST files, manifest
     /// updates and log switches happen within a few dozen steps.
     Rocks,
@@ -23,7 +21,6 @@ impl Engine {
     pub fn name(self) -> &'static str {
         match self {
             Engine::Lmdb => "lmdb",
-            Engine::LmdbNoSync => "lmdb-nosync",
             Engine::Rocks => "rocksdb",
             Engine::File => "file",
         }
@@ -37,24 +34,17 @@ impl Engine {
     }
 
     pub fn from_name(name: &str) -> Engine {
-        [
-            Engine::Lmdb,
-            Engine::LmdbNoSync,
-            Engine::Rocks,
-            Engine::File,
-        ]
-        .into_iter()
-        .find(|e| e.name() == name)
-        .expect("known engine")
+        [Engine::Lmdb, Engine::Rocks, Engine::File]
+            .into_iter()
+            .find(|e| e.name() == name)
+            .expect("known engine")
     }
 
     pub fn open(self, dir: &Path) -> Result<Box<dyn Backend>, BackendError> {
         let dir = dir.join(self.name());
         Ok(match self {
-            Engine::Lmdb | Engine::LmdbNoSync => {
-                let options = peerbook_lmdb::LmdbOptions::default()
-                    .with_initial_map_size(1 << 20)
-                    .with_buffered_no_sync(self == Engine::LmdbNoSync);
+            Engine::Lmdb => {
+                let options = peerbook_lmdb::LmdbOptions::default().with_initial_map_size(1 << 20);
                 Box::new(peerbook_lmdb::LmdbBackend::open(dir, options)?)
             }
             Engine::Rocks => {
