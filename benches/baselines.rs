@@ -109,7 +109,9 @@ impl Raw for Heed {
 }
 
 /// The rocksdb crate directly: default options, the default column family; Sync =
-/// a synced WAL write.
+/// a synced WAL write, and so is Buffered, as in `peerbook-rocksdb` (an unsynced WAL
+/// can lose a batch and keep a later one on power loss). Only `load` (the bulk fill)
+/// writes unsynced.
 struct Rocks {
     db: rocksdb::DB,
     sync: rocksdb::WriteOptions,
@@ -129,11 +131,8 @@ impl Rocks {
             buffered: rocksdb::WriteOptions::default(),
         }
     }
-    fn opts(&self, d: Durability) -> &rocksdb::WriteOptions {
-        match d {
-            Durability::Sync => &self.sync,
-            Durability::Buffered => &self.buffered,
-        }
+    fn opts(&self, _d: Durability) -> &rocksdb::WriteOptions {
+        &self.sync
     }
 }
 

@@ -1212,10 +1212,15 @@ impl Report {
              and its `store_peer` of a record does not re-open the sealed secrets as peerbook \
              does.\n\
              - Raw engines: heed with the LMDB backend's flags (NO_META_SYNC, `force_sync` for \
-             Sync); the rocksdb crate with default options and a synced WAL write for Sync; \
+             Sync); the rocksdb crate with default options and a synced WAL write for Sync and \
+             Buffered alike; \
              `lmdb-trait` / `rocksdb-trait` are the backends' `Backend::write`/`get` with one put, \
              to separate the adapter's cost from the store's.\n\
-             - Memory ignores durability: it appears in the Buffered groups only.\n",
+             - Memory ignores durability: it appears in the Buffered groups only.\n\
+             - RocksDB's Buffered rows measure synced writes: `peerbook-rocksdb` writes Buffered \
+             exactly like Sync (an unsynced write-ahead log can lose a batch and keep a later \
+             one on power loss), so they cost what its Sync rows cost. For cheap buffered \
+             writes, see the file rows (LMDB's Buffered skips only the meta-page sync).\n",
         );
         md
     }

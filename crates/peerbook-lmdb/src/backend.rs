@@ -757,19 +757,14 @@ fn open_env(path: &Path, options: &LmdbOptions, map_size: usize) -> Result<Handl
         .map_size(map_size)
         .max_dbs(Space::ALL.len() as u32)
         .max_readers(options.max_readers.max(1));
-    let sync_flag = if options.buffered_no_sync {
-        EnvFlags::NO_SYNC
-    } else {
-        EnvFlags::NO_META_SYNC
-    };
-    // SAFETY: heed marks these flags unsafe because they weaken LMDB's durability
+    // SAFETY: heed marks this flag unsafe because it weakens LMDB's durability
     // (not memory safety). We restore the durability the trait promises ourselves:
     // `Durability::Sync` writes and `flush` call `mdb_env_sync(force)` before they
-    // return. The integrity trade-off of each flag is documented on
-    // `LmdbOptions::buffered_no_sync`; the default, NO_META_SYNC, keeps the file
-    // intact across a power loss.
+    // return. NO_META_SYNC keeps the file intact across a power loss (a commit syncs
+    // its data pages; only the meta page waits). `MDB_NOSYNC` is deliberately not
+    // offered: it corrupts books on power loss (see the crate docs).
     unsafe {
-        builder.flags(sync_flag);
+        builder.flags(EnvFlags::NO_META_SYNC);
     }
     // SAFETY: mapping a file is unsound if the file changes under the map other than
     // through this environment. We hold the directory's exclusive lock (taken

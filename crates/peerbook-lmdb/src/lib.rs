@@ -72,14 +72,11 @@
 //! |---|---|---|
 //! | `Sync` | nothing | nothing |
 //! | `Buffered` | nothing | at most the last acknowledged commit; the file is intact |
-//! | `Buffered` with [`LmdbOptions::buffered_no_sync`] | nothing | **the book may be corrupted** |
 //!
 //! The process-crash column is `tests/crash_kill.rs` and
 //! `tests/crash_kill_concurrent.rs` of the workspace; the power-cut column is the
 //! FUSE power-loss file system of `crates/peerbook-powerfail` (`tests/engines.rs`),
-//! which keeps an arbitrary part of the unsynced writes, in any order. With
-//! `buffered_no_sync` that test sees reopens fail, or crash the process with `SIGBUS`
-//! (the meta page points past the end of the file), within a few cuts.
+//! which keeps an arbitrary part of the unsynced writes, in any order.
 //!
 //! A new book is built in a scratch directory (`creating/`), its first commit synced,
 //! and `data.mdb` then renamed into place: LMDB writes a new file's meta pages without
@@ -93,8 +90,11 @@
 //! Why not `MDB_NOSYNC`, which skips even the data sync? Because LMDB then keeps its
 //! integrity across a power loss only on filesystems that preserve write order; on
 //! others the meta page may reach the disk before the pages it points to, and the book
-//! is corrupted, not merely behind. That trade-off is available, opt-in, as
-//! [`LmdbOptions::buffered_no_sync`].
+//! is corrupted, not merely behind. So it is not offered, not even opt-in: when this
+//! crate had it as an option, the power-loss harness above saw reopens fail, or the
+//! reopening process die with `SIGBUS` (the meta page pointing past the end of the
+//! file), within a few cuts. A mode that cannot promise "a power cut loses at most a
+//! suffix of the Buffered writes and never corrupts the book" is not offered.
 //!
 //! ## Map size and growth
 //!

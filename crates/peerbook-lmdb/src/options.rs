@@ -23,8 +23,10 @@ pub const MIN_MAP_SIZE: usize = 64 << 10;
 /// Settings of an [`LmdbBackend`](crate::LmdbBackend), fixed when it opens.
 ///
 /// Durability is not among them: every write says how durable it must be
-/// ([`Durability`](peerbook::backend::Durability)). Build from [`Default`] and the
-/// `with_*` methods:
+/// ([`Durability`](peerbook::backend::Durability)). There is no `MDB_NOSYNC` option:
+/// the power-loss harness (`crates/peerbook-powerfail`) saw it corrupt the book, or
+/// make the reopening process die with `SIGBUS`, within a few power cuts (see the
+/// crate docs). Build from [`Default`] and the `with_*` methods:
 ///
 /// ```
 /// use peerbook_lmdb::LmdbOptions;
@@ -61,25 +63,6 @@ pub struct LmdbOptions {
     /// fails with an engine error (`MDB_READERS_FULL`); raise it if more threads read
     /// at once. At least 1.
     pub max_readers: u32,
-    /// Trade crash integrity for speed on [`Durability::Buffered`] writes (default
-    /// `false`; leave it so unless you know your filesystem).
-    ///
-    /// - `false`: the environment runs with LMDB's `MDB_NOMETASYNC`. A buffered
-    ///   commit syncs its data pages (one `fdatasync`) and defers the sync of the meta
-    ///   page to the next commit or [`flush`](peerbook::backend::Backend::flush). LMDB
-    ///   guarantees that a power loss then undoes at most the last commit and never
-    ///   damages the file.
-    /// - `true`: the environment runs with `MDB_NOSYNC`. A buffered commit does no
-    ///   sync at all; `Sync` writes and `flush` still sync. LMDB keeps the file intact
-    ///   across a power loss only if the filesystem preserves write order; on others
-    ///   a power loss before the next sync can leave the meta page pointing at pages
-    ///   that never reached the disk, i.e. a corrupted book.
-    ///
-    /// A process crash (as opposed to a power loss or kernel crash) loses nothing in
-    /// either mode: committed pages are in the OS page cache.
-    ///
-    /// [`Durability::Buffered`]: peerbook::backend::Durability::Buffered
-    pub buffered_no_sync: bool,
 }
 
 impl Default for LmdbOptions {
@@ -88,7 +71,6 @@ impl Default for LmdbOptions {
             initial_map_size: DEFAULT_INITIAL_MAP_SIZE,
             max_map_size: DEFAULT_MAX_MAP_SIZE,
             max_readers: DEFAULT_MAX_READERS,
-            buffered_no_sync: false,
         }
     }
 }
@@ -112,13 +94,6 @@ impl LmdbOptions {
     #[must_use]
     pub fn with_max_readers(mut self, readers: u32) -> Self {
         self.max_readers = readers;
-        self
-    }
-
-    /// These options with [`buffered_no_sync`](Self::buffered_no_sync) set to `no_sync`.
-    #[must_use]
-    pub fn with_buffered_no_sync(mut self, no_sync: bool) -> Self {
-        self.buffered_no_sync = no_sync;
         self
     }
 }

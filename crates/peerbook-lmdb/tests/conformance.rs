@@ -65,14 +65,3 @@ mod small_map {
 
     peerbook::conformance_tests!(small_factory());
 }
-
-/// The same kit with the opt-in `MDB_NOSYNC` mode for buffered writes.
-mod buffered_no_sync {
-    use super::*;
-
-    fn no_sync_factory() -> LmdbFactory {
-        LmdbFactory::new(LmdbOptions::default().with_buffered_no_sync(true))
-    }
-
-    peerbook::backend_conformance_tests!(no_sync_factory());
-}

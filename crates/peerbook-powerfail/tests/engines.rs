@@ -20,8 +20,9 @@
 //! Besides the prefix rule, two stronger checks: a cut that kept every unsynced
 //! write (a process crash alone) must keep every acknowledged step, Buffered ones
 //! too; and on LMDB a cut undoes at most the last acknowledged commit (documented in
-//! `peerbook-lmdb`). RocksDB may lose Buffered batches with a gap (documented in
-//! `peerbook-rocksdb`): checked exactly as "every durable batch, then a subsequence".
+//! `peerbook-lmdb`). Every engine is held to the same prefix rule: RocksDB, whose
+//! unsynced write-ahead log could lose a batch and keep a later one, syncs Buffered
+//! writes like Sync ones (documented in `peerbook-rocksdb`).
 //! The mount needs root and `/dev/fuse`: refused under CI (`CI=true`) the test
 //! fails, elsewhere it is skipped with a loud message.
 
@@ -37,7 +38,7 @@ use peerbook::backend::{BackendError, Durability};
 use peerbook::conformance::Rng;
 use peerbook_powerfail::PowerFailFs;
 use support::engine::Engine;
-use support::{apply, closest, dump, gap_match, hex, run_step, unhex, State, Step, Workload};
+use support::{apply, closest, dump, hex, run_step, unhex, State, Step, Workload};
 
 const CHILD_ENV: &str = "PEERBOOK_POWERFAIL_CHILD";
 const DEFAULT_CUTS: usize = 30;
@@ -186,8 +187,6 @@ struct Totals {
     cuts_losing_data: usize,
     pieces_pending: usize,
     pieces_kept: usize,
-    /// Cuts after which unsynced batches were lost with a gap (allowed on RocksDB).
-    gaps: usize,
     /// Cuts that kept every unsynced write (a process crash only).
     sigkill_only: usize,
     /// Points where the file system failed by itself after a number of requests.
@@ -383,44 +382,18 @@ impl Scenario {
                     apply(&mut state, &steps[p]);
                 }
             }
-            let p = match found {
-                Some(p) => p,
-                None => {
-                    let mut at_durable = self.base.clone();
-                    for s in &steps[..durable] {
-                        apply(&mut at_durable, s);
-                    }
-                    let gap = gap_match(&at_durable, &steps[durable..], &actual);
-                    match gap {
-                        Some(kept) if self.engine.buffered_loses_with_gaps() => {
-                            totals.gaps += 1;
-                            totals.lost_steps += steps.len() - durable - kept.len();
-                            totals.points += 1;
-                            totals.acked_steps += acked;
-                            self.base = actual;
-                            continue;
-                        }
-                        _ => {}
-                    }
-                    let sizes: Vec<usize> = actual.iter().map(BTreeMap::len).collect();
-                    return Err(self.fail(
-                        point,
-                        format!(
-                            "the reopened store (entries per space {sizes:?}) matches no prefix \
-                             of the steps between {durable} (durable) and {} ({acked} \
-                             acknowledged + 1 in flight){}; cut {report:?}\n{}",
-                            steps.len(),
-                            match gap {
-                                Some(kept) => format!(
-                                    ", only the durable prefix and then steps {:?} (a gap)",
-                                    kept.iter().map(|j| j + durable).collect::<Vec<_>>()
-                                ),
-                                None => String::new(),
-                            },
-                            closest(&self.base, &steps, &actual)
-                        ),
-                    ));
-                }
+            let Some(p) = found else {
+                let sizes: Vec<usize> = actual.iter().map(BTreeMap::len).collect();
+                return Err(self.fail(
+                    point,
+                    format!(
+                        "the reopened store (entries per space {sizes:?}) matches no prefix \
+                         of the steps between {durable} (durable) and {} ({acked} \
+                         acknowledged + 1 in flight); cut {report:?}\n{}",
+                        steps.len(),
+                        closest(&self.base, &steps, &actual)
+                    ),
+                ));
             };
             // Acknowledged steps lost: those after the surviving prefix that changed
             // the store (a delete of an absent key commits nothing).
@@ -545,25 +518,6 @@ fn lmdb_power_loss_keeps_every_acknowledged_sync_write() {
             totals.cuts_losing_data > 0,
             "no cut lost anything: {totals:?}"
         );
-    }
-}
-
-/// `LmdbOptions::buffered_no_sync` (`MDB_NOSYNC`) cannot keep a book intact across a
-/// power cut: the meta page of a buffered commit may reach the disk before the pages
-/// it points to. This test proves the documented warning: the harness must catch a
-/// broken store within a bounded number of cuts, where the default mode passes.
-#[test]
-fn lmdb_buffered_no_sync_is_not_power_safe() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    match prove(Engine::LmdbNoSync, 200) {
-        Ok(None) => {}
-        Ok(Some(totals)) => panic!(
-            "MDB_NOSYNC survived 200 power cuts ({totals:?}): the documented warning on \
-             LmdbOptions::buffered_no_sync is no longer proven"
-        ),
-        Err(e) => println!("as documented, buffered_no_sync is not power safe:\n{e}"),
     }
 }
 

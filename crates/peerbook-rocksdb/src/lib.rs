@@ -48,14 +48,23 @@
 //! write batch: atomic across column families, and after a crash either all of it
 //! or none of it is replayed from the write-ahead log (WAL). The WAL is never
 //! disabled.
-//! - [`Durability::Sync`](peerbook::backend::Durability::Sync): the write uses
-//!   `WriteOptions::set_sync(true)`, so the WAL is fsynced before it returns.
-//! - [`Durability::Buffered`](peerbook::backend::Durability::Buffered): the WAL
-//!   record is written to the operating system before the call returns (it
-//!   survives a crash of the process) but not fsynced (writes since the last sync
-//!   may be lost on power loss, see below).
+//! - [`Durability::Sync`](peerbook::backend::Durability::Sync) and
+//!   [`Durability::Buffered`](peerbook::backend::Durability::Buffered) are the
+//!   same on RocksDB: the write uses `WriteOptions::set_sync(true)`, so the WAL is
+//!   fsynced before it returns. RocksDB offers no cheaper buffered mode (see below);
+//!   for cheap buffered writes choose `peerbook-file` (or `peerbook-lmdb`, whose
+//!   `Buffered` skips the meta-page sync).
 //! - [`Backend::flush`](peerbook::backend::Backend::flush) fsyncs the WAL
-//!   (`flush_wal(true)`), making every write that returned durable.
+//!   (`flush_wal(true)`); every write that returned is already durable.
+//!
+//! Why `Buffered` syncs: with an unsynced WAL (`set_sync(false)`), the power-loss
+//! harness of `crates/peerbook-powerfail` saw a power cut drop Buffered batch 48 and
+//! keep batch 50. When the disk keeps a later page of the unsynced WAL tail but not
+//! an earlier one, the lost page reads back as zeros, and RocksDB's log reader skips
+//! a zero-filled block as preallocated space and replays the records after it (no
+//! WAL recovery mode changes this). Such a gap can leave index entries and counters
+//! out of step with records, which breaks the promise every engine keeps: a power
+//! cut loses at most a suffix of the Buffered writes and never corrupts the book.
 //!
 //! RocksDB syncs its SST files and `MANIFEST` itself when it flushes memtables and
 //! compacts. On open it recovers to the last consistent point of the WAL
@@ -66,22 +75,14 @@
 //! | mode | process crash (SIGKILL) | power cut |
 //! |---|---|---|
 //! | `Sync` | nothing | nothing |
-//! | `Buffered` | nothing | any of the batches written since the last `Sync` write or `flush`, **not only the newest**; each batch whole or not at all |
-//!
-//! The gap: when the disk keeps a later page of the unsynced WAL tail but not an
-//! earlier one, the lost page reads back as zeros, and RocksDB's log reader skips a
-//! zero-filled block as preallocated space and replays the records after it. So a
-//! power cut can drop Buffered batch 48 and keep batch 50. For a book that can leave
-//! index entries out of step with their records (a batch that moved an index entry
-//! lost, a later one kept): run `PeerBook::verify` (and `repair`) after an unclean
-//! shutdown when Buffered writes were in use, or use `Sync` / `flush`.
+//! | `Buffered` (synced like `Sync`) | nothing | nothing |
 //!
 //! The process-crash column is `tests/crash_kill.rs` and
 //! `tests/crash_kill_concurrent.rs` of the workspace; the power-cut column is the
 //! FUSE power-loss file system of `crates/peerbook-powerfail` (`tests/engines.rs`),
 //! which keeps an arbitrary part of the unsynced writes, in any order, and checks
-//! exactly that the reopened store is every synced batch plus a subsequence of the
-//! later ones.
+//! that the reopened store is the model after a prefix of the acknowledged steps
+//! holding every durable one: the same strict rule as for the other engines.
 //!
 //! ## Clear
 //!

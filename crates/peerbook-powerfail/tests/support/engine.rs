@@ -9,8 +9,6 @@ use peerbook::backend::{Backend, BackendError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
     Lmdb,
-    /// LMDB with `buffered_no_sync` (`MDB_NOSYNC` for Buffered writes).
-    LmdbNoSync,
     /// RocksDB with small memtables and logs, so flushes, new SST files, manifest
     /// updates and log switches happen within a few dozen steps.
     Rocks,
@@ -23,19 +21,9 @@ impl Engine {
     pub fn name(self) -> &'static str {
         match self {
             Engine::Lmdb => "lmdb",
-            Engine::LmdbNoSync => "lmdb-nosync",
             Engine::Rocks => "rocksdb",
             Engine::File => "file",
         }
-    }
-
-    /// Whether a power cut may lose unsynced (Buffered) batches with a gap rather
-    /// than only a suffix. RocksDB: its point-in-time recovery skips a zero-filled
-    /// block of the write-ahead log as preallocated space and replays the records
-    /// after it, so a lost page in the unsynced tail drops the batches in it while
-    /// later ones survive. Every synced batch is kept and every batch is atomic.
-    pub fn buffered_loses_with_gaps(self) -> bool {
-        self == Engine::Rocks
     }
 
     /// Whether a power cut undoes at most the last acknowledged commit (LMDB with
@@ -46,24 +34,17 @@ impl Engine {
     }
 
     pub fn from_name(name: &str) -> Engine {
-        [
-            Engine::Lmdb,
-            Engine::LmdbNoSync,
-            Engine::Rocks,
-            Engine::File,
-        ]
-        .into_iter()
-        .find(|e| e.name() == name)
-        .expect("known engine")
+        [Engine::Lmdb, Engine::Rocks, Engine::File]
+            .into_iter()
+            .find(|e| e.name() == name)
+            .expect("known engine")
     }
 
     pub fn open(self, dir: &Path) -> Result<Box<dyn Backend>, BackendError> {
         let dir = dir.join(self.name());
         Ok(match self {
-            Engine::Lmdb | Engine::LmdbNoSync => {
-                let options = peerbook_lmdb::LmdbOptions::default()
-                    .with_initial_map_size(1 << 20)
-                    .with_buffered_no_sync(self == Engine::LmdbNoSync);
+            Engine::Lmdb => {
+                let options = peerbook_lmdb::LmdbOptions::default().with_initial_map_size(1 << 20);
                 Box::new(peerbook_lmdb::LmdbBackend::open(dir, options)?)
             }
             Engine::Rocks => {

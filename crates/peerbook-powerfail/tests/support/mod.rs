@@ -2,7 +2,7 @@
 //! the checks of a reopened store against the model.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
 use peerbook::backend::{
@@ -135,60 +135,6 @@ pub fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2)
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
         .collect()
-}
-
-/// Whether `actual` is `durable` (the state after the durable prefix) with some
-/// subsequence of `later` applied in order: buffered batches lost with a gap, not
-/// only as a suffix. Returns the indexes of the kept steps.
-///
-/// Exact: walking back from the last step, a step can be kept when every key it sets
-/// that no later kept step set already holds what the step wrote; keeping such a step
-/// only fixes keys to their actual values, so keeping every step that can be kept is
-/// never wrong. What no kept step set must be as in `durable`.
-pub fn gap_match(durable: &State, later: &[Step], actual: &State) -> Option<Vec<usize>> {
-    let mut fixed: [BTreeSet<Vec<u8>>; 4] = Default::default();
-    let mut cleared = false; // a kept clear fixed every key not fixed before it
-    let mut kept = Vec::new();
-    for (j, step) in later.iter().enumerate().rev() {
-        if cleared {
-            break; // nothing earlier can show
-        }
-        let fits = match step {
-            Step::Flush => false,
-            Step::Write(ops, _) => {
-                // The last op of the batch on a key wins.
-                let mut last: BTreeMap<(usize, &[u8]), &Option<Vec<u8>>> = BTreeMap::new();
-                for (space, key, value) in ops {
-                    last.insert((space.index(), key), value);
-                }
-                last.iter()
-                    .all(|((i, k), v)| fixed[*i].contains(*k) || actual[*i].get(*k) == v.as_ref())
-            }
-            Step::Clear(_) => (0..4).all(|i| actual[i].keys().all(|k| fixed[i].contains(k))),
-        };
-        if fits {
-            kept.push(j);
-            match step {
-                Step::Write(ops, _) => {
-                    for (space, key, _) in ops {
-                        fixed[space.index()].insert(key.clone());
-                    }
-                }
-                Step::Clear(_) => cleared = true,
-                Step::Flush => {}
-            }
-        }
-    }
-    let rest_as_durable = cleared
-        || (0..4).all(|i| {
-            let keys: BTreeSet<&Vec<u8>> = durable[i].keys().chain(actual[i].keys()).collect();
-            keys.into_iter()
-                .all(|k| fixed[i].contains(k) || durable[i].get(k) == actual[i].get(k))
-        });
-    rest_as_durable.then(|| {
-        kept.reverse();
-        kept
-    })
 }
 
 /// For a failure report: the prefix of `steps` closest to `actual`, and how they
