@@ -1,4 +1,4 @@
-//! Byte-level encoding of file headers, frames and batch bodies (see the crate docs
+//! Byte-level encoding of file headers, frames and batch bodies (see FORMAT.md, the `format` module
 //! for the layout). Every decoder here works on a byte slice already in memory,
 //! checks each length against the bytes that remain before using it, never
 //! pre-allocates from a length it read, and reports damage as a `String` reason

@@ -11,6 +11,7 @@ use peerbook::backend::{
     Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
 };
 use peerbook::conformance::Rng;
+use peerbook_file::testing::crc32c;
 use peerbook_file::{FileBackend, FileOptions};
 
 /// A version-2 file header: magic, version, generation, 16-byte salt, CRC.
@@ -107,22 +108,6 @@ fn corrupted(result: Result<FileBackend, BackendError>) -> String {
         Err(other) => panic!("expected Corrupted, got {other:?}"),
         Ok(b) => panic!("expected Corrupted, opened with {:?}", b.recovery()),
     }
-}
-
-/// Bitwise CRC-32C, to forge headers.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 #[test]

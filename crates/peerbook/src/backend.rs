@@ -487,3 +487,29 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         (**self).engine_name()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_ranges_never_reach_a_sorted_map() {
+        let a: &[u8] = b"a";
+        let b: &[u8] = b"b";
+        assert!(KeyRange {
+            lower: Bound::Excluded(a),
+            upper: Bound::Excluded(a)
+        }
+        .is_empty());
+        assert!(KeyRange {
+            lower: Bound::Included(b),
+            upper: Bound::Included(a)
+        }
+        .is_empty());
+        assert!(!KeyRange {
+            lower: Bound::Included(a),
+            upper: Bound::Included(a)
+        }
+        .is_empty());
+    }
+}
