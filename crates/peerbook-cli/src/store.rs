@@ -209,10 +209,10 @@ impl StoreSpec {
             // parsing refuses a spec whose engine is not compiled in
             #[allow(unreachable_patterns)]
             other => {
-                return Err(peerbook::BackendError::Engine {
-                    engine: "peerbook-cli",
-                    message: format!("backend `{}` is not compiled in", other.name()),
-                })
+                return Err(peerbook::BackendError::engine(
+                    "peerbook-cli",
+                    format!("backend `{}` is not compiled in", other.name()),
+                ))
             }
         })
     }

@@ -90,7 +90,7 @@ fn open_backend(engine: &str, path: &Path) -> Arc<dyn Backend> {
             other => panic!("unknown engine {other}"),
         };
         match opened {
-            Err(peerbook::BackendError::Locked(_)) if attempt < 40 => {
+            Err(peerbook::BackendError::Locked { .. }) if attempt < 40 => {
                 std::thread::sleep(std::time::Duration::from_millis(50))
             }
             other => return other.unwrap(),

@@ -2,7 +2,6 @@
 //! apply it to the versioned maps), and the [`Backend`] implementation.
 
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -17,7 +16,7 @@ use crate::codec::{encode_frame, BodyEncoder, LogOp, MAX_FRAME_BODY};
 use crate::naming::{log_name, LOCK_FILE};
 use crate::recovery::Loader;
 use crate::writer::{apply_versioned, Writer};
-use crate::{engine, io_error, FileOptions, FileStats, Recovery, StdFs, Vfs, VfsLock, ENGINE};
+use crate::{engine, FileOptions, FileStats, Recovery, StdFs, Vfs, VfsLock, ENGINE};
 
 /// A [`Backend`] on plain files: an append-only log of checksummed batch frames
 /// plus a snapshot, with the whole dataset in memory. See the [crate docs](crate)
@@ -67,7 +66,7 @@ impl FileBackend {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         vfs.create_dir_all(&dir)
-            .map_err(|e| io_error(format!("create directory {}", dir.display()), e))?;
+            .map_err(|e| BackendError::io(format!("create directory {}", dir.display()), e))?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Make the directory entry itself durable; some file systems refuse to
             // sync directories, which costs durability of a brand-new store only.
@@ -77,14 +76,14 @@ impl FileBackend {
         }
         let lock_path = dir.join(LOCK_FILE);
         let lock = vfs.lock(&lock_path).map_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                BackendError::Locked(format!(
+            BackendError::lock(
+                format!(
                     "{}: the store is open in another FileBackend (this process or another)",
                     lock_path.display()
-                ))
-            } else {
-                io_error(format!("lock {}", lock_path.display()), e)
-            }
+                ),
+                &lock_path,
+                e,
+            )
         })?;
         let loaded = Loader {
             vfs: &*vfs,
@@ -226,9 +225,6 @@ impl Backend for FileBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        if range.is_empty() {
-            return Ok(());
-        }
         // One consistent snapshot, read in chunks without holding a lock in `visitor`.
         self.spaces.scan(space, range, direction, visitor);
         Ok(())
@@ -296,7 +292,7 @@ impl Backend for FileBackend {
         self.publish_usage(&w);
         match left.into_iter().next() {
             None => Ok(()),
-            Some((name, e)) => Err(io_error(
+            Some((name, e)) => Err(BackendError::io(
                 format!("cleared, but could not remove the old file {name}"),
                 e,
             )),

@@ -15,7 +15,7 @@ use crate::codec::{
 };
 use crate::naming::{log_name, snapshot_name, temp_name};
 use crate::writer::Writer;
-use crate::{engine, io_error, FileBackend, Vfs, VfsFile, HEADER};
+use crate::{engine, FileBackend, Vfs, VfsFile, HEADER};
 
 impl FileBackend {
     pub(crate) fn compact_locked(&self, w: &mut Writer) -> Result<(), BackendError> {
@@ -62,7 +62,7 @@ impl FileBackend {
         let log = match self.vfs.open_append(&log_path) {
             Ok(log) => log,
             Err(e) => {
-                let e = io_error(format!("open {}", log_path.display()), e);
+                let e = BackendError::io(format!("open {}", log_path.display()), e);
                 w.failed = Some(format!(
                     "generation {new} committed but its log failed to open ({e})"
                 ));
@@ -101,7 +101,7 @@ pub(crate) enum GenError {
 pub(crate) fn new_salt() -> Result<[u8; SALT_LEN], BackendError> {
     let mut salt = [0u8; SALT_LEN];
     getrandom::getrandom(&mut salt).map_err(|e| {
-        io_error(
+        BackendError::io(
             "draw a file salt".to_string(),
             io::Error::other(e.to_string()),
         )
@@ -130,8 +130,9 @@ pub(crate) fn write_generation(
             let _ = vfs.remove(&log_final);
         }
     };
-    let io =
-        |what: &str, path: &Path, e: io::Error| io_error(format!("{what} {}", path.display()), e);
+    let io = |what: &str, path: &Path, e: io::Error| {
+        BackendError::io(format!("{what} {}", path.display()), e)
+    };
 
     let snapshot_len = match write_snapshot(vfs, &snap_tmp, generation, spaces, chunk) {
         Ok(len) => len,
@@ -181,7 +182,7 @@ fn write_snapshot(
     spaces: &dyn ReadView,
     chunk: usize,
 ) -> Result<u64, BackendError> {
-    let io = |e: io::Error| io_error(format!("write {}", path.display()), e);
+    let io = |e: io::Error| BackendError::io(format!("write {}", path.display()), e);
     let salt = new_salt()?;
     let mut file = vfs.create(path).map_err(io)?;
     let seed = frame_seed(generation, &salt);

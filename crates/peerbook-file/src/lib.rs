@@ -101,6 +101,7 @@ mod backend;
 mod codec;
 mod compaction;
 mod crc;
+mod error;
 mod naming;
 mod options;
 mod recovery;
@@ -115,12 +116,12 @@ mod writer;
 pub mod format {}
 
 use std::collections::BTreeMap;
-use std::io;
 use std::sync::Arc;
 
 use peerbook::backend::BackendError;
 
 pub use backend::FileBackend;
+pub use error::{FormatError, RecoveryError, SnapshotRule};
 pub use options::FileOptions;
 pub use report::{FileStats, Recovery, TornTail};
 pub use vfs::{StdFs, Vfs, VfsFile, VfsLock};
@@ -131,20 +132,9 @@ const HEADER: u64 = codec::FILE_HEADER_LEN as u64;
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 type Spaces = [Arc<Map>; 4];
 
+/// A [`BackendError::Engine`] of this crate.
 fn engine(message: String) -> BackendError {
-    BackendError::Engine {
-        engine: ENGINE,
-        message,
-    }
-}
-
-/// An I/O error with what was being done; a full disk becomes [`BackendError::Full`].
-fn io_error(context: String, e: io::Error) -> BackendError {
-    if e.kind() == io::ErrorKind::StorageFull {
-        BackendError::Full(format!("{context}: {e}"))
-    } else {
-        BackendError::Io(io::Error::new(e.kind(), format!("{context}: {e}")))
-    }
+    BackendError::engine(ENGINE, message)
 }
 
 /// The README's examples, compiled and run as doctests so they never go stale.

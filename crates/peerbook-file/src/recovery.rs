@@ -15,9 +15,10 @@ use crate::codec::{
     FileKind, LogOp,
 };
 use crate::compaction::{write_generation, GenError};
+use crate::error::{FormatError, RecoveryError, SnapshotRule};
 use crate::naming::{classify, log_name, snapshot_name, Entry};
 use crate::writer::Writer;
-use crate::{io_error, FileOptions, Map, Recovery, Spaces, TornTail, Vfs, VfsFile};
+use crate::{FileOptions, Map, Recovery, Spaces, TornTail, Vfs, VfsFile};
 
 /// Loads the store of one directory (the lock is already held).
 pub(crate) struct Loader<'a> {
@@ -48,7 +49,7 @@ impl Loader<'_> {
         let path = self.path(name);
         self.vfs
             .read(&path)
-            .map_err(|e| io_error(format!("read {}", path.display()), e))
+            .map_err(|e| BackendError::io(format!("read {}", path.display()), e))
     }
 
     fn remove(&self, name: &str, removed: &mut Vec<String>) {
@@ -105,7 +106,7 @@ impl Loader<'_> {
         let names = self
             .vfs
             .list(self.dir)
-            .map_err(|e| io_error(format!("list {}", self.dir.display()), e))?;
+            .map_err(|e| BackendError::io(format!("list {}", self.dir.display()), e))?;
         Ok(names
             .into_iter()
             .map(|n| {
@@ -126,12 +127,12 @@ impl Loader<'_> {
             if let Entry::Log(_) = e {
                 let data = self.read(name)?;
                 if data.len() > header_len(&data) {
-                    return Err(BackendError::Corrupted(format!(
-                        "{} holds {} bytes of frames but the directory has no snapshot \
-                         (a snapshot file was lost)",
-                        self.path(name).display(),
-                        data.len() - header_len(&data)
-                    )));
+                    return Err(RecoveryError::LostSnapshot {
+                        file: self.path(name),
+                        bytes: data.len() - header_len(&data),
+                        snapshot: None,
+                    }
+                    .into());
                 }
             }
         }
@@ -186,14 +187,13 @@ impl Loader<'_> {
         let bytes = match self.vfs.read(&path) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(BackendError::Corrupted(format!(
-                    "{} is missing although {} exists (it is created before the snapshot \
-                     is committed, so it was lost or removed)",
-                    path.display(),
-                    snapshot_name(generation)
-                )))
+                return Err(RecoveryError::MissingLog {
+                    file: path,
+                    snapshot: snapshot_name(generation),
+                }
+                .into())
             }
-            Err(e) => return Err(io_error(format!("read {}", path.display()), e)),
+            Err(e) => return Err(BackendError::io(format!("read {}", path.display()), e)),
         };
         let replay = replay_log(&bytes, generation, &path, &mut data.spaces, &mut data.live)?;
         let valid_len = replay.valid_len as u64;
@@ -237,11 +237,12 @@ impl Loader<'_> {
                 Entry::Log(g) if g > generation => {
                     let data = self.read(name)?;
                     if data.len() > header_len(&data) {
-                        return Err(BackendError::Corrupted(format!(
-                            "{} holds frames but {} does not exist (a snapshot file was lost)",
-                            self.path(name).display(),
-                            snapshot_name(g)
-                        )));
+                        return Err(RecoveryError::LostSnapshot {
+                            file: self.path(name),
+                            bytes: data.len() - header_len(&data),
+                            snapshot: Some(snapshot_name(g)),
+                        }
+                        .into());
                     }
                     self.remove(name, removed);
                 }
@@ -262,7 +263,7 @@ impl Loader<'_> {
         torn: bool,
     ) -> Result<Box<dyn VfsFile>, BackendError> {
         let path = self.path(&log_name(generation));
-        let io = |e: io::Error| io_error(format!("open {}", path.display()), e);
+        let io = |e: io::Error| BackendError::io(format!("open {}", path.display()), e);
         let mut log = self.vfs.open_append(&path).map_err(io)?;
         if torn {
             log.truncate(valid_len).map_err(io)?;
@@ -298,24 +299,38 @@ fn load_snapshot(
     path: &Path,
     spaces: &mut Spaces,
     live: &mut u64,
-) -> Result<u64, BackendError> {
-    let bad = |what: String| BackendError::Corrupted(format!("{}: {what}", path.display()));
-    let header = check_file_header(FileKind::Snapshot, data, generation).map_err(bad)?;
+) -> Result<u64, RecoveryError> {
+    let file = || path.to_path_buf();
+    let header = check_file_header(FileKind::Snapshot, data, generation).map_err(|error| {
+        RecoveryError::Header {
+            file: file(),
+            error,
+        }
+    })?;
     let seed = header.seed;
     let mut off = header.len;
     let mut entries = 0u64;
     let mut ended = false;
+    let rule = |offset: usize, rule: SnapshotRule| RecoveryError::SnapshotRule {
+        file: file(),
+        offset,
+        rule,
+    };
     while off < data.len() {
         if ended {
-            return Err(bad(format!(
-                "{} bytes after the end frame, at offset {off}",
-                data.len() - off
-            )));
+            return Err(RecoveryError::AfterEnd {
+                file: file(),
+                offset: off,
+                bytes: data.len() - off,
+            });
         }
-        let frame = read_frame(data, off, seed)
-            .map_err(|r| bad(format!("snapshot frame at offset {off}: {r}")))?;
-        let ops = decode_body(frame.body)
-            .map_err(|r| bad(format!("snapshot frame at offset {off}: {r}")))?;
+        let frame_error = |error| RecoveryError::SnapshotFrame {
+            file: file(),
+            offset: off,
+            error,
+        };
+        let frame = read_frame(data, off, seed).map_err(frame_error)?;
+        let ops = decode_body(frame.body).map_err(frame_error)?;
         let n = ops.len();
         for (i, op) in ops.into_iter().enumerate() {
             match op {
@@ -323,40 +338,37 @@ fn load_snapshot(
                     *live += entry_size(key.len(), value.len());
                     let map = Arc::make_mut(&mut spaces[space.index()]);
                     if map.insert(key, value).is_some() {
-                        return Err(bad(format!(
-                            "snapshot frame at offset {off}: duplicate key in {space}"
-                        )));
+                        return Err(rule(off, SnapshotRule::DuplicateKey(space)));
                     }
                     entries += 1;
                 }
                 LogOp::End { entries: declared } => {
                     if i + 1 != n {
-                        return Err(bad(format!(
-                            "snapshot frame at offset {off}: ops after the end marker"
-                        )));
+                        return Err(rule(off, SnapshotRule::OpsAfterEnd));
                     }
                     if declared != entries {
-                        return Err(bad(format!(
-                            "snapshot frame at offset {off}: the end marker counts {declared} \
-                             entries, the snapshot holds {entries}"
-                        )));
+                        return Err(rule(
+                            off,
+                            SnapshotRule::EndCount {
+                                declared,
+                                found: entries,
+                            },
+                        ));
                     }
                     ended = true;
                 }
                 LogOp::Delete { .. } | LogOp::Clear => {
-                    return Err(bad(format!(
-                        "snapshot frame at offset {off}: a snapshot holds only puts"
-                    )))
+                    return Err(rule(off, SnapshotRule::NotAPut));
                 }
             }
         }
         off = frame.end;
     }
     if !ended {
-        return Err(bad(format!(
-            "the snapshot ends at {} bytes without its end frame: it is truncated",
-            data.len()
-        )));
+        return Err(RecoveryError::SnapshotTruncated {
+            file: file(),
+            len: data.len(),
+        });
     }
     Ok(entries)
 }
@@ -369,7 +381,7 @@ struct Replay {
     valid_len: usize,
     /// Why the bytes at `valid_len` were not a frame, and how many valid frames
     /// followed, when they are a torn tail.
-    torn: Option<(String, u64)>,
+    torn: Option<(FormatError, u64)>,
 }
 
 /// Replay the frames of a log onto `spaces`, applying the torn-tail rule.
@@ -379,51 +391,54 @@ fn replay_log(
     path: &Path,
     spaces: &mut Spaces,
     live: &mut u64,
-) -> Result<Replay, BackendError> {
-    let header = check_file_header(FileKind::Log, data, generation)
-        .map_err(|r| BackendError::Corrupted(format!("{}: {r}", path.display())))?;
+) -> Result<Replay, RecoveryError> {
+    let file = || path.to_path_buf();
+    let header = check_file_header(FileKind::Log, data, generation).map_err(|error| {
+        RecoveryError::Header {
+            file: file(),
+            error,
+        }
+    })?;
     let seed = header.seed;
     let mut off = header.len;
     let mut frames = 0u64;
     while off < data.len() {
         let frame = match read_frame(data, off, seed) {
             Ok(frame) => frame,
-            Err(reason) => {
+            Err(error) => {
                 return match scan_after(data, off, seed) {
-                    After::Witness(witness) => Err(BackendError::Corrupted(format!(
-                        "log frame at offset {off}: {reason}; the valid frame at offset \
-                         {witness} was appended after the log had been synced past {off}, \
-                         so this is damage to acknowledged data, not a torn write ({})",
-                        path.display()
-                    ))),
+                    After::Witness(witness) => Err(RecoveryError::SyncedFrameDamaged {
+                        file: file(),
+                        offset: off,
+                        error,
+                        witness,
+                    }),
                     After::Torn { valid_frames_after } => Ok(Replay {
                         seed,
                         frames,
                         valid_len: off,
-                        torn: Some((reason, valid_frames_after)),
+                        torn: Some((error, valid_frames_after)),
                     }),
                 };
             }
         };
         if frame.synced_to > off as u64 {
-            return Err(BackendError::Corrupted(format!(
-                "log frame at offset {off}: claims {} bytes synced, beyond its own offset ({})",
-                frame.synced_to,
-                path.display()
-            )));
+            return Err(RecoveryError::SyncedBeyondOffset {
+                file: file(),
+                offset: off,
+                synced_to: frame.synced_to,
+            });
         }
-        let ops = decode_body(frame.body).map_err(|r| {
-            BackendError::Corrupted(format!(
-                "log frame at offset {off}: its checksums are valid but its batch does not \
-                 decode: {r} ({})",
-                path.display()
-            ))
+        let ops = decode_body(frame.body).map_err(|error| RecoveryError::UndecodableBatch {
+            file: file(),
+            offset: off,
+            error,
         })?;
         if ops.iter().any(|op| matches!(op, LogOp::End { .. })) {
-            return Err(BackendError::Corrupted(format!(
-                "log frame at offset {off}: an end marker belongs in snapshots only ({})",
-                path.display()
-            )));
+            return Err(RecoveryError::EndInLog {
+                file: file(),
+                offset: off,
+            });
         }
         for op in ops {
             apply(spaces, op, live);

@@ -2,6 +2,8 @@
 //! open found and repaired), [`TornTail`] (a log tail cut at open) and [`FileStats`]
 //! (sizes and counters of an open backend).
 
+use crate::FormatError;
+
 /// What [`FileBackend::open`](crate::FileBackend::open) found and did, from [`FileBackend::recovery`](crate::FileBackend::recovery).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -32,7 +34,7 @@ pub struct TornTail {
     /// Bytes cut off.
     pub bytes: u64,
     /// Why the bytes at `offset` were not a valid frame.
-    pub reason: String,
+    pub reason: FormatError,
     /// Whole valid frames found after `offset` and dropped with it: batches that
     /// were written but not yet synced when the power failed, whose bytes reached
     /// the disk while an earlier frame's did not. A log is a prefix: they cannot be

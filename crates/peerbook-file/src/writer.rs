@@ -7,7 +7,7 @@ use peerbook::backend::BackendError;
 use peerbook::mvcc::Batch;
 
 use crate::codec::{entry_size, LogOp};
-use crate::{engine, io_error, FileOptions, VfsFile, HEADER};
+use crate::{engine, FileOptions, VfsFile, HEADER};
 
 /// Taken by every write, flush, clear and compaction of a backend (one at a time).
 pub(crate) struct Writer {
@@ -45,7 +45,7 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
-                let err = io_error(format!("append to {log_name}"), e);
+                let err = BackendError::io(format!("append to {log_name}"), e);
                 // Cut a partial frame back off so the next one starts on a boundary.
                 if let Err(e2) = self.log.truncate(self.log_len) {
                     self.failed = Some(format!(
@@ -64,7 +64,7 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
-                let err = io_error(format!("sync {log_name}"), e);
+                let err = BackendError::io(format!("sync {log_name}"), e);
                 self.failed = Some(format!("fsync of {log_name} failed ({err})"));
                 Err(err)
             }

@@ -59,8 +59,15 @@
 //! [`Error::Locked`](crate::Error::Locked) until the first book is closed or dropped.
 //! The claim is the backend's [`BookClaim`]; the sharing is refused, not made safe.
 
+mod error;
+mod ext;
+mod lock;
+
+pub use error::{BackendError, ErrorSource};
+pub use ext::{BackendExt, Dump, SpaceDump};
+pub use lock::try_lock_file;
+
 use std::fmt;
-use std::io;
 use std::ops::{Bound, ControlFlow};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -424,32 +431,6 @@ pub trait Backend: Send + Sync {
 
     /// A short name of the engine, for logs and reports (`"memory"`, `"lmdb"`, ...).
     fn engine_name(&self) -> &'static str;
-}
-
-/// The one error type of every backend.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BackendError {
-    /// An operating-system I/O error.
-    #[error("backend I/O error: {0}")]
-    Io(#[from] io::Error),
-    /// The engine has no room left (map size limit, disk full, configured cap).
-    #[error("backend is full: {0}")]
-    Full(String),
-    /// The engine found its own files damaged.
-    #[error("backend data corrupted: {0}")]
-    Corrupted(String),
-    /// Another handle (this process or another) holds the lock on the files.
-    #[error("backend is locked by another open handle: {0}")]
-    Locked(String),
-    /// Any other engine error, with the engine's name.
-    #[error("{engine} error: {message}")]
-    Engine {
-        /// Engine name, as [`Backend::engine_name`].
-        engine: &'static str,
-        /// The engine's message.
-        message: String,
-    },
 }
 
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
