@@ -4,7 +4,7 @@
 //! [`Space`]s of a book. It knows nothing of peers: the store above it encodes
 //! records, builds index keys and decides what goes into each atomic
 //! [`WriteBatch`]. A backend only has to translate these few operations onto its
-//! engine:
+//! engine (every method of the trait):
 //!
 //! | method | contract |
 //! |---|---|
@@ -80,7 +80,10 @@ use std::sync::Arc;
 pub enum Space {
     /// `peer_id` -> format byte + postcard-encoded record.
     Peers,
-    /// big-endian `u64` last_seen + `peer_id` -> empty.
+    /// big-endian `u64` last_seen + `peer_id` -> the record's score hint (what
+    /// ranking needs besides the time: quality score, success, reliability,
+    /// penalty, blacklist; layout in `store::keys`), so a scan of recent peers
+    /// ranks them without decoding records.
     ByLastSeen,
     /// `u8` quality score + `peer_id` -> empty.
     ByQuality,
