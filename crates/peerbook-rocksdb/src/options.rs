@@ -107,7 +107,7 @@ pub struct RocksOptions {
     /// Their entries are short keys (a score or timestamp and a peer id) with short
     /// values (a 16-byte score hint in `by_last_seen`, empty in `by_quality`): 2 MiB
     /// holds tens of thousands of index entries, and a whole million-entry index is
-    /// only some 50 to 70 MiB on disk.
+    /// only some tens of MiB on disk.
     pub index_write_buffer_bytes: usize,
 
     /// Most files RocksDB keeps open at once (`max_open_files`). Default 256.
