@@ -21,6 +21,9 @@ pub enum Engine {
 /// Every engine, the reference first.
 pub const ENGINES: [Engine; 4] = [Engine::Memory, Engine::Lmdb, Engine::Rocks, Engine::File];
 
+/// The engines that persist to a directory.
+pub const DISK_ENGINES: [Engine; 3] = [Engine::Lmdb, Engine::Rocks, Engine::File];
+
 /// Memory backends by directory, so "reopening" a memory book finds its data.
 fn memory_registry() -> &'static Mutex<HashMap<PathBuf, MemoryBackend>> {
     static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, MemoryBackend>>> = OnceLock::new();
@@ -36,6 +39,15 @@ impl Engine {
             Engine::Rocks => peerbook_engines::Engine::Rocks,
             Engine::File => peerbook_engines::Engine::File,
         }
+    }
+
+    /// The engine called `name` (as [`Engine::name`] gives it; a child process gets
+    /// its engine this way). Panics on an unknown name.
+    pub fn named(name: &str) -> Engine {
+        ENGINES
+            .into_iter()
+            .find(|e| e.name() == name)
+            .unwrap_or_else(|| panic!("unknown engine {name}"))
     }
 
     /// A short name for messages (the registry's).
