@@ -83,7 +83,8 @@
 //! [`options`](FileOptions) and [reports](Recovery) are plain data; `backend.rs` holds
 //! [`FileBackend`] and its write path, `writer.rs` the writer state, `compaction.rs`
 //! the generation switch, `recovery.rs` the loader of `open`, `naming.rs` the file
-//! names, `codec/` the bytes, `error.rs` the typed format and recovery errors, `crc.rs` the checksum, [`vfs`] the file system seam.
+//! names, `codec/` the bytes, `error.rs` their typed errors ([`FormatError`],
+//! [`RecoveryError`]), `crc.rs` the checksum, [`vfs`] the file system seam.
 //!
 //! [`Space`]: peerbook::backend::Space
 //! [`Durability::Sync`]: peerbook::backend::Durability::Sync
