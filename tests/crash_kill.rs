@@ -13,19 +13,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Engine;
+use common::{Engine, DISK_ENGINES};
 use peerbook::conformance::Rng;
 use peerbook::{Durability, ManualClock, NewPeer, PeerBook, Secret};
 
 const CHILD_ENV: &str = "PEERBOOK_KILL_CHILD";
-const DISK_ENGINES: [Engine; 3] = [Engine::Lmdb, Engine::Rocks, Engine::File];
-
-fn engine_named(name: &str) -> Engine {
-    DISK_ENGINES
-        .into_iter()
-        .find(|e| e.name() == name)
-        .expect("known engine")
-}
 
 fn options() -> peerbook::Options {
     let mut o = common::options(&ManualClock::new(1_700_000_000_000));
@@ -41,7 +33,7 @@ fn kill_child_entry() {
         return;
     }; // not a child: nothing to do
     let (engine, dir) = spec.split_once(':').expect("engine:dir");
-    let engine = engine_named(engine);
+    let engine = Engine::named(engine);
     let book =
         PeerBook::open(engine.open(Path::new(dir)), options()).expect("child opens the book");
     let start: u64 = std::env::var("PEERBOOK_KILL_START")

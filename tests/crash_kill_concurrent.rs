@@ -22,21 +22,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Engine;
+use common::{Engine, DISK_ENGINES};
 use peerbook::conformance::Rng;
 use peerbook::{Durability, ManualClock, NewPeer, PeerBook, PeerRecord, QualityUpdate, Secret};
 
 const CHILD_ENV: &str = "PEERBOOK_KILL_CONCURRENT_CHILD";
-const DISK_ENGINES: [Engine; 3] = [Engine::Lmdb, Engine::Rocks, Engine::File];
 const THREADS: u64 = 4;
 const PEERS_PER_THREAD: u64 = 12;
-
-fn engine_named(name: &str) -> Engine {
-    DISK_ENGINES
-        .into_iter()
-        .find(|e| e.name() == name)
-        .expect("known engine")
-}
 
 fn options(clock: &ManualClock) -> peerbook::Options {
     let mut o = common::options(clock);
@@ -64,7 +56,7 @@ fn concurrent_kill_child_entry() {
         return; // not a child
     };
     let mut parts = spec.splitn(4, ':');
-    let engine = engine_named(parts.next().expect("engine"));
+    let engine = Engine::named(parts.next().expect("engine"));
     let round: u64 = parts.next().expect("round").parse().expect("round");
     let now: u64 = parts.next().expect("clock").parse().expect("clock");
     let dir = parts.next().expect("dir");

@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::Engine;
+use common::{Engine, DISK_ENGINES};
 use peerbook::{
     ConnectionType, ExportDocument, ExportOptions, ImportMode, ManualClock, MasterKey,
     MemoryBackend, NewIceServer, NewPeer, Options, PeerBook, PeerQuery, QualityUpdate, Secret,
@@ -286,8 +286,6 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
-
-const DISK_ENGINES: [Engine; 3] = [Engine::Lmdb, Engine::Rocks, Engine::File];
 
 #[test]
 fn v1_stores_open_upgrade_and_keep_every_peer() {

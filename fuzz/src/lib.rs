@@ -194,21 +194,8 @@ pub fn import_json(data: &[u8]) {
 
 // ----- file_open -----------------------------------------------------------------
 
-/// CRC-32C (Castagnoli), bitwise: to fix up checksums of fuzzed files.
-pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
-    let mut c = !crc;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
-}
+/// CRC-32C (Castagnoli), to fix up checksums of fuzzed files: the file backend's own.
+pub use peerbook_file::testing::crc32c_append;
 
 /// Recompute the header CRC and every frame's checksums of a file of `generation`
 /// in place (the frames are walked by their own `body_len` fields), so mutations

@@ -1,5 +1,6 @@
 //! Shared helpers of the cross-backend tests: every engine behind one enum, opened
-//! on a directory as `Arc<dyn Backend>` so one test drives them all alike.
+//! on a directory as `Arc<dyn Backend>` (through the `peerbook_engines` registry)
+//! so one test drives them all alike.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::HashMap;
@@ -20,6 +21,9 @@ pub enum Engine {
 /// Every engine, the reference first.
 pub const ENGINES: [Engine; 4] = [Engine::Memory, Engine::Lmdb, Engine::Rocks, Engine::File];
 
+/// The engines that persist to a directory.
+pub const DISK_ENGINES: [Engine; 3] = [Engine::Lmdb, Engine::Rocks, Engine::File];
+
 /// Memory backends by directory, so "reopening" a memory book finds its data.
 fn memory_registry() -> &'static Mutex<HashMap<PathBuf, MemoryBackend>> {
     static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, MemoryBackend>>> = OnceLock::new();
@@ -27,14 +31,28 @@ fn memory_registry() -> &'static Mutex<HashMap<PathBuf, MemoryBackend>> {
 }
 
 impl Engine {
-    /// A short name for messages.
-    pub fn name(self) -> &'static str {
+    /// The registry's engine (`peerbook_engines`), which opens the disk engines.
+    pub fn registry(self) -> peerbook_engines::Engine {
         match self {
-            Engine::Memory => "memory",
-            Engine::Lmdb => "lmdb",
-            Engine::Rocks => "rocksdb",
-            Engine::File => "file",
+            Engine::Memory => peerbook_engines::Engine::Memory,
+            Engine::Lmdb => peerbook_engines::Engine::Lmdb,
+            Engine::Rocks => peerbook_engines::Engine::Rocks,
+            Engine::File => peerbook_engines::Engine::File,
         }
+    }
+
+    /// The engine called `name` (as [`Engine::name`] gives it; a child process gets
+    /// its engine this way). Panics on an unknown name.
+    pub fn named(name: &str) -> Engine {
+        ENGINES
+            .into_iter()
+            .find(|e| e.name() == name)
+            .unwrap_or_else(|| panic!("unknown engine {name}"))
+    }
+
+    /// A short name for messages (the registry's).
+    pub fn name(self) -> &'static str {
+        self.registry().name()
     }
 
     /// Open (or reopen) this engine's store in `dir`.
@@ -43,21 +61,16 @@ impl Engine {
             .unwrap_or_else(|e| panic!("open {} in {}: {e}", self.name(), dir.display()))
     }
 
-    /// Open, reporting the error.
+    /// Open, reporting the error. Disk engines go through the registry; a memory
+    /// store reopened on the same `dir` is the same store (the registry's would
+    /// start empty).
     pub fn try_open(self, dir: &Path) -> Result<Arc<dyn Backend>, peerbook::BackendError> {
         let path = dir.join(self.name());
-        Ok(match self {
-            Engine::Memory => {
-                let mut registry = memory_registry().lock().unwrap_or_else(|e| e.into_inner());
-                Arc::new(registry.entry(path).or_default().clone())
-            }
-            Engine::Lmdb => Arc::new(peerbook_lmdb::LmdbBackend::open(&path, Default::default())?),
-            Engine::Rocks => Arc::new(peerbook_rocksdb::RocksBackend::open(
-                &path,
-                Default::default(),
-            )?),
-            Engine::File => Arc::new(peerbook_file::FileBackend::open(&path, Default::default())?),
-        })
+        if self == Engine::Memory {
+            let mut registry = memory_registry().lock().unwrap_or_else(|e| e.into_inner());
+            return Ok(Arc::new(registry.entry(path).or_default().clone()));
+        }
+        self.registry().open(&path)
     }
 }
 

@@ -3,10 +3,10 @@
 use crate::{cargo, run, target_dir};
 use std::time::Instant;
 
-/// Benches compiled and run once each in test mode (criterion runs every
+/// The benches of `peerbook-bench` compiled and run once each in test mode (criterion runs every
 /// benchmark a single time), in the test profile so nothing is built twice.
 pub fn bench_smoke() -> Result<(), String> {
-    run(cargo().args(["test", "-p", "peerbook-suite", "--benches"]))
+    run(cargo().args(["test", "-p", "peerbook-bench", "--benches"]))
 }
 
 /// `cargo xtask bench [--quick|--full]`.
@@ -48,13 +48,13 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     };
 
     step("building the suite in release (the first build compiles RocksDB and SQLite: ~10 min on 2 cores)");
-    run(cargo().args(["bench", "-p", "peerbook-suite", "--benches", "--no-run"]))?;
+    run(cargo().args(["bench", "-p", "peerbook-bench", "--benches", "--no-run"]))?;
     run(cargo().args([
         "build",
         "--release",
         "-p",
-        "peerbook-suite",
-        "--example",
+        "peerbook-bench",
+        "--bin",
         "bench_report",
     ]))?;
     for (bench, what) in [
@@ -66,7 +66,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     ] {
         step(&format!("{what} ({sizes} for both benches)"));
         run(cargo()
-            .args(["bench", "-p", "peerbook-suite", "--bench", bench])
+            .args(["bench", "-p", "peerbook-bench", "--bench", bench])
             .env("PEERBOOK_BENCH_MODE", mode)
             .env("PEERBOOK_BENCH_OUT", &out)
             .env("CRITERION_HOME", &criterion))?;
@@ -78,8 +78,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             "--quiet",
             "--release",
             "-p",
-            "peerbook-suite",
-            "--example",
+            "peerbook-bench",
+            "--bin",
             "bench_report",
         ])
         .env("PEERBOOK_BENCH_MODE", mode)

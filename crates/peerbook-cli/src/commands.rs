@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::format::{self, age, bytes, clip, utc, when};
 use crate::progress;
 use crate::say;
-use crate::store::{open_with, Access, Book, CliError, KeySource, StoreSpec};
+use crate::store::{open_with, Access, Book, CliError, KeySource, StoreSpec, StoreSpecExt};
 use crate::transfer;
 use crate::{Cli, Command, Sort, SortOrder};
 

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use peerbook::{Backend, Error, MasterKey, Options, PeerBook};
@@ -88,133 +87,31 @@ impl fmt::Display for CliError {
     }
 }
 
-/// The storage engines a spec can name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// `lmdb:`
-    Lmdb,
-    /// `rocksdb:`
-    Rocks,
-    /// `file:`
-    File,
-}
+#[cfg(test)]
+use peerbook_engines::Engine;
+/// The engine registry: every engine a spec can name, and `BACKEND:PATH` specs
+/// (`lmdb:./peers`). This CLI's features `lmdb`, `rocksdb`, `file` forward to it.
+pub use peerbook_engines::StoreSpec;
 
-impl Engine {
-    /// The spec prefix.
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Lmdb => "lmdb",
-            Engine::Rocks => "rocksdb",
-            Engine::File => "file",
-        }
-    }
-
-    /// Whether this build has the engine (its cargo feature, named like the prefix).
-    pub fn compiled_in(self) -> bool {
-        match self {
-            Engine::Lmdb => cfg!(feature = "lmdb"),
-            Engine::Rocks => cfg!(feature = "rocksdb"),
-            Engine::File => cfg!(feature = "file"),
-        }
-    }
-
-    /// The engines this build has, as spec prefixes.
-    pub fn available() -> Vec<&'static str> {
-        [Engine::Lmdb, Engine::Rocks, Engine::File]
-            .into_iter()
-            .filter(|e| e.compiled_in())
-            .map(Engine::name)
-            .collect()
-    }
-}
-
-/// `BACKEND:PATH`, e.g. `lmdb:./peers`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreSpec {
-    /// The engine.
-    pub engine: Engine,
-    /// The store's directory.
-    pub path: PathBuf,
-}
-
-impl FromStr for StoreSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (backend, path) = s.split_once(':').ok_or_else(|| {
-            format!("`{s}` is not BACKEND:PATH (e.g. lmdb:./peers, rocksdb:./peers, file:./peers)")
-        })?;
-        let engine = match backend {
-            "lmdb" => Engine::Lmdb,
-            "rocksdb" | "rocks" => Engine::Rocks,
-            "file" => Engine::File,
-            other => {
-                return Err(format!(
-                    "unknown backend `{other}`; use lmdb, rocksdb or file"
-                ))
-            }
-        };
-        if !engine.compiled_in() {
-            return Err(format!(
-                "backend `{}` is not compiled into this peerbook (built without feature `{}`); \
-                 this build has: {}; rebuild with `--features {}` to use it",
-                engine.name(),
-                engine.name(),
-                Engine::available().join(", "),
-                engine.name()
-            ));
-        }
-        let trimmed = path.trim_end_matches('/');
-        if trimmed.is_empty() || trimmed == "." || trimmed == ".." {
-            return Err(format!(
-                "`{path}` is not a usable store directory; name one, e.g. {backend}:./peers"
-            ));
-        }
-        Ok(StoreSpec {
-            engine,
-            path: PathBuf::from(trimmed),
-        })
-    }
-}
-
-impl fmt::Display for StoreSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.engine.name(), self.path.display())
-    }
-}
-
-impl StoreSpec {
+/// The CLI's conventions for a store: where its key file lives, whether it exists.
+pub trait StoreSpecExt {
     /// The default key file: `<PATH>.key`, a sibling of the store directory.
-    pub fn default_key_file(&self) -> PathBuf {
+    fn default_key_file(&self) -> PathBuf;
+    /// Whether the store directory exists and holds anything.
+    fn exists(&self) -> bool;
+}
+
+impl StoreSpecExt for StoreSpec {
+    fn default_key_file(&self) -> PathBuf {
         let mut name = self.path.as_os_str().to_owned();
         name.push(".key");
         PathBuf::from(name)
     }
 
-    /// Whether the store directory exists and holds anything.
-    pub fn exists(&self) -> bool {
+    fn exists(&self) -> bool {
         std::fs::read_dir(&self.path)
             .map(|mut d| d.next().is_some())
             .unwrap_or(false)
-    }
-
-    fn open_backend(&self) -> Result<Arc<dyn Backend>, peerbook::BackendError> {
-        let p = &self.path;
-        Ok(match self.engine {
-            #[cfg(feature = "lmdb")]
-            Engine::Lmdb => Arc::new(peerbook_lmdb::LmdbBackend::open(p, Default::default())?),
-            #[cfg(feature = "rocksdb")]
-            Engine::Rocks => Arc::new(peerbook_rocksdb::RocksBackend::open(p, Default::default())?),
-            #[cfg(feature = "file")]
-            Engine::File => Arc::new(peerbook_file::FileBackend::open(p, Default::default())?),
-            // parsing refuses a spec whose engine is not compiled in
-            #[allow(unreachable_patterns)]
-            other => {
-                return Err(peerbook::BackendError::Engine {
-                    engine: "peerbook-cli",
-                    message: format!("backend `{}` is not compiled in", other.name()),
-                })
-            }
-        })
     }
 }
 
@@ -346,7 +243,7 @@ pub fn open_with(
     }
     let master = key.load(access == Access::Write && !existing)?;
     let backend = spec
-        .open_backend()
+        .open()
         .map_err(|e| CliError::store(e.into(), key, spec))?;
     let defaults = Options::new(master);
     let base = match peerbook::store::read_retention(&backend) {
@@ -386,13 +283,16 @@ mod tests {
     fn specs() {
         let s: StoreSpec = "lmdb:./peers/".parse().unwrap();
         assert_eq!(s.engine, Engine::Lmdb);
-        assert!(Engine::available().contains(&"file"));
+        assert!(Engine::available().contains(&Engine::File));
         assert_eq!(s.default_key_file(), PathBuf::from("./peers.key"));
         match "rocksdb:/a/b".parse::<StoreSpec>() {
             Ok(spec) => assert_eq!(spec.engine, Engine::Rocks),
             Err(e) => {
                 assert!(!Engine::Rocks.compiled_in());
-                assert!(e.contains("not compiled into this peerbook"), "{e}");
+                assert!(
+                    matches!(e, peerbook_engines::SpecError::NotCompiledIn { .. }),
+                    "{e}"
+                );
             }
         }
         assert_eq!(

@@ -12,7 +12,7 @@ use crate::commands::book_size;
 use crate::format;
 use crate::progress;
 use crate::say;
-use crate::store::{Access, Book, CliError, KeySource, StoreSpec};
+use crate::store::{Access, Book, CliError, KeySource, StoreSpec, StoreSpecExt};
 
 /// `export [--out FILE]`.
 pub fn export(

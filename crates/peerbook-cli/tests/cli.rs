@@ -80,17 +80,12 @@ fn now_ms() -> u64 {
 fn open_backend(engine: &str, path: &Path) -> Arc<dyn Backend> {
     // Retried while locked, for the same reason as `run_cmd`.
     for attempt in 0.. {
-        let opened: Result<Arc<dyn Backend>, peerbook::BackendError> = match engine {
-            "lmdb" => peerbook_lmdb::LmdbBackend::open(path, Default::default())
-                .map(|b| Arc::new(b) as Arc<dyn Backend>),
-            "rocksdb" => peerbook_rocksdb::RocksBackend::open(path, Default::default())
-                .map(|b| Arc::new(b) as Arc<dyn Backend>),
-            "file" => peerbook_file::FileBackend::open(path, Default::default())
-                .map(|b| Arc::new(b) as Arc<dyn Backend>),
-            other => panic!("unknown engine {other}"),
-        };
+        let opened = engine
+            .parse::<peerbook_engines::Engine>()
+            .expect("known engine")
+            .open(path);
         match opened {
-            Err(peerbook::BackendError::Locked(_)) if attempt < 40 => {
+            Err(peerbook::BackendError::Locked { .. }) if attempt < 40 => {
                 std::thread::sleep(std::time::Duration::from_millis(50))
             }
             other => return other.unwrap(),

@@ -35,7 +35,7 @@ static TABLES: [[u32; 256]; 8] = make_tables();
 
 /// Continue the CRC-32C `crc` (of some bytes `a`) over `data`: the result is the
 /// CRC-32C of `a ++ data`. `crc32c_append(0, data)` is the CRC-32C of `data`.
-pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
+pub fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
     let t = &TABLES;
     let mut c = !crc;
     let mut chunks = data.chunks_exact(8);
@@ -58,7 +58,7 @@ pub(crate) fn crc32c_append(crc: u32, data: &[u8]) -> u32 {
 }
 
 /// The CRC-32C of `data`.
-pub(crate) fn crc32c(data: &[u8]) -> u32 {
+pub fn crc32c(data: &[u8]) -> u32 {
     crc32c_append(0, data)
 }
 

@@ -41,6 +41,10 @@
 //!   [`SimFs::kill`] fails every operation from now on.
 //! - **Locks** are released at a power loss (a new boot).
 
+/// The CRC-32C (Castagnoli) of the file format, for tests and fuzzers that forge
+/// or repair headers and frames: the very function the backend checks with.
+pub use crate::crc::{crc32c, crc32c_append};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io;

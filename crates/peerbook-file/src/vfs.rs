@@ -177,19 +177,6 @@ impl Vfs for StdFs {
     }
 
     fn lock(&self, path: &Path) -> io::Result<VfsLock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(VfsLock::new(file)),
-            Err(std::fs::TryLockError::WouldBlock) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "the lock is held by another open handle",
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(e),
-        }
+        peerbook::backend::try_lock_file(path).map(VfsLock::new)
     }
 }

@@ -2,16 +2,16 @@
 //! reported (a torn tail) or refused with a clear `Corrupted` error; never a panic.
 //! The tests parse the files with the byte layout documented in the crate docs.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
+    Backend, BackendError, BackendExt, Direction, Dump, Durability, KeyRange, Space, WriteBatch,
 };
 use peerbook::conformance::Rng;
-use peerbook_file::{FileBackend, FileOptions};
+use peerbook_file::testing::crc32c;
+use peerbook_file::{FileBackend, FileOptions, FormatError, RecoveryError};
 
 /// A version-2 file header: magic, version, generation, 16-byte salt, CRC.
 const HEADER: usize = 40;
@@ -37,16 +37,8 @@ fn put(b: &FileBackend, key: &str, value: &str, durability: Durability) {
     b.write(batch, durability).expect("write");
 }
 
-fn dump(b: &FileBackend) -> BTreeMap<(usize, Vec<u8>), Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for space in Space::ALL {
-        b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
-            out.insert((space.index(), k.to_vec()), v.to_vec());
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    }
-    out
+fn dump(b: &FileBackend) -> Dump {
+    b.dump().expect("dump")
 }
 
 fn keys(b: &FileBackend) -> Vec<String> {
@@ -101,28 +93,19 @@ fn frame_offsets(data: &[u8]) -> Vec<usize> {
     out
 }
 
-fn corrupted(result: Result<FileBackend, BackendError>) -> String {
+/// The [`RecoveryError`] behind a `Corrupted` open (its source).
+fn corrupted(result: Result<FileBackend, BackendError>) -> RecoveryError {
     match result {
-        Err(BackendError::Corrupted(msg)) => msg,
+        Err(BackendError::Corrupted {
+            source: Some(source),
+            ..
+        }) => match source.downcast::<RecoveryError>() {
+            Ok(e) => *e,
+            Err(other) => panic!("Corrupted with a source that is not a RecoveryError: {other:?}"),
+        },
         Err(other) => panic!("expected Corrupted, got {other:?}"),
         Ok(b) => panic!("expected Corrupted, opened with {:?}", b.recovery()),
     }
-}
-
-/// Bitwise CRC-32C, to forge headers.
-fn crc32c(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 #[test]
@@ -131,9 +114,16 @@ fn truncated_log_header_is_refused() {
     let data = fs::read(&log).unwrap();
     for cut in [0, 5, 8, 12, 23] {
         fs::write(&log, &data[..cut]).unwrap();
-        let msg = corrupted(open(&dir));
-        assert!(msg.contains("truncated header"), "cut {cut}: {msg}");
-        assert!(msg.contains("log."), "names the file: {msg}");
+        match corrupted(open(&dir)) {
+            RecoveryError::Header {
+                file,
+                error: FormatError::TruncatedHeader { len, .. },
+            } => {
+                assert_eq!(file, log, "names the file");
+                assert_eq!(len, cut);
+            }
+            other => panic!("cut {cut}: {other:?}"),
+        }
     }
 }
 
@@ -143,11 +133,18 @@ fn wrong_magic_is_refused() {
     let mut data = fs::read(&log).unwrap();
     data[..8].copy_from_slice(b"SQLite f");
     fs::write(&log, &data).unwrap();
-    let msg = corrupted(open(&dir));
+    let e = corrupted(open(&dir));
     assert!(
-        msg.contains("bad magic") && msg.contains("not a peerbook-file log"),
-        "{msg}"
+        matches!(
+            &e,
+            RecoveryError::Header {
+                error: FormatError::BadMagic { kind: "log", .. },
+                ..
+            }
+        ),
+        "{e:?}"
     );
+    assert!(e.to_string().contains("not a peerbook-file log"), "{e}");
 }
 
 #[test]
@@ -158,11 +155,20 @@ fn newer_format_version_is_refused() {
     let crc = crc32c(&data[..36]);
     data[36..40].copy_from_slice(&crc.to_le_bytes());
     fs::write(&log, &data).unwrap();
-    let msg = corrupted(open(&dir));
-    assert!(msg.contains("format version 3 is newer"), "{msg}");
+    let e = corrupted(open(&dir));
     assert!(
-        !msg.contains("damaged"),
-        "the header checksum is valid: {msg}"
+        matches!(
+            &e,
+            RecoveryError::Header {
+                error: FormatError::NewerVersion {
+                    version: 3,
+                    header_checksum_ok: true,
+                    ..
+                },
+                ..
+            }
+        ),
+        "the header checksum is valid: {e:?}"
     );
 
     // The same for the snapshot.
@@ -179,8 +185,11 @@ fn newer_format_version_is_refused() {
     let crc = crc32c(&data[..36]);
     data[36..40].copy_from_slice(&crc.to_le_bytes());
     fs::write(&snap, &data).unwrap();
-    let msg = corrupted(open(&dir));
-    assert!(msg.contains("format version 7 is newer"), "{msg}");
+    let e = corrupted(open(&dir));
+    assert!(
+        matches!(&e, RecoveryError::Header { file, error: FormatError::NewerVersion { version: 7, .. } } if *file == snap),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -196,10 +205,10 @@ fn mid_log_damage_is_an_error_naming_the_offset() {
         let mut bad = data.clone();
         bad[at] ^= 0x10;
         fs::write(&log, &bad).unwrap();
-        let msg = corrupted(open(&dir));
+        let e = corrupted(open(&dir));
         assert!(
-            msg.starts_with(&format!("log frame at offset {victim}:")),
-            "byte {at}: {msg}"
+            matches!(e, RecoveryError::SyncedFrameDamaged { offset, .. } if offset == victim),
+            "byte {at}: {e:?}"
         );
     }
     // A run of garbage over two frames in the middle.
@@ -208,10 +217,10 @@ fn mid_log_damage_is_an_error_naming_the_offset() {
         *b = 0xA5;
     }
     fs::write(&log, &bad).unwrap();
-    let msg = corrupted(open(&dir));
+    let e = corrupted(open(&dir));
     assert!(
-        msg.starts_with(&format!("log frame at offset {}:", offsets[3])),
-        "{msg}"
+        matches!(e, RecoveryError::SyncedFrameDamaged { offset, .. } if offset == offsets[3]),
+        "{e:?}"
     );
     // Repaired by hand, the store opens again with everything.
     fs::write(&log, &data).unwrap();
@@ -321,11 +330,11 @@ fn damage_followed_by_valid_frames() {
     let mut bad = data.clone();
     bad[offsets[1] + FRAME_HEADER + 3] ^= 1;
     fs::write(&log, &bad).unwrap();
-    let msg = corrupted(open(&dir));
+    let e = corrupted(open(&dir));
     assert!(
-        msg.starts_with(&format!("log frame at offset {}:", offsets[1]))
-            && msg.contains(&format!("valid frame at offset {}", offsets[3])),
-        "{msg}"
+        matches!(e, RecoveryError::SyncedFrameDamaged { offset, witness, .. }
+            if offset == offsets[1] && witness == offsets[3]),
+        "{e:?}"
     );
 
     // Damage to the last frame is indistinguishable from a torn write: truncated
@@ -358,40 +367,74 @@ fn damaged_snapshot_is_refused() {
     assert!(offsets.len() > 3, "the snapshot has several frames");
     let mut rng = Rng::new(5);
 
-    let first_frame = format!("snapshot frame at offset {HEADER}");
-    let second_frame = format!("snapshot frame at offset {}", offsets[1]);
+    let second_frame = offsets[1];
     let mut flipped = good.clone();
     flipped[offsets[1] + FRAME_HEADER + 2] ^= 4;
     let garbage = rng.bytes(good.len());
     let garbage_body = [&good[..HEADER], &rng.bytes(500)[..]].concat();
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("empty", Vec::new(), "truncated header"),
-        ("garbage", garbage, "bad magic"),
-        ("garbage after the header", garbage_body, &first_frame),
+    type Expect = Box<dyn Fn(&RecoveryError) -> bool>;
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "empty",
+            Vec::new(),
+            Box::new(|e| {
+                matches!(
+                    e,
+                    RecoveryError::Header {
+                        error: FormatError::TruncatedHeader { .. },
+                        ..
+                    }
+                )
+            }),
+        ),
+        (
+            "garbage",
+            garbage,
+            Box::new(|e| {
+                matches!(
+                    e,
+                    RecoveryError::Header {
+                        error: FormatError::BadMagic { .. },
+                        ..
+                    }
+                )
+            }),
+        ),
+        (
+            "garbage after the header",
+            garbage_body,
+            Box::new(|e| matches!(e, RecoveryError::SnapshotFrame { offset: HEADER, .. })),
+        ),
         (
             "no end frame",
             good[..*offsets.last().unwrap()].to_vec(),
-            "truncated",
+            Box::new(|e| matches!(e, RecoveryError::SnapshotTruncated { .. })),
         ),
         (
             "cut mid-frame",
             good[..offsets[2] + 9].to_vec(),
-            "snapshot frame at offset",
+            Box::new(|e| matches!(e, RecoveryError::SnapshotFrame { .. })),
         ),
         (
             "trailing bytes",
             [&good[..], b"xyz"].concat(),
-            "after the end frame",
+            Box::new(|e| matches!(e, RecoveryError::AfterEnd { bytes: 3, .. })),
         ),
-        ("flipped bit", flipped, &second_frame),
+        (
+            "flipped bit",
+            flipped,
+            Box::new(
+                move |e| matches!(e, RecoveryError::SnapshotFrame { offset, .. } if *offset == second_frame),
+            ),
+        ),
     ];
     for (what, bytes, expect) in cases {
         fs::write(&snap, &bytes).unwrap();
-        let msg = corrupted(open(&dir));
-        assert!(msg.contains(expect), "{what}: {msg}");
+        let e = corrupted(open(&dir));
+        assert!(expect(&e), "{what}: {e:?}");
         assert!(
-            msg.contains(&format!("snapshot.{g}")),
-            "{what}: names the file: {msg}"
+            e.to_string().contains(&format!("snapshot.{g}")),
+            "{what}: names the file: {e}"
         );
     }
     fs::write(&snap, &good).unwrap();
@@ -403,8 +446,11 @@ fn missing_files_are_refused() {
     // snapshot.G without log.G
     let (_tmp, dir, log) = store_with_log(3);
     fs::remove_file(&log).unwrap();
-    let msg = corrupted(open(&dir));
-    assert!(msg.contains("is missing"), "{msg}");
+    let e = corrupted(open(&dir));
+    assert!(
+        matches!(&e, RecoveryError::MissingLog { file, .. } if *file == log),
+        "{e:?}"
+    );
 
     // log.G with frames but no snapshot at all
     let (_tmp, dir, log) = store_with_log(3);
@@ -416,8 +462,11 @@ fn missing_files_are_refused() {
             .replace("log", "snapshot"),
     );
     fs::remove_file(&snap).unwrap();
-    let msg = corrupted(open(&dir));
-    assert!(msg.contains("no snapshot"), "{msg}");
+    let e = corrupted(open(&dir));
+    assert!(
+        matches!(&e, RecoveryError::LostSnapshot { file, snapshot: None, .. } if *file == log),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -452,8 +501,12 @@ fn leftovers_of_interrupted_compactions_are_removed() {
     // a later-generation log holding frames cannot come from a crash
     let data = fs::read(dir.join("log.2")).unwrap();
     fs::write(dir.join("log.5"), &data).unwrap();
-    let msg = corrupted(open(&dir));
-    assert!(msg.contains("log.5") && msg.contains("snapshot.5"), "{msg}");
+    let e = corrupted(open(&dir));
+    assert!(
+        matches!(&e, RecoveryError::LostSnapshot { file, snapshot: Some(s), .. }
+            if file.ends_with("log.5") && s == "snapshot.5"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -515,7 +568,7 @@ fn random_damage_never_panics() {
                 ok += 1;
                 let _ = dump(&b);
             }
-            Err(BackendError::Corrupted(_)) => refused += 1,
+            Err(BackendError::Corrupted { .. }) => refused += 1,
             Err(e) => panic!("round {round}: damage must be reported as Corrupted, got {e:?}"),
         }
         fs::write(&log, &good_log).unwrap();

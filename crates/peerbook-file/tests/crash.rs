@@ -13,12 +13,11 @@
 //! points is given). A failure prints the seed that reproduces it.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use peerbook::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
+use peerbook::backend::{Backend, BackendExt, Durability, Space, WriteBatch};
 use peerbook::conformance::Rng;
 use peerbook_file::testing::SimFs;
 use peerbook_file::{FileBackend, FileOptions, Vfs};
@@ -28,7 +27,7 @@ const POINTS_PER_SCENARIO: usize = 50;
 const DEFAULT_POINTS: usize = 2000;
 const DEFAULT_SEED: u64 = 0x00c0_ffee_d15c_0001;
 
-type State = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
+type State = peerbook::backend::Dump;
 
 #[derive(Clone, Debug, PartialEq)]
 enum MOp {
@@ -52,15 +51,7 @@ fn apply(state: &mut State, batch: &[MOp]) {
 }
 
 fn dump(b: &FileBackend) -> State {
-    let mut out: State = Default::default();
-    for space in Space::ALL {
-        b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
-            out[space.index()].insert(k.to_vec(), v.to_vec());
-            ControlFlow::Continue(())
-        })
-        .expect("scan");
-    }
-    out
+    b.dump().expect("dump")
 }
 
 fn describe(state: &State) -> String {

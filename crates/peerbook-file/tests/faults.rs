@@ -2,15 +2,11 @@
 //! fsync, failures at each step of a compaction. The backend must report them,
 //! never apply half a batch, and open cleanly afterwards.
 
-use std::collections::BTreeMap;
 use std::io;
-use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
-};
+use peerbook::backend::{Backend, BackendError, BackendExt, Dump, Durability, Space, WriteBatch};
 use peerbook_file::testing::SimFs;
 use peerbook_file::{FileBackend, FileOptions, Vfs, VfsFile, VfsLock};
 
@@ -154,23 +150,14 @@ fn put(b: &FileBackend, key: &str) -> Result<(), BackendError> {
     b.write(batch, Durability::Sync)
 }
 
-fn dump(b: &FileBackend) -> BTreeMap<(usize, Vec<u8>), Vec<u8>> {
-    let mut out = BTreeMap::new();
-    for space in Space::ALL {
-        b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
-            out.insert((space.index(), k.to_vec()), v.to_vec());
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    }
-    out
+fn dump(b: &FileBackend) -> Dump {
+    b.dump().expect("dump")
 }
 
 fn peers(b: &FileBackend) -> Vec<String> {
-    dump(b)
+    dump(b)[Space::Peers.index()]
         .keys()
-        .filter(|(s, _)| *s == 0)
-        .map(|(_, k)| String::from_utf8_lossy(k).into_owned())
+        .map(|k| String::from_utf8_lossy(k).into_owned())
         .collect()
 }
 
@@ -181,7 +168,14 @@ fn full_disk_during_append_is_reported_and_undone() {
     put(&b, "a").unwrap();
     fs.arm(Kind::Append, 0, io::ErrorKind::StorageFull);
     match put(&b, "b") {
-        Err(BackendError::Full(msg)) => assert!(msg.contains("log."), "{msg}"),
+        Err(BackendError::Full { message, source }) => {
+            assert!(message.contains("log."), "{message}");
+            let cause = source.expect("the io::Error is kept as the source");
+            assert_eq!(
+                cause.downcast_ref::<io::Error>().map(io::Error::kind),
+                Some(io::ErrorKind::StorageFull)
+            );
+        }
         other => panic!("expected Full, got {other:?}"),
     }
     assert!(fs.fired());
@@ -252,8 +246,8 @@ fn compaction_failures_before_the_commit_point_change_nothing() {
         // still usable, and a later compaction works
         put(&b, "d").unwrap();
         let mut after = before.clone();
-        after.insert((0, b"d".to_vec()), b"v".to_vec());
-        after.insert((3, b"d".to_vec()), b"m".to_vec());
+        after[Space::Peers.index()].insert(b"d".to_vec(), b"v".to_vec());
+        after[Space::Meta.index()].insert(b"d".to_vec(), b"m".to_vec());
         assert_eq!(dump(&b), after);
         drop(b);
         let b = open(&fs);

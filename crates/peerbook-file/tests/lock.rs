@@ -23,7 +23,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn expect_locked(result: Result<FileBackend, BackendError>, dir: &std::path::Path) {
     match result {
-        Err(BackendError::Locked(msg)) => {
+        Err(BackendError::Locked { message: msg, .. }) => {
             let lock = dir.join("LOCK");
             assert!(
                 msg.contains(&lock.display().to_string()),

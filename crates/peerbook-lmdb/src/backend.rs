@@ -351,7 +351,7 @@ impl LmdbBackend {
     /// writer mutex held and no transaction open by this thread.
     fn grow(&self, observed: usize) -> Result<(), BackendError> {
         if observed >= self.max_map_size {
-            return Err(BackendError::Full(format!(
+            return Err(BackendError::full(format!(
                 "the LMDB book at {} needs more than its max_map_size of {} bytes; the batch \
                  was not written (raise LmdbOptions::max_map_size)",
                 self.path.display(),

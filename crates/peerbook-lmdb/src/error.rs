@@ -11,13 +11,11 @@ pub(crate) const ENGINE: &str = "lmdb";
 
 /// An [`BackendError::Engine`] with `message`.
 pub(crate) fn engine(message: impl Into<String>) -> BackendError {
-    BackendError::Engine {
-        engine: ENGINE,
-        message: message.into(),
-    }
+    BackendError::engine(ENGINE, message)
 }
 
-/// Maps any heed error met while working on the environment at `dir`.
+/// Maps any heed error met while working on the environment at `dir`; the heed
+/// error is kept as the source.
 ///
 /// `MDB_MAP_FULL` becomes [`BackendError::Full`] here; the write path intercepts it
 /// before, to grow the map, and only lets it through once the map is at its cap.
@@ -25,21 +23,22 @@ pub(crate) fn from_heed(err: heed::Error, dir: &Path) -> BackendError {
     match err {
         heed::Error::Io(e) => from_io(e, dir),
         heed::Error::Mdb(e) => from_mdb(e, dir),
-        heed::Error::Encoding(e) => engine(format!("encoding a key or value: {e}")),
-        heed::Error::Decoding(e) => engine(format!("decoding a key or value: {e}")),
-        heed::Error::EnvAlreadyOpened => BackendError::Locked(format!(
+        heed::Error::Encoding(e) => engine(format!("encoding a key or value: {e}")).with_source(e),
+        heed::Error::Decoding(e) => engine(format!("decoding a key or value: {e}")).with_source(e),
+        heed::Error::EnvAlreadyOpened => BackendError::locked(format!(
             "the LMDB environment at {} is already open in this process",
             dir.display()
-        )),
+        ))
+        .with_source(heed::Error::EnvAlreadyOpened),
     }
 }
 
 fn from_mdb(err: MdbError, dir: &Path) -> BackendError {
     let at = dir.display();
-    match err {
-        MdbError::MapFull => BackendError::Full(format!("the LMDB map at {at} is full ({err})")),
+    let mapped = match err {
+        MdbError::MapFull => BackendError::full(format!("the LMDB map at {at} is full ({err})")),
         MdbError::Corrupted | MdbError::PageNotFound | MdbError::Invalid => {
-            BackendError::Corrupted(format!("LMDB environment at {at}: {err}"))
+            BackendError::corrupted(format!("LMDB environment at {at}: {err}"))
         }
         MdbError::VersionMismatch => engine(format!(
             "{err}: {at} was written by an incompatible LMDB version"
@@ -56,30 +55,29 @@ fn from_mdb(err: MdbError, dir: &Path) -> BackendError {
         MdbError::BadValSize => engine(format!(
             "{err}: LMDB refuses empty keys, keys over its maximum key size, and values over 4 GiB"
         )),
-        MdbError::Other(code) => from_io(io::Error::from_raw_os_error(code), dir),
+        MdbError::Other(code) => return from_io(io::Error::from_raw_os_error(code), dir),
         other => engine(format!("{other} (at {at})")),
-    }
+    };
+    mapped.with_source(heed::Error::Mdb(err))
 }
 
-/// Maps an I/O error: a full disk or quota is [`BackendError::Full`], the rest stays
-/// [`BackendError::Io`].
+/// Maps an I/O error ([`BackendError::io`]): a full disk or quota is
+/// [`BackendError::Full`], the rest stays [`BackendError::Io`].
 pub(crate) fn from_io(err: io::Error, dir: &Path) -> BackendError {
-    match err.kind() {
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => BackendError::Full(format!(
-            "no space left for the LMDB environment at {}: {err}",
-            dir.display()
-        )),
-        _ => BackendError::Io(err),
-    }
+    BackendError::io(
+        format_args!("the LMDB environment at {}", dir.display()),
+        err,
+    )
 }
 
 /// Maps an error met while opening the environment: a lock conflict reported by LMDB
 /// itself (another program holding `lock.mdb`) is [`BackendError::Locked`].
 pub(crate) fn from_heed_at_open(err: heed::Error, dir: &Path) -> BackendError {
     match err {
-        heed::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock => BackendError::Locked(
+        heed::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock => BackendError::locked(
             format!("LMDB's lock file in {} is held: {e}", dir.display()),
-        ),
+        )
+        .with_source(e),
         other => from_heed(other, dir),
     }
 }
@@ -93,7 +91,7 @@ mod tests {
         let dir = Path::new("/some/book");
         assert!(matches!(
             from_heed(heed::Error::Mdb(MdbError::MapFull), dir),
-            BackendError::Full(_)
+            BackendError::Full { .. }
         ));
         for e in [
             MdbError::Corrupted,
@@ -101,13 +99,22 @@ mod tests {
             MdbError::Invalid,
         ] {
             match from_heed(heed::Error::Mdb(e), dir) {
-                BackendError::Corrupted(m) => assert!(m.contains("/some/book"), "{m}"),
+                BackendError::Corrupted {
+                    message,
+                    source: Some(source),
+                } => {
+                    assert!(message.contains("/some/book"), "{message}");
+                    assert!(
+                        matches!(source.downcast_ref::<heed::Error>(), Some(heed::Error::Mdb(m)) if *m == e),
+                        "the heed error is the source: {source:?}"
+                    );
+                }
                 other => panic!("{e:?} mapped to {other:?}"),
             }
         }
         assert!(matches!(
             from_heed(heed::Error::EnvAlreadyOpened, dir),
-            BackendError::Locked(m) if m.contains("/some/book")
+            BackendError::Locked { message, .. } if message.contains("/some/book")
         ));
         assert!(matches!(
             from_heed(heed::Error::Mdb(MdbError::ReadersFull), dir),
@@ -115,7 +122,7 @@ mod tests {
         ));
         assert!(matches!(
             from_heed(heed::Error::Io(io::ErrorKind::StorageFull.into()), dir),
-            BackendError::Full(_)
+            BackendError::Full { .. }
         ));
         assert!(matches!(
             from_heed(heed::Error::Io(io::ErrorKind::PermissionDenied.into()), dir),
@@ -123,7 +130,7 @@ mod tests {
         ));
         assert!(matches!(
             from_heed_at_open(heed::Error::Io(io::ErrorKind::WouldBlock.into()), dir),
-            BackendError::Locked(_)
+            BackendError::Locked { .. }
         ));
     }
 }

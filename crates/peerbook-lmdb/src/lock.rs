@@ -1,9 +1,9 @@
 //! The exclusive directory lock taken before the environment opens.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::path::Path;
 
-use peerbook::backend::BackendError;
+use peerbook::backend::{try_lock_file, BackendError};
 
 /// Name of the lock file inside the book's directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -11,7 +11,7 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 /// An exclusive lock on a book directory, held for as long as this value lives.
 ///
 /// It is an OS file lock (`flock` on Unix, `LockFileEx` on Windows) on the `LOCK`
-/// file, taken with [`File::try_lock`]. Such a lock belongs to the open file, not to
+/// file, taken with [`try_lock_file`] ([`File::try_lock`]). Such a lock belongs to the open file, not to
 /// the process, so a second open from the same process conflicts exactly as one from
 /// another process does; the OS drops it when the file closes, including when the
 /// process dies, so a crash never leaves a stale lock behind.
@@ -29,21 +29,18 @@ impl DirLock {
     /// [`BackendError::Locked`] at once if another handle holds it.
     pub(crate) fn acquire(dir: &Path) -> Result<DirLock, BackendError> {
         let path = dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(DirLock { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(BackendError::Locked(format!(
-                "the LMDB book at {} is already open (its lock file {} is held by another \
-                 handle, in this process or another)",
-                dir.display(),
-                path.display()
-            ))),
-            Err(TryLockError::Error(e)) => Err(BackendError::Io(e)),
-        }
+        let file = try_lock_file(&path).map_err(|e| {
+            BackendError::lock(
+                format!(
+                    "the LMDB book at {} is already open (its lock file {} is held by another \
+                     handle, in this process or another)",
+                    dir.display(),
+                    path.display()
+                ),
+                &path,
+                e,
+            )
+        })?;
+        Ok(DirLock { _file: file })
     }
 }

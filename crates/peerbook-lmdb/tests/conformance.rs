@@ -1,55 +1,24 @@
 //! The peerbook conformance kit, run over `LmdbBackend`.
 
-use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
-
-use peerbook::conformance::Factory;
+use peerbook::conformance::TempDirFactory;
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
-use tempfile::TempDir;
 
-/// Opens each backend on a fresh temp dir that lives as long as the factory.
-struct LmdbFactory {
-    options: LmdbOptions,
-    dirs: Mutex<Vec<TempDir>>,
-}
+type LmdbFactory = TempDirFactory<LmdbBackend>;
 
-impl LmdbFactory {
-    fn new(options: LmdbOptions) -> Self {
-        LmdbFactory {
-            options,
-            dirs: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn open(&self, path: PathBuf) -> LmdbBackend {
-        LmdbBackend::open(&path, self.options.clone())
-            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
-    }
-}
-
-impl Factory for LmdbFactory {
-    type Backend = LmdbBackend;
-
-    fn create(&self) -> LmdbBackend {
-        let dir = tempfile::tempdir().expect("create a temp dir");
-        let path = dir.path().join("book");
-        self.dirs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(dir);
-        self.open(path)
-    }
-
-    fn reopen(&self, backend: LmdbBackend) -> LmdbBackend {
-        let path = backend.path().to_path_buf();
-        drop(backend);
-        self.open(path)
-    }
+/// Each backend on a fresh temp dir that lives as long as the factory.
+fn factory_with(options: LmdbOptions) -> LmdbFactory {
+    TempDirFactory::new(
+        move |path| {
+            LmdbBackend::open(path, options.clone())
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+        },
+        |backend| backend.path().to_path_buf(),
+    )
 }
 
 /// The defaults a typical node uses.
 fn factory() -> LmdbFactory {
-    LmdbFactory::new(LmdbOptions::default())
+    factory_with(LmdbOptions::default())
 }
 
 peerbook::conformance_tests!(factory());
@@ -60,7 +29,7 @@ mod small_map {
     use super::*;
 
     fn small_factory() -> LmdbFactory {
-        LmdbFactory::new(LmdbOptions::default().with_initial_map_size(peerbook_lmdb::MIN_MAP_SIZE))
+        factory_with(LmdbOptions::default().with_initial_map_size(peerbook_lmdb::MIN_MAP_SIZE))
     }
 
     peerbook::conformance_tests!(small_factory());

@@ -150,7 +150,7 @@ fn max_map_size_yields_full_and_the_failed_batch_changes_nothing() {
         );
     }
     match b.write(huge, Durability::Sync) {
-        Err(BackendError::Full(message)) => {
+        Err(BackendError::Full { message, .. }) => {
             assert!(message.contains("max_map_size"), "clear message: {message}");
             assert!(message.contains(&path.display().to_string()), "{message}");
         }
@@ -180,7 +180,7 @@ fn max_map_size_yields_full_and_the_failed_batch_changes_nothing() {
         );
         match b.write(batch, Durability::Buffered) {
             Ok(()) => written.extend(this),
-            Err(BackendError::Full(_)) => {
+            Err(BackendError::Full { .. }) => {
                 failed_round = Some((round, this));
                 break;
             }
@@ -238,7 +238,7 @@ fn second_open_of_the_same_directory_is_locked() {
 
     for attempt in 0..3 {
         match LmdbBackend::open(&path, LmdbOptions::default()) {
-            Err(BackendError::Locked(message)) => assert!(
+            Err(BackendError::Locked { message, .. }) => assert!(
                 message.contains(&path.display().to_string()),
                 "the message names the path: {message}"
             ),
@@ -249,7 +249,7 @@ fn second_open_of_the_same_directory_is_locked() {
     let other_spelling = tmp.path().join(".").join("book");
     assert!(matches!(
         LmdbBackend::open(&other_spelling, LmdbOptions::default()),
-        Err(BackendError::Locked(_))
+        Err(BackendError::Locked { .. })
     ));
 
     // The refused opens changed nothing: the first handle keeps working.
@@ -306,7 +306,7 @@ fn child_process_role() {
     };
     match role.as_str() {
         "probe-open" => match LmdbBackend::open(&dir, LmdbOptions::default()) {
-            Err(BackendError::Locked(message)) => println!("CHILD-LOCKED {message}"),
+            Err(BackendError::Locked { message, .. }) => println!("CHILD-LOCKED {message}"),
             Ok(b) => {
                 println!("CHILD-OPENED {:?}", b.get(Space::Peers, b"alice"));
             }
@@ -498,6 +498,7 @@ fn reads_inside_a_scan_work_and_writes_are_refused_not_deadlocked() {
                 Err(BackendError::Engine {
                     engine: "lmdb",
                     message,
+                    ..
                 }) => {
                     assert!(message.contains("scan"), "{message}");
                     refused += 1;
@@ -587,7 +588,7 @@ fn a_damaged_data_file_is_reported_corrupted() {
     std::fs::create_dir_all(&path).unwrap();
     std::fs::write(path.join("data.mdb"), vec![0x5a; 64 * 1024]).unwrap();
     match LmdbBackend::open(&path, LmdbOptions::default()) {
-        Err(BackendError::Corrupted(message)) => {
+        Err(BackendError::Corrupted { message, .. }) => {
             assert!(message.contains(&path.display().to_string()), "{message}")
         }
         other => panic!("garbage data.mdb: {other:?}"),
@@ -615,7 +616,7 @@ fn odd_options_are_clamped_not_fatal() {
     batch.put(Space::Peers, b"big".to_vec(), vec![1; 1024 * 1024]);
     assert!(matches!(
         b.write(batch, Durability::Sync),
-        Err(BackendError::Full(_))
+        Err(BackendError::Full { .. })
     ));
 }
 

@@ -79,10 +79,10 @@ impl RocksBackend {
         let path = path.as_ref().to_path_buf();
         if options.create_if_missing {
             fs::create_dir_all(&path).map_err(|e| {
-                BackendError::Io(io::Error::new(
-                    e.kind(),
-                    format!("creating RocksDB directory {}: {e}", path.display()),
-                ))
+                BackendError::io(
+                    format_args!("creating RocksDB directory {}", path.display()),
+                    e,
+                )
             })?;
         } else if !path.join("CURRENT").is_file() {
             // RocksDB would create the directory and its LOG before refusing.
@@ -146,12 +146,9 @@ impl RocksBackend {
     }
 
     fn cf(&self, space: Space) -> Result<&ColumnFamily, BackendError> {
-        self.db
-            .cf_handle(space.name())
-            .ok_or_else(|| BackendError::Engine {
-                engine: ENGINE,
-                message: format!("column family {} is missing", space.name()),
-            })
+        self.db.cf_handle(space.name()).ok_or_else(|| {
+            BackendError::engine(ENGINE, format!("column family {} is missing", space.name()))
+        })
     }
 
     /// The handles of every column family, indexed by [`Space::index`].

@@ -15,8 +15,10 @@ use crate::ENGINE;
 /// - any other `IO error` -> [`BackendError::Io`] (kind `Other`, RocksDB's message)
 /// - everything else -> [`BackendError::Engine`] with engine `"rocksdb"`
 pub(crate) fn map_err(err: rocksdb::Error) -> BackendError {
-    let kind = err.kind();
-    classify(kind, err.into_string())
+    match classify(err.kind(), err.to_string()) {
+        BackendError::Io(e) => BackendError::Io(io::Error::new(e.kind(), err)),
+        other => other.with_source(err),
+    }
 }
 
 /// Map an error of `DB::open`: as [`map_err`], except that a failure to take the
@@ -24,33 +26,31 @@ pub(crate) fn map_err(err: rocksdb::Error) -> BackendError {
 /// becomes [`BackendError::Locked`] naming the database directory.
 pub(crate) fn map_open_err(err: rocksdb::Error, path: &Path) -> BackendError {
     let kind = err.kind();
-    let message = err.into_string();
+    let message = err.to_string();
     if is_lock_error(&kind, &message) {
-        return BackendError::Locked(format!(
+        return BackendError::locked(format!(
             "RocksDB database {} is already open ({message})",
             path.display()
-        ));
+        ))
+        .with_source(err);
     }
     match classify(kind, message) {
-        BackendError::Io(e) => BackendError::Io(io::Error::new(
-            e.kind(),
-            format!("opening RocksDB database {}: {e}", path.display()),
-        )),
-        other => other,
+        BackendError::Io(e) => BackendError::io(
+            format_args!("opening RocksDB database {}", path.display()),
+            io::Error::new(e.kind(), err),
+        ),
+        other => other.with_source(err),
     }
 }
 
 fn classify(kind: ErrorKind, message: String) -> BackendError {
     if is_no_space(&message) {
-        return BackendError::Full(message);
+        return BackendError::full(message);
     }
     match kind {
-        ErrorKind::Corruption => BackendError::Corrupted(message),
+        ErrorKind::Corruption => BackendError::corrupted(message),
         ErrorKind::IOError => BackendError::Io(io::Error::other(message)),
-        _ => BackendError::Engine {
-            engine: ENGINE,
-            message,
-        },
+        _ => BackendError::engine(ENGINE, message),
     }
 }
 
@@ -82,11 +82,11 @@ mod tests {
     fn corruption_io_space_and_other_kinds() {
         assert!(matches!(
             err_of(ErrorKind::Corruption, "Corruption: bad block"),
-            BackendError::Corrupted(_)
+            BackendError::Corrupted { .. }
         ));
         assert!(matches!(
             err_of(ErrorKind::IOError, "IO error: No space left on device"),
-            BackendError::Full(_)
+            BackendError::Full { .. }
         ));
         assert!(matches!(
             err_of(ErrorKind::IOError, "IO error: Permission denied"),

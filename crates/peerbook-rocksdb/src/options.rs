@@ -104,9 +104,10 @@ pub struct RocksOptions {
     /// Memtable size of the `by_last_seen`, `by_quality` and `meta` column families,
     /// in bytes. Default 2 MiB.
     ///
-    /// Their entries are short keys (a score or timestamp and a peer id) with empty
-    /// values: 2 MiB holds tens of thousands of index entries, and a whole
-    /// million-entry index is only some 50 MiB on disk.
+    /// Their entries are short keys (a score or timestamp and a peer id) with short
+    /// values (a 16-byte score hint in `by_last_seen`, empty in `by_quality`): 2 MiB
+    /// holds tens of thousands of index entries, and a whole million-entry index is
+    /// only some tens of MiB on disk.
     pub index_write_buffer_bytes: usize,
 
     /// Most files RocksDB keeps open at once (`max_open_files`). Default 256.

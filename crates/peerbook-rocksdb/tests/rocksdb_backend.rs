@@ -64,7 +64,7 @@ fn collect_first(
 
 fn locked_message(result: Result<RocksBackend, BackendError>) -> String {
     match result {
-        Err(BackendError::Locked(message)) => message,
+        Err(BackendError::Locked { message, .. }) => message,
         Err(other) => panic!("expected Locked, got {other:?}"),
         Ok(_) => panic!("a second open of a locked database succeeded"),
     }
@@ -79,7 +79,7 @@ fn second_open_in_this_process_is_locked_until_drop() {
         message.contains(&path.display().to_string()),
         "the Locked message names the directory: {message}"
     );
-    let shown = BackendError::Locked(message).to_string();
+    let shown = BackendError::locked(message).to_string();
     assert!(shown.contains("locked"), "{shown}");
 
     let mut batch = WriteBatch::new();
@@ -508,7 +508,7 @@ fn damaged_sst_reads_as_corrupted_not_panic() {
 
     let rocks = match RocksBackend::open(&path, RocksOptions::default()) {
         Ok(rocks) => rocks,
-        Err(BackendError::Corrupted(_)) => return, // found at open: also fine
+        Err(BackendError::Corrupted { .. }) => return, // found at open: also fine
         Err(other) => panic!("expected Corrupted at open or read, got {other:?}"),
     };
     let scan = rocks.scan(
@@ -518,12 +518,12 @@ fn damaged_sst_reads_as_corrupted_not_panic() {
         &mut |_, _| ControlFlow::Continue(()),
     );
     assert!(
-        matches!(scan, Err(BackendError::Corrupted(_))),
+        matches!(scan, Err(BackendError::Corrupted { .. })),
         "a damaged block reads as Corrupted: {scan:?}"
     );
     let get = rocks.get(Space::Peers, &0u32.to_be_bytes());
     assert!(
-        matches!(get, Err(BackendError::Corrupted(_))),
+        matches!(get, Err(BackendError::Corrupted { .. })),
         "a damaged block reads as Corrupted: {get:?}"
     );
 }

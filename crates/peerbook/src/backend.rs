@@ -4,7 +4,7 @@
 //! [`Space`]s of a book. It knows nothing of peers: the store above it encodes
 //! records, builds index keys and decides what goes into each atomic
 //! [`WriteBatch`]. A backend only has to translate these few operations onto its
-//! engine:
+//! engine (every method of the trait):
 //!
 //! | method | contract |
 //! |---|---|
@@ -59,8 +59,15 @@
 //! [`Error::Locked`](crate::Error::Locked) until the first book is closed or dropped.
 //! The claim is the backend's [`BookClaim`]; the sharing is refused, not made safe.
 
+mod error;
+mod ext;
+mod lock;
+
+pub use error::{BackendError, ErrorSource};
+pub use ext::{BackendExt, Dump, SpaceDump};
+pub use lock::try_lock_file;
+
 use std::fmt;
-use std::io;
 use std::ops::{Bound, ControlFlow};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,7 +80,10 @@ use std::sync::Arc;
 pub enum Space {
     /// `peer_id` -> format byte + postcard-encoded record.
     Peers,
-    /// big-endian `u64` last_seen + `peer_id` -> empty.
+    /// big-endian `u64` last_seen + `peer_id` -> the record's score hint (what
+    /// ranking needs besides the time: quality score, success, reliability,
+    /// penalty, blacklist; layout in `store::keys`), so a scan of recent peers
+    /// ranks them without decoding records.
     ByLastSeen,
     /// `u8` quality score + `peer_id` -> empty.
     ByQuality,
@@ -426,32 +436,6 @@ pub trait Backend: Send + Sync {
     fn engine_name(&self) -> &'static str;
 }
 
-/// The one error type of every backend.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BackendError {
-    /// An operating-system I/O error.
-    #[error("backend I/O error: {0}")]
-    Io(#[from] io::Error),
-    /// The engine has no room left (map size limit, disk full, configured cap).
-    #[error("backend is full: {0}")]
-    Full(String),
-    /// The engine found its own files damaged.
-    #[error("backend data corrupted: {0}")]
-    Corrupted(String),
-    /// Another handle (this process or another) holds the lock on the files.
-    #[error("backend is locked by another open handle: {0}")]
-    Locked(String),
-    /// Any other engine error, with the engine's name.
-    #[error("{engine} error: {message}")]
-    Engine {
-        /// Engine name, as [`Backend::engine_name`].
-        engine: &'static str,
-        /// The engine's message.
-        message: String,
-    },
-}
-
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         (**self).get(space, key)
@@ -485,5 +469,31 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn engine_name(&self) -> &'static str {
         (**self).engine_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_ranges_never_reach_a_sorted_map() {
+        let a: &[u8] = b"a";
+        let b: &[u8] = b"b";
+        assert!(KeyRange {
+            lower: Bound::Excluded(a),
+            upper: Bound::Excluded(a)
+        }
+        .is_empty());
+        assert!(KeyRange {
+            lower: Bound::Included(b),
+            upper: Bound::Included(a)
+        }
+        .is_empty());
+        assert!(!KeyRange {
+            lower: Bound::Included(a),
+            upper: Bound::Included(a)
+        }
+        .is_empty());
     }
 }

@@ -118,7 +118,9 @@ pub enum Error {
 impl From<BackendError> for Error {
     fn from(e: BackendError) -> Self {
         match e {
-            BackendError::Locked(msg) => Error::Locked(msg),
+            // The engine's cause stays out of `Error::Locked`, whose message is the
+            // whole story (which files are held).
+            BackendError::Locked { message, .. } => Error::Locked(message),
             other => Error::Backend(other),
         }
     }

@@ -2,8 +2,10 @@
 //! operations (flushes, compactions, new files) happen within a few dozen steps.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use peerbook::backend::{Backend, BackendError};
+use peerbook_engines::EngineOptions;
 
 /// The engines under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,27 +42,40 @@ impl Engine {
             .expect("known engine")
     }
 
-    pub fn open(self, dir: &Path) -> Result<Box<dyn Backend>, BackendError> {
-        let dir = dir.join(self.name());
-        Ok(match self {
-            Engine::Lmdb => {
-                let options = peerbook_lmdb::LmdbOptions::default().with_initial_map_size(1 << 20);
-                Box::new(peerbook_lmdb::LmdbBackend::open(dir, options)?)
-            }
+    /// The registry engine and the options that make its file operations
+    /// happen within a few dozen steps.
+    fn registry(self) -> (peerbook_engines::Engine, EngineOptions) {
+        let options = EngineOptions::default();
+        match self {
+            Engine::Lmdb => (
+                peerbook_engines::Engine::Lmdb,
+                options.with_lmdb(
+                    peerbook_lmdb::LmdbOptions::default().with_initial_map_size(1 << 20),
+                ),
+            ),
             Engine::Rocks => {
-                let mut options = peerbook_rocksdb::RocksOptions::default();
-                options.peers_write_buffer_bytes = 64 << 10;
-                options.index_write_buffer_bytes = 32 << 10;
-                options.max_total_wal_size = 256 << 10;
-                options.block_cache_bytes = 1 << 20;
-                Box::new(peerbook_rocksdb::RocksBackend::open(dir, options)?)
+                let mut rocks = peerbook_rocksdb::RocksOptions::default();
+                rocks.peers_write_buffer_bytes = 64 << 10;
+                rocks.index_write_buffer_bytes = 32 << 10;
+                rocks.max_total_wal_size = 256 << 10;
+                rocks.block_cache_bytes = 1 << 20;
+                (peerbook_engines::Engine::Rocks, options.with_rocksdb(rocks))
             }
-            Engine::File => {
-                let options = peerbook_file::FileOptions::default()
-                    .with_compact_min_log_bytes(4096)
-                    .with_compact_ratio(1.0);
-                Box::new(peerbook_file::FileBackend::open(dir, options)?)
-            }
-        })
+            Engine::File => (
+                peerbook_engines::Engine::File,
+                options.with_file(
+                    peerbook_file::FileOptions::default()
+                        .with_compact_min_log_bytes(4096)
+                        .with_compact_ratio(1.0),
+                ),
+            ),
+        }
+    }
+
+    /// Open this engine's store in `dir` (in its subdirectory named after it),
+    /// through the registry.
+    pub fn open(self, dir: &Path) -> Result<Arc<dyn Backend>, BackendError> {
+        let (engine, options) = self.registry();
+        engine.open_with(&dir.join(self.name()), &options)
     }
 }

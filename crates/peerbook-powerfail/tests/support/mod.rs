@@ -3,16 +3,13 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 
-use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
-};
+use peerbook::backend::{Backend, BackendError, BackendExt, Durability, Space, WriteBatch};
 use peerbook::conformance::Rng;
 
 pub mod engine;
 
-pub type State = [BTreeMap<Vec<u8>, Vec<u8>>; 4];
+pub type State = peerbook::backend::Dump;
 
 /// One step of the workload.
 #[derive(Clone, Debug)]
@@ -110,14 +107,7 @@ pub fn run_step(backend: &dyn Backend, step: &Step) -> Result<(), BackendError> 
 }
 
 pub fn dump(b: &dyn Backend) -> Result<State, BackendError> {
-    let mut out: State = Default::default();
-    for space in Space::ALL {
-        b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
-            out[space.index()].insert(k.to_vec(), v.to_vec());
-            ControlFlow::Continue(())
-        })?;
-    }
-    Ok(out)
+    b.dump()
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -44,8 +44,11 @@ use crate::backend::Backend;
 
 pub mod backend;
 pub mod concurrency;
+mod factory;
 pub mod failing;
 pub mod store;
+
+pub use factory::TempDirFactory;
 
 /// Makes backends for the conformance kit.
 ///

@@ -1,563 +1,47 @@
-//! Assembles the comparative benchmark report after `cargo xtask bench` ran the
-//! benches: `<out>/report.md` and SVG charts in `<out>/charts/`, where `<out>` is
-//! `$PEERBOOK_BENCH_OUT` (xtask sets it), else `<target dir>/peerbook-bench`.
-//!
-//! ```text
-//! cargo run --release --example bench_report            # report from the last run
-//! cargo run --release --example bench_report -- --no-probe
-//! ```
-//!
-//! It reads criterion's estimates (`$CRITERION_HOME`, else `<out>/criterion`), the
-//! fixture and run data the benches wrote to `<out>/data/`, and measures peak memory
-//! itself: for each backend it starts itself again as a child (`probe BACKEND N`),
-//! which opens the largest book of the run and serves a fixed workload, then reports
-//! its RSS high-water mark (`VmHWM`).
+//! The markdown of the report: [`Report`] holds everything collected and
+//! `render` writes `report.md` (tables per workload, fixtures, memory, verdicts).
 
-#[path = "../benches/common/mod.rs"]
-mod common;
-
+#[allow(unused_imports)]
+use crate::*;
+#[allow(unused_imports)]
+use peerbook_bench as common;
 use std::collections::{BTreeMap, BTreeSet};
-use std::error::Error;
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::path::PathBuf;
 
-use common::sql::Sql;
-use common::{peer_id, size_label, Generator, Kind, Rng, DAY_MS, KINDS, SEED};
-use peerbook::{CandidateQuery, Durability, Order, PeerBook, PeerQuery, SortBy};
-use plotters::prelude::*;
-use serde_json::{json, Value};
-
-type Res<T> = Result<T, Box<dyn Error>>;
-
-// ----- what is measured, in report order ----------------------------------------------
-
-struct Workload {
-    group: &'static str,
-    what: &'static str,
-    /// Compared with the raw engines (put / get of the encoded record).
-    has_raw: bool,
-}
-
-const WORKLOADS: &[Workload] = &[
-    Workload { group: "get_peer", what: "`get_peer` of a random stored peer (read + decode + validate)", has_raw: true },
-    Workload { group: "store_peer_new.sync", what: "`store_peer` of a new `NewPeer` (seal 2 secrets, validate, encode, 1 batch), Durability::Sync", has_raw: true },
-    Workload { group: "store_peer_new.buffered", what: "the same, Durability::Buffered", has_raw: true },
-    Workload { group: "store_peer_update.sync", what: "`store_peer` of an updated record (an IP change: candidates, address, last_seen), Sync", has_raw: true },
-    Workload { group: "store_peer_update.buffered", what: "the same, Buffered", has_raw: true },
-    Workload { group: "update_connection_quality.sync", what: "`update_connection_quality` (latency + connection type) of a random peer, Sync", has_raw: false },
-    Workload { group: "update_connection_quality.buffered", what: "the same, Buffered", has_raw: false },
-    Workload { group: "increment_reconnection_attempts.sync", what: "`increment_reconnection_attempts` of a random peer, Sync", has_raw: false },
-    Workload { group: "increment_reconnection_attempts.buffered", what: "the same, Buffered", has_raw: false },
-    Workload { group: "update_last_seen.sync", what: "`update_last_seen` of a random peer, Sync", has_raw: false },
-    Workload { group: "update_last_seen.buffered", what: "the same, Buffered", has_raw: false },
-    Workload { group: "query_peers_last_seen", what: "`query_peers` by last_seen, newest first, limit 10", has_raw: false },
-    Workload { group: "query_peers_quality", what: "`query_peers` by quality, min_quality 70, limit 5", has_raw: false },
-    Workload { group: "get_reconnection_candidates", what: "`get_reconnection_candidates`, limit 5, max_age 24 h (about 1/60 of the book qualifies)", has_raw: false },
-    Workload { group: "cleanup_stale_peers", what: "`cleanup_stale_peers` removing the 10 % stale peers (each run on a fresh copy; copy and open not timed)", has_raw: false },
-    Workload { group: "export_data", what: "`export_data` of the whole book (the document in memory, no JSON text)", has_raw: false },
-    Workload { group: "import_data", what: "`import_data` of the whole book into an empty book (one atomic batch, Sync)", has_raw: false },
-    Workload { group: "open", what: "open: backend open + `PeerBook::open` of the whole book (warm page cache; memory: core only)", has_raw: false },
-    Workload { group: "codec_encode", what: "`PeerRecord::encode` of one record (no storage)", has_raw: false },
-    Workload { group: "codec_decode", what: "`PeerRecord::decode` of one record, validation included (no storage)", has_raw: false },
-    Workload { group: "codec_postcard_only", what: "postcard deserialization alone of the same record (the first part of decode)", has_raw: false },
-    Workload { group: "codec_validate", what: "`PeerRecord::validate` alone of the same record (the second part of decode)", has_raw: false },
-];
-
-const BOOKS: [&str; 4] = ["memory", "lmdb", "rocksdb", "file"];
-const RAWS: [&str; 6] = [
-    "memory-raw",
-    "lmdb-raw",
-    "lmdb-trait",
-    "rocksdb-raw",
-    "rocksdb-trait",
-    "file-raw",
-];
-
-fn raw_of(backend: &str) -> &'static str {
-    match backend {
-        "memory" => "memory-raw",
-        "lmdb" => "lmdb-raw",
-        "rocksdb" => "rocksdb-raw",
-        _ => "file-raw",
-    }
-}
-
-// ----- reading results -------------------------------------------------------------
-
-/// Median (and its 95 % interval) of one benchmark, in ns per operation.
-#[derive(Clone, Debug)]
-struct Estimate {
-    median: f64,
-    lo: f64,
-    hi: f64,
-}
-
-/// (group, function, size label) -> estimate.
-type Results = BTreeMap<(String, String, String), Estimate>;
-
-fn read_json(path: &Path) -> Option<Value> {
-    serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
-}
-
-/// Every `new/` result criterion wrote at or after `since` (unix seconds).
-fn load_criterion(dir: &Path, since: u64, out: &mut Results) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let path = entry.path();
-        if !path.is_dir() {
-            continue;
-        }
-        if path.file_name().is_some_and(|n| n == "new") {
-            let estimates = path.join("estimates.json");
-            let fresh = fs::metadata(&estimates)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .is_some_and(|t| t.as_secs() + 1 >= since);
-            let (Some(bench), Some(est)) = (
-                read_json(&path.join("benchmark.json")),
-                read_json(&estimates),
-            ) else {
-                continue;
-            };
-            if !fresh {
-                continue;
-            }
-            let s = |v: &Value, k: &str| {
-                v.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            let m = &est["median"];
-            let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
-            out.insert(
-                (
-                    s(&bench, "group_id"),
-                    s(&bench, "function_id"),
-                    s(&bench, "value_str"),
-                ),
-                Estimate {
-                    median: f(&m["point_estimate"]),
-                    lo: f(&m["confidence_interval"]["lower_bound"]),
-                    hi: f(&m["confidence_interval"]["upper_bound"]),
-                },
-            );
-        } else {
-            load_criterion(&path, since, out);
-        }
-    }
-}
-
-// ----- formatting --------------------------------------------------------------------
-
-fn fmt_ns(ns: f64) -> String {
-    if !ns.is_finite() {
-        "-".into()
-    } else if ns < 1e3 {
-        format!("{ns:.0} ns")
-    } else if ns < 1e4 {
-        format!("{:.2} µs", ns / 1e3)
-    } else if ns < 1e5 {
-        format!("{:.1} µs", ns / 1e3)
-    } else if ns < 1e6 {
-        format!("{:.0} µs", ns / 1e3)
-    } else if ns < 1e9 {
-        format!("{:.2} ms", ns / 1e6)
-    } else {
-        format!("{:.2} s", ns / 1e9)
-    }
-}
-
-fn fmt_rate(ns: f64) -> String {
-    let per_s = 1e9 / ns;
-    if !per_s.is_finite() {
-        "-".into()
-    } else if per_s >= 1e6 {
-        format!("{:.2} M/s", per_s / 1e6)
-    } else if per_s >= 1e3 {
-        format!("{:.1} k/s", per_s / 1e3)
-    } else if per_s >= 10.0 {
-        format!("{per_s:.0} /s")
-    } else {
-        format!("{per_s:.2} /s")
-    }
-}
-
-fn fmt_ratio(r: f64) -> String {
-    if !r.is_finite() {
-        "-".into()
-    } else if r >= 100.0 {
-        format!("{r:.0}x")
-    } else if r >= 10.0 {
-        format!("{r:.1}x")
-    } else {
-        format!("{r:.2}x")
-    }
-}
-
-fn fmt_bytes(b: f64) -> String {
-    if b >= 1024.0 * 1024.0 * 1024.0 {
-        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
-    } else if b >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", b / (1024.0 * 1024.0))
-    } else if b >= 1024.0 {
-        format!("{:.1} KiB", b / 1024.0)
-    } else {
-        format!("{b:.0} B")
-    }
-}
-
-/// "2025-01-31 12:34 UTC" from unix seconds.
-fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "**MISSED**"
-    }
-}
-
-/// Median time of a 4 KiB append + `fdatasync` in `dir`: what one Sync write costs
-/// this machine's disk at least.
-fn fsync_latency(dir: &Path) -> Option<f64> {
-    use std::io::Write as _;
-    fs::create_dir_all(dir).ok()?;
-    let path = dir.join("fsync-probe");
-    let mut file = fs::File::create(&path).ok()?;
-    let block = [0x5au8; 4096];
-    let mut times = Vec::new();
-    for _ in 0..60 {
-        let t = Instant::now();
-        file.write_all(&block).ok()?;
-        file.sync_data().ok()?;
-        times.push(t.elapsed().as_secs_f64() * 1e9);
-    }
-    drop(file);
-    common::remove(&path);
-    times.sort_by(f64::total_cmp);
-    Some(times[times.len() / 2])
-}
-
-// ----- memory probe (child process) ---------------------------------------------------
-
-/// A field of /proc/self/status in KiB (VmHWM, VmRSS).
-fn status_kib(field: &str) -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-const PROBE_GETS: usize = 2000;
-const PROBE_QUERIES: usize = 100;
-const PROBE_CANDIDATES: usize = 20;
-const PROBE_UPDATES: usize = 1000;
-
-/// The probe workload on a book: a node restarting and serving its peers.
-fn probe_book<B: peerbook::backend::Backend>(book: &PeerBook<B>, n: usize) {
-    let mut rng = Rng::new(SEED ^ 0x9B0B);
-    let quality = PeerQuery {
-        sort_by: SortBy::Quality,
-        order: Order::Desc,
-        limit: Some(5),
-        min_quality: Some(70),
-        ..PeerQuery::default()
-    };
-    let candidates = CandidateQuery {
-        limit: 5,
-        max_age: Some(Duration::from_secs(24 * 3600)),
-    };
-    for _ in 0..PROBE_CANDIDATES {
-        book.get_reconnection_candidates(&candidates)
-            .expect("candidates");
-    }
-    for _ in 0..PROBE_GETS {
-        book.get_peer(&peer_id(rng.index(n))).expect("get");
-    }
-    for _ in 0..PROBE_QUERIES {
-        book.query_peers(&quality).expect("query");
-    }
-    for _ in 0..PROBE_UPDATES {
-        book.update_last_seen(&peer_id(rng.index(n)))
-            .expect("update");
-    }
-    book.flush().expect("flush");
-}
-
-fn probe(out: &Path, what: &str, n: usize) -> Res<()> {
-    let start_hwm = status_kib("VmHWM:");
-    let started = Instant::now();
-    let work = out.join("work").join(format!("probe-{what}-{n}"));
-    common::remove(&work);
-    let note;
-    match what {
-        "idle" => note = "process start only".to_string(),
-        "sqlite" => {
-            let (pristine, _) = common::fixture_paths(out, "sqlite", n);
-            if !pristine.exists() {
-                return Err(
-                    format!("no SQLite book of {n} peers under {}", pristine.display()).into(),
-                );
-            }
-            common::copy_dir(&pristine, &work)?;
-            let sql = Sql::open(&work.join("peers.db"), Durability::Buffered);
-            let mut rng = Rng::new(SEED ^ 0x9B0B);
-            for _ in 0..PROBE_CANDIDATES {
-                sql.candidates(5, DAY_MS);
-            }
-            for _ in 0..PROBE_GETS {
-                sql.get(&peer_id(rng.index(n)));
-            }
-            for _ in 0..PROBE_QUERIES {
-                sql.query_quality(70, 5);
-            }
-            for _ in 0..PROBE_UPDATES {
-                sql.update_last_seen(&peer_id(rng.index(n)));
-            }
-            note = "open a copy of the table, then the probe workload".into();
-        }
-        _ => {
-            let kind = Kind::from_name(what).ok_or_else(|| format!("unknown backend {what}"))?;
-            let backend = if kind.on_disk() {
-                let (pristine, _) = common::fixture_paths(out, kind.name(), n);
-                if !pristine.exists() {
-                    return Err(format!(
-                        "no {what} book of {n} peers under {}",
-                        pristine.display()
-                    )
-                    .into());
-                }
-                common::copy_dir(&pristine, &work)?;
-                note = "open a copy of the book, then the probe workload".into();
-                common::open_backend(kind, &work)
-            } else {
-                note = "build the book in memory (bulk import), then the probe workload".into();
-                let backend = peerbook::MemoryBackend::new();
-                let book = PeerBook::open(backend.clone(), common::options(Durability::Buffered))?;
-                Generator::new().load(&book, n);
-                std::sync::Arc::new(backend) as common::Dyn
-            };
-            let book = PeerBook::open(backend, common::options(Durability::Buffered))?;
-            probe_book(&book, n);
-        }
-    }
-    let result = json!({
-        "what": what,
-        "peers": n,
-        "hwm_kib": status_kib("VmHWM:"),
-        "rss_kib": status_kib("VmRSS:"),
-        "start_hwm_kib": start_hwm,
-        "secs": started.elapsed().as_secs_f64(),
-        "note": note,
-    });
-    common::remove(&work);
-    println!("{result}");
-    Ok(())
-}
-
-/// Run the probe for `what` in a child process; its JSON result.
-fn run_probe(out: &Path, what: &str, n: usize) -> Value {
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => return json!({ "what": what, "error": e.to_string() }),
-    };
-    eprintln!(
-        "==> peak memory: {what} with {} peers (child process)",
-        size_label(n)
-    );
-    let output = Command::new(exe)
-        .args(["probe", what, &n.to_string()])
-        .env("PEERBOOK_BENCH_OUT", out)
-        .output();
-    match output {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .rev()
-            .find_map(|l| serde_json::from_str(l).ok())
-            .unwrap_or_else(|| json!({ "what": what, "error": "no result line" })),
-        Ok(o) => json!({
-            "what": what,
-            "error": format!("{}: {}", o.status, String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default()),
-        }),
-        Err(e) => json!({ "what": what, "error": e.to_string() }),
-    }
-}
-
-// ----- charts ----------------------------------------------------------------------
-
-fn color(name: &str) -> RGBColor {
-    match name {
-        "memory" => RGBColor(120, 120, 120),
-        "lmdb" => RGBColor(31, 119, 180),
-        "rocksdb" => RGBColor(214, 39, 40),
-        "file" => RGBColor(44, 160, 44),
-        "sqlite" => RGBColor(148, 103, 189),
-        "compact JSON" => RGBColor(255, 127, 14),
-        "postcard record" => RGBColor(188, 189, 34),
-        n if n.starts_with("lmdb") => RGBColor(158, 202, 225),
-        n if n.starts_with("rocksdb") => RGBColor(252, 146, 114),
-        n if n.starts_with("file") => RGBColor(161, 217, 155),
-        _ => RGBColor(200, 200, 200),
-    }
-}
-
-/// A bar chart, one bar per (label, value); log scale for times.
-fn bar_chart(
-    path: &Path,
-    title: &str,
-    axis: &str,
-    bars: &[(String, f64)],
-    log: bool,
-    fmt: &dyn Fn(f64) -> String,
-) -> Res<()> {
-    let bars: Vec<&(String, f64)> = bars
-        .iter()
-        .filter(|(_, v)| v.is_finite() && *v > 0.0)
-        .collect();
-    if bars.is_empty() {
-        return Ok(());
-    }
-    let max = bars.iter().map(|b| b.1).fold(f64::MIN, f64::max);
-    let min = bars.iter().map(|b| b.1).fold(f64::MAX, f64::min);
-    let width = (160 + 95 * bars.len() as u32).max(560);
-    let root = SVGBackend::new(path, (width, 420)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let n = bars.len();
-    let label = |v: &SegmentValue<usize>| match v {
-        SegmentValue::CenterOf(i) => bars.get(*i).map(|b| b.0.clone()).unwrap_or_default(),
-        _ => String::new(),
-    };
-    if log {
-        let lo = min / 3.0;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(90)
-            .build_cartesian_2d((0..n).into_segmented(), (lo..max * 3.0).log_scale())?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&label)
-            .y_desc(axis)
-            .y_label_formatter(&|v| fmt(*v))
-            .draw()?;
-        chart.draw_series(bars.iter().enumerate().map(|(i, (name, v))| {
-            let mut r = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), lo),
-                    (SegmentValue::Exact(i + 1), *v),
-                ],
-                color(name).filled(),
-            );
-            r.set_margin(0, 0, 8, 8);
-            r
-        }))?;
-        chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-            Text::new(
-                fmt(*v),
-                (SegmentValue::CenterOf(i), *v * 1.25),
-                ("sans-serif", 12),
-            )
-        }))?;
-    } else {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(90)
-            .build_cartesian_2d((0..n).into_segmented(), 0.0..max * 1.15)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&label)
-            .y_desc(axis)
-            .y_label_formatter(&|v| fmt(*v))
-            .draw()?;
-        chart.draw_series(bars.iter().enumerate().map(|(i, (name, v))| {
-            let mut r = Rectangle::new(
-                [
-                    (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), *v),
-                ],
-                color(name).filled(),
-            );
-            r.set_margin(0, 0, 8, 8);
-            r
-        }))?;
-        chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
-            Text::new(
-                fmt(*v),
-                (SegmentValue::CenterOf(i), *v + max * 0.03),
-                ("sans-serif", 12),
-            )
-        }))?;
-    }
-    root.present()?;
-    Ok(())
-}
+use common::size_label;
+use serde_json::Value;
 
 // ----- the report -----------------------------------------------------------------
 
-struct Report {
-    out: PathBuf,
-    results: Results,
-    sizes: Vec<usize>,
-    mode: String,
-    fixtures: BTreeMap<(String, usize), Value>,
-    cleanup: BTreeMap<(String, usize), u64>,
-    probes: Vec<Value>,
-    runs: Vec<(String, Value)>,
+pub(crate) struct Report {
+    pub(crate) out: PathBuf,
+    pub(crate) results: Results,
+    pub(crate) sizes: Vec<usize>,
+    pub(crate) mode: String,
+    pub(crate) fixtures: BTreeMap<(String, usize), Value>,
+    pub(crate) cleanup: BTreeMap<(String, usize), u64>,
+    pub(crate) probes: Vec<Value>,
+    pub(crate) runs: Vec<(String, Value)>,
 }
 
 impl Report {
-    fn get(&self, group: &str, function: &str, n: usize) -> Option<&Estimate> {
+    pub(crate) fn get(&self, group: &str, function: &str, n: usize) -> Option<&Estimate> {
         self.results
             .get(&(group.to_string(), function.to_string(), size_label(n)))
     }
 
-    fn median(&self, group: &str, function: &str, n: usize) -> f64 {
+    pub(crate) fn median(&self, group: &str, function: &str, n: usize) -> f64 {
         self.get(group, function, n).map_or(f64::NAN, |e| e.median)
     }
 
-    fn largest(&self) -> usize {
+    pub(crate) fn largest(&self) -> usize {
         self.sizes.iter().copied().max().unwrap_or(0)
     }
 
     /// Largest size with a result of `group` for `function`.
-    fn largest_with(&self, group: &str, function: &str) -> Option<usize> {
+    pub(crate) fn largest_with(&self, group: &str, function: &str) -> Option<usize> {
         self.sizes
             .iter()
             .rev()
@@ -565,7 +49,7 @@ impl Report {
             .find(|&n| self.get(group, function, n).is_some())
     }
 
-    fn functions(&self, group: &str) -> Vec<String> {
+    pub(crate) fn functions(&self, group: &str) -> Vec<String> {
         let present: BTreeSet<&str> = self
             .results
             .keys()
@@ -583,7 +67,7 @@ impl Report {
             .collect()
     }
 
-    fn workload_table(&self, w: &Workload, md: &mut String) {
+    pub(crate) fn workload_table(&self, w: &Workload, md: &mut String) {
         let functions = self.functions(w.group);
         if functions.is_empty() {
             let _ = writeln!(
@@ -665,43 +149,12 @@ impl Report {
         }
         md.push('\n');
     }
-
-    fn chart_for(&self, w: &Workload) -> Option<String> {
-        if w.group.starts_with("codec") {
-            return None;
-        }
-        let n = self.sizes.iter().rev().copied().find(|&n| {
-            self.functions(w.group)
-                .iter()
-                .any(|f| self.get(w.group, f, n).is_some())
-        })?;
-        let bars: Vec<(String, f64)> = self
-            .functions(w.group)
-            .into_iter()
-            .filter_map(|f| self.get(w.group, &f, n).map(|e| (f, e.median)))
-            .collect();
-        let file = format!("{}.svg", w.group.replace('.', "_"));
-        let path = self.out.join("charts").join(&file);
-        let title = format!(
-            "{} - {} peers - median per operation (log scale)",
-            w.group,
-            size_label(n)
-        );
-        match bar_chart(&path, &title, "time per operation", &bars, true, &fmt_ns) {
-            Ok(()) => Some(format!("charts/{file}")),
-            Err(e) => {
-                eprintln!("chart {file}: {e}");
-                None
-            }
-        }
-    }
-
-    fn fixture(&self, name: &str, n: usize) -> Option<&Value> {
+    pub(crate) fn fixture(&self, name: &str, n: usize) -> Option<&Value> {
         self.fixtures.get(&(name.to_string(), n))
     }
 
     /// (dir bytes per peer, compact JSON bytes per peer, postcard bytes per peer).
-    fn bytes_per_peer(&self, name: &str, n: usize) -> Option<(f64, f64, f64)> {
+    pub(crate) fn bytes_per_peer(&self, name: &str, n: usize) -> Option<(f64, f64, f64)> {
         let f = self.fixture(name, n)?;
         let peers = f["peers"].as_f64()?;
         Some((
@@ -711,14 +164,14 @@ impl Report {
         ))
     }
 
-    fn probe(&self, what: &str) -> Option<&Value> {
+    pub(crate) fn probe(&self, what: &str) -> Option<&Value> {
         self.probes
             .iter()
             .find(|p| p["what"] == what && p.get("hwm_kib").is_some())
     }
 
     /// Geometric mean of backend / SQLite over every workload both ran at `n`.
-    fn vs_sqlite(&self, backend: &str, n: usize) -> (f64, usize, Vec<String>) {
+    pub(crate) fn vs_sqlite(&self, backend: &str, n: usize) -> (f64, usize, Vec<String>) {
         let mut logs = Vec::new();
         let mut slower = Vec::new();
         for w in WORKLOADS {
@@ -741,7 +194,7 @@ impl Report {
         (geo, logs.len(), slower)
     }
 
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut md = String::new();
         let nmax = self.largest();
         let started = self
@@ -1224,96 +677,4 @@ impl Report {
         );
         md
     }
-}
-
-fn main() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let out = common::out_dir();
-    if args.first().map(String::as_str) == Some("probe") {
-        let what = args.get(1).ok_or("probe needs a backend")?;
-        let n: usize = args.get(2).ok_or("probe needs a size")?.parse()?;
-        return probe(&out, what, n);
-    }
-    let no_probe = args.iter().any(|a| a == "--no-probe");
-
-    let data = out.join("data");
-    let mut runs = Vec::new();
-    for name in ["run-peerbook", "run-baselines"] {
-        if let Some(v) = read_json(&data.join(format!("{name}.json"))) {
-            runs.push((name.trim_start_matches("run-").to_string(), v));
-        }
-    }
-    if runs.is_empty() {
-        return Err(format!(
-            "no benchmark run found under {} (run `cargo xtask bench` first)",
-            data.display()
-        )
-        .into());
-    }
-    let mode = runs[0].1["mode"].as_str().unwrap_or("?").to_string();
-    let mut sizes: Vec<usize> = runs
-        .iter()
-        .flat_map(|(_, v)| v["sizes"].as_array().cloned().unwrap_or_default())
-        .filter_map(|s| s.as_u64().map(|s| s as usize))
-        .collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let since = runs
-        .iter()
-        .filter_map(|(_, v)| v["started"].as_u64())
-        .min()
-        .unwrap_or(0);
-
-    let criterion_dir = std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| out.join("criterion"));
-    let mut results = Results::new();
-    load_criterion(&criterion_dir, since, &mut results);
-
-    let mut fixtures = BTreeMap::new();
-    let mut cleanup = BTreeMap::new();
-    for entry in fs::read_dir(&data)?.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(v) = read_json(&entry.path()) else {
-            continue;
-        };
-        let n = v["peers"].as_u64().unwrap_or(0) as usize;
-        let backend = v["backend"].as_str().unwrap_or("?").to_string();
-        if name.starts_with("fixture-") && sizes.contains(&n) {
-            fixtures.insert((backend, n), v);
-        } else if name.starts_with("cleanup-") && sizes.contains(&n) {
-            cleanup.insert((backend, n), v["removed"].as_u64().unwrap_or(0));
-        }
-    }
-
-    let nmax = sizes.iter().copied().max().unwrap_or(0);
-    let mut probes = Vec::new();
-    if !no_probe && nmax > 0 {
-        probes.push(run_probe(&out, "idle", 0));
-        for what in KINDS.iter().map(|k| k.name()).chain(["sqlite"]) {
-            probes.push(run_probe(&out, what, nmax));
-        }
-    }
-
-    fs::create_dir_all(out.join("charts"))?;
-    let report = Report {
-        out: out.clone(),
-        results,
-        sizes,
-        mode,
-        fixtures,
-        cleanup,
-        probes,
-        runs,
-    };
-    let md = report.render();
-    let path = out.join("report.md");
-    fs::write(&path, md)?;
-    fs::write(
-        out.join("data").join("probes.json"),
-        serde_json::to_string_pretty(&report.probes)?,
-    )?;
-    println!("peerbook bench report: {}", path.display());
-    println!("charts:                {}", out.join("charts").display());
-    Ok(())
 }

@@ -11,7 +11,8 @@
 //! `PEERBOOK_BENCH_MODE` = quick | default | full picks sizes and times (see
 //! `common::Mode`); under `cargo test --benches` every benchmark runs once on a tiny book.
 
-mod common;
+// The workload library (crate root `peerbook_bench`), under the name the benches grew up with.
+use peerbook_bench as common;
 
 use std::hint::black_box;
 use std::path::Path;

@@ -1,12 +1,13 @@
-//! Byte-level encoding of file headers, frames and batch bodies (see the crate docs
+//! Byte-level encoding of file headers, frames and batch bodies (see FORMAT.md, the `format` module
 //! for the layout). Every decoder here works on a byte slice already in memory,
 //! checks each length against the bytes that remain before using it, never
-//! pre-allocates from a length it read, and reports damage as a `String` reason
+//! pre-allocates from a length it read, and reports damage as a typed [`FormatError`]
 //! instead of panicking.
 
 use peerbook::backend::Space;
 
 use crate::crc::{crc32c, crc32c_append};
+use crate::FormatError;
 
 /// Current on-disk format version, in both file headers. Version 1 files (no salt)
 /// are still read.
@@ -40,6 +41,13 @@ impl FileKind {
         match self {
             FileKind::Log => b"PBOOKLOG",
             FileKind::Snapshot => b"PBOOKSNP",
+        }
+    }
+
+    pub(crate) const fn magic_text(self) -> &'static str {
+        match self {
+            FileKind::Log => "PBOOKLOG",
+            FileKind::Snapshot => "PBOOKSNP",
         }
     }
 
@@ -93,49 +101,45 @@ pub(crate) fn check_file_header(
     kind: FileKind,
     data: &[u8],
     generation: u64,
-) -> Result<Header, String> {
+) -> Result<Header, FormatError> {
     let magic = kind.magic();
     let n = data.len().min(magic.len());
     if data[..n] != magic[..n] {
-        return Err(format!(
-            "bad magic {:02x?} (expected {:?}): not a peerbook-file {} file",
-            &data[..n],
-            String::from_utf8_lossy(magic),
-            kind.noun()
-        ));
+        return Err(FormatError::BadMagic {
+            found: data[..n].to_vec(),
+            expected: kind.magic_text(),
+            kind: kind.noun(),
+        });
     }
     let need = header_len(data);
     if data.len() < need {
-        return Err(format!(
-            "truncated header: the file has {} bytes, a header needs {need}",
-            data.len()
-        ));
+        return Err(FormatError::TruncatedHeader {
+            len: data.len(),
+            need,
+        });
     }
     let version = le_u32(data, 8);
     let crc_at = need - 4;
     let crc_ok = le_u32(data, crc_at) == crc32c(&data[0..crc_at]);
     if version > FORMAT_VERSION {
-        let damaged = if crc_ok {
-            ""
-        } else {
-            " (the header checksum fails too: the header may be damaged)"
-        };
-        return Err(format!(
-            "format version {version} is newer than the newest this build reads \
-             ({FORMAT_VERSION}): open it with a newer peerbook-file{damaged}"
-        ));
+        return Err(FormatError::NewerVersion {
+            version,
+            newest: FORMAT_VERSION,
+            header_checksum_ok: crc_ok,
+        });
     }
     if !crc_ok {
-        return Err("header checksum mismatch".into());
+        return Err(FormatError::HeaderChecksum);
     }
     if version == 0 {
-        return Err("invalid format version 0".into());
+        return Err(FormatError::VersionZero);
     }
     let found = le_u64(data, 12);
     if found != generation {
-        return Err(format!(
-            "header names generation {found}, the file name generation {generation}"
-        ));
+        return Err(FormatError::GenerationMismatch {
+            found,
+            expected: generation,
+        });
     }
     // version 1: no salt (bytes 20..20 are empty)
     let salt = &data[20..crc_at];
@@ -182,31 +186,32 @@ pub(crate) struct Frame<'a> {
 /// Read the frame at `off` of `data`. `Err` says why the bytes there are not a
 /// valid frame (short, bad header checksum, bad length, body past EOF, bad body
 /// checksum).
-pub(crate) fn read_frame(data: &[u8], off: usize, seed: u32) -> Result<Frame<'_>, String> {
+pub(crate) fn read_frame(data: &[u8], off: usize, seed: u32) -> Result<Frame<'_>, FormatError> {
     let left = data.len().saturating_sub(off);
     if left < FRAME_HEADER_LEN {
-        return Err(format!(
-            "only {left} bytes left, a frame header needs {FRAME_HEADER_LEN}"
-        ));
+        return Err(FormatError::ShortFrameHeader {
+            left,
+            need: FRAME_HEADER_LEN,
+        });
     }
     let h = &data[off..off + FRAME_HEADER_LEN];
     if le_u32(h, 16) != crc32c_append(seed, &h[0..16]) {
-        return Err("frame header checksum mismatch".into());
+        return Err(FormatError::FrameHeaderChecksum);
     }
     let len = le_u32(h, 0) as usize;
     if len == 0 || len > MAX_FRAME_BODY {
-        return Err(format!("frame body length {len} out of range"));
+        return Err(FormatError::FrameLength { len });
     }
     let body_start = off + FRAME_HEADER_LEN;
     if len > data.len() - body_start {
-        return Err(format!(
-            "frame body of {len} bytes runs past the end of the file ({} bytes left)",
-            data.len() - body_start
-        ));
+        return Err(FormatError::FramePastEnd {
+            len,
+            left: data.len() - body_start,
+        });
     }
     let body = &data[body_start..body_start + len];
     if le_u32(h, 12) != crc32c(body) {
-        return Err("frame body checksum mismatch".into());
+        return Err(FormatError::FrameBodyChecksum);
     }
     Ok(Frame {
         synced_to: le_u64(h, 4),
@@ -338,18 +343,18 @@ pub(crate) fn entry_size(key_len: usize, value_len: usize) -> u64 {
 }
 
 /// Decode a batch body. Never panics, never allocates more than the bytes present.
-pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, String> {
+pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
     let mut r = Reader { data: body, pos: 0 };
     let count = r.varint("op count")?;
     if count == 0 {
-        return Err("empty batch (op count 0)".into());
+        return Err(FormatError::EmptyBatch);
     }
     // Each op takes at least one byte: a count beyond the remaining bytes is damage.
     if count > r.remaining() as u64 {
-        return Err(format!(
-            "op count {count} exceeds the {} bytes of the body",
-            r.remaining()
-        ));
+        return Err(FormatError::OpCount {
+            count,
+            left: r.remaining(),
+        });
     }
     let mut ops = Vec::new();
     for i in 0..count {
@@ -371,15 +376,20 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, String> {
             OP_END => LogOp::End {
                 entries: r.varint("entry count")?,
             },
-            other => return Err(format!("op {i} at body byte {at}: unknown op tag {other}")),
+            other => {
+                return Err(FormatError::UnknownOp {
+                    index: i,
+                    at,
+                    tag: other,
+                })
+            }
         };
         ops.push(op);
     }
     if r.remaining() != 0 {
-        return Err(format!(
-            "{} trailing bytes after the last op",
-            r.remaining()
-        ));
+        return Err(FormatError::TrailingBytes {
+            count: r.remaining(),
+        });
     }
     Ok(ops)
 }
@@ -394,51 +404,48 @@ impl Reader<'_> {
         self.data.len() - self.pos
     }
 
-    fn byte(&mut self, what: &str) -> Result<u8, String> {
+    fn byte(&mut self, what: &'static str) -> Result<u8, FormatError> {
         let b = *self
             .data
             .get(self.pos)
-            .ok_or_else(|| format!("body ends inside {what} (byte {})", self.pos))?;
+            .ok_or(FormatError::BodyEnds { what, at: self.pos })?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn varint(&mut self, what: &str) -> Result<u64, String> {
+    fn varint(&mut self, what: &'static str) -> Result<u64, FormatError> {
         let start = self.pos;
         let mut value = 0u64;
         for i in 0..10 {
             let b = self.byte(what)?;
             let bits = u64::from(b & 0x7f);
             if i == 9 && b > 1 {
-                return Err(format!(
-                    "{what} at body byte {start}: varint overflows 64 bits"
-                ));
+                return Err(FormatError::VarintOverflow { what, at: start });
             }
             value |= bits << (7 * i);
             if b & 0x80 == 0 {
                 return Ok(value);
             }
         }
-        Err(format!(
-            "{what} at body byte {start}: varint longer than 10 bytes"
-        ))
+        Err(FormatError::VarintTooLong { what, at: start })
     }
 
-    fn space(&mut self) -> Result<Space, String> {
+    fn space(&mut self) -> Result<Space, FormatError> {
         let at = self.pos;
         let tag = self.byte("space tag")?;
-        Space::from_index(tag as usize)
-            .ok_or_else(|| format!("unknown space tag {tag} at body byte {at}"))
+        Space::from_index(tag as usize).ok_or(FormatError::UnknownSpace { tag, at })
     }
 
-    fn bytes(&mut self, what: &str) -> Result<Vec<u8>, String> {
+    fn bytes(&mut self, what: &'static str) -> Result<Vec<u8>, FormatError> {
         let at = self.pos;
         let len = self.varint(what)?;
         if len > self.remaining() as u64 {
-            return Err(format!(
-                "{what} length {len} at body byte {at} exceeds the {} bytes left",
-                self.remaining()
-            ));
+            return Err(FormatError::LengthPastEnd {
+                what,
+                len,
+                at,
+                left: self.remaining(),
+            });
         }
         let len = len as usize;
         let out = self.data[self.pos..self.pos + len].to_vec();
@@ -484,217 +491,4 @@ fn le_u64(data: &[u8], at: usize) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Xs(u64);
-    impl Xs {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
-
-    #[test]
-    fn varints_round_trip() {
-        for v in [
-            0u64,
-            1,
-            127,
-            128,
-            300,
-            16383,
-            16384,
-            u32::MAX as u64,
-            u64::MAX,
-        ] {
-            let mut buf = Vec::new();
-            put_varint(&mut buf, v);
-            assert_eq!(buf.len(), varint_len(v));
-            let mut r = Reader { data: &buf, pos: 0 };
-            assert_eq!(r.varint("v").unwrap(), v);
-            assert_eq!(r.remaining(), 0);
-        }
-        // 11 continuation bytes, and a 10th byte carrying bits past 64.
-        let mut r = Reader {
-            data: &[0xff; 11],
-            pos: 0,
-        };
-        assert!(r.varint("v").is_err());
-        let mut bad = vec![0xff; 9];
-        bad.push(0x02);
-        let mut r = Reader { data: &bad, pos: 0 };
-        assert!(r.varint("v").is_err());
-    }
-
-    #[test]
-    fn body_round_trip() {
-        let mut e = BodyEncoder::new();
-        e.put(Space::Peers, b"k", b"v");
-        e.delete(Space::Meta, b"");
-        e.clear();
-        e.put(Space::ByQuality, &[0xff; 200], &[]);
-        e.end(7);
-        let body = e.finish().unwrap();
-        let ops = decode_body(&body).unwrap();
-        assert_eq!(
-            ops,
-            vec![
-                LogOp::Put {
-                    space: Space::Peers,
-                    key: b"k".to_vec(),
-                    value: b"v".to_vec()
-                },
-                LogOp::Delete {
-                    space: Space::Meta,
-                    key: Vec::new()
-                },
-                LogOp::Clear,
-                LogOp::Put {
-                    space: Space::ByQuality,
-                    key: vec![0xff; 200],
-                    value: Vec::new()
-                },
-                LogOp::End { entries: 7 },
-            ]
-        );
-        // Every strict prefix and every extension is rejected.
-        for cut in 0..body.len() {
-            assert!(decode_body(&body[..cut]).is_err(), "prefix {cut}");
-        }
-        let mut longer = body.clone();
-        longer.push(0);
-        assert!(decode_body(&longer).is_err());
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        let mut rng = Xs(0x1234_5678_9abc_def1);
-        for round in 0..20_000 {
-            let len = (rng.next() % 64) as usize;
-            let mut buf: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-            if round % 3 == 0 && !buf.is_empty() {
-                // plausible small op counts and tags make the decoder go deeper
-                buf[0] = (rng.next() % 4) as u8;
-                if buf.len() > 1 {
-                    buf[1] = (rng.next() % 5) as u8;
-                }
-            }
-            let _ = decode_body(&buf);
-            let seed = frame_seed(rng.next() % 3, &[]);
-            let _ = read_frame(&buf, (rng.next() % 8) as usize, seed);
-            let _ = scan_after(&buf, 0, seed);
-            let _ = check_file_header(FileKind::Log, &buf, 1);
-        }
-        // Huge declared lengths allocate nothing.
-        let mut huge = Vec::new();
-        put_varint(&mut huge, 1);
-        huge.push(OP_PUT);
-        huge.push(0);
-        put_varint(&mut huge, u64::MAX / 2);
-        assert!(decode_body(&huge).is_err());
-        let mut many = Vec::new();
-        put_varint(&mut many, u64::MAX);
-        assert!(decode_body(&many).is_err());
-    }
-
-    #[test]
-    fn frames_and_headers() {
-        let seed = frame_seed(3, &[]);
-        let frame = encode_frame(seed, 24, b"\x01\x03");
-        let f = read_frame(&frame, 0, seed).unwrap();
-        assert_eq!(f.synced_to, 24);
-        assert_eq!(f.body, b"\x01\x03");
-        assert_eq!(f.end, frame.len());
-        assert!(
-            read_frame(&frame, 0, frame_seed(4, &[])).is_err(),
-            "other generation"
-        );
-        for cut in 0..frame.len() {
-            assert!(read_frame(&frame[..cut], 0, seed).is_err());
-        }
-        for bit in 0..frame.len() * 8 {
-            let mut bad = frame.clone();
-            bad[bit / 8] ^= 1 << (bit % 8);
-            assert!(read_frame(&bad, 0, seed).is_err(), "bit {bit}");
-        }
-
-        let h = encode_file_header(FileKind::Snapshot, 9, &[5; SALT_LEN]);
-        check_file_header(FileKind::Snapshot, &h, 9).unwrap();
-        assert!(check_file_header(FileKind::Snapshot, &h, 8).is_err());
-        assert!(check_file_header(FileKind::Log, &h, 9)
-            .unwrap_err()
-            .contains("magic"));
-        assert!(check_file_header(FileKind::Snapshot, &h[..10], 9)
-            .unwrap_err()
-            .contains("truncated"));
-        let mut newer = h;
-        newer[8..12].copy_from_slice(&3u32.to_le_bytes());
-        assert!(check_file_header(FileKind::Snapshot, &newer, 9)
-            .unwrap_err()
-            .contains("newer"));
-
-        // the salt seeds the frame CRCs; a version-1 header (no salt) still reads
-        let other = encode_file_header(FileKind::Snapshot, 9, &[6; SALT_LEN]);
-        let (a, b) = (
-            check_file_header(FileKind::Snapshot, &h, 9).unwrap(),
-            check_file_header(FileKind::Snapshot, &other, 9).unwrap(),
-        );
-        assert_eq!((a.len, b.len), (FILE_HEADER_LEN, FILE_HEADER_LEN));
-        assert_ne!(a.seed, b.seed, "the salt seeds the frame checksums");
-        let mut v1 = [0u8; 24];
-        v1[0..8].copy_from_slice(FileKind::Log.magic());
-        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
-        v1[12..20].copy_from_slice(&9u64.to_le_bytes());
-        let crc = crc32c(&v1[0..20]);
-        v1[20..24].copy_from_slice(&crc.to_le_bytes());
-        let hv1 = check_file_header(FileKind::Log, &v1, 9).unwrap();
-        assert_eq!(
-            hv1,
-            Header {
-                len: 24,
-                seed: frame_seed(9, &[])
-            }
-        );
-        assert_eq!(
-            frame_seed(9, &[]),
-            crc32c(&9u64.to_le_bytes()),
-            "v1 seed unchanged"
-        );
-    }
-
-    #[test]
-    fn witness_search() {
-        let seed = frame_seed(1, &[]);
-        let h = FILE_HEADER_LEN;
-        let mut log = vec![0u8; h];
-        let a = encode_frame(seed, h as u64, b"\x01\x03");
-        log.extend_from_slice(&a);
-        let b_off = log.len();
-        let b = encode_frame(seed, h as u64, b"\x01\x03");
-        log.extend_from_slice(&b);
-        // c claims everything up to its own start durable
-        let c_off = log.len();
-        let c = encode_frame(seed, c_off as u64, b"\x01\x03");
-        log.extend_from_slice(&c);
-        assert_eq!(scan_after(&log, h, seed), After::Witness(c_off));
-        assert_eq!(scan_after(&log, b_off, seed), After::Witness(c_off));
-        assert_eq!(
-            scan_after(&log, c_off, seed),
-            After::Torn {
-                valid_frames_after: 0
-            }
-        );
-        // a frame that claims less than the bad offset is no witness
-        let mut log2 = log[..c_off].to_vec();
-        log2.extend_from_slice(&encode_frame(seed, h as u64, b"\x01\x03"));
-        assert_eq!(
-            scan_after(&log2, h, seed),
-            After::Torn {
-                valid_frames_after: 2
-            }
-        );
-    }
-}
+mod tests;

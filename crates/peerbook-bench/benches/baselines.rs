@@ -9,7 +9,8 @@
 //!
 //! A put of a new key is deleted again (not timed), as in the peerbook bench.
 
-mod common;
+// The workload library (crate root `peerbook_bench`), under the name the benches grew up with.
+use peerbook_bench as common;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

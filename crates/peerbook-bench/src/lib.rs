@@ -1,0 +1,213 @@
+//! What the two bench targets and the report example share: the run mode and book
+//! sizes, the deterministic peer generator, the fixtures (pristine books built once
+//! per backend and size, cached on disk), and where results go.
+//!
+//! The library of `peerbook-bench` (not published), shared by the two criterion
+//! benches (`benches/`) and the report binary (`src/bin/bench_report`):
+//! - this file: constants, the run mode and sizes, where results go;
+//! - [`generator`]: the deterministic peer generator;
+//! - [`fixtures`]: the engines (through the `peerbook_engines` registry) and the
+//!   pristine books built once per engine and size;
+//! - [`sql`]: the SQLite baseline.
+
+pub mod fixtures;
+pub mod generator;
+pub mod sql;
+
+pub use fixtures::*;
+pub use generator::*;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Seed of every generated peer: same seed, same book, on every backend and run.
+pub const SEED: u64 = 0x5EED_B00C_2024_0007;
+/// The (fixed) time of every book: a `ManualClock` standing here.
+pub const NOW_MS: u64 = 1_750_000_000_000;
+/// One day in ms.
+pub const DAY_MS: u64 = 86_400_000;
+/// `last_seen` is spread uniformly over this many days before `NOW_MS`.
+pub const SPREAD_DAYS: u64 = 60;
+/// `Options::inactive_after` of the bench books: with `last_seen` uniform over 60 days,
+/// the peers unseen for more than 54 days are the 10 % that cleanup removes.
+pub const INACTIVE_AFTER_DAYS: u64 = 54;
+/// Bulk loads import this many records per atomic batch.
+pub const LOAD_CHUNK: usize = 1000;
+/// Bump when the generator or the fixture layout changes: cached books are rebuilt
+/// (they are also rebuilt whenever the bench binary changes, see `fixture_stamp`).
+pub const FIXTURE_VERSION: &str = "peerbook-bench fixtures v2";
+
+/// What a cached fixture must match: the generator version and the bench binary
+/// that built it (any change to the core, a backend or its default options rebuilds
+/// the binary, so books are never reused across such changes).
+pub fn fixture_stamp() -> String {
+    let exe = std::env::current_exe()
+        .and_then(fs::metadata)
+        .map(|m| {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            format!("{} bytes, modified {modified}", m.len())
+        })
+        .unwrap_or_else(|_| "unknown binary".into());
+    format!("{FIXTURE_VERSION}; bench binary {exe}")
+}
+
+// ----- mode and sizes -----------------------------------------------------------------
+
+/// How much to measure: `Smoke` under `cargo test --benches` (every benchmark once, on
+/// tiny books), otherwise `PEERBOOK_BENCH_MODE` = quick | default | full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Smoke,
+    Quick,
+    Default,
+    Full,
+}
+
+/// Criterion settings of the fast (single operation) benchmarks.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub sample_size: usize,
+    pub warm_up: Duration,
+    pub measurement: Duration,
+    pub nresamples: usize,
+}
+
+impl Mode {
+    /// `Smoke` unless cargo passed `--bench` without `--test` (criterion's own rule
+    /// for its test mode, which runs every benchmark once).
+    pub fn detect() -> Mode {
+        let args: Vec<String> = std::env::args().collect();
+        if args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test") {
+            Mode::from_env()
+        } else {
+            Mode::Smoke
+        }
+    }
+
+    /// The mode `PEERBOOK_BENCH_MODE` names (default: `Default`).
+    pub fn from_env() -> Mode {
+        match std::env::var("PEERBOOK_BENCH_MODE").as_deref() {
+            Ok("quick") => Mode::Quick,
+            Ok("full") => Mode::Full,
+            Ok("smoke") => Mode::Smoke,
+            _ => Mode::Default,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Smoke => "smoke",
+            Mode::Quick => "quick",
+            Mode::Default => "default",
+            Mode::Full => "full",
+        }
+    }
+
+    /// Book sizes, in peers.
+    pub fn sizes(self) -> Vec<usize> {
+        match self {
+            Mode::Smoke => vec![40],
+            Mode::Quick => vec![1_000, 10_000],
+            Mode::Default => vec![1_000, 100_000],
+            Mode::Full => vec![1_000, 100_000, 1_000_000],
+        }
+    }
+
+    pub fn timing(self) -> Timing {
+        let ms = Duration::from_millis;
+        match self {
+            Mode::Smoke | Mode::Quick => Timing {
+                sample_size: 10,
+                warm_up: ms(100),
+                measurement: ms(400),
+                nresamples: 5_000,
+            },
+            Mode::Default => Timing {
+                sample_size: 15,
+                warm_up: ms(400),
+                measurement: ms(1_500),
+                nresamples: 20_000,
+            },
+            Mode::Full => Timing {
+                sample_size: 20,
+                warm_up: ms(1_000),
+                measurement: ms(3_000),
+                nresamples: 50_000,
+            },
+        }
+    }
+
+    /// Whole-book workloads that rebuild their book for every run (cleanup, import)
+    /// are measured up to this size; a million-peer book would take minutes per run.
+    pub fn whole_book_max(self) -> usize {
+        100_000
+    }
+}
+
+/// "1k", "100k", "1M".
+pub fn size_label(n: usize) -> String {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1_000 && n.is_multiple_of(1_000) {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+/// Where results and fixtures go: `PEERBOOK_BENCH_OUT`, else `$CARGO_TARGET_DIR`
+/// (or the target dir this binary was built in) + `/peerbook-bench`.
+pub fn out_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PEERBOOK_BENCH_OUT") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        let dir = PathBuf::from(dir);
+        let dir = if dir.is_absolute() {
+            dir
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)
+        };
+        return dir.join("peerbook-bench");
+    }
+    // <target>/<profile>/{deps,examples}/<binary>
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("peerbook-bench")
+}
+
+/// Write `value` as `<out>/data/<name>.json`.
+pub fn write_data(out: &Path, name: &str, value: &Value) {
+    let dir = out.join("data");
+    fs::create_dir_all(&dir).expect("create the bench data directory");
+    let text = serde_json::to_string_pretty(value).expect("JSON");
+    fs::write(dir.join(format!("{name}.json")), text).expect("write bench data");
+}
+
+/// One line of progress on stderr, next to criterion's own output.
+pub fn progress(started: Instant, what: &str) {
+    eprintln!("==> [{:>6.1}s] {what}", started.elapsed().as_secs_f64());
+}
+
+/// The 1, 5 and 15 minute load averages, as /proc/loadavg says.
+pub fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,341 @@
+//! # peerbook-engines
+//!
+//! One registry of peerbook's storage engines, for every program that picks an
+//! engine by name: the `peerbook` CLI, the cross-backend tests, the benchmarks, the
+//! power-loss tests. The core crate depends on no engine; this crate depends on each
+//! behind its own cargo feature (`lmdb`, `rocksdb`, `file`, all on by default).
+//!
+//! - [`Engine`]: the engines, by name ([`FromStr`]: `memory`, `lmdb`, `rocksdb` or
+//!   `rocks`, `file`), whether this build has them, and [`Engine::open`] /
+//!   [`Engine::open_with`] -> `Arc<dyn Backend>`.
+//! - [`StoreSpec`]: `BACKEND:PATH` (e.g. `lmdb:./peers`), a persistent store.
+//! - [`EngineOptions`]: the options of each compiled-in engine.
+//!
+//! ```
+//! use peerbook::backend::{Backend, Durability, Space, WriteBatch};
+//! use peerbook_engines::StoreSpec;
+//!
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path().join("peers");
+//! let spec: StoreSpec = format!("file:{}", dir.display()).parse()?;
+//! let backend = spec.open()?;
+//! let mut batch = WriteBatch::new();
+//! batch.put(Space::Meta, b"k".to_vec(), b"v".to_vec());
+//! backend.write(batch, Durability::Sync)?;
+//! assert_eq!(backend.engine_name(), "file");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use peerbook::backend::{Backend, BackendError};
+use peerbook::MemoryBackend;
+
+/// A storage engine peerbook can run on.
+///
+/// Not `non_exhaustive`: a new engine is meant to break every `match` over the
+/// engines (benches, tests), so none forgets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Engine {
+    /// [`MemoryBackend`]: nothing persisted (always compiled in).
+    Memory,
+    /// `peerbook-lmdb` (feature `lmdb`).
+    Lmdb,
+    /// `peerbook-rocksdb` (feature `rocksdb`).
+    Rocks,
+    /// `peerbook-file` (feature `file`).
+    File,
+}
+
+impl Engine {
+    /// Every engine, the in-memory reference first.
+    pub const ALL: [Engine; 4] = [Engine::Memory, Engine::Lmdb, Engine::Rocks, Engine::File];
+
+    /// The engines that persist to a directory.
+    pub const ON_DISK: [Engine; 3] = [Engine::Lmdb, Engine::Rocks, Engine::File];
+
+    /// The engine's name: a spec prefix, and its backend's
+    /// [`engine_name`](Backend::engine_name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Memory => "memory",
+            Engine::Lmdb => "lmdb",
+            Engine::Rocks => "rocksdb",
+            Engine::File => "file",
+        }
+    }
+
+    /// Whether the engine stores to a directory (all but [`Engine::Memory`]).
+    pub fn on_disk(self) -> bool {
+        self != Engine::Memory
+    }
+
+    /// Whether this build has the engine (its cargo feature, named like it).
+    pub fn compiled_in(self) -> bool {
+        match self {
+            Engine::Memory => true,
+            Engine::Lmdb => cfg!(feature = "lmdb"),
+            Engine::Rocks => cfg!(feature = "rocksdb"),
+            Engine::File => cfg!(feature = "file"),
+        }
+    }
+
+    /// The on-disk engines this build has.
+    pub fn available() -> Vec<Engine> {
+        Engine::ON_DISK
+            .into_iter()
+            .filter(|e| e.compiled_in())
+            .collect()
+    }
+
+    /// Open (or create) this engine's store in `dir` with default options. A
+    /// [`Engine::Memory`] store is new and empty every time (`dir` is unused).
+    pub fn open(self, dir: &Path) -> Result<Arc<dyn Backend>, BackendError> {
+        self.open_with(dir, &EngineOptions::default())
+    }
+
+    /// [`open`](Engine::open) with this engine's options from `options`.
+    ///
+    /// Fails with the engine's [`BackendError`], or with
+    /// [`BackendError::Engine`] (engine `"peerbook-engines"`) when this build lacks
+    /// the engine.
+    pub fn open_with(
+        self,
+        dir: &Path,
+        options: &EngineOptions,
+    ) -> Result<Arc<dyn Backend>, BackendError> {
+        let _ = (dir, options); // unused when every disk engine is left out
+        Ok(match self {
+            Engine::Memory => Arc::new(MemoryBackend::new()),
+            #[cfg(feature = "lmdb")]
+            Engine::Lmdb => Arc::new(peerbook_lmdb::LmdbBackend::open(dir, options.lmdb.clone())?),
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks => Arc::new(peerbook_rocksdb::RocksBackend::open(
+                dir,
+                options.rocksdb.clone(),
+            )?),
+            #[cfg(feature = "file")]
+            Engine::File => Arc::new(peerbook_file::FileBackend::open(dir, options.file.clone())?),
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(BackendError::engine(
+                    "peerbook-engines",
+                    format!("backend `{}` is not compiled in", other.name()),
+                ))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Engine {
+    type Err = SpecError;
+
+    /// `memory`, `lmdb`, `rocksdb` (or `rocks`), `file`; whether compiled in or not.
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        match s {
+            "memory" => Ok(Engine::Memory),
+            "lmdb" => Ok(Engine::Lmdb),
+            "rocksdb" | "rocks" => Ok(Engine::Rocks),
+            "file" => Ok(Engine::File),
+            other => Err(SpecError::UnknownEngine(other.to_string())),
+        }
+    }
+}
+
+/// The options of every compiled-in engine; [`Engine::open_with`] takes its own.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct EngineOptions {
+    /// For [`Engine::Lmdb`].
+    #[cfg(feature = "lmdb")]
+    pub lmdb: peerbook_lmdb::LmdbOptions,
+    /// For [`Engine::Rocks`].
+    #[cfg(feature = "rocksdb")]
+    pub rocksdb: peerbook_rocksdb::RocksOptions,
+    /// For [`Engine::File`].
+    #[cfg(feature = "file")]
+    pub file: peerbook_file::FileOptions,
+}
+
+impl EngineOptions {
+    /// Set the LMDB options.
+    #[cfg(feature = "lmdb")]
+    pub fn with_lmdb(mut self, options: peerbook_lmdb::LmdbOptions) -> Self {
+        self.lmdb = options;
+        self
+    }
+
+    /// Set the RocksDB options.
+    #[cfg(feature = "rocksdb")]
+    pub fn with_rocksdb(mut self, options: peerbook_rocksdb::RocksOptions) -> Self {
+        self.rocksdb = options;
+        self
+    }
+
+    /// Set the file backend's options.
+    #[cfg(feature = "file")]
+    pub fn with_file(mut self, options: peerbook_file::FileOptions) -> Self {
+        self.file = options;
+        self
+    }
+}
+
+/// Why a string is not a [`StoreSpec`] (or an [`Engine`] name).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// No `:` between engine and path.
+    #[error("`{0}` is not BACKEND:PATH (e.g. lmdb:./peers, rocksdb:./peers, file:./peers)")]
+    NotASpec(String),
+    /// An engine name this registry does not know (or `memory` in a spec: it has
+    /// no directory).
+    #[error("unknown backend `{0}`; use lmdb, rocksdb or file")]
+    UnknownEngine(String),
+    /// An engine this build was compiled without.
+    #[error(
+        "backend `{engine}` is not compiled into this peerbook (built without feature \
+         `{engine}`); this build has: {}; rebuild with `--features {engine}` to use it",
+        available.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+    )]
+    NotCompiledIn {
+        /// The engine asked for.
+        engine: Engine,
+        /// The on-disk engines this build has.
+        available: Vec<Engine>,
+    },
+    /// An empty path, `.` or `..`.
+    #[error("`{path}` is not a usable store directory; name one, e.g. {engine}:./peers")]
+    BadPath {
+        /// The path given.
+        path: String,
+        /// The engine prefix as given.
+        engine: String,
+    },
+}
+
+/// `BACKEND:PATH`, e.g. `lmdb:./peers`: a persistent store of a compiled-in engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    /// The engine (never [`Engine::Memory`]).
+    pub engine: Engine,
+    /// The store's directory (trailing `/` trimmed).
+    pub path: PathBuf,
+}
+
+impl FromStr for StoreSpec {
+    type Err = SpecError;
+
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        let (backend, path) = s
+            .split_once(':')
+            .ok_or_else(|| SpecError::NotASpec(s.to_string()))?;
+        let engine: Engine = backend.parse()?;
+        if !engine.on_disk() {
+            return Err(SpecError::UnknownEngine(backend.to_string()));
+        }
+        if !engine.compiled_in() {
+            return Err(SpecError::NotCompiledIn {
+                engine,
+                available: Engine::available(),
+            });
+        }
+        let trimmed = path.trim_end_matches('/');
+        if trimmed.is_empty() || trimmed == "." || trimmed == ".." {
+            return Err(SpecError::BadPath {
+                path: path.to_string(),
+                engine: backend.to_string(),
+            });
+        }
+        Ok(StoreSpec {
+            engine,
+            path: PathBuf::from(trimmed),
+        })
+    }
+}
+
+impl fmt::Display for StoreSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.engine.name(), self.path.display())
+    }
+}
+
+impl StoreSpec {
+    /// Open (or create) the store with default options.
+    pub fn open(&self) -> Result<Arc<dyn Backend>, BackendError> {
+        self.engine.open(&self.path)
+    }
+
+    /// Open (or create) the store with `options`.
+    pub fn open_with(&self, options: &EngineOptions) -> Result<Arc<dyn Backend>, BackendError> {
+        self.engine.open_with(&self.path, options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_print() {
+        let spec: StoreSpec = "rocks:./peers/".parse().unwrap();
+        assert_eq!(spec.engine, Engine::Rocks);
+        assert_eq!(spec.path, PathBuf::from("./peers"));
+        assert_eq!(spec.to_string(), "rocksdb:./peers");
+        assert!(matches!(
+            "peers".parse::<StoreSpec>(),
+            Err(SpecError::NotASpec(_))
+        ));
+        assert!(matches!(
+            "sqlite:./p".parse::<StoreSpec>(),
+            Err(SpecError::UnknownEngine(e)) if e == "sqlite"
+        ));
+        assert!(matches!(
+            "memory:./p".parse::<StoreSpec>(),
+            Err(SpecError::UnknownEngine(_))
+        ));
+        for bad in ["file:", "file:.", "file:..", "file:/"] {
+            assert!(
+                matches!(bad.parse::<StoreSpec>(), Err(SpecError::BadPath { .. })),
+                "{bad}"
+            );
+        }
+        for engine in Engine::ALL {
+            assert_eq!(engine.name().parse::<Engine>().unwrap(), engine);
+        }
+    }
+
+    #[test]
+    fn every_compiled_engine_opens_and_reopens() {
+        let tmp = tempfile::tempdir().unwrap();
+        for engine in Engine::available() {
+            let dir = tmp.path().join(engine.name());
+            let b = engine.open(&dir).unwrap();
+            assert_eq!(b.engine_name(), engine.name());
+            let mut batch = peerbook::backend::WriteBatch::new();
+            batch.put(peerbook::backend::Space::Meta, b"k".to_vec(), b"v".to_vec());
+            b.write(batch, peerbook::backend::Durability::Sync).unwrap();
+            drop(b);
+            let b = engine.open(&dir).unwrap();
+            assert_eq!(
+                b.get(peerbook::backend::Space::Meta, b"k").unwrap(),
+                Some(b"v".to_vec()),
+                "{engine}"
+            );
+        }
+        assert_eq!(
+            Engine::Memory.open(tmp.path()).unwrap().engine_name(),
+            "memory"
+        );
+    }
+}

@@ -1,0 +1,309 @@
+//! [`FileBackend`]: open, the write path (encode a batch, append and sync its frame,
+//! apply it to the versioned maps), and the [`Backend`] implementation.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use peerbook::backend::{
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
+    WriteBatch,
+};
+use peerbook::mvcc::VersionedSpaces;
+
+use crate::codec::{encode_frame, BodyEncoder, LogOp, MAX_FRAME_BODY};
+use crate::naming::{log_name, LOCK_FILE};
+use crate::recovery::Loader;
+use crate::writer::{apply_versioned, Writer};
+use crate::{engine, FileOptions, FileStats, Recovery, StdFs, Vfs, VfsLock, ENGINE};
+
+/// A [`Backend`] on plain files: an append-only log of checksummed batch frames
+/// plus a snapshot, with the whole dataset in memory. See the [crate docs](crate)
+/// for the format and the guarantees.
+pub struct FileBackend {
+    pub(crate) dir: PathBuf,
+    pub(crate) vfs: Arc<dyn Vfs>,
+    pub(crate) options: FileOptions,
+    pub(crate) spaces: VersionedSpaces,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) disk_bytes: AtomicU64,
+    pub(crate) recovery: Recovery,
+    pub(crate) claim: BookClaim,
+    pub(crate) _lock: VfsLock,
+}
+
+impl fmt::Debug for FileBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries = self.spaces.lens();
+        f.debug_struct("FileBackend")
+            .field("dir", &self.dir)
+            .field("entries_per_space", &entries)
+            .field("disk_bytes", &self.disk_bytes.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileBackend {
+    /// Open (or create) the store in directory `dir`, creating the directory if
+    /// needed, on the real file system.
+    ///
+    /// Fails with [`BackendError::Locked`] when another handle has the directory
+    /// open, with [`BackendError::Corrupted`] when its files are damaged (see the
+    /// [crate docs](crate) for what is repaired and what is refused), and with
+    /// [`BackendError::Io`] on I/O errors.
+    pub fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, BackendError> {
+        Self::open_with_vfs(Arc::new(StdFs), dir, options)
+    }
+
+    /// [`open`](FileBackend::open) over another file system: for tests that inject
+    /// faults or simulate power loss (see the `testing` feature).
+    pub fn open_with_vfs(
+        vfs: Arc<dyn Vfs>,
+        dir: impl AsRef<Path>,
+        options: FileOptions,
+    ) -> Result<Self, BackendError> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        vfs.create_dir_all(&dir)
+            .map_err(|e| BackendError::io(format!("create directory {}", dir.display()), e))?;
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // Make the directory entry itself durable; some file systems refuse to
+            // sync directories, which costs durability of a brand-new store only.
+            if let Err(e) = vfs.sync_dir(parent) {
+                tracing::warn!(dir = %parent.display(), error = %e, "peerbook-file: could not sync the parent directory");
+            }
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = vfs.lock(&lock_path).map_err(|e| {
+            BackendError::lock(
+                format!(
+                    "{}: the store is open in another FileBackend (this process or another)",
+                    lock_path.display()
+                ),
+                &lock_path,
+                e,
+            )
+        })?;
+        let loaded = Loader {
+            vfs: &*vfs,
+            dir: &dir,
+            options: &options,
+        }
+        .load()?;
+        let disk = loaded.writer.snapshot_len + loaded.writer.log_len;
+        Ok(FileBackend {
+            dir,
+            vfs,
+            options,
+            spaces: VersionedSpaces::new(
+                loaded
+                    .spaces
+                    .map(|map| Arc::try_unwrap(map).unwrap_or_else(|shared| (*shared).clone())),
+            ),
+            writer: Mutex::new(loaded.writer),
+            disk_bytes: AtomicU64::new(disk),
+            recovery: loaded.recovery,
+            claim: BookClaim::new(),
+            _lock: lock,
+        })
+    }
+
+    /// The directory of the store.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options this backend was opened with.
+    pub fn options(&self) -> &FileOptions {
+        &self.options
+    }
+
+    /// What open found: generation, entries loaded, frames replayed, the torn tail
+    /// truncated (if any) and the leftover files removed.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    /// Current sizes and counters.
+    pub fn stats(&self) -> FileStats {
+        match self.lock_writer() {
+            Ok(w) => FileStats {
+                generation: w.generation,
+                snapshot_bytes: w.snapshot_len,
+                log_bytes: w.log_len,
+                synced_log_bytes: w.synced_to,
+                live_bytes: w.live_bytes,
+                compactions: w.compactions,
+            },
+            Err(_) => FileStats::default(),
+        }
+    }
+
+    /// Compact now, whatever the thresholds: write the live data as a new snapshot
+    /// and start an empty log (see the crate docs for the protocol). Everything
+    /// written before is durable when this returns `Ok`.
+    pub fn compact(&self) -> Result<(), BackendError> {
+        let mut w = self.lock_writer()?;
+        w.usable()?;
+        self.compact_locked(&mut w)
+    }
+
+    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>, BackendError> {
+        self.writer
+            .lock()
+            .map_err(|_| engine("a thread panicked while writing; reopen the backend".to_string()))
+    }
+
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Append one frame (synced if asked), then apply `ops` to the maps.
+    fn commit(
+        &self,
+        body: Vec<u8>,
+        ops: Vec<LogOp>,
+        durability: Durability,
+    ) -> Result<(), BackendError> {
+        let mut w = self.lock_writer()?;
+        w.usable()?;
+        let frame = encode_frame(w.seed, w.synced_to, &body);
+        drop(body);
+        let log_name = log_name(w.generation);
+        w.append(&frame, &log_name)?;
+        drop(frame);
+        if durability == Durability::Sync {
+            w.sync(&log_name)?;
+        }
+        let live = &mut w.live_bytes;
+        self.spaces.apply(|batch| {
+            for op in ops {
+                apply_versioned(batch, op, live);
+            }
+        });
+        self.publish_usage(&w);
+        if self.options.auto_compact && w.wants_compaction(&self.options) {
+            // The batch is committed whatever happens here; a failed compaction is
+            // retried after the next write.
+            if let Err(e) = self.compact_locked(&mut w) {
+                w.retry_compaction_at = w.log_len + self.options.compact_min_log_bytes.max(4096);
+                tracing::warn!(dir = %self.dir.display(), error = %e, "peerbook-file: compaction failed");
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn publish_usage(&self, w: &Writer) {
+        self.disk_bytes
+            .store(w.snapshot_len + w.log_len, Ordering::Relaxed);
+    }
+}
+
+impl Drop for FileBackend {
+    fn drop(&mut self) {
+        // A clean close makes Buffered writes durable too (best effort).
+        let w = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if w.failed.is_none() && w.synced_to < w.log_len && w.log.sync().is_ok() {
+            w.synced_to = w.log_len;
+        }
+    }
+}
+
+impl Backend for FileBackend {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        Ok(self.spaces.get(space, key))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        // One consistent snapshot, read in chunks without holding a lock in `visitor`.
+        self.spaces.scan(space, range, direction, visitor);
+        Ok(())
+    }
+
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        Ok(Box::new(self.spaces.view()))
+    }
+
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
+    }
+
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut enc = BodyEncoder::new();
+        for op in batch.ops() {
+            match op {
+                Op::Put { space, key, value } => enc.put(*space, key, value),
+                Op::Delete { space, key } => enc.delete(*space, key),
+            }
+        }
+        let body = enc.finish().map_err(|size| {
+            engine(format!(
+                "a batch of {size} encoded bytes exceeds the {MAX_FRAME_BODY}-byte frame limit"
+            ))
+        })?;
+        let ops = batch
+            .into_ops()
+            .into_iter()
+            .map(|op| match op {
+                Op::Put { space, key, value } => LogOp::Put { space, key, value },
+                Op::Delete { space, key } => LogOp::Delete { space, key },
+            })
+            .collect();
+        self.commit(body, ops, durability)
+    }
+
+    fn flush(&self) -> Result<(), BackendError> {
+        let mut w = self.lock_writer()?;
+        w.usable()?;
+        if w.synced_to < w.log_len {
+            let name = log_name(w.generation);
+            w.sync(&name)?;
+        }
+        Ok(())
+    }
+
+    /// Empties the store by committing a new, empty generation (the compaction
+    /// protocol with no entries) and removing the old snapshot and log, so no byte
+    /// of a former entry stays in the directory. Always durable, whatever
+    /// `durability` says. A crash leaves the old book or the empty one. When an old
+    /// file cannot be removed the clear is still committed, and the error says which
+    /// file still holds old data (the next open removes it).
+    fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
+        let mut w = self.lock_writer()?;
+        w.usable()?;
+        let empty = VersionedSpaces::default();
+        let left = self.switch_generation(&mut w, &empty.view())?;
+        let live = &mut w.live_bytes;
+        self.spaces
+            .apply(|batch| apply_versioned(batch, LogOp::Clear, live));
+        self.publish_usage(&w);
+        match left.into_iter().next() {
+            None => Ok(()),
+            Some((name, e)) => Err(BackendError::io(
+                format!("cleared, but could not remove the old file {name}"),
+                e,
+            )),
+        }
+    }
+
+    fn disk_usage(&self) -> Result<u64, BackendError> {
+        Ok(self.disk_bytes.load(Ordering::Relaxed))
+    }
+
+    fn engine_name(&self) -> &'static str {
+        ENGINE
+    }
+}

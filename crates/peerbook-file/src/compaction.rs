@@ -1,0 +1,240 @@
+//! The compaction protocol (FORMAT.md, "Compaction protocol"): write generation
+//! `G+1` from a read view ([`write_generation`], [`write_snapshot`]), commit it by the
+//! snapshot's rename, switch the writer to it and remove generation `G`. A clear is
+//! the same protocol with an empty dataset.
+
+use std::io;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use peerbook::backend::{BackendError, Direction, KeyRange, ReadView, Space};
+
+use crate::codec::{
+    encode_file_header, encode_frame, entry_size, frame_seed, BodyEncoder, FileKind,
+    MAX_FRAME_BODY, SALT_LEN,
+};
+use crate::naming::{log_name, snapshot_name, temp_name};
+use crate::writer::Writer;
+use crate::{engine, FileBackend, Vfs, VfsFile, HEADER};
+
+impl FileBackend {
+    pub(crate) fn compact_locked(&self, w: &mut Writer) -> Result<(), BackendError> {
+        // Writers are excluded (we hold the writer mutex), so this view holds every
+        // committed batch; readers go on while the snapshot is written.
+        let spaces = self.spaces.view();
+        let old_files = self.switch_generation(w, &spaces)?;
+        drop(spaces);
+        for (name, e) in old_files {
+            tracing::warn!(file = %name, error = %e, "peerbook-file: could not remove an old generation's file; the next open will");
+        }
+        Ok(())
+    }
+
+    /// Commit generation `G+1` holding `spaces` (steps 1-4 of the compaction
+    /// protocol), switch the writer to it and remove the files of `G`. Returns the
+    /// old files that could not be removed, with why.
+    pub(crate) fn switch_generation(
+        &self,
+        w: &mut Writer,
+        spaces: &dyn ReadView,
+    ) -> Result<Vec<(String, io::Error)>, BackendError> {
+        let old = w.generation;
+        let new = old
+            .checked_add(1)
+            .ok_or_else(|| engine("generation counter exhausted".to_string()))?;
+        let (snapshot_len, log_seed) = match write_generation(
+            &*self.vfs,
+            &self.dir,
+            new,
+            spaces,
+            self.options.snapshot_chunk_bytes,
+        ) {
+            Ok(written) => written,
+            Err(GenError::Clean(e)) => return Err(e),
+            Err(GenError::Uncertain(e)) => {
+                w.failed = Some(format!(
+                    "compaction to generation {new} failed at its commit point ({e})"
+                ));
+                return Err(e);
+            }
+        };
+        let log_path = self.file(&log_name(new));
+        let log = match self.vfs.open_append(&log_path) {
+            Ok(log) => log,
+            Err(e) => {
+                let e = BackendError::io(format!("open {}", log_path.display()), e);
+                w.failed = Some(format!(
+                    "generation {new} committed but its log failed to open ({e})"
+                ));
+                return Err(e);
+            }
+        };
+        w.generation = new;
+        w.seed = log_seed;
+        w.log = log;
+        w.log_len = HEADER;
+        w.synced_to = HEADER;
+        w.snapshot_len = snapshot_len;
+        w.compactions += 1;
+        w.retry_compaction_at = 0;
+        self.publish_usage(w);
+        let mut left = Vec::new();
+        for name in [snapshot_name(old), log_name(old)] {
+            if let Err(e) = self.vfs.remove(&self.file(&name)) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    left.push((name, e));
+                }
+            }
+        }
+        Ok(left)
+    }
+}
+
+pub(crate) enum GenError {
+    /// Failed before the commit point: the old generation is intact and current.
+    Clean(BackendError),
+    /// Failed after the snapshot's rename: which generation a reopen sees is unknown.
+    Uncertain(BackendError),
+}
+
+/// A fresh random salt for a new file's header (format version 2).
+pub(crate) fn new_salt() -> Result<[u8; SALT_LEN], BackendError> {
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::getrandom(&mut salt).map_err(|e| {
+        BackendError::io(
+            "draw a file salt".to_string(),
+            io::Error::other(e.to_string()),
+        )
+    })?;
+    Ok(salt)
+}
+
+/// Steps 1-4 of the compaction protocol (crate docs): write and commit generation
+/// `generation` holding `spaces`. Returns the new snapshot's length and the frame
+/// seed of the new log.
+pub(crate) fn write_generation(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    generation: u64,
+    spaces: &dyn ReadView,
+    chunk: usize,
+) -> Result<(u64, u32), GenError> {
+    let snap_tmp = dir.join(temp_name(&snapshot_name(generation)));
+    let log_tmp = dir.join(temp_name(&log_name(generation)));
+    let log_final = dir.join(log_name(generation));
+    let snap_final = dir.join(snapshot_name(generation));
+    let cleanup = |also_log: bool| {
+        let _ = vfs.remove(&snap_tmp);
+        let _ = vfs.remove(&log_tmp);
+        if also_log {
+            let _ = vfs.remove(&log_final);
+        }
+    };
+    let io = |what: &str, path: &Path, e: io::Error| {
+        BackendError::io(format!("{what} {}", path.display()), e)
+    };
+
+    let snapshot_len = match write_snapshot(vfs, &snap_tmp, generation, spaces, chunk) {
+        Ok(len) => len,
+        Err(e) => {
+            cleanup(false);
+            return Err(GenError::Clean(e));
+        }
+    };
+    let log_salt = match new_salt() {
+        Ok(salt) => salt,
+        Err(e) => {
+            cleanup(false);
+            return Err(GenError::Clean(e));
+        }
+    };
+    let log_result = vfs.create(&log_tmp).and_then(|mut f| {
+        f.append(&encode_file_header(FileKind::Log, generation, &log_salt))?;
+        f.sync()
+    });
+    if let Err(e) = log_result {
+        cleanup(false);
+        return Err(GenError::Clean(io("write", &log_tmp, e)));
+    }
+    if let Err(e) = vfs.rename(&log_tmp, &log_final) {
+        cleanup(false);
+        return Err(GenError::Clean(io("rename", &log_tmp, e)));
+    }
+    if let Err(e) = vfs.sync_dir(dir) {
+        cleanup(true);
+        return Err(GenError::Clean(io("sync directory", dir, e)));
+    }
+    if let Err(e) = vfs.rename(&snap_tmp, &snap_final) {
+        cleanup(true);
+        return Err(GenError::Clean(io("rename", &snap_tmp, e)));
+    }
+    // The commit point: from here on a reopen may see either generation.
+    if let Err(e) = vfs.sync_dir(dir) {
+        return Err(GenError::Uncertain(io("sync directory", dir, e)));
+    }
+    Ok((snapshot_len, frame_seed(generation, &log_salt)))
+}
+
+fn write_snapshot(
+    vfs: &dyn Vfs,
+    path: &Path,
+    generation: u64,
+    spaces: &dyn ReadView,
+    chunk: usize,
+) -> Result<u64, BackendError> {
+    let io = |e: io::Error| BackendError::io(format!("write {}", path.display()), e);
+    let salt = new_salt()?;
+    let mut file = vfs.create(path).map_err(io)?;
+    let seed = frame_seed(generation, &salt);
+    let header = encode_file_header(FileKind::Snapshot, generation, &salt);
+    file.append(&header).map_err(io)?;
+    let mut len = header.len() as u64;
+    let mut entries = 0u64;
+    let mut enc = BodyEncoder::new();
+    let emit = |enc: BodyEncoder, file: &mut Box<dyn VfsFile>| -> Result<u64, BackendError> {
+        let body = enc.finish().map_err(|size| {
+            engine(format!(
+                "snapshot frame of {size} bytes exceeds the frame limit"
+            ))
+        })?;
+        let frame = encode_frame(seed, 0, &body);
+        file.append(&frame).map_err(io)?;
+        Ok(frame.len() as u64)
+    };
+    for space in Space::ALL {
+        let mut failed = None;
+        spaces.scan(
+            space,
+            KeyRange::all(),
+            Direction::Forward,
+            &mut |key, value| {
+                // A frame holds at least one entry; cut before one that would overflow.
+                let size = entry_size(key.len(), value.len()) as usize;
+                if enc.count() > 0
+                    && (enc.len() + size > chunk || enc.len() + size > MAX_FRAME_BODY / 2)
+                {
+                    match emit(std::mem::take(&mut enc), &mut file) {
+                        Ok(n) => len += n,
+                        Err(e) => {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+                enc.put(space, key, value);
+                entries += 1;
+                ControlFlow::Continue(())
+            },
+        )?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+    if enc.count() > 0 {
+        len += emit(std::mem::take(&mut enc), &mut file)?;
+    }
+    enc.end(entries);
+    len += emit(enc, &mut file)?;
+    file.sync().map_err(io)?;
+    Ok(len)
+}
