@@ -246,8 +246,12 @@ pub fn update_existing_peer_rewrites_indexes<F: Factory>(f: &F) {
     );
     let recent = book.query_peers(&PeerQuery::default()).unwrap();
     assert_eq!(ids(&recent), ["a", "b"], "a is now the most recently seen");
-    // a NewPeer for an existing id replaces the record too
-    book.store_peer(plain_peer("a")).unwrap();
+    // a NewPeer with another public key is refused; replace_peer replaces the record
+    assert!(matches!(
+        book.store_peer(plain_peer("a")),
+        Err(Error::PublicKeyChanged { .. })
+    ));
+    book.replace_peer(plain_peer("a")).unwrap();
     assert_eq!(book.get_peer("a").unwrap().unwrap().shared_secret, None);
     assert_eq!(book.get_storage_stats().unwrap().peer_count, 2);
     assert_clean(&book, "after updates");
@@ -1114,7 +1118,7 @@ pub fn quota_max_peers<F: Factory>(f: &F) {
         before,
         "a refused store changes nothing"
     );
-    book.store_peer(sample_peer("a"))
+    book.store_peer(plain_peer("a"))
         .expect("an update of a stored peer is not a new peer");
     book.update_last_seen("b").unwrap();
     book.cleanup_lru(1).unwrap();

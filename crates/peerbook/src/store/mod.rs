@@ -34,6 +34,7 @@ use crate::schema::{
 };
 
 mod keys;
+mod lifecycle;
 mod maintenance;
 mod query;
 mod settings;
@@ -586,26 +587,41 @@ impl<B: Backend> PeerBook<B> {
 
     // ----- single-peer operations -------------------------------------------------
 
-    /// Store a peer: a [`NewPeer`] (secrets sealed, `last_seen` = now) or an updated
-    /// [`PeerRecord`]. Replaces any record with the same id. Returns what was stored.
+    /// Store a peer. A [`PeerInput::Record`] is stored exactly as given (display
+    /// name sanitized, seals checked), replacing any record with the same id.
+    ///
+    /// A [`NewPeer`] means "connected to this peer now" and is an upsert: a new peer
+    /// is created (secrets sealed, `last_seen` = `last_connected` = now); for a known
+    /// peer the fields the caller gives replace the stored ones (a non-empty display
+    /// name, a `Some` secret, non-empty ICE servers, non-empty candidates, a `Some`
+    /// IP), a `None` or empty field keeps what is stored, `last_seen` and
+    /// `last_connected` become now, attempts and blacklist are cleared, and the
+    /// connection history, addresses and metadata are kept. An empty public key
+    /// keeps the stored one; a different non-empty one is refused with
+    /// [`Error::PublicKeyChanged`] (use [`replace_peer`](Self::replace_peer)). A
+    /// stored record that fails to decode is replaced by the new one. Learning of a
+    /// peer without connecting is [`learn_peer`](Self::learn_peer). Returns what was
+    /// stored.
     ///
     /// A new peer in a full book fails with [`Error::QuotaExceeded`] unless
     /// [`Options::evict_when_full`] is set, in which case the least recently seen
     /// peers make room in the same atomic batch.
     pub fn store_peer(&self, peer: impl Into<PeerInput>) -> Result<PeerRecord> {
-        // Seal and check seals under the writer lock: key rotation takes it too, so
-        // the cipher used here is the one current when the batch commits.
+        match peer.into() {
+            PeerInput::New(new) => self.upsert(new, lifecycle::Upsert::Connected),
+            PeerInput::Record(record) => self.store_record(record),
+        }
+    }
+
+    /// Store `record` exactly (name sanitized, rules, times and seals checked).
+    fn store_record(&self, mut record: PeerRecord) -> Result<PeerRecord> {
+        // Check seals under the writer lock: key rotation takes it too, so the
+        // cipher used here is the one current when the batch commits.
         let mut guard = self.writer_lock()?;
-        let record = match peer.into() {
-            PeerInput::New(new) => self.create_peer(new)?,
-            PeerInput::Record(mut record) => {
-                record.display_name = sanitize_display_name(&record.display_name);
-                record.validate()?;
-                self.check_times(&record, self.now(), None)?;
-                self.check_seals(&record)?;
-                record
-            }
-        };
+        record.display_name = sanitize_display_name(&record.display_name);
+        record.validate()?;
+        self.check_times(&record, self.now(), None)?;
+        self.check_seals(&record)?;
         let mut txn = Txn {
             batch: WriteBatch::new(),
             counters: *guard,
@@ -721,7 +737,7 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Every sealed value of `record` must open under this book's key for this peer.
-    fn check_seals(&self, record: &PeerRecord) -> Result<()> {
+    pub(crate) fn check_seals(&self, record: &PeerRecord) -> Result<()> {
         let cipher = self.cipher();
         let id = record.peer_id.as_str();
         let rule = "must be sealed by this book's key for this peer (a sealed secret never moves between peers)";
@@ -847,7 +863,7 @@ impl<B: Backend> PeerBook<B> {
     // ----- write plumbing ---------------------------------------------------------
 
     /// Read-modify-write of one decodable record under the writer lock.
-    fn modify(
+    pub(crate) fn modify(
         &self,
         peer_id: &str,
         f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,

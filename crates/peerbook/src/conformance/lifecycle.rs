@@ -1,0 +1,326 @@
+//! Conformance tests of the peer lifecycle: upserts that keep history, discovery,
+//! public-key changes, and atomic read-modify-writes (`update_peer`,
+//! `record_session`) racing on one peer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::store::{sample_peer, snapshot, T0};
+use super::Factory;
+use crate::{
+    Clock, Error, ManualClock, MasterKey, NewPeer, Options, PeerBook, PeerRecord, Secret,
+    SessionObservation,
+};
+
+fn book<F: Factory>(f: &F) -> (PeerBook<F::Backend>, ManualClock) {
+    let clock = ManualClock::new(T0);
+    let mut options = Options::new(MasterKey::from_bytes([42; 32])).with_clock(clock.clone());
+    options.failed_attempts = 3;
+    (PeerBook::open(f.create(), options).expect("open"), clock)
+}
+
+fn session(success: bool, uptime_ms: u64, latency_ms: u32) -> SessionObservation {
+    SessionObservation {
+        success,
+        uptime_ms,
+        latency_ms: Some(latency_ms),
+    }
+}
+
+/// Only the id: every optional field empty (a reconnection that gives nothing new).
+fn bare(id: &str) -> NewPeer {
+    NewPeer {
+        peer_id: id.into(),
+        ..NewPeer::default()
+    }
+}
+
+fn assert_clean<B: crate::Backend>(book: &PeerBook<B>, context: &str) {
+    let report = book.verify().expect("verify");
+    assert!(report.is_clean(), "{context}: {report:?}");
+}
+
+/// The seed's lifecycle, twice for one peer: connect (`store_peer(NewPeer)`), a few
+/// sessions folded in (`record_session`), failed reconnections, then a reconnect
+/// with `store_peer(NewPeer)`. The second pass sees the first pass's history, and
+/// the reconnect clears attempts and blacklist.
+pub fn lifecycle_replayed_keeps_history<F: Factory>(f: &F) {
+    let (book, clock) = book(f);
+    let mut expected_total = 0;
+    let mut last: Option<PeerRecord> = None;
+    for pass in 0..2u32 {
+        let stored = book.store_peer(sample_peer("life")).expect("connect");
+        assert_eq!(
+            stored.last_seen,
+            clock.now_ms(),
+            "pass {pass}: connect is now"
+        );
+        assert_eq!(stored.last_connected, clock.now_ms());
+        assert_eq!(
+            (stored.reconnection_attempts, stored.blacklist_until),
+            (0, None)
+        );
+        assert_eq!(
+            stored.connection_quality.total_connections, expected_total,
+            "pass {pass}: a reconnect keeps the connection history"
+        );
+        if let Some(last) = &last {
+            assert_eq!(stored.connection_quality, last.connection_quality);
+        }
+        for (i, ok) in [true, true, false].into_iter().enumerate() {
+            clock.advance(Duration::from_secs(60));
+            book.record_session("life", &session(ok, 120_000, 40 + i as u32))
+                .expect("session");
+            expected_total += 1;
+        }
+        for _ in 0..3 {
+            book.increment_reconnection_attempts("life")
+                .expect("attempt");
+        }
+        let after = book.get_peer("life").unwrap().expect("stored");
+        assert!(after.blacklist_until.is_some(), "3 failures blacklist");
+        assert_eq!(after.connection_quality.total_connections, expected_total);
+        assert_eq!(
+            after.connection_quality.successful_connections,
+            2 * (pass + 1),
+            "pass {pass}"
+        );
+        last = Some(after);
+        clock.advance(Duration::from_secs(3600));
+    }
+    let again = book.store_peer(bare("life")).expect("reconnect");
+    let last = last.expect("two passes ran");
+    assert_eq!(again.connection_quality, last.connection_quality);
+    assert_eq!(
+        (again.reconnection_attempts, again.blacklist_until),
+        (0, None)
+    );
+    let score = crate::scoring::reconnection_score(&again, clock.now_ms());
+    assert_eq!(
+        score.success, 16,
+        "min(4 successes, 5) x 4: the history counts"
+    );
+    assert_eq!(score.reliability, 7, "round(10 x 4 / 6)");
+    assert_clean(&book, "after the lifecycle");
+}
+
+/// `store_peer(NewPeer)` on a known id: given fields replace, `None`/empty keep;
+/// `store_peer(PeerRecord)` still stores exactly the record.
+pub fn upsert_replaces_given_fields_only<F: Factory>(f: &F) {
+    let (book, clock) = book(f);
+    let first = book.store_peer(sample_peer("u")).expect("store");
+    clock.advance(Duration::from_secs(10));
+    let kept = book.store_peer(bare("u")).expect("bare reconnect");
+    assert_eq!(kept.display_name, first.display_name);
+    assert_eq!(kept.public_key, first.public_key);
+    assert_eq!(kept.shared_secret, first.shared_secret);
+    assert_eq!(kept.ice_servers, first.ice_servers);
+    assert_eq!(kept.cached_candidates, first.cached_candidates);
+    assert_eq!(kept.last_known_ip, first.last_known_ip);
+    assert_eq!(kept.last_seen, T0 + 10_000);
+    let replaced = book
+        .store_peer(NewPeer {
+            peer_id: "u".into(),
+            display_name: "  New   name ".into(),
+            shared_secret: Some(Secret::from("new-secret")),
+            cached_candidates: vec!["candidate:9 1 udp 1 10.0.0.9 9 typ host".into()],
+            last_known_ip: Some("10.0.0.9".parse().expect("ip")),
+            ..NewPeer::default()
+        })
+        .expect("reconnect with news");
+    assert_eq!(replaced.display_name, "New name");
+    assert_eq!(
+        book.open_shared_secret(&replaced)
+            .unwrap()
+            .unwrap()
+            .expose(),
+        b"new-secret"
+    );
+    assert_eq!(replaced.cached_candidates.len(), 1);
+    assert_eq!(replaced.ice_servers, first.ice_servers, "empty list keeps");
+    assert_eq!(
+        book.open_ice_credential(&replaced, 1)
+            .unwrap()
+            .unwrap()
+            .expose(),
+        b"turn-credential-of-u"
+    );
+    let mut exact = replaced.clone();
+    exact.connection_quality.total_connections = 0;
+    exact.last_seen = T0;
+    let stored = book.store_peer(exact.clone()).expect("store a record");
+    assert_eq!(stored, exact, "a PeerRecord is stored exactly");
+    assert_eq!(book.get_peer("u").unwrap().unwrap(), exact);
+    assert_clean(&book, "after upserts");
+}
+
+/// `learn_peer` counts no success: a new peer was never connected; a known one keeps
+/// its times, attempts, blacklist and history, while given fields replace.
+pub fn learn_peer_counts_no_success<F: Factory>(f: &F) {
+    let (book, clock) = book(f);
+    let learned = book.learn_peer(sample_peer("heard")).expect("learn");
+    assert_eq!((learned.last_seen, learned.last_connected), (T0, 0));
+    book.store_peer(sample_peer("known")).expect("store");
+    book.record_session("known", &session(true, 1_000, 10))
+        .expect("session");
+    for _ in 0..3 {
+        book.increment_reconnection_attempts("known")
+            .expect("attempt");
+    }
+    let before = book.get_peer("known").unwrap().unwrap();
+    assert!(before.blacklist_until.is_some());
+    clock.advance(Duration::from_secs(60));
+    let after = book
+        .learn_peer(NewPeer {
+            peer_id: "known".into(),
+            last_known_ip: Some("198.51.100.1".parse().expect("ip")),
+            ..NewPeer::default()
+        })
+        .expect("learn a known peer");
+    assert_eq!(after.last_known_ip, Some("198.51.100.1".parse().unwrap()));
+    let mut same = after.clone();
+    same.last_known_ip = before.last_known_ip;
+    assert_eq!(same, before, "nothing but the given field changed");
+    assert_clean(&book, "after learn_peer");
+}
+
+/// A different public key for a known id is refused with a typed error (nothing
+/// changes) by `store_peer`, `learn_peer` and `update_peer`; `replace_peer`
+/// replaces the peer and resets its history.
+pub fn public_key_change_refused_unless_replaced<F: Factory>(f: &F) {
+    let (book, _clock) = book(f);
+    book.store_peer(sample_peer("k")).expect("store");
+    book.record_session("k", &session(true, 1_000, 10))
+        .expect("session");
+    let before = snapshot(book.backend());
+    let mut other = sample_peer("k");
+    other.public_key = "another key".into();
+    for result in [
+        book.store_peer(other.clone()),
+        book.learn_peer(other.clone()),
+        book.update_peer("k", |r| {
+            r.public_key = "another key".into();
+            Ok(())
+        }),
+    ] {
+        match result {
+            Err(Error::PublicKeyChanged { peer_id }) => assert_eq!(peer_id, "k"),
+            other => panic!("expected PublicKeyChanged, got {other:?}"),
+        }
+        assert!(
+            snapshot(book.backend()) == before,
+            "a refused change changes nothing"
+        );
+    }
+    let replaced = book.replace_peer(other).expect("explicit replace");
+    assert_eq!(replaced.public_key, "another key");
+    assert_eq!(replaced.connection_quality.total_connections, 0);
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 1);
+    assert_clean(&book, "after replace_peer");
+}
+
+/// A change for `update_peer`.
+type Change = Box<dyn FnOnce(&mut PeerRecord) -> crate::Result<()>>;
+
+/// `update_peer` applies a closure atomically; an error (from the closure, a rule,
+/// a rename, a far-future time) leaves the book unchanged.
+pub fn update_peer_validates_and_changes_nothing_on_error<F: Factory>(f: &F) {
+    let (book, clock) = book(f);
+    book.store_peer(sample_peer("w")).expect("store");
+    let r = book
+        .update_peer("w", |r| {
+            r.display_name = "Renamed".into();
+            r.reconnection_attempts = 2;
+            Ok(())
+        })
+        .expect("update");
+    assert_eq!(
+        (r.display_name.as_str(), r.reconnection_attempts),
+        ("Renamed", 2)
+    );
+    assert_eq!(book.get_peer("w").unwrap().unwrap(), r);
+    let before = snapshot(book.backend());
+    let far = clock.now_ms() + 10 * crate::scoring::DAY_MS;
+    let cases: Vec<(&str, Change)> = vec![
+        (
+            "closure",
+            Box::new(|_| Err(Error::invalid("closure", "said no"))),
+        ),
+        (
+            "display_name",
+            Box::new(|r| {
+                r.display_name = " padded".into();
+                Ok(())
+            }),
+        ),
+        (
+            "peer_id",
+            Box::new(|r| {
+                r.peer_id = crate::PeerId::new("other").expect("id");
+                Ok(())
+            }),
+        ),
+        (
+            "last_seen",
+            Box::new(move |r| {
+                r.last_seen = far;
+                Ok(())
+            }),
+        ),
+        (
+            "shared_secret",
+            Box::new(|r| {
+                r.shared_secret = None;
+                r.ice_servers.clear();
+                r.shared_secret =
+                    Some(crate::SealedSecret::from_bytes(vec![0; 60]).expect("bytes"));
+                Ok(())
+            }),
+        ),
+    ];
+    for (field, change) in cases {
+        match book.update_peer("w", change) {
+            Err(Error::InvalidInput { field: got, .. }) => assert_eq!(got, field),
+            other => panic!("{field}: expected InvalidInput, got {other:?}"),
+        }
+        assert!(
+            snapshot(book.backend()) == before,
+            "{field}: nothing changed"
+        );
+    }
+    assert!(matches!(
+        book.update_peer("absent", |_| Ok(())),
+        Err(Error::NotFound { .. })
+    ));
+    assert_clean(&book, "after update_peer");
+}
+
+/// 8 threads record sessions on one peer at once: none is lost, totals are exact.
+pub fn concurrent_record_session_exact<F: Factory>(f: &F) {
+    let (book, _clock) = book(f);
+    book.store_peer(sample_peer("hot")).expect("store");
+    let book = Arc::new(book);
+    let per_thread = 100u32;
+    let start = Arc::new(std::sync::Barrier::new(8));
+    std::thread::scope(|s| {
+        for t in 0..8u32 {
+            let book = Arc::clone(&book);
+            let start = Arc::clone(&start);
+            s.spawn(move || {
+                start.wait();
+                for i in 0..per_thread {
+                    let ok = (t + i) % 2 == 0;
+                    book.record_session("hot", &session(ok, 60_000, 50))
+                        .expect("record_session");
+                }
+            });
+        }
+    });
+    let q = book.get_peer("hot").unwrap().unwrap().connection_quality;
+    assert_eq!(q.total_connections, 8 * per_thread, "no session lost");
+    assert_eq!(q.successful_connections, 4 * per_thread);
+    assert_eq!(q.success_rate, 0.5);
+    assert_eq!(q.avg_uptime_ms, 60_000);
+    assert_eq!(q.latency_ms, Some(50));
+    assert_clean(&book, "after concurrent sessions");
+}
