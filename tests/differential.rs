@@ -82,6 +82,8 @@ impl View {
             connection_quality: self.quality,
             reconnection_attempts: self.attempts,
             blacklist_until: self.blacklist_until,
+            addresses: vec![],
+            metadata: Default::default(),
         }
     }
 }

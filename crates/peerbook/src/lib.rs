@@ -43,6 +43,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod backend;
 pub mod clock {
     //! Time sources for the store ([`Clock`], [`SystemClock`], [`ManualClock`]).
@@ -59,6 +60,7 @@ pub mod schema;
 pub mod scoring;
 pub mod store;
 
+pub use address::{AddressSource, PeerAddress};
 pub use backend::{Backend, BackendError, Durability};
 pub use crypto::{MasterKey, SealedSecret, Secret};
 pub use error::{Error, Quota, Result};

@@ -1,12 +1,17 @@
 //! Conformance tests of the peer lifecycle: upserts that keep history, discovery,
-//! public-key changes, and atomic read-modify-writes (`update_peer`,
-//! `record_session`) racing on one peer.
+//! public-key changes, atomic read-modify-writes (`update_peer`, `record_session`)
+//! racing on one peer, and addresses and metadata (validation, per-address results,
+//! expiry cleanup, export/import).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::store::{sample_peer, snapshot, T0};
 use super::Factory;
+use crate::address::{
+    AddressSource, MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_ADDRESS_TTL_MS, MAX_METADATA_ENTRIES,
+    MAX_METADATA_VALUE_LEN,
+};
 use crate::{
     Clock, Error, ManualClock, MasterKey, NewPeer, Options, PeerBook, PeerRecord, Secret,
     SessionObservation,
@@ -323,4 +328,162 @@ pub fn concurrent_record_session_exact<F: Factory>(f: &F) {
     assert_eq!(q.avg_uptime_ms, 60_000);
     assert_eq!(q.latency_ms, Some(50));
     assert_clean(&book, "after concurrent sessions");
+}
+
+/// A call on a book, for "refused and nothing changed" tables.
+type Call<'a, B> = Box<dyn Fn(&PeerBook<B>) -> crate::Result<PeerRecord> + 'a>;
+
+/// Addresses and metadata: every bad input is a typed error naming the field and
+/// changes nothing.
+pub fn addresses_validated_nothing_changed<F: Factory>(f: &F) {
+    let (book, _clock) = book(f);
+    book.store_peer(sample_peer("n")).expect("store");
+    for i in 0..MAX_ADDRESSES {
+        book.add_address(
+            "n",
+            &format!("/ip4/10.0.0.{i}/tcp/4001"),
+            AddressSource::Discovery,
+            None,
+        )
+        .expect("within the limit");
+    }
+    book.set_metadata("n", "agent", Some("node/1.0"))
+        .expect("metadata");
+    let before = snapshot(book.backend());
+    let far = T0 + MAX_ADDRESS_TTL_MS + 1;
+    let long = "a".repeat(MAX_ADDRESS_LEN + 1);
+    let long_value = "v".repeat(MAX_METADATA_VALUE_LEN + 1);
+    let m = AddressSource::Manual;
+    let calls: Vec<(&str, Call<'_, F::Backend>)> = vec![
+        (
+            "addr",
+            Box::new(|b| b.add_address("n", "has space:1", m, None)),
+        ),
+        ("addr", Box::new(|b| b.add_address("n", "", m, None))),
+        ("addr", Box::new(|b| b.add_address("n", &long, m, None))),
+        (
+            "addresses",
+            Box::new(|b| b.add_address("n", "relay.example.org:443", m, None)),
+        ),
+        (
+            "addresses[0].expires_at",
+            Box::new(|b| b.add_address("n", "/ip4/10.0.0.0/tcp/4001", m, Some(far))),
+        ),
+        (
+            "addr",
+            Box::new(|b| b.record_address_result("n", "unknown:1", true)),
+        ),
+        (
+            "metadata",
+            Box::new(|b| b.set_metadata("n", "bad key", Some("v"))),
+        ),
+        (
+            "metadata.agent",
+            Box::new(|b| b.set_metadata("n", "agent", Some("a\u{7}"))),
+        ),
+        (
+            "metadata.agent",
+            Box::new(|b| b.set_metadata("n", "agent", Some(&long_value))),
+        ),
+        (
+            "addresses[1].addr",
+            Box::new(|b| {
+                b.update_peer("n", |r| {
+                    r.addresses[1].addr = r.addresses[0].addr.clone();
+                    Ok(())
+                })
+            }),
+        ),
+    ];
+    for (field, call) in calls {
+        match call(&book) {
+            Err(Error::InvalidInput { field: got, .. }) => assert_eq!(got, field),
+            other => panic!("{field}: expected InvalidInput, got {other:?}"),
+        }
+        assert!(
+            snapshot(book.backend()) == before,
+            "{field}: nothing changed"
+        );
+    }
+    for i in 1..MAX_METADATA_ENTRIES {
+        book.set_metadata("n", &format!("k{i}"), Some("v"))
+            .expect("within the limit");
+    }
+    let full = snapshot(book.backend());
+    match book.set_metadata("n", "one-more", Some("v")) {
+        Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "metadata"),
+        other => panic!("expected InvalidInput metadata, got {other:?}"),
+    }
+    assert!(
+        snapshot(book.backend()) == full,
+        "too many entries: nothing changed"
+    );
+    assert_clean(&book, "after refused address changes");
+}
+
+/// Per-address success and failure, expiry dropped by `cleanup_stale_peers`, and
+/// addresses and metadata kept by upserts, reopen, and export/import.
+pub fn address_results_expiry_and_transfer<F: Factory>(f: &F) {
+    let (book, clock) = book(f);
+    book.store_peer(sample_peer("m")).expect("store");
+    let hour = 3_600_000;
+    book.add_address(
+        "m",
+        "/ip4/203.0.113.7/udp/4001/quic-v1",
+        AddressSource::Observed,
+        None,
+    )
+    .expect("add");
+    book.add_address(
+        "m",
+        "https://relay.example.org/r/m",
+        AddressSource::Reported,
+        Some(T0 + hour),
+    )
+    .expect("add expiring");
+    book.set_metadata("m", "protocols", Some("/ipfs/id/1.0.0 /ipfs/ping/1.0.0"))
+        .expect("metadata");
+    clock.advance(Duration::from_secs(60));
+    let r = book
+        .record_address_result("m", "/ip4/203.0.113.7/udp/4001/quic-v1", true)
+        .expect("success");
+    assert_eq!(r.addresses[0].last_success, Some(T0 + 60_000));
+    assert!(r.addresses[0].last_worked());
+    let r = book
+        .record_address_result("m", "https://relay.example.org/r/m", false)
+        .expect("failure");
+    assert_eq!(r.addresses[1].last_failure, Some(T0 + 60_000));
+    assert!(!r.addresses[1].last_worked());
+    let kept = book.store_peer(bare("m")).expect("reconnect");
+    assert_eq!(
+        (kept.addresses.len(), kept.metadata.len()),
+        (2, 1),
+        "upsert keeps them"
+    );
+    clock.advance(Duration::from_millis(hour));
+    assert_eq!(
+        book.cleanup_stale_peers().expect("cleanup"),
+        0,
+        "no peer is stale"
+    );
+    let r = book.get_peer("m").unwrap().expect("kept");
+    assert_eq!(r.addresses.len(), 1, "the expired address is dropped");
+    assert_eq!(r.addresses[0].addr, "/ip4/203.0.113.7/udp/4001/quic-v1");
+    assert_eq!(r.metadata["protocols"], "/ipfs/id/1.0.0 /ipfs/ping/1.0.0");
+    assert_clean(&book, "after address cleanup");
+    let doc = book
+        .export_data(crate::ExportOptions::default())
+        .expect("export");
+    assert_eq!(doc.version, crate::store::EXPORT_VERSION);
+    let parsed = crate::ExportDocument::from_json(&doc.to_json()).expect("parse");
+    let (other, _) = self::book(f);
+    other
+        .import_data(&parsed, crate::ImportMode::Replace)
+        .expect("import");
+    assert_eq!(
+        other.get_peer("m").unwrap().expect("imported"),
+        r,
+        "export carries addresses"
+    );
+    assert_clean(&other, "after import");
 }

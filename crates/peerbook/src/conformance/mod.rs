@@ -221,6 +221,8 @@ macro_rules! store_conformance_tests {
                 public_key_change_refused_unless_replaced,
                 update_peer_validates_and_changes_nothing_on_error,
                 concurrent_record_session_exact,
+                addresses_validated_nothing_changed,
+                address_results_expiry_and_transfer,
             ]
         );
     };

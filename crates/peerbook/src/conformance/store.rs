@@ -1508,11 +1508,11 @@ pub fn import_refuses_other_key_and_bad_documents<F: Factory>(f: &F) {
         ("[]".to_string(), "document"),
         (json.replace("peerbook-export", "something-else"), "format"),
         (
-            json.replacen("\"version\": 1", "\"version\": 2", 1),
+            json.replacen("\"version\": 2", "\"version\": 3", 1),
             "version",
         ),
         (
-            json.replacen("\"version\": 1", "\"version\": \"1\"", 1),
+            json.replacen("\"version\": 2", "\"version\": \"2\"", 1),
             "version",
         ),
         (
@@ -1528,7 +1528,7 @@ pub fn import_refuses_other_key_and_bad_documents<F: Factory>(f: &F) {
         match ExportDocument::from_json(&text) {
             Err(Error::InvalidInput { field: got, rule }) => {
                 assert_eq!(got, field, "{rule}");
-                if field == "version" && text.contains("\"version\": 2") {
+                if field == "version" && text.contains("\"version\": 3") {
                     assert!(rule.contains("newer"), "a future version says so: {rule}");
                 }
             }

@@ -33,6 +33,7 @@ use crate::schema::{
     validate_secret, validate_server_count, IceServer, NewPeer, PeerId, PeerRecord,
 };
 
+mod addresses;
 mod keys;
 mod lifecycle;
 mod maintenance;
@@ -327,6 +328,8 @@ impl<B: Backend> PeerBook<B> {
     /// - 1 -> 2: the score hint of every by_last_seen entry is rewritten in the
     ///   unambiguous encoding (`blacklist_until` with a presence tag), in bounded
     ///   batches.
+    /// - 2 -> 3: addresses and metadata (record format 2). Nothing is rewritten:
+    ///   format-1 records decode lazily with none (see [`crate::schema`]).
     fn migrate_from(&self, found: u32, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
         info!(
             engine = self.backend.engine_name(),
@@ -359,6 +362,19 @@ impl<B: Backend> PeerBook<B> {
         if found < 2 {
             let rewritten = self.rewrite_score_hints(2)?;
             info!(rewritten, "peerbook migration 1 -> 2 done");
+        }
+        if found < 3 {
+            // Records of format 1 decode lazily (no addresses, no metadata) and are
+            // written in format 2 when next written: only the version moves, so an
+            // older peerbook refuses the store instead of misreading new records.
+            let mut batch = WriteBatch::new();
+            batch.put(
+                Space::Meta,
+                META_SCHEMA_VERSION.to_vec(),
+                3u32.to_be_bytes().to_vec(),
+            );
+            self.write_batch(batch)?;
+            info!("peerbook migration 2 -> 3 done");
         }
         Ok(())
     }
@@ -693,6 +709,8 @@ impl<B: Backend> PeerBook<B> {
             connection_quality: Default::default(),
             reconnection_attempts: 0,
             blacklist_until: None,
+            addresses: Vec::new(),
+            metadata: Default::default(),
         };
         record.validate()?;
         Ok(record)
@@ -722,6 +740,12 @@ impl<B: Backend> PeerBook<B> {
         {
             return Err(Error::invalid("last_connected", rule));
         }
+        crate::address::check_address_times(
+            &record.addresses,
+            unchanged.map(|old| old.addresses.as_slice()),
+            now,
+            limit,
+        )?;
         let blacklist_limit = limit.saturating_add(self.settings.blacklist_for_ms);
         if let Some(until) = record.blacklist_until {
             if unchanged.is_none_or(|old| old.blacklist_until != record.blacklist_until)
