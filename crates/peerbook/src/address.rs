@@ -91,10 +91,11 @@ impl PeerAddress {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
-    /// True when its last attempt worked (a success, and no later failure).
+    /// True when its last attempt worked: a success later than any failure (a
+    /// failure in the same ms wins).
     pub fn last_worked(&self) -> bool {
         self.last_success
-            .is_some_and(|ok| self.last_failure.is_none_or(|failed| ok >= failed))
+            .is_some_and(|ok| self.last_failure.is_none_or(|failed| ok > failed))
     }
 }
 

@@ -487,3 +487,73 @@ pub fn address_results_expiry_and_transfer<F: Factory>(f: &F) {
     );
     assert_clean(&other, "after import");
 }
+
+/// `get_reconnection_candidates_by_address` ranks peers with a recently working,
+/// unexpired address first (score order within each group) without changing
+/// scores; the plain ranking ignores addresses.
+pub fn candidates_prefer_recently_working_address<F: Factory>(f: &F) {
+    let (book, clock) = book(f);
+    for id in ["best", "working", "failed", "old"] {
+        book.store_peer(sample_peer(id)).expect("store");
+    }
+    for _ in 0..5 {
+        book.record_session("best", &session(true, 700_000, 10))
+            .expect("session");
+    }
+    let addr = "/ip4/192.0.2.1/tcp/4001";
+    for id in ["working", "failed", "old"] {
+        book.add_address(id, addr, AddressSource::Observed, None)
+            .expect("address");
+    }
+    book.record_address_result("old", addr, true)
+        .expect("old success");
+    clock.advance(Duration::from_secs(2 * 3600));
+    book.record_address_result("working", addr, true)
+        .expect("success");
+    book.record_address_result("failed", addr, true)
+        .expect("success");
+    book.record_address_result("failed", addr, false)
+        .expect("then failure");
+    let ids = |c: &[crate::Candidate]| -> Vec<String> {
+        c.iter().map(|c| c.peer.peer_id.to_string()).collect()
+    };
+    let plain = book
+        .get_reconnection_candidates(&crate::CandidateQuery::default())
+        .expect("candidates");
+    assert_eq!(
+        ids(&plain)[0],
+        "best",
+        "the plain ranking ignores addresses"
+    );
+    let hour = Duration::from_secs(3600);
+    let preferred = book
+        .get_reconnection_candidates_by_address(&crate::CandidateQuery::default(), hour)
+        .expect("candidates by address");
+    assert_eq!(
+        ids(&preferred)[0],
+        "working",
+        "a recently working address first"
+    );
+    let mut rest = ids(&plain);
+    rest.retain(|id| id != "working");
+    assert_eq!(
+        ids(&preferred)[1..],
+        rest[..],
+        "the others keep the score order"
+    );
+    for (a, b) in preferred.iter().zip(&plain) {
+        if a.peer.peer_id == b.peer.peer_id {
+            assert_eq!(a.score, b.score, "scores unchanged");
+        }
+    }
+    let one = book
+        .get_reconnection_candidates_by_address(
+            &crate::CandidateQuery {
+                limit: 1,
+                max_age: None,
+            },
+            hour,
+        )
+        .expect("limit");
+    assert_eq!(ids(&one), ["working"]);
+}

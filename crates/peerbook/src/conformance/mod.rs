@@ -223,6 +223,7 @@ macro_rules! store_conformance_tests {
                 concurrent_record_session_exact,
                 addresses_validated_nothing_changed,
                 address_results_expiry_and_transfer,
+                candidates_prefer_recently_working_address,
             ]
         );
     };
