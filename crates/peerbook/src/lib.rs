@@ -35,6 +35,7 @@
 //!
 //! Modules:
 //! - [`schema`]: the record, its validation rules and stored encoding;
+//! - [`address`]: addresses of any transport and metadata per peer, their limits;
 //! - [`scoring`]: quality and reconnection scores, `update_quality_metrics`;
 //! - [`crypto`]: the master key, sealing of secrets;
 //! - [`backend`]: the storage trait engines implement;
