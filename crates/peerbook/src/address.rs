@@ -7,12 +7,12 @@
 //! | rule | limit |
 //! |---|---|
 //! | addresses per peer | at most [`MAX_ADDRESSES`] (16), no duplicates |
-//! | address | 1..=[`MAX_ADDRESS_LEN`] (256) bytes, no whitespace or control characters |
+//! | address | 1..=[`MAX_ADDRESS_LEN`] (256) bytes, no whitespace, control or bidi characters |
 //! | `expires_at` | at most now + [`MAX_ADDRESS_TTL_MS`] (30 days) when set or changed |
 //! | `last_success` / `last_failure` | at most now + 1 day when changed (clock skew) |
 //! | metadata entries | at most [`MAX_METADATA_ENTRIES`] (16) |
-//! | metadata key | 1..=[`MAX_METADATA_KEY_LEN`] (64) bytes, no whitespace or control characters |
-//! | metadata value | at most [`MAX_METADATA_VALUE_LEN`] (256) bytes, no control characters |
+//! | metadata key | 1..=[`MAX_METADATA_KEY_LEN`] (64) bytes, no whitespace, control or bidi characters |
+//! | metadata value | at most [`MAX_METADATA_VALUE_LEN`] (256) bytes, no control characters (bidi allowed: show it escaped) |
 //!
 //! An address whose `expires_at` is at or before now is dropped by
 //! [`PeerBook::cleanup_stale_peers`](crate::PeerBook::cleanup_stale_peers). A bad
@@ -25,6 +25,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::schema::is_bidi_control;
 
 /// Most addresses per peer.
 pub const MAX_ADDRESSES: usize = 16;
@@ -100,7 +101,8 @@ impl PeerAddress {
 }
 
 fn has_control_or_space(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() || c.is_whitespace())
+    s.chars()
+        .any(|c| c.is_control() || c.is_whitespace() || is_bidi_control(c))
 }
 
 /// Check an address string (field `field`).
@@ -152,7 +154,7 @@ pub fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
         if key.is_empty() || key.len() > MAX_METADATA_KEY_LEN || has_control_or_space(key) {
             return Err(Error::invalid(
                 "metadata",
-                format!("keys of 1..={MAX_METADATA_KEY_LEN} bytes without whitespace or control characters"),
+                format!("keys of 1..={MAX_METADATA_KEY_LEN} bytes without whitespace, control or bidi characters"),
             ));
         }
         if value.len() > MAX_METADATA_VALUE_LEN || value.chars().any(char::is_control) {

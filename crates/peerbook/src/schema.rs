@@ -404,7 +404,7 @@ pub fn sanitize_display_name(raw: &str) -> String {
 }
 
 /// Unicode bidirectional formatting characters (embeddings, overrides, isolates, marks).
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 

@@ -360,6 +360,10 @@ pub fn addresses_validated_nothing_changed<F: Factory>(f: &F) {
             Box::new(|b| b.add_address("n", "has space:1", m, None)),
         ),
         ("addr", Box::new(|b| b.add_address("n", "", m, None))),
+        (
+            "addr",
+            Box::new(|b| b.add_address("n", "host\u{202E}:1", m, None)),
+        ),
         ("addr", Box::new(|b| b.add_address("n", &long, m, None))),
         (
             "addresses",
