@@ -20,12 +20,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use peerbook::address::{AddressSource, PeerAddress, MAX_ADDRESS_TTL_MS};
 use peerbook::conformance::failing::{FailOp, FailWhen, FailingBackend};
 use peerbook::scoring::{candidate_order, quality_score, reconnection_score, DAY_MS};
 use peerbook::{
-    Backend, CandidateQuery, ConnectionQuality, ConnectionType, ExportOptions, ImportMode,
-    ManualClock, NewPeer, Order, PeerBook, PeerId, PeerQuery, PeerRecord, QualityUpdate, Secret,
-    SortBy,
+    update_quality_metrics, Backend, CandidateQuery, ConnectionQuality, ConnectionType,
+    ExportOptions, ImportMode, ManualClock, NewPeer, Order, PeerBook, PeerId, PeerQuery,
+    PeerRecord, QualityUpdate, Secret, SessionObservation, SortBy,
 };
 use proptest::prelude::*;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
@@ -39,6 +40,14 @@ const INACTIVE_MS: u64 = 30 * DAY_MS;
 const CLEANUP_MS: u64 = 6 * 3_600_000;
 /// Ids the transitions pick from: more valid ids than max_peers, and one invalid.
 const IDS: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "bad id"];
+/// Addresses the transitions pick from: three valid (multiaddr, host:port, relay
+/// URL) and one invalid.
+const ADDRS: [&str; 4] = [
+    "/ip4/192.0.2.1/tcp/4001",
+    "192.0.2.2:9000",
+    "https://relay.example.org/r/a",
+    "bad address",
+];
 
 /// The user-visible state of one peer, as compared between model and books.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +60,7 @@ struct View {
     attempts: u32,
     blacklist_until: Option<u64>,
     has_secret: bool,
+    addresses: Vec<PeerAddress>,
 }
 
 impl View {
@@ -64,6 +74,7 @@ impl View {
             attempts: r.reconnection_attempts,
             blacklist_until: r.blacklist_until,
             has_secret: r.shared_secret.is_some(),
+            addresses: r.addresses.clone(),
         }
     }
 
@@ -82,6 +93,8 @@ impl View {
             connection_quality: self.quality,
             reconnection_attempts: self.attempts,
             blacklist_until: self.blacklist_until,
+            addresses: self.addresses.clone(),
+            metadata: Default::default(),
         }
     }
 }
@@ -125,9 +138,34 @@ impl QualityPatch {
 
 #[derive(Clone, Debug)]
 enum Step {
+    /// `store_peer(NewPeer)`: connected now (an upsert that keeps history).
     Store {
         id: usize,
         secret: bool,
+    },
+    /// `learn_peer(NewPeer)`: heard of the peer, no success.
+    Learn {
+        id: usize,
+        secret: bool,
+    },
+    /// `add_address` of `ADDRS[addr]`, expiring `expires_ms` from now.
+    AddAddress {
+        id: usize,
+        addr: usize,
+        expires_ms: Option<u64>,
+    },
+    /// `record_address_result` of `ADDRS[addr]`.
+    AddressResult {
+        id: usize,
+        addr: usize,
+        ok: bool,
+    },
+    /// `record_session`: one finished session folded in.
+    Session {
+        id: usize,
+        success: bool,
+        uptime_ms: u64,
+        latency_ms: Option<u32>,
     },
     /// get, change last_seen, store the record back (the seed's IP change).
     Touch {
@@ -218,6 +256,43 @@ impl Model {
         }
     }
 
+    /// `store_peer(NewPeer)` (`connected`) or `learn_peer`: a new peer is created, a
+    /// known one keeps its history and gains a secret when one is given.
+    fn upsert(&mut self, id: usize, secret: bool, connected: bool) -> Outcome {
+        let Some(id) = valid(id) else {
+            return Outcome::Err("invalid_input");
+        };
+        let now = self.now;
+        let v = match self.peers.get(id) {
+            None if self.peers.len() >= MAX_PEERS => return Outcome::Err("quota_exceeded"),
+            None => View {
+                id: id.into(),
+                display_name: format!("Peer {id}"),
+                last_seen: now,
+                last_connected: if connected { now } else { 0 },
+                quality: ConnectionQuality::default(),
+                attempts: 0,
+                blacklist_until: None,
+                has_secret: secret,
+                addresses: Vec::new(),
+            },
+            Some(old) if connected => View {
+                last_seen: now,
+                last_connected: now,
+                attempts: 0,
+                blacklist_until: None,
+                has_secret: old.has_secret || secret,
+                ..old.clone()
+            },
+            Some(old) => View {
+                has_secret: old.has_secret || secret,
+                ..old.clone()
+            },
+        };
+        self.peers.insert(id.into(), v.clone());
+        Outcome::Peer(Some(v))
+    }
+
     fn remove_ids(&mut self, ids: Vec<String>) -> Outcome {
         let n = ids.len();
         for id in ids {
@@ -297,6 +372,34 @@ fn patch_strategy() -> impl Strategy<Value = QualityPatch> {
         })
 }
 
+fn address_strategy(id: impl Strategy<Value = usize>) -> impl Strategy<Value = Step> {
+    (
+        id,
+        0usize..4,
+        prop::option::of(prop_oneof![Just(3_600_000u64), Just(40 * DAY_MS)]),
+    )
+        .prop_map(|(id, addr, expires_ms)| Step::AddAddress {
+            id,
+            addr,
+            expires_ms,
+        })
+}
+
+fn session_strategy(id: impl Strategy<Value = usize>) -> impl Strategy<Value = Step> {
+    (
+        id,
+        any::<bool>(),
+        prop_oneof![Just(0u64), Just(90_000), Just(700_000)],
+        prop::option::of(prop_oneof![Just(10u32), Just(120), Just(900)]),
+    )
+        .prop_map(|(id, success, uptime_ms, latency_ms)| Step::Session {
+            id,
+            success,
+            uptime_ms,
+            latency_ms,
+        })
+}
+
 impl ReferenceStateMachine for RefMachine {
     type State = Model;
     type Transition = Step;
@@ -323,6 +426,10 @@ impl ReferenceStateMachine for RefMachine {
         ]);
         prop_oneof![
             6 => (id.clone(), any::<bool>()).prop_map(|(id, secret)| Step::Store { id, secret }),
+            2 => (id.clone(), any::<bool>()).prop_map(|(id, secret)| Step::Learn { id, secret }),
+            4 => session_strategy(id.clone()),
+            3 => address_strategy(id.clone()),
+            3 => (id.clone(), 0usize..4, any::<bool>()).prop_map(|(id, addr, ok)| Step::AddressResult { id, addr, ok }),
             2 => (id.clone(), prop_oneof![Just(0u64), Just(60_000), Just(2 * DAY_MS), Just(45 * DAY_MS)])
                 .prop_map(|(id, back_ms)| Step::Touch { id, back_ms }),
             2 => id.clone().prop_map(|id| Step::Get { id }),
@@ -349,6 +456,9 @@ impl ReferenceStateMachine for RefMachine {
                 (id.clone(), prop_oneof![Just(0u64), Just(2 * DAY_MS)])
                     .prop_map(|(id, back_ms)| Step::Touch { id, back_ms }),
                 id.clone().prop_map(|id| Step::Remove { id }),
+                (id.clone(), any::<bool>()).prop_map(|(id, secret)| Step::Learn { id, secret }),
+                session_strategy(id.clone()),
+                address_strategy(id.clone()),
                 id.clone().prop_map(|id| Step::Seen { id }),
                 id.clone().prop_map(|id| Step::Fail { id, times: 1 }),
                 (id.clone(), patch_strategy()).prop_map(|(id, patch)| Step::Quality { id, patch }),
@@ -372,26 +482,64 @@ impl ReferenceStateMachine for RefMachine {
             return m;
         }
         m.expected = match *step {
-            Step::Store { id, secret } => match valid(id) {
-                None => Outcome::Err("invalid_input"),
-                Some(id) if !m.peers.contains_key(id) && m.peers.len() >= MAX_PEERS => {
-                    Outcome::Err("quota_exceeded")
+            Step::Store { id, secret } => m.upsert(id, secret, true),
+            Step::AddAddress {
+                id,
+                addr,
+                expires_ms,
+            } => {
+                if addr == 3 {
+                    Outcome::Err("invalid_input")
+                } else {
+                    m.with_peer(id, |v, now| {
+                        let expires_at = expires_ms.map(|ms| now + ms);
+                        if expires_ms.is_some_and(|ms| ms > MAX_ADDRESS_TTL_MS) {
+                            return Err("invalid_input");
+                        }
+                        match v.addresses.iter_mut().find(|a| a.addr == ADDRS[addr]) {
+                            Some(a) => {
+                                a.source = AddressSource::Discovery;
+                                a.expires_at = expires_at;
+                            }
+                            None => v.addresses.push(PeerAddress {
+                                addr: ADDRS[addr].into(),
+                                source: AddressSource::Discovery,
+                                expires_at,
+                                ..PeerAddress::default()
+                            }),
+                        }
+                        Ok(())
+                    })
                 }
-                Some(id) => {
-                    let v = View {
-                        id: id.into(),
-                        display_name: format!("Peer {id}"),
-                        last_seen: m.now,
-                        last_connected: m.now,
-                        quality: ConnectionQuality::default(),
-                        attempts: 0,
-                        blacklist_until: None,
-                        has_secret: secret,
-                    };
-                    m.peers.insert(id.into(), v.clone());
-                    Outcome::Peer(Some(v))
+            }
+            Step::AddressResult { id, addr, ok } => m.with_peer(id, |v, now| {
+                let a = v
+                    .addresses
+                    .iter_mut()
+                    .find(|a| a.addr == ADDRS[addr])
+                    .ok_or("invalid_input")?;
+                if ok {
+                    a.last_success = Some(now);
+                } else {
+                    a.last_failure = Some(now);
                 }
-            },
+                Ok(())
+            }),
+            Step::Learn { id, secret } => m.upsert(id, secret, false),
+            Step::Session {
+                id,
+                success,
+                uptime_ms,
+                latency_ms,
+            } => m.with_peer(id, |v, _| {
+                let session = SessionObservation {
+                    success,
+                    uptime_ms,
+                    latency_ms,
+                };
+                v.quality = update_quality_metrics(&v.quality, &session);
+                Ok(())
+            }),
             Step::Touch { id, back_ms } => match valid(id) {
                 None => Outcome::Err("invalid_input"),
                 Some(id) => match m.peers.get_mut(id) {
@@ -508,7 +656,11 @@ impl ReferenceStateMachine for RefMachine {
                     .map(|v| v.id.clone())
                     .collect();
                 m.last_cleanup = now;
-                m.remove_ids(stale)
+                let removed = m.remove_ids(stale);
+                for v in m.peers.values_mut() {
+                    v.addresses.retain(|a| !a.is_expired(now));
+                }
+                removed
             }
             Step::CleanupLru(n) => {
                 let mut all: Vec<&View> = m.peers.values().collect();
@@ -579,17 +731,48 @@ fn err(e: peerbook::Error) -> Outcome {
     Outcome::Err(e.kind())
 }
 
+fn new_peer(id: usize, secret: bool) -> NewPeer {
+    NewPeer {
+        peer_id: IDS[id].into(),
+        display_name: format!("  Peer\u{202E} {}", IDS[id]),
+        public_key: "pk".into(),
+        shared_secret: secret.then(|| Secret::from("s3cret")),
+        ..NewPeer::default()
+    }
+}
+
 fn run(book: &PeerBook<Arc<dyn Backend>>, step: &Step, now: u64) -> Outcome {
     let peer =
         |r: peerbook::Result<PeerRecord>| r.map_or_else(err, |r| Outcome::Peer(Some(View::of(&r))));
     match *step {
-        Step::Store { id, secret } => peer(book.store_peer(NewPeer {
-            peer_id: IDS[id].into(),
-            display_name: format!("  Peer\u{202E} {}", IDS[id]),
-            public_key: "pk".into(),
-            shared_secret: secret.then(|| Secret::from("s3cret")),
-            ..NewPeer::default()
-        })),
+        Step::Store { id, secret } => peer(book.store_peer(new_peer(id, secret))),
+        Step::AddAddress {
+            id,
+            addr,
+            expires_ms,
+        } => peer(book.add_address(
+            IDS[id],
+            ADDRS[addr],
+            AddressSource::Discovery,
+            expires_ms.map(|ms| now + ms),
+        )),
+        Step::AddressResult { id, addr, ok } => {
+            peer(book.record_address_result(IDS[id], ADDRS[addr], ok))
+        }
+        Step::Learn { id, secret } => peer(book.learn_peer(new_peer(id, secret))),
+        Step::Session {
+            id,
+            success,
+            uptime_ms,
+            latency_ms,
+        } => peer(book.record_session(
+            IDS[id],
+            &SessionObservation {
+                success,
+                uptime_ms,
+                latency_ms,
+            },
+        )),
         Step::Touch { id, back_ms } => match book.get_peer(IDS[id]) {
             Err(e) => err(e),
             Ok(None) => Outcome::Peer(None),

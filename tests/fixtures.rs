@@ -305,6 +305,35 @@ fn v1_stores_open_upgrade_and_keep_every_peer() {
             clock.advance(Duration::from_secs(60));
             book.update_last_seen("QmCarol")
                 .expect("write after upgrade");
+            assert_eq!(
+                book.backend()
+                    .get(peerbook::backend::Space::Meta, b"schema_version")
+                    .unwrap(),
+                Some(peerbook::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
+                "{context}: migrated to the current schema"
+            );
+            // Schema 3 on a record of format 1: a reconnect keeps the old history,
+            // and the record takes addresses.
+            let with_history = PEERS
+                .iter()
+                .find(|e| e.connections.is_some())
+                .expect("a fixture peer with history");
+            let before = book.get_peer(with_history.id).unwrap().unwrap();
+            assert!(before.addresses.is_empty() && before.metadata.is_empty());
+            let after = book
+                .store_peer(peerbook::NewPeer {
+                    peer_id: with_history.id.into(),
+                    ..Default::default()
+                })
+                .expect("reconnect an upgraded peer");
+            assert_eq!(after.connection_quality, before.connection_quality);
+            book.add_address(
+                with_history.id,
+                "/ip4/198.51.100.4/tcp/4001",
+                peerbook::AddressSource::Observed,
+                None,
+            )
+            .expect("address on an upgraded peer");
             book.close().expect("close");
         }
         let book = PeerBook::open(engine.open(dir.path()), options()).expect("reopen");
@@ -312,6 +341,15 @@ fn v1_stores_open_upgrade_and_keep_every_peer() {
             book.get_peer("QmCarol").unwrap().unwrap().last_seen,
             WRITTEN_AT + 3_660_000,
             "{context}: write after upgrade survives reopen"
+        );
+        assert_eq!(
+            book.get_peer(PEERS.iter().find(|e| e.connections.is_some()).unwrap().id)
+                .unwrap()
+                .unwrap()
+                .addresses
+                .len(),
+            1,
+            "{context}: the address survives reopen"
         );
         assert!(
             book.verify().unwrap().is_clean(),

@@ -454,6 +454,7 @@ pub fn new_peer(data: &[u8]) {
         return;
     };
     let new = input.make();
+    let copy = new.clone();
     let clock = ManualClock::new(START_MS);
     let book = memory_book(&clock);
     let shared = new.shared_secret.clone();
@@ -492,6 +493,23 @@ pub fn new_peer(data: &[u8]) {
             }
             // What was stored must also survive the stored encoding.
             assert_eq!(PeerRecord::decode(&stored.encode()).as_ref(), Ok(&stored));
+            // Storing it again is an upsert that keeps every given field.
+            let again = book
+                .store_peer(copy)
+                .expect("an accepted NewPeer stores again");
+            assert_eq!(
+                (
+                    &again.public_key,
+                    &again.cached_candidates,
+                    again.last_known_ip
+                ),
+                (
+                    &stored.public_key,
+                    &stored.cached_candidates,
+                    stored.last_known_ip
+                ),
+                "a repeated store_peer changed a given field"
+            );
         }
         Err(Error::InvalidInput { .. }) => {
             assert_eq!(book.get_storage_stats().expect("stats").peer_count, 0);
@@ -582,6 +600,68 @@ pub enum Op {
     Stats,
     /// Export both (without secrets) and compare.
     Export,
+    /// `learn_peer` (discovery: no success).
+    Learn {
+        /// Pool index.
+        id: u8,
+        /// With a shared secret.
+        secret: bool,
+    },
+    /// `record_session`.
+    Session {
+        /// Pool index.
+        id: u8,
+        /// The session succeeded.
+        success: bool,
+        /// Uptime, in seconds.
+        uptime_s: u16,
+        /// Latency, if measured.
+        latency: Option<u16>,
+    },
+    /// `add_address` (address from a small pool of shapes, some invalid).
+    AddAddress {
+        /// Pool index.
+        id: u8,
+        /// Address variant.
+        addr: u8,
+        /// Source variant.
+        source: u8,
+        /// Expiry, in minutes from now (may be past the 30-day limit).
+        expires_min: Option<u16>,
+    },
+    /// `record_address_result`.
+    AddressResult {
+        /// Pool index.
+        id: u8,
+        /// Address variant.
+        addr: u8,
+        /// Worked.
+        ok: bool,
+    },
+    /// `set_metadata`.
+    Metadata {
+        /// Pool index.
+        id: u8,
+        /// Key variant (some invalid).
+        key: u8,
+        /// Value variant, `None` removes.
+        value: Option<u8>,
+    },
+}
+
+/// Address shapes the ops target picks from: multiaddrs, host:port, a relay URL,
+/// and invalid ones (empty, whitespace, too long).
+fn address(variant: u8) -> String {
+    match variant % 8 {
+        0 => "/ip4/192.0.2.1/tcp/4001".into(),
+        1 => "/ip6/2001:db8::1/udp/4001/quic-v1".into(),
+        2 => "192.0.2.9:9000".into(),
+        3 => "https://relay.example.org/r/x".into(),
+        4 => String::new(),
+        5 => "has space".into(),
+        6 => "x".repeat(peerbook::address::MAX_ADDRESS_LEN + 1),
+        _ => format!("/dns/node{variant}.example.org/tcp/1"),
+    }
 }
 
 /// The arbitrary part of `ops_memory_vs_file`: book settings and the operations.
@@ -674,7 +754,12 @@ impl Books {
     }
 }
 
-fn run_op<B: Backend>(book: &PeerBook<B>, op: &Op, memory: &PeerBook<MemoryBackend>) -> Outcome {
+fn run_op<B: Backend>(
+    book: &PeerBook<B>,
+    op: &Op,
+    memory: &PeerBook<MemoryBackend>,
+    now: u64,
+) -> Outcome {
     let rec = |r: PeerRecord| Outcome::Record(Box::new(unsealed(&r)));
     match op {
         Op::Store {
@@ -808,6 +893,58 @@ fn run_op<B: Backend>(book: &PeerBook<B>, op: &Op, memory: &PeerBook<MemoryBacke
             }),
             |d| Outcome::Records(d.peers.iter().map(unsealed).collect()),
         ),
+        Op::Learn { id, secret } => outcome(
+            book.learn_peer(NewPeer {
+                peer_id: pool(*id).into(),
+                public_key: "{\"kty\":\"EC\"}".into(),
+                shared_secret: secret.then(|| Secret::from("s3cret")),
+                ..NewPeer::default()
+            }),
+            rec,
+        ),
+        Op::Session {
+            id,
+            success,
+            uptime_s,
+            latency,
+        } => outcome(
+            book.record_session(
+                pool(*id),
+                &peerbook::SessionObservation {
+                    success: *success,
+                    uptime_ms: u64::from(*uptime_s) * 1000,
+                    latency_ms: latency.map(u32::from),
+                },
+            ),
+            rec,
+        ),
+        Op::AddAddress {
+            id,
+            addr,
+            source,
+            expires_min,
+        } => {
+            let source = [
+                peerbook::AddressSource::Observed,
+                peerbook::AddressSource::Reported,
+                peerbook::AddressSource::Discovery,
+                peerbook::AddressSource::Manual,
+            ][usize::from(*source % 4)];
+            let expires = expires_min.map(|m| now.saturating_add(u64::from(m) * 60_000));
+            outcome(
+                book.add_address(pool(*id), &address(*addr), source, expires),
+                rec,
+            )
+        }
+        Op::AddressResult { id, addr, ok } => outcome(
+            book.record_address_result(pool(*id), &address(*addr), *ok),
+            rec,
+        ),
+        Op::Metadata { id, key, value } => {
+            let key = ["agent", "protocols", "bad key", ""][usize::from(*key % 4)];
+            let value = value.map(|v| "v".repeat(usize::from(v) + 1));
+            outcome(book.set_metadata(pool(*id), key, value.as_deref()), rec)
+        }
         Op::Advance(_) | Op::Reopen => Outcome::Unit,
     }
 }
@@ -860,8 +997,9 @@ pub fn ops_memory_vs_file(data: &[u8]) {
             }
             _ => {}
         }
-        let m = run_op(&books.memory, op, &books.memory);
-        let f = run_op(books.file(), op, &books.memory);
+        let now = peerbook::Clock::now_ms(&books.clock_m);
+        let m = run_op(&books.memory, op, &books.memory, now);
+        let f = run_op(books.file(), op, &books.memory, now);
         assert_eq!(m, f, "memory and file books differ after {history:#?}");
     }
     let all = |records: Vec<PeerRecord>| -> BTreeMap<String, (PeerRecord, bool, Vec<bool>)> {

@@ -87,6 +87,26 @@ fn fill<B: peerbook::Backend>(book: &PeerBook<B>) {
     )
     .unwrap();
     book.increment_reconnection_attempts("z").unwrap();
+    // schema 3: addresses of several transports and metadata
+    let everything = "peer-with-everything";
+    for (addr, source) in [
+        (
+            "/ip4/192.0.2.1/udp/4001/quic-v1",
+            peerbook::AddressSource::Observed,
+        ),
+        ("192.0.2.1:9000", peerbook::AddressSource::Reported),
+        (
+            "https://relay.example.org/r/x",
+            peerbook::AddressSource::Discovery,
+        ),
+    ] {
+        book.add_address(everything, addr, source, Some(START_MS + 3_600_000))
+            .unwrap();
+    }
+    book.record_address_result(everything, "192.0.2.1:9000", true)
+        .unwrap();
+    book.set_metadata(everything, "agent", Some("node/1.0"))
+        .unwrap();
 }
 
 /// xorshift bytes: seeds for the targets whose input goes through `arbitrary`.
@@ -169,7 +189,7 @@ fn make_seeds() {
     write(
         "import_json",
         "newer-version.json",
-        br#"{"format":"peerbook-export","version":2,"exported_at":0,"peers":[]}"#,
+        br#"{"format":"peerbook-export","version":3,"exported_at":0,"peers":[]}"#,
     );
 
     // file_open: a real file book's directory, generation 1 (snapshot + log) and

@@ -332,6 +332,7 @@ fn list(
                     p.connection_quality.successful_connections,
                     p.connection_quality.total_connections
                 ),
+                p.addresses.len().to_string(),
                 status(p, now),
             ]
         })
@@ -339,7 +340,15 @@ fn list(
     say!(
         "{}",
         format::table(
-            &["ID", "NAME", "LAST SEEN", "QUALITY", "OK/TOTAL", "STATUS"],
+            &[
+                "ID",
+                "NAME",
+                "LAST SEEN",
+                "QUALITY",
+                "OK/TOTAL",
+                "ADDRS",
+                "STATUS"
+            ],
             &rows
         )
     );
@@ -399,6 +408,27 @@ fn get(
         say!("ice_servers[{i}]:     {line}");
     }
     say!("cached_candidates:  {}", peer.cached_candidates.len());
+    if peer.addresses.is_empty() {
+        say!("addresses:          -");
+    }
+    let opt_when = |t: Option<u64>| t.map_or_else(|| "-".into(), |t| when(t, now));
+    for (i, a) in peer.addresses.iter().enumerate() {
+        say!(
+            "addresses[{i}]:       {} ({}, last ok {}, last failed {}, expires {})",
+            a.addr,
+            format!("{:?}", a.source).to_lowercase(),
+            opt_when(a.last_success),
+            opt_when(a.last_failure),
+            opt_when(a.expires_at)
+        );
+    }
+    if peer.metadata.is_empty() {
+        say!("metadata:           -");
+    }
+    for (k, v) in &peer.metadata {
+        // escaped: metadata comes from peers and may hold bidi characters
+        say!("metadata.{k}: {}", clip(&v.escape_debug().to_string(), 120));
+    }
     say!(
         "quality:            score {} (latency {}, success {}/{} = {:.2}, type {}, avg uptime {})",
         quality_score(q),

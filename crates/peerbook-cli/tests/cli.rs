@@ -1065,3 +1065,52 @@ fn clear_erases_the_book_and_destroy_key_removes_key_and_store() {
         "a new store gets a new key"
     );
 }
+
+#[test]
+fn get_list_and_import_show_addresses_and_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 0);
+    {
+        let key = MasterKey::load_or_create(d.join("peers.key")).unwrap();
+        let book =
+            PeerBook::open(open_backend("file", &d.join("peers")), Options::new(key)).unwrap();
+        let addr = "/ip4/192.0.2.7/tcp/4001";
+        book.add_address("alice", addr, peerbook::AddressSource::Observed, None)
+            .unwrap();
+        book.record_address_result("alice", addr, true).unwrap();
+        book.set_metadata("alice", "agent", Some("node/\u{202E}1.0"))
+            .unwrap();
+        book.close().unwrap();
+    }
+    let r = ok(run_in(d, &["get", &spec, "alice"]));
+    assert!(
+        r.stdout
+            .contains("addresses[0]:       /ip4/192.0.2.7/tcp/4001 (observed, last ok "),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("metadata.agent: node/\\u{202e}1.0"),
+        "metadata shown escaped: {}",
+        r.stdout
+    );
+    let r = ok(run_in(d, &["list", &spec]));
+    assert!(r.stdout.contains("ADDRS"), "{}", r.stdout);
+    ok(run_cmd(bin().current_dir(d).args([
+        "export",
+        &spec,
+        "--no-secrets",
+        "--out",
+        "plain.json",
+    ])));
+    ok(run_in(
+        d,
+        &["import", "file:./copy", "plain.json", "--replace"],
+    ));
+    let r = ok(run_in(d, &["get", "file:./copy", "alice", "--json"]));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["addresses"][0]["addr"], "/ip4/192.0.2.7/tcp/4001");
+    assert_eq!(v["addresses"][0]["source"], "observed");
+    assert_eq!(v["metadata"]["agent"], "node/\u{202E}1.0");
+}

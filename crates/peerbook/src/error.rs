@@ -62,6 +62,14 @@ pub enum Error {
         /// The id asked for (validated, printable ASCII).
         peer_id: String,
     },
+    /// A store or update would change the public key of a known peer: a security
+    /// event, refused unless asked for explicitly with
+    /// [`PeerBook::replace_peer`](crate::PeerBook::replace_peer). Nothing changed.
+    #[error("peer {peer_id} is known with another public key; use replace_peer to replace it")]
+    PublicKeyChanged {
+        /// The peer whose stored key differs (validated, printable ASCII).
+        peer_id: String,
+    },
     /// Storing would exceed a limit of the book and eviction is off.
     #[error("quota exceeded: {0}; remove peers (cleanup_lru) or enable eviction")]
     QuotaExceeded(Quota),
@@ -140,6 +148,7 @@ impl Error {
         match self {
             Error::InvalidInput { .. } => "invalid_input",
             Error::NotFound { .. } => "not_found",
+            Error::PublicKeyChanged { .. } => "public_key_changed",
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::Corrupted { .. } => "corrupted",
             Error::WrongKey => "wrong_key",

@@ -35,6 +35,7 @@
 //!
 //! Modules:
 //! - [`schema`]: the record, its validation rules and stored encoding;
+//! - [`address`]: addresses of any transport and metadata per peer, their limits;
 //! - [`scoring`]: quality and reconnection scores, `update_quality_metrics`;
 //! - [`crypto`]: the master key, sealing of secrets;
 //! - [`backend`]: the storage trait engines implement;
@@ -43,6 +44,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod backend;
 pub mod clock {
     //! Time sources for the store ([`Clock`], [`SystemClock`], [`ManualClock`]).
@@ -59,6 +61,7 @@ pub mod schema;
 pub mod scoring;
 pub mod store;
 
+pub use address::{AddressSource, PeerAddress};
 pub use backend::{Backend, BackendError, Durability};
 pub use crypto::{MasterKey, SealedSecret, Secret};
 pub use error::{Error, Quota, Result};

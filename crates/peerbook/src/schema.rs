@@ -10,13 +10,22 @@
 //! | `ice_servers` | at most 8, each with 1..=4 urls of scheme `stun:`, `stuns:`, `turn:`, `turns:` |
 //! | `cached_candidates` | at most 32, each at most 512 bytes, no control chars |
 //! | `connection_quality` | `success_rate` finite in 0..=1, `successful_connections <= total_connections` |
+//! | `addresses`, `metadata` | see [`address`](crate::address) |
+//!
+//! Stored encoding: a format byte, then the postcard body. [`RECORD_FORMAT_V2`]
+//! (schema 3) adds `addresses` and `metadata` at the end of the record;
+//! [`RECORD_FORMAT_V1`] records (schemas 1 and 2) are decoded lazily into the same
+//! struct with no addresses and no metadata, and written back in the new format the
+//! next time the peer is written. Records are never rewritten in bulk to upgrade.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::address::{validate_addresses, validate_metadata, PeerAddress};
 use crate::crypto::{SealedSecret, Secret, MAX_SECRET_LEN};
 use crate::error::{Error, Result};
 
@@ -39,8 +48,11 @@ pub const MAX_CANDIDATES: usize = 32;
 /// Longest cached candidate, in bytes.
 pub const MAX_CANDIDATE_LEN: usize = 512;
 
-/// The format byte that starts every stored record of this schema.
+/// The format byte of records written by schemas 1 and 2 (no addresses, no metadata).
 pub const RECORD_FORMAT_V1: u8 = 1;
+/// The format byte of records written by schema 3: the v1 fields, then
+/// `addresses` and `metadata`.
+pub const RECORD_FORMAT_V2: u8 = 2;
 
 /// A validated peer id: 1..=128 bytes of printable ASCII, no whitespace.
 ///
@@ -265,6 +277,60 @@ pub struct PeerRecord {
     pub reconnection_attempts: u32,
     /// Blacklisted until this time (ms), if blacklisted.
     pub blacklist_until: Option<u64>,
+    /// Addresses of any transport (schema 3; empty in older records and exports).
+    #[serde(default)]
+    pub addresses: Vec<PeerAddress>,
+    /// Application metadata (agent version, protocols...; schema 3).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// A record as [`RECORD_FORMAT_V1`] stored it: [`PeerRecord`] without the schema 3
+/// fields (postcard bodies have no field names, so the layout must match exactly).
+#[derive(Deserialize)]
+struct RecordV1 {
+    peer_id: PeerId,
+    display_name: String,
+    public_key: String,
+    shared_secret: Option<SealedSecret>,
+    last_seen: u64,
+    last_connected: u64,
+    last_known_ip: Option<IpAddr>,
+    ice_servers: Vec<IceServer>,
+    cached_candidates: Vec<String>,
+    connection_quality: ConnectionQuality,
+    reconnection_attempts: u32,
+    blacklist_until: Option<u64>,
+}
+
+impl From<RecordV1> for PeerRecord {
+    fn from(r: RecordV1) -> Self {
+        PeerRecord {
+            peer_id: r.peer_id,
+            display_name: r.display_name,
+            public_key: r.public_key,
+            shared_secret: r.shared_secret,
+            last_seen: r.last_seen,
+            last_connected: r.last_connected,
+            last_known_ip: r.last_known_ip,
+            ice_servers: r.ice_servers,
+            cached_candidates: r.cached_candidates,
+            connection_quality: r.connection_quality,
+            reconnection_attempts: r.reconnection_attempts,
+            blacklist_until: r.blacklist_until,
+            addresses: Vec::new(),
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+fn take_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, rest): (T, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError(format!("postcard: {e}")))?;
+    if !rest.is_empty() {
+        return Err(DecodeError(format!("{} trailing bytes", rest.len())));
+    }
+    Ok(value)
 }
 
 /// A peer as the application describes it when it first connects (the seed's
@@ -338,7 +404,7 @@ pub fn sanitize_display_name(raw: &str) -> String {
 }
 
 /// Unicode bidirectional formatting characters (embeddings, overrides, isolates, marks).
-fn is_bidi_control(c: char) -> bool {
+pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
@@ -494,17 +560,19 @@ impl PeerRecord {
             validate_ice_urls(i, &server.urls, server.username.as_deref())?;
         }
         validate_candidates(&self.cached_candidates)?;
-        self.connection_quality.validate()
+        self.connection_quality.validate()?;
+        validate_addresses(&self.addresses)?;
+        validate_metadata(&self.metadata)
     }
 
-    /// The stored encoding: [`RECORD_FORMAT_V1`] then the postcard body.
+    /// The stored encoding: [`RECORD_FORMAT_V2`] then the postcard body.
     pub fn encode(&self) -> Vec<u8> {
-        let out = vec![RECORD_FORMAT_V1];
-        // Serializing into a Vec cannot fail for these types (no maps, no unsized
-        // sequences); fall back to an empty body that decode rejects, never a panic.
+        let out = vec![RECORD_FORMAT_V2];
+        // Serializing into a Vec cannot fail for these types (sized sequences and
+        // maps); fall back to an empty body that decode rejects, never a panic.
         match postcard::to_extend(self, out) {
             Ok(v) => v,
-            Err(_) => vec![RECORD_FORMAT_V1],
+            Err(_) => vec![RECORD_FORMAT_V2],
         }
     }
 
@@ -514,14 +582,11 @@ impl PeerRecord {
         let (&format, body) = bytes
             .split_first()
             .ok_or(DecodeError("empty value".into()))?;
-        if format != RECORD_FORMAT_V1 {
-            return Err(DecodeError(format!("unknown record format byte {format}")));
-        }
-        let (record, rest): (PeerRecord, &[u8]) =
-            postcard::take_from_bytes(body).map_err(|e| DecodeError(format!("postcard: {e}")))?;
-        if !rest.is_empty() {
-            return Err(DecodeError(format!("{} trailing bytes", rest.len())));
-        }
+        let record: PeerRecord = match format {
+            RECORD_FORMAT_V1 => take_body::<RecordV1>(body)?.into(),
+            RECORD_FORMAT_V2 => take_body(body)?,
+            _ => return Err(DecodeError(format!("unknown record format byte {format}"))),
+        };
         record.validate().map_err(|e| DecodeError(e.to_string()))?;
         Ok(record)
     }
@@ -631,6 +696,14 @@ mod tests {
             },
             reconnection_attempts: 0,
             blacklist_until: None,
+            addresses: vec![PeerAddress {
+                addr: "/ip4/203.0.113.7/tcp/4001".into(),
+                source: crate::address::AddressSource::Reported,
+                last_success: Some(3),
+                last_failure: None,
+                expires_at: Some(99),
+            }],
+            metadata: [("agent".to_string(), "node/1.0".to_string())].into(),
         }
     }
 
@@ -702,7 +775,7 @@ mod tests {
     fn encode_decode_round_trip_and_garbage() {
         let r = record();
         let bytes = r.encode();
-        assert_eq!(bytes[0], RECORD_FORMAT_V1);
+        assert_eq!(bytes[0], RECORD_FORMAT_V2);
         assert_eq!(PeerRecord::decode(&bytes).unwrap(), r);
         assert!(PeerRecord::decode(&[]).is_err());
         assert!(PeerRecord::decode(&[9]).is_err());
@@ -723,6 +796,37 @@ mod tests {
             b[i] = (rng >> 32) as u8;
             let _ = PeerRecord::decode(&b); // never panics
         }
+    }
+
+    #[test]
+    fn format_1_records_decode_lazily() {
+        let mut r = record();
+        r.addresses.clear();
+        r.metadata.clear();
+        // A format-1 body is the format-2 body without the two trailing empty
+        // collections (one zero length byte each).
+        let v2 = r.encode();
+        assert_eq!(&v2[v2.len() - 2..], &[0, 0]);
+        let mut v1 = v2[..v2.len() - 2].to_vec();
+        v1[0] = RECORD_FORMAT_V1;
+        assert_eq!(
+            PeerRecord::decode(&v1).unwrap(),
+            r,
+            "old records read as empty"
+        );
+        let mut wrong = record().encode();
+        wrong[0] = RECORD_FORMAT_V1;
+        assert!(
+            PeerRecord::decode(&wrong).is_err(),
+            "a format-2 body is not format 1"
+        );
+        assert!(PeerRecord::decode(&[3]).is_err(), "unknown format byte");
+        let mut bad = record();
+        bad.addresses[0].addr = "two words".into();
+        assert!(
+            PeerRecord::decode(&bad.encode()).is_err(),
+            "decode validates addresses"
+        );
     }
 
     #[test]

@@ -103,7 +103,8 @@ pub struct ReconnectionScore {
 /// # let peer = PeerRecord { peer_id: PeerId::new("p").unwrap(), display_name: String::new(),
 /// #   public_key: String::new(), shared_secret: None, last_seen: 0, last_connected: 0,
 /// #   last_known_ip: None, ice_servers: vec![], cached_candidates: vec![],
-/// #   connection_quality: ConnectionQuality::default(), reconnection_attempts: 0, blacklist_until: None };
+/// #   connection_quality: ConnectionQuality::default(), reconnection_attempts: 0, blacklist_until: None,
+/// #   addresses: vec![], metadata: Default::default() };
 /// let score = reconnection_score(&peer, DAY_MS - 1);
 /// assert_eq!(score.recency, 30);
 /// assert_eq!(score.total, 30);
@@ -384,6 +385,8 @@ mod tests {
             },
             reconnection_attempts: attempts,
             blacklist_until: None,
+            addresses: vec![],
+            metadata: Default::default(),
         }
     }
 

@@ -33,6 +33,8 @@
 //! - [`store`]: every [`PeerBook`](crate::PeerBook) operation and every rule of the
 //!   design (scoring rows, retention, quota, blacklist, encryption, export and
 //!   import, corruption handling), run over the backend;
+//! - [`lifecycle`]: upserts that keep history, discovery, public-key changes,
+//!   atomic `update_peer` / `record_session` racing on one peer;
 //! - [`concurrency`]: read views, walks and key rotation racing writers, past
 //!   blacklist ends, one book per backend instance;
 //! - [`failing`]: [`FailingBackend`](failing::FailingBackend) injects write, flush,
@@ -46,6 +48,7 @@ pub mod backend;
 pub mod concurrency;
 mod factory;
 pub mod failing;
+pub mod lifecycle;
 pub mod store;
 
 pub use factory::TempDirFactory;
@@ -208,6 +211,22 @@ macro_rules! store_conformance_tests {
                 far_future_timestamps_refused,
                 book_persists_across_reopen,
                 concurrent_updates_lose_nothing,
+            ]
+        );
+        $crate::__conformance_group!(
+            lifecycle_conformance,
+            lifecycle,
+            $factory,
+            [
+                lifecycle_replayed_keeps_history,
+                upsert_replaces_given_fields_only,
+                learn_peer_counts_no_success,
+                public_key_change_refused_unless_replaced,
+                update_peer_validates_and_changes_nothing_on_error,
+                concurrent_record_session_exact,
+                addresses_validated_nothing_changed,
+                address_results_expiry_and_transfer,
+                candidates_prefer_recently_working_address,
             ]
         );
     };

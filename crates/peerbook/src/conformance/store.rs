@@ -246,8 +246,12 @@ pub fn update_existing_peer_rewrites_indexes<F: Factory>(f: &F) {
     );
     let recent = book.query_peers(&PeerQuery::default()).unwrap();
     assert_eq!(ids(&recent), ["a", "b"], "a is now the most recently seen");
-    // a NewPeer for an existing id replaces the record too
-    book.store_peer(plain_peer("a")).unwrap();
+    // a NewPeer with another public key is refused; replace_peer replaces the record
+    assert!(matches!(
+        book.store_peer(plain_peer("a")),
+        Err(Error::PublicKeyChanged { .. })
+    ));
+    book.replace_peer(plain_peer("a")).unwrap();
     assert_eq!(book.get_peer("a").unwrap().unwrap().shared_secret, None);
     assert_eq!(book.get_storage_stats().unwrap().peer_count, 2);
     assert_clean(&book, "after updates");
@@ -1114,7 +1118,7 @@ pub fn quota_max_peers<F: Factory>(f: &F) {
         before,
         "a refused store changes nothing"
     );
-    book.store_peer(sample_peer("a"))
+    book.store_peer(plain_peer("a"))
         .expect("an update of a stored peer is not a new peer");
     book.update_last_seen("b").unwrap();
     book.cleanup_lru(1).unwrap();
@@ -1504,11 +1508,11 @@ pub fn import_refuses_other_key_and_bad_documents<F: Factory>(f: &F) {
         ("[]".to_string(), "document"),
         (json.replace("peerbook-export", "something-else"), "format"),
         (
-            json.replacen("\"version\": 1", "\"version\": 2", 1),
+            json.replacen("\"version\": 2", "\"version\": 3", 1),
             "version",
         ),
         (
-            json.replacen("\"version\": 1", "\"version\": \"1\"", 1),
+            json.replacen("\"version\": 2", "\"version\": \"2\"", 1),
             "version",
         ),
         (
@@ -1524,7 +1528,7 @@ pub fn import_refuses_other_key_and_bad_documents<F: Factory>(f: &F) {
         match ExportDocument::from_json(&text) {
             Err(Error::InvalidInput { field: got, rule }) => {
                 assert_eq!(got, field, "{rule}");
-                if field == "version" && text.contains("\"version\": 2") {
+                if field == "version" && text.contains("\"version\": 3") {
                     assert!(rule.contains("newer"), "a future version says so: {rule}");
                 }
             }

@@ -16,7 +16,7 @@ use crate::scoring::ScoreHint;
 /// - 1: first release.
 /// - 2: the by_last_seen score hint tags `blacklist_until` (schema 1 wrote
 ///   `Some(0)` like `None`); opening migrates 0 and 1.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// meta `schema_version`: u32 big-endian.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";

@@ -152,12 +152,14 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Remove every stale peer (see [`is_stale`](Self::is_stale)) in one batch and
-    /// record the cleanup time. Returns how many were removed. Corrupt records are
-    /// left to [`repair`](Self::repair).
+    /// record the cleanup time; in the same batch, drop the expired addresses
+    /// (`expires_at` <= now) of the peers kept. Returns how many peers were removed.
+    /// Corrupt records are left to [`repair`](Self::repair).
     pub fn cleanup_stale_peers(&self) -> Result<usize> {
         let mut guard = self.writer_lock()?;
         let now = self.now();
         let mut stale = Vec::new();
+        let mut expired = Vec::new();
         let view = self.backend.view()?;
         view.scan(
             Space::Peers,
@@ -165,11 +167,11 @@ impl<B: Backend> PeerBook<B> {
             Direction::Forward,
             &mut |_, v| {
                 if let Ok(record) = PeerRecord::decode(v) {
+                    let len = v.len() as u64;
                     if self.is_stale(&record, now) {
-                        stale.push(Existing::Decoded {
-                            record,
-                            len: v.len() as u64,
-                        });
+                        stale.push(Existing::Decoded { record, len });
+                    } else if record.addresses.iter().any(|a| a.is_expired(now)) {
+                        expired.push(Existing::Decoded { record, len });
                     }
                 }
                 ControlFlow::Continue(())
@@ -182,6 +184,13 @@ impl<B: Backend> PeerBook<B> {
         for existing in &stale {
             if let Existing::Decoded { record, .. } = existing {
                 self.delete_record(&*view, &mut txn, &record.peer_id, existing)?;
+            }
+        }
+        for existing in expired {
+            if let Existing::Decoded { record, .. } = &existing {
+                let mut kept = record.clone();
+                kept.addresses.retain(|a| !a.is_expired(now));
+                self.write_record(&*view, &mut txn, Some(existing), &kept)?;
             }
         }
         drop(view); // a view ends before its thread writes (LMDB)

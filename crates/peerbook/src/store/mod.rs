@@ -33,7 +33,9 @@ use crate::schema::{
     validate_secret, validate_server_count, IceServer, NewPeer, PeerId, PeerRecord,
 };
 
+mod addresses;
 mod keys;
+mod lifecycle;
 mod maintenance;
 mod query;
 mod settings;
@@ -326,6 +328,8 @@ impl<B: Backend> PeerBook<B> {
     /// - 1 -> 2: the score hint of every by_last_seen entry is rewritten in the
     ///   unambiguous encoding (`blacklist_until` with a presence tag), in bounded
     ///   batches.
+    /// - 2 -> 3: addresses and metadata (record format 2). Nothing is rewritten:
+    ///   format-1 records decode lazily with none (see [`crate::schema`]).
     fn migrate_from(&self, found: u32, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
         info!(
             engine = self.backend.engine_name(),
@@ -358,6 +362,19 @@ impl<B: Backend> PeerBook<B> {
         if found < 2 {
             let rewritten = self.rewrite_score_hints(2)?;
             info!(rewritten, "peerbook migration 1 -> 2 done");
+        }
+        if found < 3 {
+            // Records of format 1 decode lazily (no addresses, no metadata) and are
+            // written in format 2 when next written: only the version moves, so an
+            // older peerbook refuses the store instead of misreading new records.
+            let mut batch = WriteBatch::new();
+            batch.put(
+                Space::Meta,
+                META_SCHEMA_VERSION.to_vec(),
+                3u32.to_be_bytes().to_vec(),
+            );
+            self.write_batch(batch)?;
+            info!("peerbook migration 2 -> 3 done");
         }
         Ok(())
     }
@@ -586,26 +603,41 @@ impl<B: Backend> PeerBook<B> {
 
     // ----- single-peer operations -------------------------------------------------
 
-    /// Store a peer: a [`NewPeer`] (secrets sealed, `last_seen` = now) or an updated
-    /// [`PeerRecord`]. Replaces any record with the same id. Returns what was stored.
+    /// Store a peer. A [`PeerInput::Record`] is stored exactly as given (display
+    /// name sanitized, seals checked), replacing any record with the same id.
+    ///
+    /// A [`NewPeer`] means "connected to this peer now" and is an upsert: a new peer
+    /// is created (secrets sealed, `last_seen` = `last_connected` = now); for a known
+    /// peer the fields the caller gives replace the stored ones (a non-empty display
+    /// name, a `Some` secret, non-empty ICE servers, non-empty candidates, a `Some`
+    /// IP), a `None` or empty field keeps what is stored, `last_seen` and
+    /// `last_connected` become now, attempts and blacklist are cleared, and the
+    /// connection history, addresses and metadata are kept. An empty public key
+    /// keeps the stored one; a different non-empty one is refused with
+    /// [`Error::PublicKeyChanged`] (use [`replace_peer`](Self::replace_peer)). A
+    /// stored record that fails to decode is replaced by the new one. Learning of a
+    /// peer without connecting is [`learn_peer`](Self::learn_peer). Returns what was
+    /// stored.
     ///
     /// A new peer in a full book fails with [`Error::QuotaExceeded`] unless
     /// [`Options::evict_when_full`] is set, in which case the least recently seen
     /// peers make room in the same atomic batch.
     pub fn store_peer(&self, peer: impl Into<PeerInput>) -> Result<PeerRecord> {
-        // Seal and check seals under the writer lock: key rotation takes it too, so
-        // the cipher used here is the one current when the batch commits.
+        match peer.into() {
+            PeerInput::New(new) => self.upsert(new, lifecycle::Upsert::Connected),
+            PeerInput::Record(record) => self.store_record(record),
+        }
+    }
+
+    /// Store `record` exactly (name sanitized, rules, times and seals checked).
+    fn store_record(&self, mut record: PeerRecord) -> Result<PeerRecord> {
+        // Check seals under the writer lock: key rotation takes it too, so the
+        // cipher used here is the one current when the batch commits.
         let mut guard = self.writer_lock()?;
-        let record = match peer.into() {
-            PeerInput::New(new) => self.create_peer(new)?,
-            PeerInput::Record(mut record) => {
-                record.display_name = sanitize_display_name(&record.display_name);
-                record.validate()?;
-                self.check_times(&record, self.now(), None)?;
-                self.check_seals(&record)?;
-                record
-            }
-        };
+        record.display_name = sanitize_display_name(&record.display_name);
+        record.validate()?;
+        self.check_times(&record, self.now(), None)?;
+        self.check_seals(&record)?;
         let mut txn = Txn {
             batch: WriteBatch::new(),
             counters: *guard,
@@ -677,6 +709,8 @@ impl<B: Backend> PeerBook<B> {
             connection_quality: Default::default(),
             reconnection_attempts: 0,
             blacklist_until: None,
+            addresses: Vec::new(),
+            metadata: Default::default(),
         };
         record.validate()?;
         Ok(record)
@@ -706,6 +740,12 @@ impl<B: Backend> PeerBook<B> {
         {
             return Err(Error::invalid("last_connected", rule));
         }
+        crate::address::check_address_times(
+            &record.addresses,
+            unchanged.map(|old| old.addresses.as_slice()),
+            now,
+            limit,
+        )?;
         let blacklist_limit = limit.saturating_add(self.settings.blacklist_for_ms);
         if let Some(until) = record.blacklist_until {
             if unchanged.is_none_or(|old| old.blacklist_until != record.blacklist_until)
@@ -721,7 +761,7 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Every sealed value of `record` must open under this book's key for this peer.
-    fn check_seals(&self, record: &PeerRecord) -> Result<()> {
+    pub(crate) fn check_seals(&self, record: &PeerRecord) -> Result<()> {
         let cipher = self.cipher();
         let id = record.peer_id.as_str();
         let rule = "must be sealed by this book's key for this peer (a sealed secret never moves between peers)";
@@ -847,7 +887,7 @@ impl<B: Backend> PeerBook<B> {
     // ----- write plumbing ---------------------------------------------------------
 
     /// Read-modify-write of one decodable record under the writer lock.
-    fn modify(
+    pub(crate) fn modify(
         &self,
         peer_id: &str,
         f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,

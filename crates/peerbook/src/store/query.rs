@@ -192,6 +192,41 @@ impl<B: Backend> PeerBook<B> {
         self.load_ranked(&*view, ranked.into_iter(), query.limit)
     }
 
+    /// [`get_reconnection_candidates`](Self::get_reconnection_candidates) that
+    /// prefers peers with a recently working address: a peer with an unexpired
+    /// address whose last attempt worked and whose `last_success` lies within
+    /// `recent` of now ranks before every peer without one; within each group the
+    /// order is the usual one (score, later last_seen, smaller id). Scores are not
+    /// changed (the scoring table stays exact). Reads every candidate's record (one
+    /// decode per peer passing the filters), so it costs more than the index-only
+    /// ranking.
+    pub fn get_reconnection_candidates_by_address(
+        &self,
+        query: &CandidateQuery,
+        recent: Duration,
+    ) -> Result<Vec<Candidate>> {
+        let now = self.now();
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let cutoff = query
+            .max_age
+            .map(|age| now.saturating_sub(duration_ms(age)));
+        let since = now.saturating_sub(duration_ms(recent));
+        let view = self.backend.view()?;
+        let ranked = self.ranked(&*view, cutoff, now, |h| !h.is_blacklisted(now))?;
+        let mut all = self.load_ranked(&*view, ranked.into_iter(), usize::MAX)?;
+        let works = |c: &Candidate| {
+            c.peer.addresses.iter().any(|a| {
+                !a.is_expired(now) && a.last_worked() && a.last_success.is_some_and(|t| t >= since)
+            })
+        };
+        // stable: each group keeps the score order
+        all.sort_by_key(|c| !works(c));
+        all.truncate(query.limit);
+        Ok(all)
+    }
+
     /// Every peer seen at or after `cutoff` whose score hint passes `keep`, ranked
     /// best first from the by_last_seen index alone: no record is decoded here.
     fn ranked(

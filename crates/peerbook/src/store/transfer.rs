@@ -1,9 +1,12 @@
 //! Export and import: a versioned JSON document that keeps secrets sealed.
 //!
 //! ```json
-//! { "format": "peerbook-export", "version": 1, "exported_at": 1700000000000,
+//! { "format": "peerbook-export", "version": 2, "exported_at": 1700000000000,
 //!   "key_check": "<base64>", "peers": [ { "peer_id": "...", ... } ] }
 //! ```
+//!
+//! Version 2 (schema 3) adds each peer's `addresses` and `metadata`; a version-1
+//! document has neither and imports with both empty.
 //!
 //! `key_check` is present when secrets are included: importing into a book with
 //! another key fails with [`Error::WrongKey`]. Import is all-or-nothing.
@@ -24,7 +27,7 @@ use crate::schema::PeerRecord;
 /// The `format` field of every export document.
 pub const EXPORT_FORMAT: &str = "peerbook-export";
 /// The newest export document version this build writes and reads.
-pub const EXPORT_VERSION: u32 = 1;
+pub const EXPORT_VERSION: u32 = 2;
 
 /// A whole book as a portable document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
