@@ -385,8 +385,10 @@ impl LmdbBackend {
         // - `mdb_env_sync` and `mdb_env_info`, which read the meta pages through the
         //   map, also only run under the shared guard (`flush`, `commit`, `map_size`,
         //   `drop`), so they cannot race the remap;
-        // - heed's `RoTxn`s borrow the `Env`, so none can outlive these guards, and we
-        //   never clone the `Env`;
+        // - the only transactions that outlive a borrow of the `Env` are the views'
+        //   static read transactions (over a clone of the `Env`); each view owns a
+        //   shared hold of `map_lock` and drops its transaction before that hold, so
+        //   none is open while we hold `map_lock` exclusively;
         // - no other process has the environment open: the directory lock, taken
         //   before the environment opened, excludes every other handle;
         // - `target` is a multiple of the OS page size, as heed requires.
@@ -486,7 +488,16 @@ impl LmdbBackend {
             .env
             .copy_to_path(&copy, CompactionOption::Enabled)
             .map_err(|e| self.err(e))
-            .and_then(|file| file.sync_all().map_err(|e| from_io(e, &copy)));
+            .and_then(|file| {
+                // The copy is created with the default mode; it replaces data.mdb,
+                // which must stay as private as it was.
+                let private = fs::metadata(self.path.join(DATA_FILE))
+                    .map(|m| m.permissions())
+                    .and_then(|perms| file.set_permissions(perms));
+                private
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| from_io(e, &copy))
+            });
         if let Err(e) = written {
             let _ = fs::remove_file(&copy);
             return Err(e);

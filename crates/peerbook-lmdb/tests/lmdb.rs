@@ -634,8 +634,22 @@ fn clear_rewrites_the_data_file_and_a_stale_copy_is_removed_at_open() {
     }
     b.write(batch, Durability::Sync).unwrap();
     let full = std::fs::metadata(dir.join("data.mdb")).unwrap().len();
+    #[cfg(unix)]
+    let mode = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    };
+    #[cfg(unix)]
+    let mode_before = mode(&dir.join("data.mdb"));
     b.clear(Durability::Buffered).unwrap();
     let cleared = std::fs::metadata(dir.join("data.mdb")).unwrap().len();
+    // The rewritten file is as private as the one it replaces.
+    #[cfg(unix)]
+    assert_eq!(
+        mode(&dir.join("data.mdb")),
+        mode_before,
+        "data.mdb mode kept"
+    );
     assert!(
         cleared < full / 10,
         "data.mdb rewritten ({full} -> {cleared} bytes)"

@@ -410,6 +410,11 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), BackendError>;
 
     /// A consistent snapshot of every space as of now (see [module docs](self#views)).
+    ///
+    /// Keep views short and never wait on another thread while holding one: on LMDB
+    /// a view holds the map lock shared, so a pending map growth or clear waits for
+    /// it, and readers queued behind that pending writer wait too; the view's own
+    /// thread cannot write while it holds the view.
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError>;
 
     /// The claim marker of this backend instance, shared by its clones.

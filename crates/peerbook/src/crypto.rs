@@ -170,12 +170,54 @@ impl MasterKey {
             path: path.to_path_buf(),
             source,
         };
+        // Look before opening: opening a FIFO for writing fails (or would block) and a
+        // directory cannot be opened for writing, and both must be refused as what
+        // they are.
+        let before = fs::symlink_metadata(path).map_err(io)?;
+        if !before.file_type().is_file() {
+            return Err(insecure(path, "not a regular file; not touched"));
+        }
         let mut file = open_key_file(path, fs::OpenOptions::new().write(true))?;
         let meta = file.metadata().map_err(io)?;
+        // Only what could be our key file is wiped: a regular file of this user,
+        // exactly a key long, with no other name (a hard link elsewhere would be
+        // wiped too).
         if !meta.is_file() {
             return Err(insecure(path, "not a regular file; not touched"));
         }
-        let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(KEY_LEN).min(1 << 20)];
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let euid = rustix::process::geteuid().as_raw();
+            if meta.uid() != euid {
+                return Err(insecure(
+                    path,
+                    format!(
+                        "owned by uid {}, not by this user (uid {euid}); not touched",
+                        meta.uid()
+                    ),
+                ));
+            }
+            if meta.nlink() != 1 {
+                return Err(insecure(
+                    path,
+                    format!(
+                        "has {} names (hard links); not touched: remove the other names first",
+                        meta.nlink()
+                    ),
+                ));
+            }
+        }
+        if meta.len() != KEY_LEN as u64 {
+            return Err(insecure(
+                path,
+                format!(
+                    "holds {} bytes, a key file holds exactly {KEY_LEN}; not touched",
+                    meta.len()
+                ),
+            ));
+        }
+        let zeros = [0u8; KEY_LEN];
         file.write_all(&zeros).map_err(io)?;
         file.sync_all().map_err(io)?;
         drop(file);
@@ -778,6 +820,41 @@ mod tests {
                 Err(Error::InsecureKeyFile { .. })
             ));
             assert_eq!(MasterKey::load(&real).unwrap().bytes(), created.bytes());
+
+            // A hard link to another file, a file of another length, a FIFO and a
+            // directory are refused as insecure and left as they were.
+            let linked = dir.path().join("linked");
+            std::fs::hard_link(&real, &linked).unwrap();
+            assert!(matches!(
+                MasterKey::destroy_file(&linked),
+                Err(Error::InsecureKeyFile { .. })
+            ));
+            assert_eq!(MasterKey::load(&real).unwrap().bytes(), created.bytes());
+            let long = dir.path().join("not-a-key");
+            std::fs::write(
+                &long,
+                b"a document that is not a key file at all, 64 bytes long...",
+            )
+            .unwrap();
+            assert!(matches!(
+                MasterKey::destroy_file(&long),
+                Err(Error::InsecureKeyFile { .. })
+            ));
+            assert!(std::fs::read(&long).unwrap().starts_with(b"a document"));
+            let fifo = dir.path().join("fifo");
+            assert!(std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success());
+            assert!(matches!(
+                MasterKey::destroy_file(&fifo),
+                Err(Error::InsecureKeyFile { .. })
+            ));
+            assert!(matches!(
+                MasterKey::destroy_file(dir.path()),
+                Err(Error::InsecureKeyFile { .. })
+            ));
         }
     }
 
