@@ -490,6 +490,15 @@ pub fn address_results_expiry_and_transfer<F: Factory>(f: &F) {
         "export carries addresses"
     );
     assert_clean(&other, "after import");
+    let removed = book
+        .remove_address("m", "/ip4/203.0.113.7/udp/4001/quic-v1")
+        .expect("remove an address");
+    assert!(removed.addresses.is_empty());
+    let cleared = book
+        .set_metadata("m", "protocols", None)
+        .expect("remove metadata");
+    assert!(cleared.metadata.is_empty());
+    assert_eq!(book.get_peer("m").unwrap().unwrap(), cleared);
 }
 
 /// `get_reconnection_candidates_by_address` ranks peers with a recently working,
