@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use libp2p::core::multiaddr::Protocol;
 use libp2p::core::transport::PortUse;
 use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
 use libp2p::swarm::behaviour::{ConnectionClosed, ConnectionEstablished, DialFailure, FromSwarm};
@@ -156,7 +157,7 @@ impl<B: Backend + 'static> Behaviour<B> {
         // Only a dialed address is worth keeping: an inbound connection comes
         // from an ephemeral port.
         let addr = match e.endpoint {
-            ConnectedPoint::Dialer { address, .. } => Some(address.clone()),
+            ConnectedPoint::Dialer { address, .. } => Some(without_peer(address)),
             ConnectedPoint::Listener { .. } => None,
         };
         if let Some(addr) = &addr {
@@ -181,7 +182,10 @@ impl<B: Backend + 'static> Behaviour<B> {
     fn dial_failed(&mut self, e: DialFailure<'_>) {
         let Some(peer) = e.peer_id else { return };
         let addrs = match e.error {
-            DialError::Transport(errors) => errors.iter().map(|(a, _)| a.to_string()).collect(),
+            DialError::Transport(errors) => errors
+                .iter()
+                .map(|(a, _)| without_peer(a).to_string())
+                .collect(),
             DialError::WrongPeerId { .. } | DialError::Denied { .. } => Vec::new(),
             // our own decision not to dial: not the peer's failure
             _ => return,
@@ -214,6 +218,15 @@ where
         }
     }
     Ok(dialed)
+}
+
+/// `addr` without a trailing `/p2p/<peer id>` (the swarm appends it when dialing).
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    let mut addr = addr.clone();
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
 }
 
 fn session(since: Instant) -> SessionObservation {

@@ -70,7 +70,7 @@ async fn restart_reconnects_from_the_book_alone() {
     drop(a); // the swarm and the book close: the process "stops"
 
     // Restart: same key and book directory, no address given.
-    let mut a = swarm(key_a, open_book(dir_a.path()));
+    let mut a = swarm(key_a.clone(), open_book(dir_a.path()));
     assert_eq!(
         a.behaviour().peerbook.addresses_of(&peer_b),
         std::slice::from_ref(&addr_b),
@@ -109,10 +109,58 @@ async fn restart_reconnects_from_the_book_alone() {
         kept.source,
         AddressSource::Observed | AddressSource::Reported
     ));
+    assert!(
+        record.addresses.iter().all(|x| !x.addr.contains("/p2p/")),
+        "addresses stored without the peer id: {:?}",
+        record.addresses
+    );
     assert!(!record.public_key.is_empty(), "public key from identify");
     assert!(record
         .metadata
         .get(AGENT_VERSION_KEY)
         .is_some_and(|v| !v.is_empty()));
     assert_eq!(record.reconnection_attempts, 0);
+
+    drop(a);
+
+    // B stops; A restarts again: the dial from the book fails and is counted.
+    drop(b);
+    let mut a = swarm(key_a, open_book(dir_a.path()));
+    assert_eq!(bootstrap(&mut a, |n| &mut n.peerbook, 8).unwrap(), [peer_b]);
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let event = a.select_next_some().await;
+            if let SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(p), ..
+            } = handle(&mut a, event)
+            {
+                assert_eq!(p, peer_b);
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the dial to the stopped B fails");
+    a.behaviour_mut().peerbook.shutdown();
+    let record = a
+        .behaviour()
+        .peerbook
+        .book()
+        .get_peer(&peer_b.to_string())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.reconnection_attempts, 1,
+        "the failed dial is counted"
+    );
+    let addr = record
+        .addresses
+        .iter()
+        .find(|x| x.addr == addr_b.to_string())
+        .unwrap();
+    assert!(addr.last_failure.is_some(), "the failed address is marked");
+    assert_eq!(
+        record.connection_quality.total_connections, 2,
+        "no session for a failed dial"
+    );
 }
