@@ -355,3 +355,32 @@ fn thousand_concurrent_updates_land_and_never_write_on_a_worker() {
     let (on_worker, _, _, _) = burst(Strategy::WriterThread, true);
     assert!(on_worker > 0, "direct blocking calls must be caught");
 }
+
+#[test]
+fn dropped_futures_never_half_apply() {
+    for strategy in STRATEGIES {
+        runtime().block_on(async {
+            let book = PeerBook::open(MemoryBackend::new(), Options::new(key())).unwrap();
+            let book = AsyncPeerBook::with_strategy(book, strategy);
+            // never polled: nothing handed off, nothing written
+            drop(book.store_peer(peer("never")));
+            // handed off, then dropped while pending: the write still lands, whole
+            let handed = tokio::spawn({
+                let book = book.clone();
+                async move { book.store_peer(peer("handed")).await }
+            });
+            tokio::task::yield_now().await;
+            handed.abort();
+            let _ = handed.await;
+            book.flush().await.unwrap(); // after every write handed off before it
+            assert!(book.get_peer("never").await.unwrap().is_none());
+            if let Some(r) = book.get_peer("handed").await.unwrap() {
+                assert_eq!(r.public_key, "pk-handed", "a landed write is whole");
+            }
+            assert!(
+                book.verify().await.unwrap().is_clean(),
+                "no half-applied write"
+            );
+        });
+    }
+}
