@@ -1,0 +1,399 @@
+//! [`Behaviour`]: the [`NetworkBehaviour`] that records what the swarm sees into the
+//! book (through the write-behind queue) and serves the stored addresses back to
+//! the swarm when it dials a peer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use libp2p::core::multiaddr::Protocol;
+use libp2p::core::transport::PortUse;
+use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
+use libp2p::swarm::behaviour::{ConnectionClosed, ConnectionEstablished, DialFailure, FromSwarm};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{
+    dummy, ConnectionDenied, ConnectionId, DialError, NetworkBehaviour, Swarm, THandler,
+    THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::{identify, ping, PeerId};
+use peerbook::address::{MAX_ADDRESSES, MAX_METADATA_VALUE_LEN};
+use peerbook::{AddressSource, Backend, CandidateQuery, PeerBook, SessionObservation};
+
+use crate::writer::{Op, State, WriteBehind};
+use crate::{Config, Stats};
+
+/// Metadata key of the agent version reported by identify.
+pub const AGENT_VERSION_KEY: &str = "libp2p.agent_version";
+/// Metadata key of the protocols reported by identify (comma-separated, cut to fit).
+pub const PROTOCOLS_KEY: &str = "libp2p.protocols";
+
+/// A persistent peer store for a libp2p swarm. Compose it with your behaviours
+/// (`#[derive(NetworkBehaviour)]`), forward ping and identify events with
+/// [`observe`](Self::observe), and call [`shutdown`](Self::shutdown) when the node
+/// stops. See the crate docs.
+pub struct Behaviour<B: Backend + 'static> {
+    book: Arc<PeerBook<B>>,
+    writer: WriteBehind,
+    /// Addresses per peer, kept in step with the book: the swarm reads them here.
+    addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Open connections: peer and start.
+    open: HashMap<ConnectionId, (PeerId, Instant)>,
+    config: Config,
+}
+
+impl<B: Backend + 'static> Behaviour<B> {
+    /// Start recording into `book`: loads every stored peer's addresses (one read
+    /// of the book: call it before the swarm runs, or from a blocking thread) and
+    /// starts the write-behind thread.
+    pub fn new(book: Arc<PeerBook<B>>, config: Config) -> peerbook::Result<Self> {
+        let mut addresses = HashMap::new();
+        for record in book.query_peers(&peerbook::PeerQuery::default())? {
+            let Ok(peer) = record.peer_id.as_str().parse::<PeerId>() else {
+                continue; // not a libp2p peer
+            };
+            let addrs: Vec<Multiaddr> = record
+                .addresses
+                .iter()
+                .filter_map(|a| a.addr.parse().ok())
+                .collect();
+            if !addrs.is_empty() {
+                addresses.insert(peer, addrs);
+            }
+        }
+        let writer = WriteBehind::start(Arc::clone(&book), config.queue_capacity);
+        Ok(Behaviour {
+            book,
+            writer,
+            addresses,
+            open: HashMap::new(),
+            config,
+        })
+    }
+
+    /// The book behind this store (its calls block: use them off the poll loop).
+    pub fn book(&self) -> &Arc<PeerBook<B>> {
+        &self.book
+    }
+
+    /// The addresses the store knows for `peer` (what a dial of it will use).
+    pub fn addresses_of(&self, peer: &PeerId) -> &[Multiaddr] {
+        self.addresses.get(peer).map_or(&[], Vec::as_slice)
+    }
+
+    /// Counters of the write-behind queue.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            dropped: self.writer.dropped(),
+            failed: self.writer.failed(),
+        }
+    }
+
+    /// The best peers to reconnect to (the book's reconnection ranking, peers with
+    /// a recently working address first), at most `limit`, that have an address.
+    /// Reads the book: call it at startup, not from the poll loop.
+    pub fn reconnection_candidates(&self, limit: usize) -> peerbook::Result<Vec<PeerId>> {
+        let query = CandidateQuery {
+            limit,
+            ..CandidateQuery::default()
+        };
+        let recent = Duration::from_secs(24 * 3600);
+        Ok(self
+            .book
+            .get_reconnection_candidates_by_address(&query, recent)?
+            .into_iter()
+            .filter_map(|c| c.peer.peer_id.as_str().parse::<PeerId>().ok())
+            .filter(|p| self.addresses.contains_key(p))
+            .collect())
+    }
+
+    /// Feed a ping or identify event (from your composed behaviour's events) to
+    /// the store: ping RTT -> latency, identify -> public key, reported addresses,
+    /// agent version and protocols. Never blocks.
+    pub fn observe<E: Observe>(&mut self, event: &E) {
+        if let Some((peer, state)) = event.state() {
+            for (addr, _) in &state.addresses {
+                if let Ok(addr) = addr.parse() {
+                    self.remember(peer, addr);
+                }
+            }
+            self.writer.push(Op::State {
+                peer: peer.to_string(),
+                state,
+            });
+        }
+    }
+
+    /// Block until every observation queued so far is in the book.
+    pub fn flush(&self) {
+        self.writer.wait_idle();
+    }
+
+    /// The node stops: record a session for each connection still open (up to
+    /// now), apply everything queued and stop the writer thread. Blocks: call it
+    /// after the swarm stopped (or from a blocking thread).
+    pub fn shutdown(&mut self) {
+        for (_, (peer, since)) in std::mem::take(&mut self.open) {
+            self.writer.push(Op::Session {
+                peer: peer.to_string(),
+                observation: session(since),
+            });
+        }
+        self.writer.shutdown();
+        let _ = self.book.flush();
+    }
+
+    fn remember(&mut self, peer: PeerId, addr: Multiaddr) {
+        let known = self.addresses.entry(peer).or_default();
+        if !known.contains(&addr) && known.len() < MAX_ADDRESSES {
+            known.push(addr);
+        }
+    }
+
+    fn established(&mut self, e: ConnectionEstablished<'_>) {
+        self.open
+            .insert(e.connection_id, (e.peer_id, Instant::now()));
+        // Only a dialed address is worth keeping: an inbound connection comes
+        // from an ephemeral port.
+        let addr = match e.endpoint {
+            ConnectedPoint::Dialer { address, .. } => Some(without_peer(address)),
+            ConnectedPoint::Listener { .. } => None,
+        };
+        if let Some(addr) = &addr {
+            self.remember(e.peer_id, addr.clone());
+        }
+        self.writer.push(Op::Connected {
+            peer: e.peer_id.to_string(),
+            public_key: key_of(&e.peer_id),
+            addr: addr.map(|a| a.to_string()),
+        });
+    }
+
+    fn closed(&mut self, e: ConnectionClosed<'_>) {
+        if let Some((peer, since)) = self.open.remove(&e.connection_id) {
+            self.writer.push(Op::Session {
+                peer: peer.to_string(),
+                observation: session(since),
+            });
+        }
+    }
+
+    fn dial_failed(&mut self, e: DialFailure<'_>) {
+        let Some(peer) = e.peer_id else { return };
+        let addrs = match e.error {
+            DialError::Transport(errors) => errors
+                .iter()
+                .map(|(a, _)| without_peer(a).to_string())
+                .collect(),
+            DialError::WrongPeerId { .. } | DialError::Denied { .. } => Vec::new(),
+            // our own decision not to dial: not the peer's failure
+            _ => return,
+        };
+        self.writer.push(Op::DialFailed {
+            peer: peer.to_string(),
+            addrs,
+        });
+    }
+}
+
+/// Dial the top `limit` reconnection candidates of `swarm`'s store (see
+/// [`Behaviour::reconnection_candidates`]) by peer id: the swarm takes their
+/// addresses from the store. `store` picks the store out of your behaviour.
+/// Returns the peers dialed. Reads the book: call it at startup.
+pub fn bootstrap<TB, B>(
+    swarm: &mut Swarm<TB>,
+    store: impl Fn(&mut TB) -> &mut Behaviour<B>,
+    limit: usize,
+) -> peerbook::Result<Vec<PeerId>>
+where
+    TB: NetworkBehaviour,
+    B: Backend + 'static,
+{
+    let peers = store(swarm.behaviour_mut()).reconnection_candidates(limit)?;
+    let mut dialed = Vec::new();
+    for peer in peers {
+        if swarm.dial(DialOpts::peer_id(peer).build()).is_ok() {
+            dialed.push(peer);
+        }
+    }
+    Ok(dialed)
+}
+
+/// `addr` without a trailing `/p2p/<peer id>` (the swarm appends it when dialing).
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    let mut addr = addr.clone();
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
+}
+
+fn session(since: Instant) -> SessionObservation {
+    SessionObservation {
+        success: true,
+        uptime_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+        // latency comes from ping (observe), not from the session
+        latency_ms: None,
+    }
+}
+
+/// An event [`Behaviour::observe`] understands: ping and identify events (sealed).
+pub trait Observe: sealed::Sealed {}
+
+impl Observe for ping::Event {}
+impl Observe for identify::Event {}
+
+mod sealed {
+    use super::{PeerId, State};
+
+    /// What an observed event tells: the peer and its latest state, if any.
+    pub trait Sealed {
+        fn state(&self) -> Option<(PeerId, State)>;
+    }
+}
+
+impl sealed::Sealed for ping::Event {
+    fn state(&self) -> Option<(PeerId, State)> {
+        let rtt = self.result.as_ref().ok()?;
+        let ms = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX).max(1);
+        Some((
+            self.peer,
+            State {
+                latency_ms: Some(ms),
+                ..State::default()
+            },
+        ))
+    }
+}
+
+impl sealed::Sealed for identify::Event {
+    fn state(&self) -> Option<(PeerId, State)> {
+        let (peer, info) = match self {
+            identify::Event::Received { peer_id, info, .. } => (*peer_id, info),
+            _ => return None,
+        };
+        let mut metadata = BTreeMap::new();
+        metadata.insert(
+            AGENT_VERSION_KEY.to_string(),
+            cut(&info.agent_version, MAX_METADATA_VALUE_LEN),
+        );
+        let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
+        metadata.insert(PROTOCOLS_KEY.to_string(), join_fitting(&protocols));
+        Some((
+            peer,
+            State {
+                public_key: Some(hex(&info.public_key.encode_protobuf())),
+                latency_ms: None,
+                addresses: info
+                    .listen_addrs
+                    .iter()
+                    .take(MAX_ADDRESSES)
+                    .map(|a| (a.to_string(), AddressSource::Reported))
+                    .collect(),
+                metadata,
+            },
+        ))
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+/// Comma-joined items, as many whole ones as fit in a metadata value.
+fn join_fitting(items: &[String]) -> String {
+    let mut out = String::new();
+    for item in items {
+        let extra = item.len() + usize::from(!out.is_empty());
+        if out.len() + extra > MAX_METADATA_VALUE_LEN {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out
+}
+
+/// The public key embedded in a peer id (ed25519 and other short keys use the
+/// identity multihash), as identify reports it (protobuf, hex).
+fn key_of(peer: &PeerId) -> Option<String> {
+    let hash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    if hash.code() != 0 {
+        return None; // a hash of the key: identify will tell it
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(hash.digest()).ok()?;
+    Some(hex(&key.encode_protobuf()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl<B: Backend + 'static> NetworkBehaviour for Behaviour<B> {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        maybe_peer: Option<PeerId>,
+        _: &[Multiaddr],
+        _: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        Ok(maybe_peer
+            .map(|p| self.addresses_of(&p).to_vec())
+            .unwrap_or_default())
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) => self.established(e),
+            FromSwarm::ConnectionClosed(e) => self.closed(e),
+            FromSwarm::DialFailure(e) => self.dial_failed(e),
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        let _ = &self.config;
+        Poll::Pending
+    }
+}

@@ -1,0 +1,72 @@
+//! A persistent peer store for [rust-libp2p](https://github.com/libp2p/rust-libp2p)
+//! swarms, backed by [`peerbook`]: a node remembers the peers it met across
+//! restarts and reconnects to the best of them at startup.
+//!
+//! [`Behaviour`] is a [`NetworkBehaviour`](libp2p::swarm::NetworkBehaviour) to
+//! compose with your own (`#[derive(NetworkBehaviour)]`). It records what the
+//! swarm sees:
+//!
+//! | swarm event | book |
+//! |---|---|
+//! | connection established | `store_peer` (a success), the dialed address kept (`observed`) and marked working |
+//! | connection closed (or still open at [`Behaviour::shutdown`]) | `record_session` with the uptime |
+//! | dial failure | `increment_reconnection_attempts`, the failed addresses marked |
+//! | ping RTT (forwarded with [`Behaviour::observe`]) | latency |
+//! | identify (forwarded with [`Behaviour::observe`]) | public key (protobuf, hex), listen addresses (`reported`), metadata [`AGENT_VERSION_KEY`] and [`PROTOCOLS_KEY`] |
+//!
+//! and serves the stored addresses back: a dial by peer id alone
+//! (`DialOpts::peer_id(p).build()`) gets them through
+//! `handle_pending_outbound_connection`. [`bootstrap`] dials the book's top
+//! reconnection candidates at startup.
+//!
+//! libp2p's own peer-store `Store` trait returns borrowed addresses and has no
+//! notion of sessions or failures, so this crate is a behaviour of its own with an
+//! in-memory mirror of the addresses in front of the book.
+//!
+//! **Never blocks the poll loop.** Writes go through a write-behind queue
+//! ([`Config::queue_capacity`]) applied by one thread. When the queue is full a
+//! ping or identify observation is folded into a per-peer latest state (latest
+//! latency, addresses, metadata); a session or failure that does not fit is
+//! dropped, and [`Behaviour::stats`] counts every drop. [`Behaviour::shutdown`]
+//! applies what is queued.
+//!
+//! Ping and identify events go to your behaviour's event stream, not to a
+//! sibling behaviour: forward them with one call,
+//! `swarm.behaviour_mut().peerbook.observe(&event)` (see the README example).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod behaviour;
+mod writer;
+
+pub use behaviour::{bootstrap, Behaviour, Observe, AGENT_VERSION_KEY, PROTOCOLS_KEY};
+
+/// Settings of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Observations queued for the writer thread before coalescing starts
+    /// (default 1,024).
+    pub queue_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            queue_capacity: 1024,
+        }
+    }
+}
+
+/// Counters of the write-behind queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Observations lost to a full queue (or coalesced away).
+    pub dropped: u64,
+    /// Observations the book refused or failed to write (logged at debug level).
+    pub failed: u64,
+}
+
+/// The README's example, compiled as a doctest so it never goes stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

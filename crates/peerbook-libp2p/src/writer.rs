@@ -1,0 +1,418 @@
+//! The write-behind queue: the swarm's poll loop pushes [`Op`]s without blocking;
+//! one thread applies them to the book in order. When the queue is full, an op is
+//! folded into a per-peer "latest state" slot instead (latest public key, latency,
+//! addresses, metadata) and whatever cannot be kept that way (a session, a failed
+//! attempt, an older state it replaces) is counted as dropped.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use peerbook::{AddressSource, Backend, NewPeer, PeerBook, QualityUpdate, SessionObservation};
+use tracing::debug;
+
+/// One thing the swarm saw, as the book will record it.
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    /// Connected to the peer now (an upsert that counts as success), over `addr`
+    /// when we dialed it.
+    Connected {
+        peer: String,
+        public_key: Option<String>,
+        addr: Option<String>,
+    },
+    /// A connection ended after a session.
+    Session {
+        peer: String,
+        observation: SessionObservation,
+    },
+    /// A dial failed (over these addresses, when known).
+    DialFailed { peer: String, addrs: Vec<String> },
+    /// The latest state heard of the peer (identify, ping).
+    State { peer: String, state: State },
+}
+
+/// Latest-state facts: a later one replaces an earlier one field by field.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub public_key: Option<String>,
+    pub latency_ms: Option<u32>,
+    pub addresses: Vec<(String, AddressSource)>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl State {
+    /// Fold `newer` in; returns how many facts it replaced (counted as dropped).
+    fn merge(&mut self, newer: State) -> u64 {
+        let mut replaced = 0;
+        if newer.public_key.is_some() {
+            replaced += u64::from(
+                self.public_key
+                    .replace(newer.public_key.unwrap_or_default())
+                    .is_some(),
+            );
+        }
+        if newer.latency_ms.is_some() {
+            replaced += u64::from(
+                self.latency_ms
+                    .replace(newer.latency_ms.unwrap_or_default())
+                    .is_some(),
+            );
+        }
+        if !newer.addresses.is_empty() {
+            replaced += u64::from(!self.addresses.is_empty());
+            self.addresses = newer.addresses;
+        }
+        for (k, v) in newer.metadata {
+            replaced += u64::from(self.metadata.insert(k, v).is_some());
+        }
+        replaced
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    ops: VecDeque<Op>,
+    /// Per-peer latest state of ops that did not fit, in first-overflow order.
+    overflow: HashMap<String, State>,
+    overflow_order: Vec<String>,
+    /// Ops taken by the writer and not yet applied.
+    in_flight: usize,
+    closed: bool,
+}
+
+pub(crate) struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    capacity: usize,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// The write-behind handle: push without blocking, flush, shut down.
+pub(crate) struct WriteBehind {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Queue> {
+    // A panic in the writer cannot leave the queue half-changed (plain pushes/pops).
+    shared.queue.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl WriteBehind {
+    pub(crate) fn start<B: Backend + 'static>(book: Arc<PeerBook<B>>, capacity: usize) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            capacity: capacity.max(1),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        });
+        let worker = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("peerbook-libp2p".into())
+            .spawn(move || run(&book, &worker))
+            .expect("spawn the peerbook write-behind thread");
+        WriteBehind {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    /// Queue `op`; never blocks on the book (only on a short queue lock).
+    pub(crate) fn push(&self, op: Op) {
+        let mut q = lock(&self.shared);
+        if q.closed {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if q.ops.len() < self.shared.capacity {
+            q.ops.push_back(op);
+        } else {
+            let lost = match op {
+                Op::State { peer, state } => {
+                    let q = &mut *q;
+                    match q.overflow.get_mut(&peer) {
+                        Some(latest) => latest.merge(state),
+                        None => {
+                            q.overflow_order.push(peer.clone());
+                            q.overflow.insert(peer, state);
+                            0
+                        }
+                    }
+                }
+                // sessions, attempts and upserts cannot be folded into a state
+                _ => 1,
+            };
+            self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
+        }
+        drop(q);
+        self.shared.wake.notify_all();
+    }
+
+    /// Ops lost to a full queue so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Ops the book refused or failed so far.
+    pub(crate) fn failed(&self) -> u64 {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Block until every op queued so far is applied.
+    pub(crate) fn wait_idle(&self) {
+        let mut q = lock(&self.shared);
+        while !(q.ops.is_empty() && q.overflow.is_empty() && q.in_flight == 0) {
+            q = self.shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Apply what is queued, then stop the thread.
+    pub(crate) fn shutdown(&mut self) {
+        lock(&self.shared).closed = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn run<B: Backend>(book: &PeerBook<B>, shared: &Shared) {
+    loop {
+        let batch: Vec<Op> = {
+            let mut q = lock(shared);
+            while q.ops.is_empty() && q.overflow.is_empty() && !q.closed {
+                q = shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+            if q.ops.is_empty() && q.overflow.is_empty() {
+                return; // closed and drained
+            }
+            let mut batch: Vec<Op> = q.ops.drain(..).collect();
+            let order = std::mem::take(&mut q.overflow_order);
+            for peer in order {
+                if let Some(state) = q.overflow.remove(&peer) {
+                    batch.push(Op::State { peer, state });
+                }
+            }
+            q.in_flight = batch.len();
+            batch
+        };
+        for op in batch {
+            if let Err(e) = apply(book, op) {
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                debug!(error = %e, "peerbook-libp2p: an observation was not recorded");
+            }
+        }
+        lock(shared).in_flight = 0;
+        shared.wake.notify_all();
+    }
+}
+
+fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<()> {
+    match op {
+        Op::Connected {
+            peer,
+            public_key,
+            addr,
+        } => {
+            book.store_peer(NewPeer {
+                peer_id: peer.clone(),
+                public_key: public_key.unwrap_or_default(),
+                ..Default::default()
+            })?;
+            if let Some(addr) = addr {
+                book.add_address(&peer, &addr, AddressSource::Observed, None)?;
+                book.record_address_result(&peer, &addr, true)?;
+            }
+        }
+        Op::Session { peer, observation } => {
+            book.record_session(&peer, &observation)?;
+        }
+        Op::DialFailed { peer, addrs } => {
+            if book.get_peer(&peer)?.is_none() {
+                return Ok(()); // never met: nothing to count against
+            }
+            book.increment_reconnection_attempts(&peer)?;
+            for addr in addrs {
+                // an address the peer does not have is refused: nothing to mark
+                let _ = book.record_address_result(&peer, &addr, false);
+            }
+        }
+        Op::State { peer, state } => {
+            // A peer first stored without its key (a peer id that does not embed
+            // it) keeps an empty key: the book refuses any key change.
+            let stored_without_key = book
+                .get_peer(&peer)?
+                .is_some_and(|r| r.public_key.is_empty());
+            let public_key = match state.public_key {
+                Some(key) if !stored_without_key => key,
+                _ => String::new(),
+            };
+            book.learn_peer(NewPeer {
+                peer_id: peer.clone(),
+                public_key,
+                ..Default::default()
+            })?;
+            if let Some(ms) = state.latency_ms {
+                book.update_connection_quality(
+                    &peer,
+                    QualityUpdate {
+                        latency_ms: Some(Some(ms)),
+                        ..Default::default()
+                    },
+                )?;
+            }
+            for (addr, source) in state.addresses {
+                // past the per-peer limit the book refuses: keep the first ones
+                let _ = book.add_address(&peer, &addr, source, None);
+            }
+            for (key, value) in state.metadata {
+                book.set_metadata(&peer, &key, Some(&value))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+    use std::sync::{Arc, Condvar, Mutex};
+
+    use peerbook::backend::{BookClaim, Direction, KeyRange, ReadView, Space, WriteBatch};
+    use peerbook::{
+        Backend, BackendError, Durability, MasterKey, MemoryBackend, Options, PeerBook,
+        SessionObservation,
+    };
+
+    use super::{Op, State, WriteBehind};
+
+    /// A memory backend whose writes wait while the gate is shut.
+    struct Gated {
+        inner: MemoryBackend,
+        gate: Arc<(Mutex<(bool, usize)>, Condvar)>,
+    }
+
+    impl Backend for Gated {
+        fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+            self.inner.get(space, key)
+        }
+        fn scan(
+            &self,
+            space: Space,
+            range: KeyRange<'_>,
+            direction: Direction,
+            visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+        ) -> Result<(), BackendError> {
+            self.inner.scan(space, range, direction, visitor)
+        }
+        fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+            self.inner.view()
+        }
+        fn book_claim(&self) -> BookClaim {
+            self.inner.book_claim()
+        }
+        fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+            let (lock, cvar) = &*self.gate;
+            let mut g = lock.lock().unwrap();
+            g.1 += 1;
+            cvar.notify_all();
+            while !g.0 {
+                g = cvar.wait(g).unwrap();
+            }
+            drop(g);
+            self.inner.write(batch, durability)
+        }
+        fn flush(&self) -> Result<(), BackendError> {
+            self.inner.flush()
+        }
+        fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+            self.inner.clear(durability)
+        }
+        fn disk_usage(&self) -> Result<u64, BackendError> {
+            self.inner.disk_usage()
+        }
+        fn engine_name(&self) -> &'static str {
+            "gated"
+        }
+    }
+
+    fn latency(peer: &str, ms: u32) -> Op {
+        Op::State {
+            peer: peer.into(),
+            state: State {
+                latency_ms: Some(ms),
+                ..State::default()
+            },
+        }
+    }
+
+    #[test]
+    fn full_queue_keeps_latest_state_per_peer_and_counts_drops() {
+        let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+        let backend = Gated {
+            inner: MemoryBackend::new(),
+            gate: gate.clone(),
+        };
+        let book = Arc::new(
+            PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap(),
+        );
+        let mut w = WriteBehind::start(book.clone(), 2);
+        // shut the gate, then let the writer block inside one write
+        let (lock, cvar) = &*gate;
+        *lock.lock().unwrap() = (false, 0);
+        w.push(latency("p", 1));
+        let mut g = lock.lock().unwrap();
+        while g.1 == 0 {
+            g = cvar.wait(g).unwrap();
+        }
+        drop(g);
+        // the writer is stuck: 2 ops fill the queue, the rest overflow
+        w.push(latency("q", 2));
+        w.push(latency("q", 3));
+        w.push(latency("p", 10)); // overflow slot for p
+        w.push(latency("p", 11)); // replaces 10: one dropped
+        let session = SessionObservation {
+            success: true,
+            uptime_ms: 5,
+            latency_ms: None,
+        };
+        w.push(Op::Session {
+            peer: "p".into(),
+            observation: session,
+        }); // dropped
+        let dropped = w.dropped();
+        // open the gate before any assert: a failure must not leave the writer stuck
+        *lock.lock().unwrap() = (true, 0);
+        cvar.notify_all();
+        assert_eq!(dropped, 2, "one replaced state, one session");
+        w.wait_idle();
+        let p = book.get_peer("p").unwrap().unwrap();
+        assert_eq!(
+            p.connection_quality.latency_ms,
+            Some(11),
+            "latest state kept"
+        );
+        assert_eq!(
+            p.connection_quality.total_connections, 0,
+            "the session was dropped"
+        );
+        let q = book.get_peer("q").unwrap().unwrap();
+        assert_eq!(
+            q.connection_quality.latency_ms,
+            Some(3),
+            "queued ops applied in order"
+        );
+        w.shutdown();
+        assert_eq!(w.failed(), 0);
+    }
+}

@@ -1,0 +1,166 @@
+//! Loopback only: node A meets node B over 127.0.0.1 TCP and pings it, stops,
+//! restarts from its peerbook directory with no bootstrap address, and reconnects
+//! to B from the book alone; A's book shows B's sessions, latency and addresses.
+
+#[path = "../examples/common/mod.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::{handle, open_book, swarm, Node, NodeEvent};
+use libp2p::futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm};
+use peerbook::AddressSource;
+use peerbook_libp2p::{bootstrap, AGENT_VERSION_KEY};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Drive both swarms until A has pinged B and heard B's identify.
+async fn until_pinged_and_identified(a: &mut Swarm<Node>, b: &mut Swarm<Node>, peer_b: PeerId) {
+    let (mut pinged, mut identified) = (false, false);
+    while !(pinged && identified) {
+        tokio::select! {
+            e = a.select_next_some() => match handle(a, e) {
+                SwarmEvent::Behaviour(NodeEvent::Ping(p)) if p.peer == peer_b && p.result.is_ok() => pinged = true,
+                SwarmEvent::Behaviour(NodeEvent::Identify(libp2p::identify::Event::Received { peer_id, .. }))
+                    if peer_id == peer_b => identified = true,
+                _ => {}
+            },
+            e = b.select_next_some() => { handle(b, e); }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_reconnects_from_the_book_alone() {
+    let dir_a = tempfile::tempdir().unwrap();
+    let dir_b = tempfile::tempdir().unwrap();
+    let (key_a, key_b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let peer_b = key_b.public().to_peer_id();
+
+    let mut b = swarm(key_b, open_book(dir_b.path()));
+    b.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr_b: Multiaddr = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = b.select_next_some().await {
+                break address;
+            }
+        }
+    })
+    .await
+    .expect("B listens");
+
+    // First run: A dials B's address, pings it, stops.
+    let mut a = swarm(key_a.clone(), open_book(dir_a.path()));
+    assert!(
+        bootstrap(&mut a, |n| &mut n.peerbook, 8)
+            .unwrap()
+            .is_empty(),
+        "empty book: nobody to dial"
+    );
+    a.dial(addr_b.clone()).unwrap();
+    tokio::time::timeout(LIMIT, until_pinged_and_identified(&mut a, &mut b, peer_b))
+        .await
+        .expect("A pings B and hears its identify");
+    a.behaviour_mut().peerbook.shutdown();
+    assert_eq!(a.behaviour().peerbook.stats().dropped, 0);
+    drop(a); // the swarm and the book close: the process "stops"
+
+    // Restart: same key and book directory, no address given.
+    let mut a = swarm(key_a.clone(), open_book(dir_a.path()));
+    assert_eq!(
+        a.behaviour().peerbook.addresses_of(&peer_b),
+        std::slice::from_ref(&addr_b),
+        "B's address loaded from the book"
+    );
+    let dialed = bootstrap(&mut a, |n| &mut n.peerbook, 8).unwrap();
+    assert_eq!(dialed, [peer_b], "the book's top candidate is B");
+    tokio::time::timeout(LIMIT, until_pinged_and_identified(&mut a, &mut b, peer_b))
+        .await
+        .expect("A reconnects to B from the book alone");
+    a.behaviour_mut().peerbook.shutdown();
+    let stats = a.behaviour().peerbook.stats();
+    assert_eq!((stats.dropped, stats.failed), (0, 0), "{stats:?}");
+
+    let record = a
+        .behaviour()
+        .peerbook
+        .book()
+        .get_peer(&peer_b.to_string())
+        .unwrap()
+        .expect("B is in A's book");
+    let q = record.connection_quality;
+    assert_eq!(q.total_connections, 2, "two sessions: one per run");
+    assert_eq!(q.successful_connections, 2);
+    assert!(
+        q.latency_ms.is_some_and(|ms| ms > 0),
+        "ping RTT stored: {q:?}"
+    );
+    let kept = record
+        .addresses
+        .iter()
+        .find(|x| x.addr == addr_b.to_string())
+        .expect("B's address kept");
+    assert!(kept.last_success.is_some(), "the address worked");
+    assert!(matches!(
+        kept.source,
+        AddressSource::Observed | AddressSource::Reported
+    ));
+    assert!(
+        record.addresses.iter().all(|x| !x.addr.contains("/p2p/")),
+        "addresses stored without the peer id: {:?}",
+        record.addresses
+    );
+    assert!(!record.public_key.is_empty(), "public key from identify");
+    assert!(record
+        .metadata
+        .get(AGENT_VERSION_KEY)
+        .is_some_and(|v| !v.is_empty()));
+    assert_eq!(record.reconnection_attempts, 0);
+
+    drop(a);
+
+    // B stops; A restarts again: the dial from the book fails and is counted.
+    drop(b);
+    let mut a = swarm(key_a, open_book(dir_a.path()));
+    assert_eq!(bootstrap(&mut a, |n| &mut n.peerbook, 8).unwrap(), [peer_b]);
+    tokio::time::timeout(LIMIT, async {
+        loop {
+            let event = a.select_next_some().await;
+            if let SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(p), ..
+            } = handle(&mut a, event)
+            {
+                assert_eq!(p, peer_b);
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the dial to the stopped B fails");
+    a.behaviour_mut().peerbook.shutdown();
+    let record = a
+        .behaviour()
+        .peerbook
+        .book()
+        .get_peer(&peer_b.to_string())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.reconnection_attempts, 1,
+        "the failed dial is counted"
+    );
+    let addr = record
+        .addresses
+        .iter()
+        .find(|x| x.addr == addr_b.to_string())
+        .unwrap();
+    assert!(addr.last_failure.is_some(), "the failed address is marked");
+    assert_eq!(
+        record.connection_quality.total_connections, 2,
+        "no session for a failed dial"
+    );
+}
