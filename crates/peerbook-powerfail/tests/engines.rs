@@ -550,18 +550,7 @@ fn creation_survives_power_cuts(engine: Engine) {
     let Some(m) = fs.mount_in_test(mount_dir) else {
         return;
     };
-    let mut child = child_command(engine, mount_dir, OPEN_ONLY, 0)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let out = BufReader::new(child.stdout.take().expect("piped"));
-    for line in out.lines().map_while(Result::ok) {
-        if line.ends_with("opened") || line.starts_with("dead ") {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    open_in_child_then_kill(engine, mount_dir);
     let total = fs.mutations();
     m.unmount().expect("unmount");
     let step = (total / 40).max(1);
@@ -574,18 +563,7 @@ fn creation_survives_power_cuts(engine: Engine) {
             let fs = PowerFailFs::new();
             let m = fs.mount(mount_dir).expect("mount");
             fs.fail_after(Some(budget));
-            let mut child = child_command(engine, mount_dir, OPEN_ONLY, 0)
-                .stdout(Stdio::piped())
-                .spawn()
-                .expect("spawn");
-            let out = BufReader::new(child.stdout.take().expect("piped"));
-            for line in out.lines().map_while(Result::ok) {
-                if line.ends_with("opened") || line.starts_with("dead ") {
-                    break;
-                }
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            open_in_child_then_kill(engine, mount_dir);
             let report = fs.cut_power(budget * 16 + cut);
             m.unmount().expect("unmount");
             let m = fs.mount(mount_dir).expect("mount again");
@@ -640,4 +618,22 @@ fn file_power_loss_keeps_every_acknowledged_sync_write() {
             "no cut lost anything: {totals:?}"
         );
     }
+}
+
+/// Run a child that only opens a new book in `mount_dir`, wait until it says it
+/// opened (or died), then kill it: the creation sweep's one step, measured once
+/// whole and then cut at every request budget.
+fn open_in_child_then_kill(engine: Engine, mount_dir: &Path) {
+    let mut child = child_command(engine, mount_dir, OPEN_ONLY, 0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = BufReader::new(child.stdout.take().expect("piped"));
+    for line in out.lines().map_while(Result::ok) {
+        if line.ends_with("opened") || line.starts_with("dead ") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
