@@ -9,6 +9,10 @@
 //! or after (the model applies the step). The book must answer with the backend
 //! error, refuse writes until reopened, and after the reopen agree with the model:
 //! the write is wholly there or wholly absent, and no acknowledged write is lost.
+//! A `FaultyRead` step fails the nth engine read (get, scan or view, on the backend
+//! or on a read view) of a read or write step: the step answers with the backend
+//! error, the backend's contents are unchanged, the book is not poisoned, and the
+//! same step then run without a fault matches the model.
 //!
 //! CI runs `PROPTEST_CASES` cases (default 64, set in the config below);
 //! `cargo xtask long model` runs thousands. A failure shrinks to a short, readable
@@ -21,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use peerbook::address::{AddressSource, PeerAddress, MAX_ADDRESS_TTL_MS};
+use peerbook::backend::BackendExt;
 use peerbook::conformance::failing::{FailOp, FailWhen, FailingBackend};
 use peerbook::scoring::{candidate_order, quality_score, reconnection_score, DAY_MS};
 use peerbook::{
@@ -214,6 +219,15 @@ enum Step {
     /// (`after` false) or after (`after` true) the engine applies it.
     Faulty {
         step: Box<Step>,
+        after: bool,
+    },
+    /// `step` with its `nth` engine read of kind `op` (0 get, 1 scan, 2 view) failing
+    /// before (`after` false) or after the engine call: the step errs, changes
+    /// nothing and poisons nothing; then it runs again and must match the model.
+    FaultyRead {
+        step: Box<Step>,
+        op: u8,
+        nth: u64,
         after: bool,
     },
 }
@@ -466,11 +480,32 @@ impl ReferenceStateMachine for RefMachine {
                 (0usize..3).prop_map(Step::CleanupLru),
             ], any::<bool>())
                 .prop_map(|(step, after)| Step::Faulty { step: Box::new(step), after }),
+            3 => (prop_oneof![
+                (id.clone(), any::<bool>()).prop_map(|(id, secret)| Step::Store { id, secret }),
+                id.clone().prop_map(|id| Step::Get { id }),
+                id.clone().prop_map(|id| Step::Remove { id }),
+                (id.clone(), any::<bool>()).prop_map(|(id, secret)| Step::Learn { id, secret }),
+                session_strategy(id.clone()),
+                address_strategy(id.clone()),
+                id.clone().prop_map(|id| Step::Seen { id }),
+                id.clone().prop_map(|id| Step::Fail { id, times: 1 }),
+                (0u8..3, any::<bool>(), prop::option::of(0usize..4), prop::option::of(Just(DAY_MS)), Just(None))
+                    .prop_map(|(sort, desc, limit, max_age_ms, min_quality)| Step::Query { sort, desc, limit, max_age_ms, min_quality }),
+                (0usize..4, prop::option::of(Just(DAY_MS))).prop_map(|(limit, max_age_ms)| Step::Candidates { limit, max_age_ms }),
+                Just(Step::CleanupStale),
+                (0usize..3).prop_map(Step::CleanupLru),
+                Just(Step::Stats),
+            ], 0u8..3, 1u64..4, any::<bool>())
+                .prop_map(|(step, op, nth, after)| Step::FaultyRead { step: Box::new(step), op, nth, after }),
         ]
         .boxed()
     }
 
     fn apply(mut m: Model, step: &Step) -> Model {
+        if let Step::FaultyRead { step, .. } = step {
+            // a failed read changes nothing; the step then runs unfaulted
+            return Self::apply(m, step);
+        }
         if let Step::Faulty { step, after } = step {
             // After: the write landed. Before: nothing did (a step changes the model
             // only with a write); the outcome is the step's when it never writes.
@@ -689,7 +724,7 @@ impl ReferenceStateMachine for RefMachine {
                 m.now += ms;
                 Outcome::Unit
             }
-            Step::Reopen | Step::Faulty { .. } => Outcome::Unit,
+            Step::Reopen | Step::Faulty { .. } | Step::FaultyRead { .. } => Outcome::Unit,
         };
         m
     }
@@ -856,7 +891,9 @@ fn run(book: &PeerBook<Arc<dyn Backend>>, step: &Step, now: u64) -> Outcome {
                 .map_or_else(err, |r| Outcome::Count(r.imported))
         }
         Step::ClearAll => book.clear_all().map_or_else(err, |()| Outcome::Unit),
-        Step::Advance(_) | Step::Reopen | Step::Faulty { .. } => Outcome::Unit,
+        Step::Advance(_) | Step::Reopen | Step::Faulty { .. } | Step::FaultyRead { .. } => {
+            Outcome::Unit
+        }
     }
 }
 
@@ -923,6 +960,44 @@ impl StateMachineTest for Books {
                 let backend = book.close().expect("close a poisoned book");
                 drop((backend, faults));
                 *slot = Some(open_book(*engine, dir.path(), &sut.clock));
+                continue;
+            }
+            if let Step::FaultyRead {
+                step: inner,
+                op,
+                nth,
+                after,
+            } = &step
+            {
+                let before = faults.dump().expect("dump before the step");
+                let injected = faults.injected();
+                let op = [FailOp::Get, FailOp::Scan, FailOp::View][usize::from(*op)];
+                let when = if *after {
+                    FailWhen::After
+                } else {
+                    FailWhen::Before
+                };
+                faults.fail_nth(op, *nth, when);
+                let got = run(book, inner, model.now);
+                faults.disarm();
+                let name = engine.name();
+                if faults.injected() == injected {
+                    // the step made fewer reads of that kind: its plain outcome
+                    assert_eq!(got, model.expected, "{name}: {step:?}");
+                    continue;
+                }
+                assert_eq!(got, Outcome::Err("backend"), "{name}: {step:?}");
+                assert!(
+                    !book.needs_reopen(),
+                    "{name}: a failed read poisons nothing"
+                );
+                let now = faults.dump().expect("dump after the step");
+                assert!(
+                    now == before,
+                    "{name}: a failed read changed the book: {step:?}"
+                );
+                let got = run(book, inner, model.now);
+                assert_eq!(got, model.expected, "{name}: {step:?} run again");
                 continue;
             }
             let got = run(book, &step, model.now);

@@ -1,10 +1,11 @@
 //! [`FailingBackend`]: fault injection by wrapping a real backend (the redb way),
 //! and the conformance check that a write failure never leaves a book lying.
 //!
-//! The wrapper fails the Nth call of one kind (`write`, `flush`, `clear`, `scan`,
-//! `view`), either before passing it to the engine (nothing applied) or after (the
-//! engine applied it, the caller still sees an error: a lost acknowledgement, as
-//! after a failed fsync).
+//! The wrapper fails the Nth call of one kind (`write`, `flush`, `clear`, `get`,
+//! `scan`, `view`), either before passing it to the engine (nothing applied) or after
+//! (the engine applied it, the caller still sees an error: a lost acknowledgement, as
+//! after a failed fsync). Reads fail the same way through a read view: a view's `get`
+//! and `scan` count as [`FailOp::Get`] and [`FailOp::Scan`].
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,9 @@ pub enum FailOp {
     Flush,
     /// [`Backend::clear`].
     Clear,
-    /// [`Backend::scan`].
+    /// [`Backend::get`] and [`ReadView::get`] on a view of this backend.
+    Get,
+    /// [`Backend::scan`] and [`ReadView::scan`] on a view of this backend.
     Scan,
     /// [`Backend::view`].
     View,
@@ -129,9 +132,33 @@ fn injected(op: FailOp, when: FailWhen) -> BackendError {
     )))
 }
 
+/// A read view of a [`FailingBackend`]: its reads fail as the backend's do.
+struct FailingView<'a, B> {
+    backend: &'a FailingBackend<B>,
+    inner: Box<dyn ReadView + 'a>,
+}
+
+impl<B: Backend> ReadView for FailingView<'_, B> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.backend.run(FailOp::Get, || self.inner.get(space, key))
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        self.backend.run(FailOp::Scan, || {
+            self.inner.scan(space, range, direction, visitor)
+        })
+    }
+}
+
 impl<B: Backend> Backend for FailingBackend<B> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.get(space, key)
+        self.run(FailOp::Get, || self.inner.get(space, key))
     }
 
     fn scan(
@@ -148,7 +175,10 @@ impl<B: Backend> Backend for FailingBackend<B> {
 
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
         match self.trip(FailOp::View) {
-            None => self.inner.view(),
+            None => Ok(Box::new(FailingView {
+                backend: self,
+                inner: self.inner.view()?,
+            })),
             Some(when) => Err(injected(FailOp::View, when)),
         }
     }
