@@ -112,7 +112,9 @@ pub struct PeerBook<B: Backend> {
     backend: B,
     settings: Settings,
     cipher: RwLock<Arc<Cipher>>,
-    writer: Mutex<Counters>,
+    /// The writer lock: held by every write for its whole read-modify-write, it
+    /// guards the counters of the last committed state.
+    writer_lock: Mutex<Counters>,
     /// Set after a write with an unknown outcome: every later write is refused.
     poisoned: AtomicBool,
     /// This book's hold on the backend instance, released when the book goes.
@@ -171,8 +173,13 @@ impl Existing {
     }
 }
 
-/// A batch being built under the writer lock, with the counters it will leave.
-pub(crate) struct Txn {
+/// The held writer lock and the counters it guards (those of the committed state).
+pub(crate) type WriterGuard<'a> = MutexGuard<'a, Counters>;
+
+/// A write being staged under the writer lock: the batch built so far and the
+/// counters it will leave once committed (not a transaction: nothing is applied
+/// until [`PeerBook::commit`] writes the batch).
+pub(crate) struct StagedWrite {
     pub batch: WriteBatch,
     pub counters: Counters,
 }
@@ -185,7 +192,7 @@ impl<B: Backend> PeerBook<B> {
 
     /// Make every acknowledged write durable (matters with [`Durability::Buffered`]).
     pub fn flush(&self) -> Result<()> {
-        let _guard = self.lock();
+        let _guard = self.lock_writer();
         self.guarded(|| self.backend.flush())
     }
 
@@ -216,14 +223,14 @@ impl<B: Backend> PeerBook<B> {
     /// The writer lock. A panic while holding it cannot leave half a write behind
     /// (batches are atomic, counters change only after a commit), so a poisoned
     /// lock is safe to take over.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Counters> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock_writer(&self) -> WriterGuard<'_> {
+        self.writer_lock.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The writer lock for an operation that writes: refused with
     /// [`Error::NeedsReopen`] once an earlier write failed with an unknown outcome.
-    pub(crate) fn writer_lock(&self) -> Result<MutexGuard<'_, Counters>> {
-        let guard = self.lock();
+    pub(crate) fn lock_writer_to_write(&self) -> Result<WriterGuard<'_>> {
+        let guard = self.lock_writer();
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }

@@ -3,7 +3,7 @@
 
 use std::ops::{Bound, ControlFlow};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tracing::{info, warn};
 
@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::options::{duration_ms, Options};
 use crate::schema::PeerRecord;
 
-use super::{as_ref_bound, keys, Claim, PeerBook, Settings, SCHEMA_VERSION};
+use super::{as_ref_bound, keys, Claim, PeerBook, Settings, WriterGuard, SCHEMA_VERSION};
 use keys::{Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_SCHEMA_VERSION};
 
 impl<B: Backend> PeerBook<B> {
@@ -57,7 +57,7 @@ impl<B: Backend> PeerBook<B> {
             backend,
             settings,
             cipher: RwLock::new(Arc::new(cipher)),
-            writer: Mutex::new(Counters::default()),
+            writer_lock: Mutex::new(Counters::default()),
             poisoned: AtomicBool::new(false),
             _claim: claim,
         };
@@ -67,7 +67,7 @@ impl<B: Backend> PeerBook<B> {
     }
 
     fn open_existing_or_init(&self) -> Result<()> {
-        let mut guard = self.lock();
+        let mut guard = self.lock_writer();
         let version = match self.backend.get(Space::Meta, META_SCHEMA_VERSION)? {
             None => None,
             Some(bytes) => Some(keys::decode_u32(&bytes).ok_or_else(|| Error::Corrupted {
@@ -167,7 +167,7 @@ impl<B: Backend> PeerBook<B> {
     ///   batches.
     /// - 2 -> 3: addresses and metadata (record format 2). Nothing is rewritten:
     ///   format-1 records decode lazily with none (see [`crate::schema`]).
-    fn migrate_from(&self, found: u32, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
+    fn migrate_from(&self, found: u32, guard: &mut WriterGuard<'_>) -> Result<()> {
         info!(
             engine = self.backend.engine_name(),
             from = found,
@@ -310,7 +310,7 @@ impl<B: Backend> PeerBook<B> {
         }
     }
 
-    pub(super) fn init_meta(&self, guard: &mut MutexGuard<'_, Counters>) -> Result<()> {
+    pub(super) fn init_meta(&self, guard: &mut WriterGuard<'_>) -> Result<()> {
         let mut batch = WriteBatch::new();
         batch.put(
             Space::Meta,

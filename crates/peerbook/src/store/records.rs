@@ -12,7 +12,8 @@ use crate::schema::{
 };
 
 use super::{
-    corrupted_record, lifecycle, Direct, Existing, PeerBook, PeerInput, Txn, MAX_CLOCK_SKEW_MS,
+    corrupted_record, lifecycle, Direct, Existing, PeerBook, PeerInput, StagedWrite,
+    MAX_CLOCK_SKEW_MS,
 };
 
 impl<B: Backend> PeerBook<B> {
@@ -46,21 +47,21 @@ impl<B: Backend> PeerBook<B> {
     fn store_record(&self, mut record: PeerRecord) -> Result<PeerRecord> {
         // Check seals under the writer lock: key rotation takes it too, so the
         // cipher used here is the one current when the batch commits.
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         record.display_name = sanitize_display_name(&record.display_name);
         record.validate()?;
         self.check_times(&record, self.now(), None)?;
         self.check_seals(&record)?;
-        let mut txn = Txn {
+        let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
         {
             let view = self.backend.view()?;
             let existing = self.load_existing(&*view, &record.peer_id)?;
-            self.write_record(&*view, &mut txn, existing, &record)?;
+            self.write_record(&*view, &mut staged, existing, &record)?;
         }
-        self.commit(&mut guard, txn)?;
+        self.commit(&mut guard, staged)?;
         debug!(peer = %record.peer_id, "peer stored");
         Ok(record)
     }
@@ -208,8 +209,8 @@ impl<B: Backend> PeerBook<B> {
     /// Remove a peer (corrupt or not). Returns whether it was there.
     pub fn remove_peer(&self, peer_id: &str) -> Result<bool> {
         let id = PeerId::new(peer_id)?;
-        let mut guard = self.writer_lock()?;
-        let mut txn = Txn {
+        let mut guard = self.lock_writer_to_write()?;
+        let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
@@ -218,9 +219,9 @@ impl<B: Backend> PeerBook<B> {
             let Some(existing) = self.load_existing(&*view, &id)? else {
                 return Ok(false);
             };
-            self.delete_record(&*view, &mut txn, &id, &existing)?;
+            self.delete_record(&*view, &mut staged, &id, &existing)?;
         }
-        self.commit(&mut guard, txn)?;
+        self.commit(&mut guard, staged)?;
         debug!(peer = %id, "peer removed");
         Ok(true)
     }

@@ -4,7 +4,6 @@
 
 use std::ops::{Bound, ControlFlow};
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
 
 use tracing::warn;
 
@@ -12,7 +11,7 @@ use crate::backend::{Backend, BackendError, Direction, KeyRange, ReadView, Space
 use crate::error::{Error, Quota, Result};
 use crate::schema::{PeerId, PeerRecord};
 
-use super::{corrupted_record, keys, Existing, PeerBook, Txn};
+use super::{corrupted_record, keys, Existing, PeerBook, StagedWrite, WriterGuard};
 use keys::{Counters, META_COUNTERS};
 
 impl<B: Backend> PeerBook<B> {
@@ -48,7 +47,7 @@ impl<B: Backend> PeerBook<B> {
         f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,
     ) -> Result<PeerRecord> {
         let id = PeerId::new(peer_id)?;
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         let now = self.now();
         let view = self.backend.view()?;
         let (old, len) = match self.load_existing(&*view, &id)? {
@@ -65,13 +64,13 @@ impl<B: Backend> PeerBook<B> {
         record.validate()?;
         self.check_times(&record, now, Some(&old))?;
         let existing = Existing::Decoded { record: old, len };
-        let mut txn = Txn {
+        let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
-        self.write_record(&*view, &mut txn, Some(existing), &record)?;
+        self.write_record(&*view, &mut staged, Some(existing), &record)?;
         drop(view); // a view ends before its thread writes (LMDB)
-        self.commit(&mut guard, txn)?;
+        self.commit(&mut guard, staged)?;
         Ok(record)
     }
 
@@ -102,7 +101,7 @@ impl<B: Backend> PeerBook<B> {
     pub(crate) fn write_record(
         &self,
         view: &dyn ReadView,
-        txn: &mut Txn,
+        staged: &mut StagedWrite,
         existing: Option<Existing>,
         record: &PeerRecord,
     ) -> Result<()> {
@@ -111,7 +110,7 @@ impl<B: Backend> PeerBook<B> {
         let new_len = encoded.len() as u64;
         let is_new = existing.is_none();
         if let Some(old) = &existing {
-            self.delete_record(view, txn, id, old)?;
+            self.delete_record(view, staged, id, old)?;
         }
         let fits = |c: &Counters| {
             let peers_ok = !is_new || c.peers < self.settings.max_peers;
@@ -121,25 +120,25 @@ impl<B: Backend> PeerBook<B> {
                 .is_none_or(|max| c.bytes.saturating_add(new_len) <= max);
             peers_ok && bytes_ok
         };
-        if !fits(&txn.counters) {
+        if !fits(&staged.counters) {
             if !self.settings.evict_when_full {
                 return Err(Error::QuotaExceeded(self.quota_hit(
-                    &txn.counters,
+                    &staged.counters,
                     is_new,
                     new_len,
                 )));
             }
-            let evicted = self.delete_least_recent(view, txn, Some(id), |c, _| fits(c))?;
-            if !fits(&txn.counters) {
+            let evicted = self.delete_least_recent(view, staged, Some(id), |c, _| fits(c))?;
+            if !fits(&staged.counters) {
                 return Err(Error::QuotaExceeded(self.quota_hit(
-                    &txn.counters,
+                    &staged.counters,
                     is_new,
                     new_len,
                 )));
             }
             warn!(evicted, for_peer = %id, "peerbook full: evicted least recently seen peers");
         }
-        Self::put_record_into(txn, record, encoded);
+        Self::put_record_into(staged, record, encoded);
         Ok(())
     }
 
@@ -156,30 +155,31 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Put `record` (already encoded as `encoded`), its index entries and the
-    /// counters into `txn`. No checks: callers validate and enforce quotas.
-    pub(crate) fn put_record_into(txn: &mut Txn, record: &PeerRecord, encoded: Vec<u8>) {
+    /// counters into `staged`. No checks: callers validate and enforce quotas.
+    pub(crate) fn put_record_into(staged: &mut StagedWrite, record: &PeerRecord, encoded: Vec<u8>) {
         for (space, key, value) in keys::index_entries(record) {
-            txn.batch.put(space, key, value);
+            staged.batch.put(space, key, value);
         }
-        txn.counters.peers = txn.counters.peers.saturating_add(1);
-        txn.counters.bytes = txn.counters.bytes.saturating_add(encoded.len() as u64);
-        txn.batch
+        staged.counters.peers = staged.counters.peers.saturating_add(1);
+        staged.counters.bytes = staged.counters.bytes.saturating_add(encoded.len() as u64);
+        staged
+            .batch
             .put(Space::Peers, record.peer_id.as_bytes().to_vec(), encoded);
     }
 
-    /// Delete the least recently seen peers (never `keep`) into `txn`, oldest first,
+    /// Delete the least recently seen peers (never `keep`) into `staged`, oldest first,
     /// until `enough(counters, deleted so far)`. Returns how many were deleted. The
     /// one LRU walk behind both eviction and [`cleanup_lru`](Self::cleanup_lru).
     pub(crate) fn delete_least_recent(
         &self,
         view: &dyn ReadView,
-        txn: &mut Txn,
+        staged: &mut StagedWrite,
         keep: Option<&PeerId>,
         enough: impl Fn(&Counters, usize) -> bool,
     ) -> Result<usize> {
         let mut deleted = 0;
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
-        while !enough(&txn.counters, deleted) {
+        while !enough(&staged.counters, deleted) {
             let page = self.index_page(
                 view,
                 Space::ByLastSeen,
@@ -192,7 +192,7 @@ impl<B: Backend> PeerBook<B> {
                 break;
             };
             for key in &page {
-                if enough(&txn.counters, deleted) {
+                if enough(&staged.counters, deleted) {
                     break;
                 }
                 let Some((_, raw_id)) = keys::split_last_seen_key(key) else {
@@ -202,7 +202,7 @@ impl<B: Backend> PeerBook<B> {
                     continue;
                 };
                 // skip the kept peer, and stale duplicate entries of a peer already deleted
-                let queued = txn
+                let queued = staged
                     .batch
                     .ops()
                     .iter()
@@ -211,7 +211,7 @@ impl<B: Backend> PeerBook<B> {
                     continue;
                 }
                 if let Some(existing) = self.load_existing(view, &id)? {
-                    self.delete_record(view, txn, &id, &existing)?;
+                    self.delete_record(view, staged, &id, &existing)?;
                     deleted += 1;
                 }
             }
@@ -220,18 +220,18 @@ impl<B: Backend> PeerBook<B> {
         Ok(deleted)
     }
 
-    /// Delete a stored record and its index entries into `txn`.
+    /// Delete a stored record and its index entries into `staged`.
     pub(crate) fn delete_record(
         &self,
         view: &dyn ReadView,
-        txn: &mut Txn,
+        staged: &mut StagedWrite,
         id: &PeerId,
         existing: &Existing,
     ) -> Result<()> {
         match existing {
             Existing::Decoded { record, .. } => {
                 for (space, key, _) in keys::index_entries(record) {
-                    txn.batch.delete(space, key);
+                    staged.batch.delete(space, key);
                 }
             }
             Existing::Corrupt { .. } => {
@@ -246,28 +246,35 @@ impl<B: Backend> PeerBook<B> {
                         ControlFlow::Continue(())
                     })?;
                     for key in found {
-                        txn.batch.delete(space, key);
+                        staged.batch.delete(space, key);
                     }
                 }
             }
         }
-        txn.batch.delete(Space::Peers, id.as_bytes().to_vec());
-        txn.counters.peers = txn.counters.peers.saturating_sub(1);
-        txn.counters.bytes = txn.counters.bytes.saturating_sub(existing.len());
+        staged.batch.delete(Space::Peers, id.as_bytes().to_vec());
+        staged.counters.peers = staged.counters.peers.saturating_sub(1);
+        staged.counters.bytes = staged.counters.bytes.saturating_sub(existing.len());
         Ok(())
     }
 
-    /// Write `txn` (with its counters) atomically; on success the in-memory counters follow.
-    pub(crate) fn commit(&self, guard: &mut MutexGuard<'_, Counters>, mut txn: Txn) -> Result<()> {
-        if txn.counters != **guard {
-            txn.batch
-                .put(Space::Meta, META_COUNTERS.to_vec(), txn.counters.encode());
+    /// Write `staged` (with its counters) atomically; on success the in-memory counters follow.
+    pub(crate) fn commit(
+        &self,
+        guard: &mut WriterGuard<'_>,
+        mut staged: StagedWrite,
+    ) -> Result<()> {
+        if staged.counters != **guard {
+            staged.batch.put(
+                Space::Meta,
+                META_COUNTERS.to_vec(),
+                staged.counters.encode(),
+            );
         }
-        if txn.batch.is_empty() {
+        if staged.batch.is_empty() {
             return Ok(());
         }
-        self.write_batch(txn.batch)?;
-        **guard = txn.counters;
+        self.write_batch(staged.batch)?;
+        **guard = staged.counters;
         Ok(())
     }
 }
