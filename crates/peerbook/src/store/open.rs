@@ -46,10 +46,13 @@ impl<B: Backend> PeerBook<B> {
         };
         let claim = backend.book_claim();
         if !claim.try_acquire() {
-            return Err(Error::Locked(format!(
-                "this {} backend already serves a live book; close it first",
-                backend.engine_name()
-            )));
+            return Err(Error::Locked {
+                message: format!(
+                    "this {} backend already serves a live book; close it first",
+                    backend.engine_name()
+                ),
+                source: None,
+            });
         }
         let claim = Claim(claim);
         let cipher = Cipher::new(&options.key);
