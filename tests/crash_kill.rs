@@ -8,22 +8,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{Engine, DISK_ENGINES};
+use common::kill;
+use common::Engine;
 use peerbook::conformance::Rng;
-use peerbook::{Durability, ManualClock, NewPeer, PeerBook, Secret};
+use peerbook::{ManualClock, NewPeer, PeerBook, Secret};
 
 const CHILD_ENV: &str = "PEERBOOK_KILL_CHILD";
 
 fn options() -> peerbook::Options {
-    let mut o = common::options(&ManualClock::new(1_700_000_000_000));
-    o.max_peers = 1_000_000;
-    o.durability = Durability::Sync;
-    o
+    kill::options(&ManualClock::new(1_700_000_000_000))
 }
 
 /// The child: write forever, printing `ack <id> <attempts>` after each write returned.
@@ -61,46 +57,32 @@ fn kill_child_entry() {
 }
 
 fn kill_round(engine: Engine, dir: &Path, start: u64, rng: &mut Rng) -> u64 {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "kill_child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, format!("{}:{}", engine.name(), dir.display()))
-        .env("PEERBOOK_KILL_START", start.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let wanted = rng.below(30) + 1;
     let mut acked: Vec<(String, u32)> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let wanted = rng.below(30) + 1;
     // Kill after a random number of acknowledged writes (so mid-write, usually).
-    while (acked.len() as u64) < wanted && Instant::now() < deadline {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(rest) = line.strip_prefix("ack ") {
-                    let (id, attempts) = rest.split_once(' ').expect("ack id attempts");
-                    acked.push((id.to_string(), attempts.parse().expect("number")));
-                }
-            }
-            _ => break,
-        }
-    }
-    child.kill().expect("SIGKILL the child");
     // Acks already in the pipe were acknowledged before the kill: they count too.
-    for line in lines.map_while(Result::ok) {
-        if let Some(rest) = line.strip_prefix("ack ") {
-            if let Some((id, attempts)) = rest.split_once(' ') {
-                acked.push((id.to_string(), attempts.parse().unwrap_or(0)));
+    kill::run_and_kill(
+        "kill_child_entry",
+        &[
+            (CHILD_ENV, format!("{}:{}", engine.name(), dir.display())),
+            ("PEERBOOK_KILL_START", start.to_string()),
+        ],
+        wanted,
+        |line, killed| {
+            let Some(rest) = line.strip_prefix("ack ") else {
+                return false;
+            };
+            if killed {
+                if let Some((id, attempts)) = rest.split_once(' ') {
+                    acked.push((id.to_string(), attempts.parse().unwrap_or(0)));
+                }
+            } else {
+                let (id, attempts) = rest.split_once(' ').expect("ack id attempts");
+                acked.push((id.to_string(), attempts.parse().expect("number")));
             }
-        }
-    }
-    child.wait().expect("reap child");
+            true
+        },
+    );
     assert!(
         !acked.is_empty(),
         "{}: the child acknowledged no write",
@@ -118,50 +100,25 @@ fn kill_round(engine: Engine, dir: &Path, start: u64, rng: &mut Rng) -> u64 {
             "{}: acknowledged update of {id} lost",
             engine.name()
         );
-        assert_eq!(
-            book.open_shared_secret(&record)
-                .expect("secret opens")
-                .expect("present")
-                .expose(),
-            format!("secret {}", &id[1..]).as_bytes()
-        );
+        kill::assert_secret(&book, &record, &format!("secret {}", &id[1..]));
     }
-    let report = book.verify().expect("verify");
-    assert!(
-        report.is_clean(),
-        "{}: verify after SIGKILL: {report:?}",
-        engine.name()
-    );
-    book.store_peer(NewPeer {
-        peer_id: format!("after{start}"),
-        ..NewPeer::default()
-    })
-    .expect("accepts new writes after the crash");
     let next = acked
         .iter()
         .filter_map(|(id, _)| id[1..].parse::<u64>().ok())
         .max()
         .unwrap_or(start)
         + 1000;
-    drop(book.close().expect("close"));
+    kill::check_and_close(engine, book, start);
     next
 }
 
 #[test]
 fn sigkill_loses_no_acknowledged_write() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    let kills: usize = std::env::var("PEERBOOK_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
-    for engine in DISK_ENGINES {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut rng = Rng::new(0xdead_beef ^ engine.name().len() as u64);
-        let mut start = 0;
-        for _ in 0..kills {
-            start = kill_round(engine, dir.path(), start, &mut rng);
-        }
-    }
+    kill::rounds_on_every_disk_engine(
+        CHILD_ENV,
+        20,
+        0xdead_beef,
+        0,
+        |engine, dir, _, start, rng| kill_round(engine, dir, start, rng),
+    );
 }

@@ -15,27 +15,20 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Engine, DISK_ENGINES};
+use common::kill::{self, options};
+use common::Engine;
 use peerbook::conformance::Rng;
-use peerbook::{Durability, ManualClock, NewPeer, PeerBook, PeerRecord, QualityUpdate, Secret};
+use peerbook::{ManualClock, NewPeer, PeerBook, PeerRecord, QualityUpdate, Secret};
 
 const CHILD_ENV: &str = "PEERBOOK_KILL_CONCURRENT_CHILD";
 const THREADS: u64 = 4;
 const PEERS_PER_THREAD: u64 = 12;
-
-fn options(clock: &ManualClock) -> peerbook::Options {
-    let mut o = common::options(clock);
-    o.max_peers = 1_000_000;
-    o.durability = Durability::Sync;
-    o
-}
 
 /// What the parent can check of a peer: absent, or its fields that the operations
 /// change (`last_seen`, attempts, quality).
@@ -147,53 +140,31 @@ struct Expected {
 }
 
 fn kill_round(engine: Engine, dir: &Path, round: u64, clock_ms: u64, rng: &mut Rng) -> u64 {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "concurrent_kill_child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
+    let mut expected: HashMap<String, Expected> = HashMap::new();
+    let wanted = 1 + rng.below(120);
+    let acks = kill::run_and_kill(
+        "concurrent_kill_child_entry",
+        &[(
             CHILD_ENV,
             format!("{}:{round}:{clock_ms}:{}", engine.name(), dir.display()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn child");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let mut expected: HashMap<String, Expected> = HashMap::new();
-    let note = |line: &str, expected: &mut HashMap<String, Expected>| -> bool {
-        if let Some(rest) = line.strip_prefix("begin ") {
-            if let Some((id, kind)) = rest.split_once(' ') {
-                expected.entry(id.to_string()).or_default().in_flight = Some(kind.to_string());
+        )],
+        wanted,
+        |line, _| {
+            if let Some(rest) = line.strip_prefix("begin ") {
+                if let Some((id, kind)) = rest.split_once(' ') {
+                    expected.entry(id.to_string()).or_default().in_flight = Some(kind.to_string());
+                }
+            } else if let Some(rest) = line.strip_prefix("ack ") {
+                if let Some((id, state)) = rest.split_once(' ') {
+                    let e = expected.entry(id.to_string()).or_default();
+                    e.acked = Some(state.to_string());
+                    e.in_flight = None;
+                    return true;
+                }
             }
-        } else if let Some(rest) = line.strip_prefix("ack ") {
-            if let Some((id, state)) = rest.split_once(' ') {
-                let e = expected.entry(id.to_string()).or_default();
-                e.acked = Some(state.to_string());
-                e.in_flight = None;
-                return true;
-            }
-        }
-        false
-    };
-    let wanted = 1 + rng.below(120);
-    let mut acks = 0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acks < wanted && Instant::now() < deadline {
-        match lines.next() {
-            Some(Ok(line)) => acks += u64::from(note(&line, &mut expected)),
-            _ => break,
-        }
-    }
-    child.kill().expect("SIGKILL the child");
-    for line in lines.map_while(Result::ok) {
-        note(&line, &mut expected);
-    }
-    child.wait().expect("reap child");
+            false
+        },
+    );
     assert!(
         acks > 0,
         "{}: the child acknowledged no write",
@@ -207,13 +178,7 @@ fn kill_round(engine: Engine, dir: &Path, round: u64, clock_ms: u64, rng: &mut R
         let record = book.get_peer(id).expect("readable");
         if let Some(r) = &record {
             latest = latest.max(r.last_seen);
-            assert_eq!(
-                book.open_shared_secret(r)
-                    .expect("secret opens")
-                    .expect("present")
-                    .expose(),
-                format!("secret {id}").as_bytes()
-            );
+            kill::assert_secret(&book, r, &format!("secret {id}"));
         }
         let actual = describe(record.as_ref());
         let Some(acked) = &e.acked else {
@@ -233,37 +198,12 @@ fn kill_round(engine: Engine, dir: &Path, round: u64, clock_ms: u64, rng: &mut R
             e.in_flight
         );
     }
-    let report = book.verify().expect("verify");
-    assert!(
-        report.is_clean(),
-        "{}: verify after SIGKILL: {report:?}",
-        engine.name()
-    );
-    book.store_peer(NewPeer {
-        peer_id: format!("after{round}"),
-        ..NewPeer::default()
-    })
-    .expect("accepts new writes after the crash");
-    drop(book.close().expect("close"));
+    kill::check_and_close(engine, book, round);
     // The next child's clock starts past everything written so far.
     latest + 1_000_000
 }
 
 #[test]
 fn sigkill_with_concurrent_writers_and_a_moving_clock_loses_no_acknowledged_write() {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    let kills: u64 = std::env::var("PEERBOOK_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
-    for engine in DISK_ENGINES {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut rng = Rng::new(0x5eed_0015 ^ engine.name().len() as u64);
-        let mut clock_ms = 1_700_000_000_000;
-        for round in 0..kills {
-            clock_ms = kill_round(engine, dir.path(), round + 1, clock_ms, &mut rng);
-        }
-    }
+    kill::rounds_on_every_disk_engine(CHILD_ENV, 12, 0x5eed_0015, 1_700_000_000_000, kill_round);
 }

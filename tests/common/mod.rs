@@ -3,6 +3,8 @@
 //! so one test drives them all alike.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod kill;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -53,7 +53,7 @@ impl CliError {
             Error::WrongKey => Some(format!(
                 "this book was sealed with another key (after rotate-key: the new key file); pass it with --key-file PATH or --key-env VAR (now using {key})"
             )),
-            Error::Locked(_) => Some(
+            Error::Locked { .. } => Some(
                 "another process (a node or another peerbook command) has this store open; stop it and retry".into(),
             ),
             Error::InsecureKeyFile { path, .. } => {

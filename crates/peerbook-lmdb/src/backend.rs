@@ -1,29 +1,35 @@
 //! [`LmdbBackend`]: the [`Backend`] trait over one LMDB environment.
+//!
+//! This file holds the handle's state, `open` and the trait impl; the submodules
+//! hold the map guard and map growth (`map`), transactions, scans and views
+//! (`txn`), and opening or swapping the environment's files (`env`).
 
-use std::cell::RefCell;
-use std::convert::Infallible;
 use std::fmt;
 use std::fs;
 use std::io;
-use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, RwLock};
 
 use heed::types::Bytes;
-use heed::{
-    CommitOrAbort, CompactionOption, Database, Env, EnvFlags, EnvOpenOptions, MdbError, RoTxn,
-    RwTxn, WithoutTls,
-};
+use heed::{Database, Env, WithoutTls};
 use peerbook::backend::{
     Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
     WriteBatch,
 };
 
 use crate::create;
-use crate::error::{engine, from_heed, from_heed_at_open, from_io, ENGINE};
+use crate::error::{engine, from_heed, from_io, ENGINE};
 use crate::lock::{DirLock, LOCK_FILE};
 use crate::options::{LmdbOptions, MIN_MAP_SIZE};
+
+mod env;
+mod map;
+mod txn;
+
+use env::open_env;
+use map::{round_down, round_up, Shared};
+use txn::LmdbView;
 
 /// LMDB's data file inside the book's directory.
 const DATA_FILE: &str = "data.mdb";
@@ -37,15 +43,6 @@ type Db = Database<'static, Bytes, Bytes>;
 
 /// Source of [`LmdbBackend::id`]s.
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Ids of the backends whose map guard this thread holds, once per open read.
-    ///
-    /// It lets a read nested in a scan visitor (a `get` from inside `scan`) skip
-    /// taking the guard again, which could deadlock behind a waiting resize, and lets
-    /// writes refuse to start where they could deadlock (see [`LmdbBackend::commit`]).
-    static HELD: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-}
 
 /// A [`Backend`] over an LMDB environment (through `heed`), in one directory.
 ///
@@ -87,7 +84,7 @@ pub struct LmdbBackend {
     /// must not be touched again (LMDB would read freed memory). Checked under the
     /// map guard.
     broken: AtomicBool,
-    /// Identifies this handle in [`HELD`].
+    /// Identifies this handle in [`HELD`](map::HELD).
     id: u64,
     /// The OS page size; map sizes are multiples of it.
     page_size: usize,
@@ -191,15 +188,6 @@ impl LmdbBackend {
         Ok(self.handle()?.env.info().map_size)
     }
 
-    /// The environment and databases, read-locked. Call only under the map guard.
-    fn handle(&self) -> Result<HandleRef<'_>, BackendError> {
-        let guard = self.handle.read().unwrap_or_else(PoisonError::into_inner);
-        if guard.is_none() {
-            return Err(self.unusable());
-        }
-        Ok(HandleRef(guard))
-    }
-
     fn unusable(&self) -> BackendError {
         engine(format!(
             "the LMDB environment at {} could not be reopened after an earlier failure; \
@@ -216,381 +204,11 @@ impl LmdbBackend {
     fn storable_key(&self, key: &[u8]) -> bool {
         !key.is_empty() && key.len() <= self.max_key_size
     }
-
-    /// Whether this thread is inside a read (a scan visitor) of this backend.
-    fn held_by_this_thread(&self) -> bool {
-        HELD.try_with(|held| held.try_borrow().is_ok_and(|ids| ids.contains(&self.id)))
-            .unwrap_or(false)
-    }
-
-    /// Takes the map guard shared (or notes a nested use if this thread holds it).
-    fn shared(&self) -> Result<Shared<'_>, BackendError> {
-        let guard = if self.held_by_this_thread() {
-            None
-        } else {
-            // The lock guards `()`: a poisoned lock protects nothing broken.
-            Some(self.map_lock.read().unwrap_or_else(PoisonError::into_inner))
-        };
-        if self.broken.load(Ordering::Acquire) {
-            return Err(engine(format!(
-                "the LMDB map at {} could not be remapped after growing; close and reopen \
-                 the book",
-                self.path.display()
-            )));
-        }
-        let registered = HELD
-            .try_with(|held| {
-                held.try_borrow_mut()
-                    .map(|mut ids| ids.push(self.id))
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        Ok(Shared {
-            _guard: guard,
-            id: self.id,
-            registered,
-        })
-    }
-
-    /// Runs `f` in a read transaction, under the shared map guard.
-    fn read<R>(
-        &self,
-        f: impl FnOnce(&Handle, &RoTxn<'_, WithoutTls>) -> heed::Result<R>,
-    ) -> Result<R, BackendError> {
-        let _shared = self.shared()?;
-        let handle = self.handle()?;
-        let txn = handle.env.read_txn().map_err(|e| self.err(e))?;
-        let out = f(&handle, &txn).map_err(|e| self.err(e));
-        // The transaction ends before the guard is released (locals drop in reverse
-        // order; explicit here for the reader).
-        drop(txn);
-        out
-    }
-
-    /// Refuses, before any transaction starts, what LMDB would refuse in a batch.
-    fn check_batch(&self, batch: &WriteBatch) -> Result<(), BackendError> {
-        for op in batch.ops() {
-            if let Op::Put { space, key, .. } = op {
-                if key.is_empty() {
-                    return Err(engine(format!(
-                        "LMDB cannot store an empty key (put in {space}); nothing was written"
-                    )));
-                }
-                if key.len() > self.max_key_size {
-                    return Err(engine(format!(
-                        "a key of {} bytes (put in {space}) exceeds LMDB's maximum key size of \
-                         {} bytes; nothing was written",
-                        key.len(),
-                        self.max_key_size
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs `fill` in one write transaction and commits it, growing the map and
-    /// retrying from scratch while LMDB reports `MDB_MAP_FULL` and the cap allows;
-    /// then syncs if `durability` is `Sync`.
-    ///
-    /// A write from inside a scan visitor of this same backend is refused: the visitor
-    /// holds the map guard shared, and waiting there for the writer mutex could
-    /// deadlock against a writer that waits for the guard to grow the map.
-    fn commit(
-        &self,
-        durability: Durability,
-        mut fill: impl FnMut(&Handle, &mut RwTxn<'_>) -> heed::Result<()>,
-    ) -> Result<(), BackendError> {
-        if self.held_by_this_thread() {
-            return Err(engine(
-                "a write to an LMDB book cannot start inside a scan visitor of the same book; \
-                 collect what the scan finds and write after it returns",
-            ));
-        }
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        self.check_synced()?;
-        loop {
-            let shared = self.shared()?;
-            // No resize can happen while we hold the writer mutex and the guard.
-            let observed = self.handle()?.env.info().map_size;
-            match self.try_commit(&mut fill) {
-                Ok(()) => {
-                    if durability == Durability::Sync {
-                        self.sync()?;
-                    }
-                    return Ok(());
-                }
-                Err(heed::Error::Mdb(MdbError::MapFull)) => {
-                    // The transaction is gone (aborted); nothing of the batch remains.
-                    drop(shared);
-                    self.grow(observed)?;
-                }
-                Err(e) => return Err(self.err(e)),
-            }
-        }
-    }
-
-    fn try_commit(
-        &self,
-        fill: &mut impl FnMut(&Handle, &mut RwTxn<'_>) -> heed::Result<()>,
-    ) -> Result<(), heed::Error> {
-        let Ok(handle) = self.handle() else {
-            return Err(heed::Error::Mdb(MdbError::Panic));
-        };
-        let mut txn = handle.env.write_txn()?;
-        match fill(&handle, &mut txn) {
-            Ok(()) => txn.commit(),
-            Err(e) => {
-                txn.abort();
-                Err(e)
-            }
-        }
-    }
-
-    /// Grows the map from `observed` bytes: doubles it, up to the cap. Called with the
-    /// writer mutex held and no transaction open by this thread.
-    fn grow(&self, observed: usize) -> Result<(), BackendError> {
-        if observed >= self.max_map_size {
-            return Err(BackendError::full(format!(
-                "the LMDB book at {} needs more than its max_map_size of {} bytes; the batch \
-                 was not written (raise LmdbOptions::max_map_size)",
-                self.path.display(),
-                self.max_map_size
-            )));
-        }
-        let target = round_up(
-            observed
-                .saturating_mul(2)
-                .max(observed.saturating_add(self.page_size)),
-            self.page_size,
-        )
-        .min(self.max_map_size);
-        let _exclusive = self
-            .map_lock
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.broken.load(Ordering::Acquire) {
-            return Err(engine("the LMDB map is unusable after a failed resize"));
-        }
-        let handle = self.handle()?;
-        // SAFETY: LMDB allows `mdb_env_set_mapsize` on an open environment only while
-        // no transaction is active in the process (it unmaps and remaps the file), and
-        // nothing may read the map meanwhile. Here:
-        // - every transaction this backend begins after `open` returned lives inside a
-        //   shared hold of `map_lock`: read transactions in `read` and `view` (a view
-        //   owns its guard and drops its transaction first), write transactions in
-        //   `commit` (the only three places that begin one; each ends the transaction
-        //   before releasing the guard), and the transaction of `open` ended before the
-        //   backend existed. We hold `map_lock` exclusively, so no transaction is open;
-        // - `mdb_env_sync` and `mdb_env_info`, which read the meta pages through the
-        //   map, also only run under the shared guard (`flush`, `commit`, `map_size`,
-        //   `drop`), so they cannot race the remap;
-        // - the only transactions that outlive a borrow of the `Env` are the views'
-        //   static read transactions (over a clone of the `Env`); each view owns a
-        //   shared hold of `map_lock` and drops its transaction before that hold, so
-        //   none is open while we hold `map_lock` exclusively;
-        // - no other process has the environment open: the directory lock, taken
-        //   before the environment opened, excludes every other handle;
-        // - `target` is a multiple of the OS page size, as heed requires.
-        let resized = unsafe { handle.env.resize(target) };
-        resized.map_err(|e| {
-            // LMDB unmaps the old map before mapping the new one: after a failure the
-            // environment has no valid map and must not be used again.
-            self.broken.store(true, Ordering::Release);
-            engine(format!(
-                "growing the LMDB map at {} to {target} bytes failed ({}); close and reopen \
-                 the book",
-                self.path.display(),
-                self.err(e)
-            ))
-        })
-    }
-}
-
-impl LmdbBackend {
-    /// `mdb_env_sync(force)`; a failure refuses every later write (as the file
-    /// backend does): after a failed fsync the kernel may have dropped dirty pages.
-    fn sync(&self) -> Result<(), BackendError> {
-        self.handle()?.env.force_sync().map_err(|e| {
-            self.sync_failed.store(true, Ordering::Release);
-            self.err(e)
-        })
-    }
-
-    fn check_synced(&self) -> Result<(), BackendError> {
-        if self.sync_failed.load(Ordering::Acquire) {
-            return Err(engine(format!(
-                "an fsync of the LMDB book at {} failed; writes are refused until it is \
-                 reopened",
-                self.path.display()
-            )));
-        }
-        Ok(())
-    }
-
-    /// The body of every scan: visit `range` of `space` in `txn`.
-    fn scan_in(
-        dbs: &[Db; 4],
-        txn: &RoTxn<'_, WithoutTls>,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> heed::Result<()> {
-        let Some(bounds) = lmdb_bounds(range) else {
-            return Ok(());
-        };
-        let db = &dbs[space.index()];
-        match direction {
-            Direction::Forward => {
-                for entry in db.range(txn, &bounds)? {
-                    let (key, value) = entry?;
-                    if let ControlFlow::Break(()) = visitor(key, value) {
-                        break;
-                    }
-                }
-            }
-            Direction::Reverse => {
-                for entry in db.rev_range(txn, &bounds)? {
-                    let (key, value) = entry?;
-                    if let ControlFlow::Break(()) = visitor(key, value) {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The second half of [`Backend::clear`]: swap `data.mdb` for a compacted copy.
-    fn rewrite_data_file(&self) -> Result<(), BackendError> {
-        if self.held_by_this_thread() {
-            return Err(engine(
-                "a clear of an LMDB book cannot run inside a scan visitor of the same book",
-            ));
-        }
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let _exclusive = self
-            .map_lock
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.broken.load(Ordering::Acquire) {
-            return Err(self.unusable());
-        }
-        let mut slot: RwLockWriteGuard<'_, Option<Handle>> =
-            self.handle.write().unwrap_or_else(PoisonError::into_inner);
-        let Some(handle) = slot.as_ref() else {
-            return Err(self.unusable());
-        };
-        let copy = self.path.join(CLEAR_FILE);
-        let map_size = handle.env.info().map_size;
-        let written = handle
-            .env
-            .copy_to_path(&copy, CompactionOption::Enabled)
-            .map_err(|e| self.err(e))
-            .and_then(|file| {
-                // The copy is created with the default mode; it replaces data.mdb,
-                // which must stay as private as it was.
-                let private = fs::metadata(self.path.join(DATA_FILE))
-                    .map(|m| m.permissions())
-                    .and_then(|perms| file.set_permissions(perms));
-                private
-                    .and_then(|()| file.sync_all())
-                    .map_err(|e| from_io(e, &copy))
-            });
-        if let Err(e) = written {
-            let _ = fs::remove_file(&copy);
-            return Err(e);
-        }
-        // From here the handle is closed: on failure it stays closed (`handle`
-        // refuses every later call).
-        if let Some(old) = slot.take() {
-            old.env.prepare_for_closing().wait();
-        }
-        fs::rename(&copy, self.path.join(DATA_FILE)).map_err(|e| from_io(e, &copy))?;
-        fs::File::open(&self.path)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| from_io(e, &self.path))?;
-        *slot = Some(open_env(&self.path, &self.options, map_size)?);
-        Ok(())
-    }
-}
-
-/// A [`ReadView`] of an [`LmdbBackend`]: one read transaction, begun and ended
-/// inside a shared hold of the map lock (fields drop in order: the transaction
-/// first). While a view lives, the map cannot grow (a writer that needs more room
-/// waits for it), a clear waits for it, and its thread cannot write (refused, as
-/// inside a scan visitor).
-struct LmdbView<'a> {
-    txn: RoTxn<'static, WithoutTls>,
-    dbs: [Db; 4],
-    _shared: Shared<'a>,
-    backend: &'a LmdbBackend,
-}
-
-impl ReadView for LmdbView<'_> {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        if !self.backend.storable_key(key) {
-            return Ok(None);
-        }
-        let value = self.dbs[space.index()].get(&self.txn, key);
-        value
-            .map(|v| v.map(<[u8]>::to_vec))
-            .map_err(|e| self.backend.err(e))
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> Result<(), BackendError> {
-        LmdbBackend::scan_in(&self.dbs, &self.txn, space, range, direction, visitor)
-            .map_err(|e| self.backend.err(e))
-    }
-}
-
-/// A read lock of [`LmdbBackend::handle`], known to hold an open environment.
-struct HandleRef<'a>(RwLockReadGuard<'a, Option<Handle>>);
-
-impl std::ops::Deref for HandleRef<'_> {
-    type Target = Handle;
-    fn deref(&self) -> &Handle {
-        match &*self.0 {
-            Some(handle) => handle,
-            // `LmdbBackend::handle` builds a HandleRef only over `Some`.
-            None => unreachable!("HandleRef over a closed environment"),
-        }
-    }
 }
 
 impl Handle {
     fn db(&self, space: Space) -> &Db {
         &self.dbs[space.index()]
-    }
-}
-
-/// A shared hold of a backend's map guard, registered in [`HELD`] for its lifetime.
-struct Shared<'a> {
-    /// `None` when the thread already held the guard (a nested read).
-    _guard: Option<RwLockReadGuard<'a, ()>>,
-    id: u64,
-    registered: bool,
-}
-
-impl Drop for Shared<'_> {
-    fn drop(&mut self) {
-        if self.registered {
-            let id = self.id;
-            let _ = HELD.try_with(|held| {
-                if let Ok(mut ids) = held.try_borrow_mut() {
-                    if let Some(pos) = ids.iter().rposition(|held_id| *held_id == id) {
-                        ids.swap_remove(pos);
-                    }
-                }
-            });
-        }
     }
 }
 
@@ -728,27 +346,6 @@ impl fmt::Debug for LmdbBackend {
     }
 }
 
-/// A lower and an upper bound, as heed's range iterators take them.
-type LmdbBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
-
-/// The bounds to hand LMDB for `range`, or `None` when no stored key can match.
-///
-/// LMDB holds no empty key and refuses to seek to one: an empty lower bound is no
-/// bound at all, an empty upper bound leaves nothing.
-fn lmdb_bounds(range: KeyRange<'_>) -> Option<LmdbBounds<'_>> {
-    if range.is_empty() {
-        return None;
-    }
-    let lower = match range.lower {
-        Bound::Included([]) | Bound::Excluded([]) => Bound::Unbounded,
-        other => other,
-    };
-    if let Bound::Included([]) | Bound::Excluded([]) = range.upper {
-        return None;
-    }
-    Some((lower, range.upper))
-}
-
 #[cfg(unix)]
 fn allocated_bytes(meta: &fs::Metadata) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -758,107 +355,4 @@ fn allocated_bytes(meta: &fs::Metadata) -> u64 {
 #[cfg(not(unix))]
 fn allocated_bytes(meta: &fs::Metadata) -> u64 {
     meta.len()
-}
-
-/// Opens the environment in `path` with a map of `map_size` bytes and creates (or
-/// opens) the four databases. The caller holds the directory lock.
-fn open_env(path: &Path, options: &LmdbOptions, map_size: usize) -> Result<Handle, BackendError> {
-    let mut builder = EnvOpenOptions::new().read_txn_without_tls();
-    builder
-        .map_size(map_size)
-        .max_dbs(Space::ALL.len() as u32)
-        .max_readers(options.max_readers.max(1));
-    // SAFETY: heed marks this flag unsafe because it weakens LMDB's durability
-    // (not memory safety). We restore the durability the trait promises ourselves:
-    // `Durability::Sync` writes and `flush` call `mdb_env_sync(force)` before they
-    // return. NO_META_SYNC keeps the file intact across a power loss (a commit syncs
-    // its data pages; only the meta page waits). `MDB_NOSYNC` is deliberately not
-    // offered: it corrupts books on power loss (see the crate docs).
-    unsafe {
-        builder.flags(EnvFlags::NO_META_SYNC);
-    }
-    // SAFETY: mapping a file is unsound if the file changes under the map other than
-    // through this environment. We hold the directory's exclusive lock (taken
-    // above, released only after the environment closes), so no other peerbook
-    // handle, in this process or another, opens these files meanwhile; LMDB's own
-    // `lock.mdb` coordinates with any other LMDB program. We never write to the
-    // files ourselves. We do not use NO_LOCK, and the directory is expected to be
-    // on a local filesystem (documented in the crate docs).
-    let env = unsafe { builder.open(path) }.map_err(|e| from_heed_at_open(e, path))?;
-
-    let wtxn = env.write_txn().map_err(|e| from_heed_at_open(e, path))?;
-    let created =
-            env
-                .create_databases_and_commit(
-                    wtxn,
-                    |opener,
-                     wtxn|
-                     -> heed::Result<
-                        CommitOrAbort<[Database<'_, Bytes, Bytes>; 4], Infallible>,
-                    > {
-                        let [peers, by_last_seen, by_quality, meta] = Space::ALL.map(Space::name);
-                        Ok(CommitOrAbort::Commit([
-                            opener.create_database(wtxn, Some(peers))?,
-                            opener.create_database(wtxn, Some(by_last_seen))?,
-                            opener.create_database(wtxn, Some(by_quality))?,
-                            opener.create_database(wtxn, Some(meta))?,
-                        ]))
-                    },
-                )
-                .map_err(|e| from_heed_at_open(e, path))?;
-    let dbs = match created {
-        CommitOrAbort::Commit(dbs) => dbs,
-        CommitOrAbort::Abort(never) => match never {},
-    };
-    Ok(Handle { env, dbs })
-}
-
-/// `n` rounded up to a multiple of `page` (or the largest multiple if that overflows).
-fn round_up(n: usize, page: usize) -> usize {
-    n.div_ceil(page)
-        .checked_mul(page)
-        .unwrap_or_else(|| round_down(usize::MAX, page))
-}
-
-/// `n` rounded down to a multiple of `page`.
-fn round_down(n: usize, page: usize) -> usize {
-    n - n % page
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rounding() {
-        assert_eq!(round_up(1, 4096), 4096);
-        assert_eq!(round_up(4096, 4096), 4096);
-        assert_eq!(round_up(0, 4096), 0);
-        assert_eq!(round_up(usize::MAX, 4096) % 4096, 0);
-        assert_eq!(round_down(8191, 4096), 4096);
-    }
-
-    #[test]
-    fn empty_bounds() {
-        let all = KeyRange::all();
-        assert_eq!(lmdb_bounds(all), Some((Bound::Unbounded, Bound::Unbounded)));
-        let from_empty = KeyRange {
-            lower: Bound::Excluded(b""),
-            upper: Bound::Included(b"z"),
-        };
-        assert_eq!(
-            lmdb_bounds(from_empty),
-            Some((Bound::Unbounded, Bound::Included(&b"z"[..])))
-        );
-        let to_empty = KeyRange {
-            lower: Bound::Unbounded,
-            upper: Bound::Included(b""),
-        };
-        assert_eq!(lmdb_bounds(to_empty), None);
-        let inverted = KeyRange {
-            lower: Bound::Included(b"b"),
-            upper: Bound::Included(b"a"),
-        };
-        assert_eq!(lmdb_bounds(inverted), None);
-    }
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, ErrorSource};
 
 /// A shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -102,9 +102,19 @@ pub enum Error {
         /// The newest version this build knows.
         supported: u32,
     },
-    /// Another handle holds the store's lock.
-    #[error("store is locked: {0}")]
-    Locked(String),
+    /// Another handle holds the store: another open of the same files (this
+    /// process or another), or a live book on the same backend instance.
+    #[error("store is locked: {message}")]
+    Locked {
+        /// Who holds the store (which files, or which backend instance).
+        message: String,
+        /// The engine's error that reported the conflict (e.g. the `io::Error` of a
+        /// refused file lock, or RocksDB's own), kept from the backend's
+        /// [`BackendError::Locked`]; `None` when the book itself refused (a live book
+        /// already holds this backend instance).
+        #[source]
+        source: Option<ErrorSource>,
+    },
     /// The storage engine failed.
     #[error(transparent)]
     Backend(BackendError),
@@ -126,9 +136,9 @@ pub enum Error {
 impl From<BackendError> for Error {
     fn from(e: BackendError) -> Self {
         match e {
-            // The engine's cause stays out of `Error::Locked`, whose message is the
-            // whole story (which files are held).
-            BackendError::Locked { message, .. } => Error::Locked(message),
+            // The message (which files are held) is the whole story; the engine's
+            // error stays reachable as the source.
+            BackendError::Locked { message, source } => Error::Locked { message, source },
             other => Error::Backend(other),
         }
     }
@@ -154,10 +164,57 @@ impl Error {
             Error::WrongKey => "wrong_key",
             Error::InsecureKeyFile { .. } => "insecure_key_file",
             Error::SchemaTooNew { .. } => "schema_too_new",
-            Error::Locked(_) => "locked",
+            Error::Locked { .. } => "locked",
             Error::Backend(_) => "backend",
             Error::NeedsReopen => "needs_reopen",
             Error::Io { .. } => "io",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+    use crate::backend::try_lock_file;
+
+    /// A real refused file lock, through the backend's constructor, keeps the OS
+    /// error as the source of `Error::Locked`.
+    #[test]
+    fn locked_keeps_the_engines_error_as_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let _held = try_lock_file(&path).unwrap();
+        let refused = try_lock_file(&path).unwrap_err();
+        let e = Error::from(BackendError::lock("LOCK is held", &path, refused));
+        let Error::Locked {
+            message,
+            source: Some(source),
+        } = &e
+        else {
+            panic!("a refused lock must be Locked with a source: {e:?}");
+        };
+        assert_eq!(message, "LOCK is held");
+        assert_eq!(
+            source.downcast_ref::<io::Error>().map(io::Error::kind),
+            Some(io::ErrorKind::WouldBlock)
+        );
+        let chained = e.source().expect("the source is reachable");
+        assert_eq!(
+            chained.downcast_ref::<io::Error>().map(io::Error::kind),
+            Some(io::ErrorKind::WouldBlock)
+        );
+        assert_eq!(e.kind(), "locked");
+    }
+
+    /// Other backend errors stay `Backend`, with their own source.
+    #[test]
+    fn other_backend_errors_stay_backend() {
+        let e = Error::from(BackendError::full("no room"));
+        assert!(
+            matches!(e, Error::Backend(BackendError::Full { .. })),
+            "{e:?}"
+        );
     }
 }

@@ -18,7 +18,7 @@ fn memory_clone_serves_one_live_book() {
     })
     .unwrap();
     match PeerBook::open(backend.clone(), options()) {
-        Err(peerbook::Error::Locked(_)) => {}
+        Err(peerbook::Error::Locked { .. }) => {}
         other => panic!("a second live book on a clone must be refused: {other:?}"),
     }
     book.close().unwrap();

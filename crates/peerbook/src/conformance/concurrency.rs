@@ -314,7 +314,8 @@ pub fn past_blacklist_ranked_normally<F: Factory>(f: &F) {
 }
 
 /// A second book over a backend instance a live book uses is refused with
-/// `Locked`; after the first book is dropped or closed, it opens.
+/// `Locked` (with no engine error as source: the book itself refused); after the
+/// first book is dropped or closed, it opens.
 pub fn second_book_on_one_backend_refused<F: Factory>(f: &F) {
     let clock = ManualClock::new(T0);
     let opts = || options(&clock, MasterKey::from_bytes([42; 32]));
@@ -322,7 +323,7 @@ pub fn second_book_on_one_backend_refused<F: Factory>(f: &F) {
     let first = PeerBook::open(Arc::clone(&shared), opts()).expect("first book");
     first.store_peer(sample_peer("a")).unwrap();
     match PeerBook::open(Arc::clone(&shared), opts()) {
-        Err(Error::Locked(_)) => {}
+        Err(Error::Locked { source: None, .. }) => {}
         other => panic!("a second live book must be refused: {other:?}"),
     }
     drop(first);

@@ -17,7 +17,7 @@
 
 use tracing::debug;
 
-use super::{Existing, PeerBook, Txn};
+use super::{Existing, PeerBook, StagedWrite};
 use crate::backend::{Backend, WriteBatch};
 use crate::error::{Error, Result};
 use crate::schema::{NewPeer, PeerId, PeerRecord};
@@ -112,12 +112,12 @@ impl<B: Backend> PeerBook<B> {
         let id = PeerId::new(new.peer_id.clone())?;
         // Seal under the writer lock: key rotation takes it too, so the cipher used
         // here is the one current when the batch commits.
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         let mut given = self.create_peer(new)?;
         if mode == Upsert::Learned {
             given.last_connected = 0;
         }
-        let mut txn = Txn {
+        let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
@@ -130,10 +130,10 @@ impl<B: Backend> PeerBook<B> {
                 }
                 _ => given,
             };
-            self.write_record(&*view, &mut txn, existing, &record)?;
+            self.write_record(&*view, &mut staged, existing, &record)?;
             record
         };
-        self.commit(&mut guard, txn)?;
+        self.commit(&mut guard, staged)?;
         debug!(peer = %record.peer_id, ?mode, "peer stored");
         Ok(record)
     }

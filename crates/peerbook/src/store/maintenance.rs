@@ -8,7 +8,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::keys::{self, Counters, META_KEY_CHECK, META_LAST_CLEANUP, META_QUARANTINE_PREFIX};
-use super::{Existing, PeerBook, Txn};
+use super::{Existing, PeerBook, StagedWrite, WriterGuard};
 use crate::backend::{prefix_successor, Backend, Direction, KeyRange, ReadView, Space, WriteBatch};
 use crate::crypto::{Cipher, MasterKey, SecretKind};
 use crate::error::{Error, Result};
@@ -133,7 +133,7 @@ impl<B: Backend> PeerBook<B> {
             .and_then(keys::decode_u64);
         let overdue =
             last.is_none_or(|t| now.saturating_sub(t) > self.settings.cleanup_interval_ms);
-        let c = *self.lock();
+        let c = *self.lock_writer();
         let full_by_peers = c.peers.saturating_mul(10) >= self.settings.max_peers.saturating_mul(9);
         let full_by_bytes = self
             .settings
@@ -156,7 +156,7 @@ impl<B: Backend> PeerBook<B> {
     /// (`expires_at` <= now) of the peers kept. Returns how many peers were removed.
     /// Corrupt records are left to [`repair`](Self::repair).
     pub fn cleanup_stale_peers(&self) -> Result<usize> {
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         let now = self.now();
         let mut stale = Vec::new();
         let mut expired = Vec::new();
@@ -177,48 +177,48 @@ impl<B: Backend> PeerBook<B> {
                 ControlFlow::Continue(())
             },
         )?;
-        let mut txn = Txn {
+        let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
         for existing in &stale {
             if let Existing::Decoded { record, .. } = existing {
-                self.delete_record(&*view, &mut txn, &record.peer_id, existing)?;
+                self.delete_record(&*view, &mut staged, &record.peer_id, existing)?;
             }
         }
         for existing in expired {
             if let Existing::Decoded { record, .. } = &existing {
                 let mut kept = record.clone();
                 kept.addresses.retain(|a| !a.is_expired(now));
-                self.write_record(&*view, &mut txn, Some(existing), &kept)?;
+                self.write_record(&*view, &mut staged, Some(existing), &kept)?;
             }
         }
         drop(view); // a view ends before its thread writes (LMDB)
-        txn.batch.put(
+        staged.batch.put(
             Space::Meta,
             META_LAST_CLEANUP.to_vec(),
             now.to_be_bytes().to_vec(),
         );
-        self.commit(&mut guard, txn)?;
+        self.commit(&mut guard, staged)?;
         info!(removed = stale.len(), "peerbook stale-peer cleanup");
         Ok(stale.len())
     }
 
     /// Remove the `n` least recently seen peers in one batch. Returns how many were removed.
     pub fn cleanup_lru(&self, n: usize) -> Result<usize> {
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         if n == 0 {
             return Ok(0);
         }
-        let mut txn = Txn {
+        let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
         let removed = {
             let view = self.backend.view()?;
-            self.delete_least_recent(&*view, &mut txn, None, |_, deleted| deleted >= n)?
+            self.delete_least_recent(&*view, &mut staged, None, |_, deleted| deleted >= n)?
         };
-        self.commit(&mut guard, txn)?;
+        self.commit(&mut guard, staged)?;
         info!(removed, "peerbook LRU cleanup");
         Ok(removed)
     }
@@ -338,7 +338,7 @@ impl<B: Backend> PeerBook<B> {
         // The counters and the view are taken together under the writer lock, so
         // they describe one state (counters change only with a commit, under it).
         let (stored, view) = {
-            let guard = self.lock();
+            let guard = self.lock_writer();
             (*guard, self.backend.view()?)
         };
         let survey = self.survey(&*view)?;
@@ -388,7 +388,7 @@ impl<B: Backend> PeerBook<B> {
     /// Move corrupt records to quarantine (meta `quarantine/<key>`), rebuild both
     /// indexes from the records, and rewrite the counters, in one atomic batch.
     pub fn repair(&self) -> Result<RepairReport> {
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         let report = self.rebuild(&mut guard, true)?;
         info!(
             quarantined = report.quarantined,
@@ -402,7 +402,7 @@ impl<B: Backend> PeerBook<B> {
     /// The body of `repair` and of schema migration.
     pub(crate) fn rebuild(
         &self,
-        guard: &mut std::sync::MutexGuard<'_, Counters>,
+        guard: &mut WriterGuard<'_>,
         quarantine: bool,
     ) -> Result<RepairReport> {
         let view = self.backend.view()?;
@@ -455,7 +455,7 @@ impl<B: Backend> PeerBook<B> {
     ///
     /// Save `new_key` (e.g. [`MasterKey::create`]) before calling this.
     pub fn rotate_key(&self, new_key: &MasterKey) -> Result<usize> {
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         let old = self.cipher();
         let new = Cipher::new(new_key);
         let mut corrupt: Option<String> = None;
@@ -488,7 +488,7 @@ impl<B: Backend> PeerBook<B> {
                 detail: "run repair before rotate_key".into(),
             });
         }
-        let mut txn = Txn {
+        let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
@@ -514,22 +514,23 @@ impl<B: Backend> PeerBook<B> {
                 }
             }
             let encoded = record.encode();
-            txn.counters.bytes = txn
+            staged.counters.bytes = staged
                 .counters
                 .bytes
                 .saturating_sub(len)
                 .saturating_add(encoded.len() as u64);
-            txn.batch
+            staged
+                .batch
                 .put(Space::Peers, record.peer_id.as_bytes().to_vec(), encoded);
         }
-        txn.batch.put(
+        staged.batch.put(
             Space::Meta,
             META_KEY_CHECK.to_vec(),
             new.key_check()?.as_bytes().to_vec(),
         );
         // Hold the cipher slot while the batch lands so no reader opens a new seal with the old key.
         let mut slot = self.cipher.write().unwrap_or_else(|e| e.into_inner());
-        self.commit(&mut guard, txn)?;
+        self.commit(&mut guard, staged)?;
         *slot = std::sync::Arc::new(new);
         drop(slot);
         info!(resealed = count, "peerbook key rotated");
@@ -552,7 +553,7 @@ impl<B: Backend> PeerBook<B> {
     /// secret of every copy then stays sealed for good (the non-secret fields of a
     /// copy are not encrypted and stay readable in it).
     pub fn clear_all(&self) -> Result<()> {
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         self.guarded(|| self.backend.clear(self.settings.durability))?;
         self.init_meta(&mut guard)?;
         info!("peerbook cleared");

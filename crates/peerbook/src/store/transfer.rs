@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::keys::Counters;
-use super::{PeerBook, Txn};
+use super::{PeerBook, StagedWrite};
 use crate::backend::{Backend, Direction, KeyRange, ReadView, Space, WriteBatch};
 use crate::crypto::{SealedSecret, SecretKind};
 use crate::error::{Error, Quota, Result};
@@ -130,7 +130,7 @@ impl<B: Backend> PeerBook<B> {
         // rotation (which holds it) is either wholly before or wholly after them, so
         // the seals and the key check of the document always match.
         let (view, cipher) = {
-            let _writers = self.lock();
+            let _writers = self.lock_writer();
             (self.backend.view()?, self.cipher())
         };
         view.scan(
@@ -188,7 +188,7 @@ impl<B: Backend> PeerBook<B> {
         }
         // Every check against the key happens under the writer lock, so a concurrent
         // rotate_key is wholly before (the document is refused) or after the commit.
-        let mut guard = self.writer_lock()?;
+        let mut guard = self.lock_writer_to_write()?;
         let cipher = self.cipher();
         let has_secrets = doc.peers.iter().any(|p| {
             p.shared_secret.is_some() || p.ice_servers.iter().any(|s| s.credential.is_some())
@@ -241,13 +241,13 @@ impl<B: Backend> PeerBook<B> {
         }
 
         let mut report = ImportReport::default();
-        let mut txn = Txn {
+        let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
         let view = self.backend.view()?;
         if mode == ImportMode::Replace {
-            report.removed = self.delete_everything_into(&*view, &mut txn)?;
+            report.removed = self.delete_everything_into(&*view, &mut staged)?;
         }
         for record in &doc.peers {
             let existing = if mode == ImportMode::Replace {
@@ -256,27 +256,27 @@ impl<B: Backend> PeerBook<B> {
                 self.load_existing(&*view, &record.peer_id)?
             };
             if let Some(old) = &existing {
-                self.delete_record(&*view, &mut txn, &record.peer_id, old)?;
+                self.delete_record(&*view, &mut staged, &record.peer_id, old)?;
                 report.replaced += 1;
             }
-            Self::put_record_into(&mut txn, record, record.encode());
+            Self::put_record_into(&mut staged, record, record.encode());
             report.imported += 1;
         }
-        if txn.counters.peers > self.settings.max_peers {
+        if staged.counters.peers > self.settings.max_peers {
             return Err(Error::QuotaExceeded(Quota::Peers {
                 limit: self.settings.max_peers,
             }));
         }
         if let Some(limit) = self.settings.max_bytes {
-            if txn.counters.bytes > limit {
+            if staged.counters.bytes > limit {
                 return Err(Error::QuotaExceeded(Quota::Bytes {
                     limit,
-                    needed: txn.counters.bytes,
+                    needed: staged.counters.bytes,
                 }));
             }
         }
         drop(view); // a view ends before its thread writes (LMDB)
-        self.commit(&mut guard, txn)?;
+        self.commit(&mut guard, staged)?;
         info!(
             imported = report.imported,
             replaced = report.replaced,
@@ -286,18 +286,22 @@ impl<B: Backend> PeerBook<B> {
         Ok(report)
     }
 
-    /// Delete every record and index entry into `txn`. Returns the records removed.
-    fn delete_everything_into(&self, view: &dyn ReadView, txn: &mut Txn) -> Result<usize> {
+    /// Delete every record and index entry into `staged`. Returns the records removed.
+    fn delete_everything_into(
+        &self,
+        view: &dyn ReadView,
+        staged: &mut StagedWrite,
+    ) -> Result<usize> {
         let mut removed = 0;
         for space in [Space::Peers, Space::ByLastSeen, Space::ByQuality] {
-            let batch = &mut txn.batch;
+            let batch = &mut staged.batch;
             view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
                 batch.delete(space, k.to_vec());
                 removed += usize::from(space == Space::Peers);
                 ControlFlow::Continue(())
             })?;
         }
-        txn.counters = Counters::default();
+        staged.counters = Counters::default();
         Ok(removed)
     }
 }

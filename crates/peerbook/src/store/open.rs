@@ -1,0 +1,342 @@
+//! Opening a book: option checks, the claim on the backend, first-time init,
+//! the key check and the schema migrations of an older store.
+
+use std::ops::{Bound, ControlFlow};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+
+use tracing::{info, warn};
+
+use crate::backend::{Backend, Direction, KeyRange, Space, WriteBatch};
+use crate::crypto::{Cipher, SealedSecret, SecretKind};
+use crate::error::{Error, Result};
+use crate::options::{duration_ms, Options};
+use crate::schema::PeerRecord;
+
+use super::{as_ref_bound, keys, Claim, PeerBook, Settings, WriterGuard, SCHEMA_VERSION};
+use keys::{Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_SCHEMA_VERSION};
+
+impl<B: Backend> PeerBook<B> {
+    /// Open a book on `backend`: a new backend is initialized; an existing one is
+    /// checked (schema version, key check, counters) and migrated if older.
+    ///
+    /// Fails with [`Error::WrongKey`] when `options.key` is not the book's key,
+    /// [`Error::SchemaTooNew`] when a newer peerbook wrote it, and
+    /// [`Error::InvalidInput`] for unusable options.
+    pub fn open(backend: B, options: Options) -> Result<Self> {
+        if options.max_peers == 0 {
+            return Err(Error::invalid("max_peers", "at least 1"));
+        }
+        if options.failed_attempts == 0 {
+            return Err(Error::invalid("failed_attempts", "at least 1"));
+        }
+        if options.max_bytes == Some(0) {
+            return Err(Error::invalid("max_bytes", "at least 1 when set"));
+        }
+        let settings = Settings {
+            max_peers: options.max_peers,
+            max_bytes: options.max_bytes,
+            inactive_after_ms: duration_ms(options.inactive_after),
+            failed_attempts: options.failed_attempts,
+            blacklist_for_ms: duration_ms(options.blacklist_for),
+            cleanup_interval_ms: duration_ms(options.cleanup_interval),
+            evict_when_full: options.evict_when_full,
+            durability: options.durability,
+            clock: options.clock,
+        };
+        let claim = backend.book_claim();
+        if !claim.try_acquire() {
+            return Err(Error::Locked {
+                message: format!(
+                    "this {} backend already serves a live book; close it first",
+                    backend.engine_name()
+                ),
+                source: None,
+            });
+        }
+        let claim = Claim(claim);
+        let cipher = Cipher::new(&options.key);
+        let book = PeerBook {
+            backend,
+            settings,
+            cipher: RwLock::new(Arc::new(cipher)),
+            writer_lock: Mutex::new(Counters::default()),
+            poisoned: AtomicBool::new(false),
+            _claim: claim,
+        };
+        book.open_existing_or_init()?;
+        book.store_retention()?;
+        Ok(book)
+    }
+
+    fn open_existing_or_init(&self) -> Result<()> {
+        let mut guard = self.lock_writer();
+        let version = match self.backend.get(Space::Meta, META_SCHEMA_VERSION)? {
+            None => None,
+            Some(bytes) => Some(keys::decode_u32(&bytes).ok_or_else(|| Error::Corrupted {
+                what: "meta",
+                location: "schema_version".into(),
+                detail: format!("expected 4 bytes, found {}", bytes.len()),
+            })?),
+        };
+        let empty = self.is_space_empty(&*self.backend.view()?, Space::Peers)?;
+        match version {
+            None if empty => {
+                self.init_meta(&mut guard)?;
+                info!(
+                    engine = self.backend.engine_name(),
+                    schema = SCHEMA_VERSION,
+                    "peerbook created a new book"
+                );
+                return Ok(());
+            }
+            None => self.migrate_from(0, &mut guard)?,
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(Error::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(found) if found < SCHEMA_VERSION => {
+                // A versioned book has a key check: never rewrite it under a wrong key.
+                self.check_key()?;
+                self.migrate_from(found, &mut guard)?;
+            }
+            Some(_) => {}
+        }
+        self.check_key()?;
+        let counters = match self
+            .backend
+            .get(Space::Meta, META_COUNTERS)?
+            .as_deref()
+            .map(Counters::decode)
+        {
+            Some(Some(c)) => c,
+            _ => {
+                warn!(
+                    engine = self.backend.engine_name(),
+                    "peerbook counters missing or damaged; recounting"
+                );
+                let counted = self.count_peers(&*self.backend.view()?)?;
+                let mut batch = WriteBatch::new();
+                batch.put(Space::Meta, META_COUNTERS.to_vec(), counted.encode());
+                self.write_batch(batch)?;
+                counted
+            }
+        };
+        *guard = counters;
+        info!(
+            engine = self.backend.engine_name(),
+            peers = counters.peers,
+            schema = SCHEMA_VERSION,
+            "peerbook opened"
+        );
+        Ok(())
+    }
+
+    fn check_key(&self) -> Result<()> {
+        let stored = self
+            .backend
+            .get(Space::Meta, META_KEY_CHECK)?
+            .ok_or_else(|| Error::Corrupted {
+                what: "meta",
+                location: "key_check".into(),
+                detail: "missing; the book cannot tell whether this key is right".into(),
+            })?;
+        let sealed = SealedSecret::from_bytes(stored).map_err(|detail| Error::Corrupted {
+            what: "meta",
+            location: "key_check".into(),
+            detail,
+        })?;
+        if !self.cipher().verify_key_check(&sealed) {
+            warn!(
+                engine = self.backend.engine_name(),
+                "peerbook open refused: wrong key"
+            );
+            return Err(Error::WrongKey);
+        }
+        Ok(())
+    }
+
+    /// Bring a store written by an older schema up to [`SCHEMA_VERSION`], one step
+    /// per version (0 -> 1 -> 2 ...). Each step is idempotent and writes its version
+    /// last, so a crash part way leaves an older version that the next open migrates
+    /// again.
+    ///
+    /// - 0 -> 1: a store holding records but no meta (written before versioning): its
+    ///   records are checked, and indexes, counters and the key check are built.
+    /// - 1 -> 2: the score hint of every by_last_seen entry is rewritten in the
+    ///   unambiguous encoding (`blacklist_until` with a presence tag), in bounded
+    ///   batches.
+    /// - 2 -> 3: addresses and metadata (record format 2). Nothing is rewritten:
+    ///   format-1 records decode lazily with none (see [`crate::schema`]).
+    fn migrate_from(&self, found: u32, guard: &mut WriterGuard<'_>) -> Result<()> {
+        info!(
+            engine = self.backend.engine_name(),
+            from = found,
+            to = SCHEMA_VERSION,
+            "peerbook migrating schema"
+        );
+        if found < 1 {
+            // No key check yet: the key must open the store's seals before one is
+            // written, or the right key would be refused for ever.
+            self.check_key_on_a_seal()?;
+            let report = self.rebuild(guard, false)?;
+            let mut batch = WriteBatch::new();
+            batch.put(
+                Space::Meta,
+                META_KEY_CHECK.to_vec(),
+                self.cipher().key_check()?.as_bytes().to_vec(),
+            );
+            batch.put(
+                Space::Meta,
+                META_SCHEMA_VERSION.to_vec(),
+                1u32.to_be_bytes().to_vec(),
+            );
+            self.write_batch(batch)?;
+            info!(
+                corrupt = report.quarantined,
+                "peerbook migration 0 -> 1 done"
+            );
+        }
+        if found < 2 {
+            let rewritten = self.rewrite_score_hints(2)?;
+            info!(rewritten, "peerbook migration 1 -> 2 done");
+        }
+        if found < 3 {
+            // Records of format 1 decode lazily (no addresses, no metadata) and are
+            // written in format 2 when next written: only the version moves, so an
+            // older peerbook refuses the store instead of misreading new records.
+            let mut batch = WriteBatch::new();
+            batch.put(
+                Space::Meta,
+                META_SCHEMA_VERSION.to_vec(),
+                3u32.to_be_bytes().to_vec(),
+            );
+            self.write_batch(batch)?;
+            info!("peerbook migration 2 -> 3 done");
+        }
+        Ok(())
+    }
+
+    /// A version-0 store has no key check: before one is written, try the key on
+    /// the first sealed secret found. [`Error::WrongKey`] when it does not open
+    /// (nothing is written); a store without any seal binds the given key.
+    fn check_key_on_a_seal(&self) -> Result<()> {
+        let cipher = self.cipher();
+        let mut verdict = None;
+        self.backend.scan(
+            Space::Peers,
+            KeyRange::all(),
+            Direction::Forward,
+            &mut |_, value| {
+                let Ok(record) = PeerRecord::decode(value) else {
+                    return ControlFlow::Continue(());
+                };
+                let id = record.peer_id.as_str();
+                let mut seals = record
+                    .shared_secret
+                    .iter()
+                    .map(|s| (SecretKind::SharedSecret, s))
+                    .chain(record.ice_servers.iter().filter_map(|server| {
+                        server
+                            .credential
+                            .as_ref()
+                            .map(|c| (SecretKind::IceCredential, c))
+                    }));
+                match seals.next() {
+                    Some((kind, sealed)) => {
+                        verdict = Some(cipher.open(kind, id, sealed).is_ok());
+                        ControlFlow::Break(())
+                    }
+                    None => ControlFlow::Continue(()),
+                }
+            },
+        )?;
+        if verdict == Some(false) {
+            warn!(
+                engine = self.backend.engine_name(),
+                "peerbook migration refused: the key does not open the store's secrets"
+            );
+            return Err(Error::WrongKey);
+        }
+        Ok(())
+    }
+
+    /// Migration step to schema 2: put the current-encoding score hint of every
+    /// decodable record, `MIGRATION_CHUNK` records per batch; the last batch also
+    /// sets the schema version to `version`. Returns how many hints were written.
+    fn rewrite_score_hints(&self, version: u32) -> Result<u64> {
+        const MIGRATION_CHUNK: usize = 1024;
+        let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
+        let mut written = 0u64;
+        loop {
+            let mut batch = WriteBatch::new();
+            let mut last = None;
+            let mut seen = 0usize;
+            {
+                let view = self.backend.view()?;
+                let range = KeyRange {
+                    lower: as_ref_bound(&cursor),
+                    upper: Bound::Unbounded,
+                };
+                view.scan(Space::Peers, range, Direction::Forward, &mut |k, v| {
+                    seen += 1;
+                    last = Some(k.to_vec());
+                    if let Ok(record) = PeerRecord::decode(v) {
+                        if record.peer_id.as_bytes() == k {
+                            let [(space, key, value), _] = keys::index_entries(&record);
+                            batch.put(space, key, value);
+                        }
+                    }
+                    if seen >= MIGRATION_CHUNK {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })?;
+            }
+            written += batch.len() as u64;
+            let done = seen < MIGRATION_CHUNK;
+            if done {
+                batch.put(
+                    Space::Meta,
+                    META_SCHEMA_VERSION.to_vec(),
+                    version.to_be_bytes().to_vec(),
+                );
+            }
+            self.write_batch(batch)?;
+            match last {
+                Some(key) if !done => cursor = Bound::Excluded(key),
+                _ => return Ok(written),
+            }
+        }
+    }
+
+    pub(super) fn init_meta(&self, guard: &mut WriterGuard<'_>) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Space::Meta,
+            META_SCHEMA_VERSION.to_vec(),
+            SCHEMA_VERSION.to_be_bytes().to_vec(),
+        );
+        batch.put(
+            Space::Meta,
+            META_KEY_CHECK.to_vec(),
+            self.cipher().key_check()?.as_bytes().to_vec(),
+        );
+        batch.put(
+            Space::Meta,
+            META_COUNTERS.to_vec(),
+            Counters::default().encode(),
+        );
+        batch.put(
+            Space::Meta,
+            META_LAST_CLEANUP.to_vec(),
+            self.now().to_be_bytes().to_vec(),
+        );
+        self.write_batch(batch)?;
+        **guard = Counters::default();
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! The write path under the writer lock: read-modify-write, loading a stored
+//! record, putting and deleting a record with its index entries, quotas and LRU
+//! eviction, and committing a staged batch with its counters.
+
+use std::ops::{Bound, ControlFlow};
+use std::sync::atomic::Ordering;
+
+use tracing::warn;
+
+use crate::backend::{Backend, BackendError, Direction, KeyRange, ReadView, Space, WriteBatch};
+use crate::error::{Error, Quota, Result};
+use crate::schema::{PeerId, PeerRecord};
+
+use super::{corrupted_record, keys, Existing, PeerBook, StagedWrite, WriterGuard};
+use keys::{Counters, META_COUNTERS};
+
+impl<B: Backend> PeerBook<B> {
+    /// Write `batch` with the book's durability (see [`guarded`](Self::guarded)).
+    pub(crate) fn write_batch(&self, batch: WriteBatch) -> Result<()> {
+        self.guarded(|| self.backend.write(batch, self.settings.durability))
+    }
+
+    /// Run a backend write, flush or clear: refused when the book is poisoned; any
+    /// error poisons it, since no error kind is known to have applied nothing on
+    /// every engine (see the [`Backend`](crate::backend#failures) contract).
+    pub(crate) fn guarded(
+        &self,
+        op: impl FnOnce() -> std::result::Result<(), BackendError>,
+    ) -> Result<()> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::NeedsReopen);
+        }
+        op().map_err(|e| {
+            self.poisoned.store(true, Ordering::Release);
+            warn!(
+                engine = self.backend.engine_name(),
+                "peerbook write failed with an unknown outcome; the book needs a reopen"
+            );
+            Error::from(e)
+        })
+    }
+
+    /// Read-modify-write of one decodable record under the writer lock.
+    pub(crate) fn modify(
+        &self,
+        peer_id: &str,
+        f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,
+    ) -> Result<PeerRecord> {
+        let id = PeerId::new(peer_id)?;
+        let mut guard = self.lock_writer_to_write()?;
+        let now = self.now();
+        let view = self.backend.view()?;
+        let (old, len) = match self.load_existing(&*view, &id)? {
+            None => {
+                return Err(Error::NotFound {
+                    peer_id: id.to_string(),
+                })
+            }
+            Some(Existing::Corrupt { detail, .. }) => return Err(corrupted_record(&id, detail)),
+            Some(Existing::Decoded { record, len }) => (record, len),
+        };
+        let mut record = old.clone();
+        f(&mut record, now)?;
+        record.validate()?;
+        self.check_times(&record, now, Some(&old))?;
+        let existing = Existing::Decoded { record: old, len };
+        let mut staged = StagedWrite {
+            batch: WriteBatch::new(),
+            counters: *guard,
+        };
+        self.write_record(&*view, &mut staged, Some(existing), &record)?;
+        drop(view); // a view ends before its thread writes (LMDB)
+        self.commit(&mut guard, staged)?;
+        Ok(record)
+    }
+
+    pub(crate) fn load_existing(
+        &self,
+        view: &dyn ReadView,
+        id: &PeerId,
+    ) -> Result<Option<Existing>> {
+        let Some(bytes) = view.get(Space::Peers, id.as_bytes())? else {
+            return Ok(None);
+        };
+        let len = bytes.len() as u64;
+        Ok(Some(match PeerRecord::decode(&bytes) {
+            Ok(record) if record.peer_id == *id => Existing::Decoded { record, len },
+            Ok(record) => {
+                let detail = format!("record names another peer ({})", record.peer_id);
+                warn!(peer = %id, "corrupt peer record found: {detail}");
+                Existing::Corrupt { len, detail }
+            }
+            Err(e) => {
+                warn!(peer = %id, "corrupt peer record found: {e}");
+                Existing::Corrupt { len, detail: e.0 }
+            }
+        }))
+    }
+
+    /// Put `record` (replacing `existing`), with quota checks and eviction.
+    pub(crate) fn write_record(
+        &self,
+        view: &dyn ReadView,
+        staged: &mut StagedWrite,
+        existing: Option<Existing>,
+        record: &PeerRecord,
+    ) -> Result<()> {
+        let id = &record.peer_id;
+        let encoded = record.encode();
+        let new_len = encoded.len() as u64;
+        let is_new = existing.is_none();
+        if let Some(old) = &existing {
+            self.delete_record(view, staged, id, old)?;
+        }
+        let fits = |c: &Counters| {
+            let peers_ok = !is_new || c.peers < self.settings.max_peers;
+            let bytes_ok = self
+                .settings
+                .max_bytes
+                .is_none_or(|max| c.bytes.saturating_add(new_len) <= max);
+            peers_ok && bytes_ok
+        };
+        if !fits(&staged.counters) {
+            if !self.settings.evict_when_full {
+                return Err(Error::QuotaExceeded(self.quota_hit(
+                    &staged.counters,
+                    is_new,
+                    new_len,
+                )));
+            }
+            let evicted = self.delete_least_recent(view, staged, Some(id), |c, _| fits(c))?;
+            if !fits(&staged.counters) {
+                return Err(Error::QuotaExceeded(self.quota_hit(
+                    &staged.counters,
+                    is_new,
+                    new_len,
+                )));
+            }
+            warn!(evicted, for_peer = %id, "peerbook full: evicted least recently seen peers");
+        }
+        Self::put_record_into(staged, record, encoded);
+        Ok(())
+    }
+
+    fn quota_hit(&self, c: &Counters, is_new: bool, new_len: u64) -> Quota {
+        match self.settings.max_bytes {
+            Some(limit) if !(is_new && c.peers >= self.settings.max_peers) => Quota::Bytes {
+                limit,
+                needed: c.bytes.saturating_add(new_len),
+            },
+            _ => Quota::Peers {
+                limit: self.settings.max_peers,
+            },
+        }
+    }
+
+    /// Put `record` (already encoded as `encoded`), its index entries and the
+    /// counters into `staged`. No checks: callers validate and enforce quotas.
+    pub(crate) fn put_record_into(staged: &mut StagedWrite, record: &PeerRecord, encoded: Vec<u8>) {
+        for (space, key, value) in keys::index_entries(record) {
+            staged.batch.put(space, key, value);
+        }
+        staged.counters.peers = staged.counters.peers.saturating_add(1);
+        staged.counters.bytes = staged.counters.bytes.saturating_add(encoded.len() as u64);
+        staged
+            .batch
+            .put(Space::Peers, record.peer_id.as_bytes().to_vec(), encoded);
+    }
+
+    /// Delete the least recently seen peers (never `keep`) into `staged`, oldest first,
+    /// until `enough(counters, deleted so far)`. Returns how many were deleted. The
+    /// one LRU walk behind both eviction and [`cleanup_lru`](Self::cleanup_lru).
+    pub(crate) fn delete_least_recent(
+        &self,
+        view: &dyn ReadView,
+        staged: &mut StagedWrite,
+        keep: Option<&PeerId>,
+        enough: impl Fn(&Counters, usize) -> bool,
+    ) -> Result<usize> {
+        let mut deleted = 0;
+        let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
+        while !enough(&staged.counters, deleted) {
+            let page = self.index_page(
+                view,
+                Space::ByLastSeen,
+                cursor,
+                Bound::Unbounded,
+                Direction::Forward,
+                64,
+            )?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for key in &page {
+                if enough(&staged.counters, deleted) {
+                    break;
+                }
+                let Some((_, raw_id)) = keys::split_last_seen_key(key) else {
+                    continue;
+                };
+                let Ok(id) = PeerId::from_bytes(raw_id) else {
+                    continue;
+                };
+                // skip the kept peer, and stale duplicate entries of a peer already deleted
+                let queued = staged
+                    .batch
+                    .ops()
+                    .iter()
+                    .any(|op| op.space() == Space::Peers && op.key() == id.as_bytes());
+                if Some(&id) == keep || queued {
+                    continue;
+                }
+                if let Some(existing) = self.load_existing(view, &id)? {
+                    self.delete_record(view, staged, &id, &existing)?;
+                    deleted += 1;
+                }
+            }
+            cursor = Bound::Excluded(last);
+        }
+        Ok(deleted)
+    }
+
+    /// Delete a stored record and its index entries into `staged`.
+    pub(crate) fn delete_record(
+        &self,
+        view: &dyn ReadView,
+        staged: &mut StagedWrite,
+        id: &PeerId,
+        existing: &Existing,
+    ) -> Result<()> {
+        match existing {
+            Existing::Decoded { record, .. } => {
+                for (space, key, _) in keys::index_entries(record) {
+                    staged.batch.delete(space, key);
+                }
+            }
+            Existing::Corrupt { .. } => {
+                // The record cannot tell its index keys: find them by their id suffix.
+                for space in [Space::ByLastSeen, Space::ByQuality] {
+                    let width = keys::prefix_width(space);
+                    let mut found = Vec::new();
+                    view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
+                        if k.len() == width + id.as_bytes().len() && &k[width..] == id.as_bytes() {
+                            found.push(k.to_vec());
+                        }
+                        ControlFlow::Continue(())
+                    })?;
+                    for key in found {
+                        staged.batch.delete(space, key);
+                    }
+                }
+            }
+        }
+        staged.batch.delete(Space::Peers, id.as_bytes().to_vec());
+        staged.counters.peers = staged.counters.peers.saturating_sub(1);
+        staged.counters.bytes = staged.counters.bytes.saturating_sub(existing.len());
+        Ok(())
+    }
+
+    /// Write `staged` (with its counters) atomically; on success the in-memory counters follow.
+    pub(crate) fn commit(
+        &self,
+        guard: &mut WriterGuard<'_>,
+        mut staged: StagedWrite,
+    ) -> Result<()> {
+        if staged.counters != **guard {
+            staged.batch.put(
+                Space::Meta,
+                META_COUNTERS.to_vec(),
+                staged.counters.encode(),
+            );
+        }
+        if staged.batch.is_empty() {
+            return Ok(());
+        }
+        self.write_batch(staged.batch)?;
+        **guard = staged.counters;
+        Ok(())
+    }
+}
