@@ -96,11 +96,7 @@ impl FileBackend {
             dir,
             vfs,
             options,
-            spaces: VersionedSpaces::new(
-                loaded
-                    .spaces
-                    .map(|map| Arc::try_unwrap(map).unwrap_or_else(|shared| (*shared).clone())),
-            ),
+            spaces: loaded.spaces,
             writer: Mutex::new(loaded.writer),
             disk_bytes: AtomicU64::new(disk),
             recovery: loaded.recovery,

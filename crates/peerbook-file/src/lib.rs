@@ -116,9 +116,6 @@ mod writer;
 #[doc = include_str!("../FORMAT.md")]
 pub mod format {}
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use peerbook::backend::BackendError;
 
 pub use backend::FileBackend;
@@ -129,9 +126,6 @@ pub use vfs::{StdFs, Vfs, VfsFile, VfsLock};
 
 const ENGINE: &str = "file";
 const HEADER: u64 = codec::FILE_HEADER_LEN as u64;
-
-type Map = BTreeMap<Vec<u8>, Vec<u8>>;
-type Spaces = [Arc<Map>; 4];
 
 /// A [`BackendError::Engine`] of this crate.
 fn engine(message: String) -> BackendError {
