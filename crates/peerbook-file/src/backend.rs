@@ -211,7 +211,7 @@ impl Drop for FileBackend {
 
 impl Backend for FileBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.spaces.get(space, key))
+        self.spaces.get(space, key)
     }
 
     fn scan(
@@ -222,8 +222,7 @@ impl Backend for FileBackend {
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
         // One consistent snapshot, read in chunks without holding a lock in `visitor`.
-        self.spaces.scan(space, range, direction, visitor);
-        Ok(())
+        self.spaces.scan(space, range, direction, visitor)
     }
 
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {

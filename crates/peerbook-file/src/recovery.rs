@@ -3,10 +3,11 @@
 //! the torn-tail rule, remove the leftovers of interrupted compactions, and open the
 //! log for appending.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use peerbook::backend::BackendError;
+use peerbook::backend::{BackendError, Space};
 use peerbook::mvcc::VersionedSpaces;
 
 use crate::codec::{
@@ -33,7 +34,6 @@ pub(crate) struct Loaded {
 }
 
 /// The dataset as loaded so far: the maps and their snapshot size.
-#[derive(Default)]
 struct Dataset {
     spaces: VersionedSpaces,
     live: u64,
@@ -70,8 +70,7 @@ impl Loader<'_> {
             None => self.create(&entries, &mut recovery)?,
         };
         recovery.generation = generation;
-        let mut data = Dataset::default();
-        let (snapshot_entries, snapshot_len) = self.load_snapshot_file(generation, &mut data)?;
+        let (mut data, snapshot_entries, snapshot_len) = self.load_snapshot_file(generation)?;
         recovery.snapshot_entries = snapshot_entries;
         let replay = self.replay_log_file(generation, &mut data)?;
         recovery.log_frames = replay.frames;
@@ -181,17 +180,13 @@ impl Loader<'_> {
     /// The snapshot: complete by construction, so any damage is an error. Read
     /// frame by frame (one frame body in memory at a time), each frame's puts moved
     /// straight into the maps. Returns its entry count and its length in bytes.
-    fn load_snapshot_file(
-        &self,
-        generation: u64,
-        data: &mut Dataset,
-    ) -> Result<(u64, u64), BackendError> {
+    fn load_snapshot_file(&self, generation: u64) -> Result<(Dataset, u64, u64), BackendError> {
         let name = snapshot_name(generation);
         let path = self.path(&name);
         let io = |e: io::Error| BackendError::io(format!("read {}", path.display()), e);
         let file = || path.clone();
         let mut stream = self.stream(FileKind::Snapshot, &name, generation)?;
-        let mut entries = 0u64;
+        let mut entries = SnapshotEntries::default();
         loop {
             let off = stream.offset();
             let frame_error = |error| RecoveryError::SnapshotFrame {
@@ -211,13 +206,14 @@ impl Loader<'_> {
                 Next::Frame { .. } => {}
             }
             let ops = decode_body(stream.body()).map_err(frame_error)?;
-            if load_snapshot_frame(ops, &mut entries, data).map_err(|rule| {
-                RecoveryError::SnapshotRule {
+            if entries
+                .frame(ops)
+                .map_err(|rule| RecoveryError::SnapshotRule {
                     file: file(),
                     offset: off,
                     rule,
-                }
-            })? {
+                })?
+            {
                 break;
             }
         }
@@ -231,7 +227,8 @@ impl Loader<'_> {
             }
             .into());
         }
-        Ok((entries, end as u64))
+        let count = entries.count;
+        Ok((entries.finish(), count, end as u64))
     }
 
     /// The log, replayed onto the snapshot frame by frame with the torn-tail rule;
@@ -399,42 +396,196 @@ struct LogReplay {
     torn_tail: Option<TornTail>,
 }
 
-/// Apply the ops of one snapshot frame (the snapshot rules checked in op
-/// order, as one batch: no view is open, so nothing keeps history). Returns true
-/// when the frame was the end frame.
-fn load_snapshot_frame(
-    ops: Vec<LogOp>,
-    entries: &mut u64,
-    data: &mut Dataset,
-) -> Result<bool, SnapshotRule> {
-    let n = ops.len();
-    let live = &mut data.live;
-    data.spaces.apply(|batch| {
-        let mut ended = false;
+/// The entries of a snapshot as they load, per space: a vector while the keys
+/// ascend (as this crate writes them), built into a map in bulk at the end; a map
+/// from the first key out of order on (a snapshot written otherwise), so a
+/// duplicate key is always found.
+#[derive(Default)]
+struct SnapshotEntries {
+    sorted: [Vec<(Vec<u8>, Vec<u8>)>; 4],
+    unsorted: [Option<BTreeMap<Vec<u8>, Vec<u8>>>; 4],
+    count: u64,
+    live: u64,
+}
+
+impl SnapshotEntries {
+    /// Take the ops of one frame, checking the snapshot rules in op order. Returns
+    /// true when the frame was the end frame.
+    fn frame(&mut self, ops: Vec<LogOp>) -> Result<bool, SnapshotRule> {
+        let n = ops.len();
         for (i, op) in ops.into_iter().enumerate() {
             match op {
-                LogOp::Put { space, key, value } => {
-                    *live += entry_size(key.len(), value.len());
-                    if batch.put(space, key, value).is_some() {
-                        return Err(SnapshotRule::DuplicateKey(space));
-                    }
-                    *entries += 1;
-                }
+                LogOp::Put { space, key, value } => self.put(space, key, value)?,
                 LogOp::End { entries: declared } => {
                     if i + 1 != n {
                         return Err(SnapshotRule::OpsAfterEnd);
                     }
-                    if declared != *entries {
+                    if declared != self.count {
                         return Err(SnapshotRule::EndCount {
                             declared,
-                            found: *entries,
+                            found: self.count,
                         });
                     }
-                    ended = true;
+                    return Ok(true);
                 }
                 LogOp::Delete { .. } | LogOp::Clear => return Err(SnapshotRule::NotAPut),
             }
         }
-        Ok(ended)
-    })
+        Ok(false)
+    }
+
+    fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) -> Result<(), SnapshotRule> {
+        self.live += entry_size(key.len(), value.len());
+        let i = space.index();
+        let duplicate = match (&mut self.unsorted[i], self.sorted[i].last()) {
+            (Some(map), _) => map.insert(key, value).is_some(),
+            (None, Some((last, _))) if *last >= key => {
+                let mut map: BTreeMap<_, _> =
+                    std::mem::take(&mut self.sorted[i]).into_iter().collect();
+                let duplicate = map.insert(key, value).is_some();
+                self.unsorted[i] = Some(map);
+                duplicate
+            }
+            (None, _) => {
+                self.sorted[i].push((key, value));
+                false
+            }
+        };
+        if duplicate {
+            return Err(SnapshotRule::DuplicateKey(space));
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The loaded maps.
+    fn finish(self) -> Dataset {
+        let mut entries = self.sorted;
+        for (i, map) in self.unsorted.into_iter().enumerate() {
+            if let Some(map) = map {
+                entries[i] = map.into_iter().collect();
+            }
+        }
+        Dataset {
+            spaces: VersionedSpaces::from_entries(entries),
+            live: self.live,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerbook::backend::ReadView;
+
+    fn put(space: Space, key: &str) -> LogOp {
+        LogOp::Put {
+            space,
+            key: key.as_bytes().to_vec(),
+            value: key.to_uppercase().into_bytes(),
+        }
+    }
+
+    fn load(frames: Vec<Vec<LogOp>>) -> Result<(Dataset, u64), SnapshotRule> {
+        let mut entries = SnapshotEntries::default();
+        for ops in frames {
+            entries.frame(ops)?;
+        }
+        let count = entries.count;
+        Ok((entries.finish(), count))
+    }
+
+    #[test]
+    fn sorted_snapshot_entries_load_in_bulk() {
+        let (data, count) = load(vec![
+            vec![put(Space::Peers, "a"), put(Space::Peers, "b")],
+            vec![put(Space::Peers, "c"), put(Space::Meta, "a")],
+        ])
+        .unwrap();
+        assert_eq!(count, 4);
+        assert_eq!(data.spaces.lens(), [3, 0, 0, 1]);
+        assert_eq!(
+            data.spaces.get(Space::Peers, b"b").unwrap(),
+            Some(b"B".to_vec())
+        );
+        assert_eq!(data.live, 4 * entry_size(1, 1));
+    }
+
+    #[test]
+    fn duplicates_are_found_in_and_out_of_order() {
+        let dup = |ops| {
+            matches!(
+                load(vec![ops]),
+                Err(SnapshotRule::DuplicateKey(Space::Peers))
+            )
+        };
+        assert!(dup(vec![put(Space::Peers, "a"), put(Space::Peers, "a")]));
+        // out of order: a map from "b" on, which still sees "a"
+        assert!(dup(vec![
+            put(Space::Peers, "a"),
+            put(Space::Peers, "c"),
+            put(Space::Peers, "b"),
+            put(Space::Peers, "a"),
+        ]));
+        assert!(dup(vec![
+            put(Space::Peers, "a"),
+            put(Space::Peers, "c"),
+            put(Space::Peers, "b"),
+            put(Space::Peers, "c"),
+        ]));
+        // the same key in two spaces is no duplicate
+        assert!(load(vec![vec![put(Space::Peers, "a"), put(Space::Meta, "a")]]).is_ok());
+    }
+
+    #[test]
+    fn out_of_order_entries_still_load() {
+        let (data, count) = load(vec![vec![
+            put(Space::ByQuality, "b"),
+            put(Space::ByQuality, "c"),
+            put(Space::ByQuality, "a"),
+            put(Space::ByQuality, "d"),
+        ]])
+        .unwrap();
+        assert_eq!(count, 4);
+        assert_eq!(data.spaces.lens(), [0, 0, 4, 0]);
+        for k in ["a", "b", "c", "d"] {
+            assert_eq!(
+                data.spaces.get(Space::ByQuality, k.as_bytes()).unwrap(),
+                Some(k.to_uppercase().into_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn snapshot_rules_hold_in_op_order() {
+        let end = |entries| LogOp::End { entries };
+        assert!(matches!(
+            load(vec![vec![put(Space::Peers, "a"), end(1)]]),
+            Ok((_, 1))
+        ));
+        assert_eq!(
+            load(vec![vec![end(0), put(Space::Peers, "a")]]).err(),
+            Some(SnapshotRule::OpsAfterEnd)
+        );
+        assert_eq!(
+            load(vec![vec![put(Space::Peers, "a"), end(2)]]).err(),
+            Some(SnapshotRule::EndCount {
+                declared: 2,
+                found: 1
+            })
+        );
+        let delete = LogOp::Delete {
+            space: Space::Peers,
+            key: b"a".to_vec(),
+        };
+        assert_eq!(
+            load(vec![vec![
+                delete,
+                put(Space::Peers, "a"),
+                put(Space::Peers, "a")
+            ]])
+            .err(),
+            Some(SnapshotRule::NotAPut)
+        );
+    }
 }
