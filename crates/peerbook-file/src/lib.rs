@@ -29,7 +29,8 @@
 //!   `std::fs` works.
 //! - Small books (thousands to a few hundred thousand entries): **the whole
 //!   dataset lives in memory** (a `BTreeMap` per space) and a compaction rewrites it
-//!   whole; opening replays the log.
+//!   whole; opening streams the snapshot frame by frame and replays the log, with a
+//!   peak memory close to the loaded dataset's.
 //! - Human-auditable files: two files per generation, a documented byte layout
 //!   ([`format`](mod@format)), CRC-32C everywhere, nothing else.
 //!
