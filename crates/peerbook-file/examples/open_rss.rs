@@ -134,7 +134,7 @@ fn templates() -> Templates {
     (per_peer, meta)
 }
 
-fn build(dir: &str, n: usize) {
+fn build(dir: &str, n: usize, compact: bool) {
     let started = Instant::now();
     let (per_peer, meta) = templates();
     let peer_bytes: usize = per_peer[0]
@@ -165,12 +165,15 @@ fn build(dir: &str, n: usize) {
         }
     }
     backend.write(batch, Durability::Buffered).expect("write");
-    backend.compact().expect("compact");
+    if compact {
+        backend.compact().expect("compact");
+    }
     let stats = backend.stats();
     println!(
-        "built {n} peers in {:.1} s: snapshot {} bytes",
+        "built {n} peers in {:.1} s: snapshot {} bytes, log {} bytes",
         started.elapsed().as_secs_f64(),
-        stats.snapshot_bytes
+        stats.snapshot_bytes,
+        stats.log_bytes
     );
 }
 
@@ -189,9 +192,10 @@ fn open(dir: &str) {
     let took = started.elapsed();
     let (peak, steady) = (status("VmHWM:"), status("VmRSS:"));
     println!(
-        "open {:.0} ms, entries {:?}, peak RSS {} MiB, RSS after open {} MiB, peak/steady {:.2}",
+        "open {:.0} ms, snapshot entries {}, log frames {}, peak RSS {} MiB, RSS after open {} MiB, peak/steady {:.2}",
         took.as_secs_f64() * 1e3,
         backend.recovery().snapshot_entries,
+        backend.recovery().log_frames,
         peak / 1024,
         steady / 1024,
         peak as f64 / steady.max(1) as f64
@@ -201,11 +205,11 @@ fn open(dir: &str) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match (args.get(1).map(String::as_str), args.get(2)) {
-        (Some("build"), Some(dir)) => {
+        (Some(mode @ ("build" | "build-log")), Some(dir)) => {
             let n = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(100_000);
-            build(dir, n);
+            build(dir, n, mode == "build");
         }
         (Some("open"), Some(dir)) => open(dir),
-        _ => eprintln!("usage: open_rss build DIR [N] | open_rss open DIR"),
+        _ => eprintln!("usage: open_rss build|build-log DIR [N] | open_rss open DIR"),
     }
 }

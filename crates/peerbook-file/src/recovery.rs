@@ -11,7 +11,7 @@ use peerbook::backend::{BackendError, Space};
 use peerbook::mvcc::VersionedSpaces;
 
 use crate::codec::{
-    decode_body, entry_size, header_len, scan_tail, After, FileKind, FrameStream, LogOp, Next,
+    decode_body_into, entry_size, header_len, scan_tail, After, FileKind, FrameStream, LogOp, Next,
 };
 use crate::compaction::{write_generation, GenError};
 use crate::error::{RecoveryError, SnapshotRule};
@@ -187,6 +187,7 @@ impl Loader<'_> {
         let file = || path.clone();
         let mut stream = self.stream(FileKind::Snapshot, &name, generation)?;
         let mut entries = SnapshotEntries::default();
+        let mut ops = Vec::new();
         loop {
             let off = stream.offset();
             let frame_error = |error| RecoveryError::SnapshotFrame {
@@ -205,9 +206,9 @@ impl Loader<'_> {
                 Next::Bad { error, .. } => return Err(frame_error(error).into()),
                 Next::Frame { .. } => {}
             }
-            let ops = decode_body(stream.body()).map_err(frame_error)?;
+            decode_body_into(stream.body(), &mut ops).map_err(frame_error)?;
             if entries
-                .frame(ops)
+                .frame(&mut ops)
                 .map_err(|rule| RecoveryError::SnapshotRule {
                     file: file(),
                     offset: off,
@@ -246,6 +247,7 @@ impl Loader<'_> {
         let mut stream = self.stream(FileKind::Log, &name, generation)?;
         let seed = stream.seed();
         let mut frames = 0u64;
+        let mut ops = Vec::new();
         let (off, error) = loop {
             let off = stream.offset();
             let synced_to = match stream.next().map_err(io)? {
@@ -268,12 +270,13 @@ impl Loader<'_> {
                 }
                 .into());
             }
-            let ops =
-                decode_body(stream.body()).map_err(|error| RecoveryError::UndecodableBatch {
+            decode_body_into(stream.body(), &mut ops).map_err(|error| {
+                RecoveryError::UndecodableBatch {
                     file: file(),
                     offset: off,
                     error,
-                })?;
+                }
+            })?;
             if ops.iter().any(|op| matches!(op, LogOp::End { .. })) {
                 return Err(RecoveryError::EndInLog {
                     file: file(),
@@ -283,7 +286,7 @@ impl Loader<'_> {
             }
             let live = &mut data.live;
             data.spaces.apply(|batch| {
-                for op in ops {
+                for op in ops.drain(..) {
                     apply_versioned(batch, op, live);
                 }
             });
@@ -411,9 +414,9 @@ struct SnapshotEntries {
 impl SnapshotEntries {
     /// Take the ops of one frame, checking the snapshot rules in op order. Returns
     /// true when the frame was the end frame.
-    fn frame(&mut self, ops: Vec<LogOp>) -> Result<bool, SnapshotRule> {
+    fn frame(&mut self, ops: &mut Vec<LogOp>) -> Result<bool, SnapshotRule> {
         let n = ops.len();
-        for (i, op) in ops.into_iter().enumerate() {
+        for (i, op) in ops.drain(..).enumerate() {
             match op {
                 LogOp::Put { space, key, value } => self.put(space, key, value)?,
                 LogOp::End { entries: declared } => {
@@ -488,8 +491,8 @@ mod tests {
 
     fn load(frames: Vec<Vec<LogOp>>) -> Result<(Dataset, u64), SnapshotRule> {
         let mut entries = SnapshotEntries::default();
-        for ops in frames {
-            entries.frame(ops)?;
+        for mut ops in frames {
+            entries.frame(&mut ops)?;
         }
         let count = entries.count;
         Ok((entries.finish(), count))

@@ -356,7 +356,17 @@ pub(crate) fn entry_size(key_len: usize, value_len: usize) -> u64 {
 }
 
 /// Decode a batch body. Never panics, never allocates more than the bytes present.
+#[cfg(test)]
 pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
+    let mut ops = Vec::new();
+    decode_body_into(body, &mut ops)?;
+    Ok(ops)
+}
+
+/// [`decode_body`] into `ops` (cleared first): open reuses one vector for every
+/// frame, so a large batch's op list is not freed and allocated again per frame.
+pub(crate) fn decode_body_into(body: &[u8], ops: &mut Vec<LogOp>) -> Result<(), FormatError> {
+    ops.clear();
     let mut r = Reader { data: body, pos: 0 };
     let count = r.varint("op count")?;
     if count == 0 {
@@ -369,7 +379,6 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
             left: r.remaining(),
         });
     }
-    let mut ops = Vec::new();
     for i in 0..count {
         let at = r.pos;
         let tag = r.byte("op tag")?;
@@ -404,7 +413,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
             count: r.remaining(),
         });
     }
-    Ok(ops)
+    Ok(())
 }
 
 struct Reader<'a> {
