@@ -96,11 +96,7 @@ impl FileBackend {
             dir,
             vfs,
             options,
-            spaces: VersionedSpaces::new(
-                loaded
-                    .spaces
-                    .map(|map| Arc::try_unwrap(map).unwrap_or_else(|shared| (*shared).clone())),
-            ),
+            spaces: loaded.spaces,
             writer: Mutex::new(loaded.writer),
             disk_bytes: AtomicU64::new(disk),
             recovery: loaded.recovery,
@@ -215,7 +211,7 @@ impl Drop for FileBackend {
 
 impl Backend for FileBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.spaces.get(space, key))
+        self.spaces.get(space, key)
     }
 
     fn scan(
@@ -226,8 +222,7 @@ impl Backend for FileBackend {
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
         // One consistent snapshot, read in chunks without holding a lock in `visitor`.
-        self.spaces.scan(space, range, direction, visitor);
-        Ok(())
+        self.spaces.scan(space, range, direction, visitor)
     }
 
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {

@@ -29,7 +29,8 @@
 //!   `std::fs` works.
 //! - Small books (thousands to a few hundred thousand entries): **the whole
 //!   dataset lives in memory** (a `BTreeMap` per space) and a compaction rewrites it
-//!   whole; opening replays the log.
+//!   whole; opening streams the snapshot frame by frame and replays the log, with a
+//!   peak memory close to the loaded dataset's.
 //! - Human-auditable files: two files per generation, a documented byte layout
 //!   ([`format`](mod@format)), CRC-32C everywhere, nothing else.
 //!
@@ -116,9 +117,6 @@ mod writer;
 #[doc = include_str!("../FORMAT.md")]
 pub mod format {}
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use peerbook::backend::BackendError;
 
 pub use backend::FileBackend;
@@ -129,9 +127,6 @@ pub use vfs::{StdFs, Vfs, VfsFile, VfsLock};
 
 const ENGINE: &str = "file";
 const HEADER: u64 = codec::FILE_HEADER_LEN as u64;
-
-type Map = BTreeMap<Vec<u8>, Vec<u8>>;
-type Spaces = [Arc<Map>; 4];
 
 /// A [`BackendError::Engine`] of this crate.
 fn engine(message: String) -> BackendError {

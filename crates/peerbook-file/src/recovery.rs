@@ -3,22 +3,21 @@
 //! the torn-tail rule, remove the leftovers of interrupted compactions, and open the
 //! log for appending.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use peerbook::backend::BackendError;
+use peerbook::backend::{BackendError, Space};
 use peerbook::mvcc::VersionedSpaces;
 
 use crate::codec::{
-    check_file_header, decode_body, entry_size, header_len, read_frame, scan_after, After,
-    FileKind, LogOp,
+    decode_body_into, entry_size, header_len, scan_tail, After, FileKind, FrameStream, LogOp, Next,
 };
 use crate::compaction::{write_generation, GenError};
-use crate::error::{FormatError, RecoveryError, SnapshotRule};
+use crate::error::{RecoveryError, SnapshotRule};
 use crate::naming::{classify, log_name, snapshot_name, Entry};
-use crate::writer::Writer;
-use crate::{FileOptions, Map, Recovery, Spaces, TornTail, Vfs, VfsFile};
+use crate::writer::{apply_versioned, Writer};
+use crate::{FileOptions, Recovery, TornTail, Vfs, VfsFile};
 
 /// Loads the store of one directory (the lock is already held).
 pub(crate) struct Loader<'a> {
@@ -29,14 +28,14 @@ pub(crate) struct Loader<'a> {
 
 /// What [`Loader::load`] hands to the backend.
 pub(crate) struct Loaded {
-    pub(crate) spaces: Spaces,
+    pub(crate) spaces: VersionedSpaces,
     pub(crate) writer: Writer,
     pub(crate) recovery: Recovery,
 }
 
 /// The dataset as loaded so far: the maps and their snapshot size.
 struct Dataset {
-    spaces: Spaces,
+    spaces: VersionedSpaces,
     live: u64,
 }
 
@@ -71,11 +70,7 @@ impl Loader<'_> {
             None => self.create(&entries, &mut recovery)?,
         };
         recovery.generation = generation;
-        let mut data = Dataset {
-            spaces: Default::default(),
-            live: 0,
-        };
-        let (snapshot_entries, snapshot_len) = self.load_snapshot_file(generation, &mut data)?;
+        let (mut data, snapshot_entries, snapshot_len) = self.load_snapshot_file(generation)?;
         recovery.snapshot_entries = snapshot_entries;
         let replay = self.replay_log_file(generation, &mut data)?;
         recovery.log_frames = replay.frames;
@@ -156,27 +151,90 @@ impl Loader<'_> {
         Ok(1)
     }
 
-    /// The snapshot: complete by construction, so any damage is an error. Returns
-    /// its entry count and its length in bytes.
-    fn load_snapshot_file(
+    /// A stream over the frames of file `name`, its header checked.
+    fn stream(
         &self,
+        kind: FileKind,
+        name: &str,
         generation: u64,
-        data: &mut Dataset,
-    ) -> Result<(u64, u64), BackendError> {
-        let name = snapshot_name(generation);
-        let bytes = self.read(&name)?;
-        let entries = load_snapshot(
-            &bytes,
-            generation,
-            &self.path(&name),
-            &mut data.spaces,
-            &mut data.live,
-        )?;
-        Ok((entries, bytes.len() as u64))
+    ) -> Result<FrameStream, BackendError> {
+        let path = self.path(name);
+        let io = |e: io::Error| BackendError::io(format!("read {}", path.display()), e);
+        let reader = match self.vfs.open_read(&path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && kind == FileKind::Log => {
+                return Err(RecoveryError::MissingLog {
+                    file: path,
+                    snapshot: snapshot_name(generation),
+                }
+                .into())
+            }
+            Err(e) => return Err(io(e)),
+        };
+        match FrameStream::open(kind, reader, generation).map_err(io)? {
+            Ok((_, stream)) => Ok(stream),
+            Err(error) => Err(RecoveryError::Header { file: path, error }.into()),
+        }
     }
 
-    /// The log, replayed onto the snapshot with the torn-tail rule; a torn tail is
-    /// reported (warning and [`TornTail`]), cut later by [`Loader::open_log`].
+    /// The snapshot: complete by construction, so any damage is an error. Read
+    /// frame by frame (one frame body in memory at a time), each frame's puts moved
+    /// straight into the maps. Returns its entry count and its length in bytes.
+    fn load_snapshot_file(&self, generation: u64) -> Result<(Dataset, u64, u64), BackendError> {
+        let name = snapshot_name(generation);
+        let path = self.path(&name);
+        let io = |e: io::Error| BackendError::io(format!("read {}", path.display()), e);
+        let file = || path.clone();
+        let mut stream = self.stream(FileKind::Snapshot, &name, generation)?;
+        let mut entries = SnapshotEntries::default();
+        let mut ops = Vec::new();
+        loop {
+            let off = stream.offset();
+            let frame_error = |error| RecoveryError::SnapshotFrame {
+                file: file(),
+                offset: off,
+                error,
+            };
+            match stream.next().map_err(io)? {
+                Next::End => {
+                    return Err(RecoveryError::SnapshotTruncated {
+                        file: file(),
+                        len: off,
+                    }
+                    .into())
+                }
+                Next::Bad { error, .. } => return Err(frame_error(error).into()),
+                Next::Frame { .. } => {}
+            }
+            decode_body_into(stream.body(), &mut ops).map_err(frame_error)?;
+            if entries
+                .frame(&mut ops)
+                .map_err(|rule| RecoveryError::SnapshotRule {
+                    file: file(),
+                    offset: off,
+                    rule,
+                })?
+            {
+                break;
+            }
+        }
+        let end = stream.offset();
+        let bytes = stream.bytes_left().map_err(io)?;
+        if bytes > 0 {
+            return Err(RecoveryError::AfterEnd {
+                file: file(),
+                offset: end,
+                bytes: bytes as usize,
+            }
+            .into());
+        }
+        let count = entries.count;
+        Ok((entries.finish(), count, end as u64))
+    }
+
+    /// The log, replayed onto the snapshot frame by frame with the torn-tail rule;
+    /// a torn tail is reported (warning and [`TornTail`]), cut later by
+    /// [`Loader::open_log`].
     fn replay_log_file(
         &self,
         generation: u64,
@@ -184,42 +242,91 @@ impl Loader<'_> {
     ) -> Result<LogReplay, BackendError> {
         let name = log_name(generation);
         let path = self.path(&name);
-        let bytes = match self.vfs.read(&path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(RecoveryError::MissingLog {
-                    file: path,
-                    snapshot: snapshot_name(generation),
+        let io = |e: io::Error| BackendError::io(format!("read {}", path.display()), e);
+        let file = || path.clone();
+        let mut stream = self.stream(FileKind::Log, &name, generation)?;
+        let seed = stream.seed();
+        let mut frames = 0u64;
+        let mut ops = Vec::new();
+        let (off, error) = loop {
+            let off = stream.offset();
+            let synced_to = match stream.next().map_err(io)? {
+                Next::End => {
+                    return Ok(LogReplay {
+                        seed,
+                        frames,
+                        valid_len: off as u64,
+                        torn_tail: None,
+                    })
+                }
+                Next::Bad { error, .. } => break (off, error),
+                Next::Frame { synced_to } => synced_to,
+            };
+            if synced_to > off as u64 {
+                return Err(RecoveryError::SyncedBeyondOffset {
+                    file: file(),
+                    offset: off,
+                    synced_to,
+                }
+                .into());
+            }
+            decode_body_into(stream.body(), &mut ops).map_err(|error| {
+                RecoveryError::UndecodableBatch {
+                    file: file(),
+                    offset: off,
+                    error,
+                }
+            })?;
+            if ops.iter().any(|op| matches!(op, LogOp::End { .. })) {
+                return Err(RecoveryError::EndInLog {
+                    file: file(),
+                    offset: off,
+                }
+                .into());
+            }
+            let live = &mut data.live;
+            data.spaces.apply(|batch| {
+                for op in ops.drain(..) {
+                    apply_versioned(batch, op, live);
+                }
+            });
+            frames += 1;
+        };
+        // Rare: a bad frame. Only now is the rest of the log read whole, to look
+        // for a witness that it had been synced.
+        let tail = stream.into_rest().map_err(io)?;
+        let valid_frames_after = match scan_tail(&tail, off, seed) {
+            After::Witness(witness) => {
+                return Err(RecoveryError::SyncedFrameDamaged {
+                    file: file(),
+                    offset: off,
+                    error,
+                    witness,
                 }
                 .into())
             }
-            Err(e) => return Err(BackendError::io(format!("read {}", path.display()), e)),
+            After::Torn { valid_frames_after } => valid_frames_after,
         };
-        let replay = replay_log(&bytes, generation, &path, &mut data.spaces, &mut data.live)?;
-        let valid_len = replay.valid_len as u64;
-        let torn_tail = replay.torn.map(|(reason, valid_frames_after)| {
-            let torn = TornTail {
-                file: name,
-                offset: valid_len,
-                bytes: (bytes.len() - replay.valid_len) as u64,
-                reason,
-                valid_frames_after,
-            };
-            tracing::warn!(
-                file = %path.display(),
-                offset = torn.offset,
-                bytes = torn.bytes,
-                reason = %torn.reason,
-                valid_frames_after = torn.valid_frames_after,
-                "peerbook-file: truncated a torn tail off the log (writes that were not synced when the process or machine stopped)"
-            );
-            torn
-        });
+        let torn = TornTail {
+            file: name,
+            offset: off as u64,
+            bytes: tail.len() as u64,
+            reason: error,
+            valid_frames_after,
+        };
+        tracing::warn!(
+            file = %path.display(),
+            offset = torn.offset,
+            bytes = torn.bytes,
+            reason = %torn.reason,
+            valid_frames_after = torn.valid_frames_after,
+            "peerbook-file: truncated a torn tail off the log (writes that were not synced when the process or machine stopped)"
+        );
         Ok(LogReplay {
-            seed: replay.seed,
-            frames: replay.frames,
-            valid_len,
-            torn_tail,
+            seed,
+            frames,
+            valid_len: off as u64,
+            torn_tail: Some(torn),
         })
     }
 
@@ -292,195 +399,196 @@ struct LogReplay {
     torn_tail: Option<TornTail>,
 }
 
-/// Load a whole snapshot into `spaces`; returns the number of entries.
-fn load_snapshot(
-    data: &[u8],
-    generation: u64,
-    path: &Path,
-    spaces: &mut Spaces,
-    live: &mut u64,
-) -> Result<u64, RecoveryError> {
-    let file = || path.to_path_buf();
-    let header = check_file_header(FileKind::Snapshot, data, generation).map_err(|error| {
-        RecoveryError::Header {
-            file: file(),
-            error,
-        }
-    })?;
-    let seed = header.seed;
-    let mut off = header.len;
-    let mut entries = 0u64;
-    let mut ended = false;
-    let rule = |offset: usize, rule: SnapshotRule| RecoveryError::SnapshotRule {
-        file: file(),
-        offset,
-        rule,
-    };
-    while off < data.len() {
-        if ended {
-            return Err(RecoveryError::AfterEnd {
-                file: file(),
-                offset: off,
-                bytes: data.len() - off,
-            });
-        }
-        let frame_error = |error| RecoveryError::SnapshotFrame {
-            file: file(),
-            offset: off,
-            error,
-        };
-        let frame = read_frame(data, off, seed).map_err(frame_error)?;
-        let ops = decode_body(frame.body).map_err(frame_error)?;
+/// The entries of a snapshot as they load, per space: a vector while the keys
+/// ascend (as this crate writes them), built into a map in bulk at the end; a map
+/// from the first key out of order on (a snapshot written otherwise), so a
+/// duplicate key is always found.
+#[derive(Default)]
+struct SnapshotEntries {
+    sorted: [Vec<(Vec<u8>, Vec<u8>)>; 4],
+    unsorted: [Option<BTreeMap<Vec<u8>, Vec<u8>>>; 4],
+    count: u64,
+    live: u64,
+}
+
+impl SnapshotEntries {
+    /// Take the ops of one frame, checking the snapshot rules in op order. Returns
+    /// true when the frame was the end frame.
+    fn frame(&mut self, ops: &mut Vec<LogOp>) -> Result<bool, SnapshotRule> {
         let n = ops.len();
-        for (i, op) in ops.into_iter().enumerate() {
+        for (i, op) in ops.drain(..).enumerate() {
             match op {
-                LogOp::Put { space, key, value } => {
-                    *live += entry_size(key.len(), value.len());
-                    let map = Arc::make_mut(&mut spaces[space.index()]);
-                    if map.insert(key, value).is_some() {
-                        return Err(rule(off, SnapshotRule::DuplicateKey(space)));
-                    }
-                    entries += 1;
-                }
+                LogOp::Put { space, key, value } => self.put(space, key, value)?,
                 LogOp::End { entries: declared } => {
                     if i + 1 != n {
-                        return Err(rule(off, SnapshotRule::OpsAfterEnd));
+                        return Err(SnapshotRule::OpsAfterEnd);
                     }
-                    if declared != entries {
-                        return Err(rule(
-                            off,
-                            SnapshotRule::EndCount {
-                                declared,
-                                found: entries,
-                            },
-                        ));
+                    if declared != self.count {
+                        return Err(SnapshotRule::EndCount {
+                            declared,
+                            found: self.count,
+                        });
                     }
-                    ended = true;
+                    return Ok(true);
                 }
-                LogOp::Delete { .. } | LogOp::Clear => {
-                    return Err(rule(off, SnapshotRule::NotAPut));
-                }
+                LogOp::Delete { .. } | LogOp::Clear => return Err(SnapshotRule::NotAPut),
             }
         }
-        off = frame.end;
+        Ok(false)
     }
-    if !ended {
-        return Err(RecoveryError::SnapshotTruncated {
-            file: file(),
-            len: data.len(),
-        });
-    }
-    Ok(entries)
-}
 
-struct Replay {
-    /// The frame seed of the log (from its header).
-    seed: u32,
-    frames: u64,
-    /// Length of the valid prefix of the log.
-    valid_len: usize,
-    /// Why the bytes at `valid_len` were not a frame, and how many valid frames
-    /// followed, when they are a torn tail.
-    torn: Option<(FormatError, u64)>,
-}
-
-/// Replay the frames of a log onto `spaces`, applying the torn-tail rule.
-fn replay_log(
-    data: &[u8],
-    generation: u64,
-    path: &Path,
-    spaces: &mut Spaces,
-    live: &mut u64,
-) -> Result<Replay, RecoveryError> {
-    let file = || path.to_path_buf();
-    let header = check_file_header(FileKind::Log, data, generation).map_err(|error| {
-        RecoveryError::Header {
-            file: file(),
-            error,
-        }
-    })?;
-    let seed = header.seed;
-    let mut off = header.len;
-    let mut frames = 0u64;
-    while off < data.len() {
-        let frame = match read_frame(data, off, seed) {
-            Ok(frame) => frame,
-            Err(error) => {
-                return match scan_after(data, off, seed) {
-                    After::Witness(witness) => Err(RecoveryError::SyncedFrameDamaged {
-                        file: file(),
-                        offset: off,
-                        error,
-                        witness,
-                    }),
-                    After::Torn { valid_frames_after } => Ok(Replay {
-                        seed,
-                        frames,
-                        valid_len: off,
-                        torn: Some((error, valid_frames_after)),
-                    }),
-                };
+    fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) -> Result<(), SnapshotRule> {
+        self.live += entry_size(key.len(), value.len());
+        let i = space.index();
+        let duplicate = match (&mut self.unsorted[i], self.sorted[i].last()) {
+            (Some(map), _) => map.insert(key, value).is_some(),
+            (None, Some((last, _))) if *last >= key => {
+                let mut map: BTreeMap<_, _> =
+                    std::mem::take(&mut self.sorted[i]).into_iter().collect();
+                let duplicate = map.insert(key, value).is_some();
+                self.unsorted[i] = Some(map);
+                duplicate
+            }
+            (None, _) => {
+                self.sorted[i].push((key, value));
+                false
             }
         };
-        if frame.synced_to > off as u64 {
-            return Err(RecoveryError::SyncedBeyondOffset {
-                file: file(),
-                offset: off,
-                synced_to: frame.synced_to,
-            });
+        if duplicate {
+            return Err(SnapshotRule::DuplicateKey(space));
         }
-        let ops = decode_body(frame.body).map_err(|error| RecoveryError::UndecodableBatch {
-            file: file(),
-            offset: off,
-            error,
-        })?;
-        if ops.iter().any(|op| matches!(op, LogOp::End { .. })) {
-            return Err(RecoveryError::EndInLog {
-                file: file(),
-                offset: off,
-            });
-        }
-        for op in ops {
-            apply(spaces, op, live);
-        }
-        frames += 1;
-        off = frame.end;
+        self.count += 1;
+        Ok(())
     }
-    Ok(Replay {
-        seed,
-        frames,
-        valid_len: off,
-        torn: None,
-    })
+
+    /// The loaded maps.
+    fn finish(self) -> Dataset {
+        let mut entries = self.sorted;
+        for (i, map) in self.unsorted.into_iter().enumerate() {
+            if let Some(map) = map {
+                entries[i] = map.into_iter().collect();
+            }
+        }
+        Dataset {
+            spaces: VersionedSpaces::from_entries(entries),
+            live: self.live,
+        }
+    }
 }
 
-/// Apply one op to the maps, keeping `live` (the snapshot size of the data) current.
-fn apply(spaces: &mut Spaces, op: LogOp, live: &mut u64) {
-    match op {
-        LogOp::Put { space, key, value } => {
-            let add = entry_size(key.len(), value.len());
-            let klen = key.len();
-            let map = Arc::make_mut(&mut spaces[space.index()]);
-            if let Some(old) = map.insert(key, value) {
-                *live = live.saturating_sub(entry_size(klen, old.len()));
-            }
-            *live += add;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerbook::backend::ReadView;
+
+    fn put(space: Space, key: &str) -> LogOp {
+        LogOp::Put {
+            space,
+            key: key.as_bytes().to_vec(),
+            value: key.to_uppercase().into_bytes(),
         }
-        LogOp::Delete { space, key } => {
-            // Avoid copying a shared map for a delete of a missing key.
-            if spaces[space.index()].contains_key(&key) {
-                let map = Arc::make_mut(&mut spaces[space.index()]);
-                if let Some(old) = map.remove(&key) {
-                    *live = live.saturating_sub(entry_size(key.len(), old.len()));
-                }
-            }
+    }
+
+    fn load(frames: Vec<Vec<LogOp>>) -> Result<(Dataset, u64), SnapshotRule> {
+        let mut entries = SnapshotEntries::default();
+        for mut ops in frames {
+            entries.frame(&mut ops)?;
         }
-        LogOp::Clear => {
-            for map in spaces.iter_mut() {
-                *map = Arc::new(Map::new());
-            }
-            *live = 0;
+        let count = entries.count;
+        Ok((entries.finish(), count))
+    }
+
+    #[test]
+    fn sorted_snapshot_entries_load_in_bulk() {
+        let (data, count) = load(vec![
+            vec![put(Space::Peers, "a"), put(Space::Peers, "b")],
+            vec![put(Space::Peers, "c"), put(Space::Meta, "a")],
+        ])
+        .unwrap();
+        assert_eq!(count, 4);
+        assert_eq!(data.spaces.lens(), [3, 0, 0, 1]);
+        assert_eq!(
+            data.spaces.get(Space::Peers, b"b").unwrap(),
+            Some(b"B".to_vec())
+        );
+        assert_eq!(data.live, 4 * entry_size(1, 1));
+    }
+
+    #[test]
+    fn duplicates_are_found_in_and_out_of_order() {
+        let dup = |ops| {
+            matches!(
+                load(vec![ops]),
+                Err(SnapshotRule::DuplicateKey(Space::Peers))
+            )
+        };
+        assert!(dup(vec![put(Space::Peers, "a"), put(Space::Peers, "a")]));
+        // out of order: a map from "b" on, which still sees "a"
+        assert!(dup(vec![
+            put(Space::Peers, "a"),
+            put(Space::Peers, "c"),
+            put(Space::Peers, "b"),
+            put(Space::Peers, "a"),
+        ]));
+        assert!(dup(vec![
+            put(Space::Peers, "a"),
+            put(Space::Peers, "c"),
+            put(Space::Peers, "b"),
+            put(Space::Peers, "c"),
+        ]));
+        // the same key in two spaces is no duplicate
+        assert!(load(vec![vec![put(Space::Peers, "a"), put(Space::Meta, "a")]]).is_ok());
+    }
+
+    #[test]
+    fn out_of_order_entries_still_load() {
+        let (data, count) = load(vec![vec![
+            put(Space::ByQuality, "b"),
+            put(Space::ByQuality, "c"),
+            put(Space::ByQuality, "a"),
+            put(Space::ByQuality, "d"),
+        ]])
+        .unwrap();
+        assert_eq!(count, 4);
+        assert_eq!(data.spaces.lens(), [0, 0, 4, 0]);
+        for k in ["a", "b", "c", "d"] {
+            assert_eq!(
+                data.spaces.get(Space::ByQuality, k.as_bytes()).unwrap(),
+                Some(k.to_uppercase().into_bytes())
+            );
         }
-        LogOp::End { .. } => {}
+    }
+
+    #[test]
+    fn snapshot_rules_hold_in_op_order() {
+        let end = |entries| LogOp::End { entries };
+        assert!(matches!(
+            load(vec![vec![put(Space::Peers, "a"), end(1)]]),
+            Ok((_, 1))
+        ));
+        assert_eq!(
+            load(vec![vec![end(0), put(Space::Peers, "a")]]).err(),
+            Some(SnapshotRule::OpsAfterEnd)
+        );
+        assert_eq!(
+            load(vec![vec![put(Space::Peers, "a"), end(2)]]).err(),
+            Some(SnapshotRule::EndCount {
+                declared: 2,
+                found: 1
+            })
+        );
+        let delete = LogOp::Delete {
+            space: Space::Peers,
+            key: b"a".to_vec(),
+        };
+        assert_eq!(
+            load(vec![vec![
+                delete,
+                put(Space::Peers, "a"),
+                put(Space::Peers, "a")
+            ]])
+            .err(),
+            Some(SnapshotRule::NotAPut)
+        );
     }
 }

@@ -8,7 +8,8 @@
 //! The backend needs very little from a file system, and says exactly what it needs
 //! to be durable:
 //! - files are only ever appended to, truncated (to drop a torn tail) and synced
-//!   ([`VfsFile`]); whole files are read at once ([`Vfs::read`]);
+//!   ([`VfsFile`]); files are read from their start, whole ([`Vfs::read`]) or
+//!   streamed ([`Vfs::open_read`]);
 //! - new files appear only by [`Vfs::rename`] of a synced temporary file, made
 //!   durable by [`Vfs::sync_dir`];
 //! - one advisory lock ([`Vfs::lock`]) guards the directory.
@@ -33,6 +34,14 @@ pub trait Vfs: Send + Sync + fmt::Debug {
 
     /// The whole content of the file at `path`.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// A reader of the file at `path` from its start: open reads the snapshot and
+    /// the log through it, frame by frame, so a file is never held whole in
+    /// memory. The default reads the whole file with [`read`](Vfs::read) (fine
+    /// for an in-memory file system); [`StdFs`] streams from the file.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn io::Read + Send>> {
+        Ok(Box::new(io::Cursor::new(self.read(path)?)))
+    }
 
     /// Create the file at `path` (truncating it if it exists) and return a handle
     /// that appends to it.
@@ -139,6 +148,10 @@ impl Vfs for StdFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn io::Read + Send>> {
+        Ok(Box::new(File::open(path)?))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {

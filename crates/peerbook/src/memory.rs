@@ -52,7 +52,7 @@ impl MemoryBackend {
 
 impl Backend for MemoryBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        Ok(self.spaces.get(space, key))
+        self.spaces.get(space, key)
     }
 
     fn scan(
@@ -62,8 +62,7 @@ impl Backend for MemoryBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        self.spaces.scan(space, range, direction, visitor);
-        Ok(())
+        self.spaces.scan(space, range, direction, visitor)
     }
 
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {

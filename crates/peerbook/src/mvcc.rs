@@ -20,6 +20,7 @@
 //!
 //! Used by [`MemoryBackend`](crate::MemoryBackend) and the file backend.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,8 +134,19 @@ pub struct VersionedSpaces {
 impl VersionedSpaces {
     /// Spaces holding `maps` (one per [`Space`], in [`Space::ALL`] order).
     pub fn new(maps: [BTreeMap<Vec<u8>, Vec<u8>>; 4]) -> Self {
-        let live = maps.each_ref().map(BTreeMap::len);
-        let spaces = maps.map(|m| m.into_iter().map(|(k, v)| (k, Slot::One(v))).collect());
+        Self::with_spaces(maps.map(|m| m.into_iter().map(|(k, v)| (k, Slot::One(v))).collect()))
+    }
+
+    /// Spaces holding `entries` (one vector per [`Space`], in [`Space::ALL`]
+    /// order), each map built in bulk: in ascending key order (as a loader reading a
+    /// sorted file has them) this costs a pass, not a search per key. Any order is
+    /// accepted (it is sorted first); for a key given twice the last value is kept.
+    pub fn from_entries(entries: [Vec<(Vec<u8>, Vec<u8>)>; 4]) -> Self {
+        Self::with_spaces(entries.map(|e| e.into_iter().map(|(k, v)| (k, Slot::One(v))).collect()))
+    }
+
+    fn with_spaces(spaces: [BTreeMap<Vec<u8>, Slot>; 4]) -> Self {
+        let live = spaces.each_ref().map(BTreeMap::len);
         VersionedSpaces {
             state: RwLock::new(State {
                 spaces,
@@ -159,15 +171,6 @@ impl VersionedSpaces {
         self.views.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The current value of `key` in `space`.
-    pub fn get(&self, space: Space, key: &[u8]) -> Option<Vec<u8>> {
-        let state = self.read();
-        state.spaces[space.index()]
-            .get(key)
-            .and_then(Slot::latest)
-            .map(<[u8]>::to_vec)
-    }
-
     /// Live keys in each space.
     pub fn lens(&self) -> [usize; 4] {
         self.read().live
@@ -185,18 +188,54 @@ impl VersionedSpaces {
         VersionedView { spaces: self, seq }
     }
 
-    /// Scan the current state of `space` on a pinned view, in chunks, without
-    /// holding the lock while `visitor` runs (so it may call back into the owner).
-    pub fn scan(
+    /// Apply one batch atomically: `fill` puts and deletes through the [`Batch`];
+    /// no reader sees part of it.
+    pub fn apply<R>(&self, fill: impl FnOnce(&mut Batch<'_>) -> R) -> R {
+        let mut state = self.write_state();
+        // Held until the new seq is published: no view opens in between (it would
+        // see this batch's in-place changes under the old seq).
+        let views = self.registry();
+        let seq = self.seq.load(Ordering::Acquire) + 1;
+        let keep_history = !views.is_empty();
+        let mut batch = Batch {
+            state: &mut state,
+            seq,
+            keep_history,
+        };
+        let out = fill(&mut batch);
+        self.seq.store(seq, Ordering::Release);
+        drop(views);
+        out
+    }
+}
+
+/// The latest state, read without a view: what a backend over these spaces
+/// answers to [`Backend::get`](crate::backend::Backend::get) and
+/// [`Backend::scan`](crate::backend::Backend::scan), written once here for every
+/// such backend.
+impl ReadView for VersionedSpaces {
+    /// The current value of `key` in `space`.
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let state = self.read();
+        Ok(state.spaces[space.index()]
+            .get(key)
+            .and_then(Slot::latest)
+            .map(<[u8]>::to_vec))
+    }
+
+    /// Scans the current state on a pinned view, in chunks of 256 entries copied
+    /// out, without holding the lock while `visitor` runs: unlike a view's scan,
+    /// its visitor may call back into the owner of these spaces.
+    fn scan(
         &self,
         space: Space,
         range: KeyRange<'_>,
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) {
+    ) -> Result<(), BackendError> {
         const CHUNK: usize = 256;
         if range.is_empty() {
-            return;
+            return Ok(());
         }
         let view = self.view();
         let (mut lower, mut upper) = (
@@ -220,7 +259,7 @@ impl VersionedSpaces {
             let full = chunk.len() >= CHUNK;
             for (k, v) in &chunk {
                 if visitor(k, v).is_break() {
-                    return;
+                    return Ok(());
                 }
             }
             match chunk.pop() {
@@ -228,29 +267,9 @@ impl VersionedSpaces {
                     Direction::Forward => lower = Bound::Excluded(last),
                     Direction::Reverse => upper = Bound::Excluded(last),
                 },
-                _ => return,
+                _ => return Ok(()),
             }
         }
-    }
-
-    /// Apply one batch atomically: `fill` puts and deletes through the [`Batch`];
-    /// no reader sees part of it.
-    pub fn apply<R>(&self, fill: impl FnOnce(&mut Batch<'_>) -> R) -> R {
-        let mut state = self.write_state();
-        // Held until the new seq is published: no view opens in between (it would
-        // see this batch's in-place changes under the old seq).
-        let views = self.registry();
-        let seq = self.seq.load(Ordering::Acquire) + 1;
-        let keep_history = !views.is_empty();
-        let mut batch = Batch {
-            state: &mut state,
-            seq,
-            keep_history,
-        };
-        let out = fill(&mut batch);
-        self.seq.store(seq, Ordering::Release);
-        drop(views);
-        out
     }
 }
 
@@ -308,36 +327,37 @@ impl Batch<'_> {
         let state = &mut *self.state;
         let map = &mut state.spaces[space.index()];
         let adds = usize::from(value.is_some());
-        let old_len = match map.get_mut(&key) {
-            None => {
+        // One search per op: the entry, not a lookup then an insert.
+        let old_len = match map.entry(key) {
+            Entry::Vacant(vacant) => {
                 if let Some(value) = value {
                     if keep_history {
                         // invisible to the open views, which predate it
-                        map.insert(key.clone(), Slot::Many(vec![(seq, Some(value))]));
-                        state.history.push((space, key));
+                        state.history.push((space, vacant.key().clone()));
+                        vacant.insert(Slot::Many(vec![(seq, Some(value))]));
                     } else {
-                        map.insert(key, Slot::One(value));
+                        vacant.insert(Slot::One(value));
                     }
                 }
                 state.live[space.index()] += adds;
                 return None;
             }
-            Some(slot) => {
-                let old_len = slot.latest().map(<[u8]>::len);
+            Entry::Occupied(mut occupied) => {
+                let old_len = occupied.get().latest().map(<[u8]>::len);
                 if !keep_history {
                     match value {
-                        Some(value) => *slot = Slot::One(value),
+                        Some(value) => *occupied.get_mut() = Slot::One(value),
                         None => {
-                            map.remove(&key);
+                            occupied.remove();
                         }
                     }
                 } else {
-                    match slot {
+                    match occupied.get_mut() {
                         Slot::One(old) => {
                             let old = std::mem::take(old);
                             // the old value predates every open view: seq 0 stands for it
-                            *slot = Slot::Many(vec![(0, Some(old)), (seq, value)]);
-                            state.history.push((space, key));
+                            *occupied.get_mut() = Slot::Many(vec![(0, Some(old)), (seq, value)]);
+                            state.history.push((space, occupied.key().clone()));
                         }
                         Slot::Many(versions) => match versions.last_mut() {
                             Some((s, v)) if *s == seq => *v = value,
@@ -483,7 +503,7 @@ mod tests {
         assert_eq!(all(&v2, Space::Peers), vec![kv("a", "22"), kv("c", "2")]);
         assert_eq!(v1.get(Space::Peers, b"c").unwrap(), None);
         assert_eq!(v2.get(Space::Peers, b"b").unwrap(), None);
-        assert_eq!(s.get(Space::Peers, b"a"), None);
+        assert_eq!(s.get(Space::Peers, b"a").unwrap(), None);
         assert_eq!(s.lens(), [0; 4]);
         drop(v1);
         assert_eq!(all(&v2, Space::Peers), vec![kv("a", "22"), kv("c", "2")]);
@@ -512,10 +532,30 @@ mod tests {
             &mut |k, _| {
                 seen.push(k.to_vec());
                 // a callback into the owner while scanning is fine
-                assert!(s.get(Space::Meta, k).is_some());
+                assert!(s.get(Space::Meta, k).unwrap().is_some());
                 ControlFlow::Continue(())
             },
-        );
+        )
+        .unwrap();
         assert_eq!(seen, vec![b"k".to_vec()]);
+    }
+
+    #[test]
+    fn from_entries_builds_every_space() {
+        let entries = [
+            vec![kv("a", "1"), kv("b", "2")],
+            vec![],
+            // out of order, and "x" twice: sorted, the last value kept
+            vec![kv("y", "1"), kv("x", "1"), kv("x", "2")],
+            vec![kv("m", "")],
+        ];
+        let s = VersionedSpaces::from_entries(entries);
+        assert_eq!(s.lens(), [2, 0, 2, 1]);
+        assert_eq!(
+            all(&s.view(), Space::ByQuality),
+            vec![kv("x", "2"), kv("y", "1")]
+        );
+        s.apply(|b| assert_eq!(b.put(Space::Peers, b"a".to_vec(), b"9".to_vec()), Some(1)));
+        assert_eq!(s.get(Space::Peers, b"a").unwrap(), Some(b"9".to_vec()));
     }
 }

@@ -9,6 +9,9 @@ use peerbook::backend::Space;
 use crate::crc::{crc32c, crc32c_append};
 use crate::FormatError;
 
+mod stream;
+pub(crate) use stream::{FrameStream, Next};
+
 /// Current on-disk format version, in both file headers. Version 1 files (no salt)
 /// are still read.
 pub(crate) const FORMAT_VERSION: u32 = 2;
@@ -177,7 +180,9 @@ pub(crate) struct Frame<'a> {
     /// The `synced_to` field: the file length the writer knew durable when it
     /// appended this frame.
     pub(crate) synced_to: u64,
-    /// The body bytes.
+    /// The body bytes (open reads bodies through [`FrameStream`]; the torn-tail
+    /// scan needs only where a frame ends).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) body: &'a [u8],
     /// Offset just past the frame.
     pub(crate) end: usize,
@@ -233,17 +238,25 @@ pub(crate) enum After {
 
 /// Scan every offset after a bad frame at `bad_off` for valid frames, looking for
 /// a witness (see [`After::Witness`]).
+#[cfg(test)]
 pub(crate) fn scan_after(data: &[u8], bad_off: usize, seed: u32) -> After {
+    scan_tail(data.get(bad_off..).unwrap_or_default(), bad_off, seed)
+}
+
+/// [`scan_after`] on the bytes of the file from the bad frame on (`tail`, which
+/// starts at offset `bad_off`): the offsets it returns are the file's.
+pub(crate) fn scan_tail(tail: &[u8], bad_off: usize, seed: u32) -> After {
     let mut valid = 0u64;
-    let mut p = bad_off + 1;
-    while p + FRAME_HEADER_LEN <= data.len() {
-        let h = &data[p..p + FRAME_HEADER_LEN];
+    let mut p = 1;
+    while p + FRAME_HEADER_LEN <= tail.len() {
+        let h = &tail[p..p + FRAME_HEADER_LEN];
         let len = le_u32(h, 0) as usize;
         // Cheap filters first; the checksums decide.
-        if len != 0 && len <= MAX_FRAME_BODY && len <= data.len() - p - FRAME_HEADER_LEN {
-            if let Ok(frame) = read_frame(data, p, seed) {
-                if frame.synced_to > bad_off as u64 && frame.synced_to <= p as u64 {
-                    return After::Witness(p);
+        if len != 0 && len <= MAX_FRAME_BODY && len <= tail.len() - p - FRAME_HEADER_LEN {
+            if let Ok(frame) = read_frame(tail, p, seed) {
+                let at = bad_off + p;
+                if frame.synced_to > bad_off as u64 && frame.synced_to <= at as u64 {
+                    return After::Witness(at);
                 }
                 valid += 1;
                 p = frame.end;
@@ -343,7 +356,17 @@ pub(crate) fn entry_size(key_len: usize, value_len: usize) -> u64 {
 }
 
 /// Decode a batch body. Never panics, never allocates more than the bytes present.
+#[cfg(test)]
 pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
+    let mut ops = Vec::new();
+    decode_body_into(body, &mut ops)?;
+    Ok(ops)
+}
+
+/// [`decode_body`] into `ops` (cleared first): open reuses one vector for every
+/// frame, so a large batch's op list is not freed and allocated again per frame.
+pub(crate) fn decode_body_into(body: &[u8], ops: &mut Vec<LogOp>) -> Result<(), FormatError> {
+    ops.clear();
     let mut r = Reader { data: body, pos: 0 };
     let count = r.varint("op count")?;
     if count == 0 {
@@ -356,7 +379,6 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
             left: r.remaining(),
         });
     }
-    let mut ops = Vec::new();
     for i in 0..count {
         let at = r.pos;
         let tag = r.byte("op tag")?;
@@ -391,7 +413,7 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
             count: r.remaining(),
         });
     }
-    Ok(ops)
+    Ok(())
 }
 
 struct Reader<'a> {

@@ -240,3 +240,116 @@ fn witness_search() {
         }
     );
 }
+
+/// The frames of `file` as the whole-buffer reader sees them: each frame's
+/// `(offset, synced_to, body)`, then the offset and error of a bad frame, if any.
+type Walk = (Vec<(usize, u64, Vec<u8>)>, Option<(usize, FormatError)>);
+
+fn walk_buffer(file: &[u8], generation: u64) -> Result<Walk, FormatError> {
+    let header = check_file_header(FileKind::Log, file, generation)?;
+    let (mut frames, mut off) = (Vec::new(), header.len);
+    while off < file.len() {
+        match read_frame(file, off, header.seed) {
+            Ok(f) => {
+                frames.push((off, f.synced_to, f.body.to_vec()));
+                off = f.end;
+            }
+            Err(e) => return Ok((frames, Some((off, e)))),
+        }
+    }
+    Ok((frames, None))
+}
+
+fn walk_stream(file: &[u8], generation: u64) -> Result<(Walk, Vec<u8>), FormatError> {
+    let reader = Box::new(std::io::Cursor::new(file.to_vec()));
+    let (_, mut stream) = FrameStream::open(FileKind::Log, reader, generation).unwrap()?;
+    let mut frames = Vec::new();
+    loop {
+        let off = stream.offset();
+        match stream.next().unwrap() {
+            Next::Frame { synced_to } => frames.push((off, synced_to, stream.body().to_vec())),
+            Next::End => return Ok(((frames, None), Vec::new())),
+            Next::Bad { error } => {
+                let rest = stream.into_rest().unwrap();
+                return Ok(((frames, Some((off, error))), rest));
+            }
+        }
+    }
+}
+
+/// Open streams files frame by frame: it must see exactly the frames, bad frame
+/// and error that the whole-buffer reader sees, on every damage, and hand the
+/// torn-tail scan the same bytes.
+#[test]
+fn streamed_frames_match_the_whole_buffer_reader() {
+    let mut rng = Xs(0x0dd_ba11_cafe_f00d);
+    for version in [1u32, 2] {
+        let generation = 7;
+        let mut file = if version == 2 {
+            encode_file_header(FileKind::Log, generation, &[9; SALT_LEN]).to_vec()
+        } else {
+            let mut h = Vec::new();
+            h.extend_from_slice(b"PBOOKLOG");
+            h.extend_from_slice(&1u32.to_le_bytes());
+            h.extend_from_slice(&generation.to_le_bytes());
+            let crc = crc32c(&h);
+            h.extend_from_slice(&crc.to_le_bytes());
+            h
+        };
+        let seed = check_file_header(FileKind::Log, &file, generation)
+            .unwrap()
+            .seed;
+        for i in 0..12u64 {
+            let mut enc = BodyEncoder::new();
+            let value: Vec<u8> = (0..(rng.next() % 3000)).map(|_| rng.next() as u8).collect();
+            enc.put(Space::Peers, &i.to_be_bytes(), &value);
+            let synced = file.len() as u64;
+            file.extend(encode_frame(seed, synced, &enc.finish().unwrap()));
+        }
+        for round in 0..3000 {
+            let mut bad = file.clone();
+            match round % 4 {
+                0 => bad.truncate((rng.next() % file.len() as u64) as usize),
+                1 => {
+                    let at = (rng.next() % file.len() as u64) as usize;
+                    bad[at] ^= 1 << (rng.next() % 8);
+                }
+                2 => {
+                    let at = (rng.next() % file.len() as u64) as usize;
+                    bad[at] = rng.next() as u8;
+                    bad.truncate(file.len() - (rng.next() % 40) as usize);
+                }
+                _ if round == 3 => {}
+                _ => {
+                    let at = (rng.next() % file.len() as u64) as usize;
+                    bad.splice(at..at, [0u8; 7]);
+                }
+            }
+            let whole = walk_buffer(&bad, generation);
+            let streamed = walk_stream(&bad, generation);
+            match (whole, streamed) {
+                (Ok(whole), Ok((streamed, rest))) => {
+                    assert_eq!(whole, streamed, "round {round}");
+                    if let Some((off, _)) = whole.1 {
+                        assert_eq!(rest, bad[off..], "round {round}: the tail");
+                    }
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "round {round}: header"),
+                (a, b) => panic!("round {round}: {a:?} vs {:?}", b.map(|b| b.0)),
+            }
+        }
+    }
+}
+
+#[test]
+fn tail_scan_reports_file_offsets() {
+    let seed = frame_seed(2, &[]);
+    let mut log = vec![0u8; 40];
+    log.extend(encode_frame(seed, 40, b"\x01\x03"));
+    let bad = log.len();
+    log.extend(b"torn");
+    let witness = log.len();
+    log.extend(encode_frame(seed, witness as u64, b"\x01\x03"));
+    assert_eq!(scan_after(&log, bad, seed), After::Witness(witness));
+    assert_eq!(scan_tail(&log[bad..], bad, seed), After::Witness(witness));
+}
