@@ -353,9 +353,14 @@ impl Ctx {
         }
     }
 
-    /// A group of single-operation benchmarks.
-    pub fn fast<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let t = self.mode.timing();
+    /// A group of single-operation benchmarks on a book of `n` peers.
+    pub fn fast<'a>(
+        &self,
+        c: &'a mut Criterion,
+        name: &str,
+        n: usize,
+    ) -> BenchmarkGroup<'a, WallTime> {
+        let t = self.mode.timing(n);
         let mut g = c.benchmark_group(name);
         g.sample_size(t.sample_size)
             .warm_up_time(t.warm_up)
@@ -372,8 +377,44 @@ impl Ctx {
             .sampling_mode(SamplingMode::Flat)
             .warm_up_time(Duration::from_millis(1))
             .measurement_time(Duration::from_millis(1))
-            .nresamples(self.mode.timing().nresamples);
+            .nresamples(self.mode.timing(0).nresamples);
         g
+    }
+
+    /// Announce the run of the bench binary `what` (mode, sizes, output).
+    pub fn start_run(&self, what: &str) -> RunInfo {
+        progress(
+            self.started,
+            &format!(
+                "{what}, mode {}, sizes {:?}, output {}",
+                self.mode.name(),
+                self.mode.sizes(),
+                self.out.display()
+            ),
+        );
+        RunInfo {
+            started_at: unix_now(),
+            load_before: load_average(),
+        }
+    }
+
+    /// Remove the scratch books and record the run as `data/run-<name>.json`, with
+    /// `extra` fields.
+    pub fn finish_run(&self, name: &str, run: RunInfo, extra: Value) {
+        remove(&self.out.join("work"));
+        let mut data = json!({
+            "mode": self.mode.name(),
+            "sizes": self.mode.sizes(),
+            "started": run.started_at,
+            "finished": unix_now(),
+            "seconds": self.started.elapsed().as_secs_f64(),
+            "load_before": run.load_before,
+            "load_after": load_average(),
+        });
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        write_data(&self.out, &format!("run-{name}"), &data);
     }
 
     /// A scratch directory for one benchmark.
