@@ -169,3 +169,80 @@ pub fn capture_writes<B: Backend>(
     rec.stop();
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerbook::backend::BackendExt;
+    use peerbook::MemoryBackend;
+    use std::sync::Arc;
+
+    /// A deep copy of `from` in a new memory backend.
+    fn copy_of(from: &dyn Backend) -> MemoryBackend {
+        let copy = MemoryBackend::new();
+        copy_entries(from, &copy);
+        copy
+    }
+
+    #[test]
+    fn a_replayed_batch_does_what_the_store_did_and_its_undo_restores() {
+        let n = 30;
+        let rec = Arc::new(Recording::new(MemoryBackend::new()));
+        let book = PeerBook::open(Arc::clone(&rec), options(Durability::Buffered)).expect("open");
+        Generator::new().load(&book, n);
+        let before = rec.dump().expect("dump");
+        let captured = capture_writes(&book, &rec, n, 3);
+        assert_eq!(
+            rec.dump().expect("dump"),
+            before,
+            "the book ends as it began"
+        );
+        assert_eq!((captured.new.len(), captured.update.len()), (3, 3));
+        assert!(rec.take().is_empty(), "recording stopped");
+
+        for (k, c) in captured.new.iter().enumerate() {
+            let raw = copy_of(rec.inner());
+            raw.write(c.write.clone(), Durability::Buffered)
+                .expect("write");
+            let id = peer_id(n + 20_000_000 + k);
+            let stored = raw.get(Space::Peers, id.as_bytes()).expect("get");
+            let record = PeerRecord::decode(&stored.expect("the new record")).expect("decode");
+            assert_eq!(record.peer_id.as_str(), id);
+            let after = raw.dump().expect("dump");
+            assert_eq!(after[Space::Peers.index()].len(), n + 1);
+            assert_eq!(after[Space::ByLastSeen.index()].len(), n + 1, "indexed");
+            assert_ne!(
+                after[Space::Meta.index()],
+                before[Space::Meta.index()],
+                "counters"
+            );
+            raw.write(c.undo.clone(), Durability::Buffered)
+                .expect("undo");
+            assert_eq!(raw.dump().expect("dump"), before);
+        }
+        for c in &captured.update {
+            let raw = copy_of(rec.inner());
+            raw.write(c.write.clone(), Durability::Buffered)
+                .expect("write");
+            let changed: Vec<_> = c
+                .write
+                .ops()
+                .iter()
+                .filter(|op| op.space() == Space::Peers)
+                .map(|op| op.key())
+                .collect();
+            assert!(!changed.is_empty(), "a record written");
+            assert!(
+                changed.iter().all(|k| *k == changed[0]),
+                "one record written"
+            );
+            let stored = raw.get(Space::Peers, changed[0]).expect("get");
+            let record = PeerRecord::decode(&stored.expect("stored")).expect("decode");
+            assert_eq!(record.last_seen, NOW_MS, "the update landed");
+            assert_ne!(raw.dump().expect("dump"), before);
+            raw.write(c.undo.clone(), Durability::Buffered)
+                .expect("undo");
+            assert_eq!(raw.dump().expect("dump"), before);
+        }
+    }
+}

@@ -5,7 +5,6 @@
 use crate::*;
 use std::fs;
 use std::io;
-use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode};
-use peerbook::backend::{Backend, Direction, KeyRange, Space, WriteBatch};
+use peerbook::backend::Backend;
 use peerbook::{Durability, MemoryBackend, PeerBook};
 use peerbook_file::{FileBackend, FileOptions};
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
@@ -132,15 +131,9 @@ pub fn remove(path: &Path) {
 
 /// Copy every entry of `from` into `to` (a deep copy of an in-memory book).
 pub fn copy_entries(from: &dyn Backend, to: &dyn Backend) {
-    for space in Space::ALL {
-        let mut batch = WriteBatch::new();
-        from.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
-            batch.put(space, k.to_vec(), v.to_vec());
-            ControlFlow::Continue(())
-        })
-        .expect("scan");
-        to.write(batch, Durability::Buffered).expect("copy");
-    }
+    crate::raw::scan_chunks(from, |batch| {
+        to.write(batch, Durability::Buffered).expect("copy")
+    });
 }
 
 /// What building a pristine book found (cached next to it as JSON).

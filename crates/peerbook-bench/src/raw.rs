@@ -252,9 +252,9 @@ pub fn open_raw(name: &str, dir: &Path) -> Box<dyn Raw> {
     }
 }
 
-/// Fill `raw` with every entry of every space of `from` (a book's backend),
-/// `LOAD_CHUNK` entries per Buffered commit, then settle it.
-pub fn fill_from(raw: &dyn Raw, from: &dyn Backend) {
+/// Every entry of every space of `from`, handed to `f` as Buffered-sized batches of
+/// at most `LOAD_CHUNK` puts (one space per batch).
+pub fn scan_chunks(from: &dyn Backend, mut f: impl FnMut(WriteBatch)) {
     use std::ops::ControlFlow;
     for space in Space::ALL {
         let mut batch = WriteBatch::new();
@@ -265,15 +265,21 @@ pub fn fill_from(raw: &dyn Raw, from: &dyn Backend) {
             &mut |k, v| {
                 batch.put(space, k.to_vec(), v.to_vec());
                 if batch.len() >= LOAD_CHUNK {
-                    raw.write(std::mem::take(&mut batch), Durability::Buffered);
+                    f(std::mem::take(&mut batch));
                 }
                 ControlFlow::Continue(())
             },
         )
         .expect("scan");
         if !batch.is_empty() {
-            raw.write(batch, Durability::Buffered);
+            f(batch);
         }
     }
+}
+
+/// Fill `raw` with every entry of every space of `from` (a book's backend), one
+/// Buffered commit per chunk, then settle it.
+pub fn fill_from(raw: &dyn Raw, from: &dyn Backend) {
+    scan_chunks(from, |batch| raw.write(batch, Durability::Buffered));
     raw.settle();
 }

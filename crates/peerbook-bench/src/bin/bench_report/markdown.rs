@@ -541,6 +541,21 @@ impl Report {
              `lmdb-trait` / `rocksdb-trait` are the backends' `Backend::write`/`get` with one put, \
              to separate the adapter's cost from the store's.\n\
              - Memory ignores durability: it appears in the Buffered groups only.\n\
+             - Floors (baselines bench): for each size a memory book of the generated peers is \
+             built through the store; every raw engine is filled with all four of its spaces \
+             (records, both indexes, meta). `get_floor` is a raw get of a random stored record \
+             plus `PeerRecord::decode` of its bytes. The write floors replay, one raw commit \
+             each, 64 batches a recording backend captured from `store_peer` on that book (a \
+             new peer; an IP change of a random peer), each followed untimed by the batch that \
+             undid it in the store (`remove_peer`, the store of the previous record), so every \
+             replay meets the state the store met. The raw engines commit like their backends \
+             (heed: Buffered = commit without `force_sync`; RocksDB: a synced WAL write).\n\
+             - Concurrent writers: the disk backends' Sync book, `update_last_seen` of random \
+             peers from N threads at once; criterion's time per iteration is wall time per \
+             acknowledged write.\n\
+             - A million peers (`--full`): fast benchmarks take 10 samples of 0.8 s; export, \
+             import and cleanup stop at 100k; the adapter-only raw stores (`*-trait`) are not \
+             filled at 1M.\n\
              - RocksDB's Buffered rows measure synced writes: `peerbook-rocksdb` writes Buffered \
              exactly like Sync (an unsynced write-ahead log can lose a batch and keep a later \
              one on power loss), so they cost what its Sync rows cost. For cheap buffered \

@@ -425,3 +425,172 @@ impl Report {
         md.push('\n');
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn report(results: &[(&str, &str, usize, f64)], lmdb_buffered: bool) -> Report {
+        let mut r = Results::new();
+        for &(group, function, n, median) in results {
+            r.insert(
+                (group.into(), function.into(), size_label(n)),
+                Estimate {
+                    median,
+                    lo: median,
+                    hi: median,
+                },
+            );
+        }
+        Report {
+            out: std::env::temp_dir(),
+            results: r,
+            sizes: vec![1_000, 100_000],
+            mode: "default".into(),
+            fixtures: BTreeMap::new(),
+            cleanup: BTreeMap::new(),
+            probes: vec![
+                json!({"what": "file", "peers": 100_000, "hwm_kib": 140.0, "steady_kib": 100.0}),
+            ],
+            runs: vec![(
+                "peerbook".into(),
+                json!({ "lmdb_has_buffered_mode": lmdb_buffered }),
+            )],
+        }
+    }
+
+    /// The verdict cell of the row whose target and backend columns start with these.
+    fn verdict(md: &str, target: &str, backend: &str) -> String {
+        md.lines()
+            .find(|l| {
+                l.starts_with(&format!("| {target}")) && l.contains(&format!(" | {backend} | "))
+            })
+            .unwrap_or_else(|| panic!("no row {target} / {backend} in\n{md}"))
+            .rsplit('|')
+            .nth(1)
+            .expect("verdict cell")
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn verdicts_follow_the_measured_ratios() {
+        let r = report(
+            &[
+                ("get_peer", "lmdb", 100_000, 1_100.0),
+                ("get_floor", "lmdb-raw", 100_000, 1_000.0),
+                ("get_peer", "file", 100_000, 1_300.0),
+                ("get_floor", "file-raw", 100_000, 1_000.0),
+                // Only the largest size both ran counts.
+                ("get_peer", "rocksdb", 1_000, 1_000.0),
+                ("get_floor", "rocksdb-raw", 1_000, 1_000.0),
+                ("get_peer", "rocksdb", 100_000, 3_000.0),
+                ("get_floor", "rocksdb-raw", 100_000, 1_000.0),
+                ("store_peer_new.buffered", "file", 100_000, 1_400.0),
+                (
+                    "store_peer_new.floor.buffered",
+                    "file-raw",
+                    100_000,
+                    1_000.0,
+                ),
+                ("store_peer_update.buffered", "file", 100_000, 1_600.0),
+                (
+                    "store_peer_update.floor.buffered",
+                    "file-raw",
+                    100_000,
+                    1_000.0,
+                ),
+                ("store_peer_new.sync", "lmdb", 100_000, 1_000.0),
+                ("store_peer_new.buffered", "lmdb", 100_000, 50.0),
+                ("update_last_seen.sync", "lmdb", 100_000, 1_000.0),
+                ("update_last_seen.buffered", "lmdb", 100_000, 200.0),
+                ("get_reconnection_candidates", "lmdb", 100_000, 90_000.0),
+                ("get_reconnection_candidates", "file", 100_000, 110_000.0),
+                (
+                    "concurrent_update_last_seen.sync.t1",
+                    "lmdb",
+                    100_000,
+                    1_000_000.0,
+                ),
+                (
+                    "concurrent_update_last_seen.sync.t8",
+                    "lmdb",
+                    100_000,
+                    200_000.0,
+                ),
+                (
+                    "concurrent_update_last_seen.sync.t1",
+                    "file",
+                    100_000,
+                    1_000_000.0,
+                ),
+                (
+                    "concurrent_update_last_seen.sync.t8",
+                    "file",
+                    100_000,
+                    300_000.0,
+                ),
+            ],
+            true,
+        );
+        let mut md = String::new();
+        r.targets(&mut md);
+        assert_eq!(verdict(&md, "`get_peer`", "lmdb"), "MET");
+        assert_eq!(verdict(&md, "`get_peer`", "file"), "**NOT MET**");
+        assert_eq!(verdict(&md, "`get_peer`", "rocksdb"), "**NOT MET**");
+        assert!(verdict(&md, "`get_peer`", "memory").starts_with("NOT RUN"));
+        assert_eq!(verdict(&md, "`store_peer_new` Buffered", "file"), "MET");
+        assert_eq!(
+            verdict(&md, "`store_peer_update` Buffered", "file"),
+            "**NOT MET**"
+        );
+        // The worst write workload decides: update_last_seen at 0.2x.
+        assert_eq!(verdict(&md, "Buffered / Sync", "lmdb"), "**NOT MET**");
+        assert!(
+            md.contains("`update_last_seen` 200 ns vs 1.00 µs = 0.20x"),
+            "{md}"
+        );
+        assert_eq!(
+            verdict(
+                &md,
+                "`get_reconnection_candidates` (24 h, limit 5) at 100k",
+                "lmdb"
+            ),
+            "MET"
+        );
+        assert_eq!(
+            verdict(
+                &md,
+                "`get_reconnection_candidates` (24 h, limit 5) at 100k",
+                "file"
+            ),
+            "**NOT MET**"
+        );
+        assert!(verdict(
+            &md,
+            "`get_reconnection_candidates` (24 h, limit 5) at 1M",
+            "lmdb"
+        )
+        .starts_with("NOT RUN"));
+        assert_eq!(verdict(&md, "8 threads", "lmdb"), "MET");
+        assert_eq!(verdict(&md, "8 threads", "file"), "**NOT MET**");
+        assert_eq!(verdict(&md, "peak RSS", "file"), "**NOT MET**");
+    }
+
+    #[test]
+    fn lmdb_without_a_buffered_mode_drops_its_row() {
+        let r = report(
+            &[
+                ("store_peer_new.sync", "lmdb", 100_000, 1_000.0),
+                ("store_peer_new.buffered", "lmdb", 100_000, 1_000.0),
+            ],
+            false,
+        );
+        let mut md = String::new();
+        r.targets(&mut md);
+        assert_eq!(verdict(&md, "Buffered / Sync", "lmdb"), "NOT RUN (dropped)");
+        assert!(md.contains("row dropped"));
+    }
+}
