@@ -57,14 +57,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
 ];
 
 pub(crate) const BOOKS: [&str; 4] = ["memory", "lmdb", "rocksdb", "file"];
-pub(crate) const RAWS: [&str; 6] = [
-    "memory-raw",
-    "lmdb-raw",
-    "lmdb-trait",
-    "rocksdb-raw",
-    "rocksdb-trait",
-    "file-raw",
-];
+pub(crate) use common::raw::RAW_KINDS as RAWS;
 
 pub(crate) fn raw_of(backend: &str) -> &'static str {
     match backend {

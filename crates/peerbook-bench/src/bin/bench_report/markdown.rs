@@ -36,6 +36,16 @@ impl Report {
         self.get(group, function, n).map_or(f64::NAN, |e| e.median)
     }
 
+    /// The median of `group` for `function` at `n`, formatted; `-` when not run.
+    pub(crate) fn median_cell(&self, group: &str, function: &str, n: usize) -> String {
+        let m = self.median(group, function, n);
+        if m.is_finite() {
+            fmt_ns(m)
+        } else {
+            "-".into()
+        }
+    }
+
     pub(crate) fn largest(&self) -> usize {
         self.sizes.iter().copied().max().unwrap_or(0)
     }
@@ -302,14 +312,7 @@ impl Report {
             "| backend | get_peer | store_peer (Sync) | store_peer (Buffered) | update_last_seen (Sync) | candidates (24 h, 5) | open | disk per peer | peak RSS | vs SQLite |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for name in BOOKS.iter().chain(["sqlite"].iter()) {
-            let cell = |group: &str| {
-                let m = self.median(group, name, nmax);
-                if m.is_finite() {
-                    fmt_ns(m)
-                } else {
-                    "n/a".into()
-                }
-            };
+            let cell = |group: &str| self.median_cell(group, name, nmax);
             let disk = match self.bytes_per_peer(name, nmax) {
                 Some((d, _, _)) if *name != "memory" => format!("{d:.0} B"),
                 _ => "n/a (RAM)".to_string(),

@@ -381,25 +381,22 @@ impl Report {
             );
             return;
         }
-        md.push_str(
+        let t = common::Mode::Full.timing(n);
+        let _ = writeln!(
+            md,
             "The 1M books are built once per backend and cached under `books/`; their fast \
-             benchmarks take 10 samples of 0.8 s (smaller books: the default timing), and the \
+             benchmarks take {} samples of {:.1} s (smaller books: the default timing), and the \
              whole-book workloads (export, import, cleanup) stop at 100k. Peak RSS: the memory \
-             probe (below) on the 1M book.\n\n",
+             probe (below) on the 1M book.\n",
+            t.sample_size,
+            t.measurement.as_secs_f64()
         );
         let _ = writeln!(
             md,
             "| backend | open | get_peer | candidates (24 h, 5) | query last_seen (10) | query quality (5) | disk per peer | disk total | peak RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for name in BOOKS.iter().chain(["sqlite"].iter()) {
-            let cell = |group: &str| {
-                let m = self.median(group, name, n);
-                if m.is_finite() {
-                    fmt_ns(m)
-                } else {
-                    "-".into()
-                }
-            };
+            let cell = |group: &str| self.median_cell(group, name, n);
             let (per, total) = match (self.bytes_per_peer(name, n), self.fixture(name, n)) {
                 (Some((d, _, _)), Some(f)) if *name != "memory" => (
                     format!("{d:.0} B"),
