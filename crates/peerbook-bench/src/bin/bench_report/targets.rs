@@ -590,4 +590,33 @@ mod tests {
         assert_eq!(verdict(&md, "Buffered / Sync", "lmdb"), "NOT RUN (dropped)");
         assert!(md.contains("row dropped"));
     }
+
+    #[test]
+    fn the_million_section_shows_every_backend_at_1m() {
+        let mut r = report(
+            &[
+                ("open", "file", 1_000_000, 800e6),
+                ("get_peer", "lmdb", 1_000_000, 5_000.0),
+                ("query_peers_quality", "sqlite", 1_000_000, 70_000.0),
+            ],
+            true,
+        );
+        let mut md = String::new();
+        r.million(&mut md);
+        assert!(md.contains("Not run in this mode"), "{md}");
+        r.sizes.push(1_000_000);
+        let mut md = String::new();
+        r.million(&mut md);
+        for name in ["memory", "lmdb", "rocksdb", "file", "sqlite"] {
+            assert!(
+                md.contains(&format!("\n| {name} | ")),
+                "{name} row in\n{md}"
+            );
+        }
+        assert!(md.contains("| file | 800.00 ms |"), "{md}");
+        assert!(md.contains("| lmdb | - | 5.00 µs |"), "{md}");
+        let mut md = String::new();
+        r.targets(&mut md);
+        assert_eq!(verdict(&md, "open of a 1M book", "file"), "MET");
+    }
 }
