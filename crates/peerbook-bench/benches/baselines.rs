@@ -54,20 +54,22 @@ fn reference(ctx: &Ctx, n: usize) -> Reference {
     Reference { backend, writes }
 }
 
-/// Replay `pool` on `store` with durability `d`, one batch per iteration (undone,
-/// not timed).
+/// The write floor of `workload`: replay `pool` on `store`, Buffered (the targets
+/// compare Buffered stores), one batch per iteration (undone, not timed).
 fn replay(
     c: &mut Criterion,
     ctx: &Ctx,
-    group: &str,
+    workload: &str,
     id: BenchmarkId,
     n: usize,
     store: &dyn common::raw::Raw,
     pool: &[Captured],
-    d: Durability,
 ) {
+    let d = Durability::Buffered;
+    let group = format!("{workload}.floor.{}", durability_name(d));
+    progress(ctx.started, &format!("{group}  [{}]", size_label(n)));
     let mut next = 0;
-    let mut g = ctx.fast(c, group, n);
+    let mut g = ctx.fast(c, &group, n);
     g.bench_function(id, |b| {
         b.iter_custom(|iters| {
             timed_loop(
@@ -153,15 +155,11 @@ fn bench_raw(c: &mut Criterion, ctx: &Ctx, name: &str, n: usize, reference: &Ref
         g.finish();
     }
 
-    // The write floors: Buffered only (the targets compare Buffered stores).
-    let d = Durability::Buffered;
     for (workload, pool) in [
         ("store_peer_new", &reference.writes.new),
         ("store_peer_update", &reference.writes.update),
     ] {
-        let group = format!("{workload}.floor.{}", durability_name(d));
-        step(&group);
-        replay(c, ctx, &group, id(), n, &*store, pool, d);
+        replay(c, ctx, workload, id(), n, &*store, pool);
     }
     drop(store);
     common::remove(&dir);

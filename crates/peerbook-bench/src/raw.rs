@@ -191,16 +191,19 @@ impl Raw for Rocks {
     }
 }
 
+/// What `settle` runs after the flush of a [`Trait`] store (its compaction).
+pub type Compact<B> = Option<Box<dyn Fn(&B)>>;
+
 /// A backend through its `Backend` trait; `settle` flushes and runs `compact` (file,
 /// RocksDB: as the fixtures are compacted).
 pub struct Trait<B: Backend> {
     backend: B,
-    compact: Option<Box<dyn Fn(&B)>>,
+    compact: Compact<B>,
 }
 
 impl<B: Backend> Trait<B> {
     /// `backend` as a raw store.
-    pub fn new(backend: B, compact: Option<Box<dyn Fn(&B)>>) -> Self {
+    pub fn new(backend: B, compact: Compact<B>) -> Self {
         Trait { backend, compact }
     }
 }
