@@ -4,7 +4,8 @@
 //! cut) can run the same workload and check afterwards that every write the
 //! `on_ack` callback saw acknowledged survived.
 //!
-//! Depends on the core only, so it can move to the core's `testing` module as is.
+//! Uses the core's public API and this crate's small [`Rng`](crate::Rng) only, so it
+//! can move next to a crash harness (or into the core's test kit) with that generator.
 
 use std::time::{Duration, Instant};
 
