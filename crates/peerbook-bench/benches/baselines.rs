@@ -102,22 +102,16 @@ fn bench_raw(c: &mut Criterion, ctx: &Ctx, name: &str, n: usize, reference: &Ref
         .map(|i| store.get(&ids[i]).expect("a stored record"))
         .collect();
 
-    step("get_peer");
-    let mut g = ctx.fast(c, "get_peer", n);
-    g.bench_function(id(), |b| {
+    ctx.bench_fast(c, "get_peer", name, n, |b| {
         b.iter(|| black_box(store.get(&ids[rng.index(n)]).expect("hit")))
     });
-    g.finish();
 
-    step("get_floor");
-    let mut g = ctx.fast(c, "get_floor", n);
-    g.bench_function(id(), |b| {
+    ctx.bench_fast(c, "get_floor", name, n, |b| {
         b.iter(|| {
             let bytes = store.get(&ids[rng.index(n)]).expect("hit");
             black_box(PeerRecord::decode(&bytes).expect("decode"))
         })
     });
-    g.finish();
 
     let durabilities: &[Durability] = if name == "memory-raw" {
         &[Durability::Buffered]
@@ -127,9 +121,7 @@ fn bench_raw(c: &mut Criterion, ctx: &Ctx, name: &str, n: usize, reference: &Ref
     let mut next_new = n + 10_000_000;
     for &d in durabilities {
         let dn = durability_name(d);
-        step(&format!("store_peer_new.{dn}"));
-        let mut g = ctx.fast(c, &format!("store_peer_new.{dn}"), n);
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("store_peer_new.{dn}"), name, n, |b| {
             b.iter_custom(|iters| {
                 timed_loop(
                     iters,
@@ -142,17 +134,13 @@ fn bench_raw(c: &mut Criterion, ctx: &Ctx, name: &str, n: usize, reference: &Ref
                 )
             })
         });
-        g.finish();
 
-        step(&format!("store_peer_update.{dn}"));
-        let mut g = ctx.fast(c, &format!("store_peer_update.{dn}"), n);
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("store_peer_update.{dn}"), name, n, |b| {
             b.iter(|| {
                 let key = &ids[rng.index(n)];
                 store.put(key, &pool[rng.index(pool.len())], d)
             })
         });
-        g.finish();
     }
 
     for (workload, pool) in [
@@ -202,27 +190,21 @@ fn bench_sqlite(c: &mut Criterion, ctx: &Ctx, n: usize) {
     let ids: Vec<String> = (0..n).map(peer_id).collect();
     let mut rng = Rng::new(SEED ^ 0x0B5E);
 
-    step("get_peer");
-    let mut g = ctx.fast(c, "get_peer", n);
-    g.bench_function(id(), |b| {
+    ctx.bench_fast(c, "get_peer", "sqlite", n, |b| {
         b.iter(|| black_box(sql.get(&ids[rng.index(n)]).expect("hit")))
     });
-    g.finish();
 
-    step("query_peers_last_seen");
-    let mut g = ctx.fast(c, "query_peers_last_seen", n);
-    g.bench_function(id(), |b| b.iter(|| black_box(sql.query_last_seen(10))));
-    g.finish();
+    ctx.bench_fast(c, "query_peers_last_seen", "sqlite", n, |b| {
+        b.iter(|| black_box(sql.query_last_seen(10)))
+    });
 
-    step("query_peers_quality");
-    let mut g = ctx.fast(c, "query_peers_quality", n);
-    g.bench_function(id(), |b| b.iter(|| black_box(sql.query_quality(70, 5))));
-    g.finish();
+    ctx.bench_fast(c, "query_peers_quality", "sqlite", n, |b| {
+        b.iter(|| black_box(sql.query_quality(70, 5)))
+    });
 
-    step("get_reconnection_candidates");
-    let mut g = ctx.fast(c, "get_reconnection_candidates", n);
-    g.bench_function(id(), |b| b.iter(|| black_box(sql.candidates(5, DAY_MS))));
-    g.finish();
+    ctx.bench_fast(c, "get_reconnection_candidates", "sqlite", n, |b| {
+        b.iter(|| black_box(sql.candidates(5, DAY_MS)))
+    });
 
     step("export_data");
     let mut g = ctx.slow(c, "export_data");
@@ -289,9 +271,7 @@ fn bench_sqlite(c: &mut Criterion, ctx: &Ctx, n: usize) {
         sql.set_durability(d);
         let dn = durability_name(d);
 
-        step(&format!("store_peer_new.{dn}"));
-        let mut g = ctx.fast(c, &format!("store_peer_new.{dn}"), n);
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("store_peer_new.{dn}"), "sqlite", n, |b| {
             b.iter_custom(|iters| {
                 timed_loop(
                     iters,
@@ -305,11 +285,8 @@ fn bench_sqlite(c: &mut Criterion, ctx: &Ctx, n: usize) {
                 )
             })
         });
-        g.finish();
 
-        step(&format!("store_peer_update.{dn}"));
-        let mut g = ctx.fast(c, &format!("store_peer_update.{dn}"), n);
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("store_peer_update.{dn}"), "sqlite", n, |b| {
             b.iter_batched(
                 || {
                     let mut r = sql.get(&ids[rng.index(n)]).expect("hit");
@@ -320,36 +297,36 @@ fn bench_sqlite(c: &mut Criterion, ctx: &Ctx, n: usize) {
                 BatchSize::SmallInput,
             )
         });
-        g.finish();
 
-        step(&format!("update_connection_quality.{dn}"));
-        let mut g = ctx.fast(c, &format!("update_connection_quality.{dn}"), n);
-        g.bench_function(id(), |b| {
-            b.iter(|| {
-                let kind = *rng.pick(&[
-                    ConnectionType::Host,
-                    ConnectionType::Srflx,
-                    ConnectionType::Relay,
-                ]);
-                let latency = 10 + rng.below(300) as u32;
-                black_box(sql.update_quality(&ids[rng.index(n)], latency, kind))
-            })
-        });
-        g.finish();
+        ctx.bench_fast(
+            c,
+            &format!("update_connection_quality.{dn}"),
+            "sqlite",
+            n,
+            |b| {
+                b.iter(|| {
+                    let kind = *rng.pick(&[
+                        ConnectionType::Host,
+                        ConnectionType::Srflx,
+                        ConnectionType::Relay,
+                    ]);
+                    let latency = 10 + rng.below(300) as u32;
+                    black_box(sql.update_quality(&ids[rng.index(n)], latency, kind))
+                })
+            },
+        );
 
-        step(&format!("increment_reconnection_attempts.{dn}"));
-        let mut g = ctx.fast(c, &format!("increment_reconnection_attempts.{dn}"), n);
-        g.bench_function(id(), |b| {
-            b.iter(|| black_box(sql.increment_attempts(&ids[rng.index(n)])))
-        });
-        g.finish();
+        ctx.bench_fast(
+            c,
+            &format!("increment_reconnection_attempts.{dn}"),
+            "sqlite",
+            n,
+            |b| b.iter(|| black_box(sql.increment_attempts(&ids[rng.index(n)]))),
+        );
 
-        step(&format!("update_last_seen.{dn}"));
-        let mut g = ctx.fast(c, &format!("update_last_seen.{dn}"), n);
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("update_last_seen.{dn}"), "sqlite", n, |b| {
             b.iter(|| black_box(sql.update_last_seen(&ids[rng.index(n)])))
         });
-        g.finish();
     }
     drop(sql);
     common::remove(&work);

@@ -107,12 +107,9 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
     let mut fx = Fixture::new(ctx, &pristine);
 
     // ----- reads -----
-    step("get_peer");
-    let mut g = ctx.fast(c, "get_peer", n);
-    g.bench_function(id(), |b| {
+    ctx.bench_fast(c, "get_peer", kind.name(), n, |b| {
         b.iter(|| black_box(fx.book().get_peer(&ids[rng.index(n)]).expect("get")))
     });
-    g.finish();
 
     step("query_peers_last_seen");
     let by_last_seen = PeerQuery {
@@ -272,9 +269,7 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
         fx.set_durability(d);
         let dn = durability_name(d);
 
-        step(&format!("store_peer_new.{dn}"));
-        let mut g = ctx.fast(c, &format!("store_peer_new.{dn}"), n);
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("store_peer_new.{dn}"), kind.name(), n, |b| {
             b.iter_custom(|iters| {
                 timed_loop(
                     iters,
@@ -294,11 +289,8 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
                 )
             })
         });
-        g.finish();
 
-        step(&format!("store_peer_update.{dn}"));
-        let mut g = ctx.fast(c, &format!("store_peer_update.{dn}"), n);
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("store_peer_update.{dn}"), kind.name(), n, |b| {
             b.iter_batched(
                 || {
                     // An IP change: new candidates, address and last_seen.
@@ -314,46 +306,49 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
                 BatchSize::SmallInput,
             )
         });
-        g.finish();
 
-        step(&format!("update_connection_quality.{dn}"));
-        let mut g = ctx.fast(c, &format!("update_connection_quality.{dn}"), n);
-        g.bench_function(id(), |b| {
-            b.iter(|| {
-                let update = QualityUpdate {
-                    latency_ms: Some(Some(10 + rng.below(300) as u32)),
-                    connection_type: Some(*rng.pick(&[
-                        ConnectionType::Host,
-                        ConnectionType::Srflx,
-                        ConnectionType::Relay,
-                    ])),
-                    ..QualityUpdate::default()
-                };
-                black_box(
-                    fx.book()
-                        .update_connection_quality(&ids[rng.index(n)], update)
-                        .expect("update"),
-                )
-            })
-        });
-        g.finish();
+        ctx.bench_fast(
+            c,
+            &format!("update_connection_quality.{dn}"),
+            kind.name(),
+            n,
+            |b| {
+                b.iter(|| {
+                    let update = QualityUpdate {
+                        latency_ms: Some(Some(10 + rng.below(300) as u32)),
+                        connection_type: Some(*rng.pick(&[
+                            ConnectionType::Host,
+                            ConnectionType::Srflx,
+                            ConnectionType::Relay,
+                        ])),
+                        ..QualityUpdate::default()
+                    };
+                    black_box(
+                        fx.book()
+                            .update_connection_quality(&ids[rng.index(n)], update)
+                            .expect("update"),
+                    )
+                })
+            },
+        );
 
-        step(&format!("increment_reconnection_attempts.{dn}"));
-        let mut g = ctx.fast(c, &format!("increment_reconnection_attempts.{dn}"), n);
-        g.bench_function(id(), |b| {
-            b.iter(|| {
-                black_box(
-                    fx.book()
-                        .increment_reconnection_attempts(&ids[rng.index(n)])
-                        .expect("increment"),
-                )
-            })
-        });
-        g.finish();
+        ctx.bench_fast(
+            c,
+            &format!("increment_reconnection_attempts.{dn}"),
+            kind.name(),
+            n,
+            |b| {
+                b.iter(|| {
+                    black_box(
+                        fx.book()
+                            .increment_reconnection_attempts(&ids[rng.index(n)])
+                            .expect("increment"),
+                    )
+                })
+            },
+        );
 
-        step(&format!("update_last_seen.{dn}"));
-        let mut g = ctx.fast(c, &format!("update_last_seen.{dn}"), n);
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("update_last_seen.{dn}"), kind.name(), n, |b| {
             b.iter(|| {
                 black_box(
                     fx.book()
@@ -362,7 +357,6 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
                 )
             })
         });
-        g.finish();
 
         if d == Durability::Sync && kind.on_disk() {
             bench_writers(c, ctx, fx.book(), kind, n, &ids);

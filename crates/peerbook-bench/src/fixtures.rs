@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{Bencher, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
 use peerbook::backend::Backend;
 use peerbook::{Durability, MemoryBackend, PeerBook};
 use peerbook_file::{FileBackend, FileOptions};
@@ -360,6 +360,23 @@ impl Ctx {
             .measurement_time(t.measurement)
             .nresamples(t.nresamples);
         g
+    }
+
+    /// One fast benchmark on a book of `n` peers, announced on stderr: group `group`,
+    /// function `function` (the backend), parameter the size label.
+    pub fn bench_fast(
+        &self,
+        c: &mut Criterion,
+        group: &str,
+        function: &str,
+        n: usize,
+        f: impl FnMut(&mut Bencher<'_, WallTime>),
+    ) {
+        let size = size_label(n);
+        progress(self.started, &format!("{group}  [{function} {size}]"));
+        let mut g = self.fast(c, group, n);
+        g.bench_function(BenchmarkId::new(function, &size), f);
+        g.finish();
     }
 
     /// A group of whole-book benchmarks: ten runs of one iteration each (flat
