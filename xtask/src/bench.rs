@@ -36,7 +36,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     }
     let sizes = match mode {
         "quick" => "1k and 10k peers, about 5 min",
-        "full" => "1k, 100k and 1M peers, an hour or more",
+        // Estimate: the default run, plus ~25 min for the 1M books (of which ~10 min
+        // build them on a first run; they are cached under books/ afterwards).
+        "full" => "1k, 100k and 1M peers, about 55 min",
         _ => "1k and 100k peers, under 30 min",
     };
     let started = Instant::now();

@@ -6,7 +6,10 @@
 //! benchmarks run on a copy: read-only workloads first, then whole-book ones (open,
 //! cleanup, import: each run on a fresh copy, setup not timed), then the writes with
 //! `Durability::Sync` and `Durability::Buffered`. Writes of a new peer remove it again
-//! (not timed), so the book keeps its size.
+//! (not timed), so the book keeps its size. On the disk backends, the Sync book also
+//! serves the concurrent durable writers (`concurrent_update_last_seen.sync.tN`: N
+//! threads, one shared book). Whole-book reads and rebuilds (export, import,
+//! cleanup) stop at 100k peers; a million-peer book gets shorter measurements.
 //!
 //! `PEERBOOK_BENCH_MODE` = quick | default | full picks sizes and times (see
 //! `common::Mode`); under `cargo test --benches` every benchmark runs once on a tiny book.
@@ -16,11 +19,12 @@ use peerbook_bench as common;
 
 use std::hint::black_box;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{
-    durability_name, load_average, new_peer, options, peer_id, pristine, progress, size_label,
-    unix_now, write_data, Book, Ctx, Kind, Pristine, Rng, KINDS, NOW_MS, SEED,
+    concurrent_update_last_seen, durability_name, ip_change, new_peer, options, peer_id, pristine,
+    progress, size_label, timed_loop, write_data, writers_group, Book, Ctx, Kind, Pristine, Rng,
+    KINDS, LMDB_HAS_BUFFERED_MODE, SEED, WRITER_THREADS,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion};
 use peerbook::{
@@ -103,12 +107,9 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
     let mut fx = Fixture::new(ctx, &pristine);
 
     // ----- reads -----
-    step("get_peer");
-    let mut g = ctx.fast(c, "get_peer");
-    g.bench_function(id(), |b| {
+    ctx.bench_fast(c, "get_peer", kind.name(), n, |b| {
         b.iter(|| black_box(fx.book().get_peer(&ids[rng.index(n)]).expect("get")))
     });
-    g.finish();
 
     step("query_peers_last_seen");
     let by_last_seen = PeerQuery {
@@ -117,7 +118,7 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
         limit: Some(10),
         ..PeerQuery::default()
     };
-    let mut g = ctx.fast(c, "query_peers_last_seen");
+    let mut g = ctx.fast(c, "query_peers_last_seen", n);
     g.bench_function(id(), |b| {
         b.iter(|| black_box(fx.book().query_peers(&by_last_seen).expect("query")))
     });
@@ -131,7 +132,7 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
         min_quality: Some(70),
         ..PeerQuery::default()
     };
-    let mut g = ctx.fast(c, "query_peers_quality");
+    let mut g = ctx.fast(c, "query_peers_quality", n);
     g.bench_function(id(), |b| {
         b.iter(|| black_box(fx.book().query_peers(&by_quality).expect("query")))
     });
@@ -147,7 +148,7 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
         .get_reconnection_candidates(&candidates)
         .expect("candidates");
     assert!(n < 1000 || found.len() == 5, "a big book has 5 candidates");
-    let mut g = ctx.fast(c, "get_reconnection_candidates");
+    let mut g = ctx.fast(c, "get_reconnection_candidates", n);
     g.bench_function(id(), |b| {
         b.iter(|| {
             black_box(
@@ -160,46 +161,47 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
     g.finish();
 
     // ----- whole-book operations -----
-    step("export_data");
-    let doc = fx
-        .book()
-        .export_data(ExportOptions::default())
-        .expect("export");
-    assert_eq!(doc.peers.len(), n);
-    let mut g = ctx.slow(c, "export_data");
-    g.bench_function(id(), |b| {
-        b.iter(|| {
-            black_box(
-                fx.book()
-                    .export_data(ExportOptions::default())
-                    .expect("export"),
-            )
-        })
-    });
-    g.finish();
-
     if n <= ctx.mode.whole_book_max() {
+        step("export_data");
+        let doc = fx
+            .book()
+            .export_data(ExportOptions::default())
+            .expect("export");
+        assert_eq!(doc.peers.len(), n);
+        let mut g = ctx.slow(c, "export_data");
+        g.bench_function(id(), |b| {
+            b.iter(|| {
+                black_box(
+                    fx.book()
+                        .export_data(ExportOptions::default())
+                        .expect("export"),
+                )
+            })
+        });
+        g.finish();
+
         step("import_data");
         let target = ctx.work(&format!("import-{}-{n}", kind.name()));
         let mut g = ctx.slow(c, "import_data");
         g.bench_function(id(), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    common::remove(&target);
-                    let book = PeerBook::open(
-                        common::open_backend(kind, &target),
-                        options(Durability::Sync),
-                    )
-                    .expect("open an empty book");
-                    let t = Instant::now();
-                    let report = book.import_data(&doc, ImportMode::Merge).expect("import");
-                    total += t.elapsed();
-                    assert_eq!(report.imported, n);
-                    drop(book);
-                    common::remove(&target);
-                }
-                total
+                timed_loop(
+                    iters,
+                    || {
+                        common::remove(&target);
+                        PeerBook::open(
+                            common::open_backend(kind, &target),
+                            options(Durability::Sync),
+                        )
+                        .expect("open an empty book")
+                    },
+                    |book| book.import_data(&doc, ImportMode::Merge).expect("import"),
+                    |book, report| {
+                        assert_eq!(report.imported, n);
+                        drop(book);
+                        common::remove(&target);
+                    },
+                )
             })
         });
         g.finish();
@@ -210,17 +212,19 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
         let mut g = ctx.slow(c, "cleanup_stale_peers");
         g.bench_function(id(), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let book = PeerBook::open(pristine.copy(&target), options(Durability::Sync))
-                        .expect("open a copy");
-                    let t = Instant::now();
-                    removed = book.cleanup_stale_peers().expect("cleanup");
-                    total += t.elapsed();
-                    drop(book);
-                    common::remove(&target);
-                }
-                total
+                timed_loop(
+                    iters,
+                    || {
+                        PeerBook::open(pristine.copy(&target), options(Durability::Sync))
+                            .expect("open a copy")
+                    },
+                    |book| book.cleanup_stale_peers().expect("cleanup"),
+                    |book, r| {
+                        removed = r;
+                        drop(book);
+                        common::remove(&target);
+                    },
+                )
             })
         });
         g.finish();
@@ -236,19 +240,19 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
     fx.closed(|dir| {
         g.bench_function(id(), |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    let backend = match &pristine.memory {
-                        // The memory backend has nothing to recover: this is the core's open.
-                        Some(memory) => std::sync::Arc::new(memory.clone()) as common::Dyn,
-                        None => common::open_backend(kind, dir),
-                    };
-                    let book = PeerBook::open(backend, options(Durability::Sync)).expect("open");
-                    total += t.elapsed();
-                    black_box(&book);
-                }
-                total
+                timed_loop(
+                    iters,
+                    || (),
+                    |()| {
+                        let backend = match &pristine.memory {
+                            // The memory backend has nothing to recover: this is the core's open.
+                            Some(memory) => std::sync::Arc::new(memory.clone()) as common::Dyn,
+                            None => common::open_backend(kind, dir),
+                        };
+                        PeerBook::open(backend, options(Durability::Sync)).expect("open")
+                    },
+                    |(), book| drop(book),
+                )
             })
         });
     });
@@ -265,29 +269,28 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
         fx.set_durability(d);
         let dn = durability_name(d);
 
-        step(&format!("store_peer_new.{dn}"));
-        let mut g = ctx.fast(c, &format!("store_peer_new.{dn}"));
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("store_peer_new.{dn}"), kind.name(), n, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    next_new += 1;
-                    let peer = new_peer(next_new);
-                    let t = Instant::now();
-                    let stored = fx.book().store_peer(peer).expect("store");
-                    total += t.elapsed();
-                    fx.book()
-                        .remove_peer(stored.peer_id.as_str())
-                        .expect("remove");
-                }
-                total
+                timed_loop(
+                    iters,
+                    || {
+                        next_new += 1;
+                        Some(new_peer(next_new))
+                    },
+                    |peer| {
+                        let peer = peer.take().expect("a peer");
+                        fx.book().store_peer(peer).expect("store")
+                    },
+                    |_, stored| {
+                        fx.book()
+                            .remove_peer(stored.peer_id.as_str())
+                            .expect("remove");
+                    },
+                )
             })
         });
-        g.finish();
 
-        step(&format!("store_peer_update.{dn}"));
-        let mut g = ctx.fast(c, &format!("store_peer_update.{dn}"));
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("store_peer_update.{dn}"), kind.name(), n, |b| {
             b.iter_batched(
                 || {
                     // An IP change: new candidates, address and last_seen.
@@ -296,57 +299,56 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
                         .get_peer(&ids[rng.index(n)])
                         .expect("get")
                         .expect("stored");
-                    r.cached_candidates.rotate_left(1);
-                    r.last_known_ip = Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
-                        rng.next_u64() as u32,
-                    )));
-                    r.last_seen = NOW_MS;
+                    ip_change(&mut r, &mut rng);
                     r
                 },
                 |r| black_box(fx.book().store_peer(r).expect("store")),
                 BatchSize::SmallInput,
             )
         });
-        g.finish();
 
-        step(&format!("update_connection_quality.{dn}"));
-        let mut g = ctx.fast(c, &format!("update_connection_quality.{dn}"));
-        g.bench_function(id(), |b| {
-            b.iter(|| {
-                let update = QualityUpdate {
-                    latency_ms: Some(Some(10 + rng.below(300) as u32)),
-                    connection_type: Some(*rng.pick(&[
-                        ConnectionType::Host,
-                        ConnectionType::Srflx,
-                        ConnectionType::Relay,
-                    ])),
-                    ..QualityUpdate::default()
-                };
-                black_box(
-                    fx.book()
-                        .update_connection_quality(&ids[rng.index(n)], update)
-                        .expect("update"),
-                )
-            })
-        });
-        g.finish();
+        ctx.bench_fast(
+            c,
+            &format!("update_connection_quality.{dn}"),
+            kind.name(),
+            n,
+            |b| {
+                b.iter(|| {
+                    let update = QualityUpdate {
+                        latency_ms: Some(Some(10 + rng.below(300) as u32)),
+                        connection_type: Some(*rng.pick(&[
+                            ConnectionType::Host,
+                            ConnectionType::Srflx,
+                            ConnectionType::Relay,
+                        ])),
+                        ..QualityUpdate::default()
+                    };
+                    black_box(
+                        fx.book()
+                            .update_connection_quality(&ids[rng.index(n)], update)
+                            .expect("update"),
+                    )
+                })
+            },
+        );
 
-        step(&format!("increment_reconnection_attempts.{dn}"));
-        let mut g = ctx.fast(c, &format!("increment_reconnection_attempts.{dn}"));
-        g.bench_function(id(), |b| {
-            b.iter(|| {
-                black_box(
-                    fx.book()
-                        .increment_reconnection_attempts(&ids[rng.index(n)])
-                        .expect("increment"),
-                )
-            })
-        });
-        g.finish();
+        ctx.bench_fast(
+            c,
+            &format!("increment_reconnection_attempts.{dn}"),
+            kind.name(),
+            n,
+            |b| {
+                b.iter(|| {
+                    black_box(
+                        fx.book()
+                            .increment_reconnection_attempts(&ids[rng.index(n)])
+                            .expect("increment"),
+                    )
+                })
+            },
+        );
 
-        step(&format!("update_last_seen.{dn}"));
-        let mut g = ctx.fast(c, &format!("update_last_seen.{dn}"));
-        g.bench_function(id(), |b| {
+        ctx.bench_fast(c, &format!("update_last_seen.{dn}"), kind.name(), n, |b| {
             b.iter(|| {
                 black_box(
                     fx.book()
@@ -355,10 +357,38 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
                 )
             })
         });
-        g.finish();
+
+        if d == Durability::Sync && kind.on_disk() {
+            bench_writers(c, ctx, fx.book(), kind, n, &ids);
+        }
     }
     fx.book().flush().expect("flush");
     drop(fx);
+}
+
+/// Concurrent durable writers: `update_last_seen` from 1, 2, 4 and 8 threads on the
+/// one Sync book; criterion's time per iteration is wall time per acknowledged
+/// write, so ops/s of all threads together = 1 s / median.
+fn bench_writers(c: &mut Criterion, ctx: &Ctx, book: &Book, kind: Kind, n: usize, ids: &[String]) {
+    let size = size_label(n);
+    for threads in WRITER_THREADS {
+        let group = writers_group(threads);
+        progress(ctx.started, &format!("{group}  [{} {size}]", kind.name()));
+        let mut seed = SEED ^ 0x3417;
+        let mut g = ctx.fast(c, &group, n);
+        g.bench_function(BenchmarkId::new(kind.name(), &size), |b| {
+            // Each thread writes `iters` times; returning wall time / threads makes
+            // criterion's time per iteration the wall time per acknowledged write.
+            b.iter_custom(|iters| {
+                seed = common::mix(seed);
+                let ops = iters * threads as u64;
+                let run = concurrent_update_last_seen(book, ids, threads, ops, seed, &|_, _| ())
+                    .expect("concurrent writers");
+                run.elapsed / threads as u32
+            })
+        });
+        g.finish();
+    }
 }
 
 /// Encoding and decoding one record, no storage: the floor under every operation.
@@ -366,18 +396,18 @@ fn bench_codec(c: &mut Criterion, ctx: &Ctx) {
     let record = ctx.gen.record(7);
     let bytes = record.encode();
     progress(ctx.started, "codec");
-    let mut g = ctx.fast(c, "codec_encode");
+    let mut g = ctx.fast(c, "codec_encode", 0);
     g.bench_function(BenchmarkId::new("core", "record"), |b| {
         b.iter(|| black_box(black_box(&record).encode()))
     });
     g.finish();
-    let mut g = ctx.fast(c, "codec_decode");
+    let mut g = ctx.fast(c, "codec_decode", 0);
     g.bench_function(BenchmarkId::new("core", "record"), |b| {
         b.iter(|| black_box(peerbook::PeerRecord::decode(black_box(&bytes)).expect("decode")))
     });
     g.finish();
     // decode = postcard + validate: the two parts alone.
-    let mut g = ctx.fast(c, "codec_postcard_only");
+    let mut g = ctx.fast(c, "codec_postcard_only", 0);
     g.bench_function(BenchmarkId::new("core", "record"), |b| {
         b.iter(|| {
             black_box(
@@ -387,7 +417,7 @@ fn bench_codec(c: &mut Criterion, ctx: &Ctx) {
         })
     });
     g.finish();
-    let mut g = ctx.fast(c, "codec_validate");
+    let mut g = ctx.fast(c, "codec_validate", 0);
     g.bench_function(BenchmarkId::new("core", "record"), |b| {
         b.iter(|| black_box(black_box(&record).validate()).expect("valid"))
     });
@@ -396,38 +426,20 @@ fn bench_codec(c: &mut Criterion, ctx: &Ctx) {
 
 fn main() {
     let ctx = Ctx::new();
-    let mode = ctx.mode;
     let mut c = Criterion::default().configure_from_args();
-    let started_at = unix_now();
-    let load_before = load_average();
-    progress(
-        ctx.started,
-        &format!(
-            "peerbook workloads, mode {}, sizes {:?}, output {}",
-            mode.name(),
-            mode.sizes(),
-            ctx.out.display()
-        ),
-    );
+    let run = ctx.start_run("peerbook workloads");
     bench_codec(&mut c, &ctx);
-    for n in mode.sizes() {
+    for n in ctx.mode.sizes() {
         for kind in KINDS {
             bench_book(&mut c, &ctx, kind, n);
         }
     }
-    common::remove(&ctx.out.join("work"));
-    write_data(
-        &ctx.out,
-        "run-peerbook",
-        &serde_json::json!({
-            "mode": mode.name(),
-            "sizes": mode.sizes(),
+    ctx.finish_run(
+        "peerbook",
+        run,
+        serde_json::json!({
             "backends": KINDS.map(Kind::name),
-            "started": started_at,
-            "finished": unix_now(),
-            "seconds": ctx.started.elapsed().as_secs_f64(),
-            "load_before": load_before,
-            "load_after": load_average(),
+            "lmdb_has_buffered_mode": LMDB_HAS_BUFFERED_MODE,
         }),
     );
     c.final_summary();

@@ -5,15 +5,14 @@
 use crate::*;
 use std::fs;
 use std::io;
-use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode};
-use peerbook::backend::{Backend, Direction, KeyRange, Space, WriteBatch};
+use criterion::{Bencher, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode};
+use peerbook::backend::Backend;
 use peerbook::{Durability, MemoryBackend, PeerBook};
 use peerbook_file::{FileBackend, FileOptions};
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
@@ -132,15 +131,9 @@ pub fn remove(path: &Path) {
 
 /// Copy every entry of `from` into `to` (a deep copy of an in-memory book).
 pub fn copy_entries(from: &dyn Backend, to: &dyn Backend) {
-    for space in Space::ALL {
-        let mut batch = WriteBatch::new();
-        from.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
-            batch.put(space, k.to_vec(), v.to_vec());
-            ControlFlow::Continue(())
-        })
-        .expect("scan");
-        to.write(batch, Durability::Buffered).expect("copy");
-    }
+    crate::raw::scan_chunks(from, |batch| {
+        to.write(batch, Durability::Buffered).expect("copy")
+    });
 }
 
 /// What building a pristine book found (cached next to it as JSON).
@@ -353,15 +346,37 @@ impl Ctx {
         }
     }
 
-    /// A group of single-operation benchmarks.
-    pub fn fast<'a>(&self, c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
-        let t = self.mode.timing();
+    /// A group of single-operation benchmarks on a book of `n` peers.
+    pub fn fast<'a>(
+        &self,
+        c: &'a mut Criterion,
+        name: &str,
+        n: usize,
+    ) -> BenchmarkGroup<'a, WallTime> {
+        let t = self.mode.timing(n);
         let mut g = c.benchmark_group(name);
         g.sample_size(t.sample_size)
             .warm_up_time(t.warm_up)
             .measurement_time(t.measurement)
             .nresamples(t.nresamples);
         g
+    }
+
+    /// One fast benchmark on a book of `n` peers, announced on stderr: group `group`,
+    /// function `function` (the backend), parameter the size label.
+    pub fn bench_fast(
+        &self,
+        c: &mut Criterion,
+        group: &str,
+        function: &str,
+        n: usize,
+        f: impl FnMut(&mut Bencher<'_, WallTime>),
+    ) {
+        let size = size_label(n);
+        progress(self.started, &format!("{group}  [{function} {size}]"));
+        let mut g = self.fast(c, group, n);
+        g.bench_function(BenchmarkId::new(function, &size), f);
+        g.finish();
     }
 
     /// A group of whole-book benchmarks: ten runs of one iteration each (flat
@@ -372,8 +387,44 @@ impl Ctx {
             .sampling_mode(SamplingMode::Flat)
             .warm_up_time(Duration::from_millis(1))
             .measurement_time(Duration::from_millis(1))
-            .nresamples(self.mode.timing().nresamples);
+            .nresamples(self.mode.timing(0).nresamples);
         g
+    }
+
+    /// Announce the run of the bench binary `what` (mode, sizes, output).
+    pub fn start_run(&self, what: &str) -> RunInfo {
+        progress(
+            self.started,
+            &format!(
+                "{what}, mode {}, sizes {:?}, output {}",
+                self.mode.name(),
+                self.mode.sizes(),
+                self.out.display()
+            ),
+        );
+        RunInfo {
+            started_at: unix_now(),
+            load_before: load_average(),
+        }
+    }
+
+    /// Remove the scratch books and record the run as `data/run-<name>.json`, with
+    /// `extra` fields.
+    pub fn finish_run(&self, name: &str, run: RunInfo, extra: Value) {
+        remove(&self.out.join("work"));
+        let mut data = json!({
+            "mode": self.mode.name(),
+            "sizes": self.mode.sizes(),
+            "started": run.started_at,
+            "finished": unix_now(),
+            "seconds": self.started.elapsed().as_secs_f64(),
+            "load_before": run.load_before,
+            "load_after": load_average(),
+        });
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        write_data(&self.out, &format!("run-{name}"), &data);
     }
 
     /// A scratch directory for one benchmark.

@@ -8,14 +8,22 @@
 //! - [`generator`]: the deterministic peer generator;
 //! - [`fixtures`]: the engines (through the `peerbook_engines` registry) and the
 //!   pristine books built once per engine and size;
-//! - [`sql`]: the SQLite baseline.
+//! - [`sql`]: the SQLite baseline;
+//! - [`raw`]: the raw engines under the backends (the baselines' floors);
+//! - [`capture`]: the batches `store_peer` writes, recorded for the write floors;
+//! - [`writers`]: the concurrent durable writers workload (also for crash harnesses).
 
+pub mod capture;
 pub mod fixtures;
 pub mod generator;
+pub mod raw;
 pub mod sql;
+pub mod writers;
 
+pub use capture::*;
 pub use fixtures::*;
 pub use generator::*;
+pub use writers::*;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -39,6 +47,24 @@ pub const LOAD_CHUNK: usize = 1000;
 /// Bump when the generator or the fixture layout changes: cached books are rebuilt
 /// (they are also rebuilt whenever the bench binary changes, see `fixture_stamp`).
 pub const FIXTURE_VERSION: &str = "peerbook-bench fixtures v2";
+
+/// Whether `peerbook-lmdb` offers a Buffered mode cheaper than Sync that keeps the
+/// Buffered promise (survives SIGKILL; a power cut loses at most a suffix, never
+/// corrupts). Its docs say which: set this to `false` when they declare that no such
+/// mode exists; the report then drops the "LMDB Buffered <= 0.1x Sync" target row
+/// instead of judging it. Recorded in the run data (`run-peerbook.json`).
+pub const LMDB_HAS_BUFFERED_MODE: bool = true;
+
+/// Thread counts of the concurrent durable writers workload.
+pub const WRITER_THREADS: [usize; 4] = [1, 2, 4, 8];
+
+/// Captured `store_peer` calls of each kind replayed by a write floor.
+pub const CAPTURED_WRITES: usize = 64;
+
+/// The criterion group of the concurrent writers with `threads` threads.
+pub fn writers_group(threads: usize) -> String {
+    format!("concurrent_update_last_seen.sync.t{threads}")
+}
 
 /// What a cached fixture must match: the generator version and the bench binary
 /// that built it (any change to the core, a backend or its default options rebuilds
@@ -120,8 +146,19 @@ impl Mode {
         }
     }
 
-    pub fn timing(self) -> Timing {
+    /// Criterion settings of the fast benchmarks on a book of `n` peers: a million-peer
+    /// book gets fewer samples and a shorter measurement (its medians are stable
+    /// enough, and the full run must stay under an hour).
+    pub fn timing(self, n: usize) -> Timing {
         let ms = Duration::from_millis;
+        if n >= 1_000_000 {
+            return Timing {
+                sample_size: 10,
+                warm_up: ms(200),
+                measurement: ms(800),
+                nresamples: 10_000,
+            };
+        }
         match self {
             Mode::Smoke | Mode::Quick => Timing {
                 sample_size: 10,
@@ -129,23 +166,19 @@ impl Mode {
                 measurement: ms(400),
                 nresamples: 5_000,
             },
-            Mode::Default => Timing {
+            // The full run is the default run plus the million-peer book.
+            Mode::Default | Mode::Full => Timing {
                 sample_size: 15,
                 warm_up: ms(400),
                 measurement: ms(1_500),
                 nresamples: 20_000,
             },
-            Mode::Full => Timing {
-                sample_size: 20,
-                warm_up: ms(1_000),
-                measurement: ms(3_000),
-                nresamples: 50_000,
-            },
         }
     }
 
-    /// Whole-book workloads that rebuild their book for every run (cleanup, import)
-    /// are measured up to this size; a million-peer book would take minutes per run.
+    /// Whole-book workloads that rebuild or read their whole book for every run
+    /// (cleanup, import, export) are measured up to this size; a million-peer book
+    /// would take minutes per run.
     pub fn whole_book_max(self) -> usize {
         100_000
     }
@@ -210,4 +243,29 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Time `timed` alone, `iters` times: `before` prepares its input (not timed),
+/// `after` cleans up (not timed). For criterion's `iter_custom`.
+pub fn timed_loop<T, R>(
+    iters: u64,
+    mut before: impl FnMut() -> T,
+    mut timed: impl FnMut(&mut T) -> R,
+    mut after: impl FnMut(T, R),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let mut input = before();
+        let t = Instant::now();
+        let out = timed(&mut input);
+        total += t.elapsed();
+        after(input, std::hint::black_box(out));
+    }
+    total
+}
+
+/// What a bench binary records about its run (see [`Ctx::start_run`]).
+pub struct RunInfo {
+    pub(crate) started_at: u64,
+    pub(crate) load_before: String,
 }

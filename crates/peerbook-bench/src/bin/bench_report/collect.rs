@@ -26,16 +26,23 @@ pub(crate) struct Workload {
 
 pub(crate) const WORKLOADS: &[Workload] = &[
     Workload { group: "get_peer", what: "`get_peer` of a random stored peer (read + decode + validate)", has_raw: true },
+    Workload { group: "get_floor", what: "the floor under `get_peer`: a raw engine get of a stored record + `PeerRecord::decode` of its bytes (what `get_peer` does after the engine read)", has_raw: false },
     Workload { group: "store_peer_new.sync", what: "`store_peer` of a new `NewPeer` (seal 2 secrets, validate, encode, 1 batch), Durability::Sync", has_raw: true },
     Workload { group: "store_peer_new.buffered", what: "the same, Durability::Buffered", has_raw: true },
     Workload { group: "store_peer_update.sync", what: "`store_peer` of an updated record (an IP change: candidates, address, last_seen), Sync", has_raw: true },
     Workload { group: "store_peer_update.buffered", what: "the same, Buffered", has_raw: true },
+    Workload { group: "store_peer_new.floor.buffered", what: "the floor under a Buffered `store_peer` of a new peer: one raw commit of exactly the batch the store wrote for it (record, index entries, counters; captured by a recording backend, undone untimed)", has_raw: false },
+    Workload { group: "store_peer_update.floor.buffered", what: "the same for an update (an IP change)", has_raw: false },
     Workload { group: "update_connection_quality.sync", what: "`update_connection_quality` (latency + connection type) of a random peer, Sync", has_raw: false },
     Workload { group: "update_connection_quality.buffered", what: "the same, Buffered", has_raw: false },
     Workload { group: "increment_reconnection_attempts.sync", what: "`increment_reconnection_attempts` of a random peer, Sync", has_raw: false },
     Workload { group: "increment_reconnection_attempts.buffered", what: "the same, Buffered", has_raw: false },
     Workload { group: "update_last_seen.sync", what: "`update_last_seen` of a random peer, Sync", has_raw: false },
     Workload { group: "update_last_seen.buffered", what: "the same, Buffered", has_raw: false },
+    Workload { group: "concurrent_update_last_seen.sync.t1", what: "concurrent durable writers: 1 thread of Sync `update_last_seen` on a shared book (time per acknowledged write)", has_raw: false },
+    Workload { group: "concurrent_update_last_seen.sync.t2", what: "the same, 2 threads (wall time per write: ops/s is the throughput of all threads)", has_raw: false },
+    Workload { group: "concurrent_update_last_seen.sync.t4", what: "the same, 4 threads", has_raw: false },
+    Workload { group: "concurrent_update_last_seen.sync.t8", what: "the same, 8 threads", has_raw: false },
     Workload { group: "query_peers_last_seen", what: "`query_peers` by last_seen, newest first, limit 10", has_raw: false },
     Workload { group: "query_peers_quality", what: "`query_peers` by quality, min_quality 70, limit 5", has_raw: false },
     Workload { group: "get_reconnection_candidates", what: "`get_reconnection_candidates`, limit 5, max_age 24 h (about 1/60 of the book qualifies)", has_raw: false },
@@ -50,14 +57,7 @@ pub(crate) const WORKLOADS: &[Workload] = &[
 ];
 
 pub(crate) const BOOKS: [&str; 4] = ["memory", "lmdb", "rocksdb", "file"];
-pub(crate) const RAWS: [&str; 6] = [
-    "memory-raw",
-    "lmdb-raw",
-    "lmdb-trait",
-    "rocksdb-raw",
-    "rocksdb-trait",
-    "file-raw",
-];
+pub(crate) use common::raw::RAW_KINDS as RAWS;
 
 pub(crate) fn raw_of(backend: &str) -> &'static str {
     match backend {
@@ -212,6 +212,8 @@ pub(crate) fn probe_book<B: peerbook::backend::Backend>(book: &PeerBook<B>, n: u
 pub(crate) fn probe(out: &Path, what: &str, n: usize) -> Res<()> {
     let start_hwm = status_kib("VmHWM:");
     let started = Instant::now();
+    // RSS with the book open, after the workload (before it is closed).
+    let mut steady_kib = 0;
     let work = out.join("work").join(format!("probe-{what}-{n}"));
     common::remove(&work);
     let note;
@@ -239,6 +241,7 @@ pub(crate) fn probe(out: &Path, what: &str, n: usize) -> Res<()> {
             for _ in 0..PROBE_UPDATES {
                 sql.update_last_seen(&peer_id(rng.index(n)));
             }
+            steady_kib = status_kib("VmRSS:");
             note = "open a copy of the table, then the probe workload".into();
         }
         _ => {
@@ -266,6 +269,7 @@ pub(crate) fn probe(out: &Path, what: &str, n: usize) -> Res<()> {
             };
             let book = PeerBook::open(backend, common::options(Durability::Buffered))?;
             probe_book(&book, n);
+            steady_kib = status_kib("VmRSS:");
         }
     }
     let result = json!({
@@ -273,6 +277,7 @@ pub(crate) fn probe(out: &Path, what: &str, n: usize) -> Res<()> {
         "peers": n,
         "hwm_kib": status_kib("VmHWM:"),
         "rss_kib": status_kib("VmRSS:"),
+        "steady_kib": steady_kib,
         "start_hwm_kib": start_hwm,
         "secs": started.elapsed().as_secs_f64(),
         "note": note,

@@ -84,11 +84,3 @@ pub(crate) fn utc(secs: u64) -> String {
         rem % 3600 / 60
     )
 }
-
-pub(crate) fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "**MISSED**"
-    }
-}

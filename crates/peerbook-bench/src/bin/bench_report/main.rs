@@ -19,6 +19,7 @@ mod charts;
 mod collect;
 mod format;
 mod markdown;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::error::Error;

@@ -36,17 +36,18 @@ impl Report {
         self.get(group, function, n).map_or(f64::NAN, |e| e.median)
     }
 
-    pub(crate) fn largest(&self) -> usize {
-        self.sizes.iter().copied().max().unwrap_or(0)
+    /// The median of `group` for `function` at `n`, formatted; `-` when not run.
+    pub(crate) fn median_cell(&self, group: &str, function: &str, n: usize) -> String {
+        let m = self.median(group, function, n);
+        if m.is_finite() {
+            fmt_ns(m)
+        } else {
+            "-".into()
+        }
     }
 
-    /// Largest size with a result of `group` for `function`.
-    pub(crate) fn largest_with(&self, group: &str, function: &str) -> Option<usize> {
-        self.sizes
-            .iter()
-            .rev()
-            .copied()
-            .find(|&n| self.get(group, function, n).is_some())
+    pub(crate) fn largest(&self) -> usize {
+        self.sizes.iter().copied().max().unwrap_or(0)
     }
 
     pub(crate) fn functions(&self, group: &str) -> Vec<String> {
@@ -293,141 +294,12 @@ impl Report {
              record bytes (heed, the rocksdb crate, and for the memory and file backends their \
              `Backend` trait); `/ SQLite` is the backend divided by SQLite doing the same \
              workload on the same records: below 1 means faster than SQLite. A `~` after a median \
-             marks a noisy one (its 95 % confidence interval is wider than +-10 %).\n\n",
+             marks a noisy one (its 95 % confidence interval is wider than +-10 %). The floors \
+             the targets use are their own groups: `get_floor` (raw get + `PeerRecord::decode`) \
+             and `store_peer_*.floor.buffered` (one raw commit of the batch the store wrote).\n\n",
         );
 
-        // ----- targets -----
-        let _ = writeln!(md, "## Targets\n");
-        let _ = writeln!(md, "| target | measured | verdict |\n|---|---|---|");
-        let point = [
-            "get_peer",
-            "store_peer_new.sync",
-            "store_peer_new.buffered",
-            "store_peer_update.sync",
-            "store_peer_update.buffered",
-        ];
-        for backend in BOOKS {
-            for group in point {
-                let Some(n) = self.largest_with(group, backend) else {
-                    continue;
-                };
-                let (m, r) = (
-                    self.median(group, backend, n),
-                    self.median(group, raw_of(backend), n),
-                );
-                if !r.is_finite() {
-                    continue;
-                }
-                let ratio = m / r;
-                let _ = writeln!(
-                    md,
-                    "| peerbook overhead <= 1.5x raw engine: {group}, {backend} | {} vs {} ({}) = {} at {} | {} |",
-                    fmt_ns(m),
-                    fmt_ns(r),
-                    raw_of(backend),
-                    fmt_ratio(ratio),
-                    size_label(n),
-                    verdict(ratio <= 1.5)
-                );
-            }
-        }
-        let target_n = 100_000;
-        for group in [
-            "query_peers_last_seen",
-            "query_peers_quality",
-            "get_reconnection_candidates",
-        ] {
-            for backend in BOOKS {
-                let Some(n) = self.largest_with(group, backend) else {
-                    continue;
-                };
-                let m = self.median(group, backend, n);
-                let at = if n >= target_n {
-                    format!("{} at {}", fmt_ns(m), size_label(n))
-                } else {
-                    format!(
-                        "{} at {} (100k not run in this mode)",
-                        fmt_ns(m),
-                        size_label(n)
-                    )
-                };
-                let ok = m < 1e6;
-                let v = if n >= target_n || !ok {
-                    verdict(ok)
-                } else {
-                    "met at the sizes run"
-                };
-                let _ = writeln!(
-                    md,
-                    "| {group} (limit) < 1 ms median at 100k: {backend} | {at} | {v} |"
-                );
-            }
-        }
-        for backend in ["lmdb", "rocksdb", "file"] {
-            let Some(n) = self.largest_with("open", backend) else {
-                continue;
-            };
-            let m = self.median("open", backend, n);
-            let ok = m < 1e9;
-            let (at, v) = if n >= target_n {
-                (format!("{} at {}", fmt_ns(m), size_label(n)), verdict(ok))
-            } else {
-                (
-                    format!(
-                        "{} at {} (100k not run in this mode)",
-                        fmt_ns(m),
-                        size_label(n)
-                    ),
-                    if ok {
-                        "met at the sizes run"
-                    } else {
-                        verdict(false)
-                    },
-                )
-            };
-            let _ = writeln!(md, "| open of a 100k book < 1 s: {backend} | {at} | {v} |");
-        }
-        let mut best: Option<(String, f64)> = None;
-        for backend in ["lmdb", "rocksdb", "file", "sqlite"] {
-            if let Some((disk, json, _)) = self.bytes_per_peer(backend, nmax) {
-                let ratio = disk / json;
-                if backend != "sqlite" && best.as_ref().is_none_or(|b| ratio < b.1) {
-                    best = Some((backend.to_string(), ratio));
-                }
-                if backend != "sqlite" {
-                    let _ = writeln!(
-                        md,
-                        "| bytes on disk per peer <= compact JSON: {backend} | {:.0} B vs {:.0} B = {} at {} | {} |",
-                        disk,
-                        json,
-                        fmt_ratio(ratio),
-                        size_label(nmax),
-                        verdict(ratio <= 1.0)
-                    );
-                }
-            }
-        }
-        if let Some((backend, ratio)) = &best {
-            let _ = writeln!(
-                md,
-                "| bytes on disk per peer <= 0.6x compact JSON on the best backend | best: {backend}, {} | {} |",
-                fmt_ratio(*ratio),
-                verdict(*ratio <= 0.6)
-            );
-        }
-        for backend in BOOKS {
-            let (geo, count, _) = self.vs_sqlite(backend, nmax);
-            if count > 0 {
-                let _ = writeln!(
-                    md,
-                    "| each backend vs SQLite (geometric mean of {count} workloads at {}) | {backend}: {} of SQLite's time | {} |",
-                    size_label(nmax),
-                    fmt_ratio(geo),
-                    if geo <= 1.0 { "faster than SQLite" } else { "**slower than SQLite**" }
-                );
-            }
-        }
-        md.push('\n');
+        self.targets(&mut md);
 
         // ----- choosing a backend -----
         let _ = writeln!(
@@ -440,14 +312,7 @@ impl Report {
             "| backend | get_peer | store_peer (Sync) | store_peer (Buffered) | update_last_seen (Sync) | candidates (24 h, 5) | open | disk per peer | peak RSS | vs SQLite |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for name in BOOKS.iter().chain(["sqlite"].iter()) {
-            let cell = |group: &str| {
-                let m = self.median(group, name, nmax);
-                if m.is_finite() {
-                    fmt_ns(m)
-                } else {
-                    "n/a".into()
-                }
-            };
+            let cell = |group: &str| self.median_cell(group, name, nmax);
             let disk = match self.bytes_per_peer(name, nmax) {
                 Some((d, _, _)) if *name != "memory" => format!("{d:.0} B"),
                 _ => "n/a (RAM)".to_string(),
@@ -477,6 +342,9 @@ impl Report {
              over every workload both ran (below 1x: faster). Memory has no durability: its \
              Sync column is empty.\n\n",
         );
+
+        self.writers_table(&mut md);
+        self.million(&mut md);
 
         // ----- workloads -----
         let _ = writeln!(md, "## Workloads\n");
@@ -560,7 +428,7 @@ impl Report {
              touched, so LMDB's map shows up).\n",
             size_label(nmax)
         );
-        let _ = writeln!(md, "| process | peers | peak RSS (VmHWM) | RSS at exit | peak at start | per peer | took |\n|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "| process | peers | peak RSS (VmHWM) | steady RSS (book open, after the workload) | peak / steady | RSS at exit | peak at start | per peer | took |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut mem_bars = Vec::new();
         let idle = self
             .probe("idle")
@@ -571,7 +439,7 @@ impl Report {
             if let Some(err) = p.get("error") {
                 let _ = writeln!(
                     md,
-                    "| {what} | - | failed: {} | | | | |",
+                    "| {what} | - | failed: {} | | | | | | |",
                     err.as_str().unwrap_or("?")
                 );
                 continue;
@@ -583,9 +451,15 @@ impl Report {
             } else {
                 "-".into()
             };
+            let steady = p["steady_kib"].as_f64().unwrap_or(0.0);
+            let (steady_cell, ratio) = if steady > 0.0 {
+                (fmt_bytes(steady * 1024.0), fmt_ratio(hwm / steady))
+            } else {
+                ("-".into(), "-".into())
+            };
             let _ = writeln!(
                 md,
-                "| {what} | {} | {} | {} | {} | {per} | {:.1} s |",
+                "| {what} | {} | {} | {steady_cell} | {ratio} | {} | {} | {per} | {:.1} s |",
                 if peers > 0.0 {
                     size_label(peers as usize)
                 } else {
@@ -670,6 +544,21 @@ impl Report {
              `lmdb-trait` / `rocksdb-trait` are the backends' `Backend::write`/`get` with one put, \
              to separate the adapter's cost from the store's.\n\
              - Memory ignores durability: it appears in the Buffered groups only.\n\
+             - Floors (baselines bench): for each size a memory book of the generated peers is \
+             built through the store; every raw engine is filled with all four of its spaces \
+             (records, both indexes, meta). `get_floor` is a raw get of a random stored record \
+             plus `PeerRecord::decode` of its bytes. The write floors replay, one raw commit \
+             each, 64 batches a recording backend captured from `store_peer` on that book (a \
+             new peer; an IP change of a random peer), each followed untimed by the batch that \
+             undid it in the store (`remove_peer`, the store of the previous record), so every \
+             replay meets the state the store met. The raw engines commit like their backends \
+             (heed: Buffered = commit without `force_sync`; RocksDB: a synced WAL write).\n\
+             - Concurrent writers: the disk backends' Sync book, `update_last_seen` of random \
+             peers from N threads at once; criterion's time per iteration is wall time per \
+             acknowledged write.\n\
+             - A million peers (`--full`): fast benchmarks take 10 samples of 0.8 s; export, \
+             import and cleanup stop at 100k; the adapter-only raw stores (`*-trait`) are not \
+             filled at 1M.\n\
              - RocksDB's Buffered rows measure synced writes: `peerbook-rocksdb` writes Buffered \
              exactly like Sync (an unsynced write-ahead log can lose a batch and keep a later \
              one on power loss), so they cost what its Sync rows cost. For cheap buffered \
