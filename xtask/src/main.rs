@@ -61,7 +61,9 @@ fn usage() -> String {
      \n\
      commands:\n  \
        ci                 fmt, clippy, tests, docs, examples, bench smoke, fuzz replay, README check (what CI runs)\n  \
-       bench [--quick]    the comparative benchmark report (target/peerbook-bench/report.md)\n  \
+       bench [--quick|--full]\n                     \
+                          the comparative benchmark report (target/peerbook-bench/report.md);\n                     \
+                          default 1k and 100k peers, --quick 1k and 10k, --full adds 1M\n  \
        long [crash|model] long runs of the randomized crash and model tests\n  \
        fuzz [TARGET] [--time SECS]\n                     \
                           run the fuzz targets (all, or TARGET) for SECS each (300)\n  \
