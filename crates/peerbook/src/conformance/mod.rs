@@ -45,12 +45,14 @@
 use crate::backend::Backend;
 
 pub mod backend;
+mod book;
 pub mod concurrency;
 mod factory;
 pub mod failing;
 pub mod lifecycle;
 pub mod store;
 
+pub use book::{BookUnderTest, Direct, Driver};
 pub use factory::TempDirFactory;
 
 /// Makes backends for the conformance kit.
@@ -170,10 +172,15 @@ macro_rules! backend_conformance_tests {
     };
 }
 
-/// Generates one `#[test]` per [`store`] conformance function (every PeerBook rule).
+/// Generates one `#[test]` per [`store`] and [`lifecycle`] conformance function
+/// (every PeerBook rule), on books that the [`Driver`] given opens (default
+/// [`Direct`]: plain [`PeerBook`](crate::PeerBook)s).
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:expr) => {
+        $crate::store_conformance_tests!($factory, $crate::conformance::Direct);
+    };
+    ($factory:expr, $driver:ty) => {
         $crate::__conformance_group!(
             store_conformance,
             store,
@@ -211,7 +218,8 @@ macro_rules! store_conformance_tests {
                 far_future_timestamps_refused,
                 book_persists_across_reopen,
                 concurrent_updates_lose_nothing,
-            ]
+            ],
+            ($driver)
         );
         $crate::__conformance_group!(
             lifecycle_conformance,
@@ -227,7 +235,8 @@ macro_rules! store_conformance_tests {
                 addresses_validated_nothing_changed,
                 address_results_expiry_and_transfer,
                 candidates_prefer_recently_working_address,
-            ]
+            ],
+            ($driver)
         );
     };
 }
@@ -271,6 +280,19 @@ macro_rules! __conformance_group {
                 fn $name() {
                     let factory = $factory;
                     $crate::conformance::$group::$name(&factory);
+                }
+            )*
+        }
+    };
+    ($module:ident, $group:ident, $factory:expr, [$($name:ident),* $(,)?], ($driver:ty)) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let factory = $factory;
+                    $crate::conformance::$group::$name::<_, $driver>(&factory);
                 }
             )*
         }
