@@ -2,118 +2,35 @@
 
 use super::*;
 
-/// The quality score table, row by row, as the by_quality index and queries see it.
-pub fn quality_score_rows<F: Factory, D: Driver>(f: &F) {
+/// The by_quality index holds each peer's [`quality_score`] (the score table's
+/// rows are unit tests of [`scoring`](crate::scoring)), and quality queries sort,
+/// cut and filter by it.
+pub fn quality_index_follows_score<F: Factory, D: Driver>(f: &F) {
+    use ConnectionType::{Host, Relay, Unknown};
     let (book, _) = fresh::<F, D>(f);
-    let rows: Vec<(&str, ConnectionQuality, u8)> = vec![
-        (
-            "none",
-            quality(None, 0.0, ConnectionType::Unknown, 0, 0, 0),
-            0,
-        ),
-        (
-            "lat49",
-            quality(Some(49), 0.0, ConnectionType::Unknown, 0, 0, 0),
-            40,
-        ),
-        (
-            "lat50",
-            quality(Some(50), 0.0, ConnectionType::Unknown, 0, 0, 0),
-            35,
-        ),
-        (
-            "lat100",
-            quality(Some(100), 0.0, ConnectionType::Unknown, 0, 0, 0),
-            25,
-        ),
-        (
-            "lat200",
-            quality(Some(200), 0.0, ConnectionType::Unknown, 0, 0, 0),
-            15,
-        ),
-        (
-            "lat500",
-            quality(Some(500), 0.0, ConnectionType::Unknown, 0, 0, 0),
-            5,
-        ),
-        (
-            "rate09",
-            quality(None, 0.9, ConnectionType::Unknown, 10, 9, 0),
-            27,
-        ),
-        (
-            "rate08",
-            quality(None, 0.8, ConnectionType::Unknown, 10, 8, 0),
-            24,
-        ),
-        (
-            "rate07",
-            quality(None, 0.7, ConnectionType::Unknown, 10, 7, 0),
-            21,
-        ),
-        (
-            "rate-no-total",
-            quality(None, 0.9, ConnectionType::Unknown, 0, 0, 0),
-            0,
-        ),
-        (
-            "host",
-            quality(None, 0.0, ConnectionType::Host, 0, 0, 0),
-            20,
-        ),
-        (
-            "srflx",
-            quality(None, 0.0, ConnectionType::Srflx, 0, 0, 0),
-            12,
-        ),
-        (
-            "relay",
-            quality(None, 0.0, ConnectionType::Relay, 0, 0, 0),
-            5,
-        ),
-        (
-            "up10",
-            quality(None, 0.0, ConnectionType::Unknown, 0, 0, 10 * MINUTE_MS + 1),
-            10,
-        ),
-        (
-            "up5",
-            quality(None, 0.0, ConnectionType::Unknown, 0, 0, 5 * MINUTE_MS + 1),
-            7,
-        ),
-        (
-            "up1",
-            quality(None, 0.0, ConnectionType::Unknown, 0, 0, MINUTE_MS + 1),
-            4,
-        ),
-        (
-            "up1exact",
-            quality(None, 0.0, ConnectionType::Unknown, 0, 0, MINUTE_MS),
-            0,
-        ),
-        (
-            "best",
-            quality(Some(30), 0.9, ConnectionType::Host, 10, 9, 11 * MINUTE_MS),
-            97,
-        ),
-        (
-            "max",
-            quality(Some(1), 1.0, ConnectionType::Host, 10, 10, 11 * MINUTE_MS),
-            100,
-        ),
+    let rows: [(&str, ConnectionQuality); 8] = [
+        ("none", quality(None, 0.0, Unknown, 0, 0, 0)), // 0
+        ("lat49", quality(Some(49), 0.0, Unknown, 0, 0, 0)), // 40
+        ("lat50", quality(Some(50), 0.0, Unknown, 0, 0, 0)), // 35
+        ("lat100", quality(Some(100), 0.0, Unknown, 0, 0, 0)), // 25
+        ("rate09", quality(None, 0.9, Unknown, 10, 9, 0)), // 27
+        ("relay", quality(None, 0.0, Relay, 0, 0, 0)),  // 5
+        ("best", quality(Some(30), 0.9, Host, 10, 9, 11 * MINUTE_MS)), // 97
+        ("max", quality(Some(1), 1.0, Host, 10, 10, 11 * MINUTE_MS)), // 100
     ];
-    for (id, q, expected) in &rows {
+    for (id, q) in &rows {
         book.store_peer(plain_peer(id)).unwrap();
         book.update_connection_quality(id, *q).unwrap();
-        assert_eq!(quality_score(q), *expected, "quality score of {id}");
     }
     let mut index: Vec<(u8, String)> = space_keys(book.backend(), Space::ByQuality)
         .into_iter()
         .map(|k| (k[0], String::from_utf8_lossy(&k[1..]).into_owned()))
         .collect();
     index.sort();
-    let mut expected: Vec<(u8, String)> =
-        rows.iter().map(|(id, _, s)| (*s, id.to_string())).collect();
+    let mut expected: Vec<(u8, String)> = rows
+        .iter()
+        .map(|(id, q)| (quality_score(q), id.to_string()))
+        .collect();
     expected.sort();
     assert_eq!(index, expected, "by_quality index holds each peer's score");
     let top = book
@@ -140,55 +57,49 @@ pub fn quality_score_rows<F: Factory, D: Driver>(f: &F) {
     );
 }
 
-/// The reconnection score table, part by part, as candidates report it.
-pub fn reconnection_score_rows<F: Factory, D: Driver>(f: &F) {
+/// Candidates report each peer's [`reconnection_score`] at the book's clock, as
+/// the record's quality, attempts and age change (the score table's rows and
+/// boundaries are unit tests of [`scoring`](crate::scoring)), clamps included.
+pub fn candidate_scores_follow_reconnection_score<F: Factory, D: Driver>(f: &F) {
     let (book, clock) = book_with::<F, D>(f, |o| o.max_peers = 1000);
+    let check = |context: &str| {
+        let now = crate::Clock::now_ms(&clock);
+        let all = book
+            .get_reconnection_candidates(&CandidateQuery {
+                limit: 10,
+                max_age: None,
+            })
+            .unwrap();
+        assert_eq!(
+            all.len() as u64,
+            book.get_storage_stats().unwrap().peer_count
+        );
+        for c in &all {
+            assert_eq!(
+                c.score,
+                reconnection_score(&c.peer, now),
+                "{context}: candidate {}",
+                c.peer.peer_id
+            );
+        }
+        all
+    };
     book.store_peer(plain_peer("p")).unwrap();
-    // quality 97 -> 39; 9 of 10 successes -> success 20, reliability 9
     book.update_connection_quality(
         "p",
         quality(Some(30), 0.9, ConnectionType::Host, 10, 9, 11 * MINUTE_MS),
     )
     .unwrap();
-    let score_at = |age_ms: u64| {
-        clock.set(T0 + age_ms);
-        let c = book
-            .get_reconnection_candidates(&CandidateQuery {
-                limit: 1,
-                max_age: None,
-            })
-            .unwrap();
-        c[0].score
-    };
-    let s = score_at(0);
-    assert_eq!(
-        (
-            s.quality,
-            s.recency,
-            s.success,
-            s.reliability,
-            s.penalty,
-            s.total
-        ),
-        (39, 30, 20, 9, 0, 98)
-    );
-    assert_eq!(score_at(DAY_MS - 1).recency, 30, "< 1 day");
-    assert_eq!(score_at(DAY_MS).recency, 20, "exactly 1 day");
-    assert_eq!(score_at(3 * DAY_MS - 1).recency, 20);
-    assert_eq!(score_at(3 * DAY_MS).recency, 10);
-    assert_eq!(score_at(7 * DAY_MS - 1).recency, 10);
-    assert_eq!(score_at(7 * DAY_MS).recency, 0);
+    assert_eq!(check("a good peer")[0].score.total, 98);
+    for age in [DAY_MS - 1, DAY_MS, 3 * DAY_MS - 1, 3 * DAY_MS, 7 * DAY_MS] {
+        clock.set(T0 + age);
+        check(&format!("age {age} ms"));
+    }
     clock.set(T0);
     for _ in 0..3 {
         book.increment_reconnection_attempts("p").unwrap();
     }
-    let s = score_at(0);
-    assert_eq!(
-        (s.penalty, s.total),
-        (15, 83),
-        "5 points per failed attempt"
-    );
-    // reliability rounds half up: 3 of 4 = 7.5 -> 8
+    assert_eq!(check("3 failed attempts")[0].score.penalty, 15);
     book.update_connection_quality(
         "p",
         QualityUpdate {
@@ -198,42 +109,30 @@ pub fn reconnection_score_rows<F: Factory, D: Driver>(f: &F) {
         },
     )
     .unwrap();
-    let s = score_at(0);
-    assert_eq!((s.success, s.reliability), (12, 8));
-    // clamped at 0 and 100
+    assert_eq!(check("3 of 4")[0].score.reliability, 8);
     book.store_peer(plain_peer("floor")).unwrap();
     clock.set(T0 + 8 * DAY_MS);
     let mut floor = book.get_peer("floor").unwrap().unwrap();
     floor.reconnection_attempts = 4;
     book.store_peer(floor).unwrap();
-    let all = book
-        .get_reconnection_candidates(&CandidateQuery {
-            limit: 10,
-            max_age: None,
-        })
-        .unwrap();
-    let f_score = all
-        .iter()
-        .find(|c| c.peer.peer_id.as_str() == "floor")
-        .unwrap()
-        .score;
-    assert_eq!((f_score.penalty, f_score.total), (20, 0), "clamped at 0");
     book.store_peer(plain_peer("top")).unwrap();
     book.update_connection_quality(
         "top",
         quality(Some(1), 1.0, ConnectionType::Host, 10, 10, 11 * MINUTE_MS),
     )
     .unwrap();
-    let top = book
-        .get_reconnection_candidates(&CandidateQuery {
-            limit: 1,
-            max_age: None,
-        })
-        .unwrap();
+    let all = check("clamps");
+    let total_of = |id: &str| {
+        all.iter()
+            .find(|c| c.peer.peer_id.as_str() == id)
+            .expect("a candidate")
+            .score
+            .total
+    };
     assert_eq!(
-        (top[0].peer.peer_id.as_str(), top[0].score.total),
-        ("top", 100),
-        "the maximum is 100"
+        (total_of("top"), total_of("floor")),
+        (100, 0),
+        "clamped at 100 and 0"
     );
 }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use super::{BookUnderTest, Driver, Factory};
 use crate::backend::{Backend, BackendExt, Direction, Durability, KeyRange, Space, WriteBatch};
-use crate::scoring::{quality_score, DAY_MS, MINUTE_MS};
+use crate::scoring::{quality_score, reconnection_score, DAY_MS, MINUTE_MS};
 use crate::{
     CandidateQuery, ConnectionQuality, ConnectionType, Error, ExportDocument, ExportOptions,
     ImportMode, ManualClock, MasterKey, NewIceServer, NewPeer, Options, Order, PeerQuery,
