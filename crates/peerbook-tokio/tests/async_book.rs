@@ -4,16 +4,12 @@
 //! through the async front in `conformance.rs`.
 
 use std::cell::Cell;
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peerbook::backend::{BookClaim, Direction, KeyRange, ReadView, Space, WriteBatch};
-use peerbook::{
-    Backend, BackendError, Durability, MasterKey, MemoryBackend, NewPeer, Options, PeerBook,
-    SessionObservation,
-};
+use peerbook::conformance::hooked::HookedBackend;
+use peerbook::{MasterKey, MemoryBackend, NewPeer, Options, PeerBook, SessionObservation};
 use peerbook_file::{FileBackend, FileOptions};
 use peerbook_tokio::{AsyncPeerBook, Error, Strategy};
 
@@ -68,61 +64,6 @@ thread_local! {
     static WORKER: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A real backend that counts writes and flushes made on an executor worker.
-struct WatchedBackend<B> {
-    inner: B,
-    on_worker: Arc<AtomicUsize>,
-    writes: Arc<AtomicUsize>,
-}
-
-impl<B: Backend> WatchedBackend<B> {
-    fn check(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        if WORKER.with(Cell::get) {
-            self.on_worker.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl<B: Backend> Backend for WatchedBackend<B> {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.get(space, key)
-    }
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), BackendError> {
-        self.inner.scan(space, range, direction, visitor)
-    }
-    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-        self.inner.view()
-    }
-    fn book_claim(&self) -> BookClaim {
-        self.inner.book_claim()
-    }
-    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        self.check();
-        self.inner.write(batch, durability)
-    }
-    fn flush(&self) -> Result<(), BackendError> {
-        self.check();
-        self.inner.flush()
-    }
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        self.check();
-        self.inner.clear(durability)
-    }
-    fn disk_usage(&self) -> Result<u64, BackendError> {
-        self.inner.disk_usage()
-    }
-    fn engine_name(&self) -> &'static str {
-        self.inner.engine_name()
-    }
-}
-
 const TASKS: usize = 50;
 const PER_TASK: usize = 20;
 const PEERS: usize = 10;
@@ -133,11 +74,19 @@ fn burst(strategy: Strategy, direct: bool) -> (usize, usize, Duration, Duration)
     let dir = tempfile::tempdir().unwrap();
     let on_worker = Arc::new(AtomicUsize::new(0));
     let writes = Arc::new(AtomicUsize::new(0));
-    let backend = WatchedBackend {
-        inner: FileBackend::open(dir.path(), FileOptions::default()).unwrap(),
-        on_worker: on_worker.clone(),
-        writes: writes.clone(),
-    };
+    // Counts writes, flushes and clears, and those made on an executor worker.
+    let backend = HookedBackend::new(
+        FileBackend::open(dir.path(), FileOptions::default()).unwrap(),
+        {
+            let (on_worker, writes) = (on_worker.clone(), writes.clone());
+            move |_| {
+                writes.fetch_add(1, Ordering::Relaxed);
+                if WORKER.with(Cell::get) {
+                    on_worker.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        },
+    );
     let book = PeerBook::open(backend, Options::new(key())).unwrap();
     for p in 0..PEERS {
         book.store_peer(peer(&format!("p{p}"))).unwrap();

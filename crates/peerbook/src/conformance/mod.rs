@@ -38,7 +38,9 @@
 //! - [`concurrency`]: read views, walks and key rotation racing writers, past
 //!   blacklist ends, one book per backend instance;
 //! - [`failing`]: [`FailingBackend`](failing::FailingBackend) injects write, flush,
-//!   scan and view failures into any backend; a failure never leaves a book lying.
+//!   scan and view failures into any backend; a failure never leaves a book lying;
+//! - [`hooked`]: [`HookedBackend`](hooked::HookedBackend) runs a test's hook before
+//!   each write, flush and clear of any backend (watch or hold writers).
 //!
 //! Each function panics with a message naming the broken rule.
 
@@ -49,6 +51,7 @@ mod book;
 pub mod concurrency;
 mod factory;
 pub mod failing;
+pub mod hooked;
 pub mod lifecycle;
 pub mod store;
 
