@@ -320,3 +320,125 @@ fn export_json_bad_documents() {
         }
     }
 }
+
+/// A realistic new peer: a shared secret, a STUN and a TURN server (with a
+/// credential), two candidates.
+fn sample_new_peer() -> crate::NewPeer {
+    crate::NewPeer {
+        peer_id: "fresh".into(),
+        display_name: "Fresh".into(),
+        public_key: "pk".into(),
+        shared_secret: Some(Secret::from("shared")),
+        ice_servers: vec![
+            NewIceServer {
+                urls: vec!["stun:stun.example.org:3478".into()],
+                username: None,
+                credential: None,
+            },
+            NewIceServer {
+                urls: vec!["turn:turn.example.org:3478?transport=udp".into()],
+                username: Some("user".into()),
+                credential: Some(Secret::from("turn-credential")),
+            },
+        ],
+        cached_candidates: vec![
+            "candidate:1 1 udp 2122260223 192.168.1.20 54321 typ host".into(),
+            "candidate:2 1 udp 1686052607 203.0.113.7 54321 typ srflx".into(),
+        ],
+        last_known_ip: None,
+    }
+}
+
+/// Every field rule of a new peer, as the store applies it: InvalidInput naming
+/// the field, with a rule (moved from the conformance kit, which keeps one case
+/// of each kind to check that a refusal changes nothing on every backend).
+#[test]
+fn new_peer_validation_table() {
+    use crate::{MasterKey, MemoryBackend, NewPeer, Options, PeerBook};
+    let book = PeerBook::open(
+        MemoryBackend::new(),
+        Options::new(MasterKey::from_bytes([42; 32])),
+    )
+    .unwrap();
+    book.create_peer(sample_new_peer())
+        .expect("the sample is valid");
+    let with = |mutate: &dyn Fn(&mut NewPeer)| {
+        let mut p = sample_new_peer();
+        mutate(&mut p);
+        p
+    };
+    let cases: Vec<(&str, NewPeer)> = vec![
+        ("peer_id", with(&|p| p.peer_id = String::new())),
+        ("peer_id", with(&|p| p.peer_id = "x".repeat(129))),
+        ("peer_id", with(&|p| p.peer_id = "has space".into())),
+        ("peer_id", with(&|p| p.peer_id = "tab\tid".into())),
+        ("peer_id", with(&|p| p.peer_id = "caf\u{e9}".into())),
+        ("public_key", with(&|p| p.public_key = "k".repeat(4097))),
+        (
+            "shared_secret",
+            with(&|p| p.shared_secret = Some(Secret::from(""))),
+        ),
+        (
+            "shared_secret",
+            with(&|p| p.shared_secret = Some(Secret::new(vec![1; 4097]))),
+        ),
+        (
+            "ice_servers",
+            with(&|p| {
+                p.ice_servers = vec![
+                    NewIceServer {
+                        urls: vec!["stun:a".into()],
+                        ..Default::default()
+                    };
+                    9
+                ]
+            }),
+        ),
+        (
+            "ice_servers[0].urls",
+            with(&|p| p.ice_servers[0].urls.clear()),
+        ),
+        (
+            "ice_servers[0].urls",
+            with(&|p| p.ice_servers[0].urls = vec!["stun:a".into(); 5]),
+        ),
+        (
+            "ice_servers[0].urls[0]",
+            with(&|p| p.ice_servers[0].urls = vec!["https://evil.example".into()]),
+        ),
+        (
+            "ice_servers[0].urls[0]",
+            with(&|p| p.ice_servers[0].urls = vec![format!("stun:{}", "a".repeat(600))]),
+        ),
+        (
+            "ice_servers[1].username",
+            with(&|p| p.ice_servers[1].username = Some("bad\u{0}name".into())),
+        ),
+        (
+            "ice_servers[1].credential",
+            with(&|p| p.ice_servers[1].credential = Some(Secret::from(""))),
+        ),
+        (
+            "cached_candidates",
+            with(&|p| p.cached_candidates = vec!["c".into(); 33]),
+        ),
+        (
+            "cached_candidates[0]",
+            with(&|p| p.cached_candidates = vec!["c".repeat(513)]),
+        ),
+        (
+            "cached_candidates[1]",
+            with(&|p| p.cached_candidates = vec!["ok".into(), "line\r\nbreak".into()]),
+        ),
+    ];
+    for (field, peer) in cases {
+        match book.store_peer(peer) {
+            Err(Error::InvalidInput { field: got, rule }) => {
+                assert_eq!(got, field, "the field is named");
+                assert!(!rule.is_empty(), "a rule is given");
+            }
+            other => panic!("{field}: expected InvalidInput, got {other:?}"),
+        }
+    }
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 0);
+}

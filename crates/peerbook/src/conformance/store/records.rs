@@ -143,64 +143,16 @@ pub fn invalid_input_changes_nothing<F: Factory, D: Driver>(f: &F) {
         mutate(&mut p);
         p
     };
+    // one bad field of each kind (every validation row is a unit test of schema)
     let cases: Vec<(&str, NewPeer)> = vec![
-        ("peer_id", with(&|p| p.peer_id = String::new())),
-        ("peer_id", with(&|p| p.peer_id = "x".repeat(129))),
         ("peer_id", with(&|p| p.peer_id = "has space".into())),
-        ("peer_id", with(&|p| p.peer_id = "tab\tid".into())),
-        ("peer_id", with(&|p| p.peer_id = "caf\u{e9}".into())),
-        ("public_key", with(&|p| p.public_key = "k".repeat(4097))),
         (
             "shared_secret",
             with(&|p| p.shared_secret = Some(Secret::from(""))),
         ),
         (
-            "shared_secret",
-            with(&|p| p.shared_secret = Some(Secret::new(vec![1; 4097]))),
-        ),
-        (
-            "ice_servers",
-            with(&|p| {
-                p.ice_servers = vec![
-                    NewIceServer {
-                        urls: vec!["stun:a".into()],
-                        ..Default::default()
-                    };
-                    9
-                ]
-            }),
-        ),
-        (
-            "ice_servers[0].urls",
-            with(&|p| p.ice_servers[0].urls.clear()),
-        ),
-        (
-            "ice_servers[0].urls",
-            with(&|p| p.ice_servers[0].urls = vec!["stun:a".into(); 5]),
-        ),
-        (
-            "ice_servers[0].urls[0]",
-            with(&|p| p.ice_servers[0].urls = vec!["https://evil.example".into()]),
-        ),
-        (
-            "ice_servers[0].urls[0]",
-            with(&|p| p.ice_servers[0].urls = vec![format!("stun:{}", "a".repeat(600))]),
-        ),
-        (
-            "ice_servers[1].username",
-            with(&|p| p.ice_servers[1].username = Some("bad\u{0}name".into())),
-        ),
-        (
             "ice_servers[1].credential",
             with(&|p| p.ice_servers[1].credential = Some(Secret::from(""))),
-        ),
-        (
-            "cached_candidates",
-            with(&|p| p.cached_candidates = vec!["c".into(); 33]),
-        ),
-        (
-            "cached_candidates[0]",
-            with(&|p| p.cached_candidates = vec!["c".repeat(513)]),
         ),
         (
             "cached_candidates[1]",
