@@ -285,65 +285,29 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::ops::ControlFlow;
     use std::sync::{Arc, Condvar, Mutex};
 
-    use peerbook::backend::{BookClaim, Direction, KeyRange, ReadView, Space, WriteBatch};
-    use peerbook::{
-        Backend, BackendError, Durability, MasterKey, MemoryBackend, Options, PeerBook,
-        SessionObservation,
-    };
+    use peerbook::conformance::failing::FailOp;
+    use peerbook::conformance::hooked::HookedBackend;
+    use peerbook::{MasterKey, MemoryBackend, Options, PeerBook, SessionObservation};
 
     use super::{Op, State, WriteBehind};
 
-    /// A memory backend whose writes wait while the gate is shut.
-    struct Gated {
-        inner: MemoryBackend,
-        gate: Arc<(Mutex<(bool, usize)>, Condvar)>,
-    }
-
-    impl Backend for Gated {
-        fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-            self.inner.get(space, key)
-        }
-        fn scan(
-            &self,
-            space: Space,
-            range: KeyRange<'_>,
-            direction: Direction,
-            visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-        ) -> Result<(), BackendError> {
-            self.inner.scan(space, range, direction, visitor)
-        }
-        fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-            self.inner.view()
-        }
-        fn book_claim(&self) -> BookClaim {
-            self.inner.book_claim()
-        }
-        fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-            let (lock, cvar) = &*self.gate;
+    /// A memory backend whose writes wait while the gate is shut; the gate also
+    /// counts the writes that reached it.
+    fn gated(gate: Arc<(Mutex<(bool, usize)>, Condvar)>) -> HookedBackend<MemoryBackend> {
+        HookedBackend::new(MemoryBackend::new(), move |op| {
+            if op != FailOp::Write {
+                return;
+            }
+            let (lock, cvar) = &*gate;
             let mut g = lock.lock().unwrap();
             g.1 += 1;
             cvar.notify_all();
             while !g.0 {
                 g = cvar.wait(g).unwrap();
             }
-            drop(g);
-            self.inner.write(batch, durability)
-        }
-        fn flush(&self) -> Result<(), BackendError> {
-            self.inner.flush()
-        }
-        fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-            self.inner.clear(durability)
-        }
-        fn disk_usage(&self) -> Result<u64, BackendError> {
-            self.inner.disk_usage()
-        }
-        fn engine_name(&self) -> &'static str {
-            "gated"
-        }
+        })
     }
 
     fn latency(peer: &str, ms: u32) -> Op {
@@ -359,10 +323,7 @@ mod tests {
     #[test]
     fn full_queue_keeps_latest_state_per_peer_and_counts_drops() {
         let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
-        let backend = Gated {
-            inner: MemoryBackend::new(),
-            gate: gate.clone(),
-        };
+        let backend = gated(gate.clone());
         let book = Arc::new(
             PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap(),
         );

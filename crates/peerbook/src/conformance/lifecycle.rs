@@ -7,21 +7,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::store::{sample_peer, snapshot, T0};
-use super::Factory;
+use super::{BookUnderTest, Driver, Factory};
 use crate::address::{
     AddressSource, MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_ADDRESS_TTL_MS, MAX_METADATA_ENTRIES,
     MAX_METADATA_VALUE_LEN,
 };
 use crate::{
-    Clock, Error, ManualClock, MasterKey, NewPeer, Options, PeerBook, PeerRecord, Secret,
-    SessionObservation,
+    Clock, Error, ManualClock, MasterKey, NewPeer, Options, PeerRecord, Secret, SessionObservation,
 };
 
-fn book<F: Factory>(f: &F) -> (PeerBook<F::Backend>, ManualClock) {
+/// The book type driver `D` opens on the factory's backends.
+type BookOf<F, D> = <D as Driver>::Book<<F as Factory>::Backend>;
+
+fn book<F: Factory, D: Driver>(f: &F) -> (BookOf<F, D>, ManualClock) {
     let clock = ManualClock::new(T0);
     let mut options = Options::new(MasterKey::from_bytes([42; 32])).with_clock(clock.clone());
     options.failed_attempts = 3;
-    (PeerBook::open(f.create(), options).expect("open"), clock)
+    (
+        BookOf::<F, D>::open(f.create(), options).expect("open"),
+        clock,
+    )
 }
 
 fn session(success: bool, uptime_ms: u64, latency_ms: u32) -> SessionObservation {
@@ -40,7 +45,7 @@ fn bare(id: &str) -> NewPeer {
     }
 }
 
-fn assert_clean<B: crate::Backend>(book: &PeerBook<B>, context: &str) {
+fn assert_clean(book: &impl BookUnderTest, context: &str) {
     let report = book.verify().expect("verify");
     assert!(report.is_clean(), "{context}: {report:?}");
 }
@@ -49,8 +54,8 @@ fn assert_clean<B: crate::Backend>(book: &PeerBook<B>, context: &str) {
 /// sessions folded in (`record_session`), failed reconnections, then a reconnect
 /// with `store_peer(NewPeer)`. The second pass sees the first pass's history, and
 /// the reconnect clears attempts and blacklist.
-pub fn lifecycle_replayed_keeps_history<F: Factory>(f: &F) {
-    let (book, clock) = book(f);
+pub fn lifecycle_replayed_keeps_history<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = book::<F, D>(f);
     let mut expected_total = 0;
     let mut last: Option<PeerRecord> = None;
     for pass in 0..2u32 {
@@ -111,8 +116,8 @@ pub fn lifecycle_replayed_keeps_history<F: Factory>(f: &F) {
 
 /// `store_peer(NewPeer)` on a known id: given fields replace, `None`/empty keep;
 /// `store_peer(PeerRecord)` still stores exactly the record.
-pub fn upsert_replaces_given_fields_only<F: Factory>(f: &F) {
-    let (book, clock) = book(f);
+pub fn upsert_replaces_given_fields_only<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = book::<F, D>(f);
     let first = book.store_peer(sample_peer("u")).expect("store");
     clock.advance(Duration::from_secs(10));
     let kept = book.store_peer(bare("u")).expect("bare reconnect");
@@ -161,8 +166,8 @@ pub fn upsert_replaces_given_fields_only<F: Factory>(f: &F) {
 
 /// `learn_peer` counts no success: a new peer was never connected; a known one keeps
 /// its times, attempts, blacklist and history, while given fields replace.
-pub fn learn_peer_counts_no_success<F: Factory>(f: &F) {
-    let (book, clock) = book(f);
+pub fn learn_peer_counts_no_success<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = book::<F, D>(f);
     let learned = book.learn_peer(sample_peer("heard")).expect("learn");
     assert_eq!((learned.last_seen, learned.last_connected), (T0, 0));
     book.store_peer(sample_peer("known")).expect("store");
@@ -192,8 +197,8 @@ pub fn learn_peer_counts_no_success<F: Factory>(f: &F) {
 /// A different public key for a known id is refused with a typed error (nothing
 /// changes) by `store_peer`, `learn_peer` and `update_peer`; `replace_peer`
 /// replaces the peer and resets its history.
-pub fn public_key_change_refused_unless_replaced<F: Factory>(f: &F) {
-    let (book, _clock) = book(f);
+pub fn public_key_change_refused_unless_replaced<F: Factory, D: Driver>(f: &F) {
+    let (book, _clock) = book::<F, D>(f);
     book.store_peer(sample_peer("k")).expect("store");
     book.record_session("k", &session(true, 1_000, 10))
         .expect("session");
@@ -225,12 +230,12 @@ pub fn public_key_change_refused_unless_replaced<F: Factory>(f: &F) {
 }
 
 /// A change for `update_peer`.
-type Change = Box<dyn FnOnce(&mut PeerRecord) -> crate::Result<()>>;
+type Change = Box<dyn FnOnce(&mut PeerRecord) -> crate::Result<()> + Send>;
 
 /// `update_peer` applies a closure atomically; an error (from the closure, a rule,
 /// a rename, a far-future time) leaves the book unchanged.
-pub fn update_peer_validates_and_changes_nothing_on_error<F: Factory>(f: &F) {
-    let (book, clock) = book(f);
+pub fn update_peer_validates_and_changes_nothing_on_error<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = book::<F, D>(f);
     book.store_peer(sample_peer("w")).expect("store");
     let r = book
         .update_peer("w", |r| {
@@ -301,8 +306,8 @@ pub fn update_peer_validates_and_changes_nothing_on_error<F: Factory>(f: &F) {
 }
 
 /// 8 threads record sessions on one peer at once: none is lost, totals are exact.
-pub fn concurrent_record_session_exact<F: Factory>(f: &F) {
-    let (book, _clock) = book(f);
+pub fn concurrent_record_session_exact<F: Factory, D: Driver>(f: &F) {
+    let (book, _clock) = book::<F, D>(f);
     book.store_peer(sample_peer("hot")).expect("store");
     let book = Arc::new(book);
     let per_thread = 100u32;
@@ -327,16 +332,16 @@ pub fn concurrent_record_session_exact<F: Factory>(f: &F) {
     assert_eq!(q.success_rate, 0.5);
     assert_eq!(q.avg_uptime_ms, 60_000);
     assert_eq!(q.latency_ms, Some(50));
-    assert_clean(&book, "after concurrent sessions");
+    assert_clean(&*book, "after concurrent sessions");
 }
 
 /// A call on a book, for "refused and nothing changed" tables.
-type Call<'a, B> = Box<dyn Fn(&PeerBook<B>) -> crate::Result<PeerRecord> + 'a>;
+type Call<'a, K> = Box<dyn Fn(&K) -> crate::Result<PeerRecord> + 'a>;
 
 /// Addresses and metadata: every bad input is a typed error naming the field and
 /// changes nothing.
-pub fn addresses_validated_nothing_changed<F: Factory>(f: &F) {
-    let (book, _clock) = book(f);
+pub fn addresses_validated_nothing_changed<F: Factory, D: Driver>(f: &F) {
+    let (book, _clock) = book::<F, D>(f);
     book.store_peer(sample_peer("n")).expect("store");
     for i in 0..MAX_ADDRESSES {
         book.add_address(
@@ -354,7 +359,7 @@ pub fn addresses_validated_nothing_changed<F: Factory>(f: &F) {
     let long = "a".repeat(MAX_ADDRESS_LEN + 1);
     let long_value = "v".repeat(MAX_METADATA_VALUE_LEN + 1);
     let m = AddressSource::Manual;
-    let calls: Vec<(&str, Call<'_, F::Backend>)> = vec![
+    let calls: Vec<(&str, Call<'_, BookOf<F, D>>)> = vec![
         (
             "addr",
             Box::new(|b| b.add_address("n", "has space:1", m, None)),
@@ -427,8 +432,8 @@ pub fn addresses_validated_nothing_changed<F: Factory>(f: &F) {
 
 /// Per-address success and failure, expiry dropped by `cleanup_stale_peers`, and
 /// addresses and metadata kept by upserts, reopen, and export/import.
-pub fn address_results_expiry_and_transfer<F: Factory>(f: &F) {
-    let (book, clock) = book(f);
+pub fn address_results_expiry_and_transfer<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = book::<F, D>(f);
     book.store_peer(sample_peer("m")).expect("store");
     let hour = 3_600_000;
     book.add_address(
@@ -480,7 +485,7 @@ pub fn address_results_expiry_and_transfer<F: Factory>(f: &F) {
         .expect("export");
     assert_eq!(doc.version, crate::store::EXPORT_VERSION);
     let parsed = crate::ExportDocument::from_json(&doc.to_json()).expect("parse");
-    let (other, _) = self::book(f);
+    let (other, _) = self::book::<F, D>(f);
     other
         .import_data(&parsed, crate::ImportMode::Replace)
         .expect("import");
@@ -504,8 +509,8 @@ pub fn address_results_expiry_and_transfer<F: Factory>(f: &F) {
 /// `get_reconnection_candidates_by_address` ranks peers with a recently working,
 /// unexpired address first (score order within each group) without changing
 /// scores; the plain ranking ignores addresses.
-pub fn candidates_prefer_recently_working_address<F: Factory>(f: &F) {
-    let (book, clock) = book(f);
+pub fn candidates_prefer_recently_working_address<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = book::<F, D>(f);
     for id in ["best", "working", "failed", "old"] {
         book.store_peer(sample_peer(id)).expect("store");
     }

@@ -38,19 +38,24 @@
 //! - [`concurrency`]: read views, walks and key rotation racing writers, past
 //!   blacklist ends, one book per backend instance;
 //! - [`failing`]: [`FailingBackend`](failing::FailingBackend) injects write, flush,
-//!   scan and view failures into any backend; a failure never leaves a book lying.
+//!   scan and view failures into any backend; a failure never leaves a book lying;
+//! - [`hooked`]: [`HookedBackend`](hooked::HookedBackend) runs a test's hook before
+//!   each write, flush and clear of any backend (watch or hold writers).
 //!
 //! Each function panics with a message naming the broken rule.
 
 use crate::backend::Backend;
 
 pub mod backend;
+mod book;
 pub mod concurrency;
 mod factory;
 pub mod failing;
+pub mod hooked;
 pub mod lifecycle;
 pub mod store;
 
+pub use book::{BookUnderTest, Direct, Driver};
 pub use factory::TempDirFactory;
 
 /// Makes backends for the conformance kit.
@@ -170,10 +175,15 @@ macro_rules! backend_conformance_tests {
     };
 }
 
-/// Generates one `#[test]` per [`store`] conformance function (every PeerBook rule).
+/// Generates one `#[test]` per [`store`] and [`lifecycle`] conformance function
+/// (every PeerBook rule), on books that the [`Driver`] given opens (default
+/// [`Direct`]: plain [`PeerBook`](crate::PeerBook)s).
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:expr) => {
+        $crate::store_conformance_tests!($factory, $crate::conformance::Direct);
+    };
+    ($factory:expr, $driver:ty) => {
         $crate::__conformance_group!(
             store_conformance,
             store,
@@ -183,8 +193,8 @@ macro_rules! store_conformance_tests {
                 update_existing_peer_rewrites_indexes,
                 remove_peer,
                 invalid_input_changes_nothing,
-                quality_score_rows,
-                reconnection_score_rows,
+                quality_index_follows_score,
+                candidate_scores_follow_reconnection_score,
                 reconnection_candidates_ranking_and_filters,
                 query_peers_sorting_and_filters,
                 update_last_seen_resets_attempts,
@@ -211,7 +221,8 @@ macro_rules! store_conformance_tests {
                 far_future_timestamps_refused,
                 book_persists_across_reopen,
                 concurrent_updates_lose_nothing,
-            ]
+            ],
+            ($driver)
         );
         $crate::__conformance_group!(
             lifecycle_conformance,
@@ -227,7 +238,8 @@ macro_rules! store_conformance_tests {
                 addresses_validated_nothing_changed,
                 address_results_expiry_and_transfer,
                 candidates_prefer_recently_working_address,
-            ]
+            ],
+            ($driver)
         );
     };
 }
@@ -271,6 +283,19 @@ macro_rules! __conformance_group {
                 fn $name() {
                     let factory = $factory;
                     $crate::conformance::$group::$name(&factory);
+                }
+            )*
+        }
+    };
+    ($module:ident, $group:ident, $factory:expr, [$($name:ident),* $(,)?], ($driver:ty)) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let factory = $factory;
+                    $crate::conformance::$group::$name::<_, $driver>(&factory);
                 }
             )*
         }

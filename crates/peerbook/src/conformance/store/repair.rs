@@ -1,0 +1,254 @@
+//! Damage and versions: corrupt records reported, skipped and quarantined, index damage found and repaired, schema versions refused or migrated.
+
+use super::*;
+
+/// A record whose bytes are damaged is reported as corrupted by get, skipped by
+/// queries, counted in stats, reported by verify and quarantined by repair.
+pub fn corrupt_record_reported_skipped_and_repaired<F: Factory, D: Driver>(f: &F) {
+    let (book, _) = fresh::<F, D>(f);
+    for id in ["a", "b", "c"] {
+        book.store_peer(sample_peer(id)).unwrap();
+    }
+    let mut damaged = book.backend().get(Space::Peers, b"b").unwrap().unwrap();
+    let mid = damaged.len() / 2;
+    damaged.truncate(mid);
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"b".to_vec(), damaged);
+    book.backend().write(batch, Durability::Sync).unwrap();
+
+    assert!(
+        matches!(book.get_peer("b"), Err(Error::Corrupted { .. })),
+        "get reports corruption"
+    );
+    assert_eq!(
+        ids(&book.query_peers(&PeerQuery::default()).unwrap()).len(),
+        2,
+        "queries skip it"
+    );
+    let by_quality = PeerQuery {
+        sort_by: SortBy::Quality,
+        ..PeerQuery::default()
+    };
+    assert_eq!(book.query_peers(&by_quality).unwrap().len(), 2);
+    assert_eq!(
+        book.get_reconnection_candidates(&CandidateQuery {
+            limit: 10,
+            max_age: None
+        })
+        .unwrap()
+        .len(),
+        2
+    );
+    assert!(
+        matches!(book.update_last_seen("b"), Err(Error::Corrupted { .. })),
+        "no update of a corrupt record"
+    );
+    let stats = book.get_storage_stats().unwrap();
+    assert_eq!(
+        (stats.peer_count, stats.corrupt_records),
+        (3, 1),
+        "stats count it"
+    );
+    let report = book.verify().unwrap();
+    assert_eq!(report.corrupt.len(), 1, "verify reports it: {report:?}");
+    assert_eq!(report.corrupt[0].key, "b");
+    assert!(!report.is_clean());
+    let export = book.export_data(ExportOptions::default()).unwrap();
+    assert_eq!(export.peers.len(), 2, "export skips it");
+    let repair = book.repair().unwrap();
+    assert_eq!(repair.quarantined, 1);
+    assert_clean(&book, "after repair");
+    let stats = book.get_storage_stats().unwrap();
+    assert_eq!(
+        (
+            stats.peer_count,
+            stats.corrupt_records,
+            stats.quarantined_records
+        ),
+        (2, 0, 1)
+    );
+    assert_eq!(
+        book.get_peer("b").unwrap(),
+        None,
+        "quarantined, no longer a peer"
+    );
+    book.store_peer(sample_peer("b"))
+        .expect("the id is usable again");
+
+    // a corrupt record can also be removed directly, index entries included
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"c".to_vec(), vec![0xff, 0x00, 0x13]);
+    book.backend().write(batch, Durability::Sync).unwrap();
+    assert!(book.remove_peer("c").unwrap());
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 2);
+    let report = book.verify().unwrap();
+    assert_eq!(
+        (report.missing_index_entries, report.orphan_index_entries),
+        (0, 0),
+        "its index entries went with it"
+    );
+    let mismatch = report
+        .counters_mismatch
+        .expect("the byte counter saw the damage written behind the store's back");
+    assert_eq!((mismatch.stored_peers, mismatch.actual_peers), (2, 2));
+    assert!(book.repair().unwrap().counters_fixed);
+    assert_clean(&book, "after removing a corrupt record and repair");
+}
+
+/// verify finds missing and orphan index entries and bad counters; repair rebuilds
+/// them so queries are right again.
+pub fn verify_finds_index_damage_and_repair_fixes_it<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = fresh::<F, D>(f);
+    for i in 0..5 {
+        clock.advance(HOUR);
+        book.store_peer(plain_peer(&format!("p{i}"))).unwrap();
+    }
+    let ls = space_keys(book.backend(), Space::ByLastSeen);
+    let mut batch = WriteBatch::new();
+    batch.delete(Space::ByLastSeen, ls[0].clone());
+    batch.put(Space::ByQuality, b"\x07ghost".to_vec(), Vec::new());
+    batch.put(
+        Space::ByLastSeen,
+        [&0u64.to_be_bytes()[..], b"p4"].concat(),
+        Vec::new(),
+    );
+    // a by_last_seen entry whose score hint lies (claims the top score)
+    batch.put(
+        Space::ByLastSeen,
+        ls[1].clone(),
+        [vec![100, 20, 10], vec![0; 12]].concat(),
+    );
+    book.backend().write(batch, Durability::Sync).unwrap();
+    let report = book.verify().unwrap();
+    assert_eq!(report.missing_index_entries, 2, "{report:?}");
+    assert_eq!(report.orphan_index_entries, 3, "{report:?}");
+    let all = CandidateQuery {
+        limit: 10,
+        max_age: None,
+    };
+    let names = |cs: Vec<crate::Candidate>| {
+        cs.into_iter()
+            .map(|c| c.peer.peer_id.to_string())
+            .collect::<Vec<_>>()
+    };
+    let before = names(book.get_reconnection_candidates(&all).unwrap());
+    assert!(
+        !before.contains(&"p1".to_string()),
+        "a lying hint is never trusted: {before:?}"
+    );
+    assert!(
+        !before.contains(&"p0".to_string()),
+        "a missing entry is not a candidate until repair"
+    );
+    assert!(report.corrupt.is_empty());
+    let asc = book
+        .query_peers(&PeerQuery {
+            order: Order::Asc,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        ids(&asc),
+        ["p1", "p2", "p3", "p4"],
+        "a stale entry never yields a wrong or duplicate result"
+    );
+    let repair = book.repair().unwrap();
+    assert_eq!(
+        (repair.index_entries_added, repair.index_entries_removed),
+        (2, 3)
+    );
+    assert_clean(&book, "after repair");
+    assert_eq!(
+        book.get_reconnection_candidates(&all).unwrap().len(),
+        5,
+        "repair restores every candidate"
+    );
+    let asc = book
+        .query_peers(&PeerQuery {
+            order: Order::Asc,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(ids(&asc), ["p0", "p1", "p2", "p3", "p4"]);
+}
+
+/// A store written by a newer schema is refused; a store of records written before
+/// versioning (no meta) is migrated: indexes, counters and key check are built.
+pub fn schema_version_too_new_refused<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = fresh::<F, D>(f);
+    book.store_peer(plain_peer("p")).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(
+        Space::Meta,
+        b"schema_version".to_vec(),
+        99u32.to_be_bytes().to_vec(),
+    );
+    book.backend().write(batch, Durability::Sync).unwrap();
+    match reopen::<F, D>(f, book, options(&clock)) {
+        Err(Error::SchemaTooNew {
+            found: 99,
+            supported,
+        }) => assert_eq!(supported, crate::store::SCHEMA_VERSION),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+
+    // version 0: records only
+    let (source, _) = fresh::<F, D>(f);
+    let records: Vec<PeerRecord> = (0..3)
+        .map(|i| source.create_peer(plain_peer(&format!("old{i}"))).unwrap())
+        .collect();
+    let legacy = f.create();
+    let mut batch = WriteBatch::new();
+    for r in &records {
+        batch.put(Space::Peers, r.peer_id.as_bytes().to_vec(), r.encode());
+    }
+    legacy.write(batch, Durability::Sync).unwrap();
+    let book = open::<D, _>(legacy, options(&clock)).expect("a version 0 store is migrated");
+    assert_eq!(
+        book.query_peers(&PeerQuery::default()).unwrap().len(),
+        3,
+        "indexes built"
+    );
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 3);
+    assert_clean(&book, "after migration");
+    let book = reopen::<F, D>(f, book, options(&clock)).expect("reopens as current");
+    let wrong = reopen::<F, D>(f, book, Options::new(other_key()).with_clock(clock.clone()));
+    assert!(
+        matches!(wrong, Err(Error::WrongKey)),
+        "migration wrote a key check"
+    );
+}
+
+/// A version-0 store (records, no meta) opened with the wrong key is refused with
+/// `WrongKey` before the migration writes anything: the key is tried on an existing
+/// seal first, so a wrong key is never bound as the book's key check.
+pub fn version_0_wrong_key_refused_unchanged<F: Factory, D: Driver>(f: &F) {
+    let (source, clock) = fresh::<F, D>(f);
+    let legacy = f.create();
+    let mut batch = WriteBatch::new();
+    // a plain record first: the check must look past records without seals
+    for new in [plain_peer("old0"), sample_peer("old1"), plain_peer("old2")] {
+        let r = source.create_peer(new).unwrap();
+        batch.put(Space::Peers, r.peer_id.as_bytes().to_vec(), r.encode());
+    }
+    legacy.write(batch, Durability::Sync).unwrap();
+    let before = snapshot(&legacy);
+    let legacy = Arc::new(legacy);
+    let wrong = open::<D, _>(
+        Arc::clone(&legacy),
+        Options::new(other_key()).with_clock(clock.clone()),
+    );
+    assert!(
+        matches!(wrong, Err(Error::WrongKey)),
+        "a wrong key on a version-0 store: {:?}",
+        wrong.map(|_| ())
+    );
+    assert!(
+        snapshot(&legacy) == before,
+        "a refused migration changed the store"
+    );
+    let book = open::<D, _>(Arc::clone(&legacy), options(&clock))
+        .expect("the right key still migrates it");
+    let record = book.get_peer("old1").unwrap().expect("migrated");
+    assert!(book.open_shared_secret(&record).unwrap().is_some());
+}
