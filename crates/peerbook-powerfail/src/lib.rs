@@ -62,6 +62,7 @@ impl PowerFailFs {
             state.dead = false;
             state.budget = None;
             state.failing_syncs = 0;
+            state.passing_syncs = 0;
         }
         let mut config = Config::default();
         config.mount_options = vec![
@@ -97,10 +98,16 @@ impl PowerFailFs {
     /// ("fsyncgate"; see [`state`] on a failing sync). Then syncs work again. `0`
     /// disarms; a mount disarms too.
     pub fn fail_syncs(&self, syncs: u64) {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .failing_syncs = syncs;
+        self.fail_syncs_after(0, syncs);
+    }
+
+    /// [`fail_syncs`](Self::fail_syncs) after letting `passing` more syncs succeed:
+    /// places the failure on a later sync of one operation (say the second of a
+    /// commit that syncs twice).
+    pub fn fail_syncs_after(&self, passing: u64, syncs: u64) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.passing_syncs = passing;
+        state.failing_syncs = syncs;
     }
 
     /// How many sync requests [`fail_syncs`](Self::fail_syncs) has failed so far.

@@ -184,6 +184,9 @@ pub struct State {
     pub mutations: u64,
     /// Syncs left to fail with `EIO` (see the module docs on a failing sync).
     pub failing_syncs: u64,
+    /// Syncs that still succeed before the [`failing_syncs`](Self::failing_syncs)
+    /// fail (only counted while some are armed).
+    pub passing_syncs: u64,
     /// Syncs failed so far by [`failing_syncs`](Self::failing_syncs).
     pub failed_syncs: u64,
 }
@@ -200,6 +203,7 @@ impl Default for State {
             budget: None,
             mutations: 0,
             failing_syncs: 0,
+            passing_syncs: 0,
             failed_syncs: 0,
         }
     }
@@ -420,7 +424,10 @@ impl State {
     /// [`failing_syncs`](Self::failing_syncs) is positive it fails instead with
     /// `EIO` and a file's unsynced changes are dropped (see the module docs).
     pub fn sync(&mut self, ino: u64) -> Result<(), Errno> {
-        let failing = self.failing_syncs > 0;
+        let failing = self.failing_syncs > 0 && self.passing_syncs == 0;
+        if self.failing_syncs > 0 && self.passing_syncs > 0 {
+            self.passing_syncs -= 1;
+        }
         let node = self.node_mut(ino)?;
         if failing {
             if node.kind == Kind::File {
@@ -655,7 +662,10 @@ mod tests {
     fn a_failed_directory_sync_commits_no_name_and_only_n_syncs_fail() {
         let mut s = State::default();
         s.failing_syncs = 2;
+        s.passing_syncs = 1;
         let f = file(&mut s, "new");
+        s.sync(ROOT).expect("the first sync passes");
+        let g = file(&mut s, "newer");
         assert_eq!(s.sync(ROOT), Err(libc::EIO));
         assert_eq!(s.sync(f), Err(libc::EIO));
         let mut c = State {
@@ -665,8 +675,9 @@ mod tests {
             ..State::default()
         };
         c.cut_power(0); // mode 0 of seed 0 keeps nothing unsynced
-        assert_eq!(c.lookup(ROOT, OsStr::new("new")), Err(libc::ENOENT));
-        s.sync(ROOT).expect("the third sync works");
+        assert!(c.lookup(ROOT, OsStr::new("new")).is_ok());
+        assert_eq!(c.lookup(ROOT, OsStr::new("newer")), Err(libc::ENOENT));
+        s.sync(g).expect("the fourth sync works");
         assert_eq!(s.failed_syncs, 2);
         s.cut_power(0);
         assert!(s.lookup(ROOT, OsStr::new("new")).is_ok());
