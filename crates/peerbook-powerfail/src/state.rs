@@ -660,9 +660,11 @@ mod tests {
 
     #[test]
     fn a_failed_directory_sync_commits_no_name_and_only_n_syncs_fail() {
-        let mut s = State::default();
-        s.failing_syncs = 2;
-        s.passing_syncs = 1;
+        let mut s = State {
+            failing_syncs: 2,
+            passing_syncs: 1,
+            ..State::default()
+        };
         let f = file(&mut s, "new");
         s.sync(ROOT).expect("the first sync passes");
         let g = file(&mut s, "newer");
