@@ -23,7 +23,9 @@ mod support;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use peerbook::backend::{Backend, BackendError, Durability, Space, WriteBatch};
 use peerbook::{Error, ManualClock, MasterKey, NewPeer, Options, PeerBook, Secret};
@@ -260,42 +262,80 @@ fn fsync_child_entry() {
         return;
     }
     loop {
-        std::thread::sleep(std::time::Duration::from_secs(1)); // until killed
+        std::thread::sleep(Duration::from_secs(1)); // until killed
     }
 }
 
 /// A child process, SIGKILLed if the test fails while it runs (it would otherwise
-/// hang on the file system the failed test no longer serves).
-struct Kid(Child);
+/// hang on the file system the failed test no longer serves), or when it hangs
+/// for longer than [`WATCHDOG`] (the test then fails on its missing answers).
+struct Kid(Child, Arc<AtomicBool>);
+
+/// How long a child may run.
+const WATCHDOG: Duration = Duration::from_secs(120);
+
+impl Kid {
+    fn new(child: Child) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let pid = child.id() as libc::pid_t;
+        let flag = Arc::clone(&done);
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            while start.elapsed() < WATCHDOG {
+                if flag.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !flag.load(Ordering::Acquire) {
+                eprintln!("!!! a child ran for {WATCHDOG:?}: killing it");
+                // SAFETY: a plain kill(2) of our own child, not yet reaped (the
+                // flag is set before every wait).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        Kid(child, done)
+    }
+
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let status = self.0.wait().expect("wait");
+        self.1.store(true, Ordering::Release);
+        status
+    }
+}
 
 impl Drop for Kid {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if !self.1.load(Ordering::Acquire) {
+            let _ = self.0.kill();
+            let _ = self.wait();
+        }
     }
 }
 
 fn child(engine: Engine, level: Level, phase: &str, mount: &Path) -> Kid {
-    Kid(Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "fsync_child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            CHILD_ENV,
-            format!(
-                "{}:{}:{phase}:{}",
-                engine.name(),
-                level.name(),
-                mount.display()
-            ),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the child"))
+    Kid::new(
+        Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "fsync_child_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                CHILD_ENV,
+                format!(
+                    "{}:{}:{phase}:{}",
+                    engine.name(),
+                    level.name(),
+                    mount.display()
+                ),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the child"),
+    )
 }
 
 /// Lines of the child's protocol (the harness's own output is skipped).
@@ -384,7 +424,7 @@ fn scenario(
         None => {
             writeln!(stdin, "close").expect("to child");
             lines.for_each(drop); // the harness's last words, until the pipe closes
-            let status = run.0.wait().expect("wait");
+            let status = run.wait();
             assert!(
                 status.success(),
                 "{what}: the child failed to close: {status}"
@@ -392,7 +432,7 @@ fn scenario(
         }
         Some(_) => {
             run.0.kill().expect("SIGKILL");
-            run.0.wait().expect("wait");
+            run.wait();
             drop(lines);
         }
     }
@@ -405,7 +445,7 @@ fn scenario(
 
     let mut check = child(engine, level, "check", mount);
     let mut lines: Vec<String> = protocol_lines(&mut check).collect();
-    check.0.wait().expect("wait");
+    check.wait();
     drop(check_mount);
     let Some(end) = lines.iter().position(|l| l == "end") else {
         let short: Vec<String> = lines
