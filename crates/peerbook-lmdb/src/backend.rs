@@ -69,8 +69,9 @@ pub struct LmdbBackend {
     /// for a transaction's life) only under the map guard; write-locked only by the
     /// swap, which holds the map guard exclusively, so no reader ever waits on it.
     handle: RwLock<Option<Handle>>,
-    /// Set when an fsync after a commit failed: the commit may or may not be durable,
-    /// and the page cache state is unknown, so every later write is refused.
+    /// Set when a commit (which syncs its data pages) or an fsync after a commit
+    /// failed: the commit may or may not be durable, and the page cache state is
+    /// unknown, so every later write is refused.
     sync_failed: AtomicBool,
     /// One live book per backend instance.
     claim: BookClaim,

@@ -16,6 +16,10 @@
 //! process owns the file system across mounts, and nothing on the host disk needs
 //! cleaning after a failed run.
 //!
+//! [`PowerFailFs::fail_syncs`] makes the next syncs fail with `EIO` while the file
+//! system keeps working ("fsyncgate"), to check that an engine reports the failure
+//! and refuses to go on as if nothing happened.
+//!
 //! Mounting needs root (or `CAP_SYS_ADMIN`) and `/dev/fuse`; fuser's pure-Rust mount
 //! is used, so neither libfuse nor `fusermount3` is needed. [`PowerFailFs::mount`]
 //! returns the error when the kernel refuses.
@@ -57,6 +61,8 @@ impl PowerFailFs {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             state.dead = false;
             state.budget = None;
+            state.failing_syncs = 0;
+            state.passing_syncs = 0;
         }
         let mut config = Config::default();
         config.mount_options = vec![
@@ -84,6 +90,32 @@ impl PowerFailFs {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .budget = requests;
+    }
+
+    /// Fails the next `syncs` sync requests (`fsync`, `fdatasync`, `fsyncdir`)
+    /// with `EIO` while every other request keeps working, dropping the unsynced
+    /// data of each file whose sync fails, as Linux does when a write-back fails
+    /// ("fsyncgate"; see [`state`] on a failing sync). Then syncs work again. `0`
+    /// disarms; a mount disarms too.
+    pub fn fail_syncs(&self, syncs: u64) {
+        self.fail_syncs_after(0, syncs);
+    }
+
+    /// [`fail_syncs`](Self::fail_syncs) after letting `passing` more syncs succeed:
+    /// places the failure on a later sync of one operation (say the second of a
+    /// commit that syncs twice).
+    pub fn fail_syncs_after(&self, passing: u64, syncs: u64) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.passing_syncs = passing;
+        state.failing_syncs = syncs;
+    }
+
+    /// How many sync requests [`fail_syncs`](Self::fail_syncs) has failed so far.
+    pub fn failed_syncs(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .failed_syncs
     }
 
     /// How many requests that change something were served so far (to size a

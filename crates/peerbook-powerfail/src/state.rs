@@ -20,6 +20,23 @@
 //!   when it synced some file afterwards (ext4 and xfs forgive it too).
 //! - Writes made with `O_SYNC` or `O_DSYNC` are synced when they return.
 //!
+//! # A failing sync ("fsyncgate")
+//!
+//! [`State::failing_syncs`] arms the next N syncs (`fsync`, `fdatasync` of a file,
+//! `fsyncdir` of a directory) to fail with `EIO` while every other request keeps
+//! working, as a disk that refuses a write-back and then recovers. It models what
+//! Linux does when write-back fails: the dirty pages are marked clean and their
+//! contents never reach the disk, and the error is reported once, so a later sync
+//! of the same file succeeds without having saved anything. Here a failed sync of
+//! a file drops all its unsynced changes: its contents return to what its last
+//! successful sync made durable (the kernel's page cache of the mount may still
+//! serve the lost bytes to a reader until the file is reopened or the mount is
+//! remounted, as Linux keeps the clean pages cached). The unsynced name changes
+//! stay unsynced (a failed sync commits no journal). `close` (FUSE `flush`) never
+//! fails: it syncs nothing, as on a local file system. A program that keeps writing
+//! after a failed sync and trusts a later successful one loses data; a program that
+//! refuses to go on until reopened (and re-reads what is durable) does not.
+//!
 //! How much survives is drawn per cut: nothing, everything, or each piece with
 //! probability one half, so runs see both the harshest loss and partial, reordered
 //! write-back.
@@ -165,6 +182,13 @@ pub struct State {
     pub budget: Option<u64>,
     /// Mutating requests served since the file system was made.
     pub mutations: u64,
+    /// Syncs left to fail with `EIO` (see the module docs on a failing sync).
+    pub failing_syncs: u64,
+    /// Syncs that still succeed before the [`failing_syncs`](Self::failing_syncs)
+    /// fail (only counted while some are armed).
+    pub passing_syncs: u64,
+    /// Syncs failed so far by [`failing_syncs`](Self::failing_syncs).
+    pub failed_syncs: u64,
 }
 
 impl Default for State {
@@ -178,6 +202,9 @@ impl Default for State {
             dead: false,
             budget: None,
             mutations: 0,
+            failing_syncs: 0,
+            passing_syncs: 0,
+            failed_syncs: 0,
         }
     }
 }
@@ -393,9 +420,24 @@ impl State {
     }
 
     /// `fsync`/`fdatasync` of `ino` (a file or a directory): its data becomes
-    /// durable, and the whole name journal is committed.
+    /// durable, and the whole name journal is committed. While
+    /// [`failing_syncs`](Self::failing_syncs) is positive it fails instead with
+    /// `EIO` and a file's unsynced changes are dropped (see the module docs).
     pub fn sync(&mut self, ino: u64) -> Result<(), Errno> {
+        let failing = self.failing_syncs > 0 && self.passing_syncs == 0;
+        if self.failing_syncs > 0 && self.passing_syncs > 0 {
+            self.passing_syncs -= 1;
+        }
         let node = self.node_mut(ino)?;
+        if failing {
+            if node.kind == Kind::File {
+                node.data.clone_from(&node.durable);
+                node.pending.clear();
+            }
+            self.failing_syncs -= 1;
+            self.failed_syncs += 1;
+            return Err(libc::EIO);
+        }
         if node.kind == Kind::File {
             node.durable.clone_from(&node.data);
             node.pending.clear();
@@ -580,6 +622,67 @@ mod tests {
             vanished |= s.lookup(ROOT, OsStr::new("y")).is_err() && s.node(g).is_err();
         }
         assert!(vanished);
+    }
+
+    #[test]
+    fn a_failed_sync_drops_the_unsynced_data_and_a_later_sync_saves_nothing_of_it() {
+        let mut s = State::default();
+        let f = file(&mut s, "a");
+        let g = file(&mut s, "b");
+        s.write(f, 0, b"durable").expect("write");
+        s.sync(f).expect("sync");
+        s.write(f, 0, b"LOST-BY-THE-DISK").expect("write");
+        s.write(g, 0, b"other file").expect("write");
+        s.failing_syncs = 1;
+        assert_eq!(s.sync(f), Err(libc::EIO));
+        assert_eq!((s.failing_syncs, s.failed_syncs), (0, 1));
+        // The file system keeps working: the data is back to the synced state, and
+        // the next sync succeeds with nothing of the failed write in it.
+        assert_eq!(s.read(f, 0, 100).expect("read"), b"durable");
+        s.sync(f).expect("a later sync succeeds");
+        s.write(f, 7, b"+more").expect("write after the failure");
+        assert_eq!(s.read(f, 0, 100).expect("read"), b"durable+more");
+        // Another file's unsynced data was not touched by the failure.
+        assert_eq!(s.read(g, 0, 100).expect("read"), b"other file");
+        s.sync(f).expect("sync");
+        for seed in 0..16 {
+            let mut c = State {
+                nodes: s.nodes.clone(),
+                next_ino: s.next_ino,
+                journal: s.journal.clone(),
+                ..State::default()
+            };
+            c.cut_power(seed);
+            let f = c.lookup(ROOT, OsStr::new("a")).expect("name synced");
+            assert_eq!(c.read(f, 0, 100).expect("read"), b"durable+more");
+        }
+    }
+
+    #[test]
+    fn a_failed_directory_sync_commits_no_name_and_only_n_syncs_fail() {
+        let mut s = State {
+            failing_syncs: 2,
+            passing_syncs: 1,
+            ..State::default()
+        };
+        let f = file(&mut s, "new");
+        s.sync(ROOT).expect("the first sync passes");
+        let g = file(&mut s, "newer");
+        assert_eq!(s.sync(ROOT), Err(libc::EIO));
+        assert_eq!(s.sync(f), Err(libc::EIO));
+        let mut c = State {
+            nodes: s.nodes.clone(),
+            next_ino: s.next_ino,
+            journal: s.journal.clone(),
+            ..State::default()
+        };
+        c.cut_power(0); // mode 0 of seed 0 keeps nothing unsynced
+        assert!(c.lookup(ROOT, OsStr::new("new")).is_ok());
+        assert_eq!(c.lookup(ROOT, OsStr::new("newer")), Err(libc::ENOENT));
+        s.sync(g).expect("the fourth sync works");
+        assert_eq!(s.failed_syncs, 2);
+        s.cut_power(0);
+        assert!(s.lookup(ROOT, OsStr::new("new")).is_ok());
     }
 
     #[test]

@@ -92,3 +92,45 @@ fn synced_files_survive_a_cut_and_unsynced_ones_may_not() {
     m.unmount().expect("unmount");
     assert!(lost > 0, "no cut ever lost anything");
 }
+
+#[test]
+fn a_failing_fsync_reports_eio_once_drops_the_data_and_the_fs_keeps_working() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mp = dir.path();
+    let fs = PowerFailFs::new();
+    let Some(m) = fs.mount_in_test(mp) else {
+        return;
+    };
+    let mut f = File::create(mp.join("log")).expect("create");
+    f.write_all(b"acked ").expect("write");
+    f.sync_data().expect("fdatasync");
+    f.write_all(b"lost").expect("write");
+    fs.fail_syncs(1);
+    let e = f.sync_data().expect_err("the armed fdatasync fails");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO));
+    assert_eq!(fs.failed_syncs(), 1);
+    // Every other request keeps working, and the next sync succeeds: the trap.
+    f.write_all(b" later").expect("write after the failure");
+    f.sync_all().expect("the next fsync succeeds");
+    fs::write(mp.join("other"), b"x").expect("another file");
+    drop(f);
+    // Reopened (the page cache is dropped at open), the failed write is gone.
+    let got = fs::read(mp.join("log")).expect("read");
+    assert!(got.starts_with(b"acked "), "{got:?}");
+    assert!(!got.windows(4).any(|w| w == b"lost"), "{got:?}");
+    // The second fsync made the later write durable at its offset, over a hole.
+    assert!(got.ends_with(b" later"), "{got:?}");
+    // A directory sync fails too when armed.
+    fs.fail_syncs(1);
+    let e = File::open(mp)
+        .expect("open dir")
+        .sync_all()
+        .expect_err("fsyncdir");
+    assert_eq!(e.raw_os_error(), Some(libc::EIO));
+    File::open(mp)
+        .expect("open dir")
+        .sync_all()
+        .expect("then it works");
+    assert_eq!(fs.failed_syncs(), 2);
+    m.unmount().expect("unmount");
+}

@@ -102,7 +102,16 @@ impl LmdbBackend {
         };
         let mut txn = handle.env.write_txn()?;
         match fill(&handle, &mut txn) {
-            Ok(()) => txn.commit(),
+            Ok(()) => txn.commit().inspect_err(|e| {
+                // `mdb_txn_commit` writes the pages and syncs them (the meta page
+                // after). Failing there (bar a full map, which fails before any
+                // write), it may have had an fsync fail, and after a failed fsync
+                // the kernel may have dropped dirty pages and will not report it
+                // again: refuse every later write, as after a failed `force_sync`.
+                if !matches!(e, heed::Error::Mdb(MdbError::MapFull)) {
+                    self.sync_failed.store(true, Ordering::Release);
+                }
+            }),
             Err(e) => {
                 txn.abort();
                 Err(e)
@@ -122,8 +131,8 @@ impl LmdbBackend {
     pub(super) fn check_synced(&self) -> Result<(), BackendError> {
         if self.sync_failed.load(Ordering::Acquire) {
             return Err(engine(format!(
-                "an fsync of the LMDB book at {} failed; writes are refused until it is \
-                 reopened",
+                "a commit or fsync of the LMDB book at {} failed; writes are refused until \
+                 it is reopened",
                 self.path.display()
             )));
         }
