@@ -285,6 +285,12 @@ mod tests {
         assert_eq!(s.engine, Engine::Lmdb);
         assert!(Engine::available().contains(&Engine::File));
         assert_eq!(s.default_key_file(), PathBuf::from("./peers.key"));
+        // The key lands beside the store directory, never inside it.
+        for spec in ["lmdb:./peers/.", "lmdb:./peers/./", "lmdb:./peers//."] {
+            let s: StoreSpec = spec.parse().unwrap();
+            assert_eq!(s.default_key_file(), PathBuf::from("./peers.key"), "{spec}");
+        }
+        assert!("lmdb:./peers/..".parse::<StoreSpec>().is_err());
         match "rocksdb:/a/b".parse::<StoreSpec>() {
             Ok(spec) => assert_eq!(spec.engine, Engine::Rocks),
             Err(e) => {
