@@ -172,7 +172,8 @@ enum Step {
         uptime_ms: u64,
         latency_ms: Option<u32>,
     },
-    /// get, change last_seen, store the record back (the seed's IP change).
+    /// get, change last_seen (and last_connected, which is never later), store the
+    /// record back (the seed's IP change).
     Touch {
         id: usize,
         back_ms: u64,
@@ -581,6 +582,7 @@ impl ReferenceStateMachine for RefMachine {
                     None => Outcome::Peer(None),
                     Some(v) => {
                         v.last_seen = m.now.saturating_sub(back_ms);
+                        v.last_connected = v.last_connected.min(v.last_seen);
                         Outcome::Peer(Some(v.clone()))
                     }
                 },
@@ -813,6 +815,8 @@ fn run(book: &PeerBook<Arc<dyn Backend>>, step: &Step, now: u64) -> Outcome {
             Ok(None) => Outcome::Peer(None),
             Ok(Some(mut r)) => {
                 r.last_seen = now.saturating_sub(back_ms);
+                // never connected after last seen (the book refuses that)
+                r.last_connected = r.last_connected.min(r.last_seen);
                 peer(book.store_peer(r))
             }
         },

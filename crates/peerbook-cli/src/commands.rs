@@ -31,7 +31,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     let open = |spec: &StoreSpec, access| open_with(spec, &key_for(spec), access, |o| o);
     match &cli.command {
         Command::Init { store } => {
-            let existed = store.exists();
+            let existed = store.exists()?;
             init(
                 store,
                 &key_for(store),
@@ -117,7 +117,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             let doc = transfer::read_document(file)?;
             // A store this import creates gets room for the whole document; an
             // existing one keeps its settings (its node's quota).
-            let creating = !store.exists();
+            let creating = !store.exists()?;
             let room = doc.peers.len() as u64;
             let book = open_with(store, &key_for(store), Access::Write, |o| {
                 if creating {

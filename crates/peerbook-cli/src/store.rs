@@ -97,8 +97,11 @@ pub use peerbook_engines::StoreSpec;
 pub trait StoreSpecExt {
     /// The default key file: `<PATH>.key`, a sibling of the store directory.
     fn default_key_file(&self) -> PathBuf;
-    /// Whether the store directory exists and holds anything.
-    fn exists(&self) -> bool;
+    /// Whether the store directory exists and holds anything. A missing directory
+    /// is `false`; one that cannot be listed (permission denied, not a directory)
+    /// is an error, never taken for "no store" (a write command would then make a
+    /// new key for an existing store).
+    fn exists(&self) -> Result<bool, CliError>;
 }
 
 impl StoreSpecExt for StoreSpec {
@@ -108,10 +111,23 @@ impl StoreSpecExt for StoreSpec {
         PathBuf::from(name)
     }
 
-    fn exists(&self) -> bool {
-        std::fs::read_dir(&self.path)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false)
+    fn exists(&self) -> Result<bool, CliError> {
+        let unreadable = |e: std::io::Error| {
+            CliError::new(format!(
+                "cannot read the store directory {}: {e}",
+                self.path.display()
+            ))
+            .hint("check the path and its permissions: the store is a directory this user can list")
+        };
+        match std::fs::read_dir(&self.path) {
+            Ok(mut entries) => match entries.next() {
+                None => Ok(false),
+                Some(Ok(_)) => Ok(true),
+                Some(Err(e)) => Err(unreadable(e)),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(unreadable(e)),
+        }
     }
 }
 
@@ -218,7 +234,7 @@ pub fn open_with(
     access: Access,
     options: impl FnOnce(Options) -> Options,
 ) -> Result<Book, CliError> {
-    if access == Access::Read && !spec.exists() {
+    if access == Access::Read && !spec.exists()? {
         return Err(
             CliError::new(format!("no store at {}", spec.path.display())).hint(format!(
                 "check the path; a new store is created by `peerbook init {spec}` or `peerbook import {spec} FILE`"
@@ -227,7 +243,7 @@ pub fn open_with(
     }
     // A key is created only with a new store: a fresh key cannot open an existing
     // store's secrets, and would leave a stray key file and a WrongKey error.
-    let existing = spec.exists();
+    let existing = spec.exists()?;
     if let (Access::Write, true, KeySource::File(path)) = (access, existing, key) {
         if std::fs::symlink_metadata(path).is_err() {
             return Err(CliError::new(format!(
@@ -285,6 +301,12 @@ mod tests {
         assert_eq!(s.engine, Engine::Lmdb);
         assert!(Engine::available().contains(&Engine::File));
         assert_eq!(s.default_key_file(), PathBuf::from("./peers.key"));
+        // The key lands beside the store directory, never inside it.
+        for spec in ["lmdb:./peers/.", "lmdb:./peers/./", "lmdb:./peers//."] {
+            let s: StoreSpec = spec.parse().unwrap();
+            assert_eq!(s.default_key_file(), PathBuf::from("./peers.key"), "{spec}");
+        }
+        assert!("lmdb:./peers/..".parse::<StoreSpec>().is_err());
         match "rocksdb:/a/b".parse::<StoreSpec>() {
             Ok(spec) => assert_eq!(spec.engine, Engine::Rocks),
             Err(e) => {

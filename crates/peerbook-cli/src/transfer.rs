@@ -194,7 +194,7 @@ pub fn migrate(
     if !json {
         say!("read {n} peers from {from}");
     }
-    let to_exists = to.exists();
+    let to_exists = to.exists()?;
     if let (KeySource::File(src), KeySource::File(dst)) = (from_key, to_key) {
         if src != dst && !to_exists && fs::symlink_metadata(dst).is_err() {
             copy_key_file(src, dst)?;

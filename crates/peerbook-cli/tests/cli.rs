@@ -1114,3 +1114,45 @@ fn get_list_and_import_show_addresses_and_metadata() {
     assert_eq!(v["addresses"][0]["source"], "observed");
     assert_eq!(v["metadata"]["agent"], "node/\u{202E}1.0");
 }
+
+/// A store path that cannot be listed is an error naming it, never "no store": a
+/// write command would otherwise treat an existing store as new (and make it a new
+/// key). A path under a regular file fails for every user; a directory without
+/// permissions fails unless the tests run as root.
+#[cfg(unix)]
+#[test]
+fn an_unreadable_store_directory_is_an_error_not_a_missing_store() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("plain"), b"not a directory").unwrap();
+    for args in [
+        &["stats", "file:./plain"][..],
+        &["init", "file:./plain/book", "--key-file", "k.key"][..],
+    ] {
+        let r = run_in(dir.path(), args);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .starts_with("error: cannot read the store directory ./plain"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("\nhint: "), "{}", r.stderr);
+    }
+    assert!(!dir.path().join("k.key").exists(), "no key was made");
+
+    use std::os::unix::fs::PermissionsExt;
+    let spec = seed("file", dir.path(), 1);
+    let store = dir.path().join("peers");
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let listable = std::fs::read_dir(&store).is_ok(); // root reads anyway
+    let r = run_in(dir.path(), &["init", &spec]);
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
+    if !listable {
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("cannot read the store directory"),
+            "{}",
+            r.stderr
+        );
+    }
+}

@@ -29,7 +29,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -214,7 +214,9 @@ pub enum SpecError {
         /// The on-disk engines this build has.
         available: Vec<Engine>,
     },
-    /// An empty path, `.` or `..`.
+    /// A path that names no directory of its own: empty, or ending in `.`, `..`
+    /// or the root (`./peers/..` is refused rather than resolved: through a
+    /// symbolic link `peers`, `..` is not `.`).
     #[error("`{path}` is not a usable store directory; name one, e.g. {engine}:./peers")]
     BadPath {
         /// The path given.
@@ -229,7 +231,8 @@ pub enum SpecError {
 pub struct StoreSpec {
     /// The engine (never [`Engine::Memory`]).
     pub engine: Engine,
-    /// The store's directory (trailing `/` trimmed).
+    /// The store's directory, normalized: no `.` component, no repeated or trailing
+    /// `/`, and its last component a directory name (never `.`, `..` or the root).
     pub path: PathBuf,
 }
 
@@ -250,8 +253,14 @@ impl FromStr for StoreSpec {
                 available: Engine::available(),
             });
         }
-        let trimmed = path.trim_end_matches('/');
-        if trimmed.is_empty() || trimmed == "." || trimmed == ".." {
+        // Drops `.` components and repeated or trailing slashes, so the last
+        // component is the directory's own name: `./peers/.` is `./peers` (and the
+        // CLI's key file `./peers.key`, beside it, not inside).
+        let normalized: PathBuf = Path::new(path).components().collect();
+        if !matches!(
+            normalized.components().next_back(),
+            Some(Component::Normal(_))
+        ) {
             return Err(SpecError::BadPath {
                 path: path.to_string(),
                 engine: backend.to_string(),
@@ -259,7 +268,7 @@ impl FromStr for StoreSpec {
         }
         Ok(StoreSpec {
             engine,
-            path: PathBuf::from(trimmed),
+            path: normalized,
         })
     }
 }
@@ -312,6 +321,38 @@ mod tests {
         }
         for engine in Engine::ALL {
             assert_eq!(engine.name().parse::<Engine>().unwrap(), engine);
+        }
+    }
+
+    /// `.` components, repeated and trailing slashes are dropped, so the path's last
+    /// component names the store directory (the CLI puts its key file beside it as
+    /// `<last component>.key`); a path whose last component is `..` (or the root)
+    /// names no directory of its own and is refused.
+    #[test]
+    fn spec_paths_are_normalized_to_end_in_the_directory_name() {
+        for (spec, path) in [
+            ("file:./peers/.", "./peers"),
+            ("file:./peers/./", "./peers"),
+            ("file:peers//x/./", "peers/x"),
+            ("file:/srv/./peers//", "/srv/peers"),
+            ("file:../peers", "../peers"),
+            ("file:./a/../peers", "./a/../peers"),
+        ] {
+            let parsed: StoreSpec = spec.parse().unwrap_or_else(|e| panic!("{spec}: {e}"));
+            assert_eq!(parsed.path, PathBuf::from(path), "{spec}");
+            assert_eq!(parsed.to_string(), format!("file:{path}"), "{spec}");
+        }
+        for bad in [
+            "file:./peers/..",
+            "file:peers/../",
+            "file:./.",
+            "file://",
+            "file:./",
+        ] {
+            assert!(
+                matches!(bad.parse::<StoreSpec>(), Err(SpecError::BadPath { .. })),
+                "{bad}"
+            );
         }
     }
 

@@ -121,24 +121,13 @@ impl MasterKey {
 
     /// Write this key to a new key file, as [`create`](Self::create) does (create-new,
     /// mode `0600`, synced with its directory entry), e.g. to copy a book's key
-    /// without handling its bytes.
+    /// without handling its bytes. The key is written whole to a temporary file
+    /// beside `path` first and linked to `path` once synced: a failure (a full disk,
+    /// a crash) never leaves a short key file at `path`.
     pub fn write_new_file(&self, path: impl AsRef<Path>) -> Result<()> {
-        let path = path.as_ref();
-        let io = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(io)?;
-        file.write_all(self.0.as_ref()).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        sync_parent(path)
+        write_key_file(path.as_ref(), self.0.as_ref(), |file, bytes| {
+            file.write_all(bytes)
+        })
     }
 
     /// [`create`](Self::create) the key file if nothing is at `path`, else
@@ -241,6 +230,95 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
 }
 
 /// Sync the directory holding `path`, so its creation or removal is durable.
+/// The body of [`MasterKey::write_new_file`], with its write step given (a test
+/// injects a failing one).
+///
+/// The key is written to a temporary `0600` file beside `path` and synced, then
+/// linked to `path` (a hard link fails if anything is there, so nothing is ever
+/// replaced), the temporary name removed and the directory synced. A failure at
+/// any step leaves no file at `path` holding part of a key.
+fn write_key_file(
+    path: &Path,
+    bytes: &[u8],
+    write: impl FnOnce(&mut fs::File, &[u8]) -> std::io::Result<()>,
+) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let temp = temp_key_path(path).map_err(io)?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&temp).map_err(io)?;
+    let written = write(&mut file, bytes).and_then(|()| file.sync_all());
+    drop(file);
+    let placed = written
+        .map_err(io)
+        .and_then(|()| link_no_clobber(&temp, path));
+    // The temporary name goes whatever happened: after a failure it may hold part
+    // of a key, after a link it is a second name of the key file.
+    match fs::remove_file(&temp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            if placed.is_ok() {
+                let _ = fs::remove_file(path);
+            }
+            placed?;
+            return Err(io(e));
+        }
+    }
+    placed?;
+    sync_parent(path)
+}
+
+/// A fresh name beside `path` for the key file being written.
+fn temp_key_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a key file path must end in a file name",
+        )
+    })?;
+    let mut temp = std::ffi::OsString::from(".");
+    temp.push(name);
+    temp.push(format!(
+        ".{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    Ok(path.with_file_name(temp))
+}
+
+/// Give the written file `temp` its final name `path`, never replacing anything
+/// there: a hard link (fails with `AlreadyExists`). On a file system without hard
+/// links, a rename after checking that `path` is free (there a creator racing in
+/// that instant could be replaced).
+fn link_no_clobber(temp: &Path, path: &Path) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    match fs::hard_link(temp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(io(e)),
+        Err(_) => match fs::symlink_metadata(path) {
+            Ok(_) => Err(io(std::io::ErrorKind::AlreadyExists.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::rename(temp, path).map_err(io)
+            }
+            Err(e) => Err(io(e)),
+        },
+    }
+}
+
 fn sync_parent(path: &Path) -> Result<()> {
     match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(dir) => sync_dir(dir).map_err(|source| Error::Io {
@@ -581,6 +659,49 @@ mod tests {
 
     fn key(b: u8) -> MasterKey {
         MasterKey::from_bytes([b; KEY_LEN])
+    }
+
+    /// A key file write that fails part way (half the key written, then a full
+    /// disk) reports the error and leaves no key file, and nothing else, behind:
+    /// a short key file would be refused at every later load, or worse, a retry of
+    /// `load_or_create` would report it corrupted instead of creating a key.
+    #[test]
+    fn a_failed_key_file_write_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("book.key");
+        let result = write_key_file(&path, key(7).0.as_ref(), |file, bytes| {
+            file.write_all(&bytes[..KEY_LEN / 2])?;
+            Err(std::io::ErrorKind::StorageFull.into())
+        });
+        assert!(
+            matches!(&result, Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::StorageFull),
+            "{result:?}"
+        );
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "a failed write left {left:?}");
+        // The path is free: a new key file is created there, whole.
+        let created = MasterKey::load_or_create(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().len(), KEY_LEN as u64);
+        assert_eq!(MasterKey::load(&path).unwrap().0, created.0);
+    }
+
+    /// An existing file at the path is never replaced (create-new), and the
+    /// temporary file of the attempt is gone.
+    #[test]
+    fn write_new_file_never_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("book.key");
+        fs::write(&path, b"someone else's").unwrap();
+        let err = key(1).write_new_file(&path).unwrap_err();
+        assert!(
+            matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists),
+            "{err:?}"
+        );
+        assert_eq!(fs::read(&path).unwrap(), b"someone else's");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub fn upsert_replaces_given_fields_only<F: Factory, D: Driver>(f: &F) {
     let mut exact = replaced.clone();
     exact.connection_quality.total_connections = 0;
     exact.last_seen = T0;
+    exact.last_connected = T0; // never after last_seen
     let stored = book.store_peer(exact.clone()).expect("store a record");
     assert_eq!(stored, exact, "a PeerRecord is stored exactly");
     assert_eq!(book.get_peer("u").unwrap().unwrap(), exact);
@@ -274,6 +275,21 @@ pub fn update_peer_validates_and_changes_nothing_on_error<F: Factory, D: Driver>
             "last_seen",
             Box::new(move |r| {
                 r.last_seen = far;
+                Ok(())
+            }),
+        ),
+        (
+            // within clock skew, but a connection is a contact: never after last_seen
+            "last_connected",
+            Box::new(|r| {
+                r.last_connected = r.last_seen + 1_000;
+                Ok(())
+            }),
+        ),
+        (
+            "last_connected",
+            Box::new(|r| {
+                r.last_seen -= 1;
                 Ok(())
             }),
         ),

@@ -133,7 +133,9 @@ impl<B: Backend> PeerBook<B> {
     /// Timestamps must not lie in the future beyond clock skew: `last_seen` and
     /// `last_connected` at most `now` + [`MAX_CLOCK_SKEW_MS`], `blacklist_until` at
     /// most `now` + `blacklist_for` + [`MAX_CLOCK_SKEW_MS`]. A far-future time would
-    /// make a peer never stale, never evicted, or blacklisted for ever.
+    /// make a peer never stale, never evicted, or blacklisted for ever. And
+    /// `last_connected` at most `last_seen`: every connection is a contact, so a
+    /// peer is never connected after it was last seen.
     /// [`Error::InvalidInput`] names the field. Fields equal to `unchanged`'s (a
     /// record being modified) are not checked, so a record stored by an older
     /// version stays updatable.
@@ -153,6 +155,15 @@ impl<B: Backend> PeerBook<B> {
             && record.last_connected > limit
         {
             return Err(Error::invalid("last_connected", rule));
+        }
+        let either_changed = unchanged.is_none_or(|old| {
+            (old.last_seen, old.last_connected) != (record.last_seen, record.last_connected)
+        });
+        if either_changed && record.last_connected > record.last_seen {
+            return Err(Error::invalid(
+                "last_connected",
+                "at most last_seen (a connection is a contact)",
+            ));
         }
         crate::address::check_address_times(
             &record.addresses,
