@@ -138,6 +138,7 @@ mod create;
 mod error;
 mod lock;
 mod options;
+mod value;
 
 pub use backend::LmdbBackend;
 pub use options::{
