@@ -166,7 +166,9 @@ impl BackendError {
             | BackendError::Corrupted { source, .. }
             | BackendError::Locked { source, .. }
             | BackendError::Engine { source, .. } => *source = Some(cause.into()),
-            BackendError::NotApplied { .. } => return self.into_inner().with_source(cause).not_applied(),
+            BackendError::NotApplied { .. } => {
+                return self.into_inner().with_source(cause).not_applied()
+            }
         }
         self
     }
