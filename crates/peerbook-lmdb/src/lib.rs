@@ -79,6 +79,8 @@
 //! `peerbook_lmdb`) keep storing values verbatim: nothing tells a tagged value from
 //! a verbatim one, so the layout is chosen per book, when the book holds no entry
 //! (created, or reopened after a [`clear`](peerbook::backend::Backend::clear)).
+//! A version of this crate from before the layout reads a tagged book's records as
+//! corrupted (their first byte is a tag, not a record format): no downgrade.
 //!
 //! ## Durability
 //!
