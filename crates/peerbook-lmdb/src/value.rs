@@ -2,16 +2,17 @@
 //!
 //! LMDB's pages are the OS page (4 KiB here), and a leaf page holds whole entries:
 //! a peer record of ~1.7 KB left two per page at best, and B-tree splits left
-//! 1.5 per page on average (2.8 KB of disk per record). Compressing the values
-//! fits three to four records per page. Two layouts exist, chosen per book:
+//! 1.5 per page on average (2.8 KB of disk per record). Compressed, four fit a
+//! page and splits leave 2.9 per page. Two layouts exist, chosen per book:
 //!
 //! - [`Layout::Plain`]: every value is stored verbatim. Books written before this
 //!   module existed have it, and keep it for as long as they hold data (their values
 //!   carry no tag, so nothing can tell a tagged value from a plain one).
 //! - [`Layout::Tagged`]: every value starts with one tag byte: [`TAG_PLAIN`] then
 //!   the value verbatim, or [`TAG_LZ4`], the value's length (`u32`, little endian)
-//!   and an LZ4 block of it (`lz4_flex`, pure Rust, bounds-checked decoding). A value is compressed when that saves at least
-//!   [`MIN_SAVING`] bytes; small values (index entries, counters) stay plain.
+//!   and an LZ4 block of it (`lz4_flex`, pure Rust, bounds-checked decoding). A
+//!   value is compressed when that saves at least [`MIN_SAVING`] bytes; small
+//!   values (index entries, counters) stay plain.
 //!
 //! A book is tagged when the marker [`LAYOUT_KEY`] in the database [`LAYOUT_DB`]
 //! says so. [`open_env`](crate::backend) writes it when the book holds no entry
@@ -49,6 +50,9 @@ const MIN_SAVING: usize = 16;
 /// The largest value length a compressed header may announce: LMDB's own value
 /// limit is 4 GiB, but a decoder must not allocate what a damaged header says.
 const MAX_VALUE_LEN: usize = 256 << 20;
+
+/// More than LZ4's largest expansion of a block (255 bytes out per byte in).
+const MAX_RATIO: usize = 256;
 
 /// How a book lays out its values on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,9 +117,12 @@ fn decode_tagged<'s>(key: &[u8], stored: &'s [u8]) -> Result<Cow<'s, [u8]>, Back
         Some((&TAG_LZ4, rest)) if rest.len() >= 4 => {
             let (len, block) = rest.split_at(4);
             let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            if len > MAX_VALUE_LEN {
+            // LZ4 expands at most ~255 times: a header announcing more than that
+            // is damaged, and must not make the decoder allocate it.
+            if len > MAX_VALUE_LEN || len > block.len().saturating_mul(MAX_RATIO) {
                 return Err(damaged(format!(
-                    "announces {len} bytes, over the limit of {MAX_VALUE_LEN}"
+                    "announces {len} bytes from a block of {}",
+                    block.len()
                 )));
             }
             let value = decompress(key, block, len)?;
@@ -167,7 +174,15 @@ mod tests {
                 (x >> 32) as u8
             })
             .collect();
-        for value in [record.clone(), small.clone(), random.clone(), Vec::new()] {
+        // The most compressible value LZ4 meets: its ratio stays under MAX_RATIO.
+        let zeros = vec![0u8; 4 << 20];
+        for value in [
+            record.clone(),
+            small.clone(),
+            random.clone(),
+            Vec::new(),
+            zeros,
+        ] {
             let stored = Layout::Tagged.encode(KEY, &value);
             assert_eq!(&*Layout::Tagged.decode(KEY, &stored).unwrap(), &value[..]);
             assert_eq!(&*Layout::Plain.encode(KEY, &value), &value[..]);
@@ -203,6 +218,13 @@ mod tests {
             vec![7, 1, 2],
             vec![TAG_LZ4, 1, 2],
             vec![TAG_LZ4, 0xff, 0xff, 0xff, 0xff, 0],
+            // 100 MiB announced from a 6-byte block.
+            [
+                &[TAG_LZ4][..],
+                &(100u32 << 20).to_le_bytes(),
+                &[0x1f, 0, 1, 0, 0, 0],
+            ]
+            .concat(),
         ];
         // A wrong announced length, and every truncation and single-byte flip.
         let mut wrong_len = good.clone();
