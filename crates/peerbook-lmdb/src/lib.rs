@@ -21,9 +21,10 @@
 //! # When to choose LMDB
 //!
 //! - **Reads are the fast path.** The data file is memory-mapped: a `get` or `scan`
-//!   reads straight from the OS page cache, with no copy into a user-space cache and
-//!   no decompression. Point reads and short ordered scans, which is what a peer book
-//!   does most, are as cheap as they get on disk.
+//!   reads straight from the OS page cache, with no copy into a user-space cache
+//!   (records are LZ4-decompressed on the way out, about a microsecond each;
+//!   see [Value layout](#value-layout)). Point reads and short ordered scans, which
+//!   is what a peer book does most, are as cheap as they get on disk.
 //! - **Many readers, never blocked.** Readers see a consistent snapshot (MVCC) and
 //!   never wait for the writer, nor the writer for them; a scan sees exactly one
 //!   committed state, never half a batch.
@@ -50,6 +51,36 @@
 //! | [`get`](peerbook::backend::Backend::get), [`scan`](peerbook::backend::Backend::scan) | one read transaction (`MDB_NOTLS`: not tied to a thread, so any thread may read, many at once) |
 //! | [`clear`](peerbook::backend::Backend::clear) | every database emptied in one synced write transaction, then `data.mdb` replaced by a compacted copy (no free pages keep old data) |
 //! | [`disk_usage`](peerbook::backend::Backend::disk_usage) | allocated size of `data.mdb`, `lock.mdb` and `LOCK` |
+//!
+//! ## Value layout
+//!
+//! LMDB's page is the OS page (4 KiB here) and a leaf page holds whole entries, so
+//! the size of a value decides how full the pages are. The store's peer records are
+//! about 1.7 KB: stored verbatim, at most two fit a page, and B-tree splits left 1.5
+//! per leaf page on average (`mdb_stat` of a 100,000-peer book: 66,699 leaf pages,
+//! no overflow pages; 2,793 bytes of pages per record, 3,307 bytes of `data.mdb` per
+//! peer, 1.48x the peers' compact JSON).
+//!
+//! So a book stores each value behind a one-byte tag: small values (index entries,
+//! counters) verbatim, large ones compressed with LZ4 (`lz4_flex`, pure Rust,
+//! bounds-checked decoding) against a dictionary made of a frozen WebRTC vocabulary
+//! (JWK members, public STUN servers, the ICE candidate grammar) and the entry's key.
+//! A benchmark record shrinks from 1,696 to about 850 bytes, four fit a page, and the
+//! same 100,000-peer book has 2.92 records per leaf page and 1,936 bytes of
+//! `data.mdb` per peer (0.87x JSON). Plain LZ4 (1,021 bytes) still fitted only two
+//! per leaf page on average (1.17x JSON); zstd level 1 reached the same size as the
+//! dictionary but cost ~10 us per record to decompress on this machine, against
+//! ~1 us for LZ4 with the dictionary (~0.6 us without; decoding the record itself
+//! takes ~4.5 us). A damaged stored value reads as
+//! [`BackendError::Corrupted`](peerbook::backend::BackendError::Corrupted), never a
+//! panic.
+//!
+//! Books written before this layout (no layout marker in the backend's own database
+//! `peerbook_lmdb`) keep storing values verbatim: nothing tells a tagged value from
+//! a verbatim one, so the layout is chosen per book, when the book holds no entry
+//! (created, or reopened after a [`clear`](peerbook::backend::Backend::clear)).
+//! A version of this crate from before the layout reads a tagged book's records as
+//! corrupted (their first byte is a tag, not a record format): no downgrade.
 //!
 //! ## Durability
 //!
@@ -86,6 +117,20 @@
 //! If the sync after a `Sync` commit fails, `write` returns the error; the batch is
 //! then committed and visible, but whether it reached the disk is unknown (as after any
 //! failed `fsync`).
+//!
+//! ### No Buffered mode cheaper than Sync
+//!
+//! `Buffered` saves the meta-page sync only: every commit still syncs its data
+//! pages, so a buffered write costs about what a synced one does (861 vs 866 us per
+//! `store_peer` in the benchmark of 2026-12-01; a 4 KiB `fdatasync` alone takes
+//! 184 us on that machine). A mode at a tenth of Sync's time would have to skip the
+//! per-commit sync, and LMDB offers no way to do that which keeps the Buffered
+//! promise (survives SIGKILL; a power cut loses at most a suffix and never corrupts
+//! the book): `MDB_NOSYNC` and `MDB_MAPASYNC` leave LMDB's page writes unordered
+//! against its meta page (below), and a write-behind queue in the process dies with
+//! it. So there is none, and [`LmdbBackend::CHEAP_BUFFERED`] says so to tools that
+//! compare modes (the benchmark report drops LMDB's "Buffered vs Sync" row). Where
+//! cheap buffered writes matter, use the file backend.
 //!
 //! Why not `MDB_NOSYNC`, which skips even the data sync? Because LMDB then keeps its
 //! integrity across a power loss only on filesystems that preserve write order; on
@@ -126,8 +171,18 @@
 //!
 //! Nothing panics on bad input or engine failure. `MDB_MAP_FULL` at the cap, a full
 //! disk or quota map to `Full`; `MDB_CORRUPTED`, `MDB_PAGE_NOTFOUND` and
-//! `MDB_INVALID` to `Corrupted`; OS errors to `Io`; everything else (too many readers,
-//! keys LMDB cannot store: empty, or over 511 bytes) to `Engine { engine: "lmdb", .. }`.
+//! `MDB_INVALID` (and a stored value that does not decode) to `Corrupted`; OS errors
+//! to `Io`; everything else (too many readers, keys LMDB cannot store: empty, or
+//! over 511 bytes) to `Engine { engine: "lmdb", .. }`.
+//!
+//! A write refused before its transaction committed is marked
+//! [`BackendError::NotApplied`](peerbook::backend::BackendError::NotApplied): the
+//! map full at its cap, a key LMDB cannot hold, a write from inside a read of the
+//! same book, any error while filling the transaction (LMDB then aborts it; a
+//! `MDB_MAP_FULL` raised by the commit comes from allocating a page, before anything
+//! is written). A `PeerBook` stays writable after such an error: a full book still
+//! takes deletes and `clear_all` without a reopen. A failed commit, sync or clear
+//! swap is not marked (its outcome is unknown), so the book then needs a reopen.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -138,6 +193,7 @@ mod create;
 mod error;
 mod lock;
 mod options;
+mod value;
 
 pub use backend::LmdbBackend;
 pub use options::{

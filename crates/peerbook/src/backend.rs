@@ -49,6 +49,16 @@
 //! reopened book reads the counters committed atomically with the data. A backend
 //! whose durability step fails (fsync) must refuse later writes itself too.
 //!
+//! The one exception: an error marked [`BackendError::NotApplied`]
+//! ([`BackendError::not_applied`]) says the call changed nothing, in this process
+//! and on disk, and the backend stays usable. The store then keeps the book
+//! writable (the error still reaches the caller, unmarked: what failed is
+//! [`BackendError::inner`]). A backend returns it only when it knows: a check that
+//! refused the batch before the engine saw it, an engine transaction aborted before
+//! its commit (LMDB's map full at its cap, a key LMDB cannot hold, a write on a
+//! thread inside a read of the same book). Anything that may have reached a file
+//! (a failed commit, fsync or rename) stays unmarked.
+//!
 //! ## One book per backend
 //!
 //! A backend takes an exclusive lock on its files when it opens; a second open of the

@@ -139,6 +139,9 @@ impl From<BackendError> for Error {
             // The message (which files are held) is the whole story; the engine's
             // error stays reachable as the source.
             BackendError::Locked { message, source } => Error::Locked { message, source },
+            // The mark matters to the store (it does not poison the book, see
+            // `PeerBook::needs_reopen`); callers match what failed, as before.
+            BackendError::NotApplied { source } => Error::from(*source),
             other => Error::Backend(other),
         }
     }

@@ -14,6 +14,8 @@ use peerbook::backend::{BackendError, Space};
 use crate::error::{engine, from_heed_at_open, from_io};
 use crate::options::LmdbOptions;
 
+use crate::value::{Layout, LAYOUT_DB, LAYOUT_KEY, LAYOUT_TAGGED};
+
 use super::{Handle, LmdbBackend, CLEAR_FILE, DATA_FILE};
 
 /// Opens the environment in `path` with a map of `map_size` bytes and creates (or
@@ -26,7 +28,8 @@ pub(super) fn open_env(
     let mut builder = EnvOpenOptions::new().read_txn_without_tls();
     builder
         .map_size(map_size)
-        .max_dbs(Space::ALL.len() as u32)
+        // The four spaces and the backend's own settings (`value::LAYOUT_DB`).
+        .max_dbs(Space::ALL.len() as u32 + 1)
         .max_readers(options.max_readers.max(1));
     // SAFETY: heed marks this flag unsafe because it weakens LMDB's durability
     // (not memory safety). We restore the durability the trait promises ourselves:
@@ -47,30 +50,52 @@ pub(super) fn open_env(
     let env = unsafe { builder.open(path) }.map_err(|e| from_heed_at_open(e, path))?;
 
     let wtxn = env.write_txn().map_err(|e| from_heed_at_open(e, path))?;
-    let created =
-            env
-                .create_databases_and_commit(
-                    wtxn,
-                    |opener,
-                     wtxn|
-                     -> heed::Result<
-                        CommitOrAbort<[Database<'_, Bytes, Bytes>; 4], Infallible>,
-                    > {
-                        let [peers, by_last_seen, by_quality, meta] = Space::ALL.map(Space::name);
-                        Ok(CommitOrAbort::Commit([
-                            opener.create_database(wtxn, Some(peers))?,
-                            opener.create_database(wtxn, Some(by_last_seen))?,
-                            opener.create_database(wtxn, Some(by_quality))?,
-                            opener.create_database(wtxn, Some(meta))?,
-                        ]))
-                    },
-                )
-                .map_err(|e| from_heed_at_open(e, path))?;
+    // The layout marker, as found (`None`: absent; written below if the book is empty).
+    let mut marker: Option<Vec<u8>> = None;
+    let created = env
+        .create_databases_and_commit(
+            wtxn,
+            |opener, wtxn| -> heed::Result<CommitOrAbort<[Database<'_, Bytes, Bytes>; 4], Infallible>> {
+                let [peers, by_last_seen, by_quality, meta] = Space::ALL.map(Space::name);
+                let dbs = [
+                    opener.create_database(wtxn, Some(peers))?,
+                    opener.create_database(wtxn, Some(by_last_seen))?,
+                    opener.create_database(wtxn, Some(by_quality))?,
+                    opener.create_database(wtxn, Some(meta))?,
+                ];
+                let settings = opener.create_database::<Bytes, Bytes>(wtxn, Some(LAYOUT_DB))?;
+                marker = settings.get(wtxn, LAYOUT_KEY)?.map(<[u8]>::to_vec);
+                if marker.is_none() {
+                    let mut empty = true;
+                    for db in &dbs {
+                        empty &= db.is_empty(wtxn)?;
+                    }
+                    // A book without data takes the tagged layout (see `value`).
+                    if empty {
+                        settings.put(wtxn, LAYOUT_KEY, LAYOUT_TAGGED)?;
+                        marker = Some(LAYOUT_TAGGED.to_vec());
+                    }
+                }
+                Ok(CommitOrAbort::Commit(dbs))
+            },
+        )
+        .map_err(|e| from_heed_at_open(e, path))?;
     let dbs = match created {
         CommitOrAbort::Commit(dbs) => dbs,
         CommitOrAbort::Abort(never) => match never {},
     };
-    Ok(Handle { env, dbs })
+    let layout = match marker.as_deref() {
+        None => Layout::Plain,
+        Some(LAYOUT_TAGGED) => Layout::Tagged,
+        Some(other) => {
+            return Err(engine(format!(
+                "the LMDB book at {} has value layout {other:?}, which this version of \
+                 peerbook-lmdb does not know (written by a newer version?)",
+                path.display()
+            )))
+        }
+    };
+    Ok(Handle { env, dbs, layout })
 }
 
 impl LmdbBackend {

@@ -11,19 +11,29 @@ use peerbook::backend::{
 };
 
 use crate::error::engine;
+use crate::value::Layout;
 
 use super::{Db, Handle, LmdbBackend, Shared};
+
+/// How an attempt to commit a write transaction failed.
+pub(super) enum Failed {
+    /// Before the commit: the transaction was aborted, nothing reached the file.
+    Aborted(heed::Error),
+    /// Anything else (beginning the transaction, the commit itself): treated as of
+    /// unknown outcome (`MDB_MAP_FULL` excepted, see `commit`).
+    Other(heed::Error),
+}
 
 impl LmdbBackend {
     /// Runs `f` in a read transaction, under the shared map guard.
     pub(super) fn read<R>(
         &self,
-        f: impl FnOnce(&Handle, &RoTxn<'_, WithoutTls>) -> heed::Result<R>,
+        f: impl FnOnce(&Handle, &RoTxn<'_, WithoutTls>) -> Result<R, BackendError>,
     ) -> Result<R, BackendError> {
         let _shared = self.shared()?;
         let handle = self.handle()?;
         let txn = handle.env.read_txn().map_err(|e| self.err(e))?;
-        let out = f(&handle, &txn).map_err(|e| self.err(e));
+        let out = f(&handle, &txn);
         // The transaction ends before the guard is released (locals drop in reverse
         // order; explicit here for the reader).
         drop(txn);
@@ -37,7 +47,8 @@ impl LmdbBackend {
                 if key.is_empty() {
                     return Err(engine(format!(
                         "LMDB cannot store an empty key (put in {space}); nothing was written"
-                    )));
+                    ))
+                    .not_applied());
                 }
                 if key.len() > self.max_key_size {
                     return Err(engine(format!(
@@ -45,7 +56,8 @@ impl LmdbBackend {
                          {} bytes; nothing was written",
                         key.len(),
                         self.max_key_size
-                    )));
+                    ))
+                    .not_applied());
                 }
             }
         }
@@ -59,6 +71,10 @@ impl LmdbBackend {
     /// A write from inside a scan visitor of this same backend is refused: the visitor
     /// holds the map guard shared, and waiting there for the writer mutex could
     /// deadlock against a writer that waits for the guard to grow the map.
+    ///
+    /// Errors met before the commit (the refusal above, `fill` failing, the map full
+    /// at its cap) are [`BackendError::NotApplied`]: the transaction was aborted
+    /// before anything reached the file. A failed commit or sync is not marked.
     pub(super) fn commit(
         &self,
         durability: Durability,
@@ -68,7 +84,8 @@ impl LmdbBackend {
             return Err(engine(
                 "a write to an LMDB book cannot start inside a scan visitor of the same book; \
                  collect what the scan finds and write after it returns",
-            ));
+            )
+            .not_applied());
         }
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         self.check_synced()?;
@@ -83,38 +100,50 @@ impl LmdbBackend {
                     }
                     return Ok(());
                 }
-                Err(heed::Error::Mdb(MdbError::MapFull)) => {
-                    // The transaction is gone (aborted); nothing of the batch remains.
+                // `MDB_MAP_FULL` comes from allocating a page, in `fill` or in the
+                // commit before it writes anything (LMDB then aborts the transaction):
+                // nothing of the batch remains.
+                Err(Failed::Aborted(heed::Error::Mdb(MdbError::MapFull)))
+                | Err(Failed::Other(heed::Error::Mdb(MdbError::MapFull))) => {
                     drop(shared);
-                    self.grow(observed)?;
+                    self.grow(observed).map_err(|e| match e {
+                        full @ BackendError::Full { .. } => full.not_applied(),
+                        other => other,
+                    })?;
                 }
-                Err(e) => return Err(self.err(e)),
+                Err(Failed::Aborted(e)) => return Err(self.err(e).not_applied()),
+                Err(Failed::Other(e)) => return Err(self.err(e)),
             }
         }
     }
 
+    /// One attempt of [`commit`](Self::commit): a write transaction, filled and
+    /// committed.
     pub(super) fn try_commit(
         &self,
         fill: &mut impl FnMut(&Handle, &mut RwTxn<'_>) -> heed::Result<()>,
-    ) -> Result<(), heed::Error> {
+    ) -> Result<(), Failed> {
         let Ok(handle) = self.handle() else {
-            return Err(heed::Error::Mdb(MdbError::Panic));
+            return Err(Failed::Other(heed::Error::Mdb(MdbError::Panic)));
         };
-        let mut txn = handle.env.write_txn()?;
+        let mut txn = handle.env.write_txn().map_err(Failed::Other)?;
         match fill(&handle, &mut txn) {
-            Ok(()) => txn.commit().inspect_err(|e| {
-                // `mdb_txn_commit` writes the pages and syncs them (the meta page
-                // after). Failing there (bar a full map, which fails before any
-                // write), it may have had an fsync fail, and after a failed fsync
-                // the kernel may have dropped dirty pages and will not report it
-                // again: refuse every later write, as after a failed `force_sync`.
-                if !matches!(e, heed::Error::Mdb(MdbError::MapFull)) {
-                    self.sync_failed.store(true, Ordering::Release);
-                }
-            }),
+            Ok(()) => txn
+                .commit()
+                .inspect_err(|e| {
+                    // `mdb_txn_commit` writes the pages and syncs them (the meta page
+                    // after). Failing there (bar a full map, which fails before any
+                    // write), it may have had an fsync fail, and after a failed fsync
+                    // the kernel may have dropped dirty pages and will not report it
+                    // again: refuse every later write, as after a failed `force_sync`.
+                    if !matches!(e, heed::Error::Mdb(MdbError::MapFull)) {
+                        self.sync_failed.store(true, Ordering::Release);
+                    }
+                })
+                .map_err(Failed::Other),
             Err(e) => {
                 txn.abort();
-                Err(e)
+                Err(Failed::Aborted(e))
             }
         }
     }
@@ -139,32 +168,58 @@ impl LmdbBackend {
         Ok(())
     }
 
-    /// The body of every scan: visit `range` of `space` in `txn`.
-    pub(super) fn scan_in(
+    /// One stored value of `space` at `key` in `txn`, decoded from `layout`.
+    pub(super) fn get_in(
+        &self,
         dbs: &[Db; 4],
+        layout: Layout,
+        txn: &RoTxn<'_, WithoutTls>,
+        space: Space,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        if !self.storable_key(key) {
+            return Ok(None);
+        }
+        match dbs[space.index()].get(txn, key) {
+            Ok(Some(stored)) => Ok(Some(layout.decode(key, stored)?.into_owned())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// The body of every scan: visit `range` of `space` in `txn`, each value decoded
+    /// from `layout`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn scan_in(
+        &self,
+        dbs: &[Db; 4],
+        layout: Layout,
         txn: &RoTxn<'_, WithoutTls>,
         space: Space,
         range: KeyRange<'_>,
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> heed::Result<()> {
+    ) -> Result<(), BackendError> {
         let Some(bounds) = lmdb_bounds(range) else {
             return Ok(());
         };
         let db = &dbs[space.index()];
+        let mut visit = |entry: heed::Result<(&[u8], &[u8])>| {
+            let (key, stored) = entry.map_err(|e| self.err(e))?;
+            let value = layout.decode(key, stored)?;
+            Ok::<_, BackendError>(visitor(key, &value))
+        };
         match direction {
             Direction::Forward => {
-                for entry in db.range(txn, &bounds)? {
-                    let (key, value) = entry?;
-                    if let ControlFlow::Break(()) = visitor(key, value) {
+                for entry in db.range(txn, &bounds).map_err(|e| self.err(e))? {
+                    if let ControlFlow::Break(()) = visit(entry)? {
                         break;
                     }
                 }
             }
             Direction::Reverse => {
-                for entry in db.rev_range(txn, &bounds)? {
-                    let (key, value) = entry?;
-                    if let ControlFlow::Break(()) = visitor(key, value) {
+                for entry in db.rev_range(txn, &bounds).map_err(|e| self.err(e))? {
+                    if let ControlFlow::Break(()) = visit(entry)? {
                         break;
                     }
                 }
@@ -182,19 +237,15 @@ impl LmdbBackend {
 pub(super) struct LmdbView<'a> {
     pub(super) txn: RoTxn<'static, WithoutTls>,
     pub(super) dbs: [Db; 4],
+    pub(super) layout: Layout,
     pub(super) _shared: Shared<'a>,
     pub(super) backend: &'a LmdbBackend,
 }
 
 impl ReadView for LmdbView<'_> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        if !self.backend.storable_key(key) {
-            return Ok(None);
-        }
-        let value = self.dbs[space.index()].get(&self.txn, key);
-        value
-            .map(|v| v.map(<[u8]>::to_vec))
-            .map_err(|e| self.backend.err(e))
+        self.backend
+            .get_in(&self.dbs, self.layout, &self.txn, space, key)
     }
 
     fn scan(
@@ -204,8 +255,15 @@ impl ReadView for LmdbView<'_> {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        LmdbBackend::scan_in(&self.dbs, &self.txn, space, range, direction, visitor)
-            .map_err(|e| self.backend.err(e))
+        self.backend.scan_in(
+            &self.dbs,
+            self.layout,
+            &self.txn,
+            space,
+            range,
+            direction,
+            visitor,
+        )
     }
 }
 

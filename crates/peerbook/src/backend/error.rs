@@ -67,6 +67,17 @@ pub enum BackendError {
         #[source]
         source: Option<ErrorSource>,
     },
+    /// A `write`, `flush` or `clear` refused with `source` before it changed
+    /// anything: the backend KNOWS that nothing of the call was applied, now or on
+    /// reopen (e.g. LMDB aborting a transaction that did not fit its map). The store
+    /// does not poison the book on it (see the [`Backend`](super#failures)
+    /// contract). Displays and chains as `source` itself; [`inner`](Self::inner)
+    /// reaches it. Build it with [`not_applied`](Self::not_applied).
+    #[error(transparent)]
+    NotApplied {
+        /// Why the call was refused (never itself `NotApplied`).
+        source: Box<BackendError>,
+    },
 }
 
 impl BackendError {
@@ -103,8 +114,51 @@ impl BackendError {
         }
     }
 
+    /// This error marked as having applied nothing ([`NotApplied`](Self::NotApplied)).
+    /// Return it only when nothing of the call can have reached the engine's
+    /// files; marking twice changes nothing.
+    ///
+    /// ```
+    /// use peerbook::backend::BackendError;
+    /// let e = BackendError::full("the map is full").not_applied();
+    /// assert!(e.is_not_applied());
+    /// assert!(matches!(e.inner(), BackendError::Full { .. }));
+    /// assert_eq!(e.to_string(), "backend is full: the map is full");
+    /// ```
+    pub fn not_applied(self) -> Self {
+        match self {
+            marked @ BackendError::NotApplied { .. } => marked,
+            other => BackendError::NotApplied {
+                source: Box::new(other),
+            },
+        }
+    }
+
+    /// Whether this error is marked [`NotApplied`](Self::NotApplied).
+    pub fn is_not_applied(&self) -> bool {
+        matches!(self, BackendError::NotApplied { .. })
+    }
+
+    /// The error itself, seen through a [`NotApplied`](Self::NotApplied) mark: match
+    /// on this to learn what failed whether or not the call applied anything.
+    pub fn inner(&self) -> &BackendError {
+        match self {
+            BackendError::NotApplied { source } => source.inner(),
+            other => other,
+        }
+    }
+
+    /// The error without its [`NotApplied`](Self::NotApplied) mark, if any.
+    pub fn into_inner(self) -> BackendError {
+        match self {
+            BackendError::NotApplied { source } => source.into_inner(),
+            other => other,
+        }
+    }
+
     /// The same error with `source` as its cause. An [`Io`](BackendError::Io)
-    /// error keeps its own (an `io::Error` is its own source).
+    /// error keeps its own (an `io::Error` is its own source); a
+    /// [`NotApplied`](BackendError::NotApplied) one gives it to the error it marks.
     pub fn with_source(mut self, cause: impl Into<ErrorSource>) -> Self {
         match &mut self {
             BackendError::Io(_) => {}
@@ -112,6 +166,9 @@ impl BackendError {
             | BackendError::Corrupted { source, .. }
             | BackendError::Locked { source, .. }
             | BackendError::Engine { source, .. } => *source = Some(cause.into()),
+            BackendError::NotApplied { .. } => {
+                return self.into_inner().with_source(cause).not_applied()
+            }
         }
         self
     }
@@ -196,6 +253,31 @@ mod tests {
             cause.downcast_ref::<io::Error>().map(io::Error::kind),
             Some(io::ErrorKind::PermissionDenied)
         );
+    }
+
+    #[test]
+    fn not_applied_marks_once_and_shows_its_cause() {
+        let e = BackendError::engine("test", "refused")
+            .with_source(io::Error::other("why"))
+            .not_applied()
+            .not_applied();
+        let BackendError::NotApplied { source } = &e else {
+            panic!("{e:?}");
+        };
+        assert!(!source.is_not_applied(), "marked once: {e:?}");
+        assert_eq!(e.to_string(), "test error: refused");
+        assert_eq!(
+            StdError::source(&e).map(|s| s.to_string()).as_deref(),
+            Some("why")
+        );
+        assert!(matches!(e.inner(), BackendError::Engine { .. }));
+        let e = e.with_source(io::Error::other("later"));
+        assert_eq!(
+            StdError::source(&e).map(|s| s.to_string()).as_deref(),
+            Some("later")
+        );
+        assert!(matches!(e.into_inner(), BackendError::Engine { .. }));
+        assert!(!BackendError::full("x").is_not_applied());
     }
 
     #[test]

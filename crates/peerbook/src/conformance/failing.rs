@@ -43,6 +43,10 @@ pub enum FailWhen {
     Before,
     /// Call the engine, then report a failure anyway (writes land; reads see nothing).
     After,
+    /// Fail without calling the engine, with the error marked
+    /// [`BackendError::NotApplied`]: what a backend says when it knows nothing was
+    /// applied.
+    BeforeNotApplied,
 }
 
 #[derive(Debug, Default)]
@@ -118,6 +122,9 @@ impl<B: Backend> FailingBackend<B> {
         match self.trip(op) {
             None => call(),
             Some(FailWhen::Before) => Err(injected(op, FailWhen::Before)),
+            Some(FailWhen::BeforeNotApplied) => {
+                Err(injected(op, FailWhen::BeforeNotApplied).not_applied())
+            }
             Some(FailWhen::After) => {
                 call()?;
                 Err(injected(op, FailWhen::After))
@@ -179,6 +186,9 @@ impl<B: Backend> Backend for FailingBackend<B> {
                 backend: self,
                 inner: self.inner.view()?,
             })),
+            Some(FailWhen::BeforeNotApplied) => {
+                Err(injected(FailOp::View, FailWhen::BeforeNotApplied).not_applied())
+            }
             Some(when) => Err(injected(FailOp::View, when)),
         }
     }
@@ -206,6 +216,56 @@ impl<B: Backend> Backend for FailingBackend<B> {
     fn engine_name(&self) -> &'static str {
         self.inner.engine_name()
     }
+}
+
+/// A write, clear or flush refused with [`BackendError::NotApplied`] errs with the
+/// backend's error, poisons nothing and changes nothing: the next writes work
+/// without a reopen and the book verifies clean. An unmarked failure still
+/// poisons (see [`injected_write_failures_poison_until_reopen`]).
+pub fn not_applied_failures_poison_nothing<F: Factory>(f: &F) {
+    let clock = ManualClock::new(T0);
+    let book = PeerBook::open(FailingBackend::new(f.create()), options(&clock)).expect("open");
+    for i in 0..4 {
+        book.store_peer(sample_peer(&format!("p{i}"))).unwrap();
+    }
+    let refused = |context: &str, result: crate::Result<()>| {
+        let e = result.expect_err(context);
+        assert_eq!(e.kind(), "backend", "{context}: {e}");
+        assert!(!book.needs_reopen(), "{context}: poisoned");
+    };
+    book.backend()
+        .fail_nth(FailOp::Write, 1, FailWhen::BeforeNotApplied);
+    refused("store", book.store_peer(sample_peer("n0")).map(drop));
+    assert_eq!(book.get_peer("n0").unwrap(), None, "nothing stored");
+    book.backend()
+        .fail_nth(FailOp::Write, 1, FailWhen::BeforeNotApplied);
+    refused("remove", book.remove_peer("p0").map(drop));
+    assert!(book.get_peer("p0").unwrap().is_some(), "nothing removed");
+    book.backend()
+        .fail_nth(FailOp::Flush, 1, FailWhen::BeforeNotApplied);
+    refused("flush", book.flush());
+    // The counters still match the data, and writes go on.
+    assert!(book.verify().unwrap().is_clean());
+    book.store_peer(sample_peer("n0"))
+        .expect("a write after the refusals");
+    assert!(book.remove_peer("p0").unwrap());
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 4);
+    book.backend()
+        .fail_nth(FailOp::Clear, 1, FailWhen::BeforeNotApplied);
+    refused("clear", book.clear_all());
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 4);
+    assert!(book.verify().unwrap().is_clean());
+    book.clear_all().expect("a clear after the refusal");
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 0);
+    assert_eq!(book.backend().injected(), 4);
+    // An unmarked failure still poisons.
+    book.backend().fail_nth(FailOp::Write, 1, FailWhen::Before);
+    assert!(book.store_peer(sample_peer("n1")).is_err());
+    assert!(book.needs_reopen());
+    assert!(matches!(
+        book.store_peer(sample_peer("n2")),
+        Err(Error::NeedsReopen)
+    ));
 }
 
 fn options(clock: &ManualClock) -> Options {

@@ -266,7 +266,10 @@ macro_rules! concurrency_conformance_tests {
             failure_conformance,
             failing,
             $factory,
-            [injected_write_failures_poison_until_reopen,]
+            [
+                injected_write_failures_poison_until_reopen,
+                not_applied_failures_poison_nothing,
+            ]
         );
     };
 }

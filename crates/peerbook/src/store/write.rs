@@ -22,7 +22,9 @@ impl<B: Backend> PeerBook<B> {
 
     /// Run a backend write, flush or clear: refused when the book is poisoned; any
     /// error poisons it, since no error kind is known to have applied nothing on
-    /// every engine (see the [`Backend`](crate::backend#failures) contract).
+    /// every engine (see the [`Backend`](crate::backend#failures) contract), except
+    /// one the backend marked [`BackendError::NotApplied`]: the state is then the
+    /// one before the call, which the counters still describe.
     pub(crate) fn guarded(
         &self,
         op: impl FnOnce() -> std::result::Result<(), BackendError>,
@@ -31,6 +33,13 @@ impl<B: Backend> PeerBook<B> {
             return Err(Error::NeedsReopen);
         }
         op().map_err(|e| {
+            if e.is_not_applied() {
+                warn!(
+                    engine = self.backend.engine_name(),
+                    "peerbook write refused before it applied anything; the book stays usable"
+                );
+                return Error::from(e);
+            }
             self.poisoned.store(true, Ordering::Release);
             warn!(
                 engine = self.backend.engine_name(),
