@@ -50,10 +50,10 @@ pub const FIXTURE_VERSION: &str = "peerbook-bench fixtures v2";
 
 /// Whether `peerbook-lmdb` offers a Buffered mode cheaper than Sync that keeps the
 /// Buffered promise (survives SIGKILL; a power cut loses at most a suffix, never
-/// corrupts). Its docs say which: set this to `false` when they declare that no such
-/// mode exists; the report then drops the "LMDB Buffered <= 0.1x Sync" target row
+/// corrupts), as the backend declares it ([`peerbook_lmdb::LmdbBackend::CHEAP_BUFFERED`]).
+/// When it is `false` the report drops the "LMDB Buffered <= 0.1x Sync" target row
 /// instead of judging it. Recorded in the run data (`run-peerbook.json`).
-pub const LMDB_HAS_BUFFERED_MODE: bool = true;
+pub const LMDB_HAS_BUFFERED_MODE: bool = peerbook_lmdb::LmdbBackend::CHEAP_BUFFERED;
 
 /// Thread counts of the concurrent durable writers workload.
 pub const WRITER_THREADS: [usize; 4] = [1, 2, 4, 8];
