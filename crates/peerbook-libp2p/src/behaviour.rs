@@ -18,7 +18,7 @@ use libp2p::swarm::{
     THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{identify, ping, PeerId};
-use peerbook::address::{MAX_ADDRESSES, MAX_METADATA_VALUE_LEN};
+use peerbook::address::{validate_address, MAX_ADDRESSES, MAX_METADATA_VALUE_LEN};
 use peerbook::{AddressSource, Backend, CandidateQuery, PeerBook, SessionObservation};
 
 use crate::writer::{Op, State, WriteBehind};
@@ -276,9 +276,18 @@ impl sealed::Sealed for identify::Event {
         let mut metadata = BTreeMap::new();
         metadata.insert(
             AGENT_VERSION_KEY.to_string(),
-            cut(&info.agent_version, MAX_METADATA_VALUE_LEN),
+            cut(
+                &without_controls(&info.agent_version),
+                MAX_METADATA_VALUE_LEN,
+            ),
         );
-        let protocols: Vec<String> = info.protocols.iter().map(|p| p.to_string()).collect();
+        // A protocol name with a control character cannot be shown: left out.
+        let protocols: Vec<String> = info
+            .protocols
+            .iter()
+            .map(|p| p.to_string())
+            .filter(|p| !p.chars().any(char::is_control))
+            .collect();
         metadata.insert(PROTOCOLS_KEY.to_string(), join_fitting(&protocols));
         Some((
             peer,
@@ -288,13 +297,21 @@ impl sealed::Sealed for identify::Event {
                 addresses: info
                     .listen_addrs
                     .iter()
+                    .map(ToString::to_string)
+                    // the first ones the book accepts (length, characters)
+                    .filter(|a| validate_address("addr", a).is_ok())
                     .take(MAX_ADDRESSES)
-                    .map(|a| (a.to_string(), AddressSource::Reported))
+                    .map(|a| (a, AddressSource::Reported))
                     .collect(),
                 metadata,
             },
         ))
     }
+}
+
+/// `s` without control characters (the book refuses them in metadata values).
+fn without_controls(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.

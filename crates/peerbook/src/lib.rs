@@ -40,7 +40,8 @@
 //! - [`crypto`]: the master key, sealing of secrets;
 //! - [`backend`]: the storage trait engines implement;
 //! - [`store`]: [`PeerBook`] and its query, export and maintenance types;
-//! - `conformance` (feature `conformance`): the test kit every backend runs.
+//! - `conformance` (feature `conformance`): the test kit every backend runs;
+//! - `webrtc` (feature `webrtc`): ICE servers and ICE stats of a webrtc-rs node.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -60,6 +61,8 @@ mod options;
 pub mod schema;
 pub mod scoring;
 pub mod store;
+#[cfg(feature = "webrtc")]
+pub mod webrtc;
 
 pub use address::{AddressSource, PeerAddress};
 pub use backend::{Backend, BackendError, Durability};
