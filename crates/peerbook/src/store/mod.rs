@@ -16,7 +16,7 @@
 //!
 //! With [`Durability::Sync`] a writer releases the writer lock before its batch is
 //! synced and waits for a group commit that syncs it together with the batches of
-//! the writers that came meanwhile (see [`group`]): later writers read the pending
+//! the writers that came meanwhile (see the `group` module): later writers read the pending
 //! batches on top of the backend; readers see a write once it is durable; no write
 //! returns before its batch is.
 
@@ -248,7 +248,7 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// The view a writer reads under the writer lock: the backend with the batches
-    /// applied but not yet durable on top (see [`group`]).
+    /// applied but not yet durable on top (see the `group` module).
     pub(crate) fn writer_view(&self) -> Result<Box<dyn ReadView + '_>> {
         Ok(self.group.writer_view(|| self.backend.view())?)
     }
