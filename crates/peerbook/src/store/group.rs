@@ -269,3 +269,122 @@ fn visit(
     }
     flow
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::ops::{Bound, ControlFlow};
+
+    use super::GroupCommit;
+    use crate::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
+    use crate::conformance::Rng;
+    use crate::MemoryBackend;
+
+    fn bound(rng: &mut Rng) -> Bound<Vec<u8>> {
+        match rng.below(3) {
+            0 => Bound::Unbounded,
+            1 => Bound::Included(rng.key(3)),
+            _ => Bound::Excluded(rng.key(3)),
+        }
+    }
+
+    fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+        match b {
+            Bound::Included(k) => Bound::Included(k),
+            Bound::Excluded(k) => Bound::Excluded(k),
+            Bound::Unbounded => Bound::Unbounded,
+        }
+    }
+
+    /// A writer's view (engine state + queued batches, some of them already
+    /// written) reads like the model of every applied batch: gets, and scans in both
+    /// directions over random ranges with early stops.
+    #[test]
+    fn writer_view_reads_like_every_applied_batch() {
+        let mut rng = Rng::new(19);
+        for round in 0..200 {
+            let backend = MemoryBackend::new();
+            let group = GroupCommit::default();
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            let mut queued = Vec::new();
+            for _ in 0..rng.below(12) {
+                let mut batch = WriteBatch::new();
+                for _ in 0..=rng.below(4) {
+                    let key = rng.key(3);
+                    if rng.below(3) == 0 {
+                        batch.delete(Space::Peers, key.clone());
+                        model.remove(&key);
+                    } else {
+                        let value = rng.bytes(2);
+                        batch.put(Space::Peers, key.clone(), value.clone());
+                        model.insert(key, value);
+                    }
+                }
+                if rng.below(3) == 0 && queued.is_empty() {
+                    // written straight to the engine, as under a drain
+                    backend.write(batch, Durability::Sync).unwrap();
+                    continue;
+                }
+                let seq = group.apply(batch.clone());
+                queued.push(batch);
+                if rng.below(4) == 0 {
+                    // a leader writes every queued batch; the next view prunes them
+                    group
+                        .wait(seq, |b| Ok(backend.write(b, Durability::Sync)?))
+                        .unwrap();
+                    queued.clear();
+                }
+            }
+            // a prefix of the queued batches has landed (a group written meanwhile)
+            for batch in queued
+                .iter()
+                .take(rng.below(queued.len() as u64 + 1) as usize)
+            {
+                backend.write(batch.clone(), Durability::Sync).unwrap();
+            }
+            let view = group.writer_view(|| backend.view()).unwrap();
+            for _ in 0..20 {
+                let key = rng.key(3);
+                assert_eq!(
+                    view.get(Space::Peers, &key).unwrap(),
+                    model.get(&key).cloned(),
+                    "round {round}: get"
+                );
+                let (lower, upper) = (bound(&mut rng), bound(&mut rng));
+                let range = KeyRange {
+                    lower: as_ref(&lower),
+                    upper: as_ref(&upper),
+                };
+                let direction = if rng.below(2) == 0 {
+                    Direction::Forward
+                } else {
+                    Direction::Reverse
+                };
+                let stop = rng.below(6) as usize + 1;
+                let mut want: Vec<(Vec<u8>, Vec<u8>)> = if range.is_empty() {
+                    Vec::new()
+                } else {
+                    model
+                        .range::<[u8], _>((range.lower, range.upper))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                };
+                if direction == Direction::Reverse {
+                    want.reverse();
+                }
+                want.truncate(stop);
+                let mut got = Vec::new();
+                view.scan(Space::Peers, range, direction, &mut |k, v| {
+                    got.push((k.to_vec(), v.to_vec()));
+                    if got.len() >= stop {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
+                .unwrap();
+                assert_eq!(got, want, "round {round}: scan {direction:?}");
+            }
+        }
+    }
+}
