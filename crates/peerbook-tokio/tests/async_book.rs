@@ -162,9 +162,11 @@ fn thousand_concurrent_updates_land_and_never_write_on_a_worker() {
     for strategy in STRATEGIES {
         let (on_worker, writes, elapsed, gap) = burst(strategy, false);
         println!("{strategy:?}: 1000 synced updates in {elapsed:?}, max 1 ms tick gap {gap:?}");
+        // concurrent Sync updates share engine writes (group commit): at most one
+        // write per update, and the wrapper saw them (every update landed: above)
         assert!(
-            writes >= TASKS * PER_TASK,
-            "each update is a write ({writes})"
+            (1..=TASKS * PER_TASK).contains(&writes),
+            "engine writes seen: {writes}"
         );
         assert_eq!(
             on_worker, 0,

@@ -22,6 +22,19 @@
 //! serializes writers itself, so a backend never sees two concurrent `write` calls
 //! from one [`PeerBook`](crate::PeerBook), but it must stay correct if it does.
 //!
+//! ## Group commit
+//!
+//! Concurrent [`Durability::Sync`] writers of a book share one synced `write`: the
+//! store queues their batches, and one of them writes all the queued batches as ONE
+//! batch (see the store's `group` module). So group commit asks nothing new of a
+//! backend beyond this table: a `Sync` write may hold the batches of several store
+//! calls, and may come from any writer thread while other threads hold views. The
+//! crash promise stays the one of a single batch (all or nothing, in order), which
+//! every engine here already proves; no engine ever holds an unsynced batch of a
+//! `Sync` book, so an engine whose unsynced log can lose a middle record (RocksDB's
+//! WAL) or whose unsynced commits can corrupt (LMDB `MDB_NOSYNC`) needs no special
+//! mode.
+//!
 //! ## Views
 //!
 //! A [`ReadView`] sees the state of every space as of the moment

@@ -90,6 +90,11 @@ impl<B: Backend> FailingBackend<B> {
         self.injected.load(Ordering::Relaxed)
     }
 
+    /// The wrapped backend, borrowed.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
     /// The wrapped backend.
     pub fn into_inner(self) -> B {
         self.inner

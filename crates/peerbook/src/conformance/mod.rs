@@ -37,6 +37,9 @@
 //!   atomic `update_peer` / `record_session` racing on one peer;
 //! - [`concurrency`]: read views, walks and key rotation racing writers, past
 //!   blacklist ends, one book per backend instance;
+//! - [`group`]: the group commit of concurrent Sync writers (every acknowledged
+//!   write visible and durable, no return before the engine's write, a failed group
+//!   write fails every writer in it);
 //! - [`failing`]: [`FailingBackend`](failing::FailingBackend) injects write, flush,
 //!   scan and view failures into any backend; a failure never leaves a book lying;
 //! - [`hooked`]: [`HookedBackend`](hooked::HookedBackend) runs a test's hook before
@@ -51,6 +54,7 @@ mod book;
 pub mod concurrency;
 mod factory;
 pub mod failing;
+pub mod group;
 pub mod hooked;
 pub mod lifecycle;
 pub mod store;
@@ -269,6 +273,16 @@ macro_rules! concurrency_conformance_tests {
             [
                 injected_write_failures_poison_until_reopen,
                 not_applied_failures_poison_nothing,
+            ]
+        );
+        $crate::__conformance_group!(
+            group_commit_conformance,
+            group,
+            $factory,
+            [
+                group_commit_writers_and_readers,
+                group_commit_returns_only_after_the_write,
+                failed_group_write_fails_every_waiter,
             ]
         );
     };

@@ -112,7 +112,7 @@ impl<B: Backend> PeerBook<B> {
         let id = PeerId::new(new.peer_id.clone())?;
         // Seal under the writer lock: key rotation takes it too, so the cipher used
         // here is the one current when the batch commits.
-        let mut guard = self.lock_writer_to_write()?;
+        let guard = self.lock_writer_to_write()?;
         let mut given = self.create_peer(new)?;
         if mode == Upsert::Learned {
             given.last_connected = 0;
@@ -122,7 +122,7 @@ impl<B: Backend> PeerBook<B> {
             counters: *guard,
         };
         let record = {
-            let view = self.backend.view()?;
+            let view = self.writer_view()?;
             let existing = self.load_existing(&*view, &id)?;
             let record = match &existing {
                 Some(Existing::Decoded { record: old, .. }) if mode != Upsert::Replace => {
@@ -133,7 +133,7 @@ impl<B: Backend> PeerBook<B> {
             self.write_record(&*view, &mut staged, existing, &record)?;
             record
         };
-        self.commit(&mut guard, staged)?;
+        self.commit(guard, staged)?;
         debug!(peer = %record.peer_id, ?mode, "peer stored");
         Ok(record)
     }

@@ -156,11 +156,11 @@ impl<B: Backend> PeerBook<B> {
     /// (`expires_at` <= now) of the peers kept. Returns how many peers were removed.
     /// Corrupt records are left to [`repair`](Self::repair).
     pub fn cleanup_stale_peers(&self) -> Result<usize> {
-        let mut guard = self.lock_writer_to_write()?;
+        let guard = self.lock_writer_to_write()?;
         let now = self.now();
         let mut stale = Vec::new();
         let mut expired = Vec::new();
-        let view = self.backend.view()?;
+        let view = self.writer_view()?;
         view.scan(
             Space::Peers,
             KeyRange::all(),
@@ -199,14 +199,14 @@ impl<B: Backend> PeerBook<B> {
             META_LAST_CLEANUP.to_vec(),
             now.to_be_bytes().to_vec(),
         );
-        self.commit(&mut guard, staged)?;
+        self.commit(guard, staged)?;
         info!(removed = stale.len(), "peerbook stale-peer cleanup");
         Ok(stale.len())
     }
 
     /// Remove the `n` least recently seen peers in one batch. Returns how many were removed.
     pub fn cleanup_lru(&self, n: usize) -> Result<usize> {
-        let mut guard = self.lock_writer_to_write()?;
+        let guard = self.lock_writer_to_write()?;
         if n == 0 {
             return Ok(0);
         }
@@ -215,10 +215,10 @@ impl<B: Backend> PeerBook<B> {
             counters: *guard,
         };
         let removed = {
-            let view = self.backend.view()?;
+            let view = self.writer_view()?;
             self.delete_least_recent(&*view, &mut staged, None, |_, deleted| deleted >= n)?
         };
-        self.commit(&mut guard, staged)?;
+        self.commit(guard, staged)?;
         info!(removed, "peerbook LRU cleanup");
         Ok(removed)
     }
@@ -339,6 +339,7 @@ impl<B: Backend> PeerBook<B> {
         // they describe one state (counters change only with a commit, under it).
         let (stored, view) = {
             let guard = self.lock_writer();
+            self.drain()?;
             (*guard, self.backend.view()?)
         };
         let survey = self.survey(&*view)?;
@@ -405,6 +406,7 @@ impl<B: Backend> PeerBook<B> {
         guard: &mut WriterGuard<'_>,
         quarantine: bool,
     ) -> Result<RepairReport> {
+        self.drain()?;
         let view = self.backend.view()?;
         let survey = self.survey(&*view)?;
         let mut report = RepairReport::default();
@@ -456,6 +458,7 @@ impl<B: Backend> PeerBook<B> {
     /// Save `new_key` (e.g. [`MasterKey::create`]) before calling this.
     pub fn rotate_key(&self, new_key: &MasterKey) -> Result<usize> {
         let mut guard = self.lock_writer_to_write()?;
+        self.drain()?;
         let old = self.cipher();
         let new = Cipher::new(new_key);
         let mut corrupt: Option<String> = None;
@@ -530,7 +533,7 @@ impl<B: Backend> PeerBook<B> {
         );
         // Hold the cipher slot while the batch lands so no reader opens a new seal with the old key.
         let mut slot = self.cipher.write().unwrap_or_else(|e| e.into_inner());
-        self.commit(&mut guard, staged)?;
+        self.commit_locked(&mut guard, staged)?;
         *slot = std::sync::Arc::new(new);
         drop(slot);
         info!(resealed = count, "peerbook key rotated");
@@ -554,6 +557,7 @@ impl<B: Backend> PeerBook<B> {
     /// copy are not encrypted and stay readable in it).
     pub fn clear_all(&self) -> Result<()> {
         let mut guard = self.lock_writer_to_write()?;
+        self.drain()?;
         self.guarded(|| self.backend.clear(self.settings.durability))?;
         self.init_meta(&mut guard)?;
         info!("peerbook cleared");

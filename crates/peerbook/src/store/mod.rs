@@ -13,6 +13,12 @@
 //! while it holds the lock, reads a view, drops the view and commits. Key rotation
 //! swaps the cipher under the same lock. A write whose outcome is unknown poisons the
 //! book ([`Error::NeedsReopen`]) until it is reopened.
+//!
+//! With [`Durability::Sync`] a writer releases the writer lock before its batch is
+//! synced and waits for a group commit that syncs it together with the batches of
+//! the writers that came meanwhile (see the `group` module): later writers read the pending
+//! batches on top of the backend; readers see a write once it is durable; no write
+//! returns before its batch is.
 
 use std::fmt;
 use std::ops::{Bound, ControlFlow};
@@ -29,6 +35,7 @@ use crate::options::Clock;
 use crate::schema::{NewPeer, PeerId, PeerRecord};
 
 mod addresses;
+mod group;
 mod keys;
 mod lifecycle;
 mod maintenance;
@@ -117,6 +124,8 @@ pub struct PeerBook<B: Backend> {
     writer_lock: Mutex<Counters>,
     /// Set after a write with an unknown outcome: every later write is refused.
     poisoned: AtomicBool,
+    /// The queue of applied Sync batches that concurrent writers commit together.
+    group: group::GroupCommit,
     /// This book's hold on the backend instance, released when the book goes.
     _claim: Claim,
 }
@@ -193,6 +202,7 @@ impl<B: Backend> PeerBook<B> {
     /// Make every acknowledged write durable (matters with [`Durability::Buffered`]).
     pub fn flush(&self) -> Result<()> {
         let _guard = self.lock_writer();
+        self.drain()?;
         self.guarded(|| self.backend.flush())
     }
 
@@ -235,6 +245,23 @@ impl<B: Backend> PeerBook<B> {
             return Err(Error::NeedsReopen);
         }
         Ok(guard)
+    }
+
+    /// The view a writer reads under the writer lock: the backend with the batches
+    /// applied but not yet durable on top (see the `group` module).
+    pub(crate) fn writer_view(&self) -> Result<Box<dyn ReadView + '_>> {
+        Ok(self.group.writer_view(|| self.backend.view())?)
+    }
+
+    /// Make every applied batch durable; call under the writer lock before a
+    /// backend mutation outside the group commit, or a read that must see them.
+    pub(crate) fn drain(&self) -> Result<()> {
+        self.group.drain(|batch| self.write_group(batch))
+    }
+
+    /// The synced write of one group of batches (any error poisons the book).
+    fn write_group(&self, batch: WriteBatch) -> Result<()> {
+        self.guarded(|| self.backend.write(batch, Durability::Sync))
     }
 
     pub(crate) fn is_space_empty(&self, view: &dyn ReadView, space: Space) -> Result<bool> {

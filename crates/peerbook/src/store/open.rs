@@ -62,6 +62,7 @@ impl<B: Backend> PeerBook<B> {
             cipher: RwLock::new(Arc::new(cipher)),
             writer_lock: Mutex::new(Counters::default()),
             poisoned: AtomicBool::new(false),
+            group: Default::default(),
             _claim: claim,
         };
         book.open_existing_or_init()?;

@@ -47,7 +47,7 @@ impl<B: Backend> PeerBook<B> {
     fn store_record(&self, mut record: PeerRecord) -> Result<PeerRecord> {
         // Check seals under the writer lock: key rotation takes it too, so the
         // cipher used here is the one current when the batch commits.
-        let mut guard = self.lock_writer_to_write()?;
+        let guard = self.lock_writer_to_write()?;
         record.display_name = sanitize_display_name(&record.display_name);
         record.validate()?;
         self.check_times(&record, self.now(), None)?;
@@ -57,11 +57,11 @@ impl<B: Backend> PeerBook<B> {
             counters: *guard,
         };
         {
-            let view = self.backend.view()?;
+            let view = self.writer_view()?;
             let existing = self.load_existing(&*view, &record.peer_id)?;
             self.write_record(&*view, &mut staged, existing, &record)?;
         }
-        self.commit(&mut guard, staged)?;
+        self.commit(guard, staged)?;
         debug!(peer = %record.peer_id, "peer stored");
         Ok(record)
     }
@@ -220,19 +220,19 @@ impl<B: Backend> PeerBook<B> {
     /// Remove a peer (corrupt or not). Returns whether it was there.
     pub fn remove_peer(&self, peer_id: &str) -> Result<bool> {
         let id = PeerId::new(peer_id)?;
-        let mut guard = self.lock_writer_to_write()?;
+        let guard = self.lock_writer_to_write()?;
         let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
         {
-            let view = self.backend.view()?;
+            let view = self.writer_view()?;
             let Some(existing) = self.load_existing(&*view, &id)? else {
                 return Ok(false);
             };
             self.delete_record(&*view, &mut staged, &id, &existing)?;
         }
-        self.commit(&mut guard, staged)?;
+        self.commit(guard, staged)?;
         debug!(peer = %id, "peer removed");
         Ok(true)
     }

@@ -188,7 +188,7 @@ impl<B: Backend> PeerBook<B> {
         }
         // Every check against the key happens under the writer lock, so a concurrent
         // rotate_key is wholly before (the document is refused) or after the commit.
-        let mut guard = self.lock_writer_to_write()?;
+        let guard = self.lock_writer_to_write()?;
         let cipher = self.cipher();
         let has_secrets = doc.peers.iter().any(|p| {
             p.shared_secret.is_some() || p.ice_servers.iter().any(|s| s.credential.is_some())
@@ -245,7 +245,7 @@ impl<B: Backend> PeerBook<B> {
             batch: WriteBatch::new(),
             counters: *guard,
         };
-        let view = self.backend.view()?;
+        let view = self.writer_view()?;
         if mode == ImportMode::Replace {
             report.removed = self.delete_everything_into(&*view, &mut staged)?;
         }
@@ -276,7 +276,7 @@ impl<B: Backend> PeerBook<B> {
             }
         }
         drop(view); // a view ends before its thread writes (LMDB)
-        self.commit(&mut guard, staged)?;
+        self.commit(guard, staged)?;
         info!(
             imported = report.imported,
             replaced = report.replaced,

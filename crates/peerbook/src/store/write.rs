@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 
 use tracing::warn;
 
-use crate::backend::{Backend, BackendError, Direction, KeyRange, ReadView, Space, WriteBatch};
+use crate::backend::{
+    Backend, BackendError, Direction, Durability, KeyRange, ReadView, Space, WriteBatch,
+};
 use crate::error::{Error, Quota, Result};
 use crate::schema::{PeerId, PeerRecord};
 
@@ -17,6 +19,7 @@ use keys::{Counters, META_COUNTERS};
 impl<B: Backend> PeerBook<B> {
     /// Write `batch` with the book's durability (see [`guarded`](Self::guarded)).
     pub(crate) fn write_batch(&self, batch: WriteBatch) -> Result<()> {
+        self.drain()?;
         self.guarded(|| self.backend.write(batch, self.settings.durability))
     }
 
@@ -56,9 +59,9 @@ impl<B: Backend> PeerBook<B> {
         f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,
     ) -> Result<PeerRecord> {
         let id = PeerId::new(peer_id)?;
-        let mut guard = self.lock_writer_to_write()?;
+        let guard = self.lock_writer_to_write()?;
         let now = self.now();
-        let view = self.backend.view()?;
+        let view = self.writer_view()?;
         let (old, len) = match self.load_existing(&*view, &id)? {
             None => {
                 return Err(Error::NotFound {
@@ -79,7 +82,7 @@ impl<B: Backend> PeerBook<B> {
         };
         self.write_record(&*view, &mut staged, Some(existing), &record)?;
         drop(view); // a view ends before its thread writes (LMDB)
-        self.commit(&mut guard, staged)?;
+        self.commit(guard, staged)?;
         Ok(record)
     }
 
@@ -266,24 +269,52 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 
-    /// Write `staged` (with its counters) atomically; on success the in-memory counters follow.
-    pub(crate) fn commit(
+    /// Write `staged` (with its counters) atomically, releasing the writer lock;
+    /// returns once the batch is as durable as the book's durability says.
+    ///
+    /// With [`Durability::Sync`] the batch goes through the group commit: applied
+    /// (later writers see it and the in-memory counters follow) under the lock,
+    /// then synced together with the batches of concurrent writers after it.
+    pub(crate) fn commit(&self, mut guard: WriterGuard<'_>, staged: StagedWrite) -> Result<()> {
+        if self.settings.durability != Durability::Sync {
+            return self.commit_locked(&mut guard, staged);
+        }
+        let Some(batch) = Self::with_counters(&guard, staged.batch, &staged.counters) else {
+            return Ok(());
+        };
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::NeedsReopen);
+        }
+        let seq = self.group.apply(batch);
+        *guard = staged.counters;
+        drop(guard);
+        self.group.wait(seq, |group| self.write_group(group))
+    }
+
+    /// Write `staged` (with its counters) atomically while holding the writer lock;
+    /// on success the in-memory counters follow.
+    pub(crate) fn commit_locked(
         &self,
         guard: &mut WriterGuard<'_>,
-        mut staged: StagedWrite,
+        staged: StagedWrite,
     ) -> Result<()> {
-        if staged.counters != **guard {
-            staged.batch.put(
-                Space::Meta,
-                META_COUNTERS.to_vec(),
-                staged.counters.encode(),
-            );
-        }
-        if staged.batch.is_empty() {
+        let Some(batch) = Self::with_counters(guard, staged.batch, &staged.counters) else {
             return Ok(());
-        }
-        self.write_batch(staged.batch)?;
+        };
+        self.write_batch(batch)?;
         **guard = staged.counters;
         Ok(())
+    }
+
+    /// `batch` plus the counters when they changed; `None` when nothing is to write.
+    fn with_counters(
+        committed: &Counters,
+        mut batch: WriteBatch,
+        counters: &Counters,
+    ) -> Option<WriteBatch> {
+        if counters != committed {
+            batch.put(Space::Meta, META_COUNTERS.to_vec(), counters.encode());
+        }
+        (!batch.is_empty()).then_some(batch)
     }
 }
