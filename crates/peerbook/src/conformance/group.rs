@@ -397,8 +397,74 @@ pub fn failed_group_write_fails_every_waiter<F: Factory>(f: &F) {
             .filter(|t| book.get_peer(&format!("g{t}")).unwrap().is_some())
             .count();
         match when {
-            FailWhen::Before => assert_eq!(landed, 0, "{context}: a failed group landed"),
+            FailWhen::Before | FailWhen::BeforeNotApplied => {
+                assert_eq!(landed, 0, "{context}: a failed group landed")
+            }
             FailWhen::After => assert_eq!(landed, queued, "{context}: half a group landed"),
         }
     }
+}
+
+/// A group write the backend refuses before applying anything
+/// ([`BackendError::NotApplied`](crate::backend::BackendError::NotApplied), as LMDB's
+/// map full at its cap): every writer queued in it fails with a backend error (none
+/// with `NeedsReopen`), the book is NOT poisoned, none of the group's batches is
+/// visible, and the next writes work at once on the rolled-back state: counters and
+/// indexes agree (verify clean, stats count the peers), before and after a reopen.
+pub fn refused_group_write_rejects_its_batches_and_rolls_back<F: Factory>(f: &F) {
+    let clock = ManualClock::new(T0);
+    let backend = FailingBackend::new(GatedBackend::new(f.create()));
+    let book = PeerBook::open(backend, options(&clock)).expect("open");
+    book.store_peer(sample_peer("first")).unwrap();
+    book.backend()
+        .fail_nth(FailOp::Write, 2, FailWhen::BeforeNotApplied);
+    let gate = book.backend().inner();
+    gate.set_closed(true);
+    let queued = 6;
+    let results: Vec<crate::Result<()>> = std::thread::scope(|s| {
+        let leader = s.spawn(|| book.update_last_seen("first").map(drop));
+        let blocked = gate.wait_blocked(1);
+        let handles: Vec<_> = (0..queued)
+            .map(|t| {
+                let book = &book;
+                s.spawn(move || book.store_peer(sample_peer(&format!("g{t}"))).map(drop))
+            })
+            .collect();
+        std::thread::sleep(SETTLE);
+        gate.set_closed(false);
+        assert!(blocked, "no write reached the engine");
+        leader
+            .join()
+            .expect("leader")
+            .expect("the first write succeeds");
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer"))
+            .collect()
+    });
+    assert_eq!(book.backend().injected(), 1, "the refusal was injected");
+    for r in &results {
+        match r {
+            Err(e) => assert_eq!(e.kind(), "backend", "a refused writer: {e}"),
+            Ok(()) => panic!("a writer of the refused group returned Ok"),
+        }
+    }
+    assert!(
+        !book.needs_reopen(),
+        "a refusal that applied nothing poisons nothing"
+    );
+    for t in 0..queued {
+        assert!(book.get_peer(&format!("g{t}")).unwrap().is_none());
+    }
+    book.store_peer(sample_peer("later"))
+        .expect("writes work at once after the refusal");
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 2);
+    let report = book.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    let backend = book.close().expect("close").into_inner().into_inner();
+    let book = PeerBook::open(f.reopen(backend), options(&clock)).expect("reopen");
+    let report = book.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 2);
+    assert!(book.get_peer("later").unwrap().is_some());
 }

@@ -283,6 +283,7 @@ macro_rules! concurrency_conformance_tests {
                 group_commit_writers_and_readers,
                 group_commit_returns_only_after_the_write,
                 failed_group_write_fails_every_waiter,
+                refused_group_write_rejects_its_batches_and_rolls_back,
             ]
         );
     };

@@ -19,6 +19,14 @@
 //!   batch of ours;
 //! - a failed group write poisons the book and fails every waiter still waiting
 //!   (the leader gets the engine's error, the others [`Error::NeedsReopen`]);
+//! - except a group write the backend refused before applying anything
+//!   ([`BackendError::NotApplied`], e.g. LMDB's map full at its cap): the engine
+//!   then holds exactly the durable batches, so every pending batch (that group and
+//!   the ones queued after it, which were built on top of it) is *rejected* with a
+//!   backend error, nothing is poisoned, and the next writer to take the writer
+//!   lock [rolls back](GroupCommit::take_rollback) the overlay and the counters to
+//!   the durable state. A batch built on the stale overlay by a writer that held the
+//!   writer lock across the failure is refused at [`apply`](GroupCommit::apply);
 //! - readers (`get_peer`, queries, views) read the backend only, so they see a write
 //!   once it is durable, never a pending one.
 //!
@@ -50,6 +58,38 @@ struct GroupState {
     leading: bool,
     /// A group write failed: every waiter not yet durable fails.
     failed: bool,
+    /// Seq ranges `(after, upto]` of batches rejected by a group write that applied
+    /// nothing; their waiters fail, the book stays usable.
+    rejected: Vec<(u64, u64)>,
+    /// What the rejected batches' waiters are told (the refused group's error).
+    refusal: String,
+    /// A group write applied nothing and the overlay and counters still hold the
+    /// rejected batches: no batch may be applied before the rollback.
+    rollback: bool,
+}
+
+impl GroupState {
+    fn is_rejected(&self, seq: u64) -> bool {
+        self.rejected
+            .iter()
+            .any(|&(after, upto)| seq > after && seq <= upto)
+    }
+
+    /// The error a rejected batch's writer gets.
+    fn rejection(&self) -> Error {
+        Error::Backend(
+            BackendError::Engine {
+                engine: "peerbook group commit",
+                message: format!(
+                    "the group write this batch joined was refused before it applied \
+                     anything ({}); nothing of it was written",
+                    self.refusal
+                ),
+                source: None,
+            }
+            .not_applied(),
+        )
+    }
 }
 
 /// The group commit of one book; see the [module docs](self).
@@ -85,10 +125,14 @@ impl GroupCommit {
     }
 
     /// Queue `batch` and make it visible to later writers' views. Call under the
-    /// writer lock. Returns its seq, for [`wait`](Self::wait).
-    pub(crate) fn apply(&self, batch: WriteBatch) -> u64 {
+    /// writer lock. Returns its seq, for [`wait`](Self::wait); refused while a
+    /// rollback is due (the batch was built on rejected batches).
+    pub(crate) fn apply(&self, batch: WriteBatch) -> Result<u64> {
         let mut overlay = self.lock_overlay();
         let mut st = self.lock_state();
+        if st.rollback {
+            return Err(st.rejection());
+        }
         let seq = st.applied + 1;
         for op in batch.ops() {
             let entry = match op {
@@ -99,19 +143,40 @@ impl GroupCommit {
         }
         st.queue.push(batch);
         st.applied = seq;
-        seq
+        Ok(seq)
+    }
+
+    /// After a group write that applied nothing: forget the rejected batches (the
+    /// overlay empties, every seq so far counts as settled) and return `true`, so the
+    /// caller, holding the writer lock, reloads the counters from the backend.
+    /// `false` when no rollback is due.
+    pub(crate) fn take_rollback(&self) -> bool {
+        let mut overlay = self.lock_overlay();
+        let mut st = self.lock_state();
+        if !st.rollback || st.leading {
+            return false;
+        }
+        st.rollback = false;
+        st.queue.clear();
+        st.durable = st.applied;
+        overlay.iter_mut().for_each(BTreeMap::clear);
+        true
     }
 
     /// Wait until the batch `seq` is durable, leading group writes when no one else
-    /// does; `write` is the synced backend write of a group (it poisons the book on
-    /// error). Call WITHOUT the writer lock, except from [`drain`](Self::drain).
+    /// does; `write` is the synced backend write of a group: on error it says whether
+    /// the backend applied nothing (`true`; else it poisoned the book). Call WITHOUT
+    /// the writer lock, except from [`drain`](Self::drain).
     pub(crate) fn wait(
         &self,
         seq: u64,
-        write: impl Fn(WriteBatch) -> std::result::Result<(), Error>,
+        write: impl Fn(WriteBatch) -> std::result::Result<(), (Error, bool)>,
     ) -> Result<()> {
         let mut st = self.lock_state();
         loop {
+            if st.is_rejected(seq) {
+                return Err(st.rejection());
+            }
             if st.durable >= seq {
                 return Ok(());
             }
@@ -136,11 +201,25 @@ impl GroupCommit {
             };
             st = self.lock_state();
             st.leading = false;
-            if outcome.is_ok() {
-                st.durable = upto;
-            } else {
-                st.failed = true;
-            }
+            let outcome = match outcome {
+                Ok(()) => {
+                    st.durable = upto;
+                    Ok(())
+                }
+                Err((e, true)) => {
+                    // nothing applied: reject this group and every batch after it
+                    let (after, upto) = (st.durable, st.applied);
+                    st.rejected.push((after, upto));
+                    st.refusal = e.to_string();
+                    st.queue.clear();
+                    st.rollback = true;
+                    Err(e)
+                }
+                Err((e, false)) => {
+                    st.failed = true;
+                    Err(e)
+                }
+            };
             self.done.notify_all();
             outcome?;
         }
@@ -151,10 +230,15 @@ impl GroupCommit {
     /// backend holds every applied batch.
     pub(crate) fn drain(
         &self,
-        write: impl Fn(WriteBatch) -> std::result::Result<(), Error>,
+        write: impl Fn(WriteBatch) -> std::result::Result<(), (Error, bool)>,
     ) -> Result<()> {
-        let applied = self.lock_state().applied;
-        self.wait(applied, write)?;
+        let (applied, durable) = {
+            let st = self.lock_state();
+            (st.applied, st.durable)
+        };
+        if applied > durable {
+            self.wait(applied, write)?;
+        }
         self.lock_overlay().iter_mut().for_each(BTreeMap::clear);
         Ok(())
     }

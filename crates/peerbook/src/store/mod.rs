@@ -233,8 +233,26 @@ impl<B: Backend> PeerBook<B> {
     /// The writer lock. A panic while holding it cannot leave half a write behind
     /// (batches are atomic, counters change only after a commit), so a poisoned
     /// lock is safe to take over.
+    ///
+    /// After a group write that applied nothing (see the `group` module), the first
+    /// taker rolls the in-memory counters back to the backend's durable ones; if
+    /// they cannot be read, the book is poisoned (they would be wrong).
     pub(crate) fn lock_writer(&self) -> WriterGuard<'_> {
-        self.writer_lock.lock().unwrap_or_else(|e| e.into_inner())
+        let mut guard = self.writer_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.group.take_rollback() {
+            let durable = self
+                .backend
+                .get(Space::Meta, keys::META_COUNTERS)
+                .ok()
+                .flatten()
+                .as_deref()
+                .and_then(Counters::decode);
+            match durable {
+                Some(counters) => *guard = counters,
+                None => self.poisoned.store(true, Ordering::Release),
+            }
+        }
+        guard
     }
 
     /// The writer lock for an operation that writes: refused with
@@ -259,9 +277,15 @@ impl<B: Backend> PeerBook<B> {
         self.group.drain(|batch| self.write_group(batch))
     }
 
-    /// The synced write of one group of batches (any error poisons the book).
-    fn write_group(&self, batch: WriteBatch) -> Result<()> {
+    /// The synced write of one group of batches: any error poisons the book but one
+    /// the backend marked as having applied nothing (then `(error, true)`).
+    fn write_group(&self, batch: WriteBatch) -> std::result::Result<(), (Error, bool)> {
         self.guarded(|| self.backend.write(batch, Durability::Sync))
+            .map_err(|e| {
+                let nothing_applied =
+                    !matches!(e, Error::NeedsReopen) && !self.poisoned.load(Ordering::Acquire);
+                (e, nothing_applied)
+            })
     }
 
     pub(crate) fn is_space_empty(&self, view: &dyn ReadView, space: Space) -> Result<bool> {

@@ -285,7 +285,7 @@ impl<B: Backend> PeerBook<B> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
-        let seq = self.group.apply(batch);
+        let seq = self.group.apply(batch)?;
         *guard = staged.counters;
         drop(guard);
         self.group.wait(seq, |group| self.write_group(group))
