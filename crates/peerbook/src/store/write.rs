@@ -109,9 +109,19 @@ impl<B: Backend> PeerBook<B> {
         let encoded = record.encode();
         let new_len = encoded.len() as u64;
         let is_new = existing.is_none();
-        if let Some(old) = &existing {
-            self.delete_record(view, staged, id, old)?;
-        }
+        // A decodable record being replaced keeps the index entries that do not move
+        // (put_record_into compares them); only a corrupt one is deleted up front.
+        let replaced = match &existing {
+            Some(Existing::Decoded { record: old, len }) => {
+                Self::uncount(staged, *len);
+                Some(old)
+            }
+            Some(corrupt) => {
+                self.delete_record(view, staged, id, corrupt)?;
+                None
+            }
+            None => None,
+        };
         let fits = |c: &Counters| {
             let peers_ok = !is_new || c.peers < self.settings.max_peers;
             let bytes_ok = self
@@ -138,8 +148,14 @@ impl<B: Backend> PeerBook<B> {
             }
             warn!(evicted, for_peer = %id, "peerbook full: evicted least recently seen peers");
         }
-        Self::put_record_into(staged, record, encoded);
+        Self::put_record_into(staged, record, encoded, replaced);
         Ok(())
+    }
+
+    /// Take one record of `len` bytes out of the staged counters.
+    fn uncount(staged: &mut StagedWrite, len: u64) {
+        staged.counters.peers = staged.counters.peers.saturating_sub(1);
+        staged.counters.bytes = staged.counters.bytes.saturating_sub(len);
     }
 
     fn quota_hit(&self, c: &Counters, is_new: bool, new_len: u64) -> Quota {
@@ -156,8 +172,27 @@ impl<B: Backend> PeerBook<B> {
 
     /// Put `record` (already encoded as `encoded`), its index entries and the
     /// counters into `staged`. No checks: callers validate and enforce quotas.
-    pub(crate) fn put_record_into(staged: &mut StagedWrite, record: &PeerRecord, encoded: Vec<u8>) {
-        for (space, key, value) in keys::index_entries(record) {
+    ///
+    /// `replaced` is the stored record this one replaces, already taken out of the
+    /// counters but with its index entries still in place: an entry that moved is
+    /// deleted, one whose key and value did not change is neither deleted nor put
+    /// again, and the record itself is overwritten by the put.
+    pub(crate) fn put_record_into(
+        staged: &mut StagedWrite,
+        record: &PeerRecord,
+        encoded: Vec<u8>,
+        replaced: Option<&PeerRecord>,
+    ) {
+        let mut old = replaced.map(|r| keys::index_entries(r).map(Some));
+        for (i, (space, key, value)) in keys::index_entries(record).into_iter().enumerate() {
+            if let Some((_, old_key, old_value)) = old.as_mut().and_then(|o| o[i].take()) {
+                if old_key == key && old_value == value {
+                    continue; // the entry did not move or change
+                }
+                if old_key != key {
+                    staged.batch.delete(space, old_key);
+                }
+            }
             staged.batch.put(space, key, value);
         }
         staged.counters.peers = staged.counters.peers.saturating_add(1);
@@ -252,8 +287,7 @@ impl<B: Backend> PeerBook<B> {
             }
         }
         staged.batch.delete(Space::Peers, id.as_bytes().to_vec());
-        staged.counters.peers = staged.counters.peers.saturating_sub(1);
-        staged.counters.bytes = staged.counters.bytes.saturating_sub(existing.len());
+        Self::uncount(staged, existing.len());
         Ok(())
     }
 
