@@ -33,6 +33,8 @@
 //! - [`store`]: every [`PeerBook`](crate::PeerBook) operation and every rule of the
 //!   design (scoring rows, retention, quota, blacklist, encryption, export and
 //!   import, corruption handling), run over the backend;
+//! - [`ranking`]: candidates and score-ordered queries equal a full sort, with
+//!   ties, recency steps and damaged entries among the best;
 //! - [`lifecycle`]: upserts that keep history, discovery, public-key changes,
 //!   atomic `update_peer` / `record_session` racing on one peer;
 //! - [`concurrency`]: read views, walks and key rotation racing writers, past
@@ -49,6 +51,7 @@ pub mod concurrency;
 mod factory;
 pub mod failing;
 pub mod lifecycle;
+pub mod ranking;
 pub mod store;
 
 pub use factory::TempDirFactory;
@@ -227,6 +230,15 @@ macro_rules! store_conformance_tests {
                 addresses_validated_nothing_changed,
                 address_results_expiry_and_transfer,
                 candidates_prefer_recently_working_address,
+            ]
+        );
+        $crate::__conformance_group!(
+            ranking_conformance,
+            ranking,
+            $factory,
+            [
+                candidates_match_full_ranking,
+                candidates_skip_damage_among_the_best,
             ]
         );
     };
