@@ -312,3 +312,156 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::backend::{
+        Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space,
+        Visit, WriteBatch,
+    };
+    use crate::options::Clock;
+    use crate::{
+        ConnectionType, Error, ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook,
+        QualityUpdate, Secret,
+    };
+
+    /// A memory backend that keeps a copy of every batch written.
+    #[derive(Clone, Default)]
+    struct Recording {
+        inner: MemoryBackend,
+        batches: Arc<Mutex<Vec<Vec<Op>>>>,
+    }
+
+    impl Recording {
+        /// `(put?, space)` of every op of the last batch, in order.
+        fn last(&self) -> Vec<(bool, Space)> {
+            let batches = self.batches.lock().unwrap();
+            let ops = batches.last().expect("a batch was written");
+            ops.iter()
+                .map(|op| (matches!(op, Op::Put { .. }), op.space()))
+                .collect()
+        }
+    }
+
+    impl Backend for Recording {
+        fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+            self.inner.get(space, key)
+        }
+        fn scan(
+            &self,
+            space: Space,
+            range: KeyRange<'_>,
+            direction: Direction,
+            visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+        ) -> Result<(), BackendError> {
+            self.inner.scan(space, range, direction, visitor)
+        }
+        fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+            self.inner.view()
+        }
+        fn book_claim(&self) -> BookClaim {
+            self.inner.book_claim()
+        }
+        fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+            self.batches.lock().unwrap().push(batch.ops().to_vec());
+            self.inner.write(batch, durability)
+        }
+        fn flush(&self) -> Result<(), BackendError> {
+            self.inner.flush()
+        }
+        fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+            self.inner.clear(durability)
+        }
+        fn disk_usage(&self) -> Result<u64, BackendError> {
+            self.inner.disk_usage()
+        }
+        fn engine_name(&self) -> &'static str {
+            "recording"
+        }
+    }
+
+    fn peer(id: &str) -> NewPeer {
+        NewPeer {
+            peer_id: id.into(),
+            public_key: "pk".into(),
+            shared_secret: Some(Secret::from(format!("secret of {id}"))),
+            ..NewPeer::default()
+        }
+    }
+
+    /// An update writes only the index entries that moved or changed, and the book
+    /// stays exactly as consistent as a full rewrite would leave it.
+    #[test]
+    fn updates_write_only_the_index_entries_that_change() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let backend = Recording::default();
+        let book = PeerBook::open(
+            backend.clone(),
+            Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone()),
+        )
+        .unwrap();
+        book.store_peer(peer("a")).unwrap();
+        let (put, delete) = (true, false);
+        let latency = |ms| QualityUpdate {
+            latency_ms: Some(Some(ms)),
+            connection_type: Some(ConnectionType::Host),
+            ..QualityUpdate::default()
+        };
+        book.update_connection_quality("a", latency(10)).unwrap();
+        // quality score and hint unchanged (latency 10 and 20 score alike), time too
+        book.update_connection_quality("a", latency(20)).unwrap();
+        assert_eq!(backend.last(), [(put, Space::Peers)], "nothing moved");
+        // the score changes: by_quality moves, by_last_seen keeps its key
+        book.update_connection_quality("a", latency(120)).unwrap(); // same record length
+        assert_eq!(
+            backend.last(),
+            [
+                (put, Space::ByLastSeen),
+                (delete, Space::ByQuality),
+                (put, Space::ByQuality),
+                (put, Space::Peers),
+            ]
+        );
+        // the time moves: by_last_seen moves, by_quality stays
+        clock.advance(Duration::from_secs(5));
+        book.update_last_seen("a").unwrap();
+        assert_eq!(
+            backend.last(),
+            [
+                (delete, Space::ByLastSeen),
+                (put, Space::ByLastSeen),
+                (put, Space::Peers),
+            ]
+        );
+        let report = book.verify().unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(
+            book.get_peer("a").unwrap().unwrap().last_seen,
+            clock.now_ms()
+        );
+    }
+
+    /// Seals equal to the stored record's are taken as checked; any other seal is
+    /// still opened, so a seal moved from another peer is refused.
+    #[test]
+    fn stored_seals_pass_and_moved_seals_are_still_refused() {
+        let book = PeerBook::open(
+            MemoryBackend::new(),
+            Options::new(MasterKey::from_bytes([1; 32])),
+        )
+        .unwrap();
+        let a = book.store_peer(peer("a")).unwrap();
+        let mut b = book.store_peer(peer("b")).unwrap();
+        b.display_name = "Bee".into();
+        book.store_peer(b.clone()).expect("its own stored seal");
+        b.shared_secret = a.shared_secret.clone();
+        match book.store_peer(b) {
+            Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "shared_secret"),
+            other => panic!("a seal moved from another peer must be refused: {other:?}"),
+        }
+        assert_eq!(book.get_peer("b").unwrap().unwrap().display_name, "Bee");
+    }
+}
