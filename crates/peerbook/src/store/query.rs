@@ -296,7 +296,8 @@ impl<B: Backend> PeerBook<B> {
     /// by_last_seen index alone: no record is decoded here.
     ///
     /// A bounded selection, not a sort of every entry: a heap keeps the best `best`
-    /// seen so far, so an entry that ranks after all of them costs no allocation.
+    /// seen so far, so an entry that ranks after all of them costs no allocation
+    /// (`usize::MAX` keeps every entry: they are collected and sorted once).
     /// The walk goes from the newest entry down and stops once no older entry can
     /// rank before the kept ones ([`ScoreHint::best_total`]: the score depends on
     /// time only through the recency steps). Entries with a damaged key or an
@@ -317,6 +318,7 @@ impl<B: Backend> PeerBook<B> {
             return Ok(Vec::new());
         }
         let mut kept: BinaryHeap<Ranked> = BinaryHeap::with_capacity(best.min(1024));
+        let mut every = Vec::new();
         let range = KeyRange {
             lower: super::as_ref_bound(&lower),
             upper: Bound::Unbounded,
@@ -343,6 +345,16 @@ impl<B: Backend> PeerBook<B> {
                 return ControlFlow::Continue(());
             }
             let score = hint.score(last_seen, now);
+            if best == usize::MAX {
+                // every entry is kept: collect them and sort once below
+                every.push(Ranked {
+                    score,
+                    last_seen,
+                    id: id.to_vec(),
+                    hint,
+                });
+                return ControlFlow::Continue(());
+            }
             if kept.len() >= best {
                 match kept.peek() {
                     Some(worst)
@@ -361,6 +373,10 @@ impl<B: Backend> PeerBook<B> {
             });
             ControlFlow::Continue(())
         })?;
+        if best == usize::MAX {
+            every.sort_unstable(); // keys are unique: no two entries compare equal
+            return Ok(every);
+        }
         Ok(kept.into_sorted_vec())
     }
 
