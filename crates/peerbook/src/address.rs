@@ -25,7 +25,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::schema::is_bidi_control;
+use crate::schema::{has_control_or_space, has_plain_control};
 
 /// Most addresses per peer.
 pub const MAX_ADDRESSES: usize = 16;
@@ -100,23 +100,20 @@ impl PeerAddress {
     }
 }
 
-fn has_control_or_space(s: &str) -> bool {
-    s.chars()
-        .any(|c| c.is_control() || c.is_whitespace() || is_bidi_control(c))
-}
-
 /// Check an address string (field `field`).
 pub fn validate_address(field: &str, addr: &str) -> Result<()> {
+    address_error(addr).map_or(Ok(()), |rule| Err(Error::invalid(field, rule)))
+}
+
+/// The rule `addr` breaks, if any (no allocation when it breaks none).
+fn address_error(addr: &str) -> Option<String> {
     if addr.is_empty() || addr.len() > MAX_ADDRESS_LEN {
-        return Err(Error::invalid(
-            field,
-            format!("1..={MAX_ADDRESS_LEN} bytes, got {}", addr.len()),
-        ));
+        return Some(format!("1..={MAX_ADDRESS_LEN} bytes, got {}", addr.len()));
     }
     if has_control_or_space(addr) {
-        return Err(Error::invalid(field, "no whitespace or control characters"));
+        return Some("no whitespace or control characters".into());
     }
-    Ok(())
+    None
 }
 
 /// Check a list of addresses: count, each address, no duplicates.
@@ -128,7 +125,9 @@ pub fn validate_addresses(addresses: &[PeerAddress]) -> Result<()> {
         ));
     }
     for (i, a) in addresses.iter().enumerate() {
-        validate_address(&format!("addresses[{i}].addr"), &a.addr)?;
+        if let Some(rule) = address_error(&a.addr) {
+            return Err(Error::invalid(format!("addresses[{i}].addr"), rule));
+        }
         if addresses[..i].iter().any(|b| b.addr == a.addr) {
             return Err(Error::invalid(
                 format!("addresses[{i}].addr"),
@@ -157,7 +156,7 @@ pub fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
                 format!("keys of 1..={MAX_METADATA_KEY_LEN} bytes without whitespace, control or bidi characters"),
             ));
         }
-        if value.len() > MAX_METADATA_VALUE_LEN || value.chars().any(char::is_control) {
+        if value.len() > MAX_METADATA_VALUE_LEN || has_plain_control(value) {
             return Err(Error::invalid(
                 format!("metadata.{key}"),
                 format!("at most {MAX_METADATA_VALUE_LEN} bytes, no control characters"),

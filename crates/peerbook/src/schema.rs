@@ -408,13 +408,38 @@ pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-fn has_control(s: &str) -> bool {
-    // Every record read re-validates its candidates and urls: keep the common
-    // all-ASCII case a byte scan.
-    if s.is_ascii() {
-        return s.bytes().any(|b| b < 0x20 || b == 0x7f);
+/// True when `s` has a char that `wide` refuses, or an ASCII control byte (also a
+/// space when `space`). Every record read re-validates its candidates, urls and
+/// names, so the common all-ASCII case is one branch-free pass over the bytes (it
+/// vectorizes); only text with non-ASCII bytes is decoded into chars for `wide`.
+#[inline]
+fn refuses(s: &str, space: bool, wide: impl Fn(char) -> bool) -> bool {
+    let limit = if space { 0x21 } else { 0x20 };
+    let (mut bad, mut high) = (0u8, 0u8);
+    for &b in s.as_bytes() {
+        bad |= u8::from(b < limit) | u8::from(b == 0x7f);
+        high |= b;
     }
-    s.chars().any(|c| c.is_control() || is_bidi_control(c))
+    // An ASCII control or whitespace char is a refused byte, so `wide` only has
+    // the non-ASCII chars left to judge.
+    bad != 0 || (high >= 0x80 && s.chars().any(wide))
+}
+
+/// A control or bidi-override char.
+pub(crate) fn has_control(s: &str) -> bool {
+    refuses(s, false, |c| c.is_control() || is_bidi_control(c))
+}
+
+/// A control, whitespace or bidi-override char.
+pub(crate) fn has_control_or_space(s: &str) -> bool {
+    refuses(s, true, |c| {
+        c.is_control() || c.is_whitespace() || is_bidi_control(c)
+    })
+}
+
+/// A control char (bidi overrides allowed).
+pub(crate) fn has_plain_control(s: &str) -> bool {
+    refuses(s, false, char::is_control)
 }
 
 /// True when `name` is its own sanitized form (what [`sanitize_display_name`]
@@ -493,7 +518,7 @@ pub(crate) fn validate_ice_urls(
                 "must start with stun:, stuns:, turn: or turns: and name a host",
             ));
         }
-        if url.chars().any(|c| c.is_whitespace()) || has_control(url) {
+        if has_control_or_space(url) {
             return Err(Error::invalid(
                 field(),
                 "no whitespace or control characters",

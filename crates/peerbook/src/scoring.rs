@@ -176,6 +176,30 @@ impl ScoreHint {
         }
     }
 
+    /// The best hint a record can have: every part at its maximum, no penalty.
+    const BEST: ScoreHint = ScoreHint {
+        quality_score: 100,
+        success: 20,
+        reliability: 10,
+        penalty: 0,
+        blacklist_until: None,
+    };
+
+    /// True when every part lies in the range [`ScoreHint::of`] gives it. A hint
+    /// out of range matches no record (its index entry is damaged).
+    pub fn in_range(&self) -> bool {
+        self.quality_score <= Self::BEST.quality_score
+            && self.success <= Self::BEST.success
+            && self.reliability <= Self::BEST.reliability
+    }
+
+    /// The highest total any in-range hint scores when last seen at `last_seen`, at
+    /// `now`. It never grows as `last_seen` goes back in time, so a walk from the
+    /// newest entry down can stop once its kept results beat this bound.
+    pub fn best_total(last_seen: u64, now: u64) -> u8 {
+        Self::BEST.score(last_seen, now).total
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(Self::LEN);
         v.extend_from_slice(&[self.quality_score, self.success, self.reliability]);

@@ -33,6 +33,8 @@
 //! - [`store`]: every [`PeerBook`](crate::PeerBook) operation and every rule of the
 //!   design (scoring rows, retention, quota, blacklist, encryption, export and
 //!   import, corruption handling), run over the backend;
+//! - [`ranking`]: candidates and score-ordered queries equal a full sort, with
+//!   ties, recency steps and damaged entries among the best;
 //! - [`lifecycle`]: upserts that keep history, discovery, public-key changes,
 //!   atomic `update_peer` / `record_session` racing on one peer;
 //! - [`concurrency`]: read views, walks and key rotation racing writers, past
@@ -57,6 +59,7 @@ pub mod failing;
 pub mod group;
 pub mod hooked;
 pub mod lifecycle;
+pub mod ranking;
 pub mod store;
 
 pub use book::{BookUnderTest, Direct, Driver};
@@ -244,6 +247,15 @@ macro_rules! store_conformance_tests {
                 candidates_prefer_recently_working_address,
             ],
             ($driver)
+        );
+        $crate::__conformance_group!(
+            ranking_conformance,
+            ranking,
+            $factory,
+            [
+                candidates_match_full_ranking,
+                candidates_skip_damage_among_the_best,
+            ]
         );
     };
 }

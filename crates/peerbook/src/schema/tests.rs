@@ -442,3 +442,37 @@ fn new_peer_validation_table() {
     }
     assert_eq!(book.get_storage_stats().unwrap().peer_count, 0);
 }
+
+/// The byte-pass text checks agree with their plain char-by-char definitions on
+/// every ASCII char and on non-ASCII controls, spaces and bidi overrides.
+#[test]
+fn text_checks_match_their_char_definitions() {
+    let mut samples: Vec<String> = (0u8..0x80).map(|b| format!("ab{}cd", b as char)).collect();
+    for c in [
+        '\u{85}',
+        '\u{9f}',
+        '\u{a0}',
+        '\u{2003}',
+        '\u{202E}',
+        '\u{2066}',
+        '\u{61C}',
+        'é',
+        '\u{1F600}',
+    ] {
+        samples.push(format!("x{c}y"));
+        samples.push(format!("{c}"));
+    }
+    samples.push(String::new());
+    samples.push("candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host".into());
+    for s in &samples {
+        let control = s.chars().any(|c| c.is_control() || is_bidi_control(c));
+        let space = s.chars().any(|c| c.is_whitespace());
+        assert_eq!(has_control(s), control, "{s:?}");
+        assert_eq!(has_control_or_space(s), control || space, "{s:?}");
+        assert_eq!(
+            has_plain_control(s),
+            s.chars().any(char::is_control),
+            "{s:?}"
+        );
+    }
+}

@@ -409,12 +409,16 @@ mod tests {
                     backend.write(batch, Durability::Sync).unwrap();
                     continue;
                 }
-                let seq = group.apply(batch.clone());
+                let seq = group.apply(batch.clone()).unwrap();
                 queued.push(batch);
                 if rng.below(4) == 0 {
                     // a leader writes every queued batch; the next view prunes them
                     group
-                        .wait(seq, |b| Ok(backend.write(b, Durability::Sync)?))
+                        .wait(seq, |b| {
+                            backend
+                                .write(b, Durability::Sync)
+                                .map_err(|e| (crate::Error::from(e), false))
+                        })
                         .unwrap();
                     queued.clear();
                 }

@@ -84,7 +84,7 @@ impl<B: Backend> PeerBook<B> {
                 });
             }
             if record.shared_secret != secret || record.ice_servers != servers {
-                self.check_seals(record)?;
+                self.check_seals(record, None)?;
             }
             Ok(())
         })

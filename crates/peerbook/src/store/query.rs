@@ -5,9 +5,15 @@
 //! allows. Records that fail to decode, and index entries that disagree with their
 //! record, are skipped (and reported by [`PeerBook::verify`]).
 //!
+//! Reconnection candidates are ranked from the by_last_seen index's score hints
+//! alone: a bounded top-k selection over the entries within `max_age`, newest first,
+//! that stops as soon as no older entry can outrank the kept ones (the score depends
+//! on time only through its recency steps), then reads only the kept records.
+//!
 //! Each query reads one [`ReadView`]: pages of an index and the records they point
 //! to come from one state, so a peer moved by a concurrent write is met exactly once.
 
+use std::collections::BinaryHeap;
 use std::ops::{Bound, ControlFlow};
 use std::time::Duration;
 
@@ -103,6 +109,39 @@ struct Ranked {
     hint: ScoreHint,
 }
 
+/// The candidate order on `(total, last_seen, id)`: higher total, then later
+/// last_seen, then smaller id. `Less` means `a` ranks first.
+fn rank_order(a: (u8, u64, &[u8]), b: (u8, u64, &[u8])) -> std::cmp::Ordering {
+    b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2))
+}
+
+impl Ranked {
+    fn key(&self) -> (u8, u64, &[u8]) {
+        (self.score.total, self.last_seen, &self.id)
+    }
+}
+
+// Ordered by rank: the greatest entry ranks last (the top of a heap of the best).
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        rank_order(self.key(), other.key())
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Ranked {}
+
 const FIRST_PAGE: usize = 16;
 const MAX_PAGE: usize = 1024;
 
@@ -162,16 +201,15 @@ impl<B: Backend> PeerBook<B> {
                 })?;
             }
             SortBy::ReconnectionScore => {
-                let ranked = self.ranked(view, cutoff, now, |h| h.quality_score >= min_quality)?;
-                let ranked: Box<dyn Iterator<Item = Ranked>> = match query.order {
-                    Order::Desc => Box::new(ranked.into_iter()),
-                    Order::Asc => Box::new(ranked.into_iter().rev()),
+                let keep = |h: &ScoreHint| h.quality_score >= min_quality;
+                let found = match query.order {
+                    Order::Desc => self.best_ranked(view, cutoff, now, &keep, limit)?,
+                    Order::Asc => {
+                        let ranked = self.ranked(view, cutoff, now, &keep, usize::MAX)?;
+                        self.load_ranked(view, ranked.into_iter().rev(), limit)?
+                    }
                 };
-                out = self
-                    .load_ranked(view, ranked, limit)?
-                    .into_iter()
-                    .map(|c| c.peer)
-                    .collect();
+                out = found.into_iter().map(|c| c.peer).collect();
             }
         }
         Ok(out)
@@ -188,8 +226,8 @@ impl<B: Backend> PeerBook<B> {
             .max_age
             .map(|age| now.saturating_sub(duration_ms(age)));
         let view = self.backend.view()?;
-        let ranked = self.ranked(&*view, cutoff, now, |h| !h.is_blacklisted(now))?;
-        self.load_ranked(&*view, ranked.into_iter(), query.limit)
+        let keep = |h: &ScoreHint| !h.is_blacklisted(now);
+        self.best_ranked(&*view, cutoff, now, &keep, query.limit)
     }
 
     /// [`get_reconnection_candidates`](Self::get_reconnection_candidates) that
@@ -214,7 +252,8 @@ impl<B: Backend> PeerBook<B> {
             .map(|age| now.saturating_sub(duration_ms(age)));
         let since = now.saturating_sub(duration_ms(recent));
         let view = self.backend.view()?;
-        let ranked = self.ranked(&*view, cutoff, now, |h| !h.is_blacklisted(now))?;
+        let keep = |h: &ScoreHint| !h.is_blacklisted(now);
+        let ranked = self.ranked(&*view, cutoff, now, &keep, usize::MAX)?;
         let mut all = self.load_ranked(&*view, ranked.into_iter(), usize::MAX)?;
         let works = |c: &Candidate| {
             c.peer.addresses.iter().any(|a| {
@@ -227,19 +266,59 @@ impl<B: Backend> PeerBook<B> {
         Ok(all)
     }
 
-    /// Every peer seen at or after `cutoff` whose score hint passes `keep`, ranked
-    /// best first from the by_last_seen index alone: no record is decoded here.
+    /// The first `limit` of every peer seen at or after `cutoff` whose score hint
+    /// passes `keep`, ranked best first, records read. Ranks the best `limit` index
+    /// entries; when stale or corrupt ones among them leave fewer than `limit`
+    /// records, ranks four times as many and reads again, until the index has no
+    /// more. The result is the one ranking every entry would give.
+    fn best_ranked(
+        &self,
+        view: &dyn ReadView,
+        cutoff: Option<u64>,
+        now: u64,
+        keep: &dyn Fn(&ScoreHint) -> bool,
+        limit: usize,
+    ) -> Result<Vec<Candidate>> {
+        let mut best = limit;
+        loop {
+            let ranked = self.ranked(view, cutoff, now, keep, best)?;
+            let every_entry = ranked.len() < best;
+            let found = self.load_ranked(view, ranked.into_iter(), limit)?;
+            if found.len() >= limit || every_entry {
+                return Ok(found);
+            }
+            best = best.saturating_mul(4);
+        }
+    }
+
+    /// The best `best` of every peer seen at or after `cutoff` whose score hint
+    /// passes `keep` (all of them when fewer), ranked best first from the
+    /// by_last_seen index alone: no record is decoded here.
+    ///
+    /// A bounded selection, not a sort of every entry: a heap keeps the best `best`
+    /// seen so far, so an entry that ranks after all of them costs no allocation
+    /// (`usize::MAX` keeps every entry: they are collected and sorted once).
+    /// The walk goes from the newest entry down and stops once no older entry can
+    /// rank before the kept ones ([`ScoreHint::best_total`]: the score depends on
+    /// time only through the recency steps). Entries with a damaged key or an
+    /// out-of-range hint match no record, so they are skipped here (verify reports
+    /// them).
     fn ranked(
         &self,
         view: &dyn ReadView,
         cutoff: Option<u64>,
         now: u64,
-        keep: impl Fn(&ScoreHint) -> bool,
+        keep: &dyn Fn(&ScoreHint) -> bool,
+        best: usize,
     ) -> Result<Vec<Ranked>> {
         let lower = cutoff.map_or(Bound::Unbounded, |c| {
             Bound::Included(c.to_be_bytes().to_vec())
         });
-        let mut out = Vec::new();
+        if best == 0 {
+            return Ok(Vec::new());
+        }
+        let mut kept: BinaryHeap<Ranked> = BinaryHeap::with_capacity(best.min(1024));
+        let mut every = Vec::new();
         let range = KeyRange {
             lower: super::as_ref_bound(&lower),
             upper: Bound::Unbounded,
@@ -250,24 +329,55 @@ impl<B: Backend> PeerBook<B> {
             else {
                 return ControlFlow::Continue(()); // damaged entry: verify reports it
             };
-            if keep(&hint) {
-                out.push(Ranked {
-                    score: hint.score(last_seen, now),
+            if kept.len() >= best {
+                if let Some(worst) = kept.peek() {
+                    // Every entry from here on totals at most `bound` and is seen no
+                    // later than this one: none ranks before `worst`.
+                    let bound = ScoreHint::best_total(last_seen, now);
+                    if worst.score.total > bound
+                        || (worst.score.total == bound && worst.last_seen > last_seen)
+                    {
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            if !hint.in_range() || !keep(&hint) {
+                return ControlFlow::Continue(());
+            }
+            let score = hint.score(last_seen, now);
+            if best == usize::MAX {
+                // every entry is kept: collect them and sort once below
+                every.push(Ranked {
+                    score,
                     last_seen,
                     id: id.to_vec(),
                     hint,
                 });
+                return ControlFlow::Continue(());
             }
+            if kept.len() >= best {
+                match kept.peek() {
+                    Some(worst)
+                        if rank_order((score.total, last_seen, id), worst.key()).is_lt() =>
+                    {
+                        kept.pop();
+                    }
+                    _ => return ControlFlow::Continue(()),
+                }
+            }
+            kept.push(Ranked {
+                score,
+                last_seen,
+                id: id.to_vec(),
+                hint,
+            });
             ControlFlow::Continue(())
         })?;
-        out.sort_by(|a, b| {
-            b.score
-                .total
-                .cmp(&a.score.total)
-                .then(b.last_seen.cmp(&a.last_seen))
-                .then_with(|| a.id.cmp(&b.id))
-        });
-        Ok(out)
+        if best == usize::MAX {
+            every.sort_unstable(); // keys are unique: no two entries compare equal
+            return Ok(every);
+        }
+        Ok(kept.into_sorted_vec())
     }
 
     /// Read the records of `ranked` in order until `limit` are found that agree with

@@ -4,7 +4,7 @@
 use tracing::{debug, info};
 
 use crate::backend::{Backend, WriteBatch};
-use crate::crypto::{Secret, SecretKind};
+use crate::crypto::{SealedSecret, Secret, SecretKind};
 use crate::error::{Error, Result};
 use crate::schema::{
     sanitize_display_name, validate_candidates, validate_ice_urls, validate_public_key,
@@ -51,7 +51,6 @@ impl<B: Backend> PeerBook<B> {
         record.display_name = sanitize_display_name(&record.display_name);
         record.validate()?;
         self.check_times(&record, self.now(), None)?;
-        self.check_seals(&record)?;
         let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
@@ -59,6 +58,11 @@ impl<B: Backend> PeerBook<B> {
         {
             let view = self.writer_view()?;
             let existing = self.load_existing(&*view, &record.peer_id)?;
+            let stored = match &existing {
+                Some(Existing::Decoded { record, .. }) => Some(record),
+                _ => None,
+            };
+            self.check_seals(&record, stored)?;
             self.write_record(&*view, &mut staged, existing, &record)?;
         }
         self.commit(guard, staged)?;
@@ -186,17 +190,41 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Every sealed value of `record` must open under this book's key for this peer.
-    pub(crate) fn check_seals(&self, record: &PeerRecord) -> Result<()> {
+    ///
+    /// A seal byte for byte equal to the same seal of `stored` (this peer's record as
+    /// read under the writer lock) is not opened again: it was checked when it was
+    /// stored, and key rotation reseals every stored record under the same lock.
+    pub(crate) fn check_seals(
+        &self,
+        record: &PeerRecord,
+        stored: Option<&PeerRecord>,
+    ) -> Result<()> {
         let cipher = self.cipher();
         let id = record.peer_id.as_str();
         let rule = "must be sealed by this book's key for this peer (a sealed secret never moves between peers)";
-        if let Some(s) = &record.shared_secret {
+        let stored_secret = stored.and_then(|r| r.shared_secret.as_ref());
+        if let Some(s) = record
+            .shared_secret
+            .as_ref()
+            .filter(|&s| Some(s) != stored_secret)
+        {
             cipher
                 .open(SecretKind::SharedSecret, id, s)
                 .map_err(|_| Error::invalid("shared_secret", rule))?;
         }
+        let stored_credential = |c: &SealedSecret| {
+            stored.is_some_and(|r| {
+                r.ice_servers
+                    .iter()
+                    .any(|s| s.credential.as_ref() == Some(c))
+            })
+        };
         for (i, server) in record.ice_servers.iter().enumerate() {
-            if let Some(c) = &server.credential {
+            if let Some(c) = server
+                .credential
+                .as_ref()
+                .filter(|&c| !stored_credential(c))
+            {
                 cipher
                     .open(SecretKind::IceCredential, id, c)
                     .map_err(|_| Error::invalid(format!("ice_servers[{i}].credential"), rule))?;

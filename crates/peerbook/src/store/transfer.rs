@@ -259,7 +259,7 @@ impl<B: Backend> PeerBook<B> {
                 self.delete_record(&*view, &mut staged, &record.peer_id, old)?;
                 report.replaced += 1;
             }
-            Self::put_record_into(&mut staged, record, record.encode());
+            Self::put_record_into(&mut staged, record, record.encode(), None);
             report.imported += 1;
         }
         if staged.counters.peers > self.settings.max_peers {

@@ -121,9 +121,19 @@ impl<B: Backend> PeerBook<B> {
         let encoded = record.encode();
         let new_len = encoded.len() as u64;
         let is_new = existing.is_none();
-        if let Some(old) = &existing {
-            self.delete_record(view, staged, id, old)?;
-        }
+        // A decodable record being replaced keeps the index entries that do not move
+        // (put_record_into compares them); only a corrupt one is deleted up front.
+        let replaced = match &existing {
+            Some(Existing::Decoded { record: old, len }) => {
+                Self::uncount(staged, *len);
+                Some(old)
+            }
+            Some(corrupt) => {
+                self.delete_record(view, staged, id, corrupt)?;
+                None
+            }
+            None => None,
+        };
         let fits = |c: &Counters| {
             let peers_ok = !is_new || c.peers < self.settings.max_peers;
             let bytes_ok = self
@@ -150,8 +160,14 @@ impl<B: Backend> PeerBook<B> {
             }
             warn!(evicted, for_peer = %id, "peerbook full: evicted least recently seen peers");
         }
-        Self::put_record_into(staged, record, encoded);
+        Self::put_record_into(staged, record, encoded, replaced);
         Ok(())
+    }
+
+    /// Take one record of `len` bytes out of the staged counters.
+    fn uncount(staged: &mut StagedWrite, len: u64) {
+        staged.counters.peers = staged.counters.peers.saturating_sub(1);
+        staged.counters.bytes = staged.counters.bytes.saturating_sub(len);
     }
 
     fn quota_hit(&self, c: &Counters, is_new: bool, new_len: u64) -> Quota {
@@ -168,8 +184,27 @@ impl<B: Backend> PeerBook<B> {
 
     /// Put `record` (already encoded as `encoded`), its index entries and the
     /// counters into `staged`. No checks: callers validate and enforce quotas.
-    pub(crate) fn put_record_into(staged: &mut StagedWrite, record: &PeerRecord, encoded: Vec<u8>) {
-        for (space, key, value) in keys::index_entries(record) {
+    ///
+    /// `replaced` is the stored record this one replaces, already taken out of the
+    /// counters but with its index entries still in place: an entry that moved is
+    /// deleted, one whose key and value did not change is neither deleted nor put
+    /// again, and the record itself is overwritten by the put.
+    pub(crate) fn put_record_into(
+        staged: &mut StagedWrite,
+        record: &PeerRecord,
+        encoded: Vec<u8>,
+        replaced: Option<&PeerRecord>,
+    ) {
+        let mut old = replaced.map(|r| keys::index_entries(r).map(Some));
+        for (i, (space, key, value)) in keys::index_entries(record).into_iter().enumerate() {
+            if let Some((_, old_key, old_value)) = old.as_mut().and_then(|o| o[i].take()) {
+                if old_key == key && old_value == value {
+                    continue; // the entry did not move or change
+                }
+                if old_key != key {
+                    staged.batch.delete(space, old_key);
+                }
+            }
             staged.batch.put(space, key, value);
         }
         staged.counters.peers = staged.counters.peers.saturating_add(1);
@@ -264,8 +299,7 @@ impl<B: Backend> PeerBook<B> {
             }
         }
         staged.batch.delete(Space::Peers, id.as_bytes().to_vec());
-        staged.counters.peers = staged.counters.peers.saturating_sub(1);
-        staged.counters.bytes = staged.counters.bytes.saturating_sub(existing.len());
+        Self::uncount(staged, existing.len());
         Ok(())
     }
 
@@ -316,5 +350,158 @@ impl<B: Backend> PeerBook<B> {
             batch.put(Space::Meta, META_COUNTERS.to_vec(), counters.encode());
         }
         (!batch.is_empty()).then_some(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use crate::backend::{
+        Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space,
+        Visit, WriteBatch,
+    };
+    use crate::options::Clock;
+    use crate::{
+        ConnectionType, Error, ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook,
+        QualityUpdate, Secret,
+    };
+
+    /// A memory backend that keeps a copy of every batch written.
+    #[derive(Clone, Default)]
+    struct Recording {
+        inner: MemoryBackend,
+        batches: Arc<Mutex<Vec<Vec<Op>>>>,
+    }
+
+    impl Recording {
+        /// `(put?, space)` of every op of the last batch, in order.
+        fn last(&self) -> Vec<(bool, Space)> {
+            let batches = self.batches.lock().unwrap();
+            let ops = batches.last().expect("a batch was written");
+            ops.iter()
+                .map(|op| (matches!(op, Op::Put { .. }), op.space()))
+                .collect()
+        }
+    }
+
+    impl Backend for Recording {
+        fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+            self.inner.get(space, key)
+        }
+        fn scan(
+            &self,
+            space: Space,
+            range: KeyRange<'_>,
+            direction: Direction,
+            visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+        ) -> Result<(), BackendError> {
+            self.inner.scan(space, range, direction, visitor)
+        }
+        fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+            self.inner.view()
+        }
+        fn book_claim(&self) -> BookClaim {
+            self.inner.book_claim()
+        }
+        fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+            self.batches.lock().unwrap().push(batch.ops().to_vec());
+            self.inner.write(batch, durability)
+        }
+        fn flush(&self) -> Result<(), BackendError> {
+            self.inner.flush()
+        }
+        fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+            self.inner.clear(durability)
+        }
+        fn disk_usage(&self) -> Result<u64, BackendError> {
+            self.inner.disk_usage()
+        }
+        fn engine_name(&self) -> &'static str {
+            "recording"
+        }
+    }
+
+    fn peer(id: &str) -> NewPeer {
+        NewPeer {
+            peer_id: id.into(),
+            public_key: "pk".into(),
+            shared_secret: Some(Secret::from(format!("secret of {id}"))),
+            ..NewPeer::default()
+        }
+    }
+
+    /// An update writes only the index entries that moved or changed, and the book
+    /// stays exactly as consistent as a full rewrite would leave it.
+    #[test]
+    fn updates_write_only_the_index_entries_that_change() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let backend = Recording::default();
+        let book = PeerBook::open(
+            backend.clone(),
+            Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone()),
+        )
+        .unwrap();
+        book.store_peer(peer("a")).unwrap();
+        let (put, delete) = (true, false);
+        let latency = |ms| QualityUpdate {
+            latency_ms: Some(Some(ms)),
+            connection_type: Some(ConnectionType::Host),
+            ..QualityUpdate::default()
+        };
+        book.update_connection_quality("a", latency(10)).unwrap();
+        // quality score and hint unchanged (latency 10 and 20 score alike), time too
+        book.update_connection_quality("a", latency(20)).unwrap();
+        assert_eq!(backend.last(), [(put, Space::Peers)], "nothing moved");
+        // the score changes: by_quality moves, by_last_seen keeps its key
+        book.update_connection_quality("a", latency(120)).unwrap(); // same record length
+        assert_eq!(
+            backend.last(),
+            [
+                (put, Space::ByLastSeen),
+                (delete, Space::ByQuality),
+                (put, Space::ByQuality),
+                (put, Space::Peers),
+            ]
+        );
+        // the time moves: by_last_seen moves, by_quality stays
+        clock.advance(Duration::from_secs(5));
+        book.update_last_seen("a").unwrap();
+        assert_eq!(
+            backend.last(),
+            [
+                (delete, Space::ByLastSeen),
+                (put, Space::ByLastSeen),
+                (put, Space::Peers),
+            ]
+        );
+        let report = book.verify().unwrap();
+        assert!(report.is_clean(), "{report:?}");
+        assert_eq!(
+            book.get_peer("a").unwrap().unwrap().last_seen,
+            clock.now_ms()
+        );
+    }
+
+    /// Seals equal to the stored record's are taken as checked; any other seal is
+    /// still opened, so a seal moved from another peer is refused.
+    #[test]
+    fn stored_seals_pass_and_moved_seals_are_still_refused() {
+        let book = PeerBook::open(
+            MemoryBackend::new(),
+            Options::new(MasterKey::from_bytes([1; 32])),
+        )
+        .unwrap();
+        let a = book.store_peer(peer("a")).unwrap();
+        let mut b = book.store_peer(peer("b")).unwrap();
+        b.display_name = "Bee".into();
+        book.store_peer(b.clone()).expect("its own stored seal");
+        b.shared_secret = a.shared_secret.clone();
+        match book.store_peer(b) {
+            Err(Error::InvalidInput { field, .. }) => assert_eq!(field, "shared_secret"),
+            other => panic!("a seal moved from another peer must be refused: {other:?}"),
+        }
+        assert_eq!(book.get_peer("b").unwrap().unwrap().display_name, "Bee");
     }
 }
