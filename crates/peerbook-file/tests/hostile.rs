@@ -188,7 +188,7 @@ fn lying_lengths_cost_only_the_bytes_present() {
         assert!(largest < 8 << 20, "{len}: allocated {largest} bytes");
 
         // the log's second frame claims `len` bytes: a torn tail, cut
-        write_store(&dir, &[end.clone()], &[put.clone()]);
+        write_store(&dir, std::slice::from_ref(&end), std::slice::from_ref(&put));
         let mut log = fs::read(dir.join("log.1")).unwrap();
         let at = log.len();
         log.extend(frame_claiming(&lh, len, at as u64, &put));
@@ -247,7 +247,7 @@ fn lying_lengths_inside_valid_bodies_are_refused() {
             "{e:?}"
         );
         // in the log: written that way (valid checksums), so refused, not cut
-        write_store(&dir, &[end.clone()], &[bad.clone()]);
+        write_store(&dir, std::slice::from_ref(&end), std::slice::from_ref(&bad));
         let e = recovery_error(open(&dir));
         assert!(
             matches!(e, RecoveryError::UndecodableBatch { offset: HEADER, .. }),

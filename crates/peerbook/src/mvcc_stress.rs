@@ -51,7 +51,7 @@ fn scan_all(view: &dyn ReadView, space: Space, direction: Direction) -> Vec<(Vec
 /// peers and meta equal, no value newer than the batch counter, `get` agrees with
 /// `scan`.
 fn read(view: &VersionedView<'_>, round: u64) -> Seen {
-    let direction = if round % 2 == 0 {
+    let direction = if round.is_multiple_of(2) {
         Direction::Forward
     } else {
         Direction::Reverse
@@ -151,7 +151,11 @@ fn views_stay_stable_while_writers_write() {
                     );
                     // phases of holding a few views, and of holding none (then a
                     // batch often starts with no view open, one opening meanwhile)
-                    let limit = if (round / 300) % 2 == 0 { 4 } else { 0 };
+                    let limit = if (round / 300).is_multiple_of(2) {
+                        4
+                    } else {
+                        0
+                    };
                     while held.len() > limit {
                         // close the oldest, or a younger one
                         let i = if rng.below(2) == 0 {
