@@ -9,6 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use peerbook::backend::{Backend, BackendError, BackendExt, Dump, Durability, Space, WriteBatch};
 use peerbook_file::testing::{crc32c, crc32c_append};
@@ -35,6 +36,14 @@ unsafe impl GlobalAlloc for Largest {
 
 #[global_allocator]
 static ALLOC: Largest = Largest;
+
+/// Taken by the tests that measure [`LARGEST`] and the one that allocates big
+/// buffers on purpose, so they do not see each other's allocations.
+static MEASURE: Mutex<()> = Mutex::new(());
+
+fn measure() -> MutexGuard<'static, ()> {
+    MEASURE.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const HEADER: usize = 40;
 const MAX_BODY: u32 = 1 << 30;
@@ -160,6 +169,7 @@ fn dump_of(entries: &[(Space, &[u8], &[u8])]) -> Dump {
 /// refuses (snapshot) or cuts (log) it, reading only the bytes present.
 #[test]
 fn lying_lengths_cost_only_the_bytes_present() {
+    let _measure = measure();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("book");
     let end = body(&[Op::End(0)]);
@@ -225,6 +235,7 @@ fn lying_lengths_cost_only_the_bytes_present() {
 /// value length far past the body. Typed errors, nothing allocated from them.
 #[test]
 fn lying_lengths_inside_valid_bodies_are_refused() {
+    let _measure = measure();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("book");
     let end = body(&[Op::End(0)]);
@@ -423,5 +434,61 @@ fn handmade_snapshot_and_log_replay_as_documented() {
             ),
             "{e:?}"
         );
+    }
+}
+
+/// Bodies longer than the stream's read step (1 MiB) and its buffer: read whole
+/// across steps in the snapshot and the log, and a cut in a later step of the last
+/// frame is a torn tail that reports exactly the bytes present.
+#[test]
+fn bodies_longer_than_a_read_step() {
+    let _measure = measure();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let big = |n: usize, seed: u8| -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    };
+    let b = open(&dir).unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"snap".to_vec(), big((5 << 19) + 7, 1));
+    b.write(batch, Durability::Sync).unwrap();
+    b.compact().unwrap();
+    let log_at = b.stats().log_bytes;
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"log".to_vec(), big((9 << 18) + 3, 2));
+    b.write(batch, Durability::Sync).unwrap();
+    let expected = b.dump().unwrap();
+    let g = b.stats().generation;
+    drop(b);
+    let b = open(&dir).unwrap();
+    assert_eq!(b.dump().unwrap(), expected);
+    assert!(b.recovery().torn_tail.is_none());
+    drop(b);
+
+    let log_path = dir.join(format!("log.{g}"));
+    let log = fs::read(&log_path).unwrap();
+    let body_len = log.len() - log_at as usize - 20;
+    for present in [
+        (1 << 20) - 1,
+        1 << 20,
+        (1 << 20) + 1,
+        (2 << 20) + 5,
+        body_len - 1,
+    ] {
+        fs::write(&log_path, &log[..log_at as usize + 20 + present]).unwrap();
+        let b = open(&dir).unwrap();
+        let torn = b.recovery().torn_tail.clone().expect("torn");
+        assert_eq!(torn.offset, log_at);
+        assert_eq!(
+            torn.reason,
+            FormatError::FramePastEnd {
+                len: body_len,
+                left: present
+            },
+            "{present} bytes present"
+        );
+        assert_eq!(b.dump().unwrap()[0].len(), 1, "only the snapshot's key");
     }
 }
