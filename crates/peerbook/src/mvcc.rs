@@ -466,6 +466,10 @@ impl Drop for VersionedView<'_> {
 }
 
 #[cfg(test)]
+#[path = "mvcc_stress.rs"]
+mod stress;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::ops::ControlFlow;
