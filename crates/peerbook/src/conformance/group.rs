@@ -408,7 +408,7 @@ pub fn failed_group_write_fails_every_waiter<F: Factory>(f: &F) {
 }
 
 /// A group write the backend refuses before applying anything
-/// ([`BackendError::NotApplied`](crate::backend::BackendError::NotApplied), as LMDB's
+/// ([`BackendError::NotApplied`], as LMDB's
 /// map full at its cap): every writer queued in it fails with a backend error (none
 /// with `NeedsReopen`), the book is NOT poisoned, none of the group's batches is
 /// visible, and the next writes work at once on the rolled-back state: counters and
