@@ -326,6 +326,52 @@ pub fn group_commit_returns_only_after_the_write<F: Factory>(f: &F) {
     assert!(report.is_clean(), "{report:?}");
 }
 
+/// A book over `f`'s backend behind a gate and a fault switch, holding "first";
+/// then the leader's update of "first" is held at the gate while `queued` writers
+/// store `g0..`, and the group write of those queued behind it fails `when`.
+/// Returns the book and each queued writer's result (the leader's must succeed).
+#[allow(clippy::type_complexity)]
+fn fail_a_queued_group<F: Factory>(
+    f: &F,
+    clock: &ManualClock,
+    when: FailWhen,
+    queued: usize,
+) -> (
+    PeerBook<FailingBackend<GatedBackend<F::Backend>>>,
+    Vec<crate::Result<()>>,
+) {
+    let backend = FailingBackend::new(GatedBackend::new(f.create()));
+    let book = PeerBook::open(backend, options(clock)).expect("open");
+    book.store_peer(sample_peer("first")).unwrap();
+    // write 1: the leader's (held at the gate, then succeeds); write 2: the group
+    // of the writers queued behind it, failing
+    book.backend().fail_nth(FailOp::Write, 2, when);
+    let gate = book.backend().inner();
+    gate.set_closed(true);
+    let results = std::thread::scope(|s| {
+        let leader = s.spawn(|| book.update_last_seen("first").map(drop));
+        let blocked = gate.wait_blocked(1);
+        let handles: Vec<_> = (0..queued)
+            .map(|t| {
+                let book = &book;
+                s.spawn(move || book.store_peer(sample_peer(&format!("g{t}"))).map(drop))
+            })
+            .collect();
+        std::thread::sleep(SETTLE);
+        gate.set_closed(false);
+        assert!(blocked, "{when:?}: no write reached the engine");
+        leader
+            .join()
+            .expect("leader")
+            .expect("the first write succeeds");
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer"))
+            .collect()
+    });
+    (book, results)
+}
+
 /// A group write that fails (before or after the engine applied it) fails every
 /// writer queued in it: none returns `Ok`, one gets the engine's error and the
 /// others [`Error::NeedsReopen`], the book is poisoned; after a reopen it verifies
@@ -335,36 +381,9 @@ pub fn failed_group_write_fails_every_waiter<F: Factory>(f: &F) {
     for when in [FailWhen::Before, FailWhen::After] {
         let context = format!("group write failing {when:?}");
         let clock = ManualClock::new(T0);
-        let backend = FailingBackend::new(GatedBackend::new(f.create()));
-        let book = PeerBook::open(backend, options(&clock)).expect("open");
-        book.store_peer(sample_peer("first")).unwrap();
-        // write 1: the leader's (held at the gate, then succeeds); write 2: the group
-        // of the writers queued behind it, failing
-        book.backend().fail_nth(FailOp::Write, 2, when);
-        let gate = book.backend().inner();
-        gate.set_closed(true);
         let queued = 6;
-        let results: Vec<crate::Result<()>> = std::thread::scope(|s| {
-            let leader = s.spawn(|| book.update_last_seen("first").map(drop));
-            let blocked = gate.wait_blocked(1);
-            let handles: Vec<_> = (0..queued)
-                .map(|t| {
-                    let book = &book;
-                    s.spawn(move || book.store_peer(sample_peer(&format!("g{t}"))).map(drop))
-                })
-                .collect();
-            std::thread::sleep(SETTLE);
-            gate.set_closed(false);
-            assert!(blocked, "{context}: no write reached the engine");
-            leader
-                .join()
-                .expect("leader")
-                .expect("the first write succeeds");
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("writer"))
-                .collect()
-        });
+        let (book, results) = fail_a_queued_group(f, &clock, when, queued);
+        let gate = book.backend().inner();
         let engine_errors = results
             .iter()
             .filter(|r| matches!(r, Err(e) if !matches!(e, Error::NeedsReopen)))
@@ -415,35 +434,8 @@ pub fn failed_group_write_fails_every_waiter<F: Factory>(f: &F) {
 /// indexes agree (verify clean, stats count the peers), before and after a reopen.
 pub fn refused_group_write_rejects_its_batches_and_rolls_back<F: Factory>(f: &F) {
     let clock = ManualClock::new(T0);
-    let backend = FailingBackend::new(GatedBackend::new(f.create()));
-    let book = PeerBook::open(backend, options(&clock)).expect("open");
-    book.store_peer(sample_peer("first")).unwrap();
-    book.backend()
-        .fail_nth(FailOp::Write, 2, FailWhen::BeforeNotApplied);
-    let gate = book.backend().inner();
-    gate.set_closed(true);
     let queued = 6;
-    let results: Vec<crate::Result<()>> = std::thread::scope(|s| {
-        let leader = s.spawn(|| book.update_last_seen("first").map(drop));
-        let blocked = gate.wait_blocked(1);
-        let handles: Vec<_> = (0..queued)
-            .map(|t| {
-                let book = &book;
-                s.spawn(move || book.store_peer(sample_peer(&format!("g{t}"))).map(drop))
-            })
-            .collect();
-        std::thread::sleep(SETTLE);
-        gate.set_closed(false);
-        assert!(blocked, "no write reached the engine");
-        leader
-            .join()
-            .expect("leader")
-            .expect("the first write succeeds");
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("writer"))
-            .collect()
-    });
+    let (book, results) = fail_a_queued_group(f, &clock, FailWhen::BeforeNotApplied, queued);
     assert_eq!(book.backend().injected(), 1, "the refusal was injected");
     for r in &results {
         match r {
