@@ -476,8 +476,8 @@ impl Report {
         }
         md.push_str("\n`per peer` is (peak - the idle process's peak) / peers. `RSS at exit` is read after the \
              book is closed: for LMDB the difference to the peak is pages of the memory-mapped data \
-             file (page cache, reclaimable), not heap; the file backend's peak above its steady \
-             RSS most likely comes from open, which reads the whole snapshot file into one buffer before building its maps.\n\n");
+             file (page cache, reclaimable), not heap. The file backend's open streams its \
+             snapshot frame by frame into its maps, so its peak stays near its steady RSS.\n\n");
         let path = self.out.join("charts").join("peak_memory.svg");
         if bar_chart(
             &path,
