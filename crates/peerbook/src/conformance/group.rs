@@ -81,6 +81,11 @@ impl<B: Backend> GatedBackend<B> {
         self.gate().writes.clone()
     }
 
+    /// The wrapped backend, borrowed.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
     /// The wrapped backend.
     pub fn into_inner(self) -> B {
         self.inner

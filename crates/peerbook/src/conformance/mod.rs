@@ -57,6 +57,7 @@ pub mod concurrency;
 mod factory;
 pub mod failing;
 pub mod group;
+pub mod group_stress;
 pub mod hooked;
 pub mod lifecycle;
 pub mod ranking;
