@@ -3,12 +3,14 @@
 //! behind a gate that holds group writes so writers queue (see
 //! `peerbook::conformance::group_stress`).
 
-use peerbook::conformance::failing::FailingBackend;
+use peerbook::conformance::failing::{FailOp, FailWhen, FailingBackend};
 use peerbook::conformance::group::GatedBackend;
 use peerbook::conformance::group_stress::{
     arm_failing, check_model, stress_refused_groups, StressHooks, StressModel, StressPlan, SHARED,
 };
-use peerbook::{Durability, ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook};
+use peerbook::{
+    Durability, Error, ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook,
+};
 
 type Stressed = GatedBackend<FailingBackend<MemoryBackend>>;
 
@@ -53,4 +55,56 @@ fn memory_group_commit_survives_repeated_refusals() {
     let backend = book.close().expect("close").into_inner().into_inner();
     let book = PeerBook::open(backend, options(&clock)).expect("reopen");
     check_model(&book, &model, "after reopen");
+}
+
+/// A writer that decides from a pending batch without writing one of its own (a
+/// remove of a peer whose removal is queued, an update of it) must not answer
+/// before that batch is durable: when the queued group is then refused, the peer
+/// is still there, so "it was not there" (`Ok(false)`, `NotFound`) would be an
+/// acknowledged outcome that is not the book's. It gets the refusal instead.
+#[test]
+fn a_writer_never_answers_from_a_refused_pending_batch() {
+    use std::time::Duration;
+    let clock = ManualClock::new(1_700_000_000_000);
+    let backend = GatedBackend::new(FailingBackend::new(MemoryBackend::new()));
+    let book = PeerBook::open(backend, options(&clock)).unwrap();
+    book.store_peer(NewPeer {
+        peer_id: "p".into(),
+        public_key: "pk".into(),
+        ..NewPeer::default()
+    })
+    .unwrap();
+    book.backend().set_closed(true);
+    std::thread::scope(|s| {
+        let first = s.spawn(|| book.remove_peer("p"));
+        assert!(book.backend().wait_blocked(1), "the first remove is held");
+        book.backend()
+            .inner()
+            .fail_nth(FailOp::Write, 1, FailWhen::BeforeNotApplied);
+        let again = s.spawn(|| book.remove_peer("p"));
+        let update = s.spawn(|| book.update_last_seen("p"));
+        // let both reach their answer (or their wait) before the refusal
+        std::thread::sleep(Duration::from_millis(300));
+        book.backend().set_closed(false);
+        let first = first.join().unwrap();
+        assert!(
+            matches!(first, Err(Error::Backend(_))),
+            "refused: {first:?}"
+        );
+        let there = book.get_peer("p").unwrap().is_some();
+        assert!(there, "the refused remove left the peer");
+        match again.join().unwrap() {
+            Ok(false) => panic!("told the peer was not there, yet it is"),
+            Ok(true) | Err(Error::Backend(_)) => {}
+            Err(e) => panic!("remove: {e:?}"),
+        }
+        match update.join().unwrap() {
+            Err(Error::NotFound { .. }) => panic!("told the peer was not found, yet it is"),
+            Ok(_) | Err(Error::Backend(_)) => {}
+            Err(e) => panic!("update: {e:?}"),
+        }
+    });
+    assert!(!book.needs_reopen());
+    assert!(book.verify().unwrap().is_clean());
+    assert!(book.remove_peer("p").unwrap(), "the peer is still there");
 }

@@ -11,6 +11,9 @@
 //! [`Condvar`] and the next leader takes their batches. So:
 //!
 //! - a writer returns `Ok` only once a synced write that holds its batch returned;
+//!   one that answers from the pending batches without a batch of its own ("not
+//!   there", nothing to change) waits until they are durable (refused: it gets the
+//!   refusal), so no answer rests on a batch that never lands;
 //! - each group is one atomic backend batch, and groups land in queue order, so a
 //!   crash or power cut keeps a prefix of the groups (every engine already promises
 //!   that a batch lands whole or not at all): no backend needs a new contract, and
@@ -144,6 +147,14 @@ impl GroupCommit {
         st.queue.push(batch);
         st.applied = seq;
         Ok(seq)
+    }
+
+    /// The seq of the last applied batch while it is not settled (`None` once every
+    /// applied batch is durable or rolled back): what a writer that read the pending
+    /// batches and answers without a batch of its own waits for.
+    pub(crate) fn pending(&self) -> Option<u64> {
+        let st = self.lock_state();
+        (st.applied > st.durable).then_some(st.applied)
     }
 
     /// After a group write that applied nothing: forget the rejected batches (the

@@ -256,6 +256,8 @@ impl<B: Backend> PeerBook<B> {
         {
             let view = self.writer_view()?;
             let Some(existing) = self.load_existing(&*view, &id)? else {
+                drop(view);
+                self.settle(guard)?;
                 return Ok(false);
             };
             self.delete_record(&*view, &mut staged, &id, &existing)?;

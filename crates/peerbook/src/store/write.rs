@@ -64,9 +64,11 @@ impl<B: Backend> PeerBook<B> {
         let view = self.writer_view()?;
         let (old, len) = match self.load_existing(&*view, &id)? {
             None => {
+                drop(view);
+                self.settle(guard)?;
                 return Err(Error::NotFound {
                     peer_id: id.to_string(),
-                })
+                });
             }
             Some(Existing::Corrupt { detail, .. }) => return Err(corrupted_record(&id, detail)),
             Some(Existing::Decoded { record, len }) => (record, len),
@@ -314,7 +316,7 @@ impl<B: Backend> PeerBook<B> {
             return self.commit_locked(&mut guard, staged);
         }
         let Some(batch) = Self::with_counters(&guard, staged.batch, &staged.counters) else {
-            return Ok(());
+            return self.settle(guard);
         };
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
@@ -323,6 +325,19 @@ impl<B: Backend> PeerBook<B> {
         *guard = staged.counters;
         drop(guard);
         self.group.wait(seq, |group| self.write_group(group))
+    }
+
+    /// Release the writer lock of a writer that decided from its view without a
+    /// batch of its own ("not there", nothing to change), once every pending batch
+    /// that view held is durable: its answer then never rests on a batch that is
+    /// refused (it gets the refusal instead) or not yet synced. Drop the view first.
+    pub(crate) fn settle(&self, guard: WriterGuard<'_>) -> Result<()> {
+        let pending = self.group.pending();
+        drop(guard);
+        match pending {
+            Some(seq) => self.group.wait(seq, |group| self.write_group(group)),
+            None => Ok(()),
+        }
     }
 
     /// Write `staged` (with its counters) atomically while holding the writer lock;
