@@ -108,3 +108,39 @@ fn a_writer_never_answers_from_a_refused_pending_batch() {
     assert!(book.verify().unwrap().is_clean());
     assert!(book.remove_peer("p").unwrap(), "the peer is still there");
 }
+
+/// `clear_all` whose clear went through but whose write of the fresh meta was
+/// refused (applied nothing) leaves the engine empty without meta or counters: the
+/// counters in memory (the old peers) no longer describe it, and a later refused
+/// Sync write could not roll back to stored counters. The book asks for a reopen
+/// (it claims nothing wrong meanwhile), and the reopen starts an empty, clean book.
+#[test]
+fn clear_all_with_a_refused_meta_write_asks_for_a_reopen() {
+    let peer = |id: &str| NewPeer {
+        peer_id: id.into(),
+        public_key: "pk".into(),
+        ..NewPeer::default()
+    };
+    let clock = ManualClock::new(1_700_000_000_000);
+    let book = PeerBook::open(FailingBackend::new(MemoryBackend::new()), options(&clock)).unwrap();
+    for id in ["a", "b", "c"] {
+        book.store_peer(peer(id)).unwrap();
+    }
+    book.backend()
+        .fail_nth(FailOp::Write, 1, FailWhen::BeforeNotApplied);
+    assert!(book.clear_all().is_err(), "the meta write was refused");
+    assert!(
+        book.needs_reopen(),
+        "counters in memory no longer describe the emptied engine"
+    );
+    assert!(matches!(
+        book.store_peer(peer("d")),
+        Err(Error::NeedsReopen)
+    ));
+    let backend = book.close().expect("close").into_inner();
+    let book = PeerBook::open(backend, options(&clock)).expect("reopen");
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 0);
+    book.store_peer(peer("e")).unwrap();
+    let report = book.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 use tracing::{info, warn};
@@ -559,7 +560,14 @@ impl<B: Backend> PeerBook<B> {
         let mut guard = self.lock_writer_to_write()?;
         self.drain()?;
         self.guarded(|| self.backend.clear(self.settings.durability))?;
-        self.init_meta(&mut guard)?;
+        // The engine is empty now: if its fresh meta is refused, it holds no meta and
+        // no counters, which the counters in memory do not describe; a reopen starts
+        // it afresh.
+        if let Err(e) = self.init_meta(&mut guard) {
+            self.poisoned.store(true, Ordering::Release);
+            warn!("peerbook cleared but its meta was not written; the book needs a reopen");
+            return Err(e);
+        }
         info!("peerbook cleared");
         Ok(())
     }
