@@ -144,3 +144,35 @@ fn clear_all_with_a_refused_meta_write_asks_for_a_reopen() {
     let report = book.verify().unwrap();
     assert!(report.is_clean(), "{report:?}");
 }
+
+/// A group write that panics in the engine has an unknown outcome: the panic
+/// reaches its writer, and the book says so (`needs_reopen`) exactly as it refuses
+/// writes with `NeedsReopen` afterwards; before, every later Sync write failed with
+/// `NeedsReopen` while `needs_reopen()` said `false`.
+#[test]
+fn a_panicking_group_write_poisons_the_book() {
+    use peerbook::conformance::hooked::HookedBackend;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let peer = |id: &str| NewPeer {
+        peer_id: id.into(),
+        public_key: "pk".into(),
+        ..NewPeer::default()
+    };
+    let armed = Arc::new(AtomicBool::new(false));
+    let trip = Arc::clone(&armed);
+    let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
+        if op == FailOp::Write && trip.swap(false, Ordering::SeqCst) {
+            panic!("the engine panicked");
+        }
+    });
+    let clock = ManualClock::new(1_700_000_000_000);
+    let book = PeerBook::open(backend, options(&clock)).unwrap();
+    book.store_peer(peer("a")).unwrap();
+    armed.store(true, Ordering::SeqCst);
+    let panicked = std::thread::scope(|s| s.spawn(|| book.store_peer(peer("b"))).join());
+    assert!(panicked.is_err(), "the engine's panic reaches its writer");
+    let next = book.store_peer(peer("c"));
+    assert!(matches!(next, Err(Error::NeedsReopen)), "{next:?}");
+    assert!(book.needs_reopen(), "the book says what its writes say");
+}

@@ -24,7 +24,7 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Run a backend write, flush or clear: refused when the book is poisoned; any
-    /// error poisons it, since no error kind is known to have applied nothing on
+    /// error or panic poisons it, since no error kind is known to have applied nothing on
     /// every engine (see the [`Backend`](crate::backend#failures) contract), except
     /// one the backend marked [`BackendError::NotApplied`]: the state is then the
     /// one before the call, which the counters still describe.
@@ -35,7 +35,14 @@ impl<B: Backend> PeerBook<B> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::NeedsReopen);
         }
-        op().map_err(|e| {
+        // A panic in the engine is an unknown outcome too: poison, then let it go on
+        // (the group commit fails its waiters; the book must say so as well).
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(op)).unwrap_or_else(|panic| {
+                self.poisoned.store(true, Ordering::Release);
+                std::panic::resume_unwind(panic)
+            });
+        outcome.map_err(|e| {
             if e.is_not_applied() {
                 warn!(
                     engine = self.backend.engine_name(),
