@@ -9,7 +9,7 @@ use crate::backend::{
     WriteBatch,
 };
 
-type Hook = Box<dyn Fn(FailOp) + Send + Sync>;
+type Hook = Box<dyn Fn(FailOp, Option<&WriteBatch>) + Send + Sync>;
 
 /// A [`Backend`] wrapper that calls `hook(op)` before passing each
 /// [`write`](Backend::write), [`flush`](Backend::flush) and
@@ -41,6 +41,15 @@ pub struct HookedBackend<B> {
 impl<B: Backend> HookedBackend<B> {
     /// Wrap `inner`, calling `hook` before each write, flush and clear.
     pub fn new(inner: B, hook: impl Fn(FailOp) + Send + Sync + 'static) -> Self {
+        Self::with_batches(inner, move |op, _| hook(op))
+    }
+
+    /// Wrap `inner`, calling `hook` before each write (with its batch), flush and
+    /// clear (with `None`): for tests that record what the store wrote.
+    pub fn with_batches(
+        inner: B,
+        hook: impl Fn(FailOp, Option<&WriteBatch>) + Send + Sync + 'static,
+    ) -> Self {
         HookedBackend {
             inner,
             hook: Box::new(hook),
@@ -85,17 +94,17 @@ impl<B: Backend> Backend for HookedBackend<B> {
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        (self.hook)(FailOp::Write);
+        (self.hook)(FailOp::Write, Some(&batch));
         self.inner.write(batch, durability)
     }
 
     fn flush(&self) -> Result<(), BackendError> {
-        (self.hook)(FailOp::Flush);
+        (self.hook)(FailOp::Flush, None);
         self.inner.flush()
     }
 
     fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        (self.hook)(FailOp::Clear);
+        (self.hook)(FailOp::Clear, None);
         self.inner.clear(durability)
     }
 

@@ -380,69 +380,36 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use crate::backend::{
-        Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space,
-        Visit, WriteBatch,
-    };
+    use crate::backend::{Op, Space};
+    use crate::conformance::hooked::HookedBackend;
     use crate::options::Clock;
     use crate::{
         ConnectionType, Error, ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook,
         QualityUpdate, Secret,
     };
 
+    /// The ops of every batch written, shared with the hook that records them.
+    type Batches = Arc<Mutex<Vec<Vec<Op>>>>;
+
     /// A memory backend that keeps a copy of every batch written.
-    #[derive(Clone, Default)]
-    struct Recording {
-        inner: MemoryBackend,
-        batches: Arc<Mutex<Vec<Vec<Op>>>>,
+    fn recording() -> (HookedBackend<MemoryBackend>, Batches) {
+        let batches = Batches::default();
+        let seen = Arc::clone(&batches);
+        let backend = HookedBackend::with_batches(MemoryBackend::new(), move |_, batch| {
+            if let Some(batch) = batch {
+                seen.lock().unwrap().push(batch.ops().to_vec());
+            }
+        });
+        (backend, batches)
     }
 
-    impl Recording {
-        /// `(put?, space)` of every op of the last batch, in order.
-        fn last(&self) -> Vec<(bool, Space)> {
-            let batches = self.batches.lock().unwrap();
-            let ops = batches.last().expect("a batch was written");
-            ops.iter()
-                .map(|op| (matches!(op, Op::Put { .. }), op.space()))
-                .collect()
-        }
-    }
-
-    impl Backend for Recording {
-        fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-            self.inner.get(space, key)
-        }
-        fn scan(
-            &self,
-            space: Space,
-            range: KeyRange<'_>,
-            direction: Direction,
-            visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-        ) -> Result<(), BackendError> {
-            self.inner.scan(space, range, direction, visitor)
-        }
-        fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-            self.inner.view()
-        }
-        fn book_claim(&self) -> BookClaim {
-            self.inner.book_claim()
-        }
-        fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-            self.batches.lock().unwrap().push(batch.ops().to_vec());
-            self.inner.write(batch, durability)
-        }
-        fn flush(&self) -> Result<(), BackendError> {
-            self.inner.flush()
-        }
-        fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-            self.inner.clear(durability)
-        }
-        fn disk_usage(&self) -> Result<u64, BackendError> {
-            self.inner.disk_usage()
-        }
-        fn engine_name(&self) -> &'static str {
-            "recording"
-        }
+    /// `(put?, space)` of every op of the last batch written, in order.
+    fn last(batches: &Batches) -> Vec<(bool, Space)> {
+        let batches = batches.lock().unwrap();
+        let ops = batches.last().expect("a batch was written");
+        ops.iter()
+            .map(|op| (matches!(op, Op::Put { .. }), op.space()))
+            .collect()
     }
 
     fn peer(id: &str) -> NewPeer {
@@ -459,9 +426,9 @@ mod tests {
     #[test]
     fn updates_write_only_the_index_entries_that_change() {
         let clock = ManualClock::new(1_700_000_000_000);
-        let backend = Recording::default();
+        let (backend, batches) = recording();
         let book = PeerBook::open(
-            backend.clone(),
+            backend,
             Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone()),
         )
         .unwrap();
@@ -475,11 +442,11 @@ mod tests {
         book.update_connection_quality("a", latency(10)).unwrap();
         // quality score and hint unchanged (latency 10 and 20 score alike), time too
         book.update_connection_quality("a", latency(20)).unwrap();
-        assert_eq!(backend.last(), [(put, Space::Peers)], "nothing moved");
+        assert_eq!(last(&batches), [(put, Space::Peers)], "nothing moved");
         // the score changes: by_quality moves, by_last_seen keeps its key
         book.update_connection_quality("a", latency(120)).unwrap(); // same record length
         assert_eq!(
-            backend.last(),
+            last(&batches),
             [
                 (put, Space::ByLastSeen),
                 (delete, Space::ByQuality),
@@ -491,7 +458,7 @@ mod tests {
         clock.advance(Duration::from_secs(5));
         book.update_last_seen("a").unwrap();
         assert_eq!(
-            backend.last(),
+            last(&batches),
             [
                 (delete, Space::ByLastSeen),
                 (put, Space::ByLastSeen),
