@@ -4,6 +4,10 @@
 //! and checks that every acknowledged write is there, `verify` is clean, and the
 //! book accepts new writes.
 //!
+//! The same with `Durability::Buffered` on LMDB, whose Buffered commit leaves only
+//! its meta page unsynced (`MDB_NOMETASYNC`): a process crash must lose nothing
+//! acknowledged there either (the page cache outlives the process).
+//!
 //! CI: 20 kills per backend (`PEERBOOK_KILLS` for more; `cargo xtask long` runs 1,000).
 
 mod common;
@@ -14,12 +18,20 @@ use std::path::Path;
 use common::kill;
 use common::Engine;
 use peerbook::conformance::Rng;
-use peerbook::{ManualClock, NewPeer, PeerBook, Secret};
+use peerbook::{Durability, ManualClock, NewPeer, PeerBook, Secret};
 
 const CHILD_ENV: &str = "PEERBOOK_KILL_CHILD";
+/// Set (to anything) in a child that writes `Durability::Buffered`.
+const BUFFERED_ENV: &str = "PEERBOOK_KILL_BUFFERED";
 
 fn options() -> peerbook::Options {
     kill::options(&ManualClock::new(1_700_000_000_000))
+}
+
+fn options_with(durability: Durability) -> peerbook::Options {
+    let mut o = options();
+    o.durability = durability;
+    o
 }
 
 /// The child: write forever, printing `ack <id> <attempts>` after each write returned.
@@ -30,8 +42,13 @@ fn kill_child_entry() {
     }; // not a child: nothing to do
     let (engine, dir) = spec.split_once(':').expect("engine:dir");
     let engine = Engine::named(engine);
-    let book =
-        PeerBook::open(engine.open(Path::new(dir)), options()).expect("child opens the book");
+    let durability = if std::env::var_os(BUFFERED_ENV).is_some() {
+        Durability::Buffered
+    } else {
+        Durability::Sync
+    };
+    let book = PeerBook::open(engine.open(Path::new(dir)), options_with(durability))
+        .expect("child opens the book");
     let start: u64 = std::env::var("PEERBOOK_KILL_START")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -56,33 +73,38 @@ fn kill_child_entry() {
     }
 }
 
-fn kill_round(engine: Engine, dir: &Path, start: u64, rng: &mut Rng) -> u64 {
+fn kill_round(
+    engine: Engine,
+    durability: Durability,
+    dir: &Path,
+    start: u64,
+    rng: &mut Rng,
+) -> u64 {
     let mut acked: Vec<(String, u32)> = Vec::new();
     let wanted = rng.below(30) + 1;
     // Kill after a random number of acknowledged writes (so mid-write, usually).
     // Acks already in the pipe were acknowledged before the kill: they count too.
-    kill::run_and_kill(
-        "kill_child_entry",
-        &[
-            (CHILD_ENV, format!("{}:{}", engine.name(), dir.display())),
-            ("PEERBOOK_KILL_START", start.to_string()),
-        ],
-        wanted,
-        |line, killed| {
-            let Some(rest) = line.strip_prefix("ack ") else {
-                return false;
-            };
-            if killed {
-                if let Some((id, attempts)) = rest.split_once(' ') {
-                    acked.push((id.to_string(), attempts.parse().unwrap_or(0)));
-                }
-            } else {
-                let (id, attempts) = rest.split_once(' ').expect("ack id attempts");
-                acked.push((id.to_string(), attempts.parse().expect("number")));
+    let mut envs = vec![
+        (CHILD_ENV, format!("{}:{}", engine.name(), dir.display())),
+        ("PEERBOOK_KILL_START", start.to_string()),
+    ];
+    if durability == Durability::Buffered {
+        envs.push((BUFFERED_ENV, "1".into()));
+    }
+    kill::run_and_kill("kill_child_entry", &envs, wanted, |line, killed| {
+        let Some(rest) = line.strip_prefix("ack ") else {
+            return false;
+        };
+        if killed {
+            if let Some((id, attempts)) = rest.split_once(' ') {
+                acked.push((id.to_string(), attempts.parse().unwrap_or(0)));
             }
-            true
-        },
-    );
+        } else {
+            let (id, attempts) = rest.split_once(' ').expect("ack id attempts");
+            acked.push((id.to_string(), attempts.parse().expect("number")));
+        }
+        true
+    });
     assert!(
         !acked.is_empty(),
         "{}: the child acknowledged no write",
@@ -91,13 +113,15 @@ fn kill_round(engine: Engine, dir: &Path, start: u64, rng: &mut Rng) -> u64 {
 
     let book = PeerBook::open(engine.open(dir), options()).expect("reopen after SIGKILL");
     for (id, attempts) in &acked {
-        let record = book
-            .get_peer(id)
-            .expect("readable")
-            .unwrap_or_else(|| panic!("{}: acknowledged write of {id} lost", engine.name()));
+        let record = book.get_peer(id).expect("readable").unwrap_or_else(|| {
+            panic!(
+                "{} ({durability:?}): acknowledged write of {id} lost",
+                engine.name()
+            )
+        });
         assert!(
             record.reconnection_attempts >= *attempts,
-            "{}: acknowledged update of {id} lost",
+            "{} ({durability:?}): acknowledged update of {id} lost",
             engine.name()
         );
         kill::assert_secret(&book, &record, &format!("secret {}", &id[1..]));
@@ -119,6 +143,31 @@ fn sigkill_loses_no_acknowledged_write() {
         20,
         0xdead_beef,
         0,
-        |engine, dir, _, start, rng| kill_round(engine, dir, start, rng),
+        |engine, dir, _, start, rng| kill_round(engine, Durability::Sync, dir, start, rng),
     );
+}
+
+/// LMDB's Buffered writes (`MDB_NOMETASYNC`) survive a process crash: the commit's
+/// pages and its unsynced meta page are in the page cache when `write` returns.
+#[test]
+fn sigkill_loses_no_acknowledged_buffered_write_on_lmdb() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return;
+    }
+    let kills = std::env::var("PEERBOOK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20u64);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut rng = Rng::new(0xb0ff_e7ed);
+    let mut start = 0;
+    for _ in 0..kills {
+        start = kill_round(
+            Engine::Lmdb,
+            Durability::Buffered,
+            dir.path(),
+            start,
+            &mut rng,
+        );
+    }
 }
