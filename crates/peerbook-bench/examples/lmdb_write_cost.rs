@@ -7,8 +7,22 @@
 //!
 //! With `MARK=1` every timed operation is bracketed by two writes to stderr
 //! (`<op` / `>op`), so `strace -f -e trace=fdatasync,fsync,pwrite64,msync,write`
-//! can attribute each sync and page write to the operation that made it (see
-//! `lmdb_write_cost.sh` next to this file for the count).
+//! can attribute each sync and page write to the operation that made it:
+//!
+//! ```text
+//! MARK=1 strace -f -e trace=fdatasync,fsync,pwrite64,msync,write -o t.trace \
+//!     target/release/examples/lmdb_write_cost 100000 50 2>/dev/null
+//! awk '/write\(2, "</ { match($0, /"<[^\\"]*/); cur = substr($0, RSTART + 2, RLENGTH - 2); ops[cur]++; next }
+//!      /write\(2, ">/ { cur = ""; next }
+//!      cur != "" && /fdatasync\(/ { fds[cur]++ }
+//!      cur != "" && /pwrite64\(/ { pw[cur]++ }
+//!      END { for (p in ops) printf "%-30s fdatasync %.2f pwrite64 %.2f per op\n", p, fds[p] / ops[p], pw[p] / ops[p] }' t.trace
+//! ```
+//!
+//! Measured on 2026-12-01 (100,000 peers, a busy 2-core machine): every Buffered
+//! write, of the book and of the floor alike, made 1 `fdatasync` and 11-13 page
+//! `pwrite`s, every Sync write 2 `fdatasync`s; medians of one interleaved run:
+//! `store_peer` new 592 us Buffered / 792 us Sync, floor 534 / 686 us.
 
 use std::io::Write;
 use std::path::PathBuf;
