@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -250,19 +250,18 @@ impl Cipher {
             source: std::io::Error::other(e.to_string()),
         })?;
         let aad = associated_data(kind, peer_id);
-        let ciphertext = self
-            .aead
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| Error::invalid("secret", "could not be sealed (too long)"))?;
-        let mut bytes = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        // nonce || ciphertext || tag in one buffer, encrypted in place: one
+        // allocation, where `encrypt` and then a copy behind the nonce took two.
+        // The buffer holds the plaintext until it is encrypted: wiped if that fails.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN));
         bytes.extend_from_slice(&nonce);
-        bytes.extend_from_slice(&ciphertext);
+        bytes.extend_from_slice(plaintext);
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut bytes[NONCE_LEN..])
+            .map_err(|_| Error::invalid("secret", "could not be sealed (too long)"))?;
+        bytes.extend_from_slice(&tag);
+        let bytes = std::mem::take(&mut *bytes);
         Ok(SealedSecret { bytes })
     }
 

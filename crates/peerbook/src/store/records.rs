@@ -83,7 +83,7 @@ impl<B: Backend> PeerBook<B> {
         for (i, server) in new.ice_servers.iter().enumerate() {
             validate_ice_urls(i, &server.urls, server.username.as_deref())?;
             if let Some(c) = &server.credential {
-                validate_secret(&format!("ice_servers[{i}].credential"), c)?;
+                validate_secret(format_args!("ice_servers[{i}].credential"), c)?;
             }
         }
         validate_candidates(&new.cached_candidates)?;
