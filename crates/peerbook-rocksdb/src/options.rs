@@ -174,6 +174,18 @@ const MAX_WRITE_BUFFERS: i32 = 2;
 const L0_COMPACTION_TRIGGER: u64 = 4;
 
 impl RocksOptions {
+    /// The RocksDB options [`RocksBackend::open`](crate::RocksBackend::open) opens a
+    /// database with: the database's own, then each space's column family (named by
+    /// [`Space::name`], in [`Space::ALL`] order), every family sharing one new block
+    /// cache of [`block_cache_bytes`](Self::block_cache_bytes). For tools that open
+    /// the same engine directly (the benchmarks' raw floors), so they measure RocksDB
+    /// as this backend configures it.
+    pub fn rocksdb_options(&self) -> (Options, [(&'static str, Options); 4]) {
+        let cache = Cache::new_lru_cache(self.block_cache_bytes);
+        let families = Space::ALL.map(|space| (space.name(), self.cf_options(space, &cache)));
+        (self.db_options(), families)
+    }
+
     /// Options of the database as a whole (and of the unused default column family).
     pub(crate) fn db_options(&self) -> Options {
         let mut o = Options::default();

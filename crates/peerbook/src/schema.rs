@@ -474,16 +474,17 @@ pub(crate) fn validate_public_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn validate_secret(field: &str, secret: &Secret) -> Result<()> {
+/// `field` is formatted only for an error (a valid secret costs no allocation).
+pub(crate) fn validate_secret(field: impl std::fmt::Display, secret: &Secret) -> Result<()> {
     if secret.is_empty() {
         return Err(Error::invalid(
-            field,
+            field.to_string(),
             "must not be empty (use None for no secret)",
         ));
     }
     if secret.len() > MAX_SECRET_LEN {
         return Err(Error::invalid(
-            field,
+            field.to_string(),
             format!("at most {MAX_SECRET_LEN} bytes"),
         ));
     }

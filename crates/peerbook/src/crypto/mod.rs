@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -227,6 +227,46 @@ fn associated_data(kind: SecretKind, peer_id: &str) -> Vec<u8> {
     aad
 }
 
+/// Fill `out` from the OS random source.
+fn fill_random(out: &mut [u8]) -> Result<()> {
+    getrandom::getrandom(out).map_err(|e| Error::Io {
+        path: "<os random source>".into(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+/// Fresh random nonces for the seals of one call, read from the OS random source
+/// in one go (a system call costs about as much as the AES-GCM seal itself); each
+/// is handed out once, and a seal past the count gets its own fresh read.
+pub(crate) struct Nonces {
+    /// Not yet handed out, `NONCE_LEN` bytes each.
+    bytes: Vec<u8>,
+}
+
+impl Nonces {
+    /// `count` nonces.
+    pub(crate) fn new(count: usize) -> Result<Nonces> {
+        let mut bytes = vec![0; count * NONCE_LEN];
+        if count > 0 {
+            fill_random(&mut bytes)?;
+        }
+        Ok(Nonces { bytes })
+    }
+
+    /// The next unused nonce (removed from the set).
+    fn take(&mut self) -> Result<[u8; NONCE_LEN]> {
+        let mut nonce = [0u8; NONCE_LEN];
+        match self.bytes.len().checked_sub(NONCE_LEN) {
+            Some(at) => {
+                nonce.copy_from_slice(&self.bytes[at..]);
+                self.bytes.truncate(at);
+            }
+            None => fill_random(&mut nonce)?,
+        }
+        Ok(nonce)
+    }
+}
+
 /// Opening failed: wrong key, wrong peer, wrong kind, or tampered bytes (GCM cannot tell which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OpenFailed;
@@ -245,24 +285,45 @@ impl Cipher {
         plaintext: &[u8],
     ) -> Result<SealedSecret> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::getrandom(&mut nonce).map_err(|e| Error::Io {
-            path: "<os random source>".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        fill_random(&mut nonce)?;
+        self.seal_with_nonce(nonce, kind, peer_id, plaintext)
+    }
+
+    /// [`seal`](Self::seal) with the next nonce of `nonces` (several seals of one
+    /// call share one read of the OS random source).
+    pub(crate) fn seal_with(
+        &self,
+        nonces: &mut Nonces,
+        kind: SecretKind,
+        peer_id: &str,
+        plaintext: &[u8],
+    ) -> Result<SealedSecret> {
+        let nonce = nonces.take()?;
+        self.seal_with_nonce(nonce, kind, peer_id, plaintext)
+    }
+
+    /// Seal under `nonce`, which must be fresh from the OS random source and used
+    /// for this seal only.
+    fn seal_with_nonce(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        kind: SecretKind,
+        peer_id: &str,
+        plaintext: &[u8],
+    ) -> Result<SealedSecret> {
         let aad = associated_data(kind, peer_id);
-        let ciphertext = self
-            .aead
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| Error::invalid("secret", "could not be sealed (too long)"))?;
-        let mut bytes = Vec::with_capacity(NONCE_LEN + ciphertext.len());
+        // nonce || ciphertext || tag in one buffer, encrypted in place: one
+        // allocation, where `encrypt` and then a copy behind the nonce took two.
+        // The buffer holds the plaintext until it is encrypted: wiped if that fails.
+        let mut bytes = Zeroizing::new(Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN));
         bytes.extend_from_slice(&nonce);
-        bytes.extend_from_slice(&ciphertext);
+        bytes.extend_from_slice(plaintext);
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut bytes[NONCE_LEN..])
+            .map_err(|_| Error::invalid("secret", "could not be sealed (too long)"))?;
+        bytes.extend_from_slice(&tag);
+        let bytes = std::mem::take(&mut *bytes);
         Ok(SealedSecret { bytes })
     }
 

@@ -53,6 +53,32 @@ fn write_new_file_never_replaces_a_file() {
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+/// Seals sharing one read of the random source each get their own nonce, also
+/// past the count read, and open like any seal (with its kind and peer only).
+#[test]
+fn seals_sharing_one_random_read_get_distinct_nonces() {
+    let c = Cipher::new(&key(1));
+    let mut nonces = Nonces::new(2).unwrap();
+    let sealed: Vec<SealedSecret> = (0..3)
+        .map(|_| {
+            c.seal_with(&mut nonces, SecretKind::IceCredential, "bob", b"turn")
+                .unwrap()
+        })
+        .collect();
+    let distinct: std::collections::HashSet<&[u8]> = sealed.iter().map(|s| s.nonce()).collect();
+    assert_eq!(distinct.len(), 3, "no nonce handed out twice");
+    for s in &sealed {
+        assert_eq!(
+            c.open(SecretKind::IceCredential, "bob", s)
+                .unwrap()
+                .expose(),
+            b"turn"
+        );
+        assert!(c.open(SecretKind::SharedSecret, "bob", s).is_err());
+        assert!(c.open(SecretKind::IceCredential, "eve", s).is_err());
+    }
+}
+
 #[test]
 fn seal_open_round_trip_with_fresh_nonces() {
     let c = Cipher::new(&key(1));

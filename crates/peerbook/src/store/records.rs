@@ -4,7 +4,7 @@
 use tracing::{debug, info};
 
 use crate::backend::{Backend, WriteBatch};
-use crate::crypto::{SealedSecret, Secret, SecretKind};
+use crate::crypto::{Nonces, SealedSecret, Secret, SecretKind};
 use crate::error::{Error, Result};
 use crate::schema::{
     sanitize_display_name, validate_candidates, validate_ice_urls, validate_public_key,
@@ -83,7 +83,7 @@ impl<B: Backend> PeerBook<B> {
         for (i, server) in new.ice_servers.iter().enumerate() {
             validate_ice_urls(i, &server.urls, server.username.as_deref())?;
             if let Some(c) = &server.credential {
-                validate_secret(&format!("ice_servers[{i}].credential"), c)?;
+                validate_secret(format_args!("ice_servers[{i}].credential"), c)?;
             }
         }
         validate_candidates(&new.cached_candidates)?;
@@ -92,10 +92,17 @@ impl<B: Backend> PeerBook<B> {
         }
         let cipher = self.cipher();
         let id = peer_id.as_str();
+        let seals = usize::from(new.shared_secret.is_some())
+            + new
+                .ice_servers
+                .iter()
+                .filter(|s| s.credential.is_some())
+                .count();
+        let mut nonces = Nonces::new(seals)?;
         let shared_secret = new
             .shared_secret
             .as_ref()
-            .map(|s| cipher.seal(SecretKind::SharedSecret, id, s.expose()))
+            .map(|s| cipher.seal_with(&mut nonces, SecretKind::SharedSecret, id, s.expose()))
             .transpose()?;
         let ice_servers = new
             .ice_servers
@@ -104,7 +111,9 @@ impl<B: Backend> PeerBook<B> {
                 let credential = s
                     .credential
                     .as_ref()
-                    .map(|c| cipher.seal(SecretKind::IceCredential, id, c.expose()))
+                    .map(|c| {
+                        cipher.seal_with(&mut nonces, SecretKind::IceCredential, id, c.expose())
+                    })
                     .transpose()?;
                 Ok(IceServer {
                     urls: s.urls,

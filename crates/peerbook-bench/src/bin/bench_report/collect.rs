@@ -26,7 +26,7 @@ pub(crate) struct Workload {
 
 pub(crate) const WORKLOADS: &[Workload] = &[
     Workload { group: "get_peer", what: "`get_peer` of a random stored peer (read + decode + validate)", has_raw: true },
-    Workload { group: "get_floor", what: "the floor under `get_peer`: a raw engine get of a stored record + `PeerRecord::decode` of its bytes (what `get_peer` does after the engine read)", has_raw: false },
+    Workload { group: "get_floor", what: "the floor under `get_peer`: the engine's cheapest read of a stored record (no copy where the engine allows it) + `PeerRecord::decode` of its bytes (what `get_peer` does after the engine read)", has_raw: false },
     Workload { group: "store_peer_new.sync", what: "`store_peer` of a new `NewPeer` (seal 2 secrets, validate, encode, 1 batch), Durability::Sync", has_raw: true },
     Workload { group: "store_peer_new.buffered", what: "the same, Durability::Buffered", has_raw: true },
     Workload { group: "store_peer_update.sync", what: "`store_peer` of an updated record (an IP change: candidates, address, last_seen), Sync", has_raw: true },

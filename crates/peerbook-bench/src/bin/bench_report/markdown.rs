@@ -295,7 +295,7 @@ impl Report {
              `Backend` trait); `/ SQLite` is the backend divided by SQLite doing the same \
              workload on the same records: below 1 means faster than SQLite. A `~` after a median \
              marks a noisy one (its 95 % confidence interval is wider than +-10 %). The floors \
-             the targets use are their own groups: `get_floor` (raw get + `PeerRecord::decode`) \
+             the targets use are their own groups: `get_floor` (cheapest engine read + `PeerRecord::decode`) \
              and `store_peer_*.floor.buffered` (one raw commit of the batch the store wrote).\n\n",
         );
 
@@ -539,16 +539,21 @@ impl Report {
              and its `store_peer` of a record does not re-open the sealed secrets as peerbook \
              does.\n\
              - Raw engines: heed with the LMDB backend's flags (NO_META_SYNC, `force_sync` for \
-             Sync); the rocksdb crate with default options and a synced WAL write for Sync and \
-             Buffered alike; \
+             Sync); the rocksdb crate configured as `peerbook-rocksdb` configures it (one column \
+             family per space, its block cache, Bloom filter, hash index and LZ4: \
+             `RocksOptions::rocksdb_options`) and a synced WAL write for Sync and Buffered alike; \
              `lmdb-trait` / `rocksdb-trait` are the backends' `Backend::write`/`get` with one put, \
              to separate the adapter's cost from the store's.\n\
              - Memory ignores durability: it appears in the Buffered groups only.\n\
              - Floors (baselines bench): for each size a memory book of the generated peers is \
              built through the store; every raw engine is filled with all four of its spaces \
-             (records, both indexes, meta). `get_floor` is a raw get of a random stored record \
-             plus `PeerRecord::decode` of its bytes. The write floors replay, one raw commit \
-             each, 64 batches a recording backend captured from `store_peer` on that book (a \
+             (records, both indexes, meta), then the disk engines are closed and opened again, \
+             as a book is. `get_floor` is the engine's cheapest read of a random stored record \
+             (no copy out of heed or RocksDB; the memory and file engines' get) plus \
+             `PeerRecord::decode` of its bytes. The write floors replay, one raw commit \
+             each, 4096 batches (each its own random key, as the store benches write a fresh \
+             one per call; 64 kept their keys' paths in cache) a recording backend captured \
+             from `store_peer` on that book (a \
              new peer; an IP change of a random peer), each followed untimed by the batch that \
              undid it in the store (`remove_peer`, the store of the previous record), so every \
              replay meets the state the store met. The raw engines commit like their backends \
