@@ -8,7 +8,17 @@
 //! its batch is durable. The first waiter that finds no leader becomes the leader:
 //! it takes every queued batch, joins them in order into ONE [`WriteBatch`] and
 //! writes it with `Durability::Sync`; the writers that queued meanwhile wait on a
-//! [`Condvar`] and the next leader takes their batches. So:
+//! [`Condvar`] and the next leader takes their batches.
+//!
+//! A new leader first *lingers* for the writers the last group released: when
+//! that group held `n` batches, the leader waits (without the writer lock) until `n`
+//! batches were applied since it landed, or half the last group write's time
+//! passed, whichever comes first, and only then takes the queue. Without it the
+//! next leader takes the queue the moment a group lands, before the writers that
+//! group released could queue again, so `t` busy writers split into two groups of
+//! about `t / 2` that take turns; lingering lets them share one sync. A lone writer
+//! never lingers (its group held one batch: its own next one is already applied),
+//! and a [`drain`](GroupCommit::drain), under the writer lock, never does. So:
 //!
 //! - a writer returns `Ok` only once a synced write that holds its batch returned;
 //!   one that answers from the pending batches without a batch of its own ("not
@@ -40,6 +50,7 @@
 use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, Direction, KeyRange, Op, ReadView, Space, Visit, WriteBatch};
 use crate::error::{Error, Result};
@@ -69,6 +80,15 @@ struct GroupState {
     /// A group write applied nothing and the overlay and counters still hold the
     /// rejected batches: no batch may be applied before the rollback.
     rollback: bool,
+    /// `applied` when the last group landed.
+    applied_at_landing: u64,
+    /// How many batches the last group held: the writers it released, whom the
+    /// next leader lingers for.
+    released: u64,
+    /// How long the last group write took (the bound of a leader's lingering).
+    last_write: Duration,
+    /// A leader lingers: every apply wakes it.
+    lingering: bool,
 }
 
 impl GroupState {
@@ -100,6 +120,8 @@ impl GroupState {
 pub(crate) struct GroupCommit {
     state: Mutex<GroupState>,
     done: Condvar,
+    /// A lingering leader waits on this one for applies.
+    joined: Condvar,
     /// Touched only under the book's writer lock (apply, prune, writers' views).
     overlay: Mutex<Overlay>,
 }
@@ -146,6 +168,9 @@ impl GroupCommit {
         }
         st.queue.push(batch);
         st.applied = seq;
+        if st.lingering {
+            self.joined.notify_one();
+        }
         Ok(seq)
     }
 
@@ -183,6 +208,17 @@ impl GroupCommit {
         seq: u64,
         write: impl Fn(WriteBatch) -> std::result::Result<(), (Error, bool)>,
     ) -> Result<()> {
+        self.wait_lingering(seq, true, write)
+    }
+
+    /// [`wait`](Self::wait); a leader lingers for the writers the last group
+    /// released only when `linger` (never under the writer lock: no one could apply).
+    fn wait_lingering(
+        &self,
+        seq: u64,
+        linger: bool,
+        write: impl Fn(WriteBatch) -> std::result::Result<(), (Error, bool)>,
+    ) -> Result<()> {
         let mut st = self.lock_state();
         loop {
             if st.is_rejected(seq) {
@@ -199,9 +235,14 @@ impl GroupCommit {
                 continue;
             }
             st.leading = true;
+            if linger {
+                st = self.linger(st);
+            }
             let batches = std::mem::take(&mut st.queue);
             let upto = st.applied;
             drop(st);
+            let held = batches.len() as u64;
+            let started = Instant::now();
             let outcome = {
                 let _leading = Leading(self);
                 let mut group = WriteBatch::new();
@@ -212,9 +253,12 @@ impl GroupCommit {
             };
             st = self.lock_state();
             st.leading = false;
+            st.last_write = started.elapsed();
             let outcome = match outcome {
                 Ok(()) => {
                     st.durable = upto;
+                    st.applied_at_landing = st.applied;
+                    st.released = held;
                     Ok(())
                 }
                 Err((e, true)) => {
@@ -236,6 +280,29 @@ impl GroupCommit {
         }
     }
 
+    /// A new leader's wait for the writers the last group released to queue again:
+    /// until as many batches as that group held were applied since it landed, or
+    /// half the last group write's time passed (see the [module docs](self)).
+    fn linger<'a>(&'a self, mut st: MutexGuard<'a, GroupState>) -> MutexGuard<'a, GroupState> {
+        if st.released <= 1 {
+            return st;
+        }
+        let deadline = Instant::now() + st.last_write / 2;
+        st.lingering = true;
+        while st.applied - st.applied_at_landing < st.released && !st.rollback {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self
+                .joined
+                .wait_timeout(st, deadline - now)
+                .map_or_else(|e| e.into_inner().0, |(st, _)| st);
+        }
+        st.lingering = false;
+        st
+    }
+
     /// Make every applied batch durable (call under the writer lock, so no batch is
     /// applied meanwhile): afterwards the queue is empty, no leader writes, and the
     /// backend holds every applied batch.
@@ -248,7 +315,7 @@ impl GroupCommit {
             (st.applied, st.durable)
         };
         if applied > durable {
-            self.wait(applied, write)?;
+            self.wait_lingering(applied, false, write)?;
         }
         self.lock_overlay().iter_mut().for_each(BTreeMap::clear);
         Ok(())
@@ -389,6 +456,54 @@ mod tests {
             Bound::Excluded(k) => Bound::Excluded(k),
             Bound::Unbounded => Bound::Unbounded,
         }
+    }
+
+    /// A leader lingers for the writers the last group released: after a group of
+    /// two batches landed, the next leader (one batch queued) waits for a second
+    /// apply and writes both in one group, instead of writing its own alone.
+    #[test]
+    fn next_leader_lingers_for_the_writers_the_last_group_released() {
+        use std::sync::Mutex;
+        use std::time::{Duration, Instant};
+
+        let backend = MemoryBackend::new();
+        let group = GroupCommit::default();
+        let groups = Mutex::new(Vec::new());
+        let write = |b: WriteBatch| {
+            let slow = groups.lock().unwrap().is_empty();
+            groups.lock().unwrap().push(b.ops().len());
+            if slow {
+                // the first group write is slow: a lingering budget of half of it
+                std::thread::sleep(Duration::from_millis(800));
+            }
+            backend
+                .write(b, Durability::Sync)
+                .map_err(|e| (crate::Error::from(e), false))
+        };
+        let one = |key: &[u8]| {
+            let mut batch = WriteBatch::new();
+            batch.put(Space::Peers, key.to_vec(), b"v".to_vec());
+            batch
+        };
+        group.apply(one(b"a")).unwrap();
+        let second = group.apply(one(b"b")).unwrap();
+        group.wait(second, write).unwrap(); // one group of two: two writers released
+        let third = group.apply(one(b"c")).unwrap();
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| group.wait(third, write));
+            let since = Instant::now();
+            while !group.lock_state().lingering {
+                assert!(
+                    since.elapsed() < Duration::from_secs(10) && !leader.is_finished(),
+                    "the next leader did not linger for the released writers"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let fourth = group.apply(one(b"d")).unwrap();
+            leader.join().unwrap().unwrap();
+            group.wait(fourth, write).unwrap();
+        });
+        assert_eq!(*groups.lock().unwrap(), [2, 2], "c and d share one group");
     }
 
     /// A writer's view (engine state + queued batches, some of them already

@@ -1,0 +1,146 @@
+//! Concurrent durable writers, quickly: `update_last_seen` from 1, 2, 4 and 8
+//! threads on one Sync book per disk backend, with the group sizes (acknowledged
+//! writes per synced backend write). A measuring aid for the group commit, outside
+//! criterion: every thread count runs in the same process, so the ratios compare
+//! like with like on a busy machine.
+//!
+//! `cargo run --release -p peerbook-bench --example group_writers -- [PEERS] [OPS] [ENGINE...]`
+//! (defaults: 10000 peers, 4000 writes per thread count, every disk engine built in;
+//! `GROUP_WRITERS_ROUNDS=N` repeats the thread counts N times, interleaved, best kept;
+//! `GROUP_WRITERS_THREADS=1,8` picks the thread counts, ratios against the first).
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use peerbook::backend::{
+    Backend, BackendError, BookClaim, Direction, KeyRange, ReadView, Space, WriteBatch,
+};
+use peerbook::{Durability, PeerBook};
+use peerbook_bench::{
+    concurrent_update_last_seen, open_backend, options, peer_id, Generator, Kind,
+};
+
+/// A backend that counts synced writes and the operations they carry.
+struct Counting {
+    inner: Arc<dyn Backend>,
+    writes: AtomicU64,
+    ops: AtomicU64,
+}
+
+impl Backend for Counting {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.get(space, key)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), BackendError> {
+        self.inner.scan(space, range, direction, visitor)
+    }
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        self.inner.view()
+    }
+    fn book_claim(&self) -> BookClaim {
+        self.inner.book_claim()
+    }
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        if durability == Durability::Sync {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            self.ops
+                .fetch_add(batch.ops().len() as u64, Ordering::Relaxed);
+        }
+        self.inner.write(batch, durability)
+    }
+    fn flush(&self) -> Result<(), BackendError> {
+        self.inner.flush()
+    }
+    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+        self.inner.clear(durability)
+    }
+    fn disk_usage(&self) -> Result<u64, BackendError> {
+        self.inner.disk_usage()
+    }
+    fn engine_name(&self) -> &'static str {
+        self.inner.engine_name()
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let peers: usize = args.first().map_or(10_000, |a| a.parse().expect("PEERS"));
+    let ops: u64 = args.get(1).map_or(4_000, |a| a.parse().expect("OPS"));
+    let rounds: usize = std::env::var("GROUP_WRITERS_ROUNDS").map_or(1, |r| r.parse().expect("N"));
+    let mut kinds: Vec<Kind> = args
+        .iter()
+        .skip(2)
+        .map(|a| a.parse().expect("ENGINE"))
+        .collect();
+    if kinds.is_empty() {
+        kinds = Kind::available()
+            .into_iter()
+            .filter(|k| k.on_disk())
+            .collect();
+    }
+    let thread_counts: Vec<usize> = std::env::var("GROUP_WRITERS_THREADS")
+        .unwrap_or_else(|_| "1,2,4,8".into())
+        .split(',')
+        .map(|t| {
+            t.parse()
+                .expect("GROUP_WRITERS_THREADS: counts, comma-separated")
+        })
+        .collect();
+    let gen = Generator::new();
+    let ids: Vec<String> = (0..peers).map(peer_id).collect();
+    for kind in kinds {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = Arc::new(Counting {
+            inner: open_backend(kind, dir.path()),
+            writes: AtomicU64::new(0),
+            ops: AtomicU64::new(0),
+        });
+        {
+            let book =
+                PeerBook::open(Arc::clone(&backend), options(Durability::Buffered)).expect("open");
+            gen.load(&book, peers);
+            book.flush().expect("flush");
+        }
+        let book = PeerBook::open(Arc::clone(&backend), options(Durability::Sync)).expect("open");
+        // rounds interleave the thread counts, so a busy spell of the disk hits all
+        let mut best: Vec<Option<(f64, u64, u64)>> = vec![None; thread_counts.len()];
+        for round in 0..rounds {
+            for (i, &threads) in thread_counts.iter().enumerate() {
+                backend.writes.store(0, Ordering::Relaxed);
+                backend.ops.store(0, Ordering::Relaxed);
+                let seed = 0x3417 ^ (threads as u64) << 8 ^ round as u64;
+                let run = concurrent_update_last_seen(&book, &ids, threads, ops, seed, &|_, _| ())
+                    .expect("writers");
+                let rate = run.ops_per_sec();
+                if best[i].is_none_or(|b| rate > b.0) {
+                    best[i] = Some((
+                        rate,
+                        backend.writes.load(Ordering::Relaxed),
+                        backend.ops.load(Ordering::Relaxed),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let one = best[0].map_or(1.0, |b| b.0);
+        for (&threads, best) in thread_counts.iter().zip(best) {
+            let (rate, writes, batch_ops) = best.expect("one round");
+            println!(
+                "{:<8} t={threads}  {rate:>9.0} ops/s  {:>5.2}x  writes {writes:>6}  \
+                 writers/write {:>5.2}  ops/write {:>6.1}",
+                kind.name(),
+                rate / one,
+                ops as f64 / writes.max(1) as f64,
+                batch_ops as f64 / writes.max(1) as f64,
+            );
+        }
+    }
+}
