@@ -1,12 +1,15 @@
 //! `cargo xtask bench`: the comparative benchmark report, and its CI smoke check.
 
+use crate::ci::TEST_ARGS;
 use crate::{cargo, run, target_dir};
 use std::time::Instant;
 
-/// The benches of `peerbook-bench` compiled and run once each in test mode (criterion runs every
-/// benchmark a single time), in the test profile so nothing is built twice.
+/// Every bench target compiled and run once in test mode (criterion runs each
+/// benchmark a single time), under the tests step's flags ([`TEST_ARGS`]) so it
+/// reuses that step's build: `-p peerbook-bench` alone resolves features anew and
+/// builds RocksDB's C++ again. The library and binary unit tests ran in the tests step.
 pub fn bench_smoke() -> Result<(), String> {
-    run(cargo().args(["test", "-p", "peerbook-bench", "--benches"]))
+    run(cargo().arg("test").args(TEST_ARGS).args(["--bench", "*"]))
 }
 
 /// `cargo xtask bench [--quick|--full]`.

@@ -84,11 +84,35 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `cargo` (the one running us, if any) in the workspace root.
+/// `cargo` (the one running us, if any) in the workspace root, without the variables
+/// `cargo run` set for xtask itself ([`set_by_cargo_run`]). Build scripts may watch
+/// them (ring's reruns when `CARGO_PKG_NAME` or `CARGO_MANIFEST_DIR` changes, as cargo
+/// sees its own environment), so with them a build under `cargo xtask` and one from a
+/// shell would each rebuild ring and the ~30 crates above it (rustls, webrtc, libp2p).
 fn cargo() -> Command {
     let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
+    for (key, _) in env::vars_os() {
+        if key.to_str().is_some_and(set_by_cargo_run) {
+            cmd.env_remove(key);
+        }
+    }
     cmd
+}
+
+/// Whether `cargo run` sets `key` for the program it runs (the package's name,
+/// version, manifest and target): none of these configures cargo.
+fn set_by_cargo_run(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+        )
 }
 
 /// Runs a command to completion; an error names the command and its exit status.
@@ -117,4 +141,38 @@ fn target_dir() -> PathBuf {
             }
         })
         .unwrap_or_else(|| root().join("target"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_runs_without_what_cargo_run_set_for_xtask() {
+        assert!(set_by_cargo_run("CARGO_PKG_NAME"));
+        assert!(set_by_cargo_run("CARGO_MANIFEST_DIR"));
+        for config in [
+            "CARGO_TARGET_DIR",
+            "CARGO_HOME",
+            "CARGO_INCREMENTAL",
+            "CARGO",
+        ] {
+            assert!(!set_by_cargo_run(config), "{config} is kept");
+        }
+        // `cargo test` sets CARGO_PKG_NAME for this test as `cargo run` does for xtask
+        assert!(env::var_os("CARGO_PKG_NAME").is_some());
+        let cmd = cargo();
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key.to_string_lossy().into_owned())
+            .collect();
+        for key in [
+            "CARGO_PKG_NAME",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_PKG_VERSION_MAJOR",
+        ] {
+            assert!(removed.iter().any(|k| k == key), "{key} not removed");
+        }
+    }
 }

@@ -1,10 +1,10 @@
-//! A book over the file backend in a temp dir: store a peer with a secret, rank the
+//! A book over RocksDB in a temp dir: store a peer with a secret, rank the
 //! reconnection candidates, close, reopen and find the peer again.
 //!
-//! `cargo run -p peerbook-file --example basic`
+//! `cargo run -p peerbook-rocksdb --example rocksdb_basic`
 
 use peerbook::{CandidateQuery, MasterKey, NewPeer, Options, PeerBook, Secret};
-use peerbook_file::{FileBackend, FileOptions};
+use peerbook_rocksdb::{RocksBackend, RocksOptions};
 use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let key = MasterKey::load_or_create(tmp.path().join("peerbook.key"))?;
 
     let book = PeerBook::open(
-        FileBackend::open(&dir, FileOptions::default())?,
+        RocksBackend::open(&dir, RocksOptions::default())?,
         Options::new(key.clone()),
     )?;
     book.store_peer(NewPeer {
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     book.close()?;
 
     let book = PeerBook::open(
-        FileBackend::open(&dir, FileOptions::default())?,
+        RocksBackend::open(&dir, RocksOptions::default())?,
         Options::new(key),
     )?;
     let alice = book

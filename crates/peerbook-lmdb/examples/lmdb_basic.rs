@@ -1,7 +1,7 @@
 //! A book over LMDB in a temp dir: store a peer with a secret, rank the
 //! reconnection candidates, close, reopen and find the peer again.
 //!
-//! `cargo run -p peerbook-lmdb --example basic`
+//! `cargo run -p peerbook-lmdb --example lmdb_basic`
 
 use peerbook::{CandidateQuery, MasterKey, NewPeer, Options, PeerBook, Secret};
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
