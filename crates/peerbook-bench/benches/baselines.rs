@@ -27,9 +27,9 @@ use std::sync::Arc;
 use common::raw::{filled, RAW_KINDS};
 use common::sql::Sql;
 use common::{
-    capture_writes, durability_name, ip_change, new_peer, options, peer_id, progress, size_label,
-    timed_loop, write_data, Captured, CapturedWrites, Ctx, FixtureStats, Recording, Rng,
-    CAPTURED_WRITES, DAY_MS, INACTIVE_AFTER_DAYS, NOW_MS, SEED,
+    capture_writes, durability_name, ip_change, new_peer, options, peer_id, progress, recording,
+    size_label, timed_loop, write_data, Captured, CapturedWrites, Ctx, FixtureStats, Recording,
+    Rng, CAPTURED_WRITES, DAY_MS, INACTIVE_AFTER_DAYS, NOW_MS, SEED,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion};
 use peerbook::{ConnectionType, Durability, MemoryBackend, PeerBook, PeerRecord};
@@ -46,7 +46,7 @@ fn reference(ctx: &Ctx, n: usize) -> Reference {
         ctx.started,
         &format!("reference book and captured writes  [{}]", size_label(n)),
     );
-    let backend = Arc::new(Recording::new(MemoryBackend::new()));
+    let backend = Arc::new(recording(MemoryBackend::new()));
     let book = PeerBook::open(Arc::clone(&backend), options(Durability::Buffered))
         .expect("open the reference book");
     ctx.gen.load(&book, n);

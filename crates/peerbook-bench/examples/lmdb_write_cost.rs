@@ -32,8 +32,8 @@ use std::time::Instant;
 use peerbook::{Durability, MemoryBackend, PeerBook};
 use peerbook_bench::raw::{fill_from, Heed, Raw};
 use peerbook_bench::{
-    capture_writes, copy_entries, ip_change, lmdb_options, new_peer, options, peer_id, Generator,
-    Recording, Rng, SEED,
+    capture_writes, copy_entries, ip_change, lmdb_options, new_peer, options, peer_id, recording,
+    Generator, Rng, SEED,
 };
 use peerbook_lmdb::LmdbBackend;
 
@@ -87,7 +87,7 @@ fn main() {
 
     // The reference book (memory) and the batches its store_peer calls write.
     eprintln!("building the reference book of {n} peers");
-    let reference = Arc::new(Recording::new(MemoryBackend::new()));
+    let reference = Arc::new(recording(MemoryBackend::new()));
     let book = PeerBook::open(Arc::clone(&reference), options(Durability::Buffered))
         .expect("open the reference book");
     Generator::new().load(&book, n);

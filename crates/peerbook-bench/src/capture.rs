@@ -9,34 +9,29 @@
 
 #[allow(unused_imports)]
 use crate::*;
-use std::ops::ControlFlow;
 use std::sync::Mutex;
 
-use peerbook::backend::{
-    Backend, BackendError, BookClaim, Direction, KeyRange, ReadView, Space, WriteBatch,
-};
-use peerbook::{Durability, PeerBook, PeerRecord};
+use peerbook::backend::{Backend, WriteBatch};
+use peerbook::conformance::failing::FailOp;
+use peerbook::conformance::hooked::{HookedBackend, WriteHook};
+use peerbook::{PeerBook, PeerRecord};
 
-/// A backend that keeps a copy of every batch written while recording is on.
-pub struct Recording<B> {
-    inner: B,
+/// A backend that keeps a copy of every batch written while its [`Log`] (reached
+/// through [`hook`](HookedBackend::hook)) records.
+pub type Recording<B> = HookedBackend<B, Log>;
+
+/// `inner` wrapped in a [`Recording`], not recording yet.
+pub fn recording<B: Backend>(inner: B) -> Recording<B> {
+    HookedBackend::with_hook(inner, Log::default())
+}
+
+/// The hook of a [`Recording`]: the batches written while recording is on.
+#[derive(Debug, Default)]
+pub struct Log {
     log: Mutex<Option<Vec<WriteBatch>>>,
 }
 
-impl<B: Backend> Recording<B> {
-    /// `inner`, not recording yet.
-    pub fn new(inner: B) -> Self {
-        Recording {
-            inner,
-            log: Mutex::new(None),
-        }
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
+impl Log {
     /// Start recording (dropping anything recorded before).
     pub fn start(&self) {
         *self.log.lock().expect("log") = Some(Vec::new());
@@ -58,42 +53,14 @@ impl<B: Backend> Recording<B> {
     }
 }
 
-impl<B: Backend> Backend for Recording<B> {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.get(space, key)
-    }
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), BackendError> {
-        self.inner.scan(space, range, direction, visitor)
-    }
-    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-        self.inner.view()
-    }
-    fn book_claim(&self) -> BookClaim {
-        self.inner.book_claim()
-    }
-    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+impl WriteHook for Log {
+    fn before(&self, op: FailOp, batch: Option<&WriteBatch>) {
+        let (FailOp::Write, Some(batch)) = (op, batch) else {
+            return;
+        };
         if let Some(log) = self.log.lock().expect("log").as_mut() {
             log.push(batch.clone());
         }
-        self.inner.write(batch, durability)
-    }
-    fn flush(&self) -> Result<(), BackendError> {
-        self.inner.flush()
-    }
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        self.inner.clear(durability)
-    }
-    fn disk_usage(&self) -> Result<u64, BackendError> {
-        self.inner.disk_usage()
-    }
-    fn engine_name(&self) -> &'static str {
-        self.inner.engine_name()
     }
 }
 
@@ -128,7 +95,7 @@ pub fn ip_change(record: &mut PeerRecord, rng: &mut Rng) {
 
 /// The only batch recorded since the last take.
 fn one_batch(rec: &Recording<impl Backend>, what: &str) -> WriteBatch {
-    let mut batches = rec.take();
+    let mut batches = rec.hook().take();
     assert_eq!(batches.len(), 1, "{what} writes one batch");
     batches.pop().expect("one batch")
 }
@@ -143,7 +110,7 @@ pub fn capture_writes<B: Backend>(
 ) -> CapturedWrites {
     let mut rng = Rng::new(SEED ^ 0xCA97);
     let mut out = CapturedWrites::default();
-    rec.start();
+    rec.hook().start();
     for k in 0..count {
         let peer = new_peer(n + 20_000_000 + k);
         let id = peer.peer_id.clone();
@@ -166,14 +133,15 @@ pub fn capture_writes<B: Backend>(
         let undo = one_batch(rec, "store_peer");
         out.update.push(Captured { write, undo });
     }
-    rec.stop();
+    rec.hook().stop();
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use peerbook::backend::BackendExt;
+    use peerbook::backend::{BackendExt, Space};
+    use peerbook::Durability;
     use peerbook::MemoryBackend;
     use std::sync::Arc;
 
@@ -187,7 +155,7 @@ mod tests {
     #[test]
     fn a_replayed_batch_does_what_the_store_did_and_its_undo_restores() {
         let n = 30;
-        let rec = Arc::new(Recording::new(MemoryBackend::new()));
+        let rec = Arc::new(recording(MemoryBackend::new()));
         let book = PeerBook::open(Arc::clone(&rec), options(Durability::Buffered)).expect("open");
         Generator::new().load(&book, n);
         let before = rec.dump().expect("dump");
@@ -198,7 +166,7 @@ mod tests {
             "the book ends as it began"
         );
         assert_eq!((captured.new.len(), captured.update.len()), (3, 3));
-        assert!(rec.take().is_empty(), "recording stopped");
+        assert!(rec.hook().take().is_empty(), "recording stopped");
 
         for (k, c) in captured.new.iter().enumerate() {
             let raw = copy_of(rec.inner());

@@ -24,7 +24,7 @@ fn options(clock: &ManualClock) -> Options {
 #[test]
 fn memory_group_commit_survives_repeated_refusals() {
     let clock = ManualClock::new(1_700_000_000_000);
-    let backend = GatedBackend::new(FailingBackend::new(MemoryBackend::new()));
+    let backend = GatedBackend::gated(FailingBackend::new(MemoryBackend::new()));
     let book = PeerBook::open(backend, options(&clock)).unwrap();
     book.store_peer(NewPeer {
         peer_id: SHARED.into(),
@@ -43,7 +43,7 @@ fn memory_group_commit_survives_repeated_refusals() {
     };
     let hooks = StressHooks {
         arm: &|b: &Stressed, n| arm_failing(b.inner(), n),
-        hold: &|b: &Stressed, closed| b.set_closed(closed),
+        hold: &|b: &Stressed, closed| b.hook().set_closed(closed),
     };
     let (model, refusals) = stress_refused_groups(&book, StressModel::default(), plan, &hooks);
     let injected = book.backend().inner().injected();
@@ -66,7 +66,7 @@ fn memory_group_commit_survives_repeated_refusals() {
 fn a_writer_never_answers_from_a_refused_pending_batch() {
     use std::time::Duration;
     let clock = ManualClock::new(1_700_000_000_000);
-    let backend = GatedBackend::new(FailingBackend::new(MemoryBackend::new()));
+    let backend = GatedBackend::gated(FailingBackend::new(MemoryBackend::new()));
     let book = PeerBook::open(backend, options(&clock)).unwrap();
     book.store_peer(NewPeer {
         peer_id: "p".into(),
@@ -74,10 +74,13 @@ fn a_writer_never_answers_from_a_refused_pending_batch() {
         ..NewPeer::default()
     })
     .unwrap();
-    book.backend().set_closed(true);
+    book.backend().hook().set_closed(true);
     std::thread::scope(|s| {
         let first = s.spawn(|| book.remove_peer("p"));
-        assert!(book.backend().wait_blocked(1), "the first remove is held");
+        assert!(
+            book.backend().hook().wait_blocked(1),
+            "the first remove is held"
+        );
         book.backend()
             .inner()
             .fail_nth(FailOp::Write, 1, FailWhen::BeforeNotApplied);
@@ -85,7 +88,7 @@ fn a_writer_never_answers_from_a_refused_pending_batch() {
         let update = s.spawn(|| book.update_last_seen("p"));
         // let both reach their answer (or their wait) before the refusal
         std::thread::sleep(Duration::from_millis(300));
-        book.backend().set_closed(false);
+        book.backend().hook().set_closed(false);
         let first = first.join().unwrap();
         assert!(
             matches!(first, Err(Error::Backend(_))),

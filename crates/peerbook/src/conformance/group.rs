@@ -12,16 +12,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::failing::{FailOp, FailWhen, FailingBackend};
+use super::hooked::{HookedBackend, WriteHook};
 use super::store::{sample_peer, T0};
 use super::Factory;
-use crate::backend::{
-    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, ReadView, Space, Visit,
-    WriteBatch,
-};
+use crate::backend::{Backend, Durability, WriteBatch};
 use crate::{Error, ManualClock, MasterKey, Options, PeerBook};
 
 #[derive(Debug, Default)]
-struct Gate {
+struct GateState {
     closed: bool,
     /// Writes waiting at the closed gate now.
     blocked: usize,
@@ -29,47 +27,48 @@ struct Gate {
     writes: Vec<usize>,
 }
 
-/// A [`Backend`] wrapper whose `write` waits while its gate is closed; see the
-/// [module docs](self).
-#[derive(Debug)]
-pub struct GatedBackend<B> {
-    inner: B,
-    gate: Mutex<Gate>,
+/// The [`WriteHook`] of a [`GatedBackend`]: each write waits while the gate is
+/// closed; flushes and clears pass. See the [module docs](self).
+#[derive(Debug, Default)]
+pub struct Gate {
+    state: Mutex<GateState>,
     changed: Condvar,
 }
 
-impl<B: Backend> GatedBackend<B> {
-    /// Wrap `inner`, gate open.
-    pub fn new(inner: B) -> Self {
-        GatedBackend {
-            inner,
-            gate: Mutex::new(Gate::default()),
-            changed: Condvar::new(),
-        }
-    }
+/// A [`Backend`] wrapper whose `write` waits while its [`Gate`] (reached through
+/// [`hook`](HookedBackend::hook)) is closed; see the [module docs](self).
+pub type GatedBackend<B> = HookedBackend<B, Gate>;
 
-    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
-        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+impl<B: Backend> HookedBackend<B, Gate> {
+    /// Wrap `inner`, gate open.
+    pub fn gated(inner: B) -> Self {
+        HookedBackend::with_hook(inner, Gate::default())
+    }
+}
+
+impl Gate {
+    fn state(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Close (`true`) or open the gate; opening lets every waiting write through.
     pub fn set_closed(&self, closed: bool) {
-        self.gate().closed = closed;
+        self.state().closed = closed;
         self.changed.notify_all();
     }
 
     /// Wait (up to 60 s) until `n` writes wait at the gate; false on timeout.
     pub fn wait_blocked(&self, n: usize) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut gate = self.gate();
-        while gate.blocked < n {
+        let mut state = self.state();
+        while state.blocked < n {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
             }
-            gate = self
+            state = self
                 .changed
-                .wait_timeout(gate, left)
+                .wait_timeout(state, left)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -78,70 +77,23 @@ impl<B: Backend> GatedBackend<B> {
 
     /// The operation count of every write that passed the gate, in order.
     pub fn writes(&self) -> Vec<usize> {
-        self.gate().writes.clone()
-    }
-
-    /// The wrapped backend, borrowed.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
-    /// The wrapped backend.
-    pub fn into_inner(self) -> B {
-        self.inner
+        self.state().writes.clone()
     }
 }
 
-impl<B: Backend> Backend for GatedBackend<B> {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.get(space, key)
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> Result<(), BackendError> {
-        self.inner.scan(space, range, direction, visitor)
-    }
-
-    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-        self.inner.view()
-    }
-
-    fn book_claim(&self) -> BookClaim {
-        self.inner.book_claim()
-    }
-
-    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        let mut gate = self.gate();
-        gate.blocked += 1;
+impl WriteHook for Gate {
+    fn before(&self, op: FailOp, batch: Option<&WriteBatch>) {
+        let (FailOp::Write, Some(batch)) = (op, batch) else {
+            return;
+        };
+        let mut state = self.state();
+        state.blocked += 1;
         self.changed.notify_all();
-        while gate.closed {
-            gate = self.changed.wait(gate).unwrap_or_else(|e| e.into_inner());
+        while state.closed {
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        gate.blocked -= 1;
-        gate.writes.push(batch.len());
-        drop(gate);
-        self.inner.write(batch, durability)
-    }
-
-    fn flush(&self) -> Result<(), BackendError> {
-        self.inner.flush()
-    }
-
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        self.inner.clear(durability)
-    }
-
-    fn disk_usage(&self) -> Result<u64, BackendError> {
-        self.inner.disk_usage()
-    }
-
-    fn engine_name(&self) -> &'static str {
-        self.inner.engine_name()
+        state.blocked -= 1;
+        state.writes.push(batch.len());
     }
 }
 
@@ -267,11 +219,11 @@ pub fn group_commit_writers_and_readers<F: Factory>(f: &F) {
 /// peer queued behind each other each saw the one before (none lost).
 pub fn group_commit_returns_only_after_the_write<F: Factory>(f: &F) {
     let clock = ManualClock::new(T0);
-    let book = PeerBook::open(GatedBackend::new(f.create()), options(&clock)).expect("open");
+    let book = PeerBook::open(GatedBackend::gated(f.create()), options(&clock)).expect("open");
     book.store_peer(sample_peer("shared")).unwrap();
     let writers = 8;
-    let before = book.backend().writes().len();
-    book.backend().set_closed(true);
+    let before = book.backend().hook().writes().len();
+    book.backend().hook().set_closed(true);
     let returned = AtomicUsize::new(0);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..writers)
@@ -290,14 +242,14 @@ pub fn group_commit_returns_only_after_the_write<F: Factory>(f: &F) {
             .collect();
         // assert only once the gate is open again: a failed assertion with the gate
         // closed would leave the scope waiting for the held writers forever
-        let blocked = book.backend().wait_blocked(1);
+        let blocked = book.backend().hook().wait_blocked(1);
         std::thread::sleep(SETTLE);
         let returned_while_held = returned.load(Ordering::SeqCst);
         let visible_while_held = (1..writers)
             .step_by(2)
             .filter(|t| book.get_peer(&format!("q{t}")).unwrap().is_some())
             .count();
-        book.backend().set_closed(false);
+        book.backend().hook().set_closed(false);
         for h in handles {
             h.join().expect("writer").expect("every writer succeeds");
         }
@@ -311,7 +263,7 @@ pub fn group_commit_returns_only_after_the_write<F: Factory>(f: &F) {
             "a reader saw a batch that is not durable yet"
         );
     });
-    let writes = book.backend().writes().len() - before;
+    let writes = book.backend().hook().writes().len() - before;
     assert!(
         writes < writers,
         "{writers} queued writers took {writes} engine writes: no group commit"
@@ -345,13 +297,13 @@ fn fail_a_queued_group<F: Factory>(
     PeerBook<FailingBackend<GatedBackend<F::Backend>>>,
     Vec<crate::Result<()>>,
 ) {
-    let backend = FailingBackend::new(GatedBackend::new(f.create()));
+    let backend = FailingBackend::new(GatedBackend::gated(f.create()));
     let book = PeerBook::open(backend, options(clock)).expect("open");
     book.store_peer(sample_peer("first")).unwrap();
     // write 1: the leader's (held at the gate, then succeeds); write 2: the group
     // of the writers queued behind it, failing
     book.backend().fail_nth(FailOp::Write, 2, when);
-    let gate = book.backend().inner();
+    let gate = book.backend().inner().hook();
     gate.set_closed(true);
     let results = std::thread::scope(|s| {
         let leader = s.spawn(|| book.update_last_seen("first").map(drop));
@@ -388,7 +340,7 @@ pub fn failed_group_write_fails_every_waiter<F: Factory>(f: &F) {
         let clock = ManualClock::new(T0);
         let queued = 6;
         let (book, results) = fail_a_queued_group(f, &clock, when, queued);
-        let gate = book.backend().inner();
+        let gate = book.backend().inner().hook();
         let engine_errors = results
             .iter()
             .filter(|r| matches!(r, Err(e) if !matches!(e, Error::NeedsReopen)))
@@ -432,7 +384,7 @@ pub fn failed_group_write_fails_every_waiter<F: Factory>(f: &F) {
 }
 
 /// A group write the backend refuses before applying anything
-/// ([`BackendError::NotApplied`], as LMDB's
+/// ([`BackendError::NotApplied`](crate::backend::BackendError::NotApplied), as LMDB's
 /// map full at its cap): every writer queued in it fails with a backend error (none
 /// with `NeedsReopen`), the book is NOT poisoned, none of the group's batches is
 /// visible, and the next writes work at once on the rolled-back state: counters and

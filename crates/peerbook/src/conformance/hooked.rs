@@ -1,5 +1,8 @@
 //! [`HookedBackend`]: a real backend with a hook run before every write, flush
-//! and clear, for tests that watch where writes run or hold a writer mid-write.
+//! and clear, for tests that watch where writes run, record what was written or
+//! hold a writer mid-write. The hook is any closure, or a type implementing
+//! [`WriteHook`] (as the group kit's [`Gate`](super::group::Gate)) that the test
+//! reaches through [`HookedBackend::hook`].
 
 use std::fmt;
 
@@ -9,7 +12,26 @@ use crate::backend::{
     WriteBatch,
 };
 
-type Hook = Box<dyn Fn(FailOp, Option<&WriteBatch>) + Send + Sync>;
+/// The hook of a [`HookedBackend`] built from a closure ([`HookedBackend::new`],
+/// [`HookedBackend::with_batches`]).
+pub type BoxedHook = Box<dyn Fn(FailOp, Option<&WriteBatch>) + Send + Sync>;
+
+/// What a [`HookedBackend`] runs before passing a write, flush or clear to its
+/// engine. Every `Fn(FailOp, Option<&WriteBatch>)` closure is one; a test type
+/// implements it to keep state its test reads back through [`HookedBackend::hook`].
+pub trait WriteHook: Send + Sync {
+    /// Called before each [`write`](Backend::write) (`op` is [`FailOp::Write`],
+    /// `batch` the batch to write), [`flush`](Backend::flush) and
+    /// [`clear`](Backend::clear) (`batch` is `None`); the call goes on when this
+    /// returns.
+    fn before(&self, op: FailOp, batch: Option<&WriteBatch>);
+}
+
+impl<F: Fn(FailOp, Option<&WriteBatch>) + Send + Sync> WriteHook for F {
+    fn before(&self, op: FailOp, batch: Option<&WriteBatch>) {
+        self(op, batch)
+    }
+}
 
 /// A [`Backend`] wrapper that calls `hook(op)` before passing each
 /// [`write`](Backend::write), [`flush`](Backend::flush) and
@@ -33,9 +55,9 @@ type Hook = Box<dyn Fn(FailOp, Option<&WriteBatch>) + Send + Sync>;
 /// assert!(writes.load(Ordering::Relaxed) > before);
 /// # Ok::<(), peerbook::Error>(())
 /// ```
-pub struct HookedBackend<B> {
+pub struct HookedBackend<B, H = BoxedHook> {
     inner: B,
-    hook: Hook,
+    hook: H,
 }
 
 impl<B: Backend> HookedBackend<B> {
@@ -50,10 +72,24 @@ impl<B: Backend> HookedBackend<B> {
         inner: B,
         hook: impl Fn(FailOp, Option<&WriteBatch>) + Send + Sync + 'static,
     ) -> Self {
-        HookedBackend {
-            inner,
-            hook: Box::new(hook),
-        }
+        Self::with_hook(inner, Box::new(hook))
+    }
+}
+
+impl<B: Backend, H: WriteHook> HookedBackend<B, H> {
+    /// Wrap `inner`, calling `hook.before(..)` before each write, flush and clear.
+    pub fn with_hook(inner: B, hook: H) -> Self {
+        HookedBackend { inner, hook }
+    }
+
+    /// The hook, borrowed (to read what it kept or to steer it).
+    pub fn hook(&self) -> &H {
+        &self.hook
+    }
+
+    /// The wrapped backend, borrowed.
+    pub fn inner(&self) -> &B {
+        &self.inner
     }
 
     /// The wrapped backend.
@@ -62,7 +98,7 @@ impl<B: Backend> HookedBackend<B> {
     }
 }
 
-impl<B: fmt::Debug> fmt::Debug for HookedBackend<B> {
+impl<B: fmt::Debug, H> fmt::Debug for HookedBackend<B, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HookedBackend")
             .field("inner", &self.inner)
@@ -70,7 +106,7 @@ impl<B: fmt::Debug> fmt::Debug for HookedBackend<B> {
     }
 }
 
-impl<B: Backend> Backend for HookedBackend<B> {
+impl<B: Backend, H: WriteHook> Backend for HookedBackend<B, H> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
         self.inner.get(space, key)
     }
@@ -94,17 +130,17 @@ impl<B: Backend> Backend for HookedBackend<B> {
     }
 
     fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        (self.hook)(FailOp::Write, Some(&batch));
+        self.hook.before(FailOp::Write, Some(&batch));
         self.inner.write(batch, durability)
     }
 
     fn flush(&self) -> Result<(), BackendError> {
-        (self.hook)(FailOp::Flush, None);
+        self.hook.before(FailOp::Flush, None);
         self.inner.flush()
     }
 
     fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        (self.hook)(FailOp::Clear, None);
+        self.hook.before(FailOp::Clear, None);
         self.inner.clear(durability)
     }
 
