@@ -9,64 +9,34 @@
 //! `GROUP_WRITERS_ROUNDS=N` repeats the thread counts N times, interleaved, best kept;
 //! `GROUP_WRITERS_THREADS=1,8` picks the thread counts, ratios against the first).
 
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use peerbook::backend::{
-    Backend, BackendError, BookClaim, Direction, KeyRange, ReadView, Space, WriteBatch,
-};
+use peerbook::backend::WriteBatch;
+use peerbook::conformance::failing::FailOp;
+use peerbook::conformance::hooked::{HookedBackend, WriteHook};
 use peerbook::{Durability, PeerBook};
 use peerbook_bench::{
     concurrent_update_last_seen, open_backend, options, peer_id, Generator, Kind,
 };
 
-/// A backend that counts synced writes and the operations they carry.
-struct Counting {
-    inner: Arc<dyn Backend>,
+/// The hook of the counting backend: the writes and the operations they carry.
+/// Counted from each timed run's start, when every write is the Sync book's, so
+/// each one is a synced write.
+#[derive(Default)]
+struct Counts {
     writes: AtomicU64,
     ops: AtomicU64,
 }
 
-impl Backend for Counting {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.inner.get(space, key)
-    }
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<(), BackendError> {
-        self.inner.scan(space, range, direction, visitor)
-    }
-    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-        self.inner.view()
-    }
-    fn book_claim(&self) -> BookClaim {
-        self.inner.book_claim()
-    }
-    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        if durability == Durability::Sync {
+impl WriteHook for Counts {
+    fn before(&self, op: FailOp, batch: Option<&WriteBatch>) {
+        if let (FailOp::Write, Some(batch)) = (op, batch) {
             self.writes.fetch_add(1, Ordering::Relaxed);
             self.ops
                 .fetch_add(batch.ops().len() as u64, Ordering::Relaxed);
         }
-        self.inner.write(batch, durability)
-    }
-    fn flush(&self) -> Result<(), BackendError> {
-        self.inner.flush()
-    }
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        self.inner.clear(durability)
-    }
-    fn disk_usage(&self) -> Result<u64, BackendError> {
-        self.inner.disk_usage()
-    }
-    fn engine_name(&self) -> &'static str {
-        self.inner.engine_name()
     }
 }
 
@@ -98,11 +68,10 @@ fn main() {
     let ids: Vec<String> = (0..peers).map(peer_id).collect();
     for kind in kinds {
         let dir = tempfile::tempdir().expect("temp dir");
-        let backend = Arc::new(Counting {
-            inner: open_backend(kind, dir.path()),
-            writes: AtomicU64::new(0),
-            ops: AtomicU64::new(0),
-        });
+        let backend = Arc::new(HookedBackend::with_hook(
+            open_backend(kind, dir.path()),
+            Counts::default(),
+        ));
         {
             let book =
                 PeerBook::open(Arc::clone(&backend), options(Durability::Buffered)).expect("open");
@@ -114,8 +83,8 @@ fn main() {
         let mut best: Vec<Option<(f64, u64, u64)>> = vec![None; thread_counts.len()];
         for round in 0..rounds {
             for (i, &threads) in thread_counts.iter().enumerate() {
-                backend.writes.store(0, Ordering::Relaxed);
-                backend.ops.store(0, Ordering::Relaxed);
+                backend.hook().writes.store(0, Ordering::Relaxed);
+                backend.hook().ops.store(0, Ordering::Relaxed);
                 let seed = 0x3417 ^ (threads as u64) << 8 ^ round as u64;
                 let run = concurrent_update_last_seen(&book, &ids, threads, ops, seed, &|_, _| ())
                     .expect("writers");
@@ -123,8 +92,8 @@ fn main() {
                 if best[i].is_none_or(|b| rate > b.0) {
                     best[i] = Some((
                         rate,
-                        backend.writes.load(Ordering::Relaxed),
-                        backend.ops.load(Ordering::Relaxed),
+                        backend.hook().writes.load(Ordering::Relaxed),
+                        backend.hook().ops.load(Ordering::Relaxed),
                     ));
                 }
                 std::thread::sleep(Duration::from_millis(20));
