@@ -12,13 +12,16 @@
 //!
 //! A new leader first *lingers* for the writers the last group released: when
 //! that group held `n` batches, the leader waits (without the writer lock) until `n`
-//! batches were applied since it landed, or half the last group write's time
-//! passed, whichever comes first, and only then takes the queue. Without it the
+//! batches were applied since it landed, or until half the last group write's time
+//! (at most [`MAX_LINGER`]) passed *since it landed*, whichever comes first, and only
+//! then takes the queue. Without it the
 //! next leader takes the queue the moment a group lands, before the writers that
 //! group released could queue again, so `t` busy writers split into two groups of
 //! about `t / 2` that take turns; lingering lets them share one sync. A lone writer
 //! never lingers (its group held one batch: its own next one is already applied),
-//! and a [`drain`](GroupCommit::drain), under the writer lock, never does. So:
+//! a writer arriving after a burst has ended finds the budget spent, and a
+//! [`drain`](GroupCommit::drain), under the writer lock, never lingers and ends a
+//! linger in progress (no batch can be applied while it holds the lock). So:
 //!
 //! - a writer returns `Ok` only once a synced write that holds its batch returned;
 //!   one that answers from the pending batches without a batch of its own ("not
@@ -59,6 +62,16 @@ use crate::error::{Error, Result};
 /// put, `(seq, None)` for a delete; `seq` is the apply that wrote it.
 pub(crate) type Overlay = [BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>; 4];
 
+/// The longest a leader lingers for released writers, however long the last group
+/// write took (one slow fsync must not delay the next writes by half of it).
+pub(crate) const MAX_LINGER: Duration = Duration::from_millis(5);
+
+/// How long after a group landed the next leader may linger: half that group's
+/// write time, at most [`MAX_LINGER`].
+fn linger_budget(last_write: Duration) -> Duration {
+    (last_write / 2).min(MAX_LINGER)
+}
+
 /// The queue and the leader election of the group commit.
 #[derive(Default)]
 struct GroupState {
@@ -87,8 +100,16 @@ struct GroupState {
     released: u64,
     /// How long the last group write took (the bound of a leader's lingering).
     last_write: Duration,
+    /// When the last group landed: a leader lingers until a budget after it.
+    landed: Option<Instant>,
+    /// Replaces [`linger_budget`] (tests).
+    budget_override: Option<Duration>,
     /// A leader lingers: every apply wakes it.
     lingering: bool,
+    /// A drain waits under the writer lock: no apply can come, a leader stops lingering.
+    draining: bool,
+    /// How many times a leader lingered (tests).
+    lingered: u64,
 }
 
 impl GroupState {
@@ -259,6 +280,7 @@ impl GroupCommit {
                     st.durable = upto;
                     st.applied_at_landing = st.applied;
                     st.released = held;
+                    st.landed = Some(Instant::now());
                     Ok(())
                 }
                 Err((e, true)) => {
@@ -282,14 +304,25 @@ impl GroupCommit {
 
     /// A new leader's wait for the writers the last group released to queue again:
     /// until as many batches as that group held were applied since it landed, or
-    /// half the last group write's time passed (see the [module docs](self)).
+    /// the linger budget after its landing passed, or a drain began (see the
+    /// [module docs](self)).
     fn linger<'a>(&'a self, mut st: MutexGuard<'a, GroupState>) -> MutexGuard<'a, GroupState> {
-        if st.released <= 1 {
+        let Some(landed) = st.landed else {
+            return st;
+        };
+        if st.released <= 1 || st.draining {
             return st;
         }
-        let deadline = Instant::now() + st.last_write / 2;
+        let budget = st
+            .budget_override
+            .unwrap_or_else(|| linger_budget(st.last_write));
+        let deadline = landed + budget;
+        if Instant::now() >= deadline {
+            return st;
+        }
         st.lingering = true;
-        while st.applied - st.applied_at_landing < st.released && !st.rollback {
+        st.lingered += 1;
+        while st.applied - st.applied_at_landing < st.released && !st.rollback && !st.draining {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -315,7 +348,16 @@ impl GroupCommit {
             (st.applied, st.durable)
         };
         if applied > durable {
-            self.wait_lingering(applied, false, write)?;
+            {
+                let mut st = self.lock_state();
+                st.draining = true;
+                if st.lingering {
+                    self.joined.notify_one();
+                }
+            }
+            let drained = self.wait_lingering(applied, false, write);
+            self.lock_state().draining = false;
+            drained?;
         }
         self.lock_overlay().iter_mut().for_each(BTreeMap::clear);
         Ok(())
@@ -433,172 +475,5 @@ fn visit(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::ops::{Bound, ControlFlow};
-
-    use super::GroupCommit;
-    use crate::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
-    use crate::conformance::Rng;
-    use crate::MemoryBackend;
-
-    fn bound(rng: &mut Rng) -> Bound<Vec<u8>> {
-        match rng.below(3) {
-            0 => Bound::Unbounded,
-            1 => Bound::Included(rng.key(3)),
-            _ => Bound::Excluded(rng.key(3)),
-        }
-    }
-
-    fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
-        match b {
-            Bound::Included(k) => Bound::Included(k),
-            Bound::Excluded(k) => Bound::Excluded(k),
-            Bound::Unbounded => Bound::Unbounded,
-        }
-    }
-
-    /// A leader lingers for the writers the last group released: after a group of
-    /// two batches landed, the next leader (one batch queued) waits for a second
-    /// apply and writes both in one group, instead of writing its own alone.
-    #[test]
-    fn next_leader_lingers_for_the_writers_the_last_group_released() {
-        use std::sync::Mutex;
-        use std::time::{Duration, Instant};
-
-        let backend = MemoryBackend::new();
-        let group = GroupCommit::default();
-        let groups = Mutex::new(Vec::new());
-        let write = |b: WriteBatch| {
-            let slow = groups.lock().unwrap().is_empty();
-            groups.lock().unwrap().push(b.ops().len());
-            if slow {
-                // the first group write is slow: a lingering budget of half of it
-                std::thread::sleep(Duration::from_millis(800));
-            }
-            backend
-                .write(b, Durability::Sync)
-                .map_err(|e| (crate::Error::from(e), false))
-        };
-        let one = |key: &[u8]| {
-            let mut batch = WriteBatch::new();
-            batch.put(Space::Peers, key.to_vec(), b"v".to_vec());
-            batch
-        };
-        group.apply(one(b"a")).unwrap();
-        let second = group.apply(one(b"b")).unwrap();
-        group.wait(second, write).unwrap(); // one group of two: two writers released
-        let third = group.apply(one(b"c")).unwrap();
-        std::thread::scope(|s| {
-            let leader = s.spawn(|| group.wait(third, write));
-            let since = Instant::now();
-            while !group.lock_state().lingering {
-                assert!(
-                    since.elapsed() < Duration::from_secs(10) && !leader.is_finished(),
-                    "the next leader did not linger for the released writers"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let fourth = group.apply(one(b"d")).unwrap();
-            leader.join().unwrap().unwrap();
-            group.wait(fourth, write).unwrap();
-        });
-        assert_eq!(*groups.lock().unwrap(), [2, 2], "c and d share one group");
-    }
-
-    /// A writer's view (engine state + queued batches, some of them already
-    /// written) reads like the model of every applied batch: gets, and scans in both
-    /// directions over random ranges with early stops.
-    #[test]
-    fn writer_view_reads_like_every_applied_batch() {
-        let mut rng = Rng::new(19);
-        for round in 0..200 {
-            let backend = MemoryBackend::new();
-            let group = GroupCommit::default();
-            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-            let mut queued = Vec::new();
-            for _ in 0..rng.below(12) {
-                let mut batch = WriteBatch::new();
-                for _ in 0..=rng.below(4) {
-                    let key = rng.key(3);
-                    if rng.below(3) == 0 {
-                        batch.delete(Space::Peers, key.clone());
-                        model.remove(&key);
-                    } else {
-                        let value = rng.bytes(2);
-                        batch.put(Space::Peers, key.clone(), value.clone());
-                        model.insert(key, value);
-                    }
-                }
-                if rng.below(3) == 0 && queued.is_empty() {
-                    // written straight to the engine, as under a drain
-                    backend.write(batch, Durability::Sync).unwrap();
-                    continue;
-                }
-                let seq = group.apply(batch.clone()).unwrap();
-                queued.push(batch);
-                if rng.below(4) == 0 {
-                    // a leader writes every queued batch; the next view prunes them
-                    group
-                        .wait(seq, |b| {
-                            backend
-                                .write(b, Durability::Sync)
-                                .map_err(|e| (crate::Error::from(e), false))
-                        })
-                        .unwrap();
-                    queued.clear();
-                }
-            }
-            // a prefix of the queued batches has landed (a group written meanwhile)
-            for batch in queued
-                .iter()
-                .take(rng.below(queued.len() as u64 + 1) as usize)
-            {
-                backend.write(batch.clone(), Durability::Sync).unwrap();
-            }
-            let view = group.writer_view(|| backend.view()).unwrap();
-            for _ in 0..20 {
-                let key = rng.key(3);
-                assert_eq!(
-                    view.get(Space::Peers, &key).unwrap(),
-                    model.get(&key).cloned(),
-                    "round {round}: get"
-                );
-                let (lower, upper) = (bound(&mut rng), bound(&mut rng));
-                let range = KeyRange {
-                    lower: as_ref(&lower),
-                    upper: as_ref(&upper),
-                };
-                let direction = if rng.below(2) == 0 {
-                    Direction::Forward
-                } else {
-                    Direction::Reverse
-                };
-                let stop = rng.below(6) as usize + 1;
-                let mut want: Vec<(Vec<u8>, Vec<u8>)> = if range.is_empty() {
-                    Vec::new()
-                } else {
-                    model
-                        .range::<[u8], _>((range.lower, range.upper))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                };
-                if direction == Direction::Reverse {
-                    want.reverse();
-                }
-                want.truncate(stop);
-                let mut got = Vec::new();
-                view.scan(Space::Peers, range, direction, &mut |k, v| {
-                    got.push((k.to_vec(), v.to_vec()));
-                    if got.len() >= stop {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                })
-                .unwrap();
-                assert_eq!(got, want, "round {round}: scan {direction:?}");
-            }
-        }
-    }
-}
+#[path = "group_tests.rs"]
+mod tests;
