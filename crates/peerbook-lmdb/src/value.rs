@@ -86,17 +86,39 @@ impl Layout {
     }
 }
 
-/// The LZ4 dictionary of an entry: [`VOCABULARY`] then the entry's key.
-fn dictionary(key: &[u8]) -> Vec<u8> {
-    let mut dict = Vec::with_capacity(VOCABULARY.len() + key.len());
-    dict.extend_from_slice(VOCABULARY);
-    dict.extend_from_slice(key);
-    dict
+/// Keys up to this long get their dictionary on the stack: the key of every peer
+/// record (the values worth compressing) is a peer id, at most this long.
+const STACK_KEY_LEN: usize = peerbook::schema::MAX_PEER_ID_LEN;
+
+/// [`VOCABULARY`] then room for a key of [`STACK_KEY_LEN`] bytes, built at compile
+/// time: a dictionary is a copy of it on the stack, not an allocation per value.
+const DICTIONARY_ROOM: [u8; VOCABULARY.len() + STACK_KEY_LEN] = {
+    let mut room = [0u8; VOCABULARY.len() + STACK_KEY_LEN];
+    let mut i = 0;
+    while i < VOCABULARY.len() {
+        room[i] = VOCABULARY[i];
+        i += 1;
+    }
+    room
+};
+
+/// Runs `f` on the LZ4 dictionary of an entry: [`VOCABULARY`] then the entry's key
+/// (on the stack for keys of at most [`STACK_KEY_LEN`] bytes, else on the heap).
+fn with_dictionary<R>(key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut room = DICTIONARY_ROOM;
+    let len = VOCABULARY.len() + key.len();
+    match room.get_mut(VOCABULARY.len()..len) {
+        Some(tail) => {
+            tail.copy_from_slice(key);
+            f(&room[..len])
+        }
+        None => f(&[VOCABULARY, key].concat()),
+    }
 }
 
 fn encode_tagged(key: &[u8], value: &[u8]) -> Vec<u8> {
     if value.len() >= MIN_COMPRESS && value.len() <= MAX_VALUE_LEN {
-        let block = lz4_flex::block::compress_with_dict(value, &dictionary(key));
+        let block = with_dictionary(key, |dict| lz4_flex::block::compress_with_dict(value, dict));
         if block.len() + 5 + MIN_SAVING <= value.len() {
             let mut out = Vec::with_capacity(block.len() + 5);
             out.push(TAG_LZ4);
@@ -142,8 +164,10 @@ fn decode_tagged<'s>(key: &[u8], stored: &'s [u8]) -> Result<Cow<'s, [u8]>, Back
 }
 
 fn decompress(key: &[u8], block: &[u8], len: usize) -> Result<Vec<u8>, BackendError> {
-    lz4_flex::block::decompress_with_dict(block, len, &dictionary(key))
-        .map_err(|e| damaged(format!("does not decompress: {e}")).with_source(e))
+    with_dictionary(key, |dict| {
+        lz4_flex::block::decompress_with_dict(block, len, dict)
+    })
+    .map_err(|e| damaged(format!("does not decompress: {e}")).with_source(e))
 }
 
 fn damaged(what: String) -> BackendError {
@@ -206,6 +230,51 @@ mod tests {
         match Layout::Tagged.decode(b"another key, same length as the test key!", &stored) {
             Ok(v) => assert_ne!(&*v, &with_key[..]),
             Err(e) => assert!(matches!(e, BackendError::Corrupted { .. }), "{e:?}"),
+        }
+    }
+
+    #[test]
+    fn the_stored_format_is_unchanged() {
+        // What the tagged layout wrote at c6b1521 (its first decoder: a dictionary
+        // allocated per value, lz4_flex "safe-decode"): books written since must
+        // read the same, and the encoder must still write these bytes.
+        let key: &[u8] = KEY;
+        let value: Vec<u8> = [
+            &br#"{"kty":"EC","crv":"P-256","x":"q1","y":"q2"} stun:stun.l.google.com:19302 "#[..],
+            key,
+            &b" candidate:1 1 udp 2122260223 192.168.1.7 51234 typ host generation 0 ufrag Ab1x network-id 1 network-cost 10 candidate:2 1 udp 2122260223 192.168.1.8 51235 typ host generation 0 ufrag Ab1x"[..],
+        ]
+        .concat();
+        let stored: &[u8] = &[
+            0x01, 0x33, 0x01, 0x00, 0x00, 0x0f, 0x12, 0x01, 0x0c, 0x23, 0x71, 0x31, 0x14, 0x01,
+            0x55, 0x71, 0x32, 0x22, 0x7d, 0x20, 0xfd, 0x00, 0x0f, 0x19, 0x01, 0x00, 0x1f, 0x20,
+            0x76, 0x00, 0x19, 0x17, 0x20, 0xad, 0x00, 0xf6, 0x14, 0x20, 0x31, 0x20, 0x75, 0x64,
+            0x70, 0x20, 0x32, 0x31, 0x32, 0x32, 0x32, 0x36, 0x30, 0x32, 0x32, 0x33, 0x20, 0x31,
+            0x39, 0x32, 0x2e, 0x31, 0x36, 0x38, 0x2e, 0x31, 0x2e, 0x37, 0x20, 0x35, 0x31, 0x32,
+            0x33, 0x34, 0x24, 0x01, 0x0f, 0x15, 0x01, 0x00, 0x45, 0x41, 0x62, 0x31, 0x78, 0x0c,
+            0x01, 0x0f, 0x19, 0x01, 0x01, 0x07, 0x6d, 0x00, 0x1f, 0x32, 0x6d, 0x00, 0x09, 0x11,
+            0x38, 0x6d, 0x00, 0x16, 0x35, 0x91, 0x01, 0x0d, 0x6d, 0x00, 0x60, 0x67, 0x20, 0x41,
+            0x62, 0x31, 0x78,
+        ];
+        assert_eq!(value.len(), 307);
+        assert_eq!(&*Layout::Tagged.decode(key, stored).unwrap(), &value[..]);
+        assert_eq!(&*Layout::Tagged.encode(key, &value), stored);
+    }
+
+    #[test]
+    fn the_dictionary_is_the_vocabulary_then_the_key_on_stack_and_heap() {
+        // Keys at, just past and far past the stack room (the heap fallback), and
+        // a short key after a long one (nothing of a former key stays).
+        let lengths = [0, 1, 52, STACK_KEY_LEN, STACK_KEY_LEN + 1, 400, 3];
+        for len in lengths {
+            let key: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let dict = with_dictionary(&key, <[u8]>::to_vec);
+            assert_eq!(dict, [VOCABULARY, &key[..]].concat(), "key of {len} bytes");
+            // A value repeating its key compresses against it and decodes back.
+            let value: Vec<u8> = [&key[..], &[b'~'; 100][..], &key[..], &key[..]].concat();
+            let stored = Layout::Tagged.encode(&key, &value);
+            let decoded = Layout::Tagged.decode(&key, &stored).unwrap();
+            assert_eq!(&*decoded, &value[..], "key of {len} bytes");
         }
     }
 
