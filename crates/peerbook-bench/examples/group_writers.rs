@@ -7,7 +7,15 @@
 //! `cargo run --release -p peerbook-bench --example group_writers -- [PEERS] [OPS] [ENGINE...]`
 //! (defaults: 10000 peers, 4000 writes per thread count, every disk engine built in;
 //! `GROUP_WRITERS_ROUNDS=N` repeats the thread counts N times, interleaved, best kept;
-//! `GROUP_WRITERS_THREADS=1,8` picks the thread counts, ratios against the first).
+//! `GROUP_WRITERS_THREADS=1,8` picks the thread counts, ratios against the first;
+//! `GROUP_WRITERS_FLOOR=N` replays N captured batches for the raw group floor, 0
+//! skips it; default 1600).
+//!
+//! Each engine's rows end with its *raw group floor* (see
+//! [`peerbook_bench::group_floor`]): the batches the store writes for
+//! `update_last_seen`, replayed single-threaded on the raw engine filled with the
+//! same book, one synced commit per batch against as many batches per synced commit
+//! as the largest thread count: the bound of that count's speed-up on this engine.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +25,8 @@ use peerbook::backend::WriteBatch;
 use peerbook::conformance::failing::FailOp;
 use peerbook::conformance::hooked::{HookedBackend, WriteHook};
 use peerbook::{Durability, PeerBook};
+use peerbook_bench::group_floor::{capture_update_last_seen, group_floor};
+use peerbook_bench::raw::filled;
 use peerbook_bench::{
     concurrent_update_last_seen, open_backend, options, peer_id, Generator, Kind,
 };
@@ -64,6 +74,8 @@ fn main() {
                 .expect("GROUP_WRITERS_THREADS: counts, comma-separated")
         })
         .collect();
+    let floor_batches: usize =
+        std::env::var("GROUP_WRITERS_FLOOR").map_or(1600, |n| n.parse().expect("N"));
     let gen = Generator::new();
     let ids: Vec<String> = (0..peers).map(peer_id).collect();
     for kind in kinds {
@@ -109,6 +121,23 @@ fn main() {
                 rate / one,
                 ops as f64 / writes.max(1) as f64,
                 batch_ops as f64 / writes.max(1) as f64,
+            );
+        }
+        let k = thread_counts.iter().copied().max().unwrap_or(1);
+        if floor_batches >= 2 * k && k > 1 {
+            let batches = capture_update_last_seen(&*backend, &ids, floor_batches, 0xF100);
+            let raw_name = format!("{}-raw", kind.name());
+            let raw_dir = tempfile::tempdir().expect("temp dir");
+            let raw = filled(&raw_name, raw_dir.path(), &*backend);
+            let floor = group_floor(&*raw, &batches, k);
+            println!(
+                "{:<8} raw group floor ({raw_name}, {} batches): 1/commit {:>9.0} ops/s, \
+                 {k}/commit {:>9.0} ops/s  {:>5.2}x",
+                kind.name(),
+                batches.len(),
+                floor.one_per_commit,
+                floor.k_per_commit,
+                floor.ratio(),
             );
         }
     }

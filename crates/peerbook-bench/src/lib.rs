@@ -11,11 +11,13 @@
 //! - [`sql`]: the SQLite baseline;
 //! - [`raw`]: the raw engines under the backends (the baselines' floors);
 //! - [`capture`]: the batches `store_peer` writes, recorded for the write floors;
-//! - [`writers`]: the concurrent durable writers workload (also for crash harnesses).
+//! - [`writers`]: the concurrent durable writers workload (also for crash harnesses);
+//! - [`group_floor`]: the raw group floor, the bound of those writers' speed-up.
 
 pub mod capture;
 pub mod fixtures;
 pub mod generator;
+pub mod group_floor;
 pub mod raw;
 pub mod sql;
 pub mod writers;

@@ -110,6 +110,8 @@ struct GroupState {
     draining: bool,
     /// How many times a leader lingered (tests).
     lingered: u64,
+    /// How many times a lingering leader woke before its linger ended (tests).
+    linger_wakes: u64,
 }
 
 impl GroupState {
@@ -117,6 +119,12 @@ impl GroupState {
         self.rejected
             .iter()
             .any(|&(after, upto)| seq > after && seq <= upto)
+    }
+
+    /// A lingering leader stops: as many batches as the last group held were
+    /// applied since it landed, or a rollback is due, or a drain began.
+    fn linger_done(&self) -> bool {
+        self.applied - self.applied_at_landing >= self.released || self.rollback || self.draining
     }
 
     /// The error a rejected batch's writer gets.
@@ -189,7 +197,9 @@ impl GroupCommit {
         }
         st.queue.push(batch);
         st.applied = seq;
-        if st.lingering {
+        // wake a lingering leader only once its group is full: a wake-up per apply
+        // cost a context switch per write (the leader checked and slept again)
+        if st.lingering && st.linger_done() {
             self.joined.notify_one();
         }
         Ok(seq)
@@ -322,7 +332,7 @@ impl GroupCommit {
         }
         st.lingering = true;
         st.lingered += 1;
-        while st.applied - st.applied_at_landing < st.released && !st.rollback && !st.draining {
+        while !st.linger_done() {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -331,6 +341,7 @@ impl GroupCommit {
                 .joined
                 .wait_timeout(st, deadline - now)
                 .map_or_else(|e| e.into_inner().0, |(st, _)| st);
+            st.linger_wakes += 1;
         }
         st.lingering = false;
         st

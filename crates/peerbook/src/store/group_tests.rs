@@ -89,6 +89,45 @@ fn next_leader_lingers_for_the_writers_the_last_group_released() {
     assert_eq!(*groups.lock().unwrap(), [2, 2], "c and d share one group");
 }
 
+/// A lingering leader is woken once its group is full, not by every apply before
+/// (each such wake-up was a context switch per write, the leader checking and
+/// sleeping again): after a group of three, the next leader sleeps through the
+/// second apply and wakes at the third.
+#[test]
+fn a_lingering_leader_wakes_only_when_its_group_is_full() {
+    let (backend, groups) = (MemoryBackend::new(), std::sync::Mutex::new(Vec::new()));
+    let group = GroupCommit::default();
+    group.lock_state().budget_override = Some(std::time::Duration::from_secs(60));
+    let write = |b: WriteBatch| {
+        groups.lock().unwrap().push(b.ops().len());
+        backend
+            .write(b, Durability::Sync)
+            .map_err(|e| (crate::Error::from(e), false))
+    };
+    group.apply(one(b"a")).unwrap();
+    group.apply(one(b"b")).unwrap();
+    let third = group.apply(one(b"c")).unwrap();
+    group.wait(third, write).unwrap();
+    let fourth = group.apply(one(b"d")).unwrap();
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| group.wait(fourth, write));
+        until_lingering(&group, &leader);
+        let fifth = group.apply(one(b"e")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(group.lock_state().linger_wakes, 0, "woken before full");
+        let sixth = group.apply(one(b"f")).unwrap();
+        leader.join().unwrap().unwrap();
+        group.wait(fifth, write).unwrap();
+        group.wait(sixth, write).unwrap();
+    });
+    assert_eq!(
+        *groups.lock().unwrap(),
+        [3, 3],
+        "d, e and f share one group"
+    );
+    assert_eq!(group.lock_state().linger_wakes, 1);
+}
+
 /// The budget runs from the landing, not from the next leader's arrival: a
 /// writer coming after the burst ended writes at once, alone.
 #[test]
