@@ -22,7 +22,7 @@
 //!
 //! - **Reads are the fast path.** The data file is memory-mapped: a `get` or `scan`
 //!   reads straight from the OS page cache, with no copy into a user-space cache
-//!   (records are LZ4-decompressed on the way out, about a microsecond each;
+//!   (records are LZ4-decompressed on the way out, a fraction of a microsecond each;
 //!   see [Value layout](#value-layout)). Point reads and short ordered scans, which
 //!   is what a peer book does most, are as cheap as they get on disk.
 //! - **Many readers, never blocked.** Readers see a consistent snapshot (MVCC) and
