@@ -104,14 +104,14 @@ struct GroupState {
     landed: Option<Instant>,
     /// Replaces [`linger_budget`] (tests).
     budget_override: Option<Duration>,
-    /// A leader lingers: every apply wakes it.
+    /// A leader lingers: the apply that fills its group wakes it.
     lingering: bool,
     /// A drain waits under the writer lock: no apply can come, a leader stops lingering.
     draining: bool,
     /// How many times a leader lingered (tests).
     lingered: u64,
-    /// How many times a lingering leader woke before its linger ended (tests).
-    linger_wakes: u64,
+    /// How many times an apply woke a lingering leader (tests).
+    apply_wakes: u64,
 }
 
 impl GroupState {
@@ -200,6 +200,7 @@ impl GroupCommit {
         // wake a lingering leader only once its group is full: a wake-up per apply
         // cost a context switch per write (the leader checked and slept again)
         if st.lingering && st.linger_done() {
+            st.apply_wakes += 1;
             self.joined.notify_one();
         }
         Ok(seq)
@@ -341,7 +342,6 @@ impl GroupCommit {
                 .joined
                 .wait_timeout(st, deadline - now)
                 .map_or_else(|e| e.into_inner().0, |(st, _)| st);
-            st.linger_wakes += 1;
         }
         st.lingering = false;
         st
