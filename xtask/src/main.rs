@@ -76,11 +76,18 @@ fn usage() -> String {
         .to_string()
 }
 
-/// The workspace root (the parent of this crate).
+/// The workspace root (the parent of this crate). `cargo run` (the `xtask` alias)
+/// sets `CARGO_MANIFEST_DIR` for the process it starts: that names the checkout being
+/// run even when a shared target dir holds an `xtask` binary built in another
+/// checkout (cargo may keep it as fresh, with the other path compiled in). The path
+/// compiled in is the fallback for a binary started by hand.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
-        .expect("xtask lives in the workspace")
+        .unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR")))
         .to_path_buf()
 }
 
