@@ -34,9 +34,11 @@ fn one(key: &[u8]) -> WriteBatch {
 }
 
 /// A group commit whose leaders may linger `budget` after a landing, with one
-/// group of two batches landed (so two writers were released), writing into
+/// group of `size` batches (keys `a`, `b`, ...) landed (so `size` writers were
+/// released), writing into
 /// `backend` and recording each group's size in `groups`.
-fn after_a_group_of_two<'a>(
+fn after_a_group_of<'a>(
+    size: u8,
     budget: std::time::Duration,
     backend: &'a MemoryBackend,
     groups: &'a std::sync::Mutex<Vec<usize>>,
@@ -52,9 +54,11 @@ fn after_a_group_of_two<'a>(
             .write(b, Durability::Sync)
             .map_err(|e| (crate::Error::from(e), false))
     };
-    group.apply(one(b"a")).unwrap();
-    let second = group.apply(one(b"b")).unwrap();
-    group.wait(second, write).unwrap();
+    let last = (0..size)
+        .map(|i| group.apply(one(&[b'a' + i])).unwrap())
+        .last()
+        .expect("a group of at least one batch");
+    group.wait(last, write).unwrap();
     (group, write)
 }
 
@@ -76,8 +80,7 @@ fn until_lingering(group: &GroupCommit, leader: &std::thread::ScopedJoinHandle<'
 #[test]
 fn next_leader_lingers_for_the_writers_the_last_group_released() {
     let (backend, groups) = (MemoryBackend::new(), std::sync::Mutex::new(Vec::new()));
-    let (group, write) =
-        after_a_group_of_two(std::time::Duration::from_secs(60), &backend, &groups);
+    let (group, write) = after_a_group_of(2, std::time::Duration::from_secs(60), &backend, &groups);
     let third = group.apply(one(b"c")).unwrap();
     std::thread::scope(|s| {
         let leader = s.spawn(|| group.wait(third, write));
@@ -96,18 +99,7 @@ fn next_leader_lingers_for_the_writers_the_last_group_released() {
 #[test]
 fn a_lingering_leader_wakes_only_when_its_group_is_full() {
     let (backend, groups) = (MemoryBackend::new(), std::sync::Mutex::new(Vec::new()));
-    let group = GroupCommit::default();
-    group.lock_state().budget_override = Some(std::time::Duration::from_secs(60));
-    let write = |b: WriteBatch| {
-        groups.lock().unwrap().push(b.ops().len());
-        backend
-            .write(b, Durability::Sync)
-            .map_err(|e| (crate::Error::from(e), false))
-    };
-    group.apply(one(b"a")).unwrap();
-    group.apply(one(b"b")).unwrap();
-    let third = group.apply(one(b"c")).unwrap();
-    group.wait(third, write).unwrap();
+    let (group, write) = after_a_group_of(3, std::time::Duration::from_secs(60), &backend, &groups);
     let fourth = group.apply(one(b"d")).unwrap();
     std::thread::scope(|s| {
         let leader = s.spawn(|| group.wait(fourth, write));
@@ -135,7 +127,7 @@ fn a_lingering_leader_wakes_only_when_its_group_is_full() {
 fn a_leader_after_the_budget_since_the_landing_does_not_linger() {
     let (backend, groups) = (MemoryBackend::new(), std::sync::Mutex::new(Vec::new()));
     let budget = std::time::Duration::from_millis(20);
-    let (group, write) = after_a_group_of_two(budget, &backend, &groups);
+    let (group, write) = after_a_group_of(2, budget, &backend, &groups);
     std::thread::sleep(budget * 2);
     let third = group.apply(one(b"c")).unwrap();
     group.wait(third, write).unwrap();
@@ -148,8 +140,7 @@ fn a_leader_after_the_budget_since_the_landing_does_not_linger() {
 #[test]
 fn a_drain_ends_a_linger() {
     let (backend, groups) = (MemoryBackend::new(), std::sync::Mutex::new(Vec::new()));
-    let (group, write) =
-        after_a_group_of_two(std::time::Duration::from_secs(60), &backend, &groups);
+    let (group, write) = after_a_group_of(2, std::time::Duration::from_secs(60), &backend, &groups);
     let third = group.apply(one(b"c")).unwrap();
     let since = std::time::Instant::now();
     std::thread::scope(|s| {
