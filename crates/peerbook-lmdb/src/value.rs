@@ -54,6 +54,14 @@ const MAX_VALUE_LEN: usize = 256 << 20;
 /// More than LZ4's largest expansion of a block (255 bytes out per byte in).
 const MAX_RATIO: usize = 256;
 
+/// The shortest run of `0xFF` bytes whose sum overflows the `u32` in which
+/// `lz4_flex` adds up a literal or match length (255 per byte). No block our
+/// encoder writes holds such a run (a length of at most [`MAX_VALUE_LEN`] takes at
+/// most about a million of them, and a run of equal input bytes compresses to a
+/// match), but a damaged one can: release builds wrap and then fail a bounds check,
+/// debug builds (tests, fuzzing) panic on the overflow, so it is refused first.
+const OVERFLOWING_RUN: usize = (u32::MAX / 255) as usize + 1;
+
 /// How a book lays out its values on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Layout {
@@ -147,6 +155,12 @@ fn decode_tagged<'s>(key: &[u8], stored: &'s [u8]) -> Result<Cow<'s, [u8]>, Back
                     block.len()
                 )));
             }
+            if has_overflowing_run(block) {
+                return Err(damaged(format!(
+                    "holds a length of more than {} bytes of 0xFF",
+                    OVERFLOWING_RUN - 1
+                )));
+            }
             let value = decompress(key, block, len)?;
             if value.len() != len {
                 return Err(damaged(format!(
@@ -161,6 +175,15 @@ fn decode_tagged<'s>(key: &[u8], stored: &'s [u8]) -> Result<Cow<'s, [u8]>, Back
         ))),
         None => Err(damaged("is empty".into())),
     }
+}
+
+/// Whether `block` holds a run of [`OVERFLOWING_RUN`] `0xFF` bytes (only blocks of
+/// at least that size are scanned: a record's block is a few hundred bytes).
+fn has_overflowing_run(block: &[u8]) -> bool {
+    block.len() >= OVERFLOWING_RUN
+        && block
+            .split(|&b| b != 0xFF)
+            .any(|run| run.len() >= OVERFLOWING_RUN)
 }
 
 fn decompress(key: &[u8], block: &[u8], len: usize) -> Result<Vec<u8>, BackendError> {
@@ -276,6 +299,22 @@ mod tests {
             let decoded = Layout::Tagged.decode(&key, &stored).unwrap();
             assert_eq!(&*decoded, &value[..], "key of {len} bytes");
         }
+    }
+
+    #[test]
+    fn a_length_run_that_overflows_lz4_flex_is_corrupted() {
+        // A literal-length token (0xF0) followed by 0xFF bytes enough to overflow
+        // lz4_flex's u32 sum: without the run check a debug build panics here.
+        let mut block = vec![0xF0];
+        block.resize(1 + OVERFLOWING_RUN, 0xFF);
+        block.push(0);
+        let announced = MAX_VALUE_LEN as u32;
+        let stored = [&[TAG_LZ4][..], &announced.to_le_bytes(), &block].concat();
+        let err = Layout::Tagged.decode(KEY, &stored).unwrap_err();
+        assert!(matches!(err, BackendError::Corrupted { .. }), "{err:?}");
+        // One 0xFF fewer is not refused by the scan (the decoder then says why).
+        assert!(!has_overflowing_run(&block[..OVERFLOWING_RUN]));
+        assert!(has_overflowing_run(&block));
     }
 
     #[test]
