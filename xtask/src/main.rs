@@ -23,7 +23,7 @@ mod prereqs;
 mod readme;
 
 use std::env;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
@@ -87,7 +87,7 @@ fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest_dir
         .parent()
-        .unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .expect("xtask's manifest directory sits inside the workspace")
         .to_path_buf()
 }
 
