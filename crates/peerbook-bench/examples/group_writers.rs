@@ -129,7 +129,14 @@ fn main() {
             let raw_name = format!("{}-raw", kind.name());
             let raw_dir = tempfile::tempdir().expect("temp dir");
             let raw = filled(&raw_name, raw_dir.path(), &*backend);
-            let floor = group_floor(&*raw, &batches, k);
+            let Some(floor) = group_floor(&*raw, &batches, k) else {
+                println!(
+                    "{:<8} raw group floor: {} peers make fewer than two chunks of {k}",
+                    kind.name(),
+                    batches.len()
+                );
+                continue;
+            };
             println!(
                 "{:<8} raw group floor ({raw_name}, {} batches): 1/commit {:>9.0} ops/s, \
                  {k}/commit {:>9.0} ops/s  {:>5.2}x",

@@ -73,15 +73,21 @@ impl GroupFloor {
 /// Replay `batches` on `raw` (which holds the state they were captured on), in
 /// chunks of `k`: even chunks one synced commit per batch, odd chunks one synced
 /// commit for the whole chunk (the batches joined in order, as a group commit
-/// joins them). Interleaved, so a busy spell of the disk hits both modes.
-pub fn group_floor(raw: &dyn Raw, batches: &[WriteBatch], k: usize) -> GroupFloor {
-    assert!(k > 0 && batches.len() >= 2 * k, "two chunks at least");
+/// joins them). Interleaved, so a busy spell of the disk hits both modes. Only the
+/// engine writes are timed (each chunk's batches are copied before its timer).
+/// `None` when `batches` do not make two chunks of `k` (a book of fewer than `2k`
+/// peers captures fewer batches) or `k` is 0.
+pub fn group_floor(raw: &dyn Raw, batches: &[WriteBatch], k: usize) -> Option<GroupFloor> {
+    if k == 0 || batches.len() < 2 * k {
+        return None;
+    }
     let (mut single, mut joined) = ((0usize, Duration::ZERO), (0usize, Duration::ZERO));
     for (c, chunk) in batches.chunks_exact(k).enumerate() {
         if c % 2 == 0 {
+            let owned = chunk.to_vec();
             let started = Instant::now();
-            for batch in chunk {
-                raw.write(batch.clone(), Durability::Sync);
+            for batch in owned {
+                raw.write(batch, Durability::Sync);
             }
             single.1 += started.elapsed();
             single.0 += chunk.len();
@@ -96,11 +102,11 @@ pub fn group_floor(raw: &dyn Raw, batches: &[WriteBatch], k: usize) -> GroupFloo
             joined.0 += chunk.len();
         }
     }
-    GroupFloor {
+    Some(GroupFloor {
         one_per_commit: single.0 as f64 / single.1.as_secs_f64(),
         k_per_commit: joined.0 as f64 / joined.1.as_secs_f64(),
         k,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -135,7 +141,13 @@ mod tests {
 
         let raw = open_raw("memory-raw", std::path::Path::new("unused"));
         crate::raw::fill_from(&*raw, book.backend());
-        let floor = group_floor(&*raw, &batches, 4);
+        assert_eq!(
+            group_floor(&*raw, &batches, 9),
+            None,
+            "16 batches: one chunk of 9"
+        );
+        assert_eq!(group_floor(&*raw, &batches, 0), None);
+        let floor = group_floor(&*raw, &batches, 4).expect("four chunks");
         assert_eq!(floor.k, 4);
         assert!(floor.one_per_commit > 0.0 && floor.k_per_commit > 0.0);
         // every batch was replayed: each touched record now reads as updated
