@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use peerbook::{Durability, PeerBook};
-use peerbook_bench::{copy_dir, open_backend, options, pristine, Generator, Kind};
+use peerbook_bench::{copy_dir, open_backend, options, pristine, status_kib, Generator, Kind};
 
 fn books() -> PathBuf {
     if let Some(dir) = std::env::var_os("FILE_OPEN_BOOKS") {
@@ -63,15 +63,6 @@ fn book(n: usize) -> PathBuf {
     work
 }
 
-fn status(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn mib(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
@@ -87,12 +78,12 @@ fn open(n: usize, reps: usize) {
     for rep in 0..reps {
         // Reset VmHWM to the current RSS, so each open's peak is its own.
         let _ = std::fs::write("/proc/self/clear_refs", "5");
-        let base = status("VmRSS:");
+        let base = status_kib("VmRSS:");
         let t = Instant::now();
         let book = PeerBook::open(open_backend(Kind::File, &work), options(Durability::Sync))
             .expect("open");
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        let (peak, steady) = (status("VmHWM:"), status("VmRSS:"));
+        let (peak, steady) = (status_kib("VmHWM:"), status_kib("VmRSS:"));
         drop(std::hint::black_box(book));
         println!(
             "n={n} rep={rep} open {ms:.1} ms, RSS before {:.0} MiB, peak {:.0} MiB, steady {:.0} MiB, peak/steady {:.3}",

@@ -248,6 +248,20 @@ pub fn load_average() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// A field of this process's `/proc/self/status` in KiB (`"VmHWM:"` the peak RSS,
+/// `"VmRSS:"` the current one); 0 where the file or the field is missing.
+pub fn status_kib(field: &str) -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -278,4 +292,14 @@ pub fn timed_loop<T, R>(
 pub struct RunInfo {
     pub(crate) started_at: u64,
     pub(crate) load_before: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_kib_reads_this_process_s_rss() {
+        let (rss, peak) = (super::status_kib("VmRSS:"), super::status_kib("VmHWM:"));
+        assert!(rss > 0 && peak >= rss, "VmRSS {rss} KiB, VmHWM {peak} KiB");
+        assert_eq!(super::status_kib("NoSuchField:"), 0);
+    }
 }

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use common::sql::Sql;
-use common::{peer_id, size_label, Generator, Kind, Rng, DAY_MS, SEED};
+use common::{peer_id, size_label, status_kib, Generator, Kind, Rng, DAY_MS, SEED};
 use peerbook::{CandidateQuery, Durability, Order, PeerBook, PeerQuery, SortBy};
 use serde_json::{json, Value};
 
@@ -159,19 +159,6 @@ pub(crate) fn fsync_latency(dir: &Path) -> Option<f64> {
 }
 
 // ----- memory probe (child process) ---------------------------------------------------
-
-/// A field of /proc/self/status in KiB (VmHWM, VmRSS).
-pub(crate) fn status_kib(field: &str) -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 pub(crate) const PROBE_GETS: usize = 2000;
 pub(crate) const PROBE_QUERIES: usize = 100;
