@@ -265,3 +265,153 @@ fn writer_view_reads_like_every_applied_batch() {
         }
     }
 }
+
+/// A Sync book on the memory backend holding peer `a`, shared so a hook can write.
+fn sync_book() -> std::sync::Arc<crate::PeerBook<MemoryBackend>> {
+    let mut options = crate::Options::new(crate::MasterKey::from_bytes([1; 32]))
+        .with_clock(crate::ManualClock::new(1_700_000_000_000));
+    options.durability = Durability::Sync;
+    options.failed_attempts = u32::MAX;
+    let book = crate::PeerBook::open(MemoryBackend::new(), options).unwrap();
+    for id in ["a", "b"] {
+        book.store_peer(crate::NewPeer {
+            peer_id: id.into(),
+            public_key: "pk".into(),
+            ..crate::NewPeer::default()
+        })
+        .unwrap();
+    }
+    std::sync::Arc::new(book)
+}
+
+/// `a`'s reconnection attempts.
+fn attempts(book: &crate::PeerBook<MemoryBackend>) -> u32 {
+    book.get_peer("a").unwrap().unwrap().reconnection_attempts
+}
+
+/// A writer that changes the peer between another writer's read ahead and its
+/// taking the writer lock: the other writer reads again, and the book ends as
+/// after the two writes one after the other.
+#[test]
+fn a_write_of_the_same_peer_after_a_read_ahead_is_not_lost() {
+    let book = sync_book();
+    let hook_book = std::sync::Arc::clone(&book);
+    book.group.set_after_read_ahead(move || {
+        hook_book.increment_reconnection_attempts("a").unwrap();
+    });
+    let record = book.increment_reconnection_attempts("a").unwrap();
+    assert_eq!(
+        record.reconnection_attempts, 2,
+        "the first increment was lost"
+    );
+    assert_eq!(attempts(&book), 2);
+    assert!(book.verify().unwrap().is_clean());
+}
+
+/// A read ahead older than the keys the group commit remembers is read again, even
+/// when the write of the peer it missed is long durable.
+#[test]
+fn a_read_ahead_older_than_the_recent_keys_is_read_again() {
+    let book = sync_book();
+    let hook_book = std::sync::Arc::clone(&book);
+    book.group.set_after_read_ahead(move || {
+        hook_book.increment_reconnection_attempts("a").unwrap();
+        for _ in 0..super::RECENT_KEYS {
+            hook_book.increment_reconnection_attempts("b").unwrap();
+        }
+    });
+    book.increment_reconnection_attempts("a").unwrap();
+    assert_eq!(attempts(&book), 2, "the first increment was lost");
+}
+
+/// A change outside the group commit (here a clear) between a read ahead and the
+/// writer lock: the writer reads again and finds no peer.
+#[test]
+fn a_direct_write_after_a_read_ahead_is_seen() {
+    let book = sync_book();
+    let hook_book = std::sync::Arc::clone(&book);
+    book.group
+        .set_after_read_ahead(move || hook_book.clear_all().unwrap());
+    match book.increment_reconnection_attempts("a") {
+        Err(Error::NotFound { peer_id }) => assert_eq!(peer_id, "a"),
+        other => panic!("a cleared peer must not come back: {other:?}"),
+    }
+    assert_eq!(book.get_peer("a").unwrap(), None);
+    assert!(book.verify().unwrap().is_clean());
+}
+
+/// Eight threads incrementing one peer's attempts concurrently: none is lost.
+#[test]
+fn concurrent_increments_of_one_peer_all_land() {
+    let book = sync_book();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    book.increment_reconnection_attempts("a").unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(attempts(&book), 400);
+    assert!(book.verify().unwrap().is_clean());
+}
+
+/// A read ahead that took a pending batch from the overlay, whose group write is
+/// then refused before it applied anything: the writer reads the rolled-back state
+/// again, so the refused write leaves no trace (the book ends as if only the
+/// second write had been made).
+#[test]
+fn a_read_ahead_of_a_refused_batch_is_read_again() {
+    use crate::conformance::failing::{FailOp, FailWhen, FailingBackend};
+    use crate::conformance::group::GatedBackend;
+    let mut options = crate::Options::new(crate::MasterKey::from_bytes([1; 32]))
+        .with_clock(crate::ManualClock::new(1_700_000_000_000));
+    options.durability = Durability::Sync;
+    options.failed_attempts = u32::MAX;
+    let backend = FailingBackend::new(GatedBackend::gated(MemoryBackend::new()));
+    let book = std::sync::Arc::new(crate::PeerBook::open(backend, options).unwrap());
+    for id in ["a", "b"] {
+        book.store_peer(crate::NewPeer {
+            peer_id: id.into(),
+            public_key: "pk".into(),
+            ..crate::NewPeer::default()
+        })
+        .unwrap();
+    }
+    // write 1: the leader's update of b, held at the gate; write 2: the group of
+    // the increment of a queued behind it, refused
+    book.backend()
+        .fail_nth(FailOp::Write, 2, FailWhen::BeforeNotApplied);
+    let gate = book.backend().inner().hook();
+    gate.set_closed(true);
+    std::thread::scope(|s| {
+        let leader = s.spawn(|| book.update_last_seen("b").map(drop));
+        assert!(gate.wait_blocked(1), "the leader's write reached the gate");
+        let applied = book.group.lock_state().applied;
+        let refused = s.spawn(|| book.increment_reconnection_attempts("a").map(drop));
+        while book.group.lock_state().applied == applied {
+            std::thread::yield_now();
+        }
+        // the next writer reads a ahead with the refused increment pending, then
+        // the gate opens and the refusal lands before it takes the writer lock
+        let (tx, rx) = std::sync::mpsc::channel();
+        let hook_book = std::sync::Arc::clone(&book);
+        book.group.set_after_read_ahead(move || {
+            hook_book.backend().inner().hook().set_closed(false);
+            let _ = rx.recv();
+        });
+        let second = s.spawn(|| book.increment_reconnection_attempts("a").map(drop));
+        let refusal = refused.join().unwrap();
+        tx.send(()).unwrap();
+        assert!(refusal.is_err(), "the queued increment was refused");
+        leader.join().unwrap().unwrap();
+        second.join().unwrap().unwrap();
+    });
+    let a = book.get_peer("a").unwrap().unwrap();
+    assert_eq!(
+        a.reconnection_attempts, 1,
+        "the refused increment came back"
+    );
+    assert!(book.verify().unwrap().is_clean());
+}

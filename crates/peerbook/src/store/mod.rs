@@ -280,7 +280,7 @@ impl<B: Backend> PeerBook<B> {
     /// The synced write of one group of batches: any error poisons the book but one
     /// the backend marked as having applied nothing (then `(error, true)`).
     fn write_group(&self, batch: WriteBatch) -> std::result::Result<(), (Error, bool)> {
-        self.guarded(|| self.backend.write(batch, Durability::Sync))
+        self.guarded_group_write(|| self.backend.write(batch, Durability::Sync))
             .map_err(|e| {
                 let nothing_applied =
                     !matches!(e, Error::NeedsReopen) && !self.poisoned.load(Ordering::Acquire);

@@ -28,7 +28,21 @@ impl<B: Backend> PeerBook<B> {
     /// every engine (see the [`Backend`](crate::backend#failures) contract), except
     /// one the backend marked [`BackendError::NotApplied`]: the state is then the
     /// one before the call, which the counters still describe.
+    ///
+    /// Reads ahead of the writer lock taken before it are no longer trusted (see the
+    /// `group` module), whatever the outcome.
     pub(crate) fn guarded(
+        &self,
+        op: impl FnOnce() -> std::result::Result<(), BackendError>,
+    ) -> Result<()> {
+        let outcome = self.guarded_group_write(op);
+        self.group.bump_generation();
+        outcome
+    }
+
+    /// [`guarded`](Self::guarded) for the synced write of a group of applied
+    /// batches, which does not change what a writer reads (the overlay held them).
+    pub(crate) fn guarded_group_write(
         &self,
         op: impl FnOnce() -> std::result::Result<(), BackendError>,
     ) -> Result<()> {
@@ -66,10 +80,19 @@ impl<B: Backend> PeerBook<B> {
         f: impl FnOnce(&mut PeerRecord, u64) -> Result<()>,
     ) -> Result<PeerRecord> {
         let id = PeerId::new(peer_id)?;
+        let ahead = self.read_ahead(&id);
+        #[cfg(test)]
+        self.group.after_read_ahead();
         let guard = self.lock_writer_to_write()?;
         let now = self.now();
         let view = self.writer_view()?;
-        let (old, len) = match self.load_existing(&*view, &id)? {
+        let existing = match ahead {
+            Some((mark, existing)) if self.group.still_current(mark, id.as_bytes()) => {
+                Some(existing)
+            }
+            _ => self.load_existing(&*view, &id)?,
+        };
+        let (old, len) = match existing {
             None => {
                 drop(view);
                 self.settle(guard)?;
@@ -93,6 +116,25 @@ impl<B: Backend> PeerBook<B> {
         drop(view); // a view ends before its thread writes (LMDB)
         self.commit(guard, staged)?;
         Ok(record)
+    }
+
+    /// The decodable record `id` read (and decoded) ahead of the writer lock, with
+    /// its mark, for a writer that checks it under the lock (see the `group`
+    /// module); `None` (read under the lock) unless the book is [`Durability::Sync`]
+    /// and the read gave a decodable record of `id`: every other outcome, errors
+    /// included, is left to the read under the lock.
+    fn read_ahead(&self, id: &PeerId) -> Option<(super::group::ReadMark, Existing)> {
+        if self.settings.durability != Durability::Sync {
+            return None;
+        }
+        let (mark, pending) = self.group.read_ahead(Space::Peers, id.as_bytes());
+        let bytes = match pending {
+            Some(pending) => pending?,
+            None => self.backend.get(Space::Peers, id.as_bytes()).ok()??,
+        };
+        let record = PeerRecord::decode(&bytes).ok()?;
+        let len = bytes.len() as u64;
+        (record.peer_id == *id).then_some((mark, Existing::Decoded { record, len }))
     }
 
     pub(crate) fn load_existing(
