@@ -76,7 +76,7 @@
 //! newer than `s`, and that group's batches have seqs above `s`). So under the lock
 //! the read still holds when no batch after `s` wrote the key: every applied batch
 //! records the [`Space::Peers`] keys it writes with its seq in a bounded ring; a
-//! read older than the ring's oldest entry is not trusted.
+//! read at a seq below that of a key the ring has already dropped is not trusted.
 //!
 //! Everything else that changes the backend or the overlay outside
 //! [`apply`](GroupCommit::apply) bumps the generation before it releases the writer
@@ -163,6 +163,8 @@ struct GroupState {
     lingered: u64,
     /// How many times an apply woke a lingering leader (tests).
     apply_wakes: u64,
+    /// How many reads ahead [`still_current`](GroupCommit::still_current) kept (tests).
+    reads_kept: u64,
     /// Bumped by every change to the backend or the overlay other than an apply
     /// (see the [module docs](self#reading-ahead-of-the-writer-lock)).
     generation: u64,
@@ -305,15 +307,18 @@ impl GroupCommit {
     /// no batch applied after it wrote the key and nothing else changed the backend
     /// or the overlay since.
     pub(crate) fn still_current(&self, mark: ReadMark, key: &[u8]) -> bool {
-        let st = self.lock_state();
+        let mut st = self.lock_state();
         if st.generation != mark.generation || st.forgotten > mark.seq {
             return false;
         }
-        !st.recent
+        let current = !st
+            .recent
             .iter()
             .rev()
             .take_while(|(seq, _)| *seq > mark.seq)
-            .any(|(_, k)| k == key)
+            .any(|(_, k)| k == key);
+        st.reads_kept += u64::from(current);
+        current
     }
 
     /// Run `hook` once, in the next writer between its read ahead and its taking

@@ -308,6 +308,39 @@ fn a_write_of_the_same_peer_after_a_read_ahead_is_not_lost() {
     assert!(book.verify().unwrap().is_clean());
 }
 
+/// With nothing written between a read ahead and the writer lock, the read ahead
+/// is kept (the engine read is not made again under the lock), and the write lands.
+#[test]
+fn an_undisturbed_read_ahead_is_kept() {
+    let book = sync_book();
+    for n in 1..=3 {
+        assert_eq!(
+            book.increment_reconnection_attempts("a")
+                .unwrap()
+                .reconnection_attempts,
+            n
+        );
+    }
+    assert_eq!(book.group.lock_state().reads_kept, 3);
+    assert_eq!(attempts(&book), 3);
+    // The same peer written meanwhile: that read ahead is dropped, the next kept.
+    let hook_book = std::sync::Arc::clone(&book);
+    book.group.set_after_read_ahead(move || {
+        hook_book.update_last_seen("a").unwrap();
+    });
+    book.increment_reconnection_attempts("a").unwrap();
+    assert_eq!(
+        book.group.lock_state().reads_kept,
+        4,
+        "only the hook's own read"
+    );
+    assert_eq!(
+        attempts(&book),
+        1,
+        "update_last_seen reset, then one increment"
+    );
+}
+
 /// A read ahead older than the keys the group commit remembers is read again, even
 /// when the write of the peer it missed is long durable.
 #[test]

@@ -194,7 +194,11 @@ pub(crate) struct StagedWrite {
 }
 
 impl<B: Backend> PeerBook<B> {
-    /// The backend under this book.
+    /// The backend under this book: for reading it, and for the backend's own
+    /// operations (statistics, compaction). Writing to it while the book is open
+    /// bypasses the book's writer lock, counters and group commit: a write the book
+    /// is building at the same time may not see it (read the records back through a
+    /// reopened book).
     pub fn backend(&self) -> &B {
         &self.backend
     }

@@ -30,7 +30,9 @@ impl<B: Backend> PeerBook<B> {
     /// one before the call, which the counters still describe.
     ///
     /// Reads ahead of the writer lock taken before it are no longer trusted (see the
-    /// `group` module), whatever the outcome.
+    /// `group` module), whatever the outcome. An engine that panics skips the bump,
+    /// but the book is poisoned first, and every writer checks that under the lock
+    /// before it could keep a read ahead.
     pub(crate) fn guarded(
         &self,
         op: impl FnOnce() -> std::result::Result<(), BackendError>,
