@@ -593,13 +593,9 @@ impl PeerRecord {
 
     /// The stored encoding: [`RECORD_FORMAT_V2`] then the postcard body.
     pub fn encode(&self) -> Vec<u8> {
-        let out = vec![RECORD_FORMAT_V2];
         // Serializing into a Vec cannot fail for these types (sized sequences and
         // maps); fall back to an empty body that decode rejects, never a panic.
-        match postcard::to_extend(self, out) {
-            Ok(v) => v,
-            Err(_) => vec![RECORD_FORMAT_V2],
-        }
+        encode::encode_with_format(RECORD_FORMAT_V2, self).unwrap_or_else(|| vec![RECORD_FORMAT_V2])
     }
 
     /// Decode stored bytes. Every failure is an error value naming the cause; nothing
@@ -693,6 +689,9 @@ impl From<ConnectionQuality> for QualityUpdate {
         }
     }
 }
+
+#[path = "schema/encode.rs"]
+mod encode;
 
 #[cfg(test)]
 #[path = "schema/tests.rs"]

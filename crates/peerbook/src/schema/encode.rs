@@ -1,0 +1,39 @@
+//! The record encoder's scratch buffer: postcard grows its output byte by byte
+//! (nine reallocations for a 1.6 KB record, each copying what it had), so a record
+//! is encoded into a buffer kept per thread, then copied once into a value of
+//! exactly its length (no spare capacity held by a stored value either).
+
+use std::cell::RefCell;
+
+use serde::Serialize;
+
+/// A scratch buffer grown past this is dropped after use, not kept.
+const KEEP_AT_MOST: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `format` then the postcard body of `value`, in a `Vec` of exactly that length;
+/// `None` when postcard fails.
+pub(super) fn encode_with_format<T: Serialize>(format: u8, value: &T) -> Option<Vec<u8>> {
+    let fresh = || postcard::to_extend(value, vec![format]).ok();
+    SCRATCH
+        .try_with(|cell| {
+            // Busy only if a Serialize impl re-entered encode: take a fresh buffer.
+            let Ok(mut scratch) = cell.try_borrow_mut() else {
+                return fresh();
+            };
+            let mut buf = std::mem::take(&mut *scratch);
+            buf.clear();
+            buf.push(format);
+            let buf = postcard::to_extend(value, buf).ok()?;
+            let out = buf.as_slice().to_vec();
+            if buf.capacity() <= KEEP_AT_MOST {
+                *scratch = buf;
+            }
+            Some(out)
+        })
+        // The thread is being torn down: no scratch buffer left to use.
+        .unwrap_or_else(|_| fresh())
+}
