@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 
+use postcard::ser_flavors::Flavor;
 use serde::Serialize;
 
 /// A scratch buffer grown past this is dropped after use, not kept.
@@ -12,6 +13,28 @@ const KEEP_AT_MOST: usize = 64 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A postcard output appending to a borrowed buffer with `extend_from_slice` (the
+/// `Extend` output of `to_extend` went through an iterator for every string).
+struct Scratch<'a>(&'a mut Vec<u8>);
+
+impl Flavor for Scratch<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// `format` then the postcard body of `value`, in a `Vec` of exactly that length;
@@ -24,15 +47,14 @@ pub(super) fn encode_with_format<T: Serialize>(format: u8, value: &T) -> Option<
             let Ok(mut scratch) = cell.try_borrow_mut() else {
                 return fresh();
             };
-            let mut buf = std::mem::take(&mut *scratch);
-            buf.clear();
-            buf.push(format);
-            let buf = postcard::to_extend(value, buf).ok()?;
-            let out = buf.as_slice().to_vec();
-            if buf.capacity() <= KEEP_AT_MOST {
-                *scratch = buf;
+            scratch.clear();
+            scratch.push(format);
+            let encoded = postcard::serialize_with_flavor(value, Scratch(&mut scratch));
+            let out = encoded.ok().map(|()| scratch.as_slice().to_vec());
+            if scratch.capacity() > KEEP_AT_MOST {
+                *scratch = Vec::new();
             }
-            Some(out)
+            out
         })
         // The thread is being torn down: no scratch buffer left to use.
         .unwrap_or_else(|_| fresh())
