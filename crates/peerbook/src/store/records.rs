@@ -7,8 +7,9 @@ use crate::backend::{Backend, WriteBatch};
 use crate::crypto::{Nonces, SealedSecret, Secret, SecretKind};
 use crate::error::{Error, Result};
 use crate::schema::{
-    sanitize_display_name, validate_candidates, validate_ice_urls, validate_public_key,
-    validate_secret, validate_server_count, IceServer, NewPeer, PeerId, PeerRecord,
+    is_sanitized_display_name, sanitize_display_name, validate_candidates, validate_ice_urls,
+    validate_public_key, validate_secret, validate_server_count, IceServer, NewPeer, PeerId,
+    PeerRecord,
 };
 
 use super::{
@@ -48,7 +49,10 @@ impl<B: Backend> PeerBook<B> {
         // Check seals under the writer lock: key rotation takes it too, so the
         // cipher used here is the one current when the batch commits.
         let guard = self.lock_writer_to_write()?;
-        record.display_name = sanitize_display_name(&record.display_name);
+        // A stored record read back is sanitized already: check without allocating.
+        if !is_sanitized_display_name(&record.display_name) {
+            record.display_name = sanitize_display_name(&record.display_name);
+        }
         record.validate()?;
         self.check_times(&record, self.now(), None)?;
         let mut staged = StagedWrite {
@@ -151,7 +155,10 @@ impl<B: Backend> PeerBook<B> {
         // construction: checking every candidate and url a second time cost about
         // a tenth of a Buffered store_peer on memory. Tests hold the two equal.
         record.validate_built()?;
-        debug_assert!(record.validate().is_ok(), "create_peer built an invalid record");
+        debug_assert!(
+            record.validate().is_ok(),
+            "create_peer built an invalid record"
+        );
         Ok(record)
     }
 
