@@ -8,7 +8,8 @@
 //! - `WHAT` = `time` (default): the four workloads interleaved, one operation of
 //!   each in turn, on memory and file; prints medians and the ratios to the floors.
 //! - `WHAT` = `new`, `update`, `floor_new` or `floor_update`: that memory workload
-//!   alone, each timed operation inside a function `measure_<what>`, for
+//!   alone (its median printed), each timed operation inside a function
+//!   `measure_<what>`, for
 //!
 //! ```text
 //! valgrind --tool=callgrind --toggle-collect='write_cost::measure_*' \
@@ -145,19 +146,12 @@ fn main() {
         next_new: n + 10_000_000,
         rng: Rng::new(SEED ^ 0x3C05),
     };
+    let alone = |us: Vec<f64>| println!("{what} median {:.3} us", median(us));
     match what.as_str() {
-        "new" => (0..ops).for_each(|_| {
-            w.new_peer();
-        }),
-        "update" => (0..ops).for_each(|_| {
-            w.update();
-        }),
-        "floor_new" => (0..ops).for_each(|i| {
-            w.floor_new(i);
-        }),
-        "floor_update" => (0..ops).for_each(|i| {
-            w.floor_update(i);
-        }),
+        "new" => alone((0..ops).map(|_| w.new_peer()).collect()),
+        "update" => alone((0..ops).map(|_| w.update()).collect()),
+        "floor_new" => alone((0..ops).map(|i| w.floor_new(i)).collect()),
+        "floor_update" => alone((0..ops).map(|i| w.floor_update(i)).collect()),
         "time" => {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("dir");
