@@ -49,10 +49,7 @@ impl<B: Backend> PeerBook<B> {
         // Check seals under the writer lock: key rotation takes it too, so the
         // cipher used here is the one current when the batch commits.
         let guard = self.lock_writer_to_write()?;
-        // A stored record read back is sanitized already: check without allocating.
-        if !is_sanitized_display_name(&record.display_name) {
-            record.display_name = sanitize_display_name(&record.display_name);
-        }
+        record.display_name = sanitized(std::mem::take(&mut record.display_name));
         record.validate()?;
         self.check_times(&record, self.now(), None)?;
         let mut staged = StagedWrite {
@@ -135,7 +132,7 @@ impl<B: Backend> PeerBook<B> {
         let now = self.now();
         let record = PeerRecord {
             peer_id,
-            display_name: sanitize_display_name(&new.display_name),
+            display_name: sanitized(new.display_name),
             public_key: new.public_key,
             shared_secret,
             last_seen: now,
@@ -365,6 +362,16 @@ impl<B: Backend> PeerBook<B> {
             .open(SecretKind::IceCredential, record.peer_id.as_str(), sealed)
             .map(Some)
             .map_err(|_| sealed_corrupt(&record.peer_id, "ice credential"))
+    }
+}
+
+/// `name` sanitized, kept as it is (no allocation) when it is sanitized already,
+/// as a record read back always is.
+fn sanitized(name: String) -> String {
+    if is_sanitized_display_name(&name) {
+        name
+    } else {
+        sanitize_display_name(&name)
     }
 }
 
