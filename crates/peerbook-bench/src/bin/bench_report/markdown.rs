@@ -564,7 +564,7 @@ impl Report {
              besides that write it seals two secrets with AES-GCM (3,380, plus one getrandom \
              system call for the nonces), checks every field of the caller's input (3,700: \
              candidates, urls, id, name), encodes the record (4,260) and looks the id up (830). \
-             An update costs 30,600 against 4,340: it decodes the stored record with its rule \
+             An update costs 29,680 against 4,340: it decodes the stored record with its rule \
              checks (12,140; a record that breaks a rule is `Corrupted`, never trusted for its \
              index keys), checks the record given (3,400), encodes (3,680) and drops the old \
              record (2,330). The engine write plus the seals (new) or plus the input checks \
