@@ -607,13 +607,6 @@ impl PeerRecord {
         validate_metadata(&self.metadata)
     }
 
-    /// The stored encoding: [`RECORD_FORMAT_V2`] then the postcard body.
-    pub fn encode(&self) -> Vec<u8> {
-        // Serializing into a Vec cannot fail for these types (sized sequences and
-        // maps); fall back to an empty body that decode rejects, never a panic.
-        encode::encode_with_format(RECORD_FORMAT_V2, self).unwrap_or_else(|| vec![RECORD_FORMAT_V2])
-    }
-
     /// Decode stored bytes. Every failure is an error value naming the cause; nothing
     /// here panics, whatever the bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {

@@ -1,4 +1,4 @@
-//! The record encoder's scratch buffer: postcard grows its output byte by byte
+//! [`PeerRecord::encode`] and its scratch buffer: postcard grows its output byte by byte
 //! (nine reallocations for a 1.6 KB record, each copying what it had), so a record
 //! is encoded into a buffer kept per thread, then copied once into a value of
 //! exactly its length (no spare capacity held by a stored value either).
@@ -7,6 +7,17 @@ use std::cell::RefCell;
 
 use postcard::ser_flavors::Flavor;
 use serde::Serialize;
+
+use super::{PeerRecord, RECORD_FORMAT_V2};
+
+impl PeerRecord {
+    /// The stored encoding: [`RECORD_FORMAT_V2`] then the postcard body.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing into a Vec cannot fail for these types (sized sequences and
+        // maps); fall back to an empty body that decode rejects, never a panic.
+        encode_with_format(RECORD_FORMAT_V2, self).unwrap_or_else(|| vec![RECORD_FORMAT_V2])
+    }
+}
 
 /// A scratch buffer grown past this is dropped after use, not kept.
 const KEEP_AT_MOST: usize = 64 * 1024;
@@ -39,7 +50,7 @@ impl Flavor for Scratch<'_> {
 
 /// `format` then the postcard body of `value`, in a `Vec` of exactly that length;
 /// `None` when postcard fails.
-pub(super) fn encode_with_format<T: Serialize>(format: u8, value: &T) -> Option<Vec<u8>> {
+fn encode_with_format<T: Serialize>(format: u8, value: &T) -> Option<Vec<u8>> {
     let fresh = || postcard::to_extend(value, vec![format]).ok();
     SCRATCH
         .try_with(|cell| {
