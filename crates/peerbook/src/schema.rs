@@ -568,18 +568,24 @@ pub(crate) fn validate_candidates(candidates: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The display name rule: sanitized ([`is_sanitized_display_name`]).
+fn validate_display_name(name: &str) -> Result<()> {
+    if is_sanitized_display_name(name) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "display_name",
+        format!("sanitized: no control or bidi characters, single spaces, trimmed, at most {MAX_DISPLAY_NAME_CHARS} chars"),
+    ))
+}
+
 impl PeerRecord {
     /// Check every field rule except the secrets' seals (which need the book's key).
     ///
     /// The display name must already be sanitized ([`sanitize_display_name`] leaves it
     /// unchanged).
     pub fn validate(&self) -> Result<()> {
-        if !is_sanitized_display_name(&self.display_name) {
-            return Err(Error::invalid(
-                "display_name",
-                format!("sanitized: no control or bidi characters, single spaces, trimmed, at most {MAX_DISPLAY_NAME_CHARS} chars"),
-            ));
-        }
+        validate_display_name(&self.display_name)?;
         validate_public_key(&self.public_key)?;
         validate_server_count(self.ice_servers.len())?;
         for (i, server) in self.ice_servers.iter().enumerate() {
@@ -591,15 +597,14 @@ impl PeerRecord {
         validate_metadata(&self.metadata)
     }
 
-    /// The stored encoding: [`RECORD_FORMAT_V2`] then the postcard body.
-    pub fn encode(&self) -> Vec<u8> {
-        let out = vec![RECORD_FORMAT_V2];
-        // Serializing into a Vec cannot fail for these types (sized sequences and
-        // maps); fall back to an empty body that decode rejects, never a panic.
-        match postcard::to_extend(self, out) {
-            Ok(v) => v,
-            Err(_) => vec![RECORD_FORMAT_V2],
-        }
+    /// The rules of [`validate`](Self::validate) left to check on a record built
+    /// from fields already checked one by one (`create_peer`): the display name,
+    /// the quality, the addresses and the metadata.
+    pub(crate) fn validate_built(&self) -> Result<()> {
+        validate_display_name(&self.display_name)?;
+        self.connection_quality.validate()?;
+        validate_addresses(&self.addresses)?;
+        validate_metadata(&self.metadata)
     }
 
     /// Decode stored bytes. Every failure is an error value naming the cause; nothing
@@ -693,6 +698,9 @@ impl From<ConnectionQuality> for QualityUpdate {
         }
     }
 }
+
+#[path = "schema/encode.rs"]
+mod encode;
 
 #[cfg(test)]
 #[path = "schema/tests.rs"]

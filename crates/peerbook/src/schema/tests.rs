@@ -125,6 +125,23 @@ fn encode_decode_round_trip_and_garbage() {
     }
 }
 
+/// The scratch buffer changes nothing in the bytes: each encoding is the plain
+/// postcard one, whatever the thread encoded before, with no spare capacity.
+#[test]
+fn encode_through_the_scratch_buffer_is_the_plain_encoding() {
+    let plain = |r: &PeerRecord| postcard::to_extend(r, vec![RECORD_FORMAT_V2]).unwrap();
+    let small = record();
+    let mut large = record();
+    large.cached_candidates = vec!["candidate:2 1 udp 1 10.0.0.2 9 typ host".into(); 20];
+    for r in [&large, &small, &large, &small] {
+        let bytes = r.encode();
+        assert_eq!(bytes, plain(r));
+        assert_eq!(bytes.capacity(), bytes.len(), "exactly its length");
+    }
+    let from_another_thread = std::thread::scope(|s| s.spawn(|| small.encode()).join().unwrap());
+    assert_eq!(from_another_thread, plain(&small));
+}
+
 #[test]
 fn format_1_records_decode_lazily() {
     let mut r = record();

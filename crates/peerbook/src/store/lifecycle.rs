@@ -108,12 +108,12 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Store a [`NewPeer`] by `mode` (see the module docs).
-    pub(crate) fn upsert(&self, new: NewPeer, mode: Upsert) -> Result<PeerRecord> {
-        let id = PeerId::new(new.peer_id.clone())?;
+    pub(crate) fn upsert(&self, mut new: NewPeer, mode: Upsert) -> Result<PeerRecord> {
+        let id = PeerId::new(std::mem::take(&mut new.peer_id))?;
         // Seal under the writer lock: key rotation takes it too, so the cipher used
         // here is the one current when the batch commits.
         let guard = self.lock_writer_to_write()?;
-        let mut given = self.create_peer(new)?;
+        let mut given = self.build_peer(id.clone(), new)?;
         if mode == Upsert::Learned {
             given.last_connected = 0;
         }

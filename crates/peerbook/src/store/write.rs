@@ -12,6 +12,7 @@ use crate::backend::{
 };
 use crate::error::{Error, Quota, Result};
 use crate::schema::{PeerId, PeerRecord};
+use crate::scoring::ScoreHint;
 
 use super::{corrupted_record, keys, Existing, PeerBook, StagedWrite, WriterGuard};
 use keys::{Counters, META_COUNTERS};
@@ -248,17 +249,29 @@ impl<B: Backend> PeerBook<B> {
         encoded: Vec<u8>,
         replaced: Option<&PeerRecord>,
     ) {
-        let mut old = replaced.map(|r| keys::index_entries(r).map(Some));
-        for (i, (space, key, value)) in keys::index_entries(record).into_iter().enumerate() {
-            if let Some((_, old_key, old_value)) = old.as_mut().and_then(|o| o[i].take()) {
-                if old_key == key && old_value == value {
-                    continue; // the entry did not move or change
-                }
-                if old_key != key {
-                    staged.batch.delete(space, old_key);
-                }
+        // The entries of `keys::index_entries`, compared by what they are made of
+        // (the time and the score hint, whose encoding is one-to-one) so that an
+        // entry that stays is never built, for the old record nor the new one.
+        let id = record.peer_id.as_bytes();
+        let hint = ScoreHint::of(record);
+        let old = replaced.map(|r| (r.last_seen, ScoreHint::of(r)));
+        if old != Some((record.last_seen, hint)) {
+            if let Some((last_seen, _)) = old.filter(|&(t, _)| t != record.last_seen) {
+                let key = keys::last_seen_key(last_seen, id);
+                staged.batch.delete(Space::ByLastSeen, key);
             }
-            staged.batch.put(space, key, value);
+            let key = keys::last_seen_key(record.last_seen, id);
+            staged.batch.put(Space::ByLastSeen, key, hint.encode());
+        }
+        let old_score = old.map(|(_, h)| h.quality_score);
+        if old_score != Some(hint.quality_score) {
+            if let Some(score) = old_score {
+                staged
+                    .batch
+                    .delete(Space::ByQuality, keys::quality_key(score, id));
+            }
+            let key = keys::quality_key(hint.quality_score, id);
+            staged.batch.put(Space::ByQuality, key, Vec::new());
         }
         staged.counters.peers = staged.counters.peers.saturating_add(1);
         staged.counters.bytes = staged.counters.bytes.saturating_add(encoded.len() as u64);

@@ -1,0 +1,209 @@
+//! Where a Buffered `store_peer`'s CPU goes on the memory and file backends: the
+//! store's new-peer and update writes next to their floors (the captured batches of
+//! the same calls, replayed on the raw engine), for wall-clock medians and for
+//! instruction counts under callgrind.
+//!
+//! `cargo run --release -p peerbook-bench --example write_cost -- [PEERS] [OPS] [WHAT] [DIR]`
+//!
+//! - `WHAT` = `time` (default): the four workloads interleaved, one operation of
+//!   each in turn, on memory and file; prints medians and the ratios to the floors.
+//! - `WHAT` = `new`, `update`, `floor_new` or `floor_update`: that memory workload
+//!   alone (its median printed), each timed operation inside a function
+//!   `measure_<what>`, for
+//!
+//! ```text
+//! valgrind --tool=callgrind --toggle-collect='write_cost::measure_*' \
+//!     target/release/examples/write_cost 10000 2000 new
+//! ```
+//!
+//! whose total instructions divided by `OPS` is the cost of one call
+//! (`callgrind_annotate --inclusive=yes` splits it by component).
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use peerbook::backend::{Backend, WriteBatch};
+use peerbook::{Durability, MemoryBackend, PeerBook, PeerRecord};
+use peerbook_bench::raw::{fill_from, Raw, Trait};
+use peerbook_bench::{
+    capture_writes, copy_entries, ip_change, new_peer, options, peer_id, recording, Captured,
+    Generator, Rng, SEED,
+};
+use peerbook_file::{FileBackend, FileOptions};
+
+/// One Buffered `store_peer` of a new peer.
+#[inline(never)]
+fn measure_new<B: Backend>(book: &PeerBook<B>, peer: peerbook::NewPeer) -> PeerRecord {
+    book.store_peer(peer).expect("store")
+}
+
+/// One Buffered `store_peer` of an updated record.
+#[inline(never)]
+fn measure_update<B: Backend>(book: &PeerBook<B>, record: PeerRecord) -> PeerRecord {
+    book.store_peer(record).expect("store")
+}
+
+/// One raw commit of a captured batch.
+#[inline(never)]
+fn measure_floor(raw: &dyn Raw, batch: WriteBatch) {
+    raw.write(batch, Durability::Buffered)
+}
+
+/// The four workloads on one book and its raw store; `us` gets one timing each.
+struct Workloads<'a, B: Backend> {
+    book: &'a PeerBook<B>,
+    raw: &'a dyn Raw,
+    captured: &'a peerbook_bench::CapturedWrites,
+    n: usize,
+    next_new: usize,
+    rng: Rng,
+}
+
+impl<B: Backend> Workloads<'_, B> {
+    fn new_peer(&mut self) -> f64 {
+        self.next_new += 1;
+        let peer = new_peer(self.next_new);
+        let t = Instant::now();
+        let stored = measure_new(self.book, peer);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        self.book
+            .remove_peer(stored.peer_id.as_str())
+            .expect("remove");
+        us
+    }
+
+    fn update(&mut self) -> f64 {
+        let mut r = self
+            .book
+            .get_peer(&peer_id(self.rng.index(self.n)))
+            .expect("get")
+            .expect("stored");
+        ip_change(&mut r, &mut self.rng);
+        let t = Instant::now();
+        let stored = measure_update(self.book, r);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        black_box(stored);
+        us
+    }
+
+    fn floor(&mut self, pool: &[Captured], i: usize) -> f64 {
+        let c = &pool[i % pool.len()];
+        let batch = c.write.clone();
+        let t = Instant::now();
+        measure_floor(self.raw, batch);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        self.raw.write(c.undo.clone(), Durability::Buffered);
+        us
+    }
+
+    fn floor_new(&mut self, i: usize) -> f64 {
+        let pool = &self.captured.new;
+        self.floor(pool, i)
+    }
+
+    fn floor_update(&mut self, i: usize) -> f64 {
+        let pool = &self.captured.update;
+        self.floor(pool, i)
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let ops: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(2000);
+    let what = args.get(3).cloned().unwrap_or_else(|| "time".into());
+    let dir = PathBuf::from(
+        args.get(4)
+            .cloned()
+            .unwrap_or_else(|| "/tmp/write_cost".into()),
+    );
+
+    eprintln!("building the reference book of {n} peers");
+    let reference = Arc::new(recording(MemoryBackend::new()));
+    let book = PeerBook::open(Arc::clone(&reference), options(Durability::Buffered))
+        .expect("open the reference book");
+    Generator::new().load(&book, n);
+    let captured = capture_writes(&book, &reference, n, 4096.min(ops.max(64)));
+    drop(book.close().expect("close"));
+
+    let memory = MemoryBackend::new();
+    copy_entries(reference.inner(), &memory);
+    let book = PeerBook::open(memory, options(Durability::Buffered)).expect("open");
+    let raw = Trait::new(MemoryBackend::new(), None);
+    fill_from(&raw, reference.inner());
+    let mut w = Workloads {
+        book: &book,
+        raw: &raw,
+        captured: &captured,
+        n,
+        next_new: n + 10_000_000,
+        rng: Rng::new(SEED ^ 0x3C05),
+    };
+    let alone = |us: Vec<f64>| println!("{what} median {:.3} us", median(us));
+    match what.as_str() {
+        "new" => alone((0..ops).map(|_| w.new_peer()).collect()),
+        "update" => alone((0..ops).map(|_| w.update()).collect()),
+        "floor_new" => alone((0..ops).map(|i| w.floor_new(i)).collect()),
+        "floor_update" => alone((0..ops).map(|i| w.floor_update(i)).collect()),
+        "time" => {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("dir");
+            let file_dir = dir.join("book");
+            {
+                let backend = FileBackend::open(&file_dir, FileOptions::default()).expect("open");
+                copy_entries(reference.inner(), &backend);
+                backend.flush().expect("flush");
+            }
+            let file_book = PeerBook::open(
+                FileBackend::open(&file_dir, FileOptions::default()).expect("open"),
+                options(Durability::Buffered),
+            )
+            .expect("open");
+            let file_raw = Trait::new(
+                FileBackend::open(dir.join("raw"), FileOptions::default()).expect("open"),
+                None,
+            );
+            fill_from(&file_raw, reference.inner());
+            let mut f = Workloads {
+                book: &file_book,
+                raw: &file_raw,
+                captured: &captured,
+                n,
+                next_new: n + 10_000_000,
+                rng: Rng::new(SEED ^ 0x3C05),
+            };
+            let mut us: [Vec<f64>; 8] = Default::default();
+            for i in 0..ops {
+                us[0].push(w.new_peer());
+                us[1].push(w.update());
+                us[2].push(w.floor_new(i));
+                us[3].push(w.floor_update(i));
+                us[4].push(f.new_peer());
+                us[5].push(f.update());
+                us[6].push(f.floor_new(i));
+                us[7].push(f.floor_update(i));
+            }
+            let m = us.map(median);
+            for (k, backend) in ["memory", "file"].into_iter().enumerate() {
+                let m = &m[k * 4..k * 4 + 4];
+                println!(
+                    "{backend:<7} new {:>6.2} us  floor {:>6.2} us  ratio {:.2} | update {:>6.2} us  floor {:>6.2} us  ratio {:.2}",
+                    m[0],
+                    m[2],
+                    m[0] / m[2],
+                    m[1],
+                    m[3],
+                    m[1] / m[3]
+                );
+            }
+        }
+        other => panic!("unknown workload {other}"),
+    }
+}
