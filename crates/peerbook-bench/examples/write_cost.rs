@@ -8,8 +8,9 @@
 //! - `WHAT` = `time` (default): the four workloads interleaved, one operation of
 //!   each in turn, on memory and file; prints medians and the ratios to the floors.
 //! - `WHAT` = `new`, `update`, `floor_new` or `floor_update`: that memory workload
-//!   alone (its median printed), each timed operation inside a function
-//!   `measure_<what>`, for
+//!   alone (its median printed); `file_new`, `file_update`, `file_floor_new` or
+//!   `file_floor_update`: that file workload alone (its store in `DIR`). Each timed
+//!   operation runs inside a function `measure_<what>`, for
 //!
 //! ```text
 //! valgrind --tool=callgrind --toggle-collect='write_cost::measure_*' \
@@ -152,7 +153,7 @@ fn main() {
         "update" => alone((0..ops).map(|_| w.update()).collect()),
         "floor_new" => alone((0..ops).map(|i| w.floor_new(i)).collect()),
         "floor_update" => alone((0..ops).map(|i| w.floor_update(i)).collect()),
-        "time" => {
+        "time" | "file_new" | "file_update" | "file_floor_new" | "file_floor_update" => {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("dir");
             let file_dir = dir.join("book");
@@ -179,6 +180,13 @@ fn main() {
                 next_new: n + 10_000_000,
                 rng: Rng::new(SEED ^ 0x3C05),
             };
+            match what.as_str() {
+                "file_new" => return alone((0..ops).map(|_| f.new_peer()).collect()),
+                "file_update" => return alone((0..ops).map(|_| f.update()).collect()),
+                "file_floor_new" => return alone((0..ops).map(|i| f.floor_new(i)).collect()),
+                "file_floor_update" => return alone((0..ops).map(|i| f.floor_update(i)).collect()),
+                _ => {}
+            }
             let mut us: [Vec<f64>; 8] = Default::default();
             for i in 0..ops {
                 us[0].push(w.new_peer());
@@ -190,6 +198,9 @@ fn main() {
                 us[6].push(f.floor_new(i));
                 us[7].push(f.floor_update(i));
             }
+            let means = us.clone().map(|v| v.iter().sum::<f64>() / v.len() as f64);
+            println!("means: {means:.2?}");
+            println!("file book: {:?}", file_book.backend().stats());
             let m = us.map(median);
             for (k, backend) in ["memory", "file"].into_iter().enumerate() {
                 let m = &m[k * 4..k * 4 + 4];
