@@ -12,7 +12,7 @@ use peerbook::backend::{
 };
 use peerbook::mvcc::VersionedSpaces;
 
-use crate::codec::{encode_frame, BodyEncoder, LogOp, MAX_FRAME_BODY};
+use crate::codec::{delete_size, entry_size, FrameBuilder, LogOp, MAX_FRAME_BODY};
 use crate::naming::{log_name, LOCK_FILE};
 use crate::recovery::Loader;
 use crate::writer::{apply_versioned, Writer};
@@ -158,14 +158,13 @@ impl FileBackend {
     /// Append one frame (synced if asked), then apply `ops` to the maps.
     fn commit(
         &self,
-        body: Vec<u8>,
+        frame: FrameBuilder,
         ops: Vec<LogOp>,
         durability: Durability,
     ) -> Result<(), BackendError> {
         let mut w = self.lock_writer()?;
         w.usable()?;
-        let frame = encode_frame(w.seed, w.synced_to, &body);
-        drop(body);
+        let frame = frame.seal(w.seed, w.synced_to);
         let log_name = log_name(w.generation);
         w.append(&frame, &log_name)?;
         drop(frame);
@@ -237,14 +236,23 @@ impl Backend for FileBackend {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut enc = BodyEncoder::new();
+        // The frame's exact size is known from the ops: one buffer, no regrowth.
+        let size = batch
+            .ops()
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value, .. } => entry_size(key.len(), value.len()) as usize,
+                Op::Delete { key, .. } => delete_size(key.len()),
+            })
+            .sum();
+        let mut frame = FrameBuilder::new(batch.ops().len() as u64, size);
         for op in batch.ops() {
             match op {
-                Op::Put { space, key, value } => enc.put(*space, key, value),
-                Op::Delete { space, key } => enc.delete(*space, key),
+                Op::Put { space, key, value } => frame.put(*space, key, value),
+                Op::Delete { space, key } => frame.delete(*space, key),
             }
         }
-        let body = enc.finish().map_err(|size| {
+        frame.check_size().map_err(|size| {
             engine(format!(
                 "a batch of {size} encoded bytes exceeds the {MAX_FRAME_BODY}-byte frame limit"
             ))
@@ -257,7 +265,7 @@ impl Backend for FileBackend {
                 Op::Delete { space, key } => LogOp::Delete { space, key },
             })
             .collect();
-        self.commit(body, ops, durability)
+        self.commit(frame, ops, durability)
     }
 
     fn flush(&self) -> Result<(), BackendError> {

@@ -94,6 +94,47 @@ fn body_round_trip() {
     );
 }
 
+/// The write path's one-buffer frame is byte for byte the body encoder's body in
+/// [`encode_frame`], and its size from [`entry_size`] / [`delete_size`] is exact.
+#[test]
+fn frame_builder_matches_body_then_frame() {
+    let mut rng = Xs(0x5EED_F4A3);
+    let lens = [0usize, 1, 127, 128, 200, 16383, 16384];
+    for round in 0..40 {
+        let count = 1 + rng.next() % 6;
+        let (mut body, mut size) = (BodyEncoder::new(), 0usize);
+        let mut ops = Vec::new();
+        for _ in 0..count {
+            let space = Space::ALL[(rng.next() % 4) as usize];
+            let key = vec![rng.next() as u8; lens[(rng.next() % 7) as usize]];
+            let value = vec![rng.next() as u8; lens[(rng.next() % 7) as usize]];
+            if rng.next().is_multiple_of(3) {
+                body.delete(space, &key);
+                size += delete_size(key.len());
+                ops.push((space, key, None));
+            } else {
+                body.put(space, &key, &value);
+                size += entry_size(key.len(), value.len()) as usize;
+                ops.push((space, key, Some(value)));
+            }
+        }
+        let mut frame = FrameBuilder::new(count, size);
+        for (space, key, value) in &ops {
+            match value {
+                Some(v) => frame.put(*space, key, v),
+                None => frame.delete(*space, key),
+            }
+        }
+        assert_eq!(frame.check_size(), Ok(()));
+        let synced_to = rng.next() >> (round % 64);
+        let built = frame.seal(0xC0FF_EE00 ^ round, synced_to);
+        let body = body.finish().unwrap();
+        assert_eq!(built.len(), FRAME_HEADER_LEN + body.len(), "round {round}");
+        assert_eq!(FRAME_HEADER_LEN + varint_len(count) + size, built.len());
+        assert_eq!(built, encode_frame(0xC0FF_EE00 ^ round, synced_to, &body));
+    }
+}
+
 #[test]
 fn garbage_never_panics() {
     let mut rng = Xs(0x1234_5678_9abc_def1);
