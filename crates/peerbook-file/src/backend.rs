@@ -13,7 +13,7 @@ use peerbook::backend::{
 use peerbook::mvcc::VersionedSpaces;
 
 use crate::codec::{delete_size, entry_size, FrameBuilder, LogOp, MAX_FRAME_BODY};
-use crate::naming::{log_name, LOCK_FILE};
+use crate::naming::LOCK_FILE;
 use crate::recovery::Loader;
 use crate::writer::{apply_versioned, Writer};
 use crate::{engine, FileOptions, FileStats, Recovery, StdFs, Vfs, VfsLock, ENGINE};
@@ -165,11 +165,10 @@ impl FileBackend {
         let mut w = self.lock_writer()?;
         w.usable()?;
         let frame = frame.seal(w.seed, w.synced_to);
-        let log_name = log_name(w.generation);
-        w.append(&frame, &log_name)?;
+        w.append(&frame)?;
         drop(frame);
         if durability == Durability::Sync {
-            w.sync(&log_name)?;
+            w.sync()?;
         }
         let live = &mut w.live_bytes;
         self.spaces.apply(|batch| {
@@ -272,8 +271,7 @@ impl Backend for FileBackend {
         let mut w = self.lock_writer()?;
         w.usable()?;
         if w.synced_to < w.log_len {
-            let name = log_name(w.generation);
-            w.sync(&name)?;
+            w.sync()?;
         }
         Ok(())
     }

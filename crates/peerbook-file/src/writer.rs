@@ -7,6 +7,7 @@ use peerbook::backend::BackendError;
 use peerbook::mvcc::Batch;
 
 use crate::codec::{entry_size, LogOp};
+use crate::naming::log_name;
 use crate::{engine, FileOptions, VfsFile, HEADER};
 
 /// Taken by every write, flush, clear and compaction of a backend (one at a time).
@@ -38,13 +39,16 @@ impl Writer {
         }
     }
 
-    pub(crate) fn append(&mut self, frame: &[u8], log_name: &str) -> Result<(), BackendError> {
+    /// Append `frame` to the log. The log's name is formatted only when an error
+    /// needs it (not once per write).
+    pub(crate) fn append(&mut self, frame: &[u8]) -> Result<(), BackendError> {
         match self.log.append(frame) {
             Ok(()) => {
                 self.log_len += frame.len() as u64;
                 Ok(())
             }
             Err(e) => {
+                let log_name = log_name(self.generation);
                 let err = BackendError::io(format!("append to {log_name}"), e);
                 // Cut a partial frame back off so the next one starts on a boundary.
                 if let Err(e2) = self.log.truncate(self.log_len) {
@@ -57,13 +61,15 @@ impl Writer {
         }
     }
 
-    pub(crate) fn sync(&mut self, log_name: &str) -> Result<(), BackendError> {
+    /// Sync the log; a failure latches [`Writer::failed`].
+    pub(crate) fn sync(&mut self) -> Result<(), BackendError> {
         match self.log.sync() {
             Ok(()) => {
                 self.synced_to = self.log_len;
                 Ok(())
             }
             Err(e) => {
+                let log_name = log_name(self.generation);
                 let err = BackendError::io(format!("sync {log_name}"), e);
                 self.failed = Some(format!("fsync of {log_name} failed ({err})"));
                 Err(err)
