@@ -266,13 +266,19 @@ fn writer_view_reads_like_every_applied_batch() {
     }
 }
 
-/// A Sync book on the memory backend holding peer `a`, shared so a hook can write.
+/// A Sync book on the memory backend holding peers `a` and `b`, shared so a hook
+/// can write.
 fn sync_book() -> std::sync::Arc<crate::PeerBook<MemoryBackend>> {
+    sync_book_on(MemoryBackend::new())
+}
+
+/// A Sync book on `backend` holding peers `a` and `b` (attempts never blacklist).
+fn sync_book_on<B: crate::backend::Backend>(backend: B) -> std::sync::Arc<crate::PeerBook<B>> {
     let mut options = crate::Options::new(crate::MasterKey::from_bytes([1; 32]))
         .with_clock(crate::ManualClock::new(1_700_000_000_000));
     options.durability = Durability::Sync;
     options.failed_attempts = u32::MAX;
-    let book = crate::PeerBook::open(MemoryBackend::new(), options).unwrap();
+    let book = crate::PeerBook::open(backend, options).unwrap();
     for id in ["a", "b"] {
         book.store_peer(crate::NewPeer {
             peer_id: id.into(),
@@ -398,20 +404,9 @@ fn concurrent_increments_of_one_peer_all_land() {
 fn a_read_ahead_of_a_refused_batch_is_read_again() {
     use crate::conformance::failing::{FailOp, FailWhen, FailingBackend};
     use crate::conformance::group::GatedBackend;
-    let mut options = crate::Options::new(crate::MasterKey::from_bytes([1; 32]))
-        .with_clock(crate::ManualClock::new(1_700_000_000_000));
-    options.durability = Durability::Sync;
-    options.failed_attempts = u32::MAX;
-    let backend = FailingBackend::new(GatedBackend::gated(MemoryBackend::new()));
-    let book = std::sync::Arc::new(crate::PeerBook::open(backend, options).unwrap());
-    for id in ["a", "b"] {
-        book.store_peer(crate::NewPeer {
-            peer_id: id.into(),
-            public_key: "pk".into(),
-            ..crate::NewPeer::default()
-        })
-        .unwrap();
-    }
+    let book = sync_book_on(FailingBackend::new(GatedBackend::gated(
+        MemoryBackend::new(),
+    )));
     // write 1: the leader's update of b, held at the gate; write 2: the group of
     // the increment of a queued behind it, refused
     book.backend()
