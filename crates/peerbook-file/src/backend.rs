@@ -12,7 +12,7 @@ use peerbook::backend::{
 };
 use peerbook::mvcc::VersionedSpaces;
 
-use crate::codec::{delete_size, entry_size, FrameBuilder, LogOp, MAX_FRAME_BODY};
+use crate::codec::{FrameBuilder, LogOp, MAX_FRAME_BODY};
 use crate::naming::LOCK_FILE;
 use crate::recovery::Loader;
 use crate::writer::{apply_versioned, Writer};
@@ -236,21 +236,7 @@ impl Backend for FileBackend {
             return Ok(());
         }
         // The frame's exact size is known from the ops: one buffer, no regrowth.
-        let size = batch
-            .ops()
-            .iter()
-            .map(|op| match op {
-                Op::Put { key, value, .. } => entry_size(key.len(), value.len()) as usize,
-                Op::Delete { key, .. } => delete_size(key.len()),
-            })
-            .sum();
-        let mut frame = FrameBuilder::new(batch.ops().len() as u64, size);
-        for op in batch.ops() {
-            match op {
-                Op::Put { space, key, value } => frame.put(*space, key, value),
-                Op::Delete { space, key } => frame.delete(*space, key),
-            }
-        }
+        let frame = FrameBuilder::for_batch(&batch);
         frame.check_size().map_err(|size| {
             engine(format!(
                 "a batch of {size} encoded bytes exceeds the {MAX_FRAME_BODY}-byte frame limit"

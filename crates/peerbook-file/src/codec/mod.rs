@@ -4,7 +4,7 @@
 //! pre-allocates from a length it read, and reports damage as a typed [`FormatError`]
 //! instead of panicking.
 
-use peerbook::backend::Space;
+use peerbook::backend::{Op, Space, WriteBatch};
 
 use crate::crc::{crc32c, crc32c_append};
 use crate::FormatError;
@@ -201,17 +201,32 @@ impl FrameBuilder {
         FrameBuilder { frame }
     }
 
+    /// The frame of `batch`'s ops, in a buffer of exactly their size.
+    pub(crate) fn for_batch(batch: &WriteBatch) -> Self {
+        let size = batch
+            .ops()
+            .iter()
+            .map(|op| match op {
+                Op::Put { key, value, .. } => entry_size(key.len(), value.len()) as usize,
+                Op::Delete { key, .. } => delete_size(key.len()),
+            })
+            .sum();
+        let mut frame = FrameBuilder::new(batch.ops().len() as u64, size);
+        for op in batch.ops() {
+            match op {
+                Op::Put { space, key, value } => frame.put(*space, key, value),
+                Op::Delete { space, key } => frame.delete(*space, key),
+            }
+        }
+        frame
+    }
+
     pub(crate) fn put(&mut self, space: Space, key: &[u8], value: &[u8]) {
-        self.frame.push(OP_PUT);
-        self.frame.push(space.index() as u8);
-        put_bytes(&mut self.frame, key);
-        put_bytes(&mut self.frame, value);
+        put_op(&mut self.frame, space, key, value);
     }
 
     pub(crate) fn delete(&mut self, space: Space, key: &[u8]) {
-        self.frame.push(OP_DELETE);
-        self.frame.push(space.index() as u8);
-        put_bytes(&mut self.frame, key);
+        delete_op(&mut self.frame, space, key);
     }
 
     /// The body size, checked against [`MAX_FRAME_BODY`] (`Err(size)` beyond it).
@@ -228,6 +243,21 @@ impl FrameBuilder {
         seal_frame(&mut self.frame, seed, synced_to);
         self.frame
     }
+}
+
+/// A put op appended to a body: tag, space, key, value (both length-prefixed).
+fn put_op(out: &mut Vec<u8>, space: Space, key: &[u8], value: &[u8]) {
+    out.push(OP_PUT);
+    out.push(space.index() as u8);
+    put_bytes(out, key);
+    put_bytes(out, value);
+}
+
+/// A delete op appended to a body: tag, space, key (length-prefixed).
+fn delete_op(out: &mut Vec<u8>, space: Space, key: &[u8]) {
+    out.push(OP_DELETE);
+    out.push(space.index() as u8);
+    put_bytes(out, key);
 }
 
 /// Bytes one delete op takes in a body (op tag, space, key length, key).
@@ -361,10 +391,7 @@ impl BodyEncoder {
     }
 
     pub(crate) fn put(&mut self, space: Space, key: &[u8], value: &[u8]) {
-        self.ops.push(OP_PUT);
-        self.ops.push(space.index() as u8);
-        put_bytes(&mut self.ops, key);
-        put_bytes(&mut self.ops, value);
+        put_op(&mut self.ops, space, key, value);
         self.count += 1;
     }
 
@@ -372,9 +399,7 @@ impl BodyEncoder {
     /// bodies with deletes here).
     #[cfg(test)]
     pub(crate) fn delete(&mut self, space: Space, key: &[u8]) {
-        self.ops.push(OP_DELETE);
-        self.ops.push(space.index() as u8);
-        put_bytes(&mut self.ops, key);
+        delete_op(&mut self.ops, space, key);
         self.count += 1;
     }
 

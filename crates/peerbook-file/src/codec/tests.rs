@@ -119,15 +119,24 @@ fn frame_builder_matches_body_then_frame() {
             }
         }
         let mut frame = FrameBuilder::new(count, size);
+        let mut batch = peerbook::backend::WriteBatch::new();
         for (space, key, value) in &ops {
             match value {
-                Some(v) => frame.put(*space, key, v),
-                None => frame.delete(*space, key),
+                Some(v) => {
+                    frame.put(*space, key, v);
+                    batch.put(*space, key.clone(), v.clone());
+                }
+                None => {
+                    frame.delete(*space, key);
+                    batch.delete(*space, key.clone());
+                }
             }
         }
         assert_eq!(frame.check_size(), Ok(()));
         let synced_to = rng.next() >> (round % 64);
+        let from_batch = FrameBuilder::for_batch(&batch).seal(0xC0FF_EE00 ^ round, synced_to);
         let built = frame.seal(0xC0FF_EE00 ^ round, synced_to);
+        assert_eq!(from_batch, built, "round {round}: the write path's frame");
         let body = body.finish().unwrap();
         assert_eq!(built.len(), FRAME_HEADER_LEN + body.len(), "round {round}");
         assert_eq!(FRAME_HEADER_LEN + varint_len(count) + size, built.len());
