@@ -62,7 +62,37 @@ struct Workloads<'a, B: Backend> {
     rng: Rng,
 }
 
-impl<B: Backend> Workloads<'_, B> {
+impl<'a, B: Backend> Workloads<'a, B> {
+    /// The workloads on `book`, with `raw` for the floors; both hold the same `n`
+    /// peers, and every engine's run draws the same sequence of peers.
+    fn new(
+        book: &'a PeerBook<B>,
+        raw: &'a dyn Raw,
+        captured: &'a peerbook_bench::CapturedWrites,
+        n: usize,
+    ) -> Self {
+        Workloads {
+            book,
+            raw,
+            captured,
+            n,
+            next_new: n + 10_000_000,
+            rng: Rng::new(SEED ^ 0x3C05),
+        }
+    }
+
+    /// `ops` calls of the workload `what` (`new`, `update`, `floor_new`,
+    /// `floor_update`), their times in us; `None` for another name.
+    fn alone(&mut self, what: &str, ops: usize) -> Option<Vec<f64>> {
+        Some(match what {
+            "new" => (0..ops).map(|_| self.new_peer()).collect(),
+            "update" => (0..ops).map(|_| self.update()).collect(),
+            "floor_new" => (0..ops).map(|i| self.floor_new(i)).collect(),
+            "floor_update" => (0..ops).map(|i| self.floor_update(i)).collect(),
+            _ => return None,
+        })
+    }
+
     fn new_peer(&mut self) -> f64 {
         self.next_new += 1;
         let peer = new_peer(self.next_new);
@@ -139,20 +169,12 @@ fn main() {
     let book = PeerBook::open(memory, options(Durability::Buffered)).expect("open");
     let raw = Trait::new(MemoryBackend::new(), None);
     fill_from(&raw, reference.inner());
-    let mut w = Workloads {
-        book: &book,
-        raw: &raw,
-        captured: &captured,
-        n,
-        next_new: n + 10_000_000,
-        rng: Rng::new(SEED ^ 0x3C05),
-    };
+    let mut w = Workloads::new(&book, &raw, &captured, n);
     let alone = |us: Vec<f64>| println!("{what} median {:.3} us", median(us));
+    if let Some(us) = w.alone(&what, ops) {
+        return alone(us);
+    }
     match what.as_str() {
-        "new" => alone((0..ops).map(|_| w.new_peer()).collect()),
-        "update" => alone((0..ops).map(|_| w.update()).collect()),
-        "floor_new" => alone((0..ops).map(|i| w.floor_new(i)).collect()),
-        "floor_update" => alone((0..ops).map(|i| w.floor_update(i)).collect()),
         "time" | "file_new" | "file_update" | "file_floor_new" | "file_floor_update" => {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("dir");
@@ -172,20 +194,9 @@ fn main() {
                 None,
             );
             fill_from(&file_raw, reference.inner());
-            let mut f = Workloads {
-                book: &file_book,
-                raw: &file_raw,
-                captured: &captured,
-                n,
-                next_new: n + 10_000_000,
-                rng: Rng::new(SEED ^ 0x3C05),
-            };
-            match what.as_str() {
-                "file_new" => return alone((0..ops).map(|_| f.new_peer()).collect()),
-                "file_update" => return alone((0..ops).map(|_| f.update()).collect()),
-                "file_floor_new" => return alone((0..ops).map(|i| f.floor_new(i)).collect()),
-                "file_floor_update" => return alone((0..ops).map(|i| f.floor_update(i)).collect()),
-                _ => {}
+            let mut f = Workloads::new(&file_book, &file_raw, &captured, n);
+            if let Some(us) = what.strip_prefix("file_").and_then(|w| f.alone(w, ops)) {
+                return alone(us);
             }
             let mut us: [Vec<f64>; 8] = Default::default();
             for i in 0..ops {
