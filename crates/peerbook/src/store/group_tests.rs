@@ -290,6 +290,16 @@ fn sync_book_on<B: crate::backend::Backend>(backend: B) -> std::sync::Arc<crate:
     std::sync::Arc::new(book)
 }
 
+/// Run `f` on `book` in the next writer between its read ahead and its taking the
+/// writer lock.
+fn meanwhile<B: crate::backend::Backend + 'static>(
+    book: &std::sync::Arc<crate::PeerBook<B>>,
+    f: impl FnOnce(&crate::PeerBook<B>) + Send + 'static,
+) {
+    let hook_book = std::sync::Arc::clone(book);
+    book.group.set_after_read_ahead(move || f(&hook_book));
+}
+
 /// `a`'s reconnection attempts.
 fn attempts(book: &crate::PeerBook<MemoryBackend>) -> u32 {
     book.get_peer("a").unwrap().unwrap().reconnection_attempts
@@ -301,9 +311,8 @@ fn attempts(book: &crate::PeerBook<MemoryBackend>) -> u32 {
 #[test]
 fn a_write_of_the_same_peer_after_a_read_ahead_is_not_lost() {
     let book = sync_book();
-    let hook_book = std::sync::Arc::clone(&book);
-    book.group.set_after_read_ahead(move || {
-        hook_book.increment_reconnection_attempts("a").unwrap();
+    meanwhile(&book, |b| {
+        b.increment_reconnection_attempts("a").unwrap();
     });
     let record = book.increment_reconnection_attempts("a").unwrap();
     assert_eq!(
@@ -330,9 +339,8 @@ fn an_undisturbed_read_ahead_is_kept() {
     assert_eq!(book.group.lock_state().reads_kept, 3);
     assert_eq!(attempts(&book), 3);
     // The same peer written meanwhile: that read ahead is dropped, the next kept.
-    let hook_book = std::sync::Arc::clone(&book);
-    book.group.set_after_read_ahead(move || {
-        hook_book.update_last_seen("a").unwrap();
+    meanwhile(&book, |b| {
+        b.update_last_seen("a").unwrap();
     });
     book.increment_reconnection_attempts("a").unwrap();
     assert_eq!(
@@ -352,11 +360,10 @@ fn an_undisturbed_read_ahead_is_kept() {
 #[test]
 fn a_read_ahead_older_than_the_recent_keys_is_read_again() {
     let book = sync_book();
-    let hook_book = std::sync::Arc::clone(&book);
-    book.group.set_after_read_ahead(move || {
-        hook_book.increment_reconnection_attempts("a").unwrap();
+    meanwhile(&book, |b| {
+        b.increment_reconnection_attempts("a").unwrap();
         for _ in 0..super::RECENT_KEYS {
-            hook_book.increment_reconnection_attempts("b").unwrap();
+            b.increment_reconnection_attempts("b").unwrap();
         }
     });
     book.increment_reconnection_attempts("a").unwrap();
@@ -368,9 +375,7 @@ fn a_read_ahead_older_than_the_recent_keys_is_read_again() {
 #[test]
 fn a_direct_write_after_a_read_ahead_is_seen() {
     let book = sync_book();
-    let hook_book = std::sync::Arc::clone(&book);
-    book.group
-        .set_after_read_ahead(move || hook_book.clear_all().unwrap());
+    meanwhile(&book, |b| b.clear_all().unwrap());
     match book.increment_reconnection_attempts("a") {
         Err(Error::NotFound { peer_id }) => assert_eq!(peer_id, "a"),
         other => panic!("a cleared peer must not come back: {other:?}"),
@@ -424,9 +429,8 @@ fn a_read_ahead_of_a_refused_batch_is_read_again() {
         // the next writer reads a ahead with the refused increment pending, then
         // the gate opens and the refusal lands before it takes the writer lock
         let (tx, rx) = std::sync::mpsc::channel();
-        let hook_book = std::sync::Arc::clone(&book);
-        book.group.set_after_read_ahead(move || {
-            hook_book.backend().inner().hook().set_closed(false);
+        meanwhile(&book, move |b| {
+            b.backend().inner().hook().set_closed(false);
             let _ = rx.recv();
         });
         let second = s.spawn(|| book.increment_reconnection_attempts("a").map(drop));
