@@ -193,6 +193,8 @@ impl RocksOptions {
         o.create_missing_column_families(true);
         o.set_max_open_files(self.max_open_files);
         o.set_max_total_wal_size(self.max_total_wal_size);
+        // No `recycle_log_file_num`: a recycled log keeps former entries on disk
+        // after `clear` (the crate documentation, Durability, has the measurements).
         o.set_max_background_jobs(self.max_background_jobs);
         o.set_bytes_per_sync(BYTES_PER_SYNC);
         o.set_keep_log_file_num(self.keep_log_file_num);
