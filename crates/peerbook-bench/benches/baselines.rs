@@ -6,7 +6,8 @@
 //!   `Backend` trait of each backend (`memory-raw`, `file-raw`: those engines are
 //!   ours, so the trait is their raw API; `lmdb-trait`, `rocksdb-trait`: the adapter
 //!   without the store above it); see `peerbook_bench::raw`;
-//! - the floors, on the same raw stores holding every space of a real book:
+//! - the floors, on the same raw stores holding every space of a real book, built by
+//!   the batches the store wrote to load it (`peerbook_bench::raw::replayed`):
 //!   `get_floor` (the engine's cheapest read, no copy where the engine allows it, +
 //!   `PeerRecord::decode` of the bytes: what `get_peer` does after the engine read;
 //!   disk engines reopened after the fill, as a book is) and `store_peer_new.floor.buffered` /
@@ -24,20 +25,24 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::raw::{filled, RAW_KINDS};
+use common::raw::{replayed, RAW_KINDS};
 use common::sql::Sql;
 use common::{
     capture_writes, durability_name, ip_change, new_peer, options, peer_id, progress, recording,
-    size_label, timed_loop, write_data, Captured, CapturedWrites, Ctx, FixtureStats, Recording,
-    Rng, CAPTURED_WRITES, DAY_MS, INACTIVE_AFTER_DAYS, NOW_MS, SEED,
+    size_label, timed_loop, write_data, Captured, CapturedWrites, Ctx, FixtureStats, Rng,
+    CAPTURED_WRITES, DAY_MS, INACTIVE_AFTER_DAYS, NOW_MS, SEED,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion};
+use peerbook::backend::WriteBatch;
 use peerbook::{ConnectionType, Durability, MemoryBackend, PeerBook, PeerRecord};
 
-/// The reference book of one size: a memory book of the generated peers (every
-/// space, as the store wrote it) and the batches captured on it.
+/// The reference book of one size, built in memory through the store and dropped
+/// after use: the batches that built it and the batches captured on it.
 struct Reference {
-    backend: Arc<Recording<MemoryBackend>>,
+    /// The store's writes while the book was loaded: the raw stores are built by
+    /// them, so an engine whose layout follows its write order (LMDB) holds the
+    /// layout of the store-built books the store benches write to.
+    built: Vec<WriteBatch>,
     writes: CapturedWrites,
 }
 
@@ -49,10 +54,13 @@ fn reference(ctx: &Ctx, n: usize) -> Reference {
     let backend = Arc::new(recording(MemoryBackend::new()));
     let book = PeerBook::open(Arc::clone(&backend), options(Durability::Buffered))
         .expect("open the reference book");
+    backend.hook().start();
     ctx.gen.load(&book, n);
+    let built = backend.hook().take();
+    backend.hook().stop();
     let writes = capture_writes(&book, &backend, n, CAPTURED_WRITES);
     drop(book.close().expect("close"));
-    Reference { backend, writes }
+    Reference { built, writes }
 }
 
 /// The write floor of `workload`: replay `pool` on `store`, Buffered (the targets
@@ -91,10 +99,10 @@ fn bench_raw(c: &mut Criterion, ctx: &Ctx, name: &str, n: usize, reference: &Ref
     let size = size_label(n);
     let id = || BenchmarkId::new(name, &size);
     let step = |what: &str| progress(ctx.started, &format!("{what}  [{name} {size}]"));
-    step("filling with the reference book");
+    step("building with the reference book's batches");
     let dir = ctx.work(&format!("{name}-{n}"));
     common::remove(&dir);
-    let store = filled(name, &dir, reference.backend.inner());
+    let store = replayed(name, &dir, &reference.built);
     let ids: Vec<Vec<u8>> = (0..n).map(|i| peer_id(i).into_bytes()).collect();
     let mut rng = Rng::new(SEED ^ 0x0B5E);
     // Values for puts: stored records of the book, so sizes match.
