@@ -9,7 +9,20 @@
 //! `GROUP_WRITERS_ROUNDS=N` repeats the thread counts N times, interleaved, best kept;
 //! `GROUP_WRITERS_THREADS=1,8` picks the thread counts, ratios against the first;
 //! `GROUP_WRITERS_FLOOR=N` replays N captured batches for the raw group floor, 0
-//! skips it; default 1600).
+//! skips it; default 1600; `GROUP_WRITERS_SYNC_US=N` opens the file engine on a file
+//! system whose every file sync also sleeps N microseconds, see below).
+//!
+//! # A disk of known latency
+//!
+//! On a shared machine the latency of `fdatasync` swings by 10x within a minute
+//! (another job's writes), and it sets both the one-writer rate and the group
+//! size, so A/B runs of a group-commit change disagree more than the change does.
+//! With `TMPDIR=/dev/shm GROUP_WRITERS_SYNC_US=170` the file engine runs on tmpfs
+//! (its own sync is nearly free) and every sync of the log waits 170 us, as a slow
+//! disk's `fdatasync` does: the writers then measure the group commit's own serial
+//! work and wake-ups against a sync cost that holds still. It is a measuring aid:
+//! the real-disk rows stay the result (and the raw group floor, on an engine without
+//! the delay, does not apply: pair it with `GROUP_WRITERS_FLOOR=0`).
 //!
 //! Each engine's rows end with its *raw group floor* (see
 //! [`peerbook_bench::group_floor`]): the batches the store writes for
@@ -17,6 +30,8 @@
 //! same book, one synced commit per batch against as many batches per synced commit
 //! as the largest thread count: the bound of that count's speed-up on this engine.
 
+use std::io;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +43,104 @@ use peerbook::{Durability, PeerBook};
 use peerbook_bench::group_floor::{capture_update_last_seen, group_floor};
 use peerbook_bench::raw::filled;
 use peerbook_bench::{
-    concurrent_update_last_seen, open_backend, options, peer_id, Generator, Kind,
+    concurrent_update_last_seen, open_backend, options, peer_id, Dyn, Generator, Kind,
 };
+use peerbook_file::{FileBackend, FileOptions, StdFs, Vfs, VfsFile, VfsLock};
+
+/// The real file system, except that every file sync also sleeps `delay` (see
+/// [the module docs](self#a-disk-of-known-latency)).
+#[derive(Debug)]
+struct SlowSync {
+    delay: Duration,
+}
+
+/// A file of [`SlowSync`].
+#[derive(Debug)]
+struct SlowFile {
+    file: Box<dyn VfsFile>,
+    delay: Duration,
+}
+
+impl VfsFile for SlowFile {
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.append(data)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync()?;
+        std::thread::sleep(self.delay);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.truncate(len)
+    }
+}
+
+impl SlowSync {
+    fn wrap(&self, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
+        Box::new(SlowFile {
+            file,
+            delay: self.delay,
+        })
+    }
+}
+
+impl Vfs for SlowSync {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdFs.create_dir_all(dir)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        StdFs.list(dir)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        StdFs.read(path)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn io::Read + Send>> {
+        StdFs.open_read(path)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        Ok(self.wrap(StdFs.create(path)?))
+    }
+
+    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        Ok(self.wrap(StdFs.open_append(path)?))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        StdFs.rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        StdFs.remove(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        StdFs.sync_dir(dir)?;
+        std::thread::sleep(self.delay);
+        Ok(())
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
+        StdFs.lock(path)
+    }
+}
+
+/// The backend of `kind` in `dir`: the file engine on [`SlowSync`] when
+/// `sync_delay` is set.
+fn open(kind: Kind, dir: &Path, sync_delay: Option<Duration>) -> Dyn {
+    match (kind, sync_delay) {
+        (Kind::File, Some(delay)) => Arc::new(
+            FileBackend::open_with_vfs(Arc::new(SlowSync { delay }), dir, FileOptions::default())
+                .expect("open file on SlowSync"),
+        ),
+        _ => open_backend(kind, dir),
+    }
+}
 
 /// The hook of the counting backend: the writes and the operations they carry.
 /// Counted from each timed run's start, when every write is the Sync book's, so
@@ -76,12 +187,15 @@ fn main() {
         .collect();
     let floor_batches: usize =
         std::env::var("GROUP_WRITERS_FLOOR").map_or(1600, |n| n.parse().expect("N"));
+    let sync_delay = std::env::var("GROUP_WRITERS_SYNC_US")
+        .ok()
+        .map(|us| Duration::from_micros(us.parse().expect("GROUP_WRITERS_SYNC_US")));
     let gen = Generator::new();
     let ids: Vec<String> = (0..peers).map(peer_id).collect();
     for kind in kinds {
         let dir = tempfile::tempdir().expect("temp dir");
         let backend = Arc::new(HookedBackend::with_hook(
-            open_backend(kind, dir.path()),
+            open(kind, dir.path(), sync_delay),
             Counts::default(),
         ));
         {
