@@ -8,7 +8,9 @@
 //! `Durability::Sync` and `Durability::Buffered`. Writes of a new peer remove it again
 //! (not timed), so the book keeps its size. On the disk backends, the Sync book also
 //! serves the concurrent durable writers (`concurrent_update_last_seen.sync.tN`: N
-//! threads, one shared book). Whole-book reads and rebuilds (export, import,
+//! threads, one shared book) and, right after those groups, the same writers as
+//! interleaved rounds of 1 then 8 threads (`data/writers-interleaved-*.json`, the
+//! report's 8-writers target). Whole-book reads and rebuilds (export, import,
 //! cleanup) stop at 100k peers; a million-peer book gets shorter measurements.
 //!
 //! `PEERBOOK_BENCH_MODE` = quick | default | full picks sizes and times (see
@@ -369,8 +371,15 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
 /// Concurrent durable writers: `update_last_seen` from 1, 2, 4 and 8 threads on the
 /// one Sync book; criterion's time per iteration is wall time per acknowledged
 /// write, so ops/s of all threads together = 1 s / median.
+///
+/// Then, when criterion ran those groups (its filter let them through), the
+/// interleaved measurement of 1 against 8 writers on the same book, written to
+/// `data/writers-interleaved-<backend>-<n>.json`: the criterion groups run a
+/// minute apart, while the disk's sync latency (which sets both the 1-writer rate
+/// and the group size) swings within minutes, so their 8 / 1 ratio swings with it.
 fn bench_writers(c: &mut Criterion, ctx: &Ctx, book: &Book, kind: Kind, n: usize, ids: &[String]) {
     let size = size_label(n);
+    let mut ran = false;
     for threads in WRITER_THREADS {
         let group = writers_group(threads);
         progress(ctx.started, &format!("{group}  [{} {size}]", kind.name()));
@@ -380,6 +389,7 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, book: &Book, kind: Kind, n: usize
             // Each thread writes `iters` times; returning wall time / threads makes
             // criterion's time per iteration the wall time per acknowledged write.
             b.iter_custom(|iters| {
+                ran = true;
                 seed = common::mix(seed);
                 let ops = iters * threads as u64;
                 let run = concurrent_update_last_seen(book, ids, threads, ops, seed, &|_, _| ())
@@ -388,6 +398,45 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, book: &Book, kind: Kind, n: usize
             })
         });
         g.finish();
+    }
+    if ran {
+        let (rounds, ops) = interleaved_size(ctx.mode);
+        progress(
+            ctx.started,
+            &format!(
+                "interleaved writers, {rounds} rounds of 1 then 8 x {ops} writes  [{} {size}]",
+                kind.name()
+            ),
+        );
+        let at = common::unix_now();
+        let run = common::interleaved_writers(book, ids, rounds, ops, SEED ^ 0x1908)
+            .expect("interleaved writers");
+        eprintln!(
+            "    1 writer {:?} ops/s, 8 writers {:?} ops/s, ratios {:?}: median {:.2}x",
+            run.one.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            run.eight.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            run.ratios()
+                .iter()
+                .map(|r| (r * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+            run.ratio_median(),
+        );
+        write_data(
+            &ctx.out,
+            &format!("writers-interleaved-{}-{n}", kind.name()),
+            &run.to_json(kind.name(), n, at),
+        );
+    }
+}
+
+/// Rounds and writes per side of the interleaved writers: 2,000 writes take about
+/// 0.5 s for one writer at a 250 us sync (the disk's calm spells), and five rounds
+/// give a median that one slow round does not move.
+fn interleaved_size(mode: common::Mode) -> (usize, u64) {
+    match mode {
+        common::Mode::Smoke => (3, 16),
+        common::Mode::Quick => (5, 500),
+        common::Mode::Default | common::Mode::Full => (5, 2_000),
     }
 }
 

@@ -4,6 +4,10 @@
 //! cut) can run the same workload and check afterwards that every write the
 //! `on_ack` callback saw acknowledged survived.
 //!
+//! [`interleaved_writers`] measures 1 writer against 8 in alternating rounds on the
+//! same book, seconds apart, so a swing of the disk's sync latency hits both sides
+//! of each round's ratio.
+//!
 //! Uses the core's public API and this crate's small [`Rng`](crate::Rng) only, so it
 //! can move next to a crash harness (or into the core's test kit) with that generator.
 
@@ -11,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use peerbook::backend::Backend;
 use peerbook::PeerBook;
+use serde_json::{json, Value};
 
 /// What one run of [`concurrent_update_last_seen`] did.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -83,6 +88,110 @@ pub fn concurrent_update_last_seen<B: Backend>(
     })
 }
 
+/// Thread counts of an interleaved round: one writer, then this many.
+pub const INTERLEAVED_THREADS: [usize; 2] = [1, 8];
+
+/// What [`interleaved_writers`] measured: each round ran 1 writer, then 8 writers,
+/// `ops` writes each, on the same book.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interleaved {
+    /// Writes per side of each round.
+    pub ops: u64,
+    /// ops/s of the 1-writer side, one per round.
+    pub one: Vec<f64>,
+    /// ops/s of the 8-writer side, one per round (same order).
+    pub eight: Vec<f64>,
+}
+
+/// The median of `values` (mean of the middle two for an even count); NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+impl Interleaved {
+    /// Rounds measured.
+    pub fn rounds(&self) -> usize {
+        self.one.len().min(self.eight.len())
+    }
+
+    /// 8 writers' rate over 1 writer's, per round: two rates measured seconds apart.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.one
+            .iter()
+            .zip(&self.eight)
+            .map(|(one, eight)| eight / one)
+            .collect()
+    }
+
+    /// The median of the per-round ratios (not the ratio of the medians).
+    pub fn ratio_median(&self) -> f64 {
+        median(&self.ratios())
+    }
+
+    /// The record written to the bench data (`at`: unix seconds of the measurement).
+    pub fn to_json(&self, backend: &str, peers: usize, at: u64) -> Value {
+        json!({
+            "backend": backend,
+            "peers": peers,
+            "at": at,
+            "threads": INTERLEAVED_THREADS,
+            "rounds": self.rounds(),
+            "ops": self.ops,
+            "one_per_sec": self.one,
+            "eight_per_sec": self.eight,
+            "ratios": self.ratios(),
+            "one_median": median(&self.one),
+            "eight_median": median(&self.eight),
+            "ratio_median": self.ratio_median(),
+        })
+    }
+
+    /// Read back what [`Interleaved::to_json`] wrote; `None` when a field is
+    /// missing, the two sides' round counts differ, or there is no round.
+    pub fn from_json(v: &Value) -> Option<Interleaved> {
+        let rates =
+            |k: &str| -> Option<Vec<f64>> { v[k].as_array()?.iter().map(Value::as_f64).collect() };
+        let (one, eight) = (rates("one_per_sec")?, rates("eight_per_sec")?);
+        (one.len() == eight.len() && !one.is_empty()).then_some(Interleaved {
+            ops: v["ops"].as_u64()?,
+            one,
+            eight,
+        })
+    }
+}
+
+/// `rounds` rounds of [`concurrent_update_last_seen`] on `book`, each 1 writer then
+/// 8 writers of `ops` writes each: the 8-writer speed-up measured as pairs seconds
+/// apart, where a criterion group per thread count measures them a minute apart.
+pub fn interleaved_writers<B: Backend>(
+    book: &PeerBook<B>,
+    ids: &[String],
+    rounds: usize,
+    ops: u64,
+    seed: u64,
+) -> Result<Interleaved, peerbook::Error> {
+    let mut out = Interleaved {
+        ops,
+        one: Vec::with_capacity(rounds),
+        eight: Vec::with_capacity(rounds),
+    };
+    for round in 0..rounds as u64 {
+        let [one, eight] = INTERLEAVED_THREADS;
+        let seed = crate::mix(seed ^ round);
+        let run = concurrent_update_last_seen(book, ids, one, ops, seed, &|_, _| ())?;
+        out.one.push(run.ops_per_sec());
+        let run = concurrent_update_last_seen(book, ids, eight, ops, !seed, &|_, _| ())?;
+        out.eight.push(run.ops_per_sec());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +234,42 @@ mod tests {
         })
         .expect_err("the peer is not stored");
         assert!(matches!(err, peerbook::Error::NotFound { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn interleaved_rounds_pair_both_sides_and_take_the_median_ratio() {
+        let gen = crate::Generator::new();
+        let book =
+            PeerBook::open(MemoryBackend::new(), crate::options(Durability::Sync)).expect("open");
+        gen.load(&book, 20);
+        let ids: Vec<String> = (0..20).map(crate::peer_id).collect();
+        let run = interleaved_writers(&book, &ids, 3, 40, 7).expect("writers");
+        assert_eq!((run.rounds(), run.ops), (3, 40));
+        assert!(
+            run.one.iter().chain(&run.eight).all(|r| *r > 0.0),
+            "{run:?}"
+        );
+        let back = Interleaved::from_json(&run.to_json("memory", 20, 1)).expect("read back");
+        assert_eq!(back, run);
+
+        // The median of the per-round ratios, not the ratio of the medians.
+        let fixed = Interleaved {
+            ops: 10,
+            one: vec![100.0, 1000.0, 400.0],
+            eight: vec![500.0, 2000.0, 1600.0],
+        };
+        assert_eq!(fixed.ratios(), vec![5.0, 2.0, 4.0]);
+        assert_eq!(fixed.ratio_median(), 4.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0, 10.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        let v = fixed.to_json("file", 10, 1);
+        assert_eq!(
+            (v["one_median"].as_f64(), v["eight_median"].as_f64()),
+            (Some(400.0), Some(1600.0))
+        );
+        let mut uneven = v.clone();
+        uneven["eight_per_sec"] = json!([1.0]);
+        assert_eq!(Interleaved::from_json(&uneven), None);
+        assert_eq!(Interleaved::from_json(&json!({})), None);
     }
 }
