@@ -18,6 +18,7 @@ use peerbook_bench as common;
 mod charts;
 mod collect;
 mod format;
+mod interleaved;
 mod markdown;
 mod targets;
 

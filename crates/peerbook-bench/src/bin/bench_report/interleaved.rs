@@ -1,0 +1,200 @@
+//! The interleaved concurrent writers (`data/writers-interleaved-<backend>-<n>.json`,
+//! written by the peerbook bench right after its criterion writer groups): rounds of
+//! 1 writer then 8 writers on the same Sync book. The report's 8-writers target is
+//! the median of their per-round ratios, each from two rates measured seconds apart.
+
+#[allow(unused_imports)]
+use crate::*;
+#[allow(unused_imports)]
+use peerbook_bench as common;
+use std::fmt::Write as _;
+
+use common::{size_label, Interleaved};
+
+impl Report {
+    /// The interleaved writers of `backend` at the largest size of this run whose
+    /// file was written during this run (not before the peerbook bench started).
+    pub(crate) fn interleaved(&self, backend: &str) -> Option<(usize, Interleaved)> {
+        let since = self
+            .runs
+            .iter()
+            .find(|(name, _)| name == "peerbook")
+            .and_then(|(_, v)| v["started"].as_u64())
+            .unwrap_or(0);
+        self.sizes.iter().rev().find_map(|&n| {
+            let name = format!("writers-interleaved-{backend}-{n}.json");
+            let v = read_json(&self.out.join("data").join(name))?;
+            if v["at"].as_u64()? + 1 < since {
+                return None;
+            }
+            Some((n, Interleaved::from_json(&v)?))
+        })
+    }
+
+    /// The measured cell of the 8-writers target and the ratio it judges (the median
+    /// of the per-round ratios), or why there is none.
+    pub(crate) fn interleaved_target(&self, backend: &str) -> Result<(String, f64), String> {
+        let (n, run) = self
+            .interleaved(backend)
+            .ok_or("no interleaved writers in this run")?;
+        let ratio = run.ratio_median();
+        Ok((
+            format!(
+                "8 writers {:.0} vs 1 writer {:.0} ops/s (medians); median per-round ratio {} \
+                 at {} (interleaved, {} rounds)",
+                common::median(&run.eight),
+                common::median(&run.one),
+                fmt_ratio(ratio),
+                size_label(n),
+                run.rounds()
+            ),
+            ratio,
+        ))
+    }
+
+    /// The interleaved rounds of every disk backend, after the criterion writers table.
+    pub(crate) fn interleaved_table(&self, md: &mut String) {
+        md.push_str(
+            "Interleaved (the Targets row): rounds of 1 writer then 8 writers, the same \
+             writes per side, on the same book right after the groups above; each round's \
+             ratio compares two rates measured seconds apart, where the `8 / 1` column \
+             above divides criterion medians measured a minute apart.\n\n\
+             | backend | peers | rounds | writes per side | 1 writer (median) | 8 writers (median) | per-round 8 / 1 | median 8 / 1 |\n\
+             |---|---:|---:|---:|---:|---:|---|---:|\n",
+        );
+        let mut any = false;
+        for backend in ["lmdb", "rocksdb", "file"] {
+            let Some((n, run)) = self.interleaved(backend) else {
+                continue;
+            };
+            any = true;
+            let ratios: Vec<String> = run.ratios().into_iter().map(fmt_ratio).collect();
+            let _ = writeln!(
+                md,
+                "| {backend} | {} | {} | {} | {:.0} /s | {:.0} /s | {} | {} |",
+                size_label(n),
+                run.rounds(),
+                run.ops,
+                common::median(&run.one),
+                common::median(&run.eight),
+                ratios.join(", "),
+                fmt_ratio(run.ratio_median())
+            );
+        }
+        if !any {
+            md.push_str("| _not run in this run_ | | | | | | | |\n");
+        }
+        md.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn report(out: &std::path::Path, started: u64) -> Report {
+        Report {
+            out: out.to_path_buf(),
+            results: Results::new(),
+            sizes: vec![1_000, 10_000],
+            mode: "quick".into(),
+            fixtures: BTreeMap::new(),
+            cleanup: BTreeMap::new(),
+            probes: Vec::new(),
+            runs: vec![("peerbook".into(), json!({ "started": started }))],
+        }
+    }
+
+    /// The 8-threads row of `backend` in the Targets table.
+    fn row(md: &str, backend: &str) -> String {
+        md.lines()
+            .find(|l| l.starts_with("| 8 threads") && l.contains(&format!(" | {backend} | ")))
+            .unwrap_or_else(|| panic!("no 8 threads row of {backend} in\n{md}"))
+            .to_string()
+    }
+
+    #[test]
+    fn the_writers_target_is_the_median_of_the_interleaved_ratios() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |name: &str, run: &Interleaved, n: usize, at: u64| {
+            common::write_data(dir.path(), name, &run.to_json("?", n, at));
+        };
+        // Ratios 15x, 4.5x, 3.875x: median 4.5x (met), while the ratio of the medians
+        // is 1550 / 400 = 3.875x (not met).
+        let file = Interleaved {
+            ops: 500,
+            one: vec![100.0, 1000.0, 400.0],
+            eight: vec![1500.0, 4500.0, 1550.0],
+        };
+        write("writers-interleaved-file-10000", &file, 10_000, 100);
+        // Only the largest size of the run counts: 1k met, 10k not.
+        let rocks_1k = Interleaved {
+            ops: 500,
+            one: vec![100.0; 3],
+            eight: vec![900.0; 3],
+        };
+        let rocks_10k = Interleaved {
+            ops: 500,
+            one: vec![100.0; 3],
+            eight: vec![300.0, 350.0, 900.0],
+        };
+        write("writers-interleaved-rocksdb-1000", &rocks_1k, 1_000, 100);
+        write("writers-interleaved-rocksdb-10000", &rocks_10k, 10_000, 100);
+        // Written by an earlier run: not this run's data.
+        write("writers-interleaved-lmdb-10000", &rocks_1k, 10_000, 50);
+
+        let r = report(dir.path(), 90);
+        let mut md = String::new();
+        r.targets(&mut md);
+        let file_row = row(&md, "file");
+        assert!(file_row.ends_with("| MET |"), "{file_row}");
+        assert!(
+            file_row.contains("8 writers 1550 vs 1 writer 400 ops/s (medians)")
+                && file_row.contains("ratio 4.50x at 10k (interleaved, 3 rounds)"),
+            "{file_row}"
+        );
+        let rocks_row = row(&md, "rocksdb");
+        assert!(rocks_row.ends_with("| **NOT MET** |"), "{rocks_row}");
+        assert!(rocks_row.contains("3.50x at 10k"), "{rocks_row}");
+        let lmdb_row = row(&md, "lmdb");
+        assert!(
+            lmdb_row.ends_with("| NOT RUN (no interleaved writers in this run) |"),
+            "{lmdb_row}"
+        );
+
+        let mut md = String::new();
+        r.interleaved_table(&mut md);
+        assert!(
+            md.contains(
+                "| file | 10k | 3 | 500 | 400 /s | 1550 /s | 15.0x, 4.50x, 3.88x | 4.50x |"
+            ),
+            "{md}"
+        );
+        assert!(!md.contains("| lmdb |"), "{md}");
+    }
+
+    #[test]
+    fn without_the_file_the_writers_target_is_not_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let r = report(dir.path(), 0);
+        let mut md = String::new();
+        r.targets(&mut md);
+        for backend in ["lmdb", "rocksdb", "file"] {
+            assert!(row(&md, backend).contains("NOT RUN"), "{md}");
+        }
+        // A damaged file (of this run) is missing data, not a panic.
+        common::write_data(
+            dir.path(),
+            "writers-interleaved-file-10000",
+            &json!({"at": 1, "ops": "x", "one_per_sec": [1.0], "eight_per_sec": [8.0]}),
+        );
+        let mut md = String::new();
+        r.targets(&mut md);
+        assert!(row(&md, "file").contains("NOT RUN"), "{md}");
+        let mut md = String::new();
+        r.interleaved_table(&mut md);
+        assert!(md.contains("_not run in this run_"), "{md}");
+    }
+}
