@@ -23,44 +23,22 @@ use peerbook_bench as common;
 
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use common::raw::{replayed, RAW_KINDS};
 use common::sql::Sql;
 use common::{
-    capture_writes, durability_name, ip_change, new_peer, options, peer_id, progress, recording,
-    size_label, timed_loop, write_data, Captured, CapturedWrites, Ctx, FixtureStats, Rng,
-    CAPTURED_WRITES, DAY_MS, INACTIVE_AFTER_DAYS, NOW_MS, SEED,
+    durability_name, ip_change, new_peer, peer_id, progress, size_label, timed_loop, write_data,
+    Captured, Ctx, FixtureStats, Reference, Rng, DAY_MS, INACTIVE_AFTER_DAYS, NOW_MS, SEED,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion};
-use peerbook::backend::WriteBatch;
-use peerbook::{ConnectionType, Durability, MemoryBackend, PeerBook, PeerRecord};
-
-/// The reference book of one size, built in memory through the store and dropped
-/// after use: the batches that built it and the batches captured on it.
-struct Reference {
-    /// The store's writes while the book was loaded: the raw stores are built by
-    /// them, so an engine whose layout follows its write order (LMDB) holds the
-    /// layout of the store-built books the store benches write to.
-    built: Vec<WriteBatch>,
-    writes: CapturedWrites,
-}
+use peerbook::{ConnectionType, Durability, PeerRecord};
 
 fn reference(ctx: &Ctx, n: usize) -> Reference {
     progress(
         ctx.started,
         &format!("reference book and captured writes  [{}]", size_label(n)),
     );
-    let backend = Arc::new(recording(MemoryBackend::new()));
-    let book = PeerBook::open(Arc::clone(&backend), options(Durability::Buffered))
-        .expect("open the reference book");
-    backend.hook().start();
-    ctx.gen.load(&book, n);
-    let built = backend.hook().take();
-    backend.hook().stop();
-    let writes = capture_writes(&book, &backend, n, CAPTURED_WRITES);
-    drop(book.close().expect("close"));
-    Reference { built, writes }
+    common::reference(&ctx.gen, n)
 }
 
 /// The write floor of `workload`: replay `pool` on `store`, Buffered (the targets

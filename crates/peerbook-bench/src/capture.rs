@@ -93,6 +93,35 @@ pub fn ip_change(record: &mut PeerRecord, rng: &mut Rng) {
     record.last_seen = NOW_MS;
 }
 
+/// The reference book of one size, built in memory through the store, and what the
+/// write floors need from it: the batches that built it and the batches captured on it.
+pub struct Reference {
+    /// The store's writes while the book was loaded: the raw stores are built by
+    /// them ([`crate::raw::replayed`]), so an engine whose layout follows its write
+    /// order (LMDB) holds the layout of the store-built books the store benches write to.
+    pub built: Vec<WriteBatch>,
+    /// [`CAPTURED_WRITES`] `store_peer` calls of each kind on that book.
+    pub writes: CapturedWrites,
+}
+
+/// Build the reference book of `n` peers of `gen` in memory (dropped after): record
+/// the batches of its load, then capture [`CAPTURED_WRITES`] writes of each kind.
+pub fn reference(gen: &Generator, n: usize) -> Reference {
+    let backend = std::sync::Arc::new(recording(peerbook::MemoryBackend::new()));
+    let book = PeerBook::open(
+        std::sync::Arc::clone(&backend),
+        options(peerbook::Durability::Buffered),
+    )
+    .expect("open the reference book");
+    backend.hook().start();
+    gen.load(&book, n);
+    let built = backend.hook().take();
+    backend.hook().stop();
+    let writes = capture_writes(&book, &backend, n, CAPTURED_WRITES);
+    drop(book.close().expect("close"));
+    Reference { built, writes }
+}
+
 /// The only batch recorded since the last take.
 fn one_batch(rec: &Recording<impl Backend>, what: &str) -> WriteBatch {
     let mut batches = rec.hook().take();
