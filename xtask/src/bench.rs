@@ -76,7 +76,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             .env("PEERBOOK_BENCH_OUT", &out)
             .env("CRITERION_HOME", &criterion))?;
     }
-    step("peak memory probes and the report");
+    step("paired write floors (about 1 min), peak memory probes and the report");
     run(cargo()
         .args([
             "run",

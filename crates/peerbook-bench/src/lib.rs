@@ -12,12 +12,14 @@
 //! - [`raw`]: the raw engines under the backends (the baselines' floors);
 //! - [`capture`]: the batches `store_peer` writes, recorded for the write floors;
 //! - [`writers`]: the concurrent durable writers workload (also for crash harnesses);
-//! - [`group_floor`]: the raw group floor, the bound of those writers' speed-up.
+//! - [`group_floor`]: the raw group floor, the bound of those writers' speed-up;
+//! - [`paired`]: the write targets' store and floor, timed in one window.
 
 pub mod capture;
 pub mod fixtures;
 pub mod generator;
 pub mod group_floor;
+pub mod paired;
 pub mod raw;
 pub mod sql;
 pub mod writers;

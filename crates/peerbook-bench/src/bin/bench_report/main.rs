@@ -4,14 +4,16 @@
 //!
 //! ```text
 //! cargo run --release -p peerbook-bench --bin bench_report            # report from the last run
-//! cargo run --release -p peerbook-bench --bin bench_report -- --no-probe
+//! cargo run --release -p peerbook-bench --bin bench_report -- --no-probe --no-paired
 //! ```
 //!
 //! It reads criterion's estimates (`$CRITERION_HOME`, else `<out>/criterion`), the
 //! fixture and run data the benches wrote to `<out>/data/`, and measures peak memory
 //! itself: for each backend it starts itself again as a child (`probe BACKEND N`),
 //! which opens the largest book of the run and serves a fixed workload, then reports
-//! its RSS high-water mark (`VmHWM`).
+//! its RSS high-water mark (`VmHWM`). Before that, another child (`paired N`) times
+//! each backend's Buffered `store_peer` and its batch floor in the same window
+//! (alternating blocks, see `peerbook_bench::paired`) for the write targets.
 
 use peerbook_bench as common;
 
@@ -20,6 +22,7 @@ mod collect;
 mod format;
 mod interleaved;
 mod markdown;
+mod paired;
 mod targets;
 
 use std::collections::BTreeMap;
@@ -45,7 +48,12 @@ fn main() -> Res<()> {
         let n: usize = args.get(2).ok_or("probe needs a size")?.parse()?;
         return probe(&out, what, n);
     }
+    if args.first().map(String::as_str) == Some("paired") {
+        let n: usize = args.get(1).ok_or("paired needs a size")?.parse()?;
+        return paired::paired(&out, n);
+    }
     let no_probe = args.iter().any(|a| a == "--no-probe");
+    let no_paired = args.iter().any(|a| a == "--no-paired");
 
     let data = out.join("data");
     let mut runs = Vec::new();
@@ -81,7 +89,14 @@ fn main() -> Res<()> {
     let mut results = Results::new();
     load_criterion(&criterion_dir, since, &mut results);
 
+    // The write targets' floors, paired with their stores in one window (before the
+    // data directory is read: they write there).
+    if let Some(n) = common::paired::Plan::size(&sizes).filter(|_| !no_paired) {
+        paired::run_paired(&out, n, &mode);
+    }
+
     let mut fixtures = BTreeMap::new();
+    let mut paired = BTreeMap::new();
     let mut cleanup = BTreeMap::new();
     for entry in fs::read_dir(&data)?.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -94,6 +109,8 @@ fn main() -> Res<()> {
             fixtures.insert((backend, n), v);
         } else if name.starts_with("cleanup-") && sizes.contains(&n) {
             cleanup.insert((backend, n), v["removed"].as_u64().unwrap_or(0));
+        } else if name.starts_with("paired-") && sizes.contains(&n) {
+            paired.insert(backend, v);
         }
     }
 
@@ -115,6 +132,7 @@ fn main() -> Res<()> {
         fixtures,
         cleanup,
         probes,
+        paired,
         runs,
     };
     let md = report.render();

@@ -1,0 +1,152 @@
+//! The paired write floors (`peerbook_bench::paired`): run after the benches in a
+//! child process (`paired N`), which writes `data/paired-<backend>.json` per backend;
+//! the Targets rows of the Buffered stores over their batch floors read them.
+
+#[allow(unused_imports)]
+use crate::*;
+#[allow(unused_imports)]
+use peerbook_bench as common;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use common::paired::{pair_store_peer, Plan};
+use common::{load_average, progress, size_label, write_data, Dyn, Generator, Mode, KINDS};
+use peerbook::backend::Backend;
+use peerbook::{Durability, MemoryBackend, PeerBook};
+use serde_json::{json, Value};
+
+/// The child: pair every backend's Buffered `store_peer` with its floor on books of
+/// `n` peers (the cached fixture books of the peerbook bench; memory: built from the
+/// reference book's batches, as its pristine book is loaded), each backend's result
+/// written as `data/paired-<backend>.json` (an `error` field when it could not run).
+pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
+    let started = Instant::now();
+    let mode = Mode::from_env();
+    let plan = Plan::for_mode(mode);
+    progress(
+        started,
+        &format!("paired floors: reference book  [{}]", size_label(n)),
+    );
+    let reference = common::reference(&Generator::new(), n);
+    for kind in KINDS {
+        let name = kind.name();
+        let file = out.join("data").join(format!("paired-{name}.json"));
+        common::remove(&file);
+        let work = out.join("work").join(format!("paired-{name}-{n}"));
+        let raw_dir = out.join("work").join(format!("paired-raw-{name}-{n}"));
+        common::remove(&work);
+        common::remove(&raw_dir);
+        let backend: Dyn = if kind.on_disk() {
+            let (pristine, _) = common::fixture_paths(out, name, n);
+            if !pristine.exists() {
+                let error = format!("no {name} book of {n} peers under {}", pristine.display());
+                write_data(
+                    out,
+                    &format!("paired-{name}"),
+                    &json!({ "backend": name, "peers": n, "error": error }),
+                );
+                continue;
+            }
+            common::copy_dir(&pristine, &work)?;
+            common::open_backend(kind, &work)
+        } else {
+            let memory = MemoryBackend::new();
+            for batch in &reference.built {
+                memory.write(batch.clone(), Durability::Buffered)?;
+            }
+            Arc::new(memory)
+        };
+        progress(
+            started,
+            &format!(
+                "paired floors: {name} vs {}  [{}]",
+                raw_of(name),
+                size_label(n)
+            ),
+        );
+        let raw = common::raw::replayed(raw_of(name), &raw_dir, &reference.built);
+        let book = PeerBook::open(backend, common::options(Durability::Buffered))?;
+        let load_before = load_average();
+        let t = Instant::now();
+        let pairs = pair_store_peer(&book, n, &*raw, &reference.writes, plan);
+        let mut workloads = serde_json::Map::new();
+        for (w, pair) in &pairs {
+            workloads.insert(w.to_string(), pair.to_json());
+        }
+        write_data(
+            out,
+            &format!("paired-{name}"),
+            &json!({
+                "backend": name,
+                "raw": raw_of(name),
+                "peers": n,
+                "mode": mode.name(),
+                "secs": t.elapsed().as_secs_f64(),
+                "load_before": load_before,
+                "load_after": load_average(),
+                "workloads": workloads,
+            }),
+        );
+        drop(book);
+        drop(raw);
+        common::remove(&work);
+        common::remove(&raw_dir);
+    }
+    Ok(())
+}
+
+/// Run the paired floors in a child process (its progress on stderr); a failure is
+/// reported and leaves the rows `NOT RUN`.
+/// `mode` is the run's (the child's plan follows it).
+pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
+    eprintln!(
+        "==> paired write floors with {} peers (child process)",
+        size_label(n)
+    );
+    let status = std::env::current_exe().and_then(|exe| {
+        Command::new(exe)
+            .args(["paired", &n.to_string()])
+            .env("PEERBOOK_BENCH_OUT", out)
+            .env("PEERBOOK_BENCH_MODE", mode)
+            .status()
+    });
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!("==> paired write floors failed: {s}"),
+        Err(e) => eprintln!("==> paired write floors not started: {e}"),
+    }
+}
+
+/// One paired workload of one backend, as the Targets row shows it.
+pub(crate) struct PairedRow {
+    pub(crate) peers: usize,
+    /// Median ns per op of the store and of the floor, all rounds pooled.
+    pub(crate) store: f64,
+    pub(crate) floor: f64,
+    /// The median over rounds of each round's store median / floor median.
+    pub(crate) round_ratio: f64,
+    pub(crate) rounds: u64,
+    pub(crate) block: u64,
+    pub(crate) ops: u64,
+}
+
+impl Report {
+    /// The paired run of `workload` on `backend`; `None` when the paired data is
+    /// missing or incomplete (an `error` instead of the workloads, say).
+    pub(crate) fn paired_row(&self, backend: &str, workload: &str) -> Option<PairedRow> {
+        let p: &Value = self.paired.get(backend)?;
+        let w = &p["workloads"][workload];
+        let (store, floor) = (w["store_ns"].as_f64()?, w["floor_ns"].as_f64()?);
+        (store.is_finite() && floor.is_finite() && floor > 0.0).then_some(PairedRow {
+            peers: p["peers"].as_u64()? as usize,
+            store,
+            floor,
+            round_ratio: w["round_ratio_median"].as_f64().unwrap_or(f64::NAN),
+            rounds: w["rounds"].as_u64()?,
+            block: w["block"].as_u64()?,
+            ops: w["ops_per_side"].as_u64()?,
+        })
+    }
+}
