@@ -104,6 +104,7 @@ mod tests {
             cleanup: BTreeMap::new(),
             probes: Vec::new(),
             runs: vec![("peerbook".into(), json!({ "started": started }))],
+            paired: BTreeMap::new(),
         }
     }
 
