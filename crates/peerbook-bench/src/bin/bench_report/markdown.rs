@@ -579,9 +579,11 @@ impl Report {
              first changes every round), each op timed alone and undone untimed as in the \
              benches; 100 rounds (quick: 40), fewer once a workload ran 12 s (quick: 5 s) past \
              20 rounds (quick: 10). Shown: the median per op of each side over all rounds, \
-             their ratio (the verdict), and the median of the rounds' own ratios, which \
-             compares blocks 25 ops apart and is the steadier one when the disk changes speed \
-             during the run. The pairing runs at the largest size of the run up to 100k (in \
+             and the median of the rounds' own ratios (the verdict, as for the writers \
+             target): it compares blocks 25 ops apart, so a disk that changes speed during \
+             the run moves both sides of a round, where pooled medians can jump between the \
+             disk's fast and slow spells (one RocksDB update run: 1.86x pooled, 0.98x by \
+             rounds). The pairing runs at the largest size of the run up to 100k (in \
              the full run: 100k, not 1M, where the reference book and four replayed raw \
              stores would cost minutes and gigabytes). `--no-paired` skips it.\n\
              - Where a Buffered `store_peer` goes over its floor on memory (callgrind, \

@@ -139,11 +139,13 @@ impl Report {
         let p: &Value = self.paired.get(backend)?;
         let w = &p["workloads"][workload];
         let (store, floor) = (w["store_ns"].as_f64()?, w["floor_ns"].as_f64()?);
-        (store.is_finite() && floor.is_finite() && floor > 0.0).then_some(PairedRow {
+        let round_ratio = w["round_ratio_median"].as_f64()?;
+        let finite = [store, floor, round_ratio].iter().all(|x| x.is_finite());
+        (finite && floor > 0.0 && round_ratio > 0.0).then_some(PairedRow {
             peers: p["peers"].as_u64()? as usize,
             store,
             floor,
-            round_ratio: w["round_ratio_median"].as_f64().unwrap_or(f64::NAN),
+            round_ratio,
             rounds: w["rounds"].as_u64()?,
             block: w["block"].as_u64()?,
             ops: w["ops_per_side"].as_u64()?,

@@ -133,17 +133,19 @@ impl Report {
                 let (m, v) = match self.paired_row(backend, w) {
                     Some(p) => (
                         format!(
-                            "{} vs floor {} = {} at {} (same window, alternating blocks of {}, {} rounds, {} ops a side; median of the rounds' ratios {})",
+                            "{} vs floor {} (medians), median of the rounds' ratios {} at {} (same window, alternating blocks of {}, {} rounds, {} ops a side)",
                             fmt_ns(p.store),
                             fmt_ns(p.floor),
-                            fmt_ratio(p.store / p.floor),
+                            fmt_ratio(p.round_ratio),
                             size_label(p.peers),
                             p.block,
                             p.rounds,
                             p.ops,
-                            fmt_ratio(p.round_ratio),
                         ),
-                        Verdict::Met(p.store / p.floor <= 1.5),
+                        // Judged on the rounds' own ratios, as the writers target: each
+                        // round pairs store and floor measured seconds apart, so a disk
+                        // that changes speed mid-run moves both sides of a round.
+                        Verdict::Met(p.round_ratio <= 1.5),
                     ),
                     None => ("-".into(), Verdict::NotRun("no paired run".into())),
                 };
@@ -534,7 +536,7 @@ mod tests {
         assert!(verdict(&md, "`get_peer`", "memory").starts_with("NOT RUN"));
         assert_eq!(verdict(&md, "`store_peer_new` Buffered", "file"), "MET");
         assert!(
-            md.contains("1.40 µs vs floor 1.00 µs = 1.40x at 100k (same window, alternating blocks of 25, 40 rounds, 1000 ops a side; median of the rounds' ratios 1.40x)"),
+            md.contains("1.60 µs vs floor 1.00 µs (medians), median of the rounds' ratios 1.40x at 100k (same window, alternating blocks of 25, 40 rounds, 1000 ops a side)"),
             "{md}"
         );
         assert_eq!(
@@ -578,7 +580,10 @@ mod tests {
     /// A paired run's data (`data/paired-<backend>.json`) with (store, floor) medians
     /// of the new and the update workloads.
     fn paired_run(backend: &str, new: (f64, f64), update: (f64, f64)) -> serde_json::Value {
-        let w = |(s, f): (f64, f64)| json!({"store_ns": s, "floor_ns": f, "round_ratio_median": s / f, "rounds": 40, "block": 25, "ops_per_side": 1000});
+        // The rounds' ratio is the one judged; the pooled medians say the opposite
+        // of it here (a disk that slowed down mid-run), so a verdict taken from
+        // the medians fails the tests.
+        let w = |(s, f): (f64, f64)| json!({"store_ns": f * 3.0 - s, "floor_ns": f, "round_ratio_median": s / f, "rounds": 40, "block": 25, "ops_per_side": 1000});
         json!({
             "backend": backend,
             "peers": 100_000,
