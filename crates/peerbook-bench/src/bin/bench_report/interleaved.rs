@@ -1,6 +1,6 @@
 //! The interleaved concurrent writers (`data/writers-interleaved-<backend>-<n>.json`,
 //! written by the peerbook bench right after its criterion writer groups): rounds of
-//! 1 writer then 8 writers on the same Sync book. The report's 8-writers target is
+//! 1 writer and 8 writers (order alternating by round) on the same Sync book. The report's 8-writers target is
 //! the median of their per-round ratios, each from two rates measured seconds apart.
 
 #[allow(unused_imports)]
@@ -13,18 +13,20 @@ use common::{size_label, Interleaved};
 
 impl Report {
     /// The interleaved writers of `backend` at the largest size of this run whose
-    /// file was written during this run (not before the peerbook bench started).
+    /// file was written during this run (not before the peerbook bench started; no
+    /// record of that start, no row) and says it holds `backend` at that size.
     pub(crate) fn interleaved(&self, backend: &str) -> Option<(usize, Interleaved)> {
         let since = self
             .runs
             .iter()
             .find(|(name, _)| name == "peerbook")
-            .and_then(|(_, v)| v["started"].as_u64())
-            .unwrap_or(0);
+            .and_then(|(_, v)| v["started"].as_u64())?;
         self.sizes.iter().rev().find_map(|&n| {
             let name = format!("writers-interleaved-{backend}-{n}.json");
             let v = read_json(&self.out.join("data").join(name))?;
-            if v["at"].as_u64()? + 1 < since {
+            let ours =
+                v["backend"].as_str() == Some(backend) && v["peers"].as_u64() == Some(n as u64);
+            if !ours || v["at"].as_u64()?.saturating_add(1) < since {
                 return None;
             }
             Some((n, Interleaved::from_json(&v)?))
@@ -55,7 +57,7 @@ impl Report {
     /// The interleaved rounds of every disk backend, after the criterion writers table.
     pub(crate) fn interleaved_table(&self, md: &mut String) {
         md.push_str(
-            "Interleaved (the Targets row): rounds of 1 writer then 8 writers, the same \
+            "Interleaved (the Targets row): rounds of 1 writer and 8 writers (order alternating), the same \
              writes per side, on the same book right after the groups above; each round's \
              ratio compares two rates measured seconds apart, where the `8 / 1` column \
              above divides criterion medians measured a minute apart.\n\n\
@@ -120,7 +122,8 @@ mod tests {
     fn the_writers_target_is_the_median_of_the_interleaved_ratios() {
         let dir = tempfile::tempdir().expect("temp dir");
         let write = |name: &str, run: &Interleaved, n: usize, at: u64| {
-            common::write_data(dir.path(), name, &run.to_json("?", n, at));
+            let backend = name.split('-').nth(2).expect("backend in the name");
+            common::write_data(dir.path(), name, &run.to_json(backend, n, at));
         };
         // Ratios 15x, 4.5x, 3.875x: median 4.5x (met), while the ratio of the medians
         // is 1550 / 400 = 3.875x (not met).
@@ -185,15 +188,41 @@ mod tests {
         for backend in ["lmdb", "rocksdb", "file"] {
             assert!(row(&md, backend).contains("NOT RUN"), "{md}");
         }
-        // A damaged file (of this run) is missing data, not a panic.
+        // A damaged file (of this run) is missing data, not a panic; so is a file
+        // whose rates cannot be (a zero rate would make an infinite ratio: MET), one
+        // holding another backend or size than its name says, and one dated at the
+        // end of time.
+        let good = json!({"backend": "file", "peers": 10_000, "at": 1, "ops": 5,
+            "one_per_sec": [1.0], "eight_per_sec": [8.0]});
+        let damaged = [
+            ("ops", json!("x")),
+            ("one_per_sec", json!([0.0])),
+            ("eight_per_sec", json!([-8.0])),
+            ("backend", json!("lmdb")),
+            ("peers", json!(1_000)),
+            ("at", json!(u64::MAX)),
+        ];
+        for (key, bad) in damaged {
+            let mut v = good.clone();
+            v[key] = bad;
+            common::write_data(dir.path(), "writers-interleaved-file-10000", &v);
+            let mut md = String::new();
+            r.targets(&mut md);
+            let file = row(&md, "file");
+            let judged = !file.contains("NOT RUN");
+            assert_eq!(judged, key == "at", "{key}: {file}");
+        }
+        // The good file itself is judged (8x: met), so each case above failed on
+        // its one damaged field.
+        common::write_data(dir.path(), "writers-interleaved-file-10000", &good);
+        let mut md = String::new();
+        r.targets(&mut md);
+        assert!(row(&md, "file").ends_with("| MET |"), "{md}");
         common::write_data(
             dir.path(),
             "writers-interleaved-file-10000",
-            &json!({"at": 1, "ops": "x", "one_per_sec": [1.0], "eight_per_sec": [8.0]}),
+            &json!({"at": 1}),
         );
-        let mut md = String::new();
-        r.targets(&mut md);
-        assert!(row(&md, "file").contains("NOT RUN"), "{md}");
         let mut md = String::new();
         r.interleaved_table(&mut md);
         assert!(md.contains("_not run in this run_"), "{md}");

@@ -602,7 +602,7 @@ impl Report {
              - Concurrent writers: the disk backends' Sync book, `update_last_seen` of random \
              peers from N threads at once; criterion's time per iteration is wall time per \
              acknowledged write. The 8-writers target is judged on interleaved rounds run right \
-             after those groups (rounds of 1 writer then 8 writers, the same writes per side: \
+             after those groups (rounds of 1 writer and 8 writers, the order alternating by round, the same writes per side: \
              5 x 2,000 by default, 5 x 500 in quick mode): the median of the per-round 8 / 1 ratios. On this shared \
              machine the disk's fdatasync latency swings from 130 us to 4 ms within minutes, \
              and it sets both the 1-writer rate and the group size; criterion's groups run a \
