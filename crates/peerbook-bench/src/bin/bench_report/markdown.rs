@@ -577,7 +577,8 @@ impl Report {
              store built as the floors' (`raw::replayed`, same captured batches), alternates \
              blocks of 25 Buffered `store_peer` calls and 25 floor replays (the side that goes \
              first changes every round), each op timed alone and undone untimed as in the \
-             benches; 100 rounds (quick: 40), fewer once a workload ran 12 s (quick: 5 s) past \
+             benches (an update's peer is one not updated before in the run, its record \
+             read and changed before its block, untimed); 100 rounds (quick: 40), fewer once a workload ran 12 s (quick: 5 s) past \
              20 rounds (quick: 10). Shown: the median per op of each side over all rounds, \
              and the median of the rounds' own ratios (the verdict, as for the writers \
              target): it compares blocks 25 ops apart, so a disk that changes speed during \

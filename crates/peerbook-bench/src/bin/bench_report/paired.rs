@@ -39,8 +39,15 @@ pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
         common::remove(&work);
         common::remove(&raw_dir);
         let backend: Dyn = if kind.on_disk() {
-            let (pristine, _) = common::fixture_paths(out, name, n);
-            if !pristine.exists() {
+            let (pristine, marker) = common::fixture_paths(out, name, n);
+            // The marker is written last: a book cut short while being built has
+            // none (its stamp is the peerbook bench binary's, so only `peers` is
+            // checked here).
+            let complete = std::fs::read_to_string(&marker)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .is_some_and(|v| v["peers"].as_u64() == Some(n as u64));
+            if !pristine.exists() || !complete {
                 let error = format!("no {name} book of {n} peers under {}", pristine.display());
                 write_data(
                     out,
@@ -105,6 +112,13 @@ pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
         "==> paired write floors with {} peers (child process)",
         size_label(n)
     );
+    // No file of an earlier run may stand for a backend this child does not reach.
+    for kind in KINDS {
+        common::remove(
+            &out.join("data")
+                .join(format!("paired-{}.json", kind.name())),
+        );
+    }
     let status = std::env::current_exe().and_then(|exe| {
         Command::new(exe)
             .args(["paired", &n.to_string()])
