@@ -9,7 +9,7 @@ use peerbook_bench as common;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::paired::{pair_store_peer, Plan};
 use common::{load_average, progress, size_label, write_data, Dyn, Generator, Mode, KINDS};
@@ -20,11 +20,11 @@ use serde_json::{json, Value};
 /// The child: pair every backend's Buffered `store_peer` with its floor on books of
 /// `n` peers (the cached fixture books of the peerbook bench; memory: built from the
 /// reference book's batches, as its pristine book is loaded), each backend's result
-/// written as `data/paired-<backend>.json` (an `error` field when it could not run).
+/// written as `data/paired-<backend>.json` (an `error` field when it could not run:
+/// an error or a panic of one backend leaves the others to run).
 pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
     let started = Instant::now();
     let mode = Mode::from_env();
-    let plan = Plan::for_mode(mode);
     progress(
         started,
         &format!("paired floors: reference book  [{}]", size_label(n)),
@@ -32,80 +32,107 @@ pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
     let reference = common::reference(&Generator::new(), n);
     for kind in KINDS {
         let name = kind.name();
-        let file = out.join("data").join(format!("paired-{name}.json"));
-        common::remove(&file);
-        let work = out.join("work").join(format!("paired-{name}-{n}"));
-        let raw_dir = out.join("work").join(format!("paired-raw-{name}-{n}"));
-        common::remove(&work);
-        common::remove(&raw_dir);
-        let backend: Dyn = if kind.on_disk() {
-            let (pristine, marker) = common::fixture_paths(out, name, n);
-            // The marker is written last: a book cut short while being built has
-            // none (its stamp is the peerbook bench binary's, so only `peers` is
-            // checked here).
-            let complete = std::fs::read_to_string(&marker)
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .is_some_and(|v| v["peers"].as_u64() == Some(n as u64));
-            if !pristine.exists() || !complete {
-                let error = format!("no {name} book of {n} peers under {}", pristine.display());
-                write_data(
-                    out,
-                    &format!("paired-{name}"),
-                    &json!({ "backend": name, "peers": n, "error": error }),
-                );
-                continue;
-            }
-            common::copy_dir(&pristine, &work)?;
-            common::open_backend(kind, &work)
-        } else {
-            let memory = MemoryBackend::new();
-            for batch in &reference.built {
-                memory.write(batch.clone(), Durability::Buffered)?;
-            }
-            Arc::new(memory)
+        common::remove(&out.join("data").join(format!("paired-{name}.json")));
+        let dirs = [
+            out.join("work").join(format!("paired-{name}-{n}")),
+            out.join("work").join(format!("paired-raw-{name}-{n}")),
+        ];
+        dirs.iter().for_each(|d| common::remove(d));
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pair_backend(out, n, kind, &reference, mode, &dirs, started)
+        }));
+        let error = match run {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("the paired run panicked (its message is above)".to_string()),
         };
-        progress(
-            started,
-            &format!(
-                "paired floors: {name} vs {}  [{}]",
-                raw_of(name),
-                size_label(n)
-            ),
-        );
-        let raw = common::raw::replayed(raw_of(name), &raw_dir, &reference.built);
-        let book = PeerBook::open(backend, common::options(Durability::Buffered))?;
-        let load_before = load_average();
-        let t = Instant::now();
-        let pairs = pair_store_peer(&book, n, &*raw, &reference.writes, plan);
-        let mut workloads = serde_json::Map::new();
-        for (w, pair) in &pairs {
-            workloads.insert(w.to_string(), pair.to_json());
+        if let Some(error) = error {
+            eprintln!("==> paired floors: {name}: {error}");
+            write_data(
+                out,
+                &format!("paired-{name}"),
+                &json!({ "backend": name, "peers": n, "error": error }),
+            );
         }
-        write_data(
-            out,
-            &format!("paired-{name}"),
-            &json!({
-                "backend": name,
-                "raw": raw_of(name),
-                "peers": n,
-                "mode": mode.name(),
-                "secs": t.elapsed().as_secs_f64(),
-                "load_before": load_before,
-                "load_after": load_average(),
-                "workloads": workloads,
-            }),
-        );
-        drop(book);
-        drop(raw);
-        common::remove(&work);
-        common::remove(&raw_dir);
+        dirs.iter().for_each(|d| common::remove(d));
     }
     Ok(())
 }
 
-/// Run the paired floors in a child process (its progress on stderr); a failure is
-/// reported and leaves the rows `NOT RUN`.
+/// One backend of [`paired`]: its book copied into `dirs[0]`, the raw floor built in
+/// `dirs[1]`, both workloads paired and written as `data/paired-<backend>.json`.
+fn pair_backend(
+    out: &Path,
+    n: usize,
+    kind: common::Kind,
+    reference: &common::Reference,
+    mode: Mode,
+    dirs: &[std::path::PathBuf; 2],
+    started: Instant,
+) -> Res<()> {
+    let name = kind.name();
+    let [work, raw_dir] = dirs;
+    let backend: Dyn = if kind.on_disk() {
+        let (pristine, marker) = common::fixture_paths(out, name, n);
+        // The marker is written last: a book cut short while being built has none
+        // (its stamp is the peerbook bench binary's, so only `peers` is checked).
+        let complete = std::fs::read_to_string(&marker)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|v| v["peers"].as_u64() == Some(n as u64));
+        if !pristine.exists() || !complete {
+            return Err(format!("no {name} book of {n} peers under {}", pristine.display()).into());
+        }
+        common::copy_dir(&pristine, work)?;
+        common::open_backend(kind, work)
+    } else {
+        let memory = MemoryBackend::new();
+        for batch in &reference.built {
+            memory.write(batch.clone(), Durability::Buffered)?;
+        }
+        Arc::new(memory)
+    };
+    progress(
+        started,
+        &format!(
+            "paired floors: {name} vs {}  [{}]",
+            raw_of(name),
+            size_label(n)
+        ),
+    );
+    let raw = common::raw::replayed(raw_of(name), raw_dir, &reference.built);
+    let book = PeerBook::open(backend, common::options(Durability::Buffered))?;
+    let load_before = load_average();
+    let t = Instant::now();
+    let pairs = pair_store_peer(&book, n, &*raw, &reference.writes, Plan::for_mode(mode));
+    let mut workloads = serde_json::Map::new();
+    for (w, pair) in &pairs {
+        workloads.insert(w.to_string(), pair.to_json());
+    }
+    write_data(
+        out,
+        &format!("paired-{name}"),
+        &json!({
+            "backend": name,
+            "raw": raw_of(name),
+            "peers": n,
+            "mode": mode.name(),
+            "secs": t.elapsed().as_secs_f64(),
+            "load_before": load_before,
+            "load_after": load_average(),
+            "workloads": workloads,
+        }),
+    );
+    Ok(())
+}
+
+/// How long the paired child may run before it is killed (a default run takes about
+/// a minute; a disk whose syncs take milliseconds stretches it several times).
+const PAIRED_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
+/// Run the paired floors in a child process (its progress on stderr); a failure, or
+/// a child still running at [`PAIRED_DEADLINE`] (killed), is reported and leaves the
+/// rows it did not write `NOT RUN`.
 /// `mode` is the run's (the child's plan follows it).
 pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
     eprintln!(
@@ -119,17 +146,33 @@ pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
                 .join(format!("paired-{}.json", kind.name())),
         );
     }
-    let status = std::env::current_exe().and_then(|exe| {
+    let child = std::env::current_exe().and_then(|exe| {
         Command::new(exe)
             .args(["paired", &n.to_string()])
             .env("PEERBOOK_BENCH_OUT", out)
             .env("PEERBOOK_BENCH_MODE", mode)
-            .status()
+            .spawn()
     });
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => eprintln!("==> paired write floors failed: {s}"),
-        Err(e) => eprintln!("==> paired write floors not started: {e}"),
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => return eprintln!("==> paired write floors not started: {e}"),
+    };
+    let deadline = Instant::now() + PAIRED_DEADLINE;
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) if s.success() => return,
+            Ok(Some(s)) => return eprintln!("==> paired write floors failed: {s}"),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return eprintln!(
+                    "==> paired write floors KILLED after {} s: the rows it did not write are NOT RUN",
+                    PAIRED_DEADLINE.as_secs()
+                );
+            }
+            Err(e) => return eprintln!("==> paired write floors: cannot wait for the child: {e}"),
+        }
     }
 }
 
