@@ -33,10 +33,7 @@ pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
     for kind in KINDS {
         let name = kind.name();
         common::remove(&out.join("data").join(format!("paired-{name}.json")));
-        let dirs = [
-            out.join("work").join(format!("paired-{name}-{n}")),
-            out.join("work").join(format!("paired-raw-{name}-{n}")),
-        ];
+        let dirs = work_dirs(out, name, n);
         dirs.iter().for_each(|d| common::remove(d));
         let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             pair_backend(out, n, kind, &reference, mode, &dirs, started)
@@ -46,17 +43,27 @@ pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
             Ok(Err(e)) => Some(e.to_string()),
             Err(_) => Some("the paired run panicked (its message is above)".to_string()),
         };
+        dirs.iter().for_each(|d| common::remove(d));
         if let Some(error) = error {
             eprintln!("==> paired floors: {name}: {error}");
-            write_data(
-                out,
-                &format!("paired-{name}"),
-                &json!({ "backend": name, "peers": n, "error": error }),
-            );
+            // Best effort, never a panic: a full disk that failed the backend may
+            // fail this write too, and the next backends must still run.
+            let row = json!({ "backend": name, "peers": n, "error": error });
+            let file = out.join("data").join(format!("paired-{name}.json"));
+            let _ = std::fs::write(file, row.to_string());
         }
-        dirs.iter().for_each(|d| common::remove(d));
     }
     Ok(())
+}
+
+/// The copy of the fixture book and the raw floor store of `name` the paired child
+/// works in (under `<out>/work`, removed after each backend and by the parent when
+/// the child did not end well).
+fn work_dirs(out: &Path, name: &str, n: usize) -> [std::path::PathBuf; 2] {
+    [
+        out.join("work").join(format!("paired-{name}-{n}")),
+        out.join("work").join(format!("paired-raw-{name}-{n}")),
+    ]
 }
 
 /// One backend of [`paired`]: its book copied into `dirs[0]`, the raw floor built in
@@ -158,21 +165,33 @@ pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
         Err(e) => return eprintln!("==> paired write floors not started: {e}"),
     };
     let deadline = Instant::now() + PAIRED_DEADLINE;
-    loop {
+    let failure = loop {
         match child.try_wait() {
             Ok(Some(s)) if s.success() => return,
-            Ok(Some(s)) => return eprintln!("==> paired write floors failed: {s}"),
+            Ok(Some(s)) => break format!("failed: {s}"),
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
             Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return eprintln!(
-                    "==> paired write floors KILLED after {} s: the rows it did not write are NOT RUN",
+                break format!(
+                    "KILLED after {} s: the rows it did not write are NOT RUN",
                     PAIRED_DEADLINE.as_secs()
                 );
             }
-            Err(e) => return eprintln!("==> paired write floors: cannot wait for the child: {e}"),
+            Err(e) => {
+                // Never leave it running beside the report's probes.
+                let _ = child.kill();
+                let _ = child.wait();
+                break format!("cannot wait for the child ({e}), killed");
+            }
         }
+    };
+    eprintln!("==> paired write floors {failure}");
+    // A child that did not end well may have left its copies of the books.
+    for kind in KINDS {
+        work_dirs(out, kind.name(), n)
+            .iter()
+            .for_each(|d| common::remove(d));
     }
 }
 
