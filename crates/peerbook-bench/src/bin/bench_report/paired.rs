@@ -66,7 +66,7 @@ fn work_dirs(out: &Path, name: &str, n: usize) -> [std::path::PathBuf; 2] {
     ]
 }
 
-/// One backend of [`paired`]: its book copied into `dirs[0]`, the raw floor built in
+/// One backend of [`paired()`]: its book copied into `dirs[0]`, the raw floor built in
 /// `dirs[1]`, both workloads paired and written as `data/paired-<backend>.json`.
 fn pair_backend(
     out: &Path,
