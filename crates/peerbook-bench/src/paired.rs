@@ -74,13 +74,6 @@ pub struct Pair {
     pub block: usize,
 }
 
-/// The median of `v` (NaN when empty).
-pub fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 impl Pair {
     /// Rounds run.
     pub fn rounds(&self) -> usize {
