@@ -210,13 +210,17 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
 
-    #[test]
-    fn every_write_is_acknowledged_once_and_lands() {
-        let gen = crate::Generator::new();
+    /// A Sync memory book holding the generator's first 20 peers, and their ids.
+    fn sync_book_of_20() -> (PeerBook<MemoryBackend>, Vec<String>) {
         let book =
             PeerBook::open(MemoryBackend::new(), crate::options(Durability::Sync)).expect("open");
-        gen.load(&book, 20);
-        let ids: Vec<String> = (0..20).map(crate::peer_id).collect();
+        crate::Generator::new().load(&book, 20);
+        (book, (0..20).map(crate::peer_id).collect())
+    }
+
+    #[test]
+    fn every_write_is_acknowledged_once_and_lands() {
+        let (book, ids) = sync_book_of_20();
         let acked = AtomicU64::new(0);
         let touched = Mutex::new(HashSet::new());
         let run = concurrent_update_last_seen(&book, &ids, 4, 103, 7, &|_, id| {
@@ -248,11 +252,7 @@ mod tests {
 
     #[test]
     fn interleaved_rounds_pair_both_sides_and_take_the_median_ratio() {
-        let gen = crate::Generator::new();
-        let book =
-            PeerBook::open(MemoryBackend::new(), crate::options(Durability::Sync)).expect("open");
-        gen.load(&book, 20);
-        let ids: Vec<String> = (0..20).map(crate::peer_id).collect();
+        let (book, ids) = sync_book_of_20();
         let run = interleaved_writers(&book, &ids, 3, 40, 7).expect("writers");
         assert_eq!((run.rounds(), run.ops), (3, 40));
         assert!(
