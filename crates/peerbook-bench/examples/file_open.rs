@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use peerbook::{Durability, PeerBook};
-use peerbook_bench::{copy_dir, open_backend, options, pristine, status_kib, Generator, Kind};
+use peerbook_bench::{
+    copy_dir, median, open_backend, options, pristine, status_kib, Generator, Kind,
+};
 
 fn books() -> PathBuf {
     if let Some(dir) = std::env::var_os("FILE_OPEN_BOOKS") {
@@ -67,11 +69,6 @@ fn mib(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn open(n: usize, reps: usize) {
     let work = book(n);
     let mut times = Vec::new();
@@ -94,7 +91,7 @@ fn open(n: usize, reps: usize) {
         );
         times.push(ms);
     }
-    println!("n={n} median open {:.1} ms over {reps}", median(times));
+    println!("n={n} median open {:.1} ms over {reps}", median(&times));
 }
 
 fn floor(n: usize) {

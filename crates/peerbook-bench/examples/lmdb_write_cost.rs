@@ -32,8 +32,8 @@ use std::time::Instant;
 use peerbook::{Durability, MemoryBackend, PeerBook};
 use peerbook_bench::raw::{fill_from, Heed, Raw};
 use peerbook_bench::{
-    capture_writes, copy_entries, ip_change, lmdb_options, new_peer, options, peer_id, recording,
-    Generator, Rng, SEED,
+    capture_writes, copy_entries, ip_change, lmdb_options, median, new_peer, options, peer_id,
+    recording, Generator, Rng, SEED,
 };
 use peerbook_lmdb::LmdbBackend;
 
@@ -44,18 +44,17 @@ struct Phase {
 }
 
 impl Phase {
-    fn report(&mut self) -> f64 {
-        self.us.sort_by(f64::total_cmp);
-        let median = self.us[self.us.len() / 2];
+    fn report(&self) -> f64 {
+        let m = median(&self.us);
         let mean = self.us.iter().sum::<f64>() / self.us.len() as f64;
         println!(
             "{:<34} median {:>8.1} us  mean {:>8.1} us  ({} ops)",
             self.name,
-            median,
+            m,
             mean,
             self.us.len()
         );
-        median
+        m
     }
 }
 
@@ -165,12 +164,12 @@ fn main() {
             }
         }
     }
-    let mut phases: Vec<Phase> = all
+    let phases: Vec<Phase> = all
         .into_iter()
         .map(|(name, us)| Phase { name, us })
         .collect();
     let medians: Vec<(String, f64)> = phases
-        .iter_mut()
+        .iter()
         .map(|p| (p.name.clone(), p.report()))
         .collect();
     let median = |name: &str| {

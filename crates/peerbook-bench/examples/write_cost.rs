@@ -29,8 +29,8 @@ use peerbook::backend::{Backend, WriteBatch};
 use peerbook::{Durability, MemoryBackend, PeerBook, PeerRecord};
 use peerbook_bench::raw::{fill_from, Raw, Trait};
 use peerbook_bench::{
-    capture_writes, copy_entries, ip_change, new_peer, options, peer_id, recording, Captured,
-    Generator, Rng, SEED,
+    capture_writes, copy_entries, ip_change, median, new_peer, options, peer_id, recording,
+    Captured, Generator, Rng, SEED,
 };
 use peerbook_file::{FileBackend, FileOptions};
 
@@ -140,11 +140,6 @@ impl<'a, B: Backend> Workloads<'a, B> {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
@@ -170,7 +165,7 @@ fn main() {
     let raw = Trait::new(MemoryBackend::new(), None);
     fill_from(&raw, reference.inner());
     let mut w = Workloads::new(&book, &raw, &captured, n);
-    let alone = |us: Vec<f64>| println!("{what} median {:.3} us", median(us));
+    let alone = |us: Vec<f64>| println!("{what} median {:.3} us", median(&us));
     if let Some(us) = w.alone(&what, ops) {
         return alone(us);
     }
@@ -212,7 +207,7 @@ fn main() {
             let means = us.clone().map(|v| v.iter().sum::<f64>() / v.len() as f64);
             println!("means: {means:.2?}");
             println!("file book: {:?}", file_book.backend().stats());
-            let m = us.map(median);
+            let m = us.map(|v| median(&v));
             for (k, backend) in ["memory", "file"].into_iter().enumerate() {
                 let m = &m[k * 4..k * 4 + 4];
                 println!(

@@ -154,8 +154,7 @@ pub(crate) fn fsync_latency(dir: &Path) -> Option<f64> {
     }
     drop(file);
     common::remove(&path);
-    times.sort_by(f64::total_cmp);
-    Some(times[times.len() / 2])
+    Some(common::median(&times))
 }
 
 // ----- memory probe (child process) ---------------------------------------------------
