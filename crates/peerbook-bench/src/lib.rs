@@ -238,6 +238,12 @@ pub fn write_data(out: &Path, name: &str, value: &Value) {
     fs::write(dir.join(format!("{name}.json")), text).expect("write bench data");
 }
 
+/// `v` as a number when it is finite and above zero (a rate or a time read back
+/// from a data file: zero, negative or infinite would make a ratio lie).
+pub fn positive(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|x| x.is_finite() && *x > 0.0)
+}
+
 /// One line of progress on stderr, next to criterion's own output.
 pub fn progress(started: Instant, what: &str) {
     eprintln!("==> [{:>6.1}s] {what}", started.elapsed().as_secs_f64());

@@ -156,8 +156,9 @@ impl Interleaved {
     /// missing, a rate is not a positive finite number, the two sides' round counts
     /// differ, or there is no round.
     pub fn from_json(v: &Value) -> Option<Interleaved> {
-        let rate = |r: &Value| r.as_f64().filter(|x| x.is_finite() && *x > 0.0);
-        let rates = |k: &str| -> Option<Vec<f64>> { v[k].as_array()?.iter().map(rate).collect() };
+        let rates = |k: &str| -> Option<Vec<f64>> {
+            v[k].as_array()?.iter().map(crate::positive).collect()
+        };
         let (one, eight) = (rates("one_per_sec")?, rates("eight_per_sec")?);
         (one.len() == eight.len() && !one.is_empty()).then_some(Interleaved {
             ops: v["ops"].as_u64()?,

@@ -85,6 +85,39 @@ pub(crate) fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
 }
 
+/// How a data file of the benches or of the report is known to be this run's.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Written {
+    /// Its `at` (unix seconds) is not before this start, the peerbook bench's
+    /// (to the second: the start is rounded down, `at` too).
+    Since(u64),
+    /// By the report's own child, which stamps nothing: the report removes every
+    /// earlier file of the kind before it starts the child, so a file there is the
+    /// child's (with `--no-paired`, the last report's, as the option says).
+    ByReport,
+}
+
+/// `<out>/data/<stem>.json` when it is this run's data of `backend` at `peers`
+/// peers: it parses, its `backend` and `peers` fields say so (a file holding
+/// another backend or size than its name is refused), and it was `written` in this
+/// run. `None` otherwise, which the report shows as not run; the values inside are
+/// its readers' to check ([`common::positive`] for rates and times).
+pub(crate) fn run_data(
+    out: &Path,
+    stem: &str,
+    backend: &str,
+    peers: usize,
+    written: Written,
+) -> Option<Value> {
+    let v = read_json(&out.join("data").join(format!("{stem}.json")))?;
+    let ours = v["backend"].as_str() == Some(backend) && v["peers"].as_u64() == Some(peers as u64);
+    let now = match written {
+        Written::Since(start) => v["at"].as_u64()?.saturating_add(1) >= start,
+        Written::ByReport => true,
+    };
+    (ours && now).then_some(v)
+}
+
 /// Every `new/` result criterion wrote at or after `since` (unix seconds).
 pub(crate) fn load_criterion(dir: &Path, since: u64, out: &mut Results) {
     let Ok(entries) = fs::read_dir(dir) else {

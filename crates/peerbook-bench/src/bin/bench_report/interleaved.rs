@@ -22,13 +22,8 @@ impl Report {
             .find(|(name, _)| name == "peerbook")
             .and_then(|(_, v)| v["started"].as_u64())?;
         self.sizes.iter().rev().find_map(|&n| {
-            let name = format!("writers-interleaved-{backend}-{n}.json");
-            let v = read_json(&self.out.join("data").join(name))?;
-            let ours =
-                v["backend"].as_str() == Some(backend) && v["peers"].as_u64() == Some(n as u64);
-            if !ours || v["at"].as_u64()?.saturating_add(1) < since {
-                return None;
-            }
+            let stem = format!("writers-interleaved-{backend}-{n}");
+            let v = run_data(&self.out, &stem, backend, n, Written::Since(since))?;
             Some((n, Interleaved::from_json(&v)?))
         })
     }

@@ -96,7 +96,6 @@ fn main() -> Res<()> {
     }
 
     let mut fixtures = BTreeMap::new();
-    let mut paired = BTreeMap::new();
     let mut cleanup = BTreeMap::new();
     for entry in fs::read_dir(&data)?.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -109,10 +108,9 @@ fn main() -> Res<()> {
             fixtures.insert((backend, n), v);
         } else if name.starts_with("cleanup-") && sizes.contains(&n) {
             cleanup.insert((backend, n), v["removed"].as_u64().unwrap_or(0));
-        } else if name.starts_with("paired-") && sizes.contains(&n) {
-            paired.insert(backend, v);
         }
     }
+    let paired = paired::load(&out, &sizes);
 
     let nmax = sizes.iter().copied().max().unwrap_or(0);
     let mut probes = Vec::new();

@@ -6,6 +6,7 @@
 use crate::*;
 #[allow(unused_imports)]
 use peerbook_bench as common;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -195,6 +196,22 @@ pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
     }
 }
 
+/// This run's paired files, by backend: `data/paired-<backend>.json` of every
+/// backend at the paired size of `sizes` (see [`run_data`]); none without one.
+pub(crate) fn load(out: &Path, sizes: &[usize]) -> BTreeMap<String, Value> {
+    let Some(n) = Plan::size(sizes) else {
+        return BTreeMap::new();
+    };
+    KINDS
+        .iter()
+        .filter_map(|kind| {
+            let name = kind.name();
+            let v = run_data(out, &format!("paired-{name}"), name, n, Written::ByReport)?;
+            Some((name.to_string(), v))
+        })
+        .collect()
+}
+
 /// One paired workload of one backend, as the Targets row shows it.
 pub(crate) struct PairedRow {
     pub(crate) peers: usize,
@@ -214,10 +231,10 @@ impl Report {
     pub(crate) fn paired_row(&self, backend: &str, workload: &str) -> Option<PairedRow> {
         let p: &Value = self.paired.get(backend)?;
         let w = &p["workloads"][workload];
-        let (store, floor) = (w["store_ns"].as_f64()?, w["floor_ns"].as_f64()?);
-        let round_ratio = w["round_ratio_median"].as_f64()?;
-        let finite = [store, floor, round_ratio].iter().all(|x| x.is_finite());
-        (finite && floor > 0.0 && round_ratio > 0.0).then_some(PairedRow {
+        let store = w["store_ns"].as_f64().filter(|x| x.is_finite())?;
+        let floor = common::positive(&w["floor_ns"])?;
+        let round_ratio = common::positive(&w["round_ratio_median"])?;
+        Some(PairedRow {
             peers: p["peers"].as_u64()? as usize,
             store,
             floor,
@@ -226,5 +243,40 @@ impl Report {
             block: w["block"].as_u64()?,
             ops: w["ops_per_side"].as_u64()?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A paired file counts for the backend its name says, at the paired size of
+    /// the run (the largest up to 100k), holding that backend and size.
+    #[test]
+    fn only_this_runs_paired_files_are_loaded() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path();
+        let sizes = [1_000, 100_000, 1_000_000];
+        assert!(load(out, &sizes).is_empty(), "no data directory");
+        let row = |backend: &str, peers: usize| json!({"backend": backend, "peers": peers});
+        write_data(out, "paired-file", &row("file", 100_000));
+        // Another backend than its name, another size than the run pairs at.
+        write_data(out, "paired-lmdb", &row("rocksdb", 100_000));
+        write_data(out, "paired-rocksdb", &row("rocksdb", 1_000));
+        // A backend's error row counts (its Targets rows then say why not run).
+        write_data(out, "paired-memory", &{
+            let mut v = row("memory", 100_000);
+            v["error"] = json!("no book");
+            v
+        });
+        let loaded = load(out, &sizes);
+        assert_eq!(
+            loaded.keys().collect::<Vec<_>>(),
+            ["file", "memory"],
+            "{loaded:?}"
+        );
+        // Paired at 1k, only the 1k file counts.
+        let loaded = load(out, &[1_000]);
+        assert_eq!(loaded.keys().collect::<Vec<_>>(), ["rocksdb"], "{loaded:?}");
     }
 }
