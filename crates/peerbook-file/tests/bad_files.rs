@@ -56,24 +56,53 @@ fn keys(b: &FileBackend) -> Vec<String> {
     out
 }
 
-/// A store with `n` Sync batches `k00`, `k01`, ... in its log; returns the dir and
-/// the path of the log.
-fn store_with_log(n: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {
+/// A store with one batch per `(key, value, durability)` in its log, in order;
+/// returns the temp dir, the store's dir and the path of the log.
+fn store_with(batches: &[(&str, &str, Durability)]) -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("book");
     let b = open(&dir).unwrap();
-    for i in 0..n {
-        put(
-            &b,
-            &format!("k{i:02}"),
-            &format!("value number {i}"),
-            Durability::Sync,
-        );
+    for &(key, value, durability) in batches {
+        put(&b, key, value, durability);
     }
     let g = b.stats().generation;
     drop(b);
     let log = dir.join(format!("log.{g}"));
     (tmp, dir, log)
+}
+
+/// A store with `n` Sync batches `k00`, `k01`, ... in its log; returns the dir and
+/// the path of the log.
+fn store_with_log(n: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let batches: Vec<(String, String)> = (0..n)
+        .map(|i| (format!("k{i:02}"), format!("value number {i}")))
+        .collect();
+    let batches: Vec<(&str, &str, Durability)> = batches
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str(), Durability::Sync))
+        .collect();
+    store_with(&batches)
+}
+
+/// The snapshot of the generation of `log`.
+fn snapshot_of(log: &Path) -> PathBuf {
+    let name = log.file_name().unwrap().to_str().unwrap();
+    log.with_file_name(name.replace("log", "snapshot"))
+}
+
+/// Write `data` to `path` with the bits of `mask` flipped in byte `at`.
+fn write_flipped(path: &Path, data: &[u8], at: usize, mask: u8) {
+    let mut bad = data.to_vec();
+    bad[at] ^= mask;
+    fs::write(path, &bad).unwrap();
+}
+
+/// Set the format version in the header of a file's `data`, its header CRC
+/// rewritten to match.
+fn set_version(data: &mut [u8], version: u32) {
+    data[8..12].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32c(&data[..36]);
+    data[36..40].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Offsets of the frames of a log or snapshot file.
@@ -151,9 +180,7 @@ fn wrong_magic_is_refused() {
 fn newer_format_version_is_refused() {
     let (_tmp, dir, log) = store_with_log(3);
     let mut data = fs::read(&log).unwrap();
-    data[8..12].copy_from_slice(&3u32.to_le_bytes());
-    let crc = crc32c(&data[..36]);
-    data[36..40].copy_from_slice(&crc.to_le_bytes());
+    set_version(&mut data, 3);
     fs::write(&log, &data).unwrap();
     let e = corrupted(open(&dir));
     assert!(
@@ -173,17 +200,9 @@ fn newer_format_version_is_refused() {
 
     // The same for the snapshot.
     let (_tmp, dir, log) = store_with_log(1);
-    let snap = log.with_file_name(
-        log.file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .replace("log", "snapshot"),
-    );
+    let snap = snapshot_of(&log);
     let mut data = fs::read(&snap).unwrap();
-    data[8..12].copy_from_slice(&7u32.to_le_bytes());
-    let crc = crc32c(&data[..36]);
-    data[36..40].copy_from_slice(&crc.to_le_bytes());
+    set_version(&mut data, 7);
     fs::write(&snap, &data).unwrap();
     let e = corrupted(open(&dir));
     assert!(
@@ -202,9 +221,7 @@ fn mid_log_damage_is_an_error_naming_the_offset() {
     let end = offsets[6];
     // Every byte of the frame, header (length, synced_to, CRCs) and body alike.
     for at in victim..end {
-        let mut bad = data.clone();
-        bad[at] ^= 0x10;
-        fs::write(&log, &bad).unwrap();
+        write_flipped(&log, &data, at, 0x10);
         let e = corrupted(open(&dir));
         assert!(
             matches!(e, RecoveryError::SyncedFrameDamaged { offset, .. } if offset == victim),
@@ -293,20 +310,15 @@ fn half_written_last_frame_is_truncated() {
 fn damage_followed_by_valid_frames() {
     // A synced, then B, C, D buffered: C and D were appended before any sync
     // covered B, so damage to B is a torn tail (B, C, D dropped, A kept).
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("book");
-    let b = open(&dir).unwrap();
-    put(&b, "a", "1", Durability::Sync);
-    put(&b, "b", "2", Durability::Buffered);
-    put(&b, "c", "3", Durability::Buffered);
-    put(&b, "d", "4", Durability::Buffered);
-    let log = dir.join(format!("log.{}", b.stats().generation));
-    drop(b);
+    let (_tmp, dir, log) = store_with(&[
+        ("a", "1", Durability::Sync),
+        ("b", "2", Durability::Buffered),
+        ("c", "3", Durability::Buffered),
+        ("d", "4", Durability::Buffered),
+    ]);
     let data = fs::read(&log).unwrap();
     let offsets = frame_offsets(&data);
-    let mut bad = data.clone();
-    bad[offsets[1] + FRAME_HEADER + 3] ^= 1;
-    fs::write(&log, &bad).unwrap();
+    write_flipped(&log, &data, offsets[1] + FRAME_HEADER + 3, 1);
     let b = open(&dir).unwrap();
     let torn = b.recovery().torn_tail.clone().unwrap();
     assert_eq!(torn.offset, offsets[1] as u64);
@@ -316,20 +328,15 @@ fn damage_followed_by_valid_frames() {
 
     // A synced, B buffered, C synced, D buffered: D was appended after C's sync
     // made B durable, so damage to B is corruption.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("book");
-    let b = open(&dir).unwrap();
-    put(&b, "a", "1", Durability::Sync);
-    put(&b, "b", "2", Durability::Buffered);
-    put(&b, "c", "3", Durability::Sync);
-    put(&b, "d", "4", Durability::Buffered);
-    let log = dir.join(format!("log.{}", b.stats().generation));
-    drop(b);
+    let (_tmp, dir, log) = store_with(&[
+        ("a", "1", Durability::Sync),
+        ("b", "2", Durability::Buffered),
+        ("c", "3", Durability::Sync),
+        ("d", "4", Durability::Buffered),
+    ]);
     let data = fs::read(&log).unwrap();
     let offsets = frame_offsets(&data);
-    let mut bad = data.clone();
-    bad[offsets[1] + FRAME_HEADER + 3] ^= 1;
-    fs::write(&log, &bad).unwrap();
+    write_flipped(&log, &data, offsets[1] + FRAME_HEADER + 3, 1);
     let e = corrupted(open(&dir));
     assert!(
         matches!(e, RecoveryError::SyncedFrameDamaged { offset, witness, .. }
@@ -339,9 +346,7 @@ fn damage_followed_by_valid_frames() {
 
     // Damage to the last frame is indistinguishable from a torn write: truncated
     // and reported, not silent.
-    let mut bad = data.clone();
-    bad[offsets[3] + FRAME_HEADER + 1] ^= 1;
-    fs::write(&log, &bad).unwrap();
+    write_flipped(&log, &data, offsets[3] + FRAME_HEADER + 1, 1);
     let b = open(&dir).unwrap();
     assert_eq!(
         b.recovery().torn_tail.as_ref().unwrap().offset,
@@ -454,14 +459,7 @@ fn missing_files_are_refused() {
 
     // log.G with frames but no snapshot at all
     let (_tmp, dir, log) = store_with_log(3);
-    let snap = dir.join(
-        log.file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .replace("log", "snapshot"),
-    );
-    fs::remove_file(&snap).unwrap();
+    fs::remove_file(snapshot_of(&log)).unwrap();
     let e = corrupted(open(&dir));
     assert!(
         matches!(&e, RecoveryError::LostSnapshot { file, snapshot: None, .. } if *file == log),
