@@ -6,15 +6,14 @@
 
 use peerbook::conformance::failing::FailingBackend;
 use peerbook::conformance::group_stress::{
-    check_model, failing_hooks, stress_refused_groups, StressModel, StressPlan, SHARED,
+    check_model, failing_hooks, open_stress_book, stress_options, stress_refused_groups,
+    StressModel, StressPlan,
 };
-use peerbook::{Durability, ManualClock, MasterKey, NewPeer, Options, PeerBook};
+use peerbook::{ManualClock, Options, PeerBook};
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
 
 fn options(clock: &ManualClock) -> Options {
-    let mut o = Options::new(MasterKey::from_bytes([9; 32])).with_clock(clock.clone());
-    o.durability = Durability::Sync;
-    o.failed_attempts = u32::MAX;
+    let mut o = stress_options(clock);
     o.max_peers = 1_000_000;
     o
 }
@@ -30,13 +29,7 @@ fn stress(arm_every: u64, seed: u64) {
     let dir = tmp.path().join("book");
     let clock = ManualClock::new(1_700_000_000_000);
     let backend = FailingBackend::new(LmdbBackend::open(&dir, lmdb_options()).unwrap());
-    let book = PeerBook::open(backend, options(&clock)).unwrap();
-    book.store_peer(NewPeer {
-        peer_id: SHARED.into(),
-        public_key: "pk".into(),
-        ..NewPeer::default()
-    })
-    .unwrap();
+    let book = open_stress_book(backend, options(&clock));
     let plan = StressPlan {
         rounds: 6,
         writers: 6,

@@ -6,32 +6,18 @@
 use peerbook::conformance::failing::{FailOp, FailWhen, FailingBackend};
 use peerbook::conformance::group::GatedBackend;
 use peerbook::conformance::group_stress::{
-    arm_failing, check_model, stress_refused_groups, StressHooks, StressModel, StressPlan, SHARED,
+    arm_failing, check_model, open_stress_book, stress_options, stress_refused_groups, StressHooks,
+    StressModel, StressPlan,
 };
-use peerbook::{
-    Durability, Error, ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook,
-};
+use peerbook::{Error, ManualClock, MemoryBackend, NewPeer, PeerBook};
 
 type Stressed = GatedBackend<FailingBackend<MemoryBackend>>;
-
-fn options(clock: &ManualClock) -> Options {
-    let mut o = Options::new(MasterKey::from_bytes([9; 32])).with_clock(clock.clone());
-    o.durability = Durability::Sync;
-    o.failed_attempts = u32::MAX;
-    o
-}
 
 #[test]
 fn memory_group_commit_survives_repeated_refusals() {
     let clock = ManualClock::new(1_700_000_000_000);
     let backend = GatedBackend::gated(FailingBackend::new(MemoryBackend::new()));
-    let book = PeerBook::open(backend, options(&clock)).unwrap();
-    book.store_peer(NewPeer {
-        peer_id: SHARED.into(),
-        public_key: "pk".into(),
-        ..NewPeer::default()
-    })
-    .unwrap();
+    let book = open_stress_book(backend, stress_options(&clock));
     let plan = StressPlan {
         rounds: 20,
         writers: 6,
@@ -53,7 +39,7 @@ fn memory_group_commit_survives_repeated_refusals() {
         "refused groups held queued batches ({refusals} refused, {injected} injected)"
     );
     let backend = book.close().expect("close").into_inner().into_inner();
-    let book = PeerBook::open(backend, options(&clock)).expect("reopen");
+    let book = PeerBook::open(backend, stress_options(&clock)).expect("reopen");
     check_model(&book, &model, "after reopen");
 }
 
@@ -67,7 +53,7 @@ fn a_writer_never_answers_from_a_refused_pending_batch() {
     use std::time::Duration;
     let clock = ManualClock::new(1_700_000_000_000);
     let backend = GatedBackend::gated(FailingBackend::new(MemoryBackend::new()));
-    let book = PeerBook::open(backend, options(&clock)).unwrap();
+    let book = PeerBook::open(backend, stress_options(&clock)).unwrap();
     book.store_peer(NewPeer {
         peer_id: "p".into(),
         public_key: "pk".into(),
@@ -125,7 +111,11 @@ fn clear_all_with_a_refused_meta_write_asks_for_a_reopen() {
         ..NewPeer::default()
     };
     let clock = ManualClock::new(1_700_000_000_000);
-    let book = PeerBook::open(FailingBackend::new(MemoryBackend::new()), options(&clock)).unwrap();
+    let book = PeerBook::open(
+        FailingBackend::new(MemoryBackend::new()),
+        stress_options(&clock),
+    )
+    .unwrap();
     for id in ["a", "b", "c"] {
         book.store_peer(peer(id)).unwrap();
     }
@@ -141,7 +131,7 @@ fn clear_all_with_a_refused_meta_write_asks_for_a_reopen() {
         Err(Error::NeedsReopen)
     ));
     let backend = book.close().expect("close").into_inner();
-    let book = PeerBook::open(backend, options(&clock)).expect("reopen");
+    let book = PeerBook::open(backend, stress_options(&clock)).expect("reopen");
     assert_eq!(book.get_storage_stats().unwrap().peer_count, 0);
     book.store_peer(peer("e")).unwrap();
     let report = book.verify().unwrap();
@@ -170,7 +160,7 @@ fn a_panicking_group_write_poisons_the_book() {
         }
     });
     let clock = ManualClock::new(1_700_000_000_000);
-    let book = PeerBook::open(backend, options(&clock)).unwrap();
+    let book = PeerBook::open(backend, stress_options(&clock)).unwrap();
     book.store_peer(peer("a")).unwrap();
     armed.store(true, Ordering::SeqCst);
     let panicked = std::thread::scope(|s| s.spawn(|| book.store_peer(peer("b"))).join());

@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::failing::{FailOp, FailWhen, FailingBackend};
 use super::Rng;
 use crate::backend::Backend;
-use crate::{Error, NewPeer, PeerBook};
+use crate::{Durability, Error, ManualClock, MasterKey, NewPeer, Options, PeerBook};
 
 /// What the writers were acknowledged for: the live peers (id -> display name) and
 /// the increments of the shared peer.
@@ -115,6 +115,28 @@ impl Once {
             self.passed.store(true, Ordering::Release);
         }
     }
+}
+
+/// The options the stress needs: Sync durability, a `failed_attempts` that never
+/// blacklists (the writers' increments of [`SHARED`] would), time from `clock`.
+pub fn stress_options(clock: &ManualClock) -> Options {
+    let mut o = Options::new(MasterKey::from_bytes([9; 32])).with_clock(clock.clone());
+    o.durability = Durability::Sync;
+    o.failed_attempts = u32::MAX;
+    o
+}
+
+/// A book over `backend`, opened with `options`, that holds [`SHARED`] alone: where
+/// [`stress_refused_groups`] starts, with an empty [`StressModel`].
+pub fn open_stress_book<B: Backend>(backend: B, options: Options) -> PeerBook<B> {
+    let book = PeerBook::open(backend, options).expect("open the stress book");
+    book.store_peer(NewPeer {
+        peer_id: SHARED.into(),
+        public_key: "pk".into(),
+        ..NewPeer::default()
+    })
+    .expect("store the shared peer");
+    book
 }
 
 /// Check `book` against `model`; `context` names the moment.
