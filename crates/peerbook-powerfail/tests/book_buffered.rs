@@ -23,118 +23,64 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use peerbook::conformance::Rng;
-use peerbook::{Durability, MasterKey, NewPeer, Options, PeerBook};
-use peerbook_powerfail::PowerFailFs;
+use peerbook::Durability;
+use support::book::{options, peer, print_check, say, Acks, Children, PowerCuts, Spec};
 use support::engine::Engine;
 
-const CHILD_ENV: &str = "PEERBOOK_POWERFAIL_BUFFERED_CHILD";
+const CHILDREN: Children = Children {
+    entry: "buffered_child_entry",
+    env: "PEERBOOK_POWERFAIL_BUFFERED_CHILD",
+};
 const DEFAULT_ROUNDS: u64 = 8;
 /// The writer flushes after every this many stores (on average).
 const FLUSH_EVERY: u64 = 9;
-
-fn options() -> Options {
-    let mut o = Options::new(MasterKey::from_bytes([9; 32]));
-    o.durability = Durability::Buffered;
-    o.max_peers = 1_000_000;
-    o
-}
-
-fn peer(id: &str) -> NewPeer {
-    NewPeer {
-        peer_id: id.into(),
-        display_name: "p".into(),
-        public_key: "pk".into(),
-        ..NewPeer::default()
-    }
-}
-
-fn child_command(engine: Engine, mount: &Path, mode: &str, round: u64) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args([
-        "buffered_child_entry",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(
-        CHILD_ENV,
-        format!("{}:{mode}:{round}:{}", engine.name(), mount.display()),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
-    cmd
-}
+/// The book's master key (its bytes).
+const KEY: u8 = 9;
 
 /// The child: `write` stores peers until killed; `check` reopens, prints every
 /// peer id, then `verify`.
 #[test]
 fn buffered_child_entry() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some(spec) = Spec::from_env(CHILDREN.env) else {
         return; // not a child
     };
-    let mut parts = spec.splitn(4, ':');
-    let engine = Engine::from_name(parts.next().expect("engine"));
-    let mode = parts.next().expect("mode").to_string();
-    let round: u64 = parts.next().expect("round").parse().expect("round");
-    let dir = parts.next().expect("dir");
     let mut out = std::io::stdout();
-    let mut say = |line: String| {
-        writeln!(out, "\n{line}").expect("pipe");
-        out.flush().expect("pipe");
-    };
-    let book = match engine
-        .open(Path::new(dir))
-        .map_err(peerbook::Error::from)
-        .and_then(|b| PeerBook::open(b, options()))
-    {
-        Ok(book) => book,
-        Err(e) => {
-            say(format!("error {e}"));
-            return;
-        }
-    };
-    if mode == "check" {
-        let peers = book
-            .query_peers(&peerbook::PeerQuery::default())
-            .expect("query");
-        for p in peers {
-            say(format!("peer {}", p.peer_id));
-        }
-        let report = book.verify().expect("verify");
-        say(format!("verify {}", report.is_clean()));
-        say("end".into());
+    let Some(book) = spec.open(options(KEY, Durability::Buffered), &mut out) else {
         return;
+    };
+    if spec.mode == "check" {
+        return print_check(&book, &mut out, |p| p.peer_id.to_string());
     }
+    let round = spec.round;
     let mut rng = Rng::new(round);
     for k in 1u64.. {
         book.store_peer(peer(&format!("r{round}-{k}")))
             .expect("store");
-        say(format!("ack {k}"));
+        say(&mut out, &format!("ack {k}"));
         if rng.below(FLUSH_EVERY) == 0 {
             book.flush().expect("flush");
-            say(format!("synced {k}"));
+            say(&mut out, &format!("synced {k}"));
             // A pause, so a parent that kills right after a flush (see
-            // `write_and_kill`) cuts with the flushed store the last one.
+            // `Acked::read_on`) cuts with the flushed store the last one.
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
 /// What the writer acknowledged: the last store, and the last store before a
-/// returned flush.
+/// returned flush; `after_flush`: the kill waits for the next returned flush (so the
+/// flushed store is the last one written: a flush that synced nothing would lose it).
 #[derive(Default)]
 struct Acked {
     stored: u64,
     synced: u64,
+    after_flush: bool,
 }
 
-impl Acked {
+impl Acks for Acked {
     fn read(&mut self, line: &str) -> bool {
         let f: Vec<&str> = line.split(' ').collect();
         match f.as_slice() {
@@ -149,71 +95,10 @@ impl Acked {
             _ => false,
         }
     }
-}
 
-/// Writer child: kill it after about `wanted` acknowledgements, and then, when
-/// `after_flush`, at the next returned flush (so the flushed store is the last one
-/// written: a flush that synced nothing would lose it).
-fn write_and_kill(
-    engine: Engine,
-    mount: &Path,
-    round: u64,
-    wanted: u64,
-    after_flush: bool,
-) -> Acked {
-    let mut acked = Acked::default();
-    let mut child = child_command(engine, mount, "write", round)
-        .spawn()
-        .expect("spawn writer child");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut count = 0;
-    while count < wanted && Instant::now() < deadline {
-        match lines.next() {
-            Some(Ok(line)) if line.starts_with("error ") => panic!("{}: {line}", engine.name()),
-            Some(Ok(line)) => count += u64::from(acked.read(&line)),
-            _ => break,
-        }
+    fn read_on(&self) -> bool {
+        self.after_flush && self.synced != self.stored
     }
-    while after_flush && acked.synced != acked.stored && Instant::now() < deadline {
-        match lines.next() {
-            Some(Ok(line)) => {
-                acked.read(&line);
-            }
-            _ => break,
-        }
-    }
-    child.kill().expect("SIGKILL the writer");
-    for line in lines.map_while(Result::ok) {
-        acked.read(&line);
-    }
-    child.wait().expect("reap");
-    acked
-}
-
-/// Checker child after the cut: the peers it finds (verify must be clean).
-fn check(engine: Engine, mount: &Path, round: u64) -> Result<BTreeSet<String>, String> {
-    let output = child_command(engine, mount, "check", round)
-        .output()
-        .expect("run the check child");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut found = BTreeSet::new();
-    let mut clean = None;
-    for line in text.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        match f.as_slice() {
-            ["peer", id] => {
-                found.insert(id.to_string());
-            }
-            ["verify", ok] => clean = Some(*ok == "true"),
-            ["error", ..] => return Err(format!("reopen failed: {line}")),
-            _ => {}
-        }
-    }
-    if clean != Some(true) {
-        return Err(format!("verify not clean ({clean:?}); output:\n{text}"));
-    }
-    Ok(found)
 }
 
 /// This round's peers in `found` as `1..=j`: `Ok(j)`, or `Err` when they are not a
@@ -233,29 +118,21 @@ fn prefix_of(found: &BTreeSet<String>, round: u64) -> Result<u64, String> {
 }
 
 fn prove(engine: Engine) {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    let rounds = std::env::var("PEERBOOK_POWER_CUTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
-    let fs = PowerFailFs::new();
-    let dir = tempfile::tempdir().expect("mount point");
-    let Some(mut mounted) = fs.mount_in_test(dir.path()) else {
+    let Some(mut cuts) = PowerCuts::mount(&CHILDREN, DEFAULT_ROUNDS) else {
         return;
     };
+    let rounds = cuts.rounds;
     let mut rng = Rng::new(0xB0FF_E7ED ^ engine.name().len() as u64);
     let mut before = BTreeSet::new();
-    let (mut pending, mut dropped, mut lost, mut acks) = (0, 0, 0, 0);
+    let (mut lost, mut acks) = (0, 0);
     for round in 1..=rounds {
         let wanted = 10 + rng.below(60);
-        let acked = write_and_kill(engine, dir.path(), round, wanted, rng.below(2) == 0);
-        let report = fs.cut_power(rng.next_u64());
-        pending += report.pieces_pending;
-        dropped += report.pieces_pending - report.pieces_kept;
-        mounted.unmount().expect("unmount");
-        mounted = fs.mount(dir.path()).expect("mount again");
+        let mut acked = Acked {
+            after_flush: rng.below(2) == 0,
+            ..Acked::default()
+        };
+        CHILDREN.write_and_kill(engine, cuts.path(), round, wanted, &mut acked);
+        let report = cuts.cut(rng.next_u64());
         let fail = |e: String| -> ! {
             panic!(
                 "{} Buffered power-loss proof failed at round {round} (acknowledged {}, \
@@ -265,7 +142,11 @@ fn prove(engine: Engine) {
                 acked.synced
             )
         };
-        let found = check(engine, dir.path(), round).unwrap_or_else(|e| fail(e));
+        let found: BTreeSet<String> = CHILDREN
+            .check(engine, cuts.path(), round)
+            .unwrap_or_else(|e| fail(e))
+            .into_iter()
+            .collect();
         let j = prefix_of(&found, round).unwrap_or_else(|e| fail(e));
         let earlier: BTreeSet<String> = found
             .iter()
@@ -305,12 +186,14 @@ fn prove(engine: Engine) {
         before = found;
     }
     println!(
-        "{}: {rounds} power cuts under Buffered stores ({dropped} of {pending} unsynced \
-         pages dropped), {acks} stores acknowledged, {lost} undone by a cut (each the \
-         last of its round), verify clean",
-        engine.name()
+        "{}: {rounds} power cuts under Buffered stores ({} of {} unsynced pages dropped), \
+         {acks} stores acknowledged, {lost} undone by a cut (each the last of its round), \
+         verify clean",
+        engine.name(),
+        cuts.dropped,
+        cuts.pending
     );
-    mounted.unmount().expect("unmount");
+    cuts.unmount();
 }
 
 #[test]

@@ -21,101 +21,52 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use peerbook::conformance::Rng;
-use peerbook::{Durability, MasterKey, NewPeer, Options, PeerBook, QualityUpdate};
-use peerbook_powerfail::PowerFailFs;
+use peerbook::{Durability, Options, QualityUpdate};
+use support::book::{peer, print_check, Acks, Children, PowerCuts, Spec};
 use support::engine::Engine;
 
-const CHILD_ENV: &str = "PEERBOOK_POWERFAIL_BOOK_CHILD";
+const CHILDREN: Children = Children {
+    entry: "book_child_entry",
+    env: "PEERBOOK_POWERFAIL_BOOK_CHILD",
+};
 const THREADS: u64 = 4;
 const PEERS_PER_THREAD: u64 = 3;
 const DEFAULT_ROUNDS: u64 = 6;
 
 fn options() -> Options {
-    let mut o = Options::new(MasterKey::from_bytes([7; 32]));
-    o.durability = Durability::Sync;
+    let mut o = support::book::options(7, Durability::Sync);
     o.failed_attempts = u32::MAX;
-    o.max_peers = 1_000_000;
     o
-}
-
-fn peer(id: &str) -> NewPeer {
-    NewPeer {
-        peer_id: id.into(),
-        display_name: "p".into(),
-        public_key: "pk".into(),
-        ..NewPeer::default()
-    }
-}
-
-fn child_command(engine: Engine, mount: &Path, mode: &str, round: u64) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args([
-        "book_child_entry",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(
-        CHILD_ENV,
-        format!("{}:{mode}:{round}:{}", engine.name(), mount.display()),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
-    cmd
 }
 
 /// The child: `write` runs the writers until killed; `check` reopens and prints
 /// every peer's latency and attempts, then `verify`.
 #[test]
 fn book_child_entry() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
+    let Some(spec) = Spec::from_env(CHILDREN.env) else {
         return; // not a child
     };
-    let mut parts = spec.splitn(4, ':');
-    let engine = Engine::from_name(parts.next().expect("engine"));
-    let mode = parts.next().expect("mode").to_string();
-    let round: u64 = parts.next().expect("round").parse().expect("round");
-    let dir = parts.next().expect("dir");
-    let out = Arc::new(Mutex::new(std::io::stdout()));
+    let mut stdout = std::io::stdout();
+    let Some(book) = spec.open(options(), &mut stdout) else {
+        return;
+    };
+    if spec.mode == "check" {
+        return print_check(&book, &mut stdout, |p| {
+            let latency = p.connection_quality.latency_ms.unwrap_or(0);
+            format!("{} {latency} {}", p.peer_id, p.reconnection_attempts)
+        });
+    }
+    // The writer threads print through one lock, a line at a time.
+    let out = Arc::new(Mutex::new(stdout));
     let say = |out: &Mutex<std::io::Stdout>, line: String| {
         let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
-        writeln!(out, "\n{line}").expect("pipe");
-        out.flush().expect("pipe");
+        support::book::say(&mut *out, &line);
     };
-    let book = match engine
-        .open(Path::new(dir))
-        .map_err(peerbook::Error::from)
-        .and_then(|b| PeerBook::open(b, options()))
-    {
-        Ok(book) => book,
-        Err(e) => {
-            say(&out, format!("error {e}"));
-            return;
-        }
-    };
-    if mode == "check" {
-        let peers = book
-            .query_peers(&peerbook::PeerQuery::default())
-            .expect("query");
-        for p in peers {
-            let latency = p.connection_quality.latency_ms.unwrap_or(0);
-            say(
-                &out,
-                format!("peer {} {latency} {}", p.peer_id, p.reconnection_attempts),
-            );
-        }
-        let report = book.verify().expect("verify");
-        say(&out, format!("verify {}", report.is_clean()));
-        say(&out, "end".into());
-        return;
-    }
+    let round = spec.round;
     let book = Arc::new(book);
     let shared = format!("r{round}-shared");
     book.store_peer(peer(&shared)).expect("shared peer");
@@ -156,7 +107,7 @@ struct Acked {
     attempts: BTreeMap<String, u32>,
 }
 
-impl Acked {
+impl Acks for Acked {
     fn read(&mut self, line: &str) -> bool {
         let f: Vec<&str> = line.split(' ').collect();
         match f.as_slice() {
@@ -177,51 +128,16 @@ impl Acked {
     }
 }
 
-/// Writer child: kill it after about `wanted` acknowledgements; every line it
-/// printed before the kill counts.
-fn write_and_kill(engine: Engine, mount: &Path, round: u64, wanted: u64, acked: &mut Acked) {
-    let mut child = child_command(engine, mount, "write", round)
-        .spawn()
-        .expect("spawn writer child");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut count = 0;
-    while count < wanted && Instant::now() < deadline {
-        match lines.next() {
-            Some(Ok(line)) if line.starts_with("error ") => panic!("{}: {line}", engine.name()),
-            Some(Ok(line)) => count += u64::from(acked.read(&line)),
-            _ => break,
-        }
-    }
-    child.kill().expect("SIGKILL the writer");
-    for line in lines.map_while(Result::ok) {
-        acked.read(&line);
-    }
-    child.wait().expect("reap");
-}
-
 /// Checker child after the cut: every acknowledged write is there, verify clean.
 fn check(engine: Engine, mount: &Path, round: u64, acked: &Acked) -> Result<(), String> {
-    let output = child_command(engine, mount, "check", round)
-        .output()
-        .expect("run the check child");
-    let text = String::from_utf8_lossy(&output.stdout);
     let mut found: BTreeMap<String, (u32, u32)> = BTreeMap::new();
-    let mut clean = None;
-    for line in text.lines() {
+    for line in CHILDREN.check(engine, mount, round)? {
         let f: Vec<&str> = line.split(' ').collect();
-        match f.as_slice() {
-            ["peer", id, latency, attempts] => {
-                let parse = |s: &str| s.parse::<u32>().map_err(|e| format!("{line}: {e}"));
-                found.insert(id.to_string(), (parse(latency)?, parse(attempts)?));
-            }
-            ["verify", ok] => clean = Some(*ok == "true"),
-            ["error", ..] => return Err(format!("reopen failed: {line}")),
-            _ => {}
-        }
-    }
-    if clean != Some(true) {
-        return Err(format!("verify not clean ({clean:?}); output:\n{text}"));
+        let [id, latency, attempts] = f.as_slice() else {
+            return Err(format!("peer line {line:?}"));
+        };
+        let parse = |s: &str| s.parse::<u32>().map_err(|e| format!("{line}: {e}"));
+        found.insert(id.to_string(), (parse(latency)?, parse(attempts)?));
     }
     for (id, want) in &acked.latency {
         match found.get(id) {
@@ -242,30 +158,17 @@ fn check(engine: Engine, mount: &Path, round: u64, acked: &Acked) -> Result<(), 
 }
 
 fn prove(engine: Engine) {
-    if std::env::var(CHILD_ENV).is_ok() {
-        return;
-    }
-    let rounds = std::env::var("PEERBOOK_POWER_CUTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(DEFAULT_ROUNDS);
-    let fs = PowerFailFs::new();
-    let dir = tempfile::tempdir().expect("mount point");
-    let Some(mut mounted) = fs.mount_in_test(dir.path()) else {
+    let Some(mut cuts) = PowerCuts::mount(&CHILDREN, DEFAULT_ROUNDS) else {
         return;
     };
+    let rounds = cuts.rounds;
     let mut rng = Rng::new(0x6709_0019 ^ engine.name().len() as u64);
     let mut acked = Acked::default();
-    let (mut pending, mut dropped) = (0, 0);
     for round in 1..=rounds {
         let wanted = 20 + rng.below(100);
-        write_and_kill(engine, dir.path(), round, wanted, &mut acked);
-        let report = fs.cut_power(rng.next_u64());
-        pending += report.pieces_pending;
-        dropped += report.pieces_pending - report.pieces_kept;
-        mounted.unmount().expect("unmount");
-        mounted = fs.mount(dir.path()).expect("mount again");
-        if let Err(e) = check(engine, dir.path(), round, &acked) {
+        CHILDREN.write_and_kill(engine, cuts.path(), round, wanted, &mut acked);
+        cuts.cut(rng.next_u64());
+        if let Err(e) = check(engine, cuts.path(), round, &acked) {
             panic!(
                 "{} group-commit power-loss proof failed at round {round}: {e}",
                 engine.name()
@@ -274,12 +177,14 @@ fn prove(engine: Engine) {
     }
     let acks = acked.latency.len() + acked.attempts.len();
     println!(
-        "{}: {rounds} power cuts under {THREADS} concurrent Sync writers ({dropped} of \
-         {pending} unsynced pages dropped), {acks} peers with acknowledged writes, all \
-         kept, verify clean",
-        engine.name()
+        "{}: {rounds} power cuts under {THREADS} concurrent Sync writers ({} of {} \
+         unsynced pages dropped), {acks} peers with acknowledged writes, all kept, verify \
+         clean",
+        engine.name(),
+        cuts.dropped,
+        cuts.pending
     );
-    mounted.unmount().expect("unmount");
+    cuts.unmount();
 }
 
 #[test]

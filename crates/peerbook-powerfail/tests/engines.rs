@@ -85,22 +85,12 @@ fn reopen_and_dump(engine: Engine, mount: &Path) -> Result<State, String> {
 }
 
 fn child_command(engine: Engine, mount: &Path, seed: u64, sync_percent: u64) -> Command {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args([
-        "power_child_entry",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(
-        CHILD_ENV,
-        format!(
-            "{}:{seed}:{sync_percent}:{}",
-            engine.name(),
-            mount.display()
-        ),
+    let spec = format!(
+        "{}:{seed}:{sync_percent}:{}",
+        engine.name(),
+        mount.display()
     );
-    cmd
+    support::child_command("power_child_entry", CHILD_ENV, spec)
 }
 
 /// The child: open, run the workload forever, print `ack N` after step N returned.
@@ -203,21 +193,7 @@ fn run_child(
     wanted: u64,
     rng: &mut Rng,
 ) -> (usize, bool) {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "power_child_entry",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(
-            CHILD_ENV,
-            format!(
-                "{}:{seed}:{sync_percent}:{}",
-                engine.name(),
-                mount.display()
-            ),
-        )
+    let mut child = child_command(engine, mount, seed, sync_percent)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

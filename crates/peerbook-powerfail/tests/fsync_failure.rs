@@ -22,7 +22,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -314,23 +314,14 @@ impl Drop for Kid {
 }
 
 fn child(engine: Engine, level: Level, phase: &str, mount: &Path) -> Kid {
+    let spec = format!(
+        "{}:{}:{phase}:{}",
+        engine.name(),
+        level.name(),
+        mount.display()
+    );
     Kid::new(
-        Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "fsync_child_entry",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(
-                CHILD_ENV,
-                format!(
-                    "{}:{}:{phase}:{}",
-                    engine.name(),
-                    level.name(),
-                    mount.display()
-                ),
-            )
+        support::child_command("fsync_child_entry", CHILD_ENV, spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

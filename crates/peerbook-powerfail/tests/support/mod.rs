@@ -1,15 +1,27 @@
-//! Shared by the power-loss tests: the engines, the workload and its model, and
-//! the checks of a reopened store against the model.
+//! Shared by the power-loss tests: the engines, the child processes, the workload
+//! and its model, and the checks of a reopened store against the model.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::collections::BTreeMap;
+use std::process::Command;
 
 use peerbook::backend::{Backend, BackendError, BackendExt, Durability, Space, WriteBatch};
 use peerbook::conformance::Rng;
 
+pub mod book;
 pub mod engine;
 
 pub type State = peerbook::backend::Dump;
+
+/// This test binary, re-run as a child process that runs the test `entry` alone
+/// (the child's side of a test: it does nothing unless `env` is set) with `spec`,
+/// what the child is to do, in the environment variable `env`.
+pub fn child_command(entry: &str, env: &str, spec: String) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([entry, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env, spec);
+    cmd
+}
 
 /// One step of the workload.
 #[derive(Clone, Debug)]
