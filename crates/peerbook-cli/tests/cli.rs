@@ -22,9 +22,59 @@ fn bin() -> Command {
 }
 
 struct Run {
+    /// The arguments, for the failure messages.
+    args: Vec<String>,
     code: i32,
     stdout: String,
     stderr: String,
+}
+
+impl Run {
+    /// This run, after asserting it exited with `code`.
+    #[track_caller]
+    fn exits(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "{:?}: stdout:\n{}\nstderr:\n{}",
+            self.args, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Assert that `output` (this run's `name`) holds `part`, or begins with it.
+    #[track_caller]
+    fn holds(&self, name: &str, output: &str, part: &str, start: bool) -> &Run {
+        let ok = if start {
+            output.starts_with(part)
+        } else {
+            output.contains(part)
+        };
+        let how = if start {
+            "does not begin with"
+        } else {
+            "lacks"
+        };
+        assert!(ok, "{:?}: {name} {how} {part:?}:\n{output}", self.args);
+        self
+    }
+
+    /// Assert that the stdout holds `part`.
+    #[track_caller]
+    fn stdout_has(&self, part: &str) -> &Run {
+        self.holds("stdout", &self.stdout, part, false)
+    }
+
+    /// Assert that the stderr holds `part`.
+    #[track_caller]
+    fn stderr_has(&self, part: &str) -> &Run {
+        self.holds("stderr", &self.stderr, part, false)
+    }
+
+    /// Assert that the stderr begins with `start`.
+    #[track_caller]
+    fn stderr_starts(&self, start: &str) -> &Run {
+        self.holds("stderr", &self.stderr, start, true)
+    }
 }
 
 fn run_in(dir: &Path, args: &[&str]) -> Run {
@@ -52,6 +102,10 @@ fn run_once(cmd: &mut Command) -> Run {
         stderr,
     } = cmd.output().expect("run peerbook");
     let r = Run {
+        args: cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
@@ -66,8 +120,7 @@ fn run_once(cmd: &mut Command) -> Run {
 
 #[track_caller]
 fn ok(r: Run) -> Run {
-    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    r
+    r.exits(0)
 }
 
 fn now_ms() -> u64 {
@@ -205,9 +258,7 @@ fn usage_errors_exit_2() {
         vec!["get", "lmdb:./p", "x", "--key-file", "k", "--key-env", "K"],
         vec!["frobnicate"],
     ] {
-        let r = run_in(dir.path(), &args);
-        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
-        assert!(r.stderr.starts_with("error:"), "{args:?}: {}", r.stderr);
+        run_in(dir.path(), &args).exits(2).stderr_starts("error:");
     }
     assert!(
         !dir.path().join("p").exists(),
@@ -218,36 +269,24 @@ fn usage_errors_exit_2() {
 #[test]
 fn read_commands_on_missing_store_or_key_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run_in(dir.path(), &["stats", "lmdb:./nothing"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.starts_with("error: no store at ./nothing"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("\nhint: "), "{}", r.stderr);
+    run_in(dir.path(), &["stats", "lmdb:./nothing"])
+        .exits(1)
+        .stderr_starts("error: no store at ./nothing")
+        .stderr_has("\nhint: ");
     assert!(!dir.path().join("nothing").exists());
     assert!(!dir.path().join("nothing.key").exists());
 
     let spec = seed("file", dir.path(), 0);
-    let r = run_in(dir.path(), &["stats", &spec, "--key-file", "missing.key"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("key file missing.key not found"),
-        "{}",
-        r.stderr
-    );
+    run_in(dir.path(), &["stats", &spec, "--key-file", "missing.key"])
+        .exits(1)
+        .stderr_has("key file missing.key not found");
 }
 
 #[test]
 fn init_creates_store_and_private_key_file() {
     let dir = tempfile::tempdir().unwrap();
     let r = ok(run_in(dir.path(), &["init", "file:./book"]));
-    assert!(
-        r.stdout.contains("created store file:./book"),
-        "{}",
-        r.stdout
-    );
+    r.stdout_has("created store file:./book");
     let key = dir.path().join("book.key");
     assert!(key.is_file(), "key file beside the store");
     assert!(!dir.path().join("book").join("book.key").exists());
@@ -258,13 +297,9 @@ fn init_creates_store_and_private_key_file() {
         assert_eq!(mode, 0o600);
     }
     let r = ok(run_in(dir.path(), &["init", "file:./book"]));
-    assert!(r.stdout.contains("already exists"), "{}", r.stdout);
+    r.stdout_has("already exists");
     let r = ok(run_in(dir.path(), &["stats", "file:./book"]));
-    assert!(
-        r.stdout.contains("peers:         0 of max 100"),
-        "{}",
-        r.stdout
-    );
+    r.stdout_has("peers:         0 of max 100");
 }
 
 #[test]
@@ -295,7 +330,7 @@ fn inspect_commands_and_secret_redaction() {
 
     let r = ok(run_in(d, &["list", &spec]));
     assert!(r.stdout.starts_with("ID "), "{}", r.stdout);
-    assert!(r.stdout.contains("2 failed"), "{}", r.stdout);
+    r.stdout_has("2 failed");
     assert!(r.stdout.contains("(5 peers)"));
     let r = ok(run_in(
         d,
@@ -310,7 +345,7 @@ fn inspect_commands_and_secret_redaction() {
             "2",
         ],
     ));
-    assert!(r.stdout.contains("(2 peers)"), "{}", r.stdout);
+    r.stdout_has("(2 peers)");
     let first_row = r.stdout.lines().nth(1).unwrap();
     assert!(first_row.starts_with("bob "), "{}", r.stdout);
     let r = ok(run_in(d, &["list", &spec, "--min-quality", "50", "--json"]));
@@ -336,12 +371,8 @@ fn inspect_commands_and_secret_redaction() {
         assert!(!r.stderr.contains(SECRET));
     }
     let r = ok(run_in(d, &["get", &spec, "alice"]));
-    assert!(
-        r.stdout.contains("shared_secret:      <sealed>"),
-        "{}",
-        r.stdout
-    );
-    assert!(r.stdout.contains("credential <sealed>"), "{}", r.stdout);
+    r.stdout_has("shared_secret:      <sealed>");
+    r.stdout_has("credential <sealed>");
     assert!(r.stdout.contains("192.0.2.7"));
     let r = ok(run_in(d, &["get", &spec, "alice", "--reveal-secrets"]));
     assert!(
@@ -360,21 +391,12 @@ fn inspect_commands_and_secret_redaction() {
     assert_eq!(alice["shared_secret"], SECRET);
     assert_eq!(alice["ice_servers"][0]["credential"], CREDENTIAL);
 
-    let r = run_in(d, &["get", &spec, "nobody"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr
-            .starts_with("error: peer not found: nobody\nhint: "),
-        "{}",
-        r.stderr
-    );
-    let r = run_in(d, &["get", &spec, "bad id with spaces"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.starts_with("error: invalid peer_id"),
-        "{}",
-        r.stderr
-    );
+    run_in(d, &["get", &spec, "nobody"])
+        .exits(1)
+        .stderr_starts("error: peer not found: nobody\nhint: ");
+    run_in(d, &["get", &spec, "bad id with spaces"])
+        .exits(1)
+        .stderr_starts("error: invalid peer_id");
 
     // Candidates with every score part; the 40-day-old peers are out of a 24h window.
     let r = ok(run_in(
@@ -387,7 +409,7 @@ fn inspect_commands_and_secret_redaction() {
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("(3 candidates)"), "{}", r.stdout);
+    r.stdout_has("(3 candidates)");
     assert!(r.stdout.contains("-10"), "carol's penalty: {}", r.stdout);
     let r = ok(run_in(d, &["candidates", &spec, "--json"]));
     let c: Value = serde_json::from_str(&r.stdout).unwrap();
@@ -406,8 +428,8 @@ fn migrate_across_every_backend_keeps_the_book() {
     let chain = ["lmdb:./peers", "rocksdb:./b", "file:./c", "lmdb:./d"];
     for pair in chain.windows(2) {
         let r = ok(run_in(d, &["migrate", pair[0], pair[1]]));
-        assert!(r.stdout.contains("checked 6/6"), "{}", r.stdout);
-        assert!(r.stdout.contains("ok: "), "{}", r.stdout);
+        r.stdout_has("checked 6/6");
+        r.stdout_has("ok: ");
     }
     for (spec, key) in [
         ("rocksdb:./b", "b.key"),
@@ -421,19 +443,15 @@ fn migrate_across_every_backend_keeps_the_book() {
     assert!(r.stdout.contains(SECRET));
 
     // A non-empty TO is refused without --force, and left alone.
-    let r = run_in(d, &["migrate", "file:./c", "rocksdb:./b"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("is not empty") && r.stderr.contains("--force"),
-        "{}",
-        r.stderr
-    );
+    run_in(d, &["migrate", "file:./c", "rocksdb:./b"])
+        .exits(1)
+        .stderr_has("is not empty")
+        .stderr_has("--force");
     ok(run_in(
         d,
         &["migrate", "file:./c", "rocksdb:./b", "--force"],
     ));
-    let r = run_in(d, &["migrate", "file:./c", "file:./c/"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
+    run_in(d, &["migrate", "file:./c", "file:./c/"]).exits(2);
 }
 
 #[test]
@@ -454,34 +472,30 @@ fn verify_fails_on_corruption_until_repair() {
             backend.write(batch, Durability::Sync).unwrap();
             backend.flush().unwrap();
         }
-        let r = run_in(d, &["verify", &spec]);
         // problems found: 3, not the 1 of an operational failure
-        assert_eq!(r.code, 3, "{engine}: {}", r.stdout);
-        assert!(r.stdout.contains("corrupt records:      1"), "{}", r.stdout);
-        assert!(r.stdout.contains("mallory"), "{}", r.stdout);
-        assert!(r.stderr.contains("hint: `peerbook repair"), "{}", r.stderr);
-        let r = run_in(d, &["verify", &spec, "--json"]);
-        assert_eq!(r.code, 3);
+        run_in(d, &["verify", &spec])
+            .exits(3)
+            .stdout_has("corrupt records:      1")
+            .stdout_has("mallory")
+            .stderr_has("hint: `peerbook repair");
+        let r = run_in(d, &["verify", &spec, "--json"]).exits(3);
         let report: Value = serde_json::from_str(&r.stdout).unwrap();
         assert_eq!(report["corrupt"].as_array().unwrap().len(), 1);
         let r = ok(run_in(d, &["stats", &spec]));
-        assert!(r.stdout.contains("corrupt:       1"), "{}", r.stdout);
+        r.stdout_has("corrupt:       1");
         // Queries skip the bad record; get names it.
         ok(run_in(d, &["list", &spec]));
-        let r = run_in(d, &["get", &spec, "mallory"]);
-        assert_eq!(r.code, 1);
-        assert!(r.stderr.contains("corrupted") && r.stderr.contains("peerbook repair"));
+        run_in(d, &["get", &spec, "mallory"])
+            .exits(1)
+            .stderr_has("corrupted")
+            .stderr_has("peerbook repair");
 
         let r = ok(run_in(d, &["repair", &spec]));
-        assert!(
-            r.stdout.contains("quarantined records:   1"),
-            "{}",
-            r.stdout
-        );
+        r.stdout_has("quarantined records:   1");
         ok(run_in(d, &["verify", &spec]));
         let r = ok(run_in(d, &["stats", &spec]));
-        assert!(r.stdout.contains("quarantined:   1"), "{}", r.stdout);
-        assert!(r.stdout.contains("corrupt:       0"), "{}", r.stdout);
+        r.stdout_has("quarantined:   1");
+        r.stdout_has("corrupt:       0");
     }
 }
 
@@ -494,12 +508,8 @@ fn rotate_key_then_only_the_new_key_opens() {
         d,
         &["rotate-key", &spec, "--new-key-file", "new.key"],
     ));
-    assert!(
-        r.stdout.contains("re-sealed the secrets of 1 peer under"),
-        "{}",
-        r.stdout
-    );
-    assert!(r.stdout.contains("mv new.key"), "{}", r.stdout);
+    r.stdout_has("re-sealed the secrets of 1 peer under");
+    r.stdout_has("mv new.key");
     let r = ok(run_in(
         d,
         &[
@@ -512,13 +522,13 @@ fn rotate_key_then_only_the_new_key_opens() {
         ],
     ));
     assert!(r.stdout.contains(SECRET) && r.stdout.contains(CREDENTIAL));
-    let r = run_in(d, &["get", &spec, "alice"]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.starts_with("error: wrong key"), "{}", r.stderr);
-    assert!(r.stderr.contains("hint: "), "{}", r.stderr);
+    run_in(d, &["get", &spec, "alice"])
+        .exits(1)
+        .stderr_starts("error: wrong key")
+        .stderr_has("hint: ");
 
     // An existing target key file is refused before anything changes.
-    let r = run_in(
+    run_in(
         d,
         &[
             "rotate-key",
@@ -528,9 +538,9 @@ fn rotate_key_then_only_the_new_key_opens() {
             "--new-key-file",
             "peers.key",
         ],
-    );
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+    )
+    .exits(1)
+    .stderr_has("nothing was changed");
     ok(run_in(d, &["verify", &spec, "--key-file", "new.key"]));
 }
 
@@ -540,15 +550,11 @@ fn wrong_key_file_and_key_env() {
     let d = dir.path();
     let spec = seed("file", d, 0);
     MasterKey::create(d.join("other.key")).unwrap();
-    let r = run_in(d, &["get", &spec, "alice", "--key-file", "other.key"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.starts_with(
-            "error: wrong key: the master key does not open this book's sealed data\nhint: "
-        ),
-        "{}",
-        r.stderr
-    );
+    run_in(d, &["get", &spec, "alice", "--key-file", "other.key"])
+        .exits(1)
+        .stderr_starts(
+            "error: wrong key: the master key does not open this book's sealed data\nhint: ",
+        );
 
     let bytes = std::fs::read(d.join("peers.key")).unwrap();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -564,36 +570,32 @@ fn wrong_key_file_and_key_env() {
     )));
     assert!(r.stdout.contains(SECRET));
     for bad in ["abc", "zz", &"g".repeat(64)] {
-        let r = run_cmd(bin().current_dir(d).env("PB_TEST_KEY", bad).args([
+        run_cmd(bin().current_dir(d).env("PB_TEST_KEY", bad).args([
             "stats",
             &spec,
             "--key-env",
             "PB_TEST_KEY",
-        ]));
-        assert_eq!(r.code, 1);
-        assert!(r.stderr.contains("64 hex characters"), "{}", r.stderr);
+        ]))
+        .exits(1)
+        .stderr_has("64 hex characters");
     }
-    let r = run_cmd(bin().current_dir(d).env_remove("PB_UNSET_KEY").args([
+    run_cmd(bin().current_dir(d).env_remove("PB_UNSET_KEY").args([
         "stats",
         &spec,
         "--key-env",
         "PB_UNSET_KEY",
-    ]));
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("PB_UNSET_KEY is not set"), "{}", r.stderr);
+    ]))
+    .exits(1)
+    .stderr_has("PB_UNSET_KEY is not set");
 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(d.join("other.key"), std::fs::Permissions::from_mode(0o644))
             .unwrap();
-        let r = run_in(d, &["stats", &spec, "--key-file", "other.key"]);
-        assert_eq!(r.code, 1);
-        assert!(
-            r.stderr.contains("hint: run `chmod 600 other.key`"),
-            "{}",
-            r.stderr
-        );
+        run_in(d, &["stats", &spec, "--key-file", "other.key"])
+            .exits(1)
+            .stderr_has("hint: run `chmod 600 other.key`");
     }
 }
 
@@ -602,21 +604,21 @@ fn export_import_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let spec = seed("file", d, 1);
-    let r = run_cmd(
-        bin()
-            .current_dir(d)
-            .args(["export", &spec, "--out", "book.json"]),
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("exported 4 peers to book.json"));
+    ok(run_cmd(bin().current_dir(d).args([
+        "export",
+        &spec,
+        "--out",
+        "book.json",
+    ])))
+    .stderr_has("exported 4 peers to book.json");
     let text = std::fs::read_to_string(d.join("book.json")).unwrap();
     assert!(!text.contains(SECRET));
 
     // Sealed secrets only import under the same key.
-    let r = run_in(d, &["import", "file:./other", "book.json"]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.starts_with("error: wrong key"), "{}", r.stderr);
-    assert!(r.stderr.contains("--no-secrets"), "{}", r.stderr);
+    run_in(d, &["import", "file:./other", "book.json"])
+        .exits(1)
+        .stderr_starts("error: wrong key")
+        .stderr_has("--no-secrets");
     ok(run_in(
         d,
         &[
@@ -644,22 +646,18 @@ fn export_import_round_trip() {
         d,
         &["import", "rocksdb:./fresh", "plain.json", "--replace"],
     ));
-    assert!(r.stdout.contains("imported 4 peers"), "{}", r.stdout);
+    r.stdout_has("imported 4 peers");
     assert!(d.join("fresh.key").is_file());
     let r = ok(run_in(
         d,
         &["get", "rocksdb:./fresh", "alice", "--reveal-secrets"],
     ));
-    assert!(r.stdout.contains("shared_secret:      -"), "{}", r.stdout);
+    r.stdout_has("shared_secret:      -");
 
     std::fs::write(d.join("junk.json"), "{\"format\": 7").unwrap();
-    let r = run_in(d, &["import", "file:./x", "junk.json"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.contains("is not a peerbook export"),
-        "{}",
-        r.stderr
-    );
+    run_in(d, &["import", "file:./x", "junk.json"])
+        .exits(1)
+        .stderr_has("is not a peerbook export");
     assert!(!d.join("x").exists(), "a bad document created a store");
 }
 
@@ -696,15 +694,11 @@ fn cleanup_dry_run_then_for_real() {
     );
 
     let r = ok(run_in(d, &["cleanup", &spec, "--stale"]));
-    assert!(r.stdout.contains("removed 2 stale and 0"), "{}", r.stdout);
+    r.stdout_has("removed 2 stale and 0");
     let r = ok(run_in(d, &["cleanup", &spec, "--lru", "1"]));
-    assert!(
-        r.stdout.contains("removed 0 stale and 1 least"),
-        "{}",
-        r.stdout
-    );
+    r.stdout_has("removed 0 stale and 1 least");
     let r = ok(run_in(d, &["stats", &spec]));
-    assert!(r.stdout.contains("peers:         2 "), "{}", r.stdout);
+    r.stdout_has("peers:         2 ");
     ok(run_in(d, &["verify", &spec]));
 }
 
@@ -717,13 +711,9 @@ fn a_store_open_elsewhere_is_reported_locked() {
         let held = open_backend(engine, &d.join("peers"));
         let r = run_once(bin().current_dir(d).args(["stats", &spec]));
         drop(held);
-        assert_eq!(r.code, 1, "{engine}: {}", r.stdout);
-        assert!(r.stderr.starts_with("error: "), "{}", r.stderr);
-        assert!(
-            r.stderr.contains("hint: another process"),
-            "{engine}: {}",
-            r.stderr
-        );
+        r.exits(1)
+            .stderr_starts("error: ")
+            .stderr_has("hint: another process");
         ok(run_in(d, &["stats", &spec]));
     }
 }
@@ -755,8 +745,8 @@ fn settings_live_in_the_book_and_the_node_wins() {
                 "true",
             ],
         ));
-        assert!(r.stdout.contains("max peers:         7"), "{}", r.stdout);
-        assert!(r.stdout.contains("changed"), "{}", r.stdout);
+        r.stdout_has("max peers:         7");
+        r.stdout_has("changed");
         let backend = open_backend(engine, &d.join("peers"));
         let stored = peerbook::store::read_retention(&backend).unwrap().unwrap();
         assert_eq!(stored.max_peers, 7);
@@ -765,7 +755,7 @@ fn settings_live_in_the_book_and_the_node_wins() {
         drop(backend);
         // ...and every command follows them.
         let r = ok(run_in(d, &["stats", &spec]));
-        assert!(r.stdout.contains("of max 7"), "{}", r.stdout);
+        r.stdout_has("of max 7");
 
         // A node opening with its own Options wins; the command then agrees with it.
         let mut node = Options::new(key.clone());
@@ -778,10 +768,8 @@ fn settings_live_in_the_book_and_the_node_wins() {
         assert_eq!(v["retention"]["evict_when_full"], false);
 
         // Bad values change nothing.
-        let r = run_in(d, &["settings", &spec, "--max-peers", "0"]);
-        assert_eq!(r.code, 2, "{}", r.stderr);
-        let r = run_in(d, &["settings", &spec, "--inactive-after", "soon"]);
-        assert_eq!(r.code, 2, "{}", r.stderr);
+        run_in(d, &["settings", &spec, "--max-peers", "0"]).exits(2);
+        run_in(d, &["settings", &spec, "--inactive-after", "soon"]).exits(2);
         let backend = open_backend(engine, &d.join("peers"));
         let stored = peerbook::store::read_retention(&backend).unwrap().unwrap();
         assert_eq!(stored.max_peers, 42);
@@ -853,7 +841,7 @@ fn export_out_replaces_the_file_whole_or_not_at_all() {
         std::fs::set_permissions(d.join("wrong.key"), std::fs::Permissions::from_mode(0o600))
             .unwrap();
     }
-    let r = run_in(
+    run_in(
         d,
         &[
             "export",
@@ -863,15 +851,14 @@ fn export_out_replaces_the_file_whole_or_not_at_all() {
             "--key-file",
             "wrong.key",
         ],
-    );
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    )
+    .exits(1);
     assert_eq!(
         std::fs::read_to_string(d.join("book.json")).unwrap(),
         "previous export"
     );
     // A directory that does not exist: an error, nothing created.
-    let r = run_in(d, &["export", &spec, "--out", "missing/book.json"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    run_in(d, &["export", &spec, "--out", "missing/book.json"]).exits(1);
     assert!(!d.join("missing").exists());
     // Success replaces it whole, private, with no temp file left.
     ok(run_in(d, &["export", &spec, "--out", "book.json"]));
@@ -932,8 +919,7 @@ fn durations_read_like_people_write_them() {
         assert_eq!(v.as_array().unwrap().len(), expected, "--max-age {age}");
     }
     for bad in ["1h30", "soon", "-1d", ""] {
-        let r = run_in(d, &["candidates", &spec, "--max-age", bad]);
-        assert_eq!(r.code, 2, "--max-age {bad:?}: {}", r.stderr);
+        run_in(d, &["candidates", &spec, "--max-age", bad]).exits(2);
     }
 }
 
@@ -1011,19 +997,10 @@ fn write_commands_never_create_a_key_for_an_existing_store() {
         vec!["init", spec.as_str()],
         vec!["import", spec.as_str(), doc.to_str().unwrap()],
     ] {
-        let r = run_in(dir.path(), &args);
-        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
-        assert!(
-            r.stderr
-                .contains("refusing to create a new key for an existing store"),
-            "{args:?}: {}",
-            r.stderr
-        );
-        assert!(
-            r.stderr.contains("peers.key"),
-            "names the expected key file: {}",
-            r.stderr
-        );
+        run_in(dir.path(), &args)
+            .exits(1)
+            .stderr_has("refusing to create a new key for an existing store")
+            .stderr_has("peers.key"); // the expected key file
         assert!(!key.exists(), "{args:?} created a stray key file");
     }
     // a new store still gets its key from a write command
@@ -1039,13 +1016,9 @@ fn clear_erases_the_book_and_destroy_key_removes_key_and_store() {
     let dir = tempfile::tempdir().unwrap();
     let spec = seed("lmdb", dir.path(), 3);
     let r = ok(run_in(dir.path(), &["clear", &spec]));
-    assert!(r.stdout.contains("6 peers erased"), "{}", r.stdout);
+    r.stdout_has("6 peers erased");
     let r = ok(run_in(dir.path(), &["stats", &spec]));
-    assert!(
-        r.stdout.contains("peers:         0 of max 100"),
-        "{}",
-        r.stdout
-    );
+    r.stdout_has("peers:         0 of max 100");
     let data = std::fs::read(dir.path().join("peers").join("data.mdb")).unwrap();
     assert!(
         !data.windows(SECRET.len()).any(|w| w == SECRET.as_bytes())
@@ -1054,11 +1027,10 @@ fn clear_erases_the_book_and_destroy_key_removes_key_and_store() {
     );
 
     let r = ok(run_in(dir.path(), &["clear", &spec, "--destroy-key"]));
-    assert!(r.stdout.contains("destroyed key file"), "{}", r.stdout);
+    r.stdout_has("destroyed key file");
     assert!(!dir.path().join("peers.key").exists());
     assert!(!dir.path().join("peers").exists());
-    let r = run_in(dir.path(), &["stats", &spec]);
-    assert_eq!(r.code, 1);
+    run_in(dir.path(), &["stats", &spec]).exits(1);
     ok(run_in(dir.path(), &["init", &spec]));
     assert!(
         dir.path().join("peers.key").is_file(),
@@ -1096,7 +1068,7 @@ fn get_list_and_import_show_addresses_and_metadata() {
         r.stdout
     );
     let r = ok(run_in(d, &["list", &spec]));
-    assert!(r.stdout.contains("ADDRS"), "{}", r.stdout);
+    r.stdout_has("ADDRS");
     ok(run_cmd(bin().current_dir(d).args([
         "export",
         &spec,
@@ -1128,15 +1100,10 @@ fn an_unreadable_store_directory_is_an_error_not_a_missing_store() {
         &["stats", "file:./plain"][..],
         &["init", "file:./plain/book", "--key-file", "k.key"][..],
     ] {
-        let r = run_in(dir.path(), args);
-        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
-        assert!(
-            r.stderr
-                .starts_with("error: cannot read the store directory ./plain"),
-            "{args:?}: {}",
-            r.stderr
-        );
-        assert!(r.stderr.contains("\nhint: "), "{}", r.stderr);
+        run_in(dir.path(), args)
+            .exits(1)
+            .stderr_starts("error: cannot read the store directory ./plain")
+            .stderr_has("\nhint: ");
     }
     assert!(!dir.path().join("k.key").exists(), "no key was made");
 
@@ -1148,11 +1115,6 @@ fn an_unreadable_store_directory_is_an_error_not_a_missing_store() {
     let r = run_in(dir.path(), &["init", &spec]);
     std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
     if !listable {
-        assert_eq!(r.code, 1, "{}", r.stderr);
-        assert!(
-            r.stderr.contains("cannot read the store directory"),
-            "{}",
-            r.stderr
-        );
+        r.exits(1).stderr_has("cannot read the store directory");
     }
 }
