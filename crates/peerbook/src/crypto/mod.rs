@@ -218,13 +218,49 @@ impl fmt::Debug for Cipher {
     }
 }
 
-fn associated_data(kind: SecretKind, peer_id: &str) -> Vec<u8> {
-    let tag = kind.tag();
-    let mut aad = Vec::with_capacity(tag.len() + 1 + peer_id.len());
-    aad.extend_from_slice(tag);
-    aad.push(0);
-    aad.extend_from_slice(peer_id.as_bytes());
-    aad
+/// Room for the associated data of any peer id the schema admits: the longest tag,
+/// the separator and [`MAX_PEER_ID_LEN`](crate::schema::MAX_PEER_ID_LEN) bytes.
+const AAD_ROOM: usize = 32 + 1 + crate::schema::MAX_PEER_ID_LEN;
+
+/// The associated data of a seal: `kind`'s tag, a zero byte, the peer id.
+///
+/// Built on the stack (a seal or an open is two or three per `store_peer`, and the
+/// heap allocation cost about as much as the copy); an id longer than the schema
+/// allows (never stored, but `open` takes any `&str`) gets a heap buffer.
+struct AssociatedData {
+    room: [u8; AAD_ROOM],
+    len: usize,
+    long: Vec<u8>,
+}
+
+impl AssociatedData {
+    fn new(kind: SecretKind, peer_id: &str) -> Self {
+        let tag = kind.tag();
+        let len = tag.len() + 1 + peer_id.len();
+        let mut aad = AssociatedData {
+            room: [0; AAD_ROOM],
+            len,
+            long: Vec::new(),
+        };
+        let out = match aad.room.get_mut(..len) {
+            Some(out) => out,
+            None => {
+                aad.long = vec![0; len];
+                &mut aad.long
+            }
+        };
+        out[..tag.len()].copy_from_slice(tag);
+        out[tag.len() + 1..].copy_from_slice(peer_id.as_bytes());
+        aad
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.room.get(..self.len).unwrap_or(&self.long)
+    }
+}
+
+fn associated_data(kind: SecretKind, peer_id: &str) -> AssociatedData {
+    AssociatedData::new(kind, peer_id)
 }
 
 /// Fill `out` from the OS random source.
@@ -320,7 +356,11 @@ impl Cipher {
         bytes.extend_from_slice(plaintext);
         let tag = self
             .aead
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut bytes[NONCE_LEN..])
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce),
+                aad.as_bytes(),
+                &mut bytes[NONCE_LEN..],
+            )
             .map_err(|_| Error::invalid("secret", "could not be sealed (too long)"))?;
         bytes.extend_from_slice(&tag);
         let bytes = std::mem::take(&mut *bytes);
@@ -339,7 +379,7 @@ impl Cipher {
                 Nonce::from_slice(sealed.nonce()),
                 Payload {
                     msg: sealed.ciphertext(),
-                    aad: &aad,
+                    aad: aad.as_bytes(),
                 },
             )
             .map(Secret::new)

@@ -370,3 +370,30 @@ fn debug_never_shows_secrets() {
     assert!(!format!("{k:?}{s:?}").contains("topsecret"));
     assert!(!format!("{:?}", Cipher::new(&k)).contains("171"));
 }
+
+/// The associated data is the kind's tag, a zero byte and the peer id, whether it
+/// fits the stack buffer (every id the schema admits) or not (any `&str` given to
+/// `open`), and a seal opens only under the id it was made for at every length.
+#[test]
+fn associated_data_is_tag_zero_id_at_every_length() {
+    let cipher = Cipher::new(&MasterKey::from_bytes([3; 32]));
+    for len in [0, 1, 127, 128, 129, 300] {
+        let id = "i".repeat(len);
+        for kind in [
+            SecretKind::SharedSecret,
+            SecretKind::IceCredential,
+            SecretKind::KeyCheck,
+        ] {
+            let mut expected = kind.tag().to_vec();
+            expected.push(0);
+            expected.extend_from_slice(id.as_bytes());
+            assert_eq!(associated_data(kind, &id).as_bytes(), expected, "{len}");
+        }
+        let sealed = cipher.seal(SecretKind::SharedSecret, &id, b"s").unwrap();
+        assert!(cipher.open(SecretKind::SharedSecret, &id, &sealed).is_ok());
+        let other = format!("{id}x");
+        assert!(cipher
+            .open(SecretKind::SharedSecret, &other, &sealed)
+            .is_err());
+    }
+}
