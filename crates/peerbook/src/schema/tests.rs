@@ -255,6 +255,62 @@ fn record_validation_names_the_field() {
     ok.validate().unwrap();
 }
 
+/// `validate_changed` against a valid record refuses exactly what `validate`
+/// refuses, with the same error: a changed field is checked, and so is every rule
+/// on a whole list (counts, an address listed twice) even when each of its
+/// elements equals one the old record had.
+#[test]
+fn validate_changed_refuses_what_validate_refuses() {
+    type Mutation = Box<dyn Fn(&mut PeerRecord)>;
+    let base = record();
+    base.validate().unwrap();
+    let bad_server = || IceServer {
+        urls: vec!["turn:a b".into()],
+        username: None,
+        credential: None,
+    };
+    let cases: Vec<Mutation> = vec![
+        Box::new(|r| r.display_name = " padded".into()),
+        Box::new(|r| r.public_key = "k".repeat(4097)),
+        Box::new(|r| r.ice_servers = vec![r.ice_servers[0].clone(); 9]),
+        Box::new(move |r| r.ice_servers.push(bad_server())),
+        Box::new(move |r| r.ice_servers.insert(0, bad_server())),
+        Box::new(|r| r.ice_servers[0].username = Some("u\n".into())),
+        Box::new(|r| r.ice_servers[0].urls.push("http://x".into())),
+        Box::new(|r| r.cached_candidates = vec![r.cached_candidates[0].clone(); 33]),
+        Box::new(|r| r.cached_candidates.push("bad\n".into())),
+        Box::new(|r| r.cached_candidates.insert(0, "c".repeat(513))),
+        Box::new(|r| r.connection_quality.success_rate = f32::NAN),
+        Box::new(|r| {
+            let again = r.addresses[0].clone();
+            r.addresses.push(again);
+        }),
+        Box::new(|r| r.addresses[0].addr = "not an address".into()),
+        Box::new(|r| {
+            r.metadata.insert("bad key".into(), "v".into());
+        }),
+        Box::new(|r| {
+            r.metadata.insert("agent".into(), "v\u{7}".into());
+        }),
+    ];
+    for (i, mutate) in cases.iter().enumerate() {
+        let mut r = base.clone();
+        mutate(&mut r);
+        let full = format!("{:?}", r.validate());
+        assert!(full.starts_with("Err"), "case {i} is valid: {full}");
+        let changed = format!("{:?}", r.validate_changed(Some(&base)));
+        assert_eq!(changed, full, "case {i}");
+    }
+    base.validate_changed(Some(&base)).unwrap();
+    let mut moved = base.clone();
+    moved
+        .cached_candidates
+        .insert(0, "candidate:2 1 udp 1 10.0.0.2 9 typ host".into());
+    moved.cached_candidates.rotate_left(1);
+    moved.display_name = "Bob".into();
+    moved.validate_changed(Some(&base)).unwrap();
+}
+
 #[test]
 fn quality_update_is_partial() {
     let q = ConnectionQuality {

@@ -50,19 +50,33 @@ impl<B: Backend> PeerBook<B> {
         // cipher used here is the one current when the batch commits.
         let guard = self.lock_writer_to_write()?;
         record.display_name = sanitized(std::mem::take(&mut record.display_name));
-        record.validate()?;
-        self.check_times(&record, self.now(), None)?;
+        let now = self.now();
         let mut staged = StagedWrite {
             batch: WriteBatch::new(),
             counters: *guard,
         };
         {
-            let view = self.writer_view()?;
-            let existing = self.load_existing(&*view, &record.peer_id)?;
+            // The stored record is read before the checks so that fields equal to
+            // its (decoded, so validated) ones are not checked again; a read that
+            // fails leaves the checks to run first, as they did before it.
+            let loaded = self.writer_view().and_then(|view| {
+                let existing = self.load_existing(&*view, &record.peer_id)?;
+                Ok((view, existing))
+            });
+            let (view, existing) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    record.validate()?;
+                    self.check_times(&record, now, None)?;
+                    return Err(e);
+                }
+            };
             let stored = match &existing {
                 Some(Existing::Decoded { record, .. }) => Some(record),
                 _ => None,
             };
+            record.validate_changed(stored)?;
+            self.check_times(&record, now, None)?;
             self.check_seals(&record, stored)?;
             self.write_record(&*view, &mut staged, existing, &record)?;
         }

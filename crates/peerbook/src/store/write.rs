@@ -108,7 +108,7 @@ impl<B: Backend> PeerBook<B> {
         };
         let mut record = old.clone();
         f(&mut record, now)?;
-        record.validate()?;
+        record.validate_changed(Some(&old))?;
         self.check_times(&record, now, Some(&old))?;
         let existing = Existing::Decoded { record: old, len };
         let mut staged = StagedWrite {
