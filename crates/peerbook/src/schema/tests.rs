@@ -549,3 +549,39 @@ fn text_checks_match_their_char_definitions() {
         );
     }
 }
+
+/// The text checks scan in 32-byte blocks plus an overlapping last block, or a
+/// padded copy of a short string: a refused byte or a non-ASCII char is found at
+/// every position of every length around those block sizes.
+#[test]
+fn text_checks_find_a_char_at_every_position() {
+    let checks: [(fn(&str) -> bool, &str); 3] = [
+        (has_control, "control"),
+        (has_control_or_space, "control or space"),
+        (has_plain_control, "plain control"),
+    ];
+    for len in 0..=100 {
+        let clean = "a".repeat(len);
+        for (check, name) in checks {
+            assert!(!check(&clean), "{name}, clean, len {len}");
+        }
+        for at in 0..len {
+            for bad in ['\0', '\u{1f}', '\u{7f}', '\u{85}', '\u{202E}'] {
+                let mut s = clean.clone();
+                s.replace_range(at..=at, bad.encode_utf8(&mut [0; 4]));
+                let bidi = is_bidi_control(bad);
+                assert!(has_control(&s), "{bad:?} at {at} of {len}");
+                assert!(has_control_or_space(&s), "{bad:?} at {at} of {len}");
+                assert_eq!(has_plain_control(&s), !bidi, "{bad:?} at {at} of {len}");
+            }
+            let mut s = clean.clone();
+            s.replace_range(at..=at, " ");
+            assert!(has_control_or_space(&s), "space at {at} of {len}");
+            assert!(!has_control(&s) && !has_plain_control(&s), "space at {at}");
+            s.replace_range(at..=at, "é");
+            for (check, name) in checks {
+                assert!(!check(&s), "{name}: é at {at} of {len}");
+            }
+        }
+    }
+}
