@@ -479,6 +479,20 @@ pub(crate) fn has_plain_control(s: &str) -> bool {
 /// True when `name` is its own sanitized form (what [`sanitize_display_name`]
 /// returns for it), checked without allocating.
 pub fn is_sanitized_display_name(name: &str) -> bool {
+    // ASCII (almost every name): every ASCII whitespace but the space is a control
+    // byte, so the rules are byte rules, checked in one pass without decoding chars.
+    let bytes = name.as_bytes();
+    if bytes.len() <= MAX_DISPLAY_NAME_CHARS {
+        let (mut ok, mut high, mut previous_space) = (true, false, true);
+        for &b in bytes {
+            high |= b >= 0x80;
+            ok &= b >= 0x20 && b != 0x7f && !(b == b' ' && previous_space);
+            previous_space = b == b' ';
+        }
+        if !high {
+            return ok && !(previous_space && !bytes.is_empty());
+        }
+    }
     let mut chars = 0;
     let mut previous_space = true; // no leading space
     for c in name.chars() {

@@ -96,6 +96,29 @@ fn display_name_sanitizing() {
             "{s:?}"
         );
     }
+    // every ASCII string of up to three bytes from a set that takes each rule
+    // (controls, DEL, the ASCII whitespace, a space at either end and doubled)
+    let bytes = [
+        b'\0', b'\t', b'\n', 0x0b, 0x0c, b'\r', 0x1f, b' ', b'a', b'~', 0x7f,
+    ];
+    let mut strings = vec![String::new()];
+    for _ in 0..3 {
+        let longer: Vec<String> = strings
+            .iter()
+            .flat_map(|s| bytes.iter().map(move |&b| format!("{s}{}", char::from(b))))
+            .collect();
+        strings.extend(longer);
+    }
+    for s in &strings {
+        let padded = format!("{s}{}", "x".repeat(62));
+        for s in [s, &padded] {
+            assert_eq!(
+                is_sanitized_display_name(s),
+                sanitize_display_name(s) == *s,
+                "{s:?}"
+            );
+        }
+    }
 }
 
 #[test]
