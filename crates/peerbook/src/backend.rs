@@ -251,6 +251,13 @@ impl WriteBatch {
         Self::default()
     }
 
+    /// An empty batch with room for `ops` operations.
+    pub fn with_capacity(ops: usize) -> Self {
+        WriteBatch {
+            ops: Vec::with_capacity(ops),
+        }
+    }
+
     /// Append a put of `key` = `value` in `space`.
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) {
         self.ops.push(Op::Put { space, key, value });

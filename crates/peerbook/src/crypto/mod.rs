@@ -275,27 +275,36 @@ fn fill_random(out: &mut [u8]) -> Result<()> {
 /// in one go (a system call costs about as much as the AES-GCM seal itself); each
 /// is handed out once, and a seal past the count gets its own fresh read.
 pub(crate) struct Nonces {
-    /// Not yet handed out, `NONCE_LEN` bytes each.
-    bytes: Vec<u8>,
+    /// Not yet handed out: the first `left` nonces of `bytes`, `NONCE_LEN` bytes each.
+    bytes: [u8; NONCES_AT_ONCE * NONCE_LEN],
+    left: usize,
 }
 
+/// The most nonces one read fetches: a peer's seals are its shared secret and one
+/// per ICE server credential (usually one or two); more take a read each.
+const NONCES_AT_ONCE: usize = 4;
+
 impl Nonces {
-    /// `count` nonces.
+    /// `count` nonces (the first [`NONCES_AT_ONCE`] of them read now, on the stack).
     pub(crate) fn new(count: usize) -> Result<Nonces> {
-        let mut bytes = vec![0; count * NONCE_LEN];
-        if count > 0 {
-            fill_random(&mut bytes)?;
+        let left = count.min(NONCES_AT_ONCE);
+        let mut bytes = [0; NONCES_AT_ONCE * NONCE_LEN];
+        if left > 0 {
+            fill_random(&mut bytes[..left * NONCE_LEN])?;
         }
-        Ok(Nonces { bytes })
+        Ok(Nonces { bytes, left })
     }
 
     /// The next unused nonce (removed from the set).
     fn take(&mut self) -> Result<[u8; NONCE_LEN]> {
         let mut nonce = [0u8; NONCE_LEN];
-        match self.bytes.len().checked_sub(NONCE_LEN) {
-            Some(at) => {
-                nonce.copy_from_slice(&self.bytes[at..]);
-                self.bytes.truncate(at);
+        match self.left.checked_sub(1) {
+            Some(left) => {
+                let at = left * NONCE_LEN;
+                nonce.copy_from_slice(&self.bytes[at..at + NONCE_LEN]);
+                // handed out once: forget it
+                self.bytes[at..at + NONCE_LEN].fill(0);
+                self.left = left;
             }
             None => fill_random(&mut nonce)?,
         }

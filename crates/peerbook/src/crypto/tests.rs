@@ -58,15 +58,22 @@ fn write_new_file_never_replaces_a_file() {
 #[test]
 fn seals_sharing_one_random_read_get_distinct_nonces() {
     let c = Cipher::new(&key(1));
-    let mut nonces = Nonces::new(2).unwrap();
-    let sealed: Vec<SealedSecret> = (0..3)
-        .map(|_| {
-            c.seal_with(&mut nonces, SecretKind::IceCredential, "bob", b"turn")
-                .unwrap()
+    // fewer than one read holds, and more (past NONCES_AT_ONCE)
+    let sealed: Vec<SealedSecret> = [(2, 3), (6, 8)]
+        .into_iter()
+        .flat_map(|(count, seals)| {
+            let mut nonces = Nonces::new(count).unwrap();
+            (0..seals)
+                .map(|_| {
+                    c.seal_with(&mut nonces, SecretKind::IceCredential, "bob", b"turn")
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     let distinct: std::collections::HashSet<&[u8]> = sealed.iter().map(|s| s.nonce()).collect();
-    assert_eq!(distinct.len(), 3, "no nonce handed out twice");
+    assert_eq!(distinct.len(), 11, "no nonce handed out twice");
+    assert!(!distinct.contains(&[0; NONCE_LEN][..]), "no unread nonce");
     for s in &sealed {
         assert_eq!(
             c.open(SecretKind::IceCredential, "bob", s)

@@ -113,17 +113,17 @@ impl<B: Backend> PeerBook<B> {
         // Seal under the writer lock: key rotation takes it too, so the cipher used
         // here is the one current when the batch commits.
         let guard = self.lock_writer_to_write()?;
-        let mut given = self.build_peer(id.clone(), new)?;
+        let mut given = self.build_peer(id, new)?;
         if mode == Upsert::Learned {
             given.last_connected = 0;
         }
         let mut staged = StagedWrite {
-            batch: WriteBatch::new(),
+            batch: WriteBatch::with_capacity(StagedWrite::ONE_RECORD_OPS),
             counters: *guard,
         };
         let record = {
             let view = self.writer_view()?;
-            let existing = self.load_existing(&*view, &id)?;
+            let existing = self.load_existing(&*view, &given.peer_id)?;
             let record = match &existing {
                 Some(Existing::Decoded { record: old, .. }) if mode != Upsert::Replace => {
                     merge(old, given, mode)?

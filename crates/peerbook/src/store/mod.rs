@@ -193,6 +193,13 @@ pub(crate) struct StagedWrite {
     pub counters: Counters,
 }
 
+impl StagedWrite {
+    /// The most ops the write of one record puts in its batch without eviction:
+    /// the record, each index entry deleted and put, the counters (a batch sized
+    /// for them is never grown, where an empty one grew twice).
+    pub const ONE_RECORD_OPS: usize = 6;
+}
+
 impl<B: Backend> PeerBook<B> {
     /// The backend under this book: for reading it, and for the backend's own
     /// operations (statistics, compaction). Writing to it while the book is open

@@ -52,7 +52,7 @@ impl<B: Backend> PeerBook<B> {
         record.display_name = sanitized(std::mem::take(&mut record.display_name));
         let now = self.now();
         let mut staged = StagedWrite {
-            batch: WriteBatch::new(),
+            batch: WriteBatch::with_capacity(StagedWrite::ONE_RECORD_OPS),
             counters: *guard,
         };
         {

@@ -112,7 +112,7 @@ impl<B: Backend> PeerBook<B> {
         self.check_times(&record, now, Some(&old))?;
         let existing = Existing::Decoded { record: old, len };
         let mut staged = StagedWrite {
-            batch: WriteBatch::new(),
+            batch: WriteBatch::with_capacity(StagedWrite::ONE_RECORD_OPS),
             counters: *guard,
         };
         self.write_record(&*view, &mut staged, Some(existing), &record)?;
