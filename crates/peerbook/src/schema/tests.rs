@@ -578,7 +578,8 @@ fn text_checks_match_their_char_definitions() {
 /// every position of every length around those block sizes.
 #[test]
 fn text_checks_find_a_char_at_every_position() {
-    let checks: [(fn(&str) -> bool, &str); 3] = [
+    type TextCheck = fn(&str) -> bool;
+    let checks: [(TextCheck, &str); 3] = [
         (has_control, "control"),
         (has_control_or_space, "control or space"),
         (has_plain_control, "plain control"),
