@@ -259,10 +259,6 @@ impl AssociatedData {
     }
 }
 
-fn associated_data(kind: SecretKind, peer_id: &str) -> AssociatedData {
-    AssociatedData::new(kind, peer_id)
-}
-
 /// Fill `out` from the OS random source.
 fn fill_random(out: &mut [u8]) -> Result<()> {
     getrandom::getrandom(out).map_err(|e| Error::Io {
@@ -356,7 +352,7 @@ impl Cipher {
         peer_id: &str,
         plaintext: &[u8],
     ) -> Result<SealedSecret> {
-        let aad = associated_data(kind, peer_id);
+        let aad = AssociatedData::new(kind, peer_id);
         // nonce || ciphertext || tag in one buffer, encrypted in place: one
         // allocation, where `encrypt` and then a copy behind the nonce took two.
         // The buffer holds the plaintext until it is encrypted: wiped if that fails.
@@ -382,7 +378,7 @@ impl Cipher {
         peer_id: &str,
         sealed: &SealedSecret,
     ) -> Result<Secret, OpenFailed> {
-        let aad = associated_data(kind, peer_id);
+        let aad = AssociatedData::new(kind, peer_id);
         self.aead
             .decrypt(
                 Nonce::from_slice(sealed.nonce()),

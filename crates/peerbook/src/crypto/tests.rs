@@ -394,7 +394,7 @@ fn associated_data_is_tag_zero_id_at_every_length() {
             let mut expected = kind.tag().to_vec();
             expected.push(0);
             expected.extend_from_slice(id.as_bytes());
-            assert_eq!(associated_data(kind, &id).as_bytes(), expected, "{len}");
+            assert_eq!(AssociatedData::new(kind, &id).as_bytes(), expected, "{len}");
         }
         let sealed = cipher.seal(SecretKind::SharedSecret, &id, b"s").unwrap();
         assert!(cipher.open(SecretKind::SharedSecret, &id, &sealed).is_ok());

@@ -18,7 +18,7 @@
 use tracing::debug;
 
 use super::{Existing, PeerBook, StagedWrite};
-use crate::backend::{Backend, WriteBatch};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::schema::{NewPeer, PeerId, PeerRecord};
 use crate::scoring::{update_quality_metrics, SessionObservation};
@@ -117,10 +117,7 @@ impl<B: Backend> PeerBook<B> {
         if mode == Upsert::Learned {
             given.last_connected = 0;
         }
-        let mut staged = StagedWrite {
-            batch: WriteBatch::with_capacity(StagedWrite::ONE_RECORD_OPS),
-            counters: *guard,
-        };
+        let mut staged = StagedWrite::one_record(*guard);
         let record = {
             let view = self.writer_view()?;
             let existing = self.load_existing(&*view, &given.peer_id)?;

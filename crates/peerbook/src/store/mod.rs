@@ -197,7 +197,16 @@ impl StagedWrite {
     /// The most ops the write of one record puts in its batch without eviction:
     /// the record, each index entry deleted and put, the counters (a batch sized
     /// for them is never grown, where an empty one grew twice).
-    pub const ONE_RECORD_OPS: usize = 6;
+    const ONE_RECORD_OPS: usize = 6;
+
+    /// A staged write of one record on top of `counters`, its batch sized for
+    /// [`ONE_RECORD_OPS`](Self::ONE_RECORD_OPS).
+    pub(crate) fn one_record(counters: Counters) -> Self {
+        StagedWrite {
+            batch: WriteBatch::with_capacity(Self::ONE_RECORD_OPS),
+            counters,
+        }
+    }
 }
 
 impl<B: Backend> PeerBook<B> {

@@ -51,10 +51,7 @@ impl<B: Backend> PeerBook<B> {
         let guard = self.lock_writer_to_write()?;
         record.display_name = sanitized(std::mem::take(&mut record.display_name));
         let now = self.now();
-        let mut staged = StagedWrite {
-            batch: WriteBatch::with_capacity(StagedWrite::ONE_RECORD_OPS),
-            counters: *guard,
-        };
+        let mut staged = StagedWrite::one_record(*guard);
         {
             // The stored record is read before the checks so that fields equal to
             // its (decoded, so validated) ones are not checked again; a read that

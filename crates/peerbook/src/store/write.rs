@@ -111,10 +111,7 @@ impl<B: Backend> PeerBook<B> {
         record.validate_changed(Some(&old))?;
         self.check_times(&record, now, Some(&old))?;
         let existing = Existing::Decoded { record: old, len };
-        let mut staged = StagedWrite {
-            batch: WriteBatch::with_capacity(StagedWrite::ONE_RECORD_OPS),
-            counters: *guard,
-        };
+        let mut staged = StagedWrite::one_record(*guard);
         self.write_record(&*view, &mut staged, Some(existing), &record)?;
         drop(view); // a view ends before its thread writes (LMDB)
         self.commit(guard, staged)?;
