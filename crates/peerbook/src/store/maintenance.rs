@@ -178,10 +178,7 @@ impl<B: Backend> PeerBook<B> {
                 ControlFlow::Continue(())
             },
         )?;
-        let mut staged = StagedWrite {
-            batch: WriteBatch::new(),
-            counters: *guard,
-        };
+        let mut staged = StagedWrite::new(*guard);
         for existing in &stale {
             if let Existing::Decoded { record, .. } = existing {
                 self.delete_record(&*view, &mut staged, &record.peer_id, existing)?;
@@ -211,10 +208,7 @@ impl<B: Backend> PeerBook<B> {
         if n == 0 {
             return Ok(0);
         }
-        let mut staged = StagedWrite {
-            batch: WriteBatch::new(),
-            counters: *guard,
-        };
+        let mut staged = StagedWrite::new(*guard);
         let removed = {
             let view = self.writer_view()?;
             self.delete_least_recent(&*view, &mut staged, None, |_, deleted| deleted >= n)?
@@ -492,10 +486,7 @@ impl<B: Backend> PeerBook<B> {
                 detail: "run repair before rotate_key".into(),
             });
         }
-        let mut staged = StagedWrite {
-            batch: WriteBatch::new(),
-            counters: *guard,
-        };
+        let mut staged = StagedWrite::new(*guard);
         let count = records.len();
         for (mut record, len) in records {
             let id = record.peer_id.to_string();

@@ -199,6 +199,16 @@ impl StagedWrite {
     /// for them is never grown, where an empty one grew twice).
     const ONE_RECORD_OPS: usize = 6;
 
+    /// A staged write on top of `counters`, its batch empty and grown as it fills:
+    /// for the writes that do not size theirs (a removal, the cleanups, an import,
+    /// a key rotation).
+    pub(crate) fn new(counters: Counters) -> Self {
+        StagedWrite {
+            batch: WriteBatch::new(),
+            counters,
+        }
+    }
+
     /// A staged write of one record on top of `counters`, its batch sized for
     /// [`ONE_RECORD_OPS`](Self::ONE_RECORD_OPS).
     pub(crate) fn one_record(counters: Counters) -> Self {

@@ -3,7 +3,7 @@
 
 use tracing::{debug, info};
 
-use crate::backend::{Backend, WriteBatch};
+use crate::backend::Backend;
 use crate::crypto::{Nonces, SealedSecret, Secret, SecretKind};
 use crate::error::{Error, Result};
 use crate::schema::{
@@ -285,10 +285,7 @@ impl<B: Backend> PeerBook<B> {
     pub fn remove_peer(&self, peer_id: &str) -> Result<bool> {
         let id = PeerId::new(peer_id)?;
         let guard = self.lock_writer_to_write()?;
-        let mut staged = StagedWrite {
-            batch: WriteBatch::new(),
-            counters: *guard,
-        };
+        let mut staged = StagedWrite::new(*guard);
         {
             let view = self.writer_view()?;
             let Some(existing) = self.load_existing(&*view, &id)? else {

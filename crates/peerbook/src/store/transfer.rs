@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::keys::Counters;
 use super::{PeerBook, StagedWrite};
-use crate::backend::{Backend, Direction, KeyRange, ReadView, Space, WriteBatch};
+use crate::backend::{Backend, Direction, KeyRange, ReadView, Space};
 use crate::crypto::{SealedSecret, SecretKind};
 use crate::error::{Error, Quota, Result};
 use crate::schema::PeerRecord;
@@ -241,10 +241,7 @@ impl<B: Backend> PeerBook<B> {
         }
 
         let mut report = ImportReport::default();
-        let mut staged = StagedWrite {
-            batch: WriteBatch::new(),
-            counters: *guard,
-        };
+        let mut staged = StagedWrite::new(*guard);
         let view = self.writer_view()?;
         if mode == ImportMode::Replace {
             report.removed = self.delete_everything_into(&*view, &mut staged)?;
