@@ -8,10 +8,12 @@
 //! `Durability::Sync` and `Durability::Buffered`. Writes of a new peer remove it again
 //! (not timed), so the book keeps its size. On the disk backends, the Sync book also
 //! serves the concurrent durable writers (`concurrent_update_last_seen.sync.tN`: N
-//! threads, one shared book) and, right after those groups, the same writers as
-//! interleaved rounds of 1 and 8 threads (`data/writers-interleaved-*.json`, the
-//! report's 8-writers target). Whole-book reads and rebuilds (export, import,
-//! cleanup) stop at 100k peers; a million-peer book gets shorter measurements.
+//! threads, one shared book); right after those groups, the same writers run as
+//! interleaved rounds of 1 and 8 threads on a fresh copy of the pristine book
+//! (`data/writers-interleaved-*.json`, the report's 8-writers target), so the
+//! Buffered groups do not inherit their writes. Whole-book reads and rebuilds
+//! (export, import, cleanup) stop at 100k peers; a million-peer book gets shorter
+//! measurements.
 //!
 //! `PEERBOOK_BENCH_MODE` = quick | default | full picks sizes and times (see
 //! `common::Mode`); under `cargo test --benches` every benchmark runs once on a tiny book.
@@ -361,7 +363,7 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
         });
 
         if d == Durability::Sync && kind.on_disk() {
-            bench_writers(c, ctx, fx.book(), kind, n, &ids);
+            bench_writers(c, ctx, &mut fx, &ids);
         }
     }
     fx.book().flush().expect("flush");
@@ -373,11 +375,17 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
 /// write, so ops/s of all threads together = 1 s / median.
 ///
 /// Then, when criterion ran those groups (its filter let them through), the
-/// interleaved measurement of 1 against 8 writers on the same book, written to
+/// interleaved measurement of 1 against 8 writers, written to
 /// `data/writers-interleaved-<backend>-<n>.json`: the criterion groups run a
 /// minute apart, while the disk's sync latency (which sets both the 1-writer rate
 /// and the group size) swings within minutes, so their 8 / 1 ratio swings with it.
-fn bench_writers(c: &mut Criterion, ctx: &Ctx, book: &Book, kind: Kind, n: usize, ids: &[String]) {
+/// Its rounds (20,000 writes at the default size) run on a fresh copy of the
+/// pristine book, with the working copy closed, and the copy is removed after: the
+/// Buffered groups that reopen the working copy next find it as the Sync groups
+/// left it.
+fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[String]) {
+    let (pristine, book) = (fx.pristine, fx.book());
+    let (kind, n) = (pristine.kind, pristine.n);
     let size = size_label(n);
     let mut ran = false;
     for threads in WRITER_THREADS {
@@ -410,9 +418,17 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, book: &Book, kind: Kind, n: usize
                 kind.name()
             ),
         );
-        let at = common::unix_now();
-        let run = common::interleaved_writers(book, ids, rounds, ops, SEED ^ 0x1908)
-            .expect("interleaved writers");
+        let target = ctx.work(&format!("writers-{}-{n}", kind.name()));
+        let (at, run) = fx.closed(|_| {
+            let copy = PeerBook::open(pristine.copy(&target), options(Durability::Sync))
+                .expect("open a copy");
+            let at = common::unix_now();
+            let run = common::interleaved_writers(&copy, ids, rounds, ops, SEED ^ 0x1908)
+                .expect("interleaved writers");
+            drop(copy);
+            common::remove(&target);
+            (at, run)
+        });
         eprintln!(
             "    1 writer {:?} ops/s, 8 writers {:?} ops/s, ratios {:?}: median {:.2}x",
             run.one.iter().map(|r| r.round()).collect::<Vec<_>>(),
