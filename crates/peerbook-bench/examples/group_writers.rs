@@ -30,7 +30,6 @@
 //! same book, one synced commit per batch against as many batches per synced commit
 //! as the largest thread count: the bound of that count's speed-up on this engine.
 
-use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -45,98 +44,27 @@ use peerbook_bench::raw::filled;
 use peerbook_bench::{
     concurrent_update_last_seen, open_backend, options, peer_id, Dyn, Generator, Kind,
 };
-use peerbook_file::{FileBackend, FileOptions, StdFs, Vfs, VfsFile, VfsLock};
+use peerbook_file::testing::{FsOp, HookedFs};
+use peerbook_file::{FileBackend, FileOptions, StdFs};
 
-/// The real file system, except that every file sync also sleeps `delay` (see
-/// [the module docs](self#a-disk-of-known-latency)).
-#[derive(Debug)]
-struct SlowSync {
-    delay: Duration,
-}
-
-/// A file of [`SlowSync`].
-#[derive(Debug)]
-struct SlowFile {
-    file: Box<dyn VfsFile>,
-    delay: Duration,
-}
-
-impl VfsFile for SlowFile {
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.file.append(data)
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        self.file.sync()?;
-        std::thread::sleep(self.delay);
+/// The real file system, except that every file sync (and directory sync) also
+/// sleeps `delay` first (see [the module docs](self#a-disk-of-known-latency)).
+fn slow_sync(delay: Duration) -> HookedFs<StdFs> {
+    HookedFs::new(StdFs, move |op, _| {
+        if matches!(op, FsOp::Sync | FsOp::SyncDir) {
+            std::thread::sleep(delay);
+        }
         Ok(())
-    }
-
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.file.truncate(len)
-    }
+    })
 }
 
-impl SlowSync {
-    fn wrap(&self, file: Box<dyn VfsFile>) -> Box<dyn VfsFile> {
-        Box::new(SlowFile {
-            file,
-            delay: self.delay,
-        })
-    }
-}
-
-impl Vfs for SlowSync {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        StdFs.create_dir_all(dir)
-    }
-
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        StdFs.list(dir)
-    }
-
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        StdFs.read(path)
-    }
-
-    fn open_read(&self, path: &Path) -> io::Result<Box<dyn io::Read + Send>> {
-        StdFs.open_read(path)
-    }
-
-    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(self.wrap(StdFs.create(path)?))
-    }
-
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        Ok(self.wrap(StdFs.open_append(path)?))
-    }
-
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        StdFs.rename(from, to)
-    }
-
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        StdFs.remove(path)
-    }
-
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        StdFs.sync_dir(dir)?;
-        std::thread::sleep(self.delay);
-        Ok(())
-    }
-
-    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
-        StdFs.lock(path)
-    }
-}
-
-/// The backend of `kind` in `dir`: the file engine on [`SlowSync`] when
+/// The backend of `kind` in `dir`: the file engine on [`slow_sync`] when
 /// `sync_delay` is set.
 fn open(kind: Kind, dir: &Path, sync_delay: Option<Duration>) -> Dyn {
     match (kind, sync_delay) {
         (Kind::File, Some(delay)) => Arc::new(
-            FileBackend::open_with_vfs(Arc::new(SlowSync { delay }), dir, FileOptions::default())
-                .expect("open file on SlowSync"),
+            FileBackend::open_with_vfs(Arc::new(slow_sync(delay)), dir, FileOptions::default())
+                .expect("open file on slow_sync"),
         ),
         _ => open_backend(kind, dir),
     }

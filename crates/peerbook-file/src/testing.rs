@@ -1,6 +1,8 @@
 //! Test support (feature `testing`): [`SimFs`], an in-memory [`Vfs`] that simulates
 //! power loss, for crash tests of [`FileBackend`](crate::FileBackend) and of stores
-//! built on it.
+//! built on it; [`HookedFs`], a pass-through [`Vfs`] around any other (`SimFs`,
+//! [`StdFs`](crate::StdFs)) whose hook runs before every call, to fail one, hold a
+//! sync or slow every sync down.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -44,6 +46,9 @@
 /// The CRC-32C (Castagnoli) of the file format, for tests and fuzzers that forge
 /// or repair headers and frames: the very function the backend checks with.
 pub use crate::crc::{crc32c, crc32c_append};
+pub use hooked::{BoxedFsHook, FsHook, FsOp, HookedFs};
+
+mod hooked;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -2,7 +2,8 @@
 //! writes goes through a [`Vfs`].
 //!
 //! [`StdFs`] is the real implementation over `std::fs`. Tests substitute their own
-//! (this crate's `testing::SimFs`, feature `testing`, simulates power loss) through
+//! (this crate's `testing::SimFs`, feature `testing`, simulates power loss;
+//! `testing::HookedFs` wraps another to fail, hold or slow its calls) through
 //! [`FileBackend::open_with_vfs`](crate::FileBackend::open_with_vfs).
 //!
 //! The backend needs very little from a file system, and says exactly what it needs

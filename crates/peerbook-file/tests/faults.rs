@@ -7,54 +7,44 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use peerbook::backend::{Backend, BackendError, BackendExt, Dump, Durability, Space, WriteBatch};
-use peerbook_file::testing::SimFs;
-use peerbook_file::{FileBackend, FileOptions, Vfs, VfsFile, VfsLock};
+use peerbook_file::testing::{FsHook, FsOp, HookedFs, SimFs};
+use peerbook_file::{FileBackend, FileOptions, Vfs};
 
 const DIR: &str = "/faults/book";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Append,
-    Sync,
-    Rename,
-    SyncDir,
-    Create,
-}
 
 /// Fails the `nth` (0-based) call of `kind` from now on, once.
 #[derive(Debug, Default)]
 struct Plan {
-    fail: Option<(Kind, u32, io::ErrorKind)>,
+    fail: Option<(FsOp, u32, io::ErrorKind)>,
     fired: bool,
 }
 
-#[derive(Debug, Clone)]
-struct FaultFs {
-    inner: SimFs,
-    plan: Arc<Mutex<Plan>>,
+/// The hook of [`FaultFs`]: the armed [`Plan`].
+#[derive(Debug, Default)]
+struct Faults(Mutex<Plan>);
+
+type FaultFs = HookedFs<SimFs, Faults>;
+
+fn fault_fs() -> FaultFs {
+    HookedFs::with_hook(SimFs::new(99), Faults::default())
 }
 
-impl FaultFs {
-    fn new() -> Self {
-        FaultFs {
-            inner: SimFs::new(99),
-            plan: Arc::default(),
-        }
-    }
-
-    fn arm(&self, kind: Kind, nth: u32, error: io::ErrorKind) {
-        *self.plan.lock().unwrap() = Plan {
+impl Faults {
+    fn arm(&self, kind: FsOp, nth: u32, error: io::ErrorKind) {
+        *self.0.lock().unwrap() = Plan {
             fail: Some((kind, nth, error)),
             fired: false,
         };
     }
 
     fn fired(&self) -> bool {
-        self.plan.lock().unwrap().fired
+        self.0.lock().unwrap().fired
     }
+}
 
-    fn check(&self, kind: Kind) -> io::Result<()> {
-        let mut plan = self.plan.lock().unwrap();
+impl FsHook for Faults {
+    fn before(&self, kind: FsOp, _path: &Path) -> io::Result<()> {
+        let mut plan = self.0.lock().unwrap();
         if let Some((k, nth, error)) = plan.fail {
             if k == kind {
                 if nth == 0 {
@@ -67,70 +57,10 @@ impl FaultFs {
         }
         Ok(())
     }
-}
 
-#[derive(Debug)]
-struct FaultFile {
-    inner: Box<dyn VfsFile>,
-    fs: FaultFs,
-}
-
-impl VfsFile for FaultFile {
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        if let Err(e) = self.fs.check(Kind::Append) {
-            // a short write before the error, as a full disk does
-            self.inner.append(&data[..data.len() / 2])?;
-            return Err(e);
-        }
-        self.inner.append(data)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.fs.check(Kind::Sync)?;
-        self.inner.sync()
-    }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len)
-    }
-}
-
-impl Vfs for FaultFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read(path)
-    }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        self.check(Kind::Create)?;
-        let inner = self.inner.create(path)?;
-        Ok(Box::new(FaultFile {
-            inner,
-            fs: self.clone(),
-        }))
-    }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        let inner = self.inner.open_append(path)?;
-        Ok(Box::new(FaultFile {
-            inner,
-            fs: self.clone(),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check(Kind::Rename)?;
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.check(Kind::SyncDir)?;
-        self.inner.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
-        self.inner.lock(path)
+    /// A short write before the error, as a full disk does.
+    fn short_write(&self, len: usize) -> usize {
+        len / 2
     }
 }
 
@@ -163,10 +93,10 @@ fn peers(b: &FileBackend) -> Vec<String> {
 
 #[test]
 fn full_disk_during_append_is_reported_and_undone() {
-    let fs = FaultFs::new();
+    let fs = fault_fs();
     let b = open(&fs);
     put(&b, "a").unwrap();
-    fs.arm(Kind::Append, 0, io::ErrorKind::StorageFull);
+    fs.hook().arm(FsOp::Append, 0, io::ErrorKind::StorageFull);
     match put(&b, "b") {
         Err(BackendError::Full { message, source }) => {
             assert!(message.contains("log."), "{message}");
@@ -178,7 +108,7 @@ fn full_disk_during_append_is_reported_and_undone() {
         }
         other => panic!("expected Full, got {other:?}"),
     }
-    assert!(fs.fired());
+    assert!(fs.hook().fired());
     assert_eq!(peers(&b), ["a"], "the failed batch is not visible");
     // The partial frame was cut off: the backend goes on.
     put(&b, "c").unwrap();
@@ -191,10 +121,10 @@ fn full_disk_during_append_is_reported_and_undone() {
 
 #[test]
 fn failed_fsync_stops_writes_until_reopen() {
-    let fs = FaultFs::new();
+    let fs = fault_fs();
     let b = open(&fs);
     put(&b, "a").unwrap();
-    fs.arm(Kind::Sync, 0, io::ErrorKind::Other);
+    fs.hook().arm(FsOp::Sync, 0, io::ErrorKind::Other);
     assert!(matches!(put(&b, "b"), Err(BackendError::Io(_))));
     assert_eq!(peers(&b), ["a"], "not applied in memory");
     let refused = put(&b, "c").unwrap_err();
@@ -214,26 +144,26 @@ fn failed_fsync_stops_writes_until_reopen() {
 #[test]
 fn compaction_failures_before_the_commit_point_change_nothing() {
     let steps = [
-        (Kind::Create, 0),  // snapshot temp file
-        (Kind::Append, 1),  // a snapshot frame
-        (Kind::Sync, 0),    // snapshot fsync
-        (Kind::Create, 1),  // log temp file
-        (Kind::Sync, 1),    // log header fsync
-        (Kind::Rename, 0),  // log rename
-        (Kind::SyncDir, 0), // directory fsync after the log rename
-        (Kind::Rename, 1),  // snapshot rename
+        (FsOp::Create, 0),  // snapshot temp file
+        (FsOp::Append, 1),  // a snapshot frame
+        (FsOp::Sync, 0),    // snapshot fsync
+        (FsOp::Create, 1),  // log temp file
+        (FsOp::Sync, 1),    // log header fsync
+        (FsOp::Rename, 0),  // log rename
+        (FsOp::SyncDir, 0), // directory fsync after the log rename
+        (FsOp::Rename, 1),  // snapshot rename
     ];
     for (kind, nth) in steps {
-        let fs = FaultFs::new();
+        let fs = fault_fs();
         let b = open(&fs);
         for k in ["a", "b", "c"] {
             put(&b, k).unwrap();
         }
         let before = dump(&b);
         let generation = b.stats().generation;
-        fs.arm(kind, nth, io::ErrorKind::Other);
+        fs.hook().arm(kind, nth, io::ErrorKind::Other);
         let err = b.compact().expect_err("compaction fails");
-        assert!(fs.fired(), "{kind:?} #{nth} was reached");
+        assert!(fs.hook().fired(), "{kind:?} #{nth} was reached");
         assert!(
             matches!(err, BackendError::Io(_)),
             "{kind:?} #{nth}: {err:?}"
@@ -263,10 +193,10 @@ fn compaction_failures_before_the_commit_point_change_nothing() {
 
 #[test]
 fn failed_directory_sync_at_the_commit_point_stops_writes() {
-    let fs = FaultFs::new();
+    let fs = fault_fs();
     let b = open(&fs);
     put(&b, "a").unwrap();
-    fs.arm(Kind::SyncDir, 1, io::ErrorKind::Other);
+    fs.hook().arm(FsOp::SyncDir, 1, io::ErrorKind::Other);
     assert!(b.compact().is_err());
     let refused = put(&b, "b").unwrap_err();
     assert!(refused.to_string().contains("reopen"), "{refused}");

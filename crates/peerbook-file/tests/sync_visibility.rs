@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use peerbook::backend::{
     Backend, BackendExt, Direction, Dump, Durability, KeyRange, ReadView, Space, WriteBatch,
 };
-use peerbook_file::testing::SimFs;
-use peerbook_file::{FileBackend, FileOptions, Vfs, VfsFile, VfsLock};
+use peerbook_file::testing::{FsHook, FsOp, HookedFs, SimFs};
+use peerbook_file::{FileBackend, FileOptions};
 
 const DIR: &str = "/visibility/book";
 
-/// The gate of [`GateFs`]: when armed, the next file sync waits until released,
-/// then succeeds or fails as told.
+/// The state of a [`SyncGate`]: when armed, the next file sync waits until
+/// released, then succeeds or fails as told.
 #[derive(Debug, Default)]
 struct Gate {
     armed: bool,
@@ -27,22 +27,19 @@ struct Gate {
     release: Option<bool>,
 }
 
-#[derive(Debug, Clone)]
-struct GateFs {
-    inner: SimFs,
-    gate: Arc<(Mutex<Gate>, Condvar)>,
+/// The hook of [`GateFs`]: holds a file sync at the [`Gate`].
+#[derive(Debug, Default)]
+struct SyncGate(Mutex<Gate>, Condvar);
+
+type GateFs = HookedFs<SimFs, SyncGate>;
+
+fn gate_fs() -> GateFs {
+    HookedFs::with_hook(SimFs::new(7), SyncGate::default())
 }
 
-impl GateFs {
-    fn new() -> Self {
-        GateFs {
-            inner: SimFs::new(7),
-            gate: Arc::default(),
-        }
-    }
-
+impl SyncGate {
     fn arm(&self) {
-        *self.gate.0.lock().unwrap() = Gate {
+        *self.0.lock().unwrap() = Gate {
             armed: true,
             ..Gate::default()
         };
@@ -50,19 +47,19 @@ impl GateFs {
 
     /// Wait until a sync is held at the gate.
     fn wait_held(&self) {
-        let (lock, cv) = &*self.gate;
+        let SyncGate(lock, cv) = self;
         let _held = cv.wait_while(lock.lock().unwrap(), |g| !g.waiting).unwrap();
     }
 
     /// Let the held sync go on: `ok` says whether it succeeds.
     fn release(&self, ok: bool) {
-        let (lock, cv) = &*self.gate;
+        let SyncGate(lock, cv) = self;
         lock.lock().unwrap().release = Some(ok);
         cv.notify_all();
     }
 
     fn pass(&self) -> io::Result<()> {
-        let (lock, cv) = &*self.gate;
+        let SyncGate(lock, cv) = self;
         let mut g = lock.lock().unwrap();
         if !g.armed {
             return Ok(());
@@ -79,60 +76,12 @@ impl GateFs {
     }
 }
 
-#[derive(Debug)]
-struct GateFile {
-    inner: Box<dyn VfsFile>,
-    fs: GateFs,
-}
-
-impl VfsFile for GateFile {
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.inner.append(data)
-    }
-    fn sync(&mut self) -> io::Result<()> {
-        self.fs.pass()?;
-        self.inner.sync()
-    }
-    fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.inner.truncate(len)
-    }
-}
-
-impl Vfs for GateFs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(dir)
-    }
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.inner.read(path)
-    }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        let inner = self.inner.create(path)?;
-        Ok(Box::new(GateFile {
-            inner,
-            fs: self.clone(),
-        }))
-    }
-    fn open_append(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
-        let inner = self.inner.open_append(path)?;
-        Ok(Box::new(GateFile {
-            inner,
-            fs: self.clone(),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.inner.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.inner.sync_dir(dir)
-    }
-    fn lock(&self, path: &Path) -> io::Result<VfsLock> {
-        self.inner.lock(path)
+impl FsHook for SyncGate {
+    fn before(&self, op: FsOp, _path: &Path) -> io::Result<()> {
+        match op {
+            FsOp::Sync => self.pass(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -191,12 +140,12 @@ fn write_held_in_sync(fs: &GateFs, ok: bool) -> (FileBackend, Dump) {
     let b = open(fs);
     let batch = book_and_batch(&b);
     let before = seen(&b);
-    fs.arm();
+    fs.hook().arm();
     let written = thread::scope(|s| {
         let writer = s.spawn(|| b.write(batch, Durability::Sync));
         // A failed check must not leave the writer held (the scope joins it).
         let _unblock = Unblock(fs);
-        fs.wait_held();
+        fs.hook().wait_held();
         let start = Instant::now();
         let mut looks = 0u32;
         while start.elapsed() < Duration::from_millis(300) {
@@ -210,7 +159,7 @@ fn write_held_in_sync(fs: &GateFs, ok: bool) -> (FileBackend, Dump) {
         }
         assert!(looks > 1);
         let view = b.view().unwrap();
-        fs.release(ok);
+        fs.hook().release(ok);
         let written = writer.join().unwrap();
         assert_eq!(view_dump(&*view), before.0, "a view opened during the sync");
         written
@@ -225,7 +174,7 @@ struct Unblock<'a>(&'a GateFs);
 impl Drop for Unblock<'_> {
     fn drop(&mut self) {
         if thread::panicking() {
-            self.0.release(false);
+            self.0.hook().release(false);
         }
     }
 }
@@ -244,7 +193,7 @@ fn view_dump(view: &dyn ReadView) -> Dump {
 
 #[test]
 fn a_reader_does_not_see_a_write_until_its_sync_returned() {
-    let fs = GateFs::new();
+    let fs = gate_fs();
     let (b, before) = write_held_in_sync(&fs, true);
     let mut expected = before;
     expected[Space::Peers.index()] = [put("a", "2"), put("c", "3")].into_iter().collect();
@@ -266,7 +215,7 @@ fn a_reader_does_not_see_a_write_until_its_sync_returned() {
 
 #[test]
 fn a_failed_sync_leaves_the_maps_as_before() {
-    let fs = GateFs::new();
+    let fs = gate_fs();
     let (b, before) = write_held_in_sync(&fs, false);
     assert_eq!(b.dump().unwrap(), before, "the failed write is not applied");
     assert_eq!(b.get(Space::Peers, b"c").unwrap(), None);
