@@ -105,7 +105,10 @@ pub fn allocated_bytes(path: &Path) -> u64 {
     }
 }
 
-/// Copy a directory tree (a closed book).
+/// Copy a directory tree (a closed book), every copied file and directory synced
+/// before it returns, so the copy's writeback (up to 2 GB of dirty pages at 1M
+/// peers) cannot overlap the timed `Sync` writes that follow. The syncs add about
+/// 1 s to the 14 s a 1.8 GB copy takes here.
 pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
@@ -115,9 +118,10 @@ pub fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
             copy_dir(&entry.path(), &target)?;
         } else {
             fs::copy(entry.path(), &target)?;
+            fs::File::open(&target)?.sync_all()?;
         }
     }
-    Ok(())
+    fs::File::open(to)?.sync_all()
 }
 
 /// Remove a file or directory tree, if present.
