@@ -11,6 +11,7 @@ use crate::vfs::{Vfs, VfsFile, VfsLock};
 /// Which call a [`HookedFs`] hook runs before: one per method of [`Vfs`] and of
 /// [`VfsFile`] (a file's calls are those of the files the [`HookedFs`] opened).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum FsOp {
     /// [`Vfs::create_dir_all`].
     CreateDirAll,
@@ -115,7 +116,7 @@ impl<V: Vfs> HookedFs<V> {
     }
 }
 
-impl<V: Vfs, H: FsHook> HookedFs<V, H> {
+impl<V: Vfs, H: FsHook + 'static> HookedFs<V, H> {
     /// Wrap `inner`, calling `hook.before(..)` before each call.
     pub fn with_hook(inner: V, hook: H) -> Self {
         HookedFs {
@@ -132,6 +133,11 @@ impl<V: Vfs, H: FsHook> HookedFs<V, H> {
     /// The wrapped file system, borrowed (its calls run no hook).
     pub fn inner(&self) -> &V {
         &self.inner
+    }
+
+    /// The wrapped file system back, the hook dropped.
+    pub fn into_inner(self) -> V {
+        self.inner
     }
 
     /// Run the hook before `op` on `path`, then `call` on the wrapped file system.
