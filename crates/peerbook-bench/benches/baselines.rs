@@ -12,9 +12,10 @@
 //!   `PeerRecord::decode` of the bytes: what `get_peer` does after the engine read;
 //!   disk engines reopened after the fill, as a book is) and `store_peer_new.floor.buffered` /
 //!   `store_peer_update.floor.buffered` (one raw commit of exactly the batch the store
-//!   wrote for a `store_peer`, captured by `peerbook_bench::capture`; the report's
-//!   Targets judge these writes on its paired run, `peerbook_bench::paired`, which
-//!   times store and floor in one window);
+//!   wrote for a `store_peer`, captured by `peerbook_bench::capture`); the report's
+//!   Targets judge the get and these writes on its paired run,
+//!   `peerbook_bench::paired`, which times store and floor in one window (the same
+//!   floors: `get_floor`'s read + decode, these replays);
 //! - SQLite (`sqlite`): the same records in an indexed table, every workload.
 //!
 //! A put of a new key is deleted again (not timed), as in the peerbook bench; a

@@ -1,7 +1,8 @@
 //! The interleaved concurrent writers (`data/writers-interleaved-<backend>-<n>.json`,
 //! written by the peerbook bench right after its criterion writer groups): rounds of
-//! 1 writer and 8 writers (order alternating by round) on the same Sync book. The report's 8-writers target is
-//! the median of their per-round ratios, each from two rates measured seconds apart.
+//! 1 writer and 8 writers (order alternating by round) on the same Sync book. The
+//! report's 8-writers target is the median of their per-round ratios, each from two
+//! rates measured seconds apart, unless the rounds disagree (then not judged).
 
 #[allow(unused_imports)]
 use crate::*;
@@ -9,7 +10,8 @@ use crate::*;
 use peerbook_bench as common;
 use std::fmt::Write as _;
 
-use common::{size_label, Interleaved};
+use crate::verdict::Verdict;
+use common::{size_label, Interleaved, INTERLEAVED_THREADS};
 
 impl Report {
     /// The interleaved writers of `backend` at the largest size of this run whose
@@ -28,13 +30,18 @@ impl Report {
         })
     }
 
-    /// The measured cell of the 8-writers target and the ratio it judges (the median
-    /// of the per-round ratios), or why there is none.
-    pub(crate) fn interleaved_target(&self, backend: &str) -> Result<(String, f64), String> {
+    /// The measured cell of the 8-writers target and its verdict: the median of the
+    /// per-round ratios >= 4x, unless the rounds disagree (a round above 8x, which 8
+    /// writers cannot reach unless the disk changed speed between the two sides of
+    /// the round, or rounds more than 2x apart: [`crate::verdict::rounds_disagree`]); or why there is
+    /// none.
+    pub(crate) fn interleaved_target(&self, backend: &str) -> Result<(String, Verdict), String> {
         let (n, run) = self
             .interleaved(backend)
             .ok_or("no interleaved writers in this run")?;
         let ratio = run.ratio_median();
+        let [one, eight] = INTERLEAVED_THREADS;
+        let bound = (eight / one) as f64;
         Ok((
             format!(
                 "8 writers {:.0} vs 1 writer {:.0} ops/s (medians); median per-round ratio {} \
@@ -45,7 +52,7 @@ impl Report {
                 size_label(n),
                 run.rounds()
             ),
-            ratio,
+            Verdict::by_rounds(&run.ratios(), Some(bound), ratio >= 4.0),
         ))
     }
 
@@ -120,24 +127,24 @@ mod tests {
             let backend = name.split('-').nth(2).expect("backend in the name");
             common::write_data(dir.path(), name, &run.to_json(backend, n, at));
         };
-        // Ratios 15x, 4.5x, 3.875x: median 4.5x (met), while the ratio of the medians
+        // Ratios 7x, 4.5x, 3.875x: median 4.5x (met), while the ratio of the medians
         // is 1550 / 400 = 3.875x (not met).
         let file = Interleaved {
             ops: 500,
             one: vec![100.0, 1000.0, 400.0],
-            eight: vec![1500.0, 4500.0, 1550.0],
+            eight: vec![700.0, 4500.0, 1550.0],
         };
         write("writers-interleaved-file-10000", &file, 10_000, 100);
         // Only the largest size of the run counts: 1k met, 10k not.
         let rocks_1k = Interleaved {
             ops: 500,
             one: vec![100.0; 3],
-            eight: vec![900.0; 3],
+            eight: vec![800.0; 3],
         };
         let rocks_10k = Interleaved {
             ops: 500,
             one: vec![100.0; 3],
-            eight: vec![300.0, 350.0, 900.0],
+            eight: vec![300.0, 350.0, 500.0],
         };
         write("writers-interleaved-rocksdb-1000", &rocks_1k, 1_000, 100);
         write("writers-interleaved-rocksdb-10000", &rocks_10k, 10_000, 100);
@@ -167,11 +174,62 @@ mod tests {
         r.interleaved_table(&mut md);
         assert!(
             md.contains(
-                "| file | 10k | 3 | 500 | 400 /s | 1550 /s | 15.0x, 4.50x, 3.88x | 4.50x |"
+                "| file | 10k | 3 | 500 | 400 /s | 1550 /s | 7.00x, 4.50x, 3.88x | 4.50x |"
             ),
             "{md}"
         );
         assert!(!md.contains("| lmdb |"), "{md}");
+    }
+
+    /// Rounds that disagree judge nothing: a round above 8x (8 writers cannot be
+    /// more than 8x one writer: the disk changed speed within the round), or rounds
+    /// more than 2x apart, make the row NOT JUDGED, with the reason, whatever the
+    /// median says.
+    #[test]
+    fn disturbed_writer_rounds_are_not_judged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |backend: &str, one: Vec<f64>, eight: Vec<f64>| {
+            let run = Interleaved {
+                ops: 500,
+                one,
+                eight,
+            };
+            let name = format!("writers-interleaved-{backend}-10000");
+            common::write_data(dir.path(), &name, &run.to_json(backend, 10_000, 100));
+        };
+        // The full run's RocksDB rounds at 1M: median 27.5x, "met".
+        let rocks = [30.4, 42.9, 16.5, 27.5, 14.2];
+        write(
+            "rocksdb",
+            vec![100.0; 5],
+            rocks.iter().map(|r| r * 100.0).collect(),
+        );
+        // Within 8x, but 2.3x to 7.9x (the full run's LMDB, median 4.67x).
+        write(
+            "lmdb",
+            vec![100.0; 5],
+            vec![230.0, 467.0, 788.0, 500.0, 310.0],
+        );
+        // Within 8x and 2x: judged (median 4.5x, met).
+        write("file", vec![100.0; 3], vec![400.0, 450.0, 790.0]);
+        let r = report(dir.path(), 90);
+        let mut md = String::new();
+        r.targets(&mut md);
+        let rocks_row = row(&md, "rocksdb");
+        assert!(
+            rocks_row.ends_with("| **NOT JUDGED (rounds disagree: a round at 42.9x, above the 8x the workload can reach)** |"),
+            "{rocks_row}"
+        );
+        assert!(
+            rocks_row.contains("median per-round ratio 27.5x"),
+            "{rocks_row}"
+        );
+        let lmdb_row = row(&md, "lmdb");
+        assert!(
+            lmdb_row.ends_with("| **NOT JUDGED (rounds disagree: rounds from 2.30x to 7.88x, more than 2x apart)** |"),
+            "{lmdb_row}"
+        );
+        assert!(row(&md, "file").ends_with("| MET |"), "{md}");
     }
 
     #[test]

@@ -22,8 +22,10 @@ mod collect;
 mod format;
 mod interleaved;
 mod markdown;
+mod million;
 mod paired;
 mod targets;
+mod verdict;
 
 use std::collections::BTreeMap;
 use std::error::Error;

@@ -1,6 +1,7 @@
-//! The paired write floors (`peerbook_bench::paired`): run after the benches in a
-//! child process (`paired N`), which writes `data/paired-<backend>.json` per backend;
-//! the Targets rows of the Buffered stores over their batch floors read them.
+//! The paired floors (`peerbook_bench::paired`): run after the benches in a child
+//! process (`paired N`), which writes `data/paired-<backend>.json` per backend; the
+//! Targets rows of `get_peer` over its get floor and of the Buffered stores over
+//! their batch floors read them.
 
 #[allow(unused_imports)]
 use crate::*;
@@ -12,16 +13,17 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::paired::{pair_store_peer, Plan};
+use crate::verdict::{middle_half, rounds_disagree, Verdict};
+use common::paired::{pair_get_peer, pair_store_peer, Plan, PAIRED_GET};
 use common::{load_average, progress, size_label, write_data, Dyn, Generator, Mode, KINDS};
 use peerbook::backend::Backend;
 use peerbook::{Durability, MemoryBackend, PeerBook};
 use serde_json::{json, Value};
 
-/// The child: pair every backend's Buffered `store_peer` with its floor on books of
-/// `n` peers (the cached fixture books of the peerbook bench; memory: built from the
-/// reference book's batches, as its pristine book is loaded), each backend's result
-/// written as `data/paired-<backend>.json` (an `error` field when it could not run:
+/// The child: pair every backend's `get_peer` and Buffered `store_peer` with their
+/// floors on books of `n` peers (the cached fixture books of the peerbook bench;
+/// memory: built from the reference book's batches, as its pristine book is loaded),
+/// each backend's result written as `data/paired-<backend>.json` (an `error` field when it could not run:
 /// an error or a panic of one backend leaves the others to run).
 pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
     let started = Instant::now();
@@ -112,8 +114,13 @@ fn pair_backend(
     let book = PeerBook::open(backend, common::options(Durability::Buffered))?;
     let load_before = load_average();
     let t = Instant::now();
-    let pairs = pair_store_peer(&book, n, &*raw, &reference.writes, Plan::for_mode(mode));
+    let plan = Plan::for_mode(mode);
+    // The get first: the write pairs' updates change the book's records, not the
+    // raw store's, and the get floor should decode the bytes the store reads.
+    let get = pair_get_peer(&book, n, &*raw, plan);
+    let pairs = pair_store_peer(&book, n, &*raw, &reference.writes, plan);
     let mut workloads = serde_json::Map::new();
+    workloads.insert(PAIRED_GET.to_string(), get.to_json());
     for (w, pair) in &pairs {
         workloads.insert(w.to_string(), pair.to_json());
     }
@@ -220,6 +227,8 @@ pub(crate) struct PairedRow {
     pub(crate) floor: f64,
     /// The median over rounds of each round's store median / floor median.
     pub(crate) round_ratio: f64,
+    /// Each round's store median / floor median, in round order.
+    pub(crate) ratios: Vec<f64>,
     pub(crate) rounds: u64,
     pub(crate) block: u64,
     pub(crate) ops: u64,
@@ -234,11 +243,17 @@ impl Report {
         let store = w["store_ns"].as_f64().filter(|x| x.is_finite())?;
         let floor = common::positive(&w["floor_ns"])?;
         let round_ratio = common::positive(&w["round_ratio_median"])?;
+        let ratios = w["round_medians_ns"]
+            .as_array()?
+            .iter()
+            .map(|r| Some(common::positive(&r[0])? / common::positive(&r[1])?))
+            .collect::<Option<Vec<f64>>>()?;
         Some(PairedRow {
             peers: p["peers"].as_u64()? as usize,
             store,
             floor,
             round_ratio,
+            ratios,
             rounds: w["rounds"].as_u64()?,
             block: w["block"].as_u64()?,
             ops: w["ops_per_side"].as_u64()?,
@@ -246,9 +261,109 @@ impl Report {
     }
 }
 
+impl PairedRow {
+    /// The measured cell of the row: both medians, the judged ratio and the run.
+    pub(crate) fn measured(&self) -> String {
+        format!(
+            "{} vs floor {} (medians), median of the rounds' ratios {} at {} (same window, alternating blocks of {}, {} rounds, {} ops a side)",
+            fmt_ns(self.store),
+            fmt_ns(self.floor),
+            fmt_ratio(self.round_ratio),
+            size_label(self.peers),
+            self.block,
+            self.rounds,
+            self.ops,
+        )
+    }
+
+    /// Met when the median of the rounds' ratios is at most `goal`: each round pairs
+    /// store and floor measured seconds apart, so a machine that changes speed
+    /// mid-run moves both sides of a round. Not judged when the middle half of the
+    /// rounds spread more than 2x ([`rounds_disagree`] on [`middle_half`]: one
+    /// disturbed round of 100 is expected and the median ignores it; a run whose
+    /// quartiles are 2x apart measured two machines).
+    pub(crate) fn verdict(&self, goal: f64) -> Verdict {
+        match rounds_disagree(&middle_half(&self.ratios), None) {
+            Some(why) => Verdict::NotJudged(format!("middle half of the rounds: {why}")),
+            None => Verdict::Met(self.round_ratio <= goal),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::targets::tests::{paired_run, paired_workload, report, verdict};
+
+    /// Paired rows judge on the median of the rounds' ratios, unless the middle half
+    /// of the rounds spreads more than 2x: then NOT JUDGED, with the spread, for the
+    /// get row as for the write rows.
+    #[test]
+    fn paired_rows_whose_rounds_disagree_are_not_judged() {
+        let mut r = report(&[], true);
+        let spread = |rounds: serde_json::Value| {
+            let mut w = paired_workload((1_000.0, 1_000.0));
+            w["round_medians_ns"] = rounds;
+            w
+        };
+        let mut lmdb = paired_run("lmdb", (1_000.0, 1_000.0), (1_000.0, 1_000.0));
+        // Three rounds from 1.0x to 2.5x.
+        lmdb["workloads"]["get_peer"] = spread(json!([[1000, 1000], [2500, 1000], [1100, 1000]]));
+        // Eight rounds: the extremes (0.3x, 9x) are a quarter each, the middle half
+        // within 1.0x-1.2x: judged (1.0x: met).
+        lmdb["workloads"]["store_peer_new"] = spread(json!([
+            [300, 1000],
+            [9000, 1000],
+            [1000, 1000],
+            [1100, 1000],
+            [1000, 1000],
+            [1200, 1000],
+            [200, 1000],
+            [5000, 1000]
+        ]));
+        // Eight rounds, the middle half 1.0x-2.2x apart.
+        lmdb["workloads"]["store_peer_update"] = spread(json!([
+            [1000, 1000],
+            [1000, 1000],
+            [1000, 1000],
+            [1000, 1000],
+            [2200, 1000],
+            [2200, 1000],
+            [2200, 1000],
+            [2200, 1000]
+        ]));
+        r.paired.insert("lmdb".into(), lmdb);
+        r.paired.insert(
+            "file".into(),
+            paired_run("file", (1_000.0, 1_000.0), (1_000.0, 1_000.0)),
+        );
+        let mut md = String::new();
+        r.targets(&mut md);
+        assert_eq!(
+            verdict(&md, "`get_peer`", "lmdb"),
+            "**NOT JUDGED (rounds disagree: middle half of the rounds: rounds from 1.00x to 2.50x, more than 2x apart)**"
+        );
+        assert_eq!(verdict(&md, "`store_peer_new` Buffered", "lmdb"), "MET");
+        assert!(verdict(&md, "`store_peer_update` Buffered", "lmdb")
+            .starts_with("**NOT JUDGED (rounds disagree: middle half of the rounds: rounds from 1.00x to 2.20x"));
+        for w in [
+            "`get_peer`",
+            "`store_peer_new` Buffered",
+            "`store_peer_update` Buffered",
+        ] {
+            assert_eq!(verdict(&md, w, "file"), "MET", "{w}");
+        }
+        // Rounds missing from the data: no paired row.
+        let mut file = paired_run("file", (1_000.0, 1_000.0), (1_000.0, 1_000.0));
+        file["workloads"]["get_peer"]["round_medians_ns"] = json!([[1000, 0]]);
+        r.paired.insert("file".into(), file);
+        let mut md = String::new();
+        r.targets(&mut md);
+        assert_eq!(
+            verdict(&md, "`get_peer`", "file"),
+            "NOT RUN (no paired run)"
+        );
+    }
 
     /// A paired file counts for the backend its name says, at the paired size of
     /// the run (the largest up to 100k), holding that backend and size.

@@ -1,0 +1,126 @@
+//! A Targets row's verdict, and the rule that withholds one when a target's rounds
+//! (interleaved writers, paired store and floor) disagree too much for their median
+//! ratio to say anything.
+
+#[allow(unused_imports)]
+use crate::*;
+
+/// A target's verdict: met, not met, not judged (its rounds disagree, and how), or
+/// not measured in this run (and why).
+pub(crate) enum Verdict {
+    Met(bool),
+    NotJudged(String),
+    NotRun(String),
+}
+
+impl Verdict {
+    /// The verdict cell of the row.
+    pub(crate) fn cell(&self) -> String {
+        match self {
+            Verdict::Met(true) => "MET".into(),
+            Verdict::Met(false) => "**NOT MET**".into(),
+            Verdict::NotJudged(why) => format!("**NOT JUDGED (rounds disagree: {why})**"),
+            Verdict::NotRun(why) => format!("NOT RUN ({why})"),
+        }
+    }
+
+    /// `met` judged by the rounds' ratios, unless [`rounds_disagree`] says they
+    /// cannot judge.
+    pub(crate) fn by_rounds(ratios: &[f64], bound: Option<f64>, met: bool) -> Verdict {
+        match rounds_disagree(ratios, bound) {
+            Some(why) => Verdict::NotJudged(why),
+            None => Verdict::Met(met),
+        }
+    }
+}
+
+/// How far apart two rounds of one target may be: beyond this factor between the
+/// largest and the smallest ratio, the machine changed under the measurement.
+pub(crate) const ROUNDS_SPREAD: f64 = 2.0;
+
+/// Why the per-round ratios of a target cannot judge it, or `None` when they can:
+/// a round above `bound` (a ratio the workload cannot reach, e.g. 8 writers more
+/// than 8x one writer: the disk changed speed between the two sides of that round),
+/// or the largest round more than [`ROUNDS_SPREAD`] times the smallest (the
+/// machine's state moved the ratio more than the target's margin), or no round.
+pub(crate) fn rounds_disagree(ratios: &[f64], bound: Option<f64>) -> Option<String> {
+    if ratios.is_empty() || ratios.iter().any(|r| !r.is_finite() || *r <= 0.0) {
+        return Some("no usable round".into());
+    }
+    let max = ratios.iter().copied().fold(f64::MIN, f64::max);
+    let min = ratios.iter().copied().fold(f64::MAX, f64::min);
+    if let Some(bound) = bound.filter(|b| max > *b) {
+        return Some(format!(
+            "a round at {}, above the {bound}x the workload can reach",
+            fmt_ratio(max)
+        ));
+    }
+    (max > ROUNDS_SPREAD * min).then(|| {
+        format!(
+            "rounds from {} to {}, more than {ROUNDS_SPREAD}x apart",
+            fmt_ratio(min),
+            fmt_ratio(max)
+        )
+    })
+}
+
+/// The middle half of `ratios` (sorted, the lowest and highest quarter dropped; all
+/// of them below 4): the rounds a many-round run judges its spread by, since one
+/// disturbed round in 100 is expected, and the median already ignores it.
+pub(crate) fn middle_half(ratios: &[f64]) -> Vec<f64> {
+    let mut v = ratios.to_vec();
+    v.sort_by(f64::total_cmp);
+    let cut = v.len() / 4;
+    v[cut..v.len() - cut].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_that_agree_judge_and_rounds_that_do_not_are_not_judged() {
+        // Within the bound and 2x of each other: judged, whichever way.
+        assert_eq!(rounds_disagree(&[4.0, 6.0, 8.0], Some(8.0)), None);
+        assert_eq!(rounds_disagree(&[1.0, 2.0], None), None);
+        assert_eq!(
+            Verdict::by_rounds(&[1.0, 1.5], None, false).cell(),
+            "**NOT MET**"
+        );
+        assert_eq!(Verdict::by_rounds(&[1.0, 1.5], None, true).cell(), "MET");
+        // One round above what 8 writers can do (the full run's RocksDB rounds).
+        let rocks = [30.4, 42.9, 16.5, 27.5, 14.2];
+        let why = rounds_disagree(&rocks, Some(8.0)).expect("above 8x");
+        assert!(why.contains("42.9x, above the 8x"), "{why}");
+        // Within the bound, but more than 2x apart (the full run's LMDB rounds).
+        let lmdb = [2.30, 4.67, 7.88, 5.0, 3.1];
+        let why = rounds_disagree(&lmdb, Some(8.0)).expect("spread");
+        assert_eq!(why, "rounds from 2.30x to 7.88x, more than 2x apart");
+        assert_eq!(
+            Verdict::by_rounds(&lmdb, Some(8.0), true).cell(),
+            "**NOT JUDGED (rounds disagree: rounds from 2.30x to 7.88x, more than 2x apart)**"
+        );
+        assert!(rounds_disagree(&[1.0, 2.01], None).is_some());
+        // No bound: only the spread counts.
+        assert_eq!(rounds_disagree(&[30.0, 42.0], None), None);
+        // Nothing to judge by.
+        assert!(rounds_disagree(&[], None).is_some());
+        assert!(rounds_disagree(&[1.0, f64::NAN], None).is_some());
+        assert!(rounds_disagree(&[1.0, 0.0], None).is_some());
+    }
+
+    #[test]
+    fn the_middle_half_drops_a_quarter_at_each_end() {
+        let v: Vec<f64> = (1..=8).rev().map(f64::from).collect();
+        assert_eq!(middle_half(&v), [3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(middle_half(&[3.0, 1.0, 2.0]), [1.0, 2.0, 3.0]);
+        assert_eq!(middle_half(&[5.0, 1.0, 2.0, 9.0, 3.0]), [2.0, 3.0, 5.0]);
+        assert!(middle_half(&[]).is_empty());
+        // The full run's LMDB new-peer rounds (0.50x to 8.81x, quartiles 0.95x and
+        // 1.09x): one disturbed round of 100 does not void a steady run.
+        let mut lmdb = vec![1.0; 98];
+        lmdb.extend([0.5, 8.81]);
+        assert_eq!(rounds_disagree(&middle_half(&lmdb), None), None);
+        assert!(rounds_disagree(&lmdb, None).is_some());
+    }
+}
