@@ -60,8 +60,8 @@ impl Report {
     pub(crate) fn interleaved_table(&self, md: &mut String) {
         md.push_str(
             "Interleaved (the Targets row): rounds of 1 writer and 8 writers (order alternating), the same \
-             writes per side, on the same book right after the groups above; each round's \
-             ratio compares two rates measured seconds apart, where the `8 / 1` column \
+             writes per side, on a fresh copy of the same book after the groups above; each \
+             round's ratio compares two rates measured seconds apart, where the `8 / 1` column \
              above divides criterion medians measured a minute apart.\n\n\
              | backend | peers | rounds | writes per side | 1 writer (median) | 8 writers (median) | per-round 8 / 1 | median 8 / 1 |\n\
              |---|---:|---:|---:|---:|---:|---|---:|\n",
