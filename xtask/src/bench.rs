@@ -76,7 +76,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
             .env("PEERBOOK_BENCH_OUT", &out)
             .env("CRITERION_HOME", &criterion))?;
     }
-    step("paired write floors (about 1 min), peak memory probes and the report");
+    step("paired get and write floors (about 1 min), peak memory probes and the report");
     run(cargo()
         .args([
             "run",

@@ -216,7 +216,9 @@ pub fn pair_store_peer(
 /// `get_floor` does. Both sides read the same sequence of random stored peers (the
 /// k-th call of each reads the same id). Run it before [`pair_store_peer`], whose
 /// updates change the book's records (the raw store's stay as replayed): then both
-/// sides read the same bytes.
+/// sides decode the same records. The stored bytes are the same too, except on
+/// LMDB, whose book keeps values LZ4-compressed and whose floor reads them verbatim
+/// (as `get_floor` does): the decompression counts against the store.
 pub fn pair_get_peer(book: &Book, n: usize, raw: &dyn Raw, plan: Plan) -> Pair {
     let ids: Vec<String> = (0..n).map(peer_id).collect();
     let (mut on_store, mut on_floor) = (Rng::new(SEED ^ 0x6E7), Rng::new(SEED ^ 0x6E7));

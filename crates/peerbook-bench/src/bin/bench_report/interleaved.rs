@@ -13,6 +13,14 @@ use std::fmt::Write as _;
 use crate::verdict::Verdict;
 use common::{size_label, Interleaved, INTERLEAVED_THREADS};
 
+/// How far past the writer ratio (8 writers over 1) a round may go and still be
+/// judged: 8 writers share each sync and build their next writes while it runs,
+/// where one writer does both in turn, so a round passes 8x by the CPU part of a
+/// write (about 8 x (CPU + sync) / sync: 9-10x with a 130 us fdatasync). Far
+/// beyond that, only a disk that changed speed between the two sides explains it
+/// (the 2026-12-02 12:09 full run's 1M RocksDB rounds: 14.2x to 42.9x).
+const ROUND_BOUND: f64 = 1.5;
+
 impl Report {
     /// The interleaved writers of `backend` at the largest size of this run whose
     /// file was written during this run (not before the peerbook bench started; no
@@ -31,17 +39,16 @@ impl Report {
     }
 
     /// The measured cell of the 8-writers target and its verdict: the median of the
-    /// per-round ratios >= 4x, unless the rounds disagree (a round above 8x, which 8
-    /// writers cannot reach unless the disk changed speed between the two sides of
-    /// the round, or rounds more than 2x apart: [`crate::verdict::rounds_disagree`]); or why there is
-    /// none.
+    /// per-round ratios >= 4x, unless the rounds disagree (a round above
+    /// [`ROUND_BOUND`], or rounds more than 2x apart:
+    /// [`crate::verdict::rounds_disagree`]); or why there is none.
     pub(crate) fn interleaved_target(&self, backend: &str) -> Result<(String, Verdict), String> {
         let (n, run) = self
             .interleaved(backend)
             .ok_or("no interleaved writers in this run")?;
         let ratio = run.ratio_median();
         let [one, eight] = INTERLEAVED_THREADS;
-        let bound = (eight / one) as f64;
+        let bound = ROUND_BOUND * (eight / one) as f64;
         Ok((
             format!(
                 "8 writers {:.0} vs 1 writer {:.0} ops/s (medians); median per-round ratio {} \
@@ -217,7 +224,7 @@ mod tests {
         r.targets(&mut md);
         let rocks_row = row(&md, "rocksdb");
         assert!(
-            rocks_row.ends_with("| **NOT JUDGED (rounds disagree: a round at 42.9x, above the 8x the workload can reach)** |"),
+            rocks_row.ends_with("| **NOT JUDGED (rounds disagree: a round at 42.9x, above the 12x the workload can reach)** |"),
             "{rocks_row}"
         );
         assert!(

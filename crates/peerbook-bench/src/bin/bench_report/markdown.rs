@@ -23,7 +23,7 @@ pub(crate) struct Report {
     pub(crate) fixtures: BTreeMap<(String, usize), Value>,
     pub(crate) cleanup: BTreeMap<(String, usize), u64>,
     pub(crate) probes: Vec<Value>,
-    /// The paired write floors (`data/paired-<backend>.json`), by backend.
+    /// The paired get and write floors (`data/paired-<backend>.json`), by backend.
     pub(crate) paired: BTreeMap<String, Value>,
     pub(crate) runs: Vec<(String, Value)>,
 }
@@ -594,7 +594,8 @@ impl Report {
              the median ignores it) spreads more than 2x. The pairing runs at the largest size of the run up to 100k (in \
              the full run: 100k, not 1M, where the reference book and four replayed raw \
              stores would cost minutes and gigabytes; the 1M get rows of criterion stay in the \
-             tables). `--no-paired` skips it (the get and write targets are then NOT RUN).\n\
+             tables). `--no-paired` skips it; the targets then read the last paired run's files \
+             if there are any (files from before the get pairing judge no get row).\n\
              - Where a Buffered `store_peer` goes over its floor on memory (callgrind, \
              instructions per call, 10k peers, `examples/write_cost.rs`, 2026-12-02): a new peer \
              costs 20,650 against a floor of 3,890 (the engine's own write, 3,860, is in both); \
@@ -617,10 +618,11 @@ impl Report {
              and it sets both the 1-writer rate and the group size; criterion's groups run a \
              minute apart, so the ratio of their medians swung from 2.4x to 7.6x (RocksDB, \
              same binary) with the disk, where each round's pair is measured seconds apart. \
-             Rounds that disagree judge nothing (`NOT JUDGED`): a round above 8x (8 writers \
-             cannot be more than 8x one writer unless the disk changed speed between the two \
-             sides of the round; the full run's 1M RocksDB rounds read 14.2x to 42.9x) or \
-             rounds more than 2x apart.\n\
+             Rounds that disagree judge nothing (`NOT JUDGED`): a round above 12x (8 writers \
+             share each sync and overlap their next writes' CPU with it, so a round passes 8x \
+             by about the CPU part of a write, 9-10x here; far beyond, only a disk that \
+             changed speed between the two sides explains it: a full run's 1M RocksDB rounds \
+             read 14.2x to 42.9x) or rounds more than 2x apart.\n\
              - A million peers (`--full`): fast benchmarks take 10 samples of 0.8 s; export, \
              import and cleanup stop at 100k; the adapter-only raw stores (`*-trait`) are not \
              filled at 1M.\n\

@@ -151,7 +151,7 @@ const PAIRED_DEADLINE: Duration = Duration::from_secs(15 * 60);
 /// `mode` is the run's (the child's plan follows it).
 pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
     eprintln!(
-        "==> paired write floors with {} peers (child process)",
+        "==> paired get and write floors with {} peers (child process)",
         size_label(n)
     );
     // No file of an earlier run may stand for a backend this child does not reach.
@@ -170,7 +170,7 @@ pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
     });
     let mut child = match child {
         Ok(child) => child,
-        Err(e) => return eprintln!("==> paired write floors not started: {e}"),
+        Err(e) => return eprintln!("==> paired get and write floors not started: {e}"),
     };
     let deadline = Instant::now() + PAIRED_DEADLINE;
     let failure = loop {
@@ -194,7 +194,7 @@ pub(crate) fn run_paired(out: &Path, n: usize, mode: &str) {
             }
         }
     };
-    eprintln!("==> paired write floors {failure}");
+    eprintln!("==> paired get and write floors {failure}");
     // A child that did not end well may have left its copies of the books.
     for kind in KINDS {
         work_dirs(out, kind.name(), n)

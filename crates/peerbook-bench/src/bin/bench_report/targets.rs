@@ -70,8 +70,8 @@ impl Report {
              floor alternating in blocks in one process, so both see the same machine state; \
              the criterion medians of both are in the tables below, and the get rows quote \
              them). A target measured in rounds (paired, interleaved writers) is `NOT JUDGED` \
-             when its rounds disagree: a round above what the workload can reach (8 writers \
-             over 1), or rounds more than 2x apart (paired runs: the middle half of their \
+             when its rounds disagree: a round far above what the workload can reach (12x for \
+             8 writers over 1), or rounds more than 2x apart (paired runs: the middle half of their \
              rounds). `NOT RUN` means the size or the data is missing from this run's \
              mode.\n\n",
         );
@@ -88,7 +88,7 @@ impl Report {
         };
         let missing = || ("-".to_string(), Verdict::NotRun("no data".into()));
 
-        // Reads: get_peer over raw get + decode of the same bytes, judged on the
+        // Reads: get_peer over raw get + decode of the same records, judged on the
         // paired run (criterion's medians of store and floor, minutes apart, stay in
         // the text).
         for backend in BOOKS {
