@@ -1,6 +1,7 @@
 //! The record schema: [`PeerRecord`] and its parts, [`NewPeer`] (the seed's
 //! `createPeerData`), the validation rules of every field, display-name sanitizing,
-//! and the stored encoding (a format byte + a postcard body).
+//! and the stored encoding (a format byte + a postcard body, written by hand in
+//! `encode.rs`).
 //!
 //! | field | rule |
 //! |---|---|
@@ -650,6 +651,9 @@ use text::is_bidi_control;
 pub(crate) use text::{has_control, has_control_or_space, has_plain_control};
 pub use text::{is_sanitized_display_name, sanitize_display_name};
 
+#[cfg(test)]
+#[path = "schema/encode_tests.rs"]
+mod encode_tests;
 #[cfg(test)]
 #[path = "schema/tests.rs"]
 mod tests;
