@@ -51,6 +51,33 @@ fn peer_id_rules() {
         serde_json::from_str::<PeerId>("\"has space\"").is_err(),
         "deserializing validates"
     );
+    // Every byte value at every position of ids around the scan's 32-byte blocks
+    // (short ids padded, whole blocks, a last block overlapping the one before).
+    for len in [1, 2, 31, 32, 33, 63, 64, 65, 100, 128] {
+        for at in 0..len {
+            for b in 0..=u8::MAX {
+                let mut id = vec![b'x'; len];
+                id[at] = b;
+                let ok = (0x21..=0x7e).contains(&b);
+                match PeerId::from_bytes(&id) {
+                    Ok(_) => assert!(ok, "byte {b:#x} at {at} of {len} admitted"),
+                    Err(e) => {
+                        assert!(!ok, "byte {b:#x} at {at} of {len} refused: {e}");
+                        assert!(e.to_string().contains(&format!("byte {at} is not")), "{e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    /// What `create_peer` keeps as a name passes the display name rule, which
+    /// it no longer checks a second time: sanitizing yields a sanitized name.
+    #[test]
+    fn sanitizing_yields_a_sanitized_name(raw in "(?s).{0,80}|[ a-z\t\u{202E}\u{a0}]{0,80}") {
+        proptest::prop_assert!(validate_display_name(&sanitize_display_name(&raw)).is_ok());
+    }
 }
 
 #[test]

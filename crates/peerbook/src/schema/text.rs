@@ -54,8 +54,24 @@ pub(crate) fn is_bidi_control(c: char) -> bool {
 #[inline]
 fn refuses(s: &str, space: bool, wide: impl Fn(char) -> bool) -> bool {
     let limit = if space { 0x21 } else { 0x20 };
-    let bytes = s.as_bytes();
-    let (bad, high) = match bytes.last_chunk::<32>() {
+    let (bad, high) = scan(s.as_bytes(), limit);
+    // An ASCII control or whitespace char is a refused byte, so `wide` only has
+    // the non-ASCII chars left to judge.
+    bad || (high && s.chars().any(wide))
+}
+
+/// True when every byte is printable ASCII other than the space (0x21..=0x7e), the
+/// peer id rule, in the same passes as the text checks.
+pub(crate) fn is_visible_ascii(bytes: &[u8]) -> bool {
+    let (bad, high) = scan(bytes, 0x21);
+    !bad && !high
+}
+
+/// Whether `bytes` has a byte below `limit` or DEL, and whether it has a byte
+/// >= 0x80.
+#[inline(always)]
+fn scan(bytes: &[u8], limit: u8) -> (bool, bool) {
+    match bytes.last_chunk::<32>() {
         // Whole 32-byte blocks (a length the vector loop needs no tail for), then
         // the last 32 bytes once more instead of a byte-by-byte tail.
         Some(last) => {
@@ -72,10 +88,7 @@ fn refuses(s: &str, space: bool, wide: impl Fn(char) -> bool) -> bool {
             padded[..bytes.len()].copy_from_slice(bytes);
             (refused_byte(&padded, limit), high_byte(&padded))
         }
-    };
-    // An ASCII control or whitespace char is a refused byte, so `wide` only has
-    // the non-ASCII chars left to judge.
-    bad || (high && s.chars().any(wide))
+    }
 }
 
 /// A byte below `limit` or DEL in `bytes` (a length of whole 32-byte blocks), in

@@ -157,11 +157,12 @@ impl<B: Backend> PeerBook<B> {
             addresses: Vec::new(),
             metadata: Default::default(),
         };
-        // The fields of `new` were checked above, before sealing; what is left of
-        // `validate` is the name (sanitized just now) and the parts this function
-        // sets (default quality, no addresses, no metadata), all valid by
-        // construction: checking every candidate and url a second time cost about
-        // a tenth of a Buffered store_peer on memory. Tests hold the two equal.
+        // The fields of `new` were checked above, before sealing, and the name was
+        // sanitized just now (`sanitized` keeps only a name that passes the rule);
+        // what is left of `validate` is the parts this function sets (default
+        // quality, no addresses, no metadata), all valid by construction: checking
+        // every candidate and url a second time cost about a tenth of a Buffered
+        // store_peer on memory. Tests hold the two equal.
         record.validate_built()?;
         debug_assert!(
             record.validate().is_ok(),
