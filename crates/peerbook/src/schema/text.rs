@@ -63,14 +63,52 @@ fn refuses(s: &str, space: bool, wide: impl Fn(char) -> bool) -> bool {
 /// True when every byte is printable ASCII other than the space (0x21..=0x7e), the
 /// peer id rule, in the same passes as the text checks.
 pub(crate) fn is_visible_ascii(bytes: &[u8]) -> bool {
-    let (bad, high) = scan(bytes, 0x21);
-    !bad && !high
+    !any_outside(bytes, 0x21)
 }
 
-/// Whether `bytes` has a byte below `limit` or DEL, and whether it has a byte
-/// >= 0x80.
+/// Whether `bytes` has a byte below `limit` or DEL, and whether it has a
+/// non-ASCII byte (0x80 and up): one pass that finds neither in the common case
+/// (text of printable ASCII), the two passes that tell them apart only after it
+/// found one.
 #[inline(always)]
 fn scan(bytes: &[u8], limit: u8) -> (bool, bool) {
+    if !any_outside(bytes, limit) {
+        return (false, false);
+    }
+    bad_and_high(bytes, limit)
+}
+
+/// A byte outside `limit..=0x7e` (below `limit`, DEL, or >= 0x80) in `bytes`.
+#[inline(always)]
+fn any_outside(bytes: &[u8], limit: u8) -> bool {
+    match bytes.last_chunk::<32>() {
+        // As in `bad_and_high`: whole blocks, then the last 32 bytes.
+        Some(last) => {
+            let (blocks, _) = bytes.as_chunks::<32>();
+            outside_byte(blocks.as_flattened(), limit) || outside_byte(last, limit)
+        }
+        None => {
+            let mut padded = [b'a'; 32];
+            padded[..bytes.len()].copy_from_slice(bytes);
+            outside_byte(&padded, limit)
+        }
+    }
+}
+
+/// A byte outside `limit..=0x7e` in `bytes` (whole 32-byte blocks): one unsigned
+/// compare a byte, branch-free, vectorized.
+#[inline(always)]
+fn outside_byte(bytes: &[u8], limit: u8) -> bool {
+    let mut out = 0u8;
+    for &b in bytes {
+        out |= u8::from(b.wrapping_sub(limit) > 0x7e - limit);
+    }
+    out != 0
+}
+
+/// [`scan`] in two passes, one per answer.
+#[cold]
+fn bad_and_high(bytes: &[u8], limit: u8) -> (bool, bool) {
     match bytes.last_chunk::<32>() {
         // Whole 32-byte blocks (a length the vector loop needs no tail for), then
         // the last 32 bytes once more instead of a byte-by-byte tail.
