@@ -510,7 +510,12 @@ impl GroupCommit {
             self.lock_state().draining = false;
             drained?;
         }
-        self.lock_overlay().iter_mut().for_each(BTreeMap::clear);
+        // Only the spaces that hold entries: clearing an empty map still takes it
+        // apart (about 30 instructions each, on every Buffered write).
+        self.lock_overlay()
+            .iter_mut()
+            .filter(|space| !space.is_empty())
+            .for_each(BTreeMap::clear);
         Ok(())
     }
 

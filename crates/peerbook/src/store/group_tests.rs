@@ -157,6 +157,22 @@ fn a_drain_ends_a_linger() {
     assert!(!group.lock_state().draining);
 }
 
+/// A drain leaves the overlay empty: it clears the spaces that hold entries
+/// (and skips the empty ones).
+#[test]
+fn a_drain_empties_the_overlay() {
+    let (backend, groups) = (MemoryBackend::new(), std::sync::Mutex::new(Vec::new()));
+    let (group, write) = after_a_group_of(1, std::time::Duration::ZERO, &backend, &groups);
+    group.apply(one(b"c")).unwrap();
+    assert!(group.lock_overlay().iter().any(|space| !space.is_empty()));
+    group.drain(write).unwrap();
+    assert!(group.lock_overlay().iter().all(|space| space.is_empty()));
+    assert_eq!(
+        backend.get(Space::Peers, b"c").unwrap(),
+        Some(b"v".to_vec())
+    );
+}
+
 /// Half the last group write, at most MAX_LINGER: one slow fsync does not make
 /// the next writers wait half of it.
 #[test]
