@@ -20,7 +20,7 @@
 
 use std::net::IpAddr;
 
-use super::{ConnectionType, IceServer, PeerRecord, RECORD_FORMAT_V2};
+use super::{ConnectionQuality, ConnectionType, IceServer, PeerRecord, RECORD_FORMAT_V2};
 use crate::address::{AddressSource, PeerAddress};
 
 impl PeerRecord {
@@ -100,18 +100,35 @@ fn option<S: Sink, T>(out: &mut S, value: Option<T>, some: impl FnOnce(&mut S, T
 }
 
 /// The postcard body of `r`: its fields in declaration order, as the serde derive
-/// gives them to postcard.
+/// gives them to postcard. Each struct is destructured naming every field, so a
+/// field added to one of them does not compile until it is encoded here too.
 #[inline(always)]
 fn body<S: Sink>(r: &PeerRecord, out: &mut S) {
-    bytes(out, r.peer_id.as_bytes());
-    bytes(out, r.display_name.as_bytes());
-    bytes(out, r.public_key.as_bytes());
-    option(out, r.shared_secret.as_ref(), |o, s| bytes(o, s.as_bytes()));
-    out.varint(r.last_seen);
-    out.varint(r.last_connected);
+    let PeerRecord {
+        peer_id,
+        display_name,
+        public_key,
+        shared_secret,
+        last_seen,
+        last_connected,
+        last_known_ip,
+        ice_servers,
+        cached_candidates,
+        connection_quality,
+        reconnection_attempts,
+        blacklist_until,
+        addresses,
+        metadata,
+    } = r;
+    bytes(out, peer_id.as_bytes());
+    bytes(out, display_name.as_bytes());
+    bytes(out, public_key.as_bytes());
+    option(out, shared_secret.as_ref(), |o, s| bytes(o, s.as_bytes()));
+    out.varint(*last_seen);
+    out.varint(*last_connected);
     // serde's non-human-readable `IpAddr`: variant V4 (0) or V6 (1), then the
     // octets as a tuple of bytes
-    option(out, r.last_known_ip.as_ref(), |o, ip| match ip {
+    option(out, last_known_ip.as_ref(), |o, ip| match ip {
         IpAddr::V4(v4) => {
             o.varint(0);
             o.bytes(&v4.octets());
@@ -121,29 +138,36 @@ fn body<S: Sink>(r: &PeerRecord, out: &mut S) {
             o.bytes(&v6.octets());
         }
     });
-    len(out, r.ice_servers.len());
-    for server in &r.ice_servers {
+    len(out, ice_servers.len());
+    for server in ice_servers {
         ice_server(server, out);
     }
-    len(out, r.cached_candidates.len());
-    for c in &r.cached_candidates {
+    len(out, cached_candidates.len());
+    for c in cached_candidates {
         bytes(out, c.as_bytes());
     }
-    let q = &r.connection_quality;
-    option(out, q.latency_ms, |o, ms| o.varint(u64::from(ms)));
-    out.bytes(&q.success_rate.to_bits().to_le_bytes());
-    out.varint(connection_type_index(q.connection_type));
-    out.varint(u64::from(q.total_connections));
-    out.varint(u64::from(q.successful_connections));
-    out.varint(q.avg_uptime_ms);
-    out.varint(u64::from(r.reconnection_attempts));
-    option(out, r.blacklist_until, |o, until| o.varint(until));
-    len(out, r.addresses.len());
-    for a in &r.addresses {
+    let ConnectionQuality {
+        latency_ms,
+        success_rate,
+        connection_type,
+        total_connections,
+        successful_connections,
+        avg_uptime_ms,
+    } = connection_quality;
+    option(out, *latency_ms, |o, ms| o.varint(u64::from(ms)));
+    out.bytes(&success_rate.to_bits().to_le_bytes());
+    out.varint(connection_type_index(*connection_type));
+    out.varint(u64::from(*total_connections));
+    out.varint(u64::from(*successful_connections));
+    out.varint(*avg_uptime_ms);
+    out.varint(u64::from(*reconnection_attempts));
+    option(out, *blacklist_until, |o, until| o.varint(until));
+    len(out, addresses.len());
+    for a in addresses {
         address(a, out);
     }
-    len(out, r.metadata.len());
-    for (key, value) in &r.metadata {
+    len(out, metadata.len());
+    for (key, value) in metadata {
         bytes(out, key.as_bytes());
         bytes(out, value.as_bytes());
     }
@@ -151,25 +175,35 @@ fn body<S: Sink>(r: &PeerRecord, out: &mut S) {
 
 #[inline(always)]
 fn ice_server<S: Sink>(server: &IceServer, out: &mut S) {
-    len(out, server.urls.len());
-    for url in &server.urls {
+    let IceServer {
+        urls,
+        username,
+        credential,
+    } = server;
+    len(out, urls.len());
+    for url in urls {
         bytes(out, url.as_bytes());
     }
-    option(out, server.username.as_deref(), |o, name| {
+    option(out, username.as_deref(), |o, name| {
         bytes(o, name.as_bytes())
     });
-    option(out, server.credential.as_ref(), |o, c| {
-        bytes(o, c.as_bytes())
-    });
+    option(out, credential.as_ref(), |o, c| bytes(o, c.as_bytes()));
 }
 
 #[inline(always)]
 fn address<S: Sink>(a: &PeerAddress, out: &mut S) {
-    bytes(out, a.addr.as_bytes());
-    out.varint(address_source_index(a.source));
-    option(out, a.last_success, |o, t| o.varint(t));
-    option(out, a.last_failure, |o, t| o.varint(t));
-    option(out, a.expires_at, |o, t| o.varint(t));
+    let PeerAddress {
+        addr,
+        source,
+        last_success,
+        last_failure,
+        expires_at,
+    } = a;
+    bytes(out, addr.as_bytes());
+    out.varint(address_source_index(*source));
+    option(out, *last_success, |o, t| o.varint(t));
+    option(out, *last_failure, |o, t| o.varint(t));
+    option(out, *expires_at, |o, t| o.varint(t));
 }
 
 /// The serde variant index: the declaration order.
