@@ -34,7 +34,11 @@ enum Slot {
     /// The current value, visible to every open view (written before all of them).
     One(Vec<u8>),
     /// `(seq, value)` ascending by seq; `None` is a delete. Kept while a view needs it.
-    Many(Vec<(u64, Option<Vec<u8>>)>),
+    /// Boxed so that a slot is as small as a value (24 bytes, not 32): the loader's
+    /// `(key, value)` vectors then become the `(key, slot)` vectors of
+    /// [`VersionedSpaces::from_entries`] in place, not through a second copy.
+    #[allow(clippy::box_collection)] // the box keeps the slot small, see above
+    Many(Box<Vec<(u64, Option<Vec<u8>>)>>),
 }
 
 impl Slot {
@@ -334,7 +338,7 @@ impl Batch<'_> {
                     if keep_history {
                         // invisible to the open views, which predate it
                         state.history.push((space, vacant.key().clone()));
-                        vacant.insert(Slot::Many(vec![(seq, Some(value))]));
+                        vacant.insert(Slot::Many(Box::new(vec![(seq, Some(value))])));
                     } else {
                         vacant.insert(Slot::One(value));
                     }
@@ -356,7 +360,8 @@ impl Batch<'_> {
                         Slot::One(old) => {
                             let old = std::mem::take(old);
                             // the old value predates every open view: seq 0 stands for it
-                            *occupied.get_mut() = Slot::Many(vec![(0, Some(old)), (seq, value)]);
+                            *occupied.get_mut() =
+                                Slot::Many(Box::new(vec![(0, Some(old)), (seq, value)]));
                             state.history.push((space, occupied.key().clone()));
                         }
                         Slot::Many(versions) => match versions.last_mut() {
@@ -561,5 +566,14 @@ mod tests {
         );
         s.apply(|b| assert_eq!(b.put(Space::Peers, b"a".to_vec(), b"9".to_vec()), Some(1)));
         assert_eq!(s.get(Space::Peers, b"a").unwrap(), Some(b"9".to_vec()));
+    }
+
+    #[test]
+    fn a_slot_is_as_small_as_a_value() {
+        // from_entries turns (key, value) into (key, slot) in place only if they match
+        assert_eq!(
+            std::mem::size_of::<(Vec<u8>, Slot)>(),
+            std::mem::size_of::<(Vec<u8>, Vec<u8>)>()
+        );
     }
 }
