@@ -273,8 +273,13 @@ impl GroupCommit {
         st.applied = seq;
         // wake a lingering leader only once its group is full: a wake-up per apply
         // cost a context switch per write (the leader checked and slept again)
-        if st.lingering && st.linger_done() {
-            st.apply_wakes += 1;
+        let wake = st.lingering && st.linger_done();
+        st.apply_wakes += u64::from(wake);
+        // ... and after the locks are released, so it does not wake only to wait
+        // for the state lock this thread still holds
+        drop(st);
+        drop(overlay);
+        if wake {
             self.joined.notify_one();
         }
         Ok(seq)
@@ -448,8 +453,12 @@ impl GroupCommit {
                     Err(e)
                 }
             };
+            // Wake the waiters once the state lock is free: woken under it, each
+            // would wait again for the lock, and get it one after another (every
+            // unlock wakes one). The leader's own batch is settled either way.
+            drop(st);
             self.done.notify_all();
-            outcome?;
+            return outcome;
         }
     }
 
