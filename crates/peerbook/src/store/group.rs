@@ -213,12 +213,16 @@ pub(crate) struct GroupCommit {
     done: Condvar,
     /// A lingering leader waits on this one for applies.
     joined: Condvar,
-    /// Touched under the book's writer lock (apply, prune, writers' views), and
-    /// briefly by [reads ahead](Self::read_ahead) of it.
+    /// Touched under the book's writer lock (apply, writers' views), and briefly by
+    /// [reads ahead](Self::read_ahead) of it and by a leader pruning the entries of
+    /// the group it landed.
     overlay: Mutex<Overlay>,
     /// Runs once between a writer's read ahead and its taking the writer lock (tests).
     #[cfg(test)]
     after_read_ahead: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// How many writer views were opened (tests).
+    #[cfg(test)]
+    views: std::sync::atomic::AtomicU64,
 }
 
 /// Resets the leader flag if a leader's write unwinds, so waiters do not hang.
@@ -458,6 +462,13 @@ impl GroupCommit {
             // unlock wakes one). The leader's own batch is settled either way.
             drop(st);
             self.done.notify_all();
+            if outcome.is_ok() {
+                // the landed entries, now in the backend (writers that open no view
+                // never prune; see `writer_view`)
+                self.lock_overlay()
+                    .iter_mut()
+                    .for_each(|space| space.retain(|_, (seq, _)| *seq > upto));
+            }
             return outcome;
         }
     }
@@ -539,6 +550,9 @@ impl GroupCommit {
         &'a self,
         open_base: impl FnOnce() -> std::result::Result<Box<dyn ReadView + 'a>, BackendError>,
     ) -> std::result::Result<Box<dyn ReadView + 'a>, BackendError> {
+        #[cfg(test)]
+        self.views
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut overlay = self.lock_overlay();
         if overlay.iter().any(|s| !s.is_empty()) {
             let durable = self.lock_state().durable;

@@ -371,6 +371,59 @@ fn an_undisturbed_read_ahead_is_kept() {
     );
 }
 
+/// A writer whose read ahead is kept opens no backend view under the writer lock
+/// (no engine snapshot, no overlay lock); one whose read ahead is dropped does.
+#[test]
+fn a_kept_read_ahead_opens_no_view() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let book = sync_book();
+    let before = book.group.views.load(Relaxed);
+    for _ in 0..3 {
+        book.increment_reconnection_attempts("a").unwrap();
+    }
+    assert_eq!(book.group.lock_state().reads_kept, 3);
+    assert_eq!(book.group.views.load(Relaxed), before, "no view was needed");
+    meanwhile(&book, |b| {
+        b.update_last_seen("a").unwrap();
+    });
+    book.increment_reconnection_attempts("a").unwrap();
+    assert_eq!(
+        book.group.views.load(Relaxed),
+        before + 1,
+        "the dropped read ahead is read again through a view"
+    );
+    assert_eq!(attempts(&book), 1);
+}
+
+/// A landed group's entries leave the overlay even when no writer opens a view
+/// (a writer whose read ahead holds opens none): the overlay holds only pending
+/// batches.
+#[test]
+fn a_landed_group_leaves_the_overlay() {
+    let backend = MemoryBackend::new();
+    let group = GroupCommit::default();
+    let write = |b: WriteBatch| {
+        backend
+            .write(b, Durability::Sync)
+            .map_err(|e| (Error::from(e), false))
+    };
+    let seq = ["a", "b", "c"]
+        .map(|k| group.apply(one(k.as_bytes())).unwrap())
+        .into_iter()
+        .last()
+        .unwrap();
+    assert_eq!(group.lock_overlay()[Space::Peers.index()].len(), 3);
+    group.wait(seq, write).unwrap();
+    assert!(
+        group.lock_overlay().iter().all(BTreeMap::is_empty),
+        "durable entries stay in the overlay"
+    );
+    assert_eq!(
+        backend.get(Space::Peers, b"b").unwrap(),
+        Some(b"v".to_vec())
+    );
+}
+
 /// A read ahead older than the keys the group commit remembers is read again, even
 /// when the write of the peer it missed is long durable.
 #[test]

@@ -2,13 +2,14 @@
 //! record, putting and deleting a record with its index entries, quotas and LRU
 //! eviction, and committing a staged batch with its counters.
 
+use std::cell::OnceCell;
 use std::ops::{Bound, ControlFlow};
 use std::sync::atomic::Ordering;
 
 use tracing::warn;
 
 use crate::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, ReadView, Space, WriteBatch,
+    Backend, BackendError, Direction, Durability, KeyRange, ReadView, Space, Visit, WriteBatch,
 };
 use crate::error::{Error, Quota, Result};
 use crate::schema::{PeerId, PeerRecord};
@@ -16,6 +17,60 @@ use crate::scoring::ScoreHint;
 
 use super::{corrupted_record, keys, Existing, PeerBook, StagedWrite, WriterGuard};
 use keys::{Counters, META_COUNTERS};
+
+/// A record read ahead of the writer lock (see [`PeerBook::modify`]).
+struct ReadAhead {
+    mark: super::group::ReadMark,
+    /// The record as read.
+    record: PeerRecord,
+    /// Its encoded length.
+    len: u64,
+    /// A copy of `record`, for the writer to modify.
+    copy: PeerRecord,
+}
+
+/// A view opened on its first read: a writer whose read ahead holds reads nothing
+/// more for an update without eviction, so it skips the engine's snapshot and the
+/// group commit's overlay lock.
+struct LazyView<'a, F> {
+    open: F,
+    view: OnceCell<Box<dyn ReadView + 'a>>,
+}
+
+impl<'a, F: Fn() -> std::result::Result<Box<dyn ReadView + 'a>, BackendError>> LazyView<'a, F> {
+    fn new(open: F) -> Self {
+        LazyView {
+            open,
+            view: OnceCell::new(),
+        }
+    }
+
+    fn view(&self) -> std::result::Result<&(dyn ReadView + 'a), BackendError> {
+        if let Some(view) = self.view.get() {
+            return Ok(&**view);
+        }
+        let opened = (self.open)()?;
+        Ok(&**self.view.get_or_init(|| opened))
+    }
+}
+
+impl<'a, F: Fn() -> std::result::Result<Box<dyn ReadView + 'a>, BackendError>> ReadView
+    for LazyView<'a, F>
+{
+    fn get(&self, space: Space, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, BackendError> {
+        self.view()?.get(space, key)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> std::result::Result<(), BackendError> {
+        self.view()?.scan(space, range, direction, visitor)
+    }
+}
 
 impl<B: Backend> PeerBook<B> {
     /// Write `batch` with the book's durability (see [`guarded`](Self::guarded)).
@@ -77,6 +132,12 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Read-modify-write of one decodable record under the writer lock.
+    ///
+    /// A read ahead of the lock that still holds under it (see the `group` module)
+    /// comes with its copy to modify, made before the lock too, and the backend view
+    /// is opened only if something reads it (a read under the lock, an eviction):
+    /// the serial section then neither copies the record nor takes a snapshot or
+    /// the overlay lock, which other writers' reads ahead wait for.
     pub(crate) fn modify(
         &self,
         peer_id: &str,
@@ -88,42 +149,44 @@ impl<B: Backend> PeerBook<B> {
         self.group.after_read_ahead();
         let guard = self.lock_writer_to_write()?;
         let now = self.now();
-        let view = self.writer_view()?;
-        let existing = match ahead {
-            Some((mark, existing)) if self.group.still_current(mark, id.as_bytes()) => {
-                Some(existing)
-            }
-            _ => self.load_existing(&*view, &id)?,
+        let view = LazyView::new(|| self.group.writer_view(|| self.backend.view()));
+        let ahead = ahead.filter(|a| self.group.still_current(a.mark, id.as_bytes()));
+        let (old, len, mut record) = match ahead {
+            Some(a) => (a.record, a.len, a.copy),
+            None => match self.load_existing(&view, &id)? {
+                None => {
+                    drop(view);
+                    self.settle(guard)?;
+                    return Err(Error::NotFound {
+                        peer_id: id.to_string(),
+                    });
+                }
+                Some(Existing::Corrupt { detail, .. }) => {
+                    return Err(corrupted_record(&id, detail))
+                }
+                Some(Existing::Decoded { record, len }) => {
+                    let copy = record.clone();
+                    (record, len, copy)
+                }
+            },
         };
-        let (old, len) = match existing {
-            None => {
-                drop(view);
-                self.settle(guard)?;
-                return Err(Error::NotFound {
-                    peer_id: id.to_string(),
-                });
-            }
-            Some(Existing::Corrupt { detail, .. }) => return Err(corrupted_record(&id, detail)),
-            Some(Existing::Decoded { record, len }) => (record, len),
-        };
-        let mut record = old.clone();
         f(&mut record, now)?;
         record.validate_changed(Some(&old))?;
         self.check_times(&record, now, Some(&old))?;
         let existing = Existing::Decoded { record: old, len };
         let mut staged = StagedWrite::one_record(*guard);
-        self.write_record(&*view, &mut staged, Some(existing), &record)?;
+        self.write_record(&view, &mut staged, Some(existing), &record)?;
         drop(view); // a view ends before its thread writes (LMDB)
         self.commit(guard, staged)?;
         Ok(record)
     }
 
     /// The decodable record `id` read (and decoded) ahead of the writer lock, with
-    /// its mark, for a writer that checks it under the lock (see the `group`
-    /// module); `None` (read under the lock) unless the book is [`Durability::Sync`]
-    /// and the read gave a decodable record of `id`: every other outcome, errors
-    /// included, is left to the read under the lock.
-    fn read_ahead(&self, id: &PeerId) -> Option<(super::group::ReadMark, Existing)> {
+    /// its mark and a copy to modify, for a writer that checks it under the lock
+    /// (see the `group` module); `None` (read under the lock) unless the book is
+    /// [`Durability::Sync`] and the read gave a decodable record of `id`: every
+    /// other outcome, errors included, is left to the read under the lock.
+    fn read_ahead(&self, id: &PeerId) -> Option<ReadAhead> {
         if self.settings.durability != Durability::Sync {
             return None;
         }
@@ -133,8 +196,12 @@ impl<B: Backend> PeerBook<B> {
             None => self.backend.get(Space::Peers, id.as_bytes()).ok()??,
         };
         let record = PeerRecord::decode(&bytes).ok()?;
-        let len = bytes.len() as u64;
-        (record.peer_id == *id).then_some((mark, Existing::Decoded { record, len }))
+        (record.peer_id == *id).then(|| ReadAhead {
+            mark,
+            copy: record.clone(),
+            record,
+            len: bytes.len() as u64,
+        })
     }
 
     pub(crate) fn load_existing(
