@@ -70,7 +70,8 @@
 //! The value a writer under the lock would read is the key's state after every
 //! batch up to the last applied one. The read ahead returns the state after every
 //! batch up to `s`, or a later one: the overlay holds the latest pending operation
-//! of each key, and an entry is pruned only once its batch is durable, so a key
+//! of each key, and an entry is pruned only once its batch is durable (by the
+//! leader whose group landed it, or by the next view that finds it durable), so a key
 //! with no entry in step 1 was last written by a batch already in the backend when
 //! step 2 reads it (a later group may land meanwhile: that only makes the value
 //! newer than `s`, and that group's batches have seqs above `s`). So under the lock
@@ -90,7 +91,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::{Bound, ControlFlow};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use crate::backend::{BackendError, Direction, KeyRange, Op, ReadView, Space, Visit, WriteBatch};
@@ -464,10 +465,21 @@ impl GroupCommit {
             self.done.notify_all();
             if outcome.is_ok() {
                 // the landed entries, now in the backend (writers that open no view
-                // never prune; see `writer_view`)
-                self.lock_overlay()
-                    .iter_mut()
-                    .for_each(|space| space.retain(|_, (seq, _)| *seq > upto));
+                // never prune; see `writer_view`). Skipped while a view holds the
+                // overlay (a long scan under the writer lock: an import, a cleanup):
+                // this leader's data is durable and must not wait for it, and the
+                // entries left are durable ones, equal to the backend's, which the
+                // next leader's prune or `writer_view` removes.
+                let overlay = match self.overlay.try_lock() {
+                    Ok(overlay) => Some(overlay),
+                    Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
+                    Err(TryLockError::WouldBlock) => None,
+                };
+                if let Some(mut overlay) = overlay {
+                    overlay
+                        .iter_mut()
+                        .for_each(|space| space.retain(|_, (seq, _)| *seq > upto));
+                }
             }
             return outcome;
         }

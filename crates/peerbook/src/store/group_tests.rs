@@ -424,6 +424,43 @@ fn a_landed_group_leaves_the_overlay() {
     );
 }
 
+/// A leader whose group landed while a view holds the overlay (a long scan under the
+/// writer lock) returns without pruning; the next group's leader prunes what it left.
+#[test]
+fn a_leader_does_not_wait_on_a_held_overlay_to_prune() {
+    let backend = MemoryBackend::new();
+    let group = GroupCommit::default();
+    let write = |b: WriteBatch| {
+        backend
+            .write(b, Durability::Sync)
+            .map_err(|e| (Error::from(e), false))
+    };
+    let seq = group.apply(one(b"a")).unwrap();
+    let held = group.lock_overlay();
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (group, write) = (&group, &write);
+        s.spawn(move || {
+            let outcome = group.wait(seq, write);
+            let _ = tx.send(outcome.is_ok());
+        });
+        let returned = rx.recv_timeout(std::time::Duration::from_secs(30));
+        drop(held);
+        assert_eq!(returned, Ok(true), "the leader waited for the overlay");
+    });
+    assert_eq!(group.lock_overlay()[Space::Peers.index()].len(), 1);
+    let seq = group.apply(one(b"b")).unwrap();
+    group.wait(seq, write).unwrap();
+    assert!(
+        group.lock_overlay().iter().all(BTreeMap::is_empty),
+        "the next leader left the durable entries"
+    );
+    assert_eq!(
+        backend.get(Space::Peers, b"a").unwrap(),
+        Some(b"v".to_vec())
+    );
+}
+
 /// A read ahead older than the keys the group commit remembers is read again, even
 /// when the write of the peer it missed is long durable.
 #[test]
