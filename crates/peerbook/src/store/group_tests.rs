@@ -402,11 +402,7 @@ fn a_kept_read_ahead_opens_no_view() {
 fn a_landed_group_leaves_the_overlay() {
     let backend = MemoryBackend::new();
     let group = GroupCommit::default();
-    let write = |b: WriteBatch| {
-        backend
-            .write(b, Durability::Sync)
-            .map_err(|e| (Error::from(e), false))
-    };
+    let write = sync_write(&backend);
     let seq = ["a", "b", "c"]
         .map(|k| group.apply(one(k.as_bytes())).unwrap())
         .into_iter()
@@ -424,17 +420,24 @@ fn a_landed_group_leaves_the_overlay() {
     );
 }
 
+/// A group's write: `batch` synced into `backend`, its error never "not applied".
+fn sync_write(
+    backend: &MemoryBackend,
+) -> impl Fn(WriteBatch) -> std::result::Result<(), (Error, bool)> + Copy + '_ {
+    move |b: WriteBatch| {
+        backend
+            .write(b, Durability::Sync)
+            .map_err(|e| (Error::from(e), false))
+    }
+}
+
 /// A leader whose group landed while a view holds the overlay (a long scan under the
 /// writer lock) returns without pruning; the next group's leader prunes what it left.
 #[test]
 fn a_leader_does_not_wait_on_a_held_overlay_to_prune() {
     let backend = MemoryBackend::new();
     let group = GroupCommit::default();
-    let write = |b: WriteBatch| {
-        backend
-            .write(b, Durability::Sync)
-            .map_err(|e| (Error::from(e), false))
-    };
+    let write = sync_write(&backend);
     let seq = group.apply(one(b"a")).unwrap();
     let held = group.lock_overlay();
     std::thread::scope(|s| {
