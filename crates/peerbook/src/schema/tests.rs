@@ -175,8 +175,8 @@ fn encode_decode_round_trip_and_garbage() {
     }
 }
 
-/// Each encoding is the plain postcard one, whatever the thread encoded before,
-/// with no spare capacity (`encode_tests` has the arbitrary records).
+/// Each encoding is the plain postcard one, large and small records in turn and on
+/// another thread, with no spare capacity (`encode_tests` has the arbitrary records).
 #[test]
 fn encode_is_the_plain_encoding() {
     let plain = |r: &PeerRecord| postcard::to_extend(r, vec![RECORD_FORMAT_V2]).unwrap();

@@ -1,6 +1,7 @@
 //! The interleaved concurrent writers (`data/writers-interleaved-<backend>-<n>.json`,
 //! written by the peerbook bench right after its criterion writer groups): rounds of
-//! 1 writer and 8 writers (order alternating by round) on the same Sync book. The
+//! 1 writer and 8 writers (order alternating by round) on a fresh copy of the Sync
+//! book. The
 //! report's 8-writers target is the median of their per-round ratios, each from two
 //! rates measured seconds apart, unless the rounds disagree (then not judged).
 
@@ -188,8 +189,8 @@ mod tests {
         assert!(!md.contains("| lmdb |"), "{md}");
     }
 
-    /// Rounds that disagree judge nothing: a round above 8x (8 writers cannot be
-    /// more than 8x one writer: the disk changed speed within the round), or rounds
+    /// Rounds that disagree judge nothing: a round above 12x (far beyond what 8
+    /// writers reach over 1: the disk changed speed within the round), or rounds
     /// more than 2x apart, make the row NOT JUDGED, with the reason, whatever the
     /// median says.
     #[test]

@@ -39,8 +39,8 @@ impl Verdict {
 pub(crate) const ROUNDS_SPREAD: f64 = 2.0;
 
 /// Why the per-round ratios of a target cannot judge it, or `None` when they can:
-/// a round above `bound` (a ratio the workload cannot reach, e.g. 8 writers more
-/// than 8x one writer: the disk changed speed between the two sides of that round),
+/// a round above `bound` (a ratio far beyond what the workload reaches, e.g. 12x
+/// for 8 writers over 1: the disk changed speed between the two sides of that round),
 /// or the largest round more than [`ROUNDS_SPREAD`] times the smallest (the
 /// machine's state moved the ratio more than the target's margin), or no round.
 pub(crate) fn rounds_disagree(ratios: &[f64], bound: Option<f64>) -> Option<String> {
@@ -64,8 +64,8 @@ pub(crate) fn rounds_disagree(ratios: &[f64], bound: Option<f64>) -> Option<Stri
     })
 }
 
-/// The middle half of `ratios` (sorted, the lowest and highest quarter dropped; all
-/// of them below 4): the rounds a many-round run judges its spread by, since one
+/// The middle half of `ratios` (sorted, the lowest and highest quarter dropped;
+/// fewer than 4 ratios are all kept): the rounds a many-round run judges its spread by, since one
 /// disturbed round in 100 is expected, and the median already ignores it.
 pub(crate) fn middle_half(ratios: &[f64]) -> Vec<f64> {
     let mut v = ratios.to_vec();
