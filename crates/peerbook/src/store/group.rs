@@ -101,6 +101,13 @@ use crate::error::{Error, Result};
 /// put, `(seq, None)` for a delete; `seq` is the apply that wrote it.
 pub(crate) type Overlay = [BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)>; 4];
 
+/// Drop the overlay entries of batches up to `upto`, all durable (in the backend).
+fn prune(overlay: &mut Overlay, upto: u64) {
+    for space in overlay.iter_mut().filter(|s| !s.is_empty()) {
+        space.retain(|_, (seq, _)| *seq > upto);
+    }
+}
+
 /// The longest a leader lingers for released writers, however long the last group
 /// write took (one slow fsync must not delay the next writes by half of it).
 pub(crate) const MAX_LINGER: Duration = Duration::from_millis(5);
@@ -476,9 +483,7 @@ impl GroupCommit {
                     Err(TryLockError::WouldBlock) => None,
                 };
                 if let Some(mut overlay) = overlay {
-                    overlay
-                        .iter_mut()
-                        .for_each(|space| space.retain(|_, (seq, _)| *seq > upto));
+                    prune(&mut overlay, upto);
                 }
             }
             return outcome;
@@ -568,9 +573,7 @@ impl GroupCommit {
         let mut overlay = self.lock_overlay();
         if overlay.iter().any(|s| !s.is_empty()) {
             let durable = self.lock_state().durable;
-            for space in overlay.iter_mut() {
-                space.retain(|_, (seq, _)| *seq > durable);
-            }
+            prune(&mut overlay, durable);
         }
         let base = open_base()?;
         if overlay.iter().all(BTreeMap::is_empty) {
