@@ -296,9 +296,11 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// The view a writer reads under the writer lock: the backend with the batches
-    /// applied but not yet durable on top (see the `group` module).
-    pub(crate) fn writer_view(&self) -> Result<Box<dyn ReadView + '_>> {
-        Ok(self.group.writer_view(|| self.backend.view())?)
+    /// applied but not yet durable on top (see the `group` module). It fails with
+    /// the backend's error, which `?` turns into the crate's, so that a view opened
+    /// on its first read (a `ReadView` itself, see `write.rs`) can open it too.
+    pub(crate) fn writer_view(&self) -> std::result::Result<Box<dyn ReadView + '_>, BackendError> {
+        self.group.writer_view(|| self.backend.view())
     }
 
     /// Make every applied batch durable; call under the writer lock before a

@@ -56,7 +56,7 @@ impl<B: Backend> PeerBook<B> {
             // The stored record is read before the checks so that fields equal to
             // its (decoded, so validated) ones are not checked again; a read that
             // fails leaves the checks to run first, as they did before it.
-            let loaded = self.writer_view().and_then(|view| {
+            let loaded = self.writer_view().map_err(Error::from).and_then(|view| {
                 let existing = self.load_existing(&*view, &record.peer_id)?;
                 Ok((view, existing))
             });

@@ -149,7 +149,7 @@ impl<B: Backend> PeerBook<B> {
         self.group.after_read_ahead();
         let guard = self.lock_writer_to_write()?;
         let now = self.now();
-        let view = LazyView::new(|| self.group.writer_view(|| self.backend.view()));
+        let view = LazyView::new(|| self.writer_view());
         let ahead = ahead.filter(|a| self.group.still_current(a.mark, id.as_bytes()));
         let (old, len, mut record) = match ahead {
             Some(a) => (a.record, a.len, a.copy),
