@@ -81,16 +81,26 @@ fn scan(bytes: &[u8], limit: u8) -> (bool, bool) {
 /// A byte outside `limit..=0x7e` (below `limit`, DEL, or >= 0x80) in `bytes`.
 #[inline(always)]
 fn any_outside(bytes: &[u8], limit: u8) -> bool {
+    blockwise(bytes, |blocks, last| {
+        outside_byte(blocks, limit) || outside_byte(last, limit)
+    })
+}
+
+/// `check` on `bytes` as two slices of whole 32-byte blocks (a length the vector
+/// loop needs no tail for): the whole blocks, then the last 32 bytes once more
+/// instead of a byte-by-byte tail; a short string padded to 32 bytes with a byte
+/// no rule refuses, then nothing.
+#[inline(always)]
+fn blockwise<T>(bytes: &[u8], check: impl FnOnce(&[u8], &[u8]) -> T) -> T {
     match bytes.last_chunk::<32>() {
-        // As in `bad_and_high`: whole blocks, then the last 32 bytes.
         Some(last) => {
             let (blocks, _) = bytes.as_chunks::<32>();
-            outside_byte(blocks.as_flattened(), limit) || outside_byte(last, limit)
+            check(blocks.as_flattened(), last)
         }
         None => {
             let mut padded = [b'a'; 32];
             padded[..bytes.len()].copy_from_slice(bytes);
-            outside_byte(&padded, limit)
+            check(&padded, &[])
         }
     }
 }
@@ -109,24 +119,12 @@ fn outside_byte(bytes: &[u8], limit: u8) -> bool {
 /// [`scan`] in two passes, one per answer.
 #[cold]
 fn bad_and_high(bytes: &[u8], limit: u8) -> (bool, bool) {
-    match bytes.last_chunk::<32>() {
-        // Whole 32-byte blocks (a length the vector loop needs no tail for), then
-        // the last 32 bytes once more instead of a byte-by-byte tail.
-        Some(last) => {
-            let (blocks, _) = bytes.as_chunks::<32>();
-            let blocks = blocks.as_flattened();
-            (
-                refused_byte(blocks, limit) || refused_byte(last, limit),
-                high_byte(blocks) || high_byte(last),
-            )
-        }
-        // A short string padded to 32 bytes with a byte no rule refuses.
-        None => {
-            let mut padded = [b'a'; 32];
-            padded[..bytes.len()].copy_from_slice(bytes);
-            (refused_byte(&padded, limit), high_byte(&padded))
-        }
-    }
+    blockwise(bytes, |blocks, last| {
+        (
+            refused_byte(blocks, limit) || refused_byte(last, limit),
+            high_byte(blocks) || high_byte(last),
+        )
+    })
 }
 
 /// A byte below `limit` or DEL in `bytes` (a length of whole 32-byte blocks), in
