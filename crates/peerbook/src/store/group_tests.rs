@@ -48,11 +48,10 @@ fn after_a_group_of<'a>(
 ) {
     let group = GroupCommit::default();
     group.lock_state().budget_override = Some(budget);
+    let sync = sync_write(backend);
     let write = move |b: WriteBatch| {
         groups.lock().unwrap().push(b.ops().len());
-        backend
-            .write(b, Durability::Sync)
-            .map_err(|e| (crate::Error::from(e), false))
+        sync(b)
     };
     let last = (0..size)
         .map(|i| group.apply(one(&[b'a' + i])).unwrap())
@@ -219,13 +218,7 @@ fn writer_view_reads_like_every_applied_batch() {
             queued.push(batch);
             if rng.below(4) == 0 {
                 // a leader writes every queued batch; the next view prunes them
-                group
-                    .wait(seq, |b| {
-                        backend
-                            .write(b, Durability::Sync)
-                            .map_err(|e| (crate::Error::from(e), false))
-                    })
-                    .unwrap();
+                group.wait(seq, sync_write(&backend)).unwrap();
                 queued.clear();
             }
         }
