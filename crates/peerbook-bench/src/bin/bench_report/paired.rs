@@ -13,7 +13,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::verdict::{middle_half, rounds_disagree, Verdict};
+use crate::verdict::{middle_half, Verdict};
 use common::paired::{pair_get_peer, pair_store_peer, Plan, PAIRED_GET};
 use common::{load_average, progress, size_label, write_data, Dyn, Generator, Mode, KINDS};
 use peerbook::backend::Backend;
@@ -279,13 +279,15 @@ impl PairedRow {
     /// Met when the median of the rounds' ratios is at most `goal`: each round pairs
     /// store and floor measured seconds apart, so a machine that changes speed
     /// mid-run moves both sides of a round. Not judged when the middle half of the
-    /// rounds spread more than 2x ([`rounds_disagree`] on [`middle_half`]: one
-    /// disturbed round of 100 is expected and the median ignores it; a run whose
-    /// quartiles are 2x apart measured two machines).
+    /// rounds spread more than 2x ([`Verdict::by_rounds`] on [`middle_half`], its
+    /// reason naming them: one disturbed round of 100 is expected and the median
+    /// ignores it; a run whose quartiles are 2x apart measured two machines).
     pub(crate) fn verdict(&self, goal: f64) -> Verdict {
-        match rounds_disagree(&middle_half(&self.ratios), None) {
-            Some(why) => Verdict::NotJudged(format!("middle half of the rounds: {why}")),
-            None => Verdict::Met(self.round_ratio <= goal),
+        match Verdict::by_rounds(&middle_half(&self.ratios), None, self.round_ratio <= goal) {
+            Verdict::NotJudged(why) => {
+                Verdict::NotJudged(format!("middle half of the rounds: {why}"))
+            }
+            judged => judged,
         }
     }
 }
