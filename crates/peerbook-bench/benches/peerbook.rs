@@ -11,7 +11,10 @@
 //! threads, one shared book); right after those groups, the same writers run as
 //! interleaved rounds of 1 and 8 threads on a fresh copy of the pristine book
 //! (`data/writers-interleaved-*.json`, the report's 8-writers target), so the
-//! Buffered groups do not inherit their writes. Whole-book reads and rebuilds
+//! Buffered groups do not inherit their writes; beside each round, a round of the
+//! raw group floor (`peerbook_bench::group_floor::floor_round`: the store's
+//! `update_last_seen` batches, one synced backend write each against 8 joined per
+//! synced write, single-threaded) on another fresh copy of the same book. Whole-book reads and rebuilds
 //! (export, import, cleanup) stop at 100k peers; a million-peer book gets shorter
 //! measurements.
 //!
@@ -25,6 +28,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
+use common::group_floor::{floor_round, FloorRounds};
 use common::{
     concurrent_update_last_seen, durability_name, ip_change, new_peer, options, peer_id, pristine,
     progress, size_label, timed_loop, write_data, writers_group, Book, Ctx, Kind, Pristine, Rng,
@@ -382,7 +386,14 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
 /// Its rounds (20,000 writes at the default size) run on a fresh copy of the
 /// pristine book, with the working copy closed, and the copy is removed after: the
 /// Buffered groups that reopen the working copy next find it as the Sync groups
-/// left it.
+/// left it. Beside each round (after it in even rounds, before it in odd ones), a
+/// round of the group floor on a second fresh copy of the pristine book, opened as
+/// the book opens it with no book on it: 640 captured `update_last_seen` batches
+/// (default size) replayed through its own `Backend::write`, one synced write per
+/// batch against 8 joined per synced write, as the group commit joins them; its
+/// rounds go into the same file (`group_floor`). The copy costs what the writers'
+/// copy costs (about 15 s for a 1.8 GB book at 1M), where filling a raw engine
+/// from the book took 33-133 s at 1M (the baselines bench).
 fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[String]) {
     let (pristine, book) = (fx.pristine, fx.book());
     let (kind, n) = (pristine.kind, pristine.n);
@@ -414,35 +425,65 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
         progress(
             ctx.started,
             &format!(
-                "interleaved writers, {rounds} rounds of 1 and 8 writers (order alternating) x {ops} writes  [{} {size}]",
+                "interleaved writers, {rounds} rounds of 1 and 8 writers (order alternating) x {ops} writes, each beside a group floor round  [{} {size}]",
                 kind.name()
             ),
         );
         let target = ctx.work(&format!("writers-{}-{n}", kind.name()));
-        let (at, run) = fx.closed(|_| {
+        let floor_target = ctx.work(&format!("group-floor-{}-{n}", kind.name()));
+        let [_, k] = common::INTERLEAVED_THREADS;
+        let pairs = floor_pairs(ctx.mode);
+        let (at, run, floor) = fx.closed(|_| {
             let copy = PeerBook::open(pristine.copy(&target), options(Durability::Sync))
                 .expect("open a copy");
+            // The group floor's engine: another copy of the pristine book, opened
+            // as the book opens it, no book on it (see floor_round).
+            let engine = pristine.copy(&floor_target);
+            let mut floor = FloorRounds::new(k, 2 * pairs * k);
             let at = common::unix_now();
-            let run = common::interleaved_writers(&copy, ids, rounds, ops, SEED ^ 0x1908)
-                .expect("interleaved writers");
-            drop(copy);
+            let run = common::interleaved_writers_beside(
+                &copy,
+                ids,
+                rounds,
+                ops,
+                SEED ^ 0x1908,
+                &mut |round| {
+                    let seed = common::mix(SEED ^ 0xF100 ^ round as u64);
+                    floor.push(floor_round(&engine, ids, pairs, k, seed).expect("a floor round"));
+                },
+            )
+            .expect("interleaved writers");
+            drop((copy, engine));
             common::remove(&target);
-            (at, run)
+            common::remove(&floor_target);
+            (at, run, floor)
         });
+        let two = |v: Vec<f64>| {
+            v.iter()
+                .map(|r| (r * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
+        };
         eprintln!(
             "    1 writer {:?} ops/s, 8 writers {:?} ops/s, ratios {:?}: median {:.2}x",
             run.one.iter().map(|r| r.round()).collect::<Vec<_>>(),
             run.eight.iter().map(|r| r.round()).collect::<Vec<_>>(),
-            run.ratios()
-                .iter()
-                .map(|r| (r * 100.0).round() / 100.0)
-                .collect::<Vec<_>>(),
+            two(run.ratios()),
             run.ratio_median(),
         );
+        eprintln!(
+            "    group floor ({} batches a round): 1 per commit {:?}/s, {k} per commit {:?}/s, ratios {:?}: median {:.2}x",
+            floor.batches,
+            floor.one.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            floor.joined.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            two(floor.ratios()),
+            floor.ratio_median(),
+        );
+        let mut data = run.to_json(kind.name(), n, at);
+        data["group_floor"] = floor.to_json();
         write_data(
             &ctx.out,
             &format!("writers-interleaved-{}-{n}", kind.name()),
-            &run.to_json(kind.name(), n, at),
+            &data,
         );
     }
 }
@@ -455,6 +496,18 @@ fn interleaved_size(mode: common::Mode) -> (usize, u64) {
         common::Mode::Smoke => (3, 16),
         common::Mode::Quick => (5, 500),
         common::Mode::Default | common::Mode::Full => (5, 2_000),
+    }
+}
+
+/// Chunk pairs per round of the group floor beside the interleaved writers (each
+/// pair: `k` batches one synced commit each, then `k` joined into one): 40 pairs
+/// replay 640 batches a round, about half a second at LMDB's 1.1 ms synced commit
+/// (1M peers), against the 2-3 s of a writers round.
+fn floor_pairs(mode: common::Mode) -> usize {
+    match mode {
+        common::Mode::Smoke => 1,
+        common::Mode::Quick => 10,
+        common::Mode::Default | common::Mode::Full => 40,
     }
 }
 

@@ -1,53 +1,117 @@
 //! The raw group floor: the best any group commit can reach on an engine.
 //!
 //! [`capture_update_last_seen`] records the batches the store writes for
-//! `update_last_seen` of distinct peers (on an in-memory copy of a book, so the book
-//! itself is untouched); [`group_floor`] replays them on a raw engine filled with
-//! the same book (see [`filled`](crate::raw::filled)), single-threaded, alternating
+//! `update_last_seen` of distinct peers, as the store builds them on a backend's
+//! state, without applying them (the backend is only read); [`group_floor`]
+//! replays them on an engine holding that state, single-threaded, alternating
 //! chunks of `k` batches committed one synced commit each with chunks of `k` joined
 //! into one synced commit, as a group commit joins them. The ratio of the two rates
 //! bounds what `k` concurrent writers can gain over one on this engine and machine:
 //! the store adds its own work on top, never takes the engine's away.
+//!
+//! [`floor_round`] is one such measurement on a book's own backend (a copy of the
+//! pristine book, no book open on it), and [`FloorRounds`] the rounds the peerbook
+//! bench runs beside its interleaved writer rounds (the report's 8-writers target).
 
 use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peerbook::backend::{Backend, WriteBatch};
-use peerbook::{Durability, MemoryBackend, PeerBook};
+use peerbook::backend::{
+    Backend, BackendError, BookClaim, Direction, KeyRange, ReadView, Space, WriteBatch,
+};
+use peerbook::{Durability, PeerBook};
+use serde_json::{json, Value};
 
-use crate::capture::recording;
-use crate::raw::Raw;
-use crate::{copy_entries, options, Rng};
+use crate::raw::{Raw, Trait};
+use crate::{median, options, Dyn, Rng};
+
+/// A backend that reads `inner` and keeps every batch written to it instead of
+/// applying it: a book opened on it computes its writes on `inner`'s state and
+/// leaves `inner` as it was.
+struct Unapplied<'a> {
+    inner: &'a dyn Backend,
+    claim: BookClaim,
+    kept: Mutex<Vec<WriteBatch>>,
+}
+
+impl Unapplied<'_> {
+    /// The batches kept since the last take.
+    fn take(&self) -> Vec<WriteBatch> {
+        std::mem::take(&mut *self.kept.lock().expect("kept batches"))
+    }
+}
+
+impl Backend for Unapplied<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.get(space, key)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), BackendError> {
+        self.inner.scan(space, range, direction, visitor)
+    }
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        self.inner.view()
+    }
+    fn book_claim(&self) -> BookClaim {
+        self.claim.clone()
+    }
+    fn write(&self, batch: WriteBatch, _: Durability) -> Result<(), BackendError> {
+        self.kept.lock().expect("kept batches").push(batch);
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+    fn clear(&self, _: Durability) -> Result<(), BackendError> {
+        Err(BackendError::engine(self.engine_name(), "a capture does not clear").not_applied())
+    }
+    fn disk_usage(&self) -> Result<u64, BackendError> {
+        self.inner.disk_usage()
+    }
+    fn engine_name(&self) -> &'static str {
+        self.inner.engine_name()
+    }
+}
 
 /// The batches of `count` `update_last_seen` calls on distinct peers of `ids`
-/// (picked from `seed`), as the store builds them on `from`'s state (a deep copy in
-/// memory is written, never `from`). `count` is capped at `ids.len()`.
+/// (picked from `seed`), as the store builds them on `from`'s state, in order: a
+/// Buffered book over `from` whose writes are kept, never applied (`from` is only
+/// read, so no copy of the book is made; distinct peers write distinct records, so
+/// each batch is the one the store would write after the ones before it).
+/// `count` is capped at `ids.len()`.
 pub fn capture_update_last_seen(
     from: &dyn Backend,
     ids: &[String],
     count: usize,
     seed: u64,
 ) -> Vec<WriteBatch> {
-    let copy = MemoryBackend::new();
-    copy_entries(from, &copy);
-    let rec = std::sync::Arc::new(recording(copy));
-    let book =
-        PeerBook::open(std::sync::Arc::clone(&rec), options(Durability::Buffered)).expect("open");
+    let unapplied = Unapplied {
+        inner: from,
+        claim: BookClaim::new(),
+        kept: Mutex::new(Vec::new()),
+    };
+    let book = PeerBook::open(unapplied, options(Durability::Buffered)).expect("open");
+    book.backend().take();
     let mut rng = Rng::new(seed);
     let mut seen = HashSet::new();
     let mut batches = Vec::with_capacity(count);
-    rec.hook().start();
     while batches.len() < count.min(ids.len()) {
         let id = &ids[rng.index(ids.len())];
         if !seen.insert(id.clone()) {
             continue;
         }
         book.update_last_seen(id).expect("update_last_seen");
-        let mut written = rec.hook().take();
+        let mut written = book.backend().take();
         assert_eq!(written.len(), 1, "update_last_seen writes one batch");
         batches.extend(written.pop());
     }
-    rec.hook().stop();
     batches
 }
 
@@ -109,12 +173,114 @@ pub fn group_floor(raw: &dyn Raw, batches: &[WriteBatch], k: usize) -> Option<Gr
     })
 }
 
+/// One round of the group floor on `backend`, a book's own backend with no book
+/// open on it: `2 * pairs * k` batches of `update_last_seen` on distinct peers of
+/// `ids` captured on its current state ([`capture_update_last_seen`], untimed),
+/// then replayed by [`group_floor`] through `backend`'s own [`Backend::write`]
+/// (the call the store's group commit makes with each joined group), so the
+/// backend ends holding them, as a book that wrote them would. `None` when `ids`
+/// has fewer than `2k` peers or `k` or `pairs` is 0.
+pub fn floor_round(
+    backend: &Dyn,
+    ids: &[String],
+    pairs: usize,
+    k: usize,
+    seed: u64,
+) -> Option<GroupFloor> {
+    let batches = capture_update_last_seen(&**backend, ids, 2 * pairs * k, seed);
+    group_floor(&Trait::new(Arc::clone(backend), None), &batches, k)
+}
+
+/// The rounds of [`floor_round`] the peerbook bench runs beside its interleaved
+/// writer rounds: per round, the rate of one synced commit per batch and of `k`
+/// batches per synced commit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FloorRounds {
+    /// Batches joined per synced commit on the joined side.
+    pub k: usize,
+    /// Batches replayed per round (half of them each way).
+    pub batches: usize,
+    /// Batches per second, one synced commit each, one per round.
+    pub one: Vec<f64>,
+    /// Batches per second, `k` per synced commit, one per round (same order).
+    pub joined: Vec<f64>,
+}
+
+impl FloorRounds {
+    /// No round yet.
+    pub fn new(k: usize, batches: usize) -> Self {
+        FloorRounds {
+            k,
+            batches,
+            one: Vec::new(),
+            joined: Vec::new(),
+        }
+    }
+
+    /// Add one round's measurement.
+    pub fn push(&mut self, round: GroupFloor) {
+        self.one.push(round.one_per_commit);
+        self.joined.push(round.k_per_commit);
+    }
+
+    /// Rounds measured.
+    pub fn rounds(&self) -> usize {
+        self.one.len().min(self.joined.len())
+    }
+
+    /// Joined over single rate, per round.
+    pub fn ratios(&self) -> Vec<f64> {
+        self.one
+            .iter()
+            .zip(&self.joined)
+            .map(|(one, joined)| joined / one)
+            .collect()
+    }
+
+    /// The median of the per-round ratios.
+    pub fn ratio_median(&self) -> f64 {
+        median(&self.ratios())
+    }
+
+    /// The record written next to the interleaved writers' (their file's
+    /// `group_floor` field).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "k": self.k,
+            "batches": self.batches,
+            "rounds": self.rounds(),
+            "one_per_commit": self.one,
+            "joined_per_commit": self.joined,
+            "ratios": self.ratios(),
+            "ratio_median": self.ratio_median(),
+        })
+    }
+
+    /// Read back what [`FloorRounds::to_json`] wrote; `None` when a field is
+    /// missing, `k` is 0, a rate is not a positive finite number, the two sides'
+    /// round counts differ, or there is no round.
+    pub fn from_json(v: &Value) -> Option<FloorRounds> {
+        let rates = |key: &str| -> Option<Vec<f64>> {
+            v[key].as_array()?.iter().map(crate::positive).collect()
+        };
+        let (one, joined) = (rates("one_per_commit")?, rates("joined_per_commit")?);
+        let k = usize::try_from(v["k"].as_u64()?).ok().filter(|k| *k > 0)?;
+        (one.len() == joined.len() && !one.is_empty()).then_some(FloorRounds {
+            k,
+            batches: usize::try_from(v["batches"].as_u64()?).ok()?,
+            one,
+            joined,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::raw::open_raw;
     use crate::{peer_id, Generator};
-    use peerbook::backend::{BackendExt, Space};
+    use peerbook::backend::BackendExt;
+    use peerbook::MemoryBackend;
 
     #[test]
     fn captured_batches_replay_to_the_store_s_result() {
@@ -155,6 +321,68 @@ mod tests {
             let stored = raw.get(id.as_bytes()).expect("stored");
             let record = peerbook::PeerRecord::decode(&stored).expect("decode");
             assert_eq!(record.last_seen, crate::NOW_MS, "{id}");
+        }
+    }
+
+    /// A round on a book's own backend: captured on its state, replayed through
+    /// it, and the next round captures on the state the first left (peers updated
+    /// before are updated again, as the writers do).
+    #[test]
+    fn floor_rounds_replay_on_the_book_s_own_backend() {
+        let n = 40;
+        let memory = MemoryBackend::new();
+        let book = PeerBook::open(memory.clone(), options(Durability::Buffered)).expect("open");
+        Generator::new().load(&book, n);
+        drop(book.close().expect("close"));
+        let backend: Dyn = Arc::new(memory.clone());
+        let ids: Vec<String> = (0..n).map(peer_id).collect();
+        let mut rounds = FloorRounds::new(4, 16);
+        for round in 0..3 {
+            let floor = floor_round(&backend, &ids, 2, 4, round).expect("a round");
+            assert_eq!(floor.k, 4);
+            rounds.push(floor);
+        }
+        assert_eq!(floor_round(&backend, &ids[..7], 1, 4, 1), None, "7 peers");
+        assert_eq!(rounds.rounds(), 3);
+        let updated = (0..n)
+            .filter(|&i| {
+                let bytes = memory
+                    .get(Space::Peers, peer_id(i).as_bytes())
+                    .expect("get")
+                    .expect("stored");
+                peerbook::PeerRecord::decode(&bytes)
+                    .expect("decode")
+                    .last_seen
+                    == crate::NOW_MS
+            })
+            .count();
+        assert!(updated >= 16, "every round's batches landed: {updated}");
+        // The book the rounds wrote to opens and reads as a book.
+        let book = PeerBook::open(memory, options(Durability::Buffered)).expect("reopen");
+        assert!(book.get_peer(&ids[0]).expect("get").is_some());
+
+        let back = FloorRounds::from_json(&rounds.to_json()).expect("read back");
+        assert_eq!(back, rounds);
+        let fixed = FloorRounds {
+            k: 8,
+            batches: 640,
+            one: vec![100.0, 200.0, 400.0],
+            joined: vec![300.0, 500.0, 1200.0],
+        };
+        assert_eq!(fixed.ratios(), vec![3.0, 2.5, 3.0]);
+        assert_eq!(fixed.ratio_median(), 3.0);
+        let good = fixed.to_json();
+        assert_eq!(FloorRounds::from_json(&good), Some(fixed));
+        for (key, bad) in [
+            ("k", json!(0)),
+            ("batches", json!("x")),
+            ("one_per_commit", json!([0.0, 1.0, 1.0])),
+            ("joined_per_commit", json!([1.0])),
+            ("joined_per_commit", json!([])),
+        ] {
+            let mut v = good.clone();
+            v[key] = bad;
+            assert_eq!(FloorRounds::from_json(&v), None, "{key}");
         }
     }
 }

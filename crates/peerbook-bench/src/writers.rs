@@ -180,14 +180,32 @@ pub fn interleaved_writers<B: Backend>(
     ops: u64,
     seed: u64,
 ) -> Result<Interleaved, peerbook::Error> {
+    interleaved_writers_beside(book, ids, rounds, ops, seed, &mut |_| {})
+}
+
+/// [`interleaved_writers`], with `beside(round)` run in every round, after the
+/// writers in even rounds and before them in odd ones: another measurement (the
+/// raw group floor) taken in the same window as the writers, its rounds
+/// alternating with theirs.
+pub fn interleaved_writers_beside<B: Backend>(
+    book: &PeerBook<B>,
+    ids: &[String],
+    rounds: usize,
+    ops: u64,
+    seed: u64,
+    beside: &mut dyn FnMut(usize),
+) -> Result<Interleaved, peerbook::Error> {
     let mut out = Interleaved {
         ops,
         one: Vec::with_capacity(rounds),
         eight: Vec::with_capacity(rounds),
     };
-    for round in 0..rounds as u64 {
+    for round in 0..rounds {
+        if round % 2 == 1 {
+            beside(round);
+        }
         let [one, eight] = INTERLEAVED_THREADS;
-        let seed = crate::mix(seed ^ round);
+        let seed = crate::mix(seed ^ round as u64);
         let run_one = || concurrent_update_last_seen(book, ids, one, ops, seed, &|_, _| ());
         let run_eight = || concurrent_update_last_seen(book, ids, eight, ops, !seed, &|_, _| ());
         let (one, eight) = if round % 2 == 0 {
@@ -199,6 +217,9 @@ pub fn interleaved_writers<B: Backend>(
         };
         out.one.push(one.ops_per_sec());
         out.eight.push(eight.ops_per_sec());
+        if round % 2 == 0 {
+            beside(round);
+        }
     }
     Ok(out)
 }
@@ -254,8 +275,11 @@ mod tests {
     #[test]
     fn interleaved_rounds_pair_both_sides_and_take_the_median_ratio() {
         let (book, ids) = sync_book_of_20();
-        let run = interleaved_writers(&book, &ids, 3, 40, 7).expect("writers");
+        let mut beside = Vec::new();
+        let run = interleaved_writers_beside(&book, &ids, 3, 40, 7, &mut |r| beside.push(r))
+            .expect("writers");
         assert_eq!((run.rounds(), run.ops), (3, 40));
+        assert_eq!(beside, [0, 1, 2], "one measurement beside each round");
         assert!(
             run.one.iter().chain(&run.eight).all(|r| *r > 0.0),
             "{run:?}"
