@@ -72,7 +72,10 @@ impl Report {
              them). A target measured in rounds (paired, interleaved writers) is `NOT JUDGED` \
              when its rounds disagree: a round far above what the workload can reach (12x for \
              8 writers over 1), or rounds more than 2x apart (paired runs: the middle half of their \
-             rounds). `NOT RUN` means the size or the data is missing from this run's \
+             rounds). A missed target with a floor measured in the same window (the 8 writers: \
+             the group floor) is `BLOCKED (engine: ...)` when the floor misses the goal too \
+             (no store on this engine can reach it) and `NOT MET (ours, ...)` when the floor \
+             reaches it. `NOT RUN` means the size or the data is missing from this run's \
              mode.\n\n",
         );
         let _ = writeln!(

@@ -1,16 +1,24 @@
-//! A Targets row's verdict, and the rule that withholds one when a target's rounds
-//! (interleaved writers, paired store and floor) disagree too much for their median
-//! ratio to say anything.
+//! A Targets row's verdict, the rule that withholds one when a target's rounds
+//! (interleaved writers, paired store and floor, the group floor) disagree too much
+//! for their median ratio to say anything, and the rule that tells a target the
+//! engine blocks from one the store misses ([`Verdict::against_floor`]).
 
 #[allow(unused_imports)]
 use crate::*;
 
 /// A target's verdict: met, not met, not judged (its rounds disagree, and how), or
-/// not measured in this run (and why).
+/// not measured in this run (and why); a target with a measured floor that is not
+/// met is blocked by the engine (the floor itself misses it) or not met by the
+/// store's own doing (the floor reaches it).
+#[derive(Debug, PartialEq)]
 pub(crate) enum Verdict {
     Met(bool),
     NotJudged(String),
     NotRun(String),
+    /// Not met, and the engine's floor misses the goal too: why.
+    Blocked(String),
+    /// Not met, while the engine's floor reaches the goal: the floor.
+    NotMetOurs(String),
 }
 
 impl Verdict {
@@ -21,6 +29,41 @@ impl Verdict {
             Verdict::Met(false) => "**NOT MET**".into(),
             Verdict::NotJudged(why) => format!("**NOT JUDGED (rounds disagree: {why})**"),
             Verdict::NotRun(why) => format!("NOT RUN ({why})"),
+            Verdict::Blocked(why) => format!("**BLOCKED ({why})**"),
+            Verdict::NotMetOurs(floor) => format!("**NOT MET (ours, {floor})**"),
+        }
+    }
+
+    /// A target of a minimum speed-up (`goal`, e.g. 4x) judged on the store's
+    /// per-round ratios and, when it is missed, on the engine's floor measured in
+    /// the same window (`floor`: its per-round ratios): met when the store's
+    /// median reaches `goal`; otherwise blocked by the engine when the floor's
+    /// median is below `goal` too, not met by our doing when the floor reaches it,
+    /// plain not met without a floor. Rounds that disagree ([`rounds_disagree`],
+    /// beyond `bound` or more than [`ROUNDS_SPREAD`] apart) judge nothing: the
+    /// store's always, the floor's when the verdict rests on it.
+    pub(crate) fn against_floor(
+        store: &[f64],
+        floor: Option<&[f64]>,
+        bound: f64,
+        goal: f64,
+    ) -> Verdict {
+        let judged = Verdict::by_rounds(store, Some(bound), peerbook_bench::median(store) >= goal);
+        let (Verdict::Met(false), Some(floor)) = (&judged, floor) else {
+            return judged;
+        };
+        if let Some(why) = rounds_disagree(floor, Some(bound)) {
+            return Verdict::NotJudged(format!("group floor: {why}"));
+        }
+        let at = peerbook_bench::median(floor);
+        if at < goal {
+            Verdict::Blocked(format!(
+                "engine: group floor {} < {}",
+                fmt_ratio(at),
+                fmt_goal(goal)
+            ))
+        } else {
+            Verdict::NotMetOurs(format!("floor {}", fmt_ratio(at)))
         }
     }
 
@@ -32,6 +75,11 @@ impl Verdict {
             None => Verdict::Met(met),
         }
     }
+}
+
+/// `4x` for a goal of 4, `1.5x` for 1.5.
+fn fmt_goal(goal: f64) -> String {
+    format!("{goal}x")
 }
 
 /// How far apart two rounds of one target may be: beyond this factor between the
@@ -77,6 +125,51 @@ pub(crate) fn middle_half(ratios: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 8-writers rule: the store's rounds first, then the group floor's.
+    #[test]
+    fn a_missed_speed_up_is_blocked_only_by_a_floor_that_misses_it_too() {
+        let judge = |store: &[f64], floor: Option<&[f64]>| {
+            Verdict::against_floor(store, floor, 12.0, 4.0).cell()
+        };
+        // Met: the store's median reaches 4x, whatever the floor says.
+        assert_eq!(judge(&[4.0, 4.5, 3.9], Some(&[2.0, 2.1, 2.2])), "MET");
+        assert_eq!(judge(&[4.0, 4.5, 3.9], None), "MET");
+        // Not met, the floor below 4x in agreeing rounds: the engine blocks it.
+        assert_eq!(
+            judge(&[2.2, 2.26, 2.3], Some(&[2.31, 2.6, 2.4])),
+            "**BLOCKED (engine: group floor 2.40x < 4x)**"
+        );
+        // A floor at 4x or more: the store misses what the engine allows.
+        assert_eq!(
+            judge(&[3.2, 3.19, 3.3], Some(&[4.7, 5.0, 4.0])),
+            "**NOT MET (ours, floor 4.70x)**"
+        );
+        assert_eq!(
+            judge(&[3.2, 3.19, 3.3], Some(&[4.0, 4.0, 3.9])),
+            "**NOT MET (ours, floor 4.00x)**"
+        );
+        // No floor measured: not met, as before the floor.
+        assert_eq!(judge(&[3.2, 3.19, 3.3], None), "**NOT MET**");
+        // The store's rounds disagree: not judged, whatever the floor says.
+        assert_eq!(
+            judge(&[2.0, 2.3, 7.9], Some(&[2.0, 2.1, 2.2])),
+            "**NOT JUDGED (rounds disagree: rounds from 2.00x to 7.90x, more than 2x apart)**"
+        );
+        // The floor's rounds disagree when the verdict rests on them: not judged.
+        assert_eq!(
+            judge(&[2.2, 2.26, 2.3], Some(&[1.5, 2.4, 3.5])),
+            "**NOT JUDGED (rounds disagree: group floor: rounds from 1.50x to 3.50x, more than 2x apart)**"
+        );
+        assert_eq!(
+            judge(&[2.2, 2.26, 2.3], Some(&[9.0, 13.0, 9.5])),
+            "**NOT JUDGED (rounds disagree: group floor: a round at 13.0x, above the 12x the workload can reach)**"
+        );
+        assert_eq!(
+            judge(&[2.2, 2.26, 2.3], Some(&[])),
+            "**NOT JUDGED (rounds disagree: group floor: no usable round)**"
+        );
+    }
 
     #[test]
     fn rounds_that_agree_judge_and_rounds_that_do_not_are_not_judged() {
