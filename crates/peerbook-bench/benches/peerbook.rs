@@ -438,7 +438,10 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
                 .expect("open a copy");
             // The group floor's engine: another copy of the pristine book, opened
             // as the book opens it, no book on it (see floor_round).
+            let copied = std::time::Instant::now();
             let engine = pristine.copy(&floor_target);
+            let copy_secs = copied.elapsed().as_secs_f64();
+            let mut floor_secs = 0.0;
             let mut floor = FloorRounds::new(k, 2 * pairs * k);
             let at = common::unix_now();
             let run = common::interleaved_writers_beside(
@@ -449,15 +452,18 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
                 SEED ^ 0x1908,
                 &mut |round| {
                     let seed = common::mix(SEED ^ 0xF100 ^ round as u64);
+                    let started = std::time::Instant::now();
                     floor.push(floor_round(&engine, ids, pairs, k, seed).expect("a floor round"));
+                    floor_secs += started.elapsed().as_secs_f64();
                 },
             )
             .expect("interleaved writers");
             drop((copy, engine));
             common::remove(&target);
             common::remove(&floor_target);
-            (at, run, floor)
+            (at, run, (floor, copy_secs, floor_secs))
         });
+        let (floor, copy_secs, floor_secs) = floor;
         let two = |v: Vec<f64>| {
             v.iter()
                 .map(|r| (r * 100.0).round() / 100.0)
@@ -471,7 +477,7 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
             run.ratio_median(),
         );
         eprintln!(
-            "    group floor ({} batches a round): 1 per commit {:?}/s, {k} per commit {:?}/s, ratios {:?}: median {:.2}x",
+            "    group floor ({} batches a round; its copy of the book {copy_secs:.1} s, its rounds {floor_secs:.1} s): 1 per commit {:?}/s, {k} per commit {:?}/s, ratios {:?}: median {:.2}x",
             floor.batches,
             floor.one.iter().map(|r| r.round()).collect::<Vec<_>>(),
             floor.joined.iter().map(|r| r.round()).collect::<Vec<_>>(),
