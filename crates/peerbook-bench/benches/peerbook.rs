@@ -442,7 +442,7 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
             let engine = pristine.copy(&floor_target);
             let copy_secs = copied.elapsed().as_secs_f64();
             let mut floor_secs = 0.0;
-            let mut floor = FloorRounds::new(k, 2 * pairs * k);
+            let mut floor = FloorRounds::new(k);
             let at = common::unix_now();
             let run = common::interleaved_writers_beside(
                 &copy,

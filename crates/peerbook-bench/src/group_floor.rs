@@ -124,6 +124,9 @@ pub struct GroupFloor {
     pub k_per_commit: f64,
     /// The `k` of [`k_per_commit`](Self::k_per_commit).
     pub k: usize,
+    /// Batches replayed, both sides (whole chunks of `k`: fewer than asked for
+    /// when a book had fewer peers, or their count was not a multiple of `k`).
+    pub batches: usize,
 }
 
 impl GroupFloor {
@@ -170,6 +173,7 @@ pub fn group_floor(raw: &dyn Raw, batches: &[WriteBatch], k: usize) -> Option<Gr
         one_per_commit: single.0 as f64 / single.1.as_secs_f64(),
         k_per_commit: joined.0 as f64 / joined.1.as_secs_f64(),
         k,
+        batches: single.0 + joined.0,
     })
 }
 
@@ -198,7 +202,8 @@ pub fn floor_round(
 pub struct FloorRounds {
     /// Batches joined per synced commit on the joined side.
     pub k: usize,
-    /// Batches replayed per round (half of them each way).
+    /// Batches replayed per round (about half of them each way): the fewest of
+    /// any round, as [`GroupFloor::batches`] counted them, not as asked for.
     pub batches: usize,
     /// Batches per second, one synced commit each, one per round.
     pub one: Vec<f64>,
@@ -208,10 +213,10 @@ pub struct FloorRounds {
 
 impl FloorRounds {
     /// No round yet.
-    pub fn new(k: usize, batches: usize) -> Self {
+    pub fn new(k: usize) -> Self {
         FloorRounds {
             k,
-            batches,
+            batches: 0,
             one: Vec::new(),
             joined: Vec::new(),
         }
@@ -219,6 +224,10 @@ impl FloorRounds {
 
     /// Add one round's measurement.
     pub fn push(&mut self, round: GroupFloor) {
+        self.batches = match self.rounds() {
+            0 => round.batches,
+            _ => self.batches.min(round.batches),
+        };
         self.one.push(round.one_per_commit);
         self.joined.push(round.k_per_commit);
     }
@@ -336,14 +345,21 @@ mod tests {
         drop(book.close().expect("close"));
         let backend: Dyn = Arc::new(memory.clone());
         let ids: Vec<String> = (0..n).map(peer_id).collect();
-        let mut rounds = FloorRounds::new(4, 16);
+        let mut rounds = FloorRounds::new(4);
         for round in 0..3 {
             let floor = floor_round(&backend, &ids, 2, 4, round).expect("a round");
-            assert_eq!(floor.k, 4);
+            assert_eq!((floor.k, floor.batches), (4, 16));
             rounds.push(floor);
         }
         assert_eq!(floor_round(&backend, &ids[..7], 1, 4, 1), None, "7 peers");
-        assert_eq!(rounds.rounds(), 3);
+        assert_eq!((rounds.rounds(), rounds.batches), (3, 16));
+        // A round asked for more batches than the peers give (3 pairs of 4 = 24,
+        // 14 peers: 14 captured, 3 whole chunks of 4 replayed) records what it
+        // replayed, and the rounds their fewest.
+        let short = floor_round(&backend, &ids[..14], 3, 4, 9).expect("a short round");
+        assert_eq!(short.batches, 12, "{short:?}");
+        rounds.push(short);
+        assert_eq!((rounds.rounds(), rounds.batches), (4, 12));
         let updated = (0..n)
             .filter(|&i| {
                 let bytes = memory
