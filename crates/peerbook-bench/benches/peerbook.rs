@@ -506,7 +506,8 @@ fn interleaved_size(mode: common::Mode) -> (usize, u64) {
 }
 
 /// Chunk pairs per round of the group floor beside the interleaved writers (each
-/// pair: `k` batches one synced commit each, then `k` joined into one): 40 pairs
+/// pair: `k` batches one synced commit each and `k` joined into one, the side that
+/// goes first alternating by pair): 40 pairs
 /// replay 640 batches a round, about half a second at LMDB's 1.1 ms synced commit
 /// (1M peers), against the 2-3 s of a writers round.
 fn floor_pairs(mode: common::Mode) -> usize {

@@ -138,9 +138,11 @@ impl GroupFloor {
 }
 
 /// Replay `batches` on `raw` (which holds the state they were captured on), in
-/// chunks of `k`: even chunks one synced commit per batch, odd chunks one synced
-/// commit for the whole chunk (the batches joined in order, as a group commit
-/// joins them). Interleaved, so a busy spell of the disk hits both modes. Only the
+/// pairs of chunks of `k`: one chunk one synced commit per batch, the other one
+/// synced commit for the whole chunk (the batches joined in order, as a group
+/// commit joins them), even pairs single side first, odd pairs joined side first
+/// ([`single_chunk`]). Interleaved, so a busy spell of the disk hits both modes,
+/// and neither side always writes right after the other. Only the
 /// engine writes are timed (each chunk's batches are copied before its timer).
 /// `None` when `batches` do not make two chunks of `k` (a book of fewer than `2k`
 /// peers captures fewer batches) or `k` is 0.
@@ -150,7 +152,7 @@ pub fn group_floor(raw: &dyn Raw, batches: &[WriteBatch], k: usize) -> Option<Gr
     }
     let (mut single, mut joined) = ((0usize, Duration::ZERO), (0usize, Duration::ZERO));
     for (c, chunk) in batches.chunks_exact(k).enumerate() {
-        if c % 2 == 0 {
+        if single_chunk(c) {
             let owned = chunk.to_vec();
             let started = Instant::now();
             for batch in owned {
@@ -175,6 +177,12 @@ pub fn group_floor(raw: &dyn Raw, batches: &[WriteBatch], k: usize) -> Option<Gr
         k,
         batches: single.0 + joined.0,
     })
+}
+
+/// Whether chunk `c` of [`group_floor`] is on the single side: the first of each
+/// even pair (0, 1), the second of each odd pair (2, 3).
+fn single_chunk(c: usize) -> bool {
+    (c + c / 2).is_multiple_of(2)
 }
 
 /// One round of the group floor on `backend`, a book's own backend with no book
@@ -331,6 +339,40 @@ mod tests {
             let record = peerbook::PeerRecord::decode(&stored).expect("decode");
             assert_eq!(record.last_seen, crate::NOW_MS, "{id}");
         }
+    }
+
+    /// The two sides alternate which goes first, pair by pair: the single side
+    /// first in even pairs, the joined side first in odd ones.
+    #[test]
+    fn the_floor_s_pairs_alternate_which_side_writes_first() {
+        struct Sizes(Mutex<Vec<usize>>);
+        impl Raw for Sizes {
+            fn put(&self, _: &[u8], _: &[u8], _: Durability) {}
+            fn delete(&self, _: &[u8], _: Durability) {}
+            fn get(&self, _: &[u8]) -> Option<Vec<u8>> {
+                None
+            }
+            fn read(&self, _: &[u8], _: &mut dyn FnMut(&[u8])) {}
+            fn write(&self, batch: WriteBatch, _: Durability) {
+                self.0.lock().expect("sizes").push(batch.len());
+            }
+            fn settle(&self) {}
+        }
+        let batches: Vec<WriteBatch> = (0..13u8)
+            .map(|i| {
+                let mut b = WriteBatch::new();
+                b.put(Space::Peers, vec![i], vec![i]);
+                b
+            })
+            .collect();
+        let raw = Sizes(Mutex::new(Vec::new()));
+        let floor = group_floor(&raw, &batches, 2).expect("three pairs");
+        assert_eq!(floor.batches, 12, "the 13th makes no chunk");
+        assert_eq!(
+            *raw.0.lock().expect("sizes"),
+            [1, 1, 2, 2, 1, 1, 1, 1, 2],
+            "single, joined; joined, single; single, joined"
+        );
     }
 
     /// A round on a book's own backend: captured on its state, replayed through

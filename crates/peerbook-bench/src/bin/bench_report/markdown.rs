@@ -633,8 +633,8 @@ impl Report {
              Buffered book whose writes are kept, not applied: 640 a round, 160 in quick \
              mode) on a second fresh copy of the same pristine book, opened as the book \
              opens it with no book on it, and replays them through that backend's own \
-             `Backend::write`, chunks of 8 alternating: one synced write per batch, then the \
-             8 joined into one synced write (untimed: the capture and the copies). The \
+             `Backend::write`, in pairs of chunks of 8: one synced write per batch, and the \
+             8 joined into one synced write, the side that goes first alternating by pair (untimed: the capture and the copies). The \
              ratio of the two rates per round, median over the rounds, is the floor. Each \
              side bounds the store's rate with as many writers: the same batches meet the \
              same engine state in the same minutes, with no store work (no read, decode, \
