@@ -631,8 +631,9 @@ impl Report {
              writers round (after it, then before it, alternating), one thread captures the \
              batches the store builds for `update_last_seen` of distinct random peers (a \
              Buffered book whose writes are kept, not applied: 640 a round, 160 in quick \
-             mode) on a second fresh copy of the same pristine book, opened as the book \
-             opens it with no book on it, and replays them through that backend's own \
+             mode) on a second fresh copy of the same pristine book, opened once as a Sync \
+             book and closed (an older cached book is migrated, as the writers' copy is), \
+             and replays them through that backend's own \
              `Backend::write`, in pairs of chunks of 8: one synced write per batch, and the \
              8 joined into one synced write, the side that goes first alternating by pair (untimed: the capture and the copies). The \
              ratio of the two rates per round, median over the rounds, is the floor. Each \
