@@ -31,20 +31,44 @@ const ROUND_BOUND: f64 = 1.5;
 /// The speed-up the 8-writers target asks for.
 const GOAL: f64 = 4.0;
 
-/// One backend's interleaved writers, and the group floor measured beside them
-/// (none in a file written before the floor was).
+/// One backend's interleaved writers, and the group floor measured beside them,
+/// or why there is none to judge them against (none in a file written before the
+/// floor was, or one that does not match the writers: [`usable_floor`]).
 pub(crate) struct WritersRun {
     pub(crate) n: usize,
     pub(crate) run: Interleaved,
-    pub(crate) floor: Option<FloorRounds>,
+    pub(crate) floor: Result<FloorRounds, String>,
 }
 
 impl WritersRun {
     /// The store's median 8 / 1 over the floor's median k / 1.
     fn store_over_floor(&self) -> Option<f64> {
-        let floor = self.floor.as_ref()?;
+        let floor = self.floor.as_ref().ok()?;
         Some(self.run.ratio_median() / floor.ratio_median())
     }
+}
+
+/// The group floor of a writers file `v`, when it can judge the writers' rounds
+/// `run`: readable ([`FloorRounds::from_json`]), `k` joined per write the count
+/// of the 8 writers, and one round beside each of theirs (its rounds are paired
+/// with theirs); else why it is not used (then the target is judged without it).
+fn usable_floor(v: &serde_json::Value, run: &Interleaved) -> Result<FloorRounds, String> {
+    let floor = FloorRounds::from_json(&v["group_floor"]).ok_or("no group floor in this run")?;
+    let [_, eight] = INTERLEAVED_THREADS;
+    if floor.k != eight {
+        return Err(format!(
+            "group floor of {} joined per write, not the {eight} writers: not used",
+            floor.k
+        ));
+    }
+    if floor.rounds() != run.rounds() {
+        return Err(format!(
+            "group floor of {} rounds, not the writers' {}: not used",
+            floor.rounds(),
+            run.rounds()
+        ));
+    }
+    Ok(floor)
 }
 
 impl Report {
@@ -61,11 +85,9 @@ impl Report {
         self.sizes.iter().rev().find_map(|&n| {
             let stem = format!("writers-interleaved-{backend}-{n}");
             let v = run_data(&self.out, &stem, backend, n, Written::Since(since))?;
-            Some(WritersRun {
-                n,
-                run: Interleaved::from_json(&v)?,
-                floor: FloorRounds::from_json(&v["group_floor"]),
-            })
+            let run = Interleaved::from_json(&v)?;
+            let floor = usable_floor(&v, &run);
+            Some(WritersRun { n, run, floor })
         })
     }
 
@@ -92,9 +114,9 @@ impl Report {
             size_label(w.n),
             w.run.rounds()
         );
-        let floor_ratios = w.floor.as_ref().map(FloorRounds::ratios);
+        let floor_ratios = w.floor.as_ref().ok().map(FloorRounds::ratios);
         match (&w.floor, w.store_over_floor()) {
-            (Some(f), Some(over)) => {
+            (Ok(f), Some(over)) => {
                 let _ = write!(
                     measured,
                     "; group floor ({} joined per synced write / 1 each) {} (median of {} \
@@ -105,7 +127,10 @@ impl Report {
                     fmt_ratio(over)
                 );
             }
-            _ => measured.push_str("; no group floor in this run"),
+            (Err(why), _) => {
+                let _ = write!(measured, "; {why}");
+            }
+            (Ok(_), None) => {}
         }
         Ok((
             measured,
@@ -139,13 +164,13 @@ impl Report {
                 r.into_iter().map(fmt_ratio).collect::<Vec<_>>().join(", ")
             };
             let floor = match &w.floor {
-                Some(f) => format!(
+                Ok(f) => format!(
                     "{} | {} | {}",
                     f.batches,
                     ratios(f.ratios()),
                     fmt_ratio(f.ratio_median())
                 ),
-                None => "- | - | -".into(),
+                Err(_) => "- | - | -".into(),
             };
             let _ = writeln!(
                 md,
@@ -469,5 +494,54 @@ mod tests {
         let mut md = String::new();
         r.interleaved_table(&mut md);
         assert!(md.contains("| 3.20x | - | - | - | - |"), "{md}");
+    }
+
+    /// A floor that does not match the writers (another `k` than their 8, or
+    /// another count of rounds than theirs) is not used: the LMDB row its floor
+    /// would block is plainly not met, saying why, and the table shows no floor.
+    #[test]
+    fn a_floor_that_does_not_match_the_writers_is_not_used() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let r = report(dir.path(), 90);
+        let run = Interleaved {
+            ops: 2000,
+            one: vec![1000.0; 3],
+            eight: vec![2200.0, 2260.0, 2300.0],
+        };
+        // The LMDB row and table row beside a floor of `k` and `rounds`.
+        let judged = |k: usize, rounds: usize| -> (String, String) {
+            let floor = FloorRounds {
+                k,
+                batches: 640,
+                one: vec![1000.0; rounds],
+                joined: vec![2400.0; rounds],
+            };
+            let mut v = run.to_json("lmdb", 10_000, 100);
+            v["group_floor"] = floor.to_json();
+            common::write_data(dir.path(), "writers-interleaved-lmdb-10000", &v);
+            let (mut md, mut table) = (String::new(), String::new());
+            r.targets(&mut md);
+            r.interleaved_table(&mut table);
+            let table = table.lines().find(|l| l.starts_with("| lmdb | "));
+            (row(&md, "lmdb"), table.expect("a table row").to_string())
+        };
+        let (used, table) = judged(8, 3);
+        assert!(used.contains("BLOCKED"), "{used}");
+        assert!(!table.ends_with("| - | - | - | - |"), "{table}");
+        let mut cases = vec![(
+            judged(4, 3),
+            "group floor of 4 joined per write, not the 8 writers: not used".to_string(),
+        )];
+        for rounds in [2, 4] {
+            cases.push((
+                judged(8, rounds),
+                format!("group floor of {rounds} rounds, not the writers' 3: not used"),
+            ));
+        }
+        for ((lmdb, table), why) in cases {
+            assert!(lmdb.ends_with("| **NOT MET** |"), "{lmdb}");
+            assert!(lmdb.contains(&format!("; {why}")), "{lmdb}");
+            assert!(table.ends_with("| - | - | - | - |"), "{table}");
+        }
     }
 }
