@@ -487,6 +487,19 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
             two(floor.ratios()),
             floor.ratio_median(),
         );
+        // The report's bound on the writers' 8 / 1: the floor's joined rate over
+        // the store's 1-writer rate, per round.
+        let bounds: Vec<f64> = floor
+            .joined
+            .iter()
+            .zip(&run.one)
+            .map(|(j, o)| j / o)
+            .collect();
+        eprintln!(
+            "    bound on 8 / 1 (group floor {k} joined / the store's 1 writer): {:?}: median {:.2}x",
+            two(bounds.clone()),
+            common::median(&bounds),
+        );
         let mut data = run.to_json(kind.name(), n, at);
         data["group_floor"] = floor.to_json();
         write_data(

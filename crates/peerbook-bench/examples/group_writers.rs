@@ -28,7 +28,9 @@
 //! [`peerbook_bench::group_floor`]): the batches the store writes for
 //! `update_last_seen`, replayed single-threaded on the raw engine filled with the
 //! same book, one synced commit per batch against as many batches per synced commit
-//! as the largest thread count: the bound of that count's speed-up on this engine.
+//! as the largest thread count: its joined rate bounds that many writers' rate on
+//! this engine (its ratio is not a bound of their speed-up over one writer, whose
+//! own CPU between syncs they overlap).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,9 +5,11 @@
 //! state, without applying them (the backend is only read); [`group_floor`]
 //! replays them on an engine holding that state, single-threaded, alternating
 //! chunks of `k` batches committed one synced commit each with chunks of `k` joined
-//! into one synced commit, as a group commit joins them. The ratio of the two rates
-//! bounds what `k` concurrent writers can gain over one on this engine and machine:
-//! the store adds its own work on top, never takes the engine's away.
+//! into one synced commit, as a group commit joins them. The joined rate bounds
+//! the rate of `k` concurrent writers on this engine and machine (a group holds at
+//! most `k` batches, and the store adds its own work to their write, never takes
+//! the engine's away); the ratio of the two rates does not bound their speed-up
+//! over one writer, whose own CPU between syncs the `k` writers overlap.
 //!
 //! [`floor_round`] is one such measurement on a book's own backend (a copy of the
 //! pristine book, opened once as a book by [`open_as_a_book`], then no book open
@@ -131,8 +133,9 @@ pub struct GroupFloor {
 }
 
 impl GroupFloor {
-    /// How many times the joined commits' rate is the single commits' rate: the
-    /// bound of `k` writers' speed-up on this engine.
+    /// How many times the joined commits' rate is the single commits' rate (not
+    /// a bound of `k` writers' speed-up: a store's lone writer is slower than the
+    /// single commits by its CPU, which `k` writers overlap).
     pub fn ratio(&self) -> f64 {
         self.k_per_commit / self.one_per_commit
     }

@@ -12,7 +12,7 @@
 //! - [`raw`]: the raw engines under the backends (the baselines' floors);
 //! - [`capture`]: the batches `store_peer` writes, recorded for the write floors;
 //! - [`writers`]: the concurrent durable writers workload (also for crash harnesses);
-//! - [`group_floor`]: the raw group floor, the bound of those writers' speed-up;
+//! - [`group_floor`]: the raw group floor, a bound of those writers' rate;
 //! - [`paired`]: the write targets' store and floor, timed in one window.
 
 pub mod capture;

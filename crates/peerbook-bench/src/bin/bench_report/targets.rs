@@ -72,10 +72,10 @@ impl Report {
              them). A target measured in rounds (paired, interleaved writers) is `NOT JUDGED` \
              when its rounds disagree: a round far above what the workload can reach (12x for \
              8 writers over 1), or rounds more than 2x apart (paired runs: the middle half of their \
-             rounds). A missed target with a floor measured in the same window (the 8 writers: \
-             the group floor) is `BLOCKED (engine: ...)` when the floor misses the goal too \
-             (no store on this engine can reach it) and `NOT MET (ours, ...)` when the floor \
-             reaches it. `NOT RUN` means the size or the data is missing from this run's \
+             rounds). A missed 8-writers target is `BLOCKED (backend: ...)` only when the group \
+             floor measured in the same window proves 4x out of reach on that backend (an \
+             upper bound of the store's 8 / 1 below 4x, in rounds that agree: see Method), \
+             and `NOT MET (ours: ...)` otherwise. `NOT RUN` means the size or the data is missing from this run's \
              mode.\n\n",
         );
         let _ = writeln!(

@@ -1,24 +1,34 @@
 //! A Targets row's verdict, the rule that withholds one when a target's rounds
-//! (interleaved writers, paired store and floor, the group floor) disagree too much
-//! for their median ratio to say anything, and the rule that tells a target the
-//! engine blocks from one the store misses ([`Verdict::against_floor`]).
+//! (interleaved writers, paired store and floor) disagree too much for their
+//! median ratio to say anything, and the rule that tells a missed target the
+//! backend provably blocks from one the store misses ([`Verdict::against_bound`]).
 
 #[allow(unused_imports)]
 use crate::*;
 
 /// A target's verdict: met, not met, not judged (its rounds disagree, and how), or
-/// not measured in this run (and why); a target with a measured floor that is not
-/// met is blocked by the engine (the floor itself misses it) or not met by the
-/// store's own doing (the floor reaches it).
+/// not measured in this run (and why); a missed target with a measured upper
+/// bound of the store's ratio is blocked by the backend (the bound itself is below
+/// the goal) or not met by the store's own doing (it is not).
 #[derive(Debug, PartialEq)]
 pub(crate) enum Verdict {
     Met(bool),
     NotJudged(String),
     NotRun(String),
-    /// Not met, and the engine's floor misses the goal too: why.
+    /// Not met, and the backend bounds the store's ratio below the goal: why.
     Blocked(String),
-    /// Not met, while the engine's floor reaches the goal: the floor.
+    /// Not met, where the backend's bound does not rule the goal out: what it allows.
     NotMetOurs(String),
+}
+
+/// The per-round upper bounds of a speed-up target's store ratio (the 8 writers:
+/// the group floor's 8-joined rate over the store's 1-writer rate, round by
+/// round), and what they divide, for the verdict.
+pub(crate) struct UpperBound<'a> {
+    /// Per round, the most the store's ratio can be in that round.
+    pub(crate) rounds: &'a [f64],
+    /// E.g. `group floor 8-joined 2400/s vs the store's 1 writer 1000/s`.
+    pub(crate) of: String,
 }
 
 impl Verdict {
@@ -30,40 +40,45 @@ impl Verdict {
             Verdict::NotJudged(why) => format!("**NOT JUDGED (rounds disagree: {why})**"),
             Verdict::NotRun(why) => format!("NOT RUN ({why})"),
             Verdict::Blocked(why) => format!("**BLOCKED ({why})**"),
-            Verdict::NotMetOurs(floor) => format!("**NOT MET (ours, {floor})**"),
+            Verdict::NotMetOurs(why) => format!("**NOT MET ({why})**"),
         }
     }
 
-    /// A target of a minimum speed-up (`goal`, e.g. 4x) judged on the store's
-    /// per-round ratios and, when it is missed, on the engine's floor measured in
-    /// the same window (`floor`: its per-round ratios): met when the store's
-    /// median reaches `goal`; otherwise blocked by the engine when the floor's
-    /// median is below `goal` too, not met by our doing when the floor reaches it,
-    /// plain not met without a floor. Rounds that disagree ([`rounds_disagree`],
-    /// beyond `bound` or more than [`ROUNDS_SPREAD`] apart) judge nothing: the
-    /// store's always, the floor's when the verdict rests on it.
-    pub(crate) fn against_floor(
+    /// The 8-writers target, a minimum speed-up (`goal`, 4x), judged on the
+    /// store's per-round ratios and, when it is missed, on their upper bound
+    /// measured in the same window (`bound`, per round: see [`UpperBound`]): met
+    /// when the store's median reaches `goal`; otherwise blocked by the backend
+    /// when the median of the per-round bounds is below `goal` and those rounds
+    /// agree (none more than [`ROUNDS_SPREAD`] times another; since each round's
+    /// ratio is at most its bound, the median ratio is at most the median bound),
+    /// else not met by our doing, saying what the bound allows; plain not met
+    /// without a usable bound. The store's rounds that disagree
+    /// ([`rounds_disagree`], beyond `round_bound` or more than [`ROUNDS_SPREAD`]
+    /// apart) judge nothing.
+    pub(crate) fn against_bound(
         store: &[f64],
-        floor: Option<&[f64]>,
-        bound: f64,
+        bound: Option<UpperBound<'_>>,
+        round_bound: f64,
         goal: f64,
     ) -> Verdict {
-        let judged = Verdict::by_rounds(store, Some(bound), peerbook_bench::median(store) >= goal);
-        let (Verdict::Met(false), Some(floor)) = (&judged, floor) else {
+        let met = peerbook_bench::median(store) >= goal;
+        let judged = Verdict::by_rounds(store, Some(round_bound), met);
+        let (Verdict::Met(false), Some(bound)) = (&judged, bound) else {
             return judged;
         };
-        if let Some(why) = rounds_disagree(floor, Some(bound)) {
-            return Verdict::NotJudged(format!("group floor: {why}"));
+        if bound.rounds.is_empty() || bound.rounds.iter().any(|r| !r.is_finite() || *r <= 0.0) {
+            return judged;
         }
-        let at = peerbook_bench::median(floor);
-        if at < goal {
-            Verdict::Blocked(format!(
-                "engine: group floor {} < {}",
-                fmt_ratio(at),
-                fmt_goal(goal)
-            ))
-        } else {
-            Verdict::NotMetOurs(format!("floor {}", fmt_ratio(at)))
+        let at = fmt_ratio(peerbook_bench::median(bound.rounds));
+        match rounds_disagree(bound.rounds, None) {
+            None if peerbook_bench::median(bound.rounds) < goal => Verdict::Blocked(format!(
+                "backend: 8 writers can reach at most {at} here: {}",
+                bound.of
+            )),
+            None => Verdict::NotMetOurs(format!("ours: the backend's group floor allows {at}")),
+            Some(why) => Verdict::NotMetOurs(format!(
+                "ours: the backend's group floor allows {at}, in rounds that do not agree: {why}"
+            )),
         }
     }
 
@@ -75,11 +90,6 @@ impl Verdict {
             None => Verdict::Met(met),
         }
     }
-}
-
-/// `4x` for a goal of 4, `1.5x` for 1.5.
-fn fmt_goal(goal: f64) -> String {
-    format!("{goal}x")
 }
 
 /// How far apart two rounds of one target may be: beyond this factor between the
@@ -126,48 +136,59 @@ pub(crate) fn middle_half(ratios: &[f64]) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    /// The 8-writers rule: the store's rounds first, then the group floor's.
+    /// The 8-writers rule: the store's rounds first, then the per-round bound.
     #[test]
-    fn a_missed_speed_up_is_blocked_only_by_a_floor_that_misses_it_too() {
-        let judge = |store: &[f64], floor: Option<&[f64]>| {
-            Verdict::against_floor(store, floor, 12.0, 4.0).cell()
+    fn a_missed_speed_up_is_blocked_only_by_a_bound_below_it() {
+        let judge = |store: &[f64], bound: Option<&[f64]>| {
+            let bound = bound.map(|rounds| UpperBound {
+                rounds,
+                of: "Y vs Z".into(),
+            });
+            Verdict::against_bound(store, bound, 12.0, 4.0).cell()
         };
-        // Met: the store's median reaches 4x, whatever the floor says.
+        // Met: the store's median reaches 4x, whatever the bound says.
         assert_eq!(judge(&[4.0, 4.5, 3.9], Some(&[2.0, 2.1, 2.2])), "MET");
         assert_eq!(judge(&[4.0, 4.5, 3.9], None), "MET");
-        // Not met, the floor below 4x in agreeing rounds: the engine blocks it.
+        // Not met, the bound below 4x in agreeing rounds: the backend blocks it.
         assert_eq!(
             judge(&[2.2, 2.26, 2.3], Some(&[2.31, 2.6, 2.4])),
-            "**BLOCKED (engine: group floor 2.40x < 4x)**"
+            "**BLOCKED (backend: 8 writers can reach at most 2.40x here: Y vs Z)**"
         );
-        // A floor at 4x or more: the store misses what the engine allows.
+        assert_eq!(
+            judge(&[3.2, 3.19, 3.3], Some(&[3.99, 3.9, 4.5])),
+            "**BLOCKED (backend: 8 writers can reach at most 3.99x here: Y vs Z)**"
+        );
+        // A bound at 4x or more: the store misses what the backend allows.
         assert_eq!(
             judge(&[3.2, 3.19, 3.3], Some(&[4.7, 5.0, 4.0])),
-            "**NOT MET (ours, floor 4.70x)**"
+            "**NOT MET (ours: the backend's group floor allows 4.70x)**"
         );
         assert_eq!(
             judge(&[3.2, 3.19, 3.3], Some(&[4.0, 4.0, 3.9])),
-            "**NOT MET (ours, floor 4.00x)**"
+            "**NOT MET (ours: the backend's group floor allows 4.00x)**"
         );
-        // No floor measured: not met, as before the floor.
+        // Far above the 12x a store round can reach is no reason to doubt a bound.
+        assert_eq!(
+            judge(&[3.2, 3.19, 3.3], Some(&[13.0, 14.0, 15.0])),
+            "**NOT MET (ours: the backend's group floor allows 14.0x)**"
+        );
+        // No usable bound: not met, as before the floor.
         assert_eq!(judge(&[3.2, 3.19, 3.3], None), "**NOT MET**");
-        // The store's rounds disagree: not judged, whatever the floor says.
+        assert_eq!(judge(&[3.2, 3.19, 3.3], Some(&[])), "**NOT MET**");
+        assert_eq!(
+            judge(&[3.2, 3.19, 3.3], Some(&[2.0, f64::NAN])),
+            "**NOT MET**"
+        );
+        // The store's rounds disagree: not judged, whatever the bound says.
         assert_eq!(
             judge(&[2.0, 2.3, 7.9], Some(&[2.0, 2.1, 2.2])),
             "**NOT JUDGED (rounds disagree: rounds from 2.00x to 7.90x, more than 2x apart)**"
         );
-        // The floor's rounds disagree when the verdict rests on them: not judged.
+        // The bound's rounds disagree: it proves nothing, the miss stays ours.
         assert_eq!(
             judge(&[2.2, 2.26, 2.3], Some(&[1.5, 2.4, 3.5])),
-            "**NOT JUDGED (rounds disagree: group floor: rounds from 1.50x to 3.50x, more than 2x apart)**"
-        );
-        assert_eq!(
-            judge(&[2.2, 2.26, 2.3], Some(&[9.0, 13.0, 9.5])),
-            "**NOT JUDGED (rounds disagree: group floor: a round at 13.0x, above the 12x the workload can reach)**"
-        );
-        assert_eq!(
-            judge(&[2.2, 2.26, 2.3], Some(&[])),
-            "**NOT JUDGED (rounds disagree: group floor: no usable round)**"
+            "**NOT MET (ours: the backend's group floor allows 2.40x, in rounds that do not \
+             agree: rounds from 1.50x to 3.50x, more than 2x apart)**"
         );
     }
 
