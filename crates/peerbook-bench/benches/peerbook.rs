@@ -389,9 +389,11 @@ fn bench_book(c: &mut Criterion, ctx: &Ctx, kind: Kind, n: usize) {
 /// left it. Beside each round (after it in even rounds, before it in odd ones), a
 /// round of the group floor on a second fresh copy of the pristine book, opened
 /// once as a Sync book and closed (an older cached book is migrated, as the
-/// writers' copy is), then with no book on it: 640 captured `update_last_seen` batches
-/// (default size) replayed through its own `Backend::write`, one synced write per
-/// batch against 8 joined per synced write, as the group commit joins them; its
+/// writers' copy is), then with no book on it: as many captured `update_last_seen`
+/// batches as the writers' round writes (4,000 at the default size, so both copies
+/// take as many writes and drift alike) replayed through its own `Backend::write`,
+/// one synced write per batch against 8 joined per synced write, as the group
+/// commit joins them; its
 /// rounds go into the same file (`group_floor`). The copy costs what the writers'
 /// copy costs (about 15 s for a 1.8 GB book at 1M), where filling a raw engine
 /// from the book took 33-133 s at 1M (the baselines bench).
@@ -433,7 +435,7 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
         let target = ctx.work(&format!("writers-{}-{n}", kind.name()));
         let floor_target = ctx.work(&format!("group-floor-{}-{n}", kind.name()));
         let [_, k] = common::INTERLEAVED_THREADS;
-        let pairs = floor_pairs(ctx.mode);
+        let pairs = common::group_floor::pairs_beside(2 * ops as usize, k);
         let (at, run, floor) = fx.closed(|_| {
             let copy = PeerBook::open(pristine.copy(&target), options(Durability::Sync))
                 .expect("open a copy");
@@ -518,19 +520,6 @@ fn interleaved_size(mode: common::Mode) -> (usize, u64) {
         common::Mode::Smoke => (3, 16),
         common::Mode::Quick => (5, 500),
         common::Mode::Default | common::Mode::Full => (5, 2_000),
-    }
-}
-
-/// Chunk pairs per round of the group floor beside the interleaved writers (each
-/// pair: `k` batches one synced commit each and `k` joined into one, the side that
-/// goes first alternating by pair): 40 pairs
-/// replay 640 batches a round, about half a second at LMDB's 1.1 ms synced commit
-/// (1M peers), against the 2-3 s of a writers round.
-fn floor_pairs(mode: common::Mode) -> usize {
-    match mode {
-        common::Mode::Smoke => 1,
-        common::Mode::Quick => 10,
-        common::Mode::Default | common::Mode::Full => 40,
     }
 }
 

@@ -632,8 +632,10 @@ impl Report {
              our adapter. Beside each \
              writers round (after it, then before it, alternating), one thread captures the \
              batches the store builds for `update_last_seen` of distinct random peers (a \
-             Buffered book whose writes are kept, not applied: 640 a round, 160 in quick \
-             mode) on a second fresh copy of the same pristine book, opened once as a Sync \
+             Buffered book whose writes are kept, not applied: as many a round as the \
+             writers' round writes, 4,000, 1,008 in quick mode, so that the two copies take \
+             as many writes and drift alike; they differ still in which peers (distinct ones \
+             here, random ones with repeats there) and in the order of the writes) on a second fresh copy of the same pristine book, opened once as a Sync \
              book and closed (an older cached book is migrated, as the writers' copy is), \
              and replays them through that backend's own \
              `Backend::write`, in pairs of chunks of 8: one synced write per batch, and the \
