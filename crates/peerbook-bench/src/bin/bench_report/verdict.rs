@@ -49,8 +49,10 @@ impl Verdict {
     /// measured in the same window (`bound`, per round: see [`UpperBound`]): met
     /// when the store's median reaches `goal`; otherwise blocked by the backend
     /// when the median of the per-round bounds is below `goal` and those rounds
-    /// agree (none more than [`ROUNDS_SPREAD`] times another; since each round's
-    /// ratio is at most its bound, the median ratio is at most the median bound),
+    /// agree (none more than [`ROUNDS_SPREAD`] times another, and no store round
+    /// above its own bound, which only a disk that changed speed between the two
+    /// explains; since each round's ratio is at most its bound, the median ratio
+    /// is at most the median bound),
     /// else not met by our doing, saying what the bound allows; plain not met
     /// without a usable bound. The store's rounds that disagree
     /// ([`rounds_disagree`], beyond `round_bound` or more than [`ROUNDS_SPREAD`]
@@ -70,7 +72,22 @@ impl Verdict {
             return judged;
         }
         let at = fmt_ratio(peerbook_bench::median(bound.rounds));
-        match rounds_disagree(bound.rounds, None) {
+        // A round whose store ratio passes its own bound: the disk changed speed
+        // between the floor's round and the writers' beside it.
+        let past = store
+            .iter()
+            .zip(bound.rounds)
+            .enumerate()
+            .find(|(_, (s, b))| s > b);
+        let past = past.map(|(r, (s, b))| {
+            format!(
+                "round {} at {}, above its bound {}",
+                r + 1,
+                fmt_ratio(*s),
+                fmt_ratio(*b)
+            )
+        });
+        match rounds_disagree(bound.rounds, None).or(past) {
             None if peerbook_bench::median(bound.rounds) < goal => Verdict::Blocked(format!(
                 "backend: 8 writers can reach at most {at} here: {}",
                 bound.of
@@ -183,6 +200,13 @@ mod tests {
         assert_eq!(
             judge(&[2.0, 2.3, 7.9], Some(&[2.0, 2.1, 2.2])),
             "**NOT JUDGED (rounds disagree: rounds from 2.00x to 7.90x, more than 2x apart)**"
+        );
+        // A store round above its own bound (the disk changed between the two):
+        // the bound proves nothing, the miss stays ours.
+        assert_eq!(
+            judge(&[2.2, 2.26, 2.3], Some(&[2.31, 2.6, 2.25])),
+            "**NOT MET (ours: the backend's group floor allows 2.31x, in rounds that do not \
+             agree: round 3 at 2.30x, above its bound 2.25x)**"
         );
         // The bound's rounds disagree: it proves nothing, the miss stays ours.
         assert_eq!(
