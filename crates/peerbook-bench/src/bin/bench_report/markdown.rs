@@ -655,9 +655,9 @@ impl Report {
              target is `BLOCKED (backend: 8 writers can reach at most X here: group floor \
              8-joined Y/s vs the store's 1 writer Z/s)` (X the median bound, Y and Z the \
              medians of the two rates) when X is below 4x and the per-round bounds agree \
-             (none more than 2x another, and no writers round above its own bound: the \
-             bound holds only while the disk keeps its speed across the seconds between the \
-             two rounds, and a round past it shows it did not), else `NOT MET (ours: the backend's group floor \
+             (none more than 2x another, and no writers round more than 1.25x its own \
+             bound: the bound holds only while the disk keeps its speed across the seconds \
+             between the two rounds, and a round far past it shows it did not), else `NOT MET (ours: the backend's group floor \
              allows X)`; a floor missing from the file, or measured with another k than \
              the 8 writers or another count of rounds than theirs, is not used (plain \
              `NOT MET`). The writers table shows the floor's ratio and the bound. Getting \

@@ -50,9 +50,9 @@ impl Verdict {
     /// when the store's median reaches `goal`; otherwise blocked by the backend
     /// when the median of the per-round bounds is below `goal` and those rounds
     /// agree (none more than [`ROUNDS_SPREAD`] times another, and no store round
-    /// above its own bound, which only a disk that changed speed between the two
-    /// explains; since each round's ratio is at most its bound, the median ratio
-    /// is at most the median bound),
+    /// more than [`PAST_BOUND`] times its own bound, which only a disk that
+    /// changed speed between the two explains; since each round's ratio is at most
+    /// its bound, the median ratio is at most the median bound),
     /// else not met by our doing, saying what the bound allows; plain not met
     /// without a usable bound. The store's rounds that disagree
     /// ([`rounds_disagree`], beyond `round_bound` or more than [`ROUNDS_SPREAD`]
@@ -72,13 +72,14 @@ impl Verdict {
             return judged;
         }
         let at = fmt_ratio(peerbook_bench::median(bound.rounds));
-        // A round whose store ratio passes its own bound: the disk changed speed
-        // between the floor's round and the writers' beside it.
+        // A round whose store ratio passes its own bound by more than the noise
+        // of two rounds: the disk changed speed between the floor's round and the
+        // writers' beside it.
         let past = store
             .iter()
             .zip(bound.rounds)
             .enumerate()
-            .find(|(_, (s, b))| s > b);
+            .find(|(_, (s, b))| **s > PAST_BOUND * **b);
         let past = past.map(|(r, (s, b))| {
             format!(
                 "round {} at {}, above its bound {}",
@@ -108,6 +109,14 @@ impl Verdict {
         }
     }
 }
+
+/// How far past its own bound a store round may go before the bound is taken to
+/// be contradicted (the disk changed speed between the floor's round and the
+/// writers' beside it): the bounds of a quick run's LMDB rounds (2026-12-02
+/// 15:54, 10k) spread 3.33x to 4.18x, 1.26x, and the store's rounds of that run
+/// went up to 1.10x above theirs (file: 4.38x over 3.97x); in the run before, a disk that slowed during one floor
+/// round put the store's round 1.47x above it (3.08x over 2.09x).
+pub(crate) const PAST_BOUND: f64 = 1.25;
 
 /// How far apart two rounds of one target may be: beyond this factor between the
 /// largest and the smallest ratio, the machine changed under the measurement.
@@ -201,12 +210,17 @@ mod tests {
             judge(&[2.0, 2.3, 7.9], Some(&[2.0, 2.1, 2.2])),
             "**NOT JUDGED (rounds disagree: rounds from 2.00x to 7.90x, more than 2x apart)**"
         );
-        // A store round above its own bound (the disk changed between the two):
-        // the bound proves nothing, the miss stays ours.
+        // A store round far above its own bound (the disk changed between the
+        // two): the bound proves nothing, the miss stays ours; within the noise
+        // of two rounds (1.25x) it stands.
         assert_eq!(
-            judge(&[2.2, 2.26, 2.3], Some(&[2.31, 2.6, 2.25])),
+            judge(&[2.2, 3.08, 2.3], Some(&[2.31, 2.09, 2.6])),
             "**NOT MET (ours: the backend's group floor allows 2.31x, in rounds that do not \
-             agree: round 3 at 2.30x, above its bound 2.25x)**"
+             agree: round 2 at 3.08x, above its bound 2.09x)**"
+        );
+        assert_eq!(
+            judge(&[2.2, 2.26, 2.3], Some(&[2.31, 2.6, 1.85])),
+            "**BLOCKED (backend: 8 writers can reach at most 2.31x here: Y vs Z)**"
         );
         // The bound's rounds disagree: it proves nothing, the miss stays ours.
         assert_eq!(
