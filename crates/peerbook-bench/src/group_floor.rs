@@ -145,7 +145,7 @@ impl GroupFloor {
 /// pairs of chunks of `k`: one chunk one synced commit per batch, the other one
 /// synced commit for the whole chunk (the batches joined in order, as a group
 /// commit joins them), even pairs single side first, odd pairs joined side first
-/// ([`single_chunk`]). Interleaved, so a busy spell of the disk hits both modes,
+/// (`single_chunk`). Interleaved, so a busy spell of the disk hits both modes,
 /// and neither side always writes right after the other. Only the
 /// engine writes are timed (each chunk's batches are copied before its timer).
 /// `None` when `batches` do not make two chunks of `k` (a book of fewer than `2k`
