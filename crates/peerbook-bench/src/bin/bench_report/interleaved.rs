@@ -106,7 +106,8 @@ impl Report {
     /// The measured cell of the 8-writers target and its verdict
     /// ([`Verdict::against_bound`]): met when the median of the writers'
     /// per-round ratios reaches 4x; else blocked by the backend when the median of
-    /// the per-round bounds ([`WritersRun::bounds`]) is below 4x in rounds that
+    /// the per-round bounds ([`WritersRun::bounds`]) times the noise a round may
+    /// pass it by ([`crate::verdict::PAST_BOUND`]) is below 4x, in rounds that
     /// agree, not met (ours) when not; not judged when the writers' rounds
     /// disagree (a round above [`ROUND_BOUND`] x 8, or rounds more than 2x apart:
     /// [`crate::verdict::rounds_disagree`]); or why there is none.
@@ -461,8 +462,9 @@ mod tests {
         let lmdb = row(&md, "lmdb");
         assert!(
             lmdb.ends_with(
-                "| **BLOCKED (backend: 8 writers can reach at most 2.40x here: group floor \
-                 8-joined 2400/s vs the store's 1 writer 1000/s)** |"
+                "| **BLOCKED (backend: 8 writers can reach at most 2.40x here, 3.00x with the \
+                 noise of two rounds (1.25x): group floor 8-joined 2400/s vs the store's 1 \
+                 writer 1000/s)** |"
             ),
             "{lmdb}"
         );

@@ -74,7 +74,8 @@ impl Report {
              8 writers over 1), or rounds more than 2x apart (paired runs: the middle half of their \
              rounds). A missed 8-writers target is `BLOCKED (backend: ...)` only when the group \
              floor measured in the same window proves 4x out of reach on that backend (an \
-             upper bound of the store's 8 / 1 below 4x, in rounds that agree: see Method), \
+             upper bound of the store's 8 / 1 below 4x even 1.25x higher, the noise a round \
+             may pass it by, in rounds that agree: see Method), \
              and `NOT MET (ours: ...)` otherwise. `NOT RUN` means the size or the data is missing from this run's \
              mode.\n\n",
         );
