@@ -12,7 +12,7 @@
 //! interleaved rounds of 1 and 8 threads on a fresh copy of the pristine book
 //! (`data/writers-interleaved-*.json`, the report's 8-writers target), so the
 //! Buffered groups do not inherit their writes; beside each round, a round of the
-//! raw group floor (`peerbook_bench::group_floor::floor_round`: the store's
+//! backend's group floor (`peerbook_bench::group_floor::floor_round`: the store's
 //! `update_last_seen` batches, one synced backend write each against 8 joined per
 //! synced write, single-threaded) on another fresh copy of the same book. Whole-book reads and rebuilds
 //! (export, import, cleanup) stop at 100k peers; a million-peer book gets shorter

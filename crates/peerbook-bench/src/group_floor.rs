@@ -1,15 +1,21 @@
-//! The raw group floor: the best any group commit can reach on an engine.
+//! The group floor of a backend: the backend's own synced write (the
+//! [`Backend::write`] the store's group commit calls, not the raw engine under
+//! it) of the batches the store writes, one batch per write and `k` joined per
+//! write, with nothing else around it.
 //!
 //! [`capture_update_last_seen`] records the batches the store writes for
 //! `update_last_seen` of distinct peers, as the store builds them on a backend's
 //! state, without applying them (the backend is only read); [`group_floor`]
-//! replays them on an engine holding that state, single-threaded, alternating
-//! chunks of `k` batches committed one synced commit each with chunks of `k` joined
-//! into one synced commit, as a group commit joins them. The joined rate bounds
-//! the rate of `k` concurrent writers on this engine and machine (a group holds at
-//! most `k` batches, and the store adds its own work to their write, never takes
-//! the engine's away); the ratio of the two rates does not bound their speed-up
-//! over one writer, whose own CPU between syncs the `k` writers overlap.
+//! replays them on a writer holding that state (the backend itself in
+//! [`floor_round`]), single-threaded, alternating chunks of `k` batches written
+//! one synced write each with chunks of `k` joined into one synced write, as a
+//! group commit joins them. The joined rate bounds the rate of `k` concurrent
+//! writers on this backend and machine (a group holds at most `k` batches, and
+//! the store adds its own work to their write, never takes the backend's away),
+//! so the joined rate over the store's own 1-writer rate bounds the store's
+//! speed-up (the report's `bound`). The floor's own ratio (joined over single)
+//! bounds nothing: the store's lone writer is slower than the single writes by
+//! its CPU between syncs, which the `k` writers overlap.
 //!
 //! [`floor_round`] is one such measurement on a book's own backend (a copy of the
 //! pristine book, opened once as a book by [`open_as_a_book`], then no book open

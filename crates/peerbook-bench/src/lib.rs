@@ -12,7 +12,10 @@
 //! - [`raw`]: the raw engines under the backends (the baselines' floors);
 //! - [`capture`]: the batches `store_peer` writes, recorded for the write floors;
 //! - [`writers`]: the concurrent durable writers workload (also for crash harnesses);
-//! - [`group_floor`]: the raw group floor, a bound of those writers' rate;
+//! - [`group_floor`]: the backend's group floor (its own synced write of the
+//!   store's batches, one per write and 8 joined, not the raw engine's), whose
+//!   joined rate bounds those writers' rate, and over one writer's rate their
+//!   speed-up;
 //! - [`paired`]: the write targets' store and floor, timed in one window.
 
 pub mod capture;

@@ -185,7 +185,7 @@ pub fn interleaved_writers<B: Backend>(
 
 /// [`interleaved_writers`], with `beside(round)` run in every round, after the
 /// writers in even rounds and before them in odd ones: another measurement (the
-/// raw group floor) taken in the same window as the writers, its rounds
+/// backend's group floor) taken in the same window as the writers, its rounds
 /// alternating with theirs.
 pub fn interleaved_writers_beside<B: Backend>(
     book: &PeerBook<B>,
