@@ -41,22 +41,20 @@ pub(crate) struct WritersRun {
 }
 
 impl WritersRun {
-    /// Per round, the most the store's 8 writers can gain over its 1 writer: the
+    /// Per round, the most the store's 8 writers can gain over its 1 writer by
+    /// `floor` (its usable floor, `self.floor`): the
     /// floor's rate of 8 batches joined per synced write over the store's
     /// 1-writer rate of the same round. With 8 writers a group holds at most 8
     /// batches, and no group write of them is faster than the floor's write of 8
     /// joined (the same batches through the same backend write, nothing else), so
     /// the store's 8-writer rate is at most the floor's 8-joined rate.
-    fn bounds(&self) -> Option<Vec<f64>> {
-        let floor = self.floor.as_ref().ok()?;
-        Some(
-            floor
-                .joined
-                .iter()
-                .zip(&self.run.one)
-                .map(|(joined, one)| joined / one)
-                .collect(),
-        )
+    fn bounds(&self, floor: &FloorRounds) -> Vec<f64> {
+        floor
+            .joined
+            .iter()
+            .zip(&self.run.one)
+            .map(|(joined, one)| joined / one)
+            .collect()
     }
 }
 
@@ -127,9 +125,9 @@ impl Report {
             size_label(w.n),
             w.run.rounds()
         );
-        let bounds = w.bounds();
-        let upper = match (&w.floor, &bounds) {
-            (Ok(f), Some(rounds)) => {
+        let upper = match &w.floor {
+            Ok(f) => {
+                let rounds = w.bounds(f);
                 let of = format!(
                     "group floor {}-joined {:.0}/s vs the store's 1 writer {:.0}/s",
                     f.k,
@@ -144,16 +142,15 @@ impl Report {
                     f.k,
                     fmt_ratio(f.ratio_median()),
                     f.rounds(),
-                    fmt_ratio(common::median(rounds)),
+                    fmt_ratio(common::median(&rounds)),
                     f.k
                 );
                 Some(UpperBound { rounds, of })
             }
-            (Err(why), _) => {
+            Err(why) => {
                 let _ = write!(measured, "; {why}");
                 None
             }
-            (Ok(_), None) => None,
         };
         Ok((
             measured,
@@ -187,16 +184,19 @@ impl Report {
             let ratios = |r: Vec<f64>| -> String {
                 r.into_iter().map(fmt_ratio).collect::<Vec<_>>().join(", ")
             };
-            let floor = match (&w.floor, w.bounds()) {
-                (Ok(f), Some(bounds)) => format!(
-                    "{} | {:.0} /s | {} | {} | {}",
-                    f.batches,
-                    common::median(&f.joined),
-                    fmt_ratio(f.ratio_median()),
-                    ratios(bounds.clone()),
-                    fmt_ratio(common::median(&bounds))
-                ),
-                _ => "- | - | - | - | -".into(),
+            let floor = match &w.floor {
+                Ok(f) => {
+                    let bounds = w.bounds(f);
+                    let median_bound = fmt_ratio(common::median(&bounds));
+                    format!(
+                        "{} | {:.0} /s | {} | {} | {median_bound}",
+                        f.batches,
+                        common::median(&f.joined),
+                        fmt_ratio(f.ratio_median()),
+                        ratios(bounds),
+                    )
+                }
+                Err(_) => "- | - | - | - | -".into(),
             };
             let _ = writeln!(
                 md,

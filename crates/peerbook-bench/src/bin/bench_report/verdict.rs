@@ -24,9 +24,9 @@ pub(crate) enum Verdict {
 /// The per-round upper bounds of a speed-up target's store ratio (the 8 writers:
 /// the group floor's 8-joined rate over the store's 1-writer rate, round by
 /// round), and what they divide, for the verdict.
-pub(crate) struct UpperBound<'a> {
+pub(crate) struct UpperBound {
     /// Per round, the most the store's ratio can be in that round.
-    pub(crate) rounds: &'a [f64],
+    pub(crate) rounds: Vec<f64>,
     /// E.g. `group floor 8-joined 2400/s vs the store's 1 writer 1000/s`.
     pub(crate) of: String,
 }
@@ -61,7 +61,7 @@ impl Verdict {
     /// apart) judge nothing.
     pub(crate) fn against_bound(
         store: &[f64],
-        bound: Option<UpperBound<'_>>,
+        bound: Option<UpperBound>,
         round_bound: f64,
         goal: f64,
     ) -> Verdict {
@@ -73,14 +73,14 @@ impl Verdict {
         if bound.rounds.is_empty() || bound.rounds.iter().any(|r| !r.is_finite() || *r <= 0.0) {
             return judged;
         }
-        let median_bound = peerbook_bench::median(bound.rounds);
+        let median_bound = peerbook_bench::median(&bound.rounds);
         let at = fmt_ratio(median_bound);
         // A round whose store ratio passes its own bound by more than the noise
         // of two rounds: the disk changed speed between the floor's round and the
         // writers' beside it.
         let past = store
             .iter()
-            .zip(bound.rounds)
+            .zip(&bound.rounds)
             .enumerate()
             .find(|(_, (s, b))| **s > PAST_BOUND * **b);
         let past = past.map(|(r, (s, b))| {
@@ -91,7 +91,7 @@ impl Verdict {
                 fmt_ratio(*b)
             )
         });
-        match rounds_disagree(bound.rounds, None).or(past) {
+        match rounds_disagree(&bound.rounds, None).or(past) {
             // Blocked only when even the bound with the noise a store round may
             // pass it by stays below the goal: a bound of 3.5x beside a store
             // round at 3.6x proves no 4x out of reach.
@@ -177,7 +177,7 @@ mod tests {
     fn a_missed_speed_up_is_blocked_only_by_a_bound_below_it() {
         let judge = |store: &[f64], bound: Option<&[f64]>| {
             let bound = bound.map(|rounds| UpperBound {
-                rounds,
+                rounds: rounds.to_vec(),
                 of: "Y vs Z".into(),
             });
             Verdict::against_bound(store, bound, 12.0, 4.0).cell()
