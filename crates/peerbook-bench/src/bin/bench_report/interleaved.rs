@@ -61,9 +61,12 @@ impl WritersRun {
 /// The group floor of a writers file `v`, when it can judge the writers' rounds
 /// `run`: readable ([`FloorRounds::from_json`]), `k` joined per write the count
 /// of the 8 writers, and one round beside each of theirs (its rounds are paired
-/// with theirs); else why it is not used (then the target is judged without it).
+/// with theirs); else why it is not used (then the target is judged without it):
+/// none in the file (written before the floor was), or one there but unreadable
+/// (a damaged file, not a run without a floor), or one that does not match.
 fn usable_floor(v: &serde_json::Value, run: &Interleaved) -> Result<FloorRounds, String> {
-    let floor = FloorRounds::from_json(&v["group_floor"]).ok_or("no group floor in this run")?;
+    let floor = v.get("group_floor").ok_or("no group floor in this run")?;
+    let floor = FloorRounds::from_json(floor).ok_or("group floor unreadable: not used")?;
     let [_, eight] = INTERLEAVED_THREADS;
     if floor.k != eight {
         return Err(format!(
@@ -289,6 +292,11 @@ mod tests {
         let rocks_row = row(&md, "rocksdb");
         assert!(rocks_row.ends_with("| **NOT MET** |"), "{rocks_row}");
         assert!(rocks_row.contains("3.50x at 10k"), "{rocks_row}");
+        // A file without a floor (written before there was one) says so.
+        assert!(
+            rocks_row.contains("; no group floor in this run"),
+            "{rocks_row}"
+        );
         let lmdb_row = row(&md, "lmdb");
         assert!(
             lmdb_row.ends_with("| NOT RUN (no interleaved writers in this run) |"),
@@ -509,7 +517,8 @@ mod tests {
             vec![2200.0, 2260.0, 2300.0],
             Some(floor(vec![1000.0; 3], vec![1500.0, 2400.0, 3500.0])),
         );
-        // A damaged floor (k of 0) is no floor: RocksDB is plainly not met.
+        // A damaged floor (k of 0) is not used, and says so (it is not a run
+        // without a floor): RocksDB is plainly not met.
         let run = Interleaved {
             ops: 2000,
             one: vec![1000.0; 3],
@@ -530,7 +539,10 @@ mod tests {
         );
         let rocks = row(&md, "rocksdb");
         assert!(rocks.ends_with("| **NOT MET** |"), "{rocks}");
-        assert!(rocks.contains("; no group floor in this run"), "{rocks}");
+        assert!(
+            rocks.contains("; group floor unreadable: not used"),
+            "{rocks}"
+        );
         let mut md = String::new();
         r.interleaved_table(&mut md);
         assert!(md.contains("| 3.20x | - | - | - | - | - |"), "{md}");
