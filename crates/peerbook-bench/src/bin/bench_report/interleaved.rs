@@ -450,7 +450,7 @@ mod tests {
             vec![2200.0, 2260.0, 2300.0],
             Some(floor(vec![1000.0; 3], vec![2250.0, 2400.0, 2600.0])),
         );
-        // RocksDB at 3.19x; the floor's own ratio 3.90x is below 4x, but its 8
+        // RocksDB at 3.20x; the floor's own ratio 3.90x is below 4x, but its 8
         // joined reach 4.68x the store's lone writer (slower than the floor's
         // single commits by its CPU): the store's own shortfall.
         write(
