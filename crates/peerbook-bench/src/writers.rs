@@ -227,10 +227,12 @@ pub fn interleaved_writers_beside<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use peerbook::conformance::failing::FailOp;
+    use peerbook::conformance::hooked::HookedBackend;
     use peerbook::{Durability, MemoryBackend};
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     /// A Sync memory book holding the generator's first 20 peers, and their ids.
     fn sync_book_of_20() -> (PeerBook<MemoryBackend>, Vec<String>) {
@@ -274,12 +276,37 @@ mod tests {
 
     #[test]
     fn interleaved_rounds_pair_both_sides_and_take_the_median_ratio() {
-        let (book, ids) = sync_book_of_20();
+        // The book's writes counted, so `beside` can tell whether a round's
+        // writers ran before it.
+        let writes = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&writes);
+        let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
+            if op == FailOp::Write {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let book = PeerBook::open(backend, crate::options(Durability::Sync)).expect("open");
+        crate::Generator::new().load(&book, 20);
+        let ids: Vec<String> = (0..20).map(crate::peer_id).collect();
+        let before = writes.load(Ordering::SeqCst);
         let mut beside = Vec::new();
-        let run = interleaved_writers_beside(&book, &ids, 3, 40, 7, &mut |r| beside.push(r))
-            .expect("writers");
-        assert_eq!((run.rounds(), run.ops), (3, 40));
-        assert_eq!(beside, [0, 1, 2], "one measurement beside each round");
+        let run = interleaved_writers_beside(&book, &ids, 4, 40, 7, &mut |r| {
+            beside.push((r, writes.load(Ordering::SeqCst)));
+        })
+        .expect("writers");
+        assert_eq!((run.rounds(), run.ops), (4, 40));
+        let rounds: Vec<usize> = beside.iter().map(|(r, _)| *r).collect();
+        assert_eq!(rounds, [0, 1, 2, 3], "one measurement beside each round");
+        // After the writers in even rounds, before them in odd ones: round 0's
+        // writers before the first, none between the first two (after round 0,
+        // before round 1), rounds 1 and 2 before the third, none before the
+        // fourth, round 3's after it.
+        let at: Vec<u64> = beside.iter().map(|(_, w)| *w).collect();
+        assert!(at[0] > before, "after round 0's writers: {before} {at:?}");
+        assert_eq!(at[1], at[0], "before round 1's writers: {at:?}");
+        assert!(at[2] > at[1], "after round 2's writers: {at:?}");
+        assert_eq!(at[3], at[2], "before round 3's writers: {at:?}");
+        assert!(writes.load(Ordering::SeqCst) > at[3], "{at:?}");
         assert!(
             run.one.iter().chain(&run.eight).all(|r| *r > 0.0),
             "{run:?}"
