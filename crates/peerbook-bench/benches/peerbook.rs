@@ -491,12 +491,7 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
         );
         // The report's bound on the writers' 8 / 1: the floor's joined rate over
         // the store's 1-writer rate, per round.
-        let bounds: Vec<f64> = floor
-            .joined
-            .iter()
-            .zip(&run.one)
-            .map(|(j, o)| j / o)
-            .collect();
+        let bounds = common::per_round(&floor.joined, &run.one);
         eprintln!(
             "    bound on 8 / 1 (group floor {k} joined / the store's 1 writer): {:?}: median {:.2}x",
             two(bounds.clone()),

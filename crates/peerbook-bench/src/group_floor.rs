@@ -276,11 +276,7 @@ impl FloorRounds {
 
     /// Joined over single rate, per round.
     pub fn ratios(&self) -> Vec<f64> {
-        self.one
-            .iter()
-            .zip(&self.joined)
-            .map(|(one, joined)| joined / one)
-            .collect()
+        crate::per_round(&self.joined, &self.one)
     }
 
     /// The median of the per-round ratios.
@@ -306,10 +302,8 @@ impl FloorRounds {
     /// missing, `k` is 0, a rate is not a positive finite number, the two sides'
     /// round counts differ, or there is no round.
     pub fn from_json(v: &Value) -> Option<FloorRounds> {
-        let rates = |key: &str| -> Option<Vec<f64>> {
-            v[key].as_array()?.iter().map(crate::positive).collect()
-        };
-        let (one, joined) = (rates("one_per_commit")?, rates("joined_per_commit")?);
+        let one = crate::positives(&v["one_per_commit"])?;
+        let joined = crate::positives(&v["joined_per_commit"])?;
         let k = usize::try_from(v["k"].as_u64()?).ok().filter(|k| *k > 0)?;
         (one.len() == joined.len() && !one.is_empty()).then_some(FloorRounds {
             k,

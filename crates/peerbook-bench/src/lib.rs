@@ -247,6 +247,19 @@ pub fn positive(v: &Value) -> Option<f64> {
     v.as_f64().filter(|x| x.is_finite() && *x > 0.0)
 }
 
+/// `v` as an array of [`positive`] numbers (per-round rates read back from a data
+/// file); `None` when it is not an array or any of its elements is not one.
+pub fn positives(v: &Value) -> Option<Vec<f64>> {
+    v.as_array()?.iter().map(positive).collect()
+}
+
+/// `num[r] / den[r]` for each round `r` both have: the per-round ratio of two
+/// rates measured in the same round (the interleaved writers' 8 / 1, the group
+/// floor's joined / single, the bound of the 8-writers target).
+pub fn per_round(num: &[f64], den: &[f64]) -> Vec<f64> {
+    num.iter().zip(den).map(|(n, d)| n / d).collect()
+}
+
 /// One line of progress on stderr, next to criterion's own output.
 pub fn progress(started: Instant, what: &str) {
     eprintln!("==> [{:>6.1}s] {what}", started.elapsed().as_secs_f64());
@@ -307,6 +320,25 @@ pub struct RunInfo {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn per_round_ratios_and_positive_rates() {
+        assert_eq!(super::per_round(&[6.0, 4.0], &[2.0, 4.0, 9.0]), [3.0, 1.0]);
+        assert_eq!(super::per_round(&[], &[1.0]), Vec::<f64>::new());
+        assert_eq!(super::positives(&json!([1.0, 2.5])), Some(vec![1.0, 2.5]));
+        assert_eq!(super::positives(&json!([])), Some(vec![]));
+        // One rate that is not a positive number voids the array.
+        for bad in [
+            json!([1.0, 0.0]),
+            json!([-1.0, 2.0]),
+            json!([1.0, "x"]),
+            json!(1.0),
+        ] {
+            assert_eq!(super::positives(&bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn status_kib_reads_this_process_s_rss() {
         let (rss, peak) = (super::status_kib("VmRSS:"), super::status_kib("VmHWM:"));

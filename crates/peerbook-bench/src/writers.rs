@@ -122,11 +122,7 @@ impl Interleaved {
 
     /// 8 writers' rate over 1 writer's, per round: two rates measured seconds apart.
     pub fn ratios(&self) -> Vec<f64> {
-        self.one
-            .iter()
-            .zip(&self.eight)
-            .map(|(one, eight)| eight / one)
-            .collect()
+        crate::per_round(&self.eight, &self.one)
     }
 
     /// The median of the per-round ratios (not the ratio of the medians).
@@ -156,10 +152,8 @@ impl Interleaved {
     /// missing, a rate is not a positive finite number, the two sides' round counts
     /// differ, or there is no round.
     pub fn from_json(v: &Value) -> Option<Interleaved> {
-        let rates = |k: &str| -> Option<Vec<f64>> {
-            v[k].as_array()?.iter().map(crate::positive).collect()
-        };
-        let (one, eight) = (rates("one_per_sec")?, rates("eight_per_sec")?);
+        let one = crate::positives(&v["one_per_sec"])?;
+        let eight = crate::positives(&v["eight_per_sec"])?;
         (one.len() == eight.len() && !one.is_empty()).then_some(Interleaved {
             ops: v["ops"].as_u64()?,
             one,

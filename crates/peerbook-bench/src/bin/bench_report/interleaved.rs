@@ -49,12 +49,7 @@ impl WritersRun {
     /// joined (the same batches through the same backend write, nothing else), so
     /// the store's 8-writer rate is at most the floor's 8-joined rate.
     fn bounds(&self, floor: &FloorRounds) -> Vec<f64> {
-        floor
-            .joined
-            .iter()
-            .zip(&self.run.one)
-            .map(|(joined, one)| joined / one)
-            .collect()
+        common::per_round(&floor.joined, &self.run.one)
     }
 }
 
