@@ -202,6 +202,19 @@ mod tests {
             judge(&[3.2, 3.19, 3.3], Some(&[3.21, 3.21, 3.4])),
             "**NOT MET (ours: the backend's group floor allows 3.21x)**"
         );
+        // ON the edge: 1.25 x 3.2x is 4x exactly, which does not rule 4x out.
+        assert_eq!(1.25 * 3.2, 4.0);
+        assert_eq!(
+            judge(&[3.2, 3.19, 3.3], Some(&[3.2, 3.2, 3.2])),
+            "**NOT MET (ours: the backend's group floor allows 3.20x)**"
+        );
+        // A store round at exactly 1.25x its bound is within the noise: blocked.
+        assert_eq!(1.25 * 2.0, 2.5);
+        assert_eq!(
+            judge(&[2.5, 2.5, 2.5], Some(&[2.0, 2.0, 2.0])),
+            "**BLOCKED (backend: 8 writers can reach at most 2.00x here, 2.50x with the \
+             noise of two rounds (1.25x): Y vs Z)**"
+        );
         // A bound of 3.99x, below 4x but not by the noise: it does not rule 4x out.
         assert_eq!(
             judge(&[3.2, 3.19, 3.3], Some(&[3.99, 3.9, 4.5])),
