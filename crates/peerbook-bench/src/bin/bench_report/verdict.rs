@@ -98,7 +98,7 @@ impl Verdict {
             None if PAST_BOUND * median_bound < goal => Verdict::Blocked(format!(
                 "backend: 8 writers can reach at most {at} here, {} with the noise of \
                  two rounds ({PAST_BOUND}x): {}",
-                fmt_ratio(PAST_BOUND * median_bound),
+                fmt_ratio_down(PAST_BOUND * median_bound),
                 bound.of
             )),
             None => Verdict::NotMetOurs(format!("ours: the backend's group floor allows {at}")),
@@ -115,6 +115,17 @@ impl Verdict {
             Some(why) => Verdict::NotJudged(why),
             None => Verdict::Met(met),
         }
+    }
+}
+
+/// `r` as [`fmt_ratio`] prints it, rounded down to 2 decimals (below 10x, which
+/// a blocked reach is: it is below the goal): a reach of 3.999x that blocks a 4x
+/// goal prints 3.99x, never the 4.00x it misses.
+fn fmt_ratio_down(r: f64) -> String {
+    if r.is_finite() && r < 10.0 {
+        fmt_ratio((r * 100.0).floor() / 100.0)
+    } else {
+        fmt_ratio(r)
     }
 }
 
@@ -195,12 +206,19 @@ mod tests {
         // The edge: 1.25 x 3.19x is below 4x, 1.25 x 3.21x is not.
         assert_eq!(
             judge(&[3.2, 3.19, 3.3], Some(&[3.19, 3.19, 3.4])),
-            "**BLOCKED (backend: 8 writers can reach at most 3.19x here, 3.99x with the \
+            "**BLOCKED (backend: 8 writers can reach at most 3.19x here, 3.98x with the \
              noise of two rounds (1.25x): Y vs Z)**"
         );
         assert_eq!(
             judge(&[3.2, 3.19, 3.3], Some(&[3.21, 3.21, 3.4])),
             "**NOT MET (ours: the backend's group floor allows 3.21x)**"
+        );
+        // Just below the edge: 1.25 x 3.199x = 3.99875x blocks 4x, and the cell
+        // rounds that reach down, never showing the 4.00x it rules out.
+        assert_eq!(
+            judge(&[3.2, 3.19, 3.3], Some(&[3.199, 3.199, 3.199])),
+            "**BLOCKED (backend: 8 writers can reach at most 3.20x here, 3.99x with the \
+             noise of two rounds (1.25x): Y vs Z)**"
         );
         // ON the edge: 1.25 x 3.2x is 4x exactly, which does not rule 4x out.
         assert_eq!(1.25 * 3.2, 4.0);
@@ -269,7 +287,7 @@ mod tests {
         );
         assert_eq!(
             judge(&[2.2, 2.26, 2.3], Some(&[2.31, 2.6, 1.85])),
-            "**BLOCKED (backend: 8 writers can reach at most 2.31x here, 2.89x with the \
+            "**BLOCKED (backend: 8 writers can reach at most 2.31x here, 2.88x with the \
              noise of two rounds (1.25x): Y vs Z)**"
         );
         // The bound's rounds disagree: it proves nothing, the miss stays ours.
