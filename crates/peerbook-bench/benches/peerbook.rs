@@ -491,7 +491,7 @@ fn bench_writers(c: &mut Criterion, ctx: &Ctx, fx: &mut Fixture<'_>, ids: &[Stri
         );
         // The report's bound on the writers' 8 / 1: the floor's joined rate over
         // the store's 1-writer rate, per round.
-        let bounds = common::per_round(&floor.joined, &run.one);
+        let bounds = common::per_round(&floor.joined, &run.one).unwrap_or_default();
         eprintln!(
             "    bound on 8 / 1 (group floor {k} joined / the store's 1 writer): {:?}: median {:.2}x",
             two(bounds.clone()),

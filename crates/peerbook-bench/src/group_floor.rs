@@ -274,9 +274,10 @@ impl FloorRounds {
         self.one.len().min(self.joined.len())
     }
 
-    /// Joined over single rate, per round.
+    /// Joined over single rate, per round (none when the two have different
+    /// counts of rounds).
     pub fn ratios(&self) -> Vec<f64> {
-        crate::per_round(&self.joined, &self.one)
+        crate::per_round(&self.joined, &self.one).unwrap_or_default()
     }
 
     /// The median of the per-round ratios.

@@ -253,11 +253,13 @@ pub fn positives(v: &Value) -> Option<Vec<f64>> {
     v.as_array()?.iter().map(positive).collect()
 }
 
-/// `num[r] / den[r]` for each round `r` both have: the per-round ratio of two
-/// rates measured in the same round (the interleaved writers' 8 / 1, the group
-/// floor's joined / single, the bound of the 8-writers target).
-pub fn per_round(num: &[f64], den: &[f64]) -> Vec<f64> {
-    num.iter().zip(den).map(|(n, d)| n / d).collect()
+/// `num[r] / den[r]` for each round `r`: the per-round ratio of two rates
+/// measured in the same round (the interleaved writers' 8 / 1, the group floor's
+/// joined / single, the bound of the 8-writers target); `None` when the two have
+/// different counts of rounds (a damaged file: its rounds cannot be paired, and
+/// truncating would pair a ratio with the wrong round's rate).
+pub fn per_round(num: &[f64], den: &[f64]) -> Option<Vec<f64>> {
+    (num.len() == den.len()).then(|| num.iter().zip(den).map(|(n, d)| n / d).collect())
 }
 
 /// One line of progress on stderr, next to criterion's own output.
@@ -324,8 +326,14 @@ mod tests {
 
     #[test]
     fn per_round_ratios_and_positive_rates() {
-        assert_eq!(super::per_round(&[6.0, 4.0], &[2.0, 4.0, 9.0]), [3.0, 1.0]);
-        assert_eq!(super::per_round(&[], &[1.0]), Vec::<f64>::new());
+        assert_eq!(
+            super::per_round(&[6.0, 4.0], &[2.0, 4.0]),
+            Some(vec![3.0, 1.0])
+        );
+        assert_eq!(super::per_round(&[], &[]), Some(vec![]));
+        // Rounds that cannot be paired give no ratio, not a truncated one.
+        assert_eq!(super::per_round(&[6.0, 4.0], &[2.0, 4.0, 9.0]), None);
+        assert_eq!(super::per_round(&[], &[1.0]), None);
         assert_eq!(super::positives(&json!([1.0, 2.5])), Some(vec![1.0, 2.5]));
         assert_eq!(super::positives(&json!([])), Some(vec![]));
         // One rate that is not a positive number voids the array.

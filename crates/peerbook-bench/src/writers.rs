@@ -120,9 +120,10 @@ impl Interleaved {
         self.one.len().min(self.eight.len())
     }
 
-    /// 8 writers' rate over 1 writer's, per round: two rates measured seconds apart.
+    /// 8 writers' rate over 1 writer's, per round: two rates measured seconds apart
+    /// (none when the two have different counts of rounds: nothing to judge).
     pub fn ratios(&self) -> Vec<f64> {
-        crate::per_round(&self.eight, &self.one)
+        crate::per_round(&self.eight, &self.one).unwrap_or_default()
     }
 
     /// The median of the per-round ratios (not the ratio of the medians).

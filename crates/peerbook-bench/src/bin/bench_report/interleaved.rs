@@ -47,9 +47,10 @@ impl WritersRun {
     /// 1-writer rate of the same round. With 8 writers a group holds at most 8
     /// batches, and no group write of them is faster than the floor's write of 8
     /// joined (the same batches through the same backend write, nothing else), so
-    /// the store's 8-writer rate is at most the floor's 8-joined rate.
+    /// the store's 8-writer rate is at most the floor's 8-joined rate. None when
+    /// the two have different counts of rounds: then no bound, the plain verdict.
     fn bounds(&self, floor: &FloorRounds) -> Vec<f64> {
-        common::per_round(&floor.joined, &self.run.one)
+        common::per_round(&floor.joined, &self.run.one).unwrap_or_default()
     }
 }
 

@@ -70,7 +70,11 @@ impl Verdict {
         let (Verdict::Met(false), Some(bound)) = (&judged, bound) else {
             return judged;
         };
-        if bound.rounds.is_empty() || bound.rounds.iter().any(|r| !r.is_finite() || *r <= 0.0) {
+        // A bound of another count of rounds than the store's cannot be paired
+        // with them round by round: no bound, the plain verdict.
+        if bound.rounds.len() != store.len()
+            || bound.rounds.iter().any(|r| !r.is_finite() || *r <= 0.0)
+        {
             return judged;
         }
         let median_bound = peerbook_bench::median(&bound.rounds);
@@ -268,6 +272,12 @@ mod tests {
         // No usable bound: not met, as before the floor.
         assert_eq!(judge(&[3.2, 3.19, 3.3], None), "**NOT MET**");
         assert_eq!(judge(&[3.2, 3.19, 3.3], Some(&[])), "**NOT MET**");
+        // A bound of another count of rounds: not paired, the plain verdict.
+        assert_eq!(judge(&[3.2, 3.19, 3.3], Some(&[2.0, 2.0])), "**NOT MET**");
+        assert_eq!(
+            judge(&[3.2, 3.19, 3.3], Some(&[2.0, 2.0, 2.0, 2.0])),
+            "**NOT MET**"
+        );
         assert_eq!(
             judge(&[3.2, 3.19, 3.3], Some(&[2.0, f64::NAN])),
             "**NOT MET**"
