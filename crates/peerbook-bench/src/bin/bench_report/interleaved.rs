@@ -33,7 +33,9 @@ const GOAL: f64 = 4.0;
 
 /// One backend's interleaved writers, and the group floor measured beside them,
 /// or why there is none to judge them against (none in a file written before the
-/// floor was, or one that does not match the writers: [`usable_floor`]).
+/// floor was, one there but unreadable, or one that does not match the writers:
+/// [`usable_floor`]); whatever the floor, the result is NOT JUDGED when the
+/// store's rounds disagree.
 pub(crate) struct WritersRun {
     pub(crate) n: usize,
     pub(crate) run: Interleaved,

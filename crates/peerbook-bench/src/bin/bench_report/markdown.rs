@@ -654,16 +654,17 @@ impl Report {
              most its bound, so the median 8 / 1 is at most the median bound. A missed \
              target is `BLOCKED (backend: 8 writers can reach at most X here, W with the \
              noise of two rounds (1.25x): group floor 8-joined Y/s vs the store's 1 writer \
-             Z/s)` (X the median bound, W = 1.25 X, Y and Z the medians of the two rates) \
+             Z/s)` (X the median bound, W = 1.25 X rounded down, Y and Z the medians of the two rates) \
              when W is below 4x (a writers round may pass its bound by up to 1.25x from the \
              noise of two rounds measured seconds apart, so only a bound below 4x even \
              1.25x higher rules 4x out: X below 3.2x) and the per-round bounds agree (none \
              more than 2x another, and no writers round more than 1.25x its own bound: the \
              bound holds only while the disk keeps its speed across the seconds between the \
              two rounds, and a round far past it shows it did not), else `NOT MET (ours: \
-             the backend's group floor allows X)`; a floor missing from the file, or measured with another k than \
+             the backend's group floor allows X)`; a floor missing from the file, unreadable, or measured with another k than \
              the 8 writers or another count of rounds than theirs, is not used (plain \
-             `NOT MET`). The writers table shows the floor's ratio and the bound. Getting \
+             `NOT MET`); whatever the floor, the target is `NOT JUDGED` when the writers' \
+             own rounds disagree. The writers table shows the floor's ratio and the bound. Getting \
              past a BLOCKED bound takes a cheaper synced write of 8 joined batches on that \
              backend (for LMDB: fewer pages written and synced per commit); a faster store \
              alone cannot (a faster lone writer only lowers the bound). The floor is taken through the backend's own write, not the raw \

@@ -8,14 +8,17 @@ use crate::*;
 
 /// A target's verdict: met, not met, not judged (its rounds disagree, and how), or
 /// not measured in this run (and why); a missed target with a measured upper
-/// bound of the store's ratio is blocked by the backend (the bound itself is below
-/// the goal) or not met by the store's own doing (it is not).
+/// bound of the store's ratio is blocked by the backend ([`PAST_BOUND`] times the
+/// median bound is below the goal, the bound's rounds agreeing and no store round
+/// more than [`PAST_BOUND`] times its own bound) or not met by the store's own
+/// doing (it is not).
 #[derive(Debug, PartialEq)]
 pub(crate) enum Verdict {
     Met(bool),
     NotJudged(String),
     NotRun(String),
-    /// Not met, and the backend bounds the store's ratio below the goal: why.
+    /// Not met, and the backend bounds the store's ratio below the goal even with
+    /// the noise ([`PAST_BOUND`] times the median bound, in agreeing rounds): why.
     Blocked(String),
     /// Not met, where the backend's bound does not rule the goal out: what it allows.
     NotMetOurs(String),
@@ -189,7 +192,7 @@ mod tests {
 
     /// The 8-writers rule: the store's rounds first, then the per-round bound.
     #[test]
-    fn a_missed_speed_up_is_blocked_only_by_a_bound_below_it() {
+    fn a_missed_speed_up_is_blocked_only_by_agreeing_bounds_below_it_with_the_noise() {
         let judge = |store: &[f64], bound: Option<&[f64]>| {
             let bound = bound.map(|rounds| UpperBound {
                 rounds: rounds.to_vec(),
