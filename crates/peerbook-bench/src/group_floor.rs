@@ -1,7 +1,9 @@
-//! The group floor of a backend: the backend's own synced write (the
-//! [`Backend::write`] the store's group commit calls, not the raw engine under
-//! it) of the batches the store writes, one batch per write and `k` joined per
-//! write, with nothing else around it.
+//! The group floor of a backend: a synced write of the batches the store writes,
+//! one batch per write and `k` joined per write, with nothing else around it.
+//! [`floor_round`] (the bench's bound) takes it through the backend's own write
+//! (the [`Backend::write`] the store's group commit calls, not the raw engine
+//! under it); [`group_floor`] takes it through a raw engine ([`Raw`]), as the
+//! `group_writers` example does.
 //!
 //! [`capture_update_last_seen`] records the batches the store writes for
 //! `update_last_seen` of distinct peers, as the store builds them on a backend's

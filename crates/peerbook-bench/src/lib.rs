@@ -12,10 +12,11 @@
 //! - [`raw`]: the raw engines under the backends (the baselines' floors);
 //! - [`capture`]: the batches `store_peer` writes, recorded for the write floors;
 //! - [`writers`]: the concurrent durable writers workload (also for crash harnesses);
-//! - [`group_floor`]: the backend's group floor (its own synced write of the
-//!   store's batches, one per write and 8 joined, not the raw engine's), whose
-//!   joined rate bounds those writers' rate, and over one writer's rate their
-//!   speed-up;
+//! - [`group_floor`]: the backend's group floor (a synced write of the store's
+//!   batches, one per write and 8 joined: the backend's own write in
+//!   `floor_round`, whose joined rate bounds those writers' rate, and over one
+//!   writer's rate their speed-up; the raw engine's in `group_floor()`, which the
+//!   `group_writers` example uses);
 //! - [`paired`]: the write targets' store and floor, timed in one window.
 
 pub mod capture;
