@@ -63,7 +63,12 @@ impl WritersRun {
 /// none in the file (written before the floor was), or one there but unreadable
 /// (a damaged file, not a run without a floor), or one that does not match.
 fn usable_floor(v: &serde_json::Value, run: &Interleaved) -> Result<FloorRounds, String> {
-    let floor = v.get("group_floor").ok_or("no group floor in this run")?;
+    // A `null` floor is a run without one (a writer that writes the key always),
+    // not a damaged one.
+    let floor = v
+        .get("group_floor")
+        .filter(|f| !f.is_null())
+        .ok_or("no group floor in this run")?;
     let floor = FloorRounds::from_json(floor).ok_or("group floor unreadable: not used")?;
     let [_, eight] = INTERLEAVED_THREADS;
     if floor.k != eight {
@@ -549,6 +554,26 @@ mod tests {
     /// A floor that does not match the writers (another `k` than their 8, or
     /// another count of rounds than theirs) is not used: the LMDB row its floor
     /// would block is plainly not met, saying why, and the table shows no floor.
+    #[test]
+    fn a_null_floor_is_no_floor_not_an_unreadable_one() {
+        let run = Interleaved {
+            ops: 2000,
+            one: vec![1000.0; 3],
+            eight: vec![2200.0, 2260.0, 2300.0],
+        };
+        let mut v = run.to_json("lmdb", 10_000, 100);
+        v["group_floor"] = serde_json::Value::Null;
+        assert_eq!(
+            usable_floor(&v, &run).err().as_deref(),
+            Some("no group floor in this run")
+        );
+        v["group_floor"] = json!({"k": 8});
+        assert_eq!(
+            usable_floor(&v, &run).err().as_deref(),
+            Some("group floor unreadable: not used")
+        );
+    }
+
     #[test]
     fn a_floor_that_does_not_match_the_writers_is_not_used() {
         let dir = tempfile::tempdir().expect("temp dir");
