@@ -1,0 +1,281 @@
+//! What `get_reconnection_candidates` (24 h, limit 5: the benchmark's query) costs
+//! against its engine reading the same bytes, per backend (issue #19's 100 us
+//! target at 100k).
+//!
+//! The store ranks candidates from the `by_last_seen` index's score hints alone: it
+//! walks the index from the newest entry down and stops once no older entry can
+//! outrank the five it keeps, then reads those five records. This example first
+//! counts what one query reads, through a wrapper around the real backend (the one
+//! scan of the index: entries visited and the oldest key reached; the records
+//! read), then times, each in its own loop and without the wrapper:
+//!
+//! - `query`: the store's `get_reconnection_candidates`;
+//! - `floor`: in one view, the backend's own reverse scan over the same entries (from
+//!   the newest down to the oldest key the query reached), plus reads of the same
+//!   records: no decode, no ranking;
+//! - `reverse`/`forward`: that scan alone, newest first, and the same entries read in
+//!   key order (from the oldest key reached up): the walk a newest-first key layout
+//!   would give (a schema change), since engines may read backward slower.
+//!
+//! Prints medians in ns over ROUNDS queries and `query/floor`.
+//!
+//! Books are built as the bench builds its pristine books (same generator, same
+//! options, flushed and compacted; about 5 s each at 100k) under `$CANDIDATES_BOOKS`
+//! (default `$CARGO_TARGET_DIR-books`, else `./candidates-books`), and reused by
+//! later runs of the same binary (a book's marker names the binary that built it,
+//! so do not point this at the bench's own output directory: its books would be
+//! rebuilt, and rebuilt again by the next bench).
+//!
+//! `cargo run --release -p peerbook-bench --example candidates_walk -- [PEERS] [ROUNDS] [BACKEND...]`
+//! (defaults 100000, 3000, every backend).
+use std::hint::black_box;
+use std::ops::{Bound, ControlFlow};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use peerbook::backend::{BookClaim, Direction, KeyRange, ReadView, Space, Visit, WriteBatch};
+use peerbook::{Backend, BackendError, CandidateQuery, Durability, PeerBook};
+use peerbook_bench::{median, options, pristine, Dyn, Generator, Kind};
+
+fn books() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CANDIDATES_BOOKS") {
+        return PathBuf::from(dir);
+    }
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => PathBuf::from(format!("{}-books", t.to_string_lossy())),
+        None => PathBuf::from("candidates-books"),
+    }
+}
+
+/// What one query read: its index scans, the entries they visited, the last
+/// (oldest) key visited, and the records' keys.
+#[derive(Default)]
+struct Reads {
+    /// While the counted query runs: a read outside a view would go uncounted.
+    armed: bool,
+    scans: usize,
+    visited: usize,
+    last: Vec<u8>,
+    gets: Vec<(Space, Vec<u8>)>,
+}
+
+/// The real backend, with every read through a view counted; the candidates query
+/// reads only through views, and a read outside one would go uncounted, so while
+/// the query is counted (`armed`) one panics.
+struct Counting {
+    inner: Dyn,
+    reads: Arc<Mutex<Reads>>,
+}
+
+struct CountingView<'a> {
+    inner: Box<dyn ReadView + 'a>,
+    reads: &'a Mutex<Reads>,
+}
+
+impl ReadView for CountingView<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.reads
+            .lock()
+            .expect("reads")
+            .gets
+            .push((space, key.to_vec()));
+        self.inner.get(space, key)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        let (mut visited, mut last) = (0, Vec::new());
+        let result = self.inner.scan(space, range, direction, &mut |k, v| {
+            visited += 1;
+            last.clear();
+            last.extend_from_slice(k);
+            visitor(k, v)
+        });
+        let mut reads = self.reads.lock().expect("reads");
+        reads.scans += 1;
+        reads.visited += visited;
+        reads.last = last;
+        result
+    }
+}
+
+impl Counting {
+    fn unarmed(&self) {
+        let armed = self.reads.lock().expect("reads").armed;
+        assert!(
+            !armed,
+            "the candidates query read outside a view: uncounted"
+        );
+    }
+}
+
+impl Backend for Counting {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.unarmed();
+        self.inner.get(space, key)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        self.unarmed();
+        self.inner.scan(space, range, direction, visitor)
+    }
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        Ok(Box::new(CountingView {
+            inner: self.inner.view()?,
+            reads: &self.reads,
+        }))
+    }
+    fn book_claim(&self) -> BookClaim {
+        self.inner.book_claim()
+    }
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        self.inner.write(batch, durability)
+    }
+    fn flush(&self) -> Result<(), BackendError> {
+        self.inner.flush()
+    }
+    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+        self.inner.clear(durability)
+    }
+    fn disk_usage(&self) -> Result<u64, BackendError> {
+        self.inner.disk_usage()
+    }
+    fn engine_name(&self) -> &'static str {
+        self.inner.engine_name()
+    }
+}
+
+/// Median ns of `rounds` calls of `f`.
+fn time(rounds: usize, mut f: impl FnMut()) -> f64 {
+    let mut ns = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        f();
+        ns.push(t.elapsed().as_nanos() as f64);
+    }
+    median(&ns)
+}
+
+/// Visit the by_last_seen entries from `lower` up (at most `count`) in
+/// `direction`, adding up their lengths so no read is optimized away; returns
+/// how many were visited.
+fn scan(view: &dyn ReadView, lower: &[u8], direction: Direction, count: usize) -> usize {
+    let range = KeyRange {
+        lower: Bound::Included(lower),
+        upper: Bound::Unbounded,
+    };
+    let (mut seen, mut bytes) = (0, 0);
+    view.scan(Space::ByLastSeen, range, direction, &mut |k, v| {
+        seen += 1;
+        bytes += k.len() + v.len();
+        if seen >= count {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .expect("scan");
+    black_box(bytes);
+    seen
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.first().map_or(100_000, |a| a.parse().expect("PEERS"));
+    let rounds: usize = args.get(1).map_or(3000, |a| a.parse().expect("ROUNDS"));
+    let kinds: Vec<Kind> = if args.len() > 2 {
+        args[2..]
+            .iter()
+            .map(|a| a.parse().expect("a backend name"))
+            .collect()
+    } else {
+        Kind::ALL.to_vec()
+    };
+    let out = books();
+    let gen = Generator::new();
+    let query = CandidateQuery {
+        limit: 5,
+        max_age: Some(Duration::from_secs(24 * 3600)),
+    };
+    for kind in kinds {
+        let book = pristine(&out, &gen, kind, n);
+        let work = out.join(format!("work-candidates-{}-{n}", kind.name()));
+        let inner = book.copy(&work);
+        let reads = Arc::new(Mutex::new(Reads::default()));
+        let counting = Arc::new(Counting {
+            inner: inner.clone(),
+            reads: reads.clone(),
+        });
+        let store = PeerBook::open(counting, options(Durability::Buffered)).expect("open");
+        *reads.lock().expect("reads") = Reads::default();
+        let found = store
+            .get_reconnection_candidates(&query)
+            .expect("candidates");
+        drop(store);
+        let Reads {
+            armed: _,
+            scans,
+            visited,
+            last,
+            gets,
+        } = std::mem::take(&mut *reads.lock().expect("reads"));
+        assert_eq!(found.len(), 5, "a bench book has five candidates");
+        assert_eq!(
+            scans, 1,
+            "one index scan: the floor below repeats exactly one"
+        );
+
+        // Timed without the wrapper: the book reopened on the backend itself.
+        let store = PeerBook::open(inner.clone(), options(Durability::Buffered)).expect("open");
+        let query_ns = time(rounds, || {
+            black_box(
+                store
+                    .get_reconnection_candidates(&query)
+                    .expect("candidates"),
+            );
+        });
+        let raw: &dyn Backend = &*inner;
+        let floor_ns = time(rounds, || {
+            let view = raw.view().expect("view");
+            assert_eq!(scan(&*view, &last, Direction::Reverse, visited), visited);
+            for (space, key) in &gets {
+                black_box(view.get(*space, key).expect("get"));
+            }
+        });
+        let reverse_ns = time(rounds, || {
+            black_box(scan(
+                &*raw.view().expect("view"),
+                &last,
+                Direction::Reverse,
+                visited,
+            ));
+        });
+        let forward_ns = time(rounds, || {
+            black_box(scan(
+                &*raw.view().expect("view"),
+                &last,
+                Direction::Forward,
+                visited,
+            ));
+        });
+        println!(
+            "{:<8} n={n} visited {visited} entries, {} records; median ns: query {query_ns:.0}, floor {floor_ns:.0} (query/floor {:.2}x), scan alone reverse {reverse_ns:.0} forward {forward_ns:.0} (reverse/forward {:.2}x)",
+            kind.name(),
+            gets.len(),
+            query_ns / floor_ns,
+            reverse_ns / forward_ns,
+        );
+        drop(store);
+    }
+}
