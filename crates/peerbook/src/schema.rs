@@ -649,8 +649,12 @@ impl From<ConnectionQuality> for QualityUpdate {
 
 #[path = "schema/encode.rs"]
 mod encode;
+#[path = "schema/replaced.rs"]
+mod replaced;
 #[path = "schema/text.rs"]
 mod text;
+
+pub(crate) use replaced::Replaced;
 
 #[cfg(test)]
 use text::is_bidi_control;

@@ -130,7 +130,29 @@ impl ScoreHint {
     pub const LEN: usize = 16;
 
     pub fn of(peer: &PeerRecord) -> Self {
-        let q = &peer.connection_quality;
+        Self::from_parts(
+            &peer.connection_quality,
+            peer.reconnection_attempts,
+            peer.blacklist_until,
+        )
+    }
+
+    /// The hint of the record `replaced` describes.
+    pub fn of_replaced(replaced: &crate::schema::Replaced) -> Self {
+        Self::from_parts(
+            &replaced.connection_quality,
+            replaced.reconnection_attempts,
+            replaced.blacklist_until,
+        )
+    }
+
+    /// The hint of a record with this quality, these failed attempts and this
+    /// blacklist (all it reads of the record).
+    fn from_parts(
+        q: &ConnectionQuality,
+        reconnection_attempts: u32,
+        blacklist_until: Option<u64>,
+    ) -> Self {
         let reliability = if q.total_connections == 0 {
             0
         } else {
@@ -143,8 +165,8 @@ impl ScoreHint {
             quality_score: quality_score(q),
             success: (q.successful_connections.min(5) * 4) as u8,
             reliability,
-            penalty: peer.reconnection_attempts.saturating_mul(5),
-            blacklist_until: peer.blacklist_until,
+            penalty: reconnection_attempts.saturating_mul(5),
+            blacklist_until,
         }
     }
 

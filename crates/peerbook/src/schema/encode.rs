@@ -20,6 +20,7 @@
 
 use std::net::IpAddr;
 
+use super::replaced::FIELDS;
 use super::{ConnectionQuality, ConnectionType, IceServer, PeerRecord, RECORD_FORMAT_V2};
 use crate::address::{AddressSource, PeerAddress};
 
@@ -34,6 +35,54 @@ impl PeerRecord {
         debug_assert_eq!(out.len(), size.0, "the size walk and the write walk agree");
         out
     }
+
+    /// [`encode`](Self::encode), and where each top-level field's bytes end in it
+    /// (for [`check_replaced`](Self::check_replaced)).
+    pub(crate) fn encode_with_ends(&self) -> (Vec<u8>, [usize; FIELDS]) {
+        let mut size = Size(1);
+        body(self, &mut size);
+        let mut out = Ends {
+            out: Vec::with_capacity(size.0),
+            ends: [0; FIELDS],
+            next: 0,
+        };
+        out.out.push(RECORD_FORMAT_V2);
+        body(self, &mut out);
+        debug_assert_eq!(
+            out.out.len(),
+            size.0,
+            "the size walk and the write walk agree"
+        );
+        debug_assert_eq!(out.next, FIELDS, "every field marked once");
+        (out.out, out.ends)
+    }
+}
+
+/// A `Vec` sink that notes where each top-level field ends.
+struct Ends {
+    out: Vec<u8>,
+    ends: [usize; FIELDS],
+    next: usize,
+}
+
+impl Sink for Ends {
+    #[inline(always)]
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.out.bytes(bytes);
+    }
+
+    #[inline(always)]
+    fn varint(&mut self, value: u64) {
+        self.out.varint(value);
+    }
+
+    #[inline(always)]
+    fn field_end(&mut self) {
+        if let Some(end) = self.ends.get_mut(self.next) {
+            *end = self.out.len();
+        }
+        self.next += 1;
+    }
 }
 
 /// Where a walk over the record puts its bytes: a [`Size`] counts them, a `Vec`
@@ -41,6 +90,9 @@ impl PeerRecord {
 trait Sink {
     fn bytes(&mut self, bytes: &[u8]);
     fn varint(&mut self, value: u64);
+    /// A top-level field of the record ends here.
+    #[inline(always)]
+    fn field_end(&mut self) {}
 }
 
 /// The length of what a walk would write.
@@ -121,11 +173,17 @@ fn body<S: Sink>(r: &PeerRecord, out: &mut S) {
         metadata,
     } = r;
     bytes(out, peer_id.as_bytes());
+    out.field_end();
     bytes(out, display_name.as_bytes());
+    out.field_end();
     bytes(out, public_key.as_bytes());
+    out.field_end();
     option(out, shared_secret.as_ref(), |o, s| bytes(o, s.as_bytes()));
+    out.field_end();
     out.varint(*last_seen);
+    out.field_end();
     out.varint(*last_connected);
+    out.field_end();
     // serde's non-human-readable `IpAddr`: variant V4 (0) or V6 (1), then the
     // octets as a tuple of bytes
     option(out, last_known_ip.as_ref(), |o, ip| match ip {
@@ -138,14 +196,17 @@ fn body<S: Sink>(r: &PeerRecord, out: &mut S) {
             o.bytes(&v6.octets());
         }
     });
+    out.field_end();
     len(out, ice_servers.len());
     for server in ice_servers {
         ice_server(server, out);
     }
+    out.field_end();
     len(out, cached_candidates.len());
     for c in cached_candidates {
         bytes(out, c.as_bytes());
     }
+    out.field_end();
     let ConnectionQuality {
         latency_ms,
         success_rate,
@@ -160,17 +221,22 @@ fn body<S: Sink>(r: &PeerRecord, out: &mut S) {
     out.varint(u64::from(*total_connections));
     out.varint(u64::from(*successful_connections));
     out.varint(*avg_uptime_ms);
+    out.field_end();
     out.varint(u64::from(*reconnection_attempts));
+    out.field_end();
     option(out, *blacklist_until, |o, until| o.varint(until));
+    out.field_end();
     len(out, addresses.len());
     for a in addresses {
         address(a, out);
     }
+    out.field_end();
     len(out, metadata.len());
     for (key, value) in metadata {
         bytes(out, key.as_bytes());
         bytes(out, value.as_bytes());
     }
+    out.field_end();
 }
 
 #[inline(always)]

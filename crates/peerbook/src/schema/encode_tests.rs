@@ -166,6 +166,46 @@ proptest! {
         prop_assert_eq!(&bytes, &through_serde(&r));
         prop_assert_eq!(bytes.capacity(), bytes.len(), "exactly its length");
     }
+
+    /// `encode_with_ends` gives the same bytes, and each field's bytes between its
+    /// ends are postcard's encoding of that field alone (what `check_replaced`
+    /// compares and decodes field by field).
+    #[test]
+    fn field_ends_delimit_each_fields_serde_encoding(r in record()) {
+        let (bytes, ends) = r.encode_with_ends();
+        prop_assert_eq!(&bytes, &r.encode());
+        let fields = serde_fields(&r);
+        prop_assert_eq!(fields.len(), ends.len());
+        let mut start = 1;
+        for (i, (field, end)) in fields.iter().zip(ends).enumerate() {
+            prop_assert_eq!(&bytes[start..end], &field[..], "field {}", i);
+            start = end;
+        }
+        prop_assert_eq!(start, bytes.len());
+    }
+}
+
+/// Each top-level field of `r` through postcard's serde serializer, in order.
+fn serde_fields(r: &PeerRecord) -> Vec<Vec<u8>> {
+    fn one<T: serde::Serialize>(v: &T) -> Vec<u8> {
+        postcard::to_allocvec(v).expect("postcard")
+    }
+    vec![
+        one(&r.peer_id),
+        one(&r.display_name),
+        one(&r.public_key),
+        one(&r.shared_secret),
+        one(&r.last_seen),
+        one(&r.last_connected),
+        one(&r.last_known_ip),
+        one(&r.ice_servers),
+        one(&r.cached_candidates),
+        one(&r.connection_quality),
+        one(&r.reconnection_attempts),
+        one(&r.blacklist_until),
+        one(&r.addresses),
+        one(&r.metadata),
+    ]
 }
 
 /// The empty record and the widest integers, which random cases may miss.

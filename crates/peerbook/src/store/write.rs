@@ -12,7 +12,7 @@ use crate::backend::{
     Backend, BackendError, Direction, Durability, KeyRange, ReadView, Space, Visit, WriteBatch,
 };
 use crate::error::{Error, Quota, Result};
-use crate::schema::{PeerId, PeerRecord};
+use crate::schema::{PeerId, PeerRecord, Replaced};
 use crate::scoring::ScoreHint;
 
 use super::{corrupted_record, keys, Existing, PeerBook, StagedWrite, WriterGuard};
@@ -212,8 +212,13 @@ impl<B: Backend> PeerBook<B> {
         let Some(bytes) = view.get(Space::Peers, id.as_bytes())? else {
             return Ok(None);
         };
+        Ok(Some(Self::existing_of(id, &bytes)))
+    }
+
+    /// The stored bytes `bytes` of peer `id`, decoded (a corrupt record is logged).
+    pub(crate) fn existing_of(id: &PeerId, bytes: &[u8]) -> Existing {
         let len = bytes.len() as u64;
-        Ok(Some(match PeerRecord::decode(&bytes) {
+        match PeerRecord::decode(bytes) {
             Ok(record) if record.peer_id == *id => Existing::Decoded { record, len },
             Ok(record) => {
                 let detail = format!("record names another peer ({})", record.peer_id);
@@ -224,7 +229,7 @@ impl<B: Backend> PeerBook<B> {
                 warn!(peer = %id, "corrupt peer record found: {e}");
                 Existing::Corrupt { len, detail: e.0 }
             }
-        }))
+        }
     }
 
     /// Put `record` (replacing `existing`), with quota checks and eviction.
@@ -235,23 +240,39 @@ impl<B: Backend> PeerBook<B> {
         existing: Option<Existing>,
         record: &PeerRecord,
     ) -> Result<()> {
-        let id = &record.peer_id;
-        let encoded = record.encode();
-        let new_len = encoded.len() as u64;
-        let is_new = existing.is_none();
         // A decodable record being replaced keeps the index entries that do not move
         // (put_record_into compares them); only a corrupt one is deleted up front.
         let replaced = match &existing {
-            Some(Existing::Decoded { record: old, len }) => {
-                Self::uncount(staged, *len);
-                Some(old)
-            }
+            Some(Existing::Decoded { record: old, len }) => Some((Replaced::of(old), *len)),
             Some(corrupt) => {
-                self.delete_record(view, staged, id, corrupt)?;
+                self.delete_record(view, staged, &record.peer_id, corrupt)?;
                 None
             }
             None => None,
         };
+        let is_new = existing.is_none();
+        self.write_encoded(view, staged, is_new, replaced, record, record.encode())
+    }
+
+    /// [`write_record`](Self::write_record) with `record` already encoded as
+    /// `encoded`, replacing the decodable stored record `replaced` (what it needs of
+    /// it, and its encoded length) when there is one; `is_new` when no record of
+    /// this peer is stored (a corrupt one was already deleted into `staged`).
+    pub(crate) fn write_encoded(
+        &self,
+        view: &dyn ReadView,
+        staged: &mut StagedWrite,
+        is_new: bool,
+        replaced: Option<(Replaced, u64)>,
+        record: &PeerRecord,
+        encoded: Vec<u8>,
+    ) -> Result<()> {
+        let id = &record.peer_id;
+        let new_len = encoded.len() as u64;
+        let replaced = replaced.map(|(old, len)| {
+            Self::uncount(staged, len);
+            old
+        });
         let fits = |c: &Counters| {
             let peers_ok = !is_new || c.peers < self.settings.max_peers;
             let bytes_ok = self
@@ -278,7 +299,7 @@ impl<B: Backend> PeerBook<B> {
             }
             warn!(evicted, for_peer = %id, "peerbook full: evicted least recently seen peers");
         }
-        Self::put_record_into(staged, record, encoded, replaced);
+        Self::put_record_into(staged, record, encoded, replaced.as_ref());
         Ok(())
     }
 
@@ -311,14 +332,14 @@ impl<B: Backend> PeerBook<B> {
         staged: &mut StagedWrite,
         record: &PeerRecord,
         encoded: Vec<u8>,
-        replaced: Option<&PeerRecord>,
+        replaced: Option<&Replaced>,
     ) {
         // The entries of `keys::index_entries`, compared by what they are made of
         // (the time and the score hint, whose encoding is one-to-one) so that an
         // entry that stays is never built, for the old record nor the new one.
         let id = record.peer_id.as_bytes();
         let hint = ScoreHint::of(record);
-        let old = replaced.map(|r| (r.last_seen, ScoreHint::of(r)));
+        let old = replaced.map(|r| (r.last_seen, ScoreHint::of_replaced(r)));
         if old != Some((record.last_seen, hint)) {
             if let Some((last_seen, _)) = old.filter(|&(t, _)| t != record.last_seen) {
                 let key = keys::last_seen_key(last_seen, id);
@@ -501,12 +522,13 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
+    use crate::backend::Backend;
     use crate::backend::{Op, Space};
     use crate::conformance::hooked::HookedBackend;
     use crate::options::Clock;
     use crate::{
         ConnectionType, Error, ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook,
-        QualityUpdate, Secret,
+        PeerRecord, QualityUpdate, Secret,
     };
 
     /// The ops of every batch written, shared with the hook that records them.
@@ -592,6 +614,101 @@ mod tests {
             book.get_peer("a").unwrap().unwrap().last_seen,
             clock.now_ms()
         );
+    }
+
+    /// A record with candidates, for the updates below.
+    fn with_candidates(book: &PeerBook<HookedBackend<MemoryBackend>>, id: &str) -> PeerRecord {
+        let mut new = peer(id);
+        new.cached_candidates = (0..4).map(|i| format!("candidate-{i}")).collect();
+        book.store_peer(new).unwrap()
+    }
+
+    /// A record read back and stored changed takes the path that reads the stored
+    /// record against the new encoding: the stored fields it reads where they
+    /// differ (the time, the quality) still give the index entries to move.
+    #[test]
+    fn a_changed_record_moves_the_index_entries_of_the_stored_one() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let (backend, batches) = recording();
+        let book = PeerBook::open(
+            backend,
+            Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone()),
+        )
+        .unwrap();
+        let mut r = with_candidates(&book, "a");
+        with_candidates(&book, "b");
+        for step in 0..4u32 {
+            clock.advance(Duration::from_secs(5));
+            r.last_seen = clock.now_ms();
+            r.cached_candidates.rotate_left(1);
+            r.last_known_ip = Some(std::net::Ipv4Addr::new(10, 0, 0, step as u8).into());
+            r.connection_quality.total_connections = step + 1;
+            r.connection_quality.successful_connections = step + 1;
+            r.connection_quality.success_rate = 1.0;
+            r.reconnection_attempts = step;
+            let stored = book.store_peer(r.clone()).unwrap();
+            assert_eq!(stored, r);
+            assert_eq!(book.get_peer("a").unwrap().unwrap(), r);
+            let ops = last(&batches);
+            assert!(
+                !ops.contains(&(false, Space::Peers)),
+                "a decodable record is not deleted: {ops:?}"
+            );
+            assert!(ops.contains(&(false, Space::ByLastSeen)), "{ops:?}");
+            let report = book.verify().unwrap();
+            assert!(report.is_clean(), "step {step}: {report:?}");
+        }
+    }
+
+    /// A stored record whose field breaks its rule is corrupt (deleted, then
+    /// replaced) when the new record changes that field, as when it is decoded in
+    /// full: the field that differs is still checked.
+    #[test]
+    fn a_stored_field_that_breaks_its_rule_is_found_when_the_new_record_changes_it() {
+        type Break = fn(&mut PeerRecord);
+        let corruptions: [(&str, Break); 4] = [
+            ("candidate", |r| {
+                r.cached_candidates[1] = "candidat\u{7}-1".into()
+            }),
+            ("display name", |r| r.display_name = " name".into()),
+            ("quality", |r| {
+                r.connection_quality.total_connections = 1;
+                r.connection_quality.successful_connections = 2;
+            }),
+            ("metadata", |r| {
+                r.metadata.insert(String::new(), "v".into());
+            }),
+        ];
+        for (what, corrupt) in corruptions {
+            let (backend, batches) = recording();
+            let book =
+                PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap();
+            let mut r = with_candidates(&book, "a");
+            r.display_name = "name".into();
+            let mut bad = r.clone();
+            corrupt(&mut bad);
+            assert!(
+                bad.validate().is_err(),
+                "{what}: the corruption breaks a rule"
+            );
+            let mut raw = crate::backend::WriteBatch::new();
+            raw.put(Space::Peers, b"a".to_vec(), bad.encode());
+            book.backend()
+                .write(raw, crate::Durability::Buffered)
+                .unwrap();
+            assert!(
+                book.get_peer("a").is_err(),
+                "{what}: stored record is corrupt"
+            );
+            r.cached_candidates.rotate_left(1);
+            book.store_peer(r.clone()).unwrap();
+            assert!(
+                last(&batches).contains(&(false, Space::Peers)),
+                "{what}: the corrupt record is deleted first: {:?}",
+                last(&batches)
+            );
+            assert_eq!(book.get_peer("a").unwrap().unwrap(), r, "{what}");
+        }
     }
 
     /// Seals equal to the stored record's are taken as checked; any other seal is
