@@ -509,10 +509,24 @@ impl PeerRecord {
     /// the CPU of a Buffered update of a record read back. The one list of the
     /// rules: without `checked` every rule runs.
     pub(crate) fn validate_changed(&self, checked: Option<&PeerRecord>) -> Result<()> {
+        self.validate_rules(checked, false)
+    }
+
+    /// [`validate`](Self::validate) of a record whose display name has just been
+    /// sanitized (`store_peer` keeps a name only after
+    /// [`is_sanitized_display_name`] said yes, else takes [`sanitize_display_name`]'s
+    /// output, which passes the rule): the name's rule is not run a second time.
+    pub(crate) fn validate_sanitized(&self) -> Result<()> {
+        self.validate_rules(None, true)
+    }
+
+    /// The rules, in order (see [`validate_changed`](Self::validate_changed)); the
+    /// display name's only unless `name_sanitized`.
+    fn validate_rules(&self, checked: Option<&PeerRecord>, name_sanitized: bool) -> Result<()> {
         // Whether a rule must run: always without `checked`, else when the field
         // it checks is not `same` as (or not found in) `checked`'s.
         let differs = |same: &dyn Fn(&PeerRecord) -> bool| checked.is_none_or(|old| !same(old));
-        if differs(&|old| old.display_name == self.display_name) {
+        if !name_sanitized && differs(&|old| old.display_name == self.display_name) {
             validate_display_name(&self.display_name)?;
         }
         if differs(&|old| old.public_key == self.public_key) {

@@ -57,7 +57,7 @@ impl PeerRecord {
     /// record, a field that fails to decode or breaks its rule): the caller then
     /// decodes `stored` in full.
     ///
-    /// `self` must have passed [`validate`](Self::validate), and `encoded` be
+    /// `self` must pass every rule of [`validate`](Self::validate), and `encoded` be
     /// `self.encode()` with `ends` its field ends (from [`encode_with_ends`](Self::encode_with_ends)).
     pub(crate) fn check_replaced(
         &self,
@@ -99,19 +99,7 @@ impl PeerRecord {
                 }
                 5 => take::<u64>(rest)?.1,
                 6 => take::<Option<IpAddr>>(rest)?.1,
-                8 => {
-                    let (candidates, rest) = take::<Vec<&str>>(rest)?;
-                    if candidates.len() > super::MAX_CANDIDATES {
-                        return None;
-                    }
-                    for (i, c) in candidates.iter().enumerate() {
-                        // one equal to a new candidate passed its rule there
-                        if !self.cached_candidates.iter().any(|n| n == c) {
-                            validate_candidate(i, c).ok()?;
-                        }
-                    }
-                    rest
-                }
+                8 => self.check_candidates(rest)?,
                 9 => {
                     let (q, rest) = take::<ConnectionQuality>(rest)?;
                     q.validate().ok()?;
@@ -144,6 +132,66 @@ impl PeerRecord {
         // no trailing bytes, as `decode` requires
         rest.is_empty().then_some(replaced)
     }
+}
+
+impl PeerRecord {
+    /// The stored candidates at the front of `bytes` checked against `self`'s
+    /// (valid), and what follows them. Decoded as serde decodes a `Vec<String>`
+    /// (a varint count, then each string) but element by element: a stored
+    /// candidate whose bytes start with the encoding of one of `self`'s is that
+    /// candidate (and passes its rule), with no UTF-8 check nor rule to run.
+    fn check_candidates<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        let (count, mut rest) = take::<u64>(bytes)?;
+        if count > super::MAX_CANDIDATES as u64 {
+            return None; // decodes, breaks the count rule
+        }
+        let new = &self.cached_candidates;
+        // the new candidate after the one the previous stored candidate equals
+        // first: a list kept in order, rotated or with candidates added or taken
+        // at one place costs one compare a candidate, not a search
+        let mut next = 0;
+        for i in 0..count as usize {
+            let mut same = None;
+            for j in (next..new.len()).chain(0..next) {
+                if let Some(after) = strip_str(rest, &new[j]) {
+                    same = Some(after);
+                    next = j + 1;
+                    break;
+                }
+            }
+            rest = match same {
+                Some(after) => after,
+                None => {
+                    let (c, after) = take::<&str>(rest)?;
+                    validate_candidate(i, c).ok()?;
+                    after
+                }
+            };
+        }
+        Some(rest)
+    }
+}
+
+/// `bytes` after postcard's encoding of `s` (its length, then its bytes), if
+/// they start with it.
+fn strip_str<'a>(bytes: &'a [u8], s: &str) -> Option<&'a [u8]> {
+    let mut len = s.len() as u64;
+    let mut rest = bytes;
+    loop {
+        let (&b, after) = rest.split_first()?;
+        rest = after;
+        if len < 0x80 {
+            if b != len as u8 {
+                return None;
+            }
+            break;
+        }
+        if b != (len as u8) | 0x80 {
+            return None;
+        }
+        len >>= 7;
+    }
+    rest.strip_prefix(s.as_bytes())
 }
 
 /// One field decoded from the front of `bytes`, and what follows it.

@@ -75,7 +75,7 @@ impl<B: Backend> PeerBook<B> {
             // says no, the stored record is decoded in full below, so every error
             // and every corrupt record is found as before.
             let fast = match &stored {
-                Some(bytes) if record.validate().is_ok() => {
+                Some(bytes) if record.validate_sanitized().is_ok() => {
                     let (encoded, ends) = record.encode_with_ends();
                     record
                         .check_replaced(&encoded, &ends, bytes)
