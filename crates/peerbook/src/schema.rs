@@ -517,6 +517,10 @@ impl PeerRecord {
     /// [`is_sanitized_display_name`] said yes, else takes [`sanitize_display_name`]'s
     /// output, which passes the rule): the name's rule is not run a second time.
     pub(crate) fn validate_sanitized(&self) -> Result<()> {
+        debug_assert!(
+            is_sanitized_display_name(&self.display_name),
+            "validate_sanitized on a name sanitizing would change"
+        );
         self.validate_rules(None, true)
     }
 

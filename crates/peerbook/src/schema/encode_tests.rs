@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
 
+use super::replaced::FIELDS;
 use super::*;
 use crate::address::{AddressSource, PeerAddress};
 
@@ -234,4 +235,132 @@ fn encode_of_the_edges() {
     r.connection_quality.success_rate = f32::NAN;
     r.connection_quality.latency_ms = Some(u32::MAX);
     assert_eq!(r.encode(), through_serde(&r));
+}
+
+/// A record every rule admits, for `check_replaced`'s `self`.
+fn valid_record(last_seen: u64, attempts: u32, until: Option<u64>) -> PeerRecord {
+    PeerRecord {
+        peer_id: PeerId::new("peer-1").expect("a valid id"),
+        display_name: "Alice".into(),
+        public_key: "pk".into(),
+        shared_secret: None,
+        last_seen,
+        last_connected: 4,
+        last_known_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+        ice_servers: vec![IceServer {
+            urls: vec!["stun:stun.example.org:3478".into()],
+            username: None,
+            credential: None,
+        }],
+        cached_candidates: vec![
+            "candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host".into(),
+            "candidate:2 1 udp 1686052607 203.0.113.9 54321 typ srflx".into(),
+        ],
+        connection_quality: ConnectionQuality {
+            latency_ms: Some(40),
+            success_rate: 0.5,
+            ..Default::default()
+        },
+        reconnection_attempts: attempts,
+        blacklist_until: until,
+        addresses: vec![PeerAddress {
+            addr: "/ip4/203.0.113.7/tcp/4001".into(),
+            source: AddressSource::Reported,
+            last_success: Some(3),
+            last_failure: None,
+            expires_at: Some(99),
+        }],
+        metadata: [("agent".to_string(), "node/1.0".to_string())].into(),
+    }
+}
+
+/// Field `i` of `to` (in encoding order) set to `from`'s.
+fn swap_field(to: &mut PeerRecord, from: &PeerRecord, i: usize) {
+    match i {
+        0 => to.peer_id = from.peer_id.clone(),
+        1 => to.display_name = from.display_name.clone(),
+        2 => to.public_key = from.public_key.clone(),
+        3 => to.shared_secret = from.shared_secret.clone(),
+        4 => to.last_seen = from.last_seen,
+        5 => to.last_connected = from.last_connected,
+        6 => to.last_known_ip = from.last_known_ip,
+        7 => to.ice_servers = from.ice_servers.clone(),
+        8 => to.cached_candidates = from.cached_candidates.clone(),
+        9 => to.connection_quality = from.connection_quality,
+        10 => to.reconnection_attempts = from.reconnection_attempts,
+        11 => to.blacklist_until = from.blacklist_until,
+        12 => to.addresses = from.addresses.clone(),
+        _ => to.metadata = from.metadata.clone(),
+    }
+}
+
+/// A byte-level change of a stored record.
+#[derive(Clone, Debug)]
+enum Edit {
+    None,
+    Set(proptest::sample::Index, u8),
+    Insert(proptest::sample::Index, u8),
+    Truncate(proptest::sample::Index),
+    Append(u8),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        2 => Just(Edit::None),
+        2 => (any::<proptest::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
+        1 => (any::<proptest::sample::Index>(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+        1 => any::<proptest::sample::Index>().prop_map(Edit::Truncate),
+        1 => any::<u8>().prop_map(Edit::Append),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    /// `check_replaced` never vouches for stored bytes `decode` refuses, nor for
+    /// another peer's or other seals, and what it reads is what `decode` reads:
+    /// stored records of the same peer with any fields swapped in from an arbitrary
+    /// record (valid or not), then a byte set, inserted, cut or appended. Where
+    /// nothing but the fields the store changes differ, it takes the fast path.
+    #[test]
+    fn check_replaced_agrees_with_decode(
+        new_ints in (int(), int32(), proptest::option::of(int())),
+        old_ints in (int(), int32(), proptest::option::of(int())),
+        other in record(),
+        swaps in vec(any::<bool>(), FIELDS),
+        edit in edit(),
+    ) {
+        let new = valid_record(new_ints.0, new_ints.1, new_ints.2);
+        prop_assert!(new.validate().is_ok());
+        let (encoded, ends) = new.encode_with_ends();
+        let mut old = valid_record(old_ints.0, old_ints.1, old_ints.2);
+        for (i, _) in swaps.iter().enumerate().filter(|(_, swap)| **swap) {
+            swap_field(&mut old, &other, i);
+        }
+        let mut stored = old.encode();
+        match &edit {
+            Edit::None => {}
+            Edit::Set(i, b) => {
+                let i = i.index(stored.len());
+                stored[i] = *b;
+            }
+            Edit::Insert(i, b) => stored.insert(i.index(stored.len() + 1), *b),
+            Edit::Truncate(i) => stored.truncate(i.index(stored.len())),
+            Edit::Append(b) => stored.push(*b),
+        }
+        let got = new.check_replaced(&encoded, &ends, &stored);
+        if let Some(got) = got {
+            let decoded = PeerRecord::decode(&stored);
+            prop_assert!(decoded.is_ok(), "vouched for bytes decode refuses: {:?}", decoded.err());
+            let decoded = decoded.expect("checked above");
+            prop_assert_eq!(&decoded.peer_id, &new.peer_id);
+            prop_assert!(decoded.shared_secret == new.shared_secret);
+            prop_assert_eq!(&decoded.ice_servers, &new.ice_servers);
+            // Debug, so a NaN success rate compares equal to itself
+            prop_assert_eq!(format!("{got:?}"), format!("{:?}", Replaced::of(&decoded)));
+        }
+        if matches!(edit, Edit::None) && !swaps.iter().any(|s| *s) {
+            prop_assert_eq!(got, Some(Replaced::of(&old)), "the fast path is taken");
+        }
+    }
 }

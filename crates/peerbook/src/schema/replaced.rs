@@ -69,13 +69,13 @@ impl PeerRecord {
             return None;
         };
         let mut start = 1;
-        let mut same = [false; FIELDS];
         let mut replaced = Replaced::of(self);
         for (field, &end) in ends.iter().enumerate() {
-            let new = &encoded[start..end];
+            // ends that do not fit the encoding (a walk that marked a field twice
+            // or not at all): let the caller decode in full rather than panic
+            let new = encoded.get(start..end)?;
             start = end;
             if let Some(after) = rest.strip_prefix(new) {
-                same[field] = true;
                 rest = after;
                 continue;
             }
@@ -141,8 +141,10 @@ impl PeerRecord {
     /// candidate whose bytes start with the encoding of one of `self`'s is that
     /// candidate (and passes its rule), with no UTF-8 check nor rule to run.
     fn check_candidates<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
-        let (count, mut rest) = take::<u64>(bytes)?;
-        if count > super::MAX_CANDIDATES as u64 {
+        // a `usize`, as serde reads a sequence's length (a shorter varint on a
+        // 32-bit target: a longer one must fail here as it fails `decode`)
+        let (count, mut rest) = take::<usize>(bytes)?;
+        if count > super::MAX_CANDIDATES {
             return None; // decodes, breaks the count rule
         }
         let new = &self.cached_candidates;
@@ -150,7 +152,7 @@ impl PeerRecord {
         // first: a list kept in order, rotated or with candidates added or taken
         // at one place costs one compare a candidate, not a search
         let mut next = 0;
-        for i in 0..count as usize {
+        for i in 0..count {
             let mut same = None;
             for j in (next..new.len()).chain(0..next) {
                 if let Some(after) = strip_str(rest, &new[j]) {

@@ -658,6 +658,27 @@ mod tests {
             let report = book.verify().unwrap();
             assert!(report.is_clean(), "step {step}: {report:?}");
         }
+        // The time stays and only the score hint's parts change: the by_last_seen
+        // entry keeps its key and is rewritten only if the stored record's hint
+        // was read right (a hint taken from the new record would compare equal,
+        // leave the stale one in place, and verify would find it).
+        type Change = fn(&mut PeerRecord);
+        let changes: [(&str, Change); 2] = [
+            ("blacklist_until", |r| {
+                r.blacklist_until = Some(r.last_seen + 60_000)
+            }),
+            ("reconnection_attempts", |r| r.reconnection_attempts += 1),
+        ];
+        for (what, change) in changes {
+            change(&mut r);
+            book.store_peer(r.clone()).unwrap();
+            assert!(
+                last(&batches).contains(&(true, Space::ByLastSeen)),
+                "{what}: the hint is rewritten"
+            );
+            let report = book.verify().unwrap();
+            assert!(report.is_clean(), "{what}: {report:?}");
+        }
     }
 
     /// A stored record whose field breaks its rule is corrupt (deleted, then
@@ -666,9 +687,22 @@ mod tests {
     #[test]
     fn a_stored_field_that_breaks_its_rule_is_found_when_the_new_record_changes_it() {
         type Break = fn(&mut PeerRecord);
-        let corruptions: [(&str, Break); 4] = [
+        let corruptions: [(&str, Break); 7] = [
             ("candidate", |r| {
                 r.cached_candidates[1] = "candidat\u{7}-1".into()
+            }),
+            ("candidate count", |r| {
+                r.cached_candidates = (0..33).map(|i| format!("candidate-{i}")).collect()
+            }),
+            ("public key", |r| r.public_key = "k".repeat(4097)),
+            ("address", |r| {
+                r.addresses.push(crate::PeerAddress {
+                    addr: "/ip4/\u{7}".into(),
+                    source: crate::AddressSource::Reported,
+                    last_success: None,
+                    last_failure: None,
+                    expires_at: None,
+                })
             }),
             ("display name", |r| r.display_name = " name".into()),
             ("quality", |r| {
