@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use common::{Engine, DISK_ENGINES};
 use peerbook::{
-    ConnectionType, ExportDocument, ExportOptions, ImportMode, ManualClock, MasterKey,
-    MemoryBackend, NewIceServer, NewPeer, Options, PeerBook, PeerQuery, QualityUpdate, Secret,
+    CandidateQuery, Clock, ConnectionType, ExportDocument, ExportOptions, ImportMode, ManualClock,
+    MasterKey, MemoryBackend, NewIceServer, NewPeer, Options, Order, PeerBook, PeerQuery,
+    QualityUpdate, Secret, SortBy,
 };
 
 /// When the fixtures were written (ms since the epoch): 2025-11-24 16:00 UTC.
@@ -274,6 +275,60 @@ fn check_peers<B: peerbook::Backend>(book: &PeerBook<B>, context: &str) {
     assert_eq!(stats.blacklisted_count, 1, "{context}: counted blacklisted");
 }
 
+/// The peer ids of every ordered query, as `book` answers them now.
+fn orders<B: peerbook::Backend>(book: &PeerBook<B>) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let candidates = book
+        .get_reconnection_candidates(&CandidateQuery {
+            limit: PEERS.len(),
+            max_age: None,
+        })
+        .expect("candidates");
+    out.push(
+        candidates
+            .iter()
+            .map(|c| c.peer.peer_id.to_string())
+            .collect(),
+    );
+    for sort_by in [SortBy::LastSeen, SortBy::Quality, SortBy::ReconnectionScore] {
+        for order in [Order::Desc, Order::Asc] {
+            for max_age in [None, Some(Duration::from_secs(60 * 60 * 24 * 7))] {
+                let found = book
+                    .query_peers(&PeerQuery {
+                        sort_by,
+                        order,
+                        limit: None,
+                        max_age,
+                        min_quality: None,
+                    })
+                    .expect("query");
+                out.push(found.iter().map(|r| r.peer_id.to_string()).collect());
+            }
+        }
+    }
+    out
+}
+
+/// `book` ranks and sorts the fixture peers as a book written now at the same time
+/// does (so a migrated index gives the order the current code gives).
+fn check_order<B: peerbook::Backend>(book: &PeerBook<B>, clock: &ManualClock, context: &str) {
+    let fresh_clock = ManualClock::new(WRITTEN_AT);
+    let fresh = PeerBook::open(
+        MemoryBackend::new(),
+        Options::new(fixture_key()).with_clock(fresh_clock.clone()),
+    )
+    .expect("open");
+    write_peers(&fresh, &fresh_clock);
+    fresh_clock.set(clock.now_ms());
+    let want = orders(&fresh);
+    assert_eq!(
+        want[0].len(),
+        PEERS.len() - 1,
+        "the blacklisted peer is no candidate"
+    );
+    assert_eq!(orders(book), want, "{context}: candidates and query order");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read fixture dir") {
@@ -289,18 +344,30 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn v1_stores_open_upgrade_and_keep_every_peer() {
+    stores_open_upgrade_and_keep_every_peer("v1");
+}
+
+#[test]
+fn v3_stores_open_upgrade_and_keep_every_peer() {
+    stores_open_upgrade_and_keep_every_peer("v3");
+}
+
+/// The fixture books of `version` open (migrating), hold every peer, rank and sort
+/// them as a book written now does, take writes and keep them across a reopen.
+fn stores_open_upgrade_and_keep_every_peer(version: &str) {
     for engine in DISK_ENGINES {
         let dir = tempfile::tempdir().expect("temp dir");
         copy_dir(
-            &fixtures_dir("v1").join(engine.name()),
+            &fixtures_dir(version).join(engine.name()),
             &dir.path().join(engine.name()),
         );
         let clock = ManualClock::new(WRITTEN_AT + 3_600_000);
         let options = || Options::new(fixture_key()).with_clock(clock.clone());
-        let context = format!("v1 {}", engine.name());
+        let context = format!("{version} {}", engine.name());
         {
-            let book = PeerBook::open(engine.open(dir.path()), options()).expect("open v1 store");
+            let book = PeerBook::open(engine.open(dir.path()), options()).expect("open old store");
             check_peers(&book, &context);
+            check_order(&book, &clock, &context);
             // The upgraded book takes writes and keeps them.
             clock.advance(Duration::from_secs(60));
             book.update_last_seen("QmCarol")
@@ -312,8 +379,8 @@ fn v1_stores_open_upgrade_and_keep_every_peer() {
                 Some(peerbook::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
                 "{context}: migrated to the current schema"
             );
-            // Schema 3 on a record of format 1: a reconnect keeps the old history,
-            // and the record takes addresses.
+            // A record of an older format (format 1 in v1): a reconnect keeps the
+            // old history, and the record takes addresses.
             let with_history = PEERS
                 .iter()
                 .find(|e| e.connections.is_some())
@@ -371,20 +438,31 @@ fn v1_stores_open_upgrade_and_keep_every_peer() {
 
 #[test]
 fn v1_export_document_imports() {
-    let json =
-        std::fs::read_to_string(fixtures_dir("v1").join("export.json")).expect("read v1 export");
-    let doc = ExportDocument::from_json(&json).expect("parse v1 export");
+    export_document_imports("v1");
+}
+
+#[test]
+fn v3_export_document_imports() {
+    export_document_imports("v3");
+}
+
+fn export_document_imports(version: &str) {
+    let json = std::fs::read_to_string(fixtures_dir(version).join("export.json"))
+        .expect("read the export fixture");
+    let doc = ExportDocument::from_json(&json).expect("parse the export fixture");
     let clock = ManualClock::new(WRITTEN_AT + 3_600_000);
     let book = PeerBook::open(
         MemoryBackend::new(),
-        Options::new(fixture_key()).with_clock(clock),
+        Options::new(fixture_key()).with_clock(clock.clone()),
     )
     .expect("open");
     let report = book
         .import_data(&doc, ImportMode::Replace)
-        .expect("import v1 export");
+        .expect("import the export fixture");
     assert_eq!(report.imported, PEERS.len());
-    check_peers(&book, "v1 export");
+    let context = format!("{version} export");
+    check_peers(&book, &context);
+    check_order(&book, &clock, &context);
 }
 
 /// Writes `tests/fixtures/v1` (refusing to overwrite). Only meaningful on the commit
@@ -393,7 +471,20 @@ fn v1_export_document_imports() {
 #[test]
 #[ignore = "writes the committed v1 fixtures; run by hand on the first version only"]
 fn write_v1_fixtures() {
-    let out = fixtures_dir("v1");
+    write_fixtures("v1");
+}
+
+/// Writes `tests/fixtures/v3` (refusing to overwrite): schema 3, file backend format
+/// 1, export format 1. Only meaningful on a schema-3 commit (the one that added
+/// them): `cargo test --test fixtures -- --ignored write_v3_fixtures`.
+#[test]
+#[ignore = "writes the committed v3 fixtures; run by hand on a schema-3 version only"]
+fn write_v3_fixtures() {
+    write_fixtures("v3");
+}
+
+fn write_fixtures(version: &str) {
+    let out = fixtures_dir(version);
     assert!(
         !out.exists(),
         "{} exists: fixtures are never rewritten",
