@@ -172,7 +172,7 @@ fn index_workload(rng: &mut Rng, steps: usize, backends: &[&dyn Backend]) {
             let peer = format!("peer-{:05}", rng.below(PEERS)).into_bytes();
             let old = state.get(&peer).copied();
             if let Some((seen, quality)) = old {
-                batch.delete(Space::ByLastSeen, index_key(&seen.to_be_bytes(), &peer));
+                batch.delete(Space::ByLastSeen, last_seen_key(seen, &peer));
                 batch.delete(Space::ByQuality, index_key(&[quality], &peer));
             }
             if old.is_some() && rng.below(5) == 0 {
@@ -183,11 +183,7 @@ fn index_workload(rng: &mut Rng, steps: usize, backends: &[&dyn Backend]) {
                 let quality = rng.below(101) as u8;
                 let len = 200 + rng.below(800) as usize;
                 batch.put(Space::Peers, peer.clone(), rng.bytes(len));
-                batch.put(
-                    Space::ByLastSeen,
-                    index_key(&seen.to_be_bytes(), &peer),
-                    Vec::new(),
-                );
+                batch.put(Space::ByLastSeen, last_seen_key(seen, &peer), Vec::new());
                 batch.put(Space::ByQuality, index_key(&[quality], &peer), Vec::new());
                 state.insert(peer, (seen, quality));
             }
@@ -208,6 +204,15 @@ fn index_workload(rng: &mut Rng, steps: usize, backends: &[&dyn Backend]) {
     }
 }
 
+/// The store's by_last_seen key (schema 4, newest first): the negated time, the
+/// negated id, a 0xFF terminator.
+fn last_seen_key(seen: u64, peer: &[u8]) -> Vec<u8> {
+    let mut key = (!seen).to_be_bytes().to_vec();
+    key.extend(peer.iter().map(|b| !b));
+    key.push(0xFF);
+    key
+}
+
 fn index_key(prefix: &[u8], peer: &[u8]) -> Vec<u8> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(peer);
@@ -217,9 +222,11 @@ fn index_key(prefix: &[u8], peer: &[u8]) -> Vec<u8> {
 /// Every scan the store makes of its indexes (and a few more), compared.
 fn assert_same_scans(rocks: &dyn Backend, model: &dyn Backend, when: &str) {
     let day = 86_400_000u64;
+    // by_last_seen key prefixes (negated times), ascending
     let cutoffs: Vec<Vec<u8>> = (0..=30)
+        .rev()
         .step_by(3)
-        .map(|d| (1_700_000_000_000 + d * day).to_be_bytes().to_vec())
+        .map(|d| (!(1_700_000_000_000 + d * day)).to_be_bytes().to_vec())
         .collect();
     let scores: Vec<Vec<u8>> = [0u8, 1, 25, 50, 99, 100, 101]
         .iter()
@@ -242,7 +249,7 @@ fn assert_same_scans(rocks: &dyn Backend, model: &dyn Backend, when: &str) {
     }
     let mut ranges: Vec<(Space, KeyRange<'_>)> = Vec::new();
     for c in &cutoffs {
-        // stale peers: last_seen < cutoff; recent ones: last_seen >= cutoff
+        // recent peers: last_seen > cutoff; stale ones: last_seen <= cutoff
         ranges.push((
             Space::ByLastSeen,
             KeyRange {

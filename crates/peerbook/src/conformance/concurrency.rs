@@ -387,3 +387,107 @@ pub fn schema_1_score_hints_migrate<F: Factory>(f: &F) {
         .unwrap();
     assert_eq!(candidates.len(), N, "every peer ranks after migration");
 }
+
+/// A schema-3 book (by_last_seen keys `last_seen` + id, oldest first) of more peers
+/// than one migration batch: a migration to schema 4 interrupted by a failed write
+/// (after some delete batches; after some put batches; a write that landed but was
+/// not acknowledged) leaves version 3, and the next open yields exactly the index a
+/// clean migration does: the entries the book had before it was written back in the
+/// old layout.
+pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
+    use super::failing::{FailOp, FailWhen, FailingBackend};
+    const N: usize = 2_100; // three batches of 1024
+    let key = || MasterKey::from_bytes([42; 32]);
+    // the schema-3 book of a clean schema-4 one, and the index it must migrate to
+    let downgraded = || {
+        let (book, clock) = populated(f, N);
+        // ties: two peers seen at one time, one id a prefix of another
+        for id in ["peer-0", "peer-00"] {
+            book.store_peer(NewPeer {
+                peer_id: id.into(),
+                display_name: "p".into(),
+                public_key: "pk".into(),
+                ..NewPeer::default()
+            })
+            .unwrap();
+        }
+        let backend = book.close().unwrap();
+        let want = scan_all(&*backend.view().unwrap(), Space::ByLastSeen);
+        let mut batch = WriteBatch::new();
+        for (k, v) in &want {
+            let (seen, id) = crate::store::keys::split_last_seen_key(k).expect("new layout");
+            batch.delete(Space::ByLastSeen, k.clone());
+            batch.put(
+                Space::ByLastSeen,
+                [&seen.to_be_bytes()[..], &id[..]].concat(),
+                v.clone(),
+            );
+        }
+        batch.put(
+            Space::Meta,
+            b"schema_version".to_vec(),
+            3u32.to_be_bytes().to_vec(),
+        );
+        backend.write(batch, Durability::Sync).unwrap();
+        (f.reopen(backend), clock, want)
+    };
+    let migrated = |book: &PeerBook<F::Backend>, want: &[(Vec<u8>, Vec<u8>)], context: &str| {
+        assert_eq!(
+            book.backend().get(Space::Meta, b"schema_version").unwrap(),
+            Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
+            "{context}"
+        );
+        let got = scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen);
+        assert!(got == want, "{context}: the migrated index");
+        let report = book.verify().unwrap();
+        assert!(report.is_clean(), "{context}: {report:?}");
+    };
+    // clean
+    let (backend, clock, want) = downgraded();
+    let book = PeerBook::open(backend, options(&clock, key())).expect("clean migration");
+    migrated(&book, &want, "clean migration");
+    let newest = book
+        .query_peers(&PeerQuery {
+            limit: Some(3),
+            ..PeerQuery::default()
+        })
+        .unwrap();
+    assert_eq!(
+        newest
+            .iter()
+            .map(|r| r.peer_id.as_str())
+            .collect::<Vec<_>>(),
+        ["peer-00", "peer-0", &format!("peer-{:05}", N - 1)],
+        "newest first, ties by greater id"
+    );
+    drop(book);
+    // writes: 3 delete batches, then 3 put batches (the last one with the version)
+    for (n, when) in [
+        (2, FailWhen::Before),
+        (3, FailWhen::After),
+        (5, FailWhen::Before),
+        (6, FailWhen::Before),
+    ] {
+        let context = format!("failed write {n} {when:?}");
+        let (backend, clock, want) = downgraded();
+        let failing = FailingBackend::new(backend);
+        failing.fail_nth(FailOp::Write, n, when);
+        let shared = Arc::new(failing);
+        assert!(
+            PeerBook::open(Arc::clone(&shared), options(&clock, key())).is_err(),
+            "{context}: the open fails"
+        );
+        assert_eq!(shared.injected(), 1, "{context}");
+        let backend = Arc::try_unwrap(shared)
+            .unwrap_or_else(|_| panic!("one owner"))
+            .into_inner();
+        assert_eq!(
+            backend.get(Space::Meta, b"schema_version").unwrap(),
+            Some(3u32.to_be_bytes().to_vec()),
+            "{context}: still schema 3"
+        );
+        let book =
+            PeerBook::open(f.reopen(backend), options(&clock, key())).expect("migration re-run");
+        migrated(&book, &want, &context);
+    }
+}

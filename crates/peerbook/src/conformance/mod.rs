@@ -277,6 +277,7 @@ macro_rules! concurrency_conformance_tests {
                 past_blacklist_ranked_normally,
                 second_book_on_one_backend_refused,
                 schema_1_score_hints_migrate,
+                schema_3_index_migrates_after_interruption,
             ]
         );
         $crate::__conformance_group!(

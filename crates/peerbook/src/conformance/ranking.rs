@@ -200,8 +200,7 @@ pub fn candidates_skip_damage_among_the_best<F: Factory>(f: &F) {
     let best_hint = [100, 20, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     let out_of_range = [255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     for (i, id) in best[6..12].iter().enumerate() {
-        let mut key = (T0 + HOUR_MS + i as u64).to_be_bytes().to_vec();
-        key.extend_from_slice(id.as_bytes());
+        let key = crate::store::keys::last_seen_key(T0 + HOUR_MS + i as u64, id.as_bytes());
         let hint = if i % 2 == 0 { best_hint } else { out_of_range };
         batch.put(Space::ByLastSeen, key, hint.to_vec());
     }

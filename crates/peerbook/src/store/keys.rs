@@ -3,9 +3,19 @@
 //! | space | key | value |
 //! |---|---|---|
 //! | peers | peer_id | format byte + postcard(record) |
-//! | by_last_seen | big-endian u64 last_seen + peer_id | score hint: quality score, success, reliability (u8 each), penalty (u32 BE), blacklist tag (u8: 0 none, 1 some), blacklist_until (u64 BE; 0 when none) |
+//! | by_last_seen | big-endian u64 `!last_seen` (bitwise not) + every byte of peer_id bitwise-negated + `0xFF` | score hint: quality score, success, reliability (u8 each), penalty (u32 BE), blacklist tag (u8: 0 none, 1 some), blacklist_until (u64 BE; 0 when none) |
 //! | by_quality | u8 quality score + peer_id | empty |
 //! | meta | name | see the constants below |
+//!
+//! by_last_seen sorts newest first (schema 4): a forward walk yields the entries by
+//! last_seen descending, ties by peer id descending, which is what the hot walks
+//! (reconnection candidates, `query_peers` newest first) read; the oldest-first walks
+//! (LRU eviction, oldest first queries) are the reverse ones. The id part reverses
+//! the id order, prefixes included (`"abc"` sorts before `"ab"`): a peer id is
+//! printable ASCII (0x21..=0x7E, see [`crate::schema::PeerId`]), never 0x00, so a
+//! negated id byte is never 0xFF and the terminator sorts after every one of them.
+
+use std::ops::Bound;
 
 use crate::backend::Space;
 use crate::schema::PeerRecord;
@@ -16,7 +26,10 @@ use crate::scoring::ScoreHint;
 /// - 1: first release.
 /// - 2: the by_last_seen score hint tags `blacklist_until` (schema 1 wrote
 ///   `Some(0)` like `None`); opening migrates 0 and 1.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 3: records of format 2 (addresses, metadata).
+/// - 4: by_last_seen keys sort newest first (`!last_seen`, the negated id and a
+///   terminator); schema 3 and older wrote `last_seen` + id, oldest first.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// meta `schema_version`: u32 big-endian.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -29,16 +42,57 @@ pub const META_LAST_CLEANUP: &[u8] = b"last_cleanup";
 /// meta `quarantine/<peers key>`: the raw bytes of a record `repair` moved aside.
 pub const META_QUARANTINE_PREFIX: &[u8] = b"quarantine/";
 
-/// Width of the by_last_seen key prefix.
+/// Width of the by_last_seen key prefix (the negated time).
 pub const LAST_SEEN_WIDTH: usize = 8;
+/// The last byte of a by_last_seen key: sorts after every negated id byte.
+pub const LAST_SEEN_TERMINATOR: u8 = 0xFF;
 /// Width of the by_quality key prefix.
 pub const QUALITY_WIDTH: usize = 1;
 
+/// The by_last_seen key of `peer_id` seen at `last_seen`: newest first, and among
+/// equal times the greater id first.
 pub fn last_seen_key(last_seen: u64, peer_id: &[u8]) -> Vec<u8> {
-    let mut key = Vec::with_capacity(LAST_SEEN_WIDTH + peer_id.len());
-    key.extend_from_slice(&last_seen.to_be_bytes());
-    key.extend_from_slice(peer_id);
+    let mut key = Vec::with_capacity(LAST_SEEN_WIDTH + peer_id.len() + 1);
+    key.extend_from_slice(&last_seen_prefix(last_seen));
+    key.extend_from_slice(&last_seen_suffix(peer_id));
     key
+}
+
+/// The first [`LAST_SEEN_WIDTH`] bytes of every by_last_seen key of `last_seen`.
+pub fn last_seen_prefix(last_seen: u64) -> [u8; LAST_SEEN_WIDTH] {
+    (!last_seen).to_be_bytes()
+}
+
+/// The part of a by_last_seen key after the time: the negated id, then the
+/// terminator.
+pub fn last_seen_suffix(peer_id: &[u8]) -> Vec<u8> {
+    let mut suffix: Vec<u8> = peer_id.iter().map(|b| !b).collect();
+    suffix.push(LAST_SEEN_TERMINATOR);
+    suffix
+}
+
+/// The peer id a by_last_seen key suffix (see [`last_seen_suffix`]) encodes, if
+/// well formed: a non-empty negated id, then the terminator.
+pub fn peer_id_of_last_seen_suffix(suffix: &[u8]) -> Option<Vec<u8>> {
+    match suffix.split_last() {
+        Some((&LAST_SEEN_TERMINATOR, negated))
+            if !negated.is_empty() && !negated.contains(&LAST_SEEN_TERMINATOR) =>
+        {
+            Some(negated.iter().map(|b| !b).collect())
+        }
+        _ => None,
+    }
+}
+
+/// The by_last_seen key range of the entries seen at or after `since`
+/// (`None`: every entry): a prefix of the index, since it sorts newest first.
+pub fn last_seen_since(since: Option<u64>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    // seen at or after `since` <=> negated time <= !since <=> key < prefix(!since + 1)
+    let upper = match since.map(|t| !t) {
+        Some(top) if top < u64::MAX => Bound::Excluded((top + 1).to_be_bytes().to_vec()),
+        _ => Bound::Unbounded,
+    };
+    (Bound::Unbounded, upper)
 }
 
 pub fn quality_key(score: u8, peer_id: &[u8]) -> Vec<u8> {
@@ -56,13 +110,29 @@ pub fn prefix_width(space: Space) -> usize {
     }
 }
 
-/// `(last_seen, peer_id)` of a by_last_seen key.
-pub fn split_last_seen_key(key: &[u8]) -> Option<(u64, &[u8])> {
+/// What every key of `peer_id` in an index space ends with, after the prefix.
+pub fn index_suffix(space: Space, peer_id: &[u8]) -> Vec<u8> {
+    match space {
+        Space::ByLastSeen => last_seen_suffix(peer_id),
+        _ => peer_id.to_vec(),
+    }
+}
+
+/// `(last_seen, key suffix)` of a by_last_seen key, the suffix still encoded (see
+/// [`last_seen_suffix`]; suffixes sort in the reverse order of their ids). For walks
+/// that decode the id only for the entries they keep.
+pub fn split_last_seen_key_raw(key: &[u8]) -> Option<(u64, &[u8])> {
     if key.len() <= LAST_SEEN_WIDTH {
         return None;
     }
-    let (ts, id) = key.split_at(LAST_SEEN_WIDTH);
-    Some((u64::from_be_bytes(ts.try_into().ok()?), id))
+    let (ts, suffix) = key.split_at(LAST_SEEN_WIDTH);
+    Some((!u64::from_be_bytes(ts.try_into().ok()?), suffix))
+}
+
+/// `(last_seen, peer_id)` of a by_last_seen key, if well formed.
+pub fn split_last_seen_key(key: &[u8]) -> Option<(u64, Vec<u8>)> {
+    let (last_seen, suffix) = split_last_seen_key_raw(key)?;
+    Some((last_seen, peer_id_of_last_seen_suffix(suffix)?))
 }
 
 /// `(score, peer_id)` of a by_quality key.
@@ -136,21 +206,11 @@ mod tests {
 
     #[test]
     fn index_keys_sort_by_value_then_id() {
-        assert!(last_seen_key(1, b"zz") < last_seen_key(2, b"aa"));
-        assert!(
-            last_seen_key(256, b"a") > last_seen_key(255, b"z"),
-            "big-endian sorts numerically"
-        );
         assert!(quality_key(9, b"z") < quality_key(10, b"a"));
-        assert_eq!(
-            split_last_seen_key(&last_seen_key(77, b"id")),
-            Some((77, &b"id"[..]))
-        );
         assert_eq!(
             split_quality_key(&quality_key(5, b"id")),
             Some((5, &b"id"[..]))
         );
-        assert_eq!(split_last_seen_key(&[0; 8]), None);
         assert_eq!(split_quality_key(&[1]), None);
         let c = Counters {
             peers: 3,
@@ -158,5 +218,103 @@ mod tests {
         };
         assert_eq!(Counters::decode(&c.encode()), Some(c));
         assert_eq!(Counters::decode(&[0; 15]), None);
+    }
+
+    /// The order a forward walk of by_last_seen gives: last_seen descending, ties by
+    /// peer id descending (a prefix after the longer id).
+    #[test]
+    fn last_seen_keys_sort_newest_first_then_greater_id() {
+        let ordered: &[(u64, &[u8])] = &[
+            (u64::MAX, b"~"),
+            (u64::MAX, b"!"),
+            (256, b"a"),
+            (255, b"z"),
+            (2, b"aa"),
+            (1, b"zz"),
+            (1, b"abd"),
+            (1, b"abc~"),
+            (1, b"abc!"),
+            (1, b"abc"),
+            (1, b"ab"),
+            (1, b"a"),
+            (1, b"A"),
+            (1, b"!"),
+            (0, b"~~"),
+            (0, b"~"),
+            (0, b"!"),
+        ];
+        for pair in ordered.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(
+                last_seen_key(a.0, a.1) < last_seen_key(b.0, b.1),
+                "{a:?} sorts before {b:?}"
+            );
+        }
+        // every id byte against every other, and against the end of a shorter id
+        let visible: Vec<u8> = (0x21..=0x7e).collect();
+        for &x in &visible {
+            assert!(last_seen_key(7, &[b'a', x]) < last_seen_key(7, b"a"));
+            for &y in &visible {
+                assert_eq!(
+                    last_seen_key(7, &[x]).cmp(&last_seen_key(7, &[y])),
+                    y.cmp(&x),
+                    "{x} vs {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn last_seen_keys_split_back() {
+        for (t, id) in [
+            (0, &b"a"[..]),
+            (77, b"id"),
+            (u64::MAX, b"~~~"),
+            (1 << 63, b"QmAlice"),
+        ] {
+            let key = last_seen_key(t, id);
+            assert_eq!(key.len(), LAST_SEEN_WIDTH + id.len() + 1);
+            assert_eq!(split_last_seen_key(&key), Some((t, id.to_vec())));
+            let (raw_t, suffix) = split_last_seen_key_raw(&key).unwrap();
+            assert_eq!((raw_t, suffix), (t, &last_seen_suffix(id)[..]));
+            assert!(key.ends_with(&index_suffix(Space::ByLastSeen, id)));
+        }
+        assert_eq!(split_last_seen_key(&[0; 8]), None);
+        // no id, no terminator, or a terminator inside: not a key of this layout
+        assert_eq!(split_last_seen_key(&[0, 0, 0, 0, 0, 0, 0, 0, 0xFF]), None);
+        assert_eq!(split_last_seen_key(&[0, 0, 0, 0, 0, 0, 0, 0, !b'a']), None);
+        assert_eq!(
+            split_last_seen_key(&[0, 0, 0, 0, 0, 0, 0, 0, !b'a', 0xFF, 0xFF]),
+            None
+        );
+    }
+
+    #[test]
+    fn last_seen_since_bounds_the_newest_entries() {
+        let within = |since: Option<u64>, t: u64| {
+            let (lower, upper) = last_seen_since(since);
+            let key = last_seen_key(t, b"~~");
+            let key_lo = last_seen_key(t, b"!");
+            [key, key_lo].iter().all(|k| {
+                let k = k.as_slice();
+                let above = match &lower {
+                    Bound::Included(l) => k >= l.as_slice(),
+                    Bound::Excluded(l) => k > l.as_slice(),
+                    Bound::Unbounded => true,
+                };
+                let below = match &upper {
+                    Bound::Included(u) => k <= u.as_slice(),
+                    Bound::Excluded(u) => k < u.as_slice(),
+                    Bound::Unbounded => true,
+                };
+                above && below
+            })
+        };
+        for since in [0, 1, 255, 256, 1 << 40, u64::MAX - 1, u64::MAX] {
+            for t in [0, 1, 255, 256, 1 << 40, u64::MAX - 1, u64::MAX] {
+                assert_eq!(within(Some(since), t), t >= since, "{since} {t}");
+                assert!(within(None, t));
+            }
+        }
     }
 }

@@ -36,7 +36,7 @@ use crate::schema::{NewPeer, PeerId, PeerRecord};
 
 mod addresses;
 mod group;
-mod keys;
+pub(crate) mod keys;
 mod lifecycle;
 mod maintenance;
 mod open;

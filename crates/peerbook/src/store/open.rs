@@ -16,6 +16,9 @@ use crate::schema::PeerRecord;
 use super::{as_ref_bound, keys, Claim, PeerBook, Settings, WriterGuard, SCHEMA_VERSION};
 use keys::{Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_SCHEMA_VERSION};
 
+/// Records or index keys per batch of a migration step.
+const MIGRATION_CHUNK: usize = 1024;
+
 impl<B: Backend> PeerBook<B> {
     /// Open a book on `backend`: a new backend is initialized; an existing one is
     /// checked (schema version, key check, counters) and migrated if older.
@@ -171,6 +174,13 @@ impl<B: Backend> PeerBook<B> {
     ///   batches.
     /// - 2 -> 3: addresses and metadata (record format 2). Nothing is rewritten:
     ///   format-1 records decode lazily with none (see [`crate::schema`]).
+    /// - 3 -> 4: by_last_seen sorts newest first (see [`keys`]). An old-layout key
+    ///   cannot be told apart from a new one for sure, so every by_last_seen entry is
+    ///   deleted ([`MIGRATION_CHUNK`] keys per batch, each batch scanning from the
+    ///   start), then every decodable record's entry is put in bounded batches, the
+    ///   last one also writing version 4. A crash before that leaves version 3, and
+    ///   the next open starts the step over. Taken by every older store too: the
+    ///   entries the steps before wrote are deleted and put again.
     fn migrate_from(&self, found: u32, guard: &mut WriterGuard<'_>) -> Result<()> {
         info!(
             engine = self.backend.engine_name(),
@@ -201,7 +211,7 @@ impl<B: Backend> PeerBook<B> {
             );
         }
         if found < 2 {
-            let rewritten = self.rewrite_score_hints(2)?;
+            let rewritten = self.put_last_seen_entries(2)?;
             info!(rewritten, "peerbook migration 1 -> 2 done");
         }
         if found < 3 {
@@ -216,6 +226,11 @@ impl<B: Backend> PeerBook<B> {
             );
             self.write_batch(batch)?;
             info!("peerbook migration 2 -> 3 done");
+        }
+        if found < 4 {
+            let deleted = self.delete_last_seen_entries()?;
+            let written = self.put_last_seen_entries(4)?;
+            info!(deleted, written, "peerbook migration 3 -> 4 done");
         }
         Ok(())
     }
@@ -264,11 +279,11 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 
-    /// Migration step to schema 2: put the current-encoding score hint of every
-    /// decodable record, `MIGRATION_CHUNK` records per batch; the last batch also
-    /// sets the schema version to `version`. Returns how many hints were written.
-    fn rewrite_score_hints(&self, version: u32) -> Result<u64> {
-        const MIGRATION_CHUNK: usize = 1024;
+    /// Migration steps to schemas 2 and 4: put the by_last_seen entry (current key
+    /// layout and score hint encoding) of every decodable record, [`MIGRATION_CHUNK`]
+    /// records per batch; the last batch also sets the schema version to `version`.
+    /// Returns how many entries were written.
+    fn put_last_seen_entries(&self, version: u32) -> Result<u64> {
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         let mut written = 0u64;
         loop {
@@ -310,6 +325,36 @@ impl<B: Backend> PeerBook<B> {
             match last {
                 Some(key) if !done => cursor = Bound::Excluded(key),
                 _ => return Ok(written),
+            }
+        }
+    }
+
+    /// Migration step to schema 4, first half: delete every by_last_seen entry,
+    /// [`MIGRATION_CHUNK`] keys per batch, each batch the first keys left. Returns
+    /// how many were deleted.
+    fn delete_last_seen_entries(&self) -> Result<u64> {
+        let mut deleted = 0u64;
+        loop {
+            let page = self.index_page(
+                &*self.backend.view()?,
+                Space::ByLastSeen,
+                Bound::Unbounded,
+                Bound::Unbounded,
+                Direction::Forward,
+                MIGRATION_CHUNK,
+            )?;
+            if page.is_empty() {
+                return Ok(deleted);
+            }
+            let done = page.len() < MIGRATION_CHUNK;
+            deleted += page.len() as u64;
+            let mut batch = WriteBatch::new();
+            for key in page {
+                batch.delete(Space::ByLastSeen, key);
+            }
+            self.write_batch(batch)?;
+            if done {
+                return Ok(deleted);
             }
         }
     }

@@ -6,8 +6,8 @@
 //! record, are skipped (and reported by [`PeerBook::verify`]).
 //!
 //! Reconnection candidates are ranked from the by_last_seen index's score hints
-//! alone: a bounded top-k selection over the entries within `max_age`, newest first,
-//! that stops as soon as no older entry can outrank the kept ones (the score depends
+//! alone: a bounded top-k selection over the entries within `max_age`, newest first
+//! (a forward walk: the index sorts newest first), that stops as soon as no older entry can outrank the kept ones (the score depends
 //! on time only through its recency steps), then reads only the kept records.
 //!
 //! Each query reads one [`ReadView`]: pages of an index and the records they point
@@ -105,19 +105,22 @@ pub struct Candidate {
 struct Ranked {
     score: ReconnectionScore,
     last_seen: u64,
-    id: Vec<u8>,
+    /// The id as the by_last_seen key encodes it ([`keys::last_seen_suffix`]): decoded
+    /// only for the entries whose record is read.
+    suffix: Vec<u8>,
     hint: ScoreHint,
 }
 
-/// The candidate order on `(total, last_seen, id)`: higher total, then later
-/// last_seen, then smaller id. `Less` means `a` ranks first.
+/// The candidate order on `(total, last_seen, key suffix)`: higher total, then later
+/// last_seen, then smaller id, which is the greater suffix (suffixes sort in the
+/// reverse order of their ids). `Less` means `a` ranks first.
 fn rank_order(a: (u8, u64, &[u8]), b: (u8, u64, &[u8])) -> std::cmp::Ordering {
-    b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2))
+    b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| b.2.cmp(a.2))
 }
 
 impl Ranked {
     fn key(&self) -> (u8, u64, &[u8]) {
-        (self.score.total, self.last_seen, &self.id)
+        (self.score.total, self.last_seen, &self.suffix)
     }
 }
 
@@ -161,9 +164,10 @@ impl<B: Backend> PeerBook<B> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let direction = match query.order {
-            Order::Asc => Direction::Forward,
-            Order::Desc => Direction::Reverse,
+        // by_quality sorts ascending, by_last_seen newest first
+        let (ascending, descending) = match query.order {
+            Order::Asc => (Direction::Forward, Direction::Reverse),
+            Order::Desc => (Direction::Reverse, Direction::Forward),
         };
         let min_quality = query.min_quality.unwrap_or(0);
         let view = self.backend.view()?;
@@ -171,10 +175,8 @@ impl<B: Backend> PeerBook<B> {
         let mut out = Vec::new();
         match query.sort_by {
             SortBy::LastSeen => {
-                let lower = cutoff.map_or(Bound::Unbounded, |c| {
-                    Bound::Included(c.to_be_bytes().to_vec())
-                });
-                self.walk_index(view, Space::ByLastSeen, lower, direction, |record| {
+                let range = keys::last_seen_since(cutoff);
+                self.walk_index(view, Space::ByLastSeen, range, descending, |record| {
                     if quality_score(&record.connection_quality) >= min_quality {
                         out.push(record);
                     }
@@ -189,7 +191,8 @@ impl<B: Backend> PeerBook<B> {
                 let lower = query
                     .min_quality
                     .map_or(Bound::Unbounded, |q| Bound::Included(vec![q]));
-                self.walk_index(view, Space::ByQuality, lower, direction, |record| {
+                let range = (lower, Bound::Unbounded);
+                self.walk_index(view, Space::ByQuality, range, ascending, |record| {
                     if cutoff.is_none_or(|c| record.last_seen >= c) {
                         out.push(record);
                     }
@@ -298,7 +301,8 @@ impl<B: Backend> PeerBook<B> {
     /// A bounded selection, not a sort of every entry: a heap keeps the best `best`
     /// seen so far, so an entry that ranks after all of them costs no allocation
     /// (`usize::MAX` keeps every entry: they are collected and sorted once).
-    /// The walk goes from the newest entry down and stops once no older entry can
+    /// The walk goes from the newest entry down (forward: the index sorts newest
+    /// first) and stops once no older entry can
     /// rank before the kept ones ([`ScoreHint::best_total`]: the score depends on
     /// time only through the recency steps). Entries with a damaged key or an
     /// out-of-range hint match no record, so they are skipped here (verify reports
@@ -311,9 +315,7 @@ impl<B: Backend> PeerBook<B> {
         keep: &dyn Fn(&ScoreHint) -> bool,
         best: usize,
     ) -> Result<Vec<Ranked>> {
-        let lower = cutoff.map_or(Bound::Unbounded, |c| {
-            Bound::Included(c.to_be_bytes().to_vec())
-        });
+        let (lower, upper) = keys::last_seen_since(cutoff);
         if best == 0 {
             return Ok(Vec::new());
         }
@@ -321,11 +323,12 @@ impl<B: Backend> PeerBook<B> {
         let mut every = Vec::new();
         let range = KeyRange {
             lower: super::as_ref_bound(&lower),
-            upper: Bound::Unbounded,
+            upper: super::as_ref_bound(&upper),
         };
-        view.scan(Space::ByLastSeen, range, Direction::Reverse, &mut |k, v| {
-            let (Some((last_seen, id)), Some(hint)) =
-                (keys::split_last_seen_key(k), ScoreHint::decode(v))
+        // by_last_seen sorts newest first: a forward walk
+        view.scan(Space::ByLastSeen, range, Direction::Forward, &mut |k, v| {
+            let (Some((last_seen, suffix)), Some(hint)) =
+                (keys::split_last_seen_key_raw(k), ScoreHint::decode(v))
             else {
                 return ControlFlow::Continue(()); // damaged entry: verify reports it
             };
@@ -350,7 +353,7 @@ impl<B: Backend> PeerBook<B> {
                 every.push(Ranked {
                     score,
                     last_seen,
-                    id: id.to_vec(),
+                    suffix: suffix.to_vec(),
                     hint,
                 });
                 return ControlFlow::Continue(());
@@ -358,7 +361,7 @@ impl<B: Backend> PeerBook<B> {
             if kept.len() >= best {
                 match kept.peek() {
                     Some(worst)
-                        if rank_order((score.total, last_seen, id), worst.key()).is_lt() =>
+                        if rank_order((score.total, last_seen, suffix), worst.key()).is_lt() =>
                     {
                         kept.pop();
                     }
@@ -368,7 +371,7 @@ impl<B: Backend> PeerBook<B> {
             kept.push(Ranked {
                 score,
                 last_seen,
-                id: id.to_vec(),
+                suffix: suffix.to_vec(),
                 hint,
             });
             ControlFlow::Continue(())
@@ -393,7 +396,10 @@ impl<B: Backend> PeerBook<B> {
             if out.len() >= limit {
                 break;
             }
-            let Ok(id) = PeerId::from_bytes(&entry.id) else {
+            let Some(raw_id) = keys::peer_id_of_last_seen_suffix(&entry.suffix) else {
+                continue; // a damaged key: verify reports it
+            };
+            let Ok(id) = PeerId::from_bytes(&raw_id) else {
                 continue;
             };
             let Some(Existing::Decoded { record, .. }) = self.load_existing(view, &id)? else {
@@ -411,18 +417,18 @@ impl<B: Backend> PeerBook<B> {
         Ok(out)
     }
 
-    /// Visit the records an index points to, in index order from `lower` (inclusive
-    /// bound) upward or from the top down to `lower`, page by page. Entries whose
-    /// record is missing, corrupt, or disagrees with the index are skipped.
+    /// Visit the records an index points to, in key order within `range` (lower,
+    /// upper) in `direction`, page by page. Entries whose record is missing,
+    /// corrupt, or disagrees with the index are skipped.
     fn walk_index(
         &self,
         view: &dyn ReadView,
         space: Space,
-        lower: Bound<Vec<u8>>,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
         direction: Direction,
         mut visit: impl FnMut(PeerRecord) -> ControlFlow<()>,
     ) -> Result<()> {
-        let (mut lower, mut upper) = (lower, Bound::Unbounded);
+        let (mut lower, mut upper) = range;
         let mut page_size = FIRST_PAGE;
         loop {
             let page = self.index_page(
@@ -467,11 +473,11 @@ impl<B: Backend> PeerBook<B> {
                 None => return Ok(None),
             },
             _ => match keys::split_quality_key(key) {
-                Some((q, id)) => (u64::from(q), id),
+                Some((q, id)) => (u64::from(q), id.to_vec()),
                 None => return Ok(None),
             },
         };
-        let Ok(id) = PeerId::from_bytes(raw_id) else {
+        let Ok(id) = PeerId::from_bytes(&raw_id) else {
             return Ok(None);
         };
         let Some(Existing::Decoded { record, .. }) = self.load_existing(view, &id)? else {

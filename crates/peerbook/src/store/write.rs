@@ -376,14 +376,15 @@ impl<B: Backend> PeerBook<B> {
         enough: impl Fn(&Counters, usize) -> bool,
     ) -> Result<usize> {
         let mut deleted = 0;
+        // by_last_seen sorts newest first: the oldest are at the end, walked backward
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         while !enough(&staged.counters, deleted) {
             let page = self.index_page(
                 view,
                 Space::ByLastSeen,
-                cursor,
                 Bound::Unbounded,
-                Direction::Forward,
+                cursor,
+                Direction::Reverse,
                 64,
             )?;
             let Some(last) = page.last().cloned() else {
@@ -396,7 +397,7 @@ impl<B: Backend> PeerBook<B> {
                 let Some((_, raw_id)) = keys::split_last_seen_key(key) else {
                     continue;
                 };
-                let Ok(id) = PeerId::from_bytes(raw_id) else {
+                let Ok(id) = PeerId::from_bytes(&raw_id) else {
                     continue;
                 };
                 // skip the kept peer, and stale duplicate entries of a peer already deleted
@@ -436,9 +437,10 @@ impl<B: Backend> PeerBook<B> {
                 // The record cannot tell its index keys: find them by their id suffix.
                 for space in [Space::ByLastSeen, Space::ByQuality] {
                     let width = keys::prefix_width(space);
+                    let suffix = keys::index_suffix(space, id.as_bytes());
                     let mut found = Vec::new();
                     view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
-                        if k.len() == width + id.as_bytes().len() && &k[width..] == id.as_bytes() {
+                        if k.len() == width + suffix.len() && k[width..] == suffix[..] {
                             found.push(k.to_vec());
                         }
                         ControlFlow::Continue(())

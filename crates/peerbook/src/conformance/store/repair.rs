@@ -103,13 +103,23 @@ pub fn verify_finds_index_damage_and_repair_fixes_it<F: Factory, D: Driver>(f: &
         clock.advance(HOUR);
         book.store_peer(plain_peer(&format!("p{i}"))).unwrap();
     }
-    let ls = space_keys(book.backend(), Space::ByLastSeen);
+    // the by_last_seen keys of p0 and p1 (the two least recently seen)
+    let ls: Vec<Vec<u8>> = ["p0", "p1"]
+        .iter()
+        .map(|id| {
+            let seen = book.get_peer(id).unwrap().unwrap().last_seen;
+            crate::store::keys::last_seen_key(seen, id.as_bytes())
+        })
+        .collect();
+    assert!(ls
+        .iter()
+        .all(|k| space_keys(book.backend(), Space::ByLastSeen).contains(k)));
     let mut batch = WriteBatch::new();
     batch.delete(Space::ByLastSeen, ls[0].clone());
     batch.put(Space::ByQuality, b"\x07ghost".to_vec(), Vec::new());
     batch.put(
         Space::ByLastSeen,
-        [&0u64.to_be_bytes()[..], b"p4"].concat(),
+        crate::store::keys::last_seen_key(0, b"p4"),
         Vec::new(),
     );
     // a by_last_seen entry whose score hint lies (claims the top score)
