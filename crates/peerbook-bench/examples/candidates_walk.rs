@@ -3,19 +3,20 @@
 //! target at 100k).
 //!
 //! The store ranks candidates from the `by_last_seen` index's score hints alone: it
-//! walks the index from the newest entry down and stops once no older entry can
-//! outrank the five it keeps, then reads those five records. This example first
+//! walks the index from the newest entry down (a forward scan: the index sorts
+//! newest first since schema 4) and stops once no older entry can outrank the five
+//! it keeps, then reads those five records. This example first
 //! counts what one query reads, through a wrapper around the real backend (the one
-//! scan of the index: entries visited and the oldest key reached; the records
-//! read), then times, each in its own loop and without the wrapper:
+//! scan of the index: entries visited and the last (oldest) key reached; the
+//! records read), then times, each in its own loop and without the wrapper:
 //!
 //! - `query`: the store's `get_reconnection_candidates`;
-//! - `floor`: in one view, the backend's own reverse scan over the same entries (from
-//!   the newest down to the oldest key the query reached), plus reads of the same
-//!   records: no decode, no ranking;
-//! - `reverse`/`forward`: that scan alone, newest first, and the same entries read in
-//!   key order (from the oldest key reached up): the walk a newest-first key layout
-//!   would give (a schema change), since engines may read backward slower.
+//! - `floor`: in one view, the backend's own forward scan over the same entries (from
+//!   the first key, the newest, to the oldest key the query reached), plus reads of
+//!   the same records: no decode, no ranking;
+//! - `forward`/`reverse`: that scan alone, and the same entries read backward (from
+//!   the oldest key reached up to the first): the walk the older oldest-first key
+//!   layout (schema 3) needed, since engines may read backward slower.
 //!
 //! Prints medians in ns over ROUNDS queries and `query/floor`.
 //!
@@ -167,13 +168,13 @@ fn time(rounds: usize, mut f: impl FnMut()) -> f64 {
     median(&ns)
 }
 
-/// Visit the by_last_seen entries from `lower` up (at most `count`) in
+/// Visit the by_last_seen entries from the first up to `last` (at most `count`) in
 /// `direction`, adding up their lengths so no read is optimized away; returns
 /// how many were visited.
-fn scan(view: &dyn ReadView, lower: &[u8], direction: Direction, count: usize) -> usize {
+fn scan(view: &dyn ReadView, last: &[u8], direction: Direction, count: usize) -> usize {
     let range = KeyRange {
-        lower: Bound::Included(lower),
-        upper: Bound::Unbounded,
+        lower: Bound::Unbounded,
+        upper: Bound::Included(last),
     };
     let (mut seen, mut bytes) = (0, 0);
     view.scan(Space::ByLastSeen, range, direction, &mut |k, v| {
@@ -248,7 +249,7 @@ fn main() {
         let raw: &dyn Backend = &*inner;
         let floor_ns = time(rounds, || {
             let view = raw.view().expect("view");
-            assert_eq!(scan(&*view, &last, Direction::Reverse, visited), visited);
+            assert_eq!(scan(&*view, &last, Direction::Forward, visited), visited);
             for (space, key) in &gets {
                 black_box(view.get(*space, key).expect("get"));
             }
@@ -270,7 +271,7 @@ fn main() {
             ));
         });
         println!(
-            "{:<8} n={n} visited {visited} entries, {} records; median ns: query {query_ns:.0}, floor {floor_ns:.0} (query/floor {:.2}x), scan alone reverse {reverse_ns:.0} forward {forward_ns:.0} (reverse/forward {:.2}x)",
+            "{:<8} n={n} visited {visited} entries, {} records; median ns: query {query_ns:.0}, floor {floor_ns:.0} (query/floor {:.2}x), scan alone forward {forward_ns:.0} reverse {reverse_ns:.0} (reverse/forward {:.2}x)",
             kind.name(),
             gets.len(),
             query_ns / floor_ns,
