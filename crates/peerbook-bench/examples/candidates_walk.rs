@@ -155,6 +155,9 @@ impl Backend for Counting {
     fn engine_name(&self) -> &'static str {
         self.inner.engine_name()
     }
+    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
+        self.inner.compact_space(space)
+    }
 }
 
 /// Median ns of `rounds` calls of `f`.

@@ -135,13 +135,21 @@ impl RocksBackend {
     /// compaction puts RocksDB in a background-error state that the next write
     /// reports.
     pub fn compact(&self) -> Result<(), BackendError> {
+        for space in Space::ALL {
+            self.compact_cf(space)?;
+        }
+        Ok(())
+    }
+
+    /// Compact the column family of `space` down to the last level and wait for
+    /// it: its memtable is flushed first, and with no older version below and no
+    /// snapshot holding them, the tombstones of deleted keys are dropped.
+    fn compact_cf(&self, space: Space) -> Result<(), BackendError> {
         let mut options = CompactOptions::default();
         options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-        for space in Space::ALL {
-            let cf = self.cf(space)?;
-            self.db
-                .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
-        }
+        let cf = self.cf(space)?;
+        self.db
+            .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
         Ok(())
     }
 
@@ -402,6 +410,16 @@ impl Backend for RocksBackend {
 
     fn engine_name(&self) -> &'static str {
         ENGINE
+    }
+
+    /// A full compaction of the space's column family (see [`RocksBackend::compact`],
+    /// which does every one): a deleted key stays as a tombstone until a compaction
+    /// reaches it, and an iterator steps over every tombstone in its way, so after a
+    /// bulk delete (the schema 3 -> 4 migration deletes the whole by_last_seen index,
+    /// whose old keys all sort before the new ones) a forward scan would step over
+    /// them all until RocksDB got round to compacting them.
+    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
+        self.compact_cf(space)
     }
 }
 

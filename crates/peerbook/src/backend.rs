@@ -17,6 +17,7 @@
 //! | [`Backend::disk_usage`] | bytes the backend occupies on disk |
 //! | [`Backend::book_claim`] | the one [`BookClaim`] of this backend instance (shared by its clones and `Arc`s) |
 //! | [`Backend::engine_name`] | a short engine name for logs |
+//! | [`Backend::compact_space`] | provided, a no-op by default: reclaim the space and tombstones of a space after bulk deletes |
 //!
 //! Backends are `Send + Sync`: reads may come from many threads at once. The store
 //! serializes writers itself, so a backend never sees two concurrent `write` calls
@@ -469,6 +470,21 @@ pub trait Backend: Send + Sync {
 
     /// A short name of the engine, for logs and reports (`"memory"`, `"lmdb"`, ...).
     fn engine_name(&self) -> &'static str;
+
+    /// Reclaim the space and the tombstones of `space` after bulk deletes, and
+    /// return once done. Engines that need it override it; the default does
+    /// nothing (right for engines whose deletes leave nothing for a scan to step
+    /// over: B-trees, in-memory maps).
+    ///
+    /// The store calls it after a migration step that deleted a whole index: an
+    /// engine that keeps deleted keys as tombstones until a compaction (RocksDB)
+    /// would otherwise make every scan of that range step over them. It changes no
+    /// entry, so an error leaves the data as it was; the store logs it and goes on.
+    /// Wrappers forward it to the backend they wrap.
+    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
+        let _ = space;
+        Ok(())
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
@@ -504,6 +520,9 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
     }
     fn engine_name(&self) -> &'static str {
         (**self).engine_name()
+    }
+    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
+        (**self).compact_space(space)
     }
 }
 

@@ -221,6 +221,10 @@ impl<B: Backend> Backend for FailingBackend<B> {
     fn engine_name(&self) -> &'static str {
         self.inner.engine_name()
     }
+
+    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
+        self.inner.compact_space(space)
+    }
 }
 
 /// A write, clear or flush refused with [`BackendError::NotApplied`] errs with the

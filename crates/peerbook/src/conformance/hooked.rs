@@ -151,4 +151,8 @@ impl<B: Backend, H: WriteHook> Backend for HookedBackend<B, H> {
     fn engine_name(&self) -> &'static str {
         self.inner.engine_name()
     }
+
+    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
+        self.inner.compact_space(space)
+    }
 }

@@ -180,7 +180,10 @@ impl<B: Backend> PeerBook<B> {
     ///   start), then every decodable record's entry is put in bounded batches, the
     ///   last one also writing version 4. A crash before that leaves version 3, and
     ///   the next open starts the step over. Taken by every older store too: the
-    ///   entries the steps before wrote are deleted and put again.
+    ///   entries the steps before wrote are deleted and put again. Then the backend
+    ///   is asked to compact by_last_seen ([`Backend::compact_space`]): the deleted
+    ///   keys all sort before the new ones, and an engine that keeps them as
+    ///   tombstones (RocksDB) would make forward walks step over every one of them.
     fn migrate_from(&self, found: u32, guard: &mut WriterGuard<'_>) -> Result<()> {
         info!(
             engine = self.backend.engine_name(),
@@ -231,6 +234,17 @@ impl<B: Backend> PeerBook<B> {
             let deleted = self.delete_last_seen_entries()?;
             let written = self.put_last_seen_entries(4)?;
             info!(deleted, written, "peerbook migration 3 -> 4 done");
+            // Every old key was deleted, and they all sort before the new ones
+            // (`last_seen` < 2^63 <= `!last_seen`): on an engine that keeps them as
+            // tombstones until a compaction, each forward walk of the index would
+            // step over all of them first.
+            if let Err(e) = self.backend.compact_space(Space::ByLastSeen) {
+                warn!(
+                    engine = self.backend.engine_name(),
+                    error = %e,
+                    "peerbook could not compact by_last_seen after migration 3 -> 4; the engine compacts it in time"
+                );
+            }
         }
         Ok(())
     }
