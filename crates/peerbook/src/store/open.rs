@@ -176,8 +176,8 @@ impl<B: Backend> PeerBook<B> {
     ///   format-1 records decode lazily with none (see [`crate::schema`]).
     /// - 3 -> 4: by_last_seen sorts newest first (see [`keys`]). An old-layout key
     ///   cannot be told apart from a new one for sure, so every by_last_seen entry is
-    ///   deleted ([`MIGRATION_CHUNK`] keys per batch, each batch scanning from the
-    ///   start), then every decodable record's entry is put in bounded batches, the
+    ///   deleted ([`MIGRATION_CHUNK`] keys per batch, each batch scanning on from the
+    ///   last key deleted), then every decodable record's entry is put in bounded batches, the
     ///   last one also writing version 4. A crash before that leaves version 3, and
     ///   the next open starts the step over. Taken by every older store too: the
     ///   entries the steps before wrote are deleted and put again. Then the backend
@@ -344,22 +344,27 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Migration step to schema 4, first half: delete every by_last_seen entry,
-    /// [`MIGRATION_CHUNK`] keys per batch, each batch the first keys left. Returns
-    /// how many were deleted.
+    /// [`MIGRATION_CHUNK`] keys per batch. Each batch's scan starts after the last
+    /// key the batch before deleted: nothing else writes meanwhile (the writer lock
+    /// and the claim are held), so every key left lies above it, and a scan from the
+    /// start of the index would step over the tombstones of the batches before (on
+    /// RocksDB; quadratic) or loop for ever on a backend that lost a delete. A rerun
+    /// starts over from the first key. Returns how many were deleted.
     fn delete_last_seen_entries(&self) -> Result<u64> {
+        let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         let mut deleted = 0u64;
         loop {
             let page = self.index_page(
                 &*self.backend.view()?,
                 Space::ByLastSeen,
-                Bound::Unbounded,
+                cursor,
                 Bound::Unbounded,
                 Direction::Forward,
                 MIGRATION_CHUNK,
             )?;
-            if page.is_empty() {
+            let Some(last) = page.last().cloned() else {
                 return Ok(deleted);
-            }
+            };
             let done = page.len() < MIGRATION_CHUNK;
             deleted += page.len() as u64;
             let mut batch = WriteBatch::new();
@@ -370,6 +375,7 @@ impl<B: Backend> PeerBook<B> {
             if done {
                 return Ok(deleted);
             }
+            cursor = Bound::Excluded(last);
         }
     }
 
