@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::store::{sample_peer, T0};
 use super::Factory;
 use crate::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
+use crate::store::keys;
 use crate::{
     CandidateQuery, Error, ExportOptions, ImportMode, ManualClock, MasterKey, NewPeer, Options,
     Order, PeerBook, PeerQuery, SortBy,
@@ -362,7 +363,10 @@ pub fn schema_1_score_hints_migrate<F: Factory>(f: &F) {
         .unwrap();
     let mut batch = WriteBatch::new();
     for (k, v) in old {
-        batch.put(Space::ByLastSeen, k, v);
+        // and in the key layout of schema 1 (last_seen + id, oldest first)
+        let (seen, id) = keys::split_last_seen_key(&k).expect("current layout");
+        batch.delete(Space::ByLastSeen, k);
+        batch.put(Space::ByLastSeen, keys::legacy_last_seen_key(seen, &id), v);
     }
     batch.put(
         Space::Meta,
@@ -393,14 +397,17 @@ pub fn schema_1_score_hints_migrate<F: Factory>(f: &F) {
 /// (after some delete batches; after some put batches; a write that landed but was
 /// not acknowledged) leaves version 3, and the next open yields exactly the index a
 /// clean migration does: the entries the book had before it was written back in the
-/// old layout.
+/// old layout. At the edge of the batch loops (records and entries an exact multiple
+/// of a batch) with a corrupt record, the migration puts the entries of the
+/// decodable records only; verify reports the corrupt one and repair quarantines it.
 pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
     use super::failing::{FailOp, FailWhen, FailingBackend};
-    const N: usize = 2_100; // three batches of 1024
+    const N: usize = 2_100; // with the two ties below: three batches of 1024
     let key = || MasterKey::from_bytes([42; 32]);
-    // the schema-3 book of a clean schema-4 one, and the index it must migrate to
-    let downgraded = || {
-        let (book, clock) = populated(f, N);
+    // the schema-3 book of a clean schema-4 one of n + 2 peers, and the index it
+    // must migrate to
+    let downgraded = |n: usize| {
+        let (book, clock) = populated(f, n);
         // ties: two peers seen at one time, one id a prefix of another
         for id in ["peer-0", "peer-00"] {
             book.store_peer(NewPeer {
@@ -413,13 +420,14 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         }
         let backend = book.close().unwrap();
         let want = scan_all(&*backend.view().unwrap(), Space::ByLastSeen);
+        assert_eq!(want.len(), n + 2);
         let mut batch = WriteBatch::new();
         for (k, v) in &want {
-            let (seen, id) = crate::store::keys::split_last_seen_key(k).expect("new layout");
+            let (seen, id) = keys::split_last_seen_key(k).expect("new layout");
             batch.delete(Space::ByLastSeen, k.clone());
             batch.put(
                 Space::ByLastSeen,
-                [&seen.to_be_bytes()[..], &id[..]].concat(),
+                keys::legacy_last_seen_key(seen, &id),
                 v.clone(),
             );
         }
@@ -431,19 +439,19 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         backend.write(batch, Durability::Sync).unwrap();
         (f.reopen(backend), clock, want)
     };
+    let index = |book: &PeerBook<F::Backend>| scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen);
     let migrated = |book: &PeerBook<F::Backend>, want: &[(Vec<u8>, Vec<u8>)], context: &str| {
         assert_eq!(
             book.backend().get(Space::Meta, b"schema_version").unwrap(),
             Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
             "{context}"
         );
-        let got = scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen);
-        assert!(got == want, "{context}: the migrated index");
+        assert!(index(book) == want, "{context}: the migrated index");
         let report = book.verify().unwrap();
         assert!(report.is_clean(), "{context}: {report:?}");
     };
     // clean
-    let (backend, clock, want) = downgraded();
+    let (backend, clock, want) = downgraded(N);
     let book = PeerBook::open(backend, options(&clock, key())).expect("clean migration");
     migrated(&book, &want, "clean migration");
     let newest = book
@@ -469,7 +477,7 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         (6, FailWhen::Before),
     ] {
         let context = format!("failed write {n} {when:?}");
-        let (backend, clock, want) = downgraded();
+        let (backend, clock, want) = downgraded(N);
         let failing = FailingBackend::new(backend);
         failing.fail_nth(FailOp::Write, n, when);
         let shared = Arc::new(failing);
@@ -490,4 +498,33 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
             PeerBook::open(f.reopen(backend), options(&clock, key())).expect("migration re-run");
         migrated(&book, &want, &context);
     }
+    // 2,046 + 2 peers: both loops end on a full batch (then an empty page); one
+    // record is corrupt, its old-layout entry still in the index
+    let (backend, clock, want) = downgraded(2 * 1024 - 2);
+    let corrupt = "peer-00003";
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, corrupt.into(), vec![0xff, 0x00, 0x13]);
+    backend.write(batch, Durability::Sync).unwrap();
+    let want: Vec<_> = want
+        .into_iter()
+        .filter(|(k, _)| keys::split_last_seen_key(k).expect("new layout").1 != corrupt.as_bytes())
+        .collect();
+    assert_eq!(want.len(), 2 * 1024 - 1);
+    let book = PeerBook::open(backend, options(&clock, key())).expect("migration at the edge");
+    assert_eq!(
+        book.backend().get(Space::Meta, b"schema_version").unwrap(),
+        Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
+        "at the edge"
+    );
+    assert!(
+        index(&book) == want,
+        "at the edge: the entries of the decodable records only"
+    );
+    let report = book.verify().unwrap();
+    assert_eq!(report.corrupt.len(), 1, "{report:?}");
+    assert_eq!(report.corrupt[0].key, corrupt);
+    assert_eq!(report.missing_index_entries, 0, "{report:?}");
+    assert_eq!(book.repair().unwrap().quarantined, 1);
+    assert!(book.verify().unwrap().is_clean(), "after repair");
+    assert!(index(&book) == want, "repair keeps the migrated entries");
 }

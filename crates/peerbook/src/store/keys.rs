@@ -58,6 +58,17 @@ pub fn last_seen_key(last_seen: u64, peer_id: &[u8]) -> Vec<u8> {
     key
 }
 
+/// The by_last_seen key schemas 1 to 3 wrote: `last_seen` big-endian + the id,
+/// oldest first. Nothing reads it any more (the 3 -> 4 migration deletes every
+/// by_last_seen key); tests build older books with it.
+#[cfg(any(test, feature = "conformance"))]
+pub fn legacy_last_seen_key(last_seen: u64, peer_id: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(LAST_SEEN_WIDTH + peer_id.len());
+    key.extend_from_slice(&last_seen.to_be_bytes());
+    key.extend_from_slice(peer_id);
+    key
+}
+
 /// The first [`LAST_SEEN_WIDTH`] bytes of every by_last_seen key of `last_seen`.
 pub fn last_seen_prefix(last_seen: u64) -> [u8; LAST_SEEN_WIDTH] {
     (!last_seen).to_be_bytes()
@@ -261,6 +272,22 @@ mod tests {
                     "{x} vs {y}"
                 );
             }
+        }
+    }
+
+    /// Old-layout keys of any time before 2^63 ms sort before every new-layout key
+    /// (top bit 0 vs 1): the 3 -> 4 migration's tombstones all lie in front of the
+    /// first live key, which is why it has the backend compact the index.
+    #[test]
+    fn legacy_keys_sort_before_every_new_key() {
+        let newest_legacy = legacy_last_seen_key((1 << 63) - 1, b"~~~");
+        assert_eq!(
+            &newest_legacy[..LAST_SEEN_WIDTH],
+            &((1u64 << 63) - 1).to_be_bytes()
+        );
+        assert!(newest_legacy.ends_with(b"~~~"));
+        for t in [0, 1, 1_764_000_000_000, (1 << 63) - 1] {
+            assert!(newest_legacy < last_seen_key(t, b"!"), "{t}");
         }
     }
 

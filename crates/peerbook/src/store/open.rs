@@ -178,7 +178,10 @@ impl<B: Backend> PeerBook<B> {
     ///   cannot be told apart from a new one for sure, so every by_last_seen entry is
     ///   deleted ([`MIGRATION_CHUNK`] keys per batch, each batch scanning on from the
     ///   last key deleted), then every decodable record's entry is put in bounded batches, the
-    ///   last one also writing version 4. A crash before that leaves version 3, and
+    ///   last one also writing version 4. Only records that decode (and whose id is
+    ///   their key) get an entry: a corrupt record loses its old one, and
+    ///   [`verify`](PeerBook::verify) reports it until [`repair`](PeerBook::repair)
+    ///   quarantines it. A crash before that leaves version 3, and
     ///   the next open starts the step over. Taken by every older store too: the
     ///   entries the steps before wrote are deleted and put again. Then the backend
     ///   is asked to compact by_last_seen ([`Backend::compact_space`]): the deleted
