@@ -394,12 +394,15 @@ pub fn schema_1_score_hints_migrate<F: Factory>(f: &F) {
 
 /// A schema-3 book (by_last_seen keys `last_seen` + id, oldest first) of more peers
 /// than one migration batch: a migration to schema 4 interrupted by a failed write
-/// (after some delete batches; after some put batches; a write that landed but was
-/// not acknowledged) leaves version 3, and the next open yields exactly the index a
+/// leaves version 3 when its first batch failed, and otherwise (after some delete
+/// batches; after some put batches; a write that landed but was not acknowledged)
+/// version 4 with the `migrating` marker, which an older peerbook refuses; only a
+/// last batch that landed leaves no marker. The next open yields exactly the index a
 /// clean migration does: the entries the book had before it was written back in the
-/// old layout. At the edge of the batch loops (records and entries an exact multiple
-/// of a batch) with a corrupt record, the migration puts the entries of the
-/// decodable records only; verify reports the corrupt one and repair quarantines it.
+/// old layout. A version-4 store with the marker and an intact index opens the
+/// same. At the edge of the batch loops (records and entries an exact multiple of a
+/// batch) with a corrupt record, the migration puts the entries of the decodable
+/// records only; verify reports the corrupt one and repair quarantines it.
 pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
     use super::failing::{FailOp, FailWhen, FailingBackend};
     const N: usize = 2_100; // with the two ties below: three batches of 1024
@@ -439,11 +442,22 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         backend.write(batch, Durability::Sync).unwrap();
         (f.reopen(backend), clock, want)
     };
-    let index = |book: &PeerBook<F::Backend>| scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen);
+    let index =
+        |book: &PeerBook<F::Backend>| scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen);
+    // (schema_version, meta `migrating`) of a backend
+    let state = |backend: &F::Backend| {
+        let version = backend.get(Space::Meta, b"schema_version").unwrap();
+        let version = u32::from_be_bytes(version.unwrap().try_into().unwrap());
+        let marker = backend.get(Space::Meta, keys::META_MIGRATING).unwrap();
+        (
+            version,
+            marker.map(|m| u32::from_be_bytes(m.try_into().unwrap())),
+        )
+    };
     let migrated = |book: &PeerBook<F::Backend>, want: &[(Vec<u8>, Vec<u8>)], context: &str| {
         assert_eq!(
-            book.backend().get(Space::Meta, b"schema_version").unwrap(),
-            Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
+            state(book.backend()),
+            (crate::store::SCHEMA_VERSION, None),
             "{context}"
         );
         assert!(index(book) == want, "{context}: the migrated index");
@@ -468,13 +482,30 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         ["peer-00", "peer-0", &format!("peer-{:05}", N - 1)],
         "newest first, ties by greater id"
     );
+    // version 4 with the marker, the index intact: the step runs again
+    let backend = book.close().unwrap();
+    let mut batch = WriteBatch::new();
+    batch.put(
+        Space::Meta,
+        keys::META_MIGRATING.to_vec(),
+        4u32.to_be_bytes().to_vec(),
+    );
+    backend.write(batch, Durability::Sync).unwrap();
+    assert_eq!(state(&backend), (4, Some(4)));
+    let book = PeerBook::open(f.reopen(backend), options(&clock, key()))
+        .expect("a marked, intact store opens");
+    migrated(&book, &want, "marked and intact");
     drop(book);
-    // writes: 3 delete batches, then 3 put batches (the last one with the version)
-    for (n, when) in [
-        (2, FailWhen::Before),
-        (3, FailWhen::After),
-        (5, FailWhen::Before),
-        (6, FailWhen::Before),
+    // writes: 3 delete batches (the first with version 4 and the marker), then 3
+    // put batches (the last one deleting the marker); the state each failure leaves
+    let marked = (4, Some(4));
+    for (n, when, left) in [
+        (1, FailWhen::Before, (3, None)),
+        (2, FailWhen::Before, marked),
+        (3, FailWhen::After, marked),
+        (5, FailWhen::Before, marked),
+        (6, FailWhen::Before, marked),
+        (6, FailWhen::After, (4, None)),
     ] {
         let context = format!("failed write {n} {when:?}");
         let (backend, clock, want) = downgraded(N);
@@ -489,11 +520,7 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         let backend = Arc::try_unwrap(shared)
             .unwrap_or_else(|_| panic!("one owner"))
             .into_inner();
-        assert_eq!(
-            backend.get(Space::Meta, b"schema_version").unwrap(),
-            Some(3u32.to_be_bytes().to_vec()),
-            "{context}: still schema 3"
-        );
+        assert_eq!(state(&backend), left, "{context}: the state left");
         let book =
             PeerBook::open(f.reopen(backend), options(&clock, key())).expect("migration re-run");
         migrated(&book, &want, &context);
@@ -512,8 +539,8 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
     assert_eq!(want.len(), 2 * 1024 - 1);
     let book = PeerBook::open(backend, options(&clock, key())).expect("migration at the edge");
     assert_eq!(
-        book.backend().get(Space::Meta, b"schema_version").unwrap(),
-        Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
+        state(book.backend()),
+        (crate::store::SCHEMA_VERSION, None),
         "at the edge"
     );
     assert!(

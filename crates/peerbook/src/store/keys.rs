@@ -33,6 +33,14 @@ pub const SCHEMA_VERSION: u32 = 4;
 
 /// meta `schema_version`: u32 big-endian.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+/// meta `migrating`: u32 big-endian, the version a migration step in progress
+/// migrates to; absent otherwise. The step 3 -> 4 (which deletes the whole
+/// by_last_seen index before putting it back) writes it, with `schema_version` = 4,
+/// in its first batch and deletes it in its last: while it is there the index may
+/// be partly deleted, so the version already says 4 and an older peerbook refuses
+/// the store rather than miss peers, and an open of version 4 that finds it runs
+/// the step again (a crash part way is recovered like at version 3).
+pub const META_MIGRATING: &[u8] = b"migrating";
 /// meta `key_check`: a sealed constant (nonce + ciphertext + tag).
 pub const META_KEY_CHECK: &[u8] = b"key_check";
 /// meta `counters`: peer count then record bytes, two u64 big-endian.

@@ -14,7 +14,9 @@ use crate::options::{duration_ms, Options};
 use crate::schema::PeerRecord;
 
 use super::{as_ref_bound, keys, Claim, PeerBook, Settings, WriterGuard, SCHEMA_VERSION};
-use keys::{Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_SCHEMA_VERSION};
+use keys::{
+    Counters, META_COUNTERS, META_KEY_CHECK, META_LAST_CLEANUP, META_MIGRATING, META_SCHEMA_VERSION,
+};
 
 /// Records or index keys per batch of a migration step.
 const MIGRATION_CHUNK: usize = 1024;
@@ -106,7 +108,17 @@ impl<B: Backend> PeerBook<B> {
                 self.check_key()?;
                 self.migrate_from(found, &mut guard)?;
             }
-            Some(_) => {}
+            Some(found) => {
+                if let Some(target) = self.migration_in_progress(found)? {
+                    self.check_key()?;
+                    info!(
+                        engine = self.backend.engine_name(),
+                        to = target,
+                        "peerbook resuming an interrupted migration"
+                    );
+                    self.migrate_from(target - 1, &mut guard)?;
+                }
+            }
         }
         self.check_key()?;
         let counters = match self
@@ -138,6 +150,28 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 
+    /// The version of a migration step left part way (meta `migrating`, see
+    /// [`META_MIGRATING`]) in a store at version `found`, if any. Only the step to 4
+    /// writes it, with the version: any other value is damage.
+    fn migration_in_progress(&self, found: u32) -> Result<Option<u32>> {
+        let Some(bytes) = self.backend.get(Space::Meta, META_MIGRATING)? else {
+            return Ok(None);
+        };
+        match keys::decode_u32(&bytes) {
+            Some(4) if found == 4 => Ok(Some(4)),
+            decoded => Err(Error::Corrupted {
+                what: "meta",
+                location: "migrating".into(),
+                detail: match decoded {
+                    Some(target) => {
+                        format!("a migration to schema {target} in a schema-{found} store")
+                    }
+                    None => format!("expected 4 bytes, found {}", bytes.len()),
+                },
+            }),
+        }
+    }
+
     fn check_key(&self) -> Result<()> {
         let stored = self
             .backend
@@ -163,9 +197,10 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Bring a store written by an older schema up to [`SCHEMA_VERSION`], one step
-    /// per version (0 -> 1 -> 2 ...). Each step is idempotent and writes its version
-    /// last, so a crash part way leaves an older version that the next open migrates
-    /// again.
+    /// per version (0 -> 1 -> 2 ...). Each step is idempotent. Each writes its
+    /// version last, so a crash part way leaves an older version that the next open
+    /// migrates again; except the step to 4, which writes its version first with
+    /// the `migrating` marker and deletes the marker last (see below).
     ///
     /// - 0 -> 1: a store holding records but no meta (written before versioning): its
     ///   records are checked, and indexes, counters and the key check are built.
@@ -175,18 +210,23 @@ impl<B: Backend> PeerBook<B> {
     /// - 2 -> 3: addresses and metadata (record format 2). Nothing is rewritten:
     ///   format-1 records decode lazily with none (see [`crate::schema`]).
     /// - 3 -> 4: by_last_seen sorts newest first (see [`keys`]). An old-layout key
-    ///   cannot be told apart from a new one for sure, so every by_last_seen entry is
-    ///   deleted ([`MIGRATION_CHUNK`] keys per batch, each batch scanning on from the
-    ///   last key deleted), then every decodable record's entry is put in bounded batches, the
-    ///   last one also writing version 4. Only records that decode (and whose id is
-    ///   their key) get an entry: a corrupt record loses its old one, and
+    ///   cannot be told apart from a new one for sure, so every by_last_seen entry
+    ///   is deleted ([`MIGRATION_CHUNK`] keys per batch, each batch scanning on from
+    ///   the last key deleted), then every decodable record's entry is put in
+    ///   bounded batches. Only records that decode (and whose id is their key) get
+    ///   an entry: a corrupt record loses its old one, and
     ///   [`verify`](PeerBook::verify) reports it until [`repair`](PeerBook::repair)
-    ///   quarantines it. A crash before that leaves version 3, and
-    ///   the next open starts the step over. Taken by every older store too: the
-    ///   entries the steps before wrote are deleted and put again. Then the backend
-    ///   is asked to compact by_last_seen ([`Backend::compact_space`]): the deleted
-    ///   keys all sort before the new ones, and an engine that keeps them as
-    ///   tombstones (RocksDB) would make forward walks step over every one of them.
+    ///   quarantines it. The first batch (with the first deletes) writes version 4
+    ///   and meta `migrating` = 4 ([`META_MIGRATING`]); the last put batch deletes
+    ///   the marker. So while the index is partly deleted an older peerbook refuses
+    ///   the store (version 4) instead of silently missing peers. A crash before the
+    ///   first batch leaves version 3, after it version 4 with the marker: either
+    ///   way the next open runs the step again from the start. Taken by every older
+    ///   store too: the entries the steps before wrote are deleted and put again.
+    ///   Then the backend is asked to compact by_last_seen
+    ///   ([`Backend::compact_space`]): the deleted keys all sort before the new
+    ///   ones, and an engine that keeps them as tombstones (RocksDB) would make
+    ///   forward walks step over every one of them.
     fn migrate_from(&self, found: u32, guard: &mut WriterGuard<'_>) -> Result<()> {
         info!(
             engine = self.backend.engine_name(),
@@ -217,7 +257,13 @@ impl<B: Backend> PeerBook<B> {
             );
         }
         if found < 2 {
-            let rewritten = self.put_last_seen_entries(2)?;
+            let mut last = WriteBatch::new();
+            last.put(
+                Space::Meta,
+                META_SCHEMA_VERSION.to_vec(),
+                2u32.to_be_bytes().to_vec(),
+            );
+            let rewritten = self.put_last_seen_entries(last)?;
             info!(rewritten, "peerbook migration 1 -> 2 done");
         }
         if found < 3 {
@@ -234,8 +280,24 @@ impl<B: Backend> PeerBook<B> {
             info!("peerbook migration 2 -> 3 done");
         }
         if found < 4 {
-            let deleted = self.delete_last_seen_entries()?;
-            let written = self.put_last_seen_entries(4)?;
+            // From the first delete on, the store says 4 (older peerbooks refuse a
+            // partly deleted index) and `migrating` (the next open runs the step
+            // again) until the last put batch.
+            let mut first = WriteBatch::new();
+            first.put(
+                Space::Meta,
+                META_SCHEMA_VERSION.to_vec(),
+                4u32.to_be_bytes().to_vec(),
+            );
+            first.put(
+                Space::Meta,
+                META_MIGRATING.to_vec(),
+                4u32.to_be_bytes().to_vec(),
+            );
+            let deleted = self.delete_last_seen_entries(first)?;
+            let mut last = WriteBatch::new();
+            last.delete(Space::Meta, META_MIGRATING.to_vec());
+            let written = self.put_last_seen_entries(last)?;
             info!(deleted, written, "peerbook migration 3 -> 4 done");
             // Every old key was deleted, and they all sort before the new ones
             // (`last_seen` < 2^63 <= `!last_seen`): on an engine that keeps them as
@@ -298,9 +360,9 @@ impl<B: Backend> PeerBook<B> {
 
     /// Migration steps to schemas 2 and 4: put the by_last_seen entry (current key
     /// layout and score hint encoding) of every decodable record, [`MIGRATION_CHUNK`]
-    /// records per batch; the last batch also sets the schema version to `version`.
-    /// Returns how many entries were written.
-    fn put_last_seen_entries(&self, version: u32) -> Result<u64> {
+    /// records per batch; the last batch also holds `last_batch` (the step's version, or
+    /// the end of its marker). Returns how many entries were written.
+    fn put_last_seen_entries(&self, mut last_batch: WriteBatch) -> Result<u64> {
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         let mut written = 0u64;
         loop {
@@ -332,11 +394,7 @@ impl<B: Backend> PeerBook<B> {
             written += batch.len() as u64;
             let done = seen < MIGRATION_CHUNK;
             if done {
-                batch.put(
-                    Space::Meta,
-                    META_SCHEMA_VERSION.to_vec(),
-                    version.to_be_bytes().to_vec(),
-                );
+                batch.extend(std::mem::take(&mut last_batch));
             }
             self.write_batch(batch)?;
             match last {
@@ -352,8 +410,9 @@ impl<B: Backend> PeerBook<B> {
     /// and the claim are held), so every key left lies above it, and a scan from the
     /// start of the index would step over the tombstones of the batches before (on
     /// RocksDB; quadratic) or loop for ever on a backend that lost a delete. A rerun
-    /// starts over from the first key. Returns how many were deleted.
-    fn delete_last_seen_entries(&self) -> Result<u64> {
+    /// starts over from the first key. The first batch also holds `first` (written
+    /// even when the index is empty). Returns how many were deleted.
+    fn delete_last_seen_entries(&self, mut first: WriteBatch) -> Result<u64> {
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         let mut deleted = 0u64;
         loop {
@@ -365,20 +424,20 @@ impl<B: Backend> PeerBook<B> {
                 Direction::Forward,
                 MIGRATION_CHUNK,
             )?;
-            let Some(last) = page.last().cloned() else {
-                return Ok(deleted);
-            };
             let done = page.len() < MIGRATION_CHUNK;
             deleted += page.len() as u64;
-            let mut batch = WriteBatch::new();
+            let last = page.last().cloned();
+            let mut batch = std::mem::take(&mut first);
             for key in page {
                 batch.delete(Space::ByLastSeen, key);
             }
-            self.write_batch(batch)?;
-            if done {
-                return Ok(deleted);
+            if !batch.is_empty() {
+                self.write_batch(batch)?;
             }
-            cursor = Bound::Excluded(last);
+            match last {
+                Some(key) if !done => cursor = Bound::Excluded(key),
+                _ => return Ok(deleted),
+            }
         }
     }
 
