@@ -683,5 +683,8 @@ pub use text::{is_sanitized_display_name, sanitize_display_name};
 #[path = "schema/encode_tests.rs"]
 mod encode_tests;
 #[cfg(test)]
+#[path = "schema/replaced_tests.rs"]
+mod replaced_tests;
+#[cfg(test)]
 #[path = "schema/tests.rs"]
 mod tests;
