@@ -379,6 +379,13 @@ fn stores_open_upgrade_and_keep_every_peer(version: &str) {
                 Some(peerbook::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
                 "{context}: migrated to the current schema"
             );
+            assert_eq!(
+                book.backend()
+                    .get(peerbook::backend::Space::Meta, b"migrating")
+                    .unwrap(),
+                None,
+                "{context}: no migration left in progress"
+            );
             // A record of an older format (format 1 in v1): a reconnect keeps the
             // old history, and the record takes addresses.
             let with_history = PEERS

@@ -394,13 +394,15 @@ pub fn schema_1_score_hints_migrate<F: Factory>(f: &F) {
 
 /// A schema-3 book (by_last_seen keys `last_seen` + id, oldest first) of more peers
 /// than one migration batch: a migration to schema 4 interrupted by a failed write
-/// leaves version 3 when its first batch failed, and otherwise (after some delete
-/// batches; after some put batches; a write that landed but was not acknowledged)
-/// version 4 with the `migrating` marker, which an older peerbook refuses; only a
-/// last batch that landed leaves no marker. The next open yields exactly the index a
-/// clean migration does: the entries the book had before it was written back in the
-/// old layout. A version-4 store with the marker and an intact index opens the
-/// same. At the edge of the batch loops (records and entries an exact multiple of a
+/// leaves version 3 untouched when its first write (the marker) failed, and
+/// otherwise (the marker landed but was not acknowledged; after some delete
+/// batches; after some put batches; before the marker's removal) version 4 with the
+/// `migrating` marker naming version 3, which an older peerbook refuses; only a
+/// last write that landed leaves no marker. The next open yields exactly the index
+/// a clean migration does: the entries the book had before it was written back in
+/// the old layout. A version-4 store with the marker and an intact index opens the
+/// same, and so does one whose marker is damaged (a version not below 4, or not 4
+/// bytes: the migration runs again from 0). At the edge of the batch loops (records and entries an exact multiple of a
 /// batch) with a corrupt record, the migration puts the entries of the decodable
 /// records only; verify reports the corrupt one and repair quarantines it.
 pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
@@ -482,30 +484,38 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         ["peer-00", "peer-0", &format!("peer-{:05}", N - 1)],
         "newest first, ties by greater id"
     );
-    // version 4 with the marker, the index intact: the step runs again
-    let backend = book.close().unwrap();
-    let mut batch = WriteBatch::new();
-    batch.put(
-        Space::Meta,
-        keys::META_MIGRATING.to_vec(),
-        4u32.to_be_bytes().to_vec(),
-    );
-    backend.write(batch, Durability::Sync).unwrap();
-    assert_eq!(state(&backend), (4, Some(4)));
-    let book = PeerBook::open(f.reopen(backend), options(&clock, key()))
-        .expect("a marked, intact store opens");
-    migrated(&book, &want, "marked and intact");
+    // version 4 with a marker, the index intact: the migration runs again, from
+    // the version the marker names or, for a damaged marker, from 0
+    let mut book = book;
+    for (marker, context) in [
+        (3u32.to_be_bytes().to_vec(), "marked and intact"),
+        (0u32.to_be_bytes().to_vec(), "marked from 0 and intact"),
+        (
+            4u32.to_be_bytes().to_vec(),
+            "a marker naming the current version",
+        ),
+        (vec![7], "a marker of 1 byte"),
+    ] {
+        let backend = book.close().unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(Space::Meta, keys::META_MIGRATING.to_vec(), marker);
+        backend.write(batch, Durability::Sync).unwrap();
+        book = PeerBook::open(f.reopen(backend), options(&clock, key())).expect(context);
+        migrated(&book, &want, context);
+    }
     drop(book);
-    // writes: 3 delete batches (the first with version 4 and the marker), then 3
-    // put batches (the last one deleting the marker); the state each failure leaves
-    let marked = (4, Some(4));
+    // writes: the marker (version 4, migrating = 3), 3 delete batches, 3 put
+    // batches, the marker's removal; the state each failure leaves
+    let marked = (4, Some(3));
     for (n, when, left) in [
         (1, FailWhen::Before, (3, None)),
+        (1, FailWhen::After, marked),
         (2, FailWhen::Before, marked),
         (3, FailWhen::After, marked),
         (5, FailWhen::Before, marked),
-        (6, FailWhen::Before, marked),
-        (6, FailWhen::After, (4, None)),
+        (7, FailWhen::Before, marked),
+        (8, FailWhen::Before, marked),
+        (8, FailWhen::After, (4, None)),
     ] {
         let context = format!("failed write {n} {when:?}");
         let (backend, clock, want) = downgraded(N);

@@ -33,13 +33,13 @@ pub const SCHEMA_VERSION: u32 = 4;
 
 /// meta `schema_version`: u32 big-endian.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
-/// meta `migrating`: u32 big-endian, the version a migration step in progress
-/// migrates to; absent otherwise. The step 3 -> 4 (which deletes the whole
-/// by_last_seen index before putting it back) writes it, with `schema_version` = 4,
-/// in its first batch and deletes it in its last: while it is there the index may
-/// be partly deleted, so the version already says 4 and an older peerbook refuses
-/// the store rather than miss peers, and an open of version 4 that finds it runs
-/// the step again (a crash part way is recovered like at version 3).
+/// meta `migrating`: u32 big-endian, the version a migration in progress started
+/// from; absent otherwise. A migration's first write puts it with `schema_version`
+/// = [`SCHEMA_VERSION`], its last write (after every step) deletes it: while it is
+/// there the index may be in an older layout or partly deleted, so the version
+/// already says the new one and an older peerbook refuses the store rather than
+/// misread it, and an open that finds the marker runs the migration again from the
+/// version it names (every step is idempotent).
 pub const META_MIGRATING: &[u8] = b"migrating";
 /// meta `key_check`: a sealed constant (nonce + ciphertext + tag).
 pub const META_KEY_CHECK: &[u8] = b"key_check";

@@ -108,15 +108,15 @@ impl<B: Backend> PeerBook<B> {
                 self.check_key()?;
                 self.migrate_from(found, &mut guard)?;
             }
-            Some(found) => {
-                if let Some(target) = self.migration_in_progress(found)? {
+            Some(_) => {
+                if let Some(from) = self.migration_in_progress()? {
+                    // the migration wrote the key check before the marker
                     self.check_key()?;
                     info!(
                         engine = self.backend.engine_name(),
-                        to = target,
-                        "peerbook resuming an interrupted migration"
+                        from, "peerbook resuming an interrupted migration"
                     );
-                    self.migrate_from(target - 1, &mut guard)?;
+                    self.migrate_from(from, &mut guard)?;
                 }
             }
         }
@@ -150,25 +150,25 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 
-    /// The version of a migration step left part way (meta `migrating`, see
-    /// [`META_MIGRATING`]) in a store at version `found`, if any. Only the step to 4
-    /// writes it, with the version: any other value is damage.
-    fn migration_in_progress(&self, found: u32) -> Result<Option<u32>> {
+    /// The version a migration left part way started from (meta `migrating`, see
+    /// [`META_MIGRATING`]), if one was. A marker that is not a version below
+    /// [`SCHEMA_VERSION`] is damage: every step is idempotent, so the migration
+    /// then runs again from the start (0) rather than lock the store shut.
+    fn migration_in_progress(&self) -> Result<Option<u32>> {
         let Some(bytes) = self.backend.get(Space::Meta, META_MIGRATING)? else {
             return Ok(None);
         };
         match keys::decode_u32(&bytes) {
-            Some(4) if found == 4 => Ok(Some(4)),
-            decoded => Err(Error::Corrupted {
-                what: "meta",
-                location: "migrating".into(),
-                detail: match decoded {
-                    Some(target) => {
-                        format!("a migration to schema {target} in a schema-{found} store")
-                    }
-                    None => format!("expected 4 bytes, found {}", bytes.len()),
-                },
-            }),
+            Some(from) if from < SCHEMA_VERSION => Ok(Some(from)),
+            decoded => {
+                warn!(
+                    engine = self.backend.engine_name(),
+                    marker = ?decoded,
+                    len = bytes.len(),
+                    "peerbook found a damaged migration marker; migrating again from the start"
+                );
+                Ok(Some(0))
+            }
         }
     }
 
@@ -197,16 +197,21 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// Bring a store written by an older schema up to [`SCHEMA_VERSION`], one step
-    /// per version (0 -> 1 -> 2 ...). Each step is idempotent. Each writes its
-    /// version last, so a crash part way leaves an older version that the next open
-    /// migrates again; except the step to 4, which writes its version first with
-    /// the `migrating` marker and deletes the marker last (see below).
+    /// per version (0 -> 1 -> 2 ...). Each step is idempotent. The first write of a
+    /// migration puts `schema_version` = [`SCHEMA_VERSION`] and meta `migrating` =
+    /// the version it starts from ([`META_MIGRATING`]; from 0 also the key check,
+    /// once the key has opened a seal); the last write, after every step and the
+    /// compaction below, deletes the marker. So from the first change on, an older
+    /// peerbook refuses the store (its version is too new) instead of reading an
+    /// index in a layout it does not know or partly deleted, and a crash anywhere
+    /// leaves either the old version untouched or the marker, from which the next
+    /// open runs the migration again.
     ///
     /// - 0 -> 1: a store holding records but no meta (written before versioning): its
     ///   records are checked, and indexes, counters and the key check are built.
-    /// - 1 -> 2: the score hint of every by_last_seen entry is rewritten in the
-    ///   unambiguous encoding (`blacklist_until` with a presence tag), in bounded
-    ///   batches.
+    /// - 1 -> 2: the score hint of every by_last_seen entry in the unambiguous
+    ///   encoding (`blacklist_until` with a presence tag): done by the step to 4,
+    ///   which puts every entry anew.
     /// - 2 -> 3: addresses and metadata (record format 2). Nothing is rewritten:
     ///   format-1 records decode lazily with none (see [`crate::schema`]).
     /// - 3 -> 4: by_last_seen sorts newest first (see [`keys`]). An old-layout key
@@ -216,14 +221,9 @@ impl<B: Backend> PeerBook<B> {
     ///   bounded batches. Only records that decode (and whose id is their key) get
     ///   an entry: a corrupt record loses its old one, and
     ///   [`verify`](PeerBook::verify) reports it until [`repair`](PeerBook::repair)
-    ///   quarantines it. The first batch (with the first deletes) writes version 4
-    ///   and meta `migrating` = 4 ([`META_MIGRATING`]); the last put batch deletes
-    ///   the marker. So while the index is partly deleted an older peerbook refuses
-    ///   the store (version 4) instead of silently missing peers. A crash before the
-    ///   first batch leaves version 3, after it version 4 with the marker: either
-    ///   way the next open runs the step again from the start. Taken by every older
-    ///   store too: the entries the steps before wrote are deleted and put again.
-    ///   Then the backend is asked to compact by_last_seen
+    ///   quarantines it. Taken by every older store too: the entries the steps
+    ///   before wrote are deleted and put again. Then, before the marker goes, the
+    ///   backend is asked to compact by_last_seen
     ///   ([`Backend::compact_space`]): the deleted keys all sort before the new
     ///   ones, and an engine that keeps them as tombstones (RocksDB) would make
     ///   forward walks step over every one of them.
@@ -234,70 +234,41 @@ impl<B: Backend> PeerBook<B> {
             to = SCHEMA_VERSION,
             "peerbook migrating schema"
         );
+        let mut marker = WriteBatch::new();
         if found < 1 {
             // No key check yet: the key must open the store's seals before one is
             // written, or the right key would be refused for ever.
             self.check_key_on_a_seal()?;
-            let report = self.rebuild(guard, false)?;
-            let mut batch = WriteBatch::new();
-            batch.put(
+            marker.put(
                 Space::Meta,
                 META_KEY_CHECK.to_vec(),
                 self.cipher().key_check()?.as_bytes().to_vec(),
             );
-            batch.put(
-                Space::Meta,
-                META_SCHEMA_VERSION.to_vec(),
-                1u32.to_be_bytes().to_vec(),
-            );
-            self.write_batch(batch)?;
+        }
+        marker.put(
+            Space::Meta,
+            META_SCHEMA_VERSION.to_vec(),
+            SCHEMA_VERSION.to_be_bytes().to_vec(),
+        );
+        marker.put(
+            Space::Meta,
+            META_MIGRATING.to_vec(),
+            found.to_be_bytes().to_vec(),
+        );
+        self.write_batch(marker)?;
+        if found < 1 {
+            let report = self.rebuild(guard, false)?;
             info!(
                 corrupt = report.quarantined,
                 "peerbook migration 0 -> 1 done"
             );
         }
-        if found < 2 {
-            let mut last = WriteBatch::new();
-            last.put(
-                Space::Meta,
-                META_SCHEMA_VERSION.to_vec(),
-                2u32.to_be_bytes().to_vec(),
-            );
-            let rewritten = self.put_last_seen_entries(last)?;
-            info!(rewritten, "peerbook migration 1 -> 2 done");
-        }
-        if found < 3 {
-            // Records of format 1 decode lazily (no addresses, no metadata) and are
-            // written in format 2 when next written: only the version moves, so an
-            // older peerbook refuses the store instead of misreading new records.
-            let mut batch = WriteBatch::new();
-            batch.put(
-                Space::Meta,
-                META_SCHEMA_VERSION.to_vec(),
-                3u32.to_be_bytes().to_vec(),
-            );
-            self.write_batch(batch)?;
-            info!("peerbook migration 2 -> 3 done");
-        }
+        // 1 -> 2 (score hints) is done by the step to 4, which puts every entry anew;
+        // 2 -> 3 (record format 2) rewrites nothing: format-1 records decode lazily
+        // (no addresses, no metadata) and are written in format 2 when next written.
         if found < 4 {
-            // From the first delete on, the store says 4 (older peerbooks refuse a
-            // partly deleted index) and `migrating` (the next open runs the step
-            // again) until the last put batch.
-            let mut first = WriteBatch::new();
-            first.put(
-                Space::Meta,
-                META_SCHEMA_VERSION.to_vec(),
-                4u32.to_be_bytes().to_vec(),
-            );
-            first.put(
-                Space::Meta,
-                META_MIGRATING.to_vec(),
-                4u32.to_be_bytes().to_vec(),
-            );
-            let deleted = self.delete_last_seen_entries(first)?;
-            let mut last = WriteBatch::new();
-            last.delete(Space::Meta, META_MIGRATING.to_vec());
-            let written = self.put_last_seen_entries(last)?;
+            let deleted = self.delete_last_seen_entries()?;
+            let written = self.put_last_seen_entries()?;
             info!(deleted, written, "peerbook migration 3 -> 4 done");
             // Every old key was deleted, and they all sort before the new ones
             // (`last_seen` < 2^63 <= `!last_seen`): on an engine that keeps them as
@@ -307,11 +278,13 @@ impl<B: Backend> PeerBook<B> {
                 warn!(
                     engine = self.backend.engine_name(),
                     error = %e,
-                    "peerbook could not compact by_last_seen after migration 3 -> 4; the engine compacts it in time"
+                    "peerbook could not compact by_last_seen after migration 3 -> 4"
                 );
             }
         }
-        Ok(())
+        let mut done = WriteBatch::new();
+        done.delete(Space::Meta, META_MIGRATING.to_vec());
+        self.write_batch(done)
     }
 
     /// A version-0 store has no key check: before one is written, try the key on
@@ -358,11 +331,10 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 
-    /// Migration steps to schemas 2 and 4: put the by_last_seen entry (current key
-    /// layout and score hint encoding) of every decodable record, [`MIGRATION_CHUNK`]
-    /// records per batch; the last batch also holds `last_batch` (the step's version, or
-    /// the end of its marker). Returns how many entries were written.
-    fn put_last_seen_entries(&self, mut last_batch: WriteBatch) -> Result<u64> {
+    /// Migration step to schema 4, second half: put the by_last_seen entry (current
+    /// key layout and score hint encoding) of every decodable record,
+    /// [`MIGRATION_CHUNK`] records per batch. Returns how many entries were written.
+    fn put_last_seen_entries(&self) -> Result<u64> {
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         let mut written = 0u64;
         loop {
@@ -393,10 +365,9 @@ impl<B: Backend> PeerBook<B> {
             }
             written += batch.len() as u64;
             let done = seen < MIGRATION_CHUNK;
-            if done {
-                batch.extend(std::mem::take(&mut last_batch));
+            if !batch.is_empty() {
+                self.write_batch(batch)?;
             }
-            self.write_batch(batch)?;
             match last {
                 Some(key) if !done => cursor = Bound::Excluded(key),
                 _ => return Ok(written),
@@ -410,9 +381,8 @@ impl<B: Backend> PeerBook<B> {
     /// and the claim are held), so every key left lies above it, and a scan from the
     /// start of the index would step over the tombstones of the batches before (on
     /// RocksDB; quadratic) or loop for ever on a backend that lost a delete. A rerun
-    /// starts over from the first key. The first batch also holds `first` (written
-    /// even when the index is empty). Returns how many were deleted.
-    fn delete_last_seen_entries(&self, mut first: WriteBatch) -> Result<u64> {
+    /// starts over from the first key. Returns how many were deleted.
+    fn delete_last_seen_entries(&self) -> Result<u64> {
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         let mut deleted = 0u64;
         loop {
@@ -427,7 +397,7 @@ impl<B: Backend> PeerBook<B> {
             let done = page.len() < MIGRATION_CHUNK;
             deleted += page.len() as u64;
             let last = page.last().cloned();
-            let mut batch = std::mem::take(&mut first);
+            let mut batch = WriteBatch::new();
             for key in page {
                 batch.delete(Space::ByLastSeen, key);
             }
