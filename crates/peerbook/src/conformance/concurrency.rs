@@ -402,9 +402,10 @@ pub fn schema_1_score_hints_migrate<F: Factory>(f: &F) {
 /// a clean migration does: the entries the book had before it was written back in
 /// the old layout. A version-4 store with the marker and an intact index opens the
 /// same, and so does one whose marker is damaged (a version not below 4, or not 4
-/// bytes: the migration runs again from 0). At the edge of the batch loops (records and entries an exact multiple of a
-/// batch) with a corrupt record, the migration puts the entries of the decodable
-/// records only; verify reports the corrupt one and repair quarantines it.
+/// bytes: the migration runs again from 0). At the edge of the batch loops (records
+/// and entries an exact multiple of a batch) with a corrupt record, the migration
+/// puts the entries of the decodable records only; verify reports the corrupt one
+/// and repair quarantines it.
 pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
     use super::failing::{FailOp, FailWhen, FailingBackend};
     const N: usize = 2_100; // with the two ties below: three batches of 1024
