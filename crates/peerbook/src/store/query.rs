@@ -7,8 +7,9 @@
 //!
 //! Reconnection candidates are ranked from the by_last_seen index's score hints
 //! alone: a bounded top-k selection over the entries within `max_age`, newest first
-//! (a forward walk: the index sorts newest first), that stops as soon as no older entry can outrank the kept ones (the score depends
-//! on time only through its recency steps), then reads only the kept records.
+//! (a forward walk: the index sorts newest first), that stops as soon as no older
+//! entry can outrank the kept ones (the score depends on time only through its
+//! recency steps), then reads only the kept records.
 //!
 //! Each query reads one [`ReadView`]: pages of an index and the records they point
 //! to come from one state, so a peer moved by a concurrent write is met exactly once.
