@@ -140,16 +140,16 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
 
     /// [`PeerBook::retention`] (no I/O).
     pub fn retention(&self) -> RetentionSettings {
-        self.inner.book.retention()
+        self.inner.book().retention()
     }
 
     /// [`PeerBook::is_stale`] (no I/O).
     pub fn is_stale(&self, record: &PeerRecord, now: u64) -> bool {
-        self.inner.book.is_stale(record, now)
+        self.inner.book().is_stale(record, now)
     }
 
     /// [`PeerBook::needs_reopen`] (no I/O).
     pub fn needs_reopen(&self) -> bool {
-        self.inner.book.needs_reopen()
+        self.inner.book().needs_reopen()
     }
 }

@@ -22,6 +22,17 @@
 //! half-applied write, but a write already handed off runs to completion (or
 //! failure) even though nobody awaits its result. Reads have no effect either way.
 //!
+//! # Closing
+//!
+//! [`AsyncPeerBook::close`] waits for the writes handed off, flushes and closes the
+//! book, and says how that went. Dropping the last clone without it closes the book
+//! too, but unseen and off the dropping thread (the backend's own close may block:
+//! a sync of pending [`Durability::Buffered`] writes, RocksDB's close): on the
+//! writer thread after the writes queued before, or in tokio's blocking pool, or
+//! (no runtime current) right there. Nothing then says when that has finished or
+//! whether it failed, and a process that exits first may cut it short: to know the
+//! book is closed, await `close()`.
+//!
 //! ```
 //! use peerbook::{MasterKey, MemoryBackend, NewPeer, Options, PeerBook, SessionObservation};
 //! use peerbook_tokio::AsyncPeerBook;
@@ -44,9 +55,11 @@
 mod api;
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+#[cfg(doc)]
+use peerbook::Durability;
 use peerbook::{Backend, PeerBook};
 use tokio::sync::oneshot;
 
@@ -84,9 +97,48 @@ struct Writer {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-struct Inner<B: Backend> {
-    book: Arc<PeerBook<B>>,
+struct Inner<B: Backend + 'static> {
+    /// `None` only once taken: by [`AsyncPeerBook::close`] or by the drop.
+    book: Option<Arc<PeerBook<B>>>,
     writer: Option<Writer>,
+}
+
+impl<B: Backend + 'static> Inner<B> {
+    fn book(&self) -> &Arc<PeerBook<B>> {
+        self.book
+            .as_ref()
+            .expect("the book leaves only a closed or dropped Inner")
+    }
+}
+
+/// The last clone gone without [`AsyncPeerBook::close`]: the book may be closing
+/// with it (the backend's drop: a file sync of pending Buffered writes, LMDB's
+/// sync, RocksDB's close), blocking work that must not run on the dropping
+/// thread, often an executor worker. It goes to the writer thread (after the
+/// writes queued before it), else to tokio's blocking pool when a runtime is
+/// current, else (no runtime: a plain thread may block) it is dropped here.
+impl<B: Backend + 'static> Drop for Inner<B> {
+    fn drop(&mut self) {
+        let Some(book) = self.book.take() else {
+            return;
+        };
+        let mut job: Job = Box::new(move || drop(book));
+        let queue = self.writer.as_mut().and_then(|w| {
+            let queue = w.queue.get_mut().unwrap_or_else(PoisonError::into_inner);
+            queue.take()
+        });
+        if let Some(queue) = queue {
+            match queue.send(job) {
+                Ok(()) => return,
+                Err(mpsc::SendError(back)) => job = back,
+            }
+        }
+        match tokio::runtime::Handle::try_current() {
+            // A pool that is shutting down drops `job` unrun: the book drops then.
+            Ok(runtime) => drop(runtime.spawn_blocking(job)),
+            Err(_) => job(),
+        }
+    }
 }
 
 /// A [`PeerBook`] usable from async code: cheap to clone (an `Arc` inside), `Send +
@@ -106,7 +158,7 @@ impl<B: Backend + 'static> Clone for AsyncPeerBook<B> {
 impl<B: Backend + 'static> std::fmt::Debug for AsyncPeerBook<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncPeerBook")
-            .field("book", &self.inner.book)
+            .field("book", self.inner.book())
             .field("writer_thread", &self.inner.writer.is_some())
             .finish()
     }
@@ -143,7 +195,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         };
         AsyncPeerBook {
             inner: Arc::new(Inner {
-                book: Arc::new(book),
+                book: Some(Arc::new(book)),
                 writer,
             }),
         }
@@ -151,7 +203,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
 
     /// The wrapped book, for blocking code that shares it (on a blocking thread).
     pub fn blocking(&self) -> &Arc<PeerBook<B>> {
-        &self.inner.book
+        self.inner.book()
     }
 
     /// Run `f` on the book in tokio's blocking pool: any read, or a custom
@@ -161,7 +213,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         F: FnOnce(&PeerBook<B>) -> peerbook::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let book = Arc::clone(&self.inner.book);
+        let book = Arc::clone(self.inner.book());
         match tokio::task::spawn_blocking(move || f(&book)).await {
             Ok(result) => Ok(result?),
             Err(_) => Err(Error::Stopped),
@@ -179,7 +231,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
             return self.read(f).await;
         };
         let (tx, rx) = oneshot::channel();
-        let book = Arc::clone(&self.inner.book);
+        let book = Arc::clone(self.inner.book());
         let job: Job = Box::new(move || {
             // The caller may be gone (future dropped): the write stands anyway.
             let _ = tx.send(f(&book));
@@ -199,6 +251,8 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
     /// its backend. Other clones must be dropped first: while one is alive the
     /// writer is stopped (their writes then fail with [`Error::Stopped`]), the book
     /// is flushed, and `Ok(None)` says it stays open until the last clone drops.
+    /// The only way to know the book is closed: see the crate docs on dropping
+    /// instead.
     pub async fn close(self) -> Result<Option<B>> {
         let inner = self.inner;
         let thread = match &inner.writer {
@@ -208,8 +262,13 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
             }
             None => None,
         };
-        let book = Arc::clone(&inner.book);
-        drop(inner);
+        // The book out of `inner`, or (a clone alive) a share of it: the drop of
+        // `inner` then has nothing to hand off, and the try_unwrap below does not
+        // race with it.
+        let book = match Arc::try_unwrap(inner) {
+            Ok(mut inner) => inner.book.take().expect("an open book"),
+            Err(shared) => Arc::clone(shared.book()),
+        };
         let closed = tokio::task::spawn_blocking(move || -> peerbook::Result<Option<B>> {
             if let Some(t) = thread {
                 // A panicking write already reported Stopped to its caller.

@@ -1,16 +1,20 @@
 //! What only the async front has, over real engines (memory and file backends),
 //! both write strategies: closing with a clone alive, 1,000 concurrent updates
-//! with no write on an executor worker, dropped futures. The store rules run
-//! through the async front in `conformance.rs`.
+//! with no write on an executor worker, dropped futures, the last clone dropped
+//! without close. The store rules run through the async front in `conformance.rs`.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use peerbook::conformance::hooked::HookedBackend;
-use peerbook::{MasterKey, MemoryBackend, NewPeer, Options, PeerBook, SessionObservation};
-use peerbook_file::{FileBackend, FileOptions};
+use peerbook::{
+    Durability, MasterKey, MemoryBackend, NewPeer, Options, PeerBook, SessionObservation,
+};
+use peerbook_file::testing::{FsOp, HookedFs};
+use peerbook_file::{FileBackend, FileOptions, StdFs};
 use peerbook_tokio::{AsyncPeerBook, Error, Strategy};
 
 const STRATEGIES: [Strategy; 2] = [Strategy::WriterThread, Strategy::SpawnBlocking];
@@ -204,5 +208,82 @@ fn dropped_futures_never_half_apply() {
                 "no half-applied write"
             );
         });
+    }
+}
+
+/// Sends the id of the thread it is dropped on.
+struct OnDrop(mpsc::Sender<ThreadId>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(thread::current().id());
+    }
+}
+
+/// Dropping the last clone without `close()` (here in a task, on an executor
+/// worker) must not close the backend on the dropping thread: the file backend's
+/// drop syncs the Buffered writes still pending, a whole fsync. The book goes to
+/// the writer thread or the blocking pool; once it is dropped there the writes
+/// are durable.
+#[test]
+fn dropping_the_last_clone_closes_the_backend_off_the_dropping_thread() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = Arc::new(Mutex::new(Vec::<ThreadId>::new()));
+        let (dropped_tx, dropped_rx) = mpsc::channel();
+        // Records the thread of every fsync; its hook is dropped with the backend.
+        let fs = HookedFs::new(StdFs, {
+            let (syncs, on_drop) = (syncs.clone(), OnDrop(dropped_tx));
+            move |op, _path| {
+                let _ = &on_drop;
+                if op == FsOp::Sync {
+                    syncs.lock().unwrap().push(thread::current().id());
+                }
+                Ok(())
+            }
+        });
+        let backend =
+            FileBackend::open_with_vfs(Arc::new(fs), dir.path(), FileOptions::default()).unwrap();
+        let mut options = Options::new(key());
+        options.durability = Durability::Buffered;
+        let book = PeerBook::open(backend, options).unwrap();
+        let book = AsyncPeerBook::with_strategy(book, strategy);
+        let rt = runtime();
+        let caller = rt.block_on(async {
+            for p in 0..PEERS {
+                book.store_peer(peer(&format!("p{p}"))).await.unwrap();
+            }
+            let syncs = syncs.clone();
+            tokio::spawn(async move {
+                syncs.lock().unwrap().clear();
+                drop(book); // the last clone, never closed
+                thread::current().id()
+            })
+            .await
+            .unwrap()
+        });
+        let dropped_on = dropped_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the backend is dropped soon after the last clone");
+        assert_ne!(
+            dropped_on, caller,
+            "{strategy:?}: the backend was dropped on the dropping worker"
+        );
+        let syncs = syncs.lock().unwrap().clone();
+        assert!(
+            !syncs.is_empty(),
+            "{strategy:?}: the drop synced the pending Buffered writes"
+        );
+        assert!(
+            !syncs.contains(&caller),
+            "{strategy:?}: a sync ran on the dropping worker"
+        );
+        drop(rt);
+        // durable: a new book on the directory finds every write
+        let backend = FileBackend::open(dir.path(), FileOptions::default()).unwrap();
+        let book = PeerBook::open(backend, Options::new(key())).unwrap();
+        for p in 0..PEERS {
+            assert!(book.get_peer(&format!("p{p}")).unwrap().is_some(), "p{p}");
+        }
     }
 }
