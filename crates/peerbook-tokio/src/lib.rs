@@ -54,6 +54,8 @@
 
 mod api;
 
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -73,8 +75,17 @@ pub enum Error {
     /// The call could not run or finish: the book was closed, its writer thread
     /// stopped, or the runtime is shutting down. A write that reports this may or
     /// may not have landed (read it back).
-    #[error("the async peerbook worker is gone (closed, panicked or runtime shutting down)")]
+    #[error("the async peerbook worker is gone (closed or runtime shutting down)")]
     Stopped,
+    /// The call panicked, most likely in its closure (`update_peer`'s change, one
+    /// given to [`AsyncPeerBook::write`] or [`AsyncPeerBook::read`]). Carries the
+    /// panic's message as its code wrote it (the front adds no record contents).
+    /// The writer goes on serving. A closure of `update_peer` runs on a copy of
+    /// the record before anything is written: its panic leaves the book as an
+    /// error it returned would; one given to `write` may have completed some of
+    /// its calls (each of them whole) before it panicked.
+    #[error("an async peerbook call panicked: {0}")]
+    Panicked(String),
 }
 
 /// `Result` with this crate's [`Error`].
@@ -181,8 +192,10 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                     .name("peerbook-writer".into())
                     .spawn(move || {
                         // Ends when every sender is gone (close or last clone dropped).
+                        // A job reports its own panic (`run_caught`); this catch only
+                        // keeps the thread alive whatever a job does.
                         for job in rx {
-                            job();
+                            let _ = catch_unwind(AssertUnwindSafe(job));
                         }
                     })
                     .ok();
@@ -214,8 +227,8 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         T: Send + 'static,
     {
         let book = Arc::clone(self.inner.book());
-        match tokio::task::spawn_blocking(move || f(&book)).await {
-            Ok(result) => Ok(result?),
+        match tokio::task::spawn_blocking(move || run_caught(&book, f)).await {
+            Ok(result) => result,
             Err(_) => Err(Error::Stopped),
         }
     }
@@ -234,7 +247,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         let book = Arc::clone(self.inner.book());
         let job: Job = Box::new(move || {
             // The caller may be gone (future dropped): the write stands anyway.
-            let _ = tx.send(f(&book));
+            let _ = tx.send(run_caught(&book, f));
         });
         {
             let queue = writer.queue.lock().map_err(|_| Error::Stopped)?;
@@ -242,7 +255,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
             sender.send(job).map_err(|_| Error::Stopped)?;
         }
         match rx.await {
-            Ok(result) => Ok(result?),
+            Ok(result) => result,
             Err(_) => Err(Error::Stopped),
         }
     }
@@ -271,7 +284,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         };
         let closed = tokio::task::spawn_blocking(move || -> peerbook::Result<Option<B>> {
             if let Some(t) = thread {
-                // A panicking write already reported Stopped to its caller.
+                // The thread catches every panic: it ends with its last job.
                 let _ = t.join();
             }
             match Arc::try_unwrap(book) {
@@ -282,6 +295,31 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         .await
         .map_err(|_| Error::Stopped)?;
         Ok(closed?)
+    }
+}
+
+/// `f(book)`, a panic caught as [`Error::Panicked`]. Unwind safety: the book's
+/// state is its backend's and its writer lock's; a panic under that lock leaves it
+/// poisoned, which the book ignores (it keeps no half-made change there), and a
+/// closure the book calls (`update_peer`'s) changes only a copy before the commit.
+fn run_caught<B: Backend, T>(
+    book: &PeerBook<B>,
+    f: impl FnOnce(&PeerBook<B>) -> peerbook::Result<T>,
+) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(|| f(book))) {
+        Ok(result) => Ok(result?),
+        Err(payload) => Err(Error::Panicked(panic_message(payload))),
+    }
+}
+
+/// The text a panic was raised with (`panic!("..")` gives a `&str` or a `String`).
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => (*message).to_owned(),
+            Err(_) => "a panic with no message".to_owned(),
+        },
     }
 }
 

@@ -287,3 +287,61 @@ fn dropping_the_last_clone_closes_the_backend_off_the_dropping_thread() {
         }
     }
 }
+
+/// A panic in a user closure (`update_peer`'s change, `write`, `read`) is a typed
+/// error for its caller; the book is unchanged (the change runs on a copy, before
+/// the commit) and the writer serves the next writes.
+#[test]
+fn a_panicking_closure_is_a_typed_error_and_the_writer_keeps_serving() {
+    for strategy in STRATEGIES {
+        runtime().block_on(async {
+            let book = PeerBook::open(MemoryBackend::new(), Options::new(key())).unwrap();
+            let book = AsyncPeerBook::with_strategy(book, strategy);
+            book.store_peer(peer("a")).await.unwrap();
+            let err = book
+                .update_peer("a", |record| {
+                    record.display_name = "half-changed".into();
+                    panic!("the change gave up")
+                })
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Panicked(m) if m == "the change gave up"),
+                "{strategy:?}: {err:?}"
+            );
+            let a = book.get_peer("a").await.unwrap().unwrap();
+            assert_eq!(
+                a.display_name, "peer a",
+                "the panicked change is not stored"
+            );
+            assert!(!book.needs_reopen());
+            assert!(book.verify().await.unwrap().is_clean());
+            // the writer still serves
+            book.store_peer(peer("b")).await.unwrap();
+            let a = book
+                .update_peer("a", |record| {
+                    record.display_name = "changed".into();
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert_eq!(a.display_name, "changed");
+            let owned = String::from("an owned message");
+            let err = book
+                .write(move |_| -> peerbook::Result<()> { panic!("{owned}") })
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::Panicked(m) if m == "an owned message"),
+                "{err:?}"
+            );
+            let err = book
+                .read(|_| -> peerbook::Result<()> { std::panic::panic_any(7_u8) })
+                .await
+                .unwrap_err();
+            assert!(matches!(&err, Error::Panicked(_)), "{err:?}");
+            assert!(book.get_peer("b").await.unwrap().is_some());
+            assert!(book.close().await.unwrap().is_some(), "closed whole");
+        });
+    }
+}
