@@ -88,9 +88,14 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         clear_all() -> ();
         /// [`PeerBook::import_data`].
         import_data(ref doc: &ExportDocument, val mode: ImportMode) -> ImportReport;
-        /// [`PeerBook::flush`] (after every write handed off before it).
-        flush() -> ();
     }}
+
+    /// [`PeerBook::flush`], after every write handed off before it (awaited or
+    /// not).
+    pub async fn flush(&self) -> Result<()> {
+        self.writes_handed_off().await?;
+        self.write(|book| book.flush()).await
+    }
 
     /// [`PeerBook::store_peer`]: a [`NewPeer`] upsert or a whole [`PeerRecord`].
     pub async fn store_peer(&self, peer: impl Into<PeerInput>) -> Result<PeerRecord> {

@@ -63,7 +63,7 @@ use std::thread::JoinHandle;
 #[cfg(doc)]
 use peerbook::Durability;
 use peerbook::{Backend, PeerBook};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 
 /// What an async call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +97,9 @@ pub enum Strategy {
     /// One dedicated thread takes writes from a channel, in order of arrival.
     #[default]
     WriterThread,
-    /// Each write is a [`tokio::task::spawn_blocking`] task.
+    /// Each write is a [`tokio::task::spawn_blocking`] task. Writes run
+    /// concurrently (the book still serializes them); `flush()` and `close()`
+    /// wait for those handed off before them.
     SpawnBlocking,
 }
 
@@ -108,10 +110,19 @@ struct Writer {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Writes in tokio's blocking pool (no writer thread) each hold one of the
+/// pool's permits while they run; `flush()` and `close()` take all of them, and
+/// the semaphore is fair: they wait for every write handed off before them, and
+/// later writes wait for them. `close()` then closes it: later writes are
+/// [`Error::Stopped`], as with a writer thread.
+const POOL_PERMITS: u32 = 1 << 28;
+
 struct Inner<B: Backend + 'static> {
     /// `None` only once taken: by [`AsyncPeerBook::close`] or by the drop.
     book: Option<Arc<PeerBook<B>>>,
     writer: Option<Writer>,
+    /// Used without a writer thread: see [`POOL_PERMITS`].
+    pool: Arc<Semaphore>,
 }
 
 impl<B: Backend + 'static> Inner<B> {
@@ -210,8 +221,19 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
             inner: Arc::new(Inner {
                 book: Some(Arc::new(book)),
                 writer,
+                pool: Arc::new(Semaphore::new(POOL_PERMITS as usize)),
             }),
         }
+    }
+
+    /// Wait for every write handed off to the blocking pool so far (none to wait
+    /// for with a writer thread: its queue keeps the order).
+    pub(crate) async fn writes_handed_off(&self) -> Result<()> {
+        if self.inner.writer.is_none() {
+            let all = self.inner.pool.acquire_many(POOL_PERMITS).await;
+            drop(all.map_err(|_| Error::Stopped)?);
+        }
+        Ok(())
     }
 
     /// The wrapped book, for blocking code that shares it (on a blocking thread).
@@ -241,7 +263,21 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         T: Send + 'static,
     {
         let Some(writer) = &self.inner.writer else {
-            return self.read(f).await;
+            // Handed off once the permit is ours: it goes with the write.
+            let permit = Arc::clone(&self.inner.pool)
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Stopped)?;
+            let book = Arc::clone(self.inner.book());
+            let write = move || {
+                let result = run_caught(&book, f);
+                drop(permit);
+                result
+            };
+            return match tokio::task::spawn_blocking(write).await {
+                Ok(result) => result,
+                Err(_) => Err(Error::Stopped),
+            };
         };
         let (tx, rx) = oneshot::channel();
         let book = Arc::clone(self.inner.book());
@@ -273,7 +309,14 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                 drop(w.queue.lock().map_err(|_| Error::Stopped)?.take());
                 w.thread.lock().map_err(|_| Error::Stopped)?.take()
             }
-            None => None,
+            None => {
+                // Closed already: the first close waited.
+                if let Ok(all) = inner.pool.acquire_many(POOL_PERMITS).await {
+                    inner.pool.close();
+                    drop(all);
+                }
+                None
+            }
         };
         // The book out of `inner`, or (a clone alive) a share of it: the drop of
         // `inner` then has nothing to hand off, and the try_unwrap below does not

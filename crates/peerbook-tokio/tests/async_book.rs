@@ -50,17 +50,19 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn writes_after_close_of_a_clone_are_refused_typed() {
-    runtime().block_on(async {
-        let book = PeerBook::open(MemoryBackend::new(), Options::new(key())).unwrap();
-        let book = AsyncPeerBook::new(book);
-        let other = book.clone();
-        assert!(
-            book.close().await.unwrap().is_none(),
-            "a clone keeps it open"
-        );
-        let err = other.store_peer(peer("a")).await.unwrap_err();
-        assert!(matches!(err, Error::Stopped), "{err:?}");
-    });
+    for strategy in STRATEGIES {
+        runtime().block_on(async {
+            let book = PeerBook::open(MemoryBackend::new(), Options::new(key())).unwrap();
+            let book = AsyncPeerBook::with_strategy(book, strategy);
+            let other = book.clone();
+            assert!(
+                book.close().await.unwrap().is_none(),
+                "a clone keeps it open"
+            );
+            let err = other.store_peer(peer("a")).await.unwrap_err();
+            assert!(matches!(err, Error::Stopped), "{strategy:?}: {err:?}");
+        });
+    }
 }
 
 thread_local! {
@@ -343,5 +345,58 @@ fn a_panicking_closure_is_a_typed_error_and_the_writer_keeps_serving() {
             assert!(book.get_peer("b").await.unwrap().is_some());
             assert!(book.close().await.unwrap().is_some(), "closed whole");
         });
+    }
+}
+
+/// `flush()` and `close()` wait for every write handed off before them, awaited
+/// or not (here: one whose future was dropped while it ran).
+#[test]
+fn flush_and_close_wait_for_writes_handed_off_before_them() {
+    for strategy in STRATEGIES {
+        for close in [false, true] {
+            runtime().block_on(async {
+                let book = PeerBook::open(MemoryBackend::new(), Options::new(key())).unwrap();
+                let book = AsyncPeerBook::with_strategy(book, strategy);
+                let (entered_tx, entered_rx) = mpsc::channel::<()>();
+                let (release_tx, release_rx) = mpsc::channel::<()>();
+                let handed = tokio::spawn({
+                    let book = book.clone();
+                    async move {
+                        book.write(move |b| {
+                            entered_tx.send(()).unwrap();
+                            release_rx.recv().unwrap();
+                            b.store_peer(peer("late"))
+                        })
+                        .await
+                    }
+                });
+                // the write runs; nobody awaits it any more
+                tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+                    .await
+                    .unwrap();
+                handed.abort();
+                let _ = handed.await;
+                let release = thread::spawn(move || {
+                    thread::sleep(Duration::from_millis(200));
+                    release_tx.send(()).unwrap();
+                });
+                if close {
+                    let backend = book.close().await.unwrap();
+                    let backend = backend.expect("no clone left: the book is closed");
+                    let book = PeerBook::open(backend, Options::new(key())).unwrap();
+                    assert!(
+                        book.get_peer("late").unwrap().is_some(),
+                        "{strategy:?}: closed before the write landed"
+                    );
+                } else {
+                    book.flush().await.unwrap();
+                    assert!(
+                        book.blocking().get_peer("late").unwrap().is_some(),
+                        "{strategy:?}: flushed before the write landed"
+                    );
+                }
+                release.join().unwrap();
+            });
+        }
     }
 }
