@@ -87,6 +87,7 @@ impl fmt::Display for CliError {
     }
 }
 
+use peerbook_engines::DirContents;
 #[cfg(test)]
 use peerbook_engines::Engine;
 /// The engine registry: every engine a spec can name, and `BACKEND:PATH` specs
@@ -97,10 +98,15 @@ pub use peerbook_engines::StoreSpec;
 pub trait StoreSpecExt {
     /// The default key file: `<PATH>.key`, a sibling of the store directory.
     fn default_key_file(&self) -> PathBuf;
-    /// Whether the store directory exists and holds anything. A missing directory
-    /// is `false`; one that cannot be listed (permission denied, not a directory)
-    /// is an error, never taken for "no store" (a write command would then make a
-    /// new key for an existing store).
+    /// Whether the directory holds a store of the spec's engine (its marker file,
+    /// [`Engine::probe`](peerbook_engines::Engine::probe)). A missing or empty
+    /// directory, or one holding only what an interrupted creation left, is
+    /// `false`. A directory holding anything else (another engine's store, a parent
+    /// of the store, unrelated files) is an error: no command opens an engine
+    /// there, which would create its files in it (and `clear --destroy-key` would
+    /// then remove them). One that cannot be listed (permission denied, not a
+    /// directory) is an error too, never taken for "no store" (a write command
+    /// would then make a new key for an existing store).
     fn exists(&self) -> Result<bool, CliError>;
 }
 
@@ -119,14 +125,22 @@ impl StoreSpecExt for StoreSpec {
             ))
             .hint("check the path and its permissions: the store is a directory this user can list")
         };
-        match std::fs::read_dir(&self.path) {
-            Ok(mut entries) => match entries.next() {
-                None => Ok(false),
-                Some(Ok(_)) => Ok(true),
-                Some(Err(e)) => Err(unreadable(e)),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(unreadable(e)),
+        let path = self.path.display();
+        match self.engine.probe(&self.path).map_err(unreadable)? {
+            DirContents::Store => Ok(true),
+            DirContents::Nothing | DirContents::Leftovers => Ok(false),
+            DirContents::Foreign { other: Some(other) } => Err(CliError::new(format!(
+                "{path} holds a {other} store, not a {} store",
+                self.engine
+            ))
+            .hint(format!("name it {other}:{path}; nothing was changed"))),
+            DirContents::Foreign { other: None } => Err(CliError::new(format!(
+                "{path} holds no {} store: it has files that a {} store does not",
+                self.engine, self.engine
+            ))
+            .hint(
+                "check the path: name the store's own directory (peerbook opens no store in a directory of other files); nothing was changed",
+            )),
         }
     }
 }

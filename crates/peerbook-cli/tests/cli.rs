@@ -1118,3 +1118,86 @@ fn an_unreadable_store_directory_is_an_error_not_a_missing_store() {
         r.exits(1).stderr_has("cannot read the store directory");
     }
 }
+
+/// The names in `dir`, sorted (empty when it does not exist).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+/// A command that needs a store refuses a directory holding no store of its engine
+/// (the parent of a store, another engine's store) and changes nothing in it: not
+/// even `clear --destroy-key` with the real book's key file.
+#[test]
+fn a_directory_without_a_store_of_the_engine_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let node = d.join("node");
+    std::fs::create_dir(&node).unwrap();
+    seed("file", &node, 2); // node/peers, node/peers.key
+    let before = (listing(&node), listing(&node.join("peers")));
+    let unchanged = |what: &str| {
+        assert_eq!(
+            (listing(&node), listing(&node.join("peers"))),
+            before,
+            "{what} changed the directory"
+        );
+    };
+    run_in(
+        d,
+        &[
+            "--key-file",
+            "node/peers.key",
+            "clear",
+            "file:./node",
+            "--destroy-key",
+        ],
+    )
+    .exits(1)
+    .stderr_starts("error: ./node holds no file store")
+    .stderr_has("\nhint: ");
+    unchanged("clear --destroy-key");
+    for engine in ["lmdb", "rocksdb", "file"] {
+        let spec = format!("{engine}:./node");
+        for args in [
+            vec!["stats", spec.as_str()],
+            vec!["verify", &spec],
+            vec!["repair", &spec],
+            vec!["settings", &spec, "--max-peers", "3"],
+            vec!["cleanup", &spec, "--stale"],
+            vec!["init", &spec],
+            vec!["migrate", "file:./node/peers", &spec],
+        ] {
+            let mut args = args;
+            args.extend(["--key-file", "node/peers.key"]);
+            run_in(d, &args)
+                .exits(1)
+                .stderr_starts(&format!("error: ./node holds no {engine} store"));
+            unchanged(&format!("{args:?}"));
+        }
+    }
+    // Another engine's store is named as such, and not opened.
+    for args in [
+        vec!["stats", "lmdb:./node/peers"],
+        vec!["init", "rocksdb:./node/peers"],
+    ] {
+        let mut args = args;
+        args.extend(["--key-file", "node/peers.key"]);
+        run_in(d, &args)
+            .exits(1)
+            .stderr_has("./node/peers holds a file store")
+            .stderr_has("file:./node/peers");
+        unchanged(&format!("{args:?}"));
+    }
+    let r = ok(run_in(
+        d,
+        &["stats", "file:./node/peers", "--key-file", "node/peers.key"],
+    ));
+    r.stdout_has("peers:         5 of max 100");
+}

@@ -10,6 +10,10 @@
 //!   [`Engine::open_with`] -> `Arc<dyn Backend>`.
 //! - [`StoreSpec`]: `BACKEND:PATH` (e.g. `lmdb:./peers`), a persistent store.
 //! - [`EngineOptions`]: the options of each compiled-in engine.
+//! - [`Engine::probe`]: whether a directory holds a store of an engine, from the
+//!   names of its files (so a program that needs an existing store opens nothing
+//!   in a directory that holds none), and [`Engine::remove_store`]: remove a
+//!   store's files and nothing else.
 //!
 //! ```
 //! use peerbook::backend::{Backend, Durability, Space, WriteBatch};
@@ -28,7 +32,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+use std::ffi::OsString;
 use std::fmt;
+use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -127,6 +133,112 @@ impl Engine {
                     "peerbook-engines",
                     format!("backend `{}` is not compiled in", other.name()),
                 ))
+            }
+        })
+    }
+}
+
+/// What a directory holds, to one engine, judged from the names of its entries
+/// (nothing is opened): see [`Engine::probe`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirContents {
+    /// No directory, or an empty one.
+    Nothing,
+    /// Only files this engine makes, none of which marks a store: what an
+    /// interrupted creation leaves. Opening the engine there makes a new store.
+    Leftovers,
+    /// A store of this engine: its marker file is there (see
+    /// [`Engine::marks_store`]).
+    Store,
+    /// Entries this engine does not make, and no store of it: not a directory to
+    /// open this engine in. `other` is the engine whose store it holds, if any.
+    Foreign {
+        /// The on-disk engine whose marker file the directory holds.
+        other: Option<Engine>,
+    },
+}
+
+/// `digits` is a non-empty run of ASCII digits.
+fn all_digits(digits: &str) -> bool {
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl Engine {
+    /// Whether an entry named `name` in a store directory marks a store of this
+    /// engine: LMDB's `data.mdb`; RocksDB's `CURRENT` (what RocksDB itself takes for
+    /// "a database exists"); the file backend's `snapshot.G` or `log.G`
+    /// (`peerbook-file`'s FORMAT.md, "Files": a log without its snapshot is a
+    /// damaged store, which opening reports).
+    pub fn marks_store(self, name: &str) -> bool {
+        match self {
+            Engine::Memory => false,
+            Engine::Lmdb => name == "data.mdb",
+            Engine::Rocks => name == "CURRENT",
+            Engine::File => ["snapshot.", "log."]
+                .iter()
+                .any(|p| name.strip_prefix(p).is_some_and(all_digits)),
+        }
+    }
+
+    /// Whether this engine makes an entry named `name` in its store directory:
+    /// - LMDB: `data.mdb`, `lock.mdb`, `LOCK`, `data.mdb.clear` (a clear's copy)
+    ///   and the directory `creating` (a new store's scratch directory);
+    /// - RocksDB: `CURRENT`, `IDENTITY`, `LOCK`, `LOG`, `LOG.old.*`, `MANIFEST-N`,
+    ///   `OPTIONS-N`, `N.log`, `N.sst`, `N.ldb`, `N.blob` and their `.dbtmp`
+    ///   temporaries (RocksDB's file naming, with its default log directory);
+    /// - file: `LOCK`, `snapshot.G`, `log.G` and their `.tmp` forms (FORMAT.md).
+    pub fn owns_file(self, name: &str) -> bool {
+        match self {
+            Engine::Memory => false,
+            Engine::Lmdb => matches!(
+                name,
+                "data.mdb" | "lock.mdb" | "LOCK" | "data.mdb.clear" | "creating"
+            ),
+            Engine::Rocks => {
+                let name = name.strip_suffix(".dbtmp").unwrap_or(name);
+                matches!(name, "CURRENT" | "IDENTITY" | "LOCK" | "LOG")
+                    || name.starts_with("LOG.old.")
+                    || ["MANIFEST-", "OPTIONS-"]
+                        .iter()
+                        .any(|p| name.strip_prefix(p).is_some_and(all_digits))
+                    || name.rsplit_once('.').is_some_and(|(n, ext)| {
+                        all_digits(n) && matches!(ext, "log" | "sst" | "ldb" | "blob")
+                    })
+            }
+            Engine::File => {
+                let name = name.strip_suffix(".tmp").unwrap_or(name);
+                name == "LOCK" || self.marks_store(name)
+            }
+        }
+    }
+
+    /// What `dir` holds to this engine, from the names of its entries: nothing, a
+    /// store of this engine, the leftovers of an interrupted creation, or something
+    /// else (another engine's store, or files no engine of ours makes). A missing
+    /// directory is [`DirContents::Nothing`]; one that cannot be listed is an error.
+    pub fn probe(self, dir: &Path) -> io::Result<DirContents> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DirContents::Nothing),
+            Err(e) => return Err(e),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            names.push(entry?.file_name());
+        }
+        let name = |n: &OsString| n.to_str().map(str::to_owned).unwrap_or_default();
+        let names: Vec<String> = names.iter().map(name).collect();
+        Ok(if names.is_empty() {
+            DirContents::Nothing
+        } else if names.iter().any(|n| self.marks_store(n)) {
+            DirContents::Store
+        } else if names.iter().all(|n| self.owns_file(n)) {
+            DirContents::Leftovers
+        } else {
+            DirContents::Foreign {
+                other: Engine::ON_DISK
+                    .into_iter()
+                    .find(|e| names.iter().any(|n| e.marks_store(n))),
             }
         })
     }
@@ -377,6 +489,54 @@ mod tests {
         assert_eq!(
             Engine::Memory.open(tmp.path()).unwrap().engine_name(),
             "memory"
+        );
+    }
+
+    /// A store each engine made is [`DirContents::Store`] to it, every file in it
+    /// one the engine owns, and to the other engines a foreign directory naming it.
+    #[test]
+    fn probe_tells_stores_leftovers_and_foreign_directories_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        for engine in Engine::available() {
+            let dir = tmp.path().join(engine.name());
+            assert_eq!(engine.probe(&dir).unwrap(), DirContents::Nothing);
+            std::fs::create_dir(&dir).unwrap();
+            assert_eq!(engine.probe(&dir).unwrap(), DirContents::Nothing);
+            std::fs::write(dir.join("LOCK"), b"").unwrap();
+            assert_eq!(engine.probe(&dir).unwrap(), DirContents::Leftovers);
+            let b = engine.open(&dir).unwrap();
+            let mut batch = peerbook::backend::WriteBatch::new();
+            batch.put(peerbook::backend::Space::Meta, b"k".to_vec(), b"v".to_vec());
+            b.write(batch, peerbook::backend::Durability::Sync).unwrap();
+            drop(b);
+            assert_eq!(engine.probe(&dir).unwrap(), DirContents::Store, "{engine}");
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                assert!(engine.owns_file(&name), "{engine} makes {name}");
+            }
+            for other in Engine::ON_DISK.into_iter().filter(|e| *e != engine) {
+                assert_eq!(
+                    other.probe(&dir).unwrap(),
+                    DirContents::Foreign {
+                        other: Some(engine)
+                    },
+                    "{engine} store probed as {other}"
+                );
+            }
+            std::fs::write(tmp.path().join("notes.txt"), b"").unwrap();
+            assert_eq!(
+                engine.probe(tmp.path()).unwrap(),
+                DirContents::Foreign { other: None }
+            );
+        }
+        assert!(Engine::File.marks_store("log.7") && !Engine::File.marks_store("log.7.tmp"));
+        assert!(Engine::Rocks.owns_file("000012.sst") && !Engine::Rocks.owns_file("x.sst"));
+        assert!(Engine::Rocks.owns_file("OPTIONS-000007.dbtmp"));
+        assert!(!Engine::Lmdb.owns_file("snapshot.1"));
+        let plain = tmp.path().join("notes.txt");
+        assert!(
+            Engine::File.probe(&plain.join("x")).is_err(),
+            "not a directory"
         );
     }
 }
