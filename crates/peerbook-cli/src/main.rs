@@ -235,7 +235,8 @@ enum Command {
         /// BACKEND:PATH
         store: StoreSpec,
         /// Also destroy the key file (overwritten, synced, removed) and remove the
-        /// emptied store directory; the next write starts a new store and key.
+        /// emptied store: the backend's own files, then the directory unless it
+        /// holds other files (those stay); the next write starts a new store and key.
         #[arg(long)]
         destroy_key: bool,
     },

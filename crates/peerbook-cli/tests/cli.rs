@@ -1201,3 +1201,38 @@ fn a_directory_without_a_store_of_the_engine_is_refused_and_left_alone() {
     ));
     r.stdout_has("peers:         5 of max 100");
 }
+
+/// `clear --destroy-key` removes the engine's own files and then the directory only
+/// if nothing else is left: a file it did not make stays, and it says so.
+#[test]
+fn destroy_key_removes_only_the_files_of_the_engine() {
+    for engine in ["lmdb", "rocksdb", "file"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let spec = seed(engine, d, 1);
+        std::fs::write(d.join("peers").join("NOTES.txt"), "mine").unwrap();
+        std::fs::create_dir(d.join("peers").join("backup")).unwrap();
+        std::fs::write(d.join("peers").join("backup").join("data.mdb"), "mine").unwrap();
+        let r = ok(run_in(d, &["clear", &spec, "--destroy-key"]));
+        r.stdout_has("destroyed key file");
+        r.stdout_has("NOTES.txt");
+        assert!(!d.join("peers.key").exists(), "{engine}");
+        assert_eq!(
+            listing(&d.join("peers")),
+            ["NOTES.txt", "backup"],
+            "{engine}"
+        );
+        assert_eq!(listing(&d.join("peers").join("backup")), ["data.mdb"]);
+        // No store is left there.
+        run_in(d, &["stats", &spec]).exits(1);
+
+        // Alone, the store's directory goes too.
+        let spec = seed(engine, d, 1);
+        std::fs::remove_file(d.join("peers").join("NOTES.txt")).unwrap();
+        std::fs::remove_dir_all(d.join("peers").join("backup")).unwrap();
+        let r = ok(run_in(d, &["clear", &spec, "--destroy-key", "--json"]));
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["store_removed"], true, "{engine}");
+        assert!(!d.join("peers").exists(), "{engine}");
+    }
+}

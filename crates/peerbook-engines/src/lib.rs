@@ -242,6 +242,38 @@ impl Engine {
             }
         })
     }
+
+    /// Remove the store of this engine in `dir` (closed): every entry the engine
+    /// owns ([`owns_file`](Engine::owns_file)) that is not a directory, then `dir`
+    /// itself if nothing is left in it. Never recursive: anything else stays, and
+    /// its names are returned (empty when `dir` is gone). A missing `dir` is no
+    /// error.
+    pub fn remove_store(self, dir: &Path) -> io::Result<Vec<OsString>> {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut left = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let owned = name.to_str().is_some_and(|n| self.owns_file(n));
+            if !owned || entry.file_type()?.is_dir() {
+                left.push(name);
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        if left.is_empty() {
+            std::fs::remove_dir(dir)?;
+        }
+        left.sort();
+        Ok(left)
+    }
 }
 
 impl fmt::Display for Engine {
@@ -528,6 +560,27 @@ mod tests {
                 engine.probe(tmp.path()).unwrap(),
                 DirContents::Foreign { other: None }
             );
+        }
+        // Removing a store leaves what the engine did not make, and the directory
+        // only then.
+        for engine in Engine::available() {
+            let dir = tmp.path().join(engine.name());
+            std::fs::create_dir(dir.join("sub")).unwrap();
+            std::fs::write(dir.join("sub").join("LOCK"), b"").unwrap();
+            std::fs::write(dir.join("notes.txt"), b"").unwrap();
+            let left = engine.remove_store(&dir).unwrap();
+            assert_eq!(left, ["notes.txt", "sub"], "{engine}");
+            assert_eq!(
+                engine.probe(&dir).unwrap(),
+                DirContents::Foreign { other: None }
+            );
+            assert!(dir.join("sub").join("LOCK").exists());
+            std::fs::remove_dir_all(dir.join("sub")).unwrap();
+            std::fs::remove_file(dir.join("notes.txt")).unwrap();
+            std::fs::write(dir.join("LOCK"), b"").unwrap();
+            assert!(engine.remove_store(&dir).unwrap().is_empty());
+            assert!(!dir.exists(), "{engine}");
+            assert!(engine.remove_store(&dir).unwrap().is_empty());
         }
         assert!(Engine::File.marks_store("log.7") && !Engine::File.marks_store("log.7.tmp"));
         assert!(Engine::Rocks.owns_file("000012.sst") && !Engine::Rocks.owns_file("x.sst"));

@@ -79,6 +79,7 @@ pub(super) fn clear(
     let mut lines = vec![format!(
         "cleared {spec}: {peers} peers erased from the store's files"
     )];
+    let mut store_removed = false;
     if destroy_key {
         let KeySource::File(path) = key else {
             return Err(CliError::new(format!(
@@ -91,15 +92,28 @@ pub(super) fn clear(
         })?;
         lines.push(format!("destroyed {key}: sealed secrets in any copy of the book can no longer be opened (unless the key itself was copied)"));
         // The emptied store only names the destroyed key (its key check): remove it,
-        // so the next write starts a new store with a new key.
-        std::fs::remove_dir_all(&spec.path).map_err(|e| {
+        // so the next write starts a new store with a new key. Only the engine's own
+        // files go: whatever else the directory holds is not ours to delete.
+        let left = spec.engine.remove_store(&spec.path).map_err(|e| {
             CliError::new(format!("cannot remove the emptied store {spec}: {e}"))
-                .hint("remove the directory by hand; it holds no peer data")
+                .hint("remove the store's files by hand; they hold no peer data")
         })?;
-        lines.push(format!(
-            "removed the emptied store directory {}",
-            spec.path.display()
-        ));
+        if left.is_empty() {
+            lines.push(format!(
+                "removed the emptied store directory {}",
+                spec.path.display()
+            ));
+        } else {
+            lines.push(format!(
+                "removed the emptied store's files; left the directory {} with what peerbook did not make there: {}",
+                spec.path.display(),
+                left.iter()
+                    .map(|n| n.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        store_removed = left.is_empty();
     } else {
         lines.push("copies outside the store (backups, exports, snapshots) still hold their data; --destroy-key makes their secrets unreadable".into());
     }
@@ -110,7 +124,7 @@ pub(super) fn clear(
                 "cleared": spec.to_string(),
                 "peers_erased": peers,
                 "key_destroyed": destroy_key,
-                "store_removed": destroy_key,
+                "store_removed": store_removed,
             }))
         );
     } else {
