@@ -291,17 +291,29 @@ pub fn open_with(
     PeerBook::open(backend, options(base)).map_err(|e| CliError::store(e, key, spec))
 }
 
-/// Write a line to stdout, ignoring a closed pipe (`peerbook list | head`).
-pub fn out(line: &str) {
+/// Write a line to stdout and flush it. A closed pipe (`peerbook list | head`) is
+/// no error; any other failure (a full disk behind `> backup.json`) is, so the
+/// command exits 1 rather than report success over output cut short.
+pub fn out(line: &str) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(line.as_bytes());
-    let _ = stdout.write_all(b"\n");
+    let written = stdout
+        .write_all(line.as_bytes())
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::new(format!(
+            "cannot write to stdout: {e}"
+        ))
+        .hint("the output is incomplete: do not use it; rerun the command once it can be written")),
+        _ => Ok(()),
+    }
 }
 
-/// `println!` that never panics on a closed stdout.
+/// `println!` that never panics on a closed stdout, and returns the `CliError` of
+/// any other failed write from the enclosing function.
 #[macro_export]
 macro_rules! say {
-    ($($arg:tt)*) => { $crate::store::out(&format!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::store::out(&format!($($arg)*))? };
 }
 
 #[cfg(test)]

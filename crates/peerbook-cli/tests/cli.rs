@@ -1236,3 +1236,49 @@ fn destroy_key_removes_only_the_files_of_the_engine() {
         assert!(!d.join("peers").exists(), "{engine}");
     }
 }
+
+/// Output that cannot be written (a full disk behind `> backup.json`) fails the
+/// command with exit 1, so `export > backup.json && clear` stops; a reader that went
+/// away (`| head`) is no error.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_write_to_stdout_fails_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 1);
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    for args in [
+        vec!["export", spec.as_str()],
+        vec!["stats", &spec],
+        vec!["list", &spec, "--json"],
+    ] {
+        run_cmd(
+            bin()
+                .current_dir(d)
+                .args(&args)
+                .stdout(full.try_clone().unwrap()),
+        )
+        .exits(1)
+        .stderr_starts("error: cannot write to stdout");
+    }
+    for _ in 0..5 {
+        let mut child = bin()
+            .current_dir(d)
+            .args(["export", &spec])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
