@@ -203,17 +203,10 @@ pub fn migrate(
             }
         }
     }
-    // TO takes FROM's retention settings, with room for every peer.
-    let retention = source.retention();
-    let target = crate::store::open_with(to, to_key, Access::Write, |o| {
-        let o = retention.apply(o);
-        Options {
-            max_peers: o.max_peers.max(n as u64).max(1),
-            ..o
-        }
-    })?;
     if to_exists {
-        let existing = target
+        // Checked under TO's own settings: opening with FROM's would store them in
+        // TO before a refusal.
+        let existing = crate::store::open_with(to, to_key, Access::Write, |o| o)?
             .get_storage_stats()
             .map_err(|e| CliError::store(e, to_key, to))?;
         if existing.peer_count > 0 && !force {
@@ -224,6 +217,15 @@ pub fn migrate(
             .hint("pass --force to replace its peers with FROM's"));
         }
     }
+    // TO takes FROM's retention settings, with room for every peer.
+    let retention = source.retention();
+    let target = crate::store::open_with(to, to_key, Access::Write, |o| {
+        let o = retention.apply(o);
+        Options {
+            max_peers: o.max_peers.max(n as u64).max(1),
+            ..o
+        }
+    })?;
     let spinner = progress::spinner(n as u64, "writing");
     let report = target.import_data(&doc, ImportMode::Replace);
     spinner.finish_and_clear();

@@ -1282,3 +1282,40 @@ fn a_failed_write_to_stdout_fails_the_command() {
         );
     }
 }
+
+/// The retention settings of `settings --json` on `spec`.
+fn retention(dir: &Path, spec: &str) -> Value {
+    let r = ok(run_in(dir, &["settings", spec, "--json"]));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v["retention"].clone()
+}
+
+/// `migrate` into a store that is not empty, without --force, changes nothing in it:
+/// not its peers, not its retention settings.
+#[test]
+fn a_refused_migrate_leaves_the_target_settings_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("lmdb", d, 1);
+    ok(run_in(d, &["migrate", &spec, "file:./b"]));
+    ok(run_in(
+        d,
+        &[
+            "settings",
+            "file:./b",
+            "--max-peers",
+            "42",
+            "--inactive-after",
+            "3d",
+        ],
+    ));
+    let before = retention(d, "file:./b");
+    assert_eq!(before["max_peers"], 42);
+    run_in(d, &["migrate", &spec, "file:./b"])
+        .exits(1)
+        .stderr_has("is not empty");
+    assert_eq!(retention(d, "file:./b"), before);
+    // With --force, TO takes FROM's settings.
+    ok(run_in(d, &["migrate", &spec, "file:./b", "--force"]));
+    assert_eq!(retention(d, "file:./b"), retention(d, &spec));
+}
