@@ -8,7 +8,9 @@ use serde_json::json;
 use crate::format::{self};
 use crate::progress;
 use crate::say;
-use crate::store::{open_with, Access, Book, CliError, KeySource, StoreSpec, StoreSpecExt};
+use crate::store::{
+    open_with, Access, Book, CliError, Creation, KeySource, StoreSpec, StoreSpecExt,
+};
 use crate::transfer;
 use crate::{Cli, Command, Sort, SortOrder};
 
@@ -118,8 +120,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             // A store this import creates gets room for the whole document; an
             // existing one keeps its settings (its node's quota).
             let creating = !store.exists()?;
+            let key = key_for(store);
+            // A failed import leaves no store (nor key file) it created.
+            let creation = creating.then(|| Creation::before(store, &key));
             let room = doc.peers.len() as u64;
-            let book = open_with(store, &key_for(store), Access::Write, |o| {
+            let mode = if *replace {
+                ImportMode::Replace
+            } else {
+                ImportMode::Merge
+            };
+            let imported = open_with(store, &key, Access::Write, |o| {
                 if creating {
                     Options {
                         max_peers: o.max_peers.max(room),
@@ -128,13 +138,17 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 } else {
                     o
                 }
-            })?;
-            let mode = if *replace {
-                ImportMode::Replace
-            } else {
-                ImportMode::Merge
-            };
-            transfer::import(&book, store, &doc, mode, json)
+            })
+            .and_then(|book| transfer::import(&book, store, &doc, mode)); // closes the book
+            match imported {
+                Ok(report) => transfer::print_import(store, &report, json),
+                Err(e) => {
+                    if let Some(creation) = creation {
+                        creation.undo();
+                    }
+                    Err(e)
+                }
+            }
         }
         Command::Migrate { from, to, force } => {
             let from_key = key_for(from);

@@ -165,7 +165,8 @@ enum Command {
         #[arg(long)]
         no_secrets: bool,
     },
-    /// Import an export document, all or nothing (creates the store if missing).
+    /// Import an export document, all or nothing (creates the store if missing;
+    /// a failed import leaves no store or key file of its making).
     #[command(group(ArgGroup::new("mode").args(["merge", "replace"])))]
     Import {
         /// BACKEND:PATH

@@ -291,6 +291,68 @@ pub fn open_with(
     PeerBook::open(backend, options(base)).map_err(|e| CliError::store(e, key, spec))
 }
 
+/// What a command creating a store made, to remove it again when the command
+/// fails: the store's files, the directories it had to make (the store's and
+/// missing parents) and the key file, each only if it did not exist before.
+pub struct Creation {
+    spec: StoreSpec,
+    /// Directories that did not exist, innermost first.
+    new_dirs: Vec<PathBuf>,
+    /// The key file, if it did not exist.
+    new_key_file: Option<PathBuf>,
+}
+
+impl Creation {
+    /// Note, before anything is created, what creating `spec` with `key` will make.
+    pub fn before(spec: &StoreSpec, key: &KeySource) -> Self {
+        let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
+        let new_dirs = spec
+            .path
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && missing(p))
+            .map(Path::to_path_buf)
+            .collect();
+        let new_key_file = match key {
+            KeySource::File(path) if missing(path) => Some(path.clone()),
+            _ => None,
+        };
+        Creation {
+            spec: spec.clone(),
+            new_dirs,
+            new_key_file,
+        }
+    }
+
+    /// Remove what the failed command created (never recursively, never a file the
+    /// engine does not make); what cannot be removed is named on stderr.
+    pub fn undo(self) {
+        let warn = |what: String| {
+            let _ = writeln!(std::io::stderr(), "warning: {what}; remove it by hand");
+        };
+        if let Some(path) = &self.new_key_file {
+            if std::fs::symlink_metadata(path).is_ok() {
+                if let Err(e) = MasterKey::destroy_file(path) {
+                    warn(format!("the new key file {} stays: {e}", path.display()));
+                }
+            }
+        }
+        match self.spec.engine.remove_store_files(&self.spec.path) {
+            Err(e) => warn(format!(
+                "the new store {} stays: {e}",
+                self.spec.path.display()
+            )),
+            Ok(left) if left.is_empty() => {
+                for dir in &self.new_dirs {
+                    if std::fs::remove_dir(dir).is_err() {
+                        break;
+                    }
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
 /// Write a line to stdout and flush it. A closed pipe (`peerbook list | head`) is
 /// no error; any other failure (a full disk behind `> backup.json`) is, so the
 /// command exits 1 rather than report success over output cut short.

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use peerbook::{ExportDocument, ExportOptions, ImportMode, Options};
+use peerbook::{ExportDocument, ExportOptions, ImportMode, ImportReport, Options};
 use serde_json::json;
 
 use crate::commands::book_size;
@@ -117,25 +117,29 @@ pub fn read_document(file: &Path) -> Result<ExportDocument, CliError> {
     })
 }
 
-/// `import FILE [--merge|--replace]`.
+/// `import FILE [--merge|--replace]`: import, all or nothing (see
+/// [`print_import`] for the report).
 pub fn import(
     book: &Book,
     spec: &StoreSpec,
     doc: &ExportDocument,
     mode: ImportMode,
-    json: bool,
-) -> Result<u8, CliError> {
+) -> Result<ImportReport, CliError> {
     let spinner = progress::spinner(doc.peers.len() as u64, "importing");
     let report = book.import_data(doc, mode);
     spinner.finish_and_clear();
-    let report = report.map_err(|e| match e {
+    report.map_err(|e| match e {
         peerbook::Error::WrongKey => CliError::new(e.to_string()).hint(
             "the document's secrets were sealed under another key: import with that book's key (--key-file / --key-env), or export with --no-secrets",
         ),
         peerbook::Error::QuotaExceeded(_) => CliError::new(e.to_string())
             .hint(format!("nothing was imported; raise the book's limit with `peerbook settings {spec} --max-peers N` if its node allows more")),
         other => CliError::new(other.to_string()).hint("nothing was imported"),
-    })?;
+    })
+}
+
+/// The report of a finished `import`.
+pub fn print_import(spec: &StoreSpec, report: &ImportReport, json: bool) -> Result<u8, CliError> {
     if json {
         say!(
             "{}",

@@ -1319,3 +1319,58 @@ fn a_refused_migrate_leaves_the_target_settings_alone() {
     ok(run_in(d, &["migrate", &spec, "file:./b", "--force"]));
     assert_eq!(retention(d, "file:./b"), retention(d, &spec));
 }
+
+/// An import that would create a store and fails (secrets sealed under another
+/// key) leaves no store directory and no key file behind; the retry with the right
+/// key then works.
+#[test]
+fn a_failed_import_into_a_new_store_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 1);
+    ok(run_in(d, &["export", &spec, "--out", "book.json"]));
+    for engine in ["file", "lmdb", "rocksdb"] {
+        let target = format!("{engine}:./new");
+        run_in(d, &["import", &target, "book.json"])
+            .exits(1)
+            .stderr_starts("error: wrong key");
+        assert!(!d.join("new").exists(), "{engine}: store left behind");
+        assert!(
+            !d.join("new.key").exists(),
+            "{engine}: key file left behind"
+        );
+        // Nested, with a named key file: no parent directory left either.
+        let target = format!("{engine}:./a/b/new");
+        run_in(
+            d,
+            &["import", &target, "book.json", "--key-file", "new.key"],
+        )
+        .exits(1)
+        .stderr_starts("error: wrong key");
+        assert!(!d.join("a").exists(), "{engine}: directories left behind");
+        assert!(
+            !d.join("new.key").exists(),
+            "{engine}: key file left behind"
+        );
+        // An empty directory given stays, empty.
+        std::fs::create_dir(d.join("empty")).unwrap();
+        let target = format!("{engine}:./empty");
+        run_in(d, &["import", &target, "book.json"])
+            .exits(1)
+            .stderr_starts("error: wrong key");
+        assert_eq!(listing(&d.join("empty")), Vec::<String>::new(), "{engine}");
+        assert!(!d.join("empty.key").exists(), "{engine}");
+        std::fs::remove_dir(d.join("empty")).unwrap();
+    }
+    let r = ok(run_in(
+        d,
+        &[
+            "import",
+            "file:./new",
+            "book.json",
+            "--key-file",
+            "peers.key",
+        ],
+    ));
+    r.stdout_has("imported 4 peers");
+}

@@ -243,12 +243,25 @@ impl Engine {
         })
     }
 
-    /// Remove the store of this engine in `dir` (closed): every entry the engine
-    /// owns ([`owns_file`](Engine::owns_file)) that is not a directory, then `dir`
-    /// itself if nothing is left in it. Never recursive: anything else stays, and
-    /// its names are returned (empty when `dir` is gone). A missing `dir` is no
-    /// error.
+    /// Remove the store of this engine in `dir` (closed):
+    /// [`remove_store_files`](Engine::remove_store_files), then `dir` itself if
+    /// nothing is left in it. Never recursive: anything else stays, and its names
+    /// are returned (empty when `dir` is gone). A missing `dir` is no error.
     pub fn remove_store(self, dir: &Path) -> io::Result<Vec<OsString>> {
+        let left = self.remove_store_files(dir)?;
+        if left.is_empty() {
+            match std::fs::remove_dir(dir) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(left)
+    }
+
+    /// Remove every entry of `dir` that this engine owns
+    /// ([`owns_file`](Engine::owns_file)) and that is not a directory; returns the
+    /// names of the entries left, sorted. A missing `dir` is no error.
+    pub fn remove_store_files(self, dir: &Path) -> io::Result<Vec<OsString>> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -267,9 +280,6 @@ impl Engine {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
-        }
-        if left.is_empty() {
-            std::fs::remove_dir(dir)?;
         }
         left.sort();
         Ok(left)
