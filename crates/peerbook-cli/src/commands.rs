@@ -213,6 +213,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         ),
         Command::Clear { store, destroy_key } => {
             let key = key_for(store);
+            if let (true, KeySource::Env(var)) = (destroy_key, &key) {
+                return Err(CliError::usage(format!(
+                    "--destroy-key destroys a key file, but the key comes from --key-env {var}"
+                ))
+                .hint("nothing was changed; pass the key file with --key-file PATH, or clear without --destroy-key and delete the key from wherever you keep it"));
+            }
             clear(open(store, Access::Read)?, store, &key, *destroy_key, json)
         }
         Command::Cleanup {

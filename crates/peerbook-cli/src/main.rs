@@ -239,6 +239,7 @@ enum Command {
         /// Also destroy the key file (overwritten, synced, removed) and remove the
         /// emptied store: the backend's own files, then the directory unless it
         /// holds other files (those stay); the next write starts a new store and key.
+        /// Refused, before anything changes, with --key-env (no key file).
         #[arg(long)]
         destroy_key: bool,
     },

@@ -1374,3 +1374,25 @@ fn a_failed_import_into_a_new_store_leaves_nothing_behind() {
     ));
     r.stdout_has("imported 4 peers");
 }
+
+/// `--destroy-key` with a key from the environment is a usage error, refused before
+/// the book is cleared.
+#[test]
+fn destroy_key_with_a_key_from_the_environment_is_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 1);
+    let bytes = std::fs::read(d.join("peers.key")).unwrap();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    run_cmd(bin().current_dir(d).env("PB_TEST_KEY", &hex).args([
+        "--key-env",
+        "PB_TEST_KEY",
+        "clear",
+        &spec,
+        "--destroy-key",
+    ]))
+    .exits(2)
+    .stderr_starts("error: ")
+    .stderr_has("--destroy-key");
+    ok(run_in(d, &["stats", &spec])).stdout_has("peers:         4 of max 100");
+}

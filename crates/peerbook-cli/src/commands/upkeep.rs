@@ -82,10 +82,8 @@ pub(super) fn clear(
     let mut store_removed = false;
     if destroy_key {
         let KeySource::File(path) = key else {
-            return Err(CliError::new(format!(
-                "{spec} is cleared, but its key comes from the environment ({key}): peerbook cannot destroy it"
-            ))
-            .hint("delete the key from wherever you keep it"));
+            // refused before the book was opened (`commands::run`)
+            return Err(CliError::usage("--destroy-key needs a key file"));
         };
         peerbook::MasterKey::destroy_file(path).map_err(|e| {
             CliError::new(e.to_string()).hint("the store is cleared; remove the key file by hand")
