@@ -191,6 +191,25 @@ pub fn clip(s: &str, max: usize) -> String {
     }
 }
 
+/// `s` with its control and bidirectional formatting characters escaped
+/// (`\u{1b}`, `\n`, `\u{202e}`, as `escape_debug` does), and `\` as `\\`; all else
+/// as is (a JSON Web Key keeps its quotes). Text from peers then reaches a terminal
+/// inert.
+pub fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if bidi {
+            out.extend(c.escape_unicode());
+        } else if c.is_control() || c == '\\' {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1396,3 +1396,35 @@ fn destroy_key_with_a_key_from_the_environment_is_refused_first() {
     .stderr_has("--destroy-key");
     ok(run_in(d, &["stats", &spec])).stdout_has("peers:         4 of max 100");
 }
+
+/// A public key is shown escaped, as metadata is: the core only bounds its length,
+/// and terminal control sequences (e.g. from an imported document) stay inert.
+#[test]
+fn get_escapes_control_characters_of_a_public_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 0);
+    {
+        let key = MasterKey::load(d.join("peers.key")).unwrap();
+        let book =
+            PeerBook::open(open_backend("file", &d.join("peers")), Options::new(key)).unwrap();
+        book.store_peer(NewPeer {
+            peer_id: "mallory".into(),
+            display_name: "Mallory".into(),
+            public_key: "\u{1b}]0;owned\u{7}\u{1b}[2J\u{202E}".into(),
+            ..NewPeer::default()
+        })
+        .unwrap();
+        drop(book.close().unwrap());
+    }
+    let r = ok(run_in(d, &["get", &spec, "mallory"]));
+    assert!(
+        !r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{202E}'),
+        "raw controls in {:?}",
+        r.stdout
+    );
+    r.stdout_has("public_key:         \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e}");
+    // A JSON Web Key reads as it is.
+    let r = ok(run_in(d, &["get", &spec, "alice"]));
+    r.stdout_has("public_key:         {\"kty\":\"EC\",\"crv\":\"P-256\"}");
+}

@@ -130,7 +130,11 @@ pub(super) fn get(
     let q = &peer.connection_quality;
     say!("peer_id:            {}", peer.peer_id);
     say!("display_name:       {}", peer.display_name);
-    say!("public_key:         {}", clip(&peer.public_key, 72));
+    // the core bounds only its length: it may hold terminal control sequences
+    say!(
+        "public_key:         {}",
+        clip(&format::escape_controls(&peer.public_key), 72)
+    );
     say!(
         "shared_secret:      {}",
         format::shared_secret(book, &peer, reveal)?.unwrap_or_else(|| "-".into())
