@@ -158,7 +158,8 @@ enum Command {
     Export {
         /// BACKEND:PATH
         store: StoreSpec,
-        /// Write to FILE instead of stdout, atomically (a temp file renamed over it).
+        /// Write to FILE instead of stdout, atomically (a new, private temp file of
+        /// an unguessable name, renamed over it).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Leave secrets out (the document then imports into a book with any key).

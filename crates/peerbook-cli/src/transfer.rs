@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use peerbook::{ExportDocument, ExportOptions, ImportMode, ImportReport, Options};
 use serde_json::json;
@@ -71,26 +71,16 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<(), CliError> {
         .ok_or_else(|| CliError::usage(format!("--out {}: not a file name", path.display())))?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+        _ => PathBuf::from("."),
     };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&tmp)?;
+    let (tmp, mut f) = create_temp(&dir, name).map_err(io)?;
+    let tmp_path = &tmp;
+    let write = move || -> std::io::Result<()> {
         f.write_all(data)?;
         f.write_all(b"\n")?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&tmp, path)?;
+        fs::rename(tmp_path, path)?;
         // the rename itself is durable once the directory is synced
         #[cfg(unix)]
         fs::File::open(&dir)?.sync_all()?;
@@ -100,6 +90,44 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<(), CliError> {
         let _ = fs::remove_file(&tmp);
         io(e)
     })
+}
+
+/// A new, empty temp file for `name` in `dir`, readable by its owner only, under a
+/// name no one can guess (`.NAME.tmp-PID-RANDOM`), created exclusively: an entry
+/// already there under that name, a planted symbolic link included, is never
+/// opened (`create_new` is `O_CREAT | O_EXCL`, which does not follow links).
+fn create_temp(dir: &Path, name: &std::ffi::OsStr) -> std::io::Result<(PathBuf, fs::File)> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut last = None;
+    for _ in 0..8 {
+        // SipHash under the process's random keys: unpredictable without them.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp-{}-{random:016x}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        match create_private(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temp file name")))
+}
+
+/// Create `path` (mode 0600), failing if anything, a symbolic link included, is
+/// there.
+fn create_private(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 /// The export document in `file` (`-` for stdin).
@@ -305,4 +333,53 @@ fn check_copy(
         .hint("FROM is unchanged"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A symbolic link planted where `export --out` puts its temp file (a name
+    /// another user can guess in a shared directory) is never written through.
+    #[cfg(unix)]
+    #[test]
+    fn export_out_never_writes_through_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let out = dir.path().join("book.json");
+        let planted = dir
+            .path()
+            .join(format!(".book.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        write_atomically(&out, b"{}").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(fs::symlink_metadata(&out).unwrap().is_file());
+        assert_eq!(fs::read_to_string(&out).unwrap(), "{}\n");
+    }
+
+    /// The temp file is created exclusively: a link (or anything) already at its
+    /// name is refused, never written through.
+    #[cfg(unix)]
+    #[test]
+    fn a_temp_file_is_never_opened_through_an_existing_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nothing"), &dangling).unwrap();
+        for path in [&link, &dangling, &victim] {
+            let e = create_private(path).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{path:?}");
+        }
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!dir.path().join("nothing").exists());
+        // Two temp files for one name never share a name.
+        let name = std::ffi::OsStr::new("book.json");
+        let (a, _) = create_temp(dir.path(), name).unwrap();
+        let (b, _) = create_temp(dir.path(), name).unwrap();
+        assert_ne!(a, b);
+    }
 }
