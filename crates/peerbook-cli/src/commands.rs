@@ -122,13 +122,18 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             let creating = !store.exists()?;
             let key = key_for(store);
             // A failed import leaves no store (nor key file) it created.
-            let creation = creating.then(|| Creation::before(store, &key));
+            let creation = if creating {
+                Some(Creation::start(store, &key)?)
+            } else {
+                None
+            };
             let room = doc.peers.len() as u64;
             let mode = if *replace {
                 ImportMode::Replace
             } else {
                 ImportMode::Merge
             };
+            let mut seen_empty = false;
             let imported = open_with(store, &key, Access::Write, |o| {
                 if creating {
                     Options {
@@ -139,12 +144,16 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                     o
                 }
             })
-            .and_then(|book| transfer::import(&book, store, &doc, mode)); // closes the book
+            .and_then(|book| {
+                let imported = transfer::import(&book, store, &doc, mode);
+                seen_empty = book.get_storage_stats().is_ok_and(|s| s.peer_count == 0);
+                imported
+            }); // the book is closed here
             match imported {
                 Ok(report) => transfer::print_import(store, &report, json),
                 Err(e) => {
                     if let Some(creation) = creation {
-                        creation.undo();
+                        creation.undo(seen_empty);
                     }
                     Err(e)
                 }

@@ -298,13 +298,15 @@ pub struct Creation {
     spec: StoreSpec,
     /// Directories that did not exist, innermost first.
     new_dirs: Vec<PathBuf>,
-    /// The key file, if it did not exist.
+    /// The key file this command created.
     new_key_file: Option<PathBuf>,
 }
 
 impl Creation {
-    /// Note, before anything is created, what creating `spec` with `key` will make.
-    pub fn before(spec: &StoreSpec, key: &KeySource) -> Self {
+    /// Before anything else is created: note the missing directories of `spec`,
+    /// and create `key`'s file if it is missing (create-new, so the file is
+    /// certainly this command's).
+    pub fn start(spec: &StoreSpec, key: &KeySource) -> Result<Self, CliError> {
         let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
         let new_dirs = spec
             .path
@@ -313,34 +315,46 @@ impl Creation {
             .map(Path::to_path_buf)
             .collect();
         let new_key_file = match key {
-            KeySource::File(path) if missing(path) => Some(path.clone()),
+            KeySource::File(path) if missing(path) => match MasterKey::create(path) {
+                Ok(_) => Some(path.clone()),
+                // made by someone else meanwhile: theirs, loaded as any key file
+                Err(_) if !missing(path) => None,
+                Err(e) => {
+                    return Err(CliError::new(e.to_string())
+                        .hint("pass the book's key with --key-file PATH or --key-env VAR"))
+                }
+            },
             _ => None,
         };
-        Creation {
+        Ok(Creation {
             spec: spec.clone(),
             new_dirs,
             new_key_file,
-        }
+        })
     }
 
-    /// Remove what the failed command created (never recursively, never a file the
-    /// engine does not make); what cannot be removed is named on stderr.
-    pub fn undo(self) {
+    /// Remove what the failed command created, never recursively, never a file
+    /// the engine does not make. `seen_empty`: the command saw the book hold no
+    /// peer while it had the store open (locked). A store there is removed only
+    /// then: otherwise it may be another process's, made meanwhile, and it stays
+    /// with the key file. What cannot be removed is named on stderr.
+    pub fn undo(self, seen_empty: bool) {
         let warn = |what: String| {
             let _ = writeln!(std::io::stderr(), "warning: {what}; remove it by hand");
         };
+        let dir = &self.spec.path;
+        match self.spec.engine.probe(dir) {
+            Ok(DirContents::Nothing | DirContents::Leftovers) => {}
+            Ok(DirContents::Store) if seen_empty => {}
+            _ => return,
+        }
         if let Some(path) = &self.new_key_file {
-            if std::fs::symlink_metadata(path).is_ok() {
-                if let Err(e) = MasterKey::destroy_file(path) {
-                    warn(format!("the new key file {} stays: {e}", path.display()));
-                }
+            if let Err(e) = MasterKey::destroy_file(path) {
+                warn(format!("the new key file {} stays: {e}", path.display()));
             }
         }
-        match self.spec.engine.remove_store_files(&self.spec.path) {
-            Err(e) => warn(format!(
-                "the new store {} stays: {e}",
-                self.spec.path.display()
-            )),
+        match self.spec.engine.remove_store_files(dir) {
+            Err(e) => warn(format!("the new store {} stays: {e}", dir.display())),
             Ok(left) if left.is_empty() => {
                 for dir in &self.new_dirs {
                     if std::fs::remove_dir(dir).is_err() {
@@ -412,6 +426,36 @@ mod tests {
         for bad in ["peers", "sqlite:./x", "lmdb:", "file:/", ":x", "lmdb:."] {
             assert!(bad.parse::<StoreSpec>().is_err(), "{bad}");
         }
+    }
+
+    /// A store found where a failed creating command expected its own, and not
+    /// seen empty under its lock, may be another process's: it stays, and so
+    /// does the key file (its book may be sealed with it).
+    #[cfg(feature = "file")]
+    #[test]
+    fn undo_leaves_a_store_it_did_not_see_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("new");
+        let spec: StoreSpec = format!("file:{}", path.display()).parse().unwrap();
+        let key_file = tmp.path().join("new.key");
+        let key = KeySource::File(key_file.clone());
+        let creation = Creation::start(&spec, &key).unwrap();
+        assert!(key_file.is_file());
+        // Meanwhile another process makes its book there, with that key.
+        let book = PeerBook::open(spec.open().unwrap(), Options::new(key.load(false).unwrap()));
+        drop(book.unwrap());
+        creation.undo(false);
+        assert!(key_file.is_file());
+        assert_eq!(spec.engine.probe(&path).unwrap(), DirContents::Store);
+
+        // Its own store, seen empty: all it made goes, key file, store, directories.
+        std::fs::remove_dir_all(tmp.path().join("a")).unwrap();
+        std::fs::remove_file(&key_file).unwrap();
+        let creation = Creation::start(&spec, &key).unwrap();
+        drop(spec.open().unwrap());
+        creation.undo(true);
+        assert!(!key_file.exists());
+        assert!(!tmp.path().join("a").exists());
     }
 
     #[test]
