@@ -194,15 +194,30 @@ pub(crate) struct FrameBuilder {
 impl FrameBuilder {
     /// A frame of `count` ops taking `ops_bytes` encoded bytes (see [`entry_size`]
     /// and [`delete_size`]); a wrong guess costs a reallocation, never wrong bytes.
+    #[cfg(test)]
     pub(crate) fn new(count: u64, ops_bytes: usize) -> Self {
-        let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + varint_len(count) + ops_bytes);
+        Self::new_in(Vec::new(), count, ops_bytes)
+    }
+
+    /// [`new`](Self::new) in `buf` (emptied first), whose allocation it keeps when
+    /// it is large enough.
+    fn new_in(mut frame: Vec<u8>, count: u64, ops_bytes: usize) -> Self {
+        frame.clear();
+        frame.reserve_exact(FRAME_HEADER_LEN + varint_len(count) + ops_bytes);
         frame.extend_from_slice(&[0; FRAME_HEADER_LEN]);
         put_varint(&mut frame, count);
         FrameBuilder { frame }
     }
 
     /// The frame of `batch`'s ops, in a buffer of exactly their size.
+    #[cfg(test)]
     pub(crate) fn for_batch(batch: &WriteBatch) -> Self {
+        Self::for_batch_in(Vec::new(), batch)
+    }
+
+    /// [`for_batch`](Self::for_batch) in `buf` (emptied first): a writer that keeps
+    /// the buffer of its last frame allocates none for the next one.
+    pub(crate) fn for_batch_in(buf: Vec<u8>, batch: &WriteBatch) -> Self {
         let size = batch
             .ops()
             .iter()
@@ -211,7 +226,7 @@ impl FrameBuilder {
                 Op::Delete { key, .. } => delete_size(key.len()),
             })
             .sum();
-        let mut frame = FrameBuilder::new(batch.ops().len() as u64, size);
+        let mut frame = FrameBuilder::new_in(buf, batch.ops().len() as u64, size);
         for op in batch.ops() {
             match op {
                 Op::Put { space, key, value } => frame.put(*space, key, value),
