@@ -26,7 +26,8 @@
 //! **Never blocks the poll loop.** Writes go through a write-behind queue
 //! ([`Config::queue_capacity`]) applied by one thread. When the queue is full a
 //! ping or identify observation is folded into a per-peer latest state (latest
-//! latency, addresses, metadata); a session or failure that does not fit is
+//! latency, addresses, metadata) of at most [`Config::queue_capacity`] peers; a
+//! session or failure that does not fit, or a peer past a full overflow, is
 //! dropped, and [`Behaviour::stats`] counts every drop. [`Behaviour::shutdown`]
 //! applies what is queued.
 //!
@@ -45,7 +46,8 @@ pub use behaviour::{bootstrap, Behaviour, Observe, AGENT_VERSION_KEY, PROTOCOLS_
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
     /// Observations queued for the writer thread before coalescing starts
-    /// (default 1,024).
+    /// (default 1,024); the coalesced overflow holds at most as many peers, so
+    /// the queue's memory is bounded whatever remote peers send.
     pub queue_capacity: usize,
 }
 
@@ -60,7 +62,7 @@ impl Default for Config {
 /// Counters of the write-behind queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Observations lost to a full queue (or coalesced away).
+    /// Observations lost to a full queue or a full overflow (or coalesced away).
     pub dropped: u64,
     /// Observations the book refused or failed to write (logged at debug level).
     pub failed: u64,

@@ -2,7 +2,9 @@
 //! one thread applies them to the book in order. When the queue is full, an op is
 //! folded into a per-peer "latest state" slot instead (latest public key, latency,
 //! addresses, metadata) and whatever cannot be kept that way (a session, a failed
-//! attempt, an older state it replaces) is counted as dropped.
+//! attempt, an older state it replaces, a peer past the overflow's own capacity)
+//! is counted as dropped. Both the queue and the overflow hold at most `capacity`
+//! entries: memory stays bounded whatever remote peers send.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,7 +76,8 @@ impl State {
 #[derive(Default)]
 struct Queue {
     ops: VecDeque<Op>,
-    /// Per-peer latest state of ops that did not fit, in first-overflow order.
+    /// Per-peer latest state of ops that did not fit, in first-overflow order
+    /// (at most `capacity` peers).
     overflow: HashMap<String, State>,
     overflow_order: Vec<String>,
     /// Ops taken by the writer and not yet applied.
@@ -131,11 +134,16 @@ impl WriteBehind {
         if q.ops.len() < self.shared.capacity {
             q.ops.push_back(op);
         } else {
+            let capacity = self.shared.capacity;
             let lost = match op {
                 Op::State { peer, state } => {
                     let q = &mut *q;
+                    let full = q.overflow.len() >= capacity;
                     match q.overflow.get_mut(&peer) {
                         Some(latest) => latest.merge(state),
+                        // the overflow is bounded too (remote peers choose how
+                        // many identities they show): a new peer past it is lost
+                        None if full => 1,
                         None => {
                             q.overflow_order.push(peer.clone());
                             q.overflow.insert(peer, state);
@@ -155,6 +163,12 @@ impl WriteBehind {
     /// Ops lost to a full queue so far.
     pub(crate) fn dropped(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Peers waiting in the overflow now.
+    #[cfg(test)]
+    pub(crate) fn overflowed(&self) -> usize {
+        lock(&self.shared).overflow.len()
     }
 
     /// Ops the book refused or failed so far.
@@ -373,6 +387,40 @@ mod tests {
             Some(3),
             "queued ops applied in order"
         );
+        w.shutdown();
+        assert_eq!(w.failed(), 0);
+    }
+
+    /// Finding 2: once the queue is full, every distinct peer used to get its own
+    /// overflow slot, so remote peers (fresh identities) grew it without bound.
+    #[test]
+    fn overflow_is_capped_and_what_does_not_fit_is_counted() {
+        let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+        let backend = gated(gate.clone());
+        let book = Arc::new(
+            PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap(),
+        );
+        let mut w = WriteBehind::start(book.clone(), 2);
+        let (lock, cvar) = &*gate;
+        *lock.lock().unwrap() = (false, 0);
+        w.push(latency("stuck", 1));
+        let mut g = lock.lock().unwrap();
+        while g.1 == 0 {
+            g = cvar.wait(g).unwrap();
+        }
+        drop(g);
+        // 2 ops fill the queue, then 1,000 distinct peers overflow
+        for i in 0..1002 {
+            w.push(latency(&format!("p{i}"), 5));
+        }
+        let (kept, dropped) = (w.overflowed(), w.dropped());
+        *lock.lock().unwrap() = (true, 0);
+        cvar.notify_all();
+        assert_eq!(kept, 2, "the overflow holds at most the queue's capacity");
+        assert_eq!(dropped, 1000 - 2, "every peer that did not fit is counted");
+        w.wait_idle();
+        assert!(book.get_peer("p3").unwrap().is_some(), "overflow applied");
+        assert!(book.get_peer("p4").unwrap().is_none(), "dropped");
         w.shutdown();
         assert_eq!(w.failed(), 0);
     }
