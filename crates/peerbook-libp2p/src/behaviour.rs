@@ -21,6 +21,7 @@ use libp2p::{identify, ping, PeerId};
 use peerbook::address::{validate_address, MAX_ADDRESSES, MAX_METADATA_VALUE_LEN};
 use peerbook::{AddressSource, Backend, CandidateQuery, PeerBook, SessionObservation};
 
+use crate::mirror::Mirror;
 use crate::writer::{Op, State, WriteBehind};
 use crate::{Config, Stats};
 
@@ -36,8 +37,9 @@ pub const PROTOCOLS_KEY: &str = "libp2p.protocols";
 pub struct Behaviour<B: Backend + 'static> {
     book: Arc<PeerBook<B>>,
     writer: WriteBehind,
-    /// Addresses per peer, kept in step with the book: the swarm reads them here.
-    addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Addresses per peer as the book last answered them (peers the book took,
+    /// at most its `max_peers`): the swarm reads them here.
+    addresses: Mirror,
     /// Open connections: peer and start.
     open: HashMap<ConnectionId, (PeerId, Instant)>,
     config: Config,
@@ -48,7 +50,8 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// of the book: call it before the swarm runs, or from a blocking thread) and
     /// starts the write-behind thread.
     pub fn new(book: Arc<PeerBook<B>>, config: Config) -> peerbook::Result<Self> {
-        let mut addresses = HashMap::new();
+        let cap = usize::try_from(book.retention().max_peers).unwrap_or(usize::MAX);
+        let mut addresses = Mirror::new(cap);
         for record in book.query_peers(&peerbook::PeerQuery::default())? {
             let Ok(peer) = record.peer_id.as_str().parse::<PeerId>() else {
                 continue; // not a libp2p peer
@@ -58,9 +61,7 @@ impl<B: Backend + 'static> Behaviour<B> {
                 .iter()
                 .filter_map(|a| a.addr.parse().ok())
                 .collect();
-            if !addrs.is_empty() {
-                addresses.insert(peer, addrs);
-            }
+            addresses.set(peer, addrs);
         }
         let writer = WriteBehind::start(Arc::clone(&book), config.queue_capacity);
         Ok(Behaviour {
@@ -77,9 +78,11 @@ impl<B: Backend + 'static> Behaviour<B> {
         &self.book
     }
 
-    /// The addresses the store knows for `peer` (what a dial of it will use).
+    /// The addresses the store knows for `peer` (what a dial of it will use): the
+    /// book's, as of the last op the writer applied for it and the store took in
+    /// (when the swarm polls it, or at [`flush`](Self::flush)).
     pub fn addresses_of(&self, peer: &PeerId) -> &[Multiaddr] {
-        self.addresses.get(peer).map_or(&[], Vec::as_slice)
+        self.addresses.get(peer)
     }
 
     /// Counters of the write-behind queue.
@@ -104,7 +107,7 @@ impl<B: Backend + 'static> Behaviour<B> {
             .get_reconnection_candidates_by_address(&query, recent)?
             .into_iter()
             .filter_map(|c| c.peer.peer_id.as_str().parse::<PeerId>().ok())
-            .filter(|p| self.addresses.contains_key(p))
+            .filter(|p| self.addresses.contains(p))
             .collect())
     }
 
@@ -112,12 +115,8 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// the store: ping RTT -> latency, identify -> public key, reported addresses,
     /// agent version and protocols. Never blocks.
     pub fn observe<E: Observe>(&mut self, event: &E) {
+        self.sync_mirror();
         if let Some((peer, state)) = event.state() {
-            for (addr, _) in &state.addresses {
-                if let Ok(addr) = addr.parse() {
-                    self.remember(peer, addr);
-                }
-            }
             self.writer.push(Op::State {
                 peer: peer.to_string(),
                 state,
@@ -125,9 +124,11 @@ impl<B: Backend + 'static> Behaviour<B> {
         }
     }
 
-    /// Block until every observation queued so far is in the book.
-    pub fn flush(&self) {
+    /// Block until every observation queued so far is in the book (and its
+    /// addresses in [`addresses_of`](Self::addresses_of)).
+    pub fn flush(&mut self) {
         self.writer.wait_idle();
+        self.sync_mirror();
     }
 
     /// The node stops: record a session for each connection still open (up to
@@ -141,13 +142,24 @@ impl<B: Backend + 'static> Behaviour<B> {
             });
         }
         self.writer.shutdown();
+        self.sync_mirror();
         let _ = self.book.flush();
     }
 
-    fn remember(&mut self, peer: PeerId, addr: Multiaddr) {
-        let known = self.addresses.entry(peer).or_default();
-        if !known.contains(&addr) && known.len() < MAX_ADDRESSES {
-            known.push(addr);
+    /// Take in what the book answered since the last call: a peer's addresses as
+    /// stored, or its absence.
+    fn sync_mirror(&mut self) {
+        for (peer, addrs) in self.writer.take_stored() {
+            let Ok(peer) = peer.parse::<PeerId>() else {
+                continue;
+            };
+            match addrs {
+                Some(addrs) => {
+                    let addrs = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+                    self.addresses.set(peer, addrs);
+                }
+                None => self.addresses.remove(&peer),
+            }
         }
     }
 
@@ -160,9 +172,6 @@ impl<B: Backend + 'static> Behaviour<B> {
             ConnectedPoint::Dialer { address, .. } => Some(without_peer(address)),
             ConnectedPoint::Listener { .. } => None,
         };
-        if let Some(addr) = &addr {
-            self.remember(e.peer_id, addr.clone());
-        }
         self.writer.push(Op::Connected {
             peer: e.peer_id.to_string(),
             public_key: key_of(&e.peer_id),
@@ -375,9 +384,12 @@ impl<B: Backend + 'static> NetworkBehaviour for Behaviour<B> {
         _: &[Multiaddr],
         _: Endpoint,
     ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        Ok(maybe_peer
-            .map(|p| self.addresses_of(&p).to_vec())
-            .unwrap_or_default())
+        let Some(peer) = maybe_peer else {
+            return Ok(Vec::new());
+        };
+        self.sync_mirror();
+        self.addresses.touch(&peer);
+        Ok(self.addresses.get(&peer).to_vec())
     }
 
     fn handle_established_outbound_connection(
@@ -409,8 +421,13 @@ impl<B: Backend + 'static> NetworkBehaviour for Behaviour<B> {
         match event {}
     }
 
-    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
         let _ = &self.config;
+        self.writer.register(cx.waker());
+        self.sync_mirror();
         Poll::Pending
     }
 }

@@ -21,7 +21,11 @@
 //!
 //! libp2p's own peer-store `Store` trait returns borrowed addresses and has no
 //! notion of sessions or failures, so this crate is a behaviour of its own with an
-//! in-memory mirror of the addresses in front of the book.
+//! in-memory mirror of the addresses in front of the book. The mirror holds what
+//! the book stored (filled from the writer thread's results, so a peer the book
+//! refused is never in it), at most the book's `max_peers` peers (the least
+//! recently updated or dialed leaves first), and forgets a peer the book no
+//! longer has as soon as an op for it says so.
 //!
 //! **Never blocks the poll loop.** Writes go through a write-behind queue
 //! ([`Config::queue_capacity`]) applied by one thread. When the queue is full a
@@ -38,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 mod behaviour;
+mod mirror;
 mod writer;
 
 pub use behaviour::{bootstrap, Behaviour, Observe, AGENT_VERSION_KEY, PROTOCOLS_KEY};

@@ -9,9 +9,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::thread::JoinHandle;
 
-use peerbook::{AddressSource, Backend, NewPeer, PeerBook, QualityUpdate, SessionObservation};
+use peerbook::{
+    AddressSource, Backend, Error, NewPeer, PeerBook, PeerRecord, QualityUpdate, SessionObservation,
+};
 use tracing::debug;
 
 /// One thing the swarm saw, as the book will record it.
@@ -34,6 +37,21 @@ pub(crate) enum Op {
     /// The latest state heard of the peer (identify, ping).
     State { peer: String, state: State },
 }
+
+impl Op {
+    fn peer(&self) -> &str {
+        match self {
+            Op::Connected { peer, .. }
+            | Op::Session { peer, .. }
+            | Op::DialFailed { peer, .. }
+            | Op::State { peer, .. } => peer,
+        }
+    }
+}
+
+/// What the book holds for a peer after an applied op, for the behaviour's
+/// address mirror: its addresses, or `None` when the book has no such peer.
+pub(crate) type Stored = HashMap<String, Option<Vec<String>>>;
 
 /// Latest-state facts: a later one replaces an earlier one field by field.
 #[derive(Clone, Debug, Default)]
@@ -91,6 +109,11 @@ pub(crate) struct Shared {
     capacity: usize,
     dropped: AtomicU64,
     failed: AtomicU64,
+    /// Latest per peer, taken by the behaviour (one entry per peer the book
+    /// answered for since the last take).
+    stored: Mutex<Stored>,
+    /// The behaviour's task, woken when `stored` gains entries.
+    waker: Mutex<Option<Waker>>,
 }
 
 /// The write-behind handle: push without blocking, flush, shut down.
@@ -112,6 +135,8 @@ impl WriteBehind {
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            stored: Mutex::new(HashMap::new()),
+            waker: Mutex::new(None),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -158,6 +183,19 @@ impl WriteBehind {
         }
         drop(q);
         self.shared.wake.notify_all();
+    }
+
+    /// What the book answered for each peer since the last call (see [`Stored`]).
+    pub(crate) fn take_stored(&self) -> Stored {
+        std::mem::take(&mut *self.shared.stored.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Wake `waker` when the book answers for a peer.
+    pub(crate) fn register(&self, waker: &Waker) {
+        let mut slot = self.shared.waker.lock().unwrap_or_else(|p| p.into_inner());
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
     }
 
     /// Ops lost to a full queue so far.
@@ -220,10 +258,39 @@ fn run<B: Backend>(book: &PeerBook<B>, shared: &Shared) {
             q.in_flight = batch.len();
             batch
         };
+        let mut answered = Stored::new();
         for op in batch {
-            if let Err(e) = apply(book, op) {
-                shared.failed.fetch_add(1, Ordering::Relaxed);
-                debug!(error = %e, "peerbook-libp2p: an observation was not recorded");
+            let peer = op.peer().to_string();
+            match apply(book, op) {
+                Ok(Some(record)) => {
+                    let addrs = record.addresses.into_iter().map(|a| a.addr).collect();
+                    answered.insert(peer, Some(addrs));
+                }
+                Ok(None) => {
+                    answered.insert(peer, None);
+                }
+                Err(e) => {
+                    if matches!(e, Error::NotFound { .. }) {
+                        answered.insert(peer, None); // the book dropped it
+                    }
+                    shared.failed.fetch_add(1, Ordering::Relaxed);
+                    debug!(error = %e, "peerbook-libp2p: an observation was not recorded");
+                }
+            }
+        }
+        if !answered.is_empty() {
+            shared
+                .stored
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(answered);
+            let waker = shared
+                .waker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(waker) = waker {
+                waker.wake();
             }
         }
         lock(shared).in_flight = 0;
@@ -231,35 +298,38 @@ fn run<B: Backend>(book: &PeerBook<B>, shared: &Shared) {
     }
 }
 
-fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<()> {
-    match op {
+/// Apply `op`: the peer's record afterwards, `None` when the book has no such peer.
+fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<PeerRecord>> {
+    let record = match op {
         Op::Connected {
             peer,
             public_key,
             addr,
         } => {
-            book.store_peer(NewPeer {
+            let mut record = book.store_peer(NewPeer {
                 peer_id: peer.clone(),
                 public_key: public_key.unwrap_or_default(),
                 ..Default::default()
             })?;
             if let Some(addr) = addr {
                 book.add_address(&peer, &addr, AddressSource::Observed, None)?;
-                book.record_address_result(&peer, &addr, true)?;
+                record = book.record_address_result(&peer, &addr, true)?;
             }
+            record
         }
-        Op::Session { peer, observation } => {
-            book.record_session(&peer, &observation)?;
-        }
+        Op::Session { peer, observation } => book.record_session(&peer, &observation)?,
         Op::DialFailed { peer, addrs } => {
             if book.get_peer(&peer)?.is_none() {
-                return Ok(()); // never met: nothing to count against
+                return Ok(None); // never met: nothing to count against
             }
-            book.increment_reconnection_attempts(&peer)?;
+            let mut record = book.increment_reconnection_attempts(&peer)?;
             for addr in addrs {
                 // an address the peer does not have is refused: nothing to mark
-                let _ = book.record_address_result(&peer, &addr, false);
+                if let Ok(marked) = book.record_address_result(&peer, &addr, false) {
+                    record = marked;
+                }
             }
+            record
         }
         Op::State { peer, state } => {
             // A peer first stored without its key (a peer id that does not embed
@@ -271,13 +341,13 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<()> {
                 Some(key) if !stored_without_key => key,
                 _ => String::new(),
             };
-            book.learn_peer(NewPeer {
+            let mut record = book.learn_peer(NewPeer {
                 peer_id: peer.clone(),
                 public_key,
                 ..Default::default()
             })?;
             if let Some(ms) = state.latency_ms {
-                book.update_connection_quality(
+                record = book.update_connection_quality(
                     &peer,
                     QualityUpdate {
                         latency_ms: Some(Some(ms)),
@@ -287,14 +357,17 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<()> {
             }
             for (addr, source) in state.addresses {
                 // past the per-peer limit the book refuses: keep the first ones
-                let _ = book.add_address(&peer, &addr, source, None);
+                if let Ok(added) = book.add_address(&peer, &addr, source, None) {
+                    record = added;
+                }
             }
             for (key, value) in state.metadata {
-                book.set_metadata(&peer, &key, Some(&value))?;
+                record = book.set_metadata(&peer, &key, Some(&value))?;
             }
+            record
         }
-    }
-    Ok(())
+    };
+    Ok(Some(record))
 }
 
 #[cfg(test)]

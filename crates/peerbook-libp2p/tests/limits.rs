@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::identity::{Keypair, PublicKey};
-use libp2p::swarm::ConnectionId;
+use libp2p::swarm::{ConnectionId, NetworkBehaviour};
 use libp2p::{identify, ping, Multiaddr, PeerId, StreamProtocol};
 use peerbook::address::{MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_METADATA_VALUE_LEN};
 use peerbook::{MasterKey, Options, PeerBook};
@@ -159,4 +159,80 @@ fn rsa_peer_ids_store_and_reload_with_their_long_keys() {
             ["/ip4/192.0.2.1/tcp/4001".parse::<Multiaddr>().unwrap()]
         );
     }
+}
+
+/// Finding 2: the address mirror held every identity heard of, accepted by the
+/// book or not, forever. It now holds the peers the book took, at most
+/// `max_peers` of them.
+#[test]
+fn the_address_mirror_holds_only_what_the_book_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = FileBackend::open(dir.path(), FileOptions::default()).unwrap();
+    let mut options = Options::new(MasterKey::from_bytes([3; 32]));
+    options.max_peers = 3;
+    let book = Arc::new(PeerBook::open(backend, options).unwrap());
+    let mut store = Behaviour::new(Arc::clone(&book), Config::default()).unwrap();
+    let peers: Vec<PeerId> = (0..10)
+        .map(|i| {
+            let key = Keypair::generate_ed25519().public();
+            let peer = key.to_peer_id();
+            store.observe(&identify_event(key, |info| {
+                info.listen_addrs = vec![format!("/ip4/1.2.3.{i}/tcp/4001").parse().unwrap()];
+            }));
+            peer
+        })
+        .collect();
+    store.flush();
+    assert_eq!(store.stats().failed, 7, "a full book refuses 7 of them");
+    for peer in &peers {
+        let in_book = book.get_peer(&peer.to_string()).unwrap().is_some();
+        assert_eq!(
+            !store.addresses_of(peer).is_empty(),
+            in_book,
+            "the mirror holds a peer exactly when the book does"
+        );
+    }
+
+    // A peer the book drops leaves the mirror once the store hears of it.
+    let gone = peers[0];
+    assert!(book.remove_peer(&gone.to_string()).unwrap());
+    let error = libp2p::swarm::DialError::Transport(Vec::new());
+    store.on_swarm_event(libp2p::swarm::FromSwarm::DialFailure(
+        libp2p::swarm::behaviour::DialFailure {
+            peer_id: Some(gone),
+            error: &error,
+            connection_id: ConnectionId::new_unchecked(9),
+        },
+    ));
+    store.flush();
+    assert!(store.addresses_of(&gone).is_empty());
+    store.shutdown();
+}
+
+/// With eviction on, the book keeps the newest peers: so does the mirror, never
+/// more than `max_peers`.
+#[test]
+fn the_address_mirror_follows_an_evicting_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = FileBackend::open(dir.path(), FileOptions::default()).unwrap();
+    let mut options = Options::new(MasterKey::from_bytes([3; 32]));
+    options.max_peers = 3;
+    options.evict_when_full = true;
+    let book = Arc::new(PeerBook::open(backend, options).unwrap());
+    let mut store = Behaviour::new(Arc::clone(&book), Config::default()).unwrap();
+    let mut peers = Vec::new();
+    for i in 0..10 {
+        let key = Keypair::generate_ed25519().public();
+        peers.push(key.to_peer_id());
+        store.observe(&identify_event(key, |info| {
+            info.listen_addrs = vec![format!("/ip4/1.2.3.{i}/tcp/4001").parse().unwrap()];
+        }));
+        store.flush();
+    }
+    let mirrored: Vec<&PeerId> = peers
+        .iter()
+        .filter(|p| !store.addresses_of(p).is_empty())
+        .collect();
+    assert_eq!(mirrored, peers[7..].iter().collect::<Vec<_>>());
+    store.shutdown();
 }
