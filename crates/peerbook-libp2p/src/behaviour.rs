@@ -195,8 +195,9 @@ impl<B: Backend + 'static> Behaviour<B> {
                 .iter()
                 .map(|(a, _)| without_peer(a).to_string())
                 .collect(),
-            DialError::WrongPeerId { .. } | DialError::Denied { .. } => Vec::new(),
-            // our own decision not to dial: not the peer's failure
+            DialError::WrongPeerId { .. } => Vec::new(),
+            // our own decision not to dial (`Denied`: a behaviour of ours, e.g.
+            // connection limits or a block list, refused it): not the peer's failure
             _ => return,
         };
         self.writer.push(Op::DialFailed {
