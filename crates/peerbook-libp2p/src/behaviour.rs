@@ -22,6 +22,7 @@ use peerbook::address::{validate_address, MAX_ADDRESSES, MAX_METADATA_VALUE_LEN}
 use peerbook::{AddressSource, Backend, CandidateQuery, PeerBook, SessionObservation};
 
 use crate::mirror::Mirror;
+use crate::scope::{connection_scope, keep_reported, Scope};
 use crate::writer::{Op, State, WriteBehind};
 use crate::{Config, Stats};
 
@@ -40,8 +41,8 @@ pub struct Behaviour<B: Backend + 'static> {
     /// Addresses per peer as the book last answered them (peers the book took,
     /// at most its `max_peers`): the swarm reads them here.
     addresses: Mirror,
-    /// Open connections: peer and start.
-    open: HashMap<ConnectionId, (PeerId, Instant)>,
+    /// Open connections: peer, start, reach of the remote end.
+    open: HashMap<ConnectionId, (PeerId, Instant, Scope)>,
     config: Config,
 }
 
@@ -114,9 +115,20 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// Feed a ping or identify event (from your composed behaviour's events) to
     /// the store: ping RTT -> latency, identify -> public key, reported addresses,
     /// agent version and protocols. Never blocks.
+    ///
+    /// Reported addresses are kept by their reach and the connection's: over a
+    /// public connection only public ones; private and link-local ones only over
+    /// a local connection, loopback ones only over a loopback connection;
+    /// unspecified, multicast and broadcast ones never (an event for a connection
+    /// the store does not know counts as public).
     pub fn observe<E: Observe>(&mut self, event: &E) {
         self.sync_mirror();
-        if let Some((peer, state)) = event.state() {
+        let open = &self.open;
+        let reach = |connection: ConnectionId| {
+            open.get(&connection)
+                .map_or(Scope::Global, |&(_, _, reach)| reach)
+        };
+        if let Some((peer, state)) = event.state(&reach) {
             self.writer.push(Op::State {
                 peer: peer.to_string(),
                 state,
@@ -135,7 +147,7 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// now), apply everything queued and stop the writer thread. Blocks: call it
     /// after the swarm stopped (or from a blocking thread).
     pub fn shutdown(&mut self) {
-        for (_, (peer, since)) in std::mem::take(&mut self.open) {
+        for (_, (peer, since, _)) in std::mem::take(&mut self.open) {
             self.writer.push(Op::Session {
                 peer: peer.to_string(),
                 observation: session(since),
@@ -164,8 +176,14 @@ impl<B: Backend + 'static> Behaviour<B> {
     }
 
     fn established(&mut self, e: ConnectionEstablished<'_>) {
-        self.open
-            .insert(e.connection_id, (e.peer_id, Instant::now()));
+        let remote = match e.endpoint {
+            ConnectedPoint::Dialer { address, .. } => address,
+            ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr,
+        };
+        self.open.insert(
+            e.connection_id,
+            (e.peer_id, Instant::now(), connection_scope(remote)),
+        );
         // Only a dialed address is worth keeping: an inbound connection comes
         // from an ephemeral port.
         let addr = match e.endpoint {
@@ -180,7 +198,7 @@ impl<B: Backend + 'static> Behaviour<B> {
     }
 
     fn closed(&mut self, e: ConnectionClosed<'_>) {
-        if let Some((peer, since)) = self.open.remove(&e.connection_id) {
+        if let Some((peer, since, _)) = self.open.remove(&e.connection_id) {
             self.writer.push(Op::Session {
                 peer: peer.to_string(),
                 observation: session(since),
@@ -255,16 +273,17 @@ impl Observe for ping::Event {}
 impl Observe for identify::Event {}
 
 mod sealed {
-    use super::{PeerId, State};
+    use super::{ConnectionId, PeerId, Scope, State};
 
     /// What an observed event tells: the peer and its latest state, if any.
+    /// `reach` tells the reach of a connection's remote end.
     pub trait Sealed {
-        fn state(&self) -> Option<(PeerId, State)>;
+        fn state(&self, reach: &dyn Fn(ConnectionId) -> Scope) -> Option<(PeerId, State)>;
     }
 }
 
 impl sealed::Sealed for ping::Event {
-    fn state(&self) -> Option<(PeerId, State)> {
+    fn state(&self, _: &dyn Fn(ConnectionId) -> Scope) -> Option<(PeerId, State)> {
         let rtt = self.result.as_ref().ok()?;
         let ms = u32::try_from(rtt.as_millis()).unwrap_or(u32::MAX).max(1);
         Some((
@@ -278,9 +297,13 @@ impl sealed::Sealed for ping::Event {
 }
 
 impl sealed::Sealed for identify::Event {
-    fn state(&self) -> Option<(PeerId, State)> {
-        let (peer, info) = match self {
-            identify::Event::Received { peer_id, info, .. } => (*peer_id, info),
+    fn state(&self, reach: &dyn Fn(ConnectionId) -> Scope) -> Option<(PeerId, State)> {
+        let (peer, info, connection) = match self {
+            identify::Event::Received {
+                peer_id,
+                info,
+                connection_id,
+            } => (*peer_id, info, reach(*connection_id)),
             _ => return None,
         };
         let mut metadata = BTreeMap::new();
@@ -307,6 +330,8 @@ impl sealed::Sealed for identify::Event {
                 addresses: info
                     .listen_addrs
                     .iter()
+                    // none the connection does not vouch for (see `observe`)
+                    .filter(|a| keep_reported(a, connection))
                     .map(ToString::to_string)
                     // the first ones the book accepts (length, characters)
                     .filter(|a| validate_address("addr", a).is_ok())

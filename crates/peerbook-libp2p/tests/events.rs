@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use libp2p::core::ConnectedPoint;
 use libp2p::identity::{Keypair, PublicKey};
-use libp2p::swarm::behaviour::DialFailure;
+use libp2p::swarm::behaviour::{ConnectionEstablished, DialFailure};
 use libp2p::swarm::{ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour};
 use libp2p::{identify, PeerId, StreamProtocol};
 use peerbook::{MasterKey, MemoryBackend, Options, PeerBook};
@@ -64,5 +65,63 @@ fn a_denied_dial_is_not_the_peers_failure() {
     let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
     assert_eq!(record.reconnection_attempts, 0);
     assert_eq!(record.blacklist_until, None);
+    store.shutdown();
+}
+
+fn stored_addrs(store: &Behaviour<MemoryBackend>, peer: PeerId) -> Vec<String> {
+    let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
+    record.addresses.into_iter().map(|a| a.addr).collect()
+}
+
+fn inbound(store: &mut Behaviour<MemoryBackend>, peer: PeerId, id: usize, from: &str) {
+    let endpoint = ConnectedPoint::Listener {
+        local_addr: "/ip4/127.0.0.1/tcp/4001".parse().unwrap(),
+        send_back_addr: from.parse().unwrap(),
+    };
+    store.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+        peer_id: peer,
+        connection_id: ConnectionId::new_unchecked(id),
+        endpoint: &endpoint,
+        failed_addresses: &[],
+        other_established: 0,
+    }));
+}
+
+const LOCAL_ONES: [&str; 7] = [
+    "/ip4/127.0.0.1/tcp/6379",
+    "/ip4/169.254.169.254/tcp/80",
+    "/ip4/10.0.0.1/tcp/4001",
+    "/ip4/0.0.0.0/tcp/4001",
+    "/dns4/localhost/tcp/6379",
+    "/ip6/::1/tcp/6379",
+    "/ip6/fe80::1/tcp/4001",
+];
+
+/// Finding 6: a remote peer chose which addresses we persist and redial, local
+/// services included. Over a public connection only public ones are kept now;
+/// over a loopback connection (a local peer) its loopback addresses stay.
+#[test]
+fn local_addresses_reported_over_a_public_connection_are_not_kept() {
+    let mut store = open();
+    let key = Keypair::generate_ed25519().public();
+    let peer = key.to_peer_id();
+    inbound(&mut store, peer, 1, "/ip4/1.2.3.4/tcp/50000");
+    let mut reported = LOCAL_ONES.to_vec();
+    reported.push("/ip4/1.2.3.4/tcp/4001");
+    store.observe(&identify(&key, ConnectionId::new_unchecked(1), &reported));
+    store.flush();
+    assert_eq!(stored_addrs(&store, peer), ["/ip4/1.2.3.4/tcp/4001"]);
+
+    // A peer on this host: its loopback addresses are how to reach it.
+    let key = Keypair::generate_ed25519().public();
+    let peer = key.to_peer_id();
+    inbound(&mut store, peer, 2, "/ip4/127.0.0.1/tcp/50001");
+    store.observe(&identify(
+        &key,
+        ConnectionId::new_unchecked(2),
+        &["/ip4/127.0.0.1/tcp/4002"],
+    ));
+    store.flush();
+    assert_eq!(stored_addrs(&store, peer), ["/ip4/127.0.0.1/tcp/4002"]);
     store.shutdown();
 }
