@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::thread::JoinHandle;
 
+use peerbook::address::{validate_address, PeerAddress, MAX_ADDRESSES};
 use peerbook::{
     AddressSource, Backend, Error, NewPeer, PeerBook, PeerRecord, QualityUpdate, SessionObservation,
 };
@@ -312,8 +313,13 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
                 ..Default::default()
             })?;
             if let Some(addr) = addr {
-                book.add_address(&peer, &addr, AddressSource::Observed, None)?;
-                record = book.record_address_result(&peer, &addr, true)?;
+                // a slot is made for it; an address the book refuses is not kept,
+                // and the connection is recorded all the same
+                let fitted =
+                    fit_addresses(book, &peer, vec![(addr.clone(), AddressSource::Observed)])?;
+                if fitted.addresses.iter().any(|a| a.addr == addr) {
+                    record = book.record_address_result(&peer, &addr, true)?;
+                }
             }
             record
         }
@@ -355,11 +361,8 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
                     },
                 )?;
             }
-            for (addr, source) in state.addresses {
-                // past the per-peer limit the book refuses: keep the first ones
-                if let Ok(added) = book.add_address(&peer, &addr, source, None) {
-                    record = added;
-                }
+            if !state.addresses.is_empty() {
+                record = fit_addresses(book, &peer, state.addresses)?;
             }
             for (key, value) in state.metadata {
                 record = book.set_metadata(&peer, &key, Some(&value))?;
@@ -368,6 +371,81 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
         }
     };
     Ok(Some(record))
+}
+
+/// Add `addrs` to the peer's addresses in one write, making room at the book's
+/// cap of [`MAX_ADDRESSES`]: a known address is refreshed (an observed or manual
+/// one is not downgraded to reported); a new one takes a free slot, else the slot
+/// of the least useful address not among `addrs` (see [`eviction_rank`]). A new
+/// reported address never displaces a working or manual one; the address of a
+/// working connection (observed) displaces any but a manual one. What does not
+/// fit, or the book refuses, is left out. Returns the stored record.
+fn fit_addresses<B: Backend>(
+    book: &PeerBook<B>,
+    peer: &str,
+    addrs: Vec<(String, AddressSource)>,
+) -> peerbook::Result<PeerRecord> {
+    book.update_peer(peer, |record| {
+        let list = &mut record.addresses;
+        for (addr, source) in &addrs {
+            if validate_address("addr", addr).is_err() {
+                continue;
+            }
+            if let Some(known) = list.iter_mut().find(|a| &a.addr == addr) {
+                if *source == AddressSource::Observed
+                    || !matches!(
+                        known.source,
+                        AddressSource::Observed | AddressSource::Manual
+                    )
+                {
+                    known.source = *source;
+                }
+                continue;
+            }
+            if list.len() >= MAX_ADDRESSES {
+                let worst = list
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| !addrs.iter().any(|(new, _)| *new == a.addr))
+                    .filter_map(|(i, a)| eviction_rank(a).map(|rank| (rank, i)))
+                    .filter(|((class, ..), _)| *source == AddressSource::Observed || *class < 2)
+                    .min();
+                match worst {
+                    Some((_, i)) => {
+                        list.remove(i);
+                    }
+                    None => continue, // nothing it may displace
+                }
+            }
+            list.push(PeerAddress {
+                addr: addr.clone(),
+                source: *source,
+                ..PeerAddress::default()
+            });
+        }
+        Ok(())
+    })
+}
+
+/// Which address leaves first when the slots are full (smallest first): one
+/// whose last attempt failed (earliest failure first), then one never tried
+/// (oldest first), then one that worked (least recently first); within each,
+/// a reported or discovered one before an observed one. A manual address
+/// (configured by the user) never leaves: `None`. The first field is the class
+/// (0 failed, 1 untried, 2 worked).
+fn eviction_rank(a: &PeerAddress) -> Option<(u8, bool, u64)> {
+    let observed = match a.source {
+        AddressSource::Manual => return None,
+        AddressSource::Observed => true,
+        AddressSource::Reported | AddressSource::Discovery => false,
+    };
+    Some(if a.last_worked() {
+        (2, observed, a.last_success.unwrap_or(0))
+    } else if let Some(failed) = a.last_failure {
+        (0, observed, failed)
+    } else {
+        (1, observed, 0)
+    })
 }
 
 #[cfg(test)]

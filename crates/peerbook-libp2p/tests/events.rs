@@ -3,12 +3,14 @@
 
 use std::sync::Arc;
 
-use libp2p::core::ConnectedPoint;
+use libp2p::core::transport::PortUse;
+use libp2p::core::{ConnectedPoint, Endpoint};
 use libp2p::identity::{Keypair, PublicKey};
 use libp2p::swarm::behaviour::{ConnectionEstablished, DialFailure};
 use libp2p::swarm::{ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour};
 use libp2p::{identify, PeerId, StreamProtocol};
-use peerbook::{MasterKey, MemoryBackend, Options, PeerBook};
+use peerbook::address::MAX_ADDRESSES;
+use peerbook::{AddressSource, MasterKey, MemoryBackend, Options, PeerBook};
 use peerbook_libp2p::{Behaviour, Config};
 
 fn open() -> Behaviour<MemoryBackend> {
@@ -123,5 +125,75 @@ fn local_addresses_reported_over_a_public_connection_are_not_kept() {
     ));
     store.flush();
     assert_eq!(stored_addrs(&store, peer), ["/ip4/127.0.0.1/tcp/4002"]);
+    store.shutdown();
+}
+
+fn dialed(store: &mut Behaviour<MemoryBackend>, peer: PeerId, id: usize, to: &str) {
+    let endpoint = ConnectedPoint::Dialer {
+        address: to.parse().unwrap(),
+        role_override: Endpoint::Dialer,
+        port_use: PortUse::Reuse,
+    };
+    store.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+        peer_id: peer,
+        connection_id: ConnectionId::new_unchecked(id),
+        endpoint: &endpoint,
+        failed_addresses: &[],
+        other_established: 0,
+    }));
+}
+
+fn public(from: usize, n: usize) -> Vec<String> {
+    (from..from + n)
+        .map(|i| format!("/ip4/1.2.3.{i}/tcp/4001"))
+        .collect()
+}
+
+/// Finding 5: once 16 reported addresses filled a peer's slots, the address we
+/// dialed and that worked was refused (and the whole connection counted as a
+/// failed write), and newer reported addresses never got in.
+#[test]
+fn full_address_slots_make_room_for_the_working_and_the_newer() {
+    let mut store = open();
+    let key = Keypair::generate_ed25519().public();
+    let peer = key.to_peer_id();
+    let first = public(0, MAX_ADDRESSES);
+    let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+    store.observe(&identify(&key, ConnectionId::new_unchecked(1), &refs));
+    store.flush();
+    assert_eq!(stored_addrs(&store, peer), first);
+
+    let working = "/ip4/5.6.7.8/tcp/4001";
+    dialed(&mut store, peer, 2, working);
+    store.flush();
+    assert_eq!(store.stats().failed, 0, "the connection is recorded whole");
+    let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
+    assert_eq!(record.addresses.len(), MAX_ADDRESSES);
+    let kept = record
+        .addresses
+        .iter()
+        .find(|a| a.addr == working)
+        .expect("the dialed address is kept");
+    assert_eq!(kept.source, AddressSource::Observed);
+    assert!(kept.last_success.is_some());
+    assert!(
+        !stored_addrs(&store, peer).contains(&first[0]),
+        "the oldest reported one made room"
+    );
+
+    // A newer identify (the peer moved): its addresses replace the old reported
+    // ones, the working observed one stays.
+    let newer = public(100, MAX_ADDRESSES);
+    let refs: Vec<&str> = newer.iter().map(String::as_str).collect();
+    store.observe(&identify(&key, ConnectionId::new_unchecked(2), &refs));
+    store.flush();
+    let now = stored_addrs(&store, peer);
+    assert!(now.iter().any(|a| a == working), "{now:?}");
+    assert_eq!(
+        now.iter().filter(|a| newer.contains(a)).count(),
+        MAX_ADDRESSES - 1,
+        "{now:?}"
+    );
+    assert_eq!(store.stats().failed, 0);
     store.shutdown();
 }
