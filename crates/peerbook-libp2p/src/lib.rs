@@ -8,8 +8,9 @@
 //!
 //! | swarm event | book |
 //! |---|---|
-//! | connection established | `store_peer` (a success), the dialed address kept (`observed`) and marked working |
-//! | connection closed (or still open at [`Behaviour::shutdown`]) | `record_session` with the uptime |
+//! | connection established, dialed by us | `store_peer` (a success), the dialed address kept (`observed`) and marked working |
+//! | connection established, inbound | `store_peer` for a peer we once connected to, else `learn_peer` (no success: attempts and blacklist kept) |
+//! | connection closed (or still open at [`Behaviour::shutdown`]) | `record_session` with the uptime, for a peer we once connected to |
 //! | dial failure | `increment_reconnection_attempts`, the failed addresses marked |
 //! | ping RTT (forwarded with [`Behaviour::observe`]) | latency |
 //! | identify (forwarded with [`Behaviour::observe`]) | public key (protobuf, hex), listen addresses (`reported`; loopback, private and link-local ones only from a peer connected over such an address), metadata [`AGENT_VERSION_KEY`] and [`PROTOCOLS_KEY`] |

@@ -21,14 +21,15 @@ use tracing::debug;
 /// One thing the swarm saw, as the book will record it.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
-    /// Connected to the peer now (an upsert that counts as success), over `addr`
-    /// when we dialed it.
+    /// Connected to the peer now, over `addr` when we dialed it: an upsert that
+    /// counts as a success when we dialed it or dialed it before, else (an
+    /// inbound connection from a peer we never connected to) learning of it.
     Connected {
         peer: String,
         public_key: Option<String>,
         addr: Option<String>,
     },
-    /// A connection ended after a session.
+    /// A connection ended after a session (counted for a peer we connected to).
     Session {
         peer: String,
         observation: SessionObservation,
@@ -307,11 +308,23 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
             public_key,
             addr,
         } => {
-            let mut record = book.store_peer(NewPeer {
+            let new = NewPeer {
                 peer_id: peer.clone(),
                 public_key: public_key.unwrap_or_default(),
                 ..Default::default()
-            })?;
+            };
+            // Anyone can connect to us under a fresh identity: an inbound
+            // connection is a success only from a peer we once connected to
+            // ourselves (`last_connected` is set by `store_peer` alone); before
+            // that the peer is only heard of (attempts and blacklist kept).
+            let dialed_before = || -> peerbook::Result<bool> {
+                Ok(book.get_peer(&peer)?.is_some_and(|r| r.last_connected > 0))
+            };
+            let mut record = if addr.is_some() || dialed_before()? {
+                book.store_peer(new)?
+            } else {
+                book.learn_peer(new)?
+            };
             if let Some(addr) = addr {
                 // a slot is made for it; an address the book refuses is not kept,
                 // and the connection is recorded all the same
@@ -323,7 +336,13 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
             }
             record
         }
-        Op::Session { peer, observation } => book.record_session(&peer, &observation)?,
+        Op::Session { peer, observation } => match book.get_peer(&peer)? {
+            // a session with a peer we never connected to (inbound only) is
+            // not counted: it would rank a stranger as a good candidate
+            Some(r) if r.last_connected == 0 => r,
+            Some(_) => book.record_session(&peer, &observation)?,
+            None => return Ok(None),
+        },
         Op::DialFailed { peer, addrs } => {
             if book.get_peer(&peer)?.is_none() {
                 return Ok(None); // never met: nothing to count against

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use libp2p::core::transport::PortUse;
 use libp2p::core::{ConnectedPoint, Endpoint};
 use libp2p::identity::{Keypair, PublicKey};
-use libp2p::swarm::behaviour::{ConnectionEstablished, DialFailure};
+use libp2p::swarm::behaviour::{ConnectionClosed, ConnectionEstablished, DialFailure};
 use libp2p::swarm::{ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour};
 use libp2p::{identify, PeerId, StreamProtocol};
 use peerbook::address::MAX_ADDRESSES;
@@ -194,6 +194,78 @@ fn full_address_slots_make_room_for_the_working_and_the_newer() {
         MAX_ADDRESSES - 1,
         "{now:?}"
     );
+    assert_eq!(store.stats().failed, 0);
+    store.shutdown();
+}
+
+fn closed(store: &mut Behaviour<MemoryBackend>, peer: PeerId, id: usize) {
+    // the store looks the connection up by id: the endpoint here is not read
+    let endpoint = ConnectedPoint::Listener {
+        local_addr: "/ip4/127.0.0.1/tcp/4001".parse().unwrap(),
+        send_back_addr: "/ip4/1.2.3.4/tcp/50000".parse().unwrap(),
+    };
+    store.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+        peer_id: peer,
+        connection_id: ConnectionId::new_unchecked(id),
+        endpoint: &endpoint,
+        cause: None,
+        remaining_established: 0,
+    }));
+}
+
+/// Finding 4: any remote peer that connected to us was recorded as a success:
+/// a new peer ranked as a reconnection candidate with a successful session, a
+/// blacklisted one cleared. Until we dialed it successfully, an inbound peer is
+/// now only learned of: no success, no session, its attempts and blacklist kept.
+#[test]
+fn an_inbound_peer_is_not_a_success_until_we_dial_it() {
+    let mut store = open();
+    let key = Keypair::generate_ed25519().public();
+    let peer = key.to_peer_id();
+    let get = |store: &Behaviour<MemoryBackend>| {
+        store.book().get_peer(&peer.to_string()).unwrap().unwrap()
+    };
+
+    // A peer never met connects to us, stays, leaves.
+    inbound(&mut store, peer, 1, "/ip4/1.2.3.4/tcp/50000");
+    closed(&mut store, peer, 1);
+    store.flush();
+    let record = get(&store);
+    assert_eq!(record.last_connected, 0, "never connected by us");
+    assert_eq!(
+        record.connection_quality.total_connections, 0,
+        "no session counted"
+    );
+
+    // Our dials to it fail until it is blacklisted; it connects to us again.
+    let error = DialError::Transport(Vec::new());
+    for _ in 0..5 {
+        dial_failed(&mut store, peer, &error);
+    }
+    store.flush();
+    let blacklisted = get(&store).blacklist_until;
+    assert!(blacklisted.is_some());
+    inbound(&mut store, peer, 2, "/ip4/1.2.3.4/tcp/50001");
+    closed(&mut store, peer, 2);
+    store.flush();
+    let record = get(&store);
+    assert_eq!(record.reconnection_attempts, 5, "attempts kept");
+    assert_eq!(record.blacklist_until, blacklisted, "blacklist kept");
+    assert_eq!(record.connection_quality.total_connections, 0);
+
+    // We dial it and it works: now a success, and its sessions count, inbound too.
+    dialed(&mut store, peer, 3, "/ip4/1.2.3.4/tcp/4001");
+    closed(&mut store, peer, 3);
+    inbound(&mut store, peer, 4, "/ip4/1.2.3.4/tcp/50002");
+    closed(&mut store, peer, 4);
+    store.flush();
+    let record = get(&store);
+    assert!(record.last_connected > 0);
+    assert_eq!(
+        (record.reconnection_attempts, record.blacklist_until),
+        (0, None)
+    );
+    assert_eq!(record.connection_quality.total_connections, 2);
     assert_eq!(store.stats().failed, 0);
     store.shutdown();
 }
