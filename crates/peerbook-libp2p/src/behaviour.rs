@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -144,18 +145,40 @@ impl<B: Backend + 'static> Behaviour<B> {
     }
 
     /// The node stops: record a session for each connection still open (up to
-    /// now), apply everything queued and stop the writer thread. Blocks: call it
-    /// after the swarm stopped (or from a blocking thread).
+    /// now), apply everything queued, flush the book and stop the writer thread.
+    /// Blocks until done: in async code use
+    /// [`shutdown_async`](Self::shutdown_async) instead.
+    ///
+    /// Dropping the store without either also applies the queue and joins the
+    /// writer thread, on the dropping thread (a runtime worker, if the swarm is
+    /// dropped in a task: logged as a warning when there is work left), but
+    /// records no session for the connections still open.
     pub fn shutdown(&mut self) {
+        self.end_sessions();
+        self.writer.shutdown();
+        self.sync_mirror();
+    }
+
+    /// [`shutdown`](Self::shutdown) for async code, blocking no thread: records a
+    /// session for each connection still open, closes the queue (later
+    /// observations are dropped) and returns at once. The future resolves when
+    /// the writer thread has applied everything queued, flushed the book and
+    /// ended (its handle on the book released); it needs no particular runtime.
+    /// The swarm may be dropped before the future is awaited: the thread goes on
+    /// alone.
+    pub fn shutdown_async(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        self.end_sessions();
+        self.writer.close();
+        self.writer.finished()
+    }
+
+    fn end_sessions(&mut self) {
         for (_, (peer, since, _)) in std::mem::take(&mut self.open) {
             self.writer.push(Op::Session {
                 peer: peer.to_string(),
                 observation: session(since),
             });
         }
-        self.writer.shutdown();
-        self.sync_mirror();
-        let _ = self.book.flush();
     }
 
     /// Take in what the book answered since the last call: a peer's addresses as

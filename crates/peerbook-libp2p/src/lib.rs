@@ -34,6 +34,7 @@
 //! latency, addresses, metadata) of at most [`Config::queue_capacity`] peers; a
 //! session or failure that does not fit, or a peer past a full overflow, is
 //! dropped, and [`Behaviour::stats`] counts every drop. [`Behaviour::shutdown`]
+//! (blocking) or [`Behaviour::shutdown_async`] (a future, blocking no thread)
 //! applies what is queued.
 //!
 //! Ping and identify events go to your behaviour's event stream, not to a

@@ -7,16 +7,18 @@
 //! entries: memory stays bounded whatever remote peers send.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 
 use peerbook::address::{validate_address, PeerAddress, MAX_ADDRESSES};
 use peerbook::{
     AddressSource, Backend, Error, NewPeer, PeerBook, PeerRecord, QualityUpdate, SessionObservation,
 };
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// One thing the swarm saw, as the book will record it.
 #[derive(Clone, Debug)]
@@ -116,6 +118,40 @@ pub(crate) struct Shared {
     stored: Mutex<Stored>,
     /// The behaviour's task, woken when `stored` gains entries.
     waker: Mutex<Option<Waker>>,
+    /// The thread ended (true) and who waits for it.
+    finished: Mutex<(bool, Option<Waker>)>,
+}
+
+/// Marks the writer thread finished when dropped: at its end, panic included.
+struct FinishOnDrop(Arc<Shared>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        let mut f = self.0.finished.lock().unwrap_or_else(|p| p.into_inner());
+        f.0 = true;
+        if let Some(waker) = f.1.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Resolves once the writer thread applied everything queued, flushed the book
+/// and ended (see [`WriteBehind::close`]).
+pub(crate) struct Finished(Arc<Shared>);
+
+impl Future for Finished {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut f = self.0.finished.lock().unwrap_or_else(|p| p.into_inner());
+        if f.0 {
+            return Poll::Ready(());
+        }
+        if !f.1.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            f.1 = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
 }
 
 /// The write-behind handle: push without blocking, flush, shut down.
@@ -139,11 +175,19 @@ impl WriteBehind {
             failed: AtomicU64::new(0),
             stored: Mutex::new(HashMap::new()),
             waker: Mutex::new(None),
+            finished: Mutex::new((false, None)),
         });
-        let worker = Arc::clone(&shared);
+        let finish = FinishOnDrop(Arc::clone(&shared));
         let thread = std::thread::Builder::new()
             .name("peerbook-libp2p".into())
-            .spawn(move || run(&book, &worker))
+            .spawn(move || {
+                run(&book, &finish.0);
+                let _ = book.flush();
+                // the book's handle goes before the thread reports its end, so a
+                // caller that awaited it can reopen the book once it dropped its own
+                drop(book);
+                drop(finish);
+            })
             .expect("spawn the peerbook write-behind thread");
         WriteBehind {
             shared,
@@ -224,10 +268,23 @@ impl WriteBehind {
         }
     }
 
-    /// Apply what is queued, then stop the thread.
-    pub(crate) fn shutdown(&mut self) {
+    /// Take no more ops: the thread applies what is queued, flushes the book and
+    /// ends ([`finished`](Self::finished) tells when). Never blocks; dropping the
+    /// handle afterwards does not wait for the thread.
+    pub(crate) fn close(&self) {
         lock(&self.shared).closed = true;
         self.shared.wake.notify_all();
+    }
+
+    /// Resolves once the thread ended (after [`close`](Self::close)).
+    pub(crate) fn finished(&self) -> Finished {
+        Finished(Arc::clone(&self.shared))
+    }
+
+    /// Apply what is queued, flush the book, then stop the thread: blocks until
+    /// it ended.
+    pub(crate) fn shutdown(&mut self) {
+        self.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -235,8 +292,30 @@ impl WriteBehind {
 }
 
 impl Drop for WriteBehind {
+    /// After [`close`](WriteBehind::close) the thread is left to finish on its
+    /// own (whoever closed it can await [`finished`](WriteBehind::finished)).
+    /// Otherwise the handle was dropped without a shutdown: the queue is applied
+    /// and the thread joined here, blocking the dropping thread (an async
+    /// runtime's worker, if the swarm is dropped in a task), which is logged.
     fn drop(&mut self) {
-        self.shutdown();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let (closed, pending) = {
+            let q = lock(&self.shared);
+            (q.closed, q.ops.len() + q.overflow.len() + q.in_flight)
+        };
+        if closed {
+            return; // detached: it applies what is queued, flushes and ends
+        }
+        if pending > 0 {
+            warn!(
+                pending,
+                "peerbook-libp2p: store dropped without shutdown; applying the queue on this thread (blocks it)"
+            );
+        }
+        self.close();
+        let _ = thread.join();
     }
 }
 
@@ -559,6 +638,61 @@ mod tests {
         );
         w.shutdown();
         assert_eq!(w.failed(), 0);
+    }
+
+    /// Finding 10: the only way to stop the writer joined its thread, on the
+    /// caller's thread, while it applied what was queued: from an async task that
+    /// blocks a runtime worker (here the only one, so the task that would let the
+    /// writer finish never runs). `close` + `finished` never block.
+    #[test]
+    fn closing_from_a_task_does_not_block_the_runtime() {
+        let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+        let backend = gated(gate.clone());
+        let book = Arc::new(
+            PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap(),
+        );
+        let w = WriteBehind::start(book.clone(), 4);
+        {
+            let (lock, cvar) = &*gate;
+            *lock.lock().unwrap() = (false, 0);
+            w.push(latency("p", 1));
+            let mut g = lock.lock().unwrap();
+            while g.1 == 0 {
+                g = cvar.wait(g).unwrap();
+            }
+        }
+        w.push(latency("q", 2)); // queued behind the stuck write
+        let (tx, rx) = std::sync::mpsc::channel();
+        let opener = gate.clone();
+        let task = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                // the write the writer is stuck in completes only once this runs
+                let open = tokio::spawn(async move {
+                    let (lock, cvar) = &*opener;
+                    lock.lock().unwrap().0 = true;
+                    cvar.notify_all();
+                });
+                w.close();
+                w.finished().await;
+                open.await.unwrap();
+                drop(w);
+            });
+            tx.send(()).unwrap();
+        });
+        let done = rx.recv_timeout(std::time::Duration::from_secs(10));
+        // open the gate whatever happened: a failure must not leave a thread stuck
+        let (lock, cvar) = &*gate;
+        lock.lock().unwrap().0 = true;
+        cvar.notify_all();
+        assert!(done.is_ok(), "closing blocked the runtime's only worker");
+        task.join().unwrap();
+        assert!(
+            book.get_peer("q").unwrap().is_some(),
+            "the queue was applied"
+        );
     }
 
     /// Finding 2: once the queue is full, every distinct peer used to get its own

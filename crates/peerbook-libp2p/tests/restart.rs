@@ -164,3 +164,31 @@ async fn restart_reconnects_from_the_book_alone() {
         "no session for a failed dial"
     );
 }
+
+/// Finding 10: the store stopped from inside a single-threaded runtime with
+/// `shutdown_async` applies what is queued and releases the book (it reopens).
+#[tokio::test(flavor = "current_thread")]
+async fn shutdown_async_applies_the_queue_and_releases_the_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Keypair::generate_ed25519();
+    let peer = Keypair::generate_ed25519().public().to_peer_id();
+    let mut a = swarm(key.clone(), open_book(dir.path()));
+    a.behaviour_mut().peerbook.observe(&libp2p::ping::Event {
+        peer,
+        connection: libp2p::swarm::ConnectionId::new_unchecked(1),
+        result: Ok(Duration::from_millis(9)),
+    });
+    let done = a.behaviour_mut().peerbook.shutdown_async();
+    drop(a); // the swarm may go first: the writer finishes alone
+    tokio::time::timeout(LIMIT, done)
+        .await
+        .expect("the writer ends");
+    let a = swarm(key, open_book(dir.path()));
+    let record = a
+        .behaviour()
+        .peerbook
+        .book()
+        .get_peer(&peer.to_string())
+        .unwrap();
+    assert_eq!(record.unwrap().connection_quality.latency_ms, Some(9));
+}
