@@ -30,9 +30,11 @@ fn fixture_key() -> MasterKey {
 }
 
 fn fixtures_dir(version: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(version)
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("tests/fixtures")
+    .join(version)
 }
 
 /// One peer of the fixture books, as the writer stored it and a reader must find it.

@@ -9,7 +9,6 @@
 //! plus a few pseudo-random byte strings for the structured targets.
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use peerbook::{
     ExportOptions, ManualClock, MasterKey, MemoryBackend, NewIceServer, NewPeer, PeerBook,
@@ -19,9 +18,11 @@ use peerbook_file::{FileBackend, FileOptions};
 use peerbook_fuzz::{options, FileInput, START_MS};
 
 fn write(target: &str, name: &str, data: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(target);
+    let dir = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("corpus")
+    .join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), data).unwrap();
 }

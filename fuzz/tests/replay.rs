@@ -32,7 +32,9 @@ fn replay(target: &str) {
         .find(|(name, _)| *name == target)
         .map(|(_, body)| *body)
         .expect("a known target");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    );
     let corpus = files(&root.join("corpus").join(target));
     let artifacts = files(&root.join("artifacts").join(target));
     assert!(

@@ -644,7 +644,10 @@ fn version_1_files_open_and_compaction_writes_version_2() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("book");
     fs::create_dir_all(&dir).unwrap();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v1/file");
+    let fixture = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures/v1/file");
     for entry in fs::read_dir(&fixture).unwrap() {
         let entry = entry.unwrap();
         fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();

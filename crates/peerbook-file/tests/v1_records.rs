@@ -24,7 +24,10 @@ fn copy_dir(from: &Path, to: &Path) {
 /// body without its two trailing empty collections (a zero length byte each).
 #[test]
 fn v1_records_encode_to_the_bytes_stored() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v1/file");
+    let fixture = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures/v1/file");
     let dir = tempfile::tempdir().expect("temp dir");
     copy_dir(&fixture, dir.path());
     let backend = FileBackend::open(dir.path(), FileOptions::default()).expect("open the v1 book");

@@ -26,7 +26,10 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn v1_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v1/lmdb")
+    std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures/v1/lmdb")
 }
 
 /// A peer whose public key is a long run of one letter: stored verbatim, the run is

@@ -352,7 +352,10 @@ fn index_scans_match_memory_backend_through_tombstones_compaction_and_reopen() {
 /// deleted key (RocksDB's perf context counts those an iterator steps over).
 #[test]
 fn migrated_index_scans_over_no_tombstone() {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v3/rocksdb");
+    let fixture = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../../tests/fixtures/v3/rocksdb");
     let (_dir, path) = temp_db();
     std::fs::create_dir_all(&path).expect("db dir");
     for entry in std::fs::read_dir(&fixture).expect("the v3 rocksdb fixture") {
