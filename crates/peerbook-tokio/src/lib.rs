@@ -25,13 +25,27 @@
 //! # Closing
 //!
 //! [`AsyncPeerBook::close`] waits for the writes handed off, flushes and closes the
-//! book, and says how that went. Dropping the last clone without it closes the book
-//! too, but unseen and off the dropping thread (the backend's own close may block:
-//! a sync of pending [`Durability::Buffered`] writes, RocksDB's close): on the
-//! writer thread after the writes queued before, or in tokio's blocking pool, or
-//! (no runtime current) right there. Nothing then says when that has finished or
-//! whether it failed, and a process that exits first may cut it short: to know the
-//! book is closed, await `close()`.
+//! book, and says how that went: the only way to know the book closed well.
+//! Dropping the last clone without it closes the book too (unless an `Arc` taken
+//! from [`AsyncPeerBook::blocking`] outlives it), after the writes handed off
+//! before, unseen (an error is lost), and when depends on where it is dropped:
+//!
+//! - **No tokio runtime current** (plain sync code, or after the runtime is gone):
+//!   the drop returns once the book is closed. It runs on the writer thread, which
+//!   the drop then waits for, or (no writer thread) right there. `drop(book)` then
+//!   reopening the same directory works, and exiting the process right after cuts
+//!   nothing short. One exception: dropped on the writer thread itself (a clone
+//!   moved into a [`write`](AsyncPeerBook::write) closure), the close is queued
+//!   there to run right after that write, and the drop returns first.
+//! - **A runtime current** (on an executor worker or in its blocking pool): the
+//!   backend's close may block (a sync of pending [`Durability::Buffered`] writes,
+//!   RocksDB's close), so the drop only hands it off and returns: to the writer
+//!   thread after the writes queued before, or (no writer thread) to tokio's
+//!   blocking pool, whose runtime waits for it when it shuts down (unless shut
+//!   down with a timeout or in the background); a pool already shutting down drops
+//!   the book right there. Until it has run the directory stays locked, and a
+//!   process that exits first (the writer thread is not waited for) may cut it
+//!   short: await `close()`.
 //!
 //! ```
 //! use peerbook::{MasterKey, MemoryBackend, NewPeer, Options, PeerBook, SessionObservation};
@@ -135,30 +149,49 @@ impl<B: Backend + 'static> Inner<B> {
 
 /// The last clone gone without [`AsyncPeerBook::close`]: the book may be closing
 /// with it (the backend's drop: a file sync of pending Buffered writes, LMDB's
-/// sync, RocksDB's close), blocking work that must not run on the dropping
-/// thread, often an executor worker. It goes to the writer thread (after the
-/// writes queued before it), else to tokio's blocking pool when a runtime is
-/// current, else (no runtime: a plain thread may block) it is dropped here.
+/// sync, RocksDB's close), blocking work.
+///
+/// - With a tokio runtime current the dropping thread is likely an executor
+///   worker, which must not block: the book goes to the writer thread (after the
+///   writes queued before it), else to tokio's blocking pool, unawaited.
+/// - With none (plain sync code, a runtime already gone) the drop closes the book
+///   before it returns, so the directory can be reopened right after and a process
+///   exit does not cut the final sync: the book goes to the writer thread, which is
+///   then joined (it ends with that job), or is dropped here. Except on the writer
+///   thread itself (the last clone dropped inside a write): it must not join itself,
+///   so the book is queued to run right after that write.
 impl<B: Backend + 'static> Drop for Inner<B> {
     fn drop(&mut self) {
         let Some(book) = self.book.take() else {
             return;
         };
         let mut job: Job = Box::new(move || drop(book));
-        let queue = self.writer.as_mut().and_then(|w| {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        if let Some(w) = self.writer.as_mut() {
             let queue = w.queue.get_mut().unwrap_or_else(PoisonError::into_inner);
-            queue.take()
-        });
-        if let Some(queue) = queue {
-            match queue.send(job) {
-                Ok(()) => return,
-                Err(mpsc::SendError(back)) => job = back,
+            if let Some(queue) = queue.take() {
+                match queue.send(job) {
+                    Ok(()) => {
+                        // The last sender gone: the thread ends after this job.
+                        drop(queue);
+                        let thread = w.thread.get_mut().unwrap_or_else(PoisonError::into_inner);
+                        let thread = thread.take();
+                        if let Some(thread) = thread.filter(|t| {
+                            runtime.is_none() && t.thread().id() != std::thread::current().id()
+                        }) {
+                            // It catches every panic: it ends with the book's drop.
+                            let _ = thread.join();
+                        }
+                        return;
+                    }
+                    Err(mpsc::SendError(back)) => job = back,
+                }
             }
         }
-        match tokio::runtime::Handle::try_current() {
+        match runtime {
             // A pool that is shutting down drops `job` unrun: the book drops then.
-            Ok(runtime) => drop(runtime.spawn_blocking(job)),
-            Err(_) => job(),
+            Some(runtime) => drop(runtime.spawn_blocking(job)),
+            None => job(),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! without close. The store rules run through the async front in `conformance.rs`.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -399,4 +400,101 @@ fn flush_and_close_wait_for_writes_handed_off_before_them() {
             });
         }
     }
+}
+
+/// A file-backed book with Buffered writes pending (written with no runtime,
+/// through `blocking()`), whose backend's every fsync takes 100 ms once `slow` is
+/// set: a close still running when the caller goes on is caught reopening.
+fn slow_closing_book(
+    dir: &std::path::Path,
+    strategy: Strategy,
+) -> (AsyncPeerBook<FileBackend>, Arc<AtomicBool>) {
+    let slow = Arc::new(AtomicBool::new(false));
+    let fs = HookedFs::new(StdFs, {
+        let slow = slow.clone();
+        move |op, _path| {
+            if op == FsOp::Sync && slow.load(Ordering::Relaxed) {
+                thread::sleep(Duration::from_millis(100));
+            }
+            Ok(())
+        }
+    });
+    let backend = FileBackend::open_with_vfs(Arc::new(fs), dir, FileOptions::default()).unwrap();
+    let mut options = Options::new(key());
+    options.durability = Durability::Buffered;
+    let book = AsyncPeerBook::with_strategy(PeerBook::open(backend, options).unwrap(), strategy);
+    for p in 0..PEERS {
+        book.blocking().store_peer(peer(&format!("p{p}"))).unwrap();
+    }
+    (book, slow)
+}
+
+fn assert_reopens_with_every_peer(dir: &std::path::Path, what: &str) {
+    let backend = FileBackend::open(dir, FileOptions::default())
+        .unwrap_or_else(|e| panic!("{what}: reopen right after the drop: {e}"));
+    let book = PeerBook::open(backend, Options::new(key())).unwrap();
+    for p in 0..PEERS {
+        assert!(
+            book.get_peer(&format!("p{p}")).unwrap().is_some(),
+            "{what}: p{p}"
+        );
+    }
+}
+
+/// With no runtime current, dropping the last clone closes the book before the
+/// drop returns: the directory reopens right away (no Locked) and holds the
+/// Buffered writes (a process exiting here would not cut the final sync).
+#[test]
+fn dropping_the_last_clone_with_no_runtime_closes_before_returning() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let (book, slow) = slow_closing_book(dir.path(), strategy);
+        assert!(tokio::runtime::Handle::try_current().is_err());
+        slow.store(true, Ordering::Relaxed);
+        drop(book);
+        assert_reopens_with_every_peer(dir.path(), &format!("{strategy:?}"));
+    }
+}
+
+/// The last clone dropped on the writer thread itself (moved into a write's
+/// closure, the caller's future gone): no runtime is current there, but the drop
+/// must not join its own thread; the close runs right after that write.
+#[test]
+fn dropping_the_last_clone_on_the_writer_thread_does_not_join_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (book, _slow) = slow_closing_book(dir.path(), Strategy::WriterThread);
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (dropped_tx, dropped_rx) = mpsc::channel();
+    let rt = runtime();
+    rt.block_on(async {
+        let last = book.clone();
+        let handed = tokio::spawn(async move {
+            book.write(move |_| {
+                entered_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                // the last clone, dropped here on the writer thread
+                let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(last)));
+                dropped_tx.send(dropped.is_ok()).unwrap();
+                Ok(())
+            })
+            .await
+        });
+        tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+            .await
+            .unwrap();
+        handed.abort(); // drops `book`: the clone in the closure is the last
+        let _ = handed.await;
+    });
+    drop(rt);
+    release_tx.send(()).unwrap();
+    let dropped = dropped_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(dropped, "the drop on the writer thread panicked");
+    // closed soon after, on the writer thread
+    let start = Instant::now();
+    while FileBackend::open(dir.path(), FileOptions::default()).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never closed");
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_reopens_with_every_peer(dir.path(), "writer thread");
 }
