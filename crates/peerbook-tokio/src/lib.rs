@@ -42,8 +42,9 @@
 //!   RocksDB's close), so the drop only hands it off and returns: to the writer
 //!   thread after the writes queued before, or (no writer thread) to tokio's
 //!   blocking pool, whose runtime waits for it when it shuts down (unless shut
-//!   down with a timeout or in the background); a pool already shutting down drops
-//!   the book right there. Until it has run the directory stays locked, and a
+//!   down with a timeout or in the background). A pool that cannot take it (shutting
+//!   down, or the OS refuses it a thread: tokio's `spawn_blocking` would panic, and
+//!   a drop never does) leaves it to run right there, blocking. Until it has run the directory stays locked, and a
 //!   process that exits first (the writer thread is not waited for) may cut it
 //!   short: await `close()`.
 //!
@@ -189,11 +190,36 @@ impl<B: Backend + 'static> Drop for Inner<B> {
             }
         }
         match runtime {
-            // A pool that is shutting down drops `job` unrun: the book drops then.
-            Some(runtime) => drop(runtime.spawn_blocking(job)),
+            Some(runtime) => to_blocking_pool(&runtime, job),
             None => job(),
         }
     }
+}
+
+/// Hand `job` to the runtime's blocking pool, never panicking (it runs in a
+/// `Drop`, maybe during an unwind, where a panic aborts): `spawn_blocking` panics
+/// when the pool has no thread and the OS refuses one; `job` then runs here, as
+/// with no runtime (blocking this thread beats losing the close or aborting). A
+/// pool shutting down drops the task unrun: `job` is then dropped here, which
+/// drops the book all the same.
+fn to_blocking_pool(runtime: &tokio::runtime::Handle, job: Job) {
+    let slot = Arc::new(Mutex::new(Some(job)));
+    let take =
+        |slot: &Mutex<Option<Job>>| slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let queued = Arc::clone(&slot);
+    // After a refused spawn the task may stay queued: it finds the slot empty.
+    let task = move || {
+        if let Some(job) = take(&queued) {
+            job();
+        }
+    };
+    if catch_unwind(AssertUnwindSafe(|| drop(runtime.spawn_blocking(task)))).is_err() {
+        if let Some(job) = take(&slot) {
+            job();
+        }
+    }
+    // Dropped unrun (pool shutting down), the task left `job` in the slot: it
+    // drops with the slot, here.
 }
 
 /// A [`PeerBook`] usable from async code: cheap to clone (an `Arc` inside), `Send +

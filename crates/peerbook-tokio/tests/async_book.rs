@@ -498,3 +498,38 @@ fn dropping_the_last_clone_on_the_writer_thread_does_not_join_itself() {
     }
     assert_reopens_with_every_peer(dir.path(), "writer thread");
 }
+
+/// With a runtime current and no writer thread, the last clone's drop hands the
+/// book to tokio's blocking pool, whose `spawn_blocking` panics when the OS
+/// refuses it a thread. A drop must never panic (during an unwind that aborts):
+/// the book is then closed right there. The refusal is real: the runtime's
+/// threads ask for a stack larger than the address space.
+#[test]
+fn dropping_the_last_clone_when_the_pool_gets_no_thread_closes_it_inline() {
+    let refusing = || {
+        tokio::runtime::Builder::new_current_thread()
+            .thread_stack_size(1 << 50)
+            .build()
+            .unwrap()
+    };
+    let spawn = refusing()
+        .block_on(async { std::panic::catch_unwind(|| drop(tokio::task::spawn_blocking(|| ()))) });
+    assert!(spawn.is_err(), "the OS gave the pool a thread");
+    for unwinding in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (book, _slow) = slow_closing_book(dir.path(), Strategy::SpawnBlocking);
+        refusing().block_on(async {
+            if unwinding {
+                let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    let _last = book;
+                    panic!("dropped while unwinding");
+                }));
+                assert!(dropped.is_err());
+            } else {
+                drop(book);
+            }
+            // closed before the drop returned
+            assert_reopens_with_every_peer(dir.path(), &format!("unwinding {unwinding}"));
+        });
+    }
+}
