@@ -330,6 +330,10 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
             let book = Arc::clone(self.inner.book());
             let write = move || {
                 let result = run_caught(&book, f);
+                // The share of the book before the permit: once close() holds
+                // every permit, no write may still hold a share (it would read as
+                // a clone alive and leave the book open).
+                drop(book);
                 drop(permit);
                 result
             };

@@ -383,7 +383,8 @@ fn flush_and_close_wait_for_writes_handed_off_before_them() {
                 });
                 if close {
                     let backend = book.close().await.unwrap();
-                    let backend = backend.expect("no clone left: the book is closed");
+                    let backend = backend
+                        .unwrap_or_else(|| panic!("{strategy:?}: no clone left, yet not closed"));
                     let book = PeerBook::open(backend, Options::new(key())).unwrap();
                     assert!(
                         book.get_peer("late").unwrap().is_some(),
