@@ -262,3 +262,87 @@ pub fn version_0_wrong_key_refused_unchanged<F: Factory, D: Driver>(f: &F) {
     let record = book.get_peer("old1").unwrap().expect("migrated");
     assert!(book.open_shared_secret(&record).unwrap().is_some());
 }
+
+/// A store with a key check whose migration marker says "from 0" or is damaged
+/// (the migration runs again from 0) and whose first sealed secret is damaged: the
+/// right key opens it on every open, since open already checked the key check and
+/// the resumed migration does not try the key on a seal again (which the damaged
+/// one would fail: the right key locked out for good). A wrong key is still
+/// refused, changing nothing.
+pub fn resumed_migration_from_0_ignores_a_damaged_first_seal<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = fresh::<F, D>(f);
+    for id in ["a", "b"] {
+        book.store_peer(sample_peer(id)).unwrap();
+    }
+    // "a" is the first record, its shared secret the first seal: one bit flipped,
+    // the record still decodes but the seal no longer opens
+    let stored = book.backend().get(Space::Peers, b"a").unwrap().unwrap();
+    let mut record = PeerRecord::decode(&stored).unwrap();
+    let mut bytes = record.shared_secret.as_ref().unwrap().as_bytes().to_vec();
+    bytes[20] ^= 1;
+    record.shared_secret = Some(crate::SealedSecret::from_bytes(bytes).unwrap());
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"a".to_vec(), record.encode());
+    book.backend().write(batch, Durability::Sync).unwrap();
+    let damaged = book.get_peer("a").unwrap().unwrap();
+    assert!(
+        book.open_shared_secret(&damaged).is_err(),
+        "the seal is damaged"
+    );
+    let mut backend = book.close().unwrap();
+    for (marker, context) in [
+        (0u32.to_be_bytes().to_vec(), "a marker naming 0"),
+        (vec![7], "a marker of 1 byte"),
+        (
+            4u32.to_be_bytes().to_vec(),
+            "a marker naming the current version",
+        ),
+        (vec![7], "a damaged marker again"),
+    ] {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            Space::Meta,
+            crate::store::keys::META_MIGRATING.to_vec(),
+            marker,
+        );
+        backend.write(batch, Durability::Sync).unwrap();
+        let shared = Arc::new(f.reopen(backend));
+        let before = snapshot(&shared);
+        let wrong = open::<D, _>(
+            Arc::clone(&shared),
+            Options::new(other_key()).with_clock(clock.clone()),
+        );
+        assert!(
+            matches!(wrong, Err(Error::WrongKey)),
+            "{context}: a wrong key is refused: {:?}",
+            wrong.map(|_| ())
+        );
+        assert!(
+            snapshot(&shared) == before,
+            "{context}: a refused open changed the store"
+        );
+        let book = open::<D, _>(Arc::clone(&shared), options(&clock))
+            .unwrap_or_else(|e| panic!("{context}: the right key opens the store: {e:?}"));
+        assert_eq!(
+            book.backend()
+                .get(Space::Meta, crate::store::keys::META_MIGRATING)
+                .unwrap(),
+            None,
+            "{context}: the migration finished"
+        );
+        let intact = book.get_peer("b").unwrap().expect("kept");
+        assert!(
+            book.open_shared_secret(&intact).unwrap().is_some(),
+            "{context}"
+        );
+        assert_eq!(
+            book.get_peer("a").unwrap().as_ref(),
+            Some(&damaged),
+            "{context}"
+        );
+        drop(book.close().unwrap());
+        backend = Arc::try_unwrap(shared).unwrap_or_else(|_| panic!("{context}: one owner"));
+    }
+    let book = open::<D, _>(f.reopen(backend), options(&clock)).expect("and with no marker");
+    assert!(book.open_shared_secret(&damaged).is_err());
+}
