@@ -566,3 +566,102 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
     assert!(book.verify().unwrap().is_clean(), "after repair");
     assert!(index(&book) == want, "repair keeps the migrated entries");
 }
+
+/// Which migration an open runs. A current store without the `migrating` marker:
+/// none (the open writes nothing). A marker naming a version: the steps from it
+/// only (one naming 3 runs 3 -> 4, not the 0 -> 1 rebuild of every index, so a
+/// by_quality entry missing before is still missing, for verify to report and
+/// repair to put). A damaged marker (naming the current version, or not 4 bytes)
+/// may have been left by a migration from any version: every step runs from 0, and
+/// an index still in the old layout is migrated.
+pub fn migration_marker_picks_the_steps<F: Factory>(f: &F) {
+    use super::failing::{FailOp, FailWhen, FailingBackend};
+    let key = || MasterKey::from_bytes([42; 32]);
+    let (book, clock) = populated(f, 20);
+    let backend = book.close().unwrap();
+    let want = scan_all(&*backend.view().unwrap(), Space::ByLastSeen);
+    // a clean reopen of a current store writes nothing
+    let failing = Arc::new(FailingBackend::new(f.reopen(backend)));
+    failing.fail_nth(FailOp::Write, 1, FailWhen::Before);
+    let book =
+        PeerBook::open(Arc::clone(&failing), options(&clock, key())).expect("a clean reopen");
+    assert_eq!(failing.injected(), 0, "a clean reopen wrote");
+    drop(book);
+    let mut backend = Arc::try_unwrap(failing)
+        .unwrap_or_else(|_| panic!("one owner"))
+        .into_inner();
+    // a marker naming 3 or 1, one by_quality entry missing each time
+    for from in [3u32, 1] {
+        let context = format!("resumed from {from}");
+        let quality = scan_all(&*backend.view().unwrap(), Space::ByQuality);
+        let mut batch = WriteBatch::new();
+        batch.delete(Space::ByQuality, quality[0].0.clone());
+        batch.put(
+            Space::Meta,
+            keys::META_MIGRATING.to_vec(),
+            from.to_be_bytes().to_vec(),
+        );
+        backend.write(batch, Durability::Sync).unwrap();
+        let resumed = PeerBook::open(f.reopen(backend), options(&clock, key())).expect(&context);
+        assert_eq!(
+            resumed
+                .backend()
+                .get(Space::Meta, keys::META_MIGRATING)
+                .unwrap(),
+            None,
+            "{context}"
+        );
+        assert!(
+            scan_all(&*resumed.backend().view().unwrap(), Space::ByLastSeen) == want,
+            "{context}: the index"
+        );
+        let report = resumed.verify().unwrap();
+        assert_eq!(
+            report.missing_index_entries, 1,
+            "{context}: the 0 -> 1 step ran: {report:?}"
+        );
+        assert_eq!(
+            resumed.repair().unwrap().index_entries_added,
+            1,
+            "{context}"
+        );
+        assert!(resumed.verify().unwrap().is_clean(), "{context}");
+        backend = resumed.close().unwrap();
+    }
+    let mut book = PeerBook::open(f.reopen(backend), options(&clock, key())).unwrap();
+    // damaged markers over an index still in the old layout
+    for (marker, context) in [
+        (
+            4u32.to_be_bytes().to_vec(),
+            "a marker naming the current version",
+        ),
+        (vec![7], "a marker of 1 byte"),
+    ] {
+        let backend = book.close().unwrap();
+        let mut batch = WriteBatch::new();
+        for (k, v) in &want {
+            let (seen, id) = keys::split_last_seen_key(k).expect("new layout");
+            batch.delete(Space::ByLastSeen, k.clone());
+            batch.put(
+                Space::ByLastSeen,
+                keys::legacy_last_seen_key(seen, &id),
+                v.clone(),
+            );
+        }
+        batch.put(Space::Meta, keys::META_MIGRATING.to_vec(), marker);
+        backend.write(batch, Durability::Sync).unwrap();
+        book = PeerBook::open(f.reopen(backend), options(&clock, key())).expect(context);
+        assert_eq!(
+            book.backend()
+                .get(Space::Meta, keys::META_MIGRATING)
+                .unwrap(),
+            None,
+            "{context}"
+        );
+        assert!(
+            scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen) == want,
+            "{context}: the old-layout index is migrated"
+        );
+        assert!(book.verify().unwrap().is_clean(), "{context}");
+    }
+}

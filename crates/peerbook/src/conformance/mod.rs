@@ -279,6 +279,7 @@ macro_rules! concurrency_conformance_tests {
                 second_book_on_one_backend_refused,
                 schema_1_score_hints_migrate,
                 schema_3_index_migrates_after_interruption,
+                migration_marker_picks_the_steps,
             ]
         );
         $crate::__conformance_group!(
