@@ -63,11 +63,17 @@ impl Loader<'_> {
     /// Open the directory's store: the live generation (or a new one), its
     /// snapshot, its log replayed, the leftovers removed, the log ready to append.
     pub(crate) fn load(&self) -> Result<Loaded, BackendError> {
-        let entries = self.list()?;
+        let mut entries = self.list()?;
         let mut recovery = Recovery::default();
         let generation = match live_generation(&entries) {
             Some(g) => g,
-            None => self.create(&entries, &mut recovery)?,
+            None => {
+                let g = self.create(&entries, &mut recovery)?;
+                // The creation removed the leftover logs it found: what is left to
+                // clean up is what the directory holds now.
+                entries = self.list()?;
+                g
+            }
         };
         recovery.generation = generation;
         let (mut data, snapshot_entries, snapshot_len) = self.load_snapshot_file(generation)?;

@@ -678,3 +678,22 @@ fn version_1_files_open_and_compaction_writes_version_2() {
     );
     assert!(!dir.join("log.1").exists() && !dir.join("snapshot.1").exists());
 }
+
+/// What an interrupted creation can leave: logs with no frames and no snapshot. Open
+/// removes them and creates generation 1, whatever their generation number.
+#[test]
+fn empty_logs_without_a_snapshot_are_an_interrupted_creation() {
+    for names in [&["log.1"][..], &["log.7"], &["log.1", "log.2"]] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("book");
+        fs::create_dir_all(&dir).unwrap();
+        for name in names {
+            fs::write(dir.join(name), b"").unwrap();
+        }
+        let b = open(&dir).unwrap_or_else(|e| panic!("open over {names:?}: {e}"));
+        put(&b, "k", "v", Durability::Sync);
+        drop(b);
+        let b = open(&dir).unwrap_or_else(|e| panic!("reopen over {names:?}: {e}"));
+        assert_eq!(keys(&b), vec!["k".to_string()], "{names:?}");
+    }
+}
