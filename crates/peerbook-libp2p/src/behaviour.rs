@@ -121,7 +121,14 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// public connection only public ones; private and link-local ones only over
     /// a local connection, loopback ones only over a loopback connection;
     /// unspecified, multicast and broadcast ones never (an event for a connection
-    /// the store does not know counts as public).
+    /// the store does not know counts as public). An address reaches as far as
+    /// its narrowest component (a transport may dial any of them); one that does
+    /// not start with a host (an IP, a DNS name, a unix socket) is never kept; a
+    /// `/dnsaddr` counts as local. A DNS name is taken at its word: `localhost`,
+    /// `.local`, an IP literal and an IPv4 written into the name (`10.0.0.1.nip.io`)
+    /// count as what they name, but a public name that resolves to a private or
+    /// loopback IP is kept (name resolution happens at dial time, in the
+    /// transport).
     pub fn observe<E: Observe>(&mut self, event: &E) {
         self.sync_mirror();
         let open = &self.open;

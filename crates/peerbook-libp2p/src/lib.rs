@@ -13,7 +13,7 @@
 //! | connection closed (or still open at [`Behaviour::shutdown`]) | `record_session` with the uptime, for a peer we once connected to |
 //! | dial failure | `increment_reconnection_attempts`, the failed addresses marked |
 //! | ping RTT (forwarded with [`Behaviour::observe`]) | latency |
-//! | identify (forwarded with [`Behaviour::observe`]) | public key (protobuf, hex), listen addresses (`reported`; loopback, private and link-local ones only from a peer connected over such an address), metadata [`AGENT_VERSION_KEY`] and [`PROTOCOLS_KEY`] |
+//! | identify (forwarded with [`Behaviour::observe`]) | public key (protobuf, hex), listen addresses (`reported`; judged by their narrowest component: loopback, private and link-local ones only from a peer connected over such an address; DNS names taken at their word, see [`Behaviour::observe`]), metadata [`AGENT_VERSION_KEY`] and [`PROTOCOLS_KEY`] |
 //!
 //! and serves the stored addresses back: a dial by peer id alone
 //! (`DialOpts::peer_id(p).build()`) gets them through

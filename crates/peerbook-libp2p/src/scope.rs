@@ -21,28 +21,93 @@ pub enum Scope {
     Global,
 }
 
-/// The reach of `addr` (by its first component); `None` for an address never
-/// worth dialing (unspecified, multicast, broadcast, reserved, empty).
+/// The reach of `addr`: the narrowest reach of all its components, since a
+/// transport may dial any of them (libp2p-tcp takes the IP and port from the end
+/// of the address and ignores what comes before; libp2p-dns resolves a DNS
+/// component wherever it is). `None` for an address never worth dialing: one
+/// that does not start with a host (an IP, a DNS name, a unix socket, the memory
+/// transport), or has an unspecified, multicast, broadcast or reserved IP, or is
+/// empty.
+///
+/// A DNS name is taken at its word (a public name that resolves to a private IP
+/// is not caught), except `localhost`, `.local`, a name that is an IP literal (a
+/// resolver answers it as is) and a name embedding an IPv4 address as
+/// `a.b.c.d` or `a-b-c-d` (wildcard DNS such as nip.io, sslip.io answers that
+/// address): these count as what they name. A `/dnsaddr` name reaches at most
+/// the local network (its TXT records may hold any address), an IPv6 zone too.
 pub(crate) fn scope(addr: &Multiaddr) -> Option<Scope> {
-    match addr.iter().next()? {
-        Protocol::Ip4(ip) => ip4_scope(ip),
-        Protocol::Ip6(ip) => ip6_scope(ip),
-        Protocol::Dns(name)
-        | Protocol::Dns4(name)
-        | Protocol::Dns6(name)
-        | Protocol::Dnsaddr(name) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            Some(if name == "localhost" || name.ends_with(".localhost") {
-                Scope::Loopback
-            } else if name.ends_with(".local") {
-                Scope::Local
-            } else {
-                Scope::Global
-            })
-        }
-        Protocol::Unix(_) | Protocol::Memory(_) => Some(Scope::Loopback),
-        _ => Some(Scope::Global),
+    let mut components = addr.iter().peekable();
+    if !matches!(
+        components.peek()?,
+        Protocol::Ip4(_)
+            | Protocol::Ip6(_)
+            | Protocol::Ip6zone(_)
+            | Protocol::Dns(_)
+            | Protocol::Dns4(_)
+            | Protocol::Dns6(_)
+            | Protocol::Dnsaddr(_)
+            | Protocol::Unix(_)
+            | Protocol::Memory(_)
+    ) {
+        return None; // not a host: nothing to dial first
     }
+    let mut narrowest = Scope::Global;
+    for component in components {
+        let reach = match component {
+            Protocol::Ip4(ip) => ip4_scope(ip)?,
+            Protocol::Ip6(ip) => ip6_scope(ip)?,
+            Protocol::Ip6zone(_) => Scope::Local,
+            Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name) => name_scope(&name)?,
+            Protocol::Dnsaddr(name) => name_scope(&name)?.min(Scope::Local),
+            Protocol::Unix(_) | Protocol::Memory(_) => Scope::Loopback,
+            _ => continue, // a port, a protocol, a peer id: no host of its own
+        };
+        narrowest = narrowest.min(reach);
+    }
+    Some(narrowest)
+}
+
+/// The reach of a DNS name (see [`scope`]).
+fn name_scope(name: &str) -> Option<Scope> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let literal = name.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<Ipv4Addr>() {
+        return ip4_scope(ip);
+    }
+    if let Ok(ip) = literal.parse::<Ipv6Addr>() {
+        return ip6_scope(ip);
+    }
+    let mut reach = if name == "localhost" || name.ends_with(".localhost") {
+        Scope::Loopback
+    } else if name == "local" || name.ends_with(".local") {
+        Scope::Local
+    } else {
+        Scope::Global
+    };
+    for ip in embedded_ip4s(&name) {
+        reach = reach.min(ip4_scope(ip)?);
+    }
+    Some(reach)
+}
+
+/// IPv4 addresses written into a DNS name: four consecutive numeric labels
+/// (`10.0.0.1.nip.io`) or four numeric dash-separated parts of one label
+/// (`app-127-0-0-1.sslip.io`).
+fn embedded_ip4s(name: &str) -> Vec<Ipv4Addr> {
+    fn quads(parts: &[&str], out: &mut Vec<Ipv4Addr>) {
+        for w in parts.windows(4) {
+            if let Ok(ip) = w.join(".").parse::<Ipv4Addr>() {
+                out.push(ip);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let labels: Vec<&str> = name.split('.').collect();
+    quads(&labels, &mut out);
+    for label in labels {
+        quads(&label.split('-').collect::<Vec<_>>(), &mut out);
+    }
+    out
 }
 
 fn ip4_scope(ip: Ipv4Addr) -> Option<Scope> {
@@ -140,6 +205,86 @@ mod tests {
             assert_eq!(scope(&m(addr)), expected, "{addr}");
         }
         assert_eq!(scope(&Multiaddr::empty()), None);
+    }
+
+    /// Review 3, finding 1: only the first component was judged, while
+    /// libp2p-tcp dials the IP at the end and libp2p-dns resolves a DNS
+    /// component anywhere. Each of these, reported over a public connection,
+    /// would have been kept and dialed.
+    #[test]
+    fn every_component_is_judged_narrowest_wins() {
+        let peer = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+        let cases = [
+            (
+                "/ip4/1.2.3.4/ip4/127.0.0.1/tcp/6379".to_string(),
+                Some(Scope::Loopback),
+            ),
+            (format!("/p2p/{peer}/ip4/169.254.169.254/tcp/80"), None),
+            (
+                "/ip6zone/eth0/ip6/fe80::1/tcp/1".to_string(),
+                Some(Scope::Local),
+            ),
+            (
+                "/ip6zone/eth0/ip6/2001:4860::1/tcp/1".to_string(),
+                Some(Scope::Local),
+            ),
+            ("/dns/127.0.0.1/tcp/6379".to_string(), Some(Scope::Loopback)),
+            ("/dns/::1/tcp/6379".to_string(), Some(Scope::Loopback)),
+            ("/dns4/10.0.0.1/tcp/6379".to_string(), Some(Scope::Local)),
+            ("/dns/0.0.0.0/tcp/1".to_string(), None),
+            (
+                "/dns4/127.0.0.1.nip.io/tcp/6379".to_string(),
+                Some(Scope::Loopback),
+            ),
+            (
+                "/dns4/app.10.1.2.3.sslip.io/tcp/1".to_string(),
+                Some(Scope::Local),
+            ),
+            (
+                "/dns4/app-192-168-0-1.nip.io/tcp/1".to_string(),
+                Some(Scope::Local),
+            ),
+            (
+                "/dns4/1.2.3.4.nip.io/tcp/1".to_string(),
+                Some(Scope::Global),
+            ),
+            ("/dnsaddr/evil.example".to_string(), Some(Scope::Local)),
+            (
+                "/ip4/1.2.3.4/tcp/1/dnsaddr/evil.example".to_string(),
+                Some(Scope::Local),
+            ),
+            (
+                "/ip4/1.2.3.4/tcp/1/dns4/localhost/tcp/2".to_string(),
+                Some(Scope::Loopback),
+            ),
+            (
+                "/dns4/example.org/ip4/10.0.0.1/tcp/1".to_string(),
+                Some(Scope::Local),
+            ),
+            (
+                "/ip4/1.2.3.4/tcp/1/unix/%2Ftmp%2Fsock".to_string(),
+                Some(Scope::Loopback),
+            ),
+            ("/ip4/1.2.3.4/ip4/0.0.0.0/tcp/1".to_string(), None),
+            ("/tcp/1/ip4/1.2.3.4".to_string(), None),
+            ("/p2p-circuit/ip4/1.2.3.4/tcp/1".to_string(), None),
+            (format!("/p2p/{peer}"), None),
+            // a relayed address is as far as its relay
+            (
+                format!("/ip4/1.2.3.4/tcp/1/p2p/{peer}/p2p-circuit/p2p/{peer}"),
+                Some(Scope::Global),
+            ),
+            (
+                format!("/ip4/10.0.0.5/tcp/1/p2p/{peer}/p2p-circuit"),
+                Some(Scope::Local),
+            ),
+        ];
+        for (addr, expected) in &cases {
+            assert_eq!(scope(&m(addr)), *expected, "{addr}");
+            // over the internet, none of the narrower ones is kept
+            let kept = keep_reported(&m(addr), Scope::Global);
+            assert_eq!(kept, *expected == Some(Scope::Global), "{addr}");
+        }
     }
 
     #[test]
