@@ -96,11 +96,15 @@ impl<B: Backend + 'static> Behaviour<B> {
     }
 
     /// The best peers to reconnect to (the book's reconnection ranking, peers with
-    /// a recently working address first), at most `limit`, that have an address.
-    /// Reads the book: call it at startup, not from the poll loop.
+    /// a recently working address first), at most `limit`: peers we connected to
+    /// ourselves once (a peer that only connected to us, or was only heard of,
+    /// is never one: it would become a success by our dial alone) that have an
+    /// address. Reads the book (every peer's record): call it at startup, not
+    /// from the poll loop.
     pub fn reconnection_candidates(&self, limit: usize) -> peerbook::Result<Vec<PeerId>> {
+        // the whole ranking: filtered first, then cut to `limit`
         let query = CandidateQuery {
-            limit,
+            limit: usize::MAX,
             ..CandidateQuery::default()
         };
         let recent = Duration::from_secs(24 * 3600);
@@ -108,8 +112,10 @@ impl<B: Backend + 'static> Behaviour<B> {
             .book
             .get_reconnection_candidates_by_address(&query, recent)?
             .into_iter()
+            .filter(|c| c.peer.last_connected > 0)
             .filter_map(|c| c.peer.peer_id.as_str().parse::<PeerId>().ok())
             .filter(|p| self.addresses.contains(p))
+            .take(limit)
             .collect())
     }
 

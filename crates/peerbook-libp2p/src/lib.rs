@@ -18,7 +18,8 @@
 //! and serves the stored addresses back: a dial by peer id alone
 //! (`DialOpts::peer_id(p).build()`) gets them through
 //! `handle_pending_outbound_connection`. [`bootstrap`] dials the book's top
-//! reconnection candidates at startup.
+//! reconnection candidates at startup, among the peers we connected to ourselves
+//! once (a peer that only connected to us is never dialed by it).
 //!
 //! libp2p's own peer-store `Store` trait returns borrowed addresses and has no
 //! notion of sessions or failures, so this crate is a behaviour of its own with an

@@ -192,3 +192,92 @@ async fn shutdown_async_applies_the_queue_and_releases_the_book() {
         .unwrap();
     assert_eq!(record.unwrap().connection_quality.latency_ms, Some(9));
 }
+
+/// Review 3, finding 2: a stranger that connected to us (inbound, only learned
+/// of) reported an address it controls over identify; at the next start the
+/// book's ranking (which ranks every non-blacklisted peer) let bootstrap dial
+/// it, and that dialed connection made it a success. Only peers we connected
+/// to ourselves are reconnection candidates, filtered before the limit applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_dials_only_peers_we_connected_to() {
+    let (dir_a, dir_b, dir_x) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let key_a = Keypair::generate_ed25519();
+    let (key_b, key_x) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let (peer_a, peer_b, peer_x) = (
+        key_a.public().to_peer_id(),
+        key_b.public().to_peer_id(),
+        key_x.public().to_peer_id(),
+    );
+    let mut a = swarm(key_a.clone(), open_book(dir_a.path()));
+    let mut b = swarm(key_b, open_book(dir_b.path()));
+    let mut x = swarm(key_x, open_book(dir_x.path()));
+    let mut addrs = Vec::new();
+    for s in [&mut a, &mut b, &mut x] {
+        s.listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let addr = tokio::time::timeout(LIMIT, async {
+            loop {
+                if let SwarmEvent::NewListenAddr { address, .. } = s.select_next_some().await {
+                    break address;
+                }
+            }
+        })
+        .await
+        .expect("listens");
+        addrs.push(addr);
+    }
+    // A dials B; the stranger X dials A.
+    a.dial(addrs[1].clone()).unwrap();
+    x.dial(
+        addrs[0]
+            .clone()
+            .with(libp2p::multiaddr::Protocol::P2p(peer_a)),
+    )
+    .unwrap();
+    let (mut heard_b, mut heard_x) = (false, false);
+    tokio::time::timeout(LIMIT, async {
+        while !(heard_b && heard_x) {
+            tokio::select! {
+                e = a.select_next_some() => {
+                    if let SwarmEvent::Behaviour(NodeEvent::Identify(
+                        libp2p::identify::Event::Received { peer_id, .. },
+                    )) = handle(&mut a, e)
+                    {
+                        heard_b |= peer_id == peer_b;
+                        heard_x |= peer_id == peer_x;
+                    }
+                }
+                e = b.select_next_some() => { handle(&mut b, e); }
+                e = x.select_next_some() => { handle(&mut x, e); }
+            }
+        }
+    })
+    .await
+    .expect("A hears both identifies");
+    a.behaviour_mut().peerbook.shutdown();
+    let book = a.behaviour().peerbook.book().clone();
+    let x_record = book
+        .get_peer(&peer_x.to_string())
+        .unwrap()
+        .expect("X learned");
+    assert_eq!(
+        x_record.last_connected, 0,
+        "X connected to us, not we to it"
+    );
+    assert!(!x_record.addresses.is_empty(), "X's loopback address kept");
+    drop((a, book));
+
+    let mut a = swarm(key_a, open_book(dir_a.path()));
+    assert!(!a.behaviour().peerbook.addresses_of(&peer_x).is_empty());
+    assert_eq!(
+        a.behaviour().peerbook.reconnection_candidates(1).unwrap(),
+        [peer_b],
+        "the stranger is not a candidate, whatever its rank"
+    );
+    assert_eq!(bootstrap(&mut a, |n| &mut n.peerbook, 8).unwrap(), [peer_b]);
+    a.behaviour_mut().peerbook.shutdown();
+}
