@@ -472,8 +472,8 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
 }
 
 /// Add `addrs` to the peer's addresses in one write, making room at the book's
-/// cap of [`MAX_ADDRESSES`]: a known address is refreshed (an observed or manual
-/// one is not downgraded to reported); a new one takes a free slot, else the slot
+/// cap of [`MAX_ADDRESSES`]: a known address is refreshed (a manual one stays
+/// manual, an observed one is not downgraded to reported); a new one takes a free slot, else the slot
 /// of the least useful address not among `addrs` (see [`eviction_rank`]). A new
 /// reported address never displaces a working or manual one; the address of a
 /// working connection (observed) displaces any but a manual one. What does not
@@ -490,12 +490,14 @@ fn fit_addresses<B: Backend>(
                 continue;
             }
             if let Some(known) = list.iter_mut().find(|a| &a.addr == addr) {
-                if *source == AddressSource::Observed
-                    || !matches!(
-                        known.source,
-                        AddressSource::Observed | AddressSource::Manual
-                    )
-                {
+                // manual (the user's) stays manual, so it never leaves; observed
+                // is not downgraded to reported
+                let keep = match known.source {
+                    AddressSource::Manual => true,
+                    AddressSource::Observed => *source != AddressSource::Observed,
+                    AddressSource::Reported | AddressSource::Discovery => false,
+                };
+                if !keep {
                     known.source = *source;
                 }
                 continue;

@@ -269,3 +269,39 @@ fn an_inbound_peer_is_not_a_success_until_we_dial_it() {
     assert_eq!(store.stats().failed, 0);
     store.shutdown();
 }
+
+/// Review 3, finding 3: the user's manual address, once dialed, became
+/// `observed` and could then be evicted by another working address at full
+/// slots, though a manual address never leaves. Its source now stays manual.
+#[test]
+fn a_manual_address_stays_manual_once_dialed() {
+    let mut store = open();
+    let key = Keypair::generate_ed25519().public();
+    let peer = key.to_peer_id();
+    store.observe(&identify(&key, ConnectionId::new_unchecked(1), &[]));
+    store.flush();
+    let manual = "/ip4/9.9.9.9/tcp/4001";
+    store
+        .book()
+        .add_address(&peer.to_string(), manual, AddressSource::Manual, None)
+        .unwrap();
+    dialed(&mut store, peer, 2, manual);
+    store.flush();
+    let source = |store: &Behaviour<MemoryBackend>| {
+        let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
+        record
+            .addresses
+            .iter()
+            .find(|a| a.addr == manual)
+            .map(|a| (a.source, a.last_success.is_some()))
+    };
+    assert_eq!(source(&store), Some((AddressSource::Manual, true)));
+    // Full slots, then more working addresses: the manual one is never evicted.
+    for (i, addr) in public(0, MAX_ADDRESSES + 4).iter().enumerate() {
+        dialed(&mut store, peer, 10 + i, addr);
+    }
+    store.flush();
+    assert_eq!(source(&store), Some((AddressSource::Manual, true)));
+    assert_eq!(store.stats().failed, 0);
+    store.shutdown();
+}
