@@ -135,6 +135,13 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// count as what they name, but a public name that resolves to a private or
     /// loopback IP is kept (name resolution happens at dial time, in the
     /// transport).
+    ///
+    /// A connection reaches as far as its widest component, and a relayed one
+    /// (`/p2p-circuit`) counts as public. The connection's reach is its remote
+    /// address as the transport tells it: behind a NAT that rewrites the source
+    /// (docker-proxy, Kubernetes SNAT) every inbound connection looks local and
+    /// vouches for local addresses, and a local connection from one private
+    /// range vouches for every other.
     pub fn observe<E: Observe>(&mut self, event: &E) {
         self.sync_mirror();
         let open = &self.open;

@@ -14,8 +14,10 @@ use libp2p::Multiaddr;
 pub enum Scope {
     /// This host: loopback, `localhost`, a unix socket, the memory transport.
     Loopback,
-    /// The local network: private (RFC 1918, shared 100.64/10, IPv6 ULA) and
-    /// link-local addresses, `.local` names.
+    /// The local network: private (RFC 1918, shared 100.64/10, 192.0.0/24,
+    /// benchmarking 198.18/15, IPv6 ULA, local-use NAT64) and link-local
+    /// addresses, `.local` names, IPv6 zones, `/dnsaddr` names. IPv4-compatible
+    /// and NAT64 (64:ff9b::/96) IPv6 addresses count as their IPv4 address.
     Local,
     /// Anything else (a DNS name is taken at its word).
     Global,
@@ -111,12 +113,19 @@ fn embedded_ip4s(name: &str) -> Vec<Ipv4Addr> {
 }
 
 fn ip4_scope(ip: Ipv4Addr) -> Option<Scope> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     if a == 0 || ip.is_multicast() || ip.is_broadcast() || a >= 240 {
         None // "this network", multicast, broadcast, reserved
     } else if ip.is_loopback() {
         Some(Scope::Loopback)
-    } else if ip.is_private() || ip.is_link_local() || (a == 100 && (64..128).contains(&b)) {
+    } else if ip.is_private()
+        || ip.is_link_local()
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (b == 18 || b == 19))
+    {
+        // private, link-local, shared (carrier-grade NAT) 100.64/10, IETF
+        // protocol assignments 192.0.0/24, benchmarking 198.18/15
         Some(Scope::Local)
     } else {
         Some(Scope::Global)
@@ -127,22 +136,55 @@ fn ip6_scope(ip: Ipv6Addr) -> Option<Scope> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return ip4_scope(v4);
     }
-    let first = ip.segments()[0];
+    let segments = ip.segments();
+    let first = segments[0];
+    let embedded = Ipv4Addr::new(
+        (segments[6] >> 8) as u8,
+        segments[6] as u8,
+        (segments[7] >> 8) as u8,
+        segments[7] as u8,
+    );
     if ip.is_unspecified() || ip.is_multicast() {
         None
     } else if ip.is_loopback() {
         Some(Scope::Loopback)
-    } else if first & 0xffc0 == 0xfe80 || first & 0xfe00 == 0xfc00 {
-        Some(Scope::Local) // link-local, unique local
+    } else if segments[..6] == [0; 6] || segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        ip4_scope(embedded) // IPv4-compatible (deprecated), NAT64 well-known prefix
+    } else if first & 0xffc0 == 0xfe80
+        || first & 0xfe00 == 0xfc00
+        || segments[..3] == [0x64, 0xff9b, 1]
+    {
+        Some(Scope::Local) // link-local, unique local, local-use NAT64
     } else {
         Some(Scope::Global)
     }
 }
 
-/// The reach of a connection whose remote end is `remote` (an address never
-/// worth dialing counts as global: the strictest).
+/// The reach of a connection whose remote end is `remote`, judged strictly: the
+/// widest reach of its host components; global for a relayed connection
+/// (`/p2p-circuit` anywhere: the peer is behind the relay, wherever the relay
+/// is) and for an address never worth dialing.
 pub(crate) fn connection_scope(remote: &Multiaddr) -> Scope {
-    scope(remote).unwrap_or(Scope::Global)
+    if remote.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+        return Scope::Global;
+    }
+    let mut widest = None;
+    for component in remote.iter() {
+        let reach = match component {
+            Protocol::Ip4(ip) => ip4_scope(ip),
+            Protocol::Ip6(ip) => ip6_scope(ip),
+            Protocol::Ip6zone(_) => Some(Scope::Local),
+            Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name) => name_scope(&name),
+            Protocol::Dnsaddr(name) => name_scope(&name).map(|r| r.min(Scope::Local)),
+            Protocol::Unix(_) | Protocol::Memory(_) => Some(Scope::Loopback),
+            _ => continue,
+        };
+        let Some(reach) = reach else {
+            return Scope::Global;
+        };
+        widest = widest.max(Some(reach));
+    }
+    widest.unwrap_or(Scope::Global)
 }
 
 /// Keep `addr`, reported by a peer over a connection of reach `connection`? A
@@ -284,6 +326,55 @@ mod tests {
             // over the internet, none of the narrower ones is kept
             let kept = keep_reported(&m(addr), Scope::Global);
             assert_eq!(kept, *expected == Some(Scope::Global), "{addr}");
+        }
+    }
+
+    /// Review 3, finding 5: a connection relayed through a LAN or loopback relay
+    /// counted as local (its first component), letting the relayed peer plant
+    /// LAN and loopback addresses; a few non-global ranges counted as global.
+    #[test]
+    fn relayed_connections_are_global_and_special_ranges_are_not() {
+        let relay = "12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA";
+        let connections = [
+            (
+                format!("/ip4/10.0.0.5/tcp/1/p2p/{relay}/p2p-circuit/p2p/{relay}"),
+                Scope::Global,
+            ),
+            (
+                format!("/ip4/127.0.0.1/tcp/1/p2p/{relay}/p2p-circuit"),
+                Scope::Global,
+            ),
+            (
+                "/ip4/127.0.0.1/ip4/1.2.3.4/tcp/1".to_string(),
+                Scope::Global,
+            ),
+            (
+                "/ip4/10.0.0.1/ip4/127.0.0.1/tcp/1".to_string(),
+                Scope::Local,
+            ),
+            ("/ip4/127.0.0.1/tcp/1".to_string(), Scope::Loopback),
+            ("/dns4/localhost/tcp/1".to_string(), Scope::Loopback),
+            (format!("/p2p/{relay}"), Scope::Global),
+        ];
+        for (remote, expected) in &connections {
+            assert_eq!(connection_scope(&m(remote)), *expected, "{remote}");
+        }
+        let addresses = [
+            ("/ip4/192.0.0.8/tcp/1", Some(Scope::Local)),
+            ("/ip4/198.18.0.1/tcp/1", Some(Scope::Local)),
+            ("/ip4/198.19.255.1/tcp/1", Some(Scope::Local)),
+            ("/ip4/198.20.0.1/tcp/1", Some(Scope::Global)),
+            ("/ip4/192.0.1.1/tcp/1", Some(Scope::Global)),
+            ("/ip6/::127.0.0.1/tcp/1", Some(Scope::Loopback)),
+            ("/ip6/::10.0.0.1/tcp/1", Some(Scope::Local)),
+            ("/ip6/::0.0.0.2/tcp/1", None),
+            ("/ip6/64:ff9b::127.0.0.1/tcp/1", Some(Scope::Loopback)),
+            ("/ip6/64:ff9b::192.168.1.1/tcp/1", Some(Scope::Local)),
+            ("/ip6/64:ff9b::8.8.8.8/tcp/1", Some(Scope::Global)),
+            ("/ip6/64:ff9b:1::8.8.8.8/tcp/1", Some(Scope::Local)),
+        ];
+        for (addr, expected) in addresses {
+            assert_eq!(scope(&m(addr)), expected, "{addr}");
         }
     }
 
