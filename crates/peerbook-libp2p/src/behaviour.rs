@@ -40,7 +40,8 @@ pub struct Behaviour<B: Backend + 'static> {
     book: Arc<PeerBook<B>>,
     writer: WriteBehind,
     /// Addresses per peer as the book last answered them (peers the book took,
-    /// at most its `max_peers`): the swarm reads them here.
+    /// at most its `max_peers` plus the queue's capacity): the swarm reads them
+    /// here.
     addresses: Mirror,
     /// Open connections: peer, start, reach of the remote end.
     open: HashMap<ConnectionId, (PeerId, Instant, Scope)>,
@@ -52,9 +53,19 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// of the book: call it before the swarm runs, or from a blocking thread) and
     /// starts the write-behind thread.
     pub fn new(book: Arc<PeerBook<B>>, config: Config) -> peerbook::Result<Self> {
-        let cap = usize::try_from(book.retention().max_peers).unwrap_or(usize::MAX);
+        // Slack over the book's cap: peers the book drops without an op of ours
+        // (cleanup, eviction) stay in the mirror until an op for them tells
+        // (or they are the least recently used), and must not push live ones out.
+        let cap = usize::try_from(book.retention().max_peers)
+            .unwrap_or(usize::MAX)
+            .saturating_add(config.queue_capacity);
         let mut addresses = Mirror::new(cap);
-        for record in book.query_peers(&peerbook::PeerQuery::default())? {
+        // oldest first: the most recently seen get the newest ticks and leave last
+        let oldest_first = peerbook::PeerQuery {
+            order: peerbook::Order::Asc,
+            ..peerbook::PeerQuery::default()
+        };
+        for record in book.query_peers(&oldest_first)? {
             let Ok(peer) = record.peer_id.as_str().parse::<PeerId>() else {
                 continue; // not a libp2p peer
             };
@@ -82,7 +93,9 @@ impl<B: Backend + 'static> Behaviour<B> {
 
     /// The addresses the store knows for `peer` (what a dial of it will use): the
     /// book's, as of the last op the writer applied for it and the store took in
-    /// (when the swarm polls it, or at [`flush`](Self::flush)).
+    /// (when the swarm polls it, or at [`flush`](Self::flush)). A peer the book
+    /// dropped on its own (`cleanup_lru`, `cleanup_stale_peers`, eviction when
+    /// full, `remove_peer`) keeps its addresses here until the next op for it.
     pub fn addresses_of(&self, peer: &PeerId) -> &[Multiaddr] {
         self.addresses.get(peer)
     }

@@ -25,9 +25,11 @@
 //! notion of sessions or failures, so this crate is a behaviour of its own with an
 //! in-memory mirror of the addresses in front of the book. The mirror holds what
 //! the book stored (filled from the writer thread's results, so a peer the book
-//! refused is never in it), at most the book's `max_peers` peers (the least
-//! recently updated or dialed leaves first), and forgets a peer the book no
-//! longer has as soon as an op for it says so.
+//! refused is never in it), at most the book's `max_peers` plus
+//! [`Config::queue_capacity`] peers (the least recently updated or dialed leaves
+//! first; loaded oldest first), and forgets a peer the book no longer has as soon
+//! as an op for it says so: a peer the book removed on its own (cleanup, eviction
+//! when full) is still dialed from the mirror until then.
 //!
 //! **Never blocks the poll loop.** Writes go through a write-behind queue
 //! ([`Config::queue_capacity`]) applied by one thread. When the queue is full a

@@ -305,3 +305,64 @@ fn a_manual_address_stays_manual_once_dialed() {
     assert_eq!(store.stats().failed, 0);
     store.shutdown();
 }
+
+/// A book of `max_peers` 3 holding three peers seen one second apart (oldest
+/// first), and a store over it with a queue of 1.
+fn three_peers() -> (Behaviour<MemoryBackend>, Vec<PeerId>) {
+    let clock = peerbook::ManualClock::new(1_000_000);
+    let mut options = Options::new(MasterKey::from_bytes([5; 32])).with_clock(clock.clone());
+    options.max_peers = 3;
+    let book = PeerBook::open(MemoryBackend::new(), options).unwrap();
+    let peers: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+    for (i, peer) in peers.iter().enumerate() {
+        let id = peer.to_string();
+        book.learn_peer(peerbook::NewPeer {
+            peer_id: id.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        let addr = format!("/ip4/1.2.3.{i}/tcp/1");
+        book.add_address(&id, &addr, AddressSource::Reported, None)
+            .unwrap();
+        clock.advance(std::time::Duration::from_secs(1));
+    }
+    let store = Behaviour::new(Arc::new(book), Config { queue_capacity: 1 }).unwrap();
+    (store, peers)
+}
+
+/// A new peer with a public address, through identify (applied before return).
+fn newcomer(store: &mut Behaviour<MemoryBackend>, id: usize) -> PeerId {
+    let key = Keypair::generate_ed25519().public();
+    let addr = format!("/ip4/5.6.7.{id}/tcp/1");
+    store.observe(&identify(&key, ConnectionId::new_unchecked(id), &[&addr]));
+    store.flush();
+    key.to_peer_id()
+}
+
+/// Review 3, finding 4: the address mirror was loaded newest-first, so the
+/// newest peers got the oldest ticks and left the mirror first while the book
+/// still had them; and with no slack, entries the book dropped behind the
+/// mirror's back (cleanup, eviction) pushed live peers out.
+#[test]
+fn the_mirror_keeps_the_peers_the_book_keeps() {
+    // Order: the two oldest leave the book directly; two newcomers come in.
+    let (mut store, peers) = three_peers();
+    for p in &peers[..2] {
+        assert!(store.book().remove_peer(&p.to_string()).unwrap());
+    }
+    let (n1, n2) = (newcomer(&mut store, 11), newcomer(&mut store, 12));
+    for p in [peers[2], n1, n2] {
+        assert!(!store.addresses_of(&p).is_empty(), "{p} is in the book");
+    }
+    store.shutdown();
+
+    // Slack: the newest leaves the book directly (its entry goes stale); a
+    // newcomer must not push a live peer out of the mirror.
+    let (mut store, peers) = three_peers();
+    assert!(store.book().remove_peer(&peers[2].to_string()).unwrap());
+    let n1 = newcomer(&mut store, 11);
+    for p in [peers[0], peers[1], n1] {
+        assert!(!store.addresses_of(&p).is_empty(), "{p} is in the book");
+    }
+    store.shutdown();
+}
