@@ -395,6 +395,7 @@ impl sealed::Sealed for identify::Event {
                     .map(|a| (a, AddressSource::Reported))
                     .collect(),
                 metadata,
+                connected: None,
             },
         ))
     }

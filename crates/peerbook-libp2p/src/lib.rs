@@ -33,10 +33,11 @@
 //!
 //! **Never blocks the poll loop.** Writes go through a write-behind queue
 //! ([`Config::queue_capacity`]) applied by one thread. When the queue is full a
-//! ping or identify observation is folded into a per-peer latest state (latest
-//! latency, addresses, metadata) of at most [`Config::queue_capacity`] peers; a
-//! session or failure that does not fit, or a peer past a full overflow, is
-//! dropped, and [`Behaviour::stats`] counts every drop. [`Behaviour::shutdown`]
+//! connection, ping or identify observation is folded into a per-peer latest
+//! state (whether and over which address we connected, latest latency,
+//! addresses, metadata) of at most [`Config::queue_capacity`] peers; a session or
+//! dial failure that does not fit, or a peer past a full overflow, is dropped,
+//! and [`Behaviour::stats`] counts every drop. [`Behaviour::shutdown`]
 //! (blocking) or [`Behaviour::shutdown_async`] (a future, blocking no thread)
 //! applies what is queued.
 //!

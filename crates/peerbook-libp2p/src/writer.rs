@@ -1,9 +1,9 @@
 //! The write-behind queue: the swarm's poll loop pushes [`Op`]s without blocking;
 //! one thread applies them to the book in order. When the queue is full, an op is
-//! folded into a per-peer "latest state" slot instead (latest public key, latency,
-//! addresses, metadata) and whatever cannot be kept that way (a session, a failed
-//! attempt, an older state it replaces, a peer past the overflow's own capacity)
-//! is counted as dropped. Both the queue and the overflow hold at most `capacity`
+//! folded into a per-peer "latest state" slot instead (a connection, latest public
+//! key, latency, addresses, metadata) and whatever cannot be kept that way (a
+//! session, a failed attempt, an older fact it replaces, a peer past the
+//! overflow's own capacity) is counted as dropped. Both the queue and the overflow hold at most `capacity`
 //! entries: memory stays bounded whatever remote peers send.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -60,6 +60,10 @@ pub(crate) type Stored = HashMap<String, Option<Vec<String>>>;
 /// Latest-state facts: a later one replaces an earlier one field by field.
 #[derive(Clone, Debug, Default)]
 pub struct State {
+    /// A connection that did not fit in the queue (folded in the overflow only):
+    /// `Some(Some(addr))` we dialed it over `addr`, `Some(None)` it connected
+    /// to us. Applied as [`Op::Connected`] before the rest.
+    pub connected: Option<Option<String>>,
     pub public_key: Option<String>,
     pub latency_ms: Option<u32>,
     pub addresses: Vec<(String, AddressSource)>,
@@ -70,6 +74,14 @@ impl State {
     /// Fold `newer` in; returns how many facts it replaced (counted as dropped).
     fn merge(&mut self, newer: State) -> u64 {
         let mut replaced = 0;
+        match (&self.connected, newer.connected) {
+            (_, None) | (Some(_), Some(None)) => {} // an inbound one adds nothing
+            (Some(Some(old)), Some(Some(new))) => {
+                replaced += u64::from(*old != new);
+                self.connected = Some(Some(new));
+            }
+            (_, Some(new)) => self.connected = Some(new),
+        }
         if newer.public_key.is_some() {
             replaced += u64::from(
                 self.public_key
@@ -222,7 +234,31 @@ impl WriteBehind {
                         }
                     }
                 }
-                // sessions, attempts and upserts cannot be folded into a state
+                // a connection is folded into the peer's state (it decides
+                // whether the peer is a success and its later sessions count)
+                Op::Connected {
+                    peer,
+                    public_key,
+                    addr,
+                } => {
+                    let state = State {
+                        connected: Some(addr),
+                        public_key,
+                        ..State::default()
+                    };
+                    let q = &mut *q;
+                    let full = q.overflow.len() >= capacity;
+                    match q.overflow.get_mut(&peer) {
+                        Some(latest) => latest.merge(state),
+                        None if full => 1,
+                        None => {
+                            q.overflow_order.push(peer.clone());
+                            q.overflow.insert(peer, state);
+                            0
+                        }
+                    }
+                }
+                // sessions and attempts cannot be folded into a state
                 _ => 1,
             };
             self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
@@ -386,35 +422,7 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
             peer,
             public_key,
             addr,
-        } => {
-            let new = NewPeer {
-                peer_id: peer.clone(),
-                public_key: public_key.unwrap_or_default(),
-                ..Default::default()
-            };
-            // Anyone can connect to us under a fresh identity: an inbound
-            // connection is a success only from a peer we once connected to
-            // ourselves (`last_connected` is set by `store_peer` alone); before
-            // that the peer is only heard of (attempts and blacklist kept).
-            let dialed_before = || -> peerbook::Result<bool> {
-                Ok(book.get_peer(&peer)?.is_some_and(|r| r.last_connected > 0))
-            };
-            let mut record = if addr.is_some() || dialed_before()? {
-                book.store_peer(new)?
-            } else {
-                book.learn_peer(new)?
-            };
-            if let Some(addr) = addr {
-                // a slot is made for it; an address the book refuses is not kept,
-                // and the connection is recorded all the same
-                let fitted =
-                    fit_addresses(book, &peer, vec![(addr.clone(), AddressSource::Observed)])?;
-                if fitted.addresses.iter().any(|a| a.addr == addr) {
-                    record = book.record_address_result(&peer, &addr, true)?;
-                }
-            }
-            record
-        }
+        } => connected(book, &peer, public_key, addr)?,
         Op::Session { peer, observation } => match book.get_peer(&peer)? {
             // a session with a peer we never connected to (inbound only) is
             // not counted: it would rank a stranger as a good candidate
@@ -445,11 +453,14 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
                 Some(key) if !stored_without_key => key,
                 _ => String::new(),
             };
-            let mut record = book.learn_peer(NewPeer {
-                peer_id: peer.clone(),
-                public_key,
-                ..Default::default()
-            })?;
+            let mut record = match state.connected {
+                Some(addr) => connected(book, &peer, Some(public_key), addr)?,
+                None => book.learn_peer(NewPeer {
+                    peer_id: peer.clone(),
+                    public_key,
+                    ..Default::default()
+                })?,
+            };
             if let Some(ms) = state.latency_ms {
                 record = book.update_connection_quality(
                     &peer,
@@ -471,10 +482,46 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
     Ok(Some(record))
 }
 
+/// Record a connection to `peer` (see [`Op::Connected`]).
+fn connected<B: Backend>(
+    book: &PeerBook<B>,
+    peer: &str,
+    public_key: Option<String>,
+    addr: Option<String>,
+) -> peerbook::Result<PeerRecord> {
+    let new = NewPeer {
+        peer_id: peer.to_string(),
+        public_key: public_key.unwrap_or_default(),
+        ..Default::default()
+    };
+    // Anyone can connect to us under a fresh identity: an inbound
+    // connection is a success only from a peer we once connected to
+    // ourselves (`last_connected` is set by `store_peer` alone); before
+    // that the peer is only heard of (attempts and blacklist kept).
+    let dialed_before = || -> peerbook::Result<bool> {
+        Ok(book.get_peer(peer)?.is_some_and(|r| r.last_connected > 0))
+    };
+    let mut record = if addr.is_some() || dialed_before()? {
+        book.store_peer(new)?
+    } else {
+        book.learn_peer(new)?
+    };
+    if let Some(addr) = addr {
+        // a slot is made for it; an address the book refuses is not kept,
+        // and the connection is recorded all the same
+        let fitted = fit_addresses(book, peer, vec![(addr.clone(), AddressSource::Observed)])?;
+        if fitted.addresses.iter().any(|a| a.addr == addr) {
+            record = book.record_address_result(peer, &addr, true)?;
+        }
+    }
+    Ok(record)
+}
+
 /// Add `addrs` to the peer's addresses in one write, making room at the book's
 /// cap of [`MAX_ADDRESSES`]: a known address is refreshed (a manual one stays
-/// manual, an observed one is not downgraded to reported); a new one takes a free slot, else the slot
-/// of the least useful address not among `addrs` (see [`eviction_rank`]). A new
+/// manual, an observed one is not downgraded to reported); a new one takes a free
+/// slot, else the slot of the least useful address not among `addrs` (see
+/// [`eviction_rank`]). A new
 /// reported address never displaces a working or manual one; the address of a
 /// working connection (observed) displaces any but a manual one. What does not
 /// fit, or the book refuses, is left out. Returns the stored record.
@@ -638,6 +685,54 @@ mod tests {
             Some(3),
             "queued ops applied in order"
         );
+        w.shutdown();
+        assert_eq!(w.failed(), 0);
+    }
+
+    /// Review 3, finding 6: a connection that met a full queue was dropped: a
+    /// peer we dialed stayed unknown (or "never connected", its later sessions
+    /// ignored), a reconnected peer kept its attempts and blacklist. It is now
+    /// folded into the peer's overflow state.
+    #[test]
+    fn a_connection_past_a_full_queue_is_kept() {
+        let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+        let backend = gated(gate.clone());
+        let book = Arc::new(
+            PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap(),
+        );
+        let mut w = WriteBehind::start(book.clone(), 2);
+        let (lock, cvar) = &*gate;
+        *lock.lock().unwrap() = (false, 0);
+        w.push(latency("stuck", 1));
+        let mut g = lock.lock().unwrap();
+        while g.1 == 0 {
+            g = cvar.wait(g).unwrap();
+        }
+        drop(g);
+        w.push(latency("q", 2));
+        w.push(latency("q", 3)); // the queue is full
+        let addr = "/ip4/1.2.3.4/tcp/4001";
+        w.push(Op::Connected {
+            peer: "p".into(),
+            public_key: None,
+            addr: Some(addr.into()),
+        });
+        w.push(latency("p", 7));
+        w.push(Op::Connected {
+            peer: "p".into(),
+            public_key: None,
+            addr: None, // inbound: does not undo the dial
+        });
+        let dropped = w.dropped();
+        *lock.lock().unwrap() = (true, 0);
+        cvar.notify_all();
+        w.wait_idle();
+        let p = book.get_peer("p").unwrap().expect("the connection is kept");
+        assert!(p.last_connected > 0, "a success: we dialed it");
+        assert_eq!(p.connection_quality.latency_ms, Some(7));
+        let kept = p.addresses.iter().find(|a| a.addr == addr).expect("addr");
+        assert!(kept.last_success.is_some(), "the dialed address worked");
+        assert_eq!(dropped, 0);
         w.shutdown();
         assert_eq!(w.failed(), 0);
     }
