@@ -199,6 +199,15 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// ended (its handle on the book released); it needs no particular runtime.
     /// The swarm may be dropped before the future is awaited: the thread goes on
     /// alone.
+    ///
+    /// Await the future before the process exits: the writer thread is detached,
+    /// and returning from `main` (or `std::process::exit`) kills it mid-queue,
+    /// losing what it had not applied. Once it resolves, this store's handle is
+    /// the last one on the book (unless you hold clones): the book closes where
+    /// the store is dropped, on a runtime worker if the swarm is dropped in a
+    /// task. The writer thread flushed it, so that is cheap for the file backend,
+    /// but a backend whose close does work (RocksDB joins its background
+    /// threads) does it there; drop the swarm from a blocking thread to avoid it.
     pub fn shutdown_async(&mut self) -> impl Future<Output = ()> + Send + 'static {
         self.end_sessions();
         self.writer.close();
