@@ -171,7 +171,10 @@ impl<B: Backend + 'static> Behaviour<B> {
     }
 
     /// Block until every observation queued so far is in the book (and its
-    /// addresses in [`addresses_of`](Self::addresses_of)).
+    /// addresses in [`addresses_of`](Self::addresses_of)), or the writer thread
+    /// died (a panic in the book or its backend: what it held is lost). Takes
+    /// `&mut self` (to take in the book's answers): call it through
+    /// `swarm.behaviour_mut()`.
     pub fn flush(&mut self) {
         self.writer.wait_idle();
         self.sync_mirror();

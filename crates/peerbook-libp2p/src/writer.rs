@@ -139,11 +139,18 @@ struct FinishOnDrop(Arc<Shared>);
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
-        let mut f = self.0.finished.lock().unwrap_or_else(|p| p.into_inner());
-        f.0 = true;
-        if let Some(waker) = f.1.take() {
+        let waker = {
+            let mut f = self.0.finished.lock().unwrap_or_else(|p| p.into_inner());
+            f.0 = true;
+            f.1.take()
+        };
+        if let Some(waker) = waker {
             waker.wake();
         }
+        // wake `wait_idle` too: after a panic the ops in flight never complete
+        // (taking the queue lock first: a waiter checks under it)
+        drop(lock(&self.0));
+        self.0.wake.notify_all();
     }
 }
 
@@ -296,10 +303,19 @@ impl WriteBehind {
         self.shared.failed.load(Ordering::Relaxed)
     }
 
-    /// Block until every op queued so far is applied.
+    /// Block until every op queued so far is applied, or the thread ended (a
+    /// panic in the book or backend: what was in flight is lost).
     pub(crate) fn wait_idle(&self) {
+        let ended = || {
+            self.shared
+                .finished
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+        };
+        let idle = |q: &Queue| q.ops.is_empty() && q.overflow.is_empty() && q.in_flight == 0;
         let mut q = lock(&self.shared);
-        while !(q.ops.is_empty() && q.overflow.is_empty() && q.in_flight == 0) {
+        while !(idle(&q) || ended()) {
             q = self.shared.wake.wait(q).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -735,6 +751,36 @@ mod tests {
         assert_eq!(dropped, 0);
         w.shutdown();
         assert_eq!(w.failed(), 0);
+    }
+
+    /// Review 3, finding 8: `wait_idle` (the store's `flush`) waited for the
+    /// ops in flight forever once the writer thread panicked applying them.
+    #[test]
+    fn waiting_returns_when_the_writer_panicked() {
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let trigger = armed.clone();
+        let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
+            let armed = trigger.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(
+                !armed || op != FailOp::Write,
+                "the backend panics on a write"
+            );
+        });
+        let book = Arc::new(
+            PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap(),
+        );
+        armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let w = WriteBehind::start(book, 4);
+        w.push(latency("p", 1));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            w.wait_idle();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok(),
+            "wait_idle hung after the writer panicked"
+        );
     }
 
     /// Finding 10: the only way to stop the writer joined its thread, on the
