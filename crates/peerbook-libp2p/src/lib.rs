@@ -74,9 +74,13 @@ impl Default for Config {
 /// Counters of the write-behind queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Observations lost to a full queue or a full overflow (or coalesced away).
+    /// Facts lost, not events: one per op that met a full queue and could not
+    /// be folded into the overflow (a session, a dial failure, any op for a
+    /// peer past a full overflow), one per fact of a folded state replaced by a
+    /// newer one (a folded identify can replace up to four: key, addresses,
+    /// agent version, protocols), one per op pushed after shutdown.
     pub dropped: u64,
-    /// Observations the book refused or failed to write (logged at debug level).
+    /// Ops the book refused or failed to write (logged at debug level).
     pub failed: u64,
 }
 
