@@ -147,9 +147,20 @@ impl Drop for FinishOnDrop {
         if let Some(waker) = waker {
             waker.wake();
         }
-        // wake `wait_idle` too: after a panic the ops in flight never complete
-        // (taking the queue lock first: a waiter checks under it)
-        drop(lock(&self.0));
+        // After a panic nothing applies the queue any more: take no more ops and
+        // count what is queued or in flight as dropped, so `stats()` shows the loss
+        // (after a normal end the queue is closed and empty: nothing to count).
+        // Then wake `wait_idle` (under the queue lock: a waiter checks under it).
+        {
+            let mut q = lock(&self.0);
+            q.closed = true;
+            let lost = q.ops.len() + q.overflow.len() + q.in_flight;
+            q.ops.clear();
+            q.overflow.clear();
+            q.overflow_order.clear();
+            q.in_flight = 0;
+            self.0.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+        }
         self.0.wake.notify_all();
     }
 }
@@ -781,6 +792,36 @@ mod tests {
             rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok(),
             "wait_idle hung after the writer panicked"
         );
+    }
+
+    /// Review 4, finding 3: once the writer thread panicked, ops pushed afterwards
+    /// (and the op it died on) were queued for nobody and counted nowhere, so
+    /// `stats()` looked clean while observations were lost.
+    #[test]
+    fn ops_after_the_writer_panicked_are_counted_as_dropped() {
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let trigger = armed.clone();
+        let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
+            let armed = trigger.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(
+                !armed || op != FailOp::Write,
+                "the backend panics on a write"
+            );
+        });
+        let book = Arc::new(
+            PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap(),
+        );
+        armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let w = WriteBehind::start(book, 4);
+        w.push(latency("p", 1));
+        w.wait_idle();
+        let before = w.dropped();
+        assert!(before >= 1, "the op the writer died on is lost: {before}");
+        for i in 0..10 {
+            w.push(latency(&format!("q{i}"), 1));
+        }
+        assert_eq!(w.dropped(), before + 10, "every op after the panic is lost");
+        w.wait_idle();
     }
 
     /// Finding 10: the only way to stop the writer joined its thread, on the
