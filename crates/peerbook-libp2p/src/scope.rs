@@ -72,6 +72,16 @@ pub(crate) fn scope(addr: &Multiaddr) -> Option<Scope> {
 /// The reach of a DNS name (see [`scope`]).
 fn name_scope(name: &str) -> Option<Scope> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
+    // A resolver maps other characters to ASCII (IDNA: a full-width
+    // `ｌｏｃａｌｈｏｓｔ` is `localhost`) where these checks would not see it:
+    // a name of anything but ASCII letters, digits, `-`, `_`, `.` (or an IPv6
+    // literal's brackets and colons) is not kept.
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.[]:".contains(&b))
+    {
+        return None;
+    }
     let literal = name.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = literal.parse::<Ipv4Addr>() {
         return ip4_scope(ip);
@@ -274,6 +284,9 @@ mod tests {
             ("/dns/::1/tcp/6379".to_string(), Some(Scope::Loopback)),
             ("/dns4/10.0.0.1/tcp/6379".to_string(), Some(Scope::Local)),
             ("/dns/0.0.0.0/tcp/1".to_string(), None),
+            ("/dns4/\u{ff4c}\u{ff4f}\u{ff43}\u{ff41}\u{ff4c}\u{ff48}\u{ff4f}\u{ff53}\u{ff54}/tcp/6379".to_string(), None),
+            ("/dns4/b\u{fc}cher.example/tcp/1".to_string(), None),
+            ("/dns4/a_b-c.example/tcp/1".to_string(), Some(Scope::Global)),
             (
                 "/dns4/127.0.0.1.nip.io/tcp/6379".to_string(),
                 Some(Scope::Loopback),
