@@ -9,9 +9,11 @@
 //! `verify` found problems in the book. `--json` makes every command print one JSON
 //! document on stdout. Long commands show progress on stderr when it is a terminal,
 //! nothing in pipes. The book's retention settings live in the book (`settings`). A
-//! directory holding files but no store of the named backend (by its files: LMDB's
-//! `data.mdb`, RocksDB's `CURRENT`, the file backend's `snapshot.G`/`log.G`) is
-//! refused by every command and left as it was.
+//! directory holding anything but a store of the named backend (its marker, LMDB's
+//! `data.mdb`, RocksDB's `CURRENT`, the file backend's `snapshot.G`/`log.G`, and
+//! only files the backend makes; for RocksDB, peerbook's column families) is
+//! refused by every command and left as it was; so is, by the commands that need
+//! a book, a store holding no peerbook book.
 //!
 //! Each backend is a cargo feature (`lmdb`, `rocksdb`, `file`; all by default); a
 //! store naming a backend left out of the build is refused with a clear error.
@@ -44,9 +46,9 @@ use crate::store::StoreSpec;
         The master key comes from --key-file PATH (default: DIR.key, a file beside the\n\
         store directory, never inside it) or --key-env VAR (64 hex characters).\n\
         Commands that write create a missing store and key file (0600); commands that\n\
-        only read fail when either is missing. A directory holding files but no store\n\
-        of BACKEND (another backend's store, a store's parent directory) is refused by\n\
-        every command, with nothing changed in it. Secrets are never printed unless\n\
+        only read fail when either is missing. A directory holding anything but a store\n\
+        of BACKEND (another backend's store, a store's parent directory, a store with\n\
+        other files beside it) is refused by every command, with nothing changed in it. Secrets are never printed unless\n\
         --reveal-secrets is given.",
     after_help = "Examples:\n  \
         peerbook init lmdb:./peers\n  \

@@ -98,11 +98,13 @@ pub use peerbook_engines::StoreSpec;
 pub trait StoreSpecExt {
     /// The default key file: `<PATH>.key`, a sibling of the store directory.
     fn default_key_file(&self) -> PathBuf;
-    /// Whether the directory holds a store of the spec's engine (its marker file,
+    /// Whether the directory holds a store of the spec's engine (its marker file
+    /// and nothing the engine does not make,
     /// [`Engine::probe`](peerbook_engines::Engine::probe)). A missing or empty
     /// directory, or one holding only what an interrupted creation left, is
     /// `false`. A directory holding anything else (another engine's store, a parent
-    /// of the store, unrelated files) is an error: no command opens an engine
+    /// of the store, unrelated files, even beside a store; another program's
+    /// RocksDB database) is an error, naming what it found: no command opens an engine
     /// there, which would create its files in it (and `clear --destroy-key` would
     /// then remove them). One that cannot be listed (permission denied, not a
     /// directory) is an error too, never taken for "no store" (a write command
@@ -129,20 +131,44 @@ impl StoreSpecExt for StoreSpec {
         match self.engine.probe(&self.path).map_err(unreadable)? {
             DirContents::Store => Ok(true),
             DirContents::Nothing | DirContents::Leftovers => Ok(false),
-            DirContents::Foreign { other: Some(other) } => Err(CliError::new(format!(
+            DirContents::Foreign {
+                other: Some(other),
+                ..
+            } if other != self.engine => Err(CliError::new(format!(
                 "{path} holds a {other} store, not a {} store",
                 self.engine
             ))
             .hint(format!("name it {other}:{path}; nothing was changed"))),
-            DirContents::Foreign { other: None } => Err(CliError::new(format!(
-                "{path} holds no {} store: it has files that a {} store does not",
-                self.engine, self.engine
+            DirContents::Foreign { unexpected, .. } if unexpected.is_empty() => {
+                Err(CliError::new(format!(
+                    "{path} holds no {} store: it holds a {} database that peerbook did not make (none of peerbook's column families)",
+                    self.engine, self.engine
+                ))
+                .hint(
+                    "check the path: name the store's own directory (peerbook opens no other program's database); nothing was changed",
+                ))
+            }
+            DirContents::Foreign { unexpected, .. } => Err(CliError::new(format!(
+                "{path} holds no {} store: it has files that a {} store does not: {}",
+                self.engine,
+                self.engine,
+                name_list(&unexpected)
             ))
             .hint(
                 "check the path: name the store's own directory (peerbook opens no store in a directory of other files); nothing was changed",
             )),
         }
     }
+}
+
+/// `names` for an error line: the first few, escaped, then how many more.
+fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut list: Vec<String> = names.iter().take(SHOWN).map(|n| format!("{n:?}")).collect();
+    if names.len() > SHOWN {
+        list.push(format!("and {} more", names.len() - SHOWN));
+    }
+    list.join(", ")
 }
 
 /// Where the master key comes from.
@@ -275,6 +301,21 @@ pub fn open_with(
     let backend = spec
         .open()
         .map_err(|e| CliError::store(e.into(), key, spec))?;
+    // The engine's files are there, but a command that needs a book must not
+    // start one (PeerBook::open would) in a store peerbook never wrote.
+    if access == Access::Read
+        && !peerbook_engines::holds_book(&*backend)
+            .map_err(|e| CliError::store(e.into(), key, spec))?
+    {
+        return Err(CliError::new(format!(
+            "no peerbook book at {}: the {} store there holds no peerbook schema version",
+            spec.path.display(),
+            spec.engine
+        ))
+        .hint(format!(
+            "check the path; a new book is created by `peerbook init {spec}` or `peerbook import {spec} FILE`"
+        )));
+    }
     let defaults = Options::new(master);
     let base = match peerbook::store::read_retention(&backend) {
         Ok(Some(stored)) => stored.apply(defaults),

@@ -1202,10 +1202,11 @@ fn a_directory_without_a_store_of_the_engine_is_refused_and_left_alone() {
     r.stdout_has("peers:         5 of max 100");
 }
 
-/// `clear --destroy-key` removes the engine's own files and then the directory only
-/// if nothing else is left: a file it did not make stays, and it says so.
+/// A store directory holding anything its engine does not make is no store: even
+/// `clear --destroy-key` refuses it, names what it found, and removes nothing (the
+/// key file stays). Alone, the store's files and directory go with the key.
 #[test]
-fn destroy_key_removes_only_the_files_of_the_engine() {
+fn destroy_key_refuses_a_store_directory_with_other_files() {
     for engine in ["lmdb", "rocksdb", "file"] {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -1213,27 +1214,70 @@ fn destroy_key_removes_only_the_files_of_the_engine() {
         std::fs::write(d.join("peers").join("NOTES.txt"), "mine").unwrap();
         std::fs::create_dir(d.join("peers").join("backup")).unwrap();
         std::fs::write(d.join("peers").join("backup").join("data.mdb"), "mine").unwrap();
-        let r = ok(run_in(d, &["clear", &spec, "--destroy-key"]));
-        r.stdout_has("destroyed key file");
-        r.stdout_has("NOTES.txt");
-        assert!(!d.join("peers.key").exists(), "{engine}");
-        assert_eq!(
-            listing(&d.join("peers")),
-            ["NOTES.txt", "backup"],
-            "{engine}"
-        );
+        let before = listing(&d.join("peers"));
+        run_in(d, &["clear", &spec, "--destroy-key"])
+            .exits(1)
+            .stderr_starts("error: ")
+            .stderr_has(&format!("peers holds no {engine} store"))
+            .stderr_has("\"NOTES.txt\", \"backup\"");
+        assert!(d.join("peers.key").exists(), "{engine}");
+        assert_eq!(listing(&d.join("peers")), before, "{engine}");
         assert_eq!(listing(&d.join("peers").join("backup")), ["data.mdb"]);
-        // No store is left there.
-        run_in(d, &["stats", &spec]).exits(1);
 
         // Alone, the store's directory goes too.
-        let spec = seed(engine, d, 1);
         std::fs::remove_file(d.join("peers").join("NOTES.txt")).unwrap();
         std::fs::remove_dir_all(d.join("peers").join("backup")).unwrap();
         let r = ok(run_in(d, &["clear", &spec, "--destroy-key", "--json"]));
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
         assert_eq!(v["store_removed"], true, "{engine}");
         assert!(!d.join("peers").exists(), "{engine}");
+        assert!(!d.join("peers.key").exists(), "{engine}");
+    }
+}
+
+/// A directory of another program's files that happen to include a name an engine
+/// uses for its marker (an empty rotated `log.7`) is no store: no command opens
+/// the engine there or changes anything. A directory of only the engine's own
+/// files but no peerbook book is refused by the commands that need a book.
+#[test]
+fn a_marker_name_among_other_files_is_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let app = d.join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("notes.txt"), "mine").unwrap();
+    std::fs::write(app.join("log.7"), "").unwrap();
+    std::fs::write(app.join("log.01"), "").unwrap();
+    MasterKey::load_or_create(d.join("real.key")).unwrap();
+    let before = listing(&app);
+    for args in [
+        vec!["stats", "file:./app"],
+        vec!["init", "file:./app"],
+        vec!["clear", "file:./app", "--destroy-key"],
+    ] {
+        let mut args = args;
+        args.extend(["--key-file", "real.key"]);
+        run_in(d, &args)
+            .exits(1)
+            .stderr_starts("error: ./app holds no file store")
+            .stderr_has("\"log.01\", \"notes.txt\"");
+        assert_eq!(listing(&app), before, "{args:?}");
+        assert!(d.join("real.key").exists());
+    }
+    // A store of the engine's own, but no book in it: a command needing one
+    // refuses rather than start a book.
+    let bare = d.join("bare");
+    drop(open_backend("file", &bare));
+    for args in [
+        vec!["stats", "file:./bare"],
+        vec!["clear", "file:./bare", "--destroy-key"],
+    ] {
+        let mut args = args;
+        args.extend(["--key-file", "real.key"]);
+        run_in(d, &args)
+            .exits(1)
+            .stderr_starts("error: no peerbook book at ./bare");
+        assert!(d.join("real.key").exists());
     }
 }
 

@@ -139,8 +139,9 @@ impl Engine {
 }
 
 /// What a directory holds, to one engine, judged from the names of its entries
-/// (nothing is opened): see [`Engine::probe`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// (and, for RocksDB, the column families its manifest lists; no store is opened):
+/// see [`Engine::probe`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DirContents {
     /// No directory, or an empty one.
     Nothing,
@@ -148,19 +149,30 @@ pub enum DirContents {
     /// interrupted creation leaves. Opening the engine there makes a new store.
     Leftovers,
     /// A store of this engine: its marker file is there (see
-    /// [`Engine::marks_store`]).
+    /// [`Engine::marks_store`]) and every entry is one the engine makes
+    /// ([`Engine::owns_file`]).
     Store,
-    /// Entries this engine does not make, and no store of it: not a directory to
-    /// open this engine in. `other` is the engine whose store it holds, if any.
+    /// Not a directory to open this engine in: entries this engine does not make,
+    /// or (RocksDB) a database without peerbook's column families.
     Foreign {
-        /// The on-disk engine whose marker file the directory holds.
+        /// The on-disk engine whose marker file the directory holds, if any (this
+        /// engine too, when other files sit beside its store).
         other: Option<Engine>,
+        /// The names of the entries this engine does not make, sorted (non-UTF-8
+        /// names lossily). Empty for a RocksDB database that is not peerbook's.
+        unexpected: Vec<String>,
     },
 }
 
 /// `digits` is a non-empty run of ASCII digits.
 fn all_digits(digits: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `digits` is a generation as `peerbook-file` writes it (its `naming.rs`): ASCII
+/// digits without a leading zero (`0` itself aside). `log.01` is not its file.
+fn generation(digits: &str) -> bool {
+    all_digits(digits) && (digits == "0" || !digits.starts_with('0'))
 }
 
 impl Engine {
@@ -176,7 +188,7 @@ impl Engine {
             Engine::Rocks => name == "CURRENT",
             Engine::File => ["snapshot.", "log."]
                 .iter()
-                .any(|p| name.strip_prefix(p).is_some_and(all_digits)),
+                .any(|p| name.strip_prefix(p).is_some_and(generation)),
         }
     }
 
@@ -212,10 +224,14 @@ impl Engine {
         }
     }
 
-    /// What `dir` holds to this engine, from the names of its entries: nothing, a
-    /// store of this engine, the leftovers of an interrupted creation, or something
-    /// else (another engine's store, or files no engine of ours makes). A missing
-    /// directory is [`DirContents::Nothing`]; one that cannot be listed is an error.
+    /// What `dir` holds to this engine: nothing, a store of this engine (its
+    /// marker and nothing but the engine's own files), the leftovers of an
+    /// interrupted creation, or something else (another engine's store, files no
+    /// store of this engine holds, a RocksDB database without peerbook's column
+    /// families). Judged from the names of its entries; for RocksDB also from the
+    /// column families its manifest lists (read-only: RocksDB's `list_cf`, no
+    /// database is opened). A missing directory is [`DirContents::Nothing`]; one
+    /// that cannot be listed is an error.
     pub fn probe(self, dir: &Path) -> io::Result<DirContents> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -226,20 +242,31 @@ impl Engine {
         for entry in entries {
             names.push(entry?.file_name());
         }
-        let name = |n: &OsString| n.to_str().map(str::to_owned).unwrap_or_default();
-        let names: Vec<String> = names.iter().map(name).collect();
+        let utf8: Vec<&str> = names.iter().filter_map(|n| n.to_str()).collect();
+        let mut unexpected: Vec<String> = names
+            .iter()
+            .filter(|n| !n.to_str().is_some_and(|n| self.owns_file(n)))
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        unexpected.sort();
         Ok(if names.is_empty() {
             DirContents::Nothing
-        } else if names.iter().any(|n| self.marks_store(n)) {
-            DirContents::Store
-        } else if names.iter().all(|n| self.owns_file(n)) {
-            DirContents::Leftovers
-        } else {
+        } else if !unexpected.is_empty() {
             DirContents::Foreign {
                 other: Engine::ON_DISK
                     .into_iter()
-                    .find(|e| names.iter().any(|n| e.marks_store(n))),
+                    .find(|e| utf8.iter().any(|n| e.marks_store(n))),
+                unexpected,
             }
+        } else if !utf8.iter().any(|n| self.marks_store(n)) {
+            DirContents::Leftovers
+        } else if self == Engine::Rocks && !rocks_has_peerbook_families(dir) {
+            DirContents::Foreign {
+                other: None,
+                unexpected,
+            }
+        } else {
+            DirContents::Store
         })
     }
 
@@ -284,6 +311,54 @@ impl Engine {
         left.sort();
         Ok(left)
     }
+}
+
+/// Whether the RocksDB database in `dir` (its `CURRENT` is there) has every column
+/// family of peerbook's ([`Space`](peerbook::backend::Space) names), which opening
+/// the backend would otherwise create in another program's database. Read from its
+/// manifest without opening it. A manifest RocksDB cannot read counts as ours:
+/// opening then fails on it too, changing nothing, and reports the damage.
+fn rocks_has_peerbook_families(dir: &Path) -> bool {
+    #[cfg(feature = "rocksdb")]
+    {
+        match rocksdb::DB::list_cf(&rocksdb::Options::default(), dir) {
+            Ok(families) => peerbook::backend::Space::ALL
+                .iter()
+                .all(|space| families.iter().any(|f| f == space.name())),
+            Err(_) => true,
+        }
+    }
+    #[cfg(not(feature = "rocksdb"))]
+    {
+        let _ = dir;
+        true
+    }
+}
+
+/// Whether `backend` holds a peerbook book: meta `schema_version` (which
+/// [`PeerBook::open`](peerbook::PeerBook::open) writes into every book it creates
+/// or migrates), or peer records (a book from before schema versions). Read-only:
+/// for a program that needs an existing book, to refuse an engine store peerbook
+/// did not make before `PeerBook::open` would start a new book in it.
+pub fn holds_book(backend: &dyn Backend) -> Result<bool, BackendError> {
+    use peerbook::backend::{Direction, KeyRange, Space};
+    /// The core's `META_SCHEMA_VERSION` (crate-private there; the test
+    /// `holds_book_tells_books_from_bare_stores` ties the two).
+    const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
+    if backend.get(Space::Meta, SCHEMA_VERSION_KEY)?.is_some() {
+        return Ok(true);
+    }
+    let mut peers = false;
+    backend.view()?.scan(
+        Space::Peers,
+        KeyRange::all(),
+        Direction::Forward,
+        &mut |_, _| {
+            peers = true;
+            std::ops::ControlFlow::Break(())
+        },
+    )?;
+    Ok(peers)
 }
 
 impl fmt::Display for Engine {
@@ -557,19 +632,19 @@ mod tests {
                 assert!(engine.owns_file(&name), "{engine} makes {name}");
             }
             for other in Engine::ON_DISK.into_iter().filter(|e| *e != engine) {
-                assert_eq!(
-                    other.probe(&dir).unwrap(),
-                    DirContents::Foreign {
-                        other: Some(engine)
-                    },
+                assert!(
+                    matches!(
+                        other.probe(&dir).unwrap(),
+                        DirContents::Foreign { other: Some(e), unexpected } if e == engine && !unexpected.is_empty()
+                    ),
                     "{engine} store probed as {other}"
                 );
             }
             std::fs::write(tmp.path().join("notes.txt"), b"").unwrap();
-            assert_eq!(
+            assert!(matches!(
                 engine.probe(tmp.path()).unwrap(),
-                DirContents::Foreign { other: None }
-            );
+                DirContents::Foreign { other: None, .. }
+            ));
         }
         // Removing a store leaves what the engine did not make, and the directory
         // only then.
@@ -582,7 +657,10 @@ mod tests {
             assert_eq!(left, ["notes.txt", "sub"], "{engine}");
             assert_eq!(
                 engine.probe(&dir).unwrap(),
-                DirContents::Foreign { other: None }
+                DirContents::Foreign {
+                    other: None,
+                    unexpected: vec!["notes.txt".into(), "sub".into()]
+                }
             );
             assert!(dir.join("sub").join("LOCK").exists());
             std::fs::remove_dir_all(dir.join("sub")).unwrap();
@@ -601,5 +679,100 @@ mod tests {
             Engine::File.probe(&plain.join("x")).is_err(),
             "not a directory"
         );
+    }
+
+    /// A marker file alone does not make a store: every entry must be one the
+    /// engine makes, and a generation name must be one `peerbook-file` writes.
+    /// Anything else is foreign, named.
+    #[test]
+    fn a_marker_among_other_files_is_no_store() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        // An application directory with a rotated (empty) log of its own.
+        std::fs::write(dir.join("notes.txt"), b"").unwrap();
+        std::fs::write(dir.join("log.7"), b"").unwrap();
+        assert_eq!(
+            Engine::File.probe(dir).unwrap(),
+            DirContents::Foreign {
+                other: Some(Engine::File),
+                unexpected: vec!["notes.txt".into()]
+            }
+        );
+        std::fs::remove_file(dir.join("notes.txt")).unwrap();
+        assert_eq!(Engine::File.probe(dir).unwrap(), DirContents::Store);
+        std::fs::remove_file(dir.join("log.7")).unwrap();
+        std::fs::write(dir.join("log.01"), b"").unwrap();
+        assert!(!Engine::File.marks_store("log.01") && !Engine::File.owns_file("log.01"));
+        assert_eq!(
+            Engine::File.probe(dir).unwrap(),
+            DirContents::Foreign {
+                other: None,
+                unexpected: vec!["log.01".into()]
+            }
+        );
+        assert!(Engine::File.marks_store("log.0") && Engine::File.marks_store("snapshot.10"));
+    }
+
+    /// Another program's RocksDB database (no peerbook column family) is foreign
+    /// to the probe, which leaves it as it was; a peerbook store is a store.
+    #[cfg(feature = "rocksdb")]
+    #[test]
+    fn a_rocksdb_database_without_peerbook_families_is_foreign() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("db");
+        {
+            let mut o = rocksdb::Options::default();
+            o.create_if_missing(true);
+            let db = rocksdb::DB::open(&o, &dir).unwrap();
+            db.put(b"theirs", b"v").unwrap();
+        }
+        let listing = |dir: &Path| {
+            let mut names: Vec<_> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        let before = listing(&dir);
+        assert_eq!(
+            Engine::Rocks.probe(&dir).unwrap(),
+            DirContents::Foreign {
+                other: None,
+                unexpected: vec![]
+            }
+        );
+        assert_eq!(listing(&dir), before, "the probe changed the database");
+        let ours = tmp.path().join("ours");
+        drop(Engine::Rocks.open(&ours).unwrap());
+        assert_eq!(Engine::Rocks.probe(&ours).unwrap(), DirContents::Store);
+    }
+
+    /// [`holds_book`] tells a book (new, or with peers) from an engine store that
+    /// holds no book, whatever key the core uses for its schema version.
+    #[test]
+    fn holds_book_tells_books_from_bare_stores() {
+        let bare = Engine::Memory.open(Path::new("")).unwrap();
+        assert!(!holds_book(&*bare).unwrap());
+        let mut batch = peerbook::backend::WriteBatch::new();
+        batch.put(peerbook::backend::Space::Meta, b"x".to_vec(), b"y".to_vec());
+        bare.write(batch, peerbook::backend::Durability::Sync)
+            .unwrap();
+        assert!(!holds_book(&*bare).unwrap());
+        let backend = Engine::Memory.open(Path::new("")).unwrap();
+        let key = peerbook::MasterKey::from_slice(&[7; 32]).unwrap();
+        drop(peerbook::PeerBook::open(backend.clone(), peerbook::Options::new(key)).unwrap());
+        assert!(holds_book(&*backend).unwrap());
+        // A book from before schema versions: peer records, no version.
+        let old = Engine::Memory.open(Path::new("")).unwrap();
+        let mut batch = peerbook::backend::WriteBatch::new();
+        batch.put(
+            peerbook::backend::Space::Peers,
+            b"p".to_vec(),
+            b"r".to_vec(),
+        );
+        old.write(batch, peerbook::backend::Durability::Sync)
+            .unwrap();
+        assert!(holds_book(&*old).unwrap());
     }
 }
