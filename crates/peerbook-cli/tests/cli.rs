@@ -266,6 +266,27 @@ fn usage_errors_exit_2() {
     );
 }
 
+/// A store path with `..` after a name is a usage error: `x/../b` with `x` missing
+/// would make `x` and open the engine in an existing `./b`, whatever it holds.
+#[test]
+fn a_parent_dir_after_a_name_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("b")).unwrap();
+    for args in [
+        vec!["init", "file:x/../b", "--key-file", "k"],
+        vec!["import", "lmdb:./x/../b", "f.json"],
+        vec!["migrate", "file:./a", "rocksdb:x/../b"],
+    ] {
+        run_in(d, &args)
+            .exits(2)
+            .stderr_starts("error:")
+            .stderr_has("has a `..` after a directory name");
+    }
+    assert_eq!(listing(d), ["b"]);
+    assert!(listing(&d.join("b")).is_empty());
+}
+
 #[test]
 fn read_commands_on_missing_store_or_key_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();

@@ -453,6 +453,20 @@ pub enum SpecError {
         /// The engine prefix as given.
         engine: String,
     },
+    /// A path with a `..` after a directory name (`x/../peers`): refused rather
+    /// than resolved, since through a missing `x` (which creating the store would
+    /// make) or a symbolic link it names another directory than it reads as.
+    /// Leading `..` components (`../peers`) are fine.
+    #[error(
+        "`{path}` has a `..` after a directory name; name the store directory without it \
+         (e.g. {engine}:../peers or an absolute path)"
+    )]
+    ParentDir {
+        /// The path given.
+        path: String,
+        /// The engine prefix as given.
+        engine: String,
+    },
 }
 
 /// `BACKEND:PATH`, e.g. `lmdb:./peers`: a persistent store of a compiled-in engine.
@@ -461,7 +475,8 @@ pub struct StoreSpec {
     /// The engine (never [`Engine::Memory`]).
     pub engine: Engine,
     /// The store's directory, normalized: no `.` component, no repeated or trailing
-    /// `/`, and its last component a directory name (never `.`, `..` or the root).
+    /// `/`, no `..` after a name (leading `..` only), and its last component a
+    /// directory name (never `.`, `..` or the root).
     pub path: PathBuf,
 }
 
@@ -494,6 +509,19 @@ impl FromStr for StoreSpec {
                 path: path.to_string(),
                 engine: backend.to_string(),
             });
+        }
+        let mut named = false;
+        for component in normalized.components() {
+            match component {
+                Component::Normal(_) => named = true,
+                Component::ParentDir if named => {
+                    return Err(SpecError::ParentDir {
+                        path: path.to_string(),
+                        engine: backend.to_string(),
+                    })
+                }
+                _ => {}
+            }
         }
         Ok(StoreSpec {
             engine,
@@ -565,7 +593,8 @@ mod tests {
             ("file:peers//x/./", "peers/x"),
             ("file:/srv/./peers//", "/srv/peers"),
             ("file:../peers", "../peers"),
-            ("file:./a/../peers", "./a/../peers"),
+            ("file:../../peers", "../../peers"),
+            ("file:/../peers", "/../peers"),
         ] {
             let parsed: StoreSpec = spec.parse().unwrap_or_else(|e| panic!("{spec}: {e}"));
             assert_eq!(parsed.path, PathBuf::from(path), "{spec}");
@@ -580,6 +609,14 @@ mod tests {
         ] {
             assert!(
                 matches!(bad.parse::<StoreSpec>(), Err(SpecError::BadPath { .. })),
+                "{bad}"
+            );
+        }
+        // A `..` after a name: `x/../peers` is not `./peers` when x is a link, and
+        // creating a missing x would make a directory the store is not in.
+        for bad in ["file:./a/../peers", "file:a/../peers", "file:../a/../b/c"] {
+            assert!(
+                matches!(bad.parse::<StoreSpec>(), Err(SpecError::ParentDir { .. })),
                 "{bad}"
             );
         }
