@@ -121,39 +121,46 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             // existing one keeps its settings (its node's quota).
             let creating = !store.exists()?;
             let key = key_for(store);
-            // A failed import leaves no store (nor key file) it created.
-            let creation = if creating {
-                Some(Creation::start(store, &key)?)
-            } else {
-                None
-            };
             let room = doc.peers.len() as u64;
             let mode = if *replace {
                 ImportMode::Replace
             } else {
                 ImportMode::Merge
             };
-            let mut seen_empty = false;
+            let new_store = |o: Options| Options {
+                max_peers: o.max_peers.max(room),
+                ..o
+            };
+            // A new store: the import is first made in memory, with the key the
+            // store will take (a missing key file's is new, written only then), so
+            // a document that does not import (secrets under another key, invalid)
+            // creates nothing; and a later failure (storage) leaves no store nor
+            // key file it created.
+            let creation = if creating {
+                let fresh = match &key {
+                    KeySource::File(path) if std::fs::symlink_metadata(path).is_err() => {
+                        peerbook::MasterKey::generate().map_err(|e| CliError::new(e.to_string()))?
+                    }
+                    _ => key.load(false)?,
+                };
+                transfer::check_import(store, &doc, mode, new_store(Options::new(fresh.clone())))?;
+                Some(Creation::start(store, &key, &fresh)?)
+            } else {
+                None
+            };
             let imported = open_with(store, &key, Access::Write, |o| {
                 if creating {
-                    Options {
-                        max_peers: o.max_peers.max(room),
-                        ..o
-                    }
+                    new_store(o)
                 } else {
                     o
                 }
             })
-            .and_then(|book| {
-                let imported = transfer::import(&book, store, &doc, mode);
-                seen_empty = book.get_storage_stats().is_ok_and(|s| s.peer_count == 0);
-                imported
-            }); // the book is closed here
+            .and_then(|book| transfer::import(&book, store, &doc, mode)); // the book is closed here
             match imported {
                 Ok(report) => transfer::print_import(store, &report, json),
                 Err(e) => {
                     if let Some(creation) = creation {
-                        creation.undo(seen_empty);
+                        creation.undo();
                     }
                     Err(e)
                 }

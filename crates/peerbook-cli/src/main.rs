@@ -170,6 +170,9 @@ enum Command {
     },
     /// Import an export document, all or nothing (creates the store if missing;
     /// a failed import leaves no store or key file of its making).
+    ///
+    /// Into a new store the document is first imported in memory (the book's size
+    /// again, for that time), so one that does not import creates nothing.
     #[command(group(ArgGroup::new("mode").args(["merge", "replace"])))]
     Import {
         /// BACKEND:PATH

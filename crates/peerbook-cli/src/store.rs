@@ -345,9 +345,9 @@ pub struct Creation {
 
 impl Creation {
     /// Before anything else is created: note the missing directories of `spec`,
-    /// and create `key`'s file if it is missing (create-new, so the file is
-    /// certainly this command's).
-    pub fn start(spec: &StoreSpec, key: &KeySource) -> Result<Self, CliError> {
+    /// and write `fresh` (a new key, checked by the caller) to `key`'s file if it
+    /// is missing (create-new, so the file is certainly this command's).
+    pub fn start(spec: &StoreSpec, key: &KeySource, fresh: &MasterKey) -> Result<Self, CliError> {
         let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
         let new_dirs = spec
             .path
@@ -356,8 +356,8 @@ impl Creation {
             .map(Path::to_path_buf)
             .collect();
         let new_key_file = match key {
-            KeySource::File(path) if missing(path) => match MasterKey::create(path) {
-                Ok(_) => Some(path.clone()),
+            KeySource::File(path) if missing(path) => match fresh.write_new_file(path) {
+                Ok(()) => Some(path.clone()),
                 // made by someone else meanwhile: theirs, loaded as any key file
                 Err(_) if !missing(path) => None,
                 Err(e) => {
@@ -375,27 +375,80 @@ impl Creation {
     }
 
     /// Remove what the failed command created, never recursively, never a file
-    /// the engine does not make. `seen_empty`: the command saw the book hold no
-    /// peer while it had the store open (locked). A store there is removed only
-    /// then: otherwise it may be another process's, made meanwhile, and it stays
-    /// with the key file. What cannot be removed is named on stderr.
-    pub fn undo(self, seen_empty: bool) {
+    /// the engine does not make, and the key file last. A store there is first
+    /// reopened (taking the engine's lock: a store another process has open
+    /// stays) and must hold no peer record: otherwise it may be another
+    /// process's, made meanwhile with the new key, and it stays with the key file.
+    /// Under that lock the store's files go but the lock file, then the key file;
+    /// once closed, the lock file (and what closing wrote) and the new
+    /// directories. What cannot be removed is named on stderr.
+    pub fn undo(self) {
         let warn = |what: String| {
             let _ = writeln!(std::io::stderr(), "warning: {what}; remove it by hand");
         };
         let dir = &self.spec.path;
-        match self.spec.engine.probe(dir) {
-            Ok(DirContents::Nothing | DirContents::Leftovers) => {}
-            Ok(DirContents::Store) if seen_empty => {}
+        let engine = self.spec.engine;
+        let destroy_key = || {
+            if let Some(path) = &self.new_key_file {
+                if let Err(e) = MasterKey::destroy_file(path) {
+                    warn(format!("the new key file {} stays: {e}", path.display()));
+                }
+            }
+        };
+        match engine.probe(dir) {
+            Ok(DirContents::Nothing) => destroy_key(),
+            Ok(DirContents::Store | DirContents::Leftovers) => {
+                let backend = match self.spec.open() {
+                    Ok(backend) => backend,
+                    Err(e) => {
+                        return warn(format!(
+                            "the new store {} stays (with its key file): {e}",
+                            dir.display()
+                        ))
+                    }
+                };
+                match peerbook_engines::holds_peers(&*backend) {
+                    Ok(false) => {}
+                    // another process's book, made meanwhile: not ours to remove
+                    Ok(true) => return,
+                    Err(e) => {
+                        return warn(format!(
+                            "the new store {} stays (with its key file): {e}",
+                            dir.display()
+                        ))
+                    }
+                }
+                if let Err(e) = engine.remove_store_files_but_lock(dir) {
+                    return warn(format!(
+                        "the new store {} stays (with its key file): {e}",
+                        dir.display()
+                    ));
+                }
+                destroy_key();
+                drop(backend);
+                // The lock file and what closing wrote (RocksDB writes a new
+                // manifest when its files went while open): a store again is
+                // reopened once more to check it holds no peer
+                match engine.probe(dir) {
+                    Ok(DirContents::Nothing | DirContents::Leftovers) => {}
+                    // (its manifest then names files that went: it opens as
+                    // damaged, which a store made since by another would not)
+                    Ok(DirContents::Store) => match self.spec.open() {
+                        Ok(backend)
+                            if peerbook_engines::holds_peers(&*backend).ok() == Some(false) => {}
+                        Err(peerbook::BackendError::Corrupted { .. }) => {}
+                        _ => return warn(format!("the emptied new store {} stays", dir.display())),
+                    },
+                    _ => return,
+                }
+            }
             _ => return,
         }
-        if let Some(path) = &self.new_key_file {
-            if let Err(e) = MasterKey::destroy_file(path) {
-                warn(format!("the new key file {} stays: {e}", path.display()));
-            }
-        }
-        match self.spec.engine.remove_store_files(dir) {
-            Err(e) => warn(format!("the new store {} stays: {e}", dir.display())),
+        match engine.remove_store_files(dir) {
+            Err(e) => warn(format!(
+                "the new store's files in {} stay: {e}",
+                dir.display()
+            )),
             Ok(left) if left.is_empty() => {
                 for dir in &self.new_dirs {
                     if std::fs::remove_dir(dir).is_err() {
@@ -469,34 +522,49 @@ mod tests {
         }
     }
 
-    /// A store found where a failed creating command expected its own, and not
-    /// seen empty under its lock, may be another process's: it stays, and so
-    /// does the key file (its book may be sealed with it).
-    #[cfg(feature = "file")]
+    /// A store found where a failed creating command expected its own, holding
+    /// peers when the undo reopens it (another process made its book there with
+    /// the new key file after the command closed its book), stays, and so does
+    /// the key file (its book is sealed with it).
     #[test]
-    fn undo_leaves_a_store_it_did_not_see_empty() {
+    fn undo_leaves_a_store_that_holds_peers_when_reopened() {
+        for engine in Engine::available() {
+            undo_leaves_a_store_that_holds_peers(engine);
+        }
+    }
+
+    fn undo_leaves_a_store_that_holds_peers(engine: Engine) {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("a").join("new");
-        let spec: StoreSpec = format!("file:{}", path.display()).parse().unwrap();
+        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
         let key_file = tmp.path().join("new.key");
         let key = KeySource::File(key_file.clone());
-        let creation = Creation::start(&spec, &key).unwrap();
+        let fresh = MasterKey::generate().unwrap();
+        let creation = Creation::start(&spec, &key, &fresh).unwrap();
         assert!(key_file.is_file());
-        // Meanwhile another process makes its book there, with that key.
-        let book = PeerBook::open(spec.open().unwrap(), Options::new(key.load(false).unwrap()));
-        drop(book.unwrap());
-        creation.undo(false);
-        assert!(key_file.is_file());
+        // The command's own book, seen empty, closed; meanwhile another process
+        // opens the store with that key file and stores a peer.
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap());
+        let book =
+            PeerBook::open(spec.open().unwrap(), Options::new(key.load(false).unwrap())).unwrap();
+        book.store_peer(peerbook::NewPeer {
+            peer_id: "theirs".into(),
+            ..peerbook::NewPeer::default()
+        })
+        .unwrap();
+        drop(book.close().unwrap());
+        creation.undo();
+        assert!(key_file.is_file(), "{engine}");
         assert_eq!(spec.engine.probe(&path).unwrap(), DirContents::Store);
 
-        // Its own store, seen empty: all it made goes, key file, store, directories.
+        // Its own store, still empty: all it made goes, key file, store, directories.
         std::fs::remove_dir_all(tmp.path().join("a")).unwrap();
         std::fs::remove_file(&key_file).unwrap();
-        let creation = Creation::start(&spec, &key).unwrap();
-        drop(spec.open().unwrap());
-        creation.undo(true);
-        assert!(!key_file.exists());
-        assert!(!tmp.path().join("a").exists());
+        let creation = Creation::start(&spec, &key, &fresh).unwrap();
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap());
+        creation.undo();
+        assert!(!key_file.exists(), "{engine}");
+        assert!(!tmp.path().join("a").exists(), "{engine}");
     }
 
     #[test]

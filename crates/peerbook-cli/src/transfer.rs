@@ -156,14 +156,38 @@ pub fn import(
     let spinner = progress::spinner(doc.peers.len() as u64, "importing");
     let report = book.import_data(doc, mode);
     spinner.finish_and_clear();
-    report.map_err(|e| match e {
+    report.map_err(|e| import_error(e, spec))
+}
+
+/// Import `doc` into a new in-memory book opened with `options` (the key and
+/// settings a new store gets), to refuse a document that would not import before
+/// anything is created on disk. Holds a second copy of the book in memory for the
+/// time of the check.
+pub fn check_import(
+    spec: &StoreSpec,
+    doc: &ExportDocument,
+    mode: ImportMode,
+    options: Options,
+) -> Result<(), CliError> {
+    let backend: std::sync::Arc<dyn peerbook::Backend> =
+        std::sync::Arc::new(peerbook::MemoryBackend::new());
+    let book = peerbook::PeerBook::open(backend, options)
+        .map_err(|e| CliError::new(e.to_string()).hint("nothing was created"))?;
+    let spinner = progress::spinner(doc.peers.len() as u64, "checking");
+    let report = book.import_data(doc, mode);
+    spinner.finish_and_clear();
+    report.map(drop).map_err(|e| import_error(e, spec))
+}
+
+fn import_error(e: peerbook::Error, spec: &StoreSpec) -> CliError {
+    match e {
         peerbook::Error::WrongKey => CliError::new(e.to_string()).hint(
             "the document's secrets were sealed under another key: import with that book's key (--key-file / --key-env), or export with --no-secrets",
         ),
         peerbook::Error::QuotaExceeded(_) => CliError::new(e.to_string())
             .hint(format!("nothing was imported; raise the book's limit with `peerbook settings {spec} --max-peers N` if its node allows more")),
         other => CliError::new(other.to_string()).hint("nothing was imported"),
-    })
+    }
 }
 
 /// The report of a finished `import`.

@@ -1440,6 +1440,29 @@ fn a_failed_import_into_a_new_store_leaves_nothing_behind() {
     r.stdout_has("imported 4 peers");
 }
 
+/// A document that would not import into a new store (its secrets sealed under
+/// another key) is refused before anything is made on disk: here the new key file
+/// could not even be written (its directory is missing), yet the error is the
+/// document's.
+#[test]
+fn an_import_into_a_new_store_is_checked_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 1);
+    ok(run_in(d, &["export", &spec, "--out", "book.json"]));
+    let before = listing(d);
+    for engine in ["file", "lmdb", "rocksdb"] {
+        let target = format!("{engine}:./a/new");
+        run_in(
+            d,
+            &["import", &target, "book.json", "--key-file", "keys/new.key"],
+        )
+        .exits(1)
+        .stderr_starts("error: wrong key");
+        assert_eq!(listing(d), before, "{engine}");
+    }
+}
+
 /// `--destroy-key` with a key from the environment is a usage error, refused before
 /// the book is cleared.
 #[test]

@@ -289,6 +289,18 @@ impl Engine {
     /// ([`owns_file`](Engine::owns_file)) and that is not a directory; returns the
     /// names of the entries left, sorted. A missing `dir` is no error.
     pub fn remove_store_files(self, dir: &Path) -> io::Result<Vec<OsString>> {
+        self.remove_files(dir, false)
+    }
+
+    /// [`remove_store_files`](Engine::remove_store_files) but the engine's lock
+    /// file `LOCK` (every on-disk engine's): for a program holding the store open,
+    /// which keeps others out only while that file stays (a new one, made by the
+    /// next opener, would be unlocked).
+    pub fn remove_store_files_but_lock(self, dir: &Path) -> io::Result<Vec<OsString>> {
+        self.remove_files(dir, true)
+    }
+
+    fn remove_files(self, dir: &Path, keep_lock: bool) -> io::Result<Vec<OsString>> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -298,7 +310,9 @@ impl Engine {
         for entry in entries {
             let entry = entry?;
             let name = entry.file_name();
-            let owned = name.to_str().is_some_and(|n| self.owns_file(n));
+            let owned = name
+                .to_str()
+                .is_some_and(|n| self.owns_file(n) && !(keep_lock && n == "LOCK"));
             if !owned || entry.file_type()?.is_dir() {
                 left.push(name);
                 continue;
@@ -341,13 +355,16 @@ fn rocks_has_peerbook_families(dir: &Path) -> bool {
 /// for a program that needs an existing book, to refuse an engine store peerbook
 /// did not make before `PeerBook::open` would start a new book in it.
 pub fn holds_book(backend: &dyn Backend) -> Result<bool, BackendError> {
-    use peerbook::backend::{Direction, KeyRange, Space};
+    use peerbook::backend::Space;
     /// The core's `META_SCHEMA_VERSION` (crate-private there; the test
     /// `holds_book_tells_books_from_bare_stores` ties the two).
     const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
-    if backend.get(Space::Meta, SCHEMA_VERSION_KEY)?.is_some() {
-        return Ok(true);
-    }
+    Ok(backend.get(Space::Meta, SCHEMA_VERSION_KEY)?.is_some() || holds_peers(backend)?)
+}
+
+/// Whether `backend` holds any peer record (read-only; no key needed).
+pub fn holds_peers(backend: &dyn Backend) -> Result<bool, BackendError> {
+    use peerbook::backend::{Direction, KeyRange, Space};
     let mut peers = false;
     backend.view()?.scan(
         Space::Peers,
