@@ -262,16 +262,8 @@ pub fn migrate(
     if to_exists {
         // Checked under TO's own settings: opening with FROM's would store them in
         // TO before a refusal.
-        let existing = crate::store::open_with(to, to_key, Access::Write, |o| o)?
-            .get_storage_stats()
-            .map_err(|e| CliError::store(e, to_key, to))?;
-        if existing.peer_count > 0 && !force {
-            return Err(CliError::new(format!(
-                "{to} is not empty ({} peers)",
-                existing.peer_count
-            ))
-            .hint("pass --force to replace its peers with FROM's"));
-        }
+        let existing = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
+        refuse_unless_empty(&existing, to, to_key, force)?;
     }
     // TO takes FROM's retention settings, with room for every peer.
     let retention = source.retention();
@@ -282,6 +274,9 @@ pub fn migrate(
             ..o
         }
     })?;
+    // Again on this open: between the two, another process may have written peers
+    // into TO (or made it), which only --force replaces.
+    refuse_unless_empty(&target, to, to_key, force)?;
     let spinner = progress::spinner(n as u64, "writing");
     let report = target.import_data(&doc, ImportMode::Replace);
     spinner.finish_and_clear();
@@ -311,6 +306,24 @@ pub fn migrate(
         say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
     }
     Ok(0)
+}
+
+/// Unless `force`: an error when `book` (TO) holds peers.
+fn refuse_unless_empty(
+    book: &Book,
+    to: &StoreSpec,
+    to_key: &KeySource,
+    force: bool,
+) -> Result<(), CliError> {
+    let peers = book
+        .get_storage_stats()
+        .map_err(|e| CliError::store(e, to_key, to))?
+        .peer_count;
+    if peers > 0 && !force {
+        return Err(CliError::new(format!("{to} is not empty ({peers} peers)"))
+            .hint("pass --force to replace its peers with FROM's"));
+    }
+    Ok(())
 }
 
 /// Record by record: every peer of `doc` reads back identical from `target`, and
