@@ -164,6 +164,9 @@ pub enum DirContents {
     },
 }
 
+/// The directory fsck makes at the root of a file system; the probe ignores it.
+const LOST_AND_FOUND: &str = "lost+found";
+
 /// `digits` is a non-empty run of ASCII digits.
 fn all_digits(digits: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
@@ -196,8 +199,9 @@ impl Engine {
     /// - LMDB: `data.mdb`, `lock.mdb`, `LOCK`, `data.mdb.clear` (a clear's copy)
     ///   and the directory `creating` (a new store's scratch directory);
     /// - RocksDB: `CURRENT`, `IDENTITY`, `LOCK`, `LOG`, `LOG.old.*`, `MANIFEST-N`,
-    ///   `OPTIONS-N`, `N.log`, `N.sst`, `N.ldb`, `N.blob` and their `.dbtmp`
-    ///   temporaries (RocksDB's file naming, with its default log directory);
+    ///   `OPTIONS-N`, `N.log`, `N.sst`, `N.ldb`, `N.blob`, their `.dbtmp`
+    ///   temporaries and `N.dbtmp` (a new database's first manifest) (RocksDB's
+    ///   file naming, with its default log directory);
     /// - file: `LOCK`, `snapshot.G`, `log.G` and their `.tmp` forms (FORMAT.md).
     pub fn owns_file(self, name: &str) -> bool {
         match self {
@@ -207,6 +211,10 @@ impl Engine {
                 "data.mdb" | "lock.mdb" | "LOCK" | "data.mdb.clear" | "creating"
             ),
             Engine::Rocks => {
+                if name.strip_suffix(".dbtmp").is_some_and(all_digits) {
+                    // `NNNNNN.dbtmp`: a new database's manifest before its rename
+                    return true;
+                }
                 let name = name.strip_suffix(".dbtmp").unwrap_or(name);
                 matches!(name, "CURRENT" | "IDENTITY" | "LOCK" | "LOG")
                     || name.starts_with("LOG.old.")
@@ -230,8 +238,9 @@ impl Engine {
     /// store of this engine holds, a RocksDB database without peerbook's column
     /// families). Judged from the names of its entries; for RocksDB also from the
     /// column families its manifest lists (read-only: RocksDB's `list_cf`, no
-    /// database is opened). A missing directory is [`DirContents::Nothing`]; one
-    /// that cannot be listed is an error.
+    /// database is opened). A `lost+found` (the root of a volume) is ignored. A
+    /// missing directory is [`DirContents::Nothing`]; one that cannot be listed is
+    /// an error.
     pub fn probe(self, dir: &Path) -> io::Result<DirContents> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -240,7 +249,12 @@ impl Engine {
         };
         let mut names = Vec::new();
         for entry in entries {
-            names.push(entry?.file_name());
+            let name = entry?.file_name();
+            // What fsck keeps at the root of every ext2/3/4 file system: a store
+            // directory that is a volume of its own has one.
+            if name != LOST_AND_FOUND {
+                names.push(name);
+            }
         }
         let utf8: Vec<&str> = names.iter().filter_map(|n| n.to_str()).collect();
         let mut unexpected: Vec<String> = names
@@ -828,5 +842,37 @@ mod tests {
         old.write(batch, peerbook::backend::Durability::Sync)
             .unwrap();
         assert!(holds_book(&*old).unwrap());
+    }
+
+    /// What a crash while RocksDB creates its database leaves (`000001.dbtmp`, the
+    /// manifest before its rename) is RocksDB's own, and a volume's `lost+found`
+    /// counts for nothing: both directories are for the engine to open.
+    #[test]
+    fn creation_leftovers_and_lost_and_found_are_no_foreign_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("rocks");
+        std::fs::create_dir(&dir).unwrap();
+        for name in ["000001.dbtmp", "MANIFEST-000001", "LOCK", "LOG"] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        assert!(Engine::Rocks.owns_file("000001.dbtmp") && !Engine::Rocks.owns_file("x.dbtmp"));
+        assert_eq!(Engine::Rocks.probe(&dir).unwrap(), DirContents::Leftovers);
+        drop(Engine::Rocks.open(&dir).unwrap());
+        assert_eq!(Engine::Rocks.probe(&dir).unwrap(), DirContents::Store);
+        for engine in Engine::available() {
+            let volume = tmp.path().join(format!("volume-{engine}"));
+            std::fs::create_dir_all(volume.join("lost+found")).unwrap();
+            assert_eq!(
+                engine.probe(&volume).unwrap(),
+                DirContents::Nothing,
+                "{engine}"
+            );
+            drop(engine.open(&volume).unwrap());
+            assert_eq!(
+                engine.probe(&volume).unwrap(),
+                DirContents::Store,
+                "{engine}"
+            );
+        }
     }
 }
