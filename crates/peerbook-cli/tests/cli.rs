@@ -1256,6 +1256,36 @@ fn destroy_key_refuses_a_store_directory_with_other_files() {
     }
 }
 
+/// `clear --destroy-key` on a store reached through a symbolic link removes the
+/// store's files and the key, leaves the link (and the directory it points to),
+/// says so, and succeeds.
+#[cfg(unix)]
+#[test]
+fn destroy_key_through_a_symbolic_link_leaves_the_link() {
+    for engine in ["lmdb", "rocksdb", "file"] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let spec = seed(engine, d, 1);
+        std::fs::rename(d.join("peers"), d.join("real")).unwrap();
+        std::os::unix::fs::symlink("real", d.join("peers")).unwrap();
+        let r = ok(run_in(d, &["clear", &spec, "--destroy-key"]));
+        r.stdout_has("left the symbolic link");
+        assert!(!d.join("peers.key").exists(), "{engine}");
+        assert!(std::fs::symlink_metadata(d.join("peers"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(listing(&d.join("real")).is_empty(), "{engine}");
+        // With --json: one document, saying the directory was not removed.
+        let spec = seed(engine, d, 1);
+        let r = ok(run_in(d, &["clear", &spec, "--destroy-key", "--json"]));
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(v["store_removed"], false, "{engine}");
+        assert_eq!(v["key_destroyed"], true, "{engine}");
+        assert!(listing(&d.join("real")).is_empty(), "{engine}");
+    }
+}
+
 /// A directory of another program's files that happen to include a name an engine
 /// uses for its marker (an empty rotated `log.7`) is no store: no command opens
 /// the engine there or changes anything. A directory of only the engine's own

@@ -287,10 +287,12 @@ impl Engine {
     /// Remove the store of this engine in `dir` (closed):
     /// [`remove_store_files`](Engine::remove_store_files), then `dir` itself if
     /// nothing is left in it. Never recursive: anything else stays, and its names
-    /// are returned (empty when `dir` is gone). A missing `dir` is no error.
+    /// are returned (empty when `dir` is gone, or is a symbolic link: the link
+    /// stays, and the emptied directory it points to). A missing `dir` is no error.
     pub fn remove_store(self, dir: &Path) -> io::Result<Vec<OsString>> {
         let left = self.remove_store_files(dir)?;
-        if left.is_empty() {
+        let link = std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink());
+        if left.is_empty() && !link {
             match std::fs::remove_dir(dir) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}

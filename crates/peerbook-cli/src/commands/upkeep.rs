@@ -92,11 +92,17 @@ pub(super) fn clear(
         // The emptied store only names the destroyed key (its key check): remove it,
         // so the next write starts a new store with a new key. Only the engine's own
         // files go: whatever else the directory holds is not ours to delete.
+        let link = std::fs::symlink_metadata(&spec.path).is_ok_and(|m| m.file_type().is_symlink());
         let left = spec.engine.remove_store(&spec.path).map_err(|e| {
             CliError::new(format!("cannot remove the emptied store {spec}: {e}"))
                 .hint("remove the store's files by hand; they hold no peer data")
         })?;
-        if left.is_empty() {
+        if link && left.is_empty() {
+            lines.push(format!(
+                "removed the emptied store's files; left the symbolic link {} and the empty directory it points to",
+                spec.path.display()
+            ));
+        } else if left.is_empty() {
             lines.push(format!(
                 "removed the emptied store directory {}",
                 spec.path.display()
@@ -111,7 +117,7 @@ pub(super) fn clear(
                     .join(", ")
             ));
         }
-        store_removed = left.is_empty();
+        store_removed = left.is_empty() && !link;
     } else {
         lines.push("copies outside the store (backups, exports, snapshots) still hold their data; --destroy-key makes their secrets unreadable".into());
     }
