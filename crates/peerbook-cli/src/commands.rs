@@ -34,13 +34,14 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
     match &cli.command {
         Command::Init { store } => {
             let existed = store.exists()?;
-            init(
-                store,
-                &key_for(store),
-                existed,
-                open(store, Access::Write),
-                json,
-            )
+            let key = key_for(store);
+            init(store, &key, existed, open(store, Access::Write), json).map_err(|e| {
+                if existed {
+                    e
+                } else {
+                    e.after_change(format!("created store {store} (it opens with the {key})"))
+                }
+            })
         }
         Command::Stats { store } => stats(&open(store, Access::Read)?, json),
         Command::List {
@@ -93,7 +94,9 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             verify(&open(store, Access::Read)?, store, &key_for(store), json)
         }
         Command::Repair { store } => {
-            repair(&open(store, Access::Read)?, store, &key_for(store), json)
+            let book = open(store, Access::Read)?;
+            repair(&book, store, &key_for(store), json)
+                .map_err(|e| e.after_change(format!("repaired {store}")))
         }
         Command::Export {
             store,
@@ -157,7 +160,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             })
             .and_then(|book| transfer::import(&book, store, &doc, mode)); // the book is closed here
             match imported {
-                Ok(report) => transfer::print_import(store, &report, json),
+                Ok(report) => transfer::print_import(store, &report, json).map_err(|e| {
+                    e.after_change(format!(
+                        "imported {} peers into {store} ({} replaced, {} removed)",
+                        report.imported, report.replaced, report.removed
+                    ))
+                }),
                 Err(e) => {
                     if let Some(creation) = creation {
                         creation.undo();
@@ -215,7 +223,12 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                 None
             };
             let book = open_with(store, &key, Access::Read, change)?;
-            settings(&book, store, before.as_ref(), json)
+            settings(&book, store, before.as_ref(), json).map_err(|e| match &before {
+                Some(b) if *b != book.retention() => {
+                    e.after_change(format!("changed the retention settings stored in {store}"))
+                }
+                _ => e,
+            })
         }
         Command::RotateKey {
             store,
@@ -226,7 +239,13 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             &key_for(store),
             new_key_file,
             json,
-        ),
+        )
+        .map_err(|e| {
+            e.after_change(format!(
+                "re-sealed {store} under the new key: it now opens ONLY with the key file {}",
+                new_key_file.display()
+            ))
+        }),
         Command::Clear { store, destroy_key } => {
             let key = key_for(store);
             if let (true, KeySource::Env(var)) = (destroy_key, &key) {

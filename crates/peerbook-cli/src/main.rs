@@ -4,8 +4,9 @@
 //! `file:./peers`) and finds the master key in `--key-file PATH` (default
 //! `<PATH>.key`, beside the store directory) or `--key-env VAR` (64 hex characters).
 //! Errors print `error: <cause>` and `hint: <what to do>` on stderr; the exit code is
-//! 0 on success, 1 on an operational error (output that cannot be written is one; a
-//! closed pipe, as in `peerbook list | head`, is not), 2 on a usage error, 3 when
+//! 0 on success, 1 on an operational error (output that cannot be written is one,
+//! and after a change made says so; a closed pipe, as in `peerbook list | head`, is
+//! not), 2 on a usage error, 3 when
 //! `verify` found problems in the book. `--json` makes every command print one JSON
 //! document on stdout. Long commands show progress on stderr when it is a terminal,
 //! nothing in pipes. The book's retention settings live in the book (`settings`). A

@@ -21,6 +21,8 @@ pub struct CliError {
     pub hint: Option<String>,
     /// The process exit code (1 operational, 2 usage).
     pub code: u8,
+    /// A failed write to stdout (see [`out`]): only the report was lost.
+    pub lost_report: bool,
 }
 
 impl CliError {
@@ -30,6 +32,7 @@ impl CliError {
             cause: cause.into(),
             hint: None,
             code: 1,
+            lost_report: false,
         }
     }
 
@@ -45,6 +48,23 @@ impl CliError {
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// For a report written after `change` was made: a report that could not be
+    /// written says the change was made (still exit 1), and not to rerun the
+    /// command (which would fail, the key being gone, or act again). Any other
+    /// error is returned as it is.
+    pub fn after_change(self, change: impl fmt::Display) -> Self {
+        if !self.lost_report {
+            return self;
+        }
+        CliError {
+            cause: format!("{change}; only the report was lost: {}", self.cause),
+            hint: Some(
+                "the change is made: do NOT rerun the command; `peerbook stats STORE` or `peerbook verify STORE` shows the store".into(),
+            ),
+            ..self
+        }
     }
 
     /// A store error, with a hint fitting its kind.
@@ -70,9 +90,8 @@ impl CliError {
             _ => None,
         };
         CliError {
-            cause: e.to_string(),
             hint,
-            code: 1,
+            ..CliError::new(e.to_string())
         }
     }
 }
@@ -471,10 +490,12 @@ pub fn out(line: &str) -> Result<(), CliError> {
         .and_then(|()| stdout.write_all(b"\n"))
         .and_then(|()| stdout.flush());
     match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::new(format!(
-            "cannot write to stdout: {e}"
-        ))
-        .hint("the output is incomplete: do not use it; rerun the command once it can be written")),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError {
+            lost_report: true,
+            ..CliError::new(format!("cannot write to stdout: {e}")).hint(
+                "the output is incomplete: do not use it; rerun the command once it can be written",
+            )
+        }),
         _ => Ok(()),
     }
 }

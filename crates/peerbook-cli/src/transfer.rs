@@ -281,30 +281,38 @@ pub fn migrate(
     let report = target.import_data(&doc, ImportMode::Replace);
     spinner.finish_and_clear();
     let report = report.map_err(|e| CliError::store(e, to_key, to).hint("TO was not changed"))?;
-    if !json {
-        say!(
-            "wrote {} peers to {to} ({} removed)",
-            report.imported,
-            report.removed
-        );
-    }
-    check_copy(&source, &target, &doc, to, to_key)?;
-    if json {
-        say!(
-            "{}",
-            format::json(&json!({
-                "from": from.to_string(),
-                "to": to.to_string(),
-                "peers": n,
-                "removed": report.removed,
-                "checked": n,
-                "key": to_key.to_string(),
-            }))
-        );
-    } else {
-        say!("checked {n}/{n}");
-        say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
-    }
+    let written = format!(
+        "wrote the {n} peers of {from} to {to} ({} removed; it opens with the {to_key})",
+        report.removed
+    );
+    let finish = || -> Result<(), CliError> {
+        if !json {
+            say!(
+                "wrote {} peers to {to} ({} removed)",
+                report.imported,
+                report.removed
+            );
+        }
+        check_copy(&source, &target, &doc, to, to_key)?;
+        if json {
+            say!(
+                "{}",
+                format::json(&json!({
+                    "from": from.to_string(),
+                    "to": to.to_string(),
+                    "peers": n,
+                    "removed": report.removed,
+                    "checked": n,
+                    "key": to_key.to_string(),
+                }))
+            );
+        } else {
+            say!("checked {n}/{n}");
+            say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
+        }
+        Ok(())
+    };
+    finish().map_err(|e| e.after_change(written))?;
     Ok(0)
 }
 

@@ -1378,6 +1378,67 @@ fn a_failed_write_to_stdout_fails_the_command() {
     }
 }
 
+/// A command that made its change but could not write its report (stdout on a full
+/// disk) fails, saying the change was made, and does not invite a rerun (which
+/// would fail, the key being gone, or act a second time).
+#[cfg(target_os = "linux")]
+#[test]
+fn a_lost_report_after_a_change_says_the_change_was_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 2);
+    ok(run_in(d, &["export", &spec, "--out", "book.json"]));
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let lost = |args: &[&str], change: &str| {
+        let r = run_cmd(
+            bin()
+                .current_dir(d)
+                .args(args)
+                .stdout(full.try_clone().unwrap()),
+        )
+        .exits(1);
+        r.stderr_starts(&format!("error: {change}"))
+            .stderr_has("only the report was lost")
+            .stderr_has("do NOT rerun");
+        assert!(!r.stderr.contains("rerun the command once"), "{}", r.stderr);
+    };
+    // (with --json: nothing is written before the copy)
+    lost(
+        &["migrate", &spec, "lmdb:./copy", "--json"],
+        "wrote the 5 peers of",
+    );
+    lost(
+        &[
+            "import",
+            "rocksdb:./imported",
+            "book.json",
+            "--key-file",
+            "peers.key",
+        ],
+        "imported 5 peers",
+    );
+    lost(&["cleanup", &spec, "--stale", "--json"], "removed 2 stale");
+    lost(
+        &["rotate-key", &spec, "--new-key-file", "new.key"],
+        "re-sealed",
+    );
+    std::fs::rename(d.join("new.key"), d.join("peers.key")).unwrap();
+    lost(&["clear", &spec, "--destroy-key"], "cleared");
+    assert!(!d.join("peers.key").exists());
+    // A report lost before anything changed still says to rerun.
+    run_cmd(
+        bin()
+            .current_dir(d)
+            .args(["stats", "lmdb:./copy"])
+            .stdout(full.try_clone().unwrap()),
+    )
+    .exits(1)
+    .stderr_has("rerun the command once");
+}
+
 /// The retention settings of `settings --json` on `spec`.
 fn retention(dir: &Path, spec: &str) -> Value {
     let r = ok(run_in(dir, &["settings", spec, "--json"]));

@@ -121,21 +121,25 @@ pub(super) fn clear(
     } else {
         lines.push("copies outside the store (backups, exports, snapshots) still hold their data; --destroy-key makes their secrets unreadable".into());
     }
-    if json {
-        say!(
-            "{}",
-            format::json(&json!({
-                "cleared": spec.to_string(),
-                "peers_erased": peers,
-                "key_destroyed": destroy_key,
-                "store_removed": store_removed,
-            }))
-        );
-    } else {
-        for line in lines {
-            say!("{line}");
+    let report = || -> Result<(), CliError> {
+        if json {
+            say!(
+                "{}",
+                format::json(&json!({
+                    "cleared": spec.to_string(),
+                    "peers_erased": peers,
+                    "key_destroyed": destroy_key,
+                    "store_removed": store_removed,
+                }))
+            );
+        } else {
+            for line in &lines {
+                say!("{line}");
+            }
         }
-    }
+        Ok(())
+    };
+    report().map_err(|e| e.after_change(lines.join("; ")))?;
     Ok(0)
 }
 
@@ -301,18 +305,26 @@ pub(super) fn cleanup(
         Some(n) => book.cleanup_lru(n).map_err(err)?,
         None => 0,
     };
-    if json {
-        say!(
-            "{}",
-            format::json(&json!({
-                "dry_run": false,
-                "removed_stale": removed_stale,
-                "removed_lru": removed_lru,
-            }))
-        );
-    } else {
-        say!("removed {removed_stale} stale and {removed_lru} least recently seen peers");
-    }
+    let report = || -> Result<(), CliError> {
+        if json {
+            say!(
+                "{}",
+                format::json(&json!({
+                    "dry_run": false,
+                    "removed_stale": removed_stale,
+                    "removed_lru": removed_lru,
+                }))
+            );
+        } else {
+            say!("removed {removed_stale} stale and {removed_lru} least recently seen peers");
+        }
+        Ok(())
+    };
+    report().map_err(|e| {
+        e.after_change(format!(
+            "removed {removed_stale} stale and {removed_lru} least recently seen peers from {spec}"
+        ))
+    })?;
     Ok(0)
 }
 
