@@ -160,7 +160,7 @@ impl StoreSpecExt for StoreSpec {
             .hint(format!("name it {other}:{path}; nothing was changed"))),
             DirContents::Foreign { unexpected, .. } if unexpected.is_empty() => {
                 Err(CliError::new(format!(
-                    "{path} holds no {} store: it holds a {} database that peerbook did not make (none of peerbook's column families)",
+                    "{path} holds no {} store: it holds a {} database that peerbook did not make (column families peerbook never makes, or data outside peerbook's)",
                     self.engine, self.engine
                 ))
                 .hint(

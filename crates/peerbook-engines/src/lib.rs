@@ -153,7 +153,8 @@ pub enum DirContents {
     /// ([`Engine::owns_file`]).
     Store,
     /// Not a directory to open this engine in: entries this engine does not make,
-    /// or (RocksDB) a database without peerbook's column families.
+    /// or (RocksDB) a database with a column family peerbook never makes, or with
+    /// data and no family but `default`.
     Foreign {
         /// The on-disk engine whose marker file the directory holds, if any (this
         /// engine too, when other files sit beside its store).
@@ -235,10 +236,10 @@ impl Engine {
     /// What `dir` holds to this engine: nothing, a store of this engine (its
     /// marker and nothing but the engine's own files), the leftovers of an
     /// interrupted creation, or something else (another engine's store, files no
-    /// store of this engine holds, a RocksDB database without peerbook's column
-    /// families). Judged from the names of its entries; for RocksDB also from the
-    /// column families its manifest lists (read-only: RocksDB's `list_cf`, no
-    /// database is opened). A `lost+found` (the root of a volume) is ignored. A
+    /// store of this engine holds, a RocksDB database with column families
+    /// peerbook never makes, or data outside its families). Judged from the names
+    /// of its entries; for RocksDB also from the column families its manifest
+    /// lists (read-only: RocksDB's `list_cf`, no database is opened). A `lost+found` (the root of a volume) is ignored. A
     /// missing directory is [`DirContents::Nothing`]; one that cannot be listed is
     /// an error.
     pub fn probe(self, dir: &Path) -> io::Result<DirContents> {
@@ -274,7 +275,7 @@ impl Engine {
             }
         } else if !utf8.iter().any(|n| self.marks_store(n)) {
             DirContents::Leftovers
-        } else if self == Engine::Rocks && !rocks_has_peerbook_families(dir) {
+        } else if self == Engine::Rocks && !rocks_may_be_peerbook(dir, &names) {
             DirContents::Foreign {
                 other: None,
                 unexpected,
@@ -343,24 +344,44 @@ impl Engine {
     }
 }
 
-/// Whether the RocksDB database in `dir` (its `CURRENT` is there) has every column
-/// family of peerbook's ([`Space`](peerbook::backend::Space) names), which opening
-/// the backend would otherwise create in another program's database. Read from its
-/// manifest without opening it. A manifest RocksDB cannot read counts as ours:
-/// opening then fails on it too, changing nothing, and reports the damage.
-fn rocks_has_peerbook_families(dir: &Path) -> bool {
+/// Whether the RocksDB database in `dir` (its `CURRENT` is there) may be
+/// peerbook's, from the column families its manifest lists (read without opening
+/// it): no family but `default` and peerbook's ([`Space`](peerbook::backend::Space)
+/// names), and not `default` alone beside data (a `*.sst`, `*.blob` or non-empty
+/// `*.log`). Some of peerbook's families missing is fine: a crash after RocksDB
+/// wrote its first manifest and before the backend made its families leaves
+/// `default` alone, and an older peerbook's store lacks a family a later one
+/// adds (the backend makes missing families). A manifest RocksDB cannot read
+/// counts as ours: opening then fails on it too, changing nothing, and reports the
+/// damage.
+fn rocks_may_be_peerbook(dir: &Path, names: &[OsString]) -> bool {
     #[cfg(feature = "rocksdb")]
     {
-        match rocksdb::DB::list_cf(&rocksdb::Options::default(), dir) {
-            Ok(families) => peerbook::backend::Space::ALL
-                .iter()
-                .all(|space| families.iter().any(|f| f == space.name())),
-            Err(_) => true,
+        let families = match rocksdb::DB::list_cf(&rocksdb::Options::default(), dir) {
+            Ok(families) => families,
+            Err(_) => return true,
+        };
+        let known = |f: &String| {
+            f == "default" || peerbook::backend::Space::ALL.iter().any(|s| f == s.name())
+        };
+        if !families.iter().all(known) {
+            return false;
         }
+        if families.iter().any(|f| f != "default") {
+            return true;
+        }
+        !names
+            .iter()
+            .filter_map(|n| n.to_str())
+            .any(|n| match n.rsplit_once('.') {
+                Some((_, "sst" | "blob")) => true,
+                Some((_, "log")) => std::fs::metadata(dir.join(n)).map_or(true, |m| m.len() > 0),
+                _ => false,
+            })
     }
     #[cfg(not(feature = "rocksdb"))]
     {
-        let _ = dir;
+        let _ = (dir, names);
         true
     }
 }
@@ -816,6 +837,39 @@ mod tests {
         let ours = tmp.path().join("ours");
         drop(Engine::Rocks.open(&ours).unwrap());
         assert_eq!(Engine::Rocks.probe(&ours).unwrap(), DirContents::Store);
+    }
+
+    /// A RocksDB database is peerbook's unless its manifest names a family
+    /// peerbook never makes, or only `default` while it holds data: a crash after
+    /// RocksDB wrote its first manifest (default family only, no data) and before
+    /// the backend made its families, or a store missing a family a later
+    /// peerbook adds (the backend makes missing ones), is a store to open.
+    #[cfg(feature = "rocksdb")]
+    #[test]
+    fn a_rocksdb_store_may_lack_peerbook_families() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        o.create_missing_column_families(true);
+        // The crash: CURRENT and a manifest with `default` only, no data.
+        let bare = tmp.path().join("bare");
+        drop(rocksdb::DB::open(&o, &bare).unwrap());
+        assert_eq!(Engine::Rocks.probe(&bare).unwrap(), DirContents::Store);
+        drop(Engine::Rocks.open(&bare).unwrap());
+        assert_eq!(Engine::Rocks.probe(&bare).unwrap(), DirContents::Store);
+        // Some of peerbook's families (an older peerbook's store).
+        let older = tmp.path().join("older");
+        let some = [peerbook::backend::Space::ALL[0].name()];
+        drop(rocksdb::DB::open_cf(&o, &older, some).unwrap());
+        assert_eq!(Engine::Rocks.probe(&older).unwrap(), DirContents::Store);
+        // A family of another program's, beside peerbook's.
+        let theirs = tmp.path().join("theirs");
+        let families = [peerbook::backend::Space::ALL[0].name(), "theirs"];
+        drop(rocksdb::DB::open_cf(&o, &theirs, families).unwrap());
+        assert!(matches!(
+            Engine::Rocks.probe(&theirs).unwrap(),
+            DirContents::Foreign { other: None, .. }
+        ));
     }
 
     /// [`holds_book`] tells a book (new, or with peers) from an engine store that
