@@ -428,8 +428,22 @@ impl Creation {
                 };
                 match peerbook_engines::holds_peers(&*backend) {
                     Ok(false) => {}
-                    // another process's book, made meanwhile: not ours to remove
-                    Ok(true) => return,
+                    // the import's batch, written before the error it reported,
+                    // or another process's book made meanwhile: not to remove
+                    Ok(true) => {
+                        let key = match &self.new_key_file {
+                            Some(path) => format!(", with its key file {}", path.display()),
+                            None => String::new(),
+                        };
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "warning: the new store {} holds peers (written before the error, \
+                             or by another process meanwhile): it stays{key}; check it with \
+                             `list` before running the command again",
+                            dir.display()
+                        );
+                        return;
+                    }
                     Err(e) => {
                         return warn(format!(
                             "the new store {} stays (with its key file): {e}",
@@ -455,7 +469,9 @@ impl Creation {
                     Ok(DirContents::Store) => match self.spec.open() {
                         Ok(backend)
                             if peerbook_engines::holds_peers(&*backend).ok() == Some(false) => {}
-                        Err(peerbook::BackendError::Corrupted { .. }) => {}
+                        // only RocksDB's close rewrites what points at the files
+                        Err(peerbook::BackendError::Corrupted { .. })
+                            if engine == peerbook_engines::Engine::Rocks => {}
                         _ => return warn(format!("the emptied new store {} stays", dir.display())),
                     },
                     _ => return,
