@@ -351,6 +351,22 @@ pub fn open_with(
     PeerBook::open(backend, options(base)).map_err(|e| CliError::store(e, key, spec))
 }
 
+/// Close `book` (of the store `spec` names) and open it again on the same backend,
+/// with its retention settings adjusted by `options` (what it changes is stored
+/// at open). The backend stays open in between, so the engine's lock keeps other
+/// processes out: what the caller checked on `book` still holds.
+pub fn reopen_with(
+    book: Book,
+    spec: &StoreSpec,
+    key: &KeySource,
+    options: impl FnOnce(Options) -> Options,
+) -> Result<Book, CliError> {
+    let master = key.load(false)?;
+    let base = book.retention().apply(Options::new(master));
+    let backend = book.close().map_err(|e| CliError::store(e, key, spec))?;
+    PeerBook::open(backend, options(base)).map_err(|e| CliError::store(e, key, spec))
+}
+
 /// What a command creating a store made, to remove it again when the command
 /// fails: the store's files, the directories it had to make (the store's and
 /// missing parents) and the key file, each only if it did not exist before.

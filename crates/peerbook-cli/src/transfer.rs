@@ -265,18 +265,21 @@ pub fn migrate(
         let existing = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
         refuse_unless_empty(&existing, to, to_key, force)?;
     }
-    // TO takes FROM's retention settings, with room for every peer.
+    // Again on this open, under TO's own settings: between the two, another
+    // process may have written peers into TO (or made it), which only --force
+    // replaces.
+    let target = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
+    refuse_unless_empty(&target, to, to_key, force)?;
+    // Then TO takes FROM's retention settings, with room for every peer (reopened
+    // on the same backend: its lock kept other processes out since the check).
     let retention = source.retention();
-    let target = crate::store::open_with(to, to_key, Access::Write, |o| {
+    let target = crate::store::reopen_with(target, to, to_key, |o| {
         let o = retention.apply(o);
         Options {
             max_peers: o.max_peers.max(n as u64).max(1),
             ..o
         }
     })?;
-    // Again on this open: between the two, another process may have written peers
-    // into TO (or made it), which only --force replaces.
-    refuse_unless_empty(&target, to, to_key, force)?;
     let spinner = progress::spinner(n as u64, "writing");
     let report = target.import_data(&doc, ImportMode::Replace);
     spinner.finish_and_clear();
