@@ -173,9 +173,13 @@ impl StoreSpecExt for StoreSpec {
                 self.engine,
                 name_list(&unexpected)
             ))
-            .hint(
-                "check the path: name the store's own directory (peerbook opens no store in a directory of other files); nothing was changed",
-            )),
+            .hint(if unexpected.iter().any(|n| system_litter(n)) {
+                "if this is your store, move these files out of it (the system makes \
+                 them; peerbook opens no store beside files it did not make); otherwise \
+                 check the path; nothing was changed"
+            } else {
+                "check the path: name the store's own directory (peerbook opens no store in a directory of other files); nothing was changed"
+            })),
         }
     }
 }
@@ -349,6 +353,17 @@ pub fn open_with(
         }
     };
     PeerBook::open(backend, options(base)).map_err(|e| CliError::store(e, key, spec))
+}
+
+/// Whether `name` is a file an operating system or file server drops into any
+/// folder: Finder's `.DS_Store`, Windows' `Thumbs.db` and `desktop.ini`, NFS's
+/// `.nfsXXXX` (a file deleted while open). Not ignored in a store (they may
+/// be another program's files too): the refusal's hint says to move them out.
+fn system_litter(name: &str) -> bool {
+    name == ".DS_Store"
+        || name.eq_ignore_ascii_case("Thumbs.db")
+        || name.eq_ignore_ascii_case("desktop.ini")
+        || name.starts_with(".nfs")
 }
 
 /// Close `book` (of the store `spec` names) and open it again on the same backend,

@@ -1286,6 +1286,22 @@ fn destroy_key_through_a_symbolic_link_leaves_the_link() {
     }
 }
 
+/// A real store with files the system drops in folders (Finder's `.DS_Store`,
+/// Windows' `Thumbs.db`) is refused, as any store beside other files, but the hint
+/// says to move the files out rather than only to check the path.
+#[test]
+fn system_litter_in_a_store_is_refused_with_a_hint_to_move_it_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = seed("file", d, 0);
+    std::fs::write(d.join("peers").join(".DS_Store"), "").unwrap();
+    std::fs::write(d.join("peers").join("Thumbs.db"), "").unwrap();
+    run_in(d, &["stats", &spec])
+        .exits(1)
+        .stderr_has("\".DS_Store\", \"Thumbs.db\"")
+        .stderr_has("if this is your store, move these files out");
+}
+
 /// A directory of another program's files that happen to include a name an engine
 /// uses for its marker (an empty rotated `log.7`) is no store: no command opens
 /// the engine there or changes anything. A directory of only the engine's own
