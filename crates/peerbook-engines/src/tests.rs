@@ -1,0 +1,335 @@
+//! Tests of the parent module (split out to keep files under ~700 lines).
+
+use super::*;
+
+#[test]
+fn specs_parse_and_print() {
+    #[cfg(feature = "rocksdb")]
+    {
+        let spec: StoreSpec = "rocks:./peers/".parse().unwrap();
+        assert_eq!(spec.engine, Engine::Rocks);
+        assert_eq!(spec.path, PathBuf::from("./peers"));
+        assert_eq!(spec.to_string(), "rocksdb:./peers");
+    }
+    assert!(matches!(
+        "peers".parse::<StoreSpec>(),
+        Err(SpecError::NotASpec(_))
+    ));
+    assert!(matches!(
+        "sqlite:./p".parse::<StoreSpec>(),
+        Err(SpecError::UnknownEngine(e)) if e == "sqlite"
+    ));
+    assert!(matches!(
+        "memory:./p".parse::<StoreSpec>(),
+        Err(SpecError::UnknownEngine(_))
+    ));
+    for bad in ["file:", "file:.", "file:..", "file:/"] {
+        assert!(
+            matches!(bad.parse::<StoreSpec>(), Err(SpecError::BadPath { .. })),
+            "{bad}"
+        );
+    }
+    for engine in Engine::ALL {
+        assert_eq!(engine.name().parse::<Engine>().unwrap(), engine);
+    }
+}
+
+/// `.` components, repeated and trailing slashes are dropped, so the path's last
+/// component names the store directory (the CLI puts its key file beside it as
+/// `<last component>.key`); a path whose last component is `..` (or the root)
+/// names no directory of its own and is refused.
+#[test]
+fn spec_paths_are_normalized_to_end_in_the_directory_name() {
+    for (spec, path) in [
+        ("file:./peers/.", "./peers"),
+        ("file:./peers/./", "./peers"),
+        ("file:peers//x/./", "peers/x"),
+        ("file:/srv/./peers//", "/srv/peers"),
+        ("file:../peers", "../peers"),
+        ("file:../../peers", "../../peers"),
+        ("file:/../peers", "/../peers"),
+    ] {
+        let parsed: StoreSpec = spec.parse().unwrap_or_else(|e| panic!("{spec}: {e}"));
+        assert_eq!(parsed.path, PathBuf::from(path), "{spec}");
+        assert_eq!(parsed.to_string(), format!("file:{path}"), "{spec}");
+    }
+    for bad in [
+        "file:./peers/..",
+        "file:peers/../",
+        "file:./.",
+        "file://",
+        "file:./",
+    ] {
+        assert!(
+            matches!(bad.parse::<StoreSpec>(), Err(SpecError::BadPath { .. })),
+            "{bad}"
+        );
+    }
+    // A `..` after a name: `x/../peers` is not `./peers` when x is a link, and
+    // creating a missing x would make a directory the store is not in.
+    for bad in ["file:./a/../peers", "file:a/../peers", "file:../a/../b/c"] {
+        assert!(
+            matches!(bad.parse::<StoreSpec>(), Err(SpecError::ParentDir { .. })),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn every_compiled_engine_opens_and_reopens() {
+    let tmp = tempfile::tempdir().unwrap();
+    for engine in Engine::available() {
+        let dir = tmp.path().join(engine.name());
+        let b = engine.open(&dir).unwrap();
+        assert_eq!(b.engine_name(), engine.name());
+        let mut batch = peerbook::backend::WriteBatch::new();
+        batch.put(peerbook::backend::Space::Meta, b"k".to_vec(), b"v".to_vec());
+        b.write(batch, peerbook::backend::Durability::Sync).unwrap();
+        drop(b);
+        let b = engine.open(&dir).unwrap();
+        assert_eq!(
+            b.get(peerbook::backend::Space::Meta, b"k").unwrap(),
+            Some(b"v".to_vec()),
+            "{engine}"
+        );
+    }
+    assert_eq!(
+        Engine::Memory.open(tmp.path()).unwrap().engine_name(),
+        "memory"
+    );
+}
+
+/// A store each engine made is [`DirContents::Store`] to it, every file in it
+/// one the engine owns, and to the other engines a foreign directory naming it.
+#[test]
+fn probe_tells_stores_leftovers_and_foreign_directories_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    for engine in Engine::available() {
+        let dir = tmp.path().join(engine.name());
+        assert_eq!(engine.probe(&dir).unwrap(), DirContents::Nothing);
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(engine.probe(&dir).unwrap(), DirContents::Nothing);
+        std::fs::write(dir.join("LOCK"), b"").unwrap();
+        assert_eq!(engine.probe(&dir).unwrap(), DirContents::Leftovers);
+        let b = engine.open(&dir).unwrap();
+        let mut batch = peerbook::backend::WriteBatch::new();
+        batch.put(peerbook::backend::Space::Meta, b"k".to_vec(), b"v".to_vec());
+        b.write(batch, peerbook::backend::Durability::Sync).unwrap();
+        drop(b);
+        assert_eq!(engine.probe(&dir).unwrap(), DirContents::Store, "{engine}");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(engine.owns_file(&name), "{engine} makes {name}");
+        }
+        for other in Engine::ON_DISK.into_iter().filter(|e| *e != engine) {
+            assert!(
+                matches!(
+                    other.probe(&dir).unwrap(),
+                    DirContents::Foreign { other: Some(e), unexpected } if e == engine && !unexpected.is_empty()
+                ),
+                "{engine} store probed as {other}"
+            );
+        }
+        std::fs::write(tmp.path().join("notes.txt"), b"").unwrap();
+        assert!(matches!(
+            engine.probe(tmp.path()).unwrap(),
+            DirContents::Foreign { other: None, .. }
+        ));
+    }
+    // Removing a store leaves what the engine did not make, and the directory
+    // only then.
+    for engine in Engine::available() {
+        let dir = tmp.path().join(engine.name());
+        std::fs::create_dir(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub").join("LOCK"), b"").unwrap();
+        std::fs::write(dir.join("notes.txt"), b"").unwrap();
+        let left = engine.remove_store(&dir).unwrap();
+        assert_eq!(left, ["notes.txt", "sub"], "{engine}");
+        assert_eq!(
+            engine.probe(&dir).unwrap(),
+            DirContents::Foreign {
+                other: None,
+                unexpected: vec!["notes.txt".into(), "sub".into()]
+            }
+        );
+        assert!(dir.join("sub").join("LOCK").exists());
+        std::fs::remove_dir_all(dir.join("sub")).unwrap();
+        std::fs::remove_file(dir.join("notes.txt")).unwrap();
+        std::fs::write(dir.join("LOCK"), b"").unwrap();
+        assert!(engine.remove_store(&dir).unwrap().is_empty());
+        assert!(!dir.exists(), "{engine}");
+        assert!(engine.remove_store(&dir).unwrap().is_empty());
+    }
+    assert!(Engine::File.marks_store("log.7") && !Engine::File.marks_store("log.7.tmp"));
+    assert!(Engine::Rocks.owns_file("000012.sst") && !Engine::Rocks.owns_file("x.sst"));
+    assert!(Engine::Rocks.owns_file("OPTIONS-000007.dbtmp"));
+    assert!(!Engine::Lmdb.owns_file("snapshot.1"));
+    let plain = tmp.path().join("notes.txt");
+    assert!(
+        Engine::File.probe(&plain.join("x")).is_err(),
+        "not a directory"
+    );
+}
+
+/// A marker file alone does not make a store: every entry must be one the
+/// engine makes, and a generation name must be one `peerbook-file` writes.
+/// Anything else is foreign, named.
+#[test]
+fn a_marker_among_other_files_is_no_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // An application directory with a rotated (empty) log of its own.
+    std::fs::write(dir.join("notes.txt"), b"").unwrap();
+    std::fs::write(dir.join("log.7"), b"").unwrap();
+    assert_eq!(
+        Engine::File.probe(dir).unwrap(),
+        DirContents::Foreign {
+            other: Some(Engine::File),
+            unexpected: vec!["notes.txt".into()]
+        }
+    );
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+    assert_eq!(Engine::File.probe(dir).unwrap(), DirContents::Store);
+    std::fs::remove_file(dir.join("log.7")).unwrap();
+    std::fs::write(dir.join("log.01"), b"").unwrap();
+    assert!(!Engine::File.marks_store("log.01") && !Engine::File.owns_file("log.01"));
+    assert_eq!(
+        Engine::File.probe(dir).unwrap(),
+        DirContents::Foreign {
+            other: None,
+            unexpected: vec!["log.01".into()]
+        }
+    );
+    assert!(Engine::File.marks_store("log.0") && Engine::File.marks_store("snapshot.10"));
+}
+
+/// Another program's RocksDB database (no peerbook column family) is foreign
+/// to the probe, which leaves it as it was; a peerbook store is a store.
+#[cfg(feature = "rocksdb")]
+#[test]
+fn a_rocksdb_database_without_peerbook_families_is_foreign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    {
+        let mut o = rocksdb::Options::default();
+        o.create_if_missing(true);
+        let db = rocksdb::DB::open(&o, &dir).unwrap();
+        db.put(b"theirs", b"v").unwrap();
+    }
+    let listing = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&dir);
+    assert_eq!(
+        Engine::Rocks.probe(&dir).unwrap(),
+        DirContents::Foreign {
+            other: None,
+            unexpected: vec![]
+        }
+    );
+    assert_eq!(listing(&dir), before, "the probe changed the database");
+    let ours = tmp.path().join("ours");
+    drop(Engine::Rocks.open(&ours).unwrap());
+    assert_eq!(Engine::Rocks.probe(&ours).unwrap(), DirContents::Store);
+}
+
+/// A RocksDB database is peerbook's unless its manifest names a family
+/// peerbook never makes, or only `default` while it holds data: a crash after
+/// RocksDB wrote its first manifest (default family only, no data) and before
+/// the backend made its families, or a store missing a family a later
+/// peerbook adds (the backend makes missing ones), is a store to open.
+#[cfg(feature = "rocksdb")]
+#[test]
+fn a_rocksdb_store_may_lack_peerbook_families() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = rocksdb::Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    // The crash: CURRENT and a manifest with `default` only, no data.
+    let bare = tmp.path().join("bare");
+    drop(rocksdb::DB::open(&o, &bare).unwrap());
+    assert_eq!(Engine::Rocks.probe(&bare).unwrap(), DirContents::Store);
+    drop(Engine::Rocks.open(&bare).unwrap());
+    assert_eq!(Engine::Rocks.probe(&bare).unwrap(), DirContents::Store);
+    // Some of peerbook's families (an older peerbook's store).
+    let older = tmp.path().join("older");
+    let some = [peerbook::backend::Space::ALL[0].name()];
+    drop(rocksdb::DB::open_cf(&o, &older, some).unwrap());
+    assert_eq!(Engine::Rocks.probe(&older).unwrap(), DirContents::Store);
+    // A family of another program's, beside peerbook's.
+    let theirs = tmp.path().join("theirs");
+    let families = [peerbook::backend::Space::ALL[0].name(), "theirs"];
+    drop(rocksdb::DB::open_cf(&o, &theirs, families).unwrap());
+    assert!(matches!(
+        Engine::Rocks.probe(&theirs).unwrap(),
+        DirContents::Foreign { other: None, .. }
+    ));
+}
+
+/// [`holds_book`] tells a book (new, or with peers) from an engine store that
+/// holds no book, whatever key the core uses for its schema version.
+#[test]
+fn holds_book_tells_books_from_bare_stores() {
+    let bare = Engine::Memory.open(Path::new("")).unwrap();
+    assert!(!holds_book(&*bare).unwrap());
+    let mut batch = peerbook::backend::WriteBatch::new();
+    batch.put(peerbook::backend::Space::Meta, b"x".to_vec(), b"y".to_vec());
+    bare.write(batch, peerbook::backend::Durability::Sync)
+        .unwrap();
+    assert!(!holds_book(&*bare).unwrap());
+    let backend = Engine::Memory.open(Path::new("")).unwrap();
+    let key = peerbook::MasterKey::from_slice(&[7; 32]).unwrap();
+    drop(peerbook::PeerBook::open(backend.clone(), peerbook::Options::new(key)).unwrap());
+    assert!(holds_book(&*backend).unwrap());
+    // A book from before schema versions: peer records, no version.
+    let old = Engine::Memory.open(Path::new("")).unwrap();
+    let mut batch = peerbook::backend::WriteBatch::new();
+    batch.put(
+        peerbook::backend::Space::Peers,
+        b"p".to_vec(),
+        b"r".to_vec(),
+    );
+    old.write(batch, peerbook::backend::Durability::Sync)
+        .unwrap();
+    assert!(holds_book(&*old).unwrap());
+}
+
+/// What a crash while RocksDB creates its database leaves (`000001.dbtmp`, the
+/// manifest before its rename) is RocksDB's own, and a volume's `lost+found`
+/// counts for nothing: both directories are for the engine to open.
+#[test]
+fn creation_leftovers_and_lost_and_found_are_no_foreign_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rocks");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["000001.dbtmp", "MANIFEST-000001", "LOCK", "LOG"] {
+        std::fs::write(dir.join(name), b"").unwrap();
+    }
+    assert!(Engine::Rocks.owns_file("000001.dbtmp") && !Engine::Rocks.owns_file("x.dbtmp"));
+    assert_eq!(Engine::Rocks.probe(&dir).unwrap(), DirContents::Leftovers);
+    #[cfg(feature = "rocksdb")]
+    {
+        drop(Engine::Rocks.open(&dir).unwrap());
+        assert_eq!(Engine::Rocks.probe(&dir).unwrap(), DirContents::Store);
+    }
+    for engine in Engine::available() {
+        let volume = tmp.path().join(format!("volume-{engine}"));
+        std::fs::create_dir_all(volume.join("lost+found")).unwrap();
+        assert_eq!(
+            engine.probe(&volume).unwrap(),
+            DirContents::Nothing,
+            "{engine}"
+        );
+        drop(engine.open(&volume).unwrap());
+        assert_eq!(
+            engine.probe(&volume).unwrap(),
+            DirContents::Store,
+            "{engine}"
+        );
+    }
+}

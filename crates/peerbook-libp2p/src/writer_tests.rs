@@ -1,0 +1,284 @@
+//! Tests of the parent module (split out to keep files under ~700 lines).
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use peerbook::conformance::failing::FailOp;
+use peerbook::conformance::hooked::HookedBackend;
+use peerbook::{MasterKey, MemoryBackend, Options, PeerBook, SessionObservation};
+
+use super::{Op, State, WriteBehind};
+
+/// A memory backend whose writes wait while the gate is shut; the gate also
+/// counts the writes that reached it.
+fn gated(gate: Arc<(Mutex<(bool, usize)>, Condvar)>) -> HookedBackend<MemoryBackend> {
+    HookedBackend::new(MemoryBackend::new(), move |op| {
+        if op != FailOp::Write {
+            return;
+        }
+        let (lock, cvar) = &*gate;
+        let mut g = lock.lock().unwrap();
+        g.1 += 1;
+        cvar.notify_all();
+        while !g.0 {
+            g = cvar.wait(g).unwrap();
+        }
+    })
+}
+
+fn latency(peer: &str, ms: u32) -> Op {
+    Op::State {
+        peer: peer.into(),
+        state: State {
+            latency_ms: Some(ms),
+            ..State::default()
+        },
+    }
+}
+
+#[test]
+fn full_queue_keeps_latest_state_per_peer_and_counts_drops() {
+    let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+    let backend = gated(gate.clone());
+    let book =
+        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
+    let mut w = WriteBehind::start(book.clone(), 2);
+    // shut the gate, then let the writer block inside one write
+    let (lock, cvar) = &*gate;
+    *lock.lock().unwrap() = (false, 0);
+    w.push(latency("p", 1));
+    let mut g = lock.lock().unwrap();
+    while g.1 == 0 {
+        g = cvar.wait(g).unwrap();
+    }
+    drop(g);
+    // the writer is stuck: 2 ops fill the queue, the rest overflow
+    w.push(latency("q", 2));
+    w.push(latency("q", 3));
+    w.push(latency("p", 10)); // overflow slot for p
+    w.push(latency("p", 11)); // replaces 10: one dropped
+    let session = SessionObservation {
+        success: true,
+        uptime_ms: 5,
+        latency_ms: None,
+    };
+    w.push(Op::Session {
+        peer: "p".into(),
+        observation: session,
+    }); // dropped
+    let dropped = w.dropped();
+    // open the gate before any assert: a failure must not leave the writer stuck
+    *lock.lock().unwrap() = (true, 0);
+    cvar.notify_all();
+    assert_eq!(dropped, 2, "one replaced state, one session");
+    w.wait_idle();
+    let p = book.get_peer("p").unwrap().unwrap();
+    assert_eq!(
+        p.connection_quality.latency_ms,
+        Some(11),
+        "latest state kept"
+    );
+    assert_eq!(
+        p.connection_quality.total_connections, 0,
+        "the session was dropped"
+    );
+    let q = book.get_peer("q").unwrap().unwrap();
+    assert_eq!(
+        q.connection_quality.latency_ms,
+        Some(3),
+        "queued ops applied in order"
+    );
+    w.shutdown();
+    assert_eq!(w.failed(), 0);
+}
+
+/// Review 3, finding 6: a connection that met a full queue was dropped: a
+/// peer we dialed stayed unknown (or "never connected", its later sessions
+/// ignored), a reconnected peer kept its attempts and blacklist. It is now
+/// folded into the peer's overflow state.
+#[test]
+fn a_connection_past_a_full_queue_is_kept() {
+    let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+    let backend = gated(gate.clone());
+    let book =
+        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
+    let mut w = WriteBehind::start(book.clone(), 2);
+    let (lock, cvar) = &*gate;
+    *lock.lock().unwrap() = (false, 0);
+    w.push(latency("stuck", 1));
+    let mut g = lock.lock().unwrap();
+    while g.1 == 0 {
+        g = cvar.wait(g).unwrap();
+    }
+    drop(g);
+    w.push(latency("q", 2));
+    w.push(latency("q", 3)); // the queue is full
+    let addr = "/ip4/1.2.3.4/tcp/4001";
+    w.push(Op::Connected {
+        peer: "p".into(),
+        public_key: None,
+        addr: Some(addr.into()),
+    });
+    w.push(latency("p", 7));
+    w.push(Op::Connected {
+        peer: "p".into(),
+        public_key: None,
+        addr: None, // inbound: does not undo the dial
+    });
+    let dropped = w.dropped();
+    *lock.lock().unwrap() = (true, 0);
+    cvar.notify_all();
+    w.wait_idle();
+    let p = book.get_peer("p").unwrap().expect("the connection is kept");
+    assert!(p.last_connected > 0, "a success: we dialed it");
+    assert_eq!(p.connection_quality.latency_ms, Some(7));
+    let kept = p.addresses.iter().find(|a| a.addr == addr).expect("addr");
+    assert!(kept.last_success.is_some(), "the dialed address worked");
+    assert_eq!(dropped, 0);
+    w.shutdown();
+    assert_eq!(w.failed(), 0);
+}
+
+/// Review 3, finding 8: `wait_idle` (the store's `flush`) waited for the
+/// ops in flight forever once the writer thread panicked applying them.
+#[test]
+fn waiting_returns_when_the_writer_panicked() {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trigger = armed.clone();
+    let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
+        let armed = trigger.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            !armed || op != FailOp::Write,
+            "the backend panics on a write"
+        );
+    });
+    let book =
+        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let w = WriteBehind::start(book, 4);
+    w.push(latency("p", 1));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        w.wait_idle();
+        tx.send(()).unwrap();
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok(),
+        "wait_idle hung after the writer panicked"
+    );
+}
+
+/// Review 4, finding 3: once the writer thread panicked, ops pushed afterwards
+/// (and the op it died on) were queued for nobody and counted nowhere, so
+/// `stats()` looked clean while observations were lost.
+#[test]
+fn ops_after_the_writer_panicked_are_counted_as_dropped() {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trigger = armed.clone();
+    let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
+        let armed = trigger.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            !armed || op != FailOp::Write,
+            "the backend panics on a write"
+        );
+    });
+    let book =
+        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let w = WriteBehind::start(book, 4);
+    w.push(latency("p", 1));
+    w.wait_idle();
+    let before = w.dropped();
+    assert!(before >= 1, "the op the writer died on is lost: {before}");
+    for i in 0..10 {
+        w.push(latency(&format!("q{i}"), 1));
+    }
+    assert_eq!(w.dropped(), before + 10, "every op after the panic is lost");
+    w.wait_idle();
+}
+
+/// Finding 10: the only way to stop the writer joined its thread, on the
+/// caller's thread, while it applied what was queued: from an async task that
+/// blocks a runtime worker (here the only one, so the task that would let the
+/// writer finish never runs). `close` + `finished` never block.
+#[test]
+fn closing_from_a_task_does_not_block_the_runtime() {
+    let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+    let backend = gated(gate.clone());
+    let book =
+        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
+    let w = WriteBehind::start(book.clone(), 4);
+    {
+        let (lock, cvar) = &*gate;
+        *lock.lock().unwrap() = (false, 0);
+        w.push(latency("p", 1));
+        let mut g = lock.lock().unwrap();
+        while g.1 == 0 {
+            g = cvar.wait(g).unwrap();
+        }
+    }
+    w.push(latency("q", 2)); // queued behind the stuck write
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opener = gate.clone();
+    let task = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            // the write the writer is stuck in completes only once this runs
+            let open = tokio::spawn(async move {
+                let (lock, cvar) = &*opener;
+                lock.lock().unwrap().0 = true;
+                cvar.notify_all();
+            });
+            w.close();
+            w.finished().await;
+            open.await.unwrap();
+            drop(w);
+        });
+        tx.send(()).unwrap();
+    });
+    let done = rx.recv_timeout(std::time::Duration::from_secs(10));
+    // open the gate whatever happened: a failure must not leave a thread stuck
+    let (lock, cvar) = &*gate;
+    lock.lock().unwrap().0 = true;
+    cvar.notify_all();
+    assert!(done.is_ok(), "closing blocked the runtime's only worker");
+    task.join().unwrap();
+    assert!(
+        book.get_peer("q").unwrap().is_some(),
+        "the queue was applied"
+    );
+}
+
+/// Finding 2: once the queue is full, every distinct peer used to get its own
+/// overflow slot, so remote peers (fresh identities) grew it without bound.
+#[test]
+fn overflow_is_capped_and_what_does_not_fit_is_counted() {
+    let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+    let backend = gated(gate.clone());
+    let book =
+        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
+    let mut w = WriteBehind::start(book.clone(), 2);
+    let (lock, cvar) = &*gate;
+    *lock.lock().unwrap() = (false, 0);
+    w.push(latency("stuck", 1));
+    let mut g = lock.lock().unwrap();
+    while g.1 == 0 {
+        g = cvar.wait(g).unwrap();
+    }
+    drop(g);
+    // 2 ops fill the queue, then 1,000 distinct peers overflow
+    for i in 0..1002 {
+        w.push(latency(&format!("p{i}"), 5));
+    }
+    let (kept, dropped) = (w.overflowed(), w.dropped());
+    *lock.lock().unwrap() = (true, 0);
+    cvar.notify_all();
+    assert_eq!(kept, 2, "the overflow holds at most the queue's capacity");
+    assert_eq!(dropped, 1000 - 2, "every peer that did not fit is counted");
+    w.wait_idle();
+    assert!(book.get_peer("p3").unwrap().is_some(), "overflow applied");
+    assert!(book.get_peer("p4").unwrap().is_none(), "dropped");
+    w.shutdown();
+    assert_eq!(w.failed(), 0);
+}
