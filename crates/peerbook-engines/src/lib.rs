@@ -374,8 +374,14 @@ fn rocks_may_be_peerbook(dir: &Path, names: &[OsString]) -> bool {
             .iter()
             .filter_map(|n| n.to_str())
             .any(|n| match n.rsplit_once('.') {
-                Some((_, "sst" | "blob")) => true,
-                Some((_, "log")) => std::fs::metadata(dir.join(n)).map_or(true, |m| m.len() > 0),
+                // RocksDB reads a table file named `.ldb` as it reads a `.sst`
+                Some((_, "sst" | "ldb" | "blob")) => true,
+                // a log removed since the listing (RocksDB deleting an old WAL) holds
+                // nothing; one that cannot be read is taken as data
+                Some((_, "log")) => std::fs::metadata(dir.join(n)).map_or_else(
+                    |e| e.kind() != std::io::ErrorKind::NotFound,
+                    |m| m.len() > 0,
+                ),
                 _ => false,
             })
     }

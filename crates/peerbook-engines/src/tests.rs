@@ -269,6 +269,26 @@ fn a_rocksdb_store_may_lack_peerbook_families() {
         Engine::Rocks.probe(&theirs).unwrap(),
         DirContents::Foreign { other: None, .. }
     ));
+    // Another program's `default`-only database whose data is in a table
+    // file named `.ldb` (RocksDB reads it as a `.sst`), its log gone.
+    let ldb = tmp.path().join("ldb");
+    {
+        let db = rocksdb::DB::open(&o, &ldb).unwrap();
+        db.put(b"their key", b"their value").unwrap();
+        db.flush().unwrap();
+    }
+    for entry in std::fs::read_dir(&ldb).unwrap() {
+        let path = entry.unwrap().path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("sst") => std::fs::rename(&path, path.with_extension("ldb")).unwrap(),
+            Some("log") => std::fs::remove_file(&path).unwrap(),
+            _ => {}
+        }
+    }
+    assert!(matches!(
+        Engine::Rocks.probe(&ldb).unwrap(),
+        DirContents::Foreign { other: None, .. }
+    ));
 }
 
 /// [`holds_book`] tells a book (new, or with peers) from an engine store that
