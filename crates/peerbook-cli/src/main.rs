@@ -46,10 +46,11 @@ use crate::store::StoreSpec;
         STORE is BACKEND:PATH, one of lmdb:DIR, rocksdb:DIR or file:DIR.\n\
         The master key comes from --key-file PATH (default: DIR.key, a file beside the\n\
         store directory, never inside it) or --key-env VAR (64 hex characters).\n\
-        Commands that write create a missing store and key file (0600); commands that\n\
-        only read fail when either is missing. A directory holding anything but a store\n\
-        of BACKEND (another backend's store, a store's parent directory, a store with\n\
-        other files beside it) is refused by every command, with nothing changed in it. Secrets are never printed unless\n\
+        init, import and migrate (its TO) create a missing store and key file (0600);\n\
+        every other command fails when either is missing. A directory holding anything\n\
+        but a store of BACKEND (another backend's store, a store's parent directory, a\n\
+        store directory with other files in it) is refused by every command, with\n\
+        nothing changed in it. Secrets are never printed unless\n\
         --reveal-secrets is given.",
     after_help = "Examples:\n  \
         peerbook init lmdb:./peers\n  \
@@ -170,7 +171,8 @@ enum Command {
         no_secrets: bool,
     },
     /// Import an export document, all or nothing (creates the store if missing;
-    /// a failed import leaves no store or key file of its making).
+    /// a failed import leaves no store or key file of its making, except a store
+    /// found holding peers when undone: it stays, with its key file).
     ///
     /// Into a new store the document is first imported in memory (the book's size
     /// again, for that time), so one that does not import creates nothing.
@@ -244,8 +246,9 @@ enum Command {
         /// BACKEND:PATH
         store: StoreSpec,
         /// Also destroy the key file (overwritten, synced, removed) and remove the
-        /// emptied store: the backend's own files, then the directory unless it
-        /// holds other files (those stay); the next write starts a new store and key.
+        /// emptied store: the backend's own files, then the directory unless
+        /// something is left in it (e.g. lost+found); a symbolic link to it stays;
+        /// the next write starts a new store and key.
         /// Refused, before anything changes, with --key-env (no key file).
         #[arg(long)]
         destroy_key: bool,

@@ -11,8 +11,9 @@
 //! - [`StoreSpec`]: `BACKEND:PATH` (e.g. `lmdb:./peers`), a persistent store.
 //! - [`EngineOptions`]: the options of each compiled-in engine.
 //! - [`Engine::probe`]: whether a directory holds a store of an engine, from the
-//!   names of its files (so a program that needs an existing store opens nothing
-//!   in a directory that holds none), and [`Engine::remove_store`]: remove a
+//!   names of its files (and, for RocksDB, the column families its manifest
+//!   lists), so a program that needs an existing store opens nothing
+//!   in a directory that holds none; and [`Engine::remove_store`]: remove a
 //!   store's files and nothing else.
 //!
 //! ```

@@ -34,8 +34,9 @@ pub const PROTOCOLS_KEY: &str = "libp2p.protocols";
 
 /// A persistent peer store for a libp2p swarm. Compose it with your behaviours
 /// (`#[derive(NetworkBehaviour)]`), forward ping and identify events with
-/// [`observe`](Self::observe), and call [`shutdown`](Self::shutdown) when the node
-/// stops. See the crate docs.
+/// [`observe`](Self::observe), and call
+/// [`shutdown_async`](Self::shutdown_async)`.await` (async code) or
+/// [`shutdown`](Self::shutdown) when the node stops. See the crate docs.
 pub struct Behaviour<B: Backend + 'static> {
     book: Arc<PeerBook<B>>,
     writer: WriteBehind,

@@ -11,7 +11,7 @@
 //! | connection established, dialed by us | `store_peer` (a success), the dialed address kept (`observed`) and marked working |
 //! | connection established, inbound | `store_peer` for a peer we once connected to, else `learn_peer` (no success: attempts and blacklist kept) |
 //! | connection closed (or still open at [`Behaviour::shutdown`]) | `record_session` with the uptime, for a peer we once connected to |
-//! | dial failure | `increment_reconnection_attempts`, the failed addresses marked |
+//! | dial failure of a peer in the book (not one our own swarm denied) | `increment_reconnection_attempts`, the failed addresses marked |
 //! | ping RTT (forwarded with [`Behaviour::observe`]) | latency |
 //! | identify (forwarded with [`Behaviour::observe`]) | public key (protobuf, hex), listen addresses (`reported`; judged by their narrowest component: loopback, private and link-local ones only from a peer connected over such an address; DNS names taken at their word, see [`Behaviour::observe`]), metadata [`AGENT_VERSION_KEY`] and [`PROTOCOLS_KEY`] |
 //!
@@ -78,7 +78,10 @@ pub struct Stats {
     /// be folded into the overflow (a session, a dial failure, any op for a
     /// peer past a full overflow), one per fact of a folded state replaced by a
     /// newer one (a folded identify can replace up to four: key, addresses,
-    /// agent version, protocols), one per op pushed after shutdown.
+    /// agent version, protocols), one per op pushed after shutdown or after the
+    /// writer thread died; when it dies (a panic in the book or backend), one per
+    /// op or overflowed peer it still held, and its whole batch in flight (ops of
+    /// that batch applied before the panic included: an upper bound).
     pub dropped: u64,
     /// Ops the book refused or failed to write (logged at debug level).
     pub failed: u64,

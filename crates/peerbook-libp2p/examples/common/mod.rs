@@ -1,5 +1,5 @@
 //! A libp2p node with a persistent peer store: ping + identify + peerbook, on TCP
-//! with noise and yamux. Shared by the `restart` example and the loopback test.
+//! with noise and yamux. Shared by the `node` example and the loopback test.
 
 use std::path::Path;
 use std::sync::Arc;
