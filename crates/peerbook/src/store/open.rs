@@ -221,8 +221,9 @@ impl<B: Backend> PeerBook<B> {
     ///   bounded batches. Only records that decode (and whose id is their key) get
     ///   an entry: a corrupt record loses its old one, and
     ///   [`verify`](PeerBook::verify) reports it until [`repair`](PeerBook::repair)
-    ///   quarantines it. Taken by every older store too: the entries the steps
-    ///   before wrote are deleted and put again. Then, before the marker goes, the
+    ///   quarantines it. Skipped from 0: the 0 -> 1 rebuild has already deleted
+    ///   every key that is not such an entry (old layout included) and put the
+    ///   entries. Then, from any version below 4, before the marker goes, the
     ///   backend is asked to compact by_last_seen
     ///   ([`Backend::compact_space`]): the deleted keys all sort before the new
     ///   ones, and an engine that keeps them as tombstones (RocksDB) would make
@@ -269,9 +270,14 @@ impl<B: Backend> PeerBook<B> {
         // 2 -> 3 (record format 2) rewrites nothing: format-1 records decode lazily
         // (no addresses, no metadata) and are written in format 2 when next written.
         if found < 4 {
-            let deleted = self.delete_last_seen_entries()?;
-            let written = self.put_last_seen_entries()?;
-            info!(deleted, written, "peerbook migration 3 -> 4 done");
+            // From 0, the rebuild above already deleted every by_last_seen key that
+            // is not a record's entry (old layout included) and put the entries:
+            // deleting and putting them all again would only double the writes.
+            if found >= 1 {
+                let deleted = self.delete_last_seen_entries()?;
+                let written = self.put_last_seen_entries()?;
+                info!(deleted, written, "peerbook migration 3 -> 4 done");
+            }
             // Every old key was deleted, and they all sort before the new ones
             // (`last_seen` < 2^63 <= `!last_seen`): on an engine that keeps them as
             // tombstones until a compaction, each forward walk of the index would
@@ -440,3 +446,7 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "open_tests.rs"]
+mod tests;
