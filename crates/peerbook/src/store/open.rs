@@ -96,7 +96,11 @@ impl<B: Backend> PeerBook<B> {
                 );
                 return Ok(());
             }
-            None => self.migrate_from(0, &mut guard)?,
+            None => {
+                // the migration tries the key on a seal and writes the key check
+                self.migrate_from(0, &mut guard)?;
+                self.check_key()?;
+            }
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(Error::SchemaTooNew {
                     found,
@@ -109,9 +113,10 @@ impl<B: Backend> PeerBook<B> {
                 self.migrate_from(found, &mut guard)?;
             }
             Some(_) => {
-                if let Some(from) = self.migration_in_progress()? {
-                    // the migration wrote the key check before the marker
-                    self.check_key()?;
+                let resume = self.migration_in_progress()?;
+                // a migration writes the key check before the marker
+                self.check_key()?;
+                if let Some(from) = resume {
                     info!(
                         engine = self.backend.engine_name(),
                         from, "peerbook resuming an interrupted migration"
@@ -120,7 +125,6 @@ impl<B: Backend> PeerBook<B> {
                 }
             }
         }
-        self.check_key()?;
         let counters = match self
             .backend
             .get(Space::Meta, META_COUNTERS)?
