@@ -240,11 +240,12 @@ impl<B: Backend> PeerBook<B> {
             "peerbook migrating schema"
         );
         let mut marker = WriteBatch::new();
-        if self.backend.get(Space::Meta, META_KEY_CHECK)?.is_none() {
+        if found == 0 && self.backend.get(Space::Meta, META_KEY_CHECK)?.is_none() {
             // No key check yet (a version-0 store): the key must open the store's
             // seals before one is written, or the right key would be refused for
             // ever. A resumed migration from 0 already has one, checked by open:
-            // no second probe, which a damaged seal could fail.
+            // no second probe, which a damaged seal could fail. A migration from 1
+            // or later has one too: open checked it before migrating.
             self.check_key_on_a_seal()?;
             marker.put(
                 Space::Meta,
