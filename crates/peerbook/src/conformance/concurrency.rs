@@ -35,6 +35,32 @@ fn scan_all(view: &dyn crate::backend::ReadView, space: Space) -> Vec<(Vec<u8>, 
     out
 }
 
+/// The by_last_seen entries of `book`, in key order.
+fn last_seen_index<B: Backend>(book: &PeerBook<B>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen)
+}
+
+/// `(schema_version, meta migrating)` of a backend.
+fn migration_state(backend: &impl Backend) -> (u32, Option<u32>) {
+    let version = backend.get(Space::Meta, b"schema_version").unwrap();
+    let version = keys::decode_u32(&version.expect("a schema version")).expect("4 bytes");
+    let marker = backend.get(Space::Meta, keys::META_MIGRATING).unwrap();
+    (
+        version,
+        marker.map(|m| keys::decode_u32(&m).expect("a marker of 4 bytes")),
+    )
+}
+
+/// Into `batch`: every by_last_seen entry of `entries` (current layout) written
+/// back in the key layout of schemas 1 to 3 (`last_seen` + id, oldest first).
+fn to_legacy_layout(batch: &mut WriteBatch, entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+    for (k, v) in entries {
+        let (seen, id) = keys::split_last_seen_key(&k).expect("current layout");
+        batch.delete(Space::ByLastSeen, k);
+        batch.put(Space::ByLastSeen, keys::legacy_last_seen_key(seen, &id), v);
+    }
+}
+
 /// A view sees the backend as of its opening: a write on another thread after it
 /// opened is invisible in its gets and scans (both directions, every space), and
 /// visible to a new view.
@@ -362,12 +388,8 @@ pub fn schema_1_score_hints_migrate<F: Factory>(f: &F) {
         )
         .unwrap();
     let mut batch = WriteBatch::new();
-    for (k, v) in old {
-        // and in the key layout of schema 1 (last_seen + id, oldest first)
-        let (seen, id) = keys::split_last_seen_key(&k).expect("current layout");
-        batch.delete(Space::ByLastSeen, k);
-        batch.put(Space::ByLastSeen, keys::legacy_last_seen_key(seen, &id), v);
-    }
+    // and in the key layout of schema 1
+    to_legacy_layout(&mut batch, old);
     batch.put(
         Space::Meta,
         b"schema_version".to_vec(),
@@ -428,15 +450,7 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         let want = scan_all(&*backend.view().unwrap(), Space::ByLastSeen);
         assert_eq!(want.len(), n + 2);
         let mut batch = WriteBatch::new();
-        for (k, v) in &want {
-            let (seen, id) = keys::split_last_seen_key(k).expect("new layout");
-            batch.delete(Space::ByLastSeen, k.clone());
-            batch.put(
-                Space::ByLastSeen,
-                keys::legacy_last_seen_key(seen, &id),
-                v.clone(),
-            );
-        }
+        to_legacy_layout(&mut batch, want.iter().cloned());
         batch.put(
             Space::Meta,
             b"schema_version".to_vec(),
@@ -445,25 +459,16 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         backend.write(batch, Durability::Sync).unwrap();
         (f.reopen(backend), clock, want)
     };
-    let index =
-        |book: &PeerBook<F::Backend>| scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen);
-    // (schema_version, meta `migrating`) of a backend
-    let state = |backend: &F::Backend| {
-        let version = backend.get(Space::Meta, b"schema_version").unwrap();
-        let version = u32::from_be_bytes(version.unwrap().try_into().unwrap());
-        let marker = backend.get(Space::Meta, keys::META_MIGRATING).unwrap();
-        (
-            version,
-            marker.map(|m| u32::from_be_bytes(m.try_into().unwrap())),
-        )
-    };
     let migrated = |book: &PeerBook<F::Backend>, want: &[(Vec<u8>, Vec<u8>)], context: &str| {
         assert_eq!(
-            state(book.backend()),
+            migration_state(book.backend()),
             (crate::store::SCHEMA_VERSION, None),
             "{context}"
         );
-        assert!(index(book) == want, "{context}: the migrated index");
+        assert!(
+            last_seen_index(book) == want,
+            "{context}: the migrated index"
+        );
         let report = book.verify().unwrap();
         assert!(report.is_clean(), "{context}: {report:?}");
     };
@@ -531,7 +536,7 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
         let backend = Arc::try_unwrap(shared)
             .unwrap_or_else(|_| panic!("one owner"))
             .into_inner();
-        assert_eq!(state(&backend), left, "{context}: the state left");
+        assert_eq!(migration_state(&backend), left, "{context}: the state left");
         let book =
             PeerBook::open(f.reopen(backend), options(&clock, key())).expect("migration re-run");
         migrated(&book, &want, &context);
@@ -550,12 +555,12 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
     assert_eq!(want.len(), 2 * 1024 - 1);
     let book = PeerBook::open(backend, options(&clock, key())).expect("migration at the edge");
     assert_eq!(
-        state(book.backend()),
+        migration_state(book.backend()),
         (crate::store::SCHEMA_VERSION, None),
         "at the edge"
     );
     assert!(
-        index(&book) == want,
+        last_seen_index(&book) == want,
         "at the edge: the entries of the decodable records only"
     );
     let report = book.verify().unwrap();
@@ -564,7 +569,10 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
     assert_eq!(report.missing_index_entries, 0, "{report:?}");
     assert_eq!(book.repair().unwrap().quarantined, 1);
     assert!(book.verify().unwrap().is_clean(), "after repair");
-    assert!(index(&book) == want, "repair keeps the migrated entries");
+    assert!(
+        last_seen_index(&book) == want,
+        "repair keeps the migrated entries"
+    );
 }
 
 /// Which migration an open runs. A current store without the `migrating` marker:
@@ -604,17 +612,11 @@ pub fn migration_marker_picks_the_steps<F: Factory>(f: &F) {
         backend.write(batch, Durability::Sync).unwrap();
         let resumed = PeerBook::open(f.reopen(backend), options(&clock, key())).expect(&context);
         assert_eq!(
-            resumed
-                .backend()
-                .get(Space::Meta, keys::META_MIGRATING)
-                .unwrap(),
-            None,
+            migration_state(resumed.backend()),
+            (crate::store::SCHEMA_VERSION, None),
             "{context}"
         );
-        assert!(
-            scan_all(&*resumed.backend().view().unwrap(), Space::ByLastSeen) == want,
-            "{context}: the index"
-        );
+        assert!(last_seen_index(&resumed) == want, "{context}: the index");
         let report = resumed.verify().unwrap();
         assert_eq!(
             report.missing_index_entries, 1,
@@ -639,27 +641,17 @@ pub fn migration_marker_picks_the_steps<F: Factory>(f: &F) {
     ] {
         let backend = book.close().unwrap();
         let mut batch = WriteBatch::new();
-        for (k, v) in &want {
-            let (seen, id) = keys::split_last_seen_key(k).expect("new layout");
-            batch.delete(Space::ByLastSeen, k.clone());
-            batch.put(
-                Space::ByLastSeen,
-                keys::legacy_last_seen_key(seen, &id),
-                v.clone(),
-            );
-        }
+        to_legacy_layout(&mut batch, want.iter().cloned());
         batch.put(Space::Meta, keys::META_MIGRATING.to_vec(), marker);
         backend.write(batch, Durability::Sync).unwrap();
         book = PeerBook::open(f.reopen(backend), options(&clock, key())).expect(context);
         assert_eq!(
-            book.backend()
-                .get(Space::Meta, keys::META_MIGRATING)
-                .unwrap(),
-            None,
+            migration_state(book.backend()),
+            (crate::store::SCHEMA_VERSION, None),
             "{context}"
         );
         assert!(
-            scan_all(&*book.backend().view().unwrap(), Space::ByLastSeen) == want,
+            last_seen_index(&book) == want,
             "{context}: the old-layout index is migrated"
         );
         assert!(book.verify().unwrap().is_clean(), "{context}");
