@@ -229,6 +229,29 @@ pub fn schema_version_too_new_refused<F: Factory, D: Driver>(f: &F) {
     );
 }
 
+/// `backend` opened with [`other_key`]: refused with `WrongKey`, and the store
+/// (every space) left as it was.
+fn wrong_key_refused_unchanged<D: Driver, B: Backend + 'static>(
+    backend: &Arc<B>,
+    clock: &ManualClock,
+    context: &str,
+) {
+    let before = snapshot(backend);
+    let wrong = open::<D, _>(
+        Arc::clone(backend),
+        Options::new(other_key()).with_clock(clock.clone()),
+    );
+    assert!(
+        matches!(wrong, Err(Error::WrongKey)),
+        "{context}: a wrong key is refused: {:?}",
+        wrong.map(|_| ())
+    );
+    assert!(
+        snapshot(backend) == before,
+        "{context}: a refused open changed the store"
+    );
+}
+
 /// A version-0 store (records, no meta) opened with the wrong key is refused with
 /// `WrongKey` before the migration writes anything: the key is tried on an existing
 /// seal first, so a wrong key is never bound as the book's key check.
@@ -242,21 +265,8 @@ pub fn version_0_wrong_key_refused_unchanged<F: Factory, D: Driver>(f: &F) {
         batch.put(Space::Peers, r.peer_id.as_bytes().to_vec(), r.encode());
     }
     legacy.write(batch, Durability::Sync).unwrap();
-    let before = snapshot(&legacy);
     let legacy = Arc::new(legacy);
-    let wrong = open::<D, _>(
-        Arc::clone(&legacy),
-        Options::new(other_key()).with_clock(clock.clone()),
-    );
-    assert!(
-        matches!(wrong, Err(Error::WrongKey)),
-        "a wrong key on a version-0 store: {:?}",
-        wrong.map(|_| ())
-    );
-    assert!(
-        snapshot(&legacy) == before,
-        "a refused migration changed the store"
-    );
+    wrong_key_refused_unchanged::<D, _>(&legacy, &clock, "a version-0 store");
     let book = open::<D, _>(Arc::clone(&legacy), options(&clock))
         .expect("the right key still migrates it");
     let record = book.get_peer("old1").unwrap().expect("migrated");
@@ -307,20 +317,7 @@ pub fn resumed_migration_from_0_ignores_a_damaged_first_seal<F: Factory, D: Driv
         );
         backend.write(batch, Durability::Sync).unwrap();
         let shared = Arc::new(f.reopen(backend));
-        let before = snapshot(&shared);
-        let wrong = open::<D, _>(
-            Arc::clone(&shared),
-            Options::new(other_key()).with_clock(clock.clone()),
-        );
-        assert!(
-            matches!(wrong, Err(Error::WrongKey)),
-            "{context}: a wrong key is refused: {:?}",
-            wrong.map(|_| ())
-        );
-        assert!(
-            snapshot(&shared) == before,
-            "{context}: a refused open changed the store"
-        );
+        wrong_key_refused_unchanged::<D, _>(&shared, &clock, context);
         let book = open::<D, _>(Arc::clone(&shared), options(&clock))
             .unwrap_or_else(|e| panic!("{context}: the right key opens the store: {e:?}"));
         assert_eq!(
