@@ -348,6 +348,37 @@ impl<B: Backend> PeerBook<B> {
     /// key layout and score hint encoding) of every decodable record,
     /// [`MIGRATION_CHUNK`] records per batch. Returns how many entries were written.
     fn put_last_seen_entries(&self) -> Result<u64> {
+        self.rewrite_in_pages(Space::Peers, |k, v, batch| {
+            if let Ok(record) = PeerRecord::decode(v) {
+                if record.peer_id.as_bytes() == k {
+                    let [(space, key, value), _] = keys::index_entries(&record);
+                    batch.put(space, key, value);
+                }
+            }
+        })
+    }
+
+    /// Migration step to schema 4, first half: delete every by_last_seen entry,
+    /// [`MIGRATION_CHUNK`] keys per batch. Returns how many were deleted.
+    fn delete_last_seen_entries(&self) -> Result<u64> {
+        self.rewrite_in_pages(Space::ByLastSeen, |k, _, batch| {
+            batch.delete(Space::ByLastSeen, k.to_vec())
+        })
+    }
+
+    /// One pass of a migration step over `space`, in pages of [`MIGRATION_CHUNK`]
+    /// keys: `visit` fills the batch of a page's entries, written before the next
+    /// page is read. Each page's scan starts after the last key of the page before:
+    /// nothing else writes meanwhile (the writer lock and the claim are held), so
+    /// every key left to visit lies above it, and a scan from the start of a space
+    /// the pass deletes from would step over the tombstones of the batches before
+    /// (on RocksDB; quadratic) or loop for ever on a backend that lost a delete. A
+    /// rerun starts over from the first key. Returns how many ops were written.
+    fn rewrite_in_pages(
+        &self,
+        space: Space,
+        mut visit: impl FnMut(&[u8], &[u8], &mut WriteBatch),
+    ) -> Result<u64> {
         let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
         let mut written = 0u64;
         loop {
@@ -360,22 +391,17 @@ impl<B: Backend> PeerBook<B> {
                     lower: as_ref_bound(&cursor),
                     upper: Bound::Unbounded,
                 };
-                view.scan(Space::Peers, range, Direction::Forward, &mut |k, v| {
+                view.scan(space, range, Direction::Forward, &mut |k, v| {
                     seen += 1;
                     last = Some(k.to_vec());
-                    if let Ok(record) = PeerRecord::decode(v) {
-                        if record.peer_id.as_bytes() == k {
-                            let [(space, key, value), _] = keys::index_entries(&record);
-                            batch.put(space, key, value);
-                        }
-                    }
+                    visit(k, v, &mut batch);
                     if seen >= MIGRATION_CHUNK {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
                     }
                 })?;
-            }
+            } // a view ends before its thread writes (LMDB)
             written += batch.len() as u64;
             let done = seen < MIGRATION_CHUNK;
             if !batch.is_empty() {
@@ -384,42 +410,6 @@ impl<B: Backend> PeerBook<B> {
             match last {
                 Some(key) if !done => cursor = Bound::Excluded(key),
                 _ => return Ok(written),
-            }
-        }
-    }
-
-    /// Migration step to schema 4, first half: delete every by_last_seen entry,
-    /// [`MIGRATION_CHUNK`] keys per batch. Each batch's scan starts after the last
-    /// key the batch before deleted: nothing else writes meanwhile (the writer lock
-    /// and the claim are held), so every key left lies above it, and a scan from the
-    /// start of the index would step over the tombstones of the batches before (on
-    /// RocksDB; quadratic) or loop for ever on a backend that lost a delete. A rerun
-    /// starts over from the first key. Returns how many were deleted.
-    fn delete_last_seen_entries(&self) -> Result<u64> {
-        let mut cursor: Bound<Vec<u8>> = Bound::Unbounded;
-        let mut deleted = 0u64;
-        loop {
-            let page = self.index_page(
-                &*self.backend.view()?,
-                Space::ByLastSeen,
-                cursor,
-                Bound::Unbounded,
-                Direction::Forward,
-                MIGRATION_CHUNK,
-            )?;
-            let done = page.len() < MIGRATION_CHUNK;
-            deleted += page.len() as u64;
-            let last = page.last().cloned();
-            let mut batch = WriteBatch::new();
-            for key in page {
-                batch.delete(Space::ByLastSeen, key);
-            }
-            if !batch.is_empty() {
-                self.write_batch(batch)?;
-            }
-            match last {
-                Some(key) if !done => cursor = Bound::Excluded(key),
-                _ => return Ok(deleted),
             }
         }
     }
