@@ -193,6 +193,10 @@ fn a_marker_among_other_files_is_no_store() {
     std::fs::remove_file(dir.join("log.7")).unwrap();
     std::fs::write(dir.join("log.01"), b"").unwrap();
     assert!(!Engine::File.marks_store("log.01") && !Engine::File.owns_file("log.01"));
+    // the file backend's own reading of names: a generation past u64 and a
+    // `LOCK.tmp` are not its files (the engines crate's copy of the rules said so)
+    assert!(!Engine::File.marks_store("log.99999999999999999999"));
+    assert!(!Engine::File.owns_file("LOCK.tmp"));
     assert_eq!(
         Engine::File.probe(dir).unwrap(),
         DirContents::Foreign {

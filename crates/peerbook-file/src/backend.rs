@@ -13,7 +13,7 @@ use peerbook::backend::{
 use peerbook::mvcc::VersionedSpaces;
 
 use crate::codec::{FrameBuilder, LogOp, MAX_FRAME_BODY};
-use crate::naming::LOCK_FILE;
+use crate::naming::{classify, Entry, LOCK_FILE};
 use crate::recovery::Loader;
 use crate::writer::{apply_versioned, Writer};
 use crate::{engine, FileOptions, FileStats, Recovery, StdFs, Vfs, VfsLock, ENGINE};
@@ -56,6 +56,26 @@ impl fmt::Debug for FileBackend {
 }
 
 impl FileBackend {
+    /// Whether this backend makes an entry named `name` in a store directory: its
+    /// `LOCK`, `snapshot.G`, `log.G` and their `.tmp` forms (FORMAT.md, "Files"),
+    /// exactly the names it reads, removes or keeps at open.
+    ///
+    /// ```
+    /// use peerbook_file::FileBackend;
+    /// assert!(FileBackend::owns_file("log.7") && FileBackend::owns_file("snapshot.7.tmp"));
+    /// assert!(!FileBackend::owns_file("log.01") && !FileBackend::owns_file("LOCK.tmp"));
+    /// ```
+    pub fn owns_file(name: &str) -> bool {
+        name == LOCK_FILE || classify(name) != Entry::Other
+    }
+
+    /// Whether an entry named `name` marks a store of this backend: a snapshot or a
+    /// log of some generation (a log without its snapshot is a damaged store, which
+    /// opening reports).
+    pub fn marks_store(name: &str) -> bool {
+        matches!(classify(name), Entry::Snapshot(_) | Entry::Log(_))
+    }
+
     /// Open (or create) the store in directory `dir`, creating the directory if
     /// needed, on the real file system.
     ///

@@ -113,6 +113,25 @@ struct Handle {
 }
 
 impl LmdbBackend {
+    /// Whether this backend makes an entry named `name` in a store directory:
+    /// LMDB's `data.mdb` and `lock.mdb`, the `LOCK` file, a clear's copy
+    /// `data.mdb.clear` and a new store's scratch directory `creating`.
+    pub fn owns_file(name: &str) -> bool {
+        [
+            DATA_FILE,
+            LMDB_LOCK_FILE,
+            LOCK_FILE,
+            CLEAR_FILE,
+            crate::create::CREATING_DIR,
+        ]
+        .contains(&name)
+    }
+
+    /// Whether an entry named `name` marks a store of this backend: `data.mdb`.
+    pub fn marks_store(name: &str) -> bool {
+        name == DATA_FILE
+    }
+
     /// Whether [`Durability::Buffered`] writes cost much less (a tenth) than `Sync`
     /// ones on this backend: `false`. A buffered commit still syncs its data pages
     /// and skips only the meta-page sync (one `fdatasync` instead of two, about
