@@ -119,6 +119,24 @@ struct Queue {
     closed: bool,
 }
 
+impl Queue {
+    /// Fold `state` into `peer`'s overflow state; returns the facts lost. The
+    /// overflow is bounded too (remote peers choose how many identities they
+    /// show): a new peer past `capacity` peers is lost whole.
+    fn fold(&mut self, peer: String, state: State, capacity: usize) -> u64 {
+        let full = self.overflow.len() >= capacity;
+        match self.overflow.get_mut(&peer) {
+            Some(latest) => latest.merge(state),
+            None if full => 1,
+            None => {
+                self.overflow_order.push(peer.clone());
+                self.overflow.insert(peer, state);
+                0
+            }
+        }
+    }
+}
+
 pub(crate) struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
@@ -235,49 +253,28 @@ impl WriteBehind {
         if q.ops.len() < self.shared.capacity {
             q.ops.push_back(op);
         } else {
-            let capacity = self.shared.capacity;
-            let lost = match op {
-                Op::State { peer, state } => {
-                    let q = &mut *q;
-                    let full = q.overflow.len() >= capacity;
-                    match q.overflow.get_mut(&peer) {
-                        Some(latest) => latest.merge(state),
-                        // the overflow is bounded too (remote peers choose how
-                        // many identities they show): a new peer past it is lost
-                        None if full => 1,
-                        None => {
-                            q.overflow_order.push(peer.clone());
-                            q.overflow.insert(peer, state);
-                            0
-                        }
-                    }
-                }
+            let folded = match op {
+                Op::State { peer, state } => Some((peer, state)),
                 // a connection is folded into the peer's state (it decides
                 // whether the peer is a success and its later sessions count)
                 Op::Connected {
                     peer,
                     public_key,
                     addr,
-                } => {
-                    let state = State {
+                } => Some((
+                    peer,
+                    State {
                         connected: Some(addr),
                         public_key,
                         ..State::default()
-                    };
-                    let q = &mut *q;
-                    let full = q.overflow.len() >= capacity;
-                    match q.overflow.get_mut(&peer) {
-                        Some(latest) => latest.merge(state),
-                        None if full => 1,
-                        None => {
-                            q.overflow_order.push(peer.clone());
-                            q.overflow.insert(peer, state);
-                            0
-                        }
-                    }
-                }
+                    },
+                )),
                 // sessions and attempts cannot be folded into a state
-                _ => 1,
+                _ => None,
+            };
+            let lost = match folded {
+                Some((peer, state)) => q.fold(peer, state, self.shared.capacity),
+                None => 1,
             };
             self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
         }
