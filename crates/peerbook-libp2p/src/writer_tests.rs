@@ -35,22 +35,56 @@ fn latency(peer: &str, ms: u32) -> Op {
     }
 }
 
-#[test]
-fn full_queue_keeps_latest_state_per_peer_and_counts_drops() {
-    let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
+type Gate = Arc<(Mutex<(bool, usize)>, Condvar)>;
+type Book = Arc<PeerBook<HookedBackend<MemoryBackend>>>;
+
+/// A book on a [`gated`] backend and its writer (a queue of `capacity` ops),
+/// the writer held inside the write of one op for `stuck` (the gate shut).
+fn stuck_writer(capacity: usize, stuck: &str) -> (Gate, Book, WriteBehind) {
+    let gate: Gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
     let backend = gated(gate.clone());
     let book =
         Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
-    let mut w = WriteBehind::start(book.clone(), 2);
-    // shut the gate, then let the writer block inside one write
+    let w = WriteBehind::start(book.clone(), capacity);
     let (lock, cvar) = &*gate;
     *lock.lock().unwrap() = (false, 0);
-    w.push(latency("p", 1));
+    w.push(latency(stuck, 1));
     let mut g = lock.lock().unwrap();
     while g.1 == 0 {
         g = cvar.wait(g).unwrap();
     }
     drop(g);
+    (gate, book, w)
+}
+
+/// Let the writer's writes through.
+fn open_gate(gate: &Gate) {
+    let (lock, cvar) = &**gate;
+    lock.lock().unwrap().0 = true;
+    cvar.notify_all();
+}
+
+/// A book whose backend panics on every write after it was opened.
+fn panicking_book() -> Book {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trigger = armed.clone();
+    let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
+        let armed = trigger.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            !armed || op != FailOp::Write,
+            "the backend panics on a write"
+        );
+    });
+    let book =
+        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
+    armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    book
+}
+
+#[test]
+fn full_queue_keeps_latest_state_per_peer_and_counts_drops() {
+    // the writer blocks inside one write
+    let (gate, book, mut w) = stuck_writer(2, "p");
     // the writer is stuck: 2 ops fill the queue, the rest overflow
     w.push(latency("q", 2));
     w.push(latency("q", 3));
@@ -67,8 +101,7 @@ fn full_queue_keeps_latest_state_per_peer_and_counts_drops() {
     }); // dropped
     let dropped = w.dropped();
     // open the gate before any assert: a failure must not leave the writer stuck
-    *lock.lock().unwrap() = (true, 0);
-    cvar.notify_all();
+    open_gate(&gate);
     assert_eq!(dropped, 2, "one replaced state, one session");
     w.wait_idle();
     let p = book.get_peer("p").unwrap().unwrap();
@@ -97,19 +130,7 @@ fn full_queue_keeps_latest_state_per_peer_and_counts_drops() {
 /// folded into the peer's overflow state.
 #[test]
 fn a_connection_past_a_full_queue_is_kept() {
-    let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
-    let backend = gated(gate.clone());
-    let book =
-        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
-    let mut w = WriteBehind::start(book.clone(), 2);
-    let (lock, cvar) = &*gate;
-    *lock.lock().unwrap() = (false, 0);
-    w.push(latency("stuck", 1));
-    let mut g = lock.lock().unwrap();
-    while g.1 == 0 {
-        g = cvar.wait(g).unwrap();
-    }
-    drop(g);
+    let (gate, book, mut w) = stuck_writer(2, "stuck");
     w.push(latency("q", 2));
     w.push(latency("q", 3)); // the queue is full
     let addr = "/ip4/1.2.3.4/tcp/4001";
@@ -125,8 +146,7 @@ fn a_connection_past_a_full_queue_is_kept() {
         addr: None, // inbound: does not undo the dial
     });
     let dropped = w.dropped();
-    *lock.lock().unwrap() = (true, 0);
-    cvar.notify_all();
+    open_gate(&gate);
     w.wait_idle();
     let p = book.get_peer("p").unwrap().expect("the connection is kept");
     assert!(p.last_connected > 0, "a success: we dialed it");
@@ -142,19 +162,7 @@ fn a_connection_past_a_full_queue_is_kept() {
 /// ops in flight forever once the writer thread panicked applying them.
 #[test]
 fn waiting_returns_when_the_writer_panicked() {
-    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let trigger = armed.clone();
-    let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
-        let armed = trigger.load(std::sync::atomic::Ordering::SeqCst);
-        assert!(
-            !armed || op != FailOp::Write,
-            "the backend panics on a write"
-        );
-    });
-    let book =
-        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
-    armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let w = WriteBehind::start(book, 4);
+    let w = WriteBehind::start(panicking_book(), 4);
     w.push(latency("p", 1));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -172,19 +180,7 @@ fn waiting_returns_when_the_writer_panicked() {
 /// `stats()` looked clean while observations were lost.
 #[test]
 fn ops_after_the_writer_panicked_are_counted_as_dropped() {
-    let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let trigger = armed.clone();
-    let backend = HookedBackend::new(MemoryBackend::new(), move |op| {
-        let armed = trigger.load(std::sync::atomic::Ordering::SeqCst);
-        assert!(
-            !armed || op != FailOp::Write,
-            "the backend panics on a write"
-        );
-    });
-    let book =
-        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
-    armed.store(true, std::sync::atomic::Ordering::SeqCst);
-    let w = WriteBehind::start(book, 4);
+    let w = WriteBehind::start(panicking_book(), 4);
     w.push(latency("p", 1));
     w.wait_idle();
     let before = w.dropped();
@@ -202,20 +198,7 @@ fn ops_after_the_writer_panicked_are_counted_as_dropped() {
 /// writer finish never runs). `close` + `finished` never block.
 #[test]
 fn closing_from_a_task_does_not_block_the_runtime() {
-    let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
-    let backend = gated(gate.clone());
-    let book =
-        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
-    let w = WriteBehind::start(book.clone(), 4);
-    {
-        let (lock, cvar) = &*gate;
-        *lock.lock().unwrap() = (false, 0);
-        w.push(latency("p", 1));
-        let mut g = lock.lock().unwrap();
-        while g.1 == 0 {
-            g = cvar.wait(g).unwrap();
-        }
-    }
+    let (gate, book, w) = stuck_writer(4, "p");
     w.push(latency("q", 2)); // queued behind the stuck write
     let (tx, rx) = std::sync::mpsc::channel();
     let opener = gate.clone();
@@ -225,11 +208,7 @@ fn closing_from_a_task_does_not_block_the_runtime() {
             .unwrap();
         rt.block_on(async move {
             // the write the writer is stuck in completes only once this runs
-            let open = tokio::spawn(async move {
-                let (lock, cvar) = &*opener;
-                lock.lock().unwrap().0 = true;
-                cvar.notify_all();
-            });
+            let open = tokio::spawn(async move { open_gate(&opener) });
             w.close();
             w.finished().await;
             open.await.unwrap();
@@ -239,9 +218,7 @@ fn closing_from_a_task_does_not_block_the_runtime() {
     });
     let done = rx.recv_timeout(std::time::Duration::from_secs(10));
     // open the gate whatever happened: a failure must not leave a thread stuck
-    let (lock, cvar) = &*gate;
-    lock.lock().unwrap().0 = true;
-    cvar.notify_all();
+    open_gate(&gate);
     assert!(done.is_ok(), "closing blocked the runtime's only worker");
     task.join().unwrap();
     assert!(
@@ -254,26 +231,13 @@ fn closing_from_a_task_does_not_block_the_runtime() {
 /// overflow slot, so remote peers (fresh identities) grew it without bound.
 #[test]
 fn overflow_is_capped_and_what_does_not_fit_is_counted() {
-    let gate = Arc::new((Mutex::new((true, 0)), Condvar::new()));
-    let backend = gated(gate.clone());
-    let book =
-        Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
-    let mut w = WriteBehind::start(book.clone(), 2);
-    let (lock, cvar) = &*gate;
-    *lock.lock().unwrap() = (false, 0);
-    w.push(latency("stuck", 1));
-    let mut g = lock.lock().unwrap();
-    while g.1 == 0 {
-        g = cvar.wait(g).unwrap();
-    }
-    drop(g);
+    let (gate, book, mut w) = stuck_writer(2, "stuck");
     // 2 ops fill the queue, then 1,000 distinct peers overflow
     for i in 0..1002 {
         w.push(latency(&format!("p{i}"), 5));
     }
     let (kept, dropped) = (w.overflowed(), w.dropped());
-    *lock.lock().unwrap() = (true, 0);
-    cvar.notify_all();
+    open_gate(&gate);
     assert_eq!(kept, 2, "the overflow holds at most the queue's capacity");
     assert_eq!(dropped, 1000 - 2, "every peer that did not fit is counted");
     w.wait_idle();

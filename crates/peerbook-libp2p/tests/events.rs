@@ -75,18 +75,28 @@ fn stored_addrs(store: &Behaviour<MemoryBackend>, peer: PeerId) -> Vec<String> {
     record.addresses.into_iter().map(|a| a.addr).collect()
 }
 
+/// A connection to `peer` over `endpoint` is established.
+fn established(
+    store: &mut Behaviour<MemoryBackend>,
+    peer: PeerId,
+    id: usize,
+    endpoint: &ConnectedPoint,
+) {
+    store.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+        peer_id: peer,
+        connection_id: ConnectionId::new_unchecked(id),
+        endpoint,
+        failed_addresses: &[],
+        other_established: 0,
+    }));
+}
+
 fn inbound(store: &mut Behaviour<MemoryBackend>, peer: PeerId, id: usize, from: &str) {
     let endpoint = ConnectedPoint::Listener {
         local_addr: "/ip4/127.0.0.1/tcp/4001".parse().unwrap(),
         send_back_addr: from.parse().unwrap(),
     };
-    store.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
-        peer_id: peer,
-        connection_id: ConnectionId::new_unchecked(id),
-        endpoint: &endpoint,
-        failed_addresses: &[],
-        other_established: 0,
-    }));
+    established(store, peer, id, &endpoint);
 }
 
 const LOCAL_ONES: [&str; 7] = [
@@ -134,13 +144,7 @@ fn dialed(store: &mut Behaviour<MemoryBackend>, peer: PeerId, id: usize, to: &st
         role_override: Endpoint::Dialer,
         port_use: PortUse::Reuse,
     };
-    store.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
-        peer_id: peer,
-        connection_id: ConnectionId::new_unchecked(id),
-        endpoint: &endpoint,
-        failed_addresses: &[],
-        other_established: 0,
-    }));
+    established(store, peer, id, &endpoint);
 }
 
 fn public(from: usize, n: usize) -> Vec<String> {
