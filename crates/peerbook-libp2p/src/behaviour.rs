@@ -297,7 +297,10 @@ impl<B: Backend + 'static> Behaviour<B> {
 /// Dial the top `limit` reconnection candidates of `swarm`'s store (see
 /// [`Behaviour::reconnection_candidates`]) by peer id: the swarm takes their
 /// addresses from the store. `store` picks the store out of your behaviour.
-/// Returns the peers dialed. Reads the book: call it at startup.
+/// A candidate whose dial the swarm refuses (already connected or being dialed,
+/// denied by a behaviour) is passed over for the next one, so up to `limit`
+/// dials start while candidates last. Returns the peers dialed. Reads the book:
+/// call it at startup.
 pub fn bootstrap<TB, B>(
     swarm: &mut Swarm<TB>,
     store: impl Fn(&mut TB) -> &mut Behaviour<B>,
@@ -307,9 +310,14 @@ where
     TB: NetworkBehaviour,
     B: Backend + 'static,
 {
-    let peers = store(swarm.behaviour_mut()).reconnection_candidates(limit)?;
+    // the whole ranking: a dial the swarm refuses (the peer is already being
+    // dialed or connected, a behaviour denied it) leaves room for the next one
+    let peers = store(swarm.behaviour_mut()).reconnection_candidates(usize::MAX)?;
     let mut dialed = Vec::new();
     for peer in peers {
+        if dialed.len() >= limit {
+            break;
+        }
         if swarm.dial(DialOpts::peer_id(peer).build()).is_ok() {
             dialed.push(peer);
         }

@@ -281,3 +281,38 @@ async fn bootstrap_dials_only_peers_we_connected_to() {
     assert_eq!(bootstrap(&mut a, |n| &mut n.peerbook, 8).unwrap(), [peer_b]);
     a.behaviour_mut().peerbook.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_passes_over_a_refused_dial() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let book = open_book(dir.path());
+        for _ in 0..2 {
+            let id = Keypair::generate_ed25519()
+                .public()
+                .to_peer_id()
+                .to_string();
+            book.store_peer(peerbook::NewPeer {
+                peer_id: id.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+            // a closed loopback port: the dials below stay pending (never polled)
+            book.add_address(&id, "/ip4/127.0.0.1/tcp/9", AddressSource::Manual, None)
+                .unwrap();
+            book.update_last_seen(&id).unwrap();
+        }
+    }
+    let mut a = swarm(Keypair::generate_ed25519(), open_book(dir.path()));
+    let ranked = a.behaviour().peerbook.reconnection_candidates(2).unwrap();
+    assert_eq!(ranked.len(), 2, "both peers are candidates");
+    // the top candidate is already being dialed: the swarm refuses a second dial
+    a.dial(libp2p::swarm::dial_opts::DialOpts::peer_id(ranked[0]).build())
+        .unwrap();
+    assert_eq!(
+        bootstrap(&mut a, |n| &mut n.peerbook, 1).unwrap(),
+        [ranked[1]],
+        "the refused top candidate leaves its place to the next"
+    );
+    a.behaviour_mut().peerbook.shutdown();
+}
