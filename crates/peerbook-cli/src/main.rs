@@ -12,7 +12,8 @@
 //! nothing in pipes. The book's retention settings live in the book (`settings`). A
 //! directory holding anything but a store of the named backend (its marker, LMDB's
 //! `data.mdb`, RocksDB's `CURRENT`, the file backend's `snapshot.G`/`log.G`, and
-//! only files the backend makes; for RocksDB, no column family but peerbook's) is
+//! only files the backend makes; for RocksDB, no column family but peerbook's; for
+//! LMDB, no database but peerbook's, read without writing to the environment) is
 //! refused by every command and left as it was; so is, by the commands that need
 //! a book, a store holding no peerbook book.
 //!

@@ -123,11 +123,13 @@ pub trait StoreSpecExt {
     /// directory, or one holding only what an interrupted creation left, is
     /// `false`. A directory holding anything else (another engine's store, a parent
     /// of the store, unrelated files, even beside a store; another program's
-    /// RocksDB database) is an error, naming what it found: no command opens an engine
-    /// there, which would create its files in it (and `clear --destroy-key` would
-    /// then remove them). One that cannot be listed (permission denied, not a
-    /// directory) is an error too, never taken for "no store" (a write command
-    /// would then make a new key for an existing store).
+    /// RocksDB database or LMDB environment) is an error, naming what it found: no
+    /// command opens an engine there, which would create its files in it (LMDB:
+    /// its databases in the environment; and `clear --destroy-key` would then
+    /// remove them). One that cannot be listed (permission denied, not a
+    /// directory), or an LMDB environment that cannot be read, is an error too,
+    /// never taken for "no store" (a write command would then make a new key for
+    /// an existing store).
     fn exists(&self) -> Result<bool, CliError>;
 }
 
@@ -159,9 +161,19 @@ impl StoreSpecExt for StoreSpec {
             ))
             .hint(format!("name it {other}:{path}; nothing was changed"))),
             DirContents::Foreign { unexpected, .. } if unexpected.is_empty() => {
+                let (what, why) = match self.engine {
+                    peerbook_engines::Engine::Lmdb => (
+                        "an LMDB environment".to_string(),
+                        "named databases peerbook never makes, or data in its main database",
+                    ),
+                    engine => (
+                        format!("a {engine} database"),
+                        "column families peerbook never makes, or data outside peerbook's",
+                    ),
+                };
                 Err(CliError::new(format!(
-                    "{path} holds no {} store: it holds a {} database that peerbook did not make (column families peerbook never makes, or data outside peerbook's)",
-                    self.engine, self.engine
+                    "{path} holds no {} store: it holds {what} that peerbook did not make ({why})",
+                    self.engine
                 ))
                 .hint(
                     "check the path: name the store's own directory (peerbook opens no other program's database); nothing was changed",

@@ -12,9 +12,9 @@
 //! - [`EngineOptions`]: the options of each compiled-in engine.
 //! - [`Engine::probe`]: whether a directory holds a store of an engine, from the
 //!   names of its files (and, for RocksDB, the column families its manifest
-//!   lists), so a program that needs an existing store opens nothing
-//!   in a directory that holds none; and [`Engine::remove_store`]: remove a
-//!   store's files and nothing else.
+//!   lists; for LMDB, the databases its environment names, read-only), so a
+//!   program that needs an existing store opens nothing in a directory that holds
+//!   none; and [`Engine::remove_store`]: remove a store's files and nothing else.
 //!
 //! ```
 //! use peerbook::backend::{Backend, Durability, Space, WriteBatch};
@@ -140,8 +140,8 @@ impl Engine {
 }
 
 /// What a directory holds, to one engine, judged from the names of its entries
-/// (and, for RocksDB, the column families its manifest lists; no store is opened):
-/// see [`Engine::probe`].
+/// (and, for RocksDB, the column families its manifest lists; for LMDB, the
+/// databases its environment names; nothing is written): see [`Engine::probe`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DirContents {
     /// No directory, or an empty one.
@@ -155,13 +155,15 @@ pub enum DirContents {
     Store,
     /// Not a directory to open this engine in: entries this engine does not make,
     /// or (RocksDB) a database with a column family peerbook never makes, or with
-    /// data and no family but `default`.
+    /// data and no family but `default`, or (LMDB) an environment with a database
+    /// peerbook never makes, or data in its main database.
     Foreign {
         /// The on-disk engine whose marker file the directory holds, if any (this
         /// engine too, when other files sit beside its store).
         other: Option<Engine>,
         /// The names of the entries this engine does not make, sorted (non-UTF-8
-        /// names lossily). Empty for a RocksDB database that is not peerbook's.
+        /// names lossily). Empty for a RocksDB database or LMDB environment that
+        /// is not peerbook's.
         unexpected: Vec<String>,
     },
 }
@@ -238,11 +240,16 @@ impl Engine {
     /// marker and nothing but the engine's own files), the leftovers of an
     /// interrupted creation, or something else (another engine's store, files no
     /// store of this engine holds, a RocksDB database with column families
-    /// peerbook never makes, or data outside its families). Judged from the names
-    /// of its entries; for RocksDB also from the column families its manifest
-    /// lists (read-only: RocksDB's `list_cf`, no database is opened). A `lost+found` (the root of a volume) is ignored. A
-    /// missing directory is [`DirContents::Nothing`]; one that cannot be listed is
-    /// an error.
+    /// peerbook never makes, or data outside its families, an LMDB environment
+    /// with databases peerbook never makes, or data in its main database). Judged
+    /// from the names of its entries; for RocksDB also from the column families
+    /// its manifest lists (read-only: RocksDB's `list_cf`, no database is opened);
+    /// for LMDB also from the names in the environment's main database (opened
+    /// read-only: `LmdbBackend::may_be_peerbook`, which writes nothing but LMDB's
+    /// reader table in an existing `lock.mdb`). A `lost+found` (the root of a
+    /// volume) is ignored. A missing directory is [`DirContents::Nothing`]; one
+    /// that cannot be listed, or an LMDB environment that cannot be read, is an
+    /// error.
     pub fn probe(self, dir: &Path) -> io::Result<DirContents> {
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -276,7 +283,9 @@ impl Engine {
             }
         } else if !utf8.iter().any(|n| self.marks_store(n)) {
             DirContents::Leftovers
-        } else if self == Engine::Rocks && !rocks_may_be_peerbook(dir, &names) {
+        } else if (self == Engine::Rocks && !rocks_may_be_peerbook(dir, &names))
+            || (self == Engine::Lmdb && !lmdb_may_be_peerbook(dir)?)
+        {
             DirContents::Foreign {
                 other: None,
                 unexpected,
@@ -390,6 +399,25 @@ fn rocks_may_be_peerbook(dir: &Path, names: &[OsString]) -> bool {
     {
         let _ = (dir, names);
         true
+    }
+}
+
+/// Whether the LMDB environment in `dir` (its `data.mdb` is there) may be
+/// peerbook's: `LmdbBackend::may_be_peerbook`, which opens it read-only and
+/// writes nothing but LMDB's reader table (in `lock.mdb`, when there is one). Its
+/// main database names no database but peerbook's, and holds no data; some of
+/// peerbook's missing is fine (as for RocksDB's families above), and so is a
+/// `data.mdb` that is no LMDB environment (opening fails on it too, before
+/// writing it). An environment it cannot read is an error.
+fn lmdb_may_be_peerbook(dir: &Path) -> io::Result<bool> {
+    #[cfg(feature = "lmdb")]
+    {
+        peerbook_lmdb::LmdbBackend::may_be_peerbook(dir).map_err(io::Error::other)
+    }
+    #[cfg(not(feature = "lmdb"))]
+    {
+        let _ = dir;
+        Ok(true)
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! This file holds the handle's state, `open` and the trait impl; the submodules
 //! hold the map guard and map growth (`map`), transactions, scans and views
-//! (`txn`), and opening or swapping the environment's files (`env`).
+//! (`txn`), opening or swapping the environment's files (`env`), and telling a
+//! book from another program's environment without writing to it (`probe`).
 
 use std::fmt;
 use std::fs;
@@ -26,6 +27,7 @@ use crate::value::Layout;
 
 mod env;
 mod map;
+mod probe;
 mod txn;
 
 use env::open_env;

@@ -1,0 +1,104 @@
+//! The real `peerbook` binary on another program's LMDB environment: every
+//! command refuses it and leaves it as it was (its databases, the bytes of its
+//! `data.mdb`, its directory's files). Needs LMDB only.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::process::Command;
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions};
+use peerbook::MasterKey;
+
+/// Make another program's LMDB environment in `dir`: a database `users`, with a
+/// key.
+fn make_foreign(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    // SAFETY: a fresh directory of the test's; nothing else maps its files.
+    let env = unsafe { EnvOpenOptions::new().max_dbs(4).open(dir).unwrap() };
+    let wtxn = env.write_txn().unwrap();
+    env.create_databases_and_commit(
+        wtxn,
+        |opener, wtxn| -> heed::Result<CommitOrAbort<(), Infallible>> {
+            let users = opener.create_database::<Bytes, Bytes>(wtxn, Some("users"))?;
+            users.put(wtxn, b"alice", b"their record")?;
+            Ok(CommitOrAbort::Commit(()))
+        },
+    )
+    .unwrap();
+    env.prepare_for_closing().wait();
+}
+
+/// The keys of the main database of the environment in `dir` (its databases'
+/// names), read-only.
+fn database_names(dir: &Path) -> Vec<String> {
+    let mut options = EnvOpenOptions::new();
+    // SAFETY: read-only, and the test's own files, which nothing writes meanwhile.
+    let env = unsafe {
+        options.flags(EnvFlags::READ_ONLY);
+        options.open(dir).unwrap()
+    };
+    let mut names = Vec::new();
+    let rtxn = env.read_txn().unwrap();
+    env.open_databases_and_commit(
+        rtxn,
+        |opener, rtxn| -> heed::Result<CommitOrAbort<(), ()>> {
+            let main = opener.open_database::<Bytes, Bytes>(rtxn, None)?.unwrap();
+            for entry in main.iter(rtxn)? {
+                names.push(String::from_utf8_lossy(entry?.0).into_owned());
+            }
+            Ok(CommitOrAbort::Abort(()))
+        },
+    )
+    .unwrap();
+    env.prepare_for_closing().wait();
+    names
+}
+
+/// The directory's files, its environment's databases and its `data.mdb`.
+fn state(dir: &Path) -> (Vec<String>, Vec<String>, Vec<u8>) {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let data = std::fs::read(dir.join("data.mdb")).unwrap();
+    (files, database_names(dir), data)
+}
+
+#[test]
+fn another_programs_lmdb_environment_is_refused_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let app = d.join("app");
+    make_foreign(&app);
+    MasterKey::load_or_create(d.join("real.key")).unwrap();
+    let before = state(&app);
+    assert_eq!(before.0, ["data.mdb", "lock.mdb"]);
+    assert_eq!(before.1, ["users"]);
+    for args in [
+        vec!["stats", "lmdb:./app"],
+        vec!["list", "lmdb:./app"],
+        vec!["init", "lmdb:./app"],
+        vec!["clear", "lmdb:./app", "--destroy-key"],
+    ] {
+        let mut args = args;
+        args.extend(["--key-file", "real.key"]);
+        let out = Command::new(env!("CARGO_BIN_EXE_peerbook"))
+            .current_dir(d)
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with(
+                "error: ./app holds no lmdb store: it holds an LMDB environment that peerbook did not make"
+            ),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains("nothing was changed"), "{args:?}: {stderr}");
+        assert_eq!(state(&app), before, "{args:?} changed the environment");
+        assert!(d.join("real.key").exists(), "{args:?}");
+    }
+}
