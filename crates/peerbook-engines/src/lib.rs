@@ -421,17 +421,14 @@ fn lmdb_may_be_peerbook(dir: &Path) -> io::Result<bool> {
     }
 }
 
-/// Whether `backend` holds a peerbook book: meta `schema_version` (which
+/// Whether `backend` holds a peerbook book: the core's
+/// [`peerbook::store::holds_book`] (meta `schema_version`, which
 /// [`PeerBook::open`](peerbook::PeerBook::open) writes into every book it creates
-/// or migrates), or peer records (a book from before schema versions). Read-only:
+/// or migrates, or peer records: a book from before schema versions). Read-only:
 /// for a program that needs an existing book, to refuse an engine store peerbook
 /// did not make before `PeerBook::open` would start a new book in it.
 pub fn holds_book(backend: &dyn Backend) -> Result<bool, BackendError> {
-    use peerbook::backend::Space;
-    /// The core's `META_SCHEMA_VERSION` (crate-private there; the test
-    /// `holds_book_tells_books_from_bare_stores` ties the two).
-    const SCHEMA_VERSION_KEY: &[u8] = b"schema_version";
-    Ok(backend.get(Space::Meta, SCHEMA_VERSION_KEY)?.is_some() || holds_peers(backend)?)
+    peerbook::store::holds_book(backend)
 }
 
 /// Whether `backend` holds any peer record (read-only; no key needed).

@@ -295,34 +295,6 @@ fn a_rocksdb_store_may_lack_peerbook_families() {
     ));
 }
 
-/// [`holds_book`] tells a book (new, or with peers) from an engine store that
-/// holds no book, whatever key the core uses for its schema version.
-#[test]
-fn holds_book_tells_books_from_bare_stores() {
-    let bare = Engine::Memory.open(Path::new("")).unwrap();
-    assert!(!holds_book(&*bare).unwrap());
-    let mut batch = peerbook::backend::WriteBatch::new();
-    batch.put(peerbook::backend::Space::Meta, b"x".to_vec(), b"y".to_vec());
-    bare.write(batch, peerbook::backend::Durability::Sync)
-        .unwrap();
-    assert!(!holds_book(&*bare).unwrap());
-    let backend = Engine::Memory.open(Path::new("")).unwrap();
-    let key = peerbook::MasterKey::from_slice(&[7; 32]).unwrap();
-    drop(peerbook::PeerBook::open(backend.clone(), peerbook::Options::new(key)).unwrap());
-    assert!(holds_book(&*backend).unwrap());
-    // A book from before schema versions: peer records, no version.
-    let old = Engine::Memory.open(Path::new("")).unwrap();
-    let mut batch = peerbook::backend::WriteBatch::new();
-    batch.put(
-        peerbook::backend::Space::Peers,
-        b"p".to_vec(),
-        b"r".to_vec(),
-    );
-    old.write(batch, peerbook::backend::Durability::Sync)
-        .unwrap();
-    assert!(holds_book(&*old).unwrap());
-}
-
 /// What a crash while RocksDB creates its database leaves (`000001.dbtmp`, the
 /// manifest before its rename) is RocksDB's own, and a volume's `lost+found`
 /// counts for nothing: both directories are for the engine to open.

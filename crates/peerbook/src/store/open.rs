@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tracing::{info, warn};
 
-use crate::backend::{Backend, Direction, KeyRange, Space, WriteBatch};
+use crate::backend::{Backend, BackendError, Direction, KeyRange, Space, WriteBatch};
 use crate::crypto::{Cipher, SealedSecret, SecretKind};
 use crate::error::{Error, Result};
 use crate::options::{duration_ms, Options};
@@ -20,6 +20,42 @@ use keys::{
 
 /// Records or index keys per batch of a migration step.
 const MIGRATION_CHUNK: usize = 1024;
+
+/// Whether `backend` holds a peerbook book: meta `schema_version` (which
+/// [`PeerBook::open`] writes into every book it creates or migrates), or any peer
+/// record (a book from before schema versions, which `open` migrates). On a
+/// backend holding neither, `open` starts a new book.
+///
+/// Read-only, and needs no key: for a program that needs an existing book, to
+/// refuse a store peerbook never wrote before `PeerBook::open` would start a
+/// book in it. Fails only when the backend does.
+///
+/// ```
+/// use peerbook::{MasterKey, MemoryBackend, Options, PeerBook};
+/// use peerbook::store::holds_book;
+///
+/// let backend = MemoryBackend::new();
+/// assert!(!holds_book(&backend)?);
+/// let book = PeerBook::open(backend, Options::new(MasterKey::generate()?))?;
+/// assert!(holds_book(&book.close()?)?);
+/// # Ok::<(), peerbook::Error>(())
+/// ```
+pub fn holds_book<B: Backend + ?Sized>(backend: &B) -> std::result::Result<bool, BackendError> {
+    if backend.get(Space::Meta, META_SCHEMA_VERSION)?.is_some() {
+        return Ok(true);
+    }
+    let mut peers = false;
+    backend.view()?.scan(
+        Space::Peers,
+        KeyRange::all(),
+        Direction::Forward,
+        &mut |_, _| {
+            peers = true;
+            ControlFlow::Break(())
+        },
+    )?;
+    Ok(peers)
+}
 
 impl<B: Backend> PeerBook<B> {
     /// Open a book on `backend`: a new backend is initialized; an existing one is

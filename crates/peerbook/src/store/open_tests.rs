@@ -80,3 +80,28 @@ fn migration_from_0_writes_the_last_seen_entries_once() {
         Some(super::SCHEMA_VERSION.to_be_bytes().to_vec())
     );
 }
+
+/// [`holds_book`](super::holds_book) is what `open` takes for an existing book:
+/// not a bare backend, nor one with other meta keys; a book `open` made, and a
+/// book from before schema versions (peer records, no version), are.
+#[test]
+fn holds_book_tells_books_from_bare_backends() {
+    use super::holds_book;
+    let bare = MemoryBackend::new();
+    assert!(!holds_book(&bare).unwrap());
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Meta, b"x".to_vec(), b"y".to_vec());
+    bare.write(batch, Durability::Sync).unwrap();
+    assert!(!holds_book(&bare).unwrap());
+    let book = PeerBook::open(bare, Options::new(MasterKey::from_bytes([7; 32]))).unwrap();
+    let backend = book.close().unwrap();
+    assert!(holds_book(&backend).unwrap());
+    let old = MemoryBackend::new();
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"p".to_vec(), b"r".to_vec());
+    old.write(batch, Durability::Sync).unwrap();
+    assert!(holds_book(&old).unwrap());
+    // through a trait object, as engine registries hold backends
+    let shared: Arc<dyn Backend> = Arc::new(old);
+    assert!(holds_book(&*shared).unwrap());
+}
