@@ -192,6 +192,13 @@ impl StoreSpecExt for StoreSpec {
             } else {
                 "check the path: name the store's own directory (peerbook opens no store in a directory of other files); nothing was changed"
             })),
+            // A kind of contents added to the engines after this match was written
+            // (`DirContents` is non_exhaustive): not a store to open.
+            _ => Err(CliError::new(format!(
+                "{path} holds no {} store this peerbook knows how to open",
+                self.engine
+            ))
+            .hint("check the path; nothing was changed")),
         }
     }
 }

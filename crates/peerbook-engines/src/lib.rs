@@ -142,7 +142,12 @@ impl Engine {
 /// What a directory holds, to one engine, judged from the names of its entries
 /// (and, for RocksDB, the column families its manifest lists; for LMDB, the
 /// databases its environment names; nothing is written): see [`Engine::probe`].
+///
+/// `non_exhaustive`: a later kind is no breaking change. A `match` outside this
+/// crate has a wildcard arm, which must treat the directory as no store to open
+/// (refuse it, change nothing).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DirContents {
     /// No directory, or an empty one.
     Nothing,
