@@ -104,7 +104,8 @@ use std::sync::Arc;
 pub enum Space {
     /// `peer_id` -> format byte + postcard-encoded record.
     Peers,
-    /// big-endian `u64` last_seen + `peer_id` -> the record's score hint (what
+    /// big-endian `u64` `!last_seen` + the negated `peer_id` + `0xFF` (newest
+    /// first since schema 4) -> the record's score hint (what
     /// ranking needs besides the time: quality score, success, reliability,
     /// penalty, blacklist; layout in `store::keys`), so a scan of recent peers
     /// ranks them without decoding records.
