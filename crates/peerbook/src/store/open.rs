@@ -133,9 +133,12 @@ impl<B: Backend> PeerBook<B> {
                 return Ok(());
             }
             None => {
-                // the migration tries the key on a seal and writes the key check
-                self.migrate_from(0, &mut guard)?;
-                self.check_key()?;
+                // Records but no version: a version-0 store, whose migration tries
+                // the key on a seal and writes the key check. A store that has one
+                // all the same (its version lost) is checked like any other first:
+                // a wrong key must not migrate it before being refused.
+                let key_checked = self.check_key_if_stored()?;
+                self.migrate_from(0, key_checked, &mut guard)?;
             }
             Some(found) if found > SCHEMA_VERSION => {
                 return Err(Error::SchemaTooNew {
@@ -146,7 +149,7 @@ impl<B: Backend> PeerBook<B> {
             Some(found) if found < SCHEMA_VERSION => {
                 // A versioned book has a key check: never rewrite it under a wrong key.
                 self.check_key()?;
-                self.migrate_from(found, &mut guard)?;
+                self.migrate_from(found, true, &mut guard)?;
             }
             Some(_) => {
                 let resume = self.migration_in_progress()?;
@@ -157,7 +160,7 @@ impl<B: Backend> PeerBook<B> {
                         engine = self.backend.engine_name(),
                         from, "peerbook resuming an interrupted migration"
                     );
-                    self.migrate_from(from, &mut guard)?;
+                    self.migrate_from(from, true, &mut guard)?;
                 }
             }
         }
@@ -212,15 +215,27 @@ impl<B: Backend> PeerBook<B> {
         }
     }
 
+    /// Check the key against the stored key check, which a versioned store must
+    /// have: [`Error::WrongKey`] when it does not match, [`Error::Corrupted`] when
+    /// it is missing or damaged.
     fn check_key(&self) -> Result<()> {
-        let stored = self
-            .backend
-            .get(Space::Meta, META_KEY_CHECK)?
-            .ok_or_else(|| Error::Corrupted {
-                what: "meta",
-                location: "key_check".into(),
-                detail: "missing; the book cannot tell whether this key is right".into(),
-            })?;
+        if self.check_key_if_stored()? {
+            return Ok(());
+        }
+        Err(Error::Corrupted {
+            what: "meta",
+            location: "key_check".into(),
+            detail: "missing; the book cannot tell whether this key is right".into(),
+        })
+    }
+
+    /// Check the key against the stored key check if there is one: `Ok(true)` when
+    /// it matches, `Ok(false)` when the store has none, [`Error::WrongKey`] when it
+    /// does not match, [`Error::Corrupted`] when it is damaged. Reads it once.
+    fn check_key_if_stored(&self) -> Result<bool> {
+        let Some(stored) = self.backend.get(Space::Meta, META_KEY_CHECK)? else {
+            return Ok(false);
+        };
         let sealed = SealedSecret::from_bytes(stored).map_err(|detail| Error::Corrupted {
             what: "meta",
             location: "key_check".into(),
@@ -233,19 +248,21 @@ impl<B: Backend> PeerBook<B> {
             );
             return Err(Error::WrongKey);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Bring a store written by an older schema up to [`SCHEMA_VERSION`], one step
-    /// per version (0 -> 1 -> 2 ...). Each step is idempotent. The first write of a
-    /// migration puts `schema_version` = [`SCHEMA_VERSION`] and meta `migrating` =
-    /// the version it starts from ([`META_MIGRATING`]; from 0 also the key check,
-    /// once the key has opened a seal); the last write, after every step and the
-    /// compaction below, deletes the marker. So from the first change on, an older
-    /// peerbook refuses the store (its version is too new) instead of reading an
-    /// index in a layout it does not know or partly deleted, and a crash anywhere
-    /// leaves either the old version untouched or the marker, from which the next
-    /// open runs the migration again.
+    /// per version (0 -> 1 -> 2 ...). Each step is idempotent. `key_checked`: open
+    /// has checked the key against the store's key check, before any write; every
+    /// store but a version-0 one has one (so always true from 1 or later). The
+    /// first write of a migration puts `schema_version` = [`SCHEMA_VERSION`] and
+    /// meta `migrating` = the version it starts from ([`META_MIGRATING`]; without a
+    /// key check also one, once the key has opened a seal); the last write, after
+    /// every step and the compaction below, deletes the marker. So from the first
+    /// change on, an older peerbook refuses the store (its version is too new)
+    /// instead of reading an index in a layout it does not know or partly deleted,
+    /// and a crash anywhere leaves either the old version untouched or the marker,
+    /// from which the next open runs the migration again.
     ///
     /// - 0 -> 1: a store holding records but no meta (written before versioning): its
     ///   records are checked, and indexes, counters and the key check are built.
@@ -268,7 +285,16 @@ impl<B: Backend> PeerBook<B> {
     ///   ([`Backend::compact_space`]): the deleted keys all sort before the new
     ///   ones, and an engine that keeps them as tombstones (RocksDB) would make
     ///   forward walks step over every one of them.
-    fn migrate_from(&self, found: u32, guard: &mut WriterGuard<'_>) -> Result<()> {
+    fn migrate_from(
+        &self,
+        found: u32,
+        key_checked: bool,
+        guard: &mut WriterGuard<'_>,
+    ) -> Result<()> {
+        debug_assert!(
+            found == 0 || key_checked,
+            "a versioned store has a key check"
+        );
         info!(
             engine = self.backend.engine_name(),
             from = found,
@@ -276,12 +302,13 @@ impl<B: Backend> PeerBook<B> {
             "peerbook migrating schema"
         );
         let mut marker = WriteBatch::new();
-        if found == 0 && self.backend.get(Space::Meta, META_KEY_CHECK)?.is_none() {
+        if !key_checked {
             // No key check yet (a version-0 store): the key must open the store's
             // seals before one is written, or the right key would be refused for
-            // ever. A resumed migration from 0 already has one, checked by open:
-            // no second probe, which a damaged seal could fail. A migration from 1
-            // or later has one too: open checked it before migrating.
+            // ever. A store that has one (a resumed migration from 0, a store
+            // whose version was lost, any migration from 1 or later) had it
+            // checked by open before this: no probe, which a damaged seal could
+            // fail.
             self.check_key_on_a_seal()?;
             marker.put(
                 Space::Meta,

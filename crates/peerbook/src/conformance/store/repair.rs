@@ -273,6 +273,62 @@ pub fn version_0_wrong_key_refused_unchanged<F: Factory, D: Driver>(f: &F) {
     assert!(book.open_shared_secret(&record).unwrap().is_some());
 }
 
+/// A store with a key check but no schema version (its version key lost, a damaged
+/// meta) is migrated as a version-0 store, but its key check is checked first: a
+/// wrong key is refused with `WrongKey` before the migration writes anything (no
+/// version, no marker, no index rebuilt), and the right key opens and migrates it.
+pub fn key_check_without_version_wrong_key_refused_unchanged<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = fresh::<F, D>(f);
+    for new in [plain_peer("a"), sample_peer("b"), plain_peer("c")] {
+        book.store_peer(new).unwrap();
+    }
+    let mut batch = WriteBatch::new();
+    batch.delete(
+        Space::Meta,
+        crate::store::keys::META_SCHEMA_VERSION.to_vec(),
+    );
+    book.backend().write(batch, Durability::Sync).unwrap();
+    let shared = Arc::new(f.reopen(book.close().unwrap()));
+    assert!(
+        shared
+            .get(Space::Meta, crate::store::keys::META_KEY_CHECK)
+            .unwrap()
+            .is_some(),
+        "the key check stays"
+    );
+    wrong_key_refused_unchanged::<D, _>(&shared, &clock, "a store with a key check, no version");
+    let book = open::<D, _>(Arc::clone(&shared), options(&clock))
+        .expect("the right key opens and migrates it");
+    assert_eq!(
+        book.backend()
+            .get(Space::Meta, crate::store::keys::META_SCHEMA_VERSION)
+            .unwrap(),
+        Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
+        "migrated to the current version"
+    );
+    assert_eq!(
+        book.backend()
+            .get(Space::Meta, crate::store::keys::META_MIGRATING)
+            .unwrap(),
+        None,
+        "the migration finished"
+    );
+    assert_eq!(book.get_storage_stats().unwrap().peer_count, 3);
+    assert_clean(&book, "after migration");
+    let record = book.get_peer("b").unwrap().expect("kept");
+    assert!(book.open_shared_secret(&record).unwrap().is_some());
+    drop(book.close().unwrap());
+    let backend = Arc::try_unwrap(shared).unwrap_or_else(|_| panic!("one owner"));
+    let wrong = open::<D, _>(
+        f.reopen(backend),
+        Options::new(other_key()).with_clock(clock.clone()),
+    );
+    assert!(
+        matches!(wrong, Err(Error::WrongKey)),
+        "the key check still binds the key"
+    );
+}
+
 /// A store with a key check whose migration marker says "from 0" or is damaged
 /// (the migration runs again from 0) and whose first sealed secret is damaged: the
 /// right key opens it on every open, since open already checked the key check and
