@@ -19,8 +19,12 @@ use rocksdb::{
 use crate::error::{map_err, map_open_err};
 use crate::{RocksOptions, ENGINE};
 
-/// The first byte of keys that [`Backend::clear`] deletes one by one (see there).
+/// The byte no finite exclusive upper bound steps past (see [`Backend::clear`]).
 const HIGH_BYTE: u8 = 0xff;
+/// [`Backend::clear`] deletes by ranges every key with at most this many leading
+/// `0xff` bytes; longer runs (a by_last_seen key has at most 8: `!last_seen` of
+/// time 0) are deleted one by one.
+const HIGH_RUNS: usize = 16;
 
 /// A [`Backend`] over a RocksDB database: one column family per [`Space`].
 ///
@@ -63,6 +67,30 @@ impl fmt::Debug for RocksBackend {
 }
 
 impl RocksBackend {
+    /// The batch [`Backend::clear`] commits: per column family, the range
+    /// deletions `[0xff^k, 0xff^(k+1))`, k = 0..=[`HIGH_RUNS`], and a point
+    /// deletion of each key starting with `HIGH_RUNS + 1` `0xff` bytes.
+    fn clear_batch(&self) -> Result<rocksdb::WriteBatch, BackendError> {
+        let mut rocks_batch = rocksdb::WriteBatch::default();
+        let high = [HIGH_BYTE; HIGH_RUNS + 1];
+        for space in Space::ALL {
+            let cf = self.cf(space)?;
+            for run in 0..=HIGH_RUNS {
+                rocks_batch.delete_range_cf(cf, &high[..run], &high[..=run]);
+            }
+            let mut read = ReadOptions::default();
+            read.set_iterate_lower_bound(high.to_vec());
+            let mut iter = self.db.raw_iterator_cf_opt(cf, read);
+            iter.seek_to_first();
+            while let Some(key) = iter.key() {
+                rocks_batch.delete_cf(cf, key);
+                iter.next();
+            }
+            iter.status().map_err(map_err)?;
+        }
+        Ok(rocks_batch)
+    }
+
     /// Open (creating it when `options.create_if_missing`) the database in the
     /// directory `path`, with its four column families.
     ///
@@ -359,12 +387,15 @@ impl Backend for RocksBackend {
         self.db.flush_wal(true).map_err(map_err)
     }
 
-    /// One RocksDB write batch holding, per column family, a range deletion of
-    /// `["", "\xff")` (every key whose first byte is below `0xff`, in O(1)) and a
-    /// point deletion of each key starting with `0xff`, found by a scan. No finite
-    /// exclusive upper bound covers every key starting with `0xff`, and such keys
-    /// are rare (peer ids are printable ASCII, index keys start with a timestamp or
-    /// a score), so the scan is normally empty. The batch is atomic across column
+    /// One RocksDB write batch holding, per column family, the range deletions
+    /// `[0xff^k, 0xff^(k+1))` for k = 0..=16 (`0xff^0` is the empty key): together
+    /// every key with at most 16 leading `0xff` bytes, each range O(1) however many
+    /// keys it holds. No finite exclusive upper bound covers every key, so keys
+    /// with longer runs are point-deleted, found by a scan that is normally empty
+    /// (peer ids are printable ASCII, meta names are text, index keys start with a
+    /// score or `!last_seen`: a by_last_seen key starts with `0xff 0xff` for any
+    /// time before the year 10,000, which a single range `["", "\xff")` left to
+    /// the scan, one point deletion per peer). The batch is atomic across column
     /// families; the write lock keeps writes out between the scan and the write.
     ///
     /// The batch is written synced (whatever `durability` says): it is the commit
@@ -377,20 +408,7 @@ impl Backend for RocksBackend {
     /// stay in the files until the next clear or [`RocksBackend::compact`].
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let _writer = self.lock_writes();
-        let mut rocks_batch = rocksdb::WriteBatch::default();
-        for space in Space::ALL {
-            let cf = self.cf(space)?;
-            rocks_batch.delete_range_cf(cf, &[][..], &[HIGH_BYTE][..]);
-            let mut read = ReadOptions::default();
-            read.set_iterate_lower_bound(vec![HIGH_BYTE]);
-            let mut iter = self.db.raw_iterator_cf_opt(cf, read);
-            iter.seek_to_first();
-            while let Some(key) = iter.key() {
-                rocks_batch.delete_cf(cf, key);
-                iter.next();
-            }
-            iter.status().map_err(map_err)?;
-        }
+        let rocks_batch = self.clear_batch()?;
         self.db
             .write_opt(rocks_batch, &self.sync_write)
             .map_err(map_err)?;
@@ -450,6 +468,34 @@ fn dir_size(dir: &Path) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clear costs the same batch whatever the book's size: by_last_seen keys
+    /// all start with `0xff 0xff` (`!last_seen`), and a single range below `0xff`
+    /// left one point deletion per peer.
+    #[test]
+    fn clear_batch_is_ranges_only_for_index_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = RocksBackend::open(dir.path(), crate::RocksOptions::default()).unwrap();
+        let mut batch = WriteBatch::new();
+        for n in 0u64..1_000 {
+            let now = 1_780_000_000_000 + n;
+            let mut key = (!now).to_be_bytes().to_vec();
+            key.extend_from_slice(b"\xb1\xb2\xff");
+            batch.put(Space::ByLastSeen, key, vec![0; 20]);
+            batch.put(Space::Peers, format!("peer-{n}").into_bytes(), vec![1; 40]);
+        }
+        rocks.write(batch, Durability::Sync).unwrap();
+        let ranges = Space::ALL.len() * (HIGH_RUNS + 1);
+        assert_eq!(rocks.clear_batch().unwrap().len(), ranges);
+        let mut batch = WriteBatch::new();
+        batch.put(Space::Meta, vec![HIGH_BYTE; HIGH_RUNS + 1], b"x".to_vec());
+        rocks.write(batch, Durability::Sync).unwrap();
+        assert_eq!(
+            rocks.clear_batch().unwrap().len(),
+            ranges + 1,
+            "a key past the ranges is point-deleted"
+        );
+    }
 
     #[test]
     fn bounds_become_half_open_ranges() {

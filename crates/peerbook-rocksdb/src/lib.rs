@@ -99,8 +99,9 @@
 //! ## Clear
 //!
 //! [`Backend::clear`](peerbook::backend::Backend::clear) writes one atomic batch
-//! with a range deletion over every column family plus point deletions of the
-//! (normally absent) keys starting with `0xff`, which no finite range end covers.
+//! with range deletions over every column family (each key with up to 16 leading
+//! `0xff` bytes, in 17 ranges, whatever the book's size) plus point deletions of
+//! the (normally absent) keys with longer runs, which no finite range end covers.
 //! Column families are not dropped and recreated: that takes one call per column
 //! family and would not be atomic. The batch is synced (the commit point); then every
 //! memtable is flushed (the write-ahead log holding the old data becomes obsolete and

@@ -410,6 +410,13 @@ fn clear_then_reopen_is_empty() {
         batch.put(space, vec![0xff, 0xff, 0xff], b"b".to_vec());
         batch.put(space, vec![0xff, 0x00], b"c".to_vec());
         batch.put(space, vec![0x00], b"d".to_vec());
+        // runs of 0xff up to the ranges' end and past it (point-deleted)
+        for run in [8, 16, 17, 20] {
+            batch.put(space, vec![0xff; run], b"e".to_vec());
+            let mut key = vec![0xff; run];
+            key.push(0x01);
+            batch.put(space, key, b"f".to_vec());
+        }
     }
     rocks.write(batch, Durability::Sync).unwrap();
     rocks.compact().expect("compact"); // part of the data in SST files, part not
