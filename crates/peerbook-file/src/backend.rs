@@ -183,6 +183,14 @@ impl FileBackend {
             .map_err(|_| engine("a thread panicked while writing; reopen the backend".to_string()))
     }
 
+    /// The kept frame buffer. Only its capacity is reused (the next frame is
+    /// written over it), so a lock poisoned by a panic is taken as it is.
+    fn spare(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.spare_frame
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -199,10 +207,7 @@ impl FileBackend {
         let frame = frame.seal(w.seed, w.synced_to);
         w.append(&frame)?;
         if frame.capacity() <= MAX_SPARE_FRAME {
-            *self
-                .spare_frame
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = frame;
+            *self.spare() = frame;
         }
         if durability == Durability::Sync {
             w.sync()?;
@@ -273,12 +278,7 @@ impl Backend for FileBackend {
             return Ok(());
         }
         // The frame's exact size is known from the ops: one buffer, no regrowth.
-        let spare = std::mem::take(
-            &mut *self
-                .spare_frame
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let spare = std::mem::take(&mut *self.spare());
         let frame = FrameBuilder::for_batch_in(spare, &batch);
         frame.check_size().map_err(|size| {
             engine(format!(
@@ -317,10 +317,7 @@ impl Backend for FileBackend {
         let empty = VersionedSpaces::default();
         let left = self.switch_generation(&mut w, &empty.view())?;
         // the last frame's bytes are former entries too
-        *self
-            .spare_frame
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Vec::new();
+        *self.spare() = Vec::new();
         let live = &mut w.live_bytes;
         self.spaces
             .apply(|batch| apply_versioned(batch, LogOp::Clear, live));
