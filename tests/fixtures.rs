@@ -12,10 +12,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Engine, DISK_ENGINES};
+use peerbook::conformance::fixtures::{copy_dir, fixtures_dir};
 use peerbook::{
     CandidateQuery, Clock, ConnectionType, ExportDocument, ExportOptions, ImportMode, ManualClock,
     MasterKey, MemoryBackend, NewIceServer, NewPeer, Options, Order, PeerBook, PeerQuery,
@@ -27,14 +27,6 @@ const WRITTEN_AT: u64 = 1_764_000_000_000;
 
 fn fixture_key() -> MasterKey {
     MasterKey::from_bytes([7; 32])
-}
-
-fn fixtures_dir(version: &str) -> PathBuf {
-    std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("tests/fixtures")
-    .join(version)
 }
 
 /// One peer of the fixture books, as the writer stored it and a reader must find it.
@@ -331,19 +323,6 @@ fn check_order<B: peerbook::Backend>(book: &PeerBook<B>, clock: &ManualClock, co
     assert_eq!(orders(book), want, "{context}: candidates and query order");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy fixture file");
-        }
-    }
-}
-
 #[test]
 fn v1_stores_open_upgrade_and_keep_every_peer() {
     stores_open_upgrade_and_keep_every_peer("v1");
@@ -360,7 +339,7 @@ fn stores_open_upgrade_and_keep_every_peer(version: &str) {
     for engine in DISK_ENGINES {
         let dir = tempfile::tempdir().expect("temp dir");
         copy_dir(
-            &fixtures_dir(version).join(engine.name()),
+            &fixtures_dir().join(version).join(engine.name()),
             &dir.path().join(engine.name()),
         );
         let clock = ManualClock::new(WRITTEN_AT + 3_600_000);
@@ -456,7 +435,7 @@ fn v3_export_document_imports() {
 }
 
 fn export_document_imports(version: &str) {
-    let json = std::fs::read_to_string(fixtures_dir(version).join("export.json"))
+    let json = std::fs::read_to_string(fixtures_dir().join(version).join("export.json"))
         .expect("read the export fixture");
     let doc = ExportDocument::from_json(&json).expect("parse the export fixture");
     let clock = ManualClock::new(WRITTEN_AT + 3_600_000);
@@ -493,7 +472,7 @@ fn write_v3_fixtures() {
 }
 
 fn write_fixtures(version: &str) {
-    let out = fixtures_dir(version);
+    let out = fixtures_dir().join(version);
     assert!(
         !out.exists(),
         "{} exists: fixtures are never rewritten",

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use peerbook::backend::{
     Backend, BackendError, BackendExt, Direction, Dump, Durability, KeyRange, Space, WriteBatch,
 };
+use peerbook::conformance::fixtures::{copy_dir, fixtures_dir};
 use peerbook::conformance::Rng;
 use peerbook_file::testing::crc32c;
 use peerbook_file::{FileBackend, FileOptions, FormatError, RecoveryError};
@@ -643,15 +644,7 @@ fn a_frame_forged_inside_a_value_does_not_turn_a_torn_tail_into_corruption() {
 fn version_1_files_open_and_compaction_writes_version_2() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("book");
-    fs::create_dir_all(&dir).unwrap();
-    let fixture = std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../tests/fixtures/v1/file");
-    for entry in fs::read_dir(&fixture).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-    }
+    copy_dir(&fixtures_dir().join("v1/file"), &dir);
     let version = |name: &str| {
         let data = fs::read(dir.join(name)).unwrap();
         u32::from_le_bytes(data[8..12].try_into().unwrap())

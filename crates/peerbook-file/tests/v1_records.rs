@@ -3,33 +3,20 @@
 //! stored: the record encoder, written by hand since, is the postcard encoding of
 //! then. The file engine needs no key to read them back raw.
 
-use std::ops::ControlFlow;
-use std::path::Path;
-
 use peerbook::backend::{Backend, Direction, KeyRange, Space};
+use peerbook::conformance::fixtures::{copy_dir, fixtures_dir};
 use peerbook::schema::{RECORD_FORMAT_V1, RECORD_FORMAT_V2};
 use peerbook::PeerRecord;
 use peerbook_file::{FileBackend, FileOptions};
-
-/// Copy the fixture book (opening may repair or compact: never in place).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read fixture dir") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy fixture file");
-    }
-}
+use std::ops::ControlFlow;
 
 /// Format-1 records have no addresses and no metadata: their body is the format-2
 /// body without its two trailing empty collections (a zero length byte each).
 #[test]
 fn v1_records_encode_to_the_bytes_stored() {
-    let fixture = std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../tests/fixtures/v1/file");
     let dir = tempfile::tempdir().expect("temp dir");
-    copy_dir(&fixture, dir.path());
+    // a copy: opening may repair or compact, never in place
+    copy_dir(&fixtures_dir().join("v1/file"), dir.path());
     let backend = FileBackend::open(dir.path(), FileOptions::default()).expect("open the v1 book");
     let mut stored = Vec::new();
     backend

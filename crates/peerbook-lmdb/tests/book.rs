@@ -2,9 +2,10 @@
 //! theirs, new and cleared books compress), and a book whose map is full at its cap
 //! (refused writes that applied nothing leave it usable).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use peerbook::backend::BackendError;
+use peerbook::conformance::fixtures::{copy_dir, fixtures_dir};
 use peerbook::{Error, ManualClock, MasterKey, NewPeer, Options, PeerBook, PeerQuery, Secret};
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
 
@@ -15,21 +16,6 @@ const FIXTURE_PEERS: usize = 6;
 
 fn fixture_options(clock: &ManualClock) -> Options {
     Options::new(MasterKey::from_bytes([7; 32])).with_clock(clock.clone())
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
-
-fn v1_fixture() -> PathBuf {
-    std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../tests/fixtures/v1/lmdb")
 }
 
 /// A peer whose public key is a long run of one letter: stored verbatim, the run is
@@ -67,7 +53,7 @@ fn check_v1_peers(book: &PeerBook<LmdbBackend>, context: &str) {
 fn v1_book_keeps_its_layout_until_cleared() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("lmdb");
-    copy_dir(&v1_fixture(), &dir);
+    copy_dir(&fixtures_dir().join("v1/lmdb"), &dir);
     let clock = ManualClock::new(WRITTEN_AT + 3_600_000);
     {
         let book = PeerBook::open(

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use peerbook::backend::{
     Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
 };
+use peerbook::conformance::fixtures::{copy_dir, fixtures_dir};
 use peerbook::conformance::Rng;
 use peerbook::{ManualClock, MasterKey, MemoryBackend, Options, PeerBook};
 use peerbook_rocksdb::{Compression, RocksBackend, RocksOptions, ENGINE};
@@ -352,16 +353,8 @@ fn index_scans_match_memory_backend_through_tombstones_compaction_and_reopen() {
 /// deleted key (RocksDB's perf context counts those an iterator steps over).
 #[test]
 fn migrated_index_scans_over_no_tombstone() {
-    let fixture = std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../../tests/fixtures/v3/rocksdb");
     let (_dir, path) = temp_db();
-    std::fs::create_dir_all(&path).expect("db dir");
-    for entry in std::fs::read_dir(&fixture).expect("the v3 rocksdb fixture") {
-        let entry = entry.expect("fixture entry");
-        std::fs::copy(entry.path(), path.join(entry.file_name())).expect("copy fixture file");
-    }
+    copy_dir(&fixtures_dir().join("v3/rocksdb"), &path);
     // the fixture's key and time (see tests/fixtures.rs at the workspace root)
     let clock = ManualClock::new(1_764_000_000_000 + 3_600_000);
     let options = Options::new(MasterKey::from_bytes([7; 32])).with_clock(clock);

@@ -45,7 +45,9 @@
 //! - [`failing`]: [`FailingBackend`](failing::FailingBackend) injects write, flush,
 //!   scan and view failures into any backend; a failure never leaves a book lying;
 //! - [`hooked`]: [`HookedBackend`](hooked::HookedBackend) runs a test's hook before
-//!   each write, flush and clear of any backend (watch or hold writers).
+//!   each write, flush and clear of any backend (watch or hold writers);
+//! - [`fixtures`]: where the workspace's committed fixture books are, and a copy of
+//!   one to open.
 //!
 //! Each function panics with a message naming the broken rule.
 
@@ -56,6 +58,7 @@ mod book;
 pub mod concurrency;
 mod factory;
 pub mod failing;
+pub mod fixtures;
 pub mod group;
 pub mod group_stress;
 pub mod hooked;
