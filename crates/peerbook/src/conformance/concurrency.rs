@@ -61,6 +61,22 @@ fn to_legacy_layout(batch: &mut WriteBatch, entries: impl IntoIterator<Item = (V
     }
 }
 
+/// Writes `backend`'s by_last_seen index back the way schema 3 stored it (in the
+/// old key layout, under schema version 3) and returns the index as it was: what
+/// the migration to schema 4 must yield.
+pub(crate) fn to_schema_3(backend: &impl Backend) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let index = scan_all(&*backend.view().unwrap(), Space::ByLastSeen);
+    let mut batch = WriteBatch::new();
+    to_legacy_layout(&mut batch, index.iter().cloned());
+    batch.put(
+        Space::Meta,
+        b"schema_version".to_vec(),
+        3u32.to_be_bytes().to_vec(),
+    );
+    backend.write(batch, Durability::Sync).unwrap();
+    index
+}
+
 /// A view sees the backend as of its opening: a write on another thread after it
 /// opened is invisible in its gets and scans (both directions, every space), and
 /// visible to a new view.
@@ -447,16 +463,8 @@ pub fn schema_3_index_migrates_after_interruption<F: Factory>(f: &F) {
             .unwrap();
         }
         let backend = book.close().unwrap();
-        let want = scan_all(&*backend.view().unwrap(), Space::ByLastSeen);
+        let want = to_schema_3(&backend);
         assert_eq!(want.len(), n + 2);
-        let mut batch = WriteBatch::new();
-        to_legacy_layout(&mut batch, want.iter().cloned());
-        batch.put(
-            Space::Meta,
-            b"schema_version".to_vec(),
-            3u32.to_be_bytes().to_vec(),
-        );
-        backend.write(batch, Durability::Sync).unwrap();
         (f.reopen(backend), clock, want)
     };
     let migrated = |book: &PeerBook<F::Backend>, want: &[(Vec<u8>, Vec<u8>)], context: &str| {

@@ -1,9 +1,15 @@
-//! Unit tests of opening a book: what a schema migration writes.
+//! Unit tests of opening a book: what a schema migration writes, and the
+//! compaction it asks of the backend.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::backend::{Backend, Direction, Durability, KeyRange, Op, Space, WriteBatch};
+use crate::backend::{
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
+    WriteBatch,
+};
+use crate::conformance::concurrency::to_schema_3;
+use crate::conformance::failing::FailingBackend;
 use crate::conformance::hooked::HookedBackend;
 use crate::{ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook, Secret};
 
@@ -104,4 +110,121 @@ fn holds_book_tells_books_from_bare_backends() {
     // through a trait object, as engine registries hold backends
     let shared: Arc<dyn Backend> = Arc::new(old);
     assert!(holds_book(&*shared).unwrap());
+}
+
+/// A [`MemoryBackend`] that records every space it is asked to compact, in
+/// order (its clones share the record and the data).
+#[derive(Clone, Default)]
+struct Compactions {
+    inner: MemoryBackend,
+    asked: Arc<Mutex<Vec<Space>>>,
+}
+
+impl Compactions {
+    fn asked(&self) -> Vec<Space> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl Backend for Compactions {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.inner.get(space, key)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        self.inner.scan(space, range, direction, visitor)
+    }
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        self.inner.view()
+    }
+    fn book_claim(&self) -> BookClaim {
+        self.inner.book_claim()
+    }
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        self.inner.write(batch, durability)
+    }
+    fn flush(&self) -> Result<(), BackendError> {
+        self.inner.flush()
+    }
+    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+        self.inner.clear(durability)
+    }
+    fn disk_usage(&self) -> Result<u64, BackendError> {
+        self.inner.disk_usage()
+    }
+    fn engine_name(&self) -> &'static str {
+        self.inner.engine_name()
+    }
+    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
+        self.asked.lock().unwrap().push(space);
+        self.inner.compact_space(space)
+    }
+}
+
+/// The step to schema 4 asks the backend to compact by_last_seen once, and the
+/// request reaches the engine through the backend `wrap` puts around it: a
+/// schema-3 book (by_last_seen in the old key layout) opened through `wrap`
+/// migrates and compacts by_last_seen; creating the book and reopening it migrated
+/// compact nothing.
+fn the_step_to_4_compacts_the_index_through<B: Backend>(wrap: impl Fn(Compactions) -> B) {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let options = || Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone());
+    let store = Compactions::default();
+    let book = PeerBook::open(wrap(store.clone()), options()).unwrap();
+    for i in 0..3 {
+        book.store_peer(NewPeer {
+            peer_id: format!("peer-{i}"),
+            public_key: "pk".into(),
+            ..NewPeer::default()
+        })
+        .unwrap();
+        clock.advance(std::time::Duration::from_secs(1));
+    }
+    drop(book.close().unwrap());
+    assert_eq!(store.asked(), [], "a new book compacts nothing");
+    to_schema_3(&store);
+
+    let book = PeerBook::open(wrap(store.clone()), options()).expect("open migrates schema 3");
+    assert_eq!(
+        store.get(Space::Meta, b"schema_version").unwrap(),
+        Some(super::SCHEMA_VERSION.to_be_bytes().to_vec())
+    );
+    assert!(book.verify().unwrap().is_clean());
+    drop(book.close().unwrap());
+    assert_eq!(
+        store.asked(),
+        [Space::ByLastSeen],
+        "the step to 4 compacts by_last_seen once, through the wrapper"
+    );
+    drop(PeerBook::open(wrap(store.clone()), options()).unwrap());
+    assert_eq!(
+        store.asked(),
+        [Space::ByLastSeen],
+        "a migrated book's reopen compacts nothing"
+    );
+}
+
+#[test]
+fn the_step_to_4_compacts_the_index() {
+    the_step_to_4_compacts_the_index_through(|store| store);
+}
+
+#[test]
+fn the_step_to_4_compacts_the_index_through_an_arc() {
+    the_step_to_4_compacts_the_index_through(Arc::new);
+}
+
+#[test]
+fn the_step_to_4_compacts_the_index_through_a_hooked_backend() {
+    the_step_to_4_compacts_the_index_through(|store| HookedBackend::new(store, |_| {}));
+}
+
+#[test]
+fn the_step_to_4_compacts_the_index_through_a_failing_backend() {
+    the_step_to_4_compacts_the_index_through(FailingBackend::new);
 }
