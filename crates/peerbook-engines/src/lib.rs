@@ -436,20 +436,10 @@ pub fn holds_book(backend: &dyn Backend) -> Result<bool, BackendError> {
     peerbook::store::holds_book(backend)
 }
 
-/// Whether `backend` holds any peer record (read-only; no key needed).
+/// Whether `backend` holds any peer record (read-only; no key needed): the
+/// core's [`peerbook::store::holds_peers`].
 pub fn holds_peers(backend: &dyn Backend) -> Result<bool, BackendError> {
-    use peerbook::backend::{Direction, KeyRange, Space};
-    let mut peers = false;
-    backend.view()?.scan(
-        Space::Peers,
-        KeyRange::all(),
-        Direction::Forward,
-        &mut |_, _| {
-            peers = true;
-            std::ops::ControlFlow::Break(())
-        },
-    )?;
-    Ok(peers)
+    peerbook::store::holds_peers(backend)
 }
 
 impl fmt::Display for Engine {

@@ -53,7 +53,7 @@ pub use keys::SCHEMA_VERSION;
 pub const MAX_CLOCK_SKEW_MS: u64 = 24 * 60 * 60 * 1000;
 use keys::Counters;
 pub use maintenance::{CorruptEntry, CounterMismatch, RepairReport, StorageStats, VerifyReport};
-pub use open::holds_book;
+pub use open::{holds_book, holds_peers};
 pub use query::{Candidate, CandidateQuery, Order, PeerQuery, SortBy};
 pub use settings::{read_retention, RetentionSettings};
 pub use transfer::{

@@ -44,6 +44,12 @@ pub fn holds_book<B: Backend + ?Sized>(backend: &B) -> std::result::Result<bool,
     if backend.get(Space::Meta, META_SCHEMA_VERSION)?.is_some() {
         return Ok(true);
     }
+    holds_peers(backend)
+}
+
+/// Whether `backend` holds any peer record, on one snapshot. Read-only, and
+/// needs no key. Fails only when the backend does.
+pub fn holds_peers<B: Backend + ?Sized>(backend: &B) -> std::result::Result<bool, BackendError> {
     let mut peers = false;
     backend.view()?.scan(
         Space::Peers,
