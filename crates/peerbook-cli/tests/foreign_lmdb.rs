@@ -102,3 +102,82 @@ fn another_programs_lmdb_environment_is_refused_and_left_as_it_was() {
         assert!(d.join("real.key").exists(), "{args:?}");
     }
 }
+
+/// The directory's entries with their bytes (a directory's, one level down).
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            for inner in std::fs::read_dir(entry.path()).unwrap() {
+                let inner = inner.unwrap();
+                let bytes = std::fs::read(inner.path()).unwrap();
+                out.push((
+                    format!("{name}/{}", inner.file_name().to_str().unwrap()),
+                    bytes,
+                ));
+            }
+        } else if name != "data.mdb" && name != "lock.mdb" {
+            out.push((name, std::fs::read(entry.path()).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A `creating` folder (or file) of the user's beside a book is not the scratch
+/// directory LMDB's creation leaves: every command refuses the directory and
+/// leaves it as it was (the folder's files, the key file).
+#[test]
+fn a_users_creating_folder_beside_a_store_is_refused_and_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for as_dir in [true, false] {
+        let name = format!("peers-{as_dir}");
+        let spec = format!("lmdb:./{name}");
+        let init = Command::new(env!("CARGO_BIN_EXE_peerbook"))
+            .current_dir(d)
+            .args(["init", &spec])
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let creating = d.join(&name).join("creating");
+        if as_dir {
+            std::fs::create_dir(&creating).unwrap();
+            std::fs::write(creating.join("notes.txt"), b"mine").unwrap();
+        } else {
+            std::fs::write(&creating, b"mine").unwrap();
+        }
+        let before = tree(&d.join(&name));
+        for args in [
+            vec!["stats", &spec],
+            vec!["init", &spec],
+            vec!["clear", &spec, "--destroy-key"],
+        ] {
+            let out = Command::new(env!("CARGO_BIN_EXE_peerbook"))
+                .current_dir(d)
+                .args(&args)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!(
+                    "error: ./{name} holds no lmdb store: it has files that a lmdb store does not: \"creating\""
+                )),
+                "{args:?}: {stderr}"
+            );
+            assert_eq!(
+                tree(&d.join(&name)),
+                before,
+                "{args:?} changed the directory"
+            );
+            assert!(d.join(format!("{name}.key")).exists(), "{args:?}");
+        }
+    }
+}

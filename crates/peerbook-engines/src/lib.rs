@@ -167,8 +167,9 @@ pub enum DirContents {
         /// engine too, when other files sit beside its store).
         other: Option<Engine>,
         /// The names of the entries this engine does not make, sorted (non-UTF-8
-        /// names lossily). Empty for a RocksDB database or LMDB environment that
-        /// is not peerbook's.
+        /// names lossily): for LMDB, also a `creating` that is not the scratch
+        /// directory its creation leaves. Empty for a RocksDB database or LMDB
+        /// environment that is not peerbook's.
         unexpected: Vec<String>,
     },
 }
@@ -202,9 +203,11 @@ impl Engine {
     }
 
     /// Whether this engine makes an entry named `name` in its store directory:
-    /// - LMDB: `data.mdb`, `lock.mdb`, `LOCK`, `data.mdb.clear` (a clear's copy)
-    ///   and the directory `creating` (a new store's scratch directory), as
-    ///   `peerbook-lmdb` says (`LmdbBackend::owns_file`);
+    /// - LMDB: `data.mdb`, `lock.mdb`, `LOCK` and `data.mdb.clear` (a clear's
+    ///   copy), as `peerbook-lmdb` says (`LmdbBackend::owns_file`); its scratch
+    ///   directory `creating` is its own only as a creation leaves it, which
+    ///   [`probe`](Engine::probe) looks inside to tell (`LmdbBackend::owns_entry`),
+    ///   so no name alone claims it;
     /// - RocksDB: `CURRENT`, `IDENTITY`, `LOCK`, `LOG`, `LOG.old.*`, `MANIFEST-N`,
     ///   `OPTIONS-N`, `N.log`, `N.sst`, `N.ldb`, `N.blob`, their `.dbtmp`
     ///   temporaries and `N.dbtmp` (a new database's first manifest) (RocksDB's
@@ -247,7 +250,8 @@ impl Engine {
     /// store of this engine holds, a RocksDB database with column families
     /// peerbook never makes, or data outside its families, an LMDB environment
     /// with databases peerbook never makes, or data in its main database). Judged
-    /// from the names of its entries; for RocksDB also from the column families
+    /// from the names of its entries (for LMDB, a `creating` directory by its
+    /// entries too: see [`owns_file`](Engine::owns_file)); for RocksDB also from the column families
     /// its manifest lists (read-only: RocksDB's `list_cf`, no database is opened);
     /// for LMDB also from the names in the environment's main database (opened
     /// read-only: `LmdbBackend::may_be_peerbook`, which writes nothing but LMDB's
@@ -271,11 +275,16 @@ impl Engine {
             }
         }
         let utf8: Vec<&str> = names.iter().filter_map(|n| n.to_str()).collect();
-        let mut unexpected: Vec<String> = names
-            .iter()
-            .filter(|n| !n.to_str().is_some_and(|n| self.owns_file(n)))
-            .map(|n| n.to_string_lossy().into_owned())
-            .collect();
+        let mut unexpected = Vec::new();
+        for name in &names {
+            let owned = match name.to_str() {
+                Some(n) => self.owns_entry(dir, n)?,
+                None => false,
+            };
+            if !owned {
+                unexpected.push(name.to_string_lossy().into_owned());
+            }
+        }
         unexpected.sort();
         Ok(if names.is_empty() {
             DirContents::Nothing
@@ -298,6 +307,20 @@ impl Engine {
         } else {
             DirContents::Store
         })
+    }
+
+    /// [`owns_file`](Engine::owns_file), and for LMDB its scratch directory
+    /// `creating` when it is what a creation leaves (`LmdbBackend::owns_entry`,
+    /// which lists it).
+    fn owns_entry(self, dir: &Path, name: &str) -> io::Result<bool> {
+        match self {
+            #[cfg(feature = "lmdb")]
+            Engine::Lmdb => peerbook_lmdb::LmdbBackend::owns_entry(dir, name),
+            _ => {
+                let _ = dir;
+                Ok(self.owns_file(name))
+            }
+        }
     }
 
     /// Remove the store of this engine in `dir` (closed):

@@ -329,3 +329,50 @@ fn creation_leftovers_and_lost_and_found_are_no_foreign_files() {
         );
     }
 }
+
+/// LMDB's `creating` is its own only as a creation leaves it: a directory of
+/// LMDB's `data.mdb`/`lock.mdb`. A folder of the user's or a plain file of that
+/// name is foreign to the probe (beside a store or alone), and removing the
+/// store leaves it.
+#[cfg(feature = "lmdb")]
+#[test]
+fn an_lmdb_creating_entry_is_ours_only_as_a_creation_leaves_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    drop(Engine::Lmdb.open(&dir).unwrap());
+    let creating = dir.join("creating");
+    let foreign = |other| DirContents::Foreign {
+        other,
+        unexpected: vec!["creating".into()],
+    };
+    // what a creation leaves: beside the store (LMDB's lock file, after the
+    // rename), or alone (before it)
+    std::fs::create_dir(&creating).unwrap();
+    std::fs::write(creating.join("lock.mdb"), b"").unwrap();
+    assert_eq!(Engine::Lmdb.probe(&dir).unwrap(), DirContents::Store);
+    let alone = tmp.path().join("alone");
+    std::fs::create_dir_all(alone.join("creating")).unwrap();
+    std::fs::write(alone.join("LOCK"), b"").unwrap();
+    for name in ["data.mdb", "lock.mdb"] {
+        std::fs::write(alone.join("creating").join(name), b"").unwrap();
+    }
+    assert_eq!(Engine::Lmdb.probe(&alone).unwrap(), DirContents::Leftovers);
+    // the user's folder, beside the store and alone
+    std::fs::write(creating.join("notes.txt"), b"mine").unwrap();
+    assert_eq!(
+        Engine::Lmdb.probe(&dir).unwrap(),
+        foreign(Some(Engine::Lmdb))
+    );
+    std::fs::write(alone.join("creating").join("notes.txt"), b"mine").unwrap();
+    assert_eq!(Engine::Lmdb.probe(&alone).unwrap(), foreign(None));
+    // a plain file named `creating`: foreign, and removing the store leaves it
+    std::fs::remove_dir_all(&creating).unwrap();
+    std::fs::write(&creating, b"mine").unwrap();
+    assert_eq!(
+        Engine::Lmdb.probe(&dir).unwrap(),
+        foreign(Some(Engine::Lmdb))
+    );
+    assert_eq!(Engine::Lmdb.remove_store(&dir).unwrap(), ["creating"]);
+    assert_eq!(std::fs::read(&creating).unwrap(), b"mine");
+    assert!(!Engine::Lmdb.owns_file("creating"));
+}

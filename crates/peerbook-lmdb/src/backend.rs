@@ -115,18 +115,29 @@ struct Handle {
 }
 
 impl LmdbBackend {
-    /// Whether this backend makes an entry named `name` in a store directory:
-    /// LMDB's `data.mdb` and `lock.mdb`, the `LOCK` file, a clear's copy
-    /// `data.mdb.clear` and a new store's scratch directory `creating`.
+    /// Whether this backend makes a file named `name` in a store directory:
+    /// LMDB's `data.mdb` and `lock.mdb`, the `LOCK` file and a clear's copy
+    /// `data.mdb.clear`. Not `creating`, a new store's scratch directory, which is
+    /// the backend's only as a creation leaves it: see
+    /// [`owns_entry`](Self::owns_entry).
     pub fn owns_file(name: &str) -> bool {
-        [
-            DATA_FILE,
-            LMDB_LOCK_FILE,
-            LOCK_FILE,
-            CLEAR_FILE,
-            crate::create::CREATING_DIR,
-        ]
-        .contains(&name)
+        [DATA_FILE, LMDB_LOCK_FILE, LOCK_FILE, CLEAR_FILE].contains(&name)
+    }
+
+    /// Whether the entry `name` of directory `dir` is one this backend makes: a
+    /// file [`owns_file`](Self::owns_file) names, or `creating` as an interrupted
+    /// creation leaves it, a directory (not a symbolic link) holding nothing but
+    /// LMDB's `data.mdb` and `lock.mdb`, as plain files. Such a `creating` is
+    /// removed at [`open`](Self::open) (its files, then the directory); any other
+    /// `creating` (a folder of other files, a plain file) is not the backend's and
+    /// `open` leaves it as it is, refusing to create a book beside it. Reads the
+    /// directory `creating`, if it is one; a missing entry is `false`.
+    pub fn owns_entry(dir: impl AsRef<Path>, name: &str) -> io::Result<bool> {
+        if name == crate::create::CREATING_DIR {
+            let scratch = dir.as_ref().join(name);
+            return Ok(crate::create::scratch_is_ours(&scratch)?.unwrap_or(false));
+        }
+        Ok(Self::owns_file(name))
     }
 
     /// Whether an entry named `name` marks a store of this backend: `data.mdb`.
@@ -150,10 +161,15 @@ impl LmdbBackend {
     /// open of the same directory, from this process or another, fails with
     /// [`BackendError::Locked`] (naming the path) and changes nothing.
     ///
+    /// A scratch directory `creating` that an interrupted creation left is removed
+    /// (LMDB's files in it, then the directory; see [`owns_entry`](Self::owns_entry)).
+    /// Any other entry of that name stays as it is.
+    ///
     /// Errors: [`BackendError::Locked`] as above; [`BackendError::Corrupted`] when
     /// `data.mdb` is not a valid LMDB file; [`BackendError::Io`] when the directory
-    /// cannot be created or read; [`BackendError::Engine`] for anything else LMDB
-    /// refuses.
+    /// cannot be created or read, or (kind [`io::ErrorKind::AlreadyExists`]) when
+    /// there is no book yet and a `creating` the backend did not make is in the way;
+    /// [`BackendError::Engine`] for anything else LMDB refuses.
     pub fn open(path: impl AsRef<Path>, options: LmdbOptions) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
         fs::create_dir_all(&path).map_err(|e| from_io(e, &path))?;

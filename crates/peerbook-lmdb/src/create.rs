@@ -7,9 +7,13 @@
 //! book is built in a scratch directory (`creating/`), its first commit (the four
 //! databases) synced, and only then renamed into place and the directory synced: the
 //! book's `data.mdb` is either absent (the next open starts over) or complete.
+//!
+//! `creating/` is removed only as a creation leaves it (see [`scratch_is_ours`]),
+//! file by file, never as a tree: a `creating` of the user's is left as it was.
 
 use std::convert::Infallible;
 use std::fs::{self, File};
+use std::io;
 use std::path::Path;
 
 use heed::types::Bytes;
@@ -21,6 +25,69 @@ use crate::error::{from_heed_at_open, from_io};
 /// The scratch directory inside the book's directory.
 pub(crate) const CREATING_DIR: &str = "creating";
 
+/// What LMDB makes in the scratch directory: its data file and its lock file.
+const SCRATCH_FILES: [&str; 2] = ["data.mdb", "lock.mdb"];
+
+/// Whether `scratch` is what a creation leaves there: a directory (not a
+/// symbolic link) holding nothing but LMDB's `data.mdb` and `lock.mdb`, each a
+/// plain file (some or none of them: a cut before, during or after LMDB made
+/// them). `None` when there is no such entry. Only looked at, nothing opened.
+pub(crate) fn scratch_is_ours(scratch: &Path) -> io::Result<Option<bool>> {
+    match fs::symlink_metadata(scratch) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(meta) if !meta.is_dir() => return Ok(Some(false)),
+        Ok(_) => {}
+    }
+    for entry in fs::read_dir(scratch)? {
+        let entry = entry?;
+        let ours = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| SCRATCH_FILES.contains(&n))
+            && entry.file_type()?.is_file();
+        if !ours {
+            return Ok(Some(false));
+        }
+    }
+    Ok(Some(true))
+}
+
+/// Remove the scratch directory a creation left in `dir`: its LMDB files, then
+/// the (then empty) directory; never recursively. A `creating` that is not what
+/// a creation leaves ([`scratch_is_ours`]) is someone else's and stays: beside
+/// a book that is all; without one the book cannot be created there, an
+/// [`io::ErrorKind::AlreadyExists`] error.
+fn remove_scratch(dir: &Path, book_exists: bool) -> Result<(), BackendError> {
+    let scratch = dir.join(CREATING_DIR);
+    match scratch_is_ours(&scratch).map_err(|e| from_io(e, dir))? {
+        None => Ok(()),
+        Some(true) => {
+            for name in SCRATCH_FILES {
+                match fs::remove_file(scratch.join(name)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(from_io(e, dir)),
+                    _ => {}
+                }
+            }
+            fs::remove_dir(&scratch).map_err(|e| from_io(e, dir))
+        }
+        Some(false) if book_exists => Ok(()),
+        Some(false) => Err(from_io(
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} is not the scratch directory of a creation (a directory of \
+                     LMDB's data.mdb and lock.mdb only): peerbook leaves it as it is \
+                     and creates no book beside it; move it away or name another \
+                     directory",
+                    scratch.display()
+                ),
+            ),
+            dir,
+        )),
+    }
+}
+
 /// Makes `dir/data_file` a valid, synced LMDB file holding the four (empty)
 /// databases, unless it exists. The caller holds the directory lock.
 pub(crate) fn ensure_created(
@@ -31,12 +98,9 @@ pub(crate) fn ensure_created(
     let target = dir.join(data_file);
     let scratch = dir.join(CREATING_DIR);
     // Leftovers of a creation interrupted before (or just after) its rename.
-    match fs::remove_dir_all(&scratch) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(from_io(e, dir)),
-    }
-    if fs::symlink_metadata(&target).is_ok() {
+    let book_exists = fs::symlink_metadata(&target).is_ok();
+    remove_scratch(dir, book_exists)?;
+    if book_exists {
         return Ok(());
     }
     fs::create_dir(&scratch).map_err(|e| from_io(e, dir))?;
@@ -66,7 +130,8 @@ pub(crate) fn ensure_created(
     }
     fs::rename(scratch.join(data_file), &target).map_err(|e| from_io(e, dir))?;
     sync_dir(dir)?;
-    fs::remove_dir_all(&scratch).map_err(|e| from_io(e, dir))
+    // LMDB's lock file is left: removed as leftovers are, never as a tree
+    remove_scratch(dir, true)
 }
 
 /// Makes the directory's entries durable (a no-op where directories cannot be

@@ -127,7 +127,10 @@
 //! A new book is built in a scratch directory (`creating/`), its first commit synced,
 //! and `data.mdb` then renamed into place: LMDB writes a new file's meta pages without
 //! a sync, so a power cut during the first open could otherwise leave a `data.mdb`
-//! that never opens again.
+//! that never opens again. The next open removes what a cut creation left in
+//! `creating/` (LMDB's `data.mdb` and `lock.mdb`, then the directory), never a
+//! tree: a `creating` holding anything else, or a file of that name, is not the
+//! backend's and stays; without a book beside it the open is refused.
 //!
 //! If the sync after a `Sync` commit fails, `write` returns the error; the batch is
 //! then committed and visible, but whether it reached the disk is unknown (as after any

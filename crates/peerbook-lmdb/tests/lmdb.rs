@@ -703,3 +703,109 @@ fn clear_rewrites_the_data_file_and_a_stale_copy_is_removed_at_open() {
         Some(b"value".to_vec())
     );
 }
+
+/// The directory's entries, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// What a creation cut short leaves in `creating/` is removed at open, beside a
+/// book (after the rename: LMDB's `lock.mdb` alone) or without one (before it:
+/// `data.mdb` and `lock.mdb`, or nothing yet), and the book opens.
+#[test]
+fn an_interrupted_creations_scratch_directory_is_removed_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    // before the rename: a whole environment in `creating/`, no book
+    let dir = tmp.path().join("before");
+    let scratch = dir.join("creating");
+    std::fs::create_dir_all(&scratch).unwrap();
+    // SAFETY: a fresh directory of this test's; nothing else maps its files.
+    let env = unsafe { heed::EnvOpenOptions::new().open(&scratch).unwrap() };
+    env.prepare_for_closing().wait();
+    assert_eq!(listing(&scratch), ["data.mdb", "lock.mdb"]);
+    assert!(LmdbBackend::owns_entry(&dir, "creating").unwrap());
+    drop(LmdbBackend::open(&dir, small_map()).unwrap());
+    assert!(!LmdbBackend::owns_entry(&dir, "creating").unwrap(), "gone");
+    assert_eq!(listing(&dir), ["LOCK", "data.mdb", "lock.mdb"]);
+    // after the rename: the book, and LMDB's lock file left in `creating/`
+    std::fs::create_dir(&scratch).unwrap();
+    std::fs::write(scratch.join("lock.mdb"), b"").unwrap();
+    let b = LmdbBackend::open(&dir, small_map()).unwrap();
+    assert_eq!(listing(&dir), ["LOCK", "data.mdb", "lock.mdb"]);
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"k".to_vec(), b"v".to_vec());
+    b.write(batch, Durability::Sync).unwrap();
+    drop(b);
+    // an empty scratch directory (a cut right after making it)
+    std::fs::create_dir(&scratch).unwrap();
+    let b = LmdbBackend::open(&dir, small_map()).unwrap();
+    assert_eq!(listing(&dir), ["LOCK", "data.mdb", "lock.mdb"]);
+    assert_eq!(b.get(Space::Peers, b"k").unwrap(), Some(b"v".to_vec()));
+}
+
+/// A `creating` that is not what a creation leaves (a directory holding other
+/// files, a plain file) is never removed: beside a book the book opens and it
+/// stays; without one the open is refused (`Io`, `AlreadyExists`) and nothing
+/// of it goes.
+#[test]
+fn a_creating_entry_peerbook_did_not_make_is_left_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let theirs = |dir: &Path, as_dir: bool| {
+        let creating = dir.join("creating");
+        if as_dir {
+            std::fs::create_dir_all(&creating).unwrap();
+            std::fs::write(creating.join("notes.txt"), b"mine").unwrap();
+            // a name LMDB uses, among the user's files: not removed either
+            std::fs::write(creating.join("lock.mdb"), b"mine too").unwrap();
+        } else {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(&creating, b"mine").unwrap();
+        }
+    };
+    let intact = |dir: &Path, as_dir: bool| {
+        let creating = dir.join("creating");
+        if as_dir {
+            assert_eq!(listing(&creating), ["lock.mdb", "notes.txt"]);
+            assert_eq!(std::fs::read(creating.join("notes.txt")).unwrap(), b"mine");
+            assert_eq!(
+                std::fs::read(creating.join("lock.mdb")).unwrap(),
+                b"mine too"
+            );
+        } else {
+            assert_eq!(std::fs::read(&creating).unwrap(), b"mine");
+        }
+    };
+    for as_dir in [true, false] {
+        // beside a book
+        let dir = tmp.path().join(format!("book-{as_dir}"));
+        let b = LmdbBackend::open(&dir, small_map()).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(Space::Peers, b"k".to_vec(), b"v".to_vec());
+        b.write(batch, Durability::Sync).unwrap();
+        drop(b);
+        theirs(&dir, as_dir);
+        assert!(!LmdbBackend::owns_entry(&dir, "creating").unwrap());
+        assert!(!LmdbBackend::owns_file("creating"));
+        let b = LmdbBackend::open(&dir, small_map())
+            .unwrap_or_else(|e| panic!("a book beside a foreign `creating` (dir: {as_dir}): {e}"));
+        assert_eq!(b.get(Space::Peers, b"k").unwrap(), Some(b"v".to_vec()));
+        drop(b);
+        intact(&dir, as_dir);
+        // alone: no book is made over it
+        let dir = tmp.path().join(format!("alone-{as_dir}"));
+        theirs(&dir, as_dir);
+        match LmdbBackend::open(&dir, small_map()) {
+            Err(BackendError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                assert!(e.to_string().contains("creating"), "{e}")
+            }
+            other => panic!("a foreign `creating` alone (dir: {as_dir}): {other:?}"),
+        }
+        intact(&dir, as_dir);
+        assert!(!dir.join("data.mdb").exists());
+    }
+}
