@@ -1303,8 +1303,9 @@ fn system_litter_in_a_store_is_refused_with_a_hint_to_move_it_out() {
 }
 
 /// A directory of another program's files that happen to include a name an engine
-/// uses for its marker (an empty rotated `log.7`) is no store: no command opens
-/// the engine there or changes anything. A directory of only the engine's own
+/// uses for its marker (an empty rotated `log.7`, named too: its bytes are no
+/// file-store log) is no store: no command opens the engine there or changes
+/// anything. A directory of only the engine's own
 /// files but no peerbook book is refused by the commands that need a book.
 #[test]
 fn a_marker_name_among_other_files_is_no_store() {
@@ -1327,7 +1328,7 @@ fn a_marker_name_among_other_files_is_no_store() {
         run_in(d, &args)
             .exits(1)
             .stderr_starts("error: ./app holds no file store")
-            .stderr_has("\"log.01\", \"notes.txt\"");
+            .stderr_has("\"log.01\", \"log.7\", \"notes.txt\"");
         assert_eq!(listing(&app), before, "{args:?}");
         assert!(d.join("real.key").exists());
     }

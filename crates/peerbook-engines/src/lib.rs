@@ -141,7 +141,9 @@ impl Engine {
 
 /// What a directory holds, to one engine, judged from the names of its entries
 /// (and, for RocksDB, the column families its manifest lists; for LMDB, the
-/// databases its environment names; nothing is written): see [`Engine::probe`].
+/// databases its environment names and what its `creating` directory holds; for
+/// the file backend, the first bytes of a log whose generation has no snapshot;
+/// nothing is written): see [`Engine::probe`].
 ///
 /// `non_exhaustive`: a later kind is no breaking change. A `match` outside this
 /// crate has a wildcard arm, which must treat the directory as no store to open
@@ -168,8 +170,10 @@ pub enum DirContents {
         other: Option<Engine>,
         /// The names of the entries this engine does not make, sorted (non-UTF-8
         /// names lossily): for LMDB, also a `creating` that is not the scratch
-        /// directory its creation leaves. Empty for a RocksDB database or LMDB
-        /// environment that is not peerbook's.
+        /// directory its creation leaves; for the file backend, also a log whose
+        /// generation has no snapshot and whose bytes it did not write (an empty
+        /// `log.7` too). Empty for a RocksDB database or LMDB environment that is
+        /// not peerbook's.
         unexpected: Vec<String>,
     },
 }
@@ -186,8 +190,9 @@ impl Engine {
     /// Whether an entry named `name` in a store directory marks a store of this
     /// engine: LMDB's `data.mdb`; RocksDB's `CURRENT` (what RocksDB itself takes for
     /// "a database exists"); the file backend's `snapshot.G` or `log.G`
-    /// (`peerbook-file`'s FORMAT.md, "Files": a log without its snapshot is a
-    /// damaged store, which opening reports).
+    /// (`peerbook-file`'s FORMAT.md, "Files"). By name only: [`probe`](Engine::probe)
+    /// also reads a file-store log whose generation has no snapshot, which marks a
+    /// (damaged) store only when it holds frames after the backend's header.
     pub fn marks_store(self, name: &str) -> bool {
         match self {
             Engine::Memory => false,
@@ -251,7 +256,11 @@ impl Engine {
     /// peerbook never makes, or data outside its families, an LMDB environment
     /// with databases peerbook never makes, or data in its main database). Judged
     /// from the names of its entries (for LMDB, a `creating` directory by its
-    /// entries too: see [`owns_file`](Engine::owns_file)); for RocksDB also from the column families
+    /// entries too: see [`owns_file`](Engine::owns_file); for the file backend, a
+    /// log whose generation has no snapshot by its first bytes too:
+    /// `FileBackend::lone_logs`, so a user's empty `log.7` is foreign and a log
+    /// holding only the backend's header, what an interrupted creation leaves, is
+    /// leftovers); for RocksDB also from the column families
     /// its manifest lists (read-only: RocksDB's `list_cf`, no database is opened);
     /// for LMDB also from the names in the environment's main database (opened
     /// read-only: `LmdbBackend::may_be_peerbook`, which writes nothing but LMDB's
@@ -275,6 +284,16 @@ impl Engine {
             }
         }
         let utf8: Vec<&str> = names.iter().filter_map(|n| n.to_str()).collect();
+        // The file backend's logs whose generation has no snapshot, read: their
+        // names alone do not tell a user's empty `log.7` from a store's log.
+        let lone = file_lone_logs(dir, &utf8)?;
+        // Whether entry `n` marks a store of engine `e`: its name, and for the file
+        // backend's lone logs their bytes (frames after its header).
+        let marks = |e: Engine, n: &str| {
+            e.marks_store(n)
+                && !(e == Engine::File
+                    && (lone.not_ours.iter().chain(&lone.no_frames)).any(|l| l == n))
+        };
         let mut unexpected = Vec::new();
         for name in &names {
             let owned = match name.to_str() {
@@ -285,6 +304,9 @@ impl Engine {
                 unexpected.push(name.to_string_lossy().into_owned());
             }
         }
+        if self == Engine::File {
+            unexpected.extend(lone.not_ours.iter().cloned());
+        }
         unexpected.sort();
         Ok(if names.is_empty() {
             DirContents::Nothing
@@ -292,10 +314,10 @@ impl Engine {
             DirContents::Foreign {
                 other: Engine::ON_DISK
                     .into_iter()
-                    .find(|e| utf8.iter().any(|n| e.marks_store(n))),
+                    .find(|e| utf8.iter().any(|n| marks(*e, n))),
                 unexpected,
             }
-        } else if !utf8.iter().any(|n| self.marks_store(n)) {
+        } else if !utf8.iter().any(|n| marks(self, n)) {
             DirContents::Leftovers
         } else if (self == Engine::Rocks && !rocks_may_be_peerbook(dir, &names))
             || (self == Engine::Lmdb && !lmdb_may_be_peerbook(dir)?)
@@ -379,6 +401,43 @@ impl Engine {
         }
         left.sort();
         Ok(left)
+    }
+}
+
+/// The file backend's logs in `dir` whose generation has no snapshot, by what
+/// their bytes make them (`FileBackend::lone_logs`): empty unless some entry is
+/// named like a file store's marker.
+#[derive(Default)]
+struct LoneLogs {
+    /// Logs the file backend did not write (an empty file, another program's
+    /// bytes): not its files.
+    not_ours: Vec<String>,
+    /// Its header and nothing after it (an interrupted creation's): its files,
+    /// marking no store.
+    no_frames: Vec<String>,
+}
+
+fn file_lone_logs(dir: &Path, names: &[&str]) -> io::Result<LoneLogs> {
+    #[cfg(feature = "file")]
+    {
+        let mut lone = LoneLogs::default();
+        if names.iter().any(|n| Engine::File.marks_store(n)) {
+            use peerbook_file::LoneLog;
+            for (name, log) in peerbook_file::FileBackend::lone_logs(dir)? {
+                match log {
+                    LoneLog::HeaderOnly => lone.no_frames.push(name),
+                    LoneLog::Frames => {}
+                    // `NotOurs`, and any kind a later version tells: not a store's file
+                    _ => lone.not_ours.push(name),
+                }
+            }
+        }
+        Ok(lone)
+    }
+    #[cfg(not(feature = "file"))]
+    {
+        let _ = (dir, names);
+        Ok(LoneLogs::default())
     }
 }
 

@@ -171,25 +171,53 @@ fn probe_tells_stores_leftovers_and_foreign_directories_apart() {
     );
 }
 
-/// A marker file alone does not make a store: every entry must be one the
-/// engine makes, and a generation name must be one `peerbook-file` writes.
-/// Anything else is foreign, named.
+/// A marker name alone does not make a store: every entry must be one the
+/// engine makes, a generation name must be one `peerbook-file` writes, and a log
+/// whose generation has no snapshot must hold bytes the file backend writes.
+/// Anything else is foreign, named, and left as it was.
+#[cfg(feature = "file")]
 #[test]
 fn a_marker_among_other_files_is_no_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    // An application directory with a rotated (empty) log of its own.
+    let app = tmp.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    let dir = app.as_path();
+    // An application directory with a rotated (empty) log of its own: a file
+    // store's name, not its bytes (the backend names a log only once its header
+    // is synced), so not the backend's file either, and no other engine's store.
     std::fs::write(dir.join("notes.txt"), b"").unwrap();
     std::fs::write(dir.join("log.7"), b"").unwrap();
+    let foreign = |unexpected: &[&str]| DirContents::Foreign {
+        other: None,
+        unexpected: unexpected.iter().map(|n| n.to_string()).collect(),
+    };
     assert_eq!(
         Engine::File.probe(dir).unwrap(),
+        foreign(&["log.7", "notes.txt"])
+    );
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+    // alone it is no store either (it was taken for one: opening it removed it and
+    // wrote a new store in the application's directory)
+    assert_eq!(Engine::File.probe(dir).unwrap(), foreign(&["log.7"]));
+    std::fs::write(dir.join("log.7"), b"rotated at midnight\n").unwrap();
+    assert_eq!(Engine::File.probe(dir).unwrap(), foreign(&["log.7"]));
+    assert_eq!(
+        std::fs::read(dir.join("log.7")).unwrap(),
+        b"rotated at midnight\n"
+    );
+    // A real store's marker among other files: foreign, naming the engine.
+    let store = tmp.path().join("store");
+    drop(Engine::File.open(&store).unwrap());
+    std::fs::write(store.join("notes.txt"), b"").unwrap();
+    assert_eq!(
+        Engine::File.probe(&store).unwrap(),
         DirContents::Foreign {
             other: Some(Engine::File),
             unexpected: vec!["notes.txt".into()]
         }
     );
-    std::fs::remove_file(dir.join("notes.txt")).unwrap();
-    assert_eq!(Engine::File.probe(dir).unwrap(), DirContents::Store);
+    std::fs::remove_file(store.join("notes.txt")).unwrap();
+    assert_eq!(Engine::File.probe(&store).unwrap(), DirContents::Store);
     std::fs::remove_file(dir.join("log.7")).unwrap();
     std::fs::write(dir.join("log.01"), b"").unwrap();
     assert!(!Engine::File.marks_store("log.01") && !Engine::File.owns_file("log.01"));
@@ -375,4 +403,66 @@ fn an_lmdb_creating_entry_is_ours_only_as_a_creation_leaves_it() {
     assert_eq!(Engine::Lmdb.remove_store(&dir).unwrap(), ["creating"]);
     assert_eq!(std::fs::read(&creating).unwrap(), b"mine");
     assert!(!Engine::Lmdb.owns_file("creating"));
+}
+
+/// A file-store log whose generation has no snapshot is judged by its bytes: the
+/// backend's header alone (what an interrupted creation leaves) is leftovers, its
+/// header and frames a (damaged) store, which opening reports; bytes it did not
+/// write are foreign, to every engine. The probe changes none of them.
+#[cfg(feature = "file")]
+#[test]
+fn file_logs_without_a_snapshot_are_judged_by_their_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listing = |dir: &Path| {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                (name, std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    // a new store whose snapshot is gone: log.1 holds the header alone
+    let created = tmp.path().join("created");
+    drop(Engine::File.open(&created).unwrap());
+    std::fs::remove_file(created.join("snapshot.1")).unwrap();
+    let before = listing(&created);
+    assert_eq!(
+        Engine::File.probe(&created).unwrap(),
+        DirContents::Leftovers
+    );
+    assert_eq!(listing(&created), before);
+    // a store with a write whose snapshot is gone: a damaged store
+    let damaged = tmp.path().join("damaged");
+    let b = Engine::File.open(&damaged).unwrap();
+    let mut batch = peerbook::backend::WriteBatch::new();
+    batch.put(peerbook::backend::Space::Meta, b"k".to_vec(), b"v".to_vec());
+    b.write(batch, peerbook::backend::Durability::Sync).unwrap();
+    drop(b);
+    std::fs::remove_file(damaged.join("snapshot.1")).unwrap();
+    let before = listing(&damaged);
+    assert_eq!(Engine::File.probe(&damaged).unwrap(), DirContents::Store);
+    assert_eq!(listing(&damaged), before);
+    assert!(matches!(
+        Engine::File.open(&damaged).map(drop),
+        Err(peerbook::backend::BackendError::Corrupted { .. })
+    ));
+    // another program's empty log: no engine's store
+    let app = tmp.path().join("app");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::write(app.join("log.7"), b"").unwrap();
+    for engine in Engine::available() {
+        assert_eq!(
+            engine.probe(&app).unwrap(),
+            DirContents::Foreign {
+                other: None,
+                unexpected: vec!["log.7".into()]
+            },
+            "{engine}"
+        );
+    }
+    assert_eq!(listing(&app), [("log.7".to_string(), Vec::new())]);
 }

@@ -12,9 +12,9 @@ use peerbook::backend::{
 };
 use peerbook::mvcc::VersionedSpaces;
 
-use crate::codec::{FrameBuilder, LogOp, MAX_FRAME_BODY};
+use crate::codec::{read_full, FrameBuilder, LogOp, FILE_HEADER_LEN, MAX_FRAME_BODY};
 use crate::naming::{classify, Entry, LOCK_FILE};
-use crate::recovery::Loader;
+use crate::recovery::{Loader, LoneLog};
 use crate::writer::{apply_versioned, Writer};
 use crate::{engine, FileOptions, FileStats, Recovery, StdFs, Vfs, VfsLock, ENGINE};
 
@@ -69,11 +69,63 @@ impl FileBackend {
         name == LOCK_FILE || classify(name) != Entry::Other
     }
 
-    /// Whether an entry named `name` marks a store of this backend: a snapshot or a
-    /// log of some generation (a log without its snapshot is a damaged store, which
-    /// opening reports).
+    /// Whether an entry named `name` may mark a store of this backend: a snapshot or
+    /// a log of some generation. The name alone does not tell a log whose
+    /// generation has no snapshot: [`lone_logs`](Self::lone_logs) reads those, and
+    /// only one holding frames after this backend's header marks a (damaged) store.
     pub fn marks_store(name: &str) -> bool {
         matches!(classify(name), Entry::Snapshot(_) | Entry::Log(_))
+    }
+
+    /// The logs in directory `dir` whose generation has no snapshot (every log when
+    /// there is no snapshot, else those above the newest snapshot's generation),
+    /// sorted by name, each with what its bytes make it to [`open`](Self::open)
+    /// ([`LoneLog`]): a header this backend writes and nothing after it (removed at
+    /// open), with frames after it (a lost snapshot, refused), or not this
+    /// backend's file at all (an empty file, another program's bytes: refused, never
+    /// removed). Names alone do not tell a user's empty `log.7` from a log of this
+    /// backend; a program that must tell a store from a directory of other files
+    /// before opening one (the engines' probe) asks this.
+    ///
+    /// Read-only: reads the first bytes (a header's worth) of each such log and its
+    /// length. An entry that is not a file (a directory, a FIFO) is
+    /// [`LoneLog::NotOurs`], and not opened. A missing directory has none.
+    pub fn lone_logs(dir: impl AsRef<Path>) -> std::io::Result<Vec<(String, LoneLog)>> {
+        use std::io::ErrorKind::NotFound;
+        let dir = dir.as_ref();
+        let names = match StdFs.list(dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let entries: Vec<(String, Entry)> = names
+            .into_iter()
+            .map(|n| {
+                let e = classify(&n);
+                (n, e)
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (name, _) in crate::recovery::lone_logs(&entries) {
+            let path = dir.join(name);
+            let judged = match std::fs::metadata(&path) {
+                Err(e) if e.kind() == NotFound => continue,
+                Err(e) => return Err(e),
+                Ok(meta) if !meta.is_file() => LoneLog::NotOurs,
+                Ok(meta) => {
+                    let mut file = match std::fs::File::open(&path) {
+                        Err(e) if e.kind() == NotFound => continue,
+                        other => other?,
+                    };
+                    let mut head = [0u8; FILE_HEADER_LEN];
+                    let n = read_full(&mut file, &mut head)?;
+                    LoneLog::judge(&head[..n], meta.len())
+                }
+            };
+            out.push((name.to_string(), judged));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Open (or create) the store in directory `dir`, creating the directory if

@@ -122,6 +122,7 @@ use peerbook::backend::BackendError;
 pub use backend::FileBackend;
 pub use error::{FormatError, RecoveryError, SnapshotRule};
 pub use options::FileOptions;
+pub use recovery::LoneLog;
 pub use report::{FileStats, Recovery, TornTail};
 pub use vfs::{StdFs, Vfs, VfsFile, VfsLock};
 

@@ -11,12 +11,14 @@ use peerbook::backend::{BackendError, Space};
 use peerbook::mvcc::VersionedSpaces;
 
 use crate::codec::{
-    decode_body_into, entry_size, header_len, scan_tail, After, FileKind, FrameStream, LogOp, Next,
+    any_log_header_len, decode_body_into, entry_size, read_full, scan_tail, After, FileKind,
+    FrameStream, LogOp, Next, FILE_HEADER_LEN,
 };
 use crate::compaction::{write_generation, GenError};
 use crate::error::{RecoveryError, SnapshotRule};
 use crate::naming::{classify, log_name, snapshot_name, Entry};
 use crate::writer::{apply_versioned, Writer};
+use crate::FormatError;
 use crate::{FileOptions, Recovery, TornTail, Vfs, VfsFile};
 
 /// Loads the store of one directory (the lock is already held).
@@ -42,13 +44,6 @@ struct Dataset {
 impl Loader<'_> {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
-    }
-
-    fn read(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-        let path = self.path(name);
-        self.vfs
-            .read(&path)
-            .map_err(|e| BackendError::io(format!("read {}", path.display()), e))
     }
 
     fn remove(&self, name: &str, removed: &mut Vec<String>) {
@@ -117,26 +112,65 @@ impl Loader<'_> {
             .collect())
     }
 
+    /// The bytes after the header of log `name`, if it starts with a log header
+    /// this backend writes ([`any_log_header_len`]); else why it is not such a log.
+    /// Reads the header, and the rest (counted, not kept) only if there is one.
+    fn past_log_header(&self, name: &str) -> Result<Result<u64, FormatError>, BackendError> {
+        let path = self.path(name);
+        let io = |e: io::Error| BackendError::io(format!("read {}", path.display()), e);
+        let mut reader = self.vfs.open_read(&path).map_err(io)?;
+        let mut head = [0u8; FILE_HEADER_LEN];
+        let n = read_full(&mut reader, &mut head).map_err(io)?;
+        let len = match any_log_header_len(&head[..n]) {
+            Ok(len) => len,
+            Err(e) => return Ok(Err(e)),
+        };
+        let rest = io::copy(&mut reader, &mut io::sink()).map_err(io)?;
+        Ok(Ok((n - len) as u64 + rest))
+    }
+
+    /// Check every log whose generation has no snapshot ([`lone_logs`]) before
+    /// any is removed: each must hold a log header this backend writes and nothing
+    /// after it, which an interrupted creation or compaction leaves and whose
+    /// removal loses nothing. A log holding frames is a lost snapshot; one whose
+    /// bytes are no such header (an empty file too: a log is named only once its
+    /// header is synced) is not this backend's file: both refuse the open, and
+    /// nothing is removed. [`LoneLog::judge`] is the same rule, read-only.
+    fn check_lone_logs(&self, entries: &[(String, Entry)]) -> Result<(), BackendError> {
+        let live = live_generation(entries);
+        for (name, g) in lone_logs(entries) {
+            match self.past_log_header(name)? {
+                Ok(0) => {}
+                Ok(bytes) => {
+                    return Err(RecoveryError::LostSnapshot {
+                        file: self.path(name),
+                        bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+                        snapshot: live.map(|_| snapshot_name(g)),
+                    }
+                    .into())
+                }
+                Err(error) => {
+                    return Err(RecoveryError::Header {
+                        file: self.path(name),
+                        error,
+                    }
+                    .into())
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// No snapshot: a new store, or what an interrupted creation left. Refuse logs
-    /// holding frames (a lost snapshot), remove the rest, commit generation 1.
+    /// holding frames (a lost snapshot) or bytes this backend did not write
+    /// ([`check_lone_logs`](Self::check_lone_logs)), remove the rest, commit
+    /// generation 1.
     fn create(
         &self,
         entries: &[(String, Entry)],
         recovery: &mut Recovery,
     ) -> Result<u64, BackendError> {
-        for (name, e) in entries {
-            if let Entry::Log(_) = e {
-                let data = self.read(name)?;
-                if data.len() > header_len(&data) {
-                    return Err(RecoveryError::LostSnapshot {
-                        file: self.path(name),
-                        bytes: data.len() - header_len(&data),
-                        snapshot: None,
-                    }
-                    .into());
-                }
-            }
-        }
+        self.check_lone_logs(entries)?;
         for (name, e) in entries {
             if matches!(e, Entry::Log(_) | Entry::Temp) {
                 self.remove(name, &mut recovery.removed_files);
@@ -337,28 +371,20 @@ impl Loader<'_> {
     }
 
     /// Leftovers: older generations, temporaries, logs of a compaction that never
-    /// committed. Removed only once the current generation has loaded.
+    /// committed. Removed only once the current generation has loaded, and only
+    /// once every log above it has been checked
+    /// ([`check_lone_logs`](Self::check_lone_logs)).
     fn remove_leftovers(
         &self,
         entries: &[(String, Entry)],
         generation: u64,
         removed: &mut Vec<String>,
     ) -> Result<(), BackendError> {
+        self.check_lone_logs(entries)?;
         for (name, e) in entries {
             match *e {
                 Entry::Snapshot(g) | Entry::Log(g) if g < generation => self.remove(name, removed),
-                Entry::Log(g) if g > generation => {
-                    let data = self.read(name)?;
-                    if data.len() > header_len(&data) {
-                        return Err(RecoveryError::LostSnapshot {
-                            file: self.path(name),
-                            bytes: data.len() - header_len(&data),
-                            snapshot: Some(snapshot_name(g)),
-                        }
-                        .into());
-                    }
-                    self.remove(name, removed);
-                }
+                Entry::Log(g) if g > generation => self.remove(name, removed),
                 Entry::Temp => self.remove(name, removed),
                 _ => {}
             }
@@ -395,6 +421,51 @@ fn live_generation(entries: &[(String, Entry)]) -> Option<u64> {
             _ => None,
         })
         .max()
+}
+
+/// What a log whose generation has no snapshot is to [`FileBackend::open`], judged
+/// from its bytes as open judges it (see [`FileBackend::lone_logs`]).
+///
+/// [`FileBackend::open`]: crate::FileBackend::open
+/// [`FileBackend::lone_logs`]: crate::FileBackend::lone_logs
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LoneLog {
+    /// A log header this backend writes and nothing after it: what an interrupted
+    /// creation (or compaction) leaves. Open removes it; it marks no store.
+    HeaderOnly,
+    /// A log header this backend writes and frames after it: a store whose
+    /// snapshot was lost. Open refuses the directory
+    /// ([`RecoveryError::LostSnapshot`]) and removes nothing.
+    Frames,
+    /// No log header this backend writes: an empty file, one too short for a
+    /// header, another program's bytes, a newer format or a damaged header. Not
+    /// this backend's file (a log gets its name only once its header is synced):
+    /// open refuses the directory ([`RecoveryError::Header`]) and removes nothing.
+    NotOurs,
+}
+
+impl LoneLog {
+    /// The log of `len` bytes whose first bytes (up to a header's worth) are
+    /// `head`.
+    pub(crate) fn judge(head: &[u8], len: u64) -> LoneLog {
+        match any_log_header_len(head) {
+            Ok(header) if len > header as u64 => LoneLog::Frames,
+            Ok(_) => LoneLog::HeaderOnly,
+            Err(_) => LoneLog::NotOurs,
+        }
+    }
+}
+
+/// The logs of `entries` whose generation has no snapshot, with their generation:
+/// every log when there is no snapshot, else those above the live (highest)
+/// snapshot's generation.
+pub(crate) fn lone_logs(entries: &[(String, Entry)]) -> impl Iterator<Item = (&str, u64)> {
+    let live = live_generation(entries);
+    entries.iter().filter_map(move |(name, e)| match *e {
+        Entry::Log(g) if live.is_none_or(|live| g > live) => Some((name.as_str(), g)),
+        _ => None,
+    })
 }
 
 /// What replaying the live log found.

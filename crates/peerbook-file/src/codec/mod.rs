@@ -10,7 +10,7 @@ use crate::crc::{crc32c, crc32c_append};
 use crate::FormatError;
 
 mod stream;
-pub(crate) use stream::{FrameStream, Next};
+pub(crate) use stream::{read_full, FrameStream, Next};
 
 /// Current on-disk format version, in both file headers. Version 1 files (no salt)
 /// are still read.
@@ -96,6 +96,20 @@ pub(crate) fn header_len(data: &[u8]) -> usize {
     } else {
         FILE_HEADER_LEN
     }
+}
+
+/// The length of the log header at the start of `head` if it is one this crate
+/// writes: its magic, a version it reads, a valid checksum, whatever generation it
+/// names (a log whose generation has no snapshot is judged by whose bytes it holds,
+/// not by its name). Else why not: an empty file, one too short for a header,
+/// another magic, a newer format, a damaged header.
+pub(crate) fn any_log_header_len(head: &[u8]) -> Result<usize, FormatError> {
+    let generation = if head.len() >= 20 {
+        le_u64(head, 12)
+    } else {
+        0
+    };
+    check_file_header(FileKind::Log, head, generation).map(|header| header.len)
 }
 
 /// Check the header at the start of `data` for a file of `kind` and `generation`
