@@ -12,7 +12,7 @@ use libp2p::identity::{Keypair, PublicKey};
 use libp2p::swarm::{ConnectionId, NetworkBehaviour};
 use libp2p::{identify, ping, Multiaddr, PeerId, StreamProtocol};
 use peerbook::address::{MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_METADATA_VALUE_LEN};
-use peerbook::{MasterKey, Options, PeerBook};
+use peerbook::{ManualClock, MasterKey, Options, PeerBook};
 use peerbook_file::{FileBackend, FileOptions};
 use peerbook_libp2p::{Behaviour, Config, AGENT_VERSION_KEY, PROTOCOLS_KEY};
 
@@ -217,7 +217,10 @@ fn the_address_mirror_holds_only_what_the_book_keeps() {
 fn the_address_mirror_follows_an_evicting_book() {
     let dir = tempfile::tempdir().unwrap();
     let backend = FileBackend::open(dir.path(), FileOptions::default()).unwrap();
-    let mut options = Options::new(MasterKey::from_bytes([3; 32]));
+    // a clock that moves between peers: two peers seen in the same millisecond
+    // tie on last_seen, and the book may then evict either (a flaky CI run)
+    let clock = ManualClock::new(1_780_000_000_000);
+    let mut options = Options::new(MasterKey::from_bytes([3; 32])).with_clock(clock.clone());
     options.max_peers = 3;
     options.evict_when_full = true;
     let book = Arc::new(PeerBook::open(backend, options).unwrap());
@@ -225,6 +228,7 @@ fn the_address_mirror_follows_an_evicting_book() {
     let mut store = Behaviour::new(Arc::clone(&book), config).unwrap();
     let mut peers = Vec::new();
     for i in 0..10 {
+        clock.advance(Duration::from_secs(1));
         let key = Keypair::generate_ed25519().public();
         peers.push(key.to_peer_id());
         store.observe(&identify_event(key, |info| {
