@@ -492,10 +492,12 @@ fn rocks_may_be_peerbook(dir: &Path, names: &[OsString]) -> bool {
 /// Whether the LMDB environment in `dir` (its `data.mdb` is there) may be
 /// peerbook's: `LmdbBackend::may_be_peerbook`, which opens it read-only and
 /// writes nothing but LMDB's reader table (in `lock.mdb`, when there is one). Its
-/// main database names no database but peerbook's, and holds no data; some of
-/// peerbook's missing is fine (as for RocksDB's families above), and so is a
-/// `data.mdb` that is no LMDB environment (opening fails on it too, before
-/// writing it). An environment it cannot read is an error.
+/// main database is empty, or names all four of peerbook's space databases (and
+/// optionally its `peerbook_lmdb`) and nothing else, and holds no data: unlike
+/// RocksDB's families above, peerbook makes the four in one transaction, so some
+/// of them only is another program's environment. A `data.mdb` that is no LMDB
+/// environment may be peerbook's (opening fails on it too, before writing it).
+/// An environment it cannot read is an error.
 fn lmdb_may_be_peerbook(dir: &Path) -> io::Result<bool> {
     #[cfg(feature = "lmdb")]
     {

@@ -7,6 +7,7 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvOpenOptions};
 use peerbook::backend::{Backend, Durability, Space, WriteBatch};
+use peerbook::conformance::fixtures::{copy_dir, fixtures_dir};
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
 
 /// Make an LMDB environment in `dir` as another program would, with heed alone:
@@ -64,6 +65,17 @@ fn another_programs_environment_is_foreign_and_stays_as_it_was() {
         ("plain", &[][..], &["hello"][..]),
         // data in the main database under a name peerbook gives a database
         ("meta-as-data", &["peers"][..], &["meta"][..]),
+        // Some of peerbook's databases only, never all four: peerbook makes the
+        // four in one transaction, so this is another program's environment
+        // (which `open` would fill with the missing ones).
+        ("some", &["meta"][..], &[][..]),
+        ("peers-only", &["peers"][..], &[][..]),
+        ("layout-only", &["peerbook_lmdb"][..], &[][..]),
+        (
+            "three",
+            &["peers", "by_last_seen", "by_quality", "peerbook_lmdb"][..],
+            &[][..],
+        ),
     ] {
         let dir = tmp.path().join(name);
         make_env(&dir, named, main);
@@ -93,14 +105,14 @@ fn a_peerbook_book_or_part_of_one_may_be_peerbook() {
     assert!(LmdbBackend::may_be_peerbook(&book).is_err());
     drop(backend);
     assert!(LmdbBackend::may_be_peerbook(&book).unwrap());
-    // Some of peerbook's databases (a book from before `peerbook_lmdb`), or none
-    // (an empty environment): opening makes the missing ones.
+    // The four spaces without `peerbook_lmdb` (a book from before it), or no
+    // database (an environment whose first commit never came): opening makes the
+    // missing ones.
     for (name, named) in [
         (
             "older",
             &["peers", "by_last_seen", "by_quality", "meta"][..],
         ),
-        ("some", &["meta"][..]),
         ("empty", &[][..]),
     ] {
         let dir = tmp.path().join(name);
@@ -109,6 +121,12 @@ fn a_peerbook_book_or_part_of_one_may_be_peerbook() {
         std::fs::remove_file(dir.join("lock.mdb")).unwrap();
         assert!(LmdbBackend::may_be_peerbook(&dir).unwrap(), "{name}");
         assert!(!dir.join("lock.mdb").exists(), "{name}");
+    }
+    // The books of earlier versions (v1: the four spaces only).
+    for version in ["v1", "v3"] {
+        let dir = tmp.path().join(version);
+        copy_dir(&fixtures_dir().join(version).join("lmdb"), &dir);
+        assert!(LmdbBackend::may_be_peerbook(&dir).unwrap(), "{version}");
     }
     // A `data.mdb` LMDB takes for no environment: `open` fails on it before
     // writing it (or, empty, makes a new book of it).

@@ -30,12 +30,15 @@ const PEERBOOK_DATABASES: u32 = Space::ALL.len() as u32 + 1;
 
 impl LmdbBackend {
     /// Whether the LMDB environment in directory `dir` (its `data.mdb` is there) may
-    /// be a peerbook book, judged without writing to it: every key of its main
-    /// (unnamed) database names a database [`open`](Self::open) makes (`peers`,
-    /// `by_last_seen`, `by_quality`, `meta`, `peerbook_lmdb`) and is that database's
-    /// record, not data. Some of them missing is fine (a book from before
-    /// `peerbook_lmdb`; an empty environment). `false` means another program's
-    /// environment, which `open` would change: it creates its databases in it.
+    /// be a peerbook book, judged without writing to it: its main (unnamed)
+    /// database is empty (an environment whose first commit never came), or its
+    /// keys are the records of all four space databases (`peers`,
+    /// `by_last_seen`, `by_quality`, `meta`) and nothing else but, optionally,
+    /// `peerbook_lmdb` (books from before it lack it). Peerbook creates the four
+    /// in one transaction (`create::ensure_created`, and `open` since the first
+    /// version), so an environment holding only some of them is another
+    /// program's. `false` means another program's environment, which `open`
+    /// would change: it creates its databases in it.
     ///
     /// The environment is opened read-only (`MDB_RDONLY`: `data.mdb` is opened and
     /// mapped read-only) and closed before this returns. It takes part in LMDB's
@@ -113,6 +116,14 @@ impl LmdbBackend {
                             Some(name) => names.push(name),
                             None => foreign = true,
                         }
+                    }
+                    // All four spaces or none: peerbook makes them together.
+                    let spaces = Space::ALL
+                        .iter()
+                        .filter(|space| names.contains(&space.name()))
+                        .count();
+                    if !names.is_empty() && spaces < Space::ALL.len() {
+                        foreign = true;
                     }
                     for name in names {
                         // A key of the main database that is data, not a
