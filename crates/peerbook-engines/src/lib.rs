@@ -495,8 +495,9 @@ fn rocks_may_be_peerbook(dir: &Path, names: &[OsString]) -> bool {
 /// main database is empty, or names all four of peerbook's space databases (and
 /// optionally its `peerbook_lmdb`) and nothing else, and holds no data: unlike
 /// RocksDB's families above, peerbook makes the four in one transaction, so some
-/// of them only is another program's environment. A `data.mdb` that is no LMDB
-/// environment may be peerbook's (opening fails on it too, before writing it).
+/// of them only is another program's environment. So is a `data.mdb` peerbook
+/// never leaves: empty, not a regular file, or not an LMDB environment whose
+/// pages lie within the file (checked with plain reads before LMDB maps it).
 /// An environment it cannot read is an error.
 fn lmdb_may_be_peerbook(dir: &Path) -> io::Result<bool> {
     #[cfg(feature = "lmdb")]

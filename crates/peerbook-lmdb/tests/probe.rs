@@ -128,13 +128,205 @@ fn a_peerbook_book_or_part_of_one_may_be_peerbook() {
         copy_dir(&fixtures_dir().join(version).join("lmdb"), &dir);
         assert!(LmdbBackend::may_be_peerbook(&dir).unwrap(), "{version}");
     }
-    // A `data.mdb` LMDB takes for no environment: `open` fails on it before
-    // writing it (or, empty, makes a new book of it).
+}
+
+/// A book as `open` makes it, closed, in `dir`.
+fn make_book(dir: &Path) {
+    drop(LmdbBackend::open(dir, LmdbOptions::default()).unwrap());
+}
+
+/// Reads the native-endian integer of `N` bytes at `at`.
+fn int_at<const N: usize>(bytes: &[u8], at: usize) -> u64 {
+    let mut buf = [0u8; 8];
+    buf[..N].copy_from_slice(&bytes[at..at + N]);
+    u64::from_ne_bytes(buf)
+}
+
+// Offsets in a meta page (LMDB's `MDB_page` header, then `MDB_meta`, 64-bit).
+const MAGIC: usize = 16;
+const PAGE_SIZE: usize = 16 + 24;
+const MAIN_ENTRIES: usize = 16 + 72 + 32;
+const MAIN_ROOT: usize = 16 + 72 + 40;
+const LAST_PG: usize = 16 + 120;
+const TXNID: usize = 16 + 128;
+
+/// The meta-page layout the probe reads before mapping, checked against a file
+/// heed writes: LMDB's magic, the page size in the free database's `md_pad`,
+/// the last page that ends the file, the main database's root within it and
+/// its five entries (four spaces and `peerbook_lmdb`), in both meta pages.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn the_meta_page_layout_is_lmdbs() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_book(tmp.path());
+    let data = std::fs::read(tmp.path().join("data.mdb")).unwrap();
+    let psize = int_at::<4>(&data, PAGE_SIZE);
+    assert!(psize.is_power_of_two() && (512..=65536).contains(&psize));
+    let mut txnids = Vec::new();
+    for page in [0, psize as usize] {
+        let meta = &data[page..];
+        assert_eq!(int_at::<4>(meta, MAGIC), 0xBEEF_C0DE);
+        assert_eq!(int_at::<4>(meta, PAGE_SIZE), psize);
+        let last = int_at::<8>(meta, LAST_PG);
+        assert!((last + 1) * psize <= data.len() as u64);
+        assert!(int_at::<8>(meta, MAIN_ROOT) <= last);
+        txnids.push(int_at::<8>(meta, TXNID));
+    }
+    // The newer meta page is the one LMDB reads: the main database's five
+    // records, ending the file.
+    let newer = if txnids[1] > txnids[0] {
+        psize as usize
+    } else {
+        0
+    };
+    let meta = &data[newer..];
+    assert_eq!(int_at::<8>(meta, MAIN_ENTRIES), 5);
+    assert_eq!((int_at::<8>(meta, LAST_PG) + 1) * psize, data.len() as u64);
+}
+
+/// Rewrites the `N`-byte field at `at` of both meta pages of `dir/data.mdb`.
+fn set_meta<const N: usize>(dir: &Path, at: usize, value: u64) {
+    let path = dir.join("data.mdb");
+    let mut data = std::fs::read(&path).unwrap();
+    let psize = int_at::<4>(&data, PAGE_SIZE) as usize;
+    for page in [0, psize] {
+        data[page + at..page + at + N].copy_from_slice(&value.to_ne_bytes()[..N]);
+    }
+    std::fs::write(&path, data).unwrap();
+}
+
+/// A `data.mdb` peerbook never leaves (empty, not LMDB's, not a regular file)
+/// is refused and left as it was; so is a `lock.mdb` that is no regular file.
+#[cfg(unix)]
+#[test]
+fn a_data_file_peerbook_never_leaves_is_foreign_and_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let book = tmp.path().join("book");
+    make_book(&book);
+    // Peerbook builds `data.mdb` in `creating/`: an empty one is not its.
     let damaged = tmp.path().join("damaged");
     std::fs::create_dir(&damaged).unwrap();
-    std::fs::write(damaged.join("data.mdb"), vec![0x5a; 16384]).unwrap();
-    assert!(LmdbBackend::may_be_peerbook(&damaged).unwrap());
     std::fs::write(damaged.join("data.mdb"), b"").unwrap();
-    assert!(LmdbBackend::may_be_peerbook(&damaged).unwrap());
+    assert!(!LmdbBackend::may_be_peerbook(&damaged).unwrap());
     assert_eq!(std::fs::read(damaged.join("data.mdb")).unwrap(), b"");
+    // Not an LMDB file (`open` would make `lock.mdb` beside it before failing).
+    std::fs::write(damaged.join("data.mdb"), vec![0x5a; 16384]).unwrap();
+    assert!(!LmdbBackend::may_be_peerbook(&damaged).unwrap());
+    assert_eq!(
+        std::fs::read(damaged.join("data.mdb")).unwrap(),
+        vec![0x5a; 16384]
+    );
+    assert!(!damaged.join("lock.mdb").exists());
+    // A link to a book's `data.mdb`.
+    let linked = tmp.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(book.join("data.mdb"), linked.join("data.mdb")).unwrap();
+    assert!(!LmdbBackend::may_be_peerbook(&linked).unwrap());
+    // A FIFO, which LMDB would block on.
+    let fifo = tmp.path().join("fifo");
+    std::fs::create_dir(&fifo).unwrap();
+    mkfifo(&fifo.join("data.mdb"));
+    assert!(!LmdbBackend::may_be_peerbook(&fifo).unwrap());
+    // A book's `data.mdb` beside a `lock.mdb` that is a FIFO (LMDB would wait
+    // on it forever) or a link (LMDB would write through it).
+    for (name, lock) in [
+        ("lock-fifo", None),
+        ("lock-link", Some(book.join("lock.mdb"))),
+    ] {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(book.join("data.mdb"), dir.join("data.mdb")).unwrap();
+        match lock {
+            None => mkfifo(&dir.join("lock.mdb")),
+            Some(target) => std::os::unix::fs::symlink(target, dir.join("lock.mdb")).unwrap(),
+        }
+        assert!(!LmdbBackend::may_be_peerbook(&dir).unwrap(), "{name}");
+    }
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Meta pages that are not LMDB's or point past the file's end are refused from
+/// plain reads, before LMDB maps the file (where they would fault, `SIGBUS`).
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn meta_pages_past_the_end_or_not_lmdbs_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let book = tmp.path().join("book");
+    make_book(&book);
+    let len = std::fs::metadata(book.join("data.mdb")).unwrap().len();
+    let psize = int_at::<4>(&std::fs::read(book.join("data.mdb")).unwrap(), PAGE_SIZE);
+    let pages = len / psize;
+    type Damage = fn(&Path, u64);
+    let cases: [(&str, Damage); 5] = [
+        // the main database's root a page past the file's end
+        ("root-past-end", |dir, pages| {
+            set_meta::<8>(dir, LAST_PG, pages + 16);
+            set_meta::<8>(dir, MAIN_ROOT, pages + 8);
+        }),
+        // the file cut short of its last page
+        ("truncated", |dir, pages| {
+            let path = dir.join("data.mdb");
+            let psize = int_at::<4>(&std::fs::read(&path).unwrap(), PAGE_SIZE);
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len((pages - 1) * psize).unwrap();
+        }),
+        // a root beyond the last page
+        ("root-past-last", |dir, pages| {
+            set_meta::<8>(dir, MAIN_ROOT, pages + 1)
+        }),
+        ("page-size", |dir, _| set_meta::<4>(dir, PAGE_SIZE, 1000)),
+        ("magic", |dir, _| set_meta::<4>(dir, MAGIC, 0x1234_5678)),
+    ];
+    for (name, damage) in cases {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::copy(book.join("data.mdb"), dir.join("data.mdb")).unwrap();
+        damage(&dir, pages);
+        let before = snapshot(&dir);
+        assert!(!LmdbBackend::may_be_peerbook(&dir).unwrap(), "{name}");
+        assert_eq!(snapshot(&dir), before, "{name}");
+    }
+}
+
+/// The main database is read up to its first foreign key only: a page further
+/// on (here a branch entry pointing past the snapshot) is never reached.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn the_walk_stops_at_the_first_foreign_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("many");
+    let keys: Vec<String> = (0..3000).map(|i| format!("k{i:05}")).collect();
+    let keys: Vec<&str> = std::iter::once("a-foreign")
+        .chain(keys.iter().map(String::as_str))
+        .collect();
+    make_env(&dir, &[], &keys);
+    std::fs::remove_file(dir.join("lock.mdb")).unwrap();
+    // The main database's root (a branch page, of the newer meta page): point
+    // its last child past the end of the snapshot.
+    let path = dir.join("data.mdb");
+    let mut data = std::fs::read(&path).unwrap();
+    let psize = int_at::<4>(&data, PAGE_SIZE) as usize;
+    let newer = if int_at::<8>(&data[psize..], TXNID) > int_at::<8>(&data, TXNID) {
+        psize
+    } else {
+        0
+    };
+    let root = int_at::<8>(&data[newer..], MAIN_ROOT) as usize * psize;
+    let page = &mut data[root..root + psize];
+    assert_eq!(int_at::<2>(page, 10) & 1, 1, "the root is a branch page");
+    let count = (int_at::<2>(page, 12) as usize - 16) / 2;
+    assert!(count > 2);
+    let node = int_at::<2>(page, 16 + 2 * (count - 1)) as usize;
+    // `mn_lo`, `mn_hi` (the low 32 bits of the child's page number)
+    page[node..node + 4].copy_from_slice(&[0xff; 4]);
+    std::fs::write(&path, &data).unwrap();
+    assert!(!LmdbBackend::may_be_peerbook(&dir).unwrap());
 }

@@ -1,8 +1,8 @@
 //! Telling a peerbook book from another program's LMDB environment, without
 //! writing to it: [`LmdbBackend::may_be_peerbook`].
 
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use heed::types::Bytes;
@@ -28,6 +28,102 @@ fn peerbook_database(name: &[u8]) -> Option<&'static str> {
 /// How many databases [`peerbook_database`] knows.
 const PEERBOOK_DATABASES: u32 = Space::ALL.len() as u32 + 1;
 
+/// How many keys of the main database the probe reads at most: a book's holds
+/// one per database [`peerbook_database`] knows, so a further key is foreign.
+const MAX_MAIN_KEYS: usize = PEERBOOK_DATABASES as usize;
+
+/// LMDB's `MDB_MAGIC`, the first field of a meta page's `MDB_meta`.
+const MDB_MAGIC: u32 = 0xBEEF_C0DE;
+/// LMDB's `P_INVALID`: the root of a database without pages.
+const P_INVALID: u64 = !0;
+/// The bytes of a meta page the check reads: the 16-byte page header, then
+/// `MDB_meta` (136 bytes with 64-bit page numbers).
+const META_BYTES: usize = 16 + 136;
+
+/// Whether the meta pages of the LMDB data file `file` (`len` bytes) describe
+/// an environment that lies within the file, read with plain reads before LMDB
+/// maps it: LMDB follows only page numbers below its snapshot's last page
+/// (`mm_last_pg`), so with that page inside the file no read of ours through
+/// the map can fault (`SIGBUS`) past its end (the probe reads keys, never a
+/// value's overflow pages). Checked in both meta pages (page
+/// 0, and page 1 at one page size): LMDB's magic, a page size (kept in the free
+/// database's `md_pad`) that is a power of two in 512..=65536 and the same in
+/// both, `(mm_last_pg + 1) * page size <= len`, and the roots of the free and
+/// main databases `P_INVALID` (no pages) or at most `mm_last_pg`. The layout is
+/// LMDB's `MDB_page` header and `MDB_meta`, native-endian, with 64-bit page
+/// numbers (checked against files heed writes, see the probe's tests).
+#[cfg(target_pointer_width = "64")]
+fn meta_pages_fit(file: &mut File, len: u64) -> io::Result<bool> {
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_ne_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+    }
+    fn u64_at(b: &[u8], at: usize) -> u64 {
+        u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+    }
+    // Offsets in a meta page: `MDB_meta` starts after the page header.
+    const MAGIC: usize = 16;
+    const PAGE_SIZE: usize = 16 + 24; // mm_dbs[0].md_pad
+    const FREE_ROOT: usize = 16 + 24 + 40; // mm_dbs[0].md_root
+    const MAIN_ROOT: usize = 16 + 72 + 40; // mm_dbs[1].md_root
+    const LAST_PG: usize = 16 + 120; // mm_last_pg
+    let mut psize = None;
+    for page in 0..2u64 {
+        let offset = page * u64::from(psize.unwrap_or(0));
+        if offset + META_BYTES as u64 > len {
+            return Ok(false);
+        }
+        let mut meta = [0u8; META_BYTES];
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut meta)?;
+        let size = u32_at(&meta, PAGE_SIZE);
+        if u32_at(&meta, MAGIC) != MDB_MAGIC
+            || !size.is_power_of_two()
+            || !(512..=65536).contains(&size)
+            || psize.is_some_and(|first| first != size)
+        {
+            return Ok(false);
+        }
+        psize = Some(size);
+        let last = u64_at(&meta, LAST_PG);
+        let fits = last
+            .checked_add(1)
+            .and_then(|pages| pages.checked_mul(u64::from(size)))
+            .is_some_and(|end| end <= len);
+        let root_ok = |at| {
+            let root = u64_at(&meta, at);
+            root == P_INVALID || root <= last
+        };
+        if !fits || !root_ok(FREE_ROOT) || !root_ok(MAIN_ROOT) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Without 64-bit page numbers the layout differs: left to LMDB.
+#[cfg(not(target_pointer_width = "64"))]
+fn meta_pages_fit(_file: &mut File, _len: u64) -> io::Result<bool> {
+    Ok(true)
+}
+
+/// What is at a path, judged without following a symbolic link.
+enum Entry {
+    Missing,
+    /// A regular file, of this many bytes.
+    File(u64),
+    /// A symbolic link, FIFO, socket, device or directory.
+    Other,
+}
+
+fn entry(path: &Path) -> io::Result<Entry> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => Ok(Entry::File(meta.len())),
+        Ok(_) => Ok(Entry::Other),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Entry::Missing),
+        Err(e) => Err(e),
+    }
+}
+
 impl LmdbBackend {
     /// Whether the LMDB environment in directory `dir` (its `data.mdb` is there) may
     /// be a peerbook book, judged without writing to it: its main (unnamed)
@@ -51,27 +147,48 @@ impl LmdbBackend {
     /// file is made: LMDB creates `lock.mdb` at every locking open and never
     /// removes it, so none is open with locks.
     ///
-    /// No `data.mdb`, or one LMDB does not take for an environment (empty, not an
-    /// LMDB file, or of another LMDB version), counts as peerbook's: `open` fails
-    /// on it too before it writes to it (an empty one it makes into a new book),
-    /// as for a RocksDB manifest the engines' probe cannot read. Any other failure
-    /// (the environment already open in this process, `lock.mdb` not writable,
-    /// damage met while reading the main database) is an error, never a guess.
+    /// No `data.mdb` counts as peerbook's (nothing of anyone's to change). A
+    /// `data.mdb` peerbook never leaves is not: an empty one (peerbook builds a
+    /// new one in `creating/` and renames it into place complete), one that is
+    /// not a regular file (a symbolic link, FIFO or device; the same for
+    /// `lock.mdb`), one whose meta pages, read with plain reads before LMDB
+    /// maps the file, are not LMDB's or describe pages past the file's end (a
+    /// map would fault on them), or one LMDB does not take for an environment.
+    /// The main database is read up to its first foreign key and no further
+    /// than a book's five keys. Any other failure (the environment already open
+    /// in this process, `lock.mdb` not writable, damage met while reading the
+    /// main database) is an error, never a guess.
     pub fn may_be_peerbook(dir: impl AsRef<Path>) -> Result<bool, BackendError> {
         let dir = dir.as_ref();
-        match fs::metadata(dir.join(DATA_FILE)) {
-            // LMDB's open would make a new environment of it (and `open` a new book)
-            Ok(meta) if meta.len() == 0 => return Ok(true),
-            Ok(_) => {}
+        let data = dir.join(DATA_FILE);
+        match entry(&data).map_err(|e| from_io(e, dir))? {
             // gone meanwhile: nothing of anyone's to change
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Entry::Missing => return Ok(true),
+            // Peerbook builds a new `data.mdb` in `creating/` and renames it
+            // into place complete (`create`): an empty one is not its. Nor is
+            // a link, FIFO or device, which LMDB would follow or block on.
+            Entry::File(0) | Entry::Other => return Ok(false),
+            Entry::File(_) => {}
+        }
+        let locked = match entry(&dir.join(LMDB_LOCK_FILE)).map_err(|e| from_io(e, dir))? {
+            Entry::Missing => false,
+            Entry::File(_) => true,
+            // LMDB opens, locks and sizes it read-write: never through a link,
+            // nor a FIFO or device
+            Entry::Other => return Ok(false),
+        };
+        // Before LMDB maps it: a file whose meta pages point past its end would
+        // fault (`SIGBUS`) in the map instead of failing.
+        let fits = File::open(&data).and_then(|mut file| {
+            let len = file.metadata()?.len();
+            meta_pages_fit(&mut file, len)
+        });
+        match fits {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
             Err(e) => return Err(from_io(e, dir)),
         }
-        let locked = match fs::symlink_metadata(dir.join(LMDB_LOCK_FILE)) {
-            Ok(_) => true,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-            Err(e) => return Err(from_io(e, dir)),
-        };
         let mut builder = EnvOpenOptions::new().read_txn_without_tls();
         builder.max_dbs(PEERBOOK_DATABASES);
         let flags = if locked {
@@ -84,8 +201,10 @@ impl LmdbBackend {
         // the environment open (its open would have made `lock.mdb`, which LMDB
         // never removes), we make a single short read transaction, and a process
         // opening it meanwhile could reuse a page we read only after two commits
-        // of its own (LMDB keeps the last two snapshots); the page numbers we
-        // follow are checked against our snapshot, inside our map.
+        // of its own (LMDB keeps the last two snapshots). LMDB follows only page
+        // numbers below its snapshot's last page, and `meta_pages_fit` checked
+        // above that this page lies inside the file; a file truncated by someone
+        // else between that check and the read is not guarded against.
         unsafe {
             builder.flags(flags);
         }
@@ -96,8 +215,10 @@ impl LmdbBackend {
         // transaction.
         let env = match unsafe { builder.open(dir) } {
             Ok(env) => env,
+            // Not an environment LMDB takes: no book of peerbook's either (which
+            // `open` would fail on only after making `lock.mdb` beside it).
             Err(heed::Error::Mdb(MdbError::Invalid | MdbError::VersionMismatch)) => {
-                return Ok(true)
+                return Ok(false)
             }
             Err(e) => return Err(from_heed_at_open(e, dir)),
         };
@@ -110,11 +231,17 @@ impl LmdbBackend {
                     let Some(main) = opener.open_database::<Bytes, Bytes>(rtxn, None)? else {
                         return Err(heed::Error::Mdb(MdbError::NotFound));
                     };
+                    // Read up to the first foreign key, and no further than a
+                    // book's keys: any more is foreign (the walk stays short
+                    // whatever the file holds).
                     let mut names = Vec::new();
                     for entry in main.iter(rtxn)? {
                         match peerbook_database(entry?.0) {
-                            Some(name) => names.push(name),
-                            None => foreign = true,
+                            Some(name) if names.len() < MAX_MAIN_KEYS => names.push(name),
+                            _ => {
+                                foreign = true;
+                                break;
+                            }
                         }
                     }
                     // All four spaces or none: peerbook makes them together.
@@ -124,6 +251,9 @@ impl LmdbBackend {
                         .count();
                     if !names.is_empty() && spaces < Space::ALL.len() {
                         foreign = true;
+                    }
+                    if foreign {
+                        names.clear();
                     }
                     for name in names {
                         // A key of the main database that is data, not a
