@@ -254,7 +254,8 @@ impl Engine {
     /// interrupted creation, or something else (another engine's store, files no
     /// store of this engine holds, a RocksDB database with column families
     /// peerbook never makes, or data outside its families, an LMDB environment
-    /// with databases peerbook never makes, or data in its main database). Judged
+    /// with databases peerbook never makes, only some of its four, or data in its
+    /// main database). Judged
     /// from the names of its entries (for LMDB, a `creating` directory by its
     /// entries too: see [`owns_file`](Engine::owns_file); for the file backend, a
     /// log whose generation has no snapshot by its first bytes too:
@@ -263,8 +264,9 @@ impl Engine {
     /// leftovers); for RocksDB also from the column families
     /// its manifest lists (read-only: RocksDB's `list_cf`, no database is opened);
     /// for LMDB also from the names in the environment's main database (opened
-    /// read-only: `LmdbBackend::may_be_peerbook`, which writes nothing but LMDB's
-    /// reader table in an existing `lock.mdb`). A `lost+found` (the root of a
+    /// read-only: `LmdbBackend::may_be_peerbook`; `data.mdb` is never written, an
+    /// existing `lock.mdb` is, as by any LMDB reader: its reader table, and its
+    /// header when no other process has the environment open). A `lost+found` (the root of a
     /// volume) is ignored. A missing directory is [`DirContents::Nothing`]; one
     /// that cannot be listed, or an LMDB environment that cannot be read, is an
     /// error.
@@ -491,7 +493,8 @@ fn rocks_may_be_peerbook(dir: &Path, names: &[OsString]) -> bool {
 
 /// Whether the LMDB environment in `dir` (its `data.mdb` is there) may be
 /// peerbook's: `LmdbBackend::may_be_peerbook`, which opens it read-only and
-/// writes nothing but LMDB's reader table (in `lock.mdb`, when there is one). Its
+/// never writes `data.mdb`; LMDB writes an existing `lock.mdb` as for any reader
+/// (its reader table, and its header when it is the only opener). Its
 /// main database is empty, or names all four of peerbook's space databases (and
 /// optionally its `peerbook_lmdb`) and nothing else, and holds no data: unlike
 /// RocksDB's families above, peerbook makes the four in one transaction, so some

@@ -137,15 +137,20 @@ impl LmdbBackend {
     /// would change: it creates its databases in it.
     ///
     /// The environment is opened read-only (`MDB_RDONLY`: `data.mdb` is opened and
-    /// mapped read-only) and closed before this returns. It takes part in LMDB's
-    /// locking through `lock.mdb` like any reader, so a program writing the
-    /// environment meanwhile keeps the pages read here until the read ends
-    /// (`MDB_NOLOCK` would let that writer reuse them mid-read). LMDB's reader
-    /// registration writes `lock.mdb` only (its reader table; the first opener
-    /// resets it, as any LMDB program's open does); without a `lock.mdb`, which
-    /// `MDB_RDONLY` would create, the environment is read with `MDB_NOLOCK` and no
-    /// file is made: LMDB creates `lock.mdb` at every locking open and never
-    /// removes it, so none is open with locks.
+    /// mapped read-only, and left byte for byte as it was) and closed before this
+    /// returns. It takes part in LMDB's locking through `lock.mdb` like any
+    /// reader, so a program writing the environment meanwhile keeps the pages
+    /// read here until the read ends (`MDB_NOLOCK` would let that writer reuse
+    /// them mid-read). So an existing `lock.mdb` is written, as by any LMDB
+    /// reader: LMDB opens it read-write, registers the read in its reader table
+    /// (process and thread ids, cleared when the read ends), and when no other
+    /// process has the environment open, LMDB, as the exclusive first opener,
+    /// reinitialises its header (transaction id, reader count, mutexes) and may
+    /// extend the file to its reader table's size. Its bytes change; its
+    /// meaning to LMDB (which rebuilds it at every first open) does not. Without
+    /// a `lock.mdb`, which `MDB_RDONLY` would create, the environment is read
+    /// with `MDB_NOLOCK` and no file is made: LMDB creates `lock.mdb` at every
+    /// locking open and never removes it, so none is open with locks.
     ///
     /// No `data.mdb` counts as peerbook's (nothing of anyone's to change). A
     /// `data.mdb` peerbook never leaves is not: an empty one (peerbook builds a
