@@ -271,12 +271,20 @@ fn meta_pages_past_the_end_or_not_lmdbs_are_refused() {
             set_meta::<8>(dir, LAST_PG, pages + 16);
             set_meta::<8>(dir, MAIN_ROOT, pages + 8);
         }),
-        // the file cut short of its last page
-        ("truncated", |dir, pages| {
+        // the file cut short of the newer snapshot's main root
+        ("truncated", |dir, _| {
             let path = dir.join("data.mdb");
-            let psize = int_at::<4>(&std::fs::read(&path).unwrap(), PAGE_SIZE);
+            let data = std::fs::read(&path).unwrap();
+            let psize = int_at::<4>(&data, PAGE_SIZE);
+            let newer = if int_at::<8>(&data[psize as usize..], TXNID) > int_at::<8>(&data, TXNID) {
+                psize as usize
+            } else {
+                0
+            };
+            let root = int_at::<8>(&data[newer..], MAIN_ROOT);
+            assert!(root >= 2, "a page past the meta pages");
             let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            file.set_len((pages - 1) * psize).unwrap();
+            file.set_len(root * psize).unwrap();
         }),
         // a root beyond the last page
         ("root-past-last", |dir, pages| {
@@ -294,6 +302,21 @@ fn meta_pages_past_the_end_or_not_lmdbs_are_refused() {
         assert!(!LmdbBackend::may_be_peerbook(&dir).unwrap(), "{name}");
         assert_eq!(snapshot(&dir), before, "{name}");
     }
+}
+
+/// A book whose last page number lies past the file's end is still a book: LMDB
+/// counts pages it freed in a commit without writing them, so a real file can
+/// end short of `mm_last_pg` (only the pages read must lie inside it).
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_last_page_past_the_end_is_still_a_book() {
+    let tmp = tempfile::tempdir().unwrap();
+    let book = tmp.path().join("book");
+    make_book(&book);
+    let len = std::fs::metadata(book.join("data.mdb")).unwrap().len();
+    let psize = int_at::<4>(&std::fs::read(book.join("data.mdb")).unwrap(), PAGE_SIZE);
+    set_meta::<8>(&book, LAST_PG, len / psize + 16);
+    assert!(LmdbBackend::may_be_peerbook(&book).unwrap());
 }
 
 /// The main database is read up to its first foreign key only: a page further
@@ -329,4 +352,38 @@ fn the_walk_stops_at_the_first_foreign_key() {
     page[node..node + 4].copy_from_slice(&[0xff; 4]);
     std::fs::write(&path, &data).unwrap();
     assert!(!LmdbBackend::may_be_peerbook(&dir).unwrap());
+}
+
+/// A main database of more than one page is refused before LMDB maps the file:
+/// here its first child page lies past the file's end but before the (moved)
+/// last page, which a read through the map would fault on (`SIGBUS`).
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_main_database_of_many_pages_is_refused_unread() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("many");
+    let keys: Vec<String> = (0..3000).map(|i| format!("k{i:05}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    make_env(&dir, &[], &keys);
+    std::fs::remove_file(dir.join("lock.mdb")).unwrap();
+    let path = dir.join("data.mdb");
+    let mut data = std::fs::read(&path).unwrap();
+    let psize = int_at::<4>(&data, PAGE_SIZE) as usize;
+    let pages = (data.len() / psize) as u64;
+    let newer = if int_at::<8>(&data[psize..], TXNID) > int_at::<8>(&data, TXNID) {
+        psize
+    } else {
+        0
+    };
+    let root = int_at::<8>(&data[newer..], MAIN_ROOT) as usize * psize;
+    let page = &mut data[root..root + psize];
+    assert_eq!(int_at::<2>(page, 10) & 1, 1, "the root is a branch page");
+    let node = int_at::<2>(page, 16) as usize;
+    // the first child (`mn_lo`, `mn_hi`: the low 32 bits of its page number)
+    page[node..node + 4].copy_from_slice(&u32::try_from(pages + 4).unwrap().to_ne_bytes());
+    std::fs::write(&path, &data).unwrap();
+    set_meta::<8>(&dir, LAST_PG, pages + 16);
+    let before = snapshot(&dir);
+    assert!(!LmdbBackend::may_be_peerbook(&dir).unwrap());
+    assert_eq!(snapshot(&dir), before);
 }

@@ -41,17 +41,25 @@ const P_INVALID: u64 = !0;
 const META_BYTES: usize = 16 + 136;
 
 /// Whether the meta pages of the LMDB data file `file` (`len` bytes) describe
-/// an environment that lies within the file, read with plain reads before LMDB
-/// maps it: LMDB follows only page numbers below its snapshot's last page
-/// (`mm_last_pg`), so with that page inside the file no read of ours through
-/// the map can fault (`SIGBUS`) past its end (the probe reads keys, never a
-/// value's overflow pages). Checked in both meta pages (page
-/// 0, and page 1 at one page size): LMDB's magic, a page size (kept in the free
-/// database's `md_pad`) that is a power of two in 512..=65536 and the same in
-/// both, `(mm_last_pg + 1) * page size <= len`, and the roots of the free and
-/// main databases `P_INVALID` (no pages) or at most `mm_last_pg`. The layout is
-/// LMDB's `MDB_page` header and `MDB_meta`, native-endian, with 64-bit page
-/// numbers (checked against files heed writes, see the probe's tests).
+/// an environment whose main database the probe can read without the map
+/// faulting (`SIGBUS`) past the file's end, read with plain reads before LMDB
+/// maps it. Checked in both meta pages (page 0, and page 1 at one page size):
+/// LMDB's magic, a page size (kept in the free database's `md_pad`) that is a
+/// power of two in 512..=65536 and the same in both, and the roots of the free
+/// and main databases `P_INVALID` (no pages) or a page at most `mm_last_pg`
+/// that lies inside the file. `mm_last_pg` itself may lie past the end: LMDB
+/// counts pages it freed in the same commit without writing them ("the file may
+/// be shorter if the freeDB lists the final pages", its own comment), so a real
+/// book can end short of it. And the main root of the newer snapshot (the one
+/// LMDB reads: the greater transaction id) must be a leaf page: a book's main
+/// database holds at most five database records, one page; a branch page means
+/// another program's many keys, whose child pages would be read through the map.
+/// With the root a leaf inside the file, reading the main database (keys and
+/// database records, never a value's overflow pages) touches that one page. A
+/// crafted leaf (node offsets into a next page past the end) can still fault:
+/// LMDB trusts its file, as it does at every open. The layout is LMDB's
+/// `MDB_page` header and `MDB_meta`, native-endian, with 64-bit page numbers
+/// (checked against files heed writes, see the probe's tests).
 #[cfg(target_pointer_width = "64")]
 fn meta_pages_fit(file: &mut File, len: u64) -> io::Result<bool> {
     fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -66,7 +74,13 @@ fn meta_pages_fit(file: &mut File, len: u64) -> io::Result<bool> {
     const FREE_ROOT: usize = 16 + 24 + 40; // mm_dbs[0].md_root
     const MAIN_ROOT: usize = 16 + 72 + 40; // mm_dbs[1].md_root
     const LAST_PG: usize = 16 + 120; // mm_last_pg
+    const TXNID: usize = 16 + 128; // mm_txnid
+                                   // `MDB_page`'s `mp_flags` (u16 at byte 10) and its `P_LEAF` bit
+    const PAGE_FLAGS: u64 = 10;
+    const P_LEAF: u16 = 0x02;
     let mut psize = None;
+    // (transaction id, main root) of the newer snapshot
+    let mut newer: Option<(u64, u64)> = None;
     for page in 0..2u64 {
         let offset = page * u64::from(psize.unwrap_or(0));
         if offset + META_BYTES as u64 > len {
@@ -85,19 +99,33 @@ fn meta_pages_fit(file: &mut File, len: u64) -> io::Result<bool> {
         }
         psize = Some(size);
         let last = u64_at(&meta, LAST_PG);
-        let fits = last
-            .checked_add(1)
-            .and_then(|pages| pages.checked_mul(u64::from(size)))
-            .is_some_and(|end| end <= len);
         let root_ok = |at| {
             let root = u64_at(&meta, at);
-            root == P_INVALID || root <= last
+            root == P_INVALID
+                || (root <= last
+                    && root
+                        .checked_add(1)
+                        .and_then(|pages| pages.checked_mul(u64::from(size)))
+                        .is_some_and(|end| end <= len))
         };
-        if !fits || !root_ok(FREE_ROOT) || !root_ok(MAIN_ROOT) {
+        if !root_ok(FREE_ROOT) || !root_ok(MAIN_ROOT) {
             return Ok(false);
         }
+        let txnid = u64_at(&meta, TXNID);
+        if newer.is_none_or(|(id, _)| txnid > id) {
+            newer = Some((txnid, u64_at(&meta, MAIN_ROOT)));
+        }
     }
-    Ok(true)
+    match (newer, psize) {
+        (Some((_, root)), Some(size)) if root != P_INVALID => {
+            // inside the file: checked above
+            let mut flags = [0u8; 2];
+            file.seek(SeekFrom::Start(root * u64::from(size) + PAGE_FLAGS))?;
+            file.read_exact(&mut flags)?;
+            Ok(u16::from_ne_bytes(flags) & P_LEAF != 0)
+        }
+        _ => Ok(true),
+    }
 }
 
 /// Without 64-bit page numbers the layout differs: left to LMDB.
@@ -157,8 +185,9 @@ impl LmdbBackend {
     /// new one in `creating/` and renames it into place complete), one that is
     /// not a regular file (a symbolic link, FIFO or device; the same for
     /// `lock.mdb`), one whose meta pages, read with plain reads before LMDB
-    /// maps the file, are not LMDB's or describe pages past the file's end (a
-    /// map would fault on them), or one LMDB does not take for an environment.
+    /// maps the file, are not LMDB's, put a root page past the file's end (a
+    /// map would fault on it) or give the main database more than one page (a
+    /// book's never has), or one LMDB does not take for an environment.
     /// The main database is read up to its first foreign key and no further
     /// than a book's five keys. Any other failure (the environment already open
     /// in this process, `lock.mdb` not writable, damage met while reading the
@@ -206,10 +235,11 @@ impl LmdbBackend {
         // the environment open (its open would have made `lock.mdb`, which LMDB
         // never removes), we make a single short read transaction, and a process
         // opening it meanwhile could reuse a page we read only after two commits
-        // of its own (LMDB keeps the last two snapshots). LMDB follows only page
-        // numbers below its snapshot's last page, and `meta_pages_fit` checked
-        // above that this page lies inside the file; a file truncated by someone
-        // else between that check and the read is not guarded against.
+        // of its own (LMDB keeps the last two snapshots). The read touches the
+        // main database's root, which `meta_pages_fit` checked above is a leaf
+        // page inside the file; a crafted leaf, or a file truncated by someone
+        // else between that check and the read, is not guarded against (LMDB
+        // trusts its file, as at every open).
         unsafe {
             builder.flags(flags);
         }
