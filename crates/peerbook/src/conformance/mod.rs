@@ -230,6 +230,7 @@ macro_rules! store_conformance_tests {
                 schema_version_too_new_refused,
                 version_0_wrong_key_refused_unchanged,
                 key_check_without_version_wrong_key_refused_unchanged,
+                key_check_without_version_or_peers_wrong_key_refused_unchanged,
                 resumed_migration_from_0_ignores_a_damaged_first_seal,
                 far_future_timestamps_refused,
                 book_persists_across_reopen,

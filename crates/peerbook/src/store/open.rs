@@ -24,7 +24,8 @@ const MIGRATION_CHUNK: usize = 1024;
 /// Whether `backend` holds a peerbook book: meta `schema_version` (which
 /// [`PeerBook::open`] writes into every book it creates or migrates), or any peer
 /// record (a book from before schema versions, which `open` migrates). On a
-/// backend holding neither, `open` starts a new book.
+/// backend holding neither, `open` starts a new book (after checking the key
+/// against a key check left there, if any).
 ///
 /// Read-only, and needs no key: for a program that needs an existing book, to
 /// refuse a store peerbook never wrote before `PeerBook::open` would start a
@@ -130,6 +131,9 @@ impl<B: Backend> PeerBook<B> {
         let empty = self.is_space_empty(&*self.backend.view()?, Space::Peers)?;
         match version {
             None if empty => {
+                // a key check left by a book whose version was lost binds its
+                // key: a wrong one must not start a new book over it
+                self.check_key_if_stored()?;
                 self.init_meta(&mut guard)?;
                 info!(
                     engine = self.backend.engine_name(),

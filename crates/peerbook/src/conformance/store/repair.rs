@@ -329,6 +329,53 @@ pub fn key_check_without_version_wrong_key_refused_unchanged<F: Factory, D: Driv
     );
 }
 
+/// The same with no peer either (a book whose records were all removed, its
+/// version lost): open would start a new book on it, which rewrites the key
+/// check; a wrong key must be refused first, changing nothing, or the right key
+/// is locked out for good.
+pub fn key_check_without_version_or_peers_wrong_key_refused_unchanged<F: Factory, D: Driver>(
+    f: &F,
+) {
+    let (book, clock) = fresh::<F, D>(f);
+    let mut batch = WriteBatch::new();
+    batch.delete(
+        Space::Meta,
+        crate::store::keys::META_SCHEMA_VERSION.to_vec(),
+    );
+    book.backend().write(batch, Durability::Sync).unwrap();
+    let shared = Arc::new(f.reopen(book.close().unwrap()));
+    assert!(
+        shared
+            .get(Space::Meta, crate::store::keys::META_KEY_CHECK)
+            .unwrap()
+            .is_some(),
+        "the key check stays"
+    );
+    wrong_key_refused_unchanged::<D, _>(
+        &shared,
+        &clock,
+        "a store with a key check, no version, no peer",
+    );
+    let book = open::<D, _>(Arc::clone(&shared), options(&clock)).expect("the right key opens it");
+    assert_eq!(
+        book.backend()
+            .get(Space::Meta, crate::store::keys::META_SCHEMA_VERSION)
+            .unwrap(),
+        Some(crate::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
+        "a book again"
+    );
+    drop(book.close().unwrap());
+    let backend = Arc::try_unwrap(shared).unwrap_or_else(|_| panic!("one owner"));
+    let wrong = open::<D, _>(
+        f.reopen(backend),
+        Options::new(other_key()).with_clock(clock.clone()),
+    );
+    assert!(
+        matches!(wrong, Err(Error::WrongKey)),
+        "the key check still binds the key"
+    );
+}
+
 /// A store with a key check whose migration marker says "from 0" or is damaged
 /// (the migration runs again from 0) and whose first sealed secret is damaged: the
 /// right key opens it on every open, since open already checked the key check and
