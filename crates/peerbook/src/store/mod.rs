@@ -321,15 +321,6 @@ impl<B: Backend> PeerBook<B> {
             })
     }
 
-    pub(crate) fn is_space_empty(&self, view: &dyn ReadView, space: Space) -> Result<bool> {
-        let mut empty = true;
-        view.scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
-            empty = false;
-            ControlFlow::Break(())
-        })?;
-        Ok(empty)
-    }
-
     pub(crate) fn count_peers(&self, view: &dyn ReadView) -> Result<Counters> {
         let mut c = Counters::default();
         view.scan(

@@ -128,7 +128,7 @@ impl<B: Backend> PeerBook<B> {
                 detail: format!("expected 4 bytes, found {}", bytes.len()),
             })?),
         };
-        let empty = self.is_space_empty(&*self.backend.view()?, Space::Peers)?;
+        let empty = !holds_peers(&self.backend)?;
         match version {
             None if empty => {
                 // a key check left by a book whose version was lost binds its
