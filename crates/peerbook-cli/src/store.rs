@@ -346,7 +346,7 @@ pub fn open_with(
     // The engine's files are there, but a command that needs a book must not
     // start one (PeerBook::open would) in a store peerbook never wrote.
     if access == Access::Read
-        && !peerbook_engines::holds_book(&*backend)
+        && !peerbook::store::holds_book(&*backend)
             .map_err(|e| CliError::store(e.into(), key, spec))?
     {
         return Err(CliError::new(format!(
@@ -476,7 +476,7 @@ impl Creation {
                         ))
                     }
                 };
-                match peerbook_engines::holds_peers(&*backend) {
+                match peerbook::store::holds_peers(&*backend) {
                     Ok(false) => {}
                     // the import's batch, written before the error it reported,
                     // or another process's book made meanwhile: not to remove
@@ -518,7 +518,7 @@ impl Creation {
                     // damaged, which a store made since by another would not)
                     Ok(DirContents::Store) => match self.spec.open() {
                         Ok(backend)
-                            if peerbook_engines::holds_peers(&*backend).ok() == Some(false) => {}
+                            if peerbook::store::holds_peers(&*backend).ok() == Some(false) => {}
                         // only RocksDB's close rewrites what points at the files
                         Err(peerbook::BackendError::Corrupted { .. })
                             if engine == peerbook_engines::Engine::Rocks => {}

@@ -514,22 +514,6 @@ fn lmdb_may_be_peerbook(dir: &Path) -> io::Result<bool> {
     }
 }
 
-/// Whether `backend` holds a peerbook book: the core's
-/// [`peerbook::store::holds_book`] (meta `schema_version`, which
-/// [`PeerBook::open`](peerbook::PeerBook::open) writes into every book it creates
-/// or migrates, or peer records: a book from before schema versions). Read-only:
-/// for a program that needs an existing book, to refuse an engine store peerbook
-/// did not make before `PeerBook::open` would start a new book in it.
-pub fn holds_book(backend: &dyn Backend) -> Result<bool, BackendError> {
-    peerbook::store::holds_book(backend)
-}
-
-/// Whether `backend` holds any peer record (read-only; no key needed): the
-/// core's [`peerbook::store::holds_peers`].
-pub fn holds_peers(backend: &dyn Backend) -> Result<bool, BackendError> {
-    peerbook::store::holds_peers(backend)
-}
-
 impl fmt::Display for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
