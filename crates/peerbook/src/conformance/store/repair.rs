@@ -273,15 +273,8 @@ pub fn version_0_wrong_key_refused_unchanged<F: Factory, D: Driver>(f: &F) {
     assert!(book.open_shared_secret(&record).unwrap().is_some());
 }
 
-/// A store with a key check but no schema version (its version key lost, a damaged
-/// meta) is migrated as a version-0 store, but its key check is checked first: a
-/// wrong key is refused with `WrongKey` before the migration writes anything (no
-/// version, no marker, no index rebuilt), and the right key opens and migrates it.
-pub fn key_check_without_version_wrong_key_refused_unchanged<F: Factory, D: Driver>(f: &F) {
-    let (book, clock) = fresh::<F, D>(f);
-    for new in [plain_peer("a"), sample_peer("b"), plain_peer("c")] {
-        book.store_peer(new).unwrap();
-    }
+/// `book`'s store with its `schema_version` deleted, reopened: its key check stays.
+fn without_version<F: Factory, D: Driver>(f: &F, book: BookOf<F, D>) -> Arc<F::Backend> {
     let mut batch = WriteBatch::new();
     batch.delete(
         Space::Meta,
@@ -296,6 +289,32 @@ pub fn key_check_without_version_wrong_key_refused_unchanged<F: Factory, D: Driv
             .is_some(),
         "the key check stays"
     );
+    shared
+}
+
+/// The store, reopened (its only owner), still refuses another key.
+fn key_still_binds<F: Factory, D: Driver>(f: &F, shared: Arc<F::Backend>, clock: &ManualClock) {
+    let backend = Arc::try_unwrap(shared).unwrap_or_else(|_| panic!("one owner"));
+    let wrong = open::<D, _>(
+        f.reopen(backend),
+        Options::new(other_key()).with_clock(clock.clone()),
+    );
+    assert!(
+        matches!(wrong, Err(Error::WrongKey)),
+        "the key check still binds the key"
+    );
+}
+
+/// A store with a key check but no schema version (its version key lost, a damaged
+/// meta) is migrated as a version-0 store, but its key check is checked first: a
+/// wrong key is refused with `WrongKey` before the migration writes anything (no
+/// version, no marker, no index rebuilt), and the right key opens and migrates it.
+pub fn key_check_without_version_wrong_key_refused_unchanged<F: Factory, D: Driver>(f: &F) {
+    let (book, clock) = fresh::<F, D>(f);
+    for new in [plain_peer("a"), sample_peer("b"), plain_peer("c")] {
+        book.store_peer(new).unwrap();
+    }
+    let shared = without_version::<F, D>(f, book);
     wrong_key_refused_unchanged::<D, _>(&shared, &clock, "a store with a key check, no version");
     let book = open::<D, _>(Arc::clone(&shared), options(&clock))
         .expect("the right key opens and migrates it");
@@ -318,15 +337,7 @@ pub fn key_check_without_version_wrong_key_refused_unchanged<F: Factory, D: Driv
     let record = book.get_peer("b").unwrap().expect("kept");
     assert!(book.open_shared_secret(&record).unwrap().is_some());
     drop(book.close().unwrap());
-    let backend = Arc::try_unwrap(shared).unwrap_or_else(|_| panic!("one owner"));
-    let wrong = open::<D, _>(
-        f.reopen(backend),
-        Options::new(other_key()).with_clock(clock.clone()),
-    );
-    assert!(
-        matches!(wrong, Err(Error::WrongKey)),
-        "the key check still binds the key"
-    );
+    key_still_binds::<F, D>(f, shared, &clock);
 }
 
 /// The same with no peer either (a book whose records were all removed, its
@@ -337,20 +348,7 @@ pub fn key_check_without_version_or_peers_wrong_key_refused_unchanged<F: Factory
     f: &F,
 ) {
     let (book, clock) = fresh::<F, D>(f);
-    let mut batch = WriteBatch::new();
-    batch.delete(
-        Space::Meta,
-        crate::store::keys::META_SCHEMA_VERSION.to_vec(),
-    );
-    book.backend().write(batch, Durability::Sync).unwrap();
-    let shared = Arc::new(f.reopen(book.close().unwrap()));
-    assert!(
-        shared
-            .get(Space::Meta, crate::store::keys::META_KEY_CHECK)
-            .unwrap()
-            .is_some(),
-        "the key check stays"
-    );
+    let shared = without_version::<F, D>(f, book);
     wrong_key_refused_unchanged::<D, _>(
         &shared,
         &clock,
@@ -365,15 +363,7 @@ pub fn key_check_without_version_or_peers_wrong_key_refused_unchanged<F: Factory
         "a book again"
     );
     drop(book.close().unwrap());
-    let backend = Arc::try_unwrap(shared).unwrap_or_else(|_| panic!("one owner"));
-    let wrong = open::<D, _>(
-        f.reopen(backend),
-        Options::new(other_key()).with_clock(clock.clone()),
-    );
-    assert!(
-        matches!(wrong, Err(Error::WrongKey)),
-        "the key check still binds the key"
-    );
+    key_still_binds::<F, D>(f, shared, &clock);
 }
 
 /// A store with a key check whose migration marker says "from 0" or is damaged
