@@ -195,6 +195,19 @@ fn set_meta<const N: usize>(dir: &Path, at: usize, value: u64) {
     std::fs::write(&path, data).unwrap();
 }
 
+/// The page size of `data` (a `data.mdb`'s bytes) and the page number of the main
+/// database's root in its newer meta page (the snapshot LMDB reads).
+fn newer_main_root(data: &[u8]) -> (u64, u64) {
+    let psize = int_at::<4>(data, PAGE_SIZE);
+    let page1 = &data[psize as usize..];
+    let newer = if int_at::<8>(page1, TXNID) > int_at::<8>(data, TXNID) {
+        page1
+    } else {
+        data
+    };
+    (psize, int_at::<8>(newer, MAIN_ROOT))
+}
+
 /// A `data.mdb` peerbook never leaves (empty, not LMDB's, not a regular file)
 /// is refused and left as it was; so is a `lock.mdb` that is no regular file.
 #[cfg(unix)]
@@ -274,14 +287,7 @@ fn meta_pages_past_the_end_or_not_lmdbs_are_refused() {
         // the file cut short of the newer snapshot's main root
         ("truncated", |dir, _| {
             let path = dir.join("data.mdb");
-            let data = std::fs::read(&path).unwrap();
-            let psize = int_at::<4>(&data, PAGE_SIZE);
-            let newer = if int_at::<8>(&data[psize as usize..], TXNID) > int_at::<8>(&data, TXNID) {
-                psize as usize
-            } else {
-                0
-            };
-            let root = int_at::<8>(&data[newer..], MAIN_ROOT);
+            let (psize, root) = newer_main_root(&std::fs::read(&path).unwrap());
             assert!(root >= 2, "a page past the meta pages");
             let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
             file.set_len(root * psize).unwrap();
@@ -319,8 +325,11 @@ fn a_last_page_past_the_end_is_still_a_book() {
     assert!(LmdbBackend::may_be_peerbook(&book).unwrap());
 }
 
-/// The main database is read up to its first foreign key only: a page further
-/// on (here a branch entry pointing past the snapshot) is never reached.
+/// A main database whose first key is foreign and whose root is a branch page
+/// with a child past the snapshot is refused, never an error. (Written for the
+/// walk's stop at the first foreign key; since 29d6236 a branch root is refused
+/// before the walk, as `a_main_database_of_many_pages_is_refused_unread` shows,
+/// so no test reaches that stop.)
 #[cfg(target_pointer_width = "64")]
 #[test]
 fn the_walk_stops_at_the_first_foreign_key() {
@@ -336,13 +345,8 @@ fn the_walk_stops_at_the_first_foreign_key() {
     // its last child past the end of the snapshot.
     let path = dir.join("data.mdb");
     let mut data = std::fs::read(&path).unwrap();
-    let psize = int_at::<4>(&data, PAGE_SIZE) as usize;
-    let newer = if int_at::<8>(&data[psize..], TXNID) > int_at::<8>(&data, TXNID) {
-        psize
-    } else {
-        0
-    };
-    let root = int_at::<8>(&data[newer..], MAIN_ROOT) as usize * psize;
+    let (psize, root) = newer_main_root(&data);
+    let (psize, root) = (psize as usize, root as usize * psize as usize);
     let page = &mut data[root..root + psize];
     assert_eq!(int_at::<2>(page, 10) & 1, 1, "the root is a branch page");
     let count = (int_at::<2>(page, 12) as usize - 16) / 2;
@@ -368,14 +372,9 @@ fn a_main_database_of_many_pages_is_refused_unread() {
     std::fs::remove_file(dir.join("lock.mdb")).unwrap();
     let path = dir.join("data.mdb");
     let mut data = std::fs::read(&path).unwrap();
-    let psize = int_at::<4>(&data, PAGE_SIZE) as usize;
+    let (psize, root) = newer_main_root(&data);
+    let (psize, root) = (psize as usize, root as usize * psize as usize);
     let pages = (data.len() / psize) as u64;
-    let newer = if int_at::<8>(&data[psize..], TXNID) > int_at::<8>(&data, TXNID) {
-        psize
-    } else {
-        0
-    };
-    let root = int_at::<8>(&data[newer..], MAIN_ROOT) as usize * psize;
     let page = &mut data[root..root + psize];
     assert_eq!(int_at::<2>(page, 10) & 1, 1, "the root is a branch page");
     let node = int_at::<2>(page, 16) as usize;
