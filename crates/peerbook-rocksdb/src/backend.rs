@@ -13,7 +13,7 @@ use peerbook::backend::{
 };
 use rocksdb::{
     BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
-    FlushOptions, ReadOptions, Snapshot, WriteOptions, DB,
+    FlushOptions, ReadOptions, Snapshot, WriteOptions, DB, DEFAULT_COLUMN_FAMILY_NAME,
 };
 
 use crate::error::{map_err, map_open_err};
@@ -25,6 +25,9 @@ const HIGH_BYTE: u8 = 0xff;
 /// `0xff` bytes; longer runs (a by_last_seen key has at most 8: `!last_seen` of
 /// time 0) are deleted one by one.
 const HIGH_RUNS: usize = 16;
+/// The key [`RocksBackend::roll_manifest`] deletes in the (otherwise unused)
+/// default column family: a tombstone to flush, which makes one `MANIFEST` write.
+const MANIFEST_ROLL_KEY: &[u8] = b"peerbook-rocksdb/roll-manifest";
 
 /// A [`Backend`] over a RocksDB database: one column family per [`Space`].
 ///
@@ -179,6 +182,45 @@ impl RocksBackend {
         self.db
             .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
         Ok(())
+    }
+
+    /// Leave a `MANIFEST` holding only the current state, and no other: the old
+    /// `MANIFEST`s name every SST file the database had, with the smallest and
+    /// largest key of each (peer ids, in the `peers`, `by_quality` and, negated,
+    /// `by_last_seen` keys).
+    ///
+    /// The database is opened to start a new `MANIFEST` at every `MANIFEST` write
+    /// (`MANIFEST_OPTIONS` in `options.rs`), but the new file gets the state from
+    /// before that write's edit, then the edit: after [`Backend::clear`]'s last
+    /// compaction it would still name that column family's former files. So two
+    /// writes follow that leave the book as it is: the flush of a tombstone in the
+    /// (otherwise unused) default column family (its new `MANIFEST` holds the
+    /// current state, then the tombstone's SST file) and that column family's
+    /// compaction (which drops the file). Disabling then enabling file deletions
+    /// makes RocksDB scan the directory and delete every obsolete file (the old
+    /// `MANIFEST`s, SST files and logs) in this thread before it returns; otherwise
+    /// background jobs delete them, possibly after `clear` has returned.
+    ///
+    /// Crash safety is RocksDB's: a new `MANIFEST` is synced before `CURRENT` names
+    /// it (an atomic rename, as at every flush, compaction and open), and the
+    /// tombstone is an ordinary write.
+    fn roll_manifest(&self) -> Result<(), BackendError> {
+        let default = self
+            .db
+            .cf_handle(DEFAULT_COLUMN_FAMILY_NAME)
+            .ok_or_else(|| BackendError::engine(ENGINE, "the default column family is missing"))?;
+        self.db
+            .delete_cf_opt(default, MANIFEST_ROLL_KEY, &self.sync_write)
+            .map_err(map_err)?;
+        let mut flush = FlushOptions::default();
+        flush.set_wait(true);
+        self.db.flush_cf_opt(default, &flush).map_err(map_err)?;
+        let mut options = CompactOptions::default();
+        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        self.db
+            .compact_range_cf_opt(default, None::<&[u8]>, None::<&[u8]>, &options);
+        self.db.disable_file_deletions().map_err(map_err)?;
+        self.db.enable_file_deletions().map_err(map_err)
     }
 
     fn cf(&self, space: Space) -> Result<&ColumnFamily, BackendError> {
@@ -401,11 +443,16 @@ impl Backend for RocksBackend {
     /// The batch is written synced (whatever `durability` says): it is the commit
     /// point, so a crash leaves the old book or the empty one. Then every column
     /// family's memtable is flushed, which makes the write-ahead log holding the old
-    /// data obsolete (RocksDB deletes it), and a forced full compaction drops the old
-    /// data from the SST files (the old files are deleted). Once this returns `Ok`,
-    /// no file of the directory holds a byte of a former entry. A crash after the
-    /// commit point but before the compaction leaves an empty book whose old bytes
-    /// stay in the files until the next clear or [`RocksBackend::compact`].
+    /// data obsolete (RocksDB deletes it), a forced full compaction drops the old
+    /// data from the SST files (the old files are deleted), and a new `MANIFEST`
+    /// replaces the old one, whose edits name the smallest and largest key of every
+    /// SST file the database had (`RocksBackend::roll_manifest`). Once this returns
+    /// `Ok`, no file of the directory holds a byte of a former entry, key or value.
+    /// A crash after the commit point but before the end leaves an empty book whose
+    /// old bytes stay in the files until the next clear.
+    ///
+    /// Readers are not stopped: they read the database, open all along, before or
+    /// after the commit point.
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let _writer = self.lock_writes();
         let rocks_batch = self.clear_batch()?;
@@ -417,7 +464,8 @@ impl Backend for RocksBackend {
         self.db
             .flush_cfs_opt(&self.families()?, &flush)
             .map_err(map_err)?;
-        self.compact()
+        self.compact()?;
+        self.roll_manifest()
     }
 
     /// The sizes of every file in the database directory added up: SST files, write-ahead

@@ -167,6 +167,18 @@ const BYTES_PER_SYNC: u64 = MIB as u64;
 /// Size at which RocksDB's own `LOG` file is rotated.
 const MAX_INFO_LOG_BYTES: usize = MIB;
 
+/// RocksDB's `MANIFEST` options, in its options-string syntax (the rust-rocksdb
+/// crate has no setter for `max_manifest_space_amp_pct`): start a new `MANIFEST`,
+/// holding only the current state, at every `MANIFEST` write (each flush and each
+/// compaction) and delete the old one. RocksDB's defaults (1 GiB, 500 %) keep
+/// appending to one file whose edits name every SST file the database ever had,
+/// with its smallest and largest key (peer ids, in the `peers`, `by_quality` and,
+/// negated, `by_last_seen` keys), so the ids of a cleared book would stay on disk
+/// until the next open; [`Backend::clear`](peerbook::backend::Backend::clear)
+/// relies on this. The cost: each flush or compaction writes the whole state (about
+/// 100 bytes per SST file) to a new file, syncs it and renames `CURRENT`.
+const MANIFEST_OPTIONS: &str = "max_manifest_file_size=0;max_manifest_space_amp_pct=0";
+
 /// Memtables per column family: one being written and one being flushed.
 const MAX_WRITE_BUFFERS: i32 = 2;
 
@@ -202,7 +214,10 @@ impl RocksOptions {
         // The default column family is never written; keep its memtable tiny.
         o.set_write_buffer_size(64 * KIB);
         o.set_compression_type(self.compression.to_rocks());
-        o
+        // A constant, valid options string: RocksDB only fails to parse an unknown
+        // option or a malformed value, and every open (every test) parses it.
+        o.get_options_from_string(MANIFEST_OPTIONS)
+            .expect("MANIFEST_OPTIONS parses")
     }
 
     /// Options of the column family of `space`, sharing `cache`.

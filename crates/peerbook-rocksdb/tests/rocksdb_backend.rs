@@ -735,3 +735,139 @@ fn measure_compression_of_record_like_values() {
         );
     }
 }
+
+/// The forms in which a peer id can reach the files: its bytes (`peers` and
+/// `by_quality` keys), its negated bytes (`by_last_seen` keys), and both as hex
+/// (RocksDB's `LOG` prints keys in hex, upper case).
+fn id_needles(id: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let negated: Vec<u8> = id.iter().map(|b| !b).collect();
+    let hex = |bytes: &[u8], upper: bool| -> Vec<u8> {
+        bytes
+            .iter()
+            .map(|b| {
+                if upper {
+                    format!("{b:02X}")
+                } else {
+                    format!("{b:02x}")
+                }
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    vec![
+        ("id".to_string(), id.to_vec()),
+        ("negated id".to_string(), negated.clone()),
+        ("id as HEX".to_string(), hex(id, true)),
+        ("id as hex".to_string(), hex(id, false)),
+        ("negated id as HEX".to_string(), hex(&negated, true)),
+        ("negated id as hex".to_string(), hex(&negated, false)),
+    ]
+}
+
+/// `(file name, needle)` for every file of `dir` holding one of `needles`.
+fn needles_in_files(dir: &Path, needles: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read db dir") {
+        let path = entry.expect("dir entry").path();
+        // RocksDB deletes obsolete files in the background: one may vanish.
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for (what, needle) in needles {
+            if bytes.windows(needle.len()).any(|w| w == &needle[..]) {
+                found.push((name.clone(), what.clone()));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Peer ids are not in any file once `clear` returns, nor after close and reopen:
+/// not in the SST files, the write-ahead log, the `LOG`, nor the `MANIFEST`, whose
+/// edits name each SST file's smallest and largest key. Nor are keys of the meta
+/// column family, the last one `clear` compacts. The ids are random (hex of
+/// 20 random bytes), so no other byte sequence of the files matches them by chance;
+/// half of the book reaches SST files before the clear (the reopen flushes the log),
+/// half is still in the memtable.
+#[test]
+fn clear_leaves_no_peer_id_in_any_file() {
+    let (_dir, path) = temp_db();
+    let mut rng = Rng::new(0x1d5_c1ea4);
+    let ids: Vec<Vec<u8>> = (0..200)
+        .map(|_| {
+            rng.bytes(20)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect();
+    let meta_key = |id: &[u8]| [b"note-".as_slice(), id].concat();
+    let mut needles = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        for (what, needle) in id_needles(id) {
+            needles.push((format!("{what} of peer {i}"), needle));
+        }
+        needles.push((format!("meta key of peer {i}"), meta_key(id)));
+    }
+    let write_peers = |rocks: &RocksBackend, ids: &[Vec<u8>], rng: &mut Rng| {
+        for chunk in ids.chunks(10) {
+            let mut batch = WriteBatch::new();
+            for id in chunk {
+                let seen = 1_764_000_000_000 + rng.below(86_400_000);
+                batch.put(Space::Peers, id.clone(), rng.bytes(300));
+                batch.put(Space::ByLastSeen, last_seen_key(seen, id), rng.bytes(16));
+                batch.put(Space::ByQuality, index_key(&[50], id), Vec::new());
+            }
+            batch.put(Space::Meta, b"counters".to_vec(), rng.bytes(24));
+            // a Meta key as distinctive as an id: meta is the last column family
+            // `clear` compacts
+            batch.put(Space::Meta, meta_key(&chunk[0]), Vec::new());
+            rocks.write(batch, Durability::Sync).expect("write");
+        }
+    };
+    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("open");
+    write_peers(&rocks, &ids[..100], &mut rng);
+    drop(rocks);
+    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("reopen");
+    write_peers(&rocks, &ids[100..], &mut rng);
+    let before = needles_in_files(&path, &needles);
+    let files_before: std::collections::BTreeSet<_> =
+        before.iter().map(|(file, _)| file.clone()).collect();
+    eprintln!("before clear, files holding ids: {files_before:?}");
+    for file in &files_before {
+        let kinds: std::collections::BTreeSet<_> = before
+            .iter()
+            .filter(|(f, _)| f == file)
+            .map(|(_, what)| what.split(" of peer").next().unwrap().to_string())
+            .collect();
+        eprintln!("  {file}: {kinds:?}");
+    }
+    assert!(
+        files_before.iter().any(|f| f.ends_with(".sst")),
+        "ids reached SST files before the clear: {files_before:?}"
+    );
+
+    rocks.clear(Durability::Sync).expect("clear");
+    let after_clear = needles_in_files(&path, &needles);
+    assert!(
+        after_clear.is_empty(),
+        "peer ids once clear returned: {after_clear:?}"
+    );
+    drop(rocks);
+    let after_close = needles_in_files(&path, &needles);
+    assert!(
+        after_close.is_empty(),
+        "peer ids after close: {after_close:?}"
+    );
+    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("reopen");
+    let after_reopen = needles_in_files(&path, &needles);
+    assert!(
+        after_reopen.is_empty(),
+        "peer ids after reopen: {after_reopen:?}"
+    );
+    assert_eq!(rocks.get(Space::Peers, &ids[0]).unwrap(), None);
+}
