@@ -1,9 +1,15 @@
 //! `clear_all` leaves no byte of a former record in the store's directory, on every
-//! disk engine: after storing peers whose names, public keys and secrets hold
-//! high-entropy random markers, `clear_all` + `flush` + close, a byte scan of every
-//! file under the store's directory finds none of the markers, nor the sealed bytes
-//! of any secret. (Random hex markers: RocksDB compresses with LZ4, so repetitive
-//! text would prove nothing.)
+//! disk engine: after storing peers whose ids, names, public keys and secrets hold
+//! high-entropy random markers, `clear_all`, a byte scan of every file under the
+//! store's directory finds none of the markers, nor the sealed bytes of any secret:
+//! once `clear_all` returns, again after `flush` + close, and after a reopen. (Random
+//! hex markers: RocksDB compresses with LZ4, so repetitive text would prove nothing.)
+//!
+//! Peer ids are looked for in every form a backend writes them: as they are (record
+//! keys, `by_quality` keys after the score byte), each byte negated (`by_last_seen`
+//! keys, docs/format.md), and both in hex (RocksDB's `LOG` prints keys in hex). Half
+//! of the peers are stored before a close and reopen (RocksDB then holds them in SST
+//! files, whose smallest and largest keys its `MANIFEST` names), half after.
 
 mod common;
 
@@ -19,7 +25,9 @@ fn random_hex(n: usize) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Every regular file under `dir`, recursively, with its bytes.
+/// Every regular file under `dir`, recursively, with its bytes. A file that
+/// vanishes during the walk (RocksDB deletes obsolete files in the background) is
+/// skipped.
 fn files_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     for entry in std::fs::read_dir(dir).expect("read store dir") {
         let entry = entry.expect("dir entry");
@@ -28,10 +36,11 @@ fn files_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
         if kind.is_dir() {
             files_under(&path, out);
         } else if kind.is_file() {
-            out.push((
-                path.display().to_string(),
-                std::fs::read(&path).expect("read"),
-            ));
+            match std::fs::read(&path) {
+                Ok(bytes) => out.push((path.display().to_string(), bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("read {}: {e}", path.display()),
+            }
         }
     }
 }
@@ -40,19 +49,65 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Store 20 marked peers, clear, close; return the markers and sealed bytes to look for.
+/// The forms a peer id can take on disk: its bytes, its bytes negated, both as hex.
+fn id_needles(i: usize, id: &str) -> Vec<(String, Vec<u8>)> {
+    let hex = |bytes: &[u8], upper: bool| -> Vec<u8> {
+        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        if upper { text.to_uppercase() } else { text }.into_bytes()
+    };
+    let negated: Vec<u8> = id.bytes().map(|b| !b).collect();
+    vec![
+        (format!("id of peer {i}"), id.as_bytes().to_vec()),
+        (format!("negated id of peer {i}"), negated.clone()),
+        (format!("id of peer {i} as HEX"), hex(id.as_bytes(), true)),
+        (format!("id of peer {i} as hex"), hex(id.as_bytes(), false)),
+        (
+            format!("negated id of peer {i} as HEX"),
+            hex(&negated, true),
+        ),
+        (
+            format!("negated id of peer {i} as hex"),
+            hex(&negated, false),
+        ),
+    ]
+}
+
+/// Panics naming the first file under `dir` that holds one of `needles`.
+fn assert_no_needle(engine: Engine, dir: &Path, needles: &[(String, Vec<u8>)], when: &str) {
+    let mut files = Vec::new();
+    files_under(dir, &mut files);
+    for (path, bytes) in &files {
+        for (what, needle) in needles {
+            assert!(
+                !contains(bytes, needle),
+                "{}: the {what} is still in {path} {when}",
+                engine.name()
+            );
+        }
+    }
+}
+
+/// Store 20 marked peers (10 of them before a close and reopen), clear, check the
+/// files once `clear_all` returned, close; return the markers and sealed bytes to
+/// look for.
 fn fill_and_clear(engine: Engine, dir: &Path) -> Vec<(String, Vec<u8>)> {
     let clock = ManualClock::new(1_764_000_000_000);
-    let book = PeerBook::open(engine.open(dir), common::options(&clock)).unwrap();
+    let mut book = PeerBook::open(engine.open(dir), common::options(&clock)).unwrap();
     let mut needles = Vec::new();
+    let mut ids = Vec::new();
     for i in 0..20 {
+        if i == 10 {
+            drop(book.close().unwrap());
+            book = PeerBook::open(engine.open(dir), common::options(&clock)).unwrap();
+        }
+        let id = format!("peer-{}", random_hex(20));
         let name = random_hex(24);
         let key = random_hex(32);
         let secret = random_hex(24);
         let turn = random_hex(24);
         let stored = book
             .store_peer(NewPeer {
-                peer_id: format!("peer-{i}"),
+                peer_id: id.clone(),
                 display_name: name.clone(),
                 public_key: format!("{{\"kty\":\"EC\",\"x\":\"{key}\"}}"),
                 shared_secret: Some(Secret::from(secret.clone())),
@@ -64,6 +119,8 @@ fn fill_and_clear(engine: Engine, dir: &Path) -> Vec<(String, Vec<u8>)> {
                 ..NewPeer::default()
             })
             .unwrap();
+        needles.extend(id_needles(i, &id));
+        ids.push(id);
         for m in [name, key, secret, turn] {
             needles.push((format!("marker of peer {i}"), m.into_bytes()));
         }
@@ -79,27 +136,32 @@ fn fill_and_clear(engine: Engine, dir: &Path) -> Vec<(String, Vec<u8>)> {
         ));
     }
     book.flush().unwrap();
-    // the markers are on disk before the clear, or the scan below proves nothing
+    // the markers and the ids are on disk before the clear, or the scan below
+    // proves nothing
     let mut files = Vec::new();
     files_under(dir, &mut files);
-    assert!(
-        needles
-            .iter()
-            .any(|(_, n)| files.iter().any(|(_, b)| contains(b, n))),
-        "{}: no marker reached the disk before the clear",
-        engine.name()
-    );
+    for kind in ["marker of peer", "id of peer"] {
+        assert!(
+            needles
+                .iter()
+                .filter(|(what, _)| what.starts_with(kind))
+                .any(|(_, n)| files.iter().any(|(_, b)| contains(b, n))),
+            "{}: no {kind} reached the disk before the clear",
+            engine.name()
+        );
+    }
     // readers on other threads keep reading through the clear (LMDB swaps its
     // environment under them): every read succeeds, none crashes
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         let readers: Vec<_> = (0..2)
             .map(|t| {
-                let (book, stop) = (&book, &stop);
+                let (book, stop, ids) = (&book, &stop, &ids);
                 scope.spawn(move || {
                     let mut reads = 0u64;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
-                        book.get_peer(&format!("peer-{}", reads % 20 + t)).unwrap();
+                        book.get_peer(&ids[(reads as usize + t) % ids.len()])
+                            .unwrap();
                         book.get_storage_stats().unwrap();
                         reads += 1;
                     }
@@ -112,6 +174,7 @@ fn fill_and_clear(engine: Engine, dir: &Path) -> Vec<(String, Vec<u8>)> {
             r.join().expect("a reader failed during clear_all");
         }
     });
+    assert_no_needle(engine, dir, &needles, "once clear_all returned");
     book.flush().unwrap();
     drop(book.close().unwrap());
     needles
@@ -120,23 +183,14 @@ fn fill_and_clear(engine: Engine, dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn assert_wiped(engine: Engine) {
     let tmp = tempfile::tempdir().unwrap();
     let needles = fill_and_clear(engine, tmp.path());
-    let mut files = Vec::new();
-    files_under(tmp.path(), &mut files);
-    for (path, bytes) in &files {
-        for (what, needle) in &needles {
-            assert!(
-                !contains(bytes, needle),
-                "{}: the {what} is still in {path} after clear_all",
-                engine.name()
-            );
-        }
-    }
-    // the cleared book still opens, empty, with the same key
+    assert_no_needle(engine, tmp.path(), &needles, "after clear_all and close");
+    // the cleared book still opens, empty, with the same key, and reopening
+    // brings nothing back
     let clock = ManualClock::new(1_764_000_000_000);
     let book = PeerBook::open(engine.open(tmp.path()), common::options(&clock)).unwrap();
     assert_eq!(book.get_storage_stats().unwrap().peer_count, 0);
+    assert_no_needle(engine, tmp.path(), &needles, "after clear_all and reopen");
 }
-
 #[test]
 fn clear_all_wipes_every_byte_lmdb() {
     assert_wiped(Engine::Lmdb);
