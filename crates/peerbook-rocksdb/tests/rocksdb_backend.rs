@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use peerbook::backend::{
-    Backend, BackendError, Direction, Durability, KeyRange, Space, WriteBatch,
+    Backend, BackendError, Direction, Durability, KeyRange, ReadView, Space, WriteBatch,
 };
 use peerbook::conformance::fixtures::{copy_dir, fixtures_dir};
 use peerbook::conformance::Rng;
@@ -870,4 +870,114 @@ fn clear_leaves_no_peer_id_in_any_file() {
         "peer ids after reopen: {after_reopen:?}"
     );
     assert_eq!(rocks.get(Space::Peers, &ids[0]).unwrap(), None);
+}
+
+/// Readers on other threads keep reading through clears: every `get`, `scan` and
+/// `view` succeeds; a get finds the value written or nothing; a view (and a scan)
+/// sees a whole book or an empty one, never part of one (a peer and its index
+/// entry go in one batch, clear is one batch); one reader keeps a view open at
+/// all times (it takes the next before dropping the last); each clear finishes
+/// within a minute (no deadlock with the readers).
+#[test]
+fn readers_run_through_clear() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    const PEERS: usize = 2000;
+    let (_dir, path) = temp_db();
+    let rocks = Arc::new(RocksBackend::open(&path, small_options()).expect("open"));
+    let id = |n: usize| format!("peer-{n:05}").into_bytes();
+    let value = |n: usize| format!("value of peer {n:05}").repeat(20).into_bytes();
+    let count = |view: &dyn ReadView, space: Space| {
+        let mut n = 0usize;
+        view.scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .expect("scan in a view");
+        n
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..3)
+        .map(|t| {
+            let (rocks, stop, reads) = (rocks.clone(), stop.clone(), reads.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(t);
+                let mut held = rocks.view().expect("view");
+                while !stop.load(Ordering::Relaxed) {
+                    let n = rng.below(PEERS as u64) as usize;
+                    let got = rocks.get(Space::Peers, &id(n)).expect("get");
+                    assert!(got.is_none() || got == Some(value(n)), "a torn value");
+                    match t {
+                        0 => {
+                            // a view's peers and index entries match
+                            let view = rocks.view().expect("view");
+                            let (peers, index) =
+                                (count(&*view, Space::Peers), count(&*view, Space::ByQuality));
+                            assert_eq!(peers, index, "a view sees part of a batch");
+                        }
+                        1 => {
+                            let mut n = 0usize;
+                            rocks
+                                .scan(
+                                    Space::ByQuality,
+                                    KeyRange::all(),
+                                    Direction::Reverse,
+                                    &mut |_, _| {
+                                        n += 1;
+                                        ControlFlow::Continue(())
+                                    },
+                                )
+                                .expect("scan");
+                        }
+                        _ => {
+                            // always one view open: the next before the last goes
+                            let next = rocks.view().expect("view");
+                            held.get(Space::Peers, &id(n)).expect("get in a view");
+                            held = next;
+                        }
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for round in 0..3 {
+        for chunk in (0..PEERS).collect::<Vec<_>>().chunks(100) {
+            let mut batch = WriteBatch::new();
+            for &n in chunk {
+                batch.put(Space::Peers, id(n), value(n));
+                batch.put(Space::ByQuality, index_key(&[round], &id(n)), Vec::new());
+            }
+            rocks.write(batch, Durability::Sync).expect("write");
+        }
+        if round == 1 {
+            rocks.compact().expect("compact"); // SST files, not only memtables
+        }
+        let before = reads.load(Ordering::Relaxed);
+        let (done, finished) = mpsc::channel();
+        let clearing = rocks.clone();
+        std::thread::spawn(move || done.send(clearing.clear(Durability::Sync)));
+        let cleared = finished
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("clear of round {round} still running after 60 s"));
+        cleared.expect("clear");
+        assert_eq!(rocks.get(Space::Peers, &id(0)).unwrap(), None);
+        // the readers got through this clear too
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while reads.load(Ordering::Relaxed) < before + 10 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the readers stopped reading"
+            );
+            std::thread::yield_now();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.join().expect("a reader failed");
+    }
+    assert!(collect(&*rocks, Space::Peers, KeyRange::all(), Direction::Forward).is_empty());
 }
