@@ -981,3 +981,56 @@ fn readers_run_through_clear() {
     }
     assert!(collect(&*rocks, Space::Peers, KeyRange::all(), Direction::Forward).is_empty());
 }
+
+/// The one exception to "no former key once clear returns": a view opened before
+/// the clear keeps what it sees, on disk too (a compaction keeps what a snapshot
+/// sees). Once the view is dropped, RocksDB compacts those entries away in the
+/// background (the files holding them are marked for compaction when the oldest
+/// snapshot goes), and that compaction's new `MANIFEST` forgets their keys.
+#[test]
+fn view_across_clear_keeps_its_entries_until_dropped() {
+    let (_dir, path) = temp_db();
+    let mut rng = Rng::new(7);
+    let ids: Vec<Vec<u8>> = (0..100)
+        .map(|_| {
+            rng.bytes(20)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect();
+    let needles: Vec<(String, Vec<u8>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (format!("id of peer {i}"), id.clone()))
+        .collect();
+    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("open");
+    let mut batch = WriteBatch::new();
+    for id in &ids {
+        batch.put(Space::Peers, id.clone(), rng.bytes(100));
+    }
+    rocks.write(batch, Durability::Sync).unwrap();
+    rocks.compact().unwrap();
+    let view = rocks.view().unwrap();
+    rocks.clear(Durability::Sync).expect("clear");
+    assert!(view.get(Space::Peers, &ids[0]).unwrap().is_some());
+    assert!(
+        !needles_in_files(&path, &needles).is_empty(),
+        "the view's entries are on disk while it lives"
+    );
+    drop(view);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = needles_in_files(&path, &needles);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "30 s after the view was dropped: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(rocks.get(Space::Peers, &ids[0]).unwrap(), None);
+}
