@@ -105,8 +105,13 @@
 //! Column families are not dropped and recreated: that takes one call per column
 //! family and would not be atomic. The batch is synced (the commit point); then every
 //! memtable is flushed (the write-ahead log holding the old data becomes obsolete and
-//! is deleted) and everything is compacted to the last level (the old SST files are
-//! deleted), so once `clear` returns no file of the directory holds a former entry.
+//! is deleted), everything is compacted to the last level (the old SST files are
+//! deleted), and a new `MANIFEST` replaces the old one, which named every former SST
+//! file's smallest and largest key (peer ids): the database starts a new `MANIFEST` at
+//! every flush and compaction, and `clear` ends with one more that leaves the book as
+//! it is. So once `clear` returns no file of the directory holds a former entry, key or
+//! value. A view opened before the clear keeps what it sees in SST files until it is
+//! dropped; RocksDB then compacts it away in the background.
 //!
 //! ## Compression
 //!
