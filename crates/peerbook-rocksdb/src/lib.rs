@@ -38,7 +38,8 @@
 //!
 //! One column family per [`Space`](peerbook::backend::Space), named
 //! [`Space::name`](peerbook::backend::Space::name) (`peers`, `by_last_seen`,
-//! `by_quality`, `meta`); the default column family stays empty. Keys and values
+//! `by_quality`, `meta`); the default column family stays empty (`clear` flushes one
+//! tombstone there and compacts it away, see [Clear](#clear)). Keys and values
 //! are stored as given, in RocksDB's default byte-wise order, which is exactly the
 //! order [`Backend::scan`](peerbook::backend::Backend::scan) requires.
 //!

@@ -211,7 +211,8 @@ impl RocksOptions {
         o.set_bytes_per_sync(BYTES_PER_SYNC);
         o.set_keep_log_file_num(self.keep_log_file_num);
         o.set_max_log_file_size(MAX_INFO_LOG_BYTES);
-        // The default column family is never written; keep its memtable tiny.
+        // The default column family only ever gets `clear`'s one tombstone; keep its
+        // memtable tiny.
         o.set_write_buffer_size(64 * KIB);
         o.set_compression_type(self.compression.to_rocks());
         // A constant, valid options string: RocksDB only fails to parse an unknown
