@@ -1,0 +1,377 @@
+//! Tests of RocksBackend's clear: what it leaves in the files (no former key or
+//! peer id, the MANIFEST included), readers running through it, views across it.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use common::{collect, index_key, index_workload, last_seen_key, small_options, temp_db};
+use peerbook::backend::{Backend, Direction, Durability, KeyRange, ReadView, Space, WriteBatch};
+use peerbook::conformance::Rng;
+use peerbook_rocksdb::{RocksBackend, RocksOptions};
+
+#[test]
+fn clear_then_reopen_is_empty() {
+    let (_dir, path) = temp_db();
+    let rocks = RocksBackend::open(&path, small_options()).expect("open");
+    let mut rng = Rng::new(42);
+    index_workload(&mut rng, 1500, &[&rocks]);
+    // Keys that no finite range end covers: they start with 0xff.
+    let mut batch = WriteBatch::new();
+    for space in Space::ALL {
+        batch.put(space, vec![0xff], b"a".to_vec());
+        batch.put(space, vec![0xff, 0xff, 0xff], b"b".to_vec());
+        batch.put(space, vec![0xff, 0x00], b"c".to_vec());
+        batch.put(space, vec![0x00], b"d".to_vec());
+        // runs of 0xff up to the ranges' end and past it (point-deleted)
+        for run in [8, 16, 17, 20] {
+            batch.put(space, vec![0xff; run], b"e".to_vec());
+            let mut key = vec![0xff; run];
+            key.push(0x01);
+            batch.put(space, key, b"f".to_vec());
+        }
+    }
+    rocks.write(batch, Durability::Sync).unwrap();
+    rocks.compact().expect("compact"); // part of the data in SST files, part not
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"in-memtable".to_vec(), b"x".to_vec());
+    rocks.write(batch, Durability::Buffered).unwrap();
+
+    let full = rocks.disk_usage().unwrap();
+    rocks.clear(Durability::Sync).expect("clear");
+    // clear flushes and compacts: the space comes back at once
+    let cleared = rocks.disk_usage().unwrap();
+    assert!(
+        cleared < full,
+        "clear reclaims the space of the old data ({full} -> {cleared})"
+    );
+    for space in Space::ALL {
+        assert!(
+            collect(&rocks, space, KeyRange::all(), Direction::Forward).is_empty(),
+            "clear empties {space}"
+        );
+        assert_eq!(rocks.get(space, &[0xff, 0xff, 0xff]).unwrap(), None);
+    }
+    drop(rocks);
+
+    let rocks = RocksBackend::open(&path, small_options()).expect("reopen");
+    for space in Space::ALL {
+        for dir in [Direction::Forward, Direction::Reverse] {
+            assert!(
+                collect(&rocks, space, KeyRange::all(), dir).is_empty(),
+                "a cleared {space} is empty after reopen ({dir:?})"
+            );
+        }
+    }
+    assert_eq!(rocks.get(Space::Peers, b"peer-00001").unwrap(), None);
+
+    // A compaction after clear has nothing left to reclaim; the backend keeps working.
+    rocks.compact().expect("compact");
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"new".to_vec(), b"life".to_vec());
+    rocks.write(batch, Durability::Sync).unwrap();
+    assert_eq!(
+        rocks.get(Space::Peers, b"new").unwrap(),
+        Some(b"life".to_vec())
+    );
+}
+
+/// The forms in which a peer id can reach the files: its bytes (`peers` and
+/// `by_quality` keys), its negated bytes (`by_last_seen` keys), and both as hex
+/// (RocksDB's `LOG` prints keys in hex, upper case).
+fn id_needles(id: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let negated: Vec<u8> = id.iter().map(|b| !b).collect();
+    let hex = |bytes: &[u8], upper: bool| -> Vec<u8> {
+        bytes
+            .iter()
+            .map(|b| {
+                if upper {
+                    format!("{b:02X}")
+                } else {
+                    format!("{b:02x}")
+                }
+            })
+            .collect::<String>()
+            .into_bytes()
+    };
+    vec![
+        ("id".to_string(), id.to_vec()),
+        ("negated id".to_string(), negated.clone()),
+        ("id as HEX".to_string(), hex(id, true)),
+        ("id as hex".to_string(), hex(id, false)),
+        ("negated id as HEX".to_string(), hex(&negated, true)),
+        ("negated id as hex".to_string(), hex(&negated, false)),
+    ]
+}
+
+/// `(file name, needle)` for every file of `dir` holding one of `needles`.
+fn needles_in_files(dir: &Path, needles: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read db dir") {
+        let path = entry.expect("dir entry").path();
+        // RocksDB deletes obsolete files in the background: one may vanish.
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for (what, needle) in needles {
+            if bytes.windows(needle.len()).any(|w| w == &needle[..]) {
+                found.push((name.clone(), what.clone()));
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Peer ids are not in any file once `clear` returns, nor after close and reopen:
+/// not in the SST files, the write-ahead log, the `LOG`, nor the `MANIFEST`, whose
+/// edits name each SST file's smallest and largest key. Nor are keys of the meta
+/// column family, the last one `clear` compacts. The ids are random (hex of
+/// 20 random bytes), so no other byte sequence of the files matches them by chance;
+/// half of the book reaches SST files before the clear (the reopen flushes the log),
+/// half is still in the memtable.
+#[test]
+fn clear_leaves_no_peer_id_in_any_file() {
+    let (_dir, path) = temp_db();
+    let mut rng = Rng::new(0x1d5_c1ea4);
+    let ids: Vec<Vec<u8>> = (0..200)
+        .map(|_| {
+            rng.bytes(20)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect();
+    let meta_key = |id: &[u8]| [b"note-".as_slice(), id].concat();
+    let mut needles = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        for (what, needle) in id_needles(id) {
+            needles.push((format!("{what} of peer {i}"), needle));
+        }
+        needles.push((format!("meta key of peer {i}"), meta_key(id)));
+    }
+    let write_peers = |rocks: &RocksBackend, ids: &[Vec<u8>], rng: &mut Rng| {
+        for chunk in ids.chunks(10) {
+            let mut batch = WriteBatch::new();
+            for id in chunk {
+                let seen = 1_764_000_000_000 + rng.below(86_400_000);
+                batch.put(Space::Peers, id.clone(), rng.bytes(300));
+                batch.put(Space::ByLastSeen, last_seen_key(seen, id), rng.bytes(16));
+                batch.put(Space::ByQuality, index_key(&[50], id), Vec::new());
+            }
+            batch.put(Space::Meta, b"counters".to_vec(), rng.bytes(24));
+            // a Meta key as distinctive as an id: meta is the last column family
+            // `clear` compacts
+            batch.put(Space::Meta, meta_key(&chunk[0]), Vec::new());
+            rocks.write(batch, Durability::Sync).expect("write");
+        }
+    };
+    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("open");
+    write_peers(&rocks, &ids[..100], &mut rng);
+    drop(rocks);
+    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("reopen");
+    write_peers(&rocks, &ids[100..], &mut rng);
+    let before = needles_in_files(&path, &needles);
+    let files_before: std::collections::BTreeSet<_> =
+        before.iter().map(|(file, _)| file.clone()).collect();
+    eprintln!("before clear, files holding ids: {files_before:?}");
+    for file in &files_before {
+        let kinds: std::collections::BTreeSet<_> = before
+            .iter()
+            .filter(|(f, _)| f == file)
+            .map(|(_, what)| what.split(" of peer").next().unwrap().to_string())
+            .collect();
+        eprintln!("  {file}: {kinds:?}");
+    }
+    assert!(
+        files_before.iter().any(|f| f.ends_with(".sst")),
+        "ids reached SST files before the clear: {files_before:?}"
+    );
+
+    rocks.clear(Durability::Sync).expect("clear");
+    let after_clear = needles_in_files(&path, &needles);
+    assert!(
+        after_clear.is_empty(),
+        "peer ids once clear returned: {after_clear:?}"
+    );
+    drop(rocks);
+    let after_close = needles_in_files(&path, &needles);
+    assert!(
+        after_close.is_empty(),
+        "peer ids after close: {after_close:?}"
+    );
+    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("reopen");
+    let after_reopen = needles_in_files(&path, &needles);
+    assert!(
+        after_reopen.is_empty(),
+        "peer ids after reopen: {after_reopen:?}"
+    );
+    assert_eq!(rocks.get(Space::Peers, &ids[0]).unwrap(), None);
+}
+
+/// Readers on other threads keep reading through clears: every `get`, `scan` and
+/// `view` succeeds; a get finds the value written or nothing; a view (and a scan)
+/// sees a whole book or an empty one, never part of one (a peer and its index
+/// entry go in one batch, clear is one batch); one reader keeps a view open at
+/// all times (it takes the next before dropping the last); each clear finishes
+/// within a minute (no deadlock with the readers).
+#[test]
+fn readers_run_through_clear() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    const PEERS: usize = 2000;
+    let (_dir, path) = temp_db();
+    let rocks = Arc::new(RocksBackend::open(&path, small_options()).expect("open"));
+    let id = |n: usize| format!("peer-{n:05}").into_bytes();
+    let value = |n: usize| format!("value of peer {n:05}").repeat(20).into_bytes();
+    let count = |view: &dyn ReadView, space: Space| {
+        let mut n = 0usize;
+        view.scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
+            n += 1;
+            ControlFlow::Continue(())
+        })
+        .expect("scan in a view");
+        n
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..3)
+        .map(|t| {
+            let (rocks, stop, reads) = (rocks.clone(), stop.clone(), reads.clone());
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(t);
+                let mut held = rocks.view().expect("view");
+                while !stop.load(Ordering::Relaxed) {
+                    let n = rng.below(PEERS as u64) as usize;
+                    let got = rocks.get(Space::Peers, &id(n)).expect("get");
+                    assert!(got.is_none() || got == Some(value(n)), "a torn value");
+                    match t {
+                        0 => {
+                            // a view's peers and index entries match
+                            let view = rocks.view().expect("view");
+                            let (peers, index) =
+                                (count(&*view, Space::Peers), count(&*view, Space::ByQuality));
+                            assert_eq!(peers, index, "a view sees part of a batch");
+                        }
+                        1 => {
+                            let mut n = 0usize;
+                            rocks
+                                .scan(
+                                    Space::ByQuality,
+                                    KeyRange::all(),
+                                    Direction::Reverse,
+                                    &mut |_, _| {
+                                        n += 1;
+                                        ControlFlow::Continue(())
+                                    },
+                                )
+                                .expect("scan");
+                        }
+                        _ => {
+                            // always one view open: the next before the last goes
+                            let next = rocks.view().expect("view");
+                            held.get(Space::Peers, &id(n)).expect("get in a view");
+                            held = next;
+                        }
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for round in 0..3 {
+        for chunk in (0..PEERS).collect::<Vec<_>>().chunks(100) {
+            let mut batch = WriteBatch::new();
+            for &n in chunk {
+                batch.put(Space::Peers, id(n), value(n));
+                batch.put(Space::ByQuality, index_key(&[round], &id(n)), Vec::new());
+            }
+            rocks.write(batch, Durability::Sync).expect("write");
+        }
+        if round == 1 {
+            rocks.compact().expect("compact"); // SST files, not only memtables
+        }
+        let before = reads.load(Ordering::Relaxed);
+        let (done, finished) = mpsc::channel();
+        let clearing = rocks.clone();
+        std::thread::spawn(move || done.send(clearing.clear(Durability::Sync)));
+        let cleared = finished
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("clear of round {round} still running after 60 s"));
+        cleared.expect("clear");
+        assert_eq!(rocks.get(Space::Peers, &id(0)).unwrap(), None);
+        // the readers got through this clear too
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while reads.load(Ordering::Relaxed) < before + 10 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the readers stopped reading"
+            );
+            std::thread::yield_now();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.join().expect("a reader failed");
+    }
+    assert!(collect(&*rocks, Space::Peers, KeyRange::all(), Direction::Forward).is_empty());
+}
+
+/// The one exception to "no former key once clear returns": a view opened before
+/// the clear keeps what it sees, on disk too (a compaction keeps what a snapshot
+/// sees). Once the view is dropped, RocksDB compacts those entries away in the
+/// background (the files holding them are marked for compaction when the oldest
+/// snapshot goes), and that compaction's new `MANIFEST` forgets their keys.
+#[test]
+fn view_across_clear_keeps_its_entries_until_dropped() {
+    let (_dir, path) = temp_db();
+    let mut rng = Rng::new(7);
+    let ids: Vec<Vec<u8>> = (0..100)
+        .map(|_| {
+            rng.bytes(20)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect();
+    let needles: Vec<(String, Vec<u8>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (format!("id of peer {i}"), id.clone()))
+        .collect();
+    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("open");
+    let mut batch = WriteBatch::new();
+    for id in &ids {
+        batch.put(Space::Peers, id.clone(), rng.bytes(100));
+    }
+    rocks.write(batch, Durability::Sync).unwrap();
+    rocks.compact().unwrap();
+    let view = rocks.view().unwrap();
+    rocks.clear(Durability::Sync).expect("clear");
+    assert!(view.get(Space::Peers, &ids[0]).unwrap().is_some());
+    assert!(
+        !needles_in_files(&path, &needles).is_empty(),
+        "the view's entries are on disk while it lives"
+    );
+    drop(view);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = needles_in_files(&path, &needles);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "30 s after the view was dropped: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(rocks.get(Space::Peers, &ids[0]).unwrap(), None);
+}
