@@ -8,7 +8,7 @@
 //! network sockets. Every default below says why it was picked.
 
 use peerbook::backend::Space;
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, DataBlockIndexType, Options};
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, DataBlockIndexType, LogLevel, Options};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -215,10 +215,20 @@ impl RocksOptions {
         // memtable tiny.
         o.set_write_buffer_size(64 * KIB);
         o.set_compression_type(self.compression.to_rocks());
-        // A constant, valid options string: RocksDB only fails to parse an unknown
-        // option or a malformed value, and every open (every test) parses it.
-        o.get_options_from_string(MANIFEST_OPTIONS)
-            .expect("MANIFEST_OPTIONS parses")
+        // RocksDB's informational messages can print keys (a manual compaction
+        // split at a key: "will stop at '<hex key>'"), which would outlive a clear in
+        // `LOG`: warnings and errors only.
+        o.set_log_level(LogLevel::Warn);
+        // `max_manifest_space_amp_pct` is RocksDB 10.9's: a RocksDB linked from the
+        // system (`ROCKSDB_LIB_DIR`) may not know it and refuse the string; before
+        // 10.9, `max_manifest_file_size` = 0 alone starts a new MANIFEST at every write.
+        match o.get_options_from_string(MANIFEST_OPTIONS) {
+            Ok(with_manifest) => with_manifest,
+            Err(_) => {
+                o.set_max_manifest_file_size(0);
+                o
+            }
+        }
     }
 
     /// Options of the column family of `space`, sharing `cache`.
