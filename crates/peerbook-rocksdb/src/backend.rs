@@ -6,6 +6,7 @@ use std::io;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use peerbook::backend::{
     Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
@@ -17,6 +18,7 @@ use rocksdb::{
 };
 
 use crate::error::{map_err, map_open_err};
+use crate::readers::{ReadGuard, Readers};
 use crate::{RocksOptions, ENGINE};
 
 /// The byte no finite exclusive upper bound steps past (see [`Backend::clear`]).
@@ -28,6 +30,12 @@ const HIGH_RUNS: usize = 16;
 /// The key [`RocksBackend::roll_manifest`] deletes in the (otherwise unused)
 /// default column family: a tombstone to flush, which makes one `MANIFEST` write.
 const MANIFEST_ROLL_KEY: &[u8] = b"peerbook-rocksdb/roll-manifest";
+/// How long [`Backend::clear`] waits, after its commit point, for the reads begun
+/// before it to end: a read in flight keeps the files it reads through RocksDB's
+/// compaction (a view, every entry its snapshot sees). Reads are short; a thread
+/// that calls `clear` while it holds a view itself waits this long, then the old
+/// entries it sees stay on disk until it drops the view and RocksDB compacts them.
+const CLEAR_READ_WAIT: Duration = Duration::from_secs(5);
 
 /// A [`Backend`] over a RocksDB database: one column family per [`Space`].
 ///
@@ -58,6 +66,8 @@ pub struct RocksBackend {
     cache: Cache,
     /// One live book per backend instance.
     claim: BookClaim,
+    /// The reads in flight, which `clear` waits for (see [`CLEAR_READ_WAIT`]).
+    readers: Readers,
 }
 
 impl fmt::Debug for RocksBackend {
@@ -144,6 +154,7 @@ impl RocksBackend {
             sync_write,
             cache,
             claim: BookClaim::new(),
+            readers: Readers::default(),
         };
         backend.families()?;
         Ok(backend)
@@ -281,6 +292,9 @@ fn successor(key: &[u8]) -> Vec<u8> {
 struct RocksView<'a> {
     backend: &'a RocksBackend,
     snapshot: Snapshot<'a>,
+    /// Dropped after `snapshot` (fields drop in order): a `clear` waiting for this
+    /// view finds its snapshot released.
+    _read: ReadGuard<'a>,
 }
 
 impl ReadView for RocksView<'_> {
@@ -372,6 +386,7 @@ impl RocksBackend {
 
 impl Backend for RocksBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let _read = self.readers.enter();
         self.get_at(None, space, key)
     }
 
@@ -382,13 +397,18 @@ impl Backend for RocksBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
+        let _read = self.readers.enter();
         self.scan_at(None, space, range, direction, visitor)
     }
 
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        // Entered before the snapshot is taken: a `clear` committing in between
+        // waits for a view whose snapshot may be older than its commit.
+        let read = self.readers.enter();
         Ok(Box::new(RocksView {
             backend: self,
             snapshot: self.db.snapshot(),
+            _read: read,
         }))
     }
 
@@ -452,13 +472,22 @@ impl Backend for RocksBackend {
     /// old bytes stay in the files until the next clear.
     ///
     /// Readers are not stopped: they read the database, open all along, before or
-    /// after the commit point.
+    /// after the commit point. Between the commit point and the flush, `clear`
+    /// waits (up to 5 s) for the reads begun before the commit point to end (gets,
+    /// scans, views): a read in flight keeps the files it reads, and a view the
+    /// entries its snapshot sees, through the compaction. A read still running
+    /// after the wait (a view held by the thread calling `clear`, an export slower
+    /// than 5 s) keeps them on disk until it ends and RocksDB compacts them away,
+    /// and their keys in the `MANIFEST` until its next write.
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let _writer = self.lock_writes();
         let rocks_batch = self.clear_batch()?;
         self.db
             .write_opt(rocks_batch, &self.sync_write)
             .map_err(map_err)?;
+        // Reads begun before the commit keep the old files (and a view's snapshot
+        // the old entries) through the compaction: let them end first.
+        self.readers.wait_for_older(CLEAR_READ_WAIT);
         let mut flush = FlushOptions::default();
         flush.set_wait(true);
         self.db

@@ -111,8 +111,12 @@
 //! file's smallest and largest key (peer ids): the database starts a new `MANIFEST` at
 //! every flush and compaction, and `clear` ends with one more that leaves the book as
 //! it is. So once `clear` returns no file of the directory holds a former entry, key or
-//! value. A view opened before the clear keeps what it sees in SST files until it is
-//! dropped; RocksDB then compacts it away in the background.
+//! value. Reads begun before the clear's commit point (gets, scans, views) keep what
+//! they read through a compaction, so `clear` waits up to 5 s for them to end first; a
+//! read still running then (a view held by the thread calling `clear`) keeps what it
+//! sees in SST files until it ends, and RocksDB then compacts it away in the
+//! background. RocksDB's own `LOG` gets warnings and errors only: its informational
+//! messages can print a key.
 //!
 //! ## Compression
 //!
@@ -159,6 +163,7 @@
 mod backend;
 mod error;
 mod options;
+mod readers;
 
 pub use backend::RocksBackend;
 pub use options::{Compression, RocksOptions};

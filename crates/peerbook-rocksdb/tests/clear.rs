@@ -323,15 +323,10 @@ fn readers_run_through_clear() {
     assert!(collect(&*rocks, Space::Peers, KeyRange::all(), Direction::Forward).is_empty());
 }
 
-/// The one exception to "no former key once clear returns": a view opened before
-/// the clear keeps what it sees, on disk too (a compaction keeps what a snapshot
-/// sees). Once the view is dropped, RocksDB compacts those entries away in the
-/// background (the files holding them are marked for compaction when the oldest
-/// snapshot goes), and that compaction's new `MANIFEST` forgets their keys.
-#[test]
-fn view_across_clear_keeps_its_entries_until_dropped() {
-    let (_dir, path) = temp_db();
-    let mut rng = Rng::new(7);
+/// 100 peers with random hex ids, written and compacted into SST files, and
+/// their ids as needles.
+fn peers_in_sst_files(path: &Path, seed: u64) -> (RocksBackend, Vec<Vec<u8>>, Needles) {
+    let mut rng = Rng::new(seed);
     let ids: Vec<Vec<u8>> = (0..100)
         .map(|_| {
             rng.bytes(20)
@@ -341,18 +336,63 @@ fn view_across_clear_keeps_its_entries_until_dropped() {
                 .into_bytes()
         })
         .collect();
-    let needles: Vec<(String, Vec<u8>)> = ids
+    let needles = ids
         .iter()
         .enumerate()
         .map(|(i, id)| (format!("id of peer {i}"), id.clone()))
         .collect();
-    let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("open");
+    let rocks = RocksBackend::open(path, RocksOptions::default()).expect("open");
     let mut batch = WriteBatch::new();
     for id in &ids {
         batch.put(Space::Peers, id.clone(), rng.bytes(100));
     }
     rocks.write(batch, Durability::Sync).unwrap();
     rocks.compact().unwrap();
+    (rocks, ids, needles)
+}
+
+type Needles = Vec<(String, Vec<u8>)>;
+
+/// A view opened before the clear, on another thread, that ends while the clear
+/// runs: the clear waits for it before compacting, so once it returns no id is in
+/// any file (a compaction while the view lived would keep what its snapshot sees).
+#[test]
+fn clear_waits_for_a_view_begun_before_it() {
+    let (_dir, path) = temp_db();
+    let (rocks, ids, needles) = peers_in_sst_files(&path, 8);
+    let opened = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let view = rocks.view().unwrap();
+            opened.wait();
+            // long enough for the clear to commit and reach its compaction
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            view.get(Space::Peers, &ids[0]).unwrap()
+        });
+        opened.wait();
+        rocks.clear(Durability::Sync).expect("clear");
+        // before the reader is joined: RocksDB compacts a dropped view's entries
+        // away in the background soon after, which would hide a clear that did
+        // not wait
+        let left = needles_in_files(&path, &needles);
+        assert!(left.is_empty(), "ids once clear returned: {left:?}");
+        assert!(
+            reader.join().unwrap().is_some(),
+            "the view saw the book from before the clear"
+        );
+    });
+}
+
+/// The one exception to "no former key once clear returns": a view the thread
+/// calling `clear` holds itself (clear waits 5 s for it, in vain) keeps what it
+/// sees, on disk too (a compaction keeps what a snapshot sees). Once the view is
+/// dropped, RocksDB compacts those entries away in the background (the files
+/// holding them are marked for compaction when the oldest snapshot goes), and
+/// that compaction's new `MANIFEST` forgets their keys.
+#[test]
+fn view_across_clear_keeps_its_entries_until_dropped() {
+    let (_dir, path) = temp_db();
+    let (rocks, ids, needles) = peers_in_sst_files(&path, 7);
     let view = rocks.view().unwrap();
     rocks.clear(Durability::Sync).expect("clear");
     assert!(view.get(Space::Peers, &ids[0]).unwrap().is_some());
