@@ -33,8 +33,18 @@ pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
         &format!("paired floors: reference book  [{}]", size_label(n)),
     );
     let reference = common::reference(&Generator::new(), n);
+    // `PEERBOOK_PAIRED_ONLY=file,memory` pairs only those backends (to measure one
+    // backend's change without the others' minutes); the report's run sets nothing.
+    let only = std::env::var("PEERBOOK_PAIRED_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|w| w == name))
+    };
     for kind in KINDS {
         let name = kind.name();
+        if !wanted(name) {
+            continue;
+        }
         common::remove(&out.join("data").join(format!("paired-{name}.json")));
         let dirs = work_dirs(out, name, n);
         dirs.iter().for_each(|d| common::remove(d));
