@@ -7,10 +7,17 @@
 //!
 //! - `WHAT` = `time` (default): the four workloads interleaved, one operation of
 //!   each in turn, on memory and file; prints medians and the ratios to the floors.
-//! - `WHAT` = `new`, `update`, `floor_new` or `floor_update`: that memory workload
-//!   alone (its median printed); `file_new`, `file_update`, `file_floor_new` or
-//!   `file_floor_update`: that file workload alone (its store in `DIR`). Each timed
-//!   operation runs inside a function `measure_<what>`, for
+//! - `WHAT` = `new`, `update`, `update_cold`, `floor_new` or `floor_update`: that
+//!   memory workload alone (its median printed); `file_new`, `file_update`,
+//!   `file_update_cold`, `file_floor_new` or `file_floor_update`: that file workload
+//!   alone (its store in `DIR`); `new_block` / `file_new_block`: new peers whose
+//!   removes wait for the end of a block of 25 stores (the store's code stays in
+//!   the instruction cache from one store to the next, as the floor's does). `update` reads each record just before storing it
+//!   (warm); `update_cold` stores them as the paired run does
+//!   (`peerbook_bench::paired`): the records of a block of 25 distinct peers read
+//!   first, then stored one by one, so the store's read of the stored record finds
+//!   it no warmer than the floor's write does. Each timed operation runs inside a
+//!   function `measure_<what>`, for
 //!
 //! ```text
 //! valgrind --tool=callgrind --toggle-collect='write_cost::measure_*' \
@@ -60,7 +67,15 @@ struct Workloads<'a, B: Backend> {
     n: usize,
     next_new: usize,
     rng: Rng,
+    /// `update_cold`: the records read ahead, and the peers updated so far.
+    ahead: std::collections::VecDeque<PeerRecord>,
+    updated: std::collections::HashSet<usize>,
+    /// `new_block`: the new peers stored and not yet removed.
+    pending: Vec<String>,
 }
+
+/// `update_cold`'s block: as the paired run's.
+const COLD_BLOCK: usize = 25;
 
 impl<'a, B: Backend> Workloads<'a, B> {
     /// The workloads on `book`, with `raw` for the floors; both hold the same `n`
@@ -78,6 +93,9 @@ impl<'a, B: Backend> Workloads<'a, B> {
             n,
             next_new: n + 10_000_000,
             rng: Rng::new(SEED ^ 0x3C05),
+            ahead: Default::default(),
+            updated: Default::default(),
+            pending: Vec::new(),
         }
     }
 
@@ -86,7 +104,9 @@ impl<'a, B: Backend> Workloads<'a, B> {
     fn alone(&mut self, what: &str, ops: usize) -> Option<Vec<f64>> {
         Some(match what {
             "new" => (0..ops).map(|_| self.new_peer()).collect(),
+            "new_block" => (0..ops).map(|_| self.new_in_block()).collect(),
             "update" => (0..ops).map(|_| self.update()).collect(),
+            "update_cold" => (0..ops).map(|_| self.update_cold()).collect(),
             "floor_new" => (0..ops).map(|i| self.floor_new(i)).collect(),
             "floor_update" => (0..ops).map(|i| self.floor_update(i)).collect(),
             _ => return None,
@@ -105,6 +125,25 @@ impl<'a, B: Backend> Workloads<'a, B> {
         us
     }
 
+    /// A new peer as in `new`, but the removes wait for the end of a block of
+    /// [`COLD_BLOCK`] stores: consecutive stores then find the code of the write
+    /// path where the last one left it, not behind a remove's and a peer's
+    /// generation (what `new` and the paired run do between two stores).
+    fn new_in_block(&mut self) -> f64 {
+        self.next_new += 1;
+        let peer = new_peer(self.next_new);
+        let t = Instant::now();
+        let stored = measure_new(self.book, peer);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        self.pending.push(stored.peer_id.to_string());
+        if self.pending.len() == COLD_BLOCK {
+            for id in self.pending.drain(..) {
+                self.book.remove_peer(&id).expect("remove");
+            }
+        }
+        us
+    }
+
     fn update(&mut self) -> f64 {
         let mut r = self
             .book
@@ -112,6 +151,32 @@ impl<'a, B: Backend> Workloads<'a, B> {
             .expect("get")
             .expect("stored");
         ip_change(&mut r, &mut self.rng);
+        let t = Instant::now();
+        let stored = measure_update(self.book, r);
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        black_box(stored);
+        us
+    }
+
+    /// An update as the paired run times it: a block of distinct peers' records
+    /// read (and changed) first, each peer updated once while there are peers left.
+    fn update_cold(&mut self) -> f64 {
+        if self.ahead.is_empty() {
+            for _ in 0..COLD_BLOCK {
+                let mut i = self.rng.index(self.n);
+                while self.updated.len() < self.n && !self.updated.insert(i) {
+                    i = self.rng.index(self.n);
+                }
+                let mut r = self
+                    .book
+                    .get_peer(&peer_id(i))
+                    .expect("get")
+                    .expect("stored");
+                ip_change(&mut r, &mut self.rng);
+                self.ahead.push_back(r);
+            }
+        }
+        let r = self.ahead.pop_front().expect("a record read ahead");
         let t = Instant::now();
         let stored = measure_update(self.book, r);
         let us = t.elapsed().as_secs_f64() * 1e6;
@@ -170,7 +235,8 @@ fn main() {
         return alone(us);
     }
     match what.as_str() {
-        "time" | "file_new" | "file_update" | "file_floor_new" | "file_floor_update" => {
+        "time" | "file_new" | "file_new_block" | "file_update" | "file_update_cold"
+        | "file_floor_new" | "file_floor_update" => {
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("dir");
             let file_dir = dir.join("book");
