@@ -39,6 +39,8 @@
 //! - [`scoring`]: quality and reconnection scores, `update_quality_metrics`;
 //! - [`crypto`]: the master key, sealing of secrets;
 //! - [`backend`]: the storage trait engines implement;
+//! - [`probe`]: what a directory holds to an engine ([`probe::DirVerdict`]), the
+//!   words each backend crate judges a store directory in;
 //! - [`store`]: [`PeerBook`] and its query, export and maintenance types;
 //! - `conformance` (feature `conformance`): the test kit every backend runs;
 //! - `webrtc` (feature `webrtc`): ICE servers and ICE stats of a webrtc-rs node.
@@ -58,6 +60,7 @@ mod error;
 mod memory;
 pub mod mvcc;
 mod options;
+pub mod probe;
 pub mod schema;
 pub mod scoring;
 pub mod store;
