@@ -84,7 +84,8 @@
 //! [`options`](FileOptions) and [reports](Recovery) are plain data; `backend.rs` holds
 //! [`FileBackend`] and its write path, `writer.rs` the writer state, `compaction.rs`
 //! the generation switch, `recovery.rs` the loader of `open`, `naming.rs` the file
-//! names, `codec/` the bytes, `error.rs` their typed errors ([`FormatError`],
+//! names, `probe.rs` the verdict on a directory before any open
+//! ([`FileBackend::probe_dir`]), `codec/` the bytes, `error.rs` their typed errors ([`FormatError`],
 //! [`RecoveryError`]), `crc.rs` the checksum, [`vfs`] the file system seam.
 //!
 //! [`Space`]: peerbook::backend::Space
@@ -106,6 +107,7 @@ mod crc;
 mod error;
 mod naming;
 mod options;
+mod probe;
 mod recovery;
 mod report;
 #[cfg(feature = "testing")]
