@@ -1,5 +1,7 @@
 //! `LmdbBackend::may_be_peerbook`: another program's LMDB environment is told
-//! from a peerbook book by the names in its main database, read without writing.
+//! from a peerbook book by the names in its main database, read without writing;
+//! `LmdbBackend::probe_dir`, the backend's verdict on a directory built on it, and
+//! `LmdbBackend::database_names`, those names read the same way.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -8,6 +10,7 @@ use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvOpenOptions};
 use peerbook::backend::{Backend, Durability, Space, WriteBatch};
 use peerbook::conformance::fixtures::{copy_dir, fixtures_dir};
+use peerbook::probe::DirVerdict;
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
 
 /// Make an LMDB environment in `dir` as another program would, with heed alone:
@@ -385,4 +388,73 @@ fn a_main_database_of_many_pages_is_refused_unread() {
     let before = snapshot(&dir);
     assert!(!LmdbBackend::may_be_peerbook(&dir).unwrap());
     assert_eq!(snapshot(&dir), before);
+}
+
+fn foreign(unexpected: &[&str], marked: bool) -> DirVerdict {
+    DirVerdict::Foreign {
+        unexpected: unexpected.iter().map(|n| n.to_string()).collect(),
+        marked,
+    }
+}
+
+/// The verdicts the engines' probe gave through `Engine::probe`, now the
+/// backend's own: nothing, leftovers, a book, other files beside it, a
+/// `creating` of the user's, another program's environment (unchanged).
+#[test]
+fn probe_dir_tells_a_book_from_leftovers_and_foreign_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    assert_eq!(LmdbBackend::probe_dir(&dir).unwrap(), DirVerdict::Nothing);
+    std::fs::create_dir_all(dir.join("creating")).unwrap();
+    std::fs::write(dir.join("LOCK"), b"").unwrap();
+    assert_eq!(LmdbBackend::probe_dir(&dir).unwrap(), DirVerdict::Leftovers);
+    std::fs::write(dir.join("creating").join("notes.txt"), b"mine").unwrap();
+    assert_eq!(
+        LmdbBackend::probe_dir(&dir).unwrap(),
+        foreign(&["creating"], false)
+    );
+    std::fs::remove_dir_all(dir.join("creating")).unwrap();
+    make_book(&dir);
+    assert_eq!(LmdbBackend::probe_dir(&dir).unwrap(), DirVerdict::Store);
+    std::fs::write(dir.join("notes.txt"), b"").unwrap();
+    assert_eq!(
+        LmdbBackend::probe_dir(&dir).unwrap(),
+        foreign(&["notes.txt"], true)
+    );
+    let theirs = tmp.path().join("theirs");
+    make_env(&theirs, &["users"], &[]);
+    let before = snapshot(&theirs);
+    assert_eq!(LmdbBackend::probe_dir(&theirs).unwrap(), foreign(&[], true));
+    assert_eq!(snapshot(&theirs), before);
+}
+
+/// The names in an environment's main database, read as the probe reads them:
+/// a book's databases, another program's, none without a `data.mdb` LMDB reads.
+#[test]
+fn database_names_reads_the_main_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names = |dir: &Path| {
+        LmdbBackend::database_names(dir).unwrap().map(|names| {
+            names
+                .into_iter()
+                .map(|n| String::from_utf8(n).unwrap())
+                .collect::<Vec<_>>()
+        })
+    };
+    let book = tmp.path().join("book");
+    assert_eq!(names(&book), None);
+    make_book(&book);
+    let mut ours: Vec<&str> = Space::ALL.iter().map(|s| s.name()).collect();
+    ours.push("peerbook_lmdb");
+    ours.sort();
+    assert_eq!(names(&book).unwrap(), ours);
+    let theirs = tmp.path().join("theirs");
+    make_env(&theirs, &["users"], &["hello"]);
+    let before = snapshot(&theirs);
+    assert_eq!(names(&theirs).unwrap(), ["hello", "users"]);
+    assert_eq!(snapshot(&theirs), before);
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("data.mdb"), b"").unwrap();
+    assert_eq!(names(&empty), None);
 }

@@ -1,13 +1,16 @@
 //! Telling a peerbook book from another program's LMDB environment, without
-//! writing to it: [`LmdbBackend::may_be_peerbook`].
+//! writing to it: [`LmdbBackend::may_be_peerbook`], and what a directory holds
+//! to this backend ([`LmdbBackend::probe_dir`]); the names in an environment's
+//! main database, read the same way ([`LmdbBackend::database_names`]).
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError};
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
 use peerbook::backend::{BackendError, Space};
+use peerbook::probe::{DirEntries, DirVerdict};
 
 use crate::error::{from_heed_at_open, from_io};
 use crate::value::LAYOUT_DB;
@@ -152,6 +155,116 @@ fn entry(path: &Path) -> io::Result<Entry> {
     }
 }
 
+/// The environment of a directory, opened read-only by [`open_read_only`].
+enum ReadOnly {
+    /// No `data.mdb`.
+    Missing,
+    /// A `data.mdb` (or `lock.mdb`) peerbook never leaves, or one LMDB does not
+    /// take for an environment, or whose main database it cannot read without
+    /// the map faulting: see [`LmdbBackend::may_be_peerbook`].
+    NotReadable,
+    /// The environment, opened read-only; closed by [`read_main`].
+    Env(Env<WithoutTls>),
+}
+
+/// Open the environment in `dir` read-only, as
+/// [`LmdbBackend::may_be_peerbook`] says: `data.mdb` never written, an existing
+/// `lock.mdb` written as by any LMDB reader, none made.
+fn open_read_only(dir: &Path) -> Result<ReadOnly, BackendError> {
+    let data = dir.join(DATA_FILE);
+    match entry(&data).map_err(|e| from_io(e, dir))? {
+        // gone meanwhile: nothing of anyone's to change
+        Entry::Missing => return Ok(ReadOnly::Missing),
+        // Peerbook builds a new `data.mdb` in `creating/` and renames it
+        // into place complete (`create`): an empty one is not its. Nor is
+        // a link, FIFO or device, which LMDB would follow or block on.
+        Entry::File(0) | Entry::Other => return Ok(ReadOnly::NotReadable),
+        Entry::File(_) => {}
+    }
+    let locked = match entry(&dir.join(LMDB_LOCK_FILE)).map_err(|e| from_io(e, dir))? {
+        Entry::Missing => false,
+        Entry::File(_) => true,
+        // LMDB opens, locks and sizes it read-write: never through a link,
+        // nor a FIFO or device
+        Entry::Other => return Ok(ReadOnly::NotReadable),
+    };
+    // Before LMDB maps it: a file whose meta pages point past its end would
+    // fault (`SIGBUS`) in the map instead of failing.
+    let fits = File::open(&data).and_then(|mut file| {
+        let len = file.metadata()?.len();
+        meta_pages_fit(&mut file, len)
+    });
+    match fits {
+        Ok(true) => {}
+        Ok(false) => return Ok(ReadOnly::NotReadable),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(ReadOnly::NotReadable),
+        Err(e) => return Err(from_io(e, dir)),
+    }
+    let mut builder = EnvOpenOptions::new().read_txn_without_tls();
+    builder.max_dbs(PEERBOOK_DATABASES);
+    let flags = if locked {
+        EnvFlags::READ_ONLY
+    } else {
+        EnvFlags::READ_ONLY | EnvFlags::NO_LOCK
+    };
+    // SAFETY: `READ_ONLY` weakens nothing. `NO_LOCK` (only when there is no
+    // `lock.mdb`) leaves concurrent access to us: no locking LMDB process has
+    // the environment open (its open would have made `lock.mdb`, which LMDB
+    // never removes), we make a single short read transaction, and a process
+    // opening it meanwhile could reuse a page we read only after two commits
+    // of its own (LMDB keeps the last two snapshots). The read touches the
+    // main database's root, which `meta_pages_fit` checked above is a leaf
+    // page inside the file; a crafted leaf, or a file truncated by someone
+    // else between that check and the read, is not guarded against (LMDB
+    // trusts its file, as at every open).
+    unsafe {
+        builder.flags(flags);
+    }
+    // SAFETY: the map is read-only and we never write the files. Another
+    // program changing `data.mdb` meanwhile does so through LMDB, which keeps
+    // the pages of our snapshot while our reader is registered in `lock.mdb`
+    // (see above for the case without one); nothing read outlives the read
+    // transaction.
+    match unsafe { builder.open(dir) } {
+        Ok(env) => Ok(ReadOnly::Env(env)),
+        // Not an environment LMDB takes: no book of peerbook's either (which
+        // `open` would fail on only after making `lock.mdb` beside it).
+        Err(heed::Error::Mdb(MdbError::Invalid | MdbError::VersionMismatch)) => {
+            Ok(ReadOnly::NotReadable)
+        }
+        Err(e) => Err(from_heed_at_open(e, dir)),
+    }
+}
+
+/// Read the main database of `env` (the environment of `dir`) in one read
+/// transaction, aborted (it keeps no database handle open): `read` gets the
+/// opener, the transaction and the main database. Closes the environment
+/// before it returns.
+fn read_main<R>(
+    env: Env<WithoutTls>,
+    dir: &Path,
+    read: impl FnOnce(
+        &heed::DatabaseOpener<'_, WithoutTls>,
+        &heed::RoTxn<'_, WithoutTls>,
+        Database<Bytes, Bytes>,
+    ) -> heed::Result<R>,
+) -> Result<R, BackendError> {
+    let result = env.read_txn().and_then(|rtxn| {
+        env.open_databases_and_commit(rtxn, |opener, rtxn| -> heed::Result<CommitOrAbort<(), R>> {
+            let Some(main) = opener.open_database::<Bytes, Bytes>(rtxn, None)? else {
+                return Err(heed::Error::Mdb(MdbError::NotFound));
+            };
+            Ok(CommitOrAbort::Abort(read(opener, rtxn, main)?))
+        })
+    });
+    env.prepare_for_closing().wait();
+    match result {
+        Ok(CommitOrAbort::Abort(read)) => Ok(read),
+        Ok(CommitOrAbort::Commit(())) => unreachable!("the read is never committed"),
+        Err(e) => Err(from_heed_at_open(e, dir)),
+    }
+}
+
 impl LmdbBackend {
     /// Whether the LMDB environment in directory `dir` (its `data.mdb` is there) may
     /// be a peerbook book, judged without writing to it: its main (unnamed)
@@ -194,120 +307,116 @@ impl LmdbBackend {
     /// main database) is an error, never a guess.
     pub fn may_be_peerbook(dir: impl AsRef<Path>) -> Result<bool, BackendError> {
         let dir = dir.as_ref();
-        let data = dir.join(DATA_FILE);
-        match entry(&data).map_err(|e| from_io(e, dir))? {
-            // gone meanwhile: nothing of anyone's to change
-            Entry::Missing => return Ok(true),
-            // Peerbook builds a new `data.mdb` in `creating/` and renames it
-            // into place complete (`create`): an empty one is not its. Nor is
-            // a link, FIFO or device, which LMDB would follow or block on.
-            Entry::File(0) | Entry::Other => return Ok(false),
-            Entry::File(_) => {}
-        }
-        let locked = match entry(&dir.join(LMDB_LOCK_FILE)).map_err(|e| from_io(e, dir))? {
-            Entry::Missing => false,
-            Entry::File(_) => true,
-            // LMDB opens, locks and sizes it read-write: never through a link,
-            // nor a FIFO or device
-            Entry::Other => return Ok(false),
+        let env = match open_read_only(dir)? {
+            ReadOnly::Missing => return Ok(true),
+            ReadOnly::NotReadable => return Ok(false),
+            ReadOnly::Env(env) => env,
         };
-        // Before LMDB maps it: a file whose meta pages point past its end would
-        // fault (`SIGBUS`) in the map instead of failing.
-        let fits = File::open(&data).and_then(|mut file| {
-            let len = file.metadata()?.len();
-            meta_pages_fit(&mut file, len)
-        });
-        match fits {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-            Err(e) => return Err(from_io(e, dir)),
-        }
-        let mut builder = EnvOpenOptions::new().read_txn_without_tls();
-        builder.max_dbs(PEERBOOK_DATABASES);
-        let flags = if locked {
-            EnvFlags::READ_ONLY
-        } else {
-            EnvFlags::READ_ONLY | EnvFlags::NO_LOCK
-        };
-        // SAFETY: `READ_ONLY` weakens nothing. `NO_LOCK` (only when there is no
-        // `lock.mdb`) leaves concurrent access to us: no locking LMDB process has
-        // the environment open (its open would have made `lock.mdb`, which LMDB
-        // never removes), we make a single short read transaction, and a process
-        // opening it meanwhile could reuse a page we read only after two commits
-        // of its own (LMDB keeps the last two snapshots). The read touches the
-        // main database's root, which `meta_pages_fit` checked above is a leaf
-        // page inside the file; a crafted leaf, or a file truncated by someone
-        // else between that check and the read, is not guarded against (LMDB
-        // trusts its file, as at every open).
-        unsafe {
-            builder.flags(flags);
-        }
-        // SAFETY: the map is read-only and we never write the files. Another
-        // program changing `data.mdb` meanwhile does so through LMDB, which keeps
-        // the pages of our snapshot while our reader is registered in `lock.mdb`
-        // (see above for the case without one); nothing read outlives the read
-        // transaction.
-        let env = match unsafe { builder.open(dir) } {
-            Ok(env) => env,
-            // Not an environment LMDB takes: no book of peerbook's either (which
-            // `open` would fail on only after making `lock.mdb` beside it).
-            Err(heed::Error::Mdb(MdbError::Invalid | MdbError::VersionMismatch)) => {
-                return Ok(false)
+        read_main(env, dir, |opener, rtxn, main| {
+            // Read up to the first foreign key, and no further than a book's
+            // keys: any more is foreign (the walk stays short whatever the file
+            // holds).
+            let mut names = Vec::new();
+            for entry in main.iter(rtxn)? {
+                match peerbook_database(entry?.0) {
+                    Some(name) if names.len() < MAX_MAIN_KEYS => names.push(name),
+                    _ => return Ok(false),
+                }
             }
-            Err(e) => return Err(from_heed_at_open(e, dir)),
+            // All four spaces or none: peerbook makes them together.
+            let spaces = Space::ALL
+                .iter()
+                .filter(|space| names.contains(&space.name()))
+                .count();
+            if !names.is_empty() && spaces < Space::ALL.len() {
+                return Ok(false);
+            }
+            let mut foreign = false;
+            for name in names {
+                // A key of the main database that is data, not a database's
+                // record, is refused by LMDB as a name.
+                match opener.open_database::<Bytes, Bytes>(rtxn, Some(name)) {
+                    Ok(_) => {}
+                    Err(heed::Error::Mdb(MdbError::Incompatible)) => foreign = true,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(!foreign)
+        })
+    }
+
+    /// The keys of the main (unnamed) database of the LMDB environment in
+    /// directory `dir`, in LMDB's order: the names of its databases, and any data
+    /// another program keeps there. Read as
+    /// [`may_be_peerbook`](Self::may_be_peerbook) reads them (read-only,
+    /// `data.mdb` never written), but every key of the main database, whose root
+    /// must be one page: `None` when there is no `data.mdb`, or none whose main
+    /// database that reading reads (see there). For a program that must show
+    /// what another program's environment holds, or check that it is unchanged.
+    ///
+    /// ```
+    /// use peerbook_lmdb::{LmdbBackend, LmdbOptions};
+    ///
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = tmp.path().join("book");
+    /// assert_eq!(LmdbBackend::database_names(&dir)?, None);
+    /// drop(LmdbBackend::open(&dir, LmdbOptions::default())?);
+    /// let names = LmdbBackend::database_names(&dir)?.unwrap();
+    /// assert!(names.iter().any(|n| n == b"peers"));
+    /// # Ok::<(), peerbook::backend::BackendError>(())
+    /// ```
+    pub fn database_names(dir: impl AsRef<Path>) -> Result<Option<Vec<Vec<u8>>>, BackendError> {
+        let dir = dir.as_ref();
+        let env = match open_read_only(dir)? {
+            ReadOnly::Missing | ReadOnly::NotReadable => return Ok(None),
+            ReadOnly::Env(env) => env,
         };
-        // Set when the main database holds a key that is no database of ours.
-        let mut foreign = false;
-        let read = env.read_txn().and_then(|rtxn| {
-            env.open_databases_and_commit(
-                rtxn,
-                |opener, rtxn| -> heed::Result<CommitOrAbort<(), ()>> {
-                    let Some(main) = opener.open_database::<Bytes, Bytes>(rtxn, None)? else {
-                        return Err(heed::Error::Mdb(MdbError::NotFound));
-                    };
-                    // Read up to the first foreign key, and no further than a
-                    // book's keys: any more is foreign (the walk stays short
-                    // whatever the file holds).
-                    let mut names = Vec::new();
-                    for entry in main.iter(rtxn)? {
-                        match peerbook_database(entry?.0) {
-                            Some(name) if names.len() < MAX_MAIN_KEYS => names.push(name),
-                            _ => {
-                                foreign = true;
-                                break;
-                            }
-                        }
-                    }
-                    // All four spaces or none: peerbook makes them together.
-                    let spaces = Space::ALL
-                        .iter()
-                        .filter(|space| names.contains(&space.name()))
-                        .count();
-                    if !names.is_empty() && spaces < Space::ALL.len() {
-                        foreign = true;
-                    }
-                    if foreign {
-                        names.clear();
-                    }
-                    for name in names {
-                        // A key of the main database that is data, not a
-                        // database's record, is refused by LMDB as a name.
-                        match opener.open_database::<Bytes, Bytes>(rtxn, Some(name)) {
-                            Ok(_) => {}
-                            Err(heed::Error::Mdb(MdbError::Incompatible)) => foreign = true,
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    // Aborted: the read keeps no database handle open.
-                    Ok(CommitOrAbort::Abort(()))
-                },
-            )
-        });
-        env.prepare_for_closing().wait();
-        match read {
-            Ok(_) => Ok(!foreign),
-            Err(e) => Err(from_heed_at_open(e, dir)),
+        read_main(env, dir, |_, rtxn, main| {
+            let mut names = Vec::new();
+            for entry in main.iter(rtxn)? {
+                names.push(entry?.0.to_vec());
+            }
+            Ok(Some(names))
+        })
+    }
+
+    /// What directory `dir` holds to this backend: nothing, its book, the
+    /// leftovers of an interrupted creation, or not its directory (with the names
+    /// of the entries it does not make). Lists `dir`
+    /// ([`DirEntries::read`]), then [`probe_entries`](Self::probe_entries).
+    ///
+    /// ```
+    /// use peerbook::probe::DirVerdict;
+    /// use peerbook_lmdb::{LmdbBackend, LmdbOptions};
+    ///
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = tmp.path().join("book");
+    /// assert_eq!(LmdbBackend::probe_dir(&dir)?, DirVerdict::Nothing);
+    /// drop(LmdbBackend::open(&dir, LmdbOptions::default()).unwrap());
+    /// assert_eq!(LmdbBackend::probe_dir(&dir)?, DirVerdict::Store);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn probe_dir(dir: impl AsRef<Path>) -> io::Result<DirVerdict> {
+        let dir = dir.as_ref();
+        match DirEntries::read(dir)? {
+            Some(entries) => Self::probe_entries(dir, &entries),
+            None => Ok(DirVerdict::Nothing),
         }
+    }
+
+    /// [`probe_dir`](Self::probe_dir) on `entries`, the listing of `dir`: every
+    /// entry must be one this backend makes ([`owns_entry`](Self::owns_entry),
+    /// which looks inside a `creating` directory), `data.mdb` marks a book
+    /// ([`marks_store`](Self::marks_store)), and the environment must be one
+    /// peerbook makes ([`may_be_peerbook`](Self::may_be_peerbook), read-only;
+    /// else a [`DirVerdict::Foreign`] with no unexpected entry). An environment
+    /// that cannot be read is an error.
+    pub fn probe_entries(dir: impl AsRef<Path>, entries: &DirEntries) -> io::Result<DirVerdict> {
+        let dir = dir.as_ref();
+        let unexpected = entries.unowned(|name| Self::owns_entry(dir, name))?;
+        let marked = entries.utf8().any(Self::marks_store);
+        DirVerdict::judge(entries, unexpected, marked, || {
+            Self::may_be_peerbook(dir).map_err(io::Error::other)
+        })
     }
 }
