@@ -149,6 +149,14 @@
 //! another, fails with [`BackendError::Locked`](peerbook::backend::BackendError::Locked)
 //! naming the directory, and works again once the first backend is dropped.
 //!
+//! ## Telling a store from other files
+//!
+//! [`RocksBackend::probe_dir`] says what a directory holds before anything opens
+//! it, in the core's words ([`DirVerdict`](peerbook::probe::DirVerdict)): RocksDB's
+//! file naming ([`RocksBackend::owns_file`]), its `CURRENT`
+//! ([`RocksBackend::marks_store`]), and the column families its manifest lists,
+//! read without opening the database (another program's database is foreign).
+//!
 //! ## Errors
 //!
 //! RocksDB's `Corruption` becomes
@@ -163,6 +171,7 @@
 mod backend;
 mod error;
 mod options;
+mod probe;
 mod readers;
 
 pub use backend::RocksBackend;
