@@ -10,11 +10,11 @@
 //!   [`Engine::open_with`] -> `Arc<dyn Backend>`.
 //! - [`StoreSpec`]: `BACKEND:PATH` (e.g. `lmdb:./peers`), a persistent store.
 //! - [`EngineOptions`]: the options of each compiled-in engine.
-//! - [`Engine::probe`]: whether a directory holds a store of an engine, from the
-//!   names of its files (and, for RocksDB, the column families its manifest
-//!   lists; for LMDB, the databases its environment names, read-only), so a
-//!   program that needs an existing store opens nothing in a directory that holds
-//!   none; and [`Engine::remove_store`]: remove a store's files and nothing else.
+//! - [`Engine::probe`]: whether a directory holds a store of an engine, as the
+//!   engine's backend judges it (`probe_entries` of each backend crate, in the
+//!   core's words: [`DirVerdict`]), so a program that needs an existing store
+//!   opens nothing in a directory that holds none; and [`Engine::remove_store`]:
+//!   remove a store's files and nothing else.
 //!
 //! ```
 //! use peerbook::backend::{Backend, Durability, Space, WriteBatch};
@@ -41,6 +41,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use peerbook::backend::{Backend, BackendError};
+use peerbook::probe::{DirEntries, DirVerdict};
 use peerbook::MemoryBackend;
 
 /// A storage engine peerbook can run on.
@@ -139,11 +140,9 @@ impl Engine {
     }
 }
 
-/// What a directory holds, to one engine, judged from the names of its entries
-/// (and, for RocksDB, the column families its manifest lists; for LMDB, the
-/// databases its environment names and what its `creating` directory holds; for
-/// the file backend, the first bytes of a log whose generation has no snapshot;
-/// nothing is written): see [`Engine::probe`].
+/// What a directory holds, to one engine: its backend's verdict
+/// ([`DirVerdict`]: each backend crate judges its own store directories), and on a
+/// foreign directory which engine's store it holds; see [`Engine::probe`].
 ///
 /// `non_exhaustive`: a later kind is no breaking change. A `match` outside this
 /// crate has a wildcard arm, which must treat the directory as no store to open
@@ -178,27 +177,20 @@ pub enum DirContents {
     },
 }
 
-/// The directory fsck makes at the root of a file system; the probe ignores it.
-const LOST_AND_FOUND: &str = "lost+found";
-
-/// `digits` is a non-empty run of ASCII digits.
-fn all_digits(digits: &str) -> bool {
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-}
-
 impl Engine {
     /// Whether an entry named `name` in a store directory marks a store of this
-    /// engine: LMDB's `data.mdb`; RocksDB's `CURRENT` (what RocksDB itself takes for
-    /// "a database exists"); the file backend's `snapshot.G` or `log.G`
-    /// (`peerbook-file`'s FORMAT.md, "Files"). By name only: [`probe`](Engine::probe)
-    /// also reads a file-store log whose generation has no snapshot, which marks a
-    /// (damaged) store only when it holds frames after the backend's header.
+    /// engine, as its backend says (`marks_store` of `LmdbBackend`: `data.mdb`;
+    /// `RocksBackend`: `CURRENT`; `FileBackend`: `snapshot.G` or `log.G`). By
+    /// name only: [`probe`](Engine::probe) also reads a file-store log whose
+    /// generation has no snapshot, which marks a (damaged) store only when it
+    /// holds frames after the backend's header.
     pub fn marks_store(self, name: &str) -> bool {
         match self {
             Engine::Memory => false,
             #[cfg(feature = "lmdb")]
             Engine::Lmdb => peerbook_lmdb::LmdbBackend::marks_store(name),
-            Engine::Rocks => name == "CURRENT",
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks => peerbook_rocksdb::RocksBackend::marks_store(name),
             #[cfg(feature = "file")]
             Engine::File => peerbook_file::FileBackend::marks_store(name),
             // an engine left out of this build: its files are not told apart
@@ -207,18 +199,14 @@ impl Engine {
         }
     }
 
-    /// Whether this engine makes an entry named `name` in its store directory:
+    /// Whether this engine makes an entry named `name` in its store directory, as
+    /// its backend says (`owns_file` of each):
     /// - LMDB: `data.mdb`, `lock.mdb`, `LOCK` and `data.mdb.clear` (a clear's
-    ///   copy), as `peerbook-lmdb` says (`LmdbBackend::owns_file`); its scratch
-    ///   directory `creating` is its own only as a creation leaves it, which
-    ///   [`probe`](Engine::probe) looks inside to tell (`LmdbBackend::owns_entry`),
-    ///   so no name alone claims it;
-    /// - RocksDB: `CURRENT`, `IDENTITY`, `LOCK`, `LOG`, `LOG.old.*`, `MANIFEST-N`,
-    ///   `OPTIONS-N`, `N.log`, `N.sst`, `N.ldb`, `N.blob`, their `.dbtmp`
-    ///   temporaries and `N.dbtmp` (a new database's first manifest) (RocksDB's
-    ///   file naming, with its default log directory);
-    /// - file: `LOCK`, `snapshot.G`, `log.G` and their `.tmp` forms (FORMAT.md), as
-    ///   `peerbook-file` says (`FileBackend::owns_file`).
+    ///   copy); its scratch directory `creating` is its own only as a creation
+    ///   leaves it, which [`probe`](Engine::probe) looks inside to tell
+    ///   (`LmdbBackend::owns_entry`), so no name alone claims it;
+    /// - RocksDB: RocksDB's file naming (`CURRENT`, `MANIFEST-N`, `N.sst`, ...);
+    /// - file: `LOCK`, `snapshot.G`, `log.G` and their `.tmp` forms (FORMAT.md).
     ///
     /// An engine left out of this build owns nothing and marks nothing.
     pub fn owns_file(self, name: &str) -> bool {
@@ -226,21 +214,8 @@ impl Engine {
             Engine::Memory => false,
             #[cfg(feature = "lmdb")]
             Engine::Lmdb => peerbook_lmdb::LmdbBackend::owns_file(name),
-            Engine::Rocks => {
-                if name.strip_suffix(".dbtmp").is_some_and(all_digits) {
-                    // `NNNNNN.dbtmp`: a new database's manifest before its rename
-                    return true;
-                }
-                let name = name.strip_suffix(".dbtmp").unwrap_or(name);
-                matches!(name, "CURRENT" | "IDENTITY" | "LOCK" | "LOG")
-                    || name.starts_with("LOG.old.")
-                    || ["MANIFEST-", "OPTIONS-"]
-                        .iter()
-                        .any(|p| name.strip_prefix(p).is_some_and(all_digits))
-                    || name.rsplit_once('.').is_some_and(|(n, ext)| {
-                        all_digits(n) && matches!(ext, "log" | "sst" | "ldb" | "blob")
-                    })
-            }
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks => peerbook_rocksdb::RocksBackend::owns_file(name),
             #[cfg(feature = "file")]
             Engine::File => peerbook_file::FileBackend::owns_file(name),
             // an engine left out of this build: its files are not told apart
@@ -252,99 +227,100 @@ impl Engine {
     /// What `dir` holds to this engine: nothing, a store of this engine (its
     /// marker and nothing but the engine's own files), the leftovers of an
     /// interrupted creation, or something else (another engine's store, files no
-    /// store of this engine holds, a RocksDB database with column families
-    /// peerbook never makes, or data outside its families, an LMDB environment
-    /// with databases peerbook never makes, only some of its four, or data in its
-    /// main database). Judged
-    /// from the names of its entries (for LMDB, a `creating` directory by its
-    /// entries too: see [`owns_file`](Engine::owns_file); for the file backend, a
-    /// log whose generation has no snapshot by its first bytes too:
-    /// `FileBackend::lone_logs`, so a user's empty `log.7` is foreign and a log
-    /// holding only the backend's header, what an interrupted creation leaves, is
-    /// leftovers); for RocksDB also from the column families
-    /// its manifest lists (read-only: RocksDB's `list_cf`, no database is opened);
-    /// for LMDB also from the names in the environment's main database (opened
-    /// read-only: `LmdbBackend::may_be_peerbook`; `data.mdb` is never written, an
-    /// existing `lock.mdb` is, as by any LMDB reader: its reader table, and its
-    /// header when no other process has the environment open). A `lost+found` (the root of a
-    /// volume) is ignored. A missing directory is [`DirContents::Nothing`]; one
-    /// that cannot be listed, or an LMDB environment that cannot be read, is an
-    /// error.
+    /// store of this engine holds, another program's database of this engine).
+    ///
+    /// The directory is listed once ([`DirEntries::read`]: a `lost+found`, the
+    /// root of a volume, is ignored) and judged by the engine's backend, which
+    /// owns its rules (`probe_entries` of each): `FileBackend` reads the first
+    /// bytes of a log whose generation has no snapshot (a user's empty `log.7`
+    /// is foreign, a log holding only the backend's header, what an interrupted
+    /// creation leaves, is leftovers); `LmdbBackend` looks inside a `creating`
+    /// directory and reads the names in the environment's main database
+    /// (read-only: `data.mdb` is never written, an existing `lock.mdb` is, as by
+    /// any LMDB reader); `RocksBackend` reads the column families its manifest
+    /// lists (RocksDB's `list_cf`, no database is opened). On a foreign
+    /// directory with unexpected entries, `other` is the first on-disk engine
+    /// whose store they mark: by their names, and for the file backend the bytes
+    /// of its lone logs too (`FileBackend::marks_store_among`). Memory, and an
+    /// engine left out of this build, own no entry and mark no store.
+    ///
+    /// A missing directory is [`DirContents::Nothing`]; one that cannot be
+    /// listed, or an LMDB environment that cannot be read, is an error.
     pub fn probe(self, dir: &Path) -> io::Result<DirContents> {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(DirContents::Nothing),
-            Err(e) => return Err(e),
+        let Some(entries) = DirEntries::read(dir)? else {
+            return Ok(DirContents::Nothing);
         };
-        let mut names = Vec::new();
-        for entry in entries {
-            let name = entry?.file_name();
-            // What fsck keeps at the root of every ext2/3/4 file system: a store
-            // directory that is a volume of its own has one.
-            if name != LOST_AND_FOUND {
-                names.push(name);
+        Ok(match self.probe_entries(dir, &entries)? {
+            DirVerdict::Nothing => DirContents::Nothing,
+            DirVerdict::Leftovers => DirContents::Leftovers,
+            DirVerdict::Store => DirContents::Store,
+            // Every entry the engine's, what they hold not its store: no engine's.
+            DirVerdict::Foreign { unexpected, .. } if unexpected.is_empty() => {
+                DirContents::Foreign {
+                    other: None,
+                    unexpected,
+                }
             }
-        }
-        let utf8: Vec<&str> = names.iter().filter_map(|n| n.to_str()).collect();
-        // The file backend's logs whose generation has no snapshot, read: their
-        // names alone do not tell a user's empty `log.7` from a store's log.
-        let lone = file_lone_logs(dir, &utf8)?;
-        // Whether entry `n` marks a store of engine `e`: its name, and for the file
-        // backend's lone logs their bytes (frames after its header).
-        let marks = |e: Engine, n: &str| {
-            e.marks_store(n)
-                && !(e == Engine::File
-                    && (lone.not_ours.iter().chain(&lone.no_frames)).any(|l| l == n))
-        };
-        let mut unexpected = Vec::new();
-        for name in &names {
-            let owned = match name.to_str() {
-                Some(n) => self.owns_entry(dir, n)?,
-                None => false,
-            };
-            if !owned {
-                unexpected.push(name.to_string_lossy().into_owned());
-            }
-        }
-        if self == Engine::File {
-            unexpected.extend(lone.not_ours.iter().cloned());
-        }
-        unexpected.sort();
-        Ok(if names.is_empty() {
-            DirContents::Nothing
-        } else if !unexpected.is_empty() {
-            DirContents::Foreign {
-                other: Engine::ON_DISK
-                    .into_iter()
-                    .find(|e| utf8.iter().any(|n| marks(*e, n))),
+            DirVerdict::Foreign { unexpected, marked } => DirContents::Foreign {
+                other: self.store_among(dir, &entries, marked)?,
                 unexpected,
-            }
-        } else if !utf8.iter().any(|n| marks(self, n)) {
-            DirContents::Leftovers
-        } else if (self == Engine::Rocks && !rocks_may_be_peerbook(dir, &names))
-            || (self == Engine::Lmdb && !lmdb_may_be_peerbook(dir)?)
-        {
-            DirContents::Foreign {
+            },
+            // a kind a later core tells: no store to open
+            _ => DirContents::Foreign {
                 other: None,
-                unexpected,
-            }
-        } else {
-            DirContents::Store
+                unexpected: Vec::new(),
+            },
         })
     }
 
-    /// [`owns_file`](Engine::owns_file), and for LMDB its scratch directory
-    /// `creating` when it is what a creation leaves (`LmdbBackend::owns_entry`,
-    /// which lists it).
-    fn owns_entry(self, dir: &Path, name: &str) -> io::Result<bool> {
+    /// The verdict of this engine's backend on `entries`, the listing of `dir`
+    /// (`probe_entries` of `peerbook-file`, `peerbook-lmdb`, `peerbook-rocksdb`).
+    /// An engine without one (memory, or left out of this build) owns no entry
+    /// and marks no store.
+    fn probe_entries(self, dir: &Path, entries: &DirEntries) -> io::Result<DirVerdict> {
         match self {
             #[cfg(feature = "lmdb")]
-            Engine::Lmdb => peerbook_lmdb::LmdbBackend::owns_entry(dir, name),
+            Engine::Lmdb => peerbook_lmdb::LmdbBackend::probe_entries(dir, entries),
+            #[cfg(feature = "rocksdb")]
+            Engine::Rocks => peerbook_rocksdb::RocksBackend::probe_entries(dir, entries),
+            #[cfg(feature = "file")]
+            Engine::File => peerbook_file::FileBackend::probe_entries(dir, entries),
+            #[allow(unreachable_patterns)]
             _ => {
                 let _ = dir;
-                Ok(self.owns_file(name))
+                DirVerdict::judge(entries, entries.unowned(|_| Ok(false))?, false, || Ok(true))
             }
         }
+    }
+
+    /// The first on-disk engine whose store `entries` (the listing of `dir`)
+    /// mark: for this engine, `marked` (its backend's reading); for the others
+    /// their marker's name ([`marks_store`](Engine::marks_store)), and for the
+    /// file backend the bytes of a log whose generation has no snapshot too
+    /// (`FileBackend::marks_store_among`), which are read whenever some entry is
+    /// named like a file store's marker.
+    fn store_among(
+        self,
+        dir: &Path,
+        entries: &DirEntries,
+        marked: bool,
+    ) -> io::Result<Option<Engine>> {
+        let mut first = None;
+        for engine in Engine::ON_DISK {
+            let marks = if engine == self {
+                marked
+            } else {
+                match engine {
+                    #[cfg(feature = "file")]
+                    Engine::File => peerbook_file::FileBackend::marks_store_among(dir, entries)?,
+                    _ => entries.utf8().any(|n| engine.marks_store(n)),
+                }
+            };
+            if marks && first.is_none() {
+                first = Some(engine);
+            }
+        }
+        Ok(first)
     }
 
     /// Remove the store of this engine in `dir` (closed):
@@ -403,114 +379,6 @@ impl Engine {
         }
         left.sort();
         Ok(left)
-    }
-}
-
-/// The file backend's logs in `dir` whose generation has no snapshot, by what
-/// their bytes make them (`FileBackend::lone_logs`): empty unless some entry is
-/// named like a file store's marker.
-#[derive(Default)]
-struct LoneLogs {
-    /// Logs the file backend did not write (an empty file, another program's
-    /// bytes): not its files.
-    not_ours: Vec<String>,
-    /// Its header and nothing after it (an interrupted creation's): its files,
-    /// marking no store.
-    no_frames: Vec<String>,
-}
-
-fn file_lone_logs(dir: &Path, names: &[&str]) -> io::Result<LoneLogs> {
-    #[cfg(feature = "file")]
-    {
-        let mut lone = LoneLogs::default();
-        if names.iter().any(|n| Engine::File.marks_store(n)) {
-            use peerbook_file::LoneLog;
-            for (name, log) in peerbook_file::FileBackend::lone_logs(dir)? {
-                match log {
-                    LoneLog::HeaderOnly => lone.no_frames.push(name),
-                    LoneLog::Frames => {}
-                    // `NotOurs`, and any kind a later version tells: not a store's file
-                    _ => lone.not_ours.push(name),
-                }
-            }
-        }
-        Ok(lone)
-    }
-    #[cfg(not(feature = "file"))]
-    {
-        let _ = (dir, names);
-        Ok(LoneLogs::default())
-    }
-}
-
-/// Whether the RocksDB database in `dir` (its `CURRENT` is there) may be
-/// peerbook's, from the column families its manifest lists (read without opening
-/// it): no family but `default` and peerbook's ([`Space`](peerbook::backend::Space)
-/// names), and not `default` alone beside data (a `*.sst`, `*.blob` or non-empty
-/// `*.log`). Some of peerbook's families missing is fine: a crash after RocksDB
-/// wrote its first manifest and before the backend made its families leaves
-/// `default` alone, and an older peerbook's store lacks a family a later one
-/// adds (the backend makes missing families). A manifest RocksDB cannot read
-/// counts as ours: opening then fails on it too, changing nothing, and reports the
-/// damage.
-fn rocks_may_be_peerbook(dir: &Path, names: &[OsString]) -> bool {
-    #[cfg(feature = "rocksdb")]
-    {
-        let families = match rocksdb::DB::list_cf(&rocksdb::Options::default(), dir) {
-            Ok(families) => families,
-            Err(_) => return true,
-        };
-        let known = |f: &String| {
-            f == "default" || peerbook::backend::Space::ALL.iter().any(|s| f == s.name())
-        };
-        if !families.iter().all(known) {
-            return false;
-        }
-        if families.iter().any(|f| f != "default") {
-            return true;
-        }
-        !names
-            .iter()
-            .filter_map(|n| n.to_str())
-            .any(|n| match n.rsplit_once('.') {
-                // RocksDB reads a table file named `.ldb` as it reads a `.sst`
-                Some((_, "sst" | "ldb" | "blob")) => true,
-                // a log removed since the listing (RocksDB deleting an old WAL) holds
-                // nothing; one that cannot be read is taken as data
-                Some((_, "log")) => std::fs::metadata(dir.join(n)).map_or_else(
-                    |e| e.kind() != std::io::ErrorKind::NotFound,
-                    |m| m.len() > 0,
-                ),
-                _ => false,
-            })
-    }
-    #[cfg(not(feature = "rocksdb"))]
-    {
-        let _ = (dir, names);
-        true
-    }
-}
-
-/// Whether the LMDB environment in `dir` (its `data.mdb` is there) may be
-/// peerbook's: `LmdbBackend::may_be_peerbook`, which opens it read-only and
-/// never writes `data.mdb`; LMDB writes an existing `lock.mdb` as for any reader
-/// (its reader table, and its header when it is the only opener). Its
-/// main database is empty, or names all four of peerbook's space databases (and
-/// optionally its `peerbook_lmdb`) and nothing else, and holds no data: unlike
-/// RocksDB's families above, peerbook makes the four in one transaction, so some
-/// of them only is another program's environment. So is a `data.mdb` peerbook
-/// never leaves: empty, not a regular file, or not an LMDB environment whose
-/// pages lie within the file (checked with plain reads before LMDB maps it).
-/// An environment it cannot read is an error.
-fn lmdb_may_be_peerbook(dir: &Path) -> io::Result<bool> {
-    #[cfg(feature = "lmdb")]
-    {
-        peerbook_lmdb::LmdbBackend::may_be_peerbook(dir).map_err(io::Error::other)
-    }
-    #[cfg(not(feature = "lmdb"))]
-    {
-        let _ = dir;
-        Ok(true)
     }
 }
 
