@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions};
+use heed::{CommitOrAbort, EnvOpenOptions};
 use peerbook::MasterKey;
+use peerbook_lmdb::LmdbBackend;
 
 /// Make another program's LMDB environment in `dir`: a database `users`, with a
 /// key.
@@ -30,29 +31,14 @@ fn make_foreign(dir: &Path) {
 }
 
 /// The keys of the main database of the environment in `dir` (its databases'
-/// names), read-only.
+/// names), read-only: `LmdbBackend::database_names`, as the probe reads them.
 fn database_names(dir: &Path) -> Vec<String> {
-    let mut options = EnvOpenOptions::new();
-    // SAFETY: read-only, and the test's own files, which nothing writes meanwhile.
-    let env = unsafe {
-        options.flags(EnvFlags::READ_ONLY);
-        options.open(dir).unwrap()
-    };
-    let mut names = Vec::new();
-    let rtxn = env.read_txn().unwrap();
-    env.open_databases_and_commit(
-        rtxn,
-        |opener, rtxn| -> heed::Result<CommitOrAbort<(), ()>> {
-            let main = opener.open_database::<Bytes, Bytes>(rtxn, None)?.unwrap();
-            for entry in main.iter(rtxn)? {
-                names.push(String::from_utf8_lossy(entry?.0).into_owned());
-            }
-            Ok(CommitOrAbort::Abort(()))
-        },
-    )
-    .unwrap();
-    env.prepare_for_closing().wait();
-    names
+    LmdbBackend::database_names(dir)
+        .unwrap()
+        .expect("an LMDB environment")
+        .iter()
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect()
 }
 
 /// The directory's files, its environment's databases and its `data.mdb`.
