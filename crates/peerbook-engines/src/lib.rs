@@ -189,8 +189,8 @@ impl Engine {
             Engine::Memory => false,
             #[cfg(feature = "lmdb")]
             Engine::Lmdb => peerbook_lmdb::LmdbBackend::marks_store(name),
-            #[cfg(feature = "rocksdb")]
-            Engine::Rocks => peerbook_rocksdb::RocksBackend::marks_store(name),
+            // RocksDB's naming, known without RocksDB (`peerbook_rocksdb::naming`)
+            Engine::Rocks => peerbook_rocksdb::naming::marks_store(name),
             #[cfg(feature = "file")]
             Engine::File => peerbook_file::FileBackend::marks_store(name),
             // an engine left out of this build: its files are not told apart
@@ -208,14 +208,15 @@ impl Engine {
     /// - RocksDB: RocksDB's file naming (`CURRENT`, `MANIFEST-N`, `N.sst`, ...);
     /// - file: `LOCK`, `snapshot.G`, `log.G` and their `.tmp` forms (FORMAT.md).
     ///
-    /// An engine left out of this build owns nothing and marks nothing.
+    /// An engine left out of this build owns nothing and marks nothing, but
+    /// RocksDB, whose naming `peerbook-rocksdb` tells without RocksDB's C++
+    /// (`peerbook_rocksdb::naming`).
     pub fn owns_file(self, name: &str) -> bool {
         match self {
             Engine::Memory => false,
             #[cfg(feature = "lmdb")]
             Engine::Lmdb => peerbook_lmdb::LmdbBackend::owns_file(name),
-            #[cfg(feature = "rocksdb")]
-            Engine::Rocks => peerbook_rocksdb::RocksBackend::owns_file(name),
+            Engine::Rocks => peerbook_rocksdb::naming::owns_file(name),
             #[cfg(feature = "file")]
             Engine::File => peerbook_file::FileBackend::owns_file(name),
             // an engine left out of this build: its files are not told apart
@@ -242,7 +243,8 @@ impl Engine {
     /// directory with unexpected entries, `other` is the first on-disk engine
     /// whose store they mark: by their names, and for the file backend the bytes
     /// of its lone logs too (`FileBackend::marks_store_among`). Memory, and an
-    /// engine left out of this build, own no entry and mark no store.
+    /// engine left out of this build, own no entry and mark no store; RocksDB
+    /// left out is judged by its names alone (`peerbook_rocksdb::naming`).
     ///
     /// A missing directory is [`DirContents::Nothing`]; one that cannot be
     /// listed, or an LMDB environment that cannot be read, is an error.
@@ -276,13 +278,16 @@ impl Engine {
     /// The verdict of this engine's backend on `entries`, the listing of `dir`
     /// (`probe_entries` of `peerbook-file`, `peerbook-lmdb`, `peerbook-rocksdb`).
     /// An engine without one (memory, or left out of this build) owns no entry
-    /// and marks no store.
+    /// and marks no store; RocksDB left out is judged by its names alone.
     fn probe_entries(self, dir: &Path, entries: &DirEntries) -> io::Result<DirVerdict> {
         match self {
             #[cfg(feature = "lmdb")]
             Engine::Lmdb => peerbook_lmdb::LmdbBackend::probe_entries(dir, entries),
             #[cfg(feature = "rocksdb")]
             Engine::Rocks => peerbook_rocksdb::RocksBackend::probe_entries(dir, entries),
+            // without RocksDB: its names alone, no manifest read
+            #[cfg(not(feature = "rocksdb"))]
+            Engine::Rocks => peerbook_rocksdb::naming::judge(entries, || Ok(true)),
             #[cfg(feature = "file")]
             Engine::File => peerbook_file::FileBackend::probe_entries(dir, entries),
             #[allow(unreachable_patterns)]

@@ -5,10 +5,14 @@
 //! [`peerbook::backend::Backend`], tuned by [`RocksOptions`].
 //!
 //! ```no_run
+//! # #[cfg(feature = "engine")] // the backend (the default feature)
+//! # fn main() -> Result<(), peerbook::backend::BackendError> {
 //! use peerbook_rocksdb::{RocksBackend, RocksOptions};
 //!
 //! let backend = RocksBackend::open("/var/lib/mynode/peers", RocksOptions::default())?;
-//! # Ok::<(), peerbook::backend::BackendError>(())
+//! # Ok(()) }
+//! # #[cfg(not(feature = "engine"))]
+//! # fn main() {}
 //! ```
 //!
 //! ## When to choose RocksDB
@@ -157,6 +161,10 @@
 //! ([`RocksBackend::marks_store`]), and the column families its manifest lists,
 //! read without opening the database (another program's database is foreign).
 //!
+//! The naming alone is [`naming`], compiled with or without the default feature
+//! `engine` (the backend, RocksDB's C++): a build of `peerbook-engines` without
+//! RocksDB still tells a RocksDB store's files apart.
+//!
 //! ## Errors
 //!
 //! RocksDB's `Corruption` becomes
@@ -168,13 +176,20 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "engine")]
 mod backend;
+#[cfg(feature = "engine")]
 mod error;
+pub mod naming;
+#[cfg(feature = "engine")]
 mod options;
+#[cfg(feature = "engine")]
 mod probe;
 mod readers;
 
+#[cfg(feature = "engine")]
 pub use backend::RocksBackend;
+#[cfg(feature = "engine")]
 pub use options::{Compression, RocksOptions};
 
 /// The engine name reported by [`RocksBackend`] (`"rocksdb"`), as
@@ -183,6 +198,6 @@ pub use options::{Compression, RocksOptions};
 pub const ENGINE: &str = "rocksdb";
 
 /// The README's examples, compiled and run as doctests so they never go stale.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "engine"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -8,19 +8,12 @@ use std::path::Path;
 use peerbook::backend::Space;
 use peerbook::probe::{DirEntries, DirVerdict};
 
-use crate::RocksBackend;
-
-/// `digits` is a non-empty run of ASCII digits.
-fn all_digits(digits: &str) -> bool {
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
-}
+use crate::{naming, RocksBackend};
 
 impl RocksBackend {
     /// Whether RocksDB makes an entry named `name` in a database directory:
-    /// `CURRENT`, `IDENTITY`, `LOCK`, `LOG`, `LOG.old.*`, `MANIFEST-N`,
-    /// `OPTIONS-N`, `N.log`, `N.sst`, `N.ldb`, `N.blob`, their `.dbtmp`
-    /// temporaries and `N.dbtmp` (a new database's first manifest): RocksDB's
-    /// file naming, with its default log directory (this backend's).
+    /// RocksDB's file naming ([`naming::owns_file`](crate::naming::owns_file):
+    /// `CURRENT`, `MANIFEST-N`, `N.sst`, ...).
     ///
     /// ```
     /// use peerbook_rocksdb::RocksBackend;
@@ -28,25 +21,13 @@ impl RocksBackend {
     /// assert!(!RocksBackend::owns_file("x.sst") && !RocksBackend::owns_file("data.mdb"));
     /// ```
     pub fn owns_file(name: &str) -> bool {
-        if name.strip_suffix(".dbtmp").is_some_and(all_digits) {
-            // `NNNNNN.dbtmp`: a new database's manifest before its rename
-            return true;
-        }
-        let name = name.strip_suffix(".dbtmp").unwrap_or(name);
-        matches!(name, "CURRENT" | "IDENTITY" | "LOCK" | "LOG")
-            || name.starts_with("LOG.old.")
-            || ["MANIFEST-", "OPTIONS-"]
-                .iter()
-                .any(|p| name.strip_prefix(p).is_some_and(all_digits))
-            || name.rsplit_once('.').is_some_and(|(n, ext)| {
-                all_digits(n) && matches!(ext, "log" | "sst" | "ldb" | "blob")
-            })
+        naming::owns_file(name)
     }
 
-    /// Whether an entry named `name` marks a database: `CURRENT` (what RocksDB
-    /// itself takes for "a database exists").
+    /// Whether an entry named `name` marks a database: `CURRENT`
+    /// ([`naming::marks_store`](crate::naming::marks_store)).
     pub fn marks_store(name: &str) -> bool {
-        name == "CURRENT"
+        naming::marks_store(name)
     }
 
     /// What directory `dir` holds to this backend: nothing, its store, the
@@ -91,11 +72,7 @@ impl RocksBackend {
     /// opening then fails on it too, changing nothing, and reports the damage.
     pub fn probe_entries(dir: impl AsRef<Path>, entries: &DirEntries) -> io::Result<DirVerdict> {
         let dir = dir.as_ref();
-        let unexpected = entries.unowned(|name| Ok(Self::owns_file(name)))?;
-        let marked = entries.utf8().any(Self::marks_store);
-        DirVerdict::judge(entries, unexpected, marked, || {
-            Ok(may_be_peerbook(dir, entries))
-        })
+        naming::judge(entries, || Ok(may_be_peerbook(dir, entries)))
     }
 }
 
@@ -133,41 +110,6 @@ mod tests {
             unexpected: unexpected.iter().map(|n| n.to_string()).collect(),
             marked: true,
         }
-    }
-
-    #[test]
-    fn rocksdbs_file_names_are_its_own() {
-        for name in [
-            "CURRENT",
-            "IDENTITY",
-            "LOCK",
-            "LOG",
-            "LOG.old.1700000000",
-            "MANIFEST-000005",
-            "OPTIONS-000007",
-            "OPTIONS-000007.dbtmp",
-            "000001.dbtmp",
-            "000003.log",
-            "000012.sst",
-            "000012.ldb",
-            "000012.blob",
-        ] {
-            assert!(RocksBackend::owns_file(name), "{name}");
-        }
-        for name in [
-            "x.sst",
-            "x.dbtmp",
-            ".sst",
-            "MANIFEST-",
-            "MANIFEST-x",
-            "000012.txt",
-            "log.7",
-            "data.mdb",
-            "CURRENT.bak",
-        ] {
-            assert!(!RocksBackend::owns_file(name), "{name}");
-        }
-        assert!(RocksBackend::marks_store("CURRENT") && !RocksBackend::marks_store("IDENTITY"));
     }
 
     /// The verdicts the engines' probe gave through `Engine::probe`, now the
