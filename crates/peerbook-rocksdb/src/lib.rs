@@ -185,6 +185,7 @@ pub mod naming;
 mod options;
 #[cfg(feature = "engine")]
 mod probe;
+#[cfg(feature = "engine")]
 mod readers;
 
 #[cfg(feature = "engine")]
