@@ -49,10 +49,7 @@ impl RocksBackend {
     /// ```
     pub fn probe_dir(dir: impl AsRef<Path>) -> io::Result<DirVerdict> {
         let dir = dir.as_ref();
-        match DirEntries::read(dir)? {
-            Some(entries) => Self::probe_entries(dir, &entries),
-            None => Ok(DirVerdict::Nothing),
-        }
+        DirEntries::probe(dir, |entries| Self::probe_entries(dir, entries))
     }
 
     /// [`probe_dir`](Self::probe_dir) on `entries`, the listing of `dir`: every

@@ -10,8 +10,10 @@
 //! listing, and adds what only a registry knows: which other engine's store the
 //! entries mark.
 //!
-//! A probe writes nothing (a backend that must read a file's bytes, or open a
-//! database read-only, says so on its `probe_dir`).
+//! A probe creates, removes and changes no file of the store (a backend that must
+//! read a file's bytes, or open a database read-only, says so on its `probe_dir`:
+//! LMDB's read-only open still writes the reader table and header of an existing
+//! `lock.mdb`, as any LMDB reader does).
 //!
 //! ```
 //! use peerbook::probe::{DirEntries, DirVerdict};
@@ -132,6 +134,19 @@ impl DirEntries {
             }
         }
         Ok(Some(DirEntries { names }))
+    }
+
+    /// [`read`](Self::read) `dir` and give its entries to `judge`;
+    /// [`DirVerdict::Nothing`] when there is no such directory. What every
+    /// backend's `probe_dir` does with its own `probe_entries`.
+    pub fn probe(
+        dir: &Path,
+        judge: impl FnOnce(&DirEntries) -> io::Result<DirVerdict>,
+    ) -> io::Result<DirVerdict> {
+        match Self::read(dir)? {
+            Some(entries) => judge(&entries),
+            None => Ok(DirVerdict::Nothing),
+        }
     }
 
     /// The entries named `names` (a [`LOST_AND_FOUND`] among them is kept): for a

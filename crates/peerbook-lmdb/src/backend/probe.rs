@@ -384,6 +384,9 @@ impl LmdbBackend {
     /// leftovers of an interrupted creation, or not its directory (with the names
     /// of the entries it does not make). Lists `dir`
     /// ([`DirEntries::read`]), then [`probe_entries`](Self::probe_entries).
+    /// Creates and removes nothing and never writes `data.mdb`; an existing
+    /// `lock.mdb` is written as by any LMDB reader (its reader table, and its
+    /// header when no other process has the environment open).
     ///
     /// ```
     /// use peerbook::probe::DirVerdict;
@@ -398,10 +401,7 @@ impl LmdbBackend {
     /// ```
     pub fn probe_dir(dir: impl AsRef<Path>) -> io::Result<DirVerdict> {
         let dir = dir.as_ref();
-        match DirEntries::read(dir)? {
-            Some(entries) => Self::probe_entries(dir, &entries),
-            None => Ok(DirVerdict::Nothing),
-        }
+        DirEntries::probe(dir, |entries| Self::probe_entries(dir, entries))
     }
 
     /// [`probe_dir`](Self::probe_dir) on `entries`, the listing of `dir`: every
