@@ -77,6 +77,20 @@ fn clear_then_reopen_is_empty() {
     );
 }
 
+/// `n` peer ids: the hex of 20 random bytes each, so no other byte sequence of
+/// the files matches one by chance.
+fn random_ids(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            rng.bytes(20)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into_bytes()
+        })
+        .collect()
+}
+
 /// The forms in which a peer id can reach the files: its bytes (`peers` and
 /// `by_quality` keys), its negated bytes (`by_last_seen` keys), and both as hex
 /// (RocksDB's `LOG` prints keys in hex, upper case).
@@ -137,15 +151,7 @@ fn needles_in_files(dir: &Path, needles: &[(String, Vec<u8>)]) -> Vec<(String, S
 fn clear_leaves_no_peer_id_in_any_file() {
     let (_dir, path) = temp_db();
     let mut rng = Rng::new(0x1d5_c1ea4);
-    let ids: Vec<Vec<u8>> = (0..200)
-        .map(|_| {
-            rng.bytes(20)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-                .into_bytes()
-        })
-        .collect();
+    let ids = random_ids(&mut rng, 200);
     let meta_key = |id: &[u8]| [b"note-".as_slice(), id].concat();
     let mut needles = Vec::new();
     for (i, id) in ids.iter().enumerate() {
@@ -327,15 +333,7 @@ fn readers_run_through_clear() {
 /// their ids as needles.
 fn peers_in_sst_files(path: &Path, seed: u64) -> (RocksBackend, Vec<Vec<u8>>, Needles) {
     let mut rng = Rng::new(seed);
-    let ids: Vec<Vec<u8>> = (0..100)
-        .map(|_| {
-            rng.bytes(20)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-                .into_bytes()
-        })
-        .collect();
+    let ids = random_ids(&mut rng, 100);
     let needles = ids
         .iter()
         .enumerate()
