@@ -65,6 +65,7 @@ fn steps() -> Vec<(&'static str, Check)> {
             "tests",
             Box::new(|| run(cargo().arg("test").args(TEST_ARGS))),
         ),
+        ("without c++", Box::new(without_cpp)),
         (
             "docs",
             Box::new(|| {
@@ -78,6 +79,33 @@ fn steps() -> Vec<(&'static str, Check)> {
         ("fuzz replay", Box::new(fuzz::fuzz_replay)),
         ("readme", Box::new(readme::check_readme)),
     ]
+}
+
+/// The builds without RocksDB's C++ the README offers (the CLI with `lmdb,file`),
+/// which `--all-features` never compiles: peerbook-rocksdb without `engine` (its
+/// file naming alone, which the engines crate uses to tell a RocksDB store apart
+/// whatever it is built with), the engines crate with each of its other engines
+/// alone, and the engines' and CLI's tests without `rocksdb`. No C++ is built.
+fn without_cpp() -> Result<(), String> {
+    let clippy = |args: &[&str]| {
+        run(cargo()
+            .args(["clippy", "--all-targets", "--no-default-features"])
+            .args(args)
+            .args(["--", "-D", "warnings"]))
+    };
+    clippy(&["-p", "peerbook-rocksdb"])?;
+    clippy(&["-p", "peerbook-engines", "--features", "lmdb"])?;
+    clippy(&["-p", "peerbook-engines", "--features", "file"])?;
+    run(cargo().args([
+        "test",
+        "-p",
+        "peerbook-engines",
+        "-p",
+        "peerbook-cli",
+        "--no-default-features",
+        "--features",
+        "peerbook-engines/lmdb,peerbook-engines/file,peerbook-cli/lmdb,peerbook-cli/file",
+    ]))
 }
 
 /// Runs every backend crate's example (see [`EXAMPLES`]): the binaries the tests step

@@ -60,7 +60,7 @@ fn usage() -> String {
     "usage: cargo xtask <command>\n\
      \n\
      commands:\n  \
-       ci                 fmt, clippy, tests, docs, examples, bench smoke, fuzz replay, README check (what CI runs)\n  \
+       ci                 fmt, clippy, tests, without c++, docs, examples, bench smoke, fuzz replay, README check (what CI runs)\n  \
        bench [--quick|--full]\n                     \
                           the comparative benchmark report (target/peerbook-bench/report.md);\n                     \
                           default 1k and 100k peers, --quick 1k and 10k, --full adds 1M\n  \

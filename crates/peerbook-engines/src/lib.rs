@@ -318,7 +318,11 @@ impl Engine {
                 match engine {
                     #[cfg(feature = "file")]
                     Engine::File => peerbook_file::FileBackend::marks_store_among(dir, entries)?,
-                    _ => entries.utf8().any(|n| engine.marks_store(n)),
+                    _ => {
+                        // without the file backend, `dir` has no other use
+                        let _ = dir;
+                        entries.utf8().any(|n| engine.marks_store(n))
+                    }
                 }
             };
             if marks && first.is_none() {
