@@ -234,6 +234,39 @@ impl RocksBackend {
         self.db.enable_file_deletions().map_err(map_err)
     }
 
+    /// After `clear`'s compaction, with no read from before its commit point left:
+    /// no SST file of a space is live. Every entry of the spaces was under the
+    /// clear's deletions and no snapshot from before them needs one, so the forced
+    /// compaction to the last level writes no file; a live one means the compaction
+    /// did not run through (the `rocksdb` crate's `compact_range` reports no error)
+    /// and the old entries are still on disk.
+    fn check_cleared(&self) -> Result<(), BackendError> {
+        let left: Vec<String> = self
+            .db
+            .live_files()
+            .map_err(map_err)?
+            .into_iter()
+            .filter(|file| {
+                Space::ALL
+                    .iter()
+                    .any(|s| s.name() == file.column_family_name)
+            })
+            .map(|file| format!("{} ({})", file.name, file.column_family_name))
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(BackendError::engine(
+                ENGINE,
+                format!(
+                    "clear's compaction left {} file(s) of the old book: {}",
+                    left.len(),
+                    left.join(", ")
+                ),
+            ))
+        }
+    }
+
     fn cf(&self, space: Space) -> Result<&ColumnFamily, BackendError> {
         self.db.cf_handle(space.name()).ok_or_else(|| {
             BackendError::engine(ENGINE, format!("column family {} is missing", space.name()))
@@ -478,7 +511,11 @@ impl Backend for RocksBackend {
     /// entries its snapshot sees, through the compaction. A read still running
     /// after the wait (a view held by the thread calling `clear`, an export slower
     /// than 5 s) keeps them on disk until it ends and RocksDB compacts them away,
-    /// and their keys in the `MANIFEST` until its next write.
+    /// and their keys in the `MANIFEST` until its next write. When no such read is
+    /// left and a space still has a live SST file after the compaction (the
+    /// `rocksdb` crate's `compact_range` reports no error), `clear` fails with
+    /// [`BackendError::Engine`]: the book is empty, but its old entries are still
+    /// on disk, and a later clear removes them.
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let _writer = self.lock_writes();
         let rocks_batch = self.clear_batch()?;
@@ -487,13 +524,16 @@ impl Backend for RocksBackend {
             .map_err(map_err)?;
         // Reads begun before the commit keep the old files (and a view's snapshot
         // the old entries) through the compaction: let them end first.
-        self.readers.wait_for_older(CLEAR_READ_WAIT);
+        let no_older_read = self.readers.wait_for_older(CLEAR_READ_WAIT);
         let mut flush = FlushOptions::default();
         flush.set_wait(true);
         self.db
             .flush_cfs_opt(&self.families()?, &flush)
             .map_err(map_err)?;
         self.compact()?;
+        if no_older_read {
+            self.check_cleared()?;
+        }
         self.roll_manifest()
     }
 
