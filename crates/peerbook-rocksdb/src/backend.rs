@@ -6,7 +6,7 @@ use std::io;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use peerbook::backend::{
     Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
@@ -66,8 +66,12 @@ pub struct RocksBackend {
     cache: Cache,
     /// One live book per backend instance.
     claim: BookClaim,
-    /// The reads in flight, which `clear` waits for (see [`CLEAR_READ_WAIT`]).
-    readers: Readers,
+    /// The views alive, which `clear` waits for (see [`CLEAR_READ_WAIT`]): a
+    /// view's snapshot keeps the entries it sees through a compaction.
+    views: Readers,
+    /// The single reads in flight (a get or a scan, a view's too), which `clear`
+    /// waits for: a read keeps the files it reads from deletion until it ends.
+    reads: Readers,
 }
 
 impl fmt::Debug for RocksBackend {
@@ -154,7 +158,8 @@ impl RocksBackend {
             sync_write,
             cache,
             claim: BookClaim::new(),
-            readers: Readers::default(),
+            views: Readers::default(),
+            reads: Readers::default(),
         };
         backend.families()?;
         Ok(backend)
@@ -327,11 +332,12 @@ struct RocksView<'a> {
     snapshot: Snapshot<'a>,
     /// Dropped after `snapshot` (fields drop in order): a `clear` waiting for this
     /// view finds its snapshot released.
-    _read: ReadGuard<'a>,
+    _alive: ReadGuard<'a>,
 }
 
 impl ReadView for RocksView<'_> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        let _read = self.backend.reads.enter();
         self.backend.get_at(Some(&self.snapshot), space, key)
     }
 
@@ -342,6 +348,7 @@ impl ReadView for RocksView<'_> {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
+        let _read = self.backend.reads.enter();
         self.backend
             .scan_at(Some(&self.snapshot), space, range, direction, visitor)
     }
@@ -419,7 +426,7 @@ impl RocksBackend {
 
 impl Backend for RocksBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let _read = self.readers.enter();
+        let _read = self.reads.enter();
         self.get_at(None, space, key)
     }
 
@@ -430,18 +437,18 @@ impl Backend for RocksBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        let _read = self.readers.enter();
+        let _read = self.reads.enter();
         self.scan_at(None, space, range, direction, visitor)
     }
 
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
         // Entered before the snapshot is taken: a `clear` committing in between
         // waits for a view whose snapshot may be older than its commit.
-        let read = self.readers.enter();
+        let alive = self.views.enter();
         Ok(Box::new(RocksView {
             backend: self,
             snapshot: self.db.snapshot(),
-            _read: read,
+            _alive: alive,
         }))
     }
 
@@ -508,10 +515,12 @@ impl Backend for RocksBackend {
     /// after the commit point. Between the commit point and the flush, `clear`
     /// waits (up to 5 s) for the reads begun before the commit point to end (gets,
     /// scans, views): a read in flight keeps the files it reads, and a view the
-    /// entries its snapshot sees, through the compaction. A read still running
-    /// after the wait (a view held by the thread calling `clear`, an export slower
-    /// than 5 s) keeps them on disk until it ends and RocksDB compacts them away,
-    /// and their keys in the `MANIFEST` until its next write. When no such read is
+    /// entries its snapshot sees, through the compaction; after the compaction it
+    /// waits (up to 5 s) for the gets and scans begun since, which keep the
+    /// replaced files from deletion while they run. Writes wait meanwhile. A read
+    /// still running after a wait (a view held by the thread calling `clear`, an
+    /// export slower than 5 s) keeps them on disk until it ends and RocksDB
+    /// compacts them away, and their keys in the `MANIFEST` until its next write. When no such read is
     /// left and a space still has a live SST file after the compaction (the
     /// `rocksdb` crate's `compact_range` reports no error), `clear` fails with
     /// [`BackendError::Engine`]: the book is empty, but its old entries are still
@@ -522,18 +531,26 @@ impl Backend for RocksBackend {
         self.db
             .write_opt(rocks_batch, &self.sync_write)
             .map_err(map_err)?;
-        // Reads begun before the commit keep the old files (and a view's snapshot
-        // the old entries) through the compaction: let them end first.
-        let no_older_read = self.readers.wait_for_older(CLEAR_READ_WAIT);
+        // Views and reads begun before the commit keep the old entries (a view's
+        // snapshot) and the old files (a read) through the compaction: let them
+        // end first.
+        let deadline = Instant::now() + CLEAR_READ_WAIT;
+        let no_older_view = self.views.wait_for_older(deadline);
+        let no_older_read = self.reads.wait_for_older(deadline);
         let mut flush = FlushOptions::default();
         flush.set_wait(true);
         self.db
             .flush_cfs_opt(&self.families()?, &flush)
             .map_err(map_err)?;
         self.compact()?;
-        if no_older_read {
+        if no_older_view && no_older_read {
             self.check_cleared()?;
         }
+        // A read begun after the commit point, still running, holds the files the
+        // compaction replaced from deletion (the book it sees is empty, but
+        // RocksDB deletes a file only once no read holds it): let those end too
+        // before the last purge.
+        self.reads.wait_for_older(Instant::now() + CLEAR_READ_WAIT);
         self.roll_manifest()
     }
 

@@ -6,7 +6,7 @@
 //! back, so they are not waited for.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Counts of the reads in flight: those begun in the current epoch, and those
 /// begun before the last [`Readers::wait_for_older`].
@@ -52,9 +52,8 @@ impl Readers {
     }
 
     /// Every read in flight now becomes older; wait until they have all ended, or
-    /// `limit` has passed. Returns whether they all ended.
-    pub(crate) fn wait_for_older(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
+    /// `deadline` has passed. Returns whether they all ended.
+    pub(crate) fn wait_for_older(&self, deadline: Instant) -> bool {
         let mut state = self.lock();
         state.epoch += 1;
         state.older += state.current;
@@ -90,17 +89,25 @@ impl Drop for ReadGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn after(limit: Duration) -> Instant {
+        Instant::now() + limit
+    }
 
     const LONG: Duration = Duration::from_secs(60);
 
     #[test]
     fn waits_for_the_reads_begun_before_and_not_for_later_ones() {
         let readers = Readers::default();
-        assert!(readers.wait_for_older(Duration::ZERO), "no read in flight");
+        assert!(
+            readers.wait_for_older(after(Duration::ZERO)),
+            "no read in flight"
+        );
         let before = readers.enter();
         let epoch = readers.lock().epoch;
         std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| readers.wait_for_older(LONG));
+            let waiter = scope.spawn(|| readers.wait_for_older(after(LONG)));
             // a read begun after the wait started is not waited for
             while readers.lock().epoch == epoch {
                 std::thread::yield_now();
@@ -123,10 +130,10 @@ mod tests {
     fn gives_up_after_the_limit() {
         let readers = Readers::default();
         let held = readers.enter();
-        assert!(!readers.wait_for_older(Duration::from_millis(10)));
+        assert!(!readers.wait_for_older(after(Duration::from_millis(10))));
         // a second wait counts the same read as older still
-        assert!(!readers.wait_for_older(Duration::from_millis(10)));
+        assert!(!readers.wait_for_older(after(Duration::from_millis(10))));
         drop(held);
-        assert!(readers.wait_for_older(Duration::ZERO));
+        assert!(readers.wait_for_older(after(Duration::ZERO)));
     }
 }
