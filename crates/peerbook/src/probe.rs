@@ -10,10 +10,10 @@
 //! listing, and adds what only a registry knows: which other engine's store the
 //! entries mark.
 //!
-//! A probe creates, removes and changes no file of the store (a backend that must
-//! read a file's bytes, or open a database read-only, says so on its `probe_dir`:
-//! LMDB's read-only open still writes the reader table and header of an existing
-//! `lock.mdb`, as any LMDB reader does).
+//! A probe creates and removes nothing, and writes one file only: LMDB's read-only
+//! open writes the reader table and header of an existing `lock.mdb`, as any LMDB
+//! reader does (a backend that must read a file's bytes, or open a database
+//! read-only, says so on its `probe_dir`).
 //!
 //! ```
 //! use peerbook::probe::{DirEntries, DirVerdict};
