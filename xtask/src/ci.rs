@@ -96,8 +96,7 @@ fn without_cpp() -> Result<(), String> {
     clippy(&["-p", "peerbook-rocksdb"])?;
     clippy(&["-p", "peerbook-engines", "--features", "lmdb"])?;
     clippy(&["-p", "peerbook-engines", "--features", "file"])?;
-    run(cargo().args([
-        "test",
+    let selection = [
         "-p",
         "peerbook-engines",
         "-p",
@@ -105,7 +104,34 @@ fn without_cpp() -> Result<(), String> {
         "--no-default-features",
         "--features",
         "peerbook-engines/lmdb,peerbook-engines/file,peerbook-cli/lmdb,peerbook-cli/file",
-    ]))
+    ];
+    no_cpp_in_tree(&selection)?;
+    run(cargo().arg("test").args(selection))
+}
+
+/// Fails when the packages `selection` picks, with their dev- and build-dependencies,
+/// would build RocksDB's C++ (`librocksdb-sys`): a dependency added later must not
+/// turn the C++-free build the README offers into a 16-minute one unnoticed.
+fn no_cpp_in_tree(selection: &[&str]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["tree", "-e", "normal,build,dev", "--prefix", "none"])
+        .args(selection)
+        .stdout(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{shown} failed with {}", out.status));
+    }
+    let tree = String::from_utf8_lossy(&out.stdout);
+    if tree.lines().any(|line| line.starts_with("librocksdb-sys ")) {
+        return Err(format!(
+            "{shown}: librocksdb-sys is in the build without rocksdb (RocksDB's C++)"
+        ));
+    }
+    println!("--> no librocksdb-sys in the build without rocksdb");
+    Ok(())
 }
 
 /// Runs every backend crate's example (see [`EXAMPLES`]): the binaries the tests step
