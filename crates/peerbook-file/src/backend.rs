@@ -98,12 +98,20 @@ impl FileBackend {
             Err(e) if e.kind() == NotFound => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
+        Self::lone_logs_among(dir, names.iter().map(String::as_str))
+    }
+
+    /// [`lone_logs`](Self::lone_logs) among `names`, a listing of `dir` already
+    /// read: the probe judges the lone logs of the listing it judges the other
+    /// entries by, not of a second one taken later.
+    pub(crate) fn lone_logs_among<'a>(
+        dir: &Path,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> std::io::Result<Vec<(String, LoneLog)>> {
+        use std::io::ErrorKind::NotFound;
         let entries: Vec<(String, Entry)> = names
             .into_iter()
-            .map(|n| {
-                let e = classify(&n);
-                (n, e)
-            })
+            .map(|n| (n.to_string(), classify(n)))
             .collect();
         let mut out = Vec::new();
         for (name, _) in crate::recovery::lone_logs(&entries) {

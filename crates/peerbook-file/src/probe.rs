@@ -9,8 +9,8 @@ use peerbook::probe::{DirEntries, DirVerdict};
 use crate::{FileBackend, LoneLog};
 
 /// The logs of a directory whose generation has no snapshot, by what their bytes
-/// make them ([`FileBackend::lone_logs`]): none read unless some entry is named
-/// like a store's marker.
+/// make them ([`FileBackend::lone_logs`]), among the entries the probe listed:
+/// none read unless some entry is named like a store's marker.
 #[derive(Default)]
 struct LoneLogs {
     /// Logs this backend did not write (an empty file, another program's bytes):
@@ -25,7 +25,7 @@ impl LoneLogs {
     fn read(dir: &Path, entries: &DirEntries) -> io::Result<LoneLogs> {
         let mut lone = LoneLogs::default();
         if entries.utf8().any(FileBackend::marks_store) {
-            for (name, log) in FileBackend::lone_logs(dir)? {
+            for (name, log) in FileBackend::lone_logs_among(dir, entries.utf8())? {
                 match log {
                     LoneLog::HeaderOnly => lone.no_frames.push(name),
                     LoneLog::Frames => {}
@@ -188,5 +188,33 @@ mod tests {
             FileBackend::probe_dir(&damaged).unwrap(),
             foreign(&["notes.txt"], true)
         );
+    }
+
+    /// The lone logs are judged among the listing the probe judges (one
+    /// listing, not a second one taken later): an entry that appeared after it
+    /// is not in the verdict, and a snapshot that appeared after it does not
+    /// change which logs are lone.
+    #[test]
+    fn lone_logs_are_judged_among_the_probe_s_listing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        drop(FileBackend::open(dir, FileOptions::default()).unwrap());
+        // written after the listing below: another program's empty log
+        std::fs::write(dir.join("log.9"), b"").unwrap();
+        let listed = DirEntries::from_names(["LOCK", "log.1", "snapshot.1"]);
+        assert_eq!(
+            FileBackend::probe_entries(dir, &listed).unwrap(),
+            DirVerdict::Store
+        );
+        assert!(FileBackend::marks_store_among(dir, &listed).unwrap());
+        // a listing taken before the snapshot was written: log.1 is lone in it,
+        // its header alone, an interrupted creation's
+        std::fs::remove_file(dir.join("log.9")).unwrap();
+        let listed = DirEntries::from_names(["LOCK", "log.1"]);
+        assert_eq!(
+            FileBackend::probe_entries(dir, &listed).unwrap(),
+            DirVerdict::Leftovers
+        );
+        assert!(!FileBackend::marks_store_among(dir, &listed).unwrap());
     }
 }
