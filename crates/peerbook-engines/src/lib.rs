@@ -310,7 +310,6 @@ impl Engine {
         entries: &DirEntries,
         marked: bool,
     ) -> io::Result<Option<Engine>> {
-        let mut first = None;
         for engine in Engine::ON_DISK {
             let marks = if engine == self {
                 marked
@@ -325,11 +324,13 @@ impl Engine {
                     }
                 }
             };
-            if marks && first.is_none() {
-                first = Some(engine);
+            // The first is the answer: the others' files are not read, so one
+            // that cannot be read fails nothing.
+            if marks {
+                return Ok(Some(engine));
             }
         }
-        Ok(first)
+        Ok(None)
     }
 
     /// Remove the store of this engine in `dir` (closed):

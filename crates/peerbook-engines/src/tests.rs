@@ -466,3 +466,23 @@ fn file_logs_without_a_snapshot_are_judged_by_their_bytes() {
     }
     assert_eq!(listing(&app), [("log.7".to_string(), Vec::new())]);
 }
+
+/// The probe names the first engine whose store the entries mark and reads no
+/// further: a file-store log beside an LMDB environment that cannot be read (a
+/// symbolic link to itself) does not fail the probe that LMDB's marker answered.
+#[cfg(all(feature = "file", feature = "lmdb", unix))]
+#[test]
+fn the_first_engine_that_marks_is_named_without_reading_further() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    drop(Engine::Lmdb.open(dir).unwrap());
+    std::os::unix::fs::symlink("log.5", dir.join("log.5")).unwrap();
+    // the file backend's reading of that log fails
+    let entries = DirEntries::read(dir).unwrap().unwrap();
+    assert!(peerbook_file::FileBackend::marks_store_among(dir, &entries).is_err());
+    let contents = Engine::Memory.probe(dir).unwrap();
+    let DirContents::Foreign { other, .. } = contents else {
+        panic!("memory owns no entry: {contents:?}");
+    };
+    assert_eq!(other, Some(Engine::Lmdb));
+}
