@@ -356,6 +356,92 @@ pub fn clear_empties_everything<F: Factory>(factory: &F) {
     assert_eq!(b.get(Space::Peers, b"after").unwrap(), None);
 }
 
+/// Reads on other threads run through a clear: a view taken before it still sees
+/// every entry when read while the clear runs (a snapshot, whatever the clear
+/// does to the files), gets and scans on two more threads see whole values or
+/// none, the clear returns, and a view taken after it sees an empty book.
+pub fn reads_through_clear<F: Factory>(factory: &F)
+where
+    F::Backend: 'static,
+{
+    const KEYS: u32 = 64;
+    let value = |i: u32| vec![i as u8; 48];
+    let b = Arc::new(factory.create());
+    let mut batch = WriteBatch::new();
+    for i in 0..KEYS {
+        batch.put(Space::Peers, i.to_be_bytes().to_vec(), value(i));
+    }
+    batch.put(Space::Meta, b"count".to_vec(), KEYS.to_be_bytes().to_vec());
+    b.write(batch, Durability::Sync).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2u32)
+        .map(|t| {
+            let (b, stop) = (Arc::clone(&b), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let i = (n * 7 + t) % KEYS;
+                    let got = b.get(Space::Peers, &i.to_be_bytes()).expect("get");
+                    assert!(got.is_none() || got == Some(value(i)), "a torn value");
+                    b.scan(Space::Peers, KeyRange::all(), Direction::Forward, &mut |k, v| {
+                        let i = u32::from_be_bytes(k.try_into().expect("a key written"));
+                        assert_eq!(v, value(i), "a torn value in a scan");
+                        ControlFlow::Continue(())
+                    })
+                    .expect("scan");
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let (taken, view_taken) = std::sync::mpsc::channel();
+    let old_reader = {
+        let b = Arc::clone(&b);
+        std::thread::spawn(move || {
+            let view = b.view().expect("view");
+            taken.send(()).unwrap();
+            // read while the clear runs (it may wait for this view to end)
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            for i in 0..KEYS {
+                assert_eq!(
+                    view.get(Space::Peers, &i.to_be_bytes()).expect("get in a view"),
+                    Some(value(i)),
+                    "a view taken before clear lost key {i}"
+                );
+            }
+            let mut seen = 0;
+            view.scan(Space::Peers, KeyRange::all(), Direction::Forward, &mut |_, _| {
+                seen += 1;
+                ControlFlow::Continue(())
+            })
+            .expect("scan in a view");
+            assert_eq!(seen, KEYS, "a view taken before clear scans every entry");
+            assert_eq!(
+                view.get(Space::Meta, b"count").expect("get in a view"),
+                Some(KEYS.to_be_bytes().to_vec())
+            );
+        })
+    };
+    view_taken.recv().unwrap();
+    b.clear(Durability::Sync).expect("clear with readers");
+    old_reader.join().expect("the view taken before clear");
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        reader.join().expect("a reader through clear");
+    }
+    let view = b.view().unwrap();
+    for space in Space::ALL {
+        let mut left = 0;
+        view.scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
+            left += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(left, 0, "a view after clear sees {space} empty");
+    }
+}
+
 /// Writes that returned (Sync), flushed Buffered writes, deletes and clears all
 /// survive closing and reopening the backend.
 pub fn persistence_across_reopen<F: Factory>(factory: &F) {

@@ -178,6 +178,7 @@ macro_rules! backend_conformance_tests {
                 scan_order_and_bounds,
                 batch_semantics,
                 clear_empties_everything,
+                reads_through_clear,
                 persistence_across_reopen,
                 concurrent_readers,
                 random_ops_match_model,
