@@ -1,5 +1,6 @@
 //! [`RocksBackend`]: the [`Backend`] implementation.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -18,7 +19,6 @@ use rocksdb::{
 };
 
 use crate::error::{map_err, map_open_err};
-use crate::readers::{ReadGuard, Readers};
 use crate::{RocksOptions, ENGINE};
 
 /// The byte no finite exclusive upper bound steps past (see [`Backend::clear`]).
@@ -30,12 +30,22 @@ const HIGH_RUNS: usize = 16;
 /// The key [`RocksBackend::roll_manifest`] deletes in the (otherwise unused)
 /// default column family: a tombstone to flush, which makes one `MANIFEST` write.
 const MANIFEST_ROLL_KEY: &[u8] = b"peerbook-rocksdb/roll-manifest";
-/// How long [`Backend::clear`] waits, after its commit point, for the reads begun
-/// before it to end: a read in flight keeps the files it reads through RocksDB's
-/// compaction (a view, every entry its snapshot sees). Reads are short; a thread
-/// that calls `clear` while it holds a view itself waits this long, then the old
-/// entries it sees stay on disk until it drops the view and RocksDB compacts them.
+/// How long [`Backend::clear`] waits, at each of its two waits, for reads to end:
+/// for the snapshots older than its commit point (a view's snapshot keeps every
+/// entry it sees through RocksDB's compaction), then for the reads that hold the
+/// files the compaction replaced (RocksDB deletes a file once no read holds it).
+/// Reads are short; a thread that calls `clear` while it holds a view itself
+/// waits this long, then the old entries it sees stay on disk until it drops the
+/// view and RocksDB compacts them.
 const CLEAR_READ_WAIT: Duration = Duration::from_secs(5);
+/// How often [`Backend::clear`] asks RocksDB, while it waits, whether the reads
+/// it waits for have ended (RocksDB tells whether a snapshot or a file is still
+/// held, not when one is released): after 1 ms, then twice as long each time up
+/// to this (each question takes RocksDB's mutex, which a new view needs too).
+const CLEAR_POLL_MAX: Duration = Duration::from_millis(8);
+/// RocksDB's property: the sequence number of the oldest snapshot (0 when there
+/// is none; the `rocksdb` crate names no constant for it).
+const OLDEST_SNAPSHOT_SEQUENCE: &str = "rocksdb.oldest-snapshot-sequence";
 
 /// A [`Backend`] over a RocksDB database: one column family per [`Space`].
 ///
@@ -66,12 +76,6 @@ pub struct RocksBackend {
     cache: Cache,
     /// One live book per backend instance.
     claim: BookClaim,
-    /// The views alive, which `clear` waits for (see [`CLEAR_READ_WAIT`]): a
-    /// view's snapshot keeps the entries it sees through a compaction.
-    views: Readers,
-    /// The single reads in flight (a get or a scan, a view's too), which `clear`
-    /// waits for: a read keeps the files it reads from deletion until it ends.
-    reads: Readers,
 }
 
 impl fmt::Debug for RocksBackend {
@@ -158,8 +162,6 @@ impl RocksBackend {
             sync_write,
             cache,
             claim: BookClaim::new(),
-            views: Readers::default(),
-            reads: Readers::default(),
         };
         backend.families()?;
         Ok(backend)
@@ -192,12 +194,24 @@ impl RocksBackend {
     /// it: its memtable is flushed first, and with no older version below and no
     /// snapshot holding them, the tombstones of deleted keys are dropped.
     fn compact_cf(&self, space: Space) -> Result<(), BackendError> {
+        self.compact_family(self.cf(space)?);
+        Ok(())
+    }
+
+    /// Compact the column family `cf` down to the last level and wait for it (the
+    /// `rocksdb` crate reports no error from it).
+    fn compact_family(&self, cf: &ColumnFamily) {
         let mut options = CompactOptions::default();
         options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-        let cf = self.cf(space)?;
         self.db
             .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &options);
-        Ok(())
+    }
+
+    /// Flush the memtables of `families` to SST files and wait for it.
+    fn flush_families(&self, families: &[&ColumnFamily]) -> Result<(), BackendError> {
+        let mut flush = FlushOptions::default();
+        flush.set_wait(true);
+        self.db.flush_cfs_opt(families, &flush).map_err(map_err)
     }
 
     /// Leave a `MANIFEST` holding only the current state, and no other: the old
@@ -212,10 +226,8 @@ impl RocksBackend {
     /// writes follow that leave the book as it is: the flush of a tombstone in the
     /// (otherwise unused) default column family (its new `MANIFEST` holds the
     /// current state, then the tombstone's SST file) and that column family's
-    /// compaction (which drops the file). Disabling then enabling file deletions
-    /// makes RocksDB scan the directory and delete every obsolete file (the old
-    /// `MANIFEST`s, SST files and logs) in this thread before it returns; otherwise
-    /// background jobs delete them, possibly after `clear` has returned.
+    /// compaction (which drops the file). The old `MANIFEST`s are then obsolete:
+    /// [`purge_obsolete`](Self::purge_obsolete) deletes them.
     ///
     /// Crash safety is RocksDB's: a new `MANIFEST` is synced before `CURRENT` names
     /// it (an atomic rename, as at every flush, compaction and open), and the
@@ -228,18 +240,67 @@ impl RocksBackend {
         self.db
             .delete_cf_opt(default, MANIFEST_ROLL_KEY, &self.sync_write)
             .map_err(map_err)?;
-        let mut flush = FlushOptions::default();
-        flush.set_wait(true);
-        self.db.flush_cf_opt(default, &flush).map_err(map_err)?;
-        let mut options = CompactOptions::default();
-        options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-        self.db
-            .compact_range_cf_opt(default, None::<&[u8]>, None::<&[u8]>, &options);
-        self.db.disable_file_deletions().map_err(map_err)?;
-        self.db.enable_file_deletions().map_err(map_err)
+        self.flush_families(&[default])?;
+        self.compact_family(default);
+        Ok(())
     }
 
-    /// After `clear`'s compaction, with no read from before its commit point left:
+    /// Whether no snapshot older than the sequence number `committed` is left
+    /// (RocksDB's own count of the snapshots, and the oldest one's sequence
+    /// number): a view's snapshot keeps every entry it sees through a compaction.
+    fn no_snapshot_before(&self, committed: u64) -> Result<bool, BackendError> {
+        let property = |name: &str| {
+            self.db
+                .property_int_value(name)
+                .map_err(map_err)?
+                .ok_or_else(|| BackendError::engine(ENGINE, format!("RocksDB lacks {name}")))
+        };
+        if property(rocksdb::properties::NUM_SNAPSHOTS.as_str())? == 0 {
+            return Ok(true);
+        }
+        // 0 when the snapshots were released in between, and for a snapshot taken
+        // before the first write: both are asked again
+        Ok(property(OLDEST_SNAPSHOT_SEQUENCE)? >= committed)
+    }
+
+    /// Delete the obsolete files now, and tell whether none is left: disabling then
+    /// enabling file deletions makes RocksDB scan the directory and delete, in
+    /// this thread, every file no version and no read needs (old SST files, logs
+    /// and `MANIFEST`s); otherwise background jobs delete them, maybe after
+    /// `clear` has returned. A read in flight (a get, a scan, a view's read) keeps
+    /// the SST files it reads until it ends, live or not: none is left once every
+    /// SST file in the directory is live.
+    fn purge_obsolete(&self) -> Result<bool, BackendError> {
+        self.db.disable_file_deletions().map_err(map_err)?;
+        self.db.enable_file_deletions().map_err(map_err)?;
+        let live: HashSet<String> = self
+            .db
+            .live_files()
+            .map_err(map_err)?
+            .into_iter()
+            .map(|file| file.name.trim_start_matches('/').to_string())
+            .collect();
+        let listing = fs::read_dir(&self.path)
+            .map_err(|e| BackendError::io(format_args!("listing {}", self.path.display()), e))?;
+        for entry in listing {
+            let entry = entry.map_err(|e| {
+                BackendError::io(format_args!("listing {}", self.path.display()), e)
+            })?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // RocksDB's own table files only: it never deletes a file of another
+            // name (a user's `backup.sst`), which would be waited for in vain.
+            let numbered = name
+                .strip_suffix(".sst")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if numbered && !live.contains(name.as_ref()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// After `clear`'s compaction, with no snapshot older than its commit point left:
     /// no SST file of a space is live. Every entry of the spaces was under the
     /// clear's deletions and no snapshot from before them needs one, so the forced
     /// compaction to the last level writes no file; a live one means the compaction
@@ -330,14 +391,10 @@ fn successor(key: &[u8]) -> Vec<u8> {
 struct RocksView<'a> {
     backend: &'a RocksBackend,
     snapshot: Snapshot<'a>,
-    /// Dropped after `snapshot` (fields drop in order): a `clear` waiting for this
-    /// view finds its snapshot released.
-    _alive: ReadGuard<'a>,
 }
 
 impl ReadView for RocksView<'_> {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let _read = self.backend.reads.enter();
         self.backend.get_at(Some(&self.snapshot), space, key)
     }
 
@@ -348,7 +405,6 @@ impl ReadView for RocksView<'_> {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        let _read = self.backend.reads.enter();
         self.backend
             .scan_at(Some(&self.snapshot), space, range, direction, visitor)
     }
@@ -426,7 +482,6 @@ impl RocksBackend {
 
 impl Backend for RocksBackend {
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        let _read = self.reads.enter();
         self.get_at(None, space, key)
     }
 
@@ -437,18 +492,13 @@ impl Backend for RocksBackend {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        let _read = self.reads.enter();
         self.scan_at(None, space, range, direction, visitor)
     }
 
     fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-        // Entered before the snapshot is taken: a `clear` committing in between
-        // waits for a view whose snapshot may be older than its commit.
-        let alive = self.views.enter();
         Ok(Box::new(RocksView {
             backend: self,
             snapshot: self.db.snapshot(),
-            _alive: alive,
         }))
     }
 
@@ -512,17 +562,18 @@ impl Backend for RocksBackend {
     /// old bytes stay in the files until the next clear.
     ///
     /// Readers are not stopped: they read the database, open all along, before or
-    /// after the commit point. Between the commit point and the flush, `clear`
-    /// waits (up to 5 s) for the reads begun before the commit point to end (gets,
-    /// scans, views): a read in flight keeps the files it reads, and a view the
-    /// entries its snapshot sees, through the compaction; after the compaction it
-    /// waits (up to 5 s) for the gets and scans begun since, which keep the
-    /// replaced files from deletion while they run. Writes wait meanwhile. A read
-    /// still running after a wait (a view held by the thread calling `clear`, an
-    /// export slower than 5 s) keeps them on disk until it ends and RocksDB
-    /// compacts them away, and their keys in the `MANIFEST` until its next write. When no such read is
-    /// left and a space still has a live SST file after the compaction (the
-    /// `rocksdb` crate's `compact_range` reports no error), `clear` fails with
+    /// after the commit point. What they hold is asked of RocksDB itself (polled,
+    /// every few milliseconds): between the commit point and the flush, `clear` waits
+    /// (up to 5 s) until no snapshot older than the commit point is left (a view's
+    /// snapshot keeps every entry it sees through the compaction); at the end it
+    /// waits (up to 5 s) until every SST file in the directory is live (a get or a
+    /// scan in flight, a view's too, keeps the files it reads from deletion until
+    /// it ends). Writes wait meanwhile. A read still running after a wait (a view
+    /// held by the thread calling `clear`, an export slower than 5 s) keeps the old
+    /// entries on disk until it ends and RocksDB compacts them away, and their keys
+    /// in the `MANIFEST` until its next write. When no older snapshot is left and a
+    /// space still has a live SST file after the compaction (the `rocksdb` crate's
+    /// `compact_range` reports no error), `clear` fails with
     /// [`BackendError::Engine`]: the book is empty, but its old entries are still
     /// on disk, and a later clear removes them.
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
@@ -531,27 +582,34 @@ impl Backend for RocksBackend {
         self.db
             .write_opt(rocks_batch, &self.sync_write)
             .map_err(map_err)?;
-        // Views and reads begun before the commit keep the old entries (a view's
-        // snapshot) and the old files (a read) through the compaction: let them
-        // end first.
-        let deadline = Instant::now() + CLEAR_READ_WAIT;
-        let no_older_view = self.views.wait_for_older(deadline);
-        let no_older_read = self.reads.wait_for_older(deadline);
-        let mut flush = FlushOptions::default();
-        flush.set_wait(true);
-        self.db
-            .flush_cfs_opt(&self.families()?, &flush)
-            .map_err(map_err)?;
+        // The commit point: a snapshot at this sequence number or later sees the
+        // empty book (writes wait on the lock held here).
+        let committed = self.db.latest_sequence_number();
+        let no_older_snapshot = wait_until(Instant::now() + CLEAR_READ_WAIT, || {
+            self.no_snapshot_before(committed)
+        })?;
+        if !no_older_snapshot {
+            tracing::warn!(
+                path = %self.path.display(),
+                "peerbook-rocksdb: clear went on while a view older than it was still open \
+                 (what it sees stays on disk until it ends)"
+            );
+        }
+        self.flush_families(&self.families()?)?;
         self.compact()?;
-        if no_older_view && no_older_read {
+        if no_older_snapshot {
             self.check_cleared()?;
         }
-        // A read begun after the commit point, still running, holds the files the
-        // compaction replaced from deletion (the book it sees is empty, but
-        // RocksDB deletes a file only once no read holds it): let those end too
-        // before the last purge.
-        self.reads.wait_for_older(Instant::now() + CLEAR_READ_WAIT);
-        self.roll_manifest()
+        self.roll_manifest()?;
+        // The reads in flight hold the files the compactions replaced.
+        if !wait_until(Instant::now() + CLEAR_READ_WAIT, || self.purge_obsolete())? {
+            tracing::warn!(
+                path = %self.path.display(),
+                "peerbook-rocksdb: clear returned while a read still held replaced files \
+                 (they go when it ends)"
+            );
+        }
+        Ok(())
     }
 
     /// The sizes of every file in the database directory added up: SST files, write-ahead
@@ -572,6 +630,26 @@ impl Backend for RocksBackend {
     /// them all until RocksDB got round to compacting them.
     fn compact_space(&self, space: Space) -> Result<(), BackendError> {
         self.compact_cf(space)
+    }
+}
+
+/// Ask `done` until it says yes (`Ok(true)`) or `deadline` has passed, after
+/// 1 ms, then twice as long each time up to [`CLEAR_POLL_MAX`]; whether it said
+/// yes.
+fn wait_until(
+    deadline: Instant,
+    mut done: impl FnMut() -> Result<bool, BackendError>,
+) -> Result<bool, BackendError> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if done()? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(CLEAR_POLL_MAX);
     }
 }
 

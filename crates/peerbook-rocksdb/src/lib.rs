@@ -115,11 +115,13 @@
 //! file's smallest and largest key (peer ids): the database starts a new `MANIFEST` at
 //! every flush and compaction, and `clear` ends with one more that leaves the book as
 //! it is. So once `clear` returns no file of the directory holds a former entry, key or
-//! value. Reads begun before the clear's commit point (gets, scans, views) keep what
-//! they read through a compaction, so `clear` waits up to 5 s for them to end first; a
-//! read still running then (a view held by the thread calling `clear`) keeps what it
-//! sees in SST files until it ends, and RocksDB then compacts it away in the
-//! background. RocksDB's own `LOG` gets warnings and errors only: its informational
+//! value. A view older than the clear's commit point keeps what its snapshot sees
+//! through a compaction, and a get or scan in flight keeps the files it reads, so
+//! `clear` waits (up to 5 s each, asking RocksDB every few milliseconds) for no older
+//! snapshot to be left before it compacts, and for no obsolete SST file to be left
+//! before it returns; a read still running then (a view held by the thread calling
+//! `clear`) keeps what it sees in SST files until it ends, and RocksDB then compacts
+//! it away in the background. RocksDB's own `LOG` gets warnings and errors only: its informational
 //! messages can print a key.
 //!
 //! ## Compression
@@ -185,8 +187,6 @@ pub mod naming;
 mod options;
 #[cfg(feature = "engine")]
 mod probe;
-#[cfg(feature = "engine")]
-mod readers;
 
 #[cfg(feature = "engine")]
 pub use backend::RocksBackend;

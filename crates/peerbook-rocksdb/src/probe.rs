@@ -80,11 +80,16 @@ fn may_be_peerbook(dir: &Path, entries: &DirEntries) -> bool {
         Ok(families) => families,
         Err(_) => return true,
     };
-    let known = |f: &String| f == "default" || Space::ALL.iter().any(|s| f == s.name());
+    let known = |f: &String| {
+        f == rocksdb::DEFAULT_COLUMN_FAMILY_NAME || Space::ALL.iter().any(|s| f == s.name())
+    };
     if !families.iter().all(known) {
         return false;
     }
-    if families.iter().any(|f| f != "default") {
+    if families
+        .iter()
+        .any(|f| f != rocksdb::DEFAULT_COLUMN_FAMILY_NAME)
+    {
         return true;
     }
     !entries.utf8().any(|n| match n.rsplit_once('.') {

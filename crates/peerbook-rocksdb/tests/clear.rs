@@ -8,6 +8,7 @@ use std::path::Path;
 
 use common::{collect, index_key, index_workload, last_seen_key, small_options, temp_db};
 use peerbook::backend::{Backend, Direction, Durability, KeyRange, ReadView, Space, WriteBatch};
+use peerbook::conformance::needles::{files_holding, id_forms};
 use peerbook::conformance::Rng;
 use peerbook_rocksdb::{RocksBackend, RocksOptions};
 
@@ -91,55 +92,6 @@ fn random_ids(rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The forms in which a peer id can reach the files: its bytes (`peers` and
-/// `by_quality` keys), its negated bytes (`by_last_seen` keys), and both as hex
-/// (RocksDB's `LOG` prints keys in hex, upper case).
-fn id_needles(id: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let negated: Vec<u8> = id.iter().map(|b| !b).collect();
-    let hex = |bytes: &[u8], upper: bool| -> Vec<u8> {
-        bytes
-            .iter()
-            .map(|b| {
-                if upper {
-                    format!("{b:02X}")
-                } else {
-                    format!("{b:02x}")
-                }
-            })
-            .collect::<String>()
-            .into_bytes()
-    };
-    vec![
-        ("id".to_string(), id.to_vec()),
-        ("negated id".to_string(), negated.clone()),
-        ("id as HEX".to_string(), hex(id, true)),
-        ("id as hex".to_string(), hex(id, false)),
-        ("negated id as HEX".to_string(), hex(&negated, true)),
-        ("negated id as hex".to_string(), hex(&negated, false)),
-    ]
-}
-
-/// `(file name, needle)` for every file of `dir` holding one of `needles`.
-fn needles_in_files(dir: &Path, needles: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read db dir") {
-        let path = entry.expect("dir entry").path();
-        // RocksDB deletes obsolete files in the background: one may vanish.
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        };
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        for (what, needle) in needles {
-            if bytes.windows(needle.len()).any(|w| w == &needle[..]) {
-                found.push((name.clone(), what.clone()));
-            }
-        }
-    }
-    found.sort();
-    found.dedup();
-    found
-}
-
 /// Peer ids are not in any file once `clear` returns, nor after close and reopen:
 /// not in the SST files, the write-ahead log, the `LOG`, nor the `MANIFEST`, whose
 /// edits name each SST file's smallest and largest key. Nor are keys of the meta
@@ -155,7 +107,7 @@ fn clear_leaves_no_peer_id_in_any_file() {
     let meta_key = |id: &[u8]| [b"note-".as_slice(), id].concat();
     let mut needles = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        for (what, needle) in id_needles(id) {
+        for (what, needle) in id_forms(id) {
             needles.push((format!("{what} of peer {i}"), needle));
         }
         needles.push((format!("meta key of peer {i}"), meta_key(id)));
@@ -181,37 +133,28 @@ fn clear_leaves_no_peer_id_in_any_file() {
     drop(rocks);
     let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("reopen");
     write_peers(&rocks, &ids[100..], &mut rng);
-    let before = needles_in_files(&path, &needles);
+    let before = files_holding(&path, &needles);
     let files_before: std::collections::BTreeSet<_> =
         before.iter().map(|(file, _)| file.clone()).collect();
-    eprintln!("before clear, files holding ids: {files_before:?}");
-    for file in &files_before {
-        let kinds: std::collections::BTreeSet<_> = before
-            .iter()
-            .filter(|(f, _)| f == file)
-            .map(|(_, what)| what.split(" of peer").next().unwrap().to_string())
-            .collect();
-        eprintln!("  {file}: {kinds:?}");
-    }
     assert!(
         files_before.iter().any(|f| f.ends_with(".sst")),
         "ids reached SST files before the clear: {files_before:?}"
     );
 
     rocks.clear(Durability::Sync).expect("clear");
-    let after_clear = needles_in_files(&path, &needles);
+    let after_clear = files_holding(&path, &needles);
     assert!(
         after_clear.is_empty(),
         "peer ids once clear returned: {after_clear:?}"
     );
     drop(rocks);
-    let after_close = needles_in_files(&path, &needles);
+    let after_close = files_holding(&path, &needles);
     assert!(
         after_close.is_empty(),
         "peer ids after close: {after_close:?}"
     );
     let rocks = RocksBackend::open(&path, RocksOptions::default()).expect("reopen");
-    let after_reopen = needles_in_files(&path, &needles);
+    let after_reopen = files_holding(&path, &needles);
     assert!(
         after_reopen.is_empty(),
         "peer ids after reopen: {after_reopen:?}"
@@ -220,8 +163,8 @@ fn clear_leaves_no_peer_id_in_any_file() {
 }
 
 /// Readers on other threads keep reading through clears: every `get`, `scan` and
-/// `view` succeeds; a get finds the value written or nothing; a view (and a scan)
-/// sees a whole book or an empty one, never part of one (a peer and its index
+/// `view` succeeds; a get finds the value written or nothing; a view sees a
+/// whole book or an empty one, never part of one (a peer and its index
 /// entry go in one batch, clear is one batch); one reader keeps a view open at
 /// all times (it takes the next before dropping the last); each clear finishes
 /// within a minute (no deadlock with the readers).
@@ -372,12 +315,56 @@ fn clear_waits_for_a_view_begun_before_it() {
         // before the reader is joined: RocksDB compacts a dropped view's entries
         // away in the background soon after, which would hide a clear that did
         // not wait
-        let left = needles_in_files(&path, &needles);
+        let left = files_holding(&path, &needles);
         assert!(left.is_empty(), "ids once clear returned: {left:?}");
         assert!(
             reader.join().unwrap().is_some(),
             "the view saw the book from before the clear"
         );
+    });
+}
+
+/// A plain scan (no view) in flight across the clear: its iterator pins the SST
+/// files it reads, which the compaction replaces but RocksDB may delete only once
+/// the scan ends. The clear waits at its end for such reads, so once it returns no
+/// id is in any file.
+#[test]
+fn clear_waits_for_a_scan_holding_the_old_files() {
+    let (_dir, path) = temp_db();
+    let (rocks, _ids, needles) = peers_in_sst_files(&path, 9);
+    let (started, scan_started) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let rocks = &rocks;
+        let reader = scope.spawn(move || {
+            let mut first = true;
+            rocks
+                .scan(
+                    Space::Peers,
+                    KeyRange::all(),
+                    Direction::Forward,
+                    &mut |_, _| {
+                        if std::mem::take(&mut first) {
+                            started.send(()).unwrap();
+                            // hold the iterator, on the old files, while the clear runs
+                            released.recv().unwrap();
+                        }
+                        ControlFlow::Continue(())
+                    },
+                )
+                .unwrap();
+        });
+        scan_started.recv().unwrap();
+        let releaser = scope.spawn(move || {
+            // long enough for the clear to commit, compact and reach its last wait
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            release.send(()).unwrap();
+        });
+        rocks.clear(Durability::Sync).expect("clear");
+        let left = files_holding(&path, &needles);
+        assert!(left.is_empty(), "ids once clear returned: {left:?}");
+        reader.join().unwrap();
+        releaser.join().unwrap();
     });
 }
 
@@ -395,13 +382,13 @@ fn view_across_clear_keeps_its_entries_until_dropped() {
     rocks.clear(Durability::Sync).expect("clear");
     assert!(view.get(Space::Peers, &ids[0]).unwrap().is_some());
     assert!(
-        !needles_in_files(&path, &needles).is_empty(),
+        !files_holding(&path, &needles).is_empty(),
         "the view's entries are on disk while it lives"
     );
     drop(view);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let left = needles_in_files(&path, &needles);
+        let left = files_holding(&path, &needles);
         if left.is_empty() {
             break;
         }

@@ -5,10 +5,10 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use peerbook::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
+use peerbook::backend::{Backend, Durability, Space, WriteBatch};
+pub use peerbook::conformance::backend::collect;
 use peerbook::conformance::Rng;
 use peerbook_rocksdb::RocksOptions;
 use tempfile::TempDir;
@@ -28,16 +28,6 @@ pub fn small_options() -> RocksOptions {
     options.index_write_buffer_bytes = 64 * 1024;
     options.block_cache_bytes = 1 << 20;
     options
-}
-
-pub fn collect(b: &dyn Backend, space: Space, range: KeyRange<'_>, dir: Direction) -> Entries {
-    let mut out = Vec::new();
-    b.scan(space, range, dir, &mut |k, v| {
-        out.push((k.to_vec(), v.to_vec()));
-        ControlFlow::Continue(())
-    })
-    .expect("scan");
-    out
 }
 
 /// A store-like workload: peers updated again and again (each update deletes the
