@@ -16,6 +16,7 @@ mod common;
 use std::path::Path;
 
 use common::Engine;
+use peerbook::conformance::needles::{files_holding, id_forms};
 use peerbook::{ManualClock, NewIceServer, NewPeer, PeerBook, Secret};
 
 /// `n` random bytes as lowercase hex.
@@ -25,66 +26,22 @@ fn random_hex(n: usize) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Every regular file under `dir`, recursively, with its bytes. A file that
-/// vanishes during the walk (RocksDB deletes obsolete files in the background) is
-/// skipped.
-fn files_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-    for entry in std::fs::read_dir(dir).expect("read store dir") {
-        let entry = entry.expect("dir entry");
-        let path = entry.path();
-        let kind = entry.file_type().expect("file type");
-        if kind.is_dir() {
-            files_under(&path, out);
-        } else if kind.is_file() {
-            match std::fs::read(&path) {
-                Ok(bytes) => out.push((path.display().to_string(), bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => panic!("read {}: {e}", path.display()),
-            }
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The forms a peer id can take on disk: its bytes, its bytes negated, both as hex.
+/// The forms peer `i`'s id can take on disk ([`id_forms`]), labelled with `i`.
 fn id_needles(i: usize, id: &str) -> Vec<(String, Vec<u8>)> {
-    let hex = |bytes: &[u8], upper: bool| -> Vec<u8> {
-        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        if upper { text.to_uppercase() } else { text }.into_bytes()
-    };
-    let negated: Vec<u8> = id.bytes().map(|b| !b).collect();
-    vec![
-        (format!("id of peer {i}"), id.as_bytes().to_vec()),
-        (format!("negated id of peer {i}"), negated.clone()),
-        (format!("id of peer {i} as HEX"), hex(id.as_bytes(), true)),
-        (format!("id of peer {i} as hex"), hex(id.as_bytes(), false)),
-        (
-            format!("negated id of peer {i} as HEX"),
-            hex(&negated, true),
-        ),
-        (
-            format!("negated id of peer {i} as hex"),
-            hex(&negated, false),
-        ),
-    ]
+    id_forms(id.as_bytes())
+        .into_iter()
+        .map(|(form, bytes)| (format!("{form} of peer {i}"), bytes))
+        .collect()
 }
 
-/// Panics naming the first file under `dir` that holds one of `needles`.
+/// Panics naming the files under `dir` that hold one of `needles`.
 fn assert_no_needle(engine: Engine, dir: &Path, needles: &[(String, Vec<u8>)], when: &str) {
-    let mut files = Vec::new();
-    files_under(dir, &mut files);
-    for (path, bytes) in &files {
-        for (what, needle) in needles {
-            assert!(
-                !contains(bytes, needle),
-                "{}: the {what} is still in {path} {when}",
-                engine.name()
-            );
-        }
-    }
+    let found = files_holding(dir, needles);
+    assert!(
+        found.is_empty(),
+        "{}: still in the files {when} (file, what): {found:?}",
+        engine.name()
+    );
 }
 
 /// Store 20 marked peers (10 of them before a close and reopen), clear, check the
@@ -138,14 +95,10 @@ fn fill_and_clear(engine: Engine, dir: &Path) -> Vec<(String, Vec<u8>)> {
     book.flush().unwrap();
     // the markers and the ids are on disk before the clear, or the scan below
     // proves nothing
-    let mut files = Vec::new();
-    files_under(dir, &mut files);
+    let before = files_holding(dir, &needles);
     for kind in ["marker of peer", "id of peer"] {
         assert!(
-            needles
-                .iter()
-                .filter(|(what, _)| what.starts_with(kind))
-                .any(|(_, n)| files.iter().any(|(_, b)| contains(b, n))),
+            before.iter().any(|(_, what)| what.starts_with(kind)),
             "{}: no {kind} reached the disk before the clear",
             engine.name()
         );

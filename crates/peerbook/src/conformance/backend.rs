@@ -18,8 +18,11 @@ fn put(b: &impl Backend, space: Space, key: &[u8], value: &[u8]) {
         .expect("write a single put");
 }
 
-fn collect(
-    b: &impl Backend,
+/// Every entry of `space` in `range`, in `dir`'s order, as owned pairs: a whole
+/// scan collected (it panics when the scan fails). Shared with the backends' own
+/// tests.
+pub fn collect(
+    b: &(impl Backend + ?Sized),
     space: Space,
     range: KeyRange<'_>,
     dir: Direction,
@@ -384,11 +387,16 @@ where
                     let i = (n * 7 + t) % KEYS;
                     let got = b.get(Space::Peers, &i.to_be_bytes()).expect("get");
                     assert!(got.is_none() || got == Some(value(i)), "a torn value");
-                    b.scan(Space::Peers, KeyRange::all(), Direction::Forward, &mut |k, v| {
-                        let i = u32::from_be_bytes(k.try_into().expect("a key written"));
-                        assert_eq!(v, value(i), "a torn value in a scan");
-                        ControlFlow::Continue(())
-                    })
+                    b.scan(
+                        Space::Peers,
+                        KeyRange::all(),
+                        Direction::Forward,
+                        &mut |k, v| {
+                            let i = u32::from_be_bytes(k.try_into().expect("a key written"));
+                            assert_eq!(v, value(i), "a torn value in a scan");
+                            ControlFlow::Continue(())
+                        },
+                    )
                     .expect("scan");
                     n += 1;
                 }
@@ -405,16 +413,22 @@ where
             std::thread::sleep(std::time::Duration::from_millis(50));
             for i in 0..KEYS {
                 assert_eq!(
-                    view.get(Space::Peers, &i.to_be_bytes()).expect("get in a view"),
+                    view.get(Space::Peers, &i.to_be_bytes())
+                        .expect("get in a view"),
                     Some(value(i)),
                     "a view taken before clear lost key {i}"
                 );
             }
             let mut seen = 0;
-            view.scan(Space::Peers, KeyRange::all(), Direction::Forward, &mut |_, _| {
-                seen += 1;
-                ControlFlow::Continue(())
-            })
+            view.scan(
+                Space::Peers,
+                KeyRange::all(),
+                Direction::Forward,
+                &mut |_, _| {
+                    seen += 1;
+                    ControlFlow::Continue(())
+                },
+            )
             .expect("scan in a view");
             assert_eq!(seen, KEYS, "a view taken before clear scans every entry");
             assert_eq!(

@@ -47,7 +47,9 @@
 //! - [`hooked`]: [`HookedBackend`](hooked::HookedBackend) runs a test's hook before
 //!   each write, flush and clear of any backend (watch or hold writers);
 //! - [`fixtures`]: where the workspace's committed fixture books are, and a copy of
-//!   one to open.
+//!   one to open;
+//! - [`needles`]: the forms a peer id takes on disk, and the files of a directory
+//!   holding one (what a clear must leave nowhere).
 //!
 //! Each function panics with a message naming the broken rule.
 
@@ -63,6 +65,7 @@ pub mod group;
 pub mod group_stress;
 pub mod hooked;
 pub mod lifecycle;
+pub mod needles;
 pub mod ranking;
 pub mod store;
 

@@ -36,6 +36,17 @@ pub(crate) fn paired(out: &Path, n: usize) -> Res<()> {
     // `PEERBOOK_PAIRED_ONLY=file,memory` pairs only those backends (to measure one
     // backend's change without the others' minutes); the report's run sets nothing.
     let only = std::env::var("PEERBOOK_PAIRED_ONLY").ok();
+    if let Some(only) = &only {
+        // a misspelt name would pair nothing and leave the old results in place
+        let known: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
+        if let Some(unknown) = only.split(',').find(|w| !known.contains(w)) {
+            return Err(format!(
+                "PEERBOOK_PAIRED_ONLY names {unknown:?}, not a backend ({})",
+                known.join(", ")
+            )
+            .into());
+        }
+    }
     let wanted = |name: &str| {
         only.as_deref()
             .is_none_or(|o| o.split(',').any(|w| w == name))
