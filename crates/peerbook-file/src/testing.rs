@@ -499,6 +499,10 @@ impl Vfs for SimFs {
     }
 
     fn lock(&self, path: &Path) -> io::Result<VfsLock> {
+        self.lock_created(path).map(|(lock, _)| lock)
+    }
+
+    fn lock_created(&self, path: &Path) -> io::Result<(VfsLock, bool)> {
         let mut s = self.lock();
         s.step()?;
         if !s.locks.insert(path.to_path_buf()) {
@@ -507,15 +511,28 @@ impl Vfs for SimFs {
                 "the lock is held by another open handle",
             ));
         }
-        if !s.live.contains_key(path) {
+        let created = !s.live.contains_key(path);
+        if created {
             let ino = s.new_inode();
             s.change(parent(path), vec![(path.to_path_buf(), Some(ino))]);
         }
-        Ok(VfsLock::new(SimLockGuard {
+        let guard = SimLockGuard {
             fs: self.clone(),
             path: path.to_path_buf(),
             epoch: s.epoch,
-        }))
+        };
+        Ok((VfsLock::new(guard), created))
+    }
+
+    /// Directories are not modelled (paths name files): succeeds when no file is
+    /// directly in `dir`.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        s.step()?;
+        if s.live.keys().any(|p| p.parent() == Some(dir)) {
+            return Err(io::ErrorKind::DirectoryNotEmpty.into());
+        }
+        Ok(())
     }
 }
 

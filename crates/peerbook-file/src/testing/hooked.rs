@@ -31,8 +31,10 @@ pub enum FsOp {
     Remove,
     /// [`Vfs::sync_dir`].
     SyncDir,
-    /// [`Vfs::lock`].
+    /// [`Vfs::lock`] and [`Vfs::lock_created`].
     Lock,
+    /// [`Vfs::remove_dir`].
+    RemoveDir,
     /// [`VfsFile::append`]; see [`FsHook::short_write`].
     Append,
     /// [`VfsFile::sync`].
@@ -221,6 +223,14 @@ impl<V: Vfs, H: FsHook + 'static> Vfs for HookedFs<V, H> {
     fn lock(&self, path: &Path) -> io::Result<VfsLock> {
         self.run(FsOp::Lock, path, |fs| fs.lock(path))
     }
+
+    fn lock_created(&self, path: &Path) -> io::Result<(VfsLock, bool)> {
+        self.run(FsOp::Lock, path, |fs| fs.lock_created(path))
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        self.run(FsOp::RemoveDir, dir, |fs| fs.remove_dir(dir))
+    }
 }
 
 /// A file opened through a [`HookedFs`]: its calls run the same hook.
@@ -309,8 +319,13 @@ mod tests {
         assert_eq!(streamed, b"hell");
         let lock = fs.lock(Path::new("/d/LOCK")).unwrap();
         drop(lock);
+        let (lock, created) = fs.lock_created(Path::new("/d/LOCK")).unwrap();
+        assert!(!created, "the first lock made it");
+        drop(lock);
         fs.remove(b).unwrap();
         assert_eq!(sim.contents(b), None, "passed to the inner file system");
+        fs.remove(Path::new("/d/LOCK")).unwrap();
+        fs.remove_dir(dir).unwrap();
         use FsOp::*;
         let expected = [
             (CreateDirAll, "/d"),
@@ -325,7 +340,10 @@ mod tests {
             (Read, "/d/b"),
             (OpenRead, "/d/b"),
             (Lock, "/d/LOCK"),
+            (Lock, "/d/LOCK"),
             (Remove, "/d/b"),
+            (Remove, "/d/LOCK"),
+            (RemoveDir, "/d"),
         ]
         .map(|(op, p)| (op, PathBuf::from(p)));
         assert_eq!(*fs.hook().seen.lock().unwrap(), expected);
