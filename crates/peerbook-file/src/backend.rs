@@ -142,7 +142,9 @@ impl FileBackend {
     /// Fails with [`BackendError::Locked`] when another handle has the directory
     /// open, with [`BackendError::Corrupted`] when its files are damaged (see the
     /// [crate docs](crate) for what is repaired and what is refused), and with
-    /// [`BackendError::Io`] on I/O errors.
+    /// [`BackendError::Io`] on I/O errors. An open that fails leaves the directory
+    /// as it found it: it removes the `LOCK` it created (not one that was there)
+    /// and the directories it created, if empty.
     pub fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, BackendError> {
         Self::open_with_vfs(Arc::new(StdFs), dir, options)
     }
@@ -156,8 +158,16 @@ impl FileBackend {
     ) -> Result<Self, BackendError> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
-        vfs.create_dir_all(&dir)
-            .map_err(|e| BackendError::io(format!("create directory {}", dir.display()), e))?;
+        // What this open makes, it removes again if it fails: a refused open
+        // leaves the user's directory as it found it.
+        let made_dirs = missing_dirs(&*vfs, &dir);
+        if let Err(e) = vfs.create_dir_all(&dir) {
+            remove_made_dirs(&*vfs, &made_dirs);
+            return Err(BackendError::io(
+                format!("create directory {}", dir.display()),
+                e,
+            ));
+        }
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Make the directory entry itself durable; some file systems refuse to
             // sync directories, which costs durability of a brand-new store only.
@@ -166,22 +176,41 @@ impl FileBackend {
             }
         }
         let lock_path = dir.join(LOCK_FILE);
-        let lock = vfs.lock(&lock_path).map_err(|e| {
-            BackendError::lock(
-                format!(
-                    "{}: the store is open in another FileBackend (this process or another)",
-                    lock_path.display()
-                ),
-                &lock_path,
-                e,
-            )
-        })?;
-        let loaded = Loader {
+        let (lock, made_lock) = match vfs.lock_created(&lock_path) {
+            Ok(taken) => taken,
+            Err(e) => {
+                remove_made_dirs(&*vfs, &made_dirs);
+                return Err(BackendError::lock(
+                    format!(
+                        "{}: the store is open in another FileBackend (this process or another)",
+                        lock_path.display()
+                    ),
+                    &lock_path,
+                    e,
+                ));
+            }
+        };
+        let loader = Loader {
             vfs: &*vfs,
             dir: &dir,
             options: &options,
-        }
-        .load()?;
+        };
+        let loaded = match loader.load() {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                if made_lock {
+                    // Removed while still held: another opener that opened this
+                    // file before the removal finds it unlinked once it has the
+                    // lock, and starts over (`Vfs::lock`).
+                    if let Err(e) = vfs.remove(&lock_path) {
+                        tracing::warn!(file = %lock_path.display(), error = %e, "peerbook-file: a failed open could not remove the LOCK it created");
+                    }
+                }
+                drop(lock);
+                remove_made_dirs(&*vfs, &made_dirs);
+                return Err(e);
+            }
+        };
         let disk = loaded.writer.snapshot_len + loaded.writer.log_len;
         Ok(FileBackend {
             dir,
@@ -293,6 +322,38 @@ impl FileBackend {
     pub(crate) fn publish_usage(&self, w: &Writer) {
         self.disk_bytes
             .store(w.snapshot_len + w.log_len, Ordering::Relaxed);
+    }
+}
+
+/// The directories among `dir` and its ancestors that do not exist (as
+/// [`Vfs::list`] says), `dir` first: those an open's `create_dir_all` makes.
+fn missing_dirs(vfs: &dyn Vfs, dir: &Path) -> Vec<PathBuf> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty()) {
+        match vfs.list(d) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(d.to_path_buf()),
+            _ => break,
+        }
+        at = d.parent();
+    }
+    missing
+}
+
+/// Remove the directories a failed open made (see [`missing_dirs`]), deepest
+/// first, each only if empty; stop at the first that cannot be (logged: the
+/// open's own error is what it returns).
+fn remove_made_dirs(vfs: &dyn Vfs, made: &[PathBuf]) {
+    for d in made {
+        match vfs.remove_dir(d) {
+            Ok(()) => {}
+            // another program put something there meanwhile: it is theirs now
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => return,
+            Err(e) => {
+                tracing::warn!(dir = %d.display(), error = %e, "peerbook-file: a failed open could not remove the directory it created");
+                return;
+            }
+        }
     }
 }
 
