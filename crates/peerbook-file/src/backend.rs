@@ -142,9 +142,12 @@ impl FileBackend {
     /// Fails with [`BackendError::Locked`] when another handle has the directory
     /// open, with [`BackendError::Corrupted`] when its files are damaged (see the
     /// [crate docs](crate) for what is repaired and what is refused), and with
-    /// [`BackendError::Io`] on I/O errors. An open that fails leaves the directory
-    /// as it found it: it removes the `LOCK` it created (not one that was there)
-    /// and the directories it created, if empty.
+    /// [`BackendError::Io`] on I/O errors. An open that fails removes the `LOCK`
+    /// it created (not one that was there; on Unix only, where the lock is
+    /// checked to be on the linked file) and the directories it created, if they
+    /// are empty: a refused directory is left as it was. An open that fails
+    /// after it wrote (a new store's first files, a torn log tail truncated)
+    /// leaves what it wrote.
     pub fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, BackendError> {
         Self::open_with_vfs(Arc::new(StdFs), dir, options)
     }
@@ -347,8 +350,15 @@ fn remove_made_dirs(vfs: &dyn Vfs, made: &[PathBuf]) {
     for d in made {
         match vfs.remove_dir(d) {
             Ok(()) => {}
-            // another program put something there meanwhile: it is theirs now
+            // another program put something there meanwhile (it is theirs now),
+            // or this open wrote files before it failed: what it wrote stays
             Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => return,
+            // gone already, or a file system that cannot remove directories
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::Unsupported
+                ) => {}
             Err(e) => {
                 tracing::warn!(dir = %d.display(), error = %e, "peerbook-file: a failed open could not remove the directory it created");
                 return;

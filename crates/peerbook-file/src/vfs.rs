@@ -74,17 +74,12 @@ pub trait Vfs: Send + Sync + fmt::Debug {
 
     /// [`lock`](Vfs::lock), also telling whether this call created the file
     /// (`true`) or found it (`false`): an open that then fails removes the lock
-    /// file only if it created it. The default asks [`list`](Vfs::list) first
-    /// (racy: a file created in between counts as created; an error listing
-    /// counts as found), then calls [`lock`](Vfs::lock).
+    /// file only if it created it. Say `true` only when [`lock`](Vfs::lock) makes
+    /// sure the lock it takes is on the file linked at `path` (removing a lock
+    /// file that another opener has open is safe only then). The default says
+    /// `false`: the lock file stays.
     fn lock_created(&self, path: &Path) -> io::Result<(VfsLock, bool)> {
-        let found = match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
-            (Some(dir), Some(name)) => self
-                .list(dir)
-                .map_or(true, |names| names.iter().any(|n| n == name)),
-            _ => true,
-        };
-        Ok((self.lock(path)?, !found))
+        Ok((self.lock(path)?, false))
     }
 
     /// Remove the empty directory `dir` (an open that created it and then failed
@@ -230,7 +225,9 @@ impl Vfs for StdFs {
 
     fn lock_created(&self, path: &Path) -> io::Result<(VfsLock, bool)> {
         let (file, created) = lock_linked(path, || {})?;
-        Ok((VfsLock::new(file), created))
+        // Off Unix the lock is not checked to be on the linked file
+        // (`is_linked_at`): say the file was found, so it is never removed.
+        Ok((VfsLock::new(file), created && cfg!(unix)))
     }
 }
 
