@@ -17,7 +17,7 @@
 
 use std::any::Any;
 use std::fmt;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -132,7 +132,8 @@ impl fmt::Debug for VfsLock {
 /// file system itself). The lock is [`File::try_lock`] (`flock` on Unix,
 /// `LockFileEx` on Windows): per open file, so it also excludes a second open in
 /// the same process. On Unix, once locked, the file is checked to be the one
-/// still linked at the path (device and inode), else the lock is taken again.
+/// still linked at the path (device and inode), else the lock is taken again
+/// ([`try_lock_file_made`](peerbook::backend::try_lock_file_made)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdFs;
 
@@ -220,123 +221,12 @@ impl Vfs for StdFs {
     }
 
     fn lock(&self, path: &Path) -> io::Result<VfsLock> {
-        self.lock_created(path).map(|(lock, _)| lock)
+        peerbook::backend::try_lock_file(path).map(VfsLock::new)
     }
 
     fn lock_created(&self, path: &Path) -> io::Result<(VfsLock, bool)> {
-        let (file, created) = lock_linked(path, || {})?;
-        // Off Unix the lock is not checked to be on the linked file
-        // (`is_linked_at`): say the file was found, so it is never removed.
-        Ok((VfsLock::new(file), created && cfg!(unix)))
-    }
-}
-
-/// How many times [`lock_linked`] starts over when the file it locked was no
-/// longer the one at the path (each time, an open that created the lock file
-/// failed and removed it meanwhile).
-const LOCK_ATTEMPTS: usize = 16;
-
-/// Open (creating it if missing) and lock the file at `path`, and check that the
-/// locked file is still the one linked there; if it is not (it was removed, and
-/// maybe created anew, after this opened it: its holder's open failed), drop it
-/// and start over, up to [`LOCK_ATTEMPTS`] times. Returns the file and whether
-/// this call created it. `between` runs after each open, before its lock (a test
-/// widens the race there).
-fn lock_linked(path: &Path, mut between: impl FnMut()) -> io::Result<(File, bool)> {
-    for _ in 0..LOCK_ATTEMPTS {
-        let (file, created) = open_or_create(path)?;
-        between();
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "the lock is held by another open handle",
-                ))
-            }
-            Err(TryLockError::Error(e)) => return Err(e),
-        }
-        if is_linked_at(&file, path)? {
-            return Ok((file, created));
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::WouldBlock,
-        format!("the lock file was removed under this open {LOCK_ATTEMPTS} times in a row"),
-    ))
-}
-
-/// Open the file at `path` for reading and writing, creating it if missing;
-/// `true` if this call created it.
-fn open_or_create(path: &Path) -> io::Result<(File, bool)> {
-    let mut options = OpenOptions::new();
-    options.read(true).write(true);
-    match options.open(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        other => return other.map(|f| (f, false)),
-    }
-    match options.clone().create_new(true).open(path) {
-        // made in between by another opener (or a dangling symlink): open it,
-        // or what the symlink names, as `create` does
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map(|f| (f, false)),
-        other => other.map(|f| (f, true)),
-    }
-}
-
-/// Whether `file` is the file linked at `path` (same device and inode).
-#[cfg(unix)]
-fn is_linked_at(file: &File, path: &Path) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let held = file.metadata()?;
-    match std::fs::metadata(path) {
-        Ok(linked) => Ok(held.dev() == linked.dev() && held.ino() == linked.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Not checked off Unix (no portable file identity in `std`): the locked file is
-/// taken as the linked one.
-#[cfg(not(unix))]
-fn is_linked_at(_file: &File, _path: &Path) -> io::Result<bool> {
-    Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The race a failed open's removal of its `LOCK` opens: B opens the lock file,
-    /// then (before B locks it) its holder A removes it and lets go, and C creates
-    /// a new one and locks that. B's lock on the unlinked file must not count:
-    /// B sees C's lock (`WouldBlock`), never a second holder.
-    #[cfg(unix)]
-    #[test]
-    fn a_lock_on_a_removed_lock_file_is_not_taken() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("LOCK");
-        let (a, created) = lock_linked(&path, || {}).unwrap();
-        assert!(created);
-        let mut a = Some(a);
-        let mut c = None;
-        let b = lock_linked(&path, || {
-            // B has opened A's file and not locked it yet
-            if let Some(a) = a.take() {
-                std::fs::remove_file(&path).unwrap(); // A's open failed: A removes
-                drop(a); // and lets go
-                c = Some(lock_linked(&path, || {}));
-            }
-        });
-        let (c, c_created) = c.unwrap().unwrap();
-        assert!(c_created, "C made the new LOCK");
-        let err = b.expect_err("B must not hold a lock beside C");
-        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-        drop(c);
-        let (_b, created) = lock_linked(&path, || {}).unwrap();
-        assert!(!created, "once C let go, B takes C's file");
+        // Made is said on Unix only, where the lock is checked to be on the
+        // linked file (`try_lock_file_made`): elsewhere the file is never removed.
+        peerbook::backend::try_lock_file_made(path).map(|(file, made)| (VfsLock::new(file), made))
     }
 }

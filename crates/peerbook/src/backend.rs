@@ -89,7 +89,7 @@ mod lock;
 
 pub use error::{BackendError, ErrorSource};
 pub use ext::{BackendExt, Dump, SpaceDump};
-pub use lock::try_lock_file;
+pub use lock::{try_lock_file, try_lock_file_made};
 
 use std::fmt;
 use std::ops::{Bound, ControlFlow};
