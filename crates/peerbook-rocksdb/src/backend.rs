@@ -19,7 +19,7 @@ use rocksdb::{
 };
 
 use crate::error::{map_err, map_open_err};
-use crate::{RocksOptions, ENGINE};
+use crate::{naming, RocksOptions, ENGINE};
 
 /// The byte no finite exclusive upper bound steps past (see [`Backend::clear`]).
 const HIGH_BYTE: u8 = 0xff;
@@ -290,9 +290,7 @@ impl RocksBackend {
             let name = name.to_string_lossy();
             // RocksDB's own table files only: it never deletes a file of another
             // name (a user's `backup.sst`), which would be waited for in vain.
-            let numbered = name
-                .strip_suffix(".sst")
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            let numbered = name.strip_suffix(".sst").is_some_and(naming::all_digits);
             if numbered && !live.contains(name.as_ref()) {
                 return Ok(false);
             }

@@ -14,7 +14,7 @@ use std::io;
 use peerbook::probe::{DirEntries, DirVerdict};
 
 /// `digits` is a non-empty run of ASCII digits.
-fn all_digits(digits: &str) -> bool {
+pub(crate) fn all_digits(digits: &str) -> bool {
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
