@@ -7,7 +7,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use common::{collect, index_key, index_workload, last_seen_key, small_options, temp_db};
-use peerbook::backend::{Backend, Direction, Durability, KeyRange, ReadView, Space, WriteBatch};
+use peerbook::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
+use peerbook::conformance::backend::count_in_view;
 use peerbook::conformance::needles::{files_holding, id_forms};
 use peerbook::conformance::Rng;
 use peerbook_rocksdb::{RocksBackend, RocksOptions};
@@ -179,15 +180,6 @@ fn readers_run_through_clear() {
     let rocks = Arc::new(RocksBackend::open(&path, small_options()).expect("open"));
     let id = |n: usize| format!("peer-{n:05}").into_bytes();
     let value = |n: usize| format!("value of peer {n:05}").repeat(20).into_bytes();
-    let count = |view: &dyn ReadView, space: Space| {
-        let mut n = 0usize;
-        view.scan(space, KeyRange::all(), Direction::Forward, &mut |_, _| {
-            n += 1;
-            ControlFlow::Continue(())
-        })
-        .expect("scan in a view");
-        n
-    };
     let stop = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let readers: Vec<_> = (0..3)
@@ -204,8 +196,10 @@ fn readers_run_through_clear() {
                         0 => {
                             // a view's peers and index entries match
                             let view = rocks.view().expect("view");
-                            let (peers, index) =
-                                (count(&*view, Space::Peers), count(&*view, Space::ByQuality));
+                            let (peers, index) = (
+                                count_in_view(&*view, Space::Peers),
+                                count_in_view(&*view, Space::ByQuality),
+                            );
                             assert_eq!(peers, index, "a view sees part of a batch");
                         }
                         1 => {
