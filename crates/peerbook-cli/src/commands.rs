@@ -9,7 +9,8 @@ use crate::format::{self};
 use crate::progress;
 use crate::say;
 use crate::store::{
-    open_with, Access, Book, CliError, Creation, KeySource, StoreSpec, StoreSpecExt,
+    key_for_new_store, open_with, Access, Book, CliError, Creation, KeySource, StoreSpec,
+    StoreSpecExt,
 };
 use crate::transfer;
 use crate::{Cli, Command, Sort, SortOrder};
@@ -35,11 +36,19 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Init { store } => {
             let existed = store.exists()?;
             let key = key_for(store);
-            init(store, &key, existed, open(store, Access::Write), json).map_err(|e| {
-                if existed {
-                    e
-                } else {
+            if existed {
+                return init(store, &key, true, open(store, Access::Write), json);
+            }
+            // A new store: its key is loaded (or made) before anything is created,
+            // and what a failed creation made is removed again (see `Creation`),
+            // unless only the report was lost (the store is made).
+            let creation = Creation::start(store, &key, &key_for_new_store(&key)?)?;
+            init(store, &key, false, open(store, Access::Write), json).map_err(|e| {
+                if e.lost_report {
                     e.after_change(format!("created store {store} (it opens with the {key})"))
+                } else {
+                    creation.undo();
+                    e
                 }
             })
         }
@@ -140,12 +149,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             // creates nothing; and a later failure (storage) leaves no store nor
             // key file it created.
             let creation = if creating {
-                let fresh = match &key {
-                    KeySource::File(path) if std::fs::symlink_metadata(path).is_err() => {
-                        peerbook::MasterKey::generate().map_err(|e| CliError::new(e.to_string()))?
-                    }
-                    _ => key.load(false)?,
-                };
+                let fresh = key_for_new_store(&key)?;
                 transfer::check_import(store, &doc, mode, new_store(Options::new(fresh.clone())))?;
                 Some(Creation::start(store, &key, &fresh)?)
             } else {

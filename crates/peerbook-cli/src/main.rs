@@ -95,6 +95,10 @@ struct KeyArgs {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a new, empty store and its key file (0600), or check an existing one.
+    ///
+    /// A creation that fails removes what it made (the key file, the store
+    /// directory, directories made above it), never what was there before; what
+    /// it could not remove is named in a warning.
     Init {
         /// BACKEND:PATH
         store: StoreSpec,
@@ -194,6 +198,13 @@ enum Command {
     ///
     /// FROM is only read. TO uses the same key (by default FROM's key file is copied
     /// to TO's default key file when that does not exist yet).
+    ///
+    /// A migration into a TO that did not exist that fails removes what it made (the
+    /// copied key file, TO, directories made above it), never what was there
+    /// before; a copy that fails its record-by-record check is not FROM's book, so
+    /// it is emptied and removed too (FROM is unchanged: rerun once fixed). Only a
+    /// report lost once the peers were written keeps TO (the error says so). What
+    /// could not be removed is named in a warning.
     Migrate {
         /// BACKEND:PATH to copy from (never written).
         from: StoreSpec,

@@ -401,6 +401,17 @@ pub fn reopen_with(
     PeerBook::open(backend, options(base)).map_err(|e| CliError::store(e, key, spec))
 }
 
+/// The key a new store takes from `key`: a new one for a missing key file (which
+/// [`Creation::start`] writes); else loaded with every check, before anything is made.
+pub fn key_for_new_store(key: &KeySource) -> Result<MasterKey, CliError> {
+    match key {
+        KeySource::File(path) if std::fs::symlink_metadata(path).is_err() => {
+            MasterKey::generate().map_err(|e| CliError::new(e.to_string()))
+        }
+        _ => key.load(false),
+    }
+}
+
 /// What a command creating a store made, to remove it again when the command
 /// fails: the store's files, the directories it had to make (the store's and
 /// missing parents) and the key file, each only if it did not exist before.
@@ -443,6 +454,11 @@ impl Creation {
         })
     }
 
+    /// The key file this creation wrote (create-new), if it wrote one.
+    pub fn new_key_file(&self) -> Option<&Path> {
+        self.new_key_file.as_deref()
+    }
+
     /// Remove what the failed command created, never recursively, never a file
     /// the engine does not make, and the key file last. A store there is first
     /// reopened (taking the engine's lock: a store another process has open
@@ -464,8 +480,18 @@ impl Creation {
                 }
             }
         };
+        let absent = || {
+            std::fs::symlink_metadata(dir)
+                .is_err_and(|e| e.kind() != std::io::ErrorKind::PermissionDenied)
+        };
         match engine.probe(dir) {
             Ok(DirContents::Nothing) => destroy_key(),
+            // The store directory was never made (its open failed making it, a
+            // name too long): only the key file and the directories made above it.
+            Err(_) if absent() => {
+                destroy_key();
+                return self.remove_new_dirs();
+            }
             Ok(DirContents::Store | DirContents::Leftovers) => {
                 let backend = match self.spec.open() {
                     Ok(backend) => backend,
@@ -534,14 +560,26 @@ impl Creation {
                 "the new store's files in {} stay: {e}",
                 dir.display()
             )),
-            Ok(left) if left.is_empty() => {
-                for dir in &self.new_dirs {
-                    if std::fs::remove_dir(dir).is_err() {
-                        break;
-                    }
-                }
-            }
+            Ok(left) if left.is_empty() => self.remove_new_dirs(),
             Ok(_) => {}
+        }
+    }
+
+    /// Remove the directories this command made, innermost first, only while empty;
+    /// one never made is skipped; one that stays (not empty) is named on stderr.
+    fn remove_new_dirs(&self) {
+        for dir in &self.new_dirs {
+            if std::fs::symlink_metadata(dir).is_err() {
+                continue;
+            }
+            if let Err(e) = std::fs::remove_dir(dir) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: the directory {} made by this command stays: {e}; remove it by hand if it is not yours",
+                    dir.display()
+                );
+                break;
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::commands::book_size;
 use crate::format;
 use crate::progress;
 use crate::say;
-use crate::store::{Access, Book, CliError, KeySource, StoreSpec, StoreSpecExt};
+use crate::store::{Access, Book, CliError, Creation, KeySource, StoreSpec, StoreSpecExt};
 
 /// `export [--out FILE]`.
 pub fn export(
@@ -208,15 +208,14 @@ pub fn print_import(spec: &StoreSpec, report: &ImportReport, json: bool) -> Resu
     Ok(0)
 }
 
-/// Copy a key file (loaded with every check of `MasterKey::load`) to a new 0600
-/// file; the key bytes never sit in a buffer of ours.
-fn copy_key_file(src: &Path, dst: &Path) -> Result<(), CliError> {
-    let key = peerbook::MasterKey::load(src).map_err(|e| {
+/// The key of FROM's key file, loaded with every check of `MasterKey::load`, to
+/// be written to TO's new key file (0600, create-new: `Creation::start`); the key
+/// bytes never sit in a buffer of ours.
+fn load_key_to_copy(src: &Path) -> Result<peerbook::MasterKey, CliError> {
+    peerbook::MasterKey::load(src).map_err(|e| {
         CliError::new(e.to_string())
             .hint("pass the key of FROM with --key-file PATH or --key-env VAR")
-    })?;
-    key.write_new_file(dst)
-        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dst.display())))
+    })
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
@@ -250,73 +249,149 @@ pub fn migrate(
     if !json {
         say!("read {n} peers from {from}");
     }
-    let to_exists = to.exists()?;
-    if let (KeySource::File(src), KeySource::File(dst)) = (from_key, to_key) {
-        if src != dst && !to_exists && fs::symlink_metadata(dst).is_err() {
-            copy_key_file(src, dst)?;
-            if !json {
-                say!("copied key file {} to {}", src.display(), dst.display());
-            }
-        }
+    let migration = Migration {
+        from,
+        to,
+        to_key,
+        force,
+        json,
+    };
+    if to.exists()? {
+        return migration.write_copy(&source, &doc, false);
     }
-    if to_exists {
-        // Checked under TO's own settings: opening with FROM's would store them in
-        // TO before a refusal.
-        let existing = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
-        refuse_unless_empty(&existing, to, to_key, force)?;
-    }
-    // Again on this open, under TO's own settings: between the two, another
-    // process may have written peers into TO (or made it), which only --force
-    // replaces.
-    let target = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
-    refuse_unless_empty(&target, to, to_key, force)?;
-    // Then TO takes FROM's retention settings, with room for every peer (reopened
-    // on the same backend: its lock kept other processes out since the check).
-    let retention = source.retention();
-    let target = crate::store::reopen_with(target, to, to_key, |o| {
-        let o = retention.apply(o);
-        Options {
-            max_peers: o.max_peers.max(n as u64).max(1),
-            ..o
+    // A new TO: its key (FROM's, copied to TO's own missing key file, or the one
+    // both use) is loaded before anything is created, and what a failed
+    // migration made is removed again (see `Creation`).
+    let copying = match (from_key, to_key) {
+        (KeySource::File(src), KeySource::File(dst))
+            if src != dst && fs::symlink_metadata(dst).is_err() =>
+        {
+            Some(src)
         }
-    })?;
-    let spinner = progress::spinner(n as u64, "writing");
-    let report = target.import_data(&doc, ImportMode::Replace);
-    spinner.finish_and_clear();
-    let report = report.map_err(|e| CliError::store(e, to_key, to).hint("TO was not changed"))?;
-    let written = format!(
-        "wrote the {n} peers of {from} to {to} ({} removed; it opens with the {to_key})",
-        report.removed
-    );
-    let finish = || -> Result<(), CliError> {
-        if !json {
-            say!(
-                "wrote {} peers to {to} ({} removed)",
-                report.imported,
-                report.removed
-            );
-        }
-        check_copy(&source, &target, &doc, to, to_key)?;
-        if json {
-            say!(
-                "{}",
-                format::json(&json!({
-                    "from": from.to_string(),
-                    "to": to.to_string(),
-                    "peers": n,
-                    "removed": report.removed,
-                    "checked": n,
-                    "key": to_key.to_string(),
-                }))
-            );
-        } else {
-            say!("checked {n}/{n}");
-            say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
+        _ => None,
+    };
+    let key = match copying {
+        Some(src) => load_key_to_copy(src)?,
+        None => to_key.load(false)?,
+    };
+    let creation = Creation::start(to, to_key, &key)?;
+    drop(key);
+    let announce = || -> Result<(), CliError> {
+        if let (Some(src), Some(dst), false) = (copying, creation.new_key_file(), json) {
+            say!("copied key file {} to {}", src.display(), dst.display());
         }
         Ok(())
     };
-    finish().map_err(|e| e.after_change(written))?;
-    Ok(0)
+    // A report lost here is lost before TO was written: undone too.
+    if let Err(e) = announce() {
+        creation.undo();
+        return Err(e);
+    }
+    migration.write_copy(&source, &doc, true).inspect_err(|e| {
+        if !e.lost_report {
+            creation.undo();
+        }
+    })
+}
+
+/// The stores and flags of one `migrate`.
+struct Migration<'a> {
+    from: &'a StoreSpec,
+    to: &'a StoreSpec,
+    to_key: &'a KeySource,
+    force: bool,
+    json: bool,
+}
+
+impl Migration<'_> {
+    /// Write `doc` (read from `source`, FROM's book) into TO, refused when TO holds
+    /// peers unless `force`, then check the copy record by record. When TO is
+    /// `new` (this command creates it), a failed check empties it again while its
+    /// lock is still held, so that the caller can remove it: a copy that failed
+    /// its check is not FROM's book.
+    fn write_copy(&self, source: &Book, doc: &ExportDocument, new: bool) -> Result<u8, CliError> {
+        let Migration {
+            from,
+            to,
+            to_key,
+            force,
+            json,
+        } = *self;
+        let n = doc.peers.len();
+        if !new {
+            // Checked under TO's own settings: opening with FROM's would store them
+            // in TO before a refusal.
+            let existing = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
+            refuse_unless_empty(&existing, to, to_key, force)?;
+        }
+        // Again on this open, under TO's own settings: between the two, another
+        // process may have written peers into TO (or made it), which only --force
+        // replaces.
+        let target = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
+        refuse_unless_empty(&target, to, to_key, force)?;
+        // Then TO takes FROM's retention settings, with room for every peer
+        // (reopened on the same backend: its lock kept other processes out since
+        // the check).
+        let retention = source.retention();
+        let target = crate::store::reopen_with(target, to, to_key, |o| {
+            let o = retention.apply(o);
+            Options {
+                max_peers: o.max_peers.max(n as u64).max(1),
+                ..o
+            }
+        })?;
+        let spinner = progress::spinner(n as u64, "writing");
+        let report = target.import_data(doc, ImportMode::Replace);
+        spinner.finish_and_clear();
+        let report =
+            report.map_err(|e| CliError::store(e, to_key, to).hint("TO was not changed"))?;
+        let written = format!(
+            "wrote the {n} peers of {from} to {to} ({} removed; it opens with the {to_key})",
+            report.removed
+        );
+        let finish = || -> Result<(), CliError> {
+            if !json {
+                say!(
+                    "wrote {} peers to {to} ({} removed)",
+                    report.imported,
+                    report.removed
+                );
+            }
+            check_copy(source, &target, doc, to, to_key).map_err(|e| {
+                if !new {
+                    return e;
+                }
+                let hint = e.hint.clone().unwrap_or_default();
+                match target.clear_all() {
+                    Ok(()) => e.hint(format!(
+                        "{hint}; the new {to} failed its check and is removed with what this command made (a warning above names what stays)"
+                    )),
+                    Err(clear) => e.hint(format!(
+                        "{hint}; the new {to} failed its check and could not be emptied ({clear}): it stays, do not use it"
+                    )),
+                }
+            })?;
+            if json {
+                say!(
+                    "{}",
+                    format::json(&json!({
+                        "from": from.to_string(),
+                        "to": to.to_string(),
+                        "peers": n,
+                        "removed": report.removed,
+                        "checked": n,
+                        "key": to_key.to_string(),
+                    }))
+                );
+            } else {
+                say!("checked {n}/{n}");
+                say!("ok: {to} holds exactly the {n} peers of {from}; it opens with the {to_key}");
+            }
+            Ok(())
+        };
+        finish().map_err(|e| e.after_change(written))?;
+        Ok(0)
+    }
 }
 
 /// Unless `force`: an error when `book` (TO) holds peers.
@@ -386,6 +461,51 @@ fn check_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new TO whose copy fails its check (here FROM changed after it was read,
+    /// which its lock prevents across processes) is emptied, then removed with
+    /// the key file and directory this command made.
+    #[cfg(feature = "file")]
+    #[test]
+    fn a_new_to_that_fails_its_check_is_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = |name: &str| -> StoreSpec {
+            format!("file:{}", tmp.path().join(name).display())
+                .parse()
+                .unwrap()
+        };
+        let (from, to) = (spec("from"), spec("a/to"));
+        let to_key = KeySource::File(tmp.path().join("to.key"));
+        let key = peerbook::MasterKey::load_or_create(tmp.path().join("from.key")).unwrap();
+        let source =
+            peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
+        let alice = |name: &str| peerbook::NewPeer {
+            peer_id: "alice".into(),
+            display_name: name.into(),
+            ..peerbook::NewPeer::default()
+        };
+        source.store_peer(alice("Alice")).unwrap();
+        let doc = source.export_data(ExportOptions::default()).unwrap();
+        source.store_peer(alice("Alice B.")).unwrap();
+        let creation = Creation::start(&to, &to_key, &key).unwrap();
+        assert!(tmp.path().join("to.key").is_file());
+        let migration = Migration {
+            from: &from,
+            to: &to,
+            to_key: &to_key,
+            force: false,
+            json: true,
+        };
+        let e = migration.write_copy(&source, &doc, true).unwrap_err();
+        assert!(e.cause.starts_with("check failed"), "{e}");
+        assert!(
+            e.hint.as_deref().unwrap_or("").contains("is removed"),
+            "{e}"
+        );
+        creation.undo();
+        assert!(!tmp.path().join("a").exists());
+        assert!(!tmp.path().join("to.key").exists());
+    }
 
     /// A symbolic link planted where `export --out` puts its temp file (a name
     /// another user can guess in a shared directory) is never written through.
