@@ -692,6 +692,28 @@ mod tests {
         assert!(!tmp.path().join("a").exists(), "{engine}");
     }
 
+    /// A directory the command made that is not empty when it undoes (another
+    /// process put a file in it meanwhile) stays, with those above it and the
+    /// file; the key file the command wrote goes.
+    #[cfg(feature = "file")]
+    #[test]
+    fn undo_leaves_a_new_directory_someone_else_wrote_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("b").join("new");
+        let spec: StoreSpec = format!("file:{}", path.display()).parse().unwrap();
+        let key_file = tmp.path().join("new.key");
+        let key = KeySource::File(key_file.clone());
+        let creation = Creation::start(&spec, &key, &MasterKey::generate().unwrap()).unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        std::fs::write(tmp.path().join("a/b/theirs.txt"), "theirs").unwrap();
+        creation.undo();
+        assert!(!key_file.exists());
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("a/b/theirs.txt")).unwrap(),
+            "theirs"
+        );
+    }
+
     #[test]
     fn hex() {
         assert_eq!(decode_hex(&"ab".repeat(32)), Some(vec![0xab; 32]));

@@ -99,6 +99,16 @@ fn a_failed_init_leaves_no_key_file_and_no_directory() {
             &["init", &spec, "--key-file", "user.key"],
             "File name too long",
         );
+        // The key from the environment: only the directories were made.
+        let out = Command::new(env!("CARGO_BIN_EXE_peerbook"))
+            .current_dir(d)
+            .args(["init", &format!("{engine}:./c/d/{long}")])
+            .args(["--key-env", "PEERBOOK_TEST_KEY"])
+            .env("PEERBOOK_TEST_KEY", "ab".repeat(32))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(!d.join("c").exists(), "{engine}: directories left behind");
     }
     // The same command with a name that fits creates the store.
     let (code, stderr) = run(d, &["init", "file:./a/b/peers", "--key-file", "new.key"]);
