@@ -5,13 +5,11 @@
 use peerbook::{CandidateQuery, Clock, ImportMode, Options, Order, PeerQuery, SortBy, SystemClock};
 use serde_json::json;
 
+use crate::creation::{key_for_new_store, Creation};
 use crate::format::{self};
 use crate::progress;
 use crate::say;
-use crate::store::{
-    key_for_new_store, open_with, Access, Book, CliError, Creation, KeySource, StoreSpec,
-    StoreSpecExt,
-};
+use crate::store::{open_with, Access, Book, CliError, KeySource, StoreSpec, StoreSpecExt};
 use crate::transfer;
 use crate::{Cli, Command, Sort, SortOrder};
 

@@ -21,6 +21,7 @@
 //! store naming a backend left out of the build is refused with a clear error.
 
 mod commands;
+mod creation;
 mod duration;
 mod format;
 mod progress;

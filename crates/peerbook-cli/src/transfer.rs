@@ -9,10 +9,11 @@ use peerbook::{ExportDocument, ExportOptions, ImportMode, ImportReport, Options}
 use serde_json::json;
 
 use crate::commands::book_size;
+use crate::creation::Creation;
 use crate::format;
 use crate::progress;
 use crate::say;
-use crate::store::{Access, Book, CliError, Creation, KeySource, StoreSpec, StoreSpecExt};
+use crate::store::{Access, Book, CliError, KeySource, StoreSpec, StoreSpecExt};
 
 /// `export [--out FILE]`.
 pub fn export(

@@ -1,0 +1,268 @@
+//! What a command creating a store made (`init`, `import`, `migrate` into a new
+//! store), and its undo when the command fails: the key file it wrote, the store's
+//! files, the directories it made; never what was there before.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use peerbook::MasterKey;
+use peerbook_engines::DirContents;
+
+use crate::store::{CliError, KeySource, StoreSpec};
+
+/// The key a new store takes from `key`: a new one for a missing key file (which
+/// [`Creation::start`] writes); else loaded with every check, before anything is made.
+pub fn key_for_new_store(key: &KeySource) -> Result<MasterKey, CliError> {
+    match key {
+        KeySource::File(path) if std::fs::symlink_metadata(path).is_err() => {
+            MasterKey::generate().map_err(|e| CliError::new(e.to_string()))
+        }
+        _ => key.load(false),
+    }
+}
+
+/// What a command creating a store made, to remove it again when the command
+/// fails: the store's files, the directories it had to make (the store's and
+/// missing parents) and the key file, each only if it did not exist before.
+pub struct Creation {
+    spec: StoreSpec,
+    /// Directories that did not exist, innermost first.
+    new_dirs: Vec<PathBuf>,
+    /// The key file this command created.
+    new_key_file: Option<PathBuf>,
+}
+
+impl Creation {
+    /// Before anything else is created: note the missing directories of `spec`,
+    /// and write `fresh` (a new key, checked by the caller) to `key`'s file if it
+    /// is missing (create-new, so the file is certainly this command's).
+    pub fn start(spec: &StoreSpec, key: &KeySource, fresh: &MasterKey) -> Result<Self, CliError> {
+        let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
+        let new_dirs = spec
+            .path
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && missing(p))
+            .map(Path::to_path_buf)
+            .collect();
+        let new_key_file = match key {
+            KeySource::File(path) if missing(path) => match fresh.write_new_file(path) {
+                Ok(()) => Some(path.clone()),
+                // made by someone else meanwhile: theirs, loaded as any key file
+                Err(_) if !missing(path) => None,
+                Err(e) => {
+                    return Err(CliError::new(e.to_string())
+                        .hint("pass the book's key with --key-file PATH or --key-env VAR"))
+                }
+            },
+            _ => None,
+        };
+        Ok(Creation {
+            spec: spec.clone(),
+            new_dirs,
+            new_key_file,
+        })
+    }
+
+    /// The key file this creation wrote (create-new), if it wrote one.
+    pub fn new_key_file(&self) -> Option<&Path> {
+        self.new_key_file.as_deref()
+    }
+
+    /// Remove what the failed command created, never recursively, never a file
+    /// the engine does not make, and the key file last. A store there is first
+    /// reopened (taking the engine's lock: a store another process has open
+    /// stays) and must hold no peer record: otherwise it may be another
+    /// process's, made meanwhile with the new key, and it stays with the key file.
+    /// Under that lock the store's files go but the lock file, then the key file;
+    /// once closed, the lock file (and what closing wrote) and the new
+    /// directories. What cannot be removed is named on stderr.
+    pub fn undo(self) {
+        let warn = |what: String| {
+            let _ = writeln!(std::io::stderr(), "warning: {what}; remove it by hand");
+        };
+        let dir = &self.spec.path;
+        let engine = self.spec.engine;
+        let destroy_key = || {
+            if let Some(path) = &self.new_key_file {
+                if let Err(e) = MasterKey::destroy_file(path) {
+                    warn(format!("the new key file {} stays: {e}", path.display()));
+                }
+            }
+        };
+        let absent = || {
+            std::fs::symlink_metadata(dir)
+                .is_err_and(|e| e.kind() != std::io::ErrorKind::PermissionDenied)
+        };
+        match engine.probe(dir) {
+            Ok(DirContents::Nothing) => destroy_key(),
+            // The store directory was never made (its open failed making it, a
+            // name too long): only the key file and the directories made above it.
+            Err(_) if absent() => {
+                destroy_key();
+                return self.remove_new_dirs();
+            }
+            Ok(DirContents::Store | DirContents::Leftovers) => {
+                let backend = match self.spec.open() {
+                    Ok(backend) => backend,
+                    Err(e) => {
+                        return warn(format!(
+                            "the new store {} stays (with its key file): {e}",
+                            dir.display()
+                        ))
+                    }
+                };
+                match peerbook::store::holds_peers(&*backend) {
+                    Ok(false) => {}
+                    // the import's batch, written before the error it reported,
+                    // or another process's book made meanwhile: not to remove
+                    Ok(true) => {
+                        let key = match &self.new_key_file {
+                            Some(path) => format!(", with its key file {}", path.display()),
+                            None => String::new(),
+                        };
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "warning: the new store {} holds peers (written before the error, \
+                             or by another process meanwhile): it stays{key}; check it with \
+                             `list` before running the command again",
+                            dir.display()
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        return warn(format!(
+                            "the new store {} stays (with its key file): {e}",
+                            dir.display()
+                        ))
+                    }
+                }
+                if let Err(e) = engine.remove_store_files_but_lock(dir) {
+                    return warn(format!(
+                        "the new store {} stays (with its key file): {e}",
+                        dir.display()
+                    ));
+                }
+                destroy_key();
+                drop(backend);
+                // The lock file and what closing wrote (RocksDB writes a new
+                // manifest when its files went while open): a store again is
+                // reopened once more to check it holds no peer
+                match engine.probe(dir) {
+                    Ok(DirContents::Nothing | DirContents::Leftovers) => {}
+                    // (its manifest then names files that went: it opens as
+                    // damaged, which a store made since by another would not)
+                    Ok(DirContents::Store) => match self.spec.open() {
+                        Ok(backend)
+                            if peerbook::store::holds_peers(&*backend).ok() == Some(false) => {}
+                        // only RocksDB's close rewrites what points at the files
+                        Err(peerbook::BackendError::Corrupted { .. })
+                            if engine == peerbook_engines::Engine::Rocks => {}
+                        _ => return warn(format!("the emptied new store {} stays", dir.display())),
+                    },
+                    _ => return,
+                }
+            }
+            _ => return,
+        }
+        match engine.remove_store_files(dir) {
+            Err(e) => warn(format!(
+                "the new store's files in {} stay: {e}",
+                dir.display()
+            )),
+            Ok(left) if left.is_empty() => self.remove_new_dirs(),
+            Ok(_) => {}
+        }
+    }
+
+    /// Remove the directories this command made, innermost first, only while empty;
+    /// one never made is skipped; one that stays (not empty) is named on stderr.
+    fn remove_new_dirs(&self) {
+        for dir in &self.new_dirs {
+            if std::fs::symlink_metadata(dir).is_err() {
+                continue;
+            }
+            if let Err(e) = std::fs::remove_dir(dir) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: the directory {} made by this command stays: {e}; remove it by hand if it is not yours",
+                    dir.display()
+                );
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerbook::{Options, PeerBook};
+    use peerbook_engines::Engine;
+
+    /// A store found where a failed creating command expected its own, holding
+    /// peers when the undo reopens it (another process made its book there with
+    /// the new key file after the command closed its book), stays, and so does
+    /// the key file (its book is sealed with it).
+    #[test]
+    fn undo_leaves_a_store_that_holds_peers_when_reopened() {
+        for engine in Engine::available() {
+            undo_leaves_a_store_that_holds_peers(engine);
+        }
+    }
+
+    fn undo_leaves_a_store_that_holds_peers(engine: Engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("new");
+        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
+        let key_file = tmp.path().join("new.key");
+        let key = KeySource::File(key_file.clone());
+        let fresh = MasterKey::generate().unwrap();
+        let creation = Creation::start(&spec, &key, &fresh).unwrap();
+        assert!(key_file.is_file());
+        // The command's own book, seen empty, closed; meanwhile another process
+        // opens the store with that key file and stores a peer.
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap());
+        let book =
+            PeerBook::open(spec.open().unwrap(), Options::new(key.load(false).unwrap())).unwrap();
+        book.store_peer(peerbook::NewPeer {
+            peer_id: "theirs".into(),
+            ..peerbook::NewPeer::default()
+        })
+        .unwrap();
+        drop(book.close().unwrap());
+        creation.undo();
+        assert!(key_file.is_file(), "{engine}");
+        assert_eq!(spec.engine.probe(&path).unwrap(), DirContents::Store);
+
+        // Its own store, still empty: all it made goes, key file, store, directories.
+        std::fs::remove_dir_all(tmp.path().join("a")).unwrap();
+        std::fs::remove_file(&key_file).unwrap();
+        let creation = Creation::start(&spec, &key, &fresh).unwrap();
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap());
+        creation.undo();
+        assert!(!key_file.exists(), "{engine}");
+        assert!(!tmp.path().join("a").exists(), "{engine}");
+    }
+
+    /// A directory the command made that is not empty when it undoes (another
+    /// process put a file in it meanwhile) stays, with those above it and the
+    /// file; the key file the command wrote goes.
+    #[cfg(feature = "file")]
+    #[test]
+    fn undo_leaves_a_new_directory_someone_else_wrote_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("b").join("new");
+        let spec: StoreSpec = format!("file:{}", path.display()).parse().unwrap();
+        let key_file = tmp.path().join("new.key");
+        let key = KeySource::File(key_file.clone());
+        let creation = Creation::start(&spec, &key, &MasterKey::generate().unwrap()).unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        std::fs::write(tmp.path().join("a/b/theirs.txt"), "theirs").unwrap();
+        creation.undo();
+        assert!(!key_file.exists());
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("a/b/theirs.txt")).unwrap(),
+            "theirs"
+        );
+    }
+}
