@@ -15,8 +15,8 @@ use std::sync::{Mutex, RwLock};
 use heed::types::Bytes;
 use heed::{Database, Env, WithoutTls};
 use peerbook::backend::{
-    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
-    WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, NewDirs, Op, ReadView,
+    Space, Visit, WriteBatch,
 };
 
 use crate::create;
@@ -170,11 +170,49 @@ impl LmdbBackend {
     /// cannot be created or read, or (kind [`io::ErrorKind::AlreadyExists`]) when
     /// there is no book yet and a `creating` the backend did not make is in the way;
     /// [`BackendError::Engine`] for anything else LMDB refuses.
+    ///
+    /// An open that fails (refused or not) removes what it made, under the lock:
+    /// LMDB's files of a new book, the scratch directory, the `LOCK` file (on Unix
+    /// only, where the lock is checked to be on the linked file), then the
+    /// directories it created, innermost first, each only if empty. What was there
+    /// before stays.
     pub fn open(path: impl AsRef<Path>, options: LmdbOptions) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
-        fs::create_dir_all(&path).map_err(|e| from_io(e, &path))?;
-        let lock = DirLock::acquire(&path)?;
+        // What this open makes, it removes again if it fails: a refused open
+        // leaves the user's file system as it found it.
+        let new_dirs = NewDirs::find(&path);
+        let undo_dirs = || {
+            let _ = new_dirs.remove();
+        };
+        if let Err(e) = fs::create_dir_all(&path) {
+            undo_dirs();
+            return Err(from_io(e, &path));
+        }
+        let (lock, made_lock) = DirLock::acquire(&path).inspect_err(|_| undo_dirs())?;
+        let before = create::FilesBefore::note(&path);
+        match Self::open_locked(path.clone(), options) {
+            Ok(opened) => Ok(opened(lock)),
+            Err(e) => {
+                before.remove_made(&path);
+                if made_lock {
+                    // Removed while still held: an opener that opened this file
+                    // before finds it unlinked once it has the lock, and starts
+                    // over (`try_lock_file_made`).
+                    let _ = fs::remove_file(path.join(LOCK_FILE));
+                }
+                drop(lock);
+                undo_dirs();
+                Err(e)
+            }
+        }
+    }
 
+    /// The rest of [`open`](Self::open), under the directory lock: the backend,
+    /// once given the lock.
+    fn open_locked(
+        path: PathBuf,
+        options: LmdbOptions,
+    ) -> Result<impl FnOnce(DirLock) -> Self, BackendError> {
         let page_size = page_size::get().max(1);
         let min_map = round_up(MIN_MAP_SIZE, page_size);
         let max_map_size = round_down(options.max_map_size, page_size).max(min_map);
@@ -204,7 +242,7 @@ impl LmdbBackend {
         let handle = open_env(&path, &options, initial)?;
         let max_key_size = handle.env.max_key_size();
 
-        Ok(LmdbBackend {
+        Ok(move |lock| LmdbBackend {
             handle: RwLock::new(Some(handle)),
             sync_failed: AtomicBool::new(false),
             claim: BookClaim::new(),

@@ -142,3 +142,46 @@ fn sync_dir(dir: &Path) -> Result<(), BackendError> {
         Err(_) => Ok(()),
     }
 }
+
+/// Which of the files an open may make were in the book's directory before it:
+/// LMDB's `data.mdb` and `lock.mdb` and the scratch directory. Noted under the
+/// directory lock, before anything is made, so that a failed open removes what it
+/// made ([`remove_made`](Self::remove_made)) and nothing that was there.
+pub(crate) struct FilesBefore {
+    /// `data.mdb`, `lock.mdb`: there (or not to be told apart from there).
+    files: [bool; 2],
+    /// `creating`.
+    scratch: bool,
+}
+
+impl FilesBefore {
+    /// Look at `dir` (locked by the caller); an entry that cannot be looked at
+    /// counts as there, and stays.
+    pub(crate) fn note(dir: &Path) -> Self {
+        let there = |name: &str| {
+            !fs::symlink_metadata(dir.join(name))
+                .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
+        };
+        FilesBefore {
+            files: SCRATCH_FILES.map(there),
+            scratch: there(CREATING_DIR),
+        }
+    }
+
+    /// After a failed open, still holding the directory lock (so no other
+    /// peerbook handle has these files open, or can open them before they go):
+    /// remove the LMDB files and the scratch directory the open made, never one
+    /// that was there. What cannot be removed stays: the open's own error is what
+    /// it returns.
+    pub(crate) fn remove_made(&self, dir: &Path) {
+        if !self.scratch {
+            // only as a creation leaves it (LMDB's two files), never as a tree
+            let _ = remove_scratch(dir, true);
+        }
+        for (name, there) in SCRATCH_FILES.iter().zip(self.files) {
+            if !there {
+                let _ = fs::remove_file(dir.join(name));
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use peerbook::backend::{try_lock_file, BackendError};
+use peerbook::backend::{try_lock_file_made, BackendError};
 
 /// Name of the lock file inside the book's directory.
 pub(crate) const LOCK_FILE: &str = "LOCK";
@@ -11,7 +11,7 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 /// An exclusive lock on a book directory, held for as long as this value lives.
 ///
 /// It is an OS file lock (`flock` on Unix, `LockFileEx` on Windows) on the `LOCK`
-/// file, taken with [`try_lock_file`] ([`File::try_lock`]). Such a lock belongs to the open file, not to
+/// file, taken with [`try_lock_file_made`] ([`File::try_lock`]). Such a lock belongs to the open file, not to
 /// the process, so a second open from the same process conflicts exactly as one from
 /// another process does; the OS drops it when the file closes, including when the
 /// process dies, so a crash never leaves a stale lock behind.
@@ -26,10 +26,11 @@ pub(crate) struct DirLock {
 
 impl DirLock {
     /// Takes the lock of `dir` (which must exist), or fails with
-    /// [`BackendError::Locked`] at once if another handle holds it.
-    pub(crate) fn acquire(dir: &Path) -> Result<DirLock, BackendError> {
+    /// [`BackendError::Locked`] at once if another handle holds it; `true` if
+    /// this call created the `LOCK` file (a failed open removes it, still held).
+    pub(crate) fn acquire(dir: &Path) -> Result<(DirLock, bool), BackendError> {
         let path = dir.join(LOCK_FILE);
-        let file = try_lock_file(&path).map_err(|e| {
+        let (file, made) = try_lock_file_made(&path).map_err(|e| {
             BackendError::lock(
                 format!(
                     "the LMDB book at {} is already open (its lock file {} is held by another \
@@ -41,6 +42,6 @@ impl DirLock {
                 e,
             )
         })?;
-        Ok(DirLock { _file: file })
+        Ok((DirLock { _file: file }, made))
     }
 }

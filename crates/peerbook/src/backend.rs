@@ -83,10 +83,12 @@
 //! [`Error::Locked`](crate::Error::Locked) until the first book is closed or dropped.
 //! The claim is the backend's [`BookClaim`]; the sharing is refused, not made safe.
 
+mod dirs;
 mod error;
 mod ext;
 mod lock;
 
+pub use dirs::NewDirs;
 pub use error::{BackendError, ErrorSource};
 pub use ext::{BackendExt, Dump, SpaceDump};
 pub use lock::{try_lock_file, try_lock_file_made};

@@ -1,0 +1,127 @@
+//! The directories an open (or a command creating a store) has to make, and their
+//! removal when it fails: written once for the engines and the CLI, so that a
+//! refused or failed open leaves the user's file system as it found it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The directories among a path and its ancestors that do not exist, innermost
+/// first: those `create_dir_all` of that path makes. Noted before anything is
+/// created, so that a failure can remove them again ([`NewDirs::remove`]), and
+/// only them: a directory that existed before is never among them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NewDirs {
+    /// Innermost first.
+    dirs: Vec<PathBuf>,
+}
+
+impl NewDirs {
+    /// The missing directories of `dir` on the real file system: `dir` and its
+    /// ancestors that [`std::fs::symlink_metadata`] does not find (see
+    /// [`find_with`](Self::find_with)).
+    pub fn find(dir: &Path) -> NewDirs {
+        Self::find_with(dir, |d| std::fs::symlink_metadata(d).map(drop))
+    }
+
+    /// The missing directories of `dir`, as `look` (which fails on a path that
+    /// is not there) tells: a backend's own file system layer, for fault
+    /// injection. One is missing when `look` fails with
+    /// [`io::ErrorKind::NotFound`], or [`io::ErrorKind::InvalidFilename`] (a name
+    /// too long for the file system, which therefore cannot be there); the walk
+    /// up stops at the first that is there, or cannot be told (any other error):
+    /// such a one is never counted as made by this open.
+    pub fn find_with(dir: &Path, mut look: impl FnMut(&Path) -> io::Result<()>) -> NewDirs {
+        let mut missing = |d: &Path| {
+            look(d).is_err_and(|e| {
+                matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename
+                )
+            })
+        };
+        let dirs = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && missing(d))
+            .map(Path::to_path_buf)
+            .collect();
+        NewDirs { dirs }
+    }
+
+    /// The directories, innermost first.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    /// Whether `dir` is one of them (compared as given, not canonicalized).
+    pub fn contains(&self, dir: &Path) -> bool {
+        self.dirs.iter().any(|d| d == dir)
+    }
+
+    /// Remove them with [`std::fs::remove_dir`]: innermost first, each only if
+    /// empty, never recursively. See [`remove_with`](Self::remove_with).
+    pub fn remove(&self) -> Result<(), (PathBuf, io::Error)> {
+        self.remove_with(|d| std::fs::remove_dir(d))
+    }
+
+    /// Remove them with `remove_dir` (which must remove an empty directory only),
+    /// innermost first. One already gone ([`io::ErrorKind::NotFound`]), never made
+    /// (a name too long, [`io::ErrorKind::InvalidFilename`]) or on a file
+    /// system that cannot remove directories ([`io::ErrorKind::Unsupported`]) is
+    /// skipped. The first that cannot be removed ends the walk, and is returned with
+    /// its error: one not empty ([`io::ErrorKind::DirectoryNotEmpty`]) holds what the
+    /// failed open wrote, or what another program put there meanwhile, and stays
+    /// with those above it. The caller reports it (or not); its own error is what
+    /// it returns.
+    pub fn remove_with(
+        &self,
+        mut remove_dir: impl FnMut(&Path) -> io::Result<()>,
+    ) -> Result<(), (PathBuf, io::Error)> {
+        for d in &self.dirs {
+            match remove_dir(d) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::NotFound
+                            | io::ErrorKind::InvalidFilename
+                            | io::ErrorKind::Unsupported
+                    ) => {}
+                Err(e) => return Err((d.clone(), e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_missing_directories_go_innermost_first_and_only_while_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a").join("b").join("c");
+        let made = NewDirs::find(&dir);
+        assert_eq!(
+            made.paths(),
+            [dir.clone(), tmp.path().join("a/b"), tmp.path().join("a")]
+        );
+        assert!(made.contains(&dir));
+        assert!(!made.contains(tmp.path()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(tmp.path().join("a/b/theirs"), b"x").unwrap();
+        let (stays, e) = made.remove().unwrap_err();
+        assert_eq!(stays, tmp.path().join("a/b"));
+        assert_eq!(e.kind(), io::ErrorKind::DirectoryNotEmpty);
+        assert!(!dir.exists());
+        assert!(tmp.path().join("a/b/theirs").is_file());
+
+        std::fs::remove_file(tmp.path().join("a/b/theirs")).unwrap();
+        made.remove().unwrap();
+        assert!(!tmp.path().join("a").exists());
+        assert!(tmp.path().exists());
+        // all gone already: nothing to do
+        made.remove().unwrap();
+        assert_eq!(NewDirs::find(tmp.path()), NewDirs::default());
+    }
+}
