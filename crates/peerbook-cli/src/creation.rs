@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use peerbook::backend::NewDirs;
 use peerbook::MasterKey;
 use peerbook_engines::DirContents;
 
@@ -27,7 +28,7 @@ pub fn key_for_new_store(key: &KeySource) -> Result<MasterKey, CliError> {
 pub struct Creation {
     spec: StoreSpec,
     /// Directories that did not exist, innermost first.
-    new_dirs: Vec<PathBuf>,
+    new_dirs: NewDirs,
     /// The key file this command created.
     new_key_file: Option<PathBuf>,
 }
@@ -38,12 +39,7 @@ impl Creation {
     /// is missing (create-new, so the file is certainly this command's).
     pub fn start(spec: &StoreSpec, key: &KeySource, fresh: &MasterKey) -> Result<Self, CliError> {
         let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
-        let new_dirs = spec
-            .path
-            .ancestors()
-            .take_while(|p| !p.as_os_str().is_empty() && missing(p))
-            .map(Path::to_path_buf)
-            .collect();
+        let new_dirs = NewDirs::find(&spec.path);
         let new_key_file = match key {
             KeySource::File(path) if missing(path) => match fresh.write_new_file(path) {
                 Ok(()) => Some(path.clone()),
@@ -175,20 +171,14 @@ impl Creation {
     }
 
     /// Remove the directories this command made, innermost first, only while empty;
-    /// one never made is skipped; one that stays (not empty) is named on stderr.
+    /// one that stays (not empty) is named on stderr.
     fn remove_new_dirs(&self) {
-        for dir in &self.new_dirs {
-            if std::fs::symlink_metadata(dir).is_err() {
-                continue;
-            }
-            if let Err(e) = std::fs::remove_dir(dir) {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "warning: the directory {} made by this command stays: {e}; remove it by hand if it is not yours",
-                    dir.display()
-                );
-                break;
-            }
+        if let Err((dir, e)) = self.new_dirs.remove() {
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: the directory {} made by this command stays: {e}; remove it by hand if it is not yours",
+                dir.display()
+            );
         }
     }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use peerbook::backend::{
-    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
-    WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, NewDirs, Op, ReadView,
+    Space, Visit, WriteBatch,
 };
 use peerbook::mvcc::VersionedSpaces;
 
@@ -328,41 +328,22 @@ impl FileBackend {
     }
 }
 
-/// The directories among `dir` and its ancestors that do not exist (as
-/// [`Vfs::list`] says), `dir` first: those an open's `create_dir_all` makes.
-fn missing_dirs(vfs: &dyn Vfs, dir: &Path) -> Vec<PathBuf> {
-    let mut missing = Vec::new();
-    let mut at = Some(dir);
-    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty()) {
-        match vfs.list(d) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing.push(d.to_path_buf()),
-            _ => break,
-        }
-        at = d.parent();
-    }
-    missing
+/// The directories among `dir` and its ancestors that do not exist, as the
+/// file system layer says (for fault injection): [`NewDirs::find_with`] over
+/// [`Vfs::list`].
+fn missing_dirs(vfs: &dyn Vfs, dir: &Path) -> NewDirs {
+    NewDirs::find_with(dir, |d| vfs.list(d).map(drop))
 }
 
-/// Remove the directories a failed open made (see [`missing_dirs`]), deepest
-/// first, each only if empty; stop at the first that cannot be (logged: the
-/// open's own error is what it returns).
-fn remove_made_dirs(vfs: &dyn Vfs, made: &[PathBuf]) {
-    for d in made {
-        match vfs.remove_dir(d) {
-            Ok(()) => {}
-            // another program put something there meanwhile (it is theirs now),
-            // or this open wrote files before it failed: what it wrote stays
-            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => return,
-            // gone already, or a file system that cannot remove directories
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::Unsupported
-                ) => {}
-            Err(e) => {
-                tracing::warn!(dir = %d.display(), error = %e, "peerbook-file: a failed open could not remove the directory it created");
-                return;
-            }
+/// Remove the directories a failed open made (see [`missing_dirs`]), innermost
+/// first, each only if empty, through the file system layer; one that stays is
+/// logged unless it is not empty (what this open wrote before it failed, or what
+/// another program put there meanwhile, stays): the open's own error is what it
+/// returns.
+fn remove_made_dirs(vfs: &dyn Vfs, made: &NewDirs) {
+    if let Err((d, e)) = made.remove_with(|d| vfs.remove_dir(d)) {
+        if e.kind() != std::io::ErrorKind::DirectoryNotEmpty {
+            tracing::warn!(dir = %d.display(), error = %e, "peerbook-file: a failed open could not remove the directory it created");
         }
     }
 }

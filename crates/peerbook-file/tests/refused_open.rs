@@ -143,6 +143,19 @@ fn a_failed_open_removes_the_directories_it_made_and_only_those() {
     assert!(files(&dir).iter().any(|(n, _)| n == "LOCK"));
 }
 
+/// A store name too long for the file system: `create_dir_all` fails after it
+/// made `a/b` (the name itself never existed), which go again.
+#[test]
+fn a_name_too_long_leaves_no_directory_above_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("notes.txt"), b"mine").unwrap();
+    let before = files(tmp.path());
+    let dir = tmp.path().join("a").join("b").join("x".repeat(300));
+    let e = FileBackend::open(&dir, FileOptions::default()).unwrap_err();
+    assert!(matches!(e, BackendError::Io(_)), "{e:?}");
+    assert_eq!(files(tmp.path()), before, "a/b are gone");
+}
+
 /// Openers of one directory at once: failing ones (an injected read error; each
 /// removes the `LOCK` it created) and succeeding ones (which remove `LOCK` too
 /// before they let go, so that every open has one to create). However their
