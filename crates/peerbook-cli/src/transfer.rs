@@ -334,6 +334,8 @@ impl Migration<'_> {
         // (reopened on the same backend: its lock kept other processes out since
         // the check).
         let retention = source.retention();
+        // TO's own settings, stored again if the import is refused.
+        let own = target.retention();
         let target = crate::store::reopen_with(target, to, to_key, |o| {
             let o = retention.apply(o);
             Options {
@@ -344,8 +346,27 @@ impl Migration<'_> {
         let spinner = progress::spinner(n as u64, "writing");
         let report = target.import_data(doc, ImportMode::Replace);
         spinner.finish_and_clear();
-        let report =
-            report.map_err(|e| CliError::store(e, to_key, to).hint("TO was not changed"))?;
+        let report = match report {
+            Ok(report) => report,
+            // A new TO goes with what this command made (`Creation::undo`).
+            Err(e) if new => return Err(CliError::store(e, to_key, to).hint("TO was not changed")),
+            // The import wrote nothing; the settings this command stored in an
+            // existing TO, which were FROM's, are replaced by TO's own again.
+            Err(e) => {
+                let err = CliError::store(e, to_key, to);
+                return Err(
+                    match crate::store::reopen_with(target, to, to_key, |o| own.apply(o)) {
+                        Ok(_) => err.hint("TO was not changed"),
+                        Err(restore) => err.hint(format!(
+                            "TO's peers were not changed, but its retention settings are now \
+                             FROM's: storing its own again failed ({}); check them with \
+                             `peerbook settings {to}`",
+                            restore.cause
+                        )),
+                    },
+                );
+            }
+        };
         let written = format!(
             "wrote the {n} peers of {from} to {to} ({} removed; it opens with the {to_key})",
             report.removed

@@ -175,8 +175,19 @@ fn a_failed_migrate_into_a_new_store_leaves_nothing_behind() {
     }
 }
 
+/// The retention settings stored in the store `spec` (relative to `d`) names.
+fn stored_retention(d: &Path, spec: &str) -> Option<peerbook::store::RetentionSettings> {
+    let spec: StoreSpec = spec.parse().unwrap();
+    let spec = StoreSpec {
+        path: d.join(&spec.path),
+        ..spec
+    };
+    peerbook::store::read_retention(&*spec.open().unwrap()).unwrap()
+}
+
 /// `migrate` into a TO that existed (an empty store with its key file) and
-/// failing: TO and its key file are not removed.
+/// failing: TO and its key file are not removed, and TO keeps its own retention
+/// settings (the migrate stored FROM's before its import was refused).
 #[test]
 fn a_failed_migrate_into_an_existing_store_leaves_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -187,9 +198,13 @@ fn a_failed_migrate_into_an_existing_store_leaves_it() {
         let (code, stderr) = run(d, &["init", &to]);
         assert_eq!(code, Some(0), "{stderr}");
         let key = std::fs::read(d.join(format!("to-{engine}.key"))).unwrap();
+        let settings = stored_retention(d, &to);
+        assert!(settings.is_some(), "{engine}: init stores TO's settings");
         let (code, stderr) = run(d, &["migrate", &from, &to]);
         assert_eq!(code, Some(1), "{stderr}");
         assert!(stderr.contains("max_bytes"), "{stderr}");
+        assert!(stderr.contains("TO was not changed"), "{stderr}");
+        assert_eq!(stored_retention(d, &to), settings, "{engine}: {stderr}");
         assert_eq!(
             std::fs::read(d.join(format!("to-{engine}.key"))).unwrap(),
             key
