@@ -31,6 +31,10 @@ pub struct Creation {
     new_dirs: NewDirs,
     /// The key file this command created.
     new_key_file: Option<PathBuf>,
+    /// Run once the undo has let go of the store's lock (a test plays another
+    /// process taking it there).
+    #[cfg(test)]
+    on_release: std::cell::Cell<Option<Box<dyn FnOnce()>>>,
 }
 
 impl Creation {
@@ -56,6 +60,8 @@ impl Creation {
             spec: spec.clone(),
             new_dirs,
             new_key_file,
+            #[cfg(test)]
+            on_release: Default::default(),
         })
     }
 
@@ -69,9 +75,10 @@ impl Creation {
     /// reopened (taking the engine's lock: a store another process has open
     /// stays) and must hold no peer record: otherwise it may be another
     /// process's, made meanwhile with the new key, and it stays with the key file.
-    /// Under that lock the store's files go but the lock file, then the key file;
-    /// once closed, the lock file (and what closing wrote) and the new
-    /// directories. What cannot be removed is named on stderr.
+    /// Under that lock the store's files go (its lock file too, but RocksDB's and
+    /// off Unix), then the key file; once the lock is let go, only the new
+    /// directories, each only while empty. What cannot be removed is named on
+    /// stderr.
     pub fn undo(self) {
         let warn = |what: String| {
             let _ = writeln!(std::io::stderr(), "warning: {what}; remove it by hand");
@@ -90,13 +97,12 @@ impl Creation {
                 .is_err_and(|e| e.kind() != std::io::ErrorKind::PermissionDenied)
         };
         match engine.probe(dir) {
+            // Empty or gone: no file of a store to remove (one appearing now is
+            // another process's), only the directories, while empty.
             Ok(DirContents::Nothing) => destroy_key(),
             // The store directory was never made (its open failed making it, a
             // name too long): only the key file and the directories made above it.
-            Err(_) if absent() => {
-                destroy_key();
-                return self.remove_new_dirs();
-            }
+            Err(_) if absent() => destroy_key(),
             Ok(DirContents::Store | DirContents::Leftovers) => {
                 let backend = match self.spec.open() {
                     Ok(backend) => backend,
@@ -132,41 +138,53 @@ impl Creation {
                         ))
                     }
                 }
-                if let Err(e) = engine.remove_store_files_but_lock(dir) {
-                    return warn(format!(
-                        "the new store {} stays (with its key file): {e}",
-                        dir.display()
-                    ));
-                }
+                // Everything goes while the lock is held: once it is let go,
+                // another process (a node, an import) may take it and start its
+                // book here, which a removal then would destroy (and, its lock
+                // file gone, a third opener would lock a new one beside it). The
+                // lock file goes too where the lock checks that the file it
+                // locked is still the one linked there (`try_lock_file_made`:
+                // LMDB and the file backend, on Unix): an opener that opened it
+                // before starts over on a new one. RocksDB's own `LOCK` has no
+                // such check: it stays, and the directory with it (what RocksDB
+                // writes when closing stays too).
+                let keep_lock = engine == peerbook_engines::Engine::Rocks || !cfg!(unix);
+                let removed = if keep_lock {
+                    engine.remove_store_files_but_lock(dir)
+                } else {
+                    engine.remove_store_files(dir)
+                };
+                let left = match removed {
+                    Ok(left) => left,
+                    Err(e) => {
+                        return warn(format!(
+                            "the new store {} stays (with its key file): {e}",
+                            dir.display()
+                        ))
+                    }
+                };
                 destroy_key();
                 drop(backend);
-                // The lock file and what closing wrote (RocksDB writes a new
-                // manifest when its files went while open): a store again is
-                // reopened once more to check it holds no peer
-                match engine.probe(dir) {
-                    Ok(DirContents::Nothing | DirContents::Leftovers) => {}
-                    // (its manifest then names files that went: it opens as
-                    // damaged, which a store made since by another would not)
-                    Ok(DirContents::Store) => match self.spec.open() {
-                        Ok(backend)
-                            if peerbook::store::holds_peers(&*backend).ok() == Some(false) => {}
-                        // only RocksDB's close rewrites what points at the files
-                        Err(peerbook::BackendError::Corrupted { .. })
-                            if engine == peerbook_engines::Engine::Rocks => {}
-                        _ => return warn(format!("the emptied new store {} stays", dir.display())),
-                    },
-                    _ => return,
+                self.released();
+                if !left.is_empty() {
+                    let names: Vec<_> = left.iter().map(|n| n.to_string_lossy()).collect();
+                    return warn(format!(
+                        "the new store's directory {} stays, holding {}",
+                        dir.display(),
+                        names.join(", ")
+                    ));
                 }
             }
             _ => return,
         }
-        match engine.remove_store_files(dir) {
-            Err(e) => warn(format!(
-                "the new store's files in {} stay: {e}",
-                dir.display()
-            )),
-            Ok(left) if left.is_empty() => self.remove_new_dirs(),
-            Ok(_) => {}
+        self.remove_new_dirs();
+    }
+
+    /// The store's lock is no longer held by this undo.
+    fn released(&self) {
+        #[cfg(test)]
+        if let Some(hook) = self.on_release.take() {
+            hook();
         }
     }
 
@@ -232,6 +250,42 @@ mod tests {
         creation.undo();
         assert!(!key_file.exists(), "{engine}");
         assert!(!tmp.path().join("a").exists(), "{engine}");
+    }
+
+    /// Another process taking the store's lock as soon as the undo lets go of it,
+    /// and making its book there (with its own key), keeps that book: the undo
+    /// removes the store's files, its lock file too, while it holds the lock.
+    #[test]
+    fn undo_removes_the_store_while_it_holds_its_lock() {
+        for engine in Engine::available() {
+            if matches!(engine, Engine::Lmdb | Engine::File) {
+                undo_removes_the_store_under_its_lock(engine);
+            }
+        }
+    }
+
+    fn undo_removes_the_store_under_its_lock(engine: Engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("new");
+        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
+        let key = KeySource::File(tmp.path().join("new.key"));
+        let fresh = MasterKey::generate().unwrap();
+        let creation = Creation::start(&spec, &key, &fresh).unwrap();
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh)).unwrap());
+        let theirs = MasterKey::generate().unwrap();
+        let (their_spec, their_key) = (spec.clone(), theirs.clone());
+        creation.on_release.set(Some(Box::new(move || {
+            let book = PeerBook::open(their_spec.open().unwrap(), Options::new(their_key)).unwrap();
+            book.store_peer(peerbook::NewPeer {
+                peer_id: "theirs".into(),
+                ..peerbook::NewPeer::default()
+            })
+            .unwrap();
+            drop(book.close().unwrap());
+        })));
+        creation.undo();
+        let book = PeerBook::open(spec.open().unwrap(), Options::new(theirs)).unwrap();
+        assert!(book.get_peer("theirs").unwrap().is_some(), "{engine}");
     }
 
     /// A directory the command made that is not empty when it undoes (another
