@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use peerbook::backend::NewDirs;
-use peerbook::MasterKey;
+use peerbook::{MasterKey, Options, PeerBook};
 use peerbook_engines::DirContents;
 
 use crate::store::{CliError, KeySource, StoreSpec};
@@ -31,6 +31,12 @@ pub struct Creation {
     new_dirs: NewDirs,
     /// The key file this command created.
     new_key_file: Option<PathBuf>,
+    /// The key this command's store takes: a store that does not open with it
+    /// is not this command's.
+    key: MasterKey,
+    /// Whether the store's directory held no store when the command started
+    /// (missing, empty or leftovers): a store there then is someone else's.
+    store_was_absent: bool,
     /// Run once the undo has let go of the store's lock (a test plays another
     /// process taking it there).
     #[cfg(test)]
@@ -44,6 +50,11 @@ impl Creation {
     pub fn start(spec: &StoreSpec, key: &KeySource, fresh: &MasterKey) -> Result<Self, CliError> {
         let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
         let new_dirs = NewDirs::find(&spec.path);
+        let store_was_absent = match spec.engine.probe(&spec.path) {
+            Ok(DirContents::Nothing | DirContents::Leftovers) => true,
+            Err(_) => missing(&spec.path),
+            Ok(_) => false,
+        };
         let new_key_file = match key {
             KeySource::File(path) if missing(path) => match fresh.write_new_file(path) {
                 Ok(()) => Some(path.clone()),
@@ -60,6 +71,8 @@ impl Creation {
             spec: spec.clone(),
             new_dirs,
             new_key_file,
+            key: fresh.clone(),
+            store_was_absent,
             #[cfg(test)]
             on_release: Default::default(),
         })
@@ -75,6 +88,8 @@ impl Creation {
     /// reopened (taking the engine's lock: a store another process has open
     /// stays) and must hold no peer record: otherwise it may be another
     /// process's, made meanwhile with the new key, and it stays with the key file.
+    /// It must also be this command's: none there when it started, and opening
+    /// with its key (else another process made it, and it stays).
     /// Under that lock the store's files go (its lock file too, but RocksDB's and
     /// off Unix), then the key file; once the lock is let go, only the new
     /// directories, each only while empty. What cannot be removed is named on
@@ -103,6 +118,14 @@ impl Creation {
             // The store directory was never made (its open failed making it, a
             // name too long): only the key file and the directories made above it.
             Err(_) if absent() => destroy_key(),
+            Ok(DirContents::Store | DirContents::Leftovers) if !self.store_was_absent => {
+                return warn(format!(
+                    "the store {} was there before this command (another process's): \
+                     it stays{}",
+                    dir.display(),
+                    self.with_key_file()
+                ))
+            }
             Ok(DirContents::Store | DirContents::Leftovers) => {
                 let backend = match self.spec.open() {
                     Ok(backend) => backend,
@@ -138,6 +161,38 @@ impl Creation {
                         ))
                     }
                 }
+                // A store that does not open with this command's key was made
+                // meanwhile by another process (two `init`s of one path, the
+                // other with its own key): it stays. The key file this command
+                // wrote is not its key, and goes.
+                let book = match PeerBook::open(backend, Options::new(self.key.clone())) {
+                    Ok(book) => book,
+                    Err(peerbook::Error::WrongKey) => {
+                        destroy_key();
+                        return warn(format!(
+                            "the store {} does not open with this command's key (another \
+                             process made it meanwhile): it stays",
+                            dir.display()
+                        ));
+                    }
+                    Err(e) => {
+                        return warn(format!(
+                            "the new store {} stays{}: {e}",
+                            dir.display(),
+                            self.with_key_file()
+                        ))
+                    }
+                };
+                let backend = match book.close() {
+                    Ok(backend) => backend,
+                    Err(e) => {
+                        return warn(format!(
+                            "the new store {} stays{}: {e}",
+                            dir.display(),
+                            self.with_key_file()
+                        ))
+                    }
+                };
                 // Everything goes while the lock is held: once it is let go,
                 // another process (a node, an import) may take it and start its
                 // book here, which a removal then would destroy (and, its lock
@@ -180,6 +235,15 @@ impl Creation {
         self.remove_new_dirs();
     }
 
+    /// `, with its key file PATH` when this command wrote one, for a warning
+    /// naming what stays.
+    fn with_key_file(&self) -> String {
+        match &self.new_key_file {
+            Some(path) => format!(", with its key file {}", path.display()),
+            None => String::new(),
+        }
+    }
+
     /// The store's lock is no longer held by this undo.
     fn released(&self) {
         #[cfg(test)]
@@ -204,7 +268,6 @@ impl Creation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use peerbook::{Options, PeerBook};
     use peerbook_engines::Engine;
 
     /// A store found where a failed creating command expected its own, holding
@@ -286,6 +349,46 @@ mod tests {
         creation.undo();
         let book = PeerBook::open(spec.open().unwrap(), Options::new(theirs)).unwrap();
         assert!(book.get_peer("theirs").unwrap().is_some(), "{engine}");
+    }
+
+    /// A store that is not this command's stays when it undoes, empty as it is:
+    /// one there when the command started (even with the command's key), or one
+    /// another process made meanwhile with its own key (the command's open
+    /// then failed with the wrong key).
+    #[test]
+    fn undo_leaves_an_empty_store_that_is_not_its_own() {
+        for engine in Engine::available() {
+            if matches!(engine, Engine::Lmdb | Engine::File) {
+                undo_leaves_an_empty_store_of_another(engine);
+            }
+        }
+    }
+
+    fn undo_leaves_an_empty_store_of_another(engine: Engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("new");
+        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
+        let key = KeySource::File(tmp.path().join("new.key"));
+        let fresh = MasterKey::generate().unwrap();
+        // Made meanwhile, with another key.
+        let creation = Creation::start(&spec, &key, &fresh).unwrap();
+        let theirs = MasterKey::generate().unwrap();
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(theirs.clone())).unwrap());
+        creation.undo();
+        assert_eq!(engine.probe(&path).unwrap(), DirContents::Store, "{engine}");
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(theirs)).unwrap());
+        assert!(!tmp.path().join("new.key").exists(), "{engine}");
+
+        // There before (made meanwhile, above), then with the command's key.
+        let creation = Creation::start(&spec, &key, &fresh).unwrap();
+        creation.undo();
+        assert_eq!(engine.probe(&path).unwrap(), DirContents::Store, "{engine}");
+        let path = tmp.path().join("b");
+        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap());
+        let creation = Creation::start(&spec, &KeySource::File(tmp.path().join("b.key")), &fresh);
+        creation.unwrap().undo();
+        assert_eq!(engine.probe(&path).unwrap(), DirContents::Store, "{engine}");
     }
 
     /// A directory the command made that is not empty when it undoes (another
