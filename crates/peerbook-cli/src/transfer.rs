@@ -328,8 +328,11 @@ impl Migration<'_> {
         // Again on this open, under TO's own settings: between the two, another
         // process may have written peers into TO (or made it), which only --force
         // replaces.
+        // A TO that did not exist is never replaced: one holding peers now was
+        // made meanwhile by another process, whose book --force (meant for the
+        // TO the user saw) must not replace.
         let target = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
-        refuse_unless_empty(&target, to, to_key, force)?;
+        refuse_unless_empty(&target, to, to_key, force && !new)?;
         // Then TO takes FROM's retention settings, with room for every peer
         // (reopened on the same backend: its lock kept other processes out since
         // the check).
@@ -527,6 +530,45 @@ mod tests {
         creation.undo();
         assert!(!tmp.path().join("a").exists());
         assert!(!tmp.path().join("to.key").exists());
+    }
+
+    /// `--force` does not replace a TO that did not exist when the command looked
+    /// (another process made it, with peers, before this command's open).
+    #[cfg(feature = "file")]
+    #[test]
+    fn force_never_replaces_a_new_to_made_meanwhile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = |name: &str| -> StoreSpec {
+            format!("file:{}", tmp.path().join(name).display())
+                .parse()
+                .unwrap()
+        };
+        let (from, to) = (spec("from"), spec("to"));
+        let to_key = KeySource::File(tmp.path().join("to.key"));
+        let key = peerbook::MasterKey::load_or_create(tmp.path().join("to.key")).unwrap();
+        let peer = |id: &str| peerbook::NewPeer {
+            peer_id: id.into(),
+            ..peerbook::NewPeer::default()
+        };
+        let source =
+            peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
+        source.store_peer(peer("alice")).unwrap();
+        let doc = source.export_data(ExportOptions::default()).unwrap();
+        let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key.clone()));
+        let theirs = theirs.unwrap();
+        theirs.store_peer(peer("theirs")).unwrap();
+        drop(theirs.close().unwrap());
+        let migration = Migration {
+            from: &from,
+            to: &to,
+            to_key: &to_key,
+            force: true,
+            json: true,
+        };
+        migration.write_copy(&source, &doc, true).unwrap_err();
+        let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key)).unwrap();
+        assert!(theirs.get_peer("theirs").unwrap().is_some());
+        assert!(theirs.get_peer("alice").unwrap().is_none());
     }
 
     /// A symbolic link planted where `export --out` puts its temp file (a name
