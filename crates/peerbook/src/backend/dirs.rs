@@ -3,7 +3,7 @@
 //! refused or failed open leaves the user's file system as it found it.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// The directories among a path and its ancestors that do not exist, innermost
 /// first: those `create_dir_all` of that path makes. Noted before anything is
@@ -29,7 +29,10 @@ impl NewDirs {
     /// [`io::ErrorKind::NotFound`], or [`io::ErrorKind::InvalidFilename`] (a name
     /// too long for the file system, which therefore cannot be there); the walk
     /// up stops at the first that is there, or cannot be told (any other error):
-    /// such a one is never counted as made by this open.
+    /// such a one is never counted as made by this open. A path with a `..`
+    /// component after a name names through it a directory that may exist
+    /// under another name: never counted either (of `nope/../keep/empty`, only
+    /// `nope`; leading ones, as in `../a`, are counted as any other).
     pub fn find_with(dir: &Path, mut look: impl FnMut(&Path) -> io::Result<()>) -> NewDirs {
         let mut missing = |d: &Path| {
             look(d).is_err_and(|e| {
@@ -42,6 +45,10 @@ impl NewDirs {
         let dirs = dir
             .ancestors()
             .take_while(|d| !d.as_os_str().is_empty() && missing(d))
+            // One named through `..` may be a directory that exists under its
+            // own name (`nope/../keep` is `keep`, missing only while `nope` is):
+            // never counted. Those without such a `..` (`nope`) name what is made.
+            .filter(|d| !through_dot_dot(d))
             .map(Path::to_path_buf)
             .collect();
         NewDirs { dirs }
@@ -93,6 +100,20 @@ impl NewDirs {
     }
 }
 
+/// Whether `path` has a `..` after a name (`nope/..`), which names, through that
+/// name, a directory that may exist under another (leading ones, `../a`, do not).
+fn through_dot_dot(path: &Path) -> bool {
+    let mut named = false;
+    path.components().any(|c| match c {
+        Component::Normal(_) => {
+            named = true;
+            false
+        }
+        Component::ParentDir => named,
+        _ => false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +144,31 @@ mod tests {
         // all gone already: nothing to do
         made.remove().unwrap();
         assert_eq!(NewDirs::find(tmp.path()), NewDirs::default());
+    }
+
+    /// Through a missing directory and `..`, an existing one looks missing: it
+    /// is never counted, and stays; only the missing directory named without
+    /// `..` goes.
+    #[test]
+    fn a_directory_named_through_dot_dot_is_never_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("keep/empty")).unwrap();
+        let dir = tmp.path().join("nope/../keep/empty");
+        let made = NewDirs::find(&dir);
+        assert_eq!(made.paths(), [tmp.path().join("nope")]);
+        std::fs::create_dir_all(&dir).unwrap();
+        made.remove().unwrap();
+        assert!(tmp.path().join("keep/empty").is_dir());
+        assert!(!tmp.path().join("nope").exists());
+        // leading `..` name no directory through another
+        let made = NewDirs::find(&tmp.path().join("keep/../new/x"));
+        assert_eq!(made, NewDirs::default());
+        let made = NewDirs::find_with(Path::new("../../a/b"), |d| {
+            match d.components().any(|c| matches!(c, Component::Normal(_))) {
+                true => Err(io::ErrorKind::NotFound.into()),
+                false => Ok(()),
+            }
+        });
+        assert_eq!(made.paths(), [Path::new("../../a/b"), Path::new("../../a")]);
     }
 }
