@@ -2,6 +2,7 @@
 //! store), and its undo when the command fails: the key file it wrote, the store's
 //! files, the directories it made; never what was there before.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -95,9 +96,21 @@ impl Creation {
     /// directories, each only while empty. What cannot be removed is named on
     /// stderr.
     pub fn undo(self) {
-        let warn = |what: String| {
-            let _ = writeln!(std::io::stderr(), "warning: {what}; remove it by hand");
-        };
+        for warning in self.undo_warnings() {
+            let _ = writeln!(std::io::stderr(), "warning: {warning}");
+        }
+    }
+
+    /// [`undo`](Self::undo), returning its warnings (what stays, and why)
+    /// instead of writing them.
+    fn undo_warnings(self) -> Vec<String> {
+        let warnings = RefCell::new(Vec::new());
+        self.undo_with(&|w| warnings.borrow_mut().push(w));
+        warnings.into_inner()
+    }
+
+    fn undo_with(&self, report: &dyn Fn(String)) {
+        let warn = |what: String| report(format!("{what}; remove it by hand"));
         let dir = &self.spec.path;
         let engine = self.spec.engine;
         let destroy_key = || {
@@ -111,6 +124,9 @@ impl Creation {
             std::fs::symlink_metadata(dir)
                 .is_err_and(|e| e.kind() != std::io::ErrorKind::PermissionDenied)
         };
+        let stays = |what: String, e: &dyn std::fmt::Display| {
+            report(format!("{what}: it stays{}: {e}", self.with_what_it_made()))
+        };
         match engine.probe(dir) {
             // Empty or gone: no file of a store to remove (one appearing now is
             // another process's), only the directories, while empty.
@@ -118,48 +134,34 @@ impl Creation {
             // The store directory was never made (its open failed making it, a
             // name too long): only the key file and the directories made above it.
             Err(_) if absent() => destroy_key(),
+            Err(e) => {
+                let what = format!("the new store's directory {} cannot be read", dir.display());
+                return stays(what, &e);
+            }
             Ok(DirContents::Store | DirContents::Leftovers) if !self.store_was_absent => {
-                return warn(format!(
-                    "the store {} was there before this command (another process's): \
-                     it stays{}",
-                    dir.display(),
-                    self.with_key_file()
-                ))
+                let what = format!("the store {} was there before this command", dir.display());
+                return stays(what, &"another process made it");
             }
             Ok(DirContents::Store | DirContents::Leftovers) => {
+                let what = || format!("the new store {}", dir.display());
                 let backend = match self.spec.open() {
                     Ok(backend) => backend,
-                    Err(e) => {
-                        return warn(format!(
-                            "the new store {} stays (with its key file): {e}",
-                            dir.display()
-                        ))
-                    }
+                    Err(e) => return stays(what(), &e),
                 };
                 match peerbook::store::holds_peers(&*backend) {
                     Ok(false) => {}
                     // the import's batch, written before the error it reported,
                     // or another process's book made meanwhile: not to remove
                     Ok(true) => {
-                        let key = match &self.new_key_file {
-                            Some(path) => format!(", with its key file {}", path.display()),
-                            None => String::new(),
-                        };
-                        let _ = writeln!(
-                            std::io::stderr(),
-                            "warning: the new store {} holds peers (written before the error, \
-                             or by another process meanwhile): it stays{key}; check it with \
-                             `list` before running the command again",
-                            dir.display()
-                        );
-                        return;
-                    }
-                    Err(e) => {
-                        return warn(format!(
-                            "the new store {} stays (with its key file): {e}",
-                            dir.display()
+                        return report(format!(
+                            "{} holds peers (written before the error, or by another process \
+                             meanwhile): it stays{}; check it with `list` before running the \
+                             command again",
+                            what(),
+                            self.with_what_it_made()
                         ))
                     }
+                    Err(e) => return stays(what(), &e),
                 }
                 // A store that does not open with this command's key was made
                 // meanwhile by another process (two `init`s of one path, the
@@ -169,29 +171,17 @@ impl Creation {
                     Ok(book) => book,
                     Err(peerbook::Error::WrongKey) => {
                         destroy_key();
-                        return warn(format!(
+                        return report(format!(
                             "the store {} does not open with this command's key (another \
                              process made it meanwhile): it stays",
                             dir.display()
                         ));
                     }
-                    Err(e) => {
-                        return warn(format!(
-                            "the new store {} stays{}: {e}",
-                            dir.display(),
-                            self.with_key_file()
-                        ))
-                    }
+                    Err(e) => return stays(what(), &e),
                 };
                 let backend = match book.close() {
                     Ok(backend) => backend,
-                    Err(e) => {
-                        return warn(format!(
-                            "the new store {} stays{}: {e}",
-                            dir.display(),
-                            self.with_key_file()
-                        ))
-                    }
+                    Err(e) => return stays(what(), &e),
                 };
                 // Everything goes while the lock is held: once it is let go,
                 // another process (a node, an import) may take it and start its
@@ -211,12 +201,7 @@ impl Creation {
                 };
                 let left = match removed {
                     Ok(left) => left,
-                    Err(e) => {
-                        return warn(format!(
-                            "the new store {} stays (with its key file): {e}",
-                            dir.display()
-                        ))
-                    }
+                    Err(e) => return stays(what(), &e),
                 };
                 destroy_key();
                 drop(backend);
@@ -224,22 +209,39 @@ impl Creation {
                 if !left.is_empty() {
                     let names: Vec<_> = left.iter().map(|n| n.to_string_lossy()).collect();
                     return warn(format!(
-                        "the new store's directory {} stays, holding {}",
+                        "the new store's directory {} stays{}, holding {}",
                         dir.display(),
+                        self.in_new_dirs(),
                         names.join(", ")
                     ));
                 }
             }
-            _ => return,
+            // Another engine's store, files this engine does not make: not this
+            // command's to touch.
+            Ok(_) => {
+                let what = format!("the new store's directory {}", dir.display());
+                return stays(what, &"it holds files this command did not make");
+            }
         }
-        self.remove_new_dirs();
+        self.remove_new_dirs(report);
     }
 
-    /// `, with its key file PATH` when this command wrote one, for a warning
+    /// `, with the key file PATH this command wrote` when it wrote one, and the new
+    /// directories it is in ([`in_new_dirs`](Self::in_new_dirs)), for a warning
     /// naming what stays.
-    fn with_key_file(&self) -> String {
-        match &self.new_key_file {
-            Some(path) => format!(", with its key file {}", path.display()),
+    fn with_what_it_made(&self) -> String {
+        let key = match &self.new_key_file {
+            Some(path) => format!(", with the key file {} this command wrote", path.display()),
+            None => String::new(),
+        };
+        key + &self.in_new_dirs()
+    }
+
+    /// ` (in PATH, which this command made)`, PATH the outermost directory it
+    /// made, if any.
+    fn in_new_dirs(&self) -> String {
+        match self.new_dirs.paths().last() {
+            Some(outer) => format!(" (in {}, which this command made)", outer.display()),
             None => String::new(),
         }
     }
@@ -253,14 +255,14 @@ impl Creation {
     }
 
     /// Remove the directories this command made, innermost first, only while empty;
-    /// one that stays (not empty) is named on stderr.
-    fn remove_new_dirs(&self) {
+    /// one that stays (not empty) is reported.
+    fn remove_new_dirs(&self, report: &dyn Fn(String)) {
         if let Err((dir, e)) = self.new_dirs.remove() {
-            let _ = writeln!(
-                std::io::stderr(),
-                "warning: the directory {} made by this command stays: {e}; remove it by hand if it is not yours",
+            report(format!(
+                "the directory {} made by this command stays: {e}; remove it by hand if it \
+                 is not yours",
                 dir.display()
-            );
+            ));
         }
     }
 }
@@ -391,9 +393,34 @@ mod tests {
         assert_eq!(engine.probe(&path).unwrap(), DirContents::Store, "{engine}");
     }
 
+    /// A store directory holding files the engine does not make stays, with the
+    /// key file the command wrote and the directories it made, and a warning
+    /// names them.
+    #[cfg(feature = "file")]
+    #[test]
+    fn undo_names_what_stays_in_a_foreign_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("new");
+        let spec: StoreSpec = format!("file:{}", path.display()).parse().unwrap();
+        let key_file = tmp.path().join("new.key");
+        let key = KeySource::File(key_file.clone());
+        let creation = Creation::start(&spec, &key, &MasterKey::generate().unwrap()).unwrap();
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::write(path.join("theirs.txt"), "theirs").unwrap();
+        let warnings = creation.undo_warnings();
+        assert!(key_file.is_file() && path.join("theirs.txt").is_file());
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = &warnings[0];
+        for named in [&path, &key_file, &tmp.path().join("a")] {
+            assert!(w.contains(&*named.to_string_lossy()), "{w}");
+        }
+        assert!(w.contains("did not make"), "{w}");
+    }
+
     /// A directory the command made that is not empty when it undoes (another
     /// process put a file in it meanwhile) stays, with those above it and the
-    /// file; the key file the command wrote goes.
+    /// file, and a warning names it; the key file the command wrote and the
+    /// (empty) directories below go.
     #[cfg(feature = "file")]
     #[test]
     fn undo_leaves_a_new_directory_someone_else_wrote_in() {
@@ -403,10 +430,17 @@ mod tests {
         let key_file = tmp.path().join("new.key");
         let key = KeySource::File(key_file.clone());
         let creation = Creation::start(&spec, &key, &MasterKey::generate().unwrap()).unwrap();
-        std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        std::fs::create_dir_all(&path).unwrap();
         std::fs::write(tmp.path().join("a/b/theirs.txt"), "theirs").unwrap();
-        creation.undo();
+        let warnings = creation.undo_warnings();
         assert!(!key_file.exists());
+        assert!(!path.exists(), "the store's own new directory goes");
+        let b = tmp.path().join("a/b");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&format!("{} made by", b.display())),
+            "{warnings:?}"
+        );
         assert_eq!(
             std::fs::read_to_string(tmp.path().join("a/b/theirs.txt")).unwrap(),
             "theirs"
