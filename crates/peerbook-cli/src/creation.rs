@@ -60,10 +60,29 @@ impl Creation {
             KeySource::File(path) if missing(path) => match fresh.write_new_file(path) {
                 Ok(()) => Some(path.clone()),
                 // made by someone else meanwhile: theirs, loaded as any key file
-                Err(_) if !missing(path) => None,
+                Err(peerbook::Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists && !missing(path) =>
+                {
+                    None
+                }
                 Err(e) => {
+                    // Linked, then the sync of its directory failed: the one error
+                    // of `write_new_file` naming the directory, not the file (a
+                    // failure before the link leaves nothing there, and a file
+                    // there then is another process's). That file is this
+                    // command's, and goes.
+                    let linked = matches!(&e, peerbook::Error::Io { path: p, .. } if p != path);
+                    if linked && !missing(path) {
+                        if let Err(e) = MasterKey::destroy_file(path) {
+                            let _ = writeln!(
+                                std::io::stderr(),
+                                "warning: the new key file {} stays: {e}; remove it by hand",
+                                path.display()
+                            );
+                        }
+                    }
                     return Err(CliError::new(e.to_string())
-                        .hint("pass the book's key with --key-file PATH or --key-env VAR"))
+                        .hint("pass the book's key with --key-file PATH or --key-env VAR"));
                 }
             },
             _ => None,
