@@ -6,6 +6,7 @@
 //! run as root): a store name longer than the file system allows, made below
 //! directories the open creates first; a FROM whose stored `max_bytes` its peers
 //! already exceed, which TO takes before the import, so the import is refused.
+//! An `init` whose report alone is lost (stdout `/dev/full`) keeps its store.
 //! Needs LMDB and the file backend (no RocksDB).
 
 use std::path::{Path, PathBuf};
@@ -107,13 +108,44 @@ fn a_failed_init_leaves_no_key_file_and_no_directory() {
             .env("PEERBOOK_TEST_KEY", "ab".repeat(32))
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("File name too long"), "{engine}: {stderr}");
         assert!(!d.join("c").exists(), "{engine}: directories left behind");
     }
     // The same command with a name that fits creates the store.
     let (code, stderr) = run(d, &["init", "file:./a/b/peers", "--key-file", "new.key"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(d.join("new.key").is_file() && d.join("a/b/peers").is_dir());
+}
+
+/// `init` of a new store that is made, whose report alone cannot be written
+/// (stdout is `/dev/full`): the store and its key file stay (undoing them would
+/// lose a store the user may already use), and the error says so.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_init_whose_report_is_lost_keeps_the_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for engine in ["file", "lmdb"] {
+        let spec = format!("{engine}:./a/{engine}");
+        let out = Command::new(env!("CARGO_BIN_EXE_peerbook"))
+            .current_dir(d)
+            .args(["init", &spec, "--key-file", &format!("{engine}.key")])
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("created store {spec}")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("only the report was lost"), "{stderr}");
+        assert!(d.join(format!("{engine}.key")).is_file(), "{engine}");
+        let (code, stderr) = run(d, &["stats", &spec, "--key-file", &format!("{engine}.key")]);
+        assert_eq!(code, Some(0), "{engine}: {stderr}");
+    }
 }
 
 /// A file store `./from` (key `./from.key`) holding three peers, whose stored
