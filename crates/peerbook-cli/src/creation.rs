@@ -227,8 +227,15 @@ impl Creation {
                 self.released();
                 if !left.is_empty() {
                     let names: Vec<_> = left.iter().map(|n| n.to_string_lossy()).collect();
+                    let lock = match keep_lock {
+                        true => format!(
+                            " (its lock file, and what {engine} wrote when closing, stay: \
+                             removed only once no program has the store open)"
+                        ),
+                        false => String::new(),
+                    };
                     return warn(format!(
-                        "the new store's directory {} stays{}, holding {}",
+                        "the new store's directory {} stays{}, holding {}{lock}",
                         dir.display(),
                         self.in_new_dirs(),
                         names.join(", ")
