@@ -171,18 +171,29 @@ impl LmdbBackend {
     /// there is no book yet and a `creating` the backend did not make is in the way;
     /// [`BackendError::Engine`] for anything else LMDB refuses.
     ///
-    /// An open that fails (refused or not) removes what it made, under the lock:
-    /// LMDB's files of a new book, the scratch directory, the `LOCK` file (on Unix
-    /// only, where the lock is checked to be on the linked file), then the
-    /// directories it created, innermost first, each only if empty. What was there
-    /// before stays.
+    /// An open that fails once it holds the lock (refused or not) removes what it
+    /// made, still under the lock: LMDB's files of a new book (`lock.mdb` only
+    /// with a `data.mdb` it made: beside an existing one, another LMDB program may
+    /// be using it), the scratch directory, the `LOCK` file (on Unix only, where
+    /// the lock is checked to be on the linked file), then the directories it
+    /// created, innermost first, each only if empty. What was there before stays;
+    /// what cannot be removed is logged (`tracing::warn!`). An open whose lock
+    /// itself fails (held: [`BackendError::Locked`]; or [`BackendError::Io`], such
+    /// as `ENOLCK` on NFS) removes only the directories it created, each only if
+    /// empty: a `LOCK` file it created just before stays, since without the lock
+    /// another opener may already hold that file.
     pub fn open(path: impl AsRef<Path>, options: LmdbOptions) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
         // What this open makes, it removes again if it fails: a refused open
         // leaves the user's file system as it found it.
         let new_dirs = NewDirs::find(&path);
         let undo_dirs = || {
-            let _ = new_dirs.remove();
+            // One not empty holds what another program put there meanwhile: it stays.
+            if let Err((d, e)) = new_dirs.remove() {
+                if e.kind() != io::ErrorKind::DirectoryNotEmpty {
+                    tracing::warn!(dir = %d.display(), error = %e, "peerbook-lmdb: a failed open could not remove the directory it created");
+                }
+            }
         };
         if let Err(e) = fs::create_dir_all(&path) {
             undo_dirs();
@@ -198,7 +209,10 @@ impl LmdbBackend {
                     // Removed while still held: an opener that opened this file
                     // before finds it unlinked once it has the lock, and starts
                     // over (`try_lock_file_made`).
-                    let _ = fs::remove_file(path.join(LOCK_FILE));
+                    let lock_path = path.join(LOCK_FILE);
+                    if let Err(e) = fs::remove_file(&lock_path) {
+                        tracing::warn!(file = %lock_path.display(), error = %e, "peerbook-lmdb: a failed open could not remove the LOCK it created");
+                    }
                 }
                 drop(lock);
                 undo_dirs();

@@ -171,17 +171,42 @@ impl FilesBefore {
     /// After a failed open, still holding the directory lock (so no other
     /// peerbook handle has these files open, or can open them before they go):
     /// remove the LMDB files and the scratch directory the open made, never one
-    /// that was there. What cannot be removed stays: the open's own error is what
-    /// it returns.
+    /// that was there. `lock.mdb` goes only with a `data.mdb` this open made too:
+    /// beside an existing `data.mdb` (a book restored with `mdb_copy`, which writes
+    /// no `lock.mdb`) another LMDB program (`mdb_stat`, a reader of its own) may
+    /// have the environment open through the new `lock.mdb`, and LMDB's reader
+    /// table breaks if it is unlinked while in use. What cannot be removed stays,
+    /// logged: the open's own error is what it returns.
     pub(crate) fn remove_made(&self, dir: &Path) {
         if !self.scratch {
             // only as a creation leaves it (LMDB's two files), never as a tree
-            let _ = remove_scratch(dir, true);
-        }
-        for (name, there) in SCRATCH_FILES.iter().zip(self.files) {
-            if !there {
-                let _ = fs::remove_file(dir.join(name));
+            if let Err(e) = remove_scratch(dir, true) {
+                tracing::warn!(dir = %dir.display(), error = %e, "peerbook-lmdb: a failed open could not remove the scratch directory it created");
             }
         }
+        for name in self.made() {
+            let file = dir.join(name);
+            match fs::remove_file(&file) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    tracing::warn!(file = %file.display(), error = %e, "peerbook-lmdb: a failed open could not remove a file it created");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The LMDB files [`remove_made`](Self::remove_made) removes: each one not
+    /// there before, `lock.mdb` only with `data.mdb` (both made by this
+    /// open, so that no other program can be using them).
+    fn made(&self) -> Vec<&'static str> {
+        let [data_there, lock_there] = self.files;
+        let mut made = Vec::new();
+        if !data_there {
+            made.push(SCRATCH_FILES[0]);
+            if !lock_there {
+                made.push(SCRATCH_FILES[1]);
+            }
+        }
+        made
     }
 }

@@ -139,3 +139,45 @@ fn a_refused_open_in_an_existing_directory_leaves_it_as_it_was() {
         assert_same(tree(tmp.path()), before);
     }
 }
+
+/// A book restored with `mdb_copy` (a `data.mdb`, no `lock.mdb`) whose open is
+/// refused (a value layout this version does not know): LMDB made `lock.mdb`
+/// beside the existing `data.mdb`, and it stays, since another LMDB program may
+/// have the environment open through it (unlinking it would break LMDB's reader
+/// table); `data.mdb` stays as it was, and the `LOCK` this open made goes.
+#[test]
+fn a_refused_open_of_a_book_without_lock_mdb_keeps_the_lock_mdb_it_made() {
+    use heed::types::Bytes;
+    let tmp = tempfile::tempdir().unwrap();
+    let env = tmp.path().join("env");
+    drop(LmdbBackend::open(&env, LmdbOptions::default()).unwrap());
+    {
+        let mut options = heed::EnvOpenOptions::new();
+        options.max_dbs(8);
+        // SAFETY: no other handle has this environment open.
+        let lmdb = unsafe { options.open(&env) }.unwrap();
+        let wtxn = lmdb.write_txn().unwrap();
+        lmdb.create_databases_and_commit(
+            wtxn,
+            |opener, wtxn| -> heed::Result<heed::CommitOrAbort<(), std::convert::Infallible>> {
+                let settings =
+                    opener.create_database::<Bytes, Bytes>(wtxn, Some("peerbook_lmdb"))?;
+                settings.put(wtxn, b"value_layout", &[9])?;
+                Ok(heed::CommitOrAbort::Commit(()))
+            },
+        )
+        .unwrap();
+        lmdb.prepare_for_closing().wait();
+    }
+    fs::remove_file(env.join("lock.mdb")).unwrap();
+    fs::remove_file(env.join("LOCK")).unwrap();
+    let data = fs::read(env.join("data.mdb")).unwrap();
+    let err = expect_err(LmdbBackend::open(&env, LmdbOptions::default()), "layout 9");
+    assert!(matches!(err, BackendError::Engine { .. }), "{err:?}");
+    let names: Vec<String> = tree(tmp.path()).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["env/", "env/data.mdb", "env/lock.mdb"]);
+    assert!(
+        fs::read(env.join("data.mdb")).unwrap() == data,
+        "data.mdb changed"
+    );
+}
