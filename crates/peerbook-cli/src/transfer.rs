@@ -353,6 +353,15 @@ impl Migration<'_> {
             Ok(report) => report,
             // A new TO goes with what this command made (`Creation::undo`).
             Err(e) if new => return Err(CliError::store(e, to_key, to).hint("TO was not changed")),
+            // A commit with an unknown outcome (the book is poisoned): FROM's
+            // peers may have landed, under FROM's settings; those stay as they are.
+            Err(e) if !import_changed_nothing(&e, target.needs_reopen()) => {
+                return Err(CliError::store(e, to_key, to).hint(format!(
+                    "the import's write failed with an unknown outcome: {to} may now hold \
+                     FROM's peers and its retention settings are FROM's; check them with \
+                     `peerbook list {to}` and `peerbook settings {to}`"
+                )));
+            }
             // The import wrote nothing; the settings this command stored in an
             // existing TO, which were FROM's, are replaced by TO's own again.
             Err(e) => {
@@ -417,6 +426,19 @@ impl Migration<'_> {
         finish().map_err(|e| e.after_change(written))?;
         Ok(0)
     }
+}
+
+/// Whether an import that failed with `e` is known to have changed nothing in
+/// its book: a refusal before the commit (the document, the key, the book's
+/// limits), or any failure that left the book usable (`poisoned` is
+/// [`PeerBook::needs_reopen`](peerbook::PeerBook::needs_reopen): a write that
+/// failed with an unknown outcome, which may have landed, poisons the book).
+fn import_changed_nothing(e: &peerbook::Error, poisoned: bool) -> bool {
+    use peerbook::Error;
+    matches!(
+        e,
+        Error::QuotaExceeded(_) | Error::InvalidInput { .. } | Error::WrongKey
+    ) || !poisoned
 }
 
 /// Unless `force`: an error when `book` (TO) holds peers.
@@ -486,6 +508,33 @@ fn check_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a refusal before the commit, or a failure that left the book usable,
+    /// counts as "changed nothing"; a failed write of unknown outcome (the book
+    /// poisoned: `Backend`, `NeedsReopen`, `Io`, ...) does not, so `migrate`
+    /// neither stores TO's settings again nor says TO was not changed.
+    #[test]
+    fn only_a_known_refusal_of_an_import_changed_nothing() {
+        use peerbook::backend::BackendError;
+        use peerbook::{Error, Quota};
+        let refusals = [
+            Error::QuotaExceeded(Quota::Peers { limit: 1 }),
+            Error::InvalidInput {
+                field: "format".into(),
+                rule: "must be \"peerbook-export\"".into(),
+            },
+            Error::WrongKey,
+        ];
+        for e in &refusals {
+            assert!(import_changed_nothing(e, false), "{e:?}");
+            assert!(import_changed_nothing(e, true), "{e:?}");
+        }
+        let failed_write = || Error::Backend(BackendError::engine("lmdb", "the sync failed"));
+        assert!(import_changed_nothing(&failed_write(), false));
+        for e in [failed_write(), Error::NeedsReopen] {
+            assert!(!import_changed_nothing(&e, true), "{e:?}");
+        }
+    }
 
     /// A new TO whose copy fails its check (here FROM changed after it was read,
     /// which its lock prevents across processes) is emptied, then removed with
