@@ -85,7 +85,8 @@ fn steps() -> Vec<(&'static str, Check)> {
 /// which `--all-features` never compiles: peerbook-rocksdb without `engine` (its
 /// file naming alone, which the engines crate uses to tell a RocksDB store apart
 /// whatever it is built with), the engines crate with each of its other engines
-/// alone, and the engines' and CLI's tests without `rocksdb`. No C++ is built.
+/// alone (and that crate's docs), and the engines' and CLI's tests without
+/// `rocksdb`. No C++ is built.
 fn without_cpp() -> Result<(), String> {
     let clippy = |args: &[&str]| {
         run(cargo()
@@ -106,6 +107,16 @@ fn without_cpp() -> Result<(), String> {
     // every build below compile it for many minutes before anything failed.
     no_cpp_in_tree(&selection)?;
     clippy(&["-p", "peerbook-rocksdb"])?;
+    // its docs too: they name the backend that this build leaves out
+    run(cargo()
+        .args([
+            "doc",
+            "--no-deps",
+            "--no-default-features",
+            "-p",
+            "peerbook-rocksdb",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
     clippy(&["-p", "peerbook-engines", "--features", "lmdb"])?;
     clippy(&["-p", "peerbook-engines", "--features", "file"])?;
     run(cargo().arg("test").args(selection))
