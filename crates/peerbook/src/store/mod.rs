@@ -129,6 +129,8 @@ pub struct PeerBook<B: Backend> {
     group: group::GroupCommit,
     /// This book's hold on the backend instance, released when the book goes.
     _claim: Claim,
+    /// Whether this book's open started a new book (see [`PeerBook::created_book`]).
+    created: bool,
 }
 
 /// The claim a live book holds on its backend instance (released on drop).
@@ -251,6 +253,26 @@ impl<B: Backend> PeerBook<B> {
     /// refused with [`Error::NeedsReopen`] until the book is reopened.
     pub fn needs_reopen(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// True when the [`open`](PeerBook::open) of this book started a new book on
+    /// its backend (one holding no book: no schema version, no peer record);
+    /// false when it opened (or migrated) a book already there. A program that
+    /// created a store can tell its own new book from one another process
+    /// started there first, with the same key: only its own is its to remove.
+    ///
+    /// ```
+    /// use peerbook::{MasterKey, MemoryBackend, Options, PeerBook};
+    ///
+    /// let key = MasterKey::generate()?;
+    /// let book = PeerBook::open(MemoryBackend::new(), Options::new(key.clone()))?;
+    /// assert!(book.created_book());
+    /// let book = PeerBook::open(book.close()?, Options::new(key))?;
+    /// assert!(!book.created_book());
+    /// # Ok::<(), peerbook::Error>(())
+    /// ```
+    pub fn created_book(&self) -> bool {
+        self.created
     }
 
     pub(crate) fn now(&self) -> u64 {

@@ -104,7 +104,7 @@ impl<B: Backend> PeerBook<B> {
         }
         let claim = Claim(claim);
         let cipher = Cipher::new(&options.key);
-        let book = PeerBook {
+        let mut book = PeerBook {
             backend,
             settings,
             cipher: RwLock::new(Arc::new(cipher)),
@@ -112,13 +112,15 @@ impl<B: Backend> PeerBook<B> {
             poisoned: AtomicBool::new(false),
             group: Default::default(),
             _claim: claim,
+            created: false,
         };
-        book.open_existing_or_init()?;
+        book.created = book.open_existing_or_init()?;
         book.store_retention()?;
         Ok(book)
     }
 
-    fn open_existing_or_init(&self) -> Result<()> {
+    /// Check, migrate or start the book; `Ok(true)` when it started a new one.
+    fn open_existing_or_init(&self) -> Result<bool> {
         let mut guard = self.lock_writer();
         let version = match self.backend.get(Space::Meta, META_SCHEMA_VERSION)? {
             None => None,
@@ -140,7 +142,7 @@ impl<B: Backend> PeerBook<B> {
                     schema = SCHEMA_VERSION,
                     "peerbook created a new book"
                 );
-                return Ok(());
+                return Ok(true);
             }
             None => {
                 // Records but no version: a version-0 store, whose migration tries
@@ -200,7 +202,7 @@ impl<B: Backend> PeerBook<B> {
             schema = SCHEMA_VERSION,
             "peerbook opened"
         );
-        Ok(())
+        Ok(false)
     }
 
     /// The version a migration left part way started from (meta `migrating`, see

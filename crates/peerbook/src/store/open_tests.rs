@@ -112,6 +112,21 @@ fn holds_book_tells_books_from_bare_backends() {
     assert!(holds_book(&*shared).unwrap());
 }
 
+/// [`PeerBook::created_book`] is true only for the open that started the book:
+/// a reopen, and the open migrating an older book, are not.
+#[test]
+fn created_book_only_for_the_open_that_started_it() {
+    let key = MasterKey::from_bytes([7; 32]);
+    let book = PeerBook::open(MemoryBackend::new(), Options::new(key.clone())).unwrap();
+    assert!(book.created_book());
+    let book = PeerBook::open(book.close().unwrap(), Options::new(key.clone())).unwrap();
+    assert!(!book.created_book());
+    let old = book.close().unwrap();
+    to_schema_3(&old);
+    let book = PeerBook::open(old, Options::new(key)).unwrap();
+    assert!(!book.created_book());
+}
+
 /// A [`MemoryBackend`] that records every space it is asked to compact, in
 /// order (its clones share the record and the data).
 #[derive(Clone, Default)]
