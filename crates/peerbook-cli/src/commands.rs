@@ -41,7 +41,11 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             // and what a failed creation made is removed again (see `Creation`),
             // unless only the report was lost (the store is made).
             let creation = Creation::start(store, &key, &key_for_new_store(&key)?)?;
-            init(store, &key, false, open(store, Access::Write), json).map_err(|e| {
+            let book = open(store, Access::Write);
+            if let Ok(book) = &book {
+                creation.note_open(book);
+            }
+            init(store, &key, false, book, json).map_err(|e| {
                 if e.lost_report {
                     e.after_change(format!("created store {store} (it opens with the {key})"))
                 } else {
@@ -158,6 +162,11 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
                     new_store(o)
                 } else {
                     o
+                }
+            })
+            .inspect(|book| {
+                if let Some(creation) = &creation {
+                    creation.note_open(book);
                 }
             })
             .and_then(|book| transfer::import(&book, store, &doc, mode)); // the book is closed here

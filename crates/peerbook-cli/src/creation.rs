@@ -2,11 +2,11 @@
 //! store), and its undo when the command fails: the key file it wrote, the store's
 //! files, the directories it made; never what was there before.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use peerbook::backend::NewDirs;
+use peerbook::backend::{Backend, NewDirs};
 use peerbook::{MasterKey, Options, PeerBook};
 use peerbook_engines::DirContents;
 
@@ -26,6 +26,11 @@ pub fn key_for_new_store(key: &KeySource) -> Result<MasterKey, CliError> {
 /// What a command creating a store made, to remove it again when the command
 /// fails: the store's files, the directories it had to make (the store's and
 /// missing parents) and the key file, each only if it did not exist before.
+///
+/// The store's files are the command's only when its own open started the book
+/// there ([`note_open`](Creation::note_open)): a store that was absent when the
+/// command started and now opens with its key, empty, may still be another
+/// process's, made meanwhile with the same key (`--key-env`, a shared key file).
 pub struct Creation {
     spec: StoreSpec,
     /// Directories that did not exist, innermost first.
@@ -38,6 +43,10 @@ pub struct Creation {
     /// Whether the store's directory held no store when the command started
     /// (missing, empty or leftovers): a store there then is someone else's.
     store_was_absent: bool,
+    /// Whether an open of this command started the book in the store
+    /// ([`note_open`](Creation::note_open)): only then are its files this
+    /// command's.
+    created_book: Cell<bool>,
     /// Run once the undo has let go of the store's lock (a test plays another
     /// process taking it there).
     #[cfg(test)]
@@ -93,9 +102,20 @@ impl Creation {
             new_key_file,
             key: fresh.clone(),
             store_was_absent,
+            created_book: Cell::new(false),
             #[cfg(test)]
             on_release: Default::default(),
         })
+    }
+
+    /// Note an open of the new store by this command: when it started the book
+    /// there ([`PeerBook::created_book`]), the store is this command's, which
+    /// [`undo`](Self::undo) may remove. Call it right after each successful open
+    /// of the store until the first (a later one finds the book there).
+    pub fn note_open<B: Backend>(&self, book: &PeerBook<B>) {
+        if book.created_book() {
+            self.created_book.set(true);
+        }
     }
 
     /// The key file this creation wrote (create-new), if it wrote one.
@@ -108,8 +128,12 @@ impl Creation {
     /// reopened (taking the engine's lock: a store another process has open
     /// stays) and must hold no peer record: otherwise it may be another
     /// process's, made meanwhile with the new key, and it stays with the key file.
-    /// It must also be this command's: none there when it started, and opening
-    /// with its key (else another process made it, and it stays).
+    /// It must also be this command's: none there when it started, and its book
+    /// started by this command's own open ([`note_open`](Self::note_open)); any
+    /// other (this command's open failed, or another process made it meanwhile,
+    /// with this command's key too) stays, and so does the key file this command
+    /// wrote, which that store's book may be sealed with (another process may
+    /// have loaded it): a warning names both.
     /// Under that lock the store's files go (its lock file too, but RocksDB's and
     /// off Unix), then the key file; once the lock is let go, only the new
     /// directories, each only while empty. What cannot be removed is named on
@@ -160,6 +184,18 @@ impl Creation {
             Ok(DirContents::Store | DirContents::Leftovers) if !self.store_was_absent => {
                 let what = format!("the store {} was there before this command", dir.display());
                 return stays(what, &"another process made it");
+            }
+            // Not started by this command's open (which failed, or found a book
+            // another process had started there, with the same key or not): its
+            // book may be sealed with the key file this command wrote, which
+            // stays with it.
+            Ok(DirContents::Store | DirContents::Leftovers) if !self.created_book.get() => {
+                return report(format!(
+                    "the store {} was not made by this command (its open failed, or another \
+                     process made it meanwhile): it stays{}",
+                    dir.display(),
+                    self.with_what_it_made()
+                ));
             }
             Ok(DirContents::Store | DirContents::Leftovers) => {
                 let what = || format!("the new store {}", dir.display());
@@ -320,7 +356,9 @@ mod tests {
         assert!(key_file.is_file());
         // The command's own book, seen empty, closed; meanwhile another process
         // opens the store with that key file and stores a peer.
-        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap());
+        let own = PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap();
+        creation.note_open(&own);
+        drop(own);
         let book =
             PeerBook::open(spec.open().unwrap(), Options::new(key.load(false).unwrap())).unwrap();
         book.store_peer(peerbook::NewPeer {
@@ -337,7 +375,9 @@ mod tests {
         std::fs::remove_dir_all(tmp.path().join("a")).unwrap();
         std::fs::remove_file(&key_file).unwrap();
         let creation = Creation::start(&spec, &key, &fresh).unwrap();
-        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap());
+        let own = PeerBook::open(spec.open().unwrap(), Options::new(fresh.clone())).unwrap();
+        creation.note_open(&own);
+        drop(own);
         creation.undo();
         assert!(!key_file.exists(), "{engine}");
         assert!(!tmp.path().join("a").exists(), "{engine}");
@@ -362,7 +402,9 @@ mod tests {
         let key = KeySource::File(tmp.path().join("new.key"));
         let fresh = MasterKey::generate().unwrap();
         let creation = Creation::start(&spec, &key, &fresh).unwrap();
-        drop(PeerBook::open(spec.open().unwrap(), Options::new(fresh)).unwrap());
+        let own = PeerBook::open(spec.open().unwrap(), Options::new(fresh)).unwrap();
+        creation.note_open(&own);
+        drop(own);
         let theirs = MasterKey::generate().unwrap();
         let (their_spec, their_key) = (spec.clone(), theirs.clone());
         creation.on_release.set(Some(Box::new(move || {
@@ -382,7 +424,8 @@ mod tests {
     /// A store that is not this command's stays when it undoes, empty as it is:
     /// one there when the command started (even with the command's key), or one
     /// another process made meanwhile with its own key (the command's open
-    /// then failed with the wrong key).
+    /// then failed with the wrong key). The key file the command wrote stays
+    /// with it: the undo does not open another's store to learn its key.
     #[test]
     fn undo_leaves_an_empty_store_that_is_not_its_own() {
         for engine in Engine::available() {
@@ -402,10 +445,12 @@ mod tests {
         let creation = Creation::start(&spec, &key, &fresh).unwrap();
         let theirs = MasterKey::generate().unwrap();
         drop(PeerBook::open(spec.open().unwrap(), Options::new(theirs.clone())).unwrap());
-        creation.undo();
+        let warnings = creation.undo_warnings();
         assert_eq!(engine.probe(&path).unwrap(), DirContents::Store, "{engine}");
         drop(PeerBook::open(spec.open().unwrap(), Options::new(theirs)).unwrap());
-        assert!(!tmp.path().join("new.key").exists(), "{engine}");
+        assert!(tmp.path().join("new.key").is_file(), "{engine}");
+        assert!(warnings[0].contains("new.key"), "{warnings:?}");
+        std::fs::remove_file(tmp.path().join("new.key")).unwrap();
 
         // There before (made meanwhile, above), then with the command's key.
         let creation = Creation::start(&spec, &key, &fresh).unwrap();
@@ -417,6 +462,88 @@ mod tests {
         let creation = Creation::start(&spec, &KeySource::File(tmp.path().join("b.key")), &fresh);
         creation.unwrap().undo();
         assert_eq!(engine.probe(&path).unwrap(), DirContents::Store, "{engine}");
+    }
+
+    /// A store absent when the command started, whose book another open (another
+    /// process) started with the command's own key (`--key-env`, a shared key
+    /// file) before the command's open failed (or found it there), stays as it
+    /// is, every file and byte: the undo removes only a book its own open
+    /// started (`note_open`), and a warning names the store. Two `init`s of one
+    /// path with one key: the second must not remove the first's new store.
+    #[test]
+    fn undo_leaves_a_book_another_open_started_with_its_key() {
+        for engine in Engine::available() {
+            if matches!(engine, Engine::Lmdb | Engine::File) {
+                undo_leaves_a_book_started_by_another(engine);
+            }
+        }
+    }
+
+    /// Every entry under `dir`, sorted: its relative path and bytes (`None` for
+    /// a directory).
+    fn tree(dir: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+        fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, Option<Vec<u8>>)>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.strip_prefix(root).unwrap().to_path_buf();
+                if path.is_dir() {
+                    out.push((name, None));
+                    walk(root, &path, out);
+                } else {
+                    out.push((name, Some(std::fs::read(&path).unwrap())));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
+    }
+
+    fn undo_leaves_a_book_started_by_another(engine: Engine) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("new");
+        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
+        let shared = MasterKey::generate().unwrap();
+        let key = KeySource::Env("PEERBOOK_TEST_SHARED_KEY".into());
+        let creation = Creation::start(&spec, &key, &shared).unwrap();
+        // The other `init` (another process, the same key) starts its book; this
+        // command's open then fails (Locked) or finds that book: either way its
+        // open did not start it.
+        let theirs = PeerBook::open(spec.open().unwrap(), Options::new(shared.clone())).unwrap();
+        assert!(theirs.created_book());
+        drop(theirs.close().unwrap());
+        let ours = PeerBook::open(spec.open().unwrap(), Options::new(shared.clone())).unwrap();
+        creation.note_open(&ours);
+        drop(ours.close().unwrap());
+        let before = tree(tmp.path());
+        let warnings = creation.undo_warnings();
+        let after = tree(tmp.path());
+        let names = |t: &[(PathBuf, Option<Vec<u8>>)]| -> Vec<PathBuf> {
+            t.iter().map(|(name, _)| name.clone()).collect()
+        };
+        assert_eq!(names(&after), names(&before), "{engine}");
+        // every byte but LMDB's reader table (`lock.mdb`), which any reader of
+        // the store writes, the undo's look at it too
+        let data = |t: Vec<(PathBuf, Option<Vec<u8>>)>| -> Vec<_> {
+            t.into_iter()
+                .filter(|(name, _)| !name.ends_with("lock.mdb"))
+                .collect()
+        };
+        assert!(
+            data(after) == data(before),
+            "{engine}: a file's bytes changed"
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&*path.to_string_lossy()),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[0].contains("not made by this command"),
+            "{warnings:?}"
+        );
+        drop(PeerBook::open(spec.open().unwrap(), Options::new(shared)).unwrap());
     }
 
     /// A store directory holding files the engine does not make stays, with the

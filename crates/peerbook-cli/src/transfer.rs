@@ -256,6 +256,7 @@ pub fn migrate(
         to_key,
         force,
         json,
+        creation: None,
     };
     if to.exists()? {
         return migration.write_copy(&source, &doc, false);
@@ -277,6 +278,10 @@ pub fn migrate(
     };
     let creation = Creation::start(to, to_key, &key)?;
     drop(key);
+    let migration = Migration {
+        creation: Some(&creation),
+        ..migration
+    };
     let announce = || -> Result<(), CliError> {
         if let (Some(src), Some(dst), false) = (copying, creation.new_key_file(), json) {
             say!("copied key file {} to {}", src.display(), dst.display());
@@ -302,6 +307,9 @@ struct Migration<'a> {
     to_key: &'a KeySource,
     force: bool,
     json: bool,
+    /// What this command made creating a new TO: its first open of TO is noted
+    /// there ([`Creation::note_open`]).
+    creation: Option<&'a Creation>,
 }
 
 impl Migration<'_> {
@@ -317,6 +325,7 @@ impl Migration<'_> {
             to_key,
             force,
             json,
+            creation,
         } = *self;
         let n = doc.peers.len();
         if !new {
@@ -332,6 +341,9 @@ impl Migration<'_> {
         // made meanwhile by another process, whose book --force (meant for the
         // TO the user saw) must not replace.
         let target = crate::store::open_with(to, to_key, Access::Write, |o| o)?;
+        if let Some(creation) = creation {
+            creation.note_open(&target);
+        }
         refuse_unless_empty(&target, to, to_key, force && !new)?;
         // Then TO takes FROM's retention settings, with room for every peer
         // (reopened on the same backend: its lock kept other processes out since
@@ -569,6 +581,7 @@ mod tests {
             to_key: &to_key,
             force: false,
             json: true,
+            creation: Some(&creation),
         };
         let e = migration.write_copy(&source, &doc, true).unwrap_err();
         assert!(e.cause.starts_with("check failed"), "{e}");
@@ -613,6 +626,7 @@ mod tests {
             to_key: &to_key,
             force: true,
             json: true,
+            creation: None,
         };
         migration.write_copy(&source, &doc, true).unwrap_err();
         let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key)).unwrap();
