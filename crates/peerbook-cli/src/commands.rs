@@ -292,6 +292,14 @@ pub fn book_size(book: &Book) -> u64 {
     }
 }
 
+/// Whether `init` created the store it opened as `book`: it did not exist when the
+/// command started and this open started its book. A store another process made
+/// between the two (with the same key) is reported as there already, never as
+/// created: its undo, not ours, may remove it.
+fn created_by(existed: bool, book: &Book) -> bool {
+    !existed && book.created_book()
+}
+
 fn init(
     spec: &StoreSpec,
     key: &KeySource,
@@ -300,6 +308,7 @@ fn init(
     json: bool,
 ) -> Result<u8, CliError> {
     let book = book?;
+    let created = created_by(existed, &book);
     let stats = book
         .get_storage_stats()
         .map_err(|e| CliError::store(e, key, spec))?;
@@ -308,12 +317,12 @@ fn init(
             "{}",
             format::json(&json!({
                 "store": spec.to_string(),
-                "created": !existed,
+                "created": created,
                 "peers": stats.peer_count,
                 "key": key.to_string(),
             }))
         );
-    } else if existed {
+    } else if !created {
         say!(
             "store {spec} already exists ({} peers); it opens with the {key}",
             stats.peer_count
@@ -323,4 +332,26 @@ fn init(
         say!("{key} (keep it safe and outside the data directory: without it no secret opens)");
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerbook::{MasterKey, MemoryBackend, PeerBook};
+    use std::sync::Arc;
+
+    /// `init` says "created" only for the open that started the book: a store that
+    /// did not exist at the start but whose book another open started meanwhile is
+    /// reported as there already.
+    #[test]
+    fn init_reports_created_only_for_the_open_that_started_the_book() {
+        let key = MasterKey::generate().unwrap();
+        let backend: Arc<dyn peerbook::backend::Backend> = Arc::new(MemoryBackend::new());
+        let first: Book = PeerBook::open(backend, Options::new(key.clone())).unwrap();
+        assert!(created_by(false, &first));
+        assert!(!created_by(true, &first));
+        // another open (another process, meanwhile) of the book the first started
+        let second: Book = PeerBook::open(first.close().unwrap(), Options::new(key)).unwrap();
+        assert!(!created_by(false, &second));
+    }
 }

@@ -257,7 +257,10 @@ impl<B: Backend> PeerBook<B> {
 
     /// True when the [`open`](PeerBook::open) of this book started a new book on
     /// its backend (one holding no book: no schema version, no peer record);
-    /// false when it opened (or migrated) a book already there. A program that
+    /// false when it opened (or migrated) a book already there. A store holding no
+    /// peer record and no schema version but a key check (a book whose version
+    /// was lost, a `clear_all` whose meta write failed) counts as started anew:
+    /// true, once the key was checked. A program that
     /// created a store can tell its own new book from one another process
     /// started there first, with the same key: only its own is its to remove.
     ///
