@@ -381,10 +381,15 @@ mod tests {
         creation.undo();
         assert!(!key_file.exists(), "{engine}");
         if engine == Engine::Rocks {
-            // RocksDB's own LOCK (and what it wrote closing) stays, with its
-            // directory, named in a warning: never removed once unlocked
-            assert_ne!(spec.engine.probe(&path).unwrap(), DirContents::Store);
+            // RocksDB's own LOCK and what it wrote closing (a manifest naming the
+            // removed files) stay, with the directory, named in a warning: never
+            // removed once unlocked
             assert!(path.join("LOCK").exists(), "{engine}");
+            assert!(!std::fs::read_dir(&path).unwrap().any(|e| {
+                let name = e.unwrap().file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".sst") || name.ends_with(".log")
+            }));
         } else {
             assert!(!tmp.path().join("a").exists(), "{engine}");
         }
