@@ -210,3 +210,66 @@ impl FilesBefore {
         made
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The entries under `dir` (a directory's name ends in `/`), sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().unwrap().is_dir() {
+                out.push(format!("{name}/"));
+                out.extend(names(&e.path()).into_iter().map(|n| format!("{name}/{n}")));
+            } else {
+                out.push(name);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// A failed open that made the scratch directory (as a creation leaves it)
+    /// and a new book's files removes them all; a `lock.mdb` that was there
+    /// before (without a `data.mdb`) stays.
+    #[test]
+    fn a_failed_open_removes_the_scratch_directory_and_files_it_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let before = FilesBefore::note(dir);
+        fs::create_dir(dir.join(CREATING_DIR)).unwrap();
+        for name in SCRATCH_FILES {
+            fs::write(dir.join(CREATING_DIR).join(name), b"lmdb").unwrap();
+            fs::write(dir.join(name), b"lmdb").unwrap();
+        }
+        before.remove_made(dir);
+        assert_eq!(names(dir), Vec::<String>::new());
+
+        fs::write(dir.join("lock.mdb"), b"theirs").unwrap();
+        let before = FilesBefore::note(dir);
+        fs::write(dir.join("data.mdb"), b"lmdb").unwrap();
+        before.remove_made(dir);
+        assert_eq!(names(dir), ["lock.mdb"]);
+    }
+
+    /// What was there before a failed open stays: a scratch directory (left
+    /// by an earlier creation), a `data.mdb`, and the `lock.mdb` made beside it.
+    #[test]
+    fn a_failed_open_keeps_what_was_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        fs::create_dir(dir.join(CREATING_DIR)).unwrap();
+        fs::write(dir.join(CREATING_DIR).join("data.mdb"), b"leftover").unwrap();
+        fs::write(dir.join("data.mdb"), b"book").unwrap();
+        let before = FilesBefore::note(dir);
+        fs::write(dir.join("lock.mdb"), b"lmdb").unwrap();
+        before.remove_made(dir);
+        assert_eq!(
+            names(dir),
+            ["creating/", "creating/data.mdb", "data.mdb", "lock.mdb"]
+        );
+    }
+}
