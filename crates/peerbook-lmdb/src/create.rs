@@ -148,9 +148,11 @@ fn sync_dir(dir: &Path) -> Result<(), BackendError> {
 /// directory lock, before anything is made, so that a failed open removes what it
 /// made ([`remove_made`](Self::remove_made)) and nothing that was there.
 pub(crate) struct FilesBefore {
-    /// `data.mdb`, `lock.mdb`: there (or not to be told apart from there).
-    files: [bool; 2],
-    /// `creating`.
+    /// `data.mdb` was there (or could not be told apart from there).
+    data: bool,
+    /// `lock.mdb` was there.
+    lock: bool,
+    /// `creating` was there.
     scratch: bool,
 }
 
@@ -162,8 +164,10 @@ impl FilesBefore {
             !fs::symlink_metadata(dir.join(name))
                 .is_err_and(|e| e.kind() == io::ErrorKind::NotFound)
         };
+        let [data, lock] = SCRATCH_FILES;
         FilesBefore {
-            files: SCRATCH_FILES.map(there),
+            data: there(data),
+            lock: there(lock),
             scratch: there(CREATING_DIR),
         }
     }
@@ -184,7 +188,14 @@ impl FilesBefore {
                 tracing::warn!(dir = %dir.display(), error = %e, "peerbook-lmdb: a failed open could not remove the scratch directory it created");
             }
         }
-        for name in self.made() {
+        // `lock.mdb` only with a `data.mdb` this open made (see above)
+        let [data, lock] = SCRATCH_FILES;
+        let made: &[&str] = match (self.data, self.lock) {
+            (false, false) => &[data, lock],
+            (false, true) => &[data],
+            (true, _) => &[],
+        };
+        for name in made {
             let file = dir.join(name);
             match fs::remove_file(&file) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => {
@@ -193,21 +204,6 @@ impl FilesBefore {
                 _ => {}
             }
         }
-    }
-
-    /// The LMDB files [`remove_made`](Self::remove_made) removes: each one not
-    /// there before, `lock.mdb` only with `data.mdb` (both made by this
-    /// open, so that no other program can be using them).
-    fn made(&self) -> Vec<&'static str> {
-        let [data_there, lock_there] = self.files;
-        let mut made = Vec::new();
-        if !data_there {
-            made.push(SCRATCH_FILES[0]);
-            if !lock_there {
-                made.push(SCRATCH_FILES[1]);
-            }
-        }
-        made
     }
 }
 
