@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use peerbook::backend::{Backend, NewDirs};
-use peerbook::{MasterKey, Options, PeerBook};
+use peerbook::{MasterKey, PeerBook};
 use peerbook_engines::DirContents;
 
 use crate::store::{CliError, KeySource, StoreSpec};
@@ -29,17 +29,15 @@ pub fn key_for_new_store(key: &KeySource) -> Result<MasterKey, CliError> {
 ///
 /// The store's files are the command's only when its own open started the book
 /// there ([`note_open`](Creation::note_open)): a store that was absent when the
-/// command started and now opens with its key, empty, may still be another
-/// process's, made meanwhile with the same key (`--key-env`, a shared key file).
+/// command started and is there now, empty, may still be another process's, made
+/// meanwhile with the same key (`--key-env`, a shared key file) or its own (so
+/// this command's open failed on the wrong key).
 pub struct Creation {
     spec: StoreSpec,
     /// Directories that did not exist, innermost first.
     new_dirs: NewDirs,
     /// The key file this command created.
     new_key_file: Option<PathBuf>,
-    /// The key this command's store takes: a store that does not open with it
-    /// is not this command's.
-    key: MasterKey,
     /// Whether the store's directory held no store when the command started
     /// (missing, empty or leftovers): a store there then is someone else's.
     store_was_absent: bool,
@@ -100,7 +98,6 @@ impl Creation {
             spec: spec.clone(),
             new_dirs,
             new_key_file,
-            key: fresh.clone(),
             store_was_absent,
             created_book: Cell::new(false),
             #[cfg(test)]
@@ -218,26 +215,6 @@ impl Creation {
                     }
                     Err(e) => return stays(what(), &e),
                 }
-                // A store that does not open with this command's key was made
-                // meanwhile by another process (two `init`s of one path, the
-                // other with its own key): it stays. The key file this command
-                // wrote is not its key, and goes.
-                let book = match PeerBook::open(backend, Options::new(self.key.clone())) {
-                    Ok(book) => book,
-                    Err(peerbook::Error::WrongKey) => {
-                        destroy_key();
-                        return report(format!(
-                            "the store {} does not open with this command's key (another \
-                             process made it meanwhile): it stays",
-                            dir.display()
-                        ));
-                    }
-                    Err(e) => return stays(what(), &e),
-                };
-                let backend = match book.close() {
-                    Ok(backend) => backend,
-                    Err(e) => return stays(what(), &e),
-                };
                 // Everything goes while the lock is held: once it is let go,
                 // another process (a node, an import) may take it and start its
                 // book here, which a removal then would destroy (and, its lock
@@ -332,6 +309,7 @@ impl Creation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use peerbook::Options;
     use peerbook_engines::Engine;
 
     /// A store found where a failed creating command expected its own, holding
