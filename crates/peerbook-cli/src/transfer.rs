@@ -259,7 +259,7 @@ pub fn migrate(
         creation: None,
     };
     if to.exists()? {
-        return migration.write_copy(&source, &doc, false);
+        return migration.write_copy(&source, &doc);
     }
     // A new TO: its key (FROM's, copied to TO's own missing key file, or the one
     // both use) is loaded before anything is created, and what a failed
@@ -293,7 +293,7 @@ pub fn migrate(
         creation.undo();
         return Err(e);
     }
-    migration.write_copy(&source, &doc, true).inspect_err(|e| {
+    migration.write_copy(&source, &doc).inspect_err(|e| {
         if !e.lost_report {
             creation.undo();
         }
@@ -307,18 +307,18 @@ struct Migration<'a> {
     to_key: &'a KeySource,
     force: bool,
     json: bool,
-    /// What this command made creating a new TO: its first open of TO is noted
-    /// there ([`Creation::note_open`]).
+    /// What this command made creating a new TO (`None`: TO existed): its first
+    /// open of TO is noted there ([`Creation::note_open`]).
     creation: Option<&'a Creation>,
 }
 
 impl Migration<'_> {
     /// Write `doc` (read from `source`, FROM's book) into TO, refused when TO holds
     /// peers unless `force`, then check the copy record by record. When TO is
-    /// `new` (this command creates it), a failed check empties it again while its
+    /// new (this command creates it: `creation`), a failed check empties it again while its
     /// lock is still held, so that the caller can remove it: a copy that failed
     /// its check is not FROM's book.
-    fn write_copy(&self, source: &Book, doc: &ExportDocument, new: bool) -> Result<u8, CliError> {
+    fn write_copy(&self, source: &Book, doc: &ExportDocument) -> Result<u8, CliError> {
         let Migration {
             from,
             to,
@@ -327,6 +327,7 @@ impl Migration<'_> {
             json,
             creation,
         } = *self;
+        let new = creation.is_some();
         let n = doc.peers.len();
         if !new {
             // Checked under TO's own settings: opening with FROM's would store them
@@ -583,7 +584,7 @@ mod tests {
             json: true,
             creation: Some(&creation),
         };
-        let e = migration.write_copy(&source, &doc, true).unwrap_err();
+        let e = migration.write_copy(&source, &doc).unwrap_err();
         assert!(e.cause.starts_with("check failed"), "{e}");
         assert!(
             e.hint.as_deref().unwrap_or("").contains("is removed"),
@@ -616,6 +617,8 @@ mod tests {
             peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
         source.store_peer(peer("alice")).unwrap();
         let doc = source.export_data(ExportOptions::default()).unwrap();
+        // TO absent when the command starts, made (with peers) before its open
+        let creation = Creation::start(&to, &to_key, &key).unwrap();
         let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key.clone()));
         let theirs = theirs.unwrap();
         theirs.store_peer(peer("theirs")).unwrap();
@@ -626,9 +629,9 @@ mod tests {
             to_key: &to_key,
             force: true,
             json: true,
-            creation: None,
+            creation: Some(&creation),
         };
-        migration.write_copy(&source, &doc, true).unwrap_err();
+        migration.write_copy(&source, &doc).unwrap_err();
         let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key)).unwrap();
         assert!(theirs.get_peer("theirs").unwrap().is_some());
         assert!(theirs.get_peer("alice").unwrap().is_none());
