@@ -312,6 +312,15 @@ mod tests {
     use peerbook::Options;
     use peerbook_engines::Engine;
 
+    /// A temp dir, the not yet made store `a/new` of `engine` in it, and `new.key`.
+    fn new_store_at(engine: Engine) -> (tempfile::TempDir, PathBuf, StoreSpec, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a").join("new");
+        let spec = format!("{engine}:{}", path.display()).parse().unwrap();
+        let key_file = tmp.path().join("new.key");
+        (tmp, path, spec, key_file)
+    }
+
     /// A store found where a failed creating command expected its own, holding
     /// peers when the undo reopens it (another process made its book there with
     /// the new key file after the command closed its book), stays, and so does
@@ -324,10 +333,7 @@ mod tests {
     }
 
     fn undo_leaves_a_store_that_holds_peers(engine: Engine) {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("a").join("new");
-        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
-        let key_file = tmp.path().join("new.key");
+        let (tmp, path, spec, key_file) = new_store_at(engine);
         let key = KeySource::File(key_file.clone());
         let fresh = MasterKey::generate().unwrap();
         let creation = Creation::start(&spec, &key, &fresh).unwrap();
@@ -386,10 +392,8 @@ mod tests {
     }
 
     fn undo_removes_the_store_under_its_lock(engine: Engine) {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("a").join("new");
-        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
-        let key = KeySource::File(tmp.path().join("new.key"));
+        let (_tmp, _, spec, key_file) = new_store_at(engine);
+        let key = KeySource::File(key_file);
         let fresh = MasterKey::generate().unwrap();
         let creation = Creation::start(&spec, &key, &fresh).unwrap();
         let own = PeerBook::open(spec.open().unwrap(), Options::new(fresh)).unwrap();
@@ -426,10 +430,8 @@ mod tests {
     }
 
     fn undo_leaves_an_empty_store_of_another(engine: Engine) {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("a").join("new");
-        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
-        let key = KeySource::File(tmp.path().join("new.key"));
+        let (tmp, path, spec, key_file) = new_store_at(engine);
+        let key = KeySource::File(key_file);
         let fresh = MasterKey::generate().unwrap();
         // Made meanwhile, with another key.
         let creation = Creation::start(&spec, &key, &fresh).unwrap();
@@ -491,9 +493,7 @@ mod tests {
     }
 
     fn undo_leaves_a_book_started_by_another(engine: Engine) {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("a").join("new");
-        let spec: StoreSpec = format!("{engine}:{}", path.display()).parse().unwrap();
+        let (tmp, path, spec, _) = new_store_at(engine);
         let shared = MasterKey::generate().unwrap();
         let key = KeySource::Env("PEERBOOK_TEST_SHARED_KEY".into());
         let creation = Creation::start(&spec, &key, &shared).unwrap();
@@ -542,10 +542,7 @@ mod tests {
     #[cfg(feature = "file")]
     #[test]
     fn undo_names_what_stays_in_a_foreign_directory() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("a").join("new");
-        let spec: StoreSpec = format!("file:{}", path.display()).parse().unwrap();
-        let key_file = tmp.path().join("new.key");
+        let (tmp, path, spec, key_file) = new_store_at(Engine::File);
         let key = KeySource::File(key_file.clone());
         let creation = Creation::start(&spec, &key, &MasterKey::generate().unwrap()).unwrap();
         std::fs::create_dir_all(&path).unwrap();
