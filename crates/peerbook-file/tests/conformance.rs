@@ -43,3 +43,11 @@ mod compacting {
 
     peerbook::conformance_tests!(factory());
 }
+
+/// A failed open removes the directories it created and leaves the user's files.
+#[test]
+fn failed_open_leaves_no_new_directories() {
+    peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(|path| {
+        FileBackend::open(path, FileOptions::default())
+    });
+}

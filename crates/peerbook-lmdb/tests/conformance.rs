@@ -34,3 +34,11 @@ mod small_map {
 
     peerbook::conformance_tests!(small_factory());
 }
+
+/// A failed open removes the directories it created and leaves the user's files.
+#[test]
+fn failed_open_leaves_no_new_directories() {
+    peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(|path| {
+        LmdbBackend::open(path, LmdbOptions::default())
+    });
+}

@@ -49,7 +49,9 @@
 //! - [`fixtures`]: where the workspace's committed fixture books are, and a copy of
 //!   one to open;
 //! - [`needles`]: the forms a peer id takes on disk, and the files of a directory
-//!   holding one (what a clear must leave nowhere).
+//!   holding one (what a clear must leave nowhere);
+//! - [`open_failure`]: a failed open of an on-disk backend returns an error and
+//!   removes the directories it created (called with the backend's `open`).
 //!
 //! Each function panics with a message naming the broken rule.
 
@@ -66,6 +68,7 @@ pub mod group_stress;
 pub mod hooked;
 pub mod lifecycle;
 pub mod needles;
+pub mod open_failure;
 pub mod ranking;
 pub mod store;
 
