@@ -10,14 +10,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use peerbook::backend::{
-    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
-    WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, NewDirs, Op, ReadView,
+    Space, Visit, WriteBatch,
 };
 use rocksdb::{
     BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
     FlushOptions, ReadOptions, Snapshot, WriteOptions, DB, DEFAULT_COLUMN_FAMILY_NAME,
 };
 
+use crate::dirs::remove_made_dirs;
 use crate::error::{map_err, map_open_err};
 use crate::{naming, RocksOptions, ENGINE};
 
@@ -124,15 +125,23 @@ impl RocksBackend {
     /// - [`BackendError::Corrupted`] when RocksDB finds its files damaged.
     /// - [`BackendError::Engine`] for anything else RocksDB refuses (column
     ///   families this crate does not know, options it rejects, ...).
+    ///
+    /// A failed open removes the directories it created on the way to `path`,
+    /// innermost first, each only if empty: one holding what RocksDB wrote before
+    /// it failed (its `LOCK`, `LOG`) stays, with those files.
     pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
+        // What this open makes, it removes again if it fails: a refused open
+        // leaves the user's file system as it found it.
+        let new_dirs = NewDirs::find(&path);
         if options.create_if_missing {
-            fs::create_dir_all(&path).map_err(|e| {
-                BackendError::io(
+            if let Err(e) = fs::create_dir_all(&path) {
+                remove_made_dirs(&new_dirs);
+                return Err(BackendError::io(
                     format_args!("creating RocksDB directory {}", path.display()),
                     e,
-                )
-            })?;
+                ));
+            }
         } else if !path.join("CURRENT").is_file() {
             // RocksDB would create the directory and its LOG before refusing.
             return Err(BackendError::Io(io::Error::new(
@@ -148,8 +157,15 @@ impl RocksBackend {
         let families = Space::ALL.map(|space| {
             ColumnFamilyDescriptor::new(space.name(), options.cf_options(space, &cache))
         });
-        let db = DB::open_cf_descriptors(&db_options, &path, families)
-            .map_err(|e| map_open_err(e, &path))?;
+        let db = match DB::open_cf_descriptors(&db_options, &path, families) {
+            Ok(db) => db,
+            Err(e) => {
+                // RocksDB's own files (its LOCK, LOG) stay, and so does the
+                // directory holding them.
+                remove_made_dirs(&new_dirs);
+                return Err(map_open_err(e, &path));
+            }
+        };
 
         // Buffered writes sync the write-ahead log too: see `write`.
         let mut sync_write = WriteOptions::default();
@@ -163,7 +179,11 @@ impl RocksBackend {
             cache,
             claim: BookClaim::new(),
         };
-        backend.families()?;
+        if let Err(e) = backend.families() {
+            drop(backend);
+            remove_made_dirs(&new_dirs);
+            return Err(e);
+        }
         Ok(backend)
     }
 

@@ -184,6 +184,8 @@
 #[cfg(feature = "engine")]
 mod backend;
 #[cfg(feature = "engine")]
+mod dirs;
+#[cfg(feature = "engine")]
 mod error;
 pub mod naming;
 #[cfg(feature = "engine")]

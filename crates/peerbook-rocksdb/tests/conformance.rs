@@ -31,3 +31,11 @@ mod small_memtables {
     use super::*;
     peerbook::conformance_tests!(factory(small_memtable_options()));
 }
+
+/// A failed open removes the directories it created and leaves the user's files.
+#[test]
+fn failed_open_leaves_no_new_directories() {
+    peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(|path| {
+        RocksBackend::open(path, RocksOptions::default())
+    });
+}
