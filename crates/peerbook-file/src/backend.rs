@@ -165,7 +165,7 @@ impl FileBackend {
         // leaves the user's directory as it found it.
         let made_dirs = missing_dirs(&*vfs, &dir);
         if let Err(e) = vfs.create_dir_all(&dir) {
-            remove_made_dirs(&*vfs, &made_dirs);
+            made_dirs.undo_failed_open_with("peerbook-file", |d| vfs.remove_dir(d));
             return Err(BackendError::io(
                 format!("create directory {}", dir.display()),
                 e,
@@ -182,7 +182,7 @@ impl FileBackend {
         let (lock, made_lock) = match vfs.lock_created(&lock_path) {
             Ok(taken) => taken,
             Err(e) => {
-                remove_made_dirs(&*vfs, &made_dirs);
+                made_dirs.undo_failed_open_with("peerbook-file", |d| vfs.remove_dir(d));
                 return Err(BackendError::lock(
                     format!(
                         "{}: the store is open in another FileBackend (this process or another)",
@@ -210,7 +210,7 @@ impl FileBackend {
                     }
                 }
                 drop(lock);
-                remove_made_dirs(&*vfs, &made_dirs);
+                made_dirs.undo_failed_open_with("peerbook-file", |d| vfs.remove_dir(d));
                 return Err(e);
             }
         };
@@ -333,19 +333,6 @@ impl FileBackend {
 /// [`Vfs::list`].
 fn missing_dirs(vfs: &dyn Vfs, dir: &Path) -> NewDirs {
     NewDirs::find_with(dir, |d| vfs.list(d).map(drop))
-}
-
-/// Remove the directories a failed open made (see [`missing_dirs`]), innermost
-/// first, each only if empty, through the file system layer; one that stays is
-/// logged unless it is not empty (what this open wrote before it failed, or what
-/// another program put there meanwhile, stays): the open's own error is what it
-/// returns.
-fn remove_made_dirs(vfs: &dyn Vfs, made: &NewDirs) {
-    if let Err((d, e)) = made.remove_with(|d| vfs.remove_dir(d)) {
-        if e.kind() != std::io::ErrorKind::DirectoryNotEmpty {
-            tracing::warn!(dir = %d.display(), error = %e, "peerbook-file: a failed open could not remove the directory it created");
-        }
-    }
 }
 
 impl Drop for FileBackend {

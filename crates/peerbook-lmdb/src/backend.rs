@@ -187,14 +187,7 @@ impl LmdbBackend {
         // What this open makes, it removes again if it fails: a refused open
         // leaves the user's file system as it found it.
         let new_dirs = NewDirs::find(&path);
-        let undo_dirs = || {
-            // One not empty holds what another program put there meanwhile: it stays.
-            if let Err((d, e)) = new_dirs.remove() {
-                if e.kind() != io::ErrorKind::DirectoryNotEmpty {
-                    tracing::warn!(dir = %d.display(), error = %e, "peerbook-lmdb: a failed open could not remove the directory it created");
-                }
-            }
-        };
+        let undo_dirs = || new_dirs.undo_failed_open("peerbook-lmdb");
         if let Err(e) = fs::create_dir_all(&path) {
             undo_dirs();
             return Err(from_io(e, &path));

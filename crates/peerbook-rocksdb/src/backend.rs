@@ -18,7 +18,6 @@ use rocksdb::{
     FlushOptions, ReadOptions, Snapshot, WriteOptions, DB, DEFAULT_COLUMN_FAMILY_NAME,
 };
 
-use crate::dirs::remove_made_dirs;
 use crate::error::{map_err, map_open_err};
 use crate::{naming, RocksOptions, ENGINE};
 
@@ -136,7 +135,7 @@ impl RocksBackend {
         let new_dirs = NewDirs::find(&path);
         if options.create_if_missing {
             if let Err(e) = fs::create_dir_all(&path) {
-                remove_made_dirs(&new_dirs);
+                new_dirs.undo_failed_open("peerbook-rocksdb");
                 return Err(BackendError::io(
                     format_args!("creating RocksDB directory {}", path.display()),
                     e,
@@ -162,7 +161,7 @@ impl RocksBackend {
             Err(e) => {
                 // RocksDB's own files (its LOCK, LOG) stay, and so does the
                 // directory holding them.
-                remove_made_dirs(&new_dirs);
+                new_dirs.undo_failed_open("peerbook-rocksdb");
                 return Err(map_open_err(e, &path));
             }
         };
@@ -181,7 +180,7 @@ impl RocksBackend {
         };
         if let Err(e) = backend.families() {
             drop(backend);
-            remove_made_dirs(&new_dirs);
+            new_dirs.undo_failed_open("peerbook-rocksdb");
             return Err(e);
         }
         Ok(backend)

@@ -184,8 +184,6 @@
 #[cfg(feature = "engine")]
 mod backend;
 #[cfg(feature = "engine")]
-mod dirs;
-#[cfg(feature = "engine")]
 mod error;
 pub mod naming;
 #[cfg(feature = "engine")]

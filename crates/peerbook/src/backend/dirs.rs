@@ -100,6 +100,37 @@ impl NewDirs {
     }
 }
 
+impl NewDirs {
+    /// After a failed open: [`remove`](Self::remove) them, and log (paths only)
+    /// one that could not be removed for another reason than holding something
+    /// (one not empty keeps what the open wrote, or what another program put
+    /// there meanwhile). `engine` names the backend in the log line. The open's
+    /// own error is what the caller returns. See
+    /// [`undo_failed_open_with`](Self::undo_failed_open_with).
+    pub fn undo_failed_open(&self, engine: &str) {
+        self.undo_failed_open_with(engine, |d| std::fs::remove_dir(d));
+    }
+
+    /// [`undo_failed_open`](Self::undo_failed_open) through a backend's own
+    /// `remove_dir` (its file system layer, for fault injection).
+    pub fn undo_failed_open_with(
+        &self,
+        engine: &str,
+        remove_dir: impl FnMut(&Path) -> io::Result<()>,
+    ) {
+        if let Err((d, e)) = self.remove_with(remove_dir) {
+            if e.kind() != io::ErrorKind::DirectoryNotEmpty {
+                tracing::warn!(
+                    engine,
+                    dir = %d.display(),
+                    error = %e,
+                    "a failed open could not remove the directory it created"
+                );
+            }
+        }
+    }
+}
+
 /// Whether `path` has a `..` after a name (`nope/..`), which names, through that
 /// name, a directory that may exist under another (leading ones, `../a`, do not).
 fn through_dot_dot(path: &Path) -> bool {
@@ -170,5 +201,27 @@ mod tests {
             }
         });
         assert_eq!(made.paths(), [Path::new("../../a/b"), Path::new("../../a")]);
+    }
+
+    #[test]
+    fn undo_after_a_failed_open_goes_through_the_given_remove_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("x").join("y");
+        let made = NewDirs::find(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut asked = Vec::new();
+        made.undo_failed_open_with("test", |d| {
+            asked.push(d.to_path_buf());
+            std::fs::remove_dir(d)
+        });
+        assert_eq!(asked, [dir.clone(), tmp.path().join("x")]);
+        assert!(!tmp.path().join("x").exists());
+
+        // One that holds something stays, with those above it, and nothing panics.
+        let made = NewDirs::find(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("theirs"), b"x").unwrap();
+        made.undo_failed_open("test");
+        assert!(dir.join("theirs").is_file());
     }
 }
