@@ -42,12 +42,13 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             // unless only the report was lost (the store is made).
             let creation = Creation::start(store, &key, &key_for_new_store(&key)?)?;
             let book = open(store, Access::Write);
+            let created = book.as_ref().is_ok_and(|book| created_by(false, book));
             if let Ok(book) = &book {
                 creation.note_open(book);
             }
             init(store, &key, false, book, json).map_err(|e| {
                 if e.lost_report {
-                    e.after_change(format!("created store {store} (it opens with the {key})"))
+                    e.after_change(lost_report_change(store, &key, created))
                 } else {
                     creation.undo();
                     e
@@ -300,6 +301,18 @@ fn created_by(existed: bool, book: &Book) -> bool {
     !existed && book.created_book()
 }
 
+/// What a new store's `init` did when only its report was lost: created the
+/// store, or (another process made it between the check and the open) found it.
+fn lost_report_change(spec: &StoreSpec, key: &KeySource, created: bool) -> String {
+    if created {
+        format!("created store {spec} (it opens with the {key})")
+    } else {
+        format!(
+            "store {spec} exists: another process created it meanwhile (it opens with the {key})"
+        )
+    }
+}
+
 fn init(
     spec: &StoreSpec,
     key: &KeySource,
@@ -353,5 +366,17 @@ mod tests {
         // another open (another process, meanwhile) of the book the first started
         let second: Book = PeerBook::open(first.close().unwrap(), Options::new(key)).unwrap();
         assert!(!created_by(false, &second));
+    }
+
+    /// A lost report after `init` of a new store says "created" only when its
+    /// open started the book.
+    #[test]
+    fn a_lost_init_report_says_created_only_for_the_book_it_started() {
+        let spec: StoreSpec = "lmdb:/tmp/peers".parse().unwrap();
+        let key = KeySource::Env("PEERBOOK_KEY".into());
+        assert!(lost_report_change(&spec, &key, true).starts_with("created store"));
+        let found = lost_report_change(&spec, &key, false);
+        assert!(!found.contains("created store"), "{found}");
+        assert!(found.contains("another process created it"), "{found}");
     }
 }
