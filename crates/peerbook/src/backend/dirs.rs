@@ -224,4 +224,81 @@ mod tests {
         made.undo_failed_open("test");
         assert!(dir.join("theirs").is_file());
     }
+
+    /// The events a [`tracing::Subscriber`] is given, each as its fields
+    /// (`name=value`, the message included): all this test needs, without a
+    /// subscriber crate.
+    #[derive(Clone, Default)]
+    struct Events(std::sync::Arc<std::sync::Mutex<Vec<Event>>>);
+
+    /// One event: its level and fields.
+    type Event = (tracing::Level, Vec<String>);
+
+    struct Fields(Vec<String>);
+
+    impl tracing::field::Visit for Fields {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            self.0.push(format!("{}={value:?}", field.name()));
+        }
+    }
+
+    impl tracing::Subscriber for Events {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            let mut fields = Fields(Vec::new());
+            event.record(&mut fields);
+            let level = *event.metadata().level();
+            self.0.lock().unwrap().push((level, fields.0));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    /// What `undo_failed_open_with` adds over `remove_with`: one not empty
+    /// stops the walk without a word; any other error is one warning, naming
+    /// the engine, the directory and the error, and nothing else.
+    #[test]
+    fn undo_warns_once_for_a_directory_it_cannot_remove_but_not_for_one_not_empty() {
+        let made = NewDirs {
+            dirs: vec![PathBuf::from("/nowhere/a/b"), PathBuf::from("/nowhere/a")],
+        };
+        let undo = |kind: io::ErrorKind| {
+            let events = Events::default();
+            let mut asked = 0;
+            tracing::subscriber::with_default(events.clone(), || {
+                made.undo_failed_open_with("test-engine", |_| {
+                    asked += 1;
+                    Err(io::Error::new(kind, "injected"))
+                });
+            });
+            assert_eq!(asked, 1, "{kind:?}: the first failure ends the walk");
+            let events = events.0.lock().unwrap().clone();
+            events
+        };
+
+        assert_eq!(undo(io::ErrorKind::DirectoryNotEmpty), []);
+
+        let events = undo(io::ErrorKind::PermissionDenied);
+        assert_eq!(events.len(), 1, "one warning: {events:?}");
+        let (level, fields) = &events[0];
+        assert_eq!(*level, tracing::Level::WARN);
+        let mut fields = fields.clone();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "dir=/nowhere/a/b",
+                "engine=\"test-engine\"",
+                "error=injected",
+                "message=a failed open could not remove the directory it created",
+            ]
+        );
+    }
 }
