@@ -65,7 +65,17 @@ fn remove_scratch(dir: &Path, book_exists: bool) -> Result<(), BackendError> {
         Some(true) => {
             for name in SCRATCH_FILES {
                 match fs::remove_file(scratch.join(name)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(from_io(e, dir)),
+                    // A path too long for the OS (`ENAMETOOLONG`): LMDB, which
+                    // makes its files by that same path, could not make it
+                    // either; if it is there anyway, `remove_dir` says so.
+                    Err(e)
+                        if !matches!(
+                            e.kind(),
+                            io::ErrorKind::NotFound | io::ErrorKind::InvalidFilename
+                        ) =>
+                    {
+                        return Err(from_io(e, dir))
+                    }
                     _ => {}
                 }
             }

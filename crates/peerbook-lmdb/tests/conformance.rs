@@ -1,5 +1,6 @@
 //! The peerbook conformance kit, run over `LmdbBackend`.
 
+use peerbook::conformance::open_failure::EngineFailure;
 use peerbook::conformance::TempDirFactory;
 use peerbook_lmdb::{LmdbBackend, LmdbOptions};
 
@@ -35,10 +36,15 @@ mod small_map {
     peerbook::conformance_tests!(small_factory());
 }
 
-/// A failed open removes the directories it created and leaves the user's files.
+/// A failed open removes the directories it created and leaves the user's files,
+/// also one failing in the engine (a 4082-byte store path: LMDB makes `LOCK` and `creating/`, not `creating/data.mdb`).
 #[test]
 fn failed_open_leaves_no_new_directories() {
-    peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(|path| {
-        LmdbBackend::open(path, LmdbOptions::default())
-    });
+    peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(
+        |path| LmdbBackend::open(path, LmdbOptions::default()),
+        EngineFailure {
+            store_path_len: 4082,
+            leaves: &[],
+        },
+    );
 }

@@ -126,8 +126,15 @@ impl RocksBackend {
     ///   families this crate does not know, options it rejects, ...).
     ///
     /// A failed open removes the directories it created on the way to `path`,
-    /// innermost first, each only if empty: one holding what RocksDB wrote before
-    /// it failed (its `LOCK`, `LOG`) stays, with those files.
+    /// innermost first, each only if empty. That is all of them only when it
+    /// fails before RocksDB writes into `path` (a name too long, no room in the
+    /// path for any file name). Once RocksDB has written there (a path with room
+    /// for its `LOCK` and `LOG` but not for its longer names such as
+    /// `MANIFEST-000001`, or an open it refuses), what it wrote stays: `LOCK`,
+    /// `LOG`, and `IDENTITY`, `CURRENT`, `MANIFEST-*`, a `*.log` when it got that
+    /// far; so do `path` and every directory this open created above it. They
+    /// are not removed: RocksDB lets go of its lock before it returns, and another
+    /// process may by then have opened the same path and made its database there.
     pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
         // What this open makes, it removes again if it fails: a refused open
@@ -159,8 +166,17 @@ impl RocksBackend {
         let db = match DB::open_cf_descriptors(&db_options, &path, families) {
             Ok(db) => db,
             Err(e) => {
-                // RocksDB's own files (its LOCK, LOG) stay, and so does the
-                // directory holding them.
+                // RocksDB's own files (its LOCK, LOG, ...) stay, and so does the
+                // directory holding them, even in a directory this open created.
+                // Removing them (`naming::owns_file`) is not safe: RocksDB has let
+                // go of its lock (an fcntl lock and its in-process set of locked
+                // files) before `open_cf_descriptors` returns, so another process
+                // (or thread) that opened the same new path in between may hold
+                // that lock now, with its database in these very files. Taking
+                // the lock again first would not close the window: fcntl locks are
+                // per process, so it does not exclude a thread of this one, and
+                // a database made and closed in between holds no lock at all.
+                // Only empty directories go (none above a non-empty one).
                 new_dirs.undo_failed_open("peerbook-rocksdb");
                 return Err(map_open_err(e, &path));
             }

@@ -50,8 +50,10 @@
 //!   one to open;
 //! - [`needles`]: the forms a peer id takes on disk, and the files of a directory
 //!   holding one (what a clear must leave nowhere);
-//! - [`open_failure`]: a failed open of an on-disk backend returns an error and
-//!   removes the directories it created (called with the backend's `open`).
+//! - [`open_failure`]: a failed open of an on-disk backend returns an error of
+//!   the expected kind and removes the directories it created, but for the
+//!   files the engine is documented to leave (called with the backend's `open`,
+//!   which must also make a fresh store).
 //!
 //! Each function panics with a message naming the broken rule.
 

@@ -52,24 +52,39 @@ fn temp_with_user_file() -> tempfile::TempDir {
     tmp
 }
 
-/// Open `store` (under `tmp`) with `open`, which must fail, and check that `tmp`
-/// then holds exactly `expected`.
+/// Open `store` (under `tmp`) with `open`, which must fail with an error
+/// `expected_kind` accepts, and check that `tmp` then holds exactly `expected`.
 fn assert_fails_and_leaves<B>(
     case: &str,
     open: &impl Fn(&Path) -> Result<B, BackendError>,
     tmp: &Path,
     store: &Path,
+    expected_kind: impl Fn(&BackendError) -> bool,
     expected: &BTreeMap<PathBuf, Option<Vec<u8>>>,
 ) {
     let result = open(store);
-    assert!(
-        result.is_err(),
-        "{case}: an open of a store it cannot make must fail"
-    );
+    match &result {
+        Ok(_) => panic!("{case}: an open of a store it cannot make must fail"),
+        Err(e) => assert!(
+            expected_kind(e),
+            "{case}: not the expected kind of error: {e:?}"
+        ),
+    }
     drop(result);
     let left = tree(tmp);
     // Paths shortened: those of the long-path case run to 4 KiB each.
-    let short = |p: &PathBuf| -> String { p.display().to_string().chars().take(40).collect() };
+    let short = |p: &PathBuf| -> String {
+        let s = p.display().to_string();
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("{}...{tail}", s.chars().take(20).collect::<String>())
+    };
     assert!(
         &left == expected,
         "{case}: a failed open must leave the user's directory as it found it \
@@ -79,51 +94,170 @@ fn assert_fails_and_leaves<B>(
     );
 }
 
-/// A failed open of an on-disk backend returns an error, without panicking, and
-/// removes the directories it created on the way to its store: in a temp dir
-/// holding one user file (`notes.txt`), each case leaves exactly that file, with
-/// its bytes (and what the case itself put there).
+/// An [`io::ErrorKind`](std::io::ErrorKind) of a [`BackendError::Io`], as the
+/// backend reported it.
+fn io_kind(e: &BackendError) -> Option<std::io::ErrorKind> {
+    match e {
+        BackendError::Io(e) => Some(e.kind()),
+        _ => None,
+    }
+}
+
+/// `tmp/a/b/...` exactly `len` bytes long: components of at most 200 bytes
+/// (names take 255), the previous one shortened by one byte where the last
+/// would otherwise have to be empty.
+fn path_of_len(tmp: &Path, len: usize) -> PathBuf {
+    let mut path = tmp.join("a").join("b");
+    loop {
+        let left = len.saturating_sub(path.as_os_str().len());
+        if left < 2 {
+            break;
+        }
+        // A name of `n` bytes takes `n + 1` with its `/`; never leave 1 byte.
+        let mut name_len = (left - 1).min(200);
+        if left - (name_len + 1) == 1 {
+            name_len -= 1;
+        }
+        path.push("d".repeat(name_len));
+    }
+    path
+}
+
+/// Where an engine's own open fails, for the case that reaches it (Linux
+/// only): a store path of [`store_path_len`](Self::store_path_len) bytes, short
+/// enough for its directories and first files, too long for the engine's
+/// longer file names (`PATH_MAX` is 4096).
+#[derive(Clone, Copy, Debug)]
+pub struct EngineFailure<'a> {
+    /// The length of the store's path, in bytes, found by trying: the engine
+    /// must make at least one file there before it fails.
+    pub store_path_len: usize,
+    /// The files, by name, the engine is documented to leave in the store
+    /// directory after such a failure (their bytes are not compared); with any,
+    /// the store directory stays, and so do the new ones above it. Empty for a
+    /// backend whose failed open removes all it made.
+    pub leaves: &'a [&'a str],
+}
+
+/// A failed open of an on-disk backend returns an error of the expected kind,
+/// without panicking, and removes the directories it created on the way to its
+/// store: in a temp dir holding one user file (`notes.txt`), each case leaves
+/// exactly that file, with its bytes (and what the case itself put there, or
+/// what `engine` says the engine leaves).
 ///
 /// `open` opens (creating it when missing) the store in the directory given, as
-/// the backend's own `open` with options that create a missing store. The cases:
+/// the backend's own `open` with options that create a missing store. First,
+/// as a control, it must open a fresh `tmp/x/y/z` (then dropped, which closes
+/// it). The failing cases:
 /// - `tmp/a/b/<a 300-byte name>`: a name too long for the file system, refused
-///   once `a` and `b` are made (`a` must go);
+///   once `a` and `b` are made (`a` must go): [`BackendError::Io`] of kind
+///   `InvalidFilename`;
 /// - on Linux, `tmp/a/b/...` 4094 bytes long: the directories can all be made,
 ///   but no file inside the last one (the path would pass `PATH_MAX`): the open
 ///   fails after its store directory exists (all of them must go);
-/// - `tmp/a/b/book` a regular file where the store directory should be: refused,
-///   and the file stays with its bytes.
-pub fn failed_open_leaves_no_new_directories<B>(open: impl Fn(&Path) -> Result<B, BackendError>) {
+///   [`BackendError::Io`];
+/// - on Linux, `tmp/a/b/...` [`engine.store_path_len`](EngineFailure) bytes long:
+///   the open gets as far as the engine, which fails on a longer file name
+///   after it made its first files: [`BackendError::Io`], and only
+///   [`engine.leaves`](EngineFailure) stays (with the directories holding it);
+/// - `tmp/a/b/book` a regular file where the store directory should be:
+///   [`BackendError::Io`], and the file stays with its bytes.
+pub fn failed_open_leaves_no_new_directories<B>(
+    open: impl Fn(&Path) -> Result<B, BackendError>,
+    engine: EngineFailure<'_>,
+) {
     let user_only: BTreeMap<PathBuf, Option<Vec<u8>>> =
         BTreeMap::from([(PathBuf::from(USER_FILE), Some(USER_BYTES.to_vec()))]);
+    let is_io = |e: &BackendError| io_kind(e).is_some();
+
+    // The control: the same `open` makes a store where it can.
+    let tmp = temp_with_user_file();
+    let fresh = tmp.path().join("x").join("y").join("z");
+    match open(&fresh) {
+        Ok(backend) => drop(backend),
+        Err(e) => panic!("the control: open must make a fresh store tmp/x/y/z: {e:?}"),
+    }
+    assert!(fresh.is_dir(), "the control: the store directory is made");
 
     let tmp = temp_with_user_file();
     let store = tmp.path().join("a").join("b").join("n".repeat(300));
-    assert_fails_and_leaves("a name too long", &open, tmp.path(), &store, &user_only);
+    assert_fails_and_leaves(
+        "a name too long",
+        &open,
+        tmp.path(),
+        &store,
+        |e| io_kind(e) == Some(std::io::ErrorKind::InvalidFilename),
+        &user_only,
+    );
 
     if cfg!(target_os = "linux") {
         let tmp = temp_with_user_file();
-        let mut store = tmp.path().join("a").join("b");
-        let mut len = store.as_os_str().len();
-        // Components of at most 200 bytes (names take 255), the last one making
-        // the whole path exactly LINUX_DIR_LEN bytes long.
-        while len < LINUX_DIR_LEN {
-            let name_len = (LINUX_DIR_LEN - len - 1).min(200);
-            if name_len == 0 {
-                break;
+        let store = path_of_len(tmp.path(), LINUX_DIR_LEN);
+        assert_eq!(store.as_os_str().len(), LINUX_DIR_LEN);
+        assert_fails_and_leaves(
+            "a store directory with no room for a file name",
+            &open,
+            tmp.path(),
+            &store,
+            is_io,
+            &user_only,
+        );
+
+        let tmp = temp_with_user_file();
+        let store = path_of_len(tmp.path(), engine.store_path_len);
+        assert_eq!(store.as_os_str().len(), engine.store_path_len);
+        let mut expected = user_only.clone();
+        if !engine.leaves.is_empty() {
+            // The store directory holds what the engine left: it stays, and so
+            // do the new directories above it.
+            for dir in store.ancestors().take_while(|d| *d != tmp.path()) {
+                let rel = dir.strip_prefix(tmp.path()).expect("under tmp");
+                expected.insert(rel.to_path_buf(), None);
             }
-            store.push("d".repeat(name_len));
-            len = store.as_os_str().len();
         }
-        if len == LINUX_DIR_LEN {
-            assert_fails_and_leaves(
-                "a store directory with no room for a file name",
-                &open,
-                tmp.path(),
-                &store,
-                &user_only,
-            );
+        let rel_store = store
+            .strip_prefix(tmp.path())
+            .expect("under tmp")
+            .to_path_buf();
+        // The engine's files, of bytes not compared: taken as found.
+        let engine_files = |left: &BTreeMap<PathBuf, Option<Vec<u8>>>| {
+            let mut expected = expected.clone();
+            for name in engine.leaves {
+                let rel = rel_store.join(name);
+                let found = left.get(&rel).cloned().flatten();
+                assert!(
+                    found.is_some(),
+                    "an engine failure must leave {name} (a file) in the store directory"
+                );
+                expected.insert(rel, found);
+            }
+            expected
+        };
+        let result = open(&store);
+        match &result {
+            Ok(_) => panic!(
+                "a store path of {} bytes: the engine's open must fail",
+                engine.store_path_len
+            ),
+            Err(e) => assert!(is_io(e), "the engine's failure: not an Io error: {e:?}"),
         }
+        drop(result);
+        let left = tree(tmp.path());
+        let expected = engine_files(&left);
+        assert!(
+            left == expected,
+            "a store path of {} bytes, failing in the engine: must leave exactly \
+             the user's file and {:?} (with the directories holding them); left {:?}",
+            engine.store_path_len,
+            engine.leaves,
+            left.keys()
+                .map(|p| p.file_name().map(|n| n
+                    .to_string_lossy()
+                    .chars()
+                    .take(20)
+                    .collect::<String>()))
+                .collect::<Vec<_>>()
+        );
     }
 
     let tmp = temp_with_user_file();
@@ -143,6 +277,41 @@ pub fn failed_open_leaves_no_new_directories<B>(open: impl Fn(&Path) -> Result<B
         &open,
         tmp.path(),
         &store,
+        is_io,
         &expected,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the temp dir's length, the long paths are exactly as long as
+    /// asked: none is skipped (a remainder of one byte after the 201-byte steps
+    /// once left the 4094-byte case out, e.g. under a 58-byte `TMPDIR`).
+    #[test]
+    fn paths_of_len_are_exact_under_any_temp_dir() {
+        for tmp_len in 1..=250 {
+            let tmp = PathBuf::from(format!("/{}", "t".repeat(tmp_len - 1)));
+            for len in [LINUX_DIR_LEN, 4093, 4086, 4082, 4085, 4000] {
+                let path = path_of_len(&tmp, len);
+                assert_eq!(path.as_os_str().len(), len, "a {tmp_len}-byte temp dir");
+                assert!(path.components().all(|c| c.as_os_str().len() <= 255));
+            }
+        }
+    }
+
+    /// The control: an open that refuses before touching the disk does not
+    /// pass the kit (a failed open proves nothing when no open can succeed).
+    #[test]
+    #[should_panic(expected = "the control")]
+    fn an_open_that_always_refuses_fails_the_control() {
+        failed_open_leaves_no_new_directories(
+            |_| Err::<(), _>(BackendError::Io(std::io::Error::other("refused"))),
+            EngineFailure {
+                store_path_len: 4085,
+                leaves: &[],
+            },
+        );
+    }
 }
