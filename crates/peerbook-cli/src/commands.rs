@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             }
             init(store, &key, false, book, json).map_err(|e| {
                 if e.lost_report {
-                    e.after_change(lost_report_change(store, &key, created))
+                    lost_init_report(e, store, &key, created, creation.new_key_file())
                 } else {
                     creation.undo();
                     e
@@ -313,6 +313,42 @@ fn lost_report_change(spec: &StoreSpec, key: &KeySource, created: bool) -> Strin
     }
 }
 
+/// The error of a new store's `init` that lost only its report (`e`): a store it
+/// created is a change made ([`CliError::after_change`]: do not rerun). One that
+/// another process created meanwhile is not this command's change: the command
+/// changed nothing in it, and nothing is undone (the store, its directories and
+/// `new_key_file`, the key file this command wrote if any, stay); since this
+/// command's open of it succeeded, that store opens with the command's key.
+fn lost_init_report(
+    e: CliError,
+    spec: &StoreSpec,
+    key: &KeySource,
+    created: bool,
+    new_key_file: Option<&std::path::Path>,
+) -> CliError {
+    if created || !e.lost_report {
+        return e.after_change(lost_report_change(spec, key, created));
+    }
+    let opens_with = match new_key_file {
+        Some(file) => format!(
+            "the key file {} this command wrote stays and is what opens it: keep it",
+            file.display()
+        ),
+        None => format!("it opens with the {key}"),
+    };
+    CliError {
+        cause: format!(
+            "{}; only the report was lost: {}",
+            lost_report_change(spec, key, false),
+            e.cause
+        ),
+        hint: Some(format!(
+            "this command changed nothing in that store; `peerbook stats {spec}` shows it; {opens_with}"
+        )),
+        ..e
+    }
+}
+
 fn init(
     spec: &StoreSpec,
     key: &KeySource,
@@ -383,5 +419,53 @@ mod tests {
         let found = lost_report_change(&spec, &key, false);
         assert!(!found.contains("created store"), "{found}");
         assert!(found.contains("another process created it"), "{found}");
+    }
+
+    /// A lost report of `init` whose new store another process made meanwhile
+    /// (`created == false`): this command changed nothing there, so its hint does
+    /// not say "the change is made: do NOT rerun", but how to see the store and
+    /// which key opens it (the key file this command wrote, if any).
+    #[test]
+    fn a_lost_init_report_of_a_store_another_process_made_says_nothing_changed() {
+        let spec = StoreSpec {
+            engine: peerbook_engines::Engine::Lmdb,
+            path: "/tmp/peers".into(),
+        };
+        let lost = || CliError {
+            lost_report: true,
+            ..CliError::new("writing to stdout: broken pipe")
+        };
+        let key = KeySource::File("/tmp/peers.key".into());
+
+        let found = lost_init_report(lost(), &spec, &key, false, Some("/tmp/peers.key".as_ref()));
+        assert!(
+            found.cause.contains("another process created it"),
+            "{found}"
+        );
+        assert!(found.cause.contains("broken pipe"), "{found}");
+        let hint = found.hint.as_deref().unwrap_or_default();
+        assert!(!hint.contains("do NOT rerun"), "{hint}");
+        assert!(!hint.contains("change is made"), "{hint}");
+        assert!(hint.contains("changed nothing"), "{hint}");
+        assert!(hint.contains("peerbook stats lmdb:/tmp/peers"), "{hint}");
+        assert!(
+            hint.contains("key file /tmp/peers.key this command wrote"),
+            "{hint}"
+        );
+        assert_eq!(found.code, 1);
+
+        let env = KeySource::Env("PEERBOOK_KEY".into());
+        let found = lost_init_report(lost(), &spec, &env, false, None);
+        let hint = found.hint.as_deref().unwrap_or_default();
+        assert!(!hint.contains("do NOT rerun"), "{hint}");
+        assert!(
+            hint.contains("opens with the key from $PEERBOOK_KEY"),
+            "{hint}"
+        );
+
+        // The store this command made is its change: do not rerun.
+        let made = lost_init_report(lost(), &spec, &key, true, Some("/tmp/peers.key".as_ref()));
+        assert!(made.cause.starts_with("created store"), "{made}");
+        assert!(made.hint.unwrap().contains("do NOT rerun"));
     }
 }
