@@ -14,7 +14,7 @@
 //! error, the backend's contents are unchanged, the book is not poisoned, and the
 //! same step then run without a fault matches the model.
 //!
-//! CI runs `PROPTEST_CASES` cases (default 64, set in the config below);
+//! CI runs `PROPTEST_CASES` cases (default 128, set in the config below);
 //! `cargo xtask long model` runs thousands. A failure shrinks to a short, readable
 //! list of transitions.
 //!
