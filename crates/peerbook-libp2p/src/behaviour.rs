@@ -23,8 +23,8 @@ use peerbook::address::{validate_address, MAX_ADDRESSES, MAX_METADATA_VALUE_LEN}
 use peerbook::{AddressSource, Backend, CandidateQuery, PeerBook, SessionObservation};
 
 use crate::mirror::Mirror;
-use crate::scope::{connection_scope, keep_reported, Scope};
-use crate::writer::{Op, State, WriteBehind};
+use crate::scope::{connection_scope, keep_reported, round_trips, Scope};
+use crate::writer::{Op, State, Via, WriteBehind};
 use crate::{Config, Stats};
 
 /// Metadata key of the agent version reported by identify.
@@ -144,7 +144,9 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// the store does not know counts as public). An address reaches as far as
     /// its narrowest component (a transport may dial any of them); one that does
     /// not start with a host (an IP, a DNS name, a unix socket) is never kept; a
-    /// `/dnsaddr` counts as local. A DNS name is taken at its word: `localhost`,
+    /// `/dnsaddr` counts as local. The book keeps an address as text: one whose
+    /// text reads back as another address (an `/sni` or `/ip6zone` value with a
+    /// `/` in it) is never kept, reported or dialed. A DNS name is taken at its word: `localhost`,
     /// `.local`, an IP literal and an IPv4 written into the name (`10.0.0.1.nip.io`)
     /// count as what they name, but a public name that resolves to a private or
     /// loopback IP is kept (name resolution happens at dial time, in the
@@ -254,15 +256,20 @@ impl<B: Backend + 'static> Behaviour<B> {
             (e.peer_id, Instant::now(), connection_scope(remote)),
         );
         // Only a dialed address is worth keeping: an inbound connection comes
-        // from an ephemeral port.
-        let addr = match e.endpoint {
-            ConnectedPoint::Dialer { address, .. } => Some(without_peer(address)),
-            ConnectedPoint::Listener { .. } => None,
+        // from an ephemeral port. Nor one whose text (what the book keeps) would
+        // be dialed as another address (see `round_trips`).
+        let via = match e.endpoint {
+            ConnectedPoint::Dialer { address, .. } => Via::Dialed(
+                Some(without_peer(address))
+                    .filter(round_trips)
+                    .map(|a| a.to_string()),
+            ),
+            ConnectedPoint::Listener { .. } => Via::Inbound,
         };
         self.writer.push(Op::Connected {
             peer: e.peer_id.to_string(),
             public_key: key_of(&e.peer_id),
-            addr: addr.map(|a| a.to_string()),
+            via,
         });
     }
 

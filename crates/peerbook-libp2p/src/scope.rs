@@ -199,14 +199,26 @@ pub(crate) fn connection_scope(remote: &Multiaddr) -> Scope {
 
 /// Keep `addr`, reported by a peer over a connection of reach `connection`? A
 /// global address always; a local one only over a local or loopback connection; a
-/// loopback one only over a loopback connection; one never worth dialing never.
+/// loopback one only over a loopback connection; one never worth dialing never,
+/// nor one whose text does not read back as it (see [`round_trips`]).
 pub(crate) fn keep_reported(addr: &Multiaddr, connection: Scope) -> bool {
-    scope(addr).is_some_and(|reach| connection <= reach)
+    round_trips(addr) && scope(addr).is_some_and(|reach| connection <= reach)
+}
+
+/// Does the text of `addr` (what the book stores, and parses again before a
+/// dial) read back as `addr`? Not always: multiaddr prints an `/sni` or
+/// `/ip6zone` value as is, so a `/` in it reads back as more components
+/// (`/tls/sni/x/ip4/127.0.0.1/tcp/6379` ends in a loopback address that
+/// libp2p-tcp dials), and the scope judged here would not be the one dialed.
+pub(crate) fn round_trips(addr: &Multiaddr) -> bool {
+    addr.to_string()
+        .parse::<Multiaddr>()
+        .is_ok_and(|back| back == *addr)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{connection_scope, keep_reported, scope, Scope};
+    use super::{connection_scope, keep_reported, round_trips, scope, Scope};
     use libp2p::Multiaddr;
 
     fn m(s: &str) -> Multiaddr {
@@ -389,6 +401,26 @@ mod tests {
         for (addr, expected) in addresses {
             assert_eq!(scope(&m(addr)), expected, "{addr}");
         }
+    }
+
+    /// Review 5, finding 1: a value printed as is, with a `/` in it, reads
+    /// back as other components; such an address is never kept.
+    #[test]
+    fn an_address_whose_text_reads_back_otherwise_is_not_kept() {
+        use libp2p::core::multiaddr::Protocol;
+        let public = m("/ip4/1.2.3.4/tcp/1/tls");
+        let sni = public
+            .clone()
+            .with(Protocol::Sni("x/ip4/127.0.0.1/tcp/6379".into()));
+        let zone = public.with(Protocol::Ip6zone("eth0/ip4/127.0.0.1/tcp/6379".into()));
+        for addr in [sni, zone] {
+            assert!(!round_trips(&addr), "{addr}");
+            for connection in [Scope::Global, Scope::Local, Scope::Loopback] {
+                assert!(!keep_reported(&addr, connection), "{addr}");
+            }
+        }
+        let fine = m("/ip4/1.2.3.4/tcp/1/tls/sni/example.org");
+        assert!(round_trips(&fine) && keep_reported(&fine, Scope::Global));
     }
 
     #[test]

@@ -23,13 +23,13 @@ use tracing::{debug, warn};
 /// One thing the swarm saw, as the book will record it.
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
-    /// Connected to the peer now, over `addr` when we dialed it: an upsert that
-    /// counts as a success when we dialed it or dialed it before, else (an
-    /// inbound connection from a peer we never connected to) learning of it.
+    /// Connected to the peer now: an upsert that counts as a success when we
+    /// dialed it or dialed it before, else (an inbound connection from a peer we
+    /// never connected to) learning of it.
     Connected {
         peer: String,
         public_key: Option<String>,
-        addr: Option<String>,
+        via: Via,
     },
     /// A connection ended after a session (counted for a peer we connected to).
     Session {
@@ -53,6 +53,15 @@ impl Op {
     }
 }
 
+/// How a connection came to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The peer connected to us.
+    Inbound,
+    /// We dialed it, over this address when it is one to keep.
+    Dialed(Option<String>),
+}
+
 /// What the book holds for a peer after an applied op, for the behaviour's
 /// address mirror: its addresses, or `None` when the book has no such peer.
 pub(crate) type Stored = HashMap<String, Option<Vec<String>>>;
@@ -60,10 +69,9 @@ pub(crate) type Stored = HashMap<String, Option<Vec<String>>>;
 /// Latest-state facts: a later one replaces an earlier one field by field.
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    /// A connection that did not fit in the queue (folded in the overflow only):
-    /// `Some(Some(addr))` we dialed it over `addr`, `Some(None)` it connected
-    /// to us. Applied as [`Op::Connected`] before the rest.
-    pub connected: Option<Option<String>>,
+    /// A connection that did not fit in the queue (folded in the overflow
+    /// only). Applied as [`Op::Connected`] before the rest.
+    pub connected: Option<Via>,
     pub public_key: Option<String>,
     pub latency_ms: Option<u32>,
     pub addresses: Vec<(String, AddressSource)>,
@@ -74,13 +82,17 @@ impl State {
     /// Fold `newer` in; returns how many facts it replaced (counted as dropped).
     fn merge(&mut self, newer: State) -> u64 {
         let mut replaced = 0;
-        match (&self.connected, newer.connected) {
-            (_, None) | (Some(_), Some(None)) => {} // an inbound one adds nothing
-            (Some(Some(old)), Some(Some(new))) => {
+        match (&mut self.connected, newer.connected) {
+            // an inbound one adds nothing to a connection, nor a dial with no
+            // address to one over an address
+            (_, None)
+            | (Some(_), Some(Via::Inbound))
+            | (Some(Via::Dialed(Some(_))), Some(Via::Dialed(None))) => {}
+            (Some(Via::Dialed(Some(old))), Some(Via::Dialed(Some(new)))) => {
                 replaced += u64::from(*old != new);
-                self.connected = Some(Some(new));
+                *old = new;
             }
-            (_, Some(new)) => self.connected = Some(new),
+            (slot, Some(new)) => *slot = Some(new),
         }
         if newer.public_key.is_some() {
             replaced += u64::from(
@@ -260,11 +272,11 @@ impl WriteBehind {
                 Op::Connected {
                     peer,
                     public_key,
-                    addr,
+                    via,
                 } => Some((
                     peer,
                     State {
-                        connected: Some(addr),
+                        connected: Some(via),
                         public_key,
                         ..State::default()
                     },
@@ -445,8 +457,8 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
         Op::Connected {
             peer,
             public_key,
-            addr,
-        } => connected(book, &peer, public_key, addr)?,
+            via,
+        } => connected(book, &peer, public_key, via)?,
         Op::Session { peer, observation } => match book.get_peer(&peer)? {
             // a session with a peer we never connected to (inbound only) is
             // not counted: it would rank a stranger as a good candidate
@@ -478,7 +490,7 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
                 _ => String::new(),
             };
             let mut record = match state.connected {
-                Some(addr) => connected(book, &peer, Some(public_key), addr)?,
+                Some(via) => connected(book, &peer, Some(public_key), via)?,
                 None => book.learn_peer(NewPeer {
                     peer_id: peer.clone(),
                     public_key,
@@ -511,7 +523,7 @@ fn connected<B: Backend>(
     book: &PeerBook<B>,
     peer: &str,
     public_key: Option<String>,
-    addr: Option<String>,
+    via: Via,
 ) -> peerbook::Result<PeerRecord> {
     let new = NewPeer {
         peer_id: peer.to_string(),
@@ -525,7 +537,11 @@ fn connected<B: Backend>(
     let dialed_before = || -> peerbook::Result<bool> {
         Ok(book.get_peer(peer)?.is_some_and(|r| r.last_connected > 0))
     };
-    let mut record = if addr.is_some() || dialed_before()? {
+    let (dialed, addr) = match via {
+        Via::Dialed(addr) => (true, addr),
+        Via::Inbound => (false, None),
+    };
+    let mut record = if dialed || dialed_before()? {
         book.store_peer(new)?
     } else {
         book.learn_peer(new)?

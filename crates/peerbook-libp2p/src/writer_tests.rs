@@ -6,7 +6,7 @@ use peerbook::conformance::failing::FailOp;
 use peerbook::conformance::hooked::HookedBackend;
 use peerbook::{MasterKey, MemoryBackend, Options, PeerBook, SessionObservation};
 
-use super::{Op, State, WriteBehind};
+use super::{Op, State, Via, WriteBehind};
 
 /// A memory backend whose writes wait while the gate is shut; the gate also
 /// counts the writes that reached it.
@@ -137,13 +137,13 @@ fn a_connection_past_a_full_queue_is_kept() {
     w.push(Op::Connected {
         peer: "p".into(),
         public_key: None,
-        addr: Some(addr.into()),
+        via: Via::Dialed(Some(addr.into())),
     });
     w.push(latency("p", 7));
     w.push(Op::Connected {
         peer: "p".into(),
         public_key: None,
-        addr: None, // inbound: does not undo the dial
+        via: Via::Inbound, // does not undo the dial
     });
     let dropped = w.dropped();
     open_gate(&gate);

@@ -370,3 +370,95 @@ fn the_mirror_keeps_the_peers_the_book_keeps() {
     }
     store.shutdown();
 }
+
+/// An identify event from `key` on `connection` reporting `addrs` as they are
+/// (built component by component: text could not hold them).
+fn identify_addrs(
+    key: &PublicKey,
+    connection: ConnectionId,
+    addrs: Vec<libp2p::Multiaddr>,
+) -> identify::Event {
+    let mut event = identify(key, connection, &[]);
+    if let identify::Event::Received { info, .. } = &mut event {
+        info.listen_addrs = addrs;
+    }
+    event
+}
+
+/// Review 5, finding 1: the filter judged the parsed address while the book
+/// stores its text, parsed again before a dial. `Sni` and `Ip6zone` print their
+/// value as is, so a `/` in it became new components: a public peer's
+/// `/ip4/1.2.3.4/tcp/1/tls/sni/<x/ip4/127.0.0.1/tcp/6379>` was judged public,
+/// stored, and came back ending in `/ip4/127.0.0.1/tcp/6379` (what libp2p-tcp
+/// dials). An address whose text does not parse back to it is not kept.
+#[test]
+fn an_address_whose_text_reads_back_as_another_is_not_kept() {
+    use libp2p::multiaddr::Protocol;
+    use libp2p::Multiaddr;
+    let smuggled = "x/ip4/127.0.0.1/tcp/6379";
+    let sni = Multiaddr::empty()
+        .with(Protocol::Ip4([1, 2, 3, 4].into()))
+        .with(Protocol::Tcp(1))
+        .with(Protocol::Tls)
+        .with(Protocol::Sni(smuggled.into()));
+    let zone = Multiaddr::empty()
+        .with(Protocol::Ip4([1, 2, 3, 4].into()))
+        .with(Protocol::Tcp(1))
+        .with(Protocol::Ip6zone("eth0/ip4/127.0.0.1/tcp/6379".into()));
+    let fine: Multiaddr = "/ip4/1.2.3.4/tcp/4001".parse().unwrap();
+    // the text of each reads back as another address, a loopback one
+    for addr in [&sni, &zone] {
+        let back: Multiaddr = addr.to_string().parse().unwrap();
+        assert_ne!(&back, addr);
+        assert!(
+            back.to_string().ends_with("/ip4/127.0.0.1/tcp/6379"),
+            "{back}"
+        );
+    }
+
+    let mut store = open();
+    // over a public connection (the Sni one is judged public) and over a LAN one
+    // (the Ip6zone one is judged local)
+    for (id, from) in [
+        (1, "/ip4/8.8.8.8/tcp/50000"),
+        (2, "/ip4/10.0.0.7/tcp/50000"),
+    ] {
+        let key = Keypair::generate_ed25519().public();
+        let peer = key.to_peer_id();
+        inbound(&mut store, peer, id, from);
+        let reported = vec![sni.clone(), zone.clone(), fine.clone()];
+        store.observe(&identify_addrs(
+            &key,
+            ConnectionId::new_unchecked(id),
+            reported,
+        ));
+        store.flush();
+        assert_eq!(
+            stored_addrs(&store, peer),
+            [fine.to_string()],
+            "over {from}"
+        );
+        assert_eq!(
+            store.addresses_of(&peer),
+            std::slice::from_ref(&fine),
+            "over {from}"
+        );
+    }
+    // nor the address of a connection we dialed (another behaviour may have
+    // given it to the swarm): the connection is recorded, the address is not
+    let key = Keypair::generate_ed25519().public();
+    let peer = key.to_peer_id();
+    let endpoint = ConnectedPoint::Dialer {
+        address: sni.clone(),
+        role_override: Endpoint::Dialer,
+        port_use: PortUse::Reuse,
+    };
+    established(&mut store, peer, 3, &endpoint);
+    store.flush();
+    let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
+    assert!(record.last_connected > 0, "the connection is recorded");
+    assert!(record.addresses.is_empty(), "{:?}", record.addresses);
+    assert!(store.addresses_of(&peer).is_empty());
+    assert_eq!(store.stats().failed, 0);
+    store.shutdown();
+}
