@@ -480,15 +480,10 @@ fn apply<B: Backend>(book: &PeerBook<B>, op: Op) -> peerbook::Result<Option<Peer
             record
         }
         Op::State { peer, state } => {
-            // A peer first stored without its key (a peer id that does not embed
-            // it) keeps an empty key: the book refuses any key change.
-            let stored_without_key = book
-                .get_peer(&peer)?
-                .is_some_and(|r| r.public_key.is_empty());
-            let public_key = match state.public_key {
-                Some(key) if !stored_without_key => key,
-                _ => String::new(),
-            };
+            // A peer stored without its key (a peer id that is a hash of it,
+            // stored on connection) gets it here: the book sets an unset key
+            // once, and refuses a change of a set one (`PublicKeyChanged`).
+            let public_key = state.public_key.unwrap_or_default();
             let mut record = match state.connected {
                 Some(via) => connected(book, &peer, Some(public_key), via)?,
                 None => book.learn_peer(NewPeer {

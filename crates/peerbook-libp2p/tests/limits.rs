@@ -162,6 +162,59 @@ fn rsa_peer_ids_store_and_reload_with_their_long_keys() {
     }
 }
 
+/// Review 5, finding 2: the swarm reports a connection before identify runs
+/// on it. An RSA peer id is a hash of the key, so the connection stored the
+/// peer with no key; the key identify then told was blanked (the book refused
+/// any key change, from none too), and the peer never got one. An unset key is
+/// now set once by identify, and never replaced.
+#[test]
+fn an_rsa_peer_gets_its_key_from_identify_after_the_connection() {
+    use libp2p::core::transport::PortUse;
+    use libp2p::core::{ConnectedPoint, Endpoint};
+    use libp2p::swarm::behaviour::ConnectionEstablished;
+    use libp2p::swarm::FromSwarm;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = rsa_key(include_bytes!("data/rsa-2048.spki.der"));
+    let peer = key.to_peer_id();
+    let mut store = open(dir.path());
+    let endpoint = ConnectedPoint::Dialer {
+        address: "/ip4/192.0.2.1/tcp/4001".parse().unwrap(),
+        role_override: Endpoint::Dialer,
+        port_use: PortUse::Reuse,
+    };
+    store.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+        peer_id: peer,
+        connection_id: ConnectionId::new_unchecked(1),
+        endpoint: &endpoint,
+        failed_addresses: &[],
+        other_established: 0,
+    }));
+    store.flush();
+    let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
+    assert_eq!(record.public_key, "", "the peer id does not hold the key");
+    store.observe(&identify_event(key.clone(), |_| {}));
+    store.flush();
+    let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
+    assert!(!record.public_key.is_empty(), "identify set the key");
+    let stored = PublicKey::try_decode_protobuf(&unhex(&record.public_key)).unwrap();
+    assert_eq!(stored, key);
+
+    // once set, another key for the same id is refused (counted as failed)
+    let other = rsa_key(include_bytes!("data/rsa-4096.spki.der"));
+    let mut event = identify_event(other, |_| {});
+    if let identify::Event::Received { peer_id, .. } = &mut event {
+        *peer_id = peer;
+    }
+    store.observe(&event);
+    store.flush();
+    let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
+    let stored = PublicKey::try_decode_protobuf(&unhex(&record.public_key)).unwrap();
+    assert_eq!(stored, key, "a set key is never replaced");
+    assert_eq!(store.stats().failed, 1, "{:?}", store.stats());
+    store.shutdown();
+}
+
 /// Finding 2: the address mirror held every identity heard of, accepted by the
 /// book or not, forever. It now holds the peers the book took, at most
 /// `max_peers` of them.

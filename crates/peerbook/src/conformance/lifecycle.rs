@@ -230,6 +230,61 @@ pub fn public_key_change_refused_unless_replaced<F: Factory, D: Driver>(f: &F) {
     assert_clean(&book, "after replace_peer");
 }
 
+/// An empty public key is unset: the first non-empty one given sets it (by
+/// `store_peer`, `learn_peer` or `update_peer`; a libp2p peer whose id is a hash
+/// of its key is stored on connection and learns its key from identify later),
+/// history kept. Once set it never changes but through `replace_peer`; an empty
+/// key given later keeps it.
+pub fn an_unset_public_key_is_set_once<F: Factory, D: Driver>(f: &F) {
+    for name in ["store_peer", "learn_peer", "update_peer"] {
+        let set = |book: &BookOf<F, D>, peer: NewPeer| match name {
+            "store_peer" => book.store_peer(peer),
+            "learn_peer" => book.learn_peer(peer),
+            _ => book.update_peer(&peer.peer_id.clone(), move |r| {
+                r.public_key = peer.public_key;
+                Ok(())
+            }),
+        };
+        let (book, _clock) = book::<F, D>(f);
+        let id = "unset";
+        let keyless = NewPeer {
+            peer_id: id.into(),
+            ..NewPeer::default()
+        };
+        book.store_peer(keyless.clone())
+            .expect("store without a key");
+        book.record_session(id, &session(true, 1_000, 10))
+            .expect("session");
+        let with_key = |key: &str| NewPeer {
+            public_key: key.into(),
+            ..keyless.clone()
+        };
+        let set_now = set(&book, with_key("the key")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(set_now.public_key, "the key", "{name}");
+        assert_eq!(
+            set_now.connection_quality.total_connections, 1,
+            "{name}: history kept"
+        );
+        let before = snapshot(book.backend());
+        match set(&book, with_key("another key")) {
+            Err(Error::PublicKeyChanged { peer_id }) => assert_eq!(peer_id, id),
+            other => panic!("{name}: expected PublicKeyChanged, got {other:?}"),
+        }
+        assert!(
+            snapshot(book.backend()) == before,
+            "{name}: a refused change changes nothing"
+        );
+        if name != "update_peer" {
+            // an empty key keeps the stored one (update_peer would blank it: refused)
+            let kept = set(&book, keyless.clone()).expect("no key given");
+            assert_eq!(kept.public_key, "the key", "{name}");
+        }
+        let stored = book.get_peer(id).expect("get").expect("stored");
+        assert_eq!(stored.public_key, "the key", "{name}");
+        assert_clean(&book, name);
+    }
+}
+
 /// A change for `update_peer`.
 type Change = Box<dyn FnOnce(&mut PeerRecord) -> crate::Result<()> + Send>;
 

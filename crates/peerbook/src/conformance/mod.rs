@@ -256,6 +256,7 @@ macro_rules! store_conformance_tests {
                 upsert_replaces_given_fields_only,
                 learn_peer_counts_no_success,
                 public_key_change_refused_unless_replaced,
+                an_unset_public_key_is_set_once,
                 update_peer_validates_and_changes_nothing_on_error,
                 concurrent_record_session_exact,
                 addresses_validated_nothing_changed,

@@ -11,8 +11,10 @@
 //!
 //! "Given" fields: a non-empty display name (after sanitizing), a non-empty public
 //! key, a `Some` shared secret, non-empty ICE servers, non-empty candidates, a
-//! `Some` IP. A given public key that differs from the stored one is refused with
-//! [`Error::PublicKeyChanged`] by the first two calls. A stored record that fails to
+//! `Some` IP. An empty stored public key is unset: the first non-empty one given
+//! sets it (a peer first met without its key, such as a libp2p peer whose id is a
+//! hash of its key, learns it later). A given public key that differs from a set
+//! one is refused with [`Error::PublicKeyChanged`] by the first two calls. A stored record that fails to
 //! decode cannot be merged: every call replaces it with a new record.
 
 use tracing::debug;
@@ -39,8 +41,9 @@ impl<B: Backend> PeerBook<B> {
     /// another peer): counts as no success. A new peer is created with `last_seen`
     /// = now and `last_connected` = 0 (never connected); for a known peer the given
     /// fields replace the stored ones (as in [`store_peer`](Self::store_peer)) and
-    /// its times, attempts, blacklist and history stay. A different public key is
-    /// refused with [`Error::PublicKeyChanged`]. Returns what was stored.
+    /// its times, attempts, blacklist and history stay. A public key sets an unset
+    /// (empty) one; one that differs from a set key is refused with
+    /// [`Error::PublicKeyChanged`]. Returns what was stored.
     pub fn learn_peer(&self, peer: NewPeer) -> Result<PeerRecord> {
         self.upsert(peer, Upsert::Learned)
     }
@@ -56,8 +59,9 @@ impl<B: Backend> PeerBook<B> {
     /// Apply `change` to the current record of a peer under the writer lock, then
     /// validate and write record, index entries and counters in one batch: an
     /// atomic read-modify-write. [`Error::NotFound`] for an unknown peer. The
-    /// closure must not change `peer_id` (field `peer_id`) or `public_key`
-    /// ([`Error::PublicKeyChanged`]); changed timestamps and seals are checked as
+    /// closure must not change `peer_id` (field `peer_id`) or a set (non-empty)
+    /// `public_key` ([`Error::PublicKeyChanged`]; it may set an unset one);
+    /// changed timestamps and seals are checked as
     /// in [`store_peer`](Self::store_peer). An error from the closure or a check
     /// leaves the book unchanged. Returns the stored record.
     ///
@@ -78,7 +82,8 @@ impl<B: Backend> PeerBook<B> {
                     "update_peer cannot rename a peer (remove it and store a new one)",
                 ));
             }
-            if record.public_key != key {
+            // an unset (empty) key may be set; a set one never changes here
+            if record.public_key != key && !key.is_empty() {
                 return Err(Error::PublicKeyChanged {
                     peer_id: id.to_string(),
                 });
@@ -139,12 +144,18 @@ impl<B: Backend> PeerBook<B> {
 /// The known record `old` updated with the fields given in `new` (a record built by
 /// `create_peer`, so its times are now).
 fn merge(old: &PeerRecord, new: PeerRecord, mode: Upsert) -> Result<PeerRecord> {
-    if !new.public_key.is_empty() && new.public_key != old.public_key {
+    // An empty stored key is unset: the first one given sets it; a set one never
+    // changes (`replace_peer` is the explicit way).
+    if !new.public_key.is_empty() && !old.public_key.is_empty() && new.public_key != old.public_key
+    {
         return Err(Error::PublicKeyChanged {
             peer_id: old.peer_id.to_string(),
         });
     }
     let mut record = old.clone();
+    if record.public_key.is_empty() {
+        record.public_key = new.public_key;
+    }
     if !new.display_name.is_empty() {
         record.display_name = new.display_name;
     }

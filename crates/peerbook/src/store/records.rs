@@ -28,8 +28,9 @@ impl<B: Backend> PeerBook<B> {
     /// IP), a `None` or empty field keeps what is stored, `last_seen` and
     /// `last_connected` become now, attempts and blacklist are cleared, and the
     /// connection history, addresses and metadata are kept. An empty public key
-    /// keeps the stored one; a different non-empty one is refused with
-    /// [`Error::PublicKeyChanged`] (use [`replace_peer`](Self::replace_peer)). A
+    /// keeps the stored one; a non-empty one sets an unset (empty) stored key, and
+    /// one that differs from a set key is refused with [`Error::PublicKeyChanged`]
+    /// (use [`replace_peer`](Self::replace_peer)). A
     /// stored record that fails to decode is replaced by the new one. Learning of a
     /// peer without connecting is [`learn_peer`](Self::learn_peer). Returns what was
     /// stored.
