@@ -13,7 +13,8 @@
 //!   per call 144-156 ms (and up to 50 blocking-pool threads woken for the burst).
 //!   With either, a 1 ms timer on the runtime fired at most 2-5 ms late.
 //! - **Reads** go to tokio's blocking pool ([`tokio::task::spawn_blocking`]) and run
-//!   in parallel with each other and with the writer.
+//!   in parallel with each other and with the writer; [`AsyncPeerBook::close`]
+//!   waits for them.
 //!
 //! # Cancellation
 //!
@@ -24,8 +25,12 @@
 //!
 //! # Closing
 //!
-//! [`AsyncPeerBook::close`] waits for the writes handed off, flushes and closes the
-//! book, and says how that went: the only way to know the book closed well.
+//! [`AsyncPeerBook::close`] stops every clone's calls (later ones are
+//! [`Error::Stopped`]), waits for the reads and writes started before it (their
+//! futures dropped or not), flushes and closes the book, and says how that went:
+//! the only way to know the book closed well. With other clones alive it returns
+//! `Ok(None)` and the book closes with the last one; of clones closed at once,
+//! the last to finish closes the book.
 //! Dropping the last clone without it closes the book too (unless an `Arc` taken
 //! from [`AsyncPeerBook::blocking`] outlives it), after the writes handed off
 //! before, unseen (an error is lost), and when depends on where it is dropped:
@@ -78,7 +83,7 @@ use std::thread::JoinHandle;
 #[cfg(doc)]
 use peerbook::Durability;
 use peerbook::{Backend, PeerBook};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// What an async call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +134,29 @@ struct Writer {
 /// pool's permits while they run; `flush()` and `close()` take all of them, and
 /// the semaphore is fair: they wait for every write handed off before them, and
 /// later writes wait for them. `close()` then closes it: later writes are
-/// [`Error::Stopped`], as with a writer thread.
+/// [`Error::Stopped`], as with a writer thread. Reads hold a permit of their own
+/// semaphore the same way, which `close()` takes whole and closes.
 const POOL_PERMITS: u32 = 1 << 28;
+
+/// A share of the book held by a call running in tokio's blocking pool, with
+/// the permit that lets `close()` wait for it: the share goes first (fields drop
+/// in order), so once `close()` holds every permit no call still holds a share
+/// (it would read as a clone alive and leave the book open), whether the call
+/// ran or its task was dropped unrun.
+struct Lease<B: Backend + 'static> {
+    book: Arc<PeerBook<B>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Take every permit of `semaphore` (waiting for the calls that hold one; it is
+/// fair, so calls started later wait behind), then close it: later calls fail.
+/// Returns at once if it is closed already (another `close()` waited).
+async fn stop(semaphore: &Semaphore) {
+    if let Ok(all) = semaphore.acquire_many(POOL_PERMITS).await {
+        semaphore.close();
+        drop(all);
+    }
+}
 
 struct Inner<B: Backend + 'static> {
     /// `None` only once taken: by [`AsyncPeerBook::close`] or by the drop.
@@ -138,6 +164,8 @@ struct Inner<B: Backend + 'static> {
     writer: Option<Writer>,
     /// Used without a writer thread: see [`POOL_PERMITS`].
     pool: Arc<Semaphore>,
+    /// Held by each read: see [`POOL_PERMITS`].
+    reads: Arc<Semaphore>,
 }
 
 impl<B: Backend + 'static> Inner<B> {
@@ -281,6 +309,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                 book: Some(Arc::new(book)),
                 writer,
                 pool: Arc::new(Semaphore::new(POOL_PERMITS as usize)),
+                reads: Arc::new(Semaphore::new(POOL_PERMITS as usize)),
             }),
         }
     }
@@ -301,14 +330,28 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
     }
 
     /// Run `f` on the book in tokio's blocking pool: any read, or a custom
-    /// sequence of calls. Must be called within a tokio runtime.
+    /// sequence of calls. Must be called within a tokio runtime. Once started it
+    /// runs to its end even if this future is dropped, and [`close`](Self::close)
+    /// waits for it; a read started once a `close()` (of any clone) has begun is
+    /// [`Error::Stopped`].
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&PeerBook<B>) -> peerbook::Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let book = Arc::clone(self.inner.book());
-        match tokio::task::spawn_blocking(move || run_caught(&book, f)).await {
+        let lease = Lease {
+            _permit: Arc::clone(&self.inner.reads)
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Stopped)?,
+            book: Arc::clone(self.inner.book()),
+        };
+        let read = move || {
+            let result = run_caught(&lease.book, f);
+            drop(lease);
+            result
+        };
+        match tokio::task::spawn_blocking(read).await {
             Ok(result) => result,
             Err(_) => Err(Error::Stopped),
         }
@@ -323,18 +366,16 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
     {
         let Some(writer) = &self.inner.writer else {
             // Handed off once the permit is ours: it goes with the write.
-            let permit = Arc::clone(&self.inner.pool)
-                .acquire_owned()
-                .await
-                .map_err(|_| Error::Stopped)?;
-            let book = Arc::clone(self.inner.book());
+            let lease = Lease {
+                _permit: Arc::clone(&self.inner.pool)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Error::Stopped)?,
+                book: Arc::clone(self.inner.book()),
+            };
             let write = move || {
-                let result = run_caught(&book, f);
-                // The share of the book before the permit: once close() holds
-                // every permit, no write may still hold a share (it would read as
-                // a clone alive and leave the book open).
-                drop(book);
-                drop(permit);
+                let result = run_caught(&lease.book, f);
+                drop(lease);
                 result
             };
             return match tokio::task::spawn_blocking(write).await {
@@ -359,48 +400,76 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         }
     }
 
-    /// Wait for every write handed off so far, flush, and close the book, returning
-    /// its backend. Other clones must be dropped first: while one is alive the
-    /// writer is stopped (their writes then fail with [`Error::Stopped`]), the book
-    /// is flushed, and `Ok(None)` says it stays open until the last clone drops.
-    /// The only way to know the book is closed: see the crate docs on dropping
-    /// instead.
+    /// Stop every clone's reads and writes (later ones are [`Error::Stopped`]),
+    /// wait for those started before (a read or write whose future was dropped
+    /// included), flush, and close the book, returning its backend: the only way
+    /// to know the book closed well.
+    ///
+    /// The book closes with the last clone: while another clone is alive (or an
+    /// `Arc` from [`blocking`](Self::blocking)) this returns `Ok(None)` once the
+    /// book is flushed, and the book stays open until the last clone drops (see
+    /// the crate docs on dropping). Of clones closed at once, the last to finish
+    /// closes the book (`Ok(Some(_))`, or its error).
     pub async fn close(self) -> Result<Option<B>> {
         let inner = self.inner;
-        let thread = match &inner.writer {
+        // 1. No more writes; those handed off before are waited for: the pool's
+        // here, the writer thread's queue by joining it below.
+        let mut thread = match &inner.writer {
             Some(w) => {
                 drop(w.queue.lock().map_err(|_| Error::Stopped)?.take());
                 w.thread.lock().map_err(|_| Error::Stopped)?.take()
             }
             None => {
-                // Closed already: the first close waited.
-                if let Ok(all) = inner.pool.acquire_many(POOL_PERMITS).await {
-                    inner.pool.close();
-                    drop(all);
-                }
+                stop(&inner.pool).await;
                 None
             }
         };
-        // The book out of `inner`, or (a clone alive) a share of it: the drop of
-        // `inner` then has nothing to hand off, and the try_unwrap below does not
-        // race with it.
-        let book = match Arc::try_unwrap(inner) {
-            Ok(mut inner) => inner.book.take().expect("an open book"),
-            Err(shared) => Arc::clone(shared.book()),
-        };
-        let closed = tokio::task::spawn_blocking(move || -> peerbook::Result<Option<B>> {
-            if let Some(t) = thread {
-                // The thread catches every panic: it ends with its last job.
-                let _ = t.join();
+        // 2. No more reads; those running are waited for.
+        stop(&inner.reads).await;
+        // 3. A share of the book is held here only while `inner` is: so whoever
+        // takes the last `inner` finds no other closer holding one.
+        let mut inner = match Arc::try_unwrap(inner) {
+            Ok(inner) => inner,
+            Err(shared) => {
+                let book = Arc::clone(shared.book());
+                let joining = thread.take();
+                let flushed = tokio::task::spawn_blocking(move || {
+                    join(joining);
+                    book.flush()
+                })
+                .await
+                .map_err(|_| Error::Stopped);
+                // Another clone may have gone meanwhile (one closing at once).
+                match Arc::into_inner(shared) {
+                    Some(inner) => inner,
+                    None => {
+                        flushed??;
+                        return Ok(None);
+                    }
+                }
             }
+        };
+        let book = inner.book.take().expect("an open book");
+        drop(inner); // nothing left for its drop to hand off
+        let closed = tokio::task::spawn_blocking(move || -> peerbook::Result<Option<B>> {
+            join(thread);
             match Arc::try_unwrap(book) {
                 Ok(book) => book.close().map(Some),
+                // an `Arc` from `blocking()` outlives this
                 Err(shared) => shared.flush().map(|()| None),
             }
         })
         .await
         .map_err(|_| Error::Stopped)?;
         Ok(closed?)
+    }
+}
+
+/// Wait for the writer thread to end (it ends with its last job, its queue's
+/// sender gone; it catches every panic).
+fn join(thread: Option<JoinHandle<()>>) {
+    if let Some(t) = thread {
+        let _ = t.join();
     }
 }
 

@@ -1,0 +1,153 @@
+//! `close()` with reads in flight and clones closing at once: it must close the
+//! book itself (`Some(backend)`) once it is the last clone, so the directory
+//! reopens at once, whatever reads were running when it was called.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use peerbook::{MasterKey, NewPeer, Options, PeerBook};
+use peerbook_file::{FileBackend, FileOptions};
+use peerbook_tokio::{AsyncPeerBook, Error, Strategy};
+
+const STRATEGIES: [Strategy; 2] = [Strategy::WriterThread, Strategy::SpawnBlocking];
+
+fn key() -> MasterKey {
+    MasterKey::from_bytes([9; 32])
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A file-backed book in `dir` holding peer "p".
+fn file_book(dir: &std::path::Path, strategy: Strategy) -> AsyncPeerBook<FileBackend> {
+    let backend = FileBackend::open(dir, FileOptions::default()).unwrap();
+    let book = PeerBook::open(backend, Options::new(key())).unwrap();
+    book.store_peer(NewPeer {
+        peer_id: "p".into(),
+        ..NewPeer::default()
+    })
+    .unwrap();
+    AsyncPeerBook::with_strategy(book, strategy)
+}
+
+/// Start a read on `book` that waits in its closure until released, and drop
+/// its future once the closure runs (a read given up on, a timeout say): the
+/// read goes on in the blocking pool, holding the book. Returns its release and
+/// a receiver told when the read has finished.
+async fn slow_read(book: &AsyncPeerBook<FileBackend>) -> (mpsc::Sender<()>, mpsc::Receiver<bool>) {
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<bool>();
+    let reader = book.clone();
+    let read = tokio::spawn(async move {
+        reader
+            .read(move |b| {
+                entered_tx.send(()).unwrap();
+                let _ = release_rx.recv();
+                let found = b.get_peer("p")?.is_some();
+                done_tx.send(found).unwrap();
+                Ok(())
+            })
+            .await
+    });
+    tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+        .await
+        .unwrap();
+    read.abort(); // drops `reader`: only the read in the pool holds the book
+    let _ = read.await;
+    (release_tx, done_rx)
+}
+
+/// Release a read after 200 ms, from another thread.
+fn release_later(release: mpsc::Sender<()>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        thread::sleep(Duration::from_millis(200));
+        let _ = release.send(());
+    })
+}
+
+/// Review 5, finding 3: a read running in the blocking pool held its own share
+/// of the book, so `close()` of the last clone found the book shared, only
+/// flushed it and returned `Ok(None)`; the book closed later on the pool thread
+/// (its errors lost) and reopening right after `close()` was `Locked`. `close()`
+/// now waits for the reads in flight and closes the book itself.
+#[test]
+fn close_waits_for_a_read_in_flight_and_closes_the_book() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let book = file_book(dir.path(), strategy);
+        runtime().block_on(async {
+            let (release, done) = slow_read(&book).await;
+            let released = release_later(release);
+            let closed = book.close().await.unwrap();
+            // the read started before close() ran whole, before it returned
+            let read = done.try_recv();
+            released.join().unwrap();
+            assert!(
+                closed.is_some(),
+                "{strategy:?}: the last clone's close() left the book open"
+            );
+            assert_eq!(
+                read,
+                Ok(true),
+                "{strategy:?}: close() did not wait for the read"
+            );
+            drop(closed);
+            // reopens at once: no Locked
+            FileBackend::open(dir.path(), FileOptions::default())
+                .unwrap_or_else(|e| panic!("{strategy:?}: reopen right after close: {e}"));
+        });
+    }
+}
+
+/// Two clones closing at once, a read in flight: both found the book shared
+/// (the other closer's share, the read's), and both returned `Ok(None)`. The
+/// last of them to finish now closes the book.
+#[test]
+fn of_two_clones_closing_at_once_one_closes_the_book() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let book = file_book(dir.path(), strategy);
+        runtime().block_on(async {
+            let (release, done) = slow_read(&book).await;
+            let released = release_later(release);
+            let other = book.clone();
+            let (a, b) = tokio::join!(tokio::spawn(book.close()), tokio::spawn(other.close()));
+            released.join().unwrap();
+            let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+            assert_eq!(
+                usize::from(a.is_some()) + usize::from(b.is_some()),
+                1,
+                "{strategy:?}: exactly one of the closes closes the book"
+            );
+            drop((a, b));
+            assert_eq!(done.try_recv(), Ok(true), "{strategy:?}");
+            FileBackend::open(dir.path(), FileOptions::default())
+                .unwrap_or_else(|e| panic!("{strategy:?}: reopen right after close: {e}"));
+        });
+    }
+}
+
+/// A read started once `close()` has begun is refused with `Error::Stopped`, as
+/// a write is; a clone's `close()` (another clone alive) stops them too.
+#[test]
+fn reads_after_close_are_stopped() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let book = file_book(dir.path(), strategy);
+        runtime().block_on(async {
+            let other = book.clone();
+            assert!(book.close().await.unwrap().is_none(), "a clone is alive");
+            let err = other.get_peer("p").await.unwrap_err();
+            assert!(matches!(err, Error::Stopped), "{strategy:?}: {err:?}");
+            // the last clone's close closes it
+            assert!(other.close().await.unwrap().is_some(), "{strategy:?}");
+        });
+    }
+}
