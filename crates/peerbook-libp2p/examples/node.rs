@@ -30,6 +30,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    swarm.behaviour_mut().peerbook.shutdown_async().await;
+    swarm.behaviour_mut().peerbook.shutdown_async().await?;
     Ok(())
 }

@@ -188,21 +188,31 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// Blocks until done: in async code use
     /// [`shutdown_async`](Self::shutdown_async) instead.
     ///
+    /// Returns [`Error::Book`](crate::Error::Book) when the final flush failed
+    /// (what was applied may not be durable; also counted in
+    /// [`Stats::failed`](crate::Stats::failed)), told to the first shutdown
+    /// that asks, and [`Error::WriterDied`](crate::Error::WriterDied) when the
+    /// writer thread died (a panic in the book or its backend: what it held is
+    /// lost, counted in [`Stats::dropped`](crate::Stats::dropped)).
+    ///
     /// Dropping the store without either also applies the queue and joins the
     /// writer thread, on the dropping thread (a runtime worker, if the swarm is
     /// dropped in a task: logged as a warning when there is work left), but
-    /// records no session for the connections still open.
-    pub fn shutdown(&mut self) {
+    /// records no session for the connections still open; a failed final flush
+    /// is then only logged (warning) and counted in `failed`.
+    pub fn shutdown(&mut self) -> Result<(), crate::Error> {
         self.end_sessions();
-        self.writer.shutdown();
+        let done = self.writer.shutdown();
         self.sync_mirror();
+        done
     }
 
     /// [`shutdown`](Self::shutdown) for async code, blocking no thread: records a
     /// session for each connection still open, closes the queue (later
     /// observations are dropped) and returns at once. The future resolves when
     /// the writer thread has applied everything queued, flushed the book and
-    /// ended (its handle on the book released); it needs no particular runtime.
+    /// ended (its handle on the book released), with the same result as
+    /// [`shutdown`](Self::shutdown); it needs no particular runtime.
     /// The swarm may be dropped before the future is awaited: the thread goes on
     /// alone.
     ///
@@ -214,7 +224,9 @@ impl<B: Backend + 'static> Behaviour<B> {
     /// task. The writer thread flushed it, so that is cheap for the file backend,
     /// but a backend whose close does work (RocksDB joins its background
     /// threads) does it there; drop the swarm from a blocking thread to avoid it.
-    pub fn shutdown_async(&mut self) -> impl Future<Output = ()> + Send + 'static {
+    pub fn shutdown_async(
+        &mut self,
+    ) -> impl Future<Output = Result<(), crate::Error>> + Send + 'static {
         self.end_sessions();
         self.writer.close();
         self.writer.finished()

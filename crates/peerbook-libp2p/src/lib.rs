@@ -39,7 +39,8 @@
 //! dial failure that does not fit, or a peer past a full overflow, is dropped,
 //! and [`Behaviour::stats`] counts every drop. [`Behaviour::shutdown`]
 //! (blocking) or [`Behaviour::shutdown_async`] (a future, blocking no thread)
-//! applies what is queued.
+//! applies what is queued, flushes the book and says whether that went well
+//! ([`Error`]).
 //!
 //! Ping and identify events go to your behaviour's event stream, not to a
 //! sibling behaviour: forward them with one call,
@@ -71,6 +72,21 @@ impl Default for Config {
     }
 }
 
+/// What starting or stopping the store can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The book refused or failed a call (match its variants as usual): at
+    /// shutdown, the final flush of what the writer thread applied.
+    #[error(transparent)]
+    Book(#[from] peerbook::Error),
+    /// The writer thread died (a panic in the book or its backend): what it
+    /// still held is lost (counted in [`Stats::dropped`]) and the book was not
+    /// flushed by it.
+    #[error("the peerbook-libp2p writer thread died (a panic in the book or its backend)")]
+    WriterDied,
+}
+
 /// Counters of the write-behind queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -83,7 +99,9 @@ pub struct Stats {
     /// op or overflowed peer it still held, and its whole batch in flight (ops of
     /// that batch applied before the panic included: an upper bound).
     pub dropped: u64,
-    /// Ops the book refused or failed to write (logged at debug level).
+    /// Ops the book refused or failed to write (logged at debug level), and a
+    /// failed final flush at shutdown (logged as a warning; also returned by
+    /// [`Behaviour::shutdown`] and [`Behaviour::shutdown_async`]).
     pub failed: u64,
 }
 

@@ -160,8 +160,36 @@ pub(crate) struct Shared {
     stored: Mutex<Stored>,
     /// The behaviour's task, woken when `stored` gains entries.
     waker: Mutex<Option<Waker>>,
-    /// The thread ended (true) and who waits for it.
-    finished: Mutex<(bool, Option<Waker>)>,
+    /// How the thread ended, and who waits for it.
+    finished: Mutex<End>,
+}
+
+/// The writer thread's end, as [`Finished`] and [`WriteBehind::shutdown`] tell it.
+#[derive(Default)]
+struct End {
+    /// The thread ended.
+    done: bool,
+    /// It ended in a panic (the book or its backend).
+    died: bool,
+    /// Its final flush failed (told to the first caller that asks).
+    flush_error: Option<peerbook::Error>,
+    /// Who waits for the end.
+    waker: Option<Waker>,
+}
+
+impl End {
+    fn outcome(&mut self) -> Result<(), crate::Error> {
+        if self.died {
+            return Err(crate::Error::WriterDied);
+        }
+        self.flush_error
+            .take()
+            .map_or(Ok(()), |e| Err(crate::Error::Book(e)))
+    }
+}
+
+fn end(shared: &Shared) -> MutexGuard<'_, End> {
+    shared.finished.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Marks the writer thread finished when dropped: at its end, panic included.
@@ -170,9 +198,10 @@ struct FinishOnDrop(Arc<Shared>);
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
         let waker = {
-            let mut f = self.0.finished.lock().unwrap_or_else(|p| p.into_inner());
-            f.0 = true;
-            f.1.take()
+            let mut f = end(&self.0);
+            f.done = true;
+            f.died = std::thread::panicking();
+            f.waker.take()
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -200,15 +229,15 @@ impl Drop for FinishOnDrop {
 pub(crate) struct Finished(Arc<Shared>);
 
 impl Future for Finished {
-    type Output = ();
+    type Output = Result<(), crate::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut f = self.0.finished.lock().unwrap_or_else(|p| p.into_inner());
-        if f.0 {
-            return Poll::Ready(());
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut f = end(&self.0);
+        if f.done {
+            return Poll::Ready(f.outcome());
         }
-        if !f.1.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            f.1 = Some(cx.waker().clone());
+        if !f.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            f.waker = Some(cx.waker().clone());
         }
         Poll::Pending
     }
@@ -235,14 +264,20 @@ impl WriteBehind {
             failed: AtomicU64::new(0),
             stored: Mutex::new(HashMap::new()),
             waker: Mutex::new(None),
-            finished: Mutex::new((false, None)),
+            finished: Mutex::new(End::default()),
         });
         let finish = FinishOnDrop(Arc::clone(&shared));
         let thread = std::thread::Builder::new()
             .name("peerbook-libp2p".into())
             .spawn(move || {
                 run(&book, &finish.0);
-                let _ = book.flush();
+                if let Err(e) = book.flush() {
+                    // what was applied may not be durable: told at shutdown, and
+                    // here for a store dropped without one
+                    warn!(error = %e, "peerbook-libp2p: the final flush of the book failed");
+                    finish.0.failed.fetch_add(1, Ordering::Relaxed);
+                    end(&finish.0).flush_error = Some(e);
+                }
                 // the book's handle goes before the thread reports its end, so a
                 // caller that awaited it can reopen the book once it dropped its own
                 drop(book);
@@ -326,13 +361,7 @@ impl WriteBehind {
     /// Block until every op queued so far is applied, or the thread ended (a
     /// panic in the book or backend: what was in flight is lost).
     pub(crate) fn wait_idle(&self) {
-        let ended = || {
-            self.shared
-                .finished
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .0
-        };
+        let ended = || end(&self.shared).done;
         let idle = |q: &Queue| q.ops.is_empty() && q.overflow.is_empty() && q.in_flight == 0;
         let mut q = lock(&self.shared);
         while !(idle(&q) || ended()) {
@@ -348,18 +377,20 @@ impl WriteBehind {
         self.shared.wake.notify_all();
     }
 
-    /// Resolves once the thread ended (after [`close`](Self::close)).
+    /// Resolves once the thread ended (after [`close`](Self::close)): `Err` if
+    /// it died, or if its final flush failed (told to the first that asks).
     pub(crate) fn finished(&self) -> Finished {
         Finished(Arc::clone(&self.shared))
     }
 
     /// Apply what is queued, flush the book, then stop the thread: blocks until
-    /// it ended.
-    pub(crate) fn shutdown(&mut self) {
+    /// it ended. Tells how it ended, as [`finished`](Self::finished) does.
+    pub(crate) fn shutdown(&mut self) -> Result<(), crate::Error> {
         self.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        end(&self.shared).outcome()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 
-use peerbook::conformance::failing::FailOp;
+use peerbook::conformance::failing::{FailOp, FailWhen, FailingBackend};
 use peerbook::conformance::hooked::HookedBackend;
 use peerbook::{MasterKey, MemoryBackend, Options, PeerBook, SessionObservation};
 
@@ -120,7 +120,7 @@ fn full_queue_keeps_latest_state_per_peer_and_counts_drops() {
         Some(3),
         "queued ops applied in order"
     );
-    w.shutdown();
+    w.shutdown().unwrap();
     assert_eq!(w.failed(), 0);
 }
 
@@ -154,7 +154,7 @@ fn a_connection_past_a_full_queue_is_kept() {
     let kept = p.addresses.iter().find(|a| a.addr == addr).expect("addr");
     assert!(kept.last_success.is_some(), "the dialed address worked");
     assert_eq!(dropped, 0);
-    w.shutdown();
+    w.shutdown().unwrap();
     assert_eq!(w.failed(), 0);
 }
 
@@ -210,7 +210,7 @@ fn closing_from_a_task_does_not_block_the_runtime() {
             // the write the writer is stuck in completes only once this runs
             let open = tokio::spawn(async move { open_gate(&opener) });
             w.close();
-            w.finished().await;
+            w.finished().await.unwrap();
             open.await.unwrap();
             drop(w);
         });
@@ -243,6 +243,58 @@ fn overflow_is_capped_and_what_does_not_fit_is_counted() {
     w.wait_idle();
     assert!(book.get_peer("p3").unwrap().is_some(), "overflow applied");
     assert!(book.get_peer("p4").unwrap().is_none(), "dropped");
-    w.shutdown();
+    w.shutdown().unwrap();
     assert_eq!(w.failed(), 0);
+}
+
+/// A book whose backend fails its next flush.
+fn failing_flush_book() -> Arc<PeerBook<FailingBackend<MemoryBackend>>> {
+    let backend = FailingBackend::new(MemoryBackend::new());
+    let book = PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap();
+    book.backend().fail_nth(FailOp::Flush, 1, FailWhen::Before);
+    Arc::new(book)
+}
+
+/// Review 5, finding 4: the writer thread's final flush was `let _ =`: a
+/// failed one (the writes it applied maybe not durable) was seen by nobody.
+/// `shutdown` and `finished` now return it, and `stats().failed` counts it.
+#[test]
+fn a_failed_final_flush_is_returned_and_counted() {
+    let mut w = WriteBehind::start(failing_flush_book(), 4);
+    w.push(latency("p", 1));
+    let done = w.shutdown();
+    assert!(
+        matches!(done, Err(crate::Error::Book(peerbook::Error::Backend(_)))),
+        "{done:?}"
+    );
+    assert_eq!(w.failed(), 1, "the failed flush is counted");
+
+    // the same through close + finished (what shutdown_async awaits)
+    let w = WriteBehind::start(failing_flush_book(), 4);
+    w.push(latency("p", 1));
+    w.close();
+    let done = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(w.finished());
+    assert!(
+        matches!(done, Err(crate::Error::Book(peerbook::Error::Backend(_)))),
+        "{done:?}"
+    );
+    assert_eq!(w.failed(), 1);
+}
+
+/// A writer thread that died is reported by `shutdown` and `finished`.
+#[test]
+fn a_dead_writer_is_reported_at_shutdown() {
+    let mut w = WriteBehind::start(panicking_book(), 4);
+    w.push(latency("p", 1));
+    w.wait_idle();
+    let died = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(w.finished());
+    assert!(matches!(died, Err(crate::Error::WriterDied)), "{died:?}");
+    let died = w.shutdown();
+    assert!(matches!(died, Err(crate::Error::WriterDied)), "{died:?}");
 }

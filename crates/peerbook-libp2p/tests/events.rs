@@ -67,7 +67,7 @@ fn a_denied_dial_is_not_the_peers_failure() {
     let record = store.book().get_peer(&peer.to_string()).unwrap().unwrap();
     assert_eq!(record.reconnection_attempts, 0);
     assert_eq!(record.blacklist_until, None);
-    store.shutdown();
+    store.shutdown().unwrap();
 }
 
 fn stored_addrs(store: &Behaviour<MemoryBackend>, peer: PeerId) -> Vec<String> {
@@ -135,7 +135,7 @@ fn local_addresses_reported_over_a_public_connection_are_not_kept() {
     ));
     store.flush();
     assert_eq!(stored_addrs(&store, peer), ["/ip4/127.0.0.1/tcp/4002"]);
-    store.shutdown();
+    store.shutdown().unwrap();
 }
 
 fn dialed(store: &mut Behaviour<MemoryBackend>, peer: PeerId, id: usize, to: &str) {
@@ -199,7 +199,7 @@ fn full_address_slots_make_room_for_the_working_and_the_newer() {
         "{now:?}"
     );
     assert_eq!(store.stats().failed, 0);
-    store.shutdown();
+    store.shutdown().unwrap();
 }
 
 fn closed(store: &mut Behaviour<MemoryBackend>, peer: PeerId, id: usize) {
@@ -271,7 +271,7 @@ fn an_inbound_peer_is_not_a_success_until_we_dial_it() {
     );
     assert_eq!(record.connection_quality.total_connections, 2);
     assert_eq!(store.stats().failed, 0);
-    store.shutdown();
+    store.shutdown().unwrap();
 }
 
 /// Review 3, finding 3: the user's manual address, once dialed, became
@@ -307,7 +307,7 @@ fn a_manual_address_stays_manual_once_dialed() {
     store.flush();
     assert_eq!(source(&store), Some((AddressSource::Manual, true)));
     assert_eq!(store.stats().failed, 0);
-    store.shutdown();
+    store.shutdown().unwrap();
 }
 
 /// A book of `max_peers` 3 holding three peers seen one second apart (oldest
@@ -358,7 +358,7 @@ fn the_mirror_keeps_the_peers_the_book_keeps() {
     for p in [peers[2], n1, n2] {
         assert!(!store.addresses_of(&p).is_empty(), "{p} is in the book");
     }
-    store.shutdown();
+    store.shutdown().unwrap();
 
     // Slack: the newest leaves the book directly (its entry goes stale); a
     // newcomer must not push a live peer out of the mirror.
@@ -368,7 +368,7 @@ fn the_mirror_keeps_the_peers_the_book_keeps() {
     for p in [peers[0], peers[1], n1] {
         assert!(!store.addresses_of(&p).is_empty(), "{p} is in the book");
     }
-    store.shutdown();
+    store.shutdown().unwrap();
 }
 
 /// An identify event from `key` on `connection` reporting `addrs` as they are
@@ -460,5 +460,5 @@ fn an_address_whose_text_reads_back_as_another_is_not_kept() {
     assert!(record.addresses.is_empty(), "{:?}", record.addresses);
     assert!(store.addresses_of(&peer).is_empty());
     assert_eq!(store.stats().failed, 0);
-    store.shutdown();
+    store.shutdown().unwrap();
 }

@@ -106,7 +106,7 @@ fn identify_beyond_the_limits_is_stored_cut_to_fit() {
 
     // The same again (a repeated identify) changes nothing and fails nothing.
     store.observe(&event);
-    store.shutdown();
+    store.shutdown().unwrap();
     assert_eq!(store.stats().failed, 0);
 
     // Reload: the book and the mirror agree.
@@ -140,7 +140,7 @@ fn rsa_peer_ids_store_and_reload_with_their_long_keys() {
         store.observe(&identify_event(key.clone(), |_| {}));
         store.observe(&ping_event(key.to_peer_id(), 7));
     }
-    store.shutdown();
+    store.shutdown().unwrap();
     let stats = store.stats();
     assert_eq!((stats.dropped, stats.failed), (0, 0), "{stats:?}");
     drop(store);
@@ -212,7 +212,7 @@ fn an_rsa_peer_gets_its_key_from_identify_after_the_connection() {
     let stored = PublicKey::try_decode_protobuf(&unhex(&record.public_key)).unwrap();
     assert_eq!(stored, key, "a set key is never replaced");
     assert_eq!(store.stats().failed, 1, "{:?}", store.stats());
-    store.shutdown();
+    store.shutdown().unwrap();
 }
 
 /// Finding 2: the address mirror held every identity heard of, accepted by the
@@ -260,7 +260,7 @@ fn the_address_mirror_holds_only_what_the_book_keeps() {
     ));
     store.flush();
     assert!(store.addresses_of(&gone).is_empty());
-    store.shutdown();
+    store.shutdown().unwrap();
 }
 
 /// With eviction on, the book keeps the newest peers: so does the mirror, never
@@ -297,5 +297,5 @@ fn the_address_mirror_follows_an_evicting_book() {
     for peer in &peers[7..] {
         assert!(book.get_peer(&peer.to_string()).unwrap().is_some());
     }
-    store.shutdown();
+    store.shutdown().unwrap();
 }

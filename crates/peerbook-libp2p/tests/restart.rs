@@ -65,7 +65,7 @@ async fn restart_reconnects_from_the_book_alone() {
     tokio::time::timeout(LIMIT, until_pinged_and_identified(&mut a, &mut b, peer_b))
         .await
         .expect("A pings B and hears its identify");
-    a.behaviour_mut().peerbook.shutdown();
+    a.behaviour_mut().peerbook.shutdown().unwrap();
     assert_eq!(a.behaviour().peerbook.stats().dropped, 0);
     drop(a); // the swarm and the book close: the process "stops"
 
@@ -81,7 +81,7 @@ async fn restart_reconnects_from_the_book_alone() {
     tokio::time::timeout(LIMIT, until_pinged_and_identified(&mut a, &mut b, peer_b))
         .await
         .expect("A reconnects to B from the book alone");
-    a.behaviour_mut().peerbook.shutdown();
+    a.behaviour_mut().peerbook.shutdown().unwrap();
     let stats = a.behaviour().peerbook.stats();
     assert_eq!((stats.dropped, stats.failed), (0, 0), "{stats:?}");
 
@@ -141,7 +141,7 @@ async fn restart_reconnects_from_the_book_alone() {
     })
     .await
     .expect("the dial to the stopped B fails");
-    a.behaviour_mut().peerbook.shutdown();
+    a.behaviour_mut().peerbook.shutdown().unwrap();
     let record = a
         .behaviour()
         .peerbook
@@ -182,7 +182,8 @@ async fn shutdown_async_applies_the_queue_and_releases_the_book() {
     drop(a); // the swarm may go first: the writer finishes alone
     tokio::time::timeout(LIMIT, done)
         .await
-        .expect("the writer ends");
+        .expect("the writer ends")
+        .expect("the book flushed");
     let a = swarm(key, open_book(dir.path()));
     let record = a
         .behaviour()
@@ -258,7 +259,7 @@ async fn bootstrap_dials_only_peers_we_connected_to() {
     })
     .await
     .expect("A hears both identifies");
-    a.behaviour_mut().peerbook.shutdown();
+    a.behaviour_mut().peerbook.shutdown().unwrap();
     let book = a.behaviour().peerbook.book().clone();
     let x_record = book
         .get_peer(&peer_x.to_string())
@@ -279,7 +280,7 @@ async fn bootstrap_dials_only_peers_we_connected_to() {
         "the stranger is not a candidate, whatever its rank"
     );
     assert_eq!(bootstrap(&mut a, |n| &mut n.peerbook, 8).unwrap(), [peer_b]);
-    a.behaviour_mut().peerbook.shutdown();
+    a.behaviour_mut().peerbook.shutdown().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,5 +315,5 @@ async fn bootstrap_passes_over_a_refused_dial() {
         [ranked[1]],
         "the refused top candidate leaves its place to the next"
     );
-    a.behaviour_mut().peerbook.shutdown();
+    a.behaviour_mut().peerbook.shutdown().unwrap();
 }
