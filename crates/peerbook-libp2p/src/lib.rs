@@ -90,14 +90,17 @@ pub enum Error {
 /// Counters of the write-behind queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    /// Facts lost, not events: one per op that met a full queue and could not
-    /// be folded into the overflow (a session, a dial failure, any op for a
-    /// peer past a full overflow), one per fact of a folded state replaced by a
-    /// newer one (a folded identify can replace up to four: key, addresses,
-    /// agent version, protocols), one per op pushed after shutdown or after the
-    /// writer thread died; when it dies (a panic in the book or backend), one per
-    /// op or overflowed peer it still held, and its whole batch in flight (ops of
-    /// that batch applied before the panic included: an upper bound).
+    /// Facts lost, not events. A session or a dial failure is one fact; a
+    /// connection is one, plus its public key when the peer id holds it; a ping
+    /// one (latency); an identify four (key, addresses, agent version,
+    /// protocols). Counted: every fact of an op that met a full queue and could
+    /// not be folded into the overflow (a session, a dial failure, any op for a
+    /// peer past a full overflow); one per fact of a folded state replaced by a
+    /// different one (a repeated value loses nothing); every fact of an op
+    /// pushed after shutdown or after the writer thread died; when it dies (a
+    /// panic in the book or backend), every fact it still held, queued,
+    /// overflowed or in its batch in flight (ops of that batch applied before
+    /// the panic included: an upper bound).
     pub dropped: u64,
     /// Ops the book refused or failed to write (logged at debug level), and a
     /// failed final flush at shutdown (logged as a warning; also returned by

@@ -2,9 +2,10 @@
 //! one thread applies them to the book in order. When the queue is full, an op is
 //! folded into a per-peer "latest state" slot instead (a connection, latest public
 //! key, latency, addresses, metadata) and whatever cannot be kept that way (a
-//! session, a failed attempt, an older fact it replaces, a peer past the
-//! overflow's own capacity) is counted as dropped. Both the queue and the overflow hold at most `capacity`
-//! entries: memory stays bounded whatever remote peers send.
+//! session, a failed attempt, an older fact it replaces with a different one,
+//! every fact of a peer past the overflow's own capacity) is counted as
+//! dropped. Both the queue and the overflow hold at most `capacity` entries:
+//! memory stays bounded whatever remote peers send.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -51,6 +52,17 @@ impl Op {
             | Op::State { peer, .. } => peer,
         }
     }
+
+    /// The facts it tells, what [`Stats::dropped`](crate::Stats::dropped)
+    /// counts when it is lost: a session or a dial failure is one; a connection
+    /// or a state counts as the state it folds into ([`State::facts`]).
+    fn facts(&self) -> u64 {
+        match self {
+            Op::Session { .. } | Op::DialFailed { .. } => 1,
+            Op::Connected { public_key, .. } => 1 + u64::from(public_key.is_some()),
+            Op::State { state, .. } => state.facts(),
+        }
+    }
 }
 
 /// How a connection came to be.
@@ -78,8 +90,28 @@ pub struct State {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Set `slot` to `new` when it is `Some`; returns 1 if that replaced another
+/// value (a fact lost), 0 if the slot was empty or held the same.
+fn put<T: PartialEq>(slot: &mut Option<T>, new: Option<T>) -> u64 {
+    let Some(new) = new else { return 0 };
+    let lost = slot.as_ref().is_some_and(|old| *old != new);
+    *slot = Some(new);
+    u64::from(lost)
+}
+
 impl State {
-    /// Fold `newer` in; returns how many facts it replaced (counted as dropped).
+    /// The facts it holds: the connection, the key, the latency, the address
+    /// list (one), each metadata entry.
+    fn facts(&self) -> u64 {
+        u64::from(self.connected.is_some())
+            + u64::from(self.public_key.is_some())
+            + u64::from(self.latency_ms.is_some())
+            + u64::from(!self.addresses.is_empty())
+            + self.metadata.len() as u64
+    }
+
+    /// Fold `newer` in; returns how many facts it replaced by different ones
+    /// (counted as dropped: a repeated value loses nothing).
     fn merge(&mut self, newer: State) -> u64 {
         let mut replaced = 0;
         match (&mut self.connected, newer.connected) {
@@ -94,26 +126,15 @@ impl State {
             }
             (slot, Some(new)) => *slot = Some(new),
         }
-        if newer.public_key.is_some() {
-            replaced += u64::from(
-                self.public_key
-                    .replace(newer.public_key.unwrap_or_default())
-                    .is_some(),
-            );
-        }
-        if newer.latency_ms.is_some() {
-            replaced += u64::from(
-                self.latency_ms
-                    .replace(newer.latency_ms.unwrap_or_default())
-                    .is_some(),
-            );
-        }
+        replaced += put(&mut self.public_key, newer.public_key);
+        replaced += put(&mut self.latency_ms, newer.latency_ms);
         if !newer.addresses.is_empty() {
-            replaced += u64::from(!self.addresses.is_empty());
+            replaced += u64::from(!self.addresses.is_empty() && self.addresses != newer.addresses);
             self.addresses = newer.addresses;
         }
         for (k, v) in newer.metadata {
-            replaced += u64::from(self.metadata.insert(k, v).is_some());
+            let old = self.metadata.insert(k, v.clone());
+            replaced += u64::from(old.is_some_and(|old| old != v));
         }
         replaced
     }
@@ -128,18 +149,20 @@ struct Queue {
     overflow_order: Vec<String>,
     /// Ops taken by the writer and not yet applied.
     in_flight: usize,
+    /// Their facts (see [`Op::facts`]).
+    in_flight_facts: u64,
     closed: bool,
 }
 
 impl Queue {
     /// Fold `state` into `peer`'s overflow state; returns the facts lost. The
     /// overflow is bounded too (remote peers choose how many identities they
-    /// show): a new peer past `capacity` peers is lost whole.
+    /// show): a new peer past `capacity` peers is lost whole, every fact of it.
     fn fold(&mut self, peer: String, state: State, capacity: usize) -> u64 {
         let full = self.overflow.len() >= capacity;
         match self.overflow.get_mut(&peer) {
             Some(latest) => latest.merge(state),
-            None if full => 1,
+            None if full => state.facts(),
             None => {
                 self.overflow_order.push(peer.clone());
                 self.overflow.insert(peer, state);
@@ -213,12 +236,15 @@ impl Drop for FinishOnDrop {
         {
             let mut q = lock(&self.0);
             q.closed = true;
-            let lost = q.ops.len() + q.overflow.len() + q.in_flight;
+            let lost = q.ops.iter().map(Op::facts).sum::<u64>()
+                + q.overflow.values().map(State::facts).sum::<u64>()
+                + q.in_flight_facts;
             q.ops.clear();
             q.overflow.clear();
             q.overflow_order.clear();
             q.in_flight = 0;
-            self.0.dropped.fetch_add(lost as u64, Ordering::Relaxed);
+            q.in_flight_facts = 0;
+            self.0.dropped.fetch_add(lost, Ordering::Relaxed);
         }
         self.0.wake.notify_all();
     }
@@ -294,7 +320,7 @@ impl WriteBehind {
     pub(crate) fn push(&self, op: Op) {
         let mut q = lock(&self.shared);
         if q.closed {
-            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            self.shared.dropped.fetch_add(op.facts(), Ordering::Relaxed);
             return;
         }
         if q.ops.len() < self.shared.capacity {
@@ -440,6 +466,7 @@ fn run<B: Backend>(book: &PeerBook<B>, shared: &Shared) {
                 }
             }
             q.in_flight = batch.len();
+            q.in_flight_facts = batch.iter().map(Op::facts).sum();
             batch
         };
         let mut answered = Stored::new();
@@ -477,7 +504,11 @@ fn run<B: Backend>(book: &PeerBook<B>, shared: &Shared) {
                 waker.wake();
             }
         }
-        lock(shared).in_flight = 0;
+        {
+            let mut q = lock(shared);
+            q.in_flight = 0;
+            q.in_flight_facts = 0;
+        }
         shared.wake.notify_all();
     }
 }

@@ -298,3 +298,44 @@ fn a_dead_writer_is_reported_at_shutdown() {
     let died = w.shutdown();
     assert!(matches!(died, Err(crate::Error::WriterDied)), "{died:?}");
 }
+
+/// What identify tells, as a folded state: key, addresses, agent, protocols.
+fn identified(peer: &str, agent: &str) -> Op {
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert("agent".to_string(), agent.to_string());
+    metadata.insert("protocols".to_string(), "/ping".to_string());
+    Op::State {
+        peer: peer.into(),
+        state: State {
+            public_key: Some("key".into()),
+            addresses: vec![(
+                "/ip4/1.2.3.4/tcp/1".into(),
+                peerbook::AddressSource::Reported,
+            )],
+            metadata,
+            ..State::default()
+        },
+    }
+}
+
+/// Review 5, finding 5: `dropped` counts lost facts, but a folded value was
+/// counted lost whenever it was replaced, by the same value too (a peer that
+/// repeats its identify lost nothing), and an identify lost whole to a full
+/// overflow counted one though it held four facts.
+#[test]
+fn dropped_counts_facts_lost_not_values_repeated() {
+    let (gate, _book, mut w) = stuck_writer(1, "stuck");
+    w.push(latency("q", 1)); // the queue is full
+    w.push(identified("p", "a/1")); // p's overflow slot (the overflow is full)
+    w.push(identified("p", "a/1")); // the same again: nothing lost
+    let repeated = w.dropped();
+    w.push(identified("p", "a/2")); // a newer agent: one fact lost
+    let newer = w.dropped();
+    w.push(identified("r", "a/1")); // past the full overflow: four facts lost
+    let past = w.dropped();
+    open_gate(&gate);
+    assert_eq!(repeated, 0, "a repeated value is no loss");
+    assert_eq!(newer, 1, "the replaced agent version");
+    assert_eq!(past - newer, 4, "key, addresses, agent, protocols");
+    w.shutdown().unwrap();
+}
