@@ -220,19 +220,11 @@ struct FinishOnDrop(Arc<Shared>);
 
 impl Drop for FinishOnDrop {
     fn drop(&mut self) {
-        let waker = {
-            let mut f = end(&self.0);
-            f.done = true;
-            f.died = std::thread::panicking();
-            f.waker.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
         // After a panic nothing applies the queue any more: take no more ops and
         // count what is queued or in flight as dropped, so `stats()` shows the loss
         // (after a normal end the queue is closed and empty: nothing to count).
-        // Then wake `wait_idle` (under the queue lock: a waiter checks under it).
+        // Counted before the end is told: whoever awaited it (`shutdown_async`,
+        // `wait_idle`) then reads `stats()` with the loss in it.
         {
             let mut q = lock(&self.0);
             q.closed = true;
@@ -246,6 +238,17 @@ impl Drop for FinishOnDrop {
             q.in_flight_facts = 0;
             self.0.dropped.fetch_add(lost, Ordering::Relaxed);
         }
+        let waker = {
+            let mut f = end(&self.0);
+            f.done = true;
+            f.died = std::thread::panicking();
+            f.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+        // Wake `wait_idle` (under the queue lock: a waiter checks under it).
+        drop(lock(&self.0));
         self.0.wake.notify_all();
     }
 }

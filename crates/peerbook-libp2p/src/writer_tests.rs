@@ -1,5 +1,6 @@
 //! Tests of the parent module (split out to keep files under ~700 lines).
 
+use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex};
 
 use peerbook::conformance::failing::{FailOp, FailWhen, FailingBackend};
@@ -338,4 +339,33 @@ fn dropped_counts_facts_lost_not_values_repeated() {
     assert_eq!(newer, 1, "the replaced agent version");
     assert_eq!(past - newer, 4, "key, addresses, agent, protocols");
     w.shutdown().unwrap();
+}
+
+/// Records the writer's `dropped` count at the moment it is woken.
+struct CountAtWake(Arc<super::Shared>, Mutex<Option<u64>>);
+
+impl std::task::Wake for CountAtWake {
+    fn wake(self: Arc<Self>) {
+        let dropped = self.0.dropped.load(std::sync::atomic::Ordering::SeqCst);
+        *self.1.lock().unwrap() = Some(dropped);
+    }
+}
+
+/// Review 5, finding 6: a writer thread that died marked itself finished and
+/// woke whoever awaited it before it counted what it lost: `stats()` read
+/// right after `shutdown_async().await` could miss the loss. It counts first.
+#[test]
+fn a_dead_writer_counts_its_loss_before_it_reports_its_end() {
+    let w = WriteBehind::start(panicking_book(), 4);
+    let counter = Arc::new(CountAtWake(w.shared.clone(), Mutex::new(None)));
+    let waker = std::task::Waker::from(counter.clone());
+    let mut finished = std::pin::pin!(w.finished());
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(finished.as_mut().poll(&mut cx).is_pending());
+    w.push(latency("p", 1)); // the writer dies applying it
+    w.wait_idle();
+    let final_count = w.dropped();
+    assert_eq!(final_count, 1, "the op it died on");
+    let at_wake = counter.1.lock().unwrap().expect("woken");
+    assert_eq!(at_wake, final_count, "woken before the loss was counted");
 }
