@@ -4,9 +4,11 @@
 //! without close. The store rules run through the async front in `conformance.rs`.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
+use std::task::{Context, Waker};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -185,6 +187,12 @@ fn thousand_concurrent_updates_land_and_never_write_on_a_worker() {
     assert!(on_worker > 0, "direct blocking calls must be caught");
 }
 
+/// Dropped futures: one never polled hands nothing off (nothing lands); one
+/// dropped while its write runs, or while its write waits in the writer's
+/// queue, still lands, whole. Review 5, finding 7: this test used to accept a
+/// handed-off write that never landed, and checked `verify` on a memory book
+/// (clean whatever the front does); it now fails on a front that skips or cuts
+/// short a write whose caller is gone.
 #[test]
 fn dropped_futures_never_half_apply() {
     for strategy in STRATEGIES {
@@ -193,23 +201,50 @@ fn dropped_futures_never_half_apply() {
             let book = AsyncPeerBook::with_strategy(book, strategy);
             // never polled: nothing handed off, nothing written
             drop(book.store_peer(peer("never")));
-            // handed off, then dropped while pending: the write still lands, whole
-            let handed = tokio::spawn({
+            // a two-step write, its future dropped between the steps
+            let (entered_tx, entered_rx) = mpsc::channel::<()>();
+            let (release_tx, release_rx) = mpsc::channel::<()>();
+            let running = tokio::spawn({
                 let book = book.clone();
-                async move { book.store_peer(peer("handed")).await }
+                async move {
+                    book.write(move |b| {
+                        b.store_peer(peer("running"))?;
+                        entered_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        b.record_session("running", &session(7))
+                    })
+                    .await
+                }
             });
-            tokio::task::yield_now().await;
-            handed.abort();
-            let _ = handed.await;
+            tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+                .await
+                .unwrap();
+            // a write handed off behind it (queued on the writer thread; on the
+            // pool it runs beside it): polled once, which hands it off, then
+            // dropped (done or not)
+            {
+                let mut queued = std::pin::pin!(book.store_peer(peer("queued")));
+                let mut cx = Context::from_waker(Waker::noop());
+                let _ = queued.as_mut().poll(&mut cx);
+            }
+            running.abort();
+            assert!(running.await.unwrap_err().is_cancelled());
+            release_tx.send(()).unwrap();
             book.flush().await.unwrap(); // after every write handed off before it
             assert!(book.get_peer("never").await.unwrap().is_none());
-            if let Some(r) = book.get_peer("handed").await.unwrap() {
-                assert_eq!(r.public_key, "pk-handed", "a landed write is whole");
-            }
-            assert!(
-                book.verify().await.unwrap().is_clean(),
-                "no half-applied write"
+            let running = book.get_peer("running").await.unwrap();
+            let running =
+                running.unwrap_or_else(|| panic!("{strategy:?}: a write handed off was dropped"));
+            assert_eq!(
+                (
+                    running.public_key.as_str(),
+                    running.connection_quality.total_connections
+                ),
+                ("pk-running", 1),
+                "{strategy:?}: the write landed whole"
             );
+            let queued = book.get_peer("queued").await.unwrap();
+            assert!(queued.is_some(), "{strategy:?}: a queued write was dropped");
         });
     }
 }
