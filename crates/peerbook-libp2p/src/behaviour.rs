@@ -52,8 +52,9 @@ pub struct Behaviour<B: Backend + 'static> {
 impl<B: Backend + 'static> Behaviour<B> {
     /// Start recording into `book`: loads every stored peer's addresses (one read
     /// of the book: call it before the swarm runs, or from a blocking thread) and
-    /// starts the write-behind thread.
-    pub fn new(book: Arc<PeerBook<B>>, config: Config) -> peerbook::Result<Self> {
+    /// starts the write-behind thread ([`Error::Spawn`](crate::Error::Spawn) if
+    /// the OS refuses it; [`Error::Book`](crate::Error::Book) if the read fails).
+    pub fn new(book: Arc<PeerBook<B>>, config: Config) -> Result<Self, crate::Error> {
         // Slack over the book's cap: peers the book drops without an op of ours
         // (cleanup, eviction) stay in the mirror until an op for them tells
         // (or they are the least recently used), and must not push live ones out.
@@ -77,7 +78,7 @@ impl<B: Backend + 'static> Behaviour<B> {
                 .collect();
             addresses.set(peer, addrs);
         }
-        let writer = WriteBehind::start(Arc::clone(&book), config.queue_capacity);
+        let writer = WriteBehind::start(Arc::clone(&book), config.queue_capacity)?;
         Ok(Behaviour {
             book,
             writer,

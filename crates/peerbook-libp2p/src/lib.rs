@@ -80,6 +80,9 @@ pub enum Error {
     /// shutdown, the final flush of what the writer thread applied.
     #[error(transparent)]
     Book(#[from] peerbook::Error),
+    /// The OS refused the write-behind thread (at [`Behaviour::new`]).
+    #[error("cannot start the peerbook-libp2p writer thread: {0}")]
+    Spawn(#[source] std::io::Error),
     /// The writer thread died (a panic in the book or its backend): what it
     /// still held is lost (counted in [`Stats::dropped`]) and the book was not
     /// flushed by it.

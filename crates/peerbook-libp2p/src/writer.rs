@@ -284,7 +284,21 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Queue> {
 }
 
 impl WriteBehind {
-    pub(crate) fn start<B: Backend + 'static>(book: Arc<PeerBook<B>>, capacity: usize) -> Self {
+    /// Start the writer thread over `book`, with a queue of `capacity` ops.
+    pub(crate) fn start<B: Backend + 'static>(
+        book: Arc<PeerBook<B>>,
+        capacity: usize,
+    ) -> Result<Self, crate::Error> {
+        Self::start_on(std::thread::Builder::new(), book, capacity)
+    }
+
+    /// [`start`](Self::start) on a thread `builder` makes: an
+    /// [`Error::Spawn`](crate::Error::Spawn) if the OS refuses it.
+    fn start_on<B: Backend + 'static>(
+        builder: std::thread::Builder,
+        book: Arc<PeerBook<B>>,
+        capacity: usize,
+    ) -> Result<Self, crate::Error> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -296,7 +310,7 @@ impl WriteBehind {
             finished: Mutex::new(End::default()),
         });
         let finish = FinishOnDrop(Arc::clone(&shared));
-        let thread = std::thread::Builder::new()
+        let thread = builder
             .name("peerbook-libp2p".into())
             .spawn(move || {
                 run(&book, &finish.0);
@@ -312,11 +326,11 @@ impl WriteBehind {
                 drop(book);
                 drop(finish);
             })
-            .expect("spawn the peerbook write-behind thread");
-        WriteBehind {
+            .map_err(crate::Error::Spawn)?;
+        Ok(WriteBehind {
             shared,
             thread: Some(thread),
-        }
+        })
     }
 
     /// Queue `op`; never blocks on the book (only on a short queue lock).

@@ -46,7 +46,7 @@ fn stuck_writer(capacity: usize, stuck: &str) -> (Gate, Book, WriteBehind) {
     let backend = gated(gate.clone());
     let book =
         Arc::new(PeerBook::open(backend, Options::new(MasterKey::from_bytes([1; 32]))).unwrap());
-    let w = WriteBehind::start(book.clone(), capacity);
+    let w = WriteBehind::start(book.clone(), capacity).unwrap();
     let (lock, cvar) = &*gate;
     *lock.lock().unwrap() = (false, 0);
     w.push(latency(stuck, 1));
@@ -163,7 +163,7 @@ fn a_connection_past_a_full_queue_is_kept() {
 /// ops in flight forever once the writer thread panicked applying them.
 #[test]
 fn waiting_returns_when_the_writer_panicked() {
-    let w = WriteBehind::start(panicking_book(), 4);
+    let w = WriteBehind::start(panicking_book(), 4).unwrap();
     w.push(latency("p", 1));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -181,7 +181,7 @@ fn waiting_returns_when_the_writer_panicked() {
 /// `stats()` looked clean while observations were lost.
 #[test]
 fn ops_after_the_writer_panicked_are_counted_as_dropped() {
-    let w = WriteBehind::start(panicking_book(), 4);
+    let w = WriteBehind::start(panicking_book(), 4).unwrap();
     w.push(latency("p", 1));
     w.wait_idle();
     let before = w.dropped();
@@ -261,7 +261,7 @@ fn failing_flush_book() -> Arc<PeerBook<FailingBackend<MemoryBackend>>> {
 /// `shutdown` and `finished` now return it, and `stats().failed` counts it.
 #[test]
 fn a_failed_final_flush_is_returned_and_counted() {
-    let mut w = WriteBehind::start(failing_flush_book(), 4);
+    let mut w = WriteBehind::start(failing_flush_book(), 4).unwrap();
     w.push(latency("p", 1));
     let done = w.shutdown();
     assert!(
@@ -271,7 +271,7 @@ fn a_failed_final_flush_is_returned_and_counted() {
     assert_eq!(w.failed(), 1, "the failed flush is counted");
 
     // the same through close + finished (what shutdown_async awaits)
-    let w = WriteBehind::start(failing_flush_book(), 4);
+    let w = WriteBehind::start(failing_flush_book(), 4).unwrap();
     w.push(latency("p", 1));
     w.close();
     let done = tokio::runtime::Builder::new_current_thread()
@@ -288,7 +288,7 @@ fn a_failed_final_flush_is_returned_and_counted() {
 /// A writer thread that died is reported by `shutdown` and `finished`.
 #[test]
 fn a_dead_writer_is_reported_at_shutdown() {
-    let mut w = WriteBehind::start(panicking_book(), 4);
+    let mut w = WriteBehind::start(panicking_book(), 4).unwrap();
     w.push(latency("p", 1));
     w.wait_idle();
     let died = tokio::runtime::Builder::new_current_thread()
@@ -356,7 +356,7 @@ impl std::task::Wake for CountAtWake {
 /// right after `shutdown_async().await` could miss the loss. It counts first.
 #[test]
 fn a_dead_writer_counts_its_loss_before_it_reports_its_end() {
-    let w = WriteBehind::start(panicking_book(), 4);
+    let w = WriteBehind::start(panicking_book(), 4).unwrap();
     let counter = Arc::new(CountAtWake(w.shared.clone(), Mutex::new(None)));
     let waker = std::task::Waker::from(counter.clone());
     let mut finished = std::pin::pin!(w.finished());
@@ -368,4 +368,26 @@ fn a_dead_writer_counts_its_loss_before_it_reports_its_end() {
     assert_eq!(final_count, 1, "the op it died on");
     let at_wake = counter.1.lock().unwrap().expect("woken");
     assert_eq!(at_wake, final_count, "woken before the loss was counted");
+}
+
+/// Review 5, finding 8: a thread the OS refused panicked in `start` (so in
+/// `Behaviour::new`, which returns a `Result`). It is now an `Error::Spawn`;
+/// the refusal is real: a stack larger than the address space.
+#[test]
+fn a_refused_thread_is_a_typed_error() {
+    let book = Arc::new(
+        PeerBook::open(
+            MemoryBackend::new(),
+            Options::new(MasterKey::from_bytes([1; 32])),
+        )
+        .unwrap(),
+    );
+    let huge = std::thread::Builder::new().stack_size(1 << 50);
+    match WriteBehind::start_on(huge, book.clone(), 4) {
+        Err(crate::Error::Spawn(_)) => {}
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("the OS gave the thread"),
+    }
+    // the book is free again: its share went with the refused thread
+    assert_eq!(Arc::strong_count(&book), 1);
 }
