@@ -48,6 +48,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod apply;
 mod behaviour;
 mod mirror;
 mod scope;
