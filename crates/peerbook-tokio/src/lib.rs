@@ -115,6 +115,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
     /// One dedicated thread takes writes from a channel, in order of arrival.
+    /// The channel is unbounded: every write handed off waits there, holding its
+    /// arguments, until the thread gets to it (one per task awaiting a write,
+    /// plus those whose futures were dropped after the hand-off). A caller that
+    /// can start writes faster than the disk takes them (writes fired from
+    /// tasks nobody awaits) should bound them itself, with a
+    /// [`Semaphore`] say.
     #[default]
     WriterThread,
     /// Each write is a [`tokio::task::spawn_blocking`] task. Writes run
