@@ -1,0 +1,161 @@
+//! Tests of `migrate` into a new TO, of what an import changed, and of the
+//! temp files `export --out` writes.
+
+use super::*;
+
+/// Only a refusal before the commit, or a failure that left the book usable,
+/// counts as "changed nothing"; a failed write of unknown outcome (the book
+/// poisoned: `Backend`, `NeedsReopen`, `Io`, ...) does not, so `migrate`
+/// neither stores TO's settings again nor says TO was not changed.
+#[test]
+fn only_a_known_refusal_of_an_import_changed_nothing() {
+    use peerbook::backend::BackendError;
+    use peerbook::{Error, Quota};
+    let refusals = [
+        Error::QuotaExceeded(Quota::Peers { limit: 1 }),
+        Error::InvalidInput {
+            field: "format".into(),
+            rule: "must be \"peerbook-export\"".into(),
+        },
+        Error::WrongKey,
+    ];
+    for e in &refusals {
+        assert!(import_changed_nothing(e, false), "{e:?}");
+        assert!(import_changed_nothing(e, true), "{e:?}");
+    }
+    let failed_write = || Error::Backend(BackendError::engine("lmdb", "the sync failed"));
+    assert!(import_changed_nothing(&failed_write(), false));
+    for e in [failed_write(), Error::NeedsReopen] {
+        assert!(!import_changed_nothing(&e, true), "{e:?}");
+    }
+}
+
+/// A new TO whose copy fails its check (here FROM changed after it was read,
+/// which its lock prevents across processes) is emptied, then removed with
+/// the key file and directory this command made.
+#[cfg(feature = "file")]
+#[test]
+fn a_new_to_that_fails_its_check_is_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |name: &str| -> StoreSpec {
+        format!("file:{}", tmp.path().join(name).display())
+            .parse()
+            .unwrap()
+    };
+    let (from, to) = (spec("from"), spec("a/to"));
+    let to_key = KeySource::File(tmp.path().join("to.key"));
+    let key = peerbook::MasterKey::load_or_create(tmp.path().join("from.key")).unwrap();
+    let source = peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
+    let alice = |name: &str| peerbook::NewPeer {
+        peer_id: "alice".into(),
+        display_name: name.into(),
+        ..peerbook::NewPeer::default()
+    };
+    source.store_peer(alice("Alice")).unwrap();
+    let doc = source.export_data(ExportOptions::default()).unwrap();
+    source.store_peer(alice("Alice B.")).unwrap();
+    let creation = Creation::start(&to, &to_key, &key).unwrap();
+    assert!(tmp.path().join("to.key").is_file());
+    let migration = Migration {
+        from: &from,
+        to: &to,
+        to_key: &to_key,
+        force: false,
+        json: true,
+        creation: Some(&creation),
+    };
+    let e = migration.write_copy(&source, &doc).unwrap_err();
+    assert!(e.cause.starts_with("check failed"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("is removed"),
+        "{e}"
+    );
+    creation.undo();
+    assert!(!tmp.path().join("a").exists());
+    assert!(!tmp.path().join("to.key").exists());
+}
+
+/// `--force` does not replace a TO that did not exist when the command looked
+/// (another process made it, with peers, before this command's open).
+#[cfg(feature = "file")]
+#[test]
+fn force_never_replaces_a_new_to_made_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |name: &str| -> StoreSpec {
+        format!("file:{}", tmp.path().join(name).display())
+            .parse()
+            .unwrap()
+    };
+    let (from, to) = (spec("from"), spec("to"));
+    let to_key = KeySource::File(tmp.path().join("to.key"));
+    let key = peerbook::MasterKey::load_or_create(tmp.path().join("to.key")).unwrap();
+    let peer = |id: &str| peerbook::NewPeer {
+        peer_id: id.into(),
+        ..peerbook::NewPeer::default()
+    };
+    let source = peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
+    source.store_peer(peer("alice")).unwrap();
+    let doc = source.export_data(ExportOptions::default()).unwrap();
+    // TO absent when the command starts, made (with peers) before its open
+    let creation = Creation::start(&to, &to_key, &key).unwrap();
+    let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key.clone()));
+    let theirs = theirs.unwrap();
+    theirs.store_peer(peer("theirs")).unwrap();
+    drop(theirs.close().unwrap());
+    let migration = Migration {
+        from: &from,
+        to: &to,
+        to_key: &to_key,
+        force: true,
+        json: true,
+        creation: Some(&creation),
+    };
+    migration.write_copy(&source, &doc).unwrap_err();
+    let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key)).unwrap();
+    assert!(theirs.get_peer("theirs").unwrap().is_some());
+    assert!(theirs.get_peer("alice").unwrap().is_none());
+}
+
+/// A symbolic link planted where `export --out` puts its temp file (a name
+/// another user can guess in a shared directory) is never written through.
+#[cfg(unix)]
+#[test]
+fn export_out_never_writes_through_a_planted_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    let out = dir.path().join("book.json");
+    let planted = dir
+        .path()
+        .join(format!(".book.json.tmp-{}", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    write_atomically(&out, b"{}").unwrap();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(fs::symlink_metadata(&out).unwrap().is_file());
+    assert_eq!(fs::read_to_string(&out).unwrap(), "{}\n");
+}
+
+/// The temp file is created exclusively: a link (or anything) already at its
+/// name is refused, never written through.
+#[cfg(unix)]
+#[test]
+fn a_temp_file_is_never_opened_through_an_existing_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    fs::write(&victim, "precious").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nothing"), &dangling).unwrap();
+    for path in [&link, &dangling, &victim] {
+        let e = create_private(path).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists, "{path:?}");
+    }
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!dir.path().join("nothing").exists());
+    // Two temp files for one name never share a name.
+    let name = std::ffi::OsStr::new("book.json");
+    let (a, _) = create_temp(dir.path(), name).unwrap();
+    let (b, _) = create_temp(dir.path(), name).unwrap();
+    assert_ne!(a, b);
+}
