@@ -34,7 +34,7 @@ pub fn key_for_new_store(key: &KeySource) -> Result<MasterKey, CliError> {
 /// this command's open failed on the wrong key).
 pub struct Creation {
     spec: StoreSpec,
-    /// Directories that did not exist, innermost first.
+    /// The directories this command made, innermost first.
     new_dirs: NewDirs,
     /// The key file this command created.
     new_key_file: Option<PathBuf>,
@@ -52,17 +52,50 @@ pub struct Creation {
 }
 
 impl Creation {
-    /// Before anything else is created: note the missing directories of `spec`,
-    /// and write `fresh` (a new key, checked by the caller) to `key`'s file if it
-    /// is missing (create-new, so the file is certainly this command's).
+    /// Before anything else is created: make the store's directory and its
+    /// missing parents, noting those this command made ([`NewDirs::create`]:
+    /// not one another process made meanwhile), and write `fresh` (a new key,
+    /// checked by the caller) to `key`'s file if it is missing (create-new, so
+    /// the file is certainly this command's). On an error, what it made is
+    /// removed again.
     pub fn start(spec: &StoreSpec, key: &KeySource, fresh: &MasterKey) -> Result<Self, CliError> {
         let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
-        let new_dirs = NewDirs::find(&spec.path);
         let store_was_absent = match spec.engine.probe(&spec.path) {
             Ok(DirContents::Nothing | DirContents::Leftovers) => true,
             Err(_) => missing(&spec.path),
             Ok(_) => false,
         };
+        let report = |w: String| {
+            let _ = writeln!(std::io::stderr(), "warning: {w}");
+        };
+        let new_dirs = match NewDirs::create(&spec.path) {
+            Ok(made) => made,
+            Err((made, e)) => {
+                remove_new_dirs(&made, &report);
+                return Err(CliError::new(format!(
+                    "cannot create the store directory {}: {e}",
+                    spec.path.display()
+                )));
+            }
+        };
+        let new_key_file = Self::write_key_file(key, fresh).inspect_err(|_| {
+            remove_new_dirs(&new_dirs, &report);
+        })?;
+        Ok(Creation {
+            spec: spec.clone(),
+            new_dirs,
+            new_key_file,
+            store_was_absent,
+            created_book: Cell::new(false),
+            #[cfg(test)]
+            on_release: Default::default(),
+        })
+    }
+
+    /// Write `fresh` to `key`'s file if it is missing (create-new): the path
+    /// when this command wrote it.
+    fn write_key_file(key: &KeySource, fresh: &MasterKey) -> Result<Option<PathBuf>, CliError> {
+        let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
         let new_key_file = match key {
             KeySource::File(path) if missing(path) => match fresh.write_new_file(path) {
                 Ok(()) => Some(path.clone()),
@@ -94,15 +127,7 @@ impl Creation {
             },
             _ => None,
         };
-        Ok(Creation {
-            spec: spec.clone(),
-            new_dirs,
-            new_key_file,
-            store_was_absent,
-            created_book: Cell::new(false),
-            #[cfg(test)]
-            on_release: Default::default(),
-        })
+        Ok(new_key_file)
     }
 
     /// Note an open of the new store by this command: when it started the book
@@ -293,16 +318,21 @@ impl Creation {
         }
     }
 
-    /// Remove the directories this command made, innermost first, only while empty;
-    /// one that stays (not empty) is reported.
+    /// Remove the directories this command made ([`remove_new_dirs`]).
     fn remove_new_dirs(&self, report: &dyn Fn(String)) {
-        if let Err((dir, e)) = self.new_dirs.remove() {
-            report(format!(
-                "the directory {} made by this command stays: {e}; remove it by hand if it \
-                 is not yours",
-                dir.display()
-            ));
-        }
+        remove_new_dirs(&self.new_dirs, report);
+    }
+}
+
+/// Remove the directories this command made (`made`), innermost first, only
+/// while empty; one that stays (not empty) is reported.
+fn remove_new_dirs(made: &NewDirs, report: &dyn Fn(String)) {
+    if let Err((dir, e)) = made.remove() {
+        report(format!(
+            "the directory {} made by this command stays: {e}; remove it by hand if it \
+             is not yours",
+            dir.display()
+        ));
     }
 }
 

@@ -191,8 +191,8 @@ fn a_failed_migrate_into_a_new_store_leaves_nothing_behind() {
         let to = format!("{engine}:./keep/empty");
         std::fs::create_dir(d.join("keep/empty")).unwrap();
         fails_and_changes_nothing(d, &["migrate", &from, &to], "max_bytes");
-        // The same, named through a missing directory and `..` (which the undo
-        // would count as made: `NewDirs`): refused before anything is made.
+        // The same, named through a missing directory and `..`: refused before
+        // anything is made.
         let to = format!("{engine}:./nope/../keep/empty");
         let before = tree(d);
         let (code, stderr) = run(d, &["migrate", &from, &to]);

@@ -145,7 +145,9 @@ impl FileBackend {
     /// [`BackendError::Io`] on I/O errors. An open that fails removes the `LOCK`
     /// it created (not one that was there; on Unix only, where the lock is
     /// checked to be on the linked file) and the directories it created, if they
-    /// are empty: a refused directory is left as it was. An open that fails
+    /// are empty: those its own [`Vfs::create_dir`] made, never one that was
+    /// there, that another process made meanwhile, or a symbolic link
+    /// ([`NewDirs`]). A refused directory is left as it was. An open that fails
     /// after it wrote (a new store's first files, a torn log tail truncated)
     /// leaves what it wrote.
     pub fn open(dir: impl AsRef<Path>, options: FileOptions) -> Result<Self, BackendError> {
@@ -162,15 +164,19 @@ impl FileBackend {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         // What this open makes, it removes again if it fails: a refused open
-        // leaves the user's directory as it found it.
-        let made_dirs = missing_dirs(&*vfs, &dir);
-        if let Err(e) = vfs.create_dir_all(&dir) {
-            made_dirs.undo_failed_open_with("peerbook-file", |d| vfs.remove_dir(d));
-            return Err(BackendError::io(
-                format!("create directory {}", dir.display()),
-                e,
-            ));
-        }
+        // leaves the user's directory as it found it. Only the directories it
+        // made itself: not one there before, nor one another process made
+        // meanwhile, nor a symbolic link.
+        let made_dirs = match NewDirs::create_with(&dir, |d| vfs.create_dir(d), |d| vfs.is_dir(d)) {
+            Ok(made) => made,
+            Err((made, e)) => {
+                made.undo_failed_open_with("peerbook-file", |d| vfs.remove_dir(d));
+                return Err(BackendError::io(
+                    format!("create directory {}", dir.display()),
+                    e,
+                ));
+            }
+        };
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             // Make the directory entry itself durable; some file systems refuse to
             // sync directories, which costs durability of a brand-new store only.
@@ -326,13 +332,6 @@ impl FileBackend {
         self.disk_bytes
             .store(w.snapshot_len + w.log_len, Ordering::Relaxed);
     }
-}
-
-/// The directories among `dir` and its ancestors that do not exist, as the
-/// file system layer says (for fault injection): [`NewDirs::find_with`] over
-/// [`Vfs::list`].
-fn missing_dirs(vfs: &dyn Vfs, dir: &Path) -> NewDirs {
-    NewDirs::find_with(dir, |d| vfs.list(d).map(drop))
 }
 
 impl Drop for FileBackend {

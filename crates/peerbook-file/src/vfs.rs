@@ -27,8 +27,30 @@ use std::path::Path;
 /// Implementations must be `Send + Sync`; the backend calls them from whichever
 /// thread writes, opens or compacts.
 pub trait Vfs: Send + Sync + fmt::Debug {
-    /// Create `dir` and its missing parents; succeed if it exists already.
+    /// Create `dir` and its missing parents; succeed if it exists already. The
+    /// backend itself makes directories with [`create_dir`](Vfs::create_dir).
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// Create the one directory `dir`, its parent existing: fail with
+    /// [`io::ErrorKind::AlreadyExists`] when anything is there (a directory, a
+    /// file, a symbolic link), with [`io::ErrorKind::NotFound`] when its parent is
+    /// missing. An open makes its store's missing directories one at a time with
+    /// it, outermost first, and takes as its own (to remove again if it fails)
+    /// exactly those it made ([`NewDirs`](peerbook::backend::NewDirs)). The
+    /// default makes `dir` with [`create_dir_all`](Vfs::create_dir_all) and says
+    /// [`io::ErrorKind::AlreadyExists`]: on such a file system no directory is
+    /// ever taken as made by an open, nor removed.
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        self.create_dir_all(dir)?;
+        Err(io::ErrorKind::AlreadyExists.into())
+    }
+
+    /// Whether `path` is a directory, through symbolic links (a dangling link is
+    /// not): what an open walks through when [`create_dir`](Vfs::create_dir)
+    /// finds it there. The default: whether [`list`](Vfs::list) lists it.
+    fn is_dir(&self, path: &Path) -> bool {
+        self.list(path).is_ok()
+    }
 
     /// Names (not paths) of the entries of `dir`, in any order.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
@@ -161,6 +183,14 @@ impl VfsFile for StdFile {
 impl Vfs for StdFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
+    }
+
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir(dir)
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.is_dir())
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

@@ -176,7 +176,9 @@ impl LmdbBackend {
     /// with a `data.mdb` it made: beside an existing one, another LMDB program may
     /// be using it), the scratch directory, the `LOCK` file (on Unix only, where
     /// the lock is checked to be on the linked file), then the directories it
-    /// created, innermost first, each only if empty. What was there before stays;
+    /// created, innermost first, each only if empty: those its own
+    /// `create_dir` made, never one that was there, that another process made
+    /// meanwhile, or a symbolic link ([`NewDirs`]). What was there before stays;
     /// what cannot be removed is logged (`tracing::warn!`). An open whose lock
     /// itself fails (held: [`BackendError::Locked`]; or [`BackendError::Io`], such
     /// as `ENOLCK` on NFS) removes only the directories it created, each only if
@@ -186,12 +188,16 @@ impl LmdbBackend {
         let path = path.as_ref().to_path_buf();
         // What this open makes, it removes again if it fails: a refused open
         // leaves the user's file system as it found it.
-        let new_dirs = NewDirs::find(&path);
+        // Only the directories it made itself: not one there before, nor one
+        // another process made meanwhile, nor a symbolic link.
+        let new_dirs = match NewDirs::create(&path) {
+            Ok(made) => made,
+            Err((made, e)) => {
+                made.undo_failed_open("peerbook-lmdb");
+                return Err(from_io(e, &path));
+            }
+        };
         let undo_dirs = || new_dirs.undo_failed_open("peerbook-lmdb");
-        if let Err(e) = fs::create_dir_all(&path) {
-            undo_dirs();
-            return Err(from_io(e, &path));
-        }
         let (lock, made_lock) = DirLock::acquire(&path).inspect_err(|_| undo_dirs())?;
         let before = create::FilesBefore::note(&path);
         match Self::open_locked(path.clone(), options) {

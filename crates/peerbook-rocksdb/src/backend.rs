@@ -126,7 +126,9 @@ impl RocksBackend {
     ///   families this crate does not know, options it rejects, ...).
     ///
     /// A failed open removes the directories it created on the way to `path`,
-    /// innermost first, each only if empty. That is all of them only when it
+    /// innermost first, each only if empty: those its own `create_dir` made
+    /// (before RocksDB's open), never one that was there, that another process
+    /// made meanwhile, or a symbolic link ([`NewDirs`]). That is all of them only when it
     /// fails before RocksDB writes into `path` (a name too long, no room in the
     /// path for any file name). Once RocksDB has written there (a path with room
     /// for its `LOCK` and `LOG` but not for its longer names such as
@@ -138,17 +140,24 @@ impl RocksBackend {
     pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
         // What this open makes, it removes again if it fails: a refused open
-        // leaves the user's file system as it found it.
-        let new_dirs = NewDirs::find(&path);
-        if options.create_if_missing {
-            if let Err(e) = fs::create_dir_all(&path) {
-                new_dirs.undo_failed_open("peerbook-rocksdb");
-                return Err(BackendError::io(
-                    format_args!("creating RocksDB directory {}", path.display()),
-                    e,
-                ));
+        // leaves the user's file system as it found it. Only the directories it
+        // made itself: not one there before, nor one another process made
+        // meanwhile, nor a symbolic link. Made here, before RocksDB's open,
+        // which then finds them (and makes only its files).
+        let new_dirs = if options.create_if_missing {
+            match NewDirs::create(&path) {
+                Ok(made) => made,
+                Err((made, e)) => {
+                    made.undo_failed_open("peerbook-rocksdb");
+                    return Err(BackendError::io(
+                        format_args!("creating RocksDB directory {}", path.display()),
+                        e,
+                    ));
+                }
             }
-        } else if !path.join("CURRENT").is_file() {
+        } else if path.join("CURRENT").is_file() {
+            NewDirs::default()
+        } else {
             // RocksDB would create the directory and its LOG before refusing.
             return Err(BackendError::Io(io::Error::new(
                 io::ErrorKind::NotFound,
@@ -157,7 +166,7 @@ impl RocksBackend {
                     path.display()
                 ),
             )));
-        }
+        };
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let db_options = options.db_options();
         let families = Space::ALL.map(|space| {

@@ -15,6 +15,8 @@ use crate::vfs::{Vfs, VfsFile, VfsLock};
 pub enum FsOp {
     /// [`Vfs::create_dir_all`].
     CreateDirAll,
+    /// [`Vfs::create_dir`].
+    CreateDir,
     /// [`Vfs::list`].
     List,
     /// [`Vfs::read`].
@@ -186,6 +188,15 @@ impl<V: Vfs, H: FsHook + 'static> Vfs for HookedFs<V, H> {
         self.run(FsOp::CreateDirAll, dir, |fs| fs.create_dir_all(dir))
     }
 
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        self.run(FsOp::CreateDir, dir, |fs| fs.create_dir(dir))
+    }
+
+    /// Passed on, no hook run (it cannot fail).
+    fn is_dir(&self, path: &Path) -> bool {
+        self.inner.is_dir(path)
+    }
+
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         self.run(FsOp::List, dir, |fs| fs.list(dir))
     }
@@ -305,6 +316,10 @@ mod tests {
         let fs = HookedFs::with_hook(sim.clone(), Recorder::default());
         let (dir, a, b) = (Path::new("/d"), Path::new("/d/a"), Path::new("/d/b"));
         fs.create_dir_all(dir).unwrap();
+        // SimFs has every directory (the default `create_dir`)
+        let there = fs.create_dir(dir).unwrap_err();
+        assert_eq!(there.kind(), io::ErrorKind::AlreadyExists);
+        assert!(fs.is_dir(dir));
         let mut file = fs.create(a).unwrap();
         file.append(b"hello").unwrap();
         file.sync().unwrap();
@@ -329,6 +344,7 @@ mod tests {
         use FsOp::*;
         let expected = [
             (CreateDirAll, "/d"),
+            (CreateDir, "/d"),
             (Create, "/d/a"),
             (Append, "/d/a"),
             (Sync, "/d/a"),
