@@ -1,13 +1,14 @@
 //! The directories a failed open removes are those it made itself, and only
-//! those: not one another process made meanwhile. Unix only (the `LOCK` a
-//! failed open made goes only there).
+//! those: not one another process made meanwhile, nor a symbolic link of the
+//! user's (dangling or to a directory) at the store's path or above it. Unix
+//! only (symbolic links; the `LOCK` a failed open made goes only there).
 #![cfg(unix)]
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use peerbook::backend::BackendError;
 use peerbook_file::testing::{FsOp, HookedFs};
@@ -39,4 +40,66 @@ fn a_directory_made_meanwhile_by_another_process_stays() {
     assert!(matches!(e, BackendError::Locked { .. }), "{e:?}");
     assert!(theirs.is_dir(), "a/b, made by another process, must stay");
     assert!(!dir.exists(), "the store directory this open made goes");
+}
+
+/// The paths a failed open asked its file system to remove as directories.
+fn removed_dirs(dir: &Path, fail_lock: bool) -> (BackendError, Vec<PathBuf>) {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&asked);
+    let fs = HookedFs::new(StdFs, move |op, path: &Path| match op {
+        FsOp::RemoveDir => {
+            log.lock().unwrap().push(path.to_path_buf());
+            Ok(())
+        }
+        FsOp::Lock if fail_lock => Err(io::ErrorKind::WouldBlock.into()),
+        _ => Ok(()),
+    });
+    let e = FileBackend::open_with_vfs(Arc::new(fs), dir, FileOptions::default()).unwrap_err();
+    let asked = asked.lock().unwrap().clone();
+    (e, asked)
+}
+
+/// A dangling symbolic link at the store's path, or above it: the open fails
+/// (nothing can be made there), the link stays, and no removal is ever asked
+/// of it (on Windows `remove_dir` deletes a directory link).
+#[test]
+fn a_dangling_symbolic_link_is_never_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(tmp.path().join("gone"), &link).unwrap();
+    for dir in [link.clone(), link.join("book"), link.join("a").join("book")] {
+        let (e, asked) = removed_dirs(&dir, false);
+        assert!(matches!(e, BackendError::Io(_)), "{}: {e:?}", dir.display());
+        assert!(
+            !asked.iter().any(|d| d == &link),
+            "{}: asked to remove the user's link: {asked:?}",
+            dir.display()
+        );
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert!(!tmp.path().join("gone").exists());
+    }
+}
+
+/// A symbolic link to a directory at the store's path, or above it: the open
+/// goes through it (failing later, on its lock), the link and the directory
+/// stay, and no removal is ever asked of either.
+#[test]
+fn a_symbolic_link_to_a_directory_is_never_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("real");
+    fs::create_dir(&real).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    for dir in [link.clone(), link.join("book")] {
+        let (e, asked) = removed_dirs(&dir, true);
+        assert!(matches!(e, BackendError::Locked { .. }), "{e:?}");
+        assert!(
+            !asked.iter().any(|d| d == &link || d == &real),
+            "{}: asked to remove the user's link or directory: {asked:?}",
+            dir.display()
+        );
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        assert!(real.is_dir());
+        assert_eq!(fs::read_dir(&real).unwrap().count(), 0, "{}", dir.display());
+    }
 }

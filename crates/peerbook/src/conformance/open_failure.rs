@@ -21,9 +21,18 @@ const USER_BYTES: &[u8] = b"the user's own notes\n";
 /// byte are already 4096).
 const LINUX_DIR_LEN: usize = 4094;
 
-/// What a directory holds, recursively: each path (relative to it) with its
-/// bytes, or `None` for a directory. Panics when it cannot be read.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+/// One entry of a [`tree`]: a directory, a file with its bytes, or a symbolic
+/// link with its target (never followed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entry {
+    Dir,
+    File(Vec<u8>),
+    Link(PathBuf),
+}
+
+/// What a directory holds, recursively: each path (relative to it) with what
+/// is there. Panics when it cannot be read.
+fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
     let mut out = BTreeMap::new();
     let mut todo = vec![root.to_path_buf()];
     while let Some(dir) = todo.pop() {
@@ -32,13 +41,19 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
         for entry in entries {
             let path = entry.expect("a directory entry").path();
             let rel = path.strip_prefix(root).expect("under root").to_path_buf();
-            if path.is_dir() {
-                out.insert(rel, None);
+            let what = std::fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+            if what.is_symlink() {
+                let target = std::fs::read_link(&path)
+                    .unwrap_or_else(|e| panic!("read link {}: {e}", path.display()));
+                out.insert(rel, Entry::Link(target));
+            } else if what.is_dir() {
+                out.insert(rel, Entry::Dir);
                 todo.push(path);
             } else {
                 let bytes =
                     std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-                out.insert(rel, Some(bytes));
+                out.insert(rel, Entry::File(bytes));
             }
         }
     }
@@ -60,7 +75,7 @@ fn assert_fails_and_leaves<B>(
     tmp: &Path,
     store: &Path,
     expected_kind: impl Fn(&BackendError) -> bool,
-    expected: &BTreeMap<PathBuf, Option<Vec<u8>>>,
+    expected: &BTreeMap<PathBuf, Entry>,
 ) {
     let result = open(store);
     match &result {
@@ -161,13 +176,17 @@ pub struct EngineFailure<'a> {
 ///   after it made its first files: [`BackendError::Io`], and only
 ///   [`engine.leaves`](EngineFailure) stays (with the directories holding it);
 /// - `tmp/a/b/book` a regular file where the store directory should be:
-///   [`BackendError::Io`], and the file stays with its bytes.
+///   [`BackendError::Io`], and the file stays with its bytes;
+/// - on Unix, a dangling symbolic link `tmp/link` as the store directory, or
+///   above it (`tmp/link/a/book`): [`BackendError::Io`], the link stays; and a
+///   link `tmp/link` to an empty `tmp/real`, the store `tmp/link/a/<a 300-byte
+///   name>`: kind `InvalidFilename`, the link stays, and `real`, empty.
 pub fn failed_open_leaves_no_new_directories<B>(
     open: impl Fn(&Path) -> Result<B, BackendError>,
     engine: EngineFailure<'_>,
 ) {
-    let user_only: BTreeMap<PathBuf, Option<Vec<u8>>> =
-        BTreeMap::from([(PathBuf::from(USER_FILE), Some(USER_BYTES.to_vec()))]);
+    let user_only: BTreeMap<PathBuf, Entry> =
+        BTreeMap::from([(PathBuf::from(USER_FILE), Entry::File(USER_BYTES.to_vec()))]);
     let is_io = |e: &BackendError| io_kind(e).is_some();
 
     // The control: the same `open` makes a store where it can.
@@ -212,7 +231,7 @@ pub fn failed_open_leaves_no_new_directories<B>(
             // do the new directories above it.
             for dir in store.ancestors().take_while(|d| *d != tmp.path()) {
                 let rel = dir.strip_prefix(tmp.path()).expect("under tmp");
-                expected.insert(rel.to_path_buf(), None);
+                expected.insert(rel.to_path_buf(), Entry::Dir);
             }
         }
         let rel_store = store
@@ -220,16 +239,16 @@ pub fn failed_open_leaves_no_new_directories<B>(
             .expect("under tmp")
             .to_path_buf();
         // The engine's files, of bytes not compared: taken as found.
-        let engine_files = |left: &BTreeMap<PathBuf, Option<Vec<u8>>>| {
+        let engine_files = |left: &BTreeMap<PathBuf, Entry>| {
             let mut expected = expected.clone();
             for name in engine.leaves {
                 let rel = rel_store.join(name);
-                let found = left.get(&rel).cloned().flatten();
+                let found = left.get(&rel).cloned();
                 assert!(
-                    found.is_some(),
+                    matches!(found, Some(Entry::File(_))),
                     "an engine failure must leave {name} (a file) in the store directory"
                 );
-                expected.insert(rel, found);
+                expected.extend(found.map(|found| (rel, found)));
             }
             expected
         };
@@ -265,12 +284,12 @@ pub fn failed_open_leaves_no_new_directories<B>(
     std::fs::create_dir_all(&parent).expect("make a/b");
     let store = parent.join("book");
     std::fs::write(&store, b"not a store directory").expect("write a/b/book");
-    let mut expected = user_only;
-    expected.insert(PathBuf::from("a"), None);
-    expected.insert(PathBuf::from("a/b"), None);
+    let mut expected = user_only.clone();
+    expected.insert(PathBuf::from("a"), Entry::Dir);
+    expected.insert(PathBuf::from("a/b"), Entry::Dir);
     expected.insert(
         PathBuf::from("a/b/book"),
-        Some(b"not a store directory".to_vec()),
+        Entry::File(b"not a store directory".to_vec()),
     );
     assert_fails_and_leaves(
         "a regular file where the store directory should be",
@@ -278,6 +297,57 @@ pub fn failed_open_leaves_no_new_directories<B>(
         tmp.path(),
         &store,
         is_io,
+        &expected,
+    );
+
+    #[cfg(unix)]
+    symbolic_links_stay(&open, &user_only);
+}
+
+/// The symbolic-link cases of [`failed_open_leaves_no_new_directories`]: a
+/// dangling link at the store's path or above it (nothing can be made there:
+/// the open fails), and a link to a directory above it (walked through, the
+/// open failing on a name too long below it): each link stays, and so does
+/// the directory, without what the open made in it.
+#[cfg(unix)]
+fn symbolic_links_stay<B>(
+    open: &impl Fn(&Path) -> Result<B, BackendError>,
+    user_only: &BTreeMap<PathBuf, Entry>,
+) {
+    let is_io = |e: &BackendError| io_kind(e).is_some();
+    let tmp = temp_with_user_file();
+    let link = tmp.path().join("link");
+    let gone = tmp.path().join("gone");
+    std::os::unix::fs::symlink(&gone, &link).expect("make a dangling link");
+    let mut expected = user_only.clone();
+    expected.insert(PathBuf::from("link"), Entry::Link(gone));
+    for (case, store) in [
+        (
+            "a dangling symbolic link as the store directory",
+            link.clone(),
+        ),
+        (
+            "a dangling symbolic link above the store directory",
+            link.join("a").join("book"),
+        ),
+    ] {
+        assert_fails_and_leaves(case, open, tmp.path(), &store, is_io, &expected);
+    }
+
+    let tmp = temp_with_user_file();
+    let real = tmp.path().join("real");
+    std::fs::create_dir(&real).expect("make real");
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).expect("make a link to real");
+    let mut expected = user_only.clone();
+    expected.insert(PathBuf::from("link"), Entry::Link(real));
+    expected.insert(PathBuf::from("real"), Entry::Dir);
+    assert_fails_and_leaves(
+        "a symbolic link to a directory above the store directory",
+        open,
+        tmp.path(),
+        &link.join("a").join("n".repeat(300)),
+        |e| io_kind(e) == Some(std::io::ErrorKind::InvalidFilename),
         &expected,
     );
 }
