@@ -343,7 +343,9 @@ fn lost_init_report(
             e.cause
         ),
         hint: Some(format!(
-            "this command changed nothing in that store; `peerbook stats {spec}` shows it; {opens_with}"
+            "this command changed nothing in that store; `peerbook stats {spec}{}` shows it; \
+             {opens_with}",
+            key.flag_for(spec)
         )),
         ..e
     }
@@ -467,5 +469,40 @@ mod tests {
         let made = lost_init_report(lost(), &spec, &key, true, Some("/tmp/peers.key".as_ref()));
         assert!(made.cause.starts_with("created store"), "{made}");
         assert!(made.hint.unwrap().contains("do NOT rerun"));
+    }
+
+    /// The command that hint suggests works as given: it passes the key flag
+    /// this `init` used (`--key-env VAR`, or `--key-file PATH` other than the
+    /// store's default key file), none for the default key file.
+    #[test]
+    fn a_lost_init_report_suggests_stats_with_the_key_flag_used() {
+        let spec = StoreSpec {
+            engine: peerbook_engines::Engine::Lmdb,
+            path: "/tmp/peers".into(),
+        };
+        let hint = |key: &KeySource| {
+            let lost = CliError {
+                lost_report: true,
+                ..CliError::new("writing to stdout: broken pipe")
+            };
+            lost_init_report(lost, &spec, key, false, None)
+                .hint
+                .unwrap()
+        };
+        let default = hint(&KeySource::File("/tmp/peers.key".into()));
+        assert!(
+            default.contains("`peerbook stats lmdb:/tmp/peers`"),
+            "{default}"
+        );
+        let file = hint(&KeySource::File("/keys/other.key".into()));
+        assert!(
+            file.contains("`peerbook stats lmdb:/tmp/peers --key-file /keys/other.key`"),
+            "{file}"
+        );
+        let env = hint(&KeySource::Env("PEERBOOK_KEY".into()));
+        assert!(
+            env.contains("`peerbook stats lmdb:/tmp/peers --key-env PEERBOOK_KEY`"),
+            "{env}"
+        );
     }
 }

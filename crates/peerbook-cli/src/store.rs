@@ -241,6 +241,18 @@ impl KeySource {
         }
     }
 
+    /// The flag that passes this key to a command on `spec`, with a leading
+    /// space, for a command line a message suggests: ` --key-env VAR`, ` --key-file
+    /// PATH`, or nothing for `spec`'s default key file (what [`resolve`](Self::resolve)
+    /// takes without flags).
+    pub fn flag_for(&self, spec: &StoreSpec) -> String {
+        match self {
+            KeySource::Env(var) => format!(" --key-env {var}"),
+            KeySource::File(path) if *path == spec.default_key_file() => String::new(),
+            KeySource::File(path) => format!(" --key-file {}", path.display()),
+        }
+    }
+
     /// Load the key; `create` makes a missing key file (0600, create-new).
     pub fn load(&self, create: bool) -> Result<MasterKey, CliError> {
         match self {
