@@ -42,17 +42,8 @@ pub fn run(cli: Cli) -> Result<u8, CliError> {
             // unless only the report was lost (the store is made).
             let creation = Creation::start(store, &key, &key_for_new_store(&key)?)?;
             let book = open(store, Access::Write);
-            let created = book.as_ref().is_ok_and(|book| created_by(false, book));
-            if let Ok(book) = &book {
-                creation.note_open(book);
-            }
-            init(store, &key, false, book, json).map_err(|e| {
-                if e.lost_report {
-                    lost_init_report(e, store, &key, created, creation.new_key_file())
-                } else {
-                    creation.undo();
-                    e
-                }
+            init_new(store, &key, creation, book, |book| {
+                init(store, &key, false, book, json)
             })
         }
         Command::Stats { store } => stats(&open(store, Access::Read)?, json),
@@ -351,6 +342,32 @@ fn lost_init_report(
     }
 }
 
+/// `init` of a store that did not exist when the command started, opened as
+/// `book` after `creation` began: `report` (`init`) says what it did. What a
+/// failed creation made is removed again, unless only the report was lost (then
+/// the error says whether this command created the store, or found it made
+/// meanwhile: [`lost_init_report`]).
+fn init_new(
+    spec: &StoreSpec,
+    key: &KeySource,
+    creation: Creation,
+    book: Result<Book, CliError>,
+    report: impl FnOnce(Result<Book, CliError>) -> Result<u8, CliError>,
+) -> Result<u8, CliError> {
+    let created = book.as_ref().is_ok_and(|book| created_by(false, book));
+    if let Ok(book) = &book {
+        creation.note_open(book);
+    }
+    report(book).map_err(|e| {
+        if e.lost_report {
+            lost_init_report(e, spec, key, created, creation.new_key_file())
+        } else {
+            creation.undo();
+            e
+        }
+    })
+}
+
 fn init(
     spec: &StoreSpec,
     key: &KeySource,
@@ -504,5 +521,47 @@ mod tests {
             env.contains("`peerbook stats lmdb:/tmp/peers --key-env PEERBOOK_KEY`"),
             "{env}"
         );
+    }
+
+    /// A new store's `init` whose report alone is lost: "created", with "do NOT
+    /// rerun", only when its own open started the book; one another process
+    /// made between the command's start and its open is reported as found
+    /// (this command changed nothing there). Either way nothing is undone.
+    #[cfg(feature = "file")]
+    #[test]
+    fn a_new_stores_lost_init_report_says_created_only_if_its_open_started_the_book() {
+        for made_meanwhile in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let spec: StoreSpec = format!("file:{}", tmp.path().join("book").display())
+                .parse()
+                .unwrap();
+            let key = KeySource::File(tmp.path().join("book.key"));
+            let creation = Creation::start(&spec, &key, &MasterKey::generate().unwrap()).unwrap();
+            if made_meanwhile {
+                let theirs = spec.open().unwrap();
+                let theirs = PeerBook::open(theirs, Options::new(key.load(false).unwrap()));
+                drop(theirs.unwrap().close().unwrap());
+            }
+            let book = open_with(&spec, &key, Access::Write, |o| o);
+            let lost = |_| {
+                Err(CliError {
+                    lost_report: true,
+                    ..CliError::new("cannot write to stdout: no space left on device")
+                })
+            };
+            let e = init_new(&spec, &key, creation, book, lost).unwrap_err();
+            let hint = e.hint.as_deref().unwrap_or_default();
+            if made_meanwhile {
+                assert!(e.cause.contains("another process created it"), "{e}");
+                assert!(!hint.contains("do NOT rerun"), "{hint}");
+            } else {
+                assert!(e.cause.starts_with("created store"), "{e}");
+                assert!(hint.contains("do NOT rerun"), "{hint}");
+            }
+            assert!(e.cause.contains("only the report was lost"), "{e}");
+            assert!(tmp.path().join("book.key").is_file());
+            let found = spec.engine.probe(&spec.path).unwrap();
+            assert_eq!(found, peerbook_engines::DirContents::Store);
+        }
     }
 }
