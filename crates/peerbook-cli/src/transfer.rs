@@ -314,8 +314,9 @@ struct Migration<'a> {
 
 impl Migration<'_> {
     /// Write `doc` (read from `source`, FROM's book) into TO, refused when TO holds
-    /// peers unless `force`, then check the copy record by record. When TO is
-    /// new (this command creates it: `creation`), a failed check empties it again while its
+    /// peers unless `force`, then check the copy record by record. When this
+    /// command's open started TO's book (TO new, `creation`, and not made by
+    /// another process meanwhile), a failed check empties it again while its
     /// lock is still held, so that the caller can remove it: a copy that failed
     /// its check is not FROM's book.
     fn write_copy(&self, source: &Book, doc: &ExportDocument) -> Result<u8, CliError> {
@@ -345,6 +346,10 @@ impl Migration<'_> {
         if let Some(creation) = creation {
             creation.note_open(&target);
         }
+        // Whether this open started TO's book: only then is TO this command's,
+        // which its undo removes (`Creation::undo`). A new TO another process
+        // made meanwhile stays, as an existing one does.
+        let ours = new && target.created_book();
         refuse_unless_empty(&target, to, to_key, force && !new)?;
         // Then TO takes FROM's retention settings, with room for every peer
         // (reopened on the same backend: its lock kept other processes out since
@@ -364,8 +369,13 @@ impl Migration<'_> {
         spinner.finish_and_clear();
         let report = match report {
             Ok(report) => report,
-            // A new TO goes with what this command made (`Creation::undo`).
-            Err(e) if new => return Err(CliError::store(e, to_key, to).hint("TO was not changed")),
+            // TO goes with what this command made (`Creation::undo`), unless a
+            // write of unknown outcome landed.
+            Err(e) if ours => {
+                let changed_nothing = import_changed_nothing(&e, target.needs_reopen());
+                let hint = own_new_to_import_hint(to, changed_nothing);
+                return Err(CliError::store(e, to_key, to).hint(hint));
+            }
             // A commit with an unknown outcome (the book is poisoned): FROM's
             // peers may have landed, under FROM's settings; those stay as they are.
             Err(e) if !import_changed_nothing(&e, target.needs_reopen()) => {
@@ -409,12 +419,25 @@ impl Migration<'_> {
                     return e;
                 }
                 let hint = e.hint.clone().unwrap_or_default();
+                // Not this command's: the undo keeps it (and says so).
+                if !ours {
+                    return e.hint(format!(
+                        "{hint}; {to} was made by another process meanwhile, not by this \
+                         command: it stays, holding the copy that failed its check; do not \
+                         use it"
+                    ));
+                }
+                // Emptied while its lock is held, so that the undo removes it.
                 match target.clear_all() {
                     Ok(()) => e.hint(format!(
-                        "{hint}; the new {to} failed its check and is removed with what this command made (a warning above names what stays)"
+                        "{hint}; the new {to} failed its check and is removed with what this \
+                         command made (emptied first; a warning above names anything that \
+                         stays)"
                     )),
                     Err(clear) => e.hint(format!(
-                        "{hint}; the new {to} failed its check and could not be emptied ({clear}): it stays, do not use it"
+                        "{hint}; the new {to} failed its check and could not be emptied \
+                         ({clear}): it stays, holding the copy, and so does what this command \
+                         made (a warning above names it); do not use it"
                     )),
                 }
             })?;
@@ -438,6 +461,26 @@ impl Migration<'_> {
         };
         finish().map_err(|e| e.after_change(written))?;
         Ok(0)
+    }
+}
+
+/// The hint of a failed import into a new TO that this command's open created:
+/// the undo that follows (`Creation::undo`) removes it with what this command
+/// made when it holds no peer: always when the import is known to have
+/// `changed_nothing`; after a write of unknown outcome, only if that write did
+/// not land (else TO stays, holding FROM's peers, and a warning says so).
+fn own_new_to_import_hint(to: &StoreSpec, changed_nothing: bool) -> String {
+    if changed_nothing {
+        format!(
+            "the import wrote nothing; the new {to} is removed with what this command made \
+             (a warning above names anything that stays)"
+        )
+    } else {
+        format!(
+            "the import's write failed with an unknown outcome: the new {to} may hold FROM's \
+             peers; it is removed with what this command made only if it holds none, else it \
+             stays (a warning above says so): check it with `peerbook list {to}`"
+        )
     }
 }
 

@@ -30,6 +30,29 @@ fn only_a_known_refusal_of_an_import_changed_nothing() {
     }
 }
 
+/// The hint of a failed import into a new TO that this command created says
+/// what the undo does: removed when the import wrote nothing; after a write
+/// of unknown outcome (the book poisoned: `NeedsReopen`), TO may hold FROM's
+/// peers and then stays: never "not changed" then.
+#[test]
+fn a_failed_import_into_its_own_new_to_says_what_the_undo_does() {
+    let to = StoreSpec {
+        engine: peerbook_engines::Engine::Lmdb,
+        path: "/tmp/to".into(),
+    };
+    let unknown = own_new_to_import_hint(&to, false);
+    assert!(!unknown.contains("not changed"), "{unknown}");
+    assert!(!unknown.contains("wrote nothing"), "{unknown}");
+    assert!(unknown.contains("unknown outcome"), "{unknown}");
+    assert!(unknown.contains("may hold FROM's peers"), "{unknown}");
+    assert!(unknown.contains("else it stays"), "{unknown}");
+    let nothing = own_new_to_import_hint(&to, true);
+    assert!(
+        nothing.contains("is removed with what this command made"),
+        "{nothing}"
+    );
+}
+
 /// A new TO whose copy fails its check (here FROM changed after it was read,
 /// which its lock prevents across processes) is emptied, then removed with
 /// the key file and directory this command made.
@@ -73,6 +96,54 @@ fn a_new_to_that_fails_its_check_is_removed() {
     creation.undo();
     assert!(!tmp.path().join("a").exists());
     assert!(!tmp.path().join("to.key").exists());
+}
+
+/// A new TO that another process made (empty, with the same key) between this
+/// command's start and its open, whose copy then fails its check: it is not
+/// this command's, so it is not emptied and not said to be removed, and the
+/// undo keeps it, with the key file it may be sealed with.
+#[cfg(feature = "file")]
+#[test]
+fn a_new_to_made_meanwhile_that_fails_its_check_is_not_said_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |name: &str| -> StoreSpec {
+        format!("file:{}", tmp.path().join(name).display())
+            .parse()
+            .unwrap()
+    };
+    let (from, to) = (spec("from"), spec("a/to"));
+    let to_key = KeySource::File(tmp.path().join("to.key"));
+    let key = peerbook::MasterKey::load_or_create(tmp.path().join("from.key")).unwrap();
+    let source = peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
+    let alice = |name: &str| peerbook::NewPeer {
+        peer_id: "alice".into(),
+        display_name: name.into(),
+        ..peerbook::NewPeer::default()
+    };
+    source.store_peer(alice("Alice")).unwrap();
+    let doc = source.export_data(ExportOptions::default()).unwrap();
+    source.store_peer(alice("Alice B.")).unwrap();
+    let creation = Creation::start(&to, &to_key, &key).unwrap();
+    // Another process makes TO, with the key file this command wrote.
+    let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key.clone())).unwrap();
+    drop(theirs.close().unwrap());
+    let migration = Migration {
+        from: &from,
+        to: &to,
+        to_key: &to_key,
+        force: false,
+        json: true,
+        creation: Some(&creation),
+    };
+    let e = migration.write_copy(&source, &doc).unwrap_err();
+    assert!(e.cause.starts_with("check failed"), "{e}");
+    let hint = e.hint.as_deref().unwrap_or("");
+    assert!(!hint.contains("removed"), "{e}");
+    assert!(hint.contains("another process"), "{e}");
+    creation.undo();
+    let found = to.engine.probe(&to.path).unwrap();
+    assert_eq!(found, peerbook_engines::DirContents::Store);
+    assert!(tmp.path().join("to.key").is_file());
 }
 
 /// `--force` does not replace a TO that did not exist when the command looked
