@@ -47,13 +47,17 @@ mod compacting {
 
 /// A failed open removes the directories it created and leaves the user's files,
 /// also one failing in the engine (a 4085-byte store path: room for its `LOCK`,
-/// not for the longer names of the files it writes next).
+/// not for `snapshot.1.tmp`, the first file a new store writes, which its error
+/// names).
 #[test]
 fn failed_open_leaves_no_new_directories() {
     peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(
         |path| FileBackend::open(path, FileOptions::default()),
         EngineFailure {
             store_path_len: 4085,
+            fits: &["LOCK"],
+            fails_on: "snapshot.1.tmp",
+            error_says: "snapshot.1.tmp",
             leaves: &[],
         },
     );

@@ -37,13 +37,18 @@ mod small_map {
 }
 
 /// A failed open removes the directories it created and leaves the user's files,
-/// also one failing in the engine (a 4082-byte store path: LMDB makes `LOCK` and `creating/`, not `creating/data.mdb`).
+/// also one failing in the engine (a 4082-byte store path: the backend makes
+/// `LOCK` and `creating/`, LMDB not `creating/data.mdb`; the error names the
+/// LMDB environment, which that of a failed `LOCK` does not).
 #[test]
 fn failed_open_leaves_no_new_directories() {
     peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(
         |path| LmdbBackend::open(path, LmdbOptions::default()),
         EngineFailure {
             store_path_len: 4082,
+            fits: &["LOCK", "creating"],
+            fails_on: "creating/data.mdb",
+            error_says: "the LMDB environment at",
             leaves: &[],
         },
     );

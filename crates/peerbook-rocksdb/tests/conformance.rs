@@ -35,14 +35,18 @@ mod small_memtables {
 
 /// A failed open removes the directories it created and leaves the user's files;
 /// once RocksDB has written its `LOCK` and `LOG` into the new store directory (a
-/// 4086-byte store path has room for those, not for `MANIFEST-000001`), those
-/// stay, with the directories holding them (see `RocksBackend::open`).
+/// 4086-byte store path has room for those, not for the `000000.dbtmp` it
+/// writes next, which its error names), those stay, with the directories
+/// holding them (see `RocksBackend::open`).
 #[test]
 fn failed_open_leaves_no_new_directories() {
     peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(
         |path| RocksBackend::open(path, RocksOptions::default()),
         EngineFailure {
             store_path_len: 4086,
+            fits: &["LOCK", "LOG"],
+            fails_on: "000000.dbtmp",
+            error_says: "000000.dbtmp",
             leaves: &["LOCK", "LOG"],
         },
     );

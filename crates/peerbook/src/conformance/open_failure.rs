@@ -20,6 +20,9 @@ const USER_BYTES: &[u8] = b"the user's own notes\n";
 /// a directory of 4094 bytes can be made, but no file inside it (`/` and one
 /// byte are already 4096).
 const LINUX_DIR_LEN: usize = 4094;
+/// Linux's `PATH_MAX`, the terminating NUL included: a path takes at most 4095
+/// bytes.
+const LINUX_PATH_MAX: usize = 4096;
 
 /// One entry of a [`tree`]: a directory, a file with its bytes, or a symbolic
 /// link with its target (never followed).
@@ -69,6 +72,7 @@ fn temp_with_user_file() -> tempfile::TempDir {
 
 /// Open `store` (under `tmp`) with `open`, which must fail with an error
 /// `expected_kind` accepts, and check that `tmp` then holds exactly `expected`.
+/// Returns what the error says (its `Display`).
 fn assert_fails_and_leaves<B>(
     case: &str,
     open: &impl Fn(&Path) -> Result<B, BackendError>,
@@ -76,16 +80,17 @@ fn assert_fails_and_leaves<B>(
     store: &Path,
     expected_kind: impl Fn(&BackendError) -> bool,
     expected: &BTreeMap<PathBuf, Entry>,
-) {
-    let result = open(store);
-    match &result {
+) -> String {
+    let said = match open(store) {
         Ok(_) => panic!("{case}: an open of a store it cannot make must fail"),
-        Err(e) => assert!(
-            expected_kind(e),
-            "{case}: not the expected kind of error: {e:?}"
-        ),
-    }
-    drop(result);
+        Err(e) => {
+            assert!(
+                expected_kind(&e),
+                "{case}: not the expected kind of error: {e:?}"
+            );
+            e.to_string()
+        }
+    };
     let left = tree(tmp);
     // Paths shortened: those of the long-path case run to 4 KiB each.
     let short = |p: &PathBuf| -> String {
@@ -107,6 +112,14 @@ fn assert_fails_and_leaves<B>(
         left.len(),
         left.keys().map(short).collect::<Vec<_>>()
     );
+    said
+}
+
+/// The last `n` characters of `s`: of an error naming a 4 KiB path, the part
+/// worth printing.
+fn tail(s: &str, n: usize) -> String {
+    let skip = s.chars().count().saturating_sub(n);
+    s.chars().skip(skip).collect()
 }
 
 /// An [`io::ErrorKind`](std::io::ErrorKind) of a [`BackendError::Io`], as the
@@ -140,18 +153,40 @@ fn path_of_len(tmp: &Path, len: usize) -> PathBuf {
 
 /// Where an engine's own open fails, for the case that reaches it (Linux
 /// only): a store path of [`store_path_len`](Self::store_path_len) bytes, short
-/// enough for its directories and first files, too long for the engine's
-/// longer file names (`PATH_MAX` is 4096).
+/// enough for its directories and first files ([`fits`](Self::fits)), too long
+/// for a longer file name of the engine ([`fails_on`](Self::fails_on));
+/// `PATH_MAX` is 4096, so a path takes at most 4095 bytes. That the open got
+/// that far, its error proves ([`error_says`](Self::error_says)).
 #[derive(Clone, Copy, Debug)]
 pub struct EngineFailure<'a> {
     /// The length of the store's path, in bytes, found by trying: the engine
     /// must make at least one file there before it fails.
     pub store_path_len: usize,
+    /// The names (relative to the store directory) of what the open makes in
+    /// it before the engine fails (its lock file first): each fits at
+    /// `store_path_len` (checked: the path, a `/` and the name in 4095 bytes).
+    pub fits: &'a [&'a str],
+    /// The name (relative to the store directory) of the engine's file that
+    /// does not fit at `store_path_len` (checked), where its open fails.
+    pub fails_on: &'a str,
+    /// What the open's error says (its `Display`) when it fails in the engine,
+    /// and not when it fails before it (checked against the case with no room
+    /// for any file): proof that the open reached the engine.
+    pub error_says: &'a str,
     /// The files, by name, the engine is documented to leave in the store
-    /// directory after such a failure (their bytes are not compared); with any,
-    /// the store directory stays, and so do the new ones above it. Empty for a
-    /// backend whose failed open removes all it made.
+    /// directory after such a failure (their bytes are not compared), among
+    /// [`fits`](Self::fits); with any, the store directory stays, and so do
+    /// the new ones above it. Empty for a backend whose failed open removes all
+    /// it made.
     pub leaves: &'a [&'a str],
+}
+
+impl EngineFailure<'_> {
+    /// Whether a file `name` (relative to the store directory) fits at
+    /// `store_path_len`: the path, a `/` and the name in `PATH_MAX - 1` bytes.
+    fn fits_at_len(&self, name: &str) -> bool {
+        self.store_path_len + 1 + name.len() < LINUX_PATH_MAX
+    }
 }
 
 /// A failed open of an on-disk backend returns an error of the expected kind,
@@ -173,8 +208,11 @@ pub struct EngineFailure<'a> {
 ///   [`BackendError::Io`];
 /// - on Linux, `tmp/a/b/...` [`engine.store_path_len`](EngineFailure) bytes long:
 ///   the open gets as far as the engine, which fails on a longer file name
-///   after it made its first files: [`BackendError::Io`], and only
-///   [`engine.leaves`](EngineFailure) stays (with the directories holding it);
+///   after it made its first files: [`BackendError::Io`] saying
+///   [`engine.error_says`](EngineFailure) (which the error of the case before
+///   does not say), and only [`engine.leaves`](EngineFailure) stays (with the
+///   directories holding it); the names the engine gives are checked to fit,
+///   or not, at that length;
 /// - `tmp/a/b/book` a regular file where the store directory should be:
 ///   [`BackendError::Io`], and the file stays with its bytes;
 /// - on Unix, a dangling symbolic link `tmp/link` as the store directory, or
@@ -213,7 +251,7 @@ pub fn failed_open_leaves_no_new_directories<B>(
         let tmp = temp_with_user_file();
         let store = path_of_len(tmp.path(), LINUX_DIR_LEN);
         assert_eq!(store.as_os_str().len(), LINUX_DIR_LEN);
-        assert_fails_and_leaves(
+        let before_engine = assert_fails_and_leaves(
             "a store directory with no room for a file name",
             &open,
             tmp.path(),
@@ -222,61 +260,7 @@ pub fn failed_open_leaves_no_new_directories<B>(
             &user_only,
         );
 
-        let tmp = temp_with_user_file();
-        let store = path_of_len(tmp.path(), engine.store_path_len);
-        assert_eq!(store.as_os_str().len(), engine.store_path_len);
-        let mut expected = user_only.clone();
-        if !engine.leaves.is_empty() {
-            // The store directory holds what the engine left: it stays, and so
-            // do the new directories above it.
-            for dir in store.ancestors().take_while(|d| *d != tmp.path()) {
-                let rel = dir.strip_prefix(tmp.path()).expect("under tmp");
-                expected.insert(rel.to_path_buf(), Entry::Dir);
-            }
-        }
-        let rel_store = store
-            .strip_prefix(tmp.path())
-            .expect("under tmp")
-            .to_path_buf();
-        // The engine's files, of bytes not compared: taken as found.
-        let engine_files = |left: &BTreeMap<PathBuf, Entry>| {
-            let mut expected = expected.clone();
-            for name in engine.leaves {
-                let rel = rel_store.join(name);
-                let found = left.get(&rel).cloned();
-                assert!(
-                    matches!(found, Some(Entry::File(_))),
-                    "an engine failure must leave {name} (a file) in the store directory"
-                );
-                expected.extend(found.map(|found| (rel, found)));
-            }
-            expected
-        };
-        let result = open(&store);
-        match &result {
-            Ok(_) => panic!(
-                "a store path of {} bytes: the engine's open must fail",
-                engine.store_path_len
-            ),
-            Err(e) => assert!(is_io(e), "the engine's failure: not an Io error: {e:?}"),
-        }
-        drop(result);
-        let left = tree(tmp.path());
-        let expected = engine_files(&left);
-        assert!(
-            left == expected,
-            "a store path of {} bytes, failing in the engine: must leave exactly \
-             the user's file and {:?} (with the directories holding them); left {:?}",
-            engine.store_path_len,
-            engine.leaves,
-            left.keys()
-                .map(|p| p.file_name().map(|n| n
-                    .to_string_lossy()
-                    .chars()
-                    .take(20)
-                    .collect::<String>()))
-                .collect::<Vec<_>>()
-        );
+        fails_in_the_engine(&open, engine, &user_only, &before_engine);
     }
 
     let tmp = temp_with_user_file();
@@ -302,6 +286,109 @@ pub fn failed_open_leaves_no_new_directories<B>(
 
     #[cfg(unix)]
     symbolic_links_stay(&open, &user_only);
+}
+
+/// The case that reaches the engine (Linux; see [`EngineFailure`]): `before`
+/// is what the error of an open failing before the engine said (no room for
+/// any file in the store directory).
+fn fails_in_the_engine<B>(
+    open: &impl Fn(&Path) -> Result<B, BackendError>,
+    engine: EngineFailure<'_>,
+    user_only: &BTreeMap<PathBuf, Entry>,
+    before: &str,
+) {
+    let is_io = |e: &BackendError| io_kind(e).is_some();
+    let len = engine.store_path_len;
+    assert!(!engine.fits.is_empty(), "EngineFailure: name what fits");
+    for name in engine.fits {
+        assert!(
+            engine.fits_at_len(name),
+            "EngineFailure: {name} does not fit at {len} bytes"
+        );
+    }
+    assert!(
+        !engine.fits_at_len(engine.fails_on),
+        "EngineFailure: {} fits at {len} bytes: the engine would not fail on it",
+        engine.fails_on
+    );
+    for name in engine.leaves {
+        assert!(
+            engine.fits.contains(name),
+            "EngineFailure: {name} left, but not among `fits`"
+        );
+    }
+    assert!(
+        !engine.error_says.is_empty() && !before.contains(engine.error_says),
+        "EngineFailure: an open failing before the engine must not say {:?} (its \
+         error: ...{})",
+        engine.error_says,
+        tail(before, 200)
+    );
+    let tmp = temp_with_user_file();
+    let store = path_of_len(tmp.path(), engine.store_path_len);
+    assert_eq!(store.as_os_str().len(), engine.store_path_len);
+    let mut expected = user_only.clone();
+    if !engine.leaves.is_empty() {
+        // The store directory holds what the engine left: it stays, and so
+        // do the new directories above it.
+        for dir in store.ancestors().take_while(|d| *d != tmp.path()) {
+            let rel = dir.strip_prefix(tmp.path()).expect("under tmp");
+            expected.insert(rel.to_path_buf(), Entry::Dir);
+        }
+    }
+    let rel_store = store
+        .strip_prefix(tmp.path())
+        .expect("under tmp")
+        .to_path_buf();
+    // The engine's files, of bytes not compared: taken as found.
+    let engine_files = |left: &BTreeMap<PathBuf, Entry>| {
+        let mut expected = expected.clone();
+        for name in engine.leaves {
+            let rel = rel_store.join(name);
+            let found = left.get(&rel).cloned();
+            assert!(
+                matches!(found, Some(Entry::File(_))),
+                "an engine failure must leave {name} (a file) in the store directory"
+            );
+            expected.extend(found.map(|found| (rel, found)));
+        }
+        expected
+    };
+    let result = open(&store);
+    match &result {
+        Ok(_) => panic!(
+            "a store path of {} bytes: the engine's open must fail",
+            engine.store_path_len
+        ),
+        Err(e) => {
+            assert!(is_io(e), "the engine's failure: not an Io error: {e:?}");
+            let said = e.to_string();
+            assert!(
+                said.contains(engine.error_says),
+                "a store path of {len} bytes: the open must fail in the engine, its error \
+                 saying {:?}: ...{}",
+                engine.error_says,
+                tail(&said, 200)
+            );
+        }
+    }
+    drop(result);
+    let left = tree(tmp.path());
+    let expected = engine_files(&left);
+    assert!(
+        left == expected,
+        "a store path of {} bytes, failing in the engine: must leave exactly \
+         the user's file and {:?} (with the directories holding them); left {:?}",
+        engine.store_path_len,
+        engine.leaves,
+        left.keys()
+            .map(|p| p.file_name().map(|n| n
+                .to_string_lossy()
+                .chars()
+                .take(20)
+                .collect::<String>()))
+            .collect::<Vec<_>>()
+    );
 }
 
 /// The symbolic-link cases of [`failed_open_leaves_no_new_directories`]: a
@@ -380,6 +467,47 @@ mod tests {
             |_| Err::<(), _>(BackendError::Io(std::io::Error::other("refused"))),
             EngineFailure {
                 store_path_len: 4085,
+                fits: &["LOCK"],
+                fails_on: "snapshot.1.tmp",
+                error_says: "snapshot.1.tmp",
+                leaves: &[],
+            },
+        );
+    }
+
+    /// An open that makes its directories and its `LOCK` but never reaches an
+    /// engine (it refuses any long path then) passes every case the kit had
+    /// before it checked the engine's error, and fails the case that reaches
+    /// the engine: nothing there proved the open got that far.
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[should_panic(expected = "the open must fail in the engine")]
+    fn an_open_that_never_reaches_the_engine_fails_the_engine_case() {
+        use crate::backend::NewDirs;
+        let open = |path: &Path| -> Result<(), BackendError> {
+            let made = NewDirs::create(path).map_err(|(made, e)| {
+                made.undo_failed_open("test");
+                BackendError::Io(e)
+            })?;
+            let lock = path.join("LOCK");
+            let refused = match std::fs::write(&lock, b"") {
+                Ok(()) if path.as_os_str().len() < 1000 => return Ok(()),
+                Ok(()) => {
+                    std::fs::remove_file(&lock).expect("remove LOCK");
+                    std::io::Error::other("refused before any engine")
+                }
+                Err(e) => e,
+            };
+            made.undo_failed_open("test");
+            Err(BackendError::Io(refused))
+        };
+        failed_open_leaves_no_new_directories(
+            open,
+            EngineFailure {
+                store_path_len: 4085,
+                fits: &["LOCK"],
+                fails_on: "snapshot.1.tmp",
+                error_says: "snapshot.1.tmp",
                 leaves: &[],
             },
         );
