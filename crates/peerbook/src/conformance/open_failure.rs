@@ -213,6 +213,10 @@ impl EngineFailure<'_> {
 ///   does not say), and only [`engine.leaves`](EngineFailure) stays (with the
 ///   directories holding it); the names the engine gives are checked to fit,
 ///   or not, at that length;
+/// - empty directories there before stay: `tmp/keep/` above the store
+///   `tmp/keep/<a 300-byte name>` (kind `InvalidFilename`) and, on Linux, an
+///   empty store directory 4094 bytes long made before the open
+///   ([`BackendError::Io`]), with those above it;
 /// - `tmp/a/b/book` a regular file where the store directory should be:
 ///   [`BackendError::Io`], and the file stays with its bytes;
 /// - on Unix, a dangling symbolic link `tmp/link` as the store directory, or
@@ -262,6 +266,8 @@ pub fn failed_open_leaves_no_new_directories<B>(
 
         fails_in_the_engine(&open, engine, &user_only, &before_engine);
     }
+
+    existing_empty_directories_stay(&open, &user_only);
 
     let tmp = temp_with_user_file();
     let parent = tmp.path().join("a").join("b");
@@ -389,6 +395,44 @@ fn fails_in_the_engine<B>(
                 .collect::<String>()))
             .collect::<Vec<_>>()
     );
+}
+
+/// Empty directories there before the open stay after it fails: `tmp/keep/`
+/// above the store `tmp/keep/<a 300-byte name>` (kind `InvalidFilename`), and,
+/// on Linux, an empty store directory made before the open, 4094 bytes long
+/// (no room for a file in it: [`BackendError::Io`]), and those above it.
+fn existing_empty_directories_stay<B>(
+    open: &impl Fn(&Path) -> Result<B, BackendError>,
+    user_only: &BTreeMap<PathBuf, Entry>,
+) {
+    let tmp = temp_with_user_file();
+    let keep = tmp.path().join("keep");
+    std::fs::create_dir(&keep).expect("make keep");
+    let mut expected = user_only.clone();
+    expected.insert(PathBuf::from("keep"), Entry::Dir);
+    assert_fails_and_leaves(
+        "an empty directory of the user's above a name too long",
+        open,
+        tmp.path(),
+        &keep.join("n".repeat(300)),
+        |e| io_kind(e) == Some(std::io::ErrorKind::InvalidFilename),
+        &expected,
+    );
+
+    if cfg!(target_os = "linux") {
+        let tmp = temp_with_user_file();
+        let store = path_of_len(tmp.path(), LINUX_DIR_LEN);
+        std::fs::create_dir_all(&store).expect("make the store directory");
+        let expected = tree(tmp.path());
+        assert_fails_and_leaves(
+            "an empty store directory there before, with no room for a file name",
+            open,
+            tmp.path(),
+            &store,
+            |e| io_kind(e).is_some(),
+            &expected,
+        );
+    }
 }
 
 /// The symbolic-link cases of [`failed_open_leaves_no_new_directories`]: a
