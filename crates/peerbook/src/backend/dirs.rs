@@ -286,6 +286,25 @@ mod tests {
         made.undo_failed_open("test");
         assert!(dir.is_dir(), "a/b/c, made by another process, stays");
 
+        // A file the other process puts where this one is about to make `a/b`
+        // is the error: never noted, never walked through.
+        std::fs::remove_dir_all(&a).unwrap();
+        let (made, e) = NewDirs::create_with(
+            &b,
+            |d| {
+                if d == b && a.is_dir() {
+                    std::fs::write(&b, b"theirs").unwrap();
+                }
+                std::fs::create_dir(d)
+            },
+            |d| d.is_dir(),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(made.paths(), std::slice::from_ref(&a));
+        made.undo_failed_open("test");
+        assert_eq!(std::fs::read(&b).unwrap(), b"theirs");
+
         // The same with the walk told by a file system in memory: only what
         // `create_dir` made is noted, outermost made first.
         let mut fs = Fake::with(&["/", "/t"]);
