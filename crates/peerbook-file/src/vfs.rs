@@ -45,11 +45,26 @@ pub trait Vfs: Send + Sync + fmt::Debug {
         Err(io::ErrorKind::AlreadyExists.into())
     }
 
-    /// Whether `path` is a directory, through symbolic links (a dangling link is
-    /// not): what an open walks through when [`create_dir`](Vfs::create_dir)
-    /// finds it there. The default: whether [`list`](Vfs::list) lists it.
-    fn is_dir(&self, path: &Path) -> bool {
-        self.list(path).is_ok()
+    /// Whether `path` is a directory, through symbolic links (a dangling link, or
+    /// nothing there, is not: `Ok(false)`), or the error of telling it (a loop
+    /// of links, a permission denied), which is then the open's: what an open
+    /// walks through when [`create_dir`](Vfs::create_dir) finds it there. The
+    /// default: whether [`list`](Vfs::list) lists it, `Ok(false)` when that
+    /// fails with [`io::ErrorKind::NotFound`] or
+    /// [`io::ErrorKind::NotADirectory`], its error otherwise.
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        match self.list(path) {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Names (not paths) of the entries of `dir`, in any order.
@@ -189,8 +204,12 @@ impl Vfs for StdFs {
         std::fs::create_dir(dir)
     }
 
-    fn is_dir(&self, path: &Path) -> bool {
-        std::fs::metadata(path).is_ok_and(|m| m.is_dir())
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        match std::fs::metadata(path) {
+            Ok(meta) => Ok(meta.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

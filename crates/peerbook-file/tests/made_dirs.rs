@@ -25,10 +25,9 @@ fn a_directory_made_meanwhile_by_another_process_stays() {
     let made = AtomicBool::new(false);
     let a_b = theirs.clone();
     let fs = HookedFs::new(StdFs, move |op, _path: &Path| match op {
-        // Listing finds nothing there yet; the first step that makes a
-        // directory runs after the other process made `a/b`.
-        FsOp::List => Ok(()),
         FsOp::Lock => Err(io::ErrorKind::WouldBlock.into()),
+        // The open's first call, its `create_dir` of `a/b/book`, runs after
+        // the other process made `a/b`.
         _ => {
             if !made.swap(true, Ordering::SeqCst) {
                 fs::create_dir_all(&a_b).unwrap();
@@ -102,4 +101,32 @@ fn a_symbolic_link_to_a_directory_is_never_removed() {
         assert!(real.is_dir());
         assert_eq!(fs::read_dir(&real).unwrap().count(), 0, "{}", dir.display());
     }
+}
+
+/// A failure to tell whether what is at the store's path is a directory (an
+/// injected `is_dir` failure, as a loop of links or a denied permission would
+/// give) is the open's error, of its kind: never taken for a file there
+/// (`AlreadyExists`). The directory stays.
+#[test]
+fn a_failure_of_is_dir_is_the_open_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    fs::create_dir(&dir).unwrap();
+    let fs = HookedFs::new(StdFs, |op, _path: &Path| match op {
+        FsOp::IsDir => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "injected is_dir",
+        )),
+        _ => Ok(()),
+    });
+    let e = FileBackend::open_with_vfs(Arc::new(fs), &dir, FileOptions::default()).unwrap_err();
+    match &e {
+        BackendError::Io(io) => {
+            assert_eq!(io.kind(), io::ErrorKind::PermissionDenied, "{e}");
+            assert!(e.to_string().contains("injected is_dir"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(dir.is_dir());
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
 }

@@ -17,6 +17,8 @@ pub enum FsOp {
     CreateDirAll,
     /// [`Vfs::create_dir`].
     CreateDir,
+    /// [`Vfs::is_dir`].
+    IsDir,
     /// [`Vfs::list`].
     List,
     /// [`Vfs::read`].
@@ -192,9 +194,8 @@ impl<V: Vfs, H: FsHook + 'static> Vfs for HookedFs<V, H> {
         self.run(FsOp::CreateDir, dir, |fs| fs.create_dir(dir))
     }
 
-    /// Passed on, no hook run (it cannot fail).
-    fn is_dir(&self, path: &Path) -> bool {
-        self.inner.is_dir(path)
+    fn is_dir(&self, path: &Path) -> io::Result<bool> {
+        self.run(FsOp::IsDir, path, |fs| fs.is_dir(path))
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -319,7 +320,7 @@ mod tests {
         // SimFs has every directory (the default `create_dir`)
         let there = fs.create_dir(dir).unwrap_err();
         assert_eq!(there.kind(), io::ErrorKind::AlreadyExists);
-        assert!(fs.is_dir(dir));
+        assert!(fs.is_dir(dir).unwrap());
         let mut file = fs.create(a).unwrap();
         file.append(b"hello").unwrap();
         file.sync().unwrap();
@@ -345,6 +346,7 @@ mod tests {
         let expected = [
             (CreateDirAll, "/d"),
             (CreateDir, "/d"),
+            (IsDir, "/d"),
             (Create, "/d/a"),
             (Append, "/d/a"),
             (Sync, "/d/a"),

@@ -2,8 +2,14 @@
 //! removal when it fails: written once for the engines and the CLI, so that a
 //! refused or failed open leaves the user's file system as it found it.
 
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// How many times [`NewDirs::create_with`] walks the path when a directory it
+/// was making, or had found, goes missing before it made the next one down
+/// (another process's failed open of the same new path removing it again).
+const TRIES: usize = 3;
 
 /// The directories an open (or a command creating a store) made on the way to
 /// its store, innermost first: those whose creation, by this open, succeeded
@@ -12,23 +18,75 @@ use std::path::{Path, PathBuf};
 /// neither is anything that is not a directory (a symbolic link to one, a
 /// dangling one): a failure removes them again ([`NewDirs::remove`]), and only
 /// them.
+///
+/// The limit: they are noted, and removed, by path (no device and inode
+/// compared). Between this open making one and its failure removing them, a
+/// program that can write in the parent of one can replace it with a symbolic
+/// link to a directory elsewhere: the removal of one noted below it then goes
+/// through the link, and removes the directory at that path there if it is
+/// empty (never one holding anything, nor a file; on Unix never the link
+/// itself, which `remove_dir` refuses). A program with that right can remove
+/// such an empty directory of its own anyway; what it gains is the removal of
+/// an empty directory in the link's target that it could not remove itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NewDirs {
     /// Innermost first.
     dirs: Vec<PathBuf>,
 }
 
+/// Why one walk of [`NewDirs::create_with`] stopped.
+enum Stop {
+    /// The error, final.
+    Failed(io::Error),
+    /// A directory went missing on the way down (`create_dir` said
+    /// [`io::ErrorKind::NotFound`] after its parent was there): walk again.
+    Gone(io::Error),
+}
+
+/// An `io::Error` about one path of the walk: what is wrong there; the error
+/// met there is its source (and the kind of the `io::Error` holding it is
+/// chosen by the caller).
+#[derive(Debug)]
+struct AtPath {
+    context: String,
+    source: io::Error,
+}
+
+impl fmt::Display for AtPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl std::error::Error for AtPath {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// An error of kind `kind` saying `context`, with `source` as its source.
+fn at_path(kind: io::ErrorKind, context: String, source: io::Error) -> io::Error {
+    io::Error::new(kind, AtPath { context, source })
+}
+
+/// Whether `path` is a directory on the real file system, through symbolic
+/// links: a dangling link, or nothing there, is not (`Ok(false)`); any other
+/// failure to tell is the error (a loop of links, a permission denied).
+fn std_is_dir(path: &Path) -> io::Result<bool> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(meta.is_dir()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl NewDirs {
     /// Make `dir` and its missing ancestors on the real file system, noting
     /// those this call made: [`create_with`](Self::create_with) over
     /// [`std::fs::create_dir`], a directory (through symbolic links) told by
-    /// [`std::fs::metadata`].
+    /// [`std::fs::metadata`] (nothing there, or a dangling link: not one).
     pub fn create(dir: &Path) -> Result<NewDirs, (NewDirs, io::Error)> {
-        Self::create_with(
-            dir,
-            |d| std::fs::create_dir(d),
-            |d| std::fs::metadata(d).is_ok_and(|m| m.is_dir()),
-        )
+        Self::create_with(dir, |d| std::fs::create_dir(d), std_is_dir)
     }
 
     /// Make `dir` and its missing ancestors one level at a time with
@@ -37,12 +95,21 @@ impl NewDirs {
     /// [`io::ErrorKind::NotFound`] when its parent is missing), outermost first,
     /// as `create_dir_all` does, and note exactly those whose `create_dir`
     /// succeeded. `is_dir` tells whether a path that is there is a directory
-    /// (through symbolic links): one that is, found there (before or made by
-    /// another process meanwhile), is walked through and never noted; one that
-    /// is not (a file, a dangling symbolic link) is the error, as is any other
-    /// error of `create_dir`. The empty path (the current directory) is taken
-    /// as there. Through a backend's own file system layer, for fault
-    /// injection.
+    /// (through symbolic links; `Ok(false)` for a dangling one), or fails:
+    /// one that is, found there (before or made by another process meanwhile),
+    /// is walked through and never noted; one that is not (a file, a dangling
+    /// symbolic link) is the error, naming it (of kind
+    /// [`io::ErrorKind::AlreadyExists`] when it is `dir` itself,
+    /// [`io::ErrorKind::NotADirectory`] when it is above it), as is a failure
+    /// of `is_dir` (its own kind, naming the path) and any other error of
+    /// `create_dir`. The empty path (the current directory) is taken as
+    /// there. Through a backend's own file system layer, for fault injection.
+    ///
+    /// A directory that goes missing on the way down (`create_dir` of the
+    /// next one says [`io::ErrorKind::NotFound`]: another process removed it,
+    /// such as the undo of its own failed open of the same new path) starts the
+    /// walk again from `dir`, up to 3 walks in all; then that
+    /// [`io::ErrorKind::NotFound`] is the error.
     ///
     /// `Ok`: `dir` is a directory, with the ones made noted. `Err`: the error,
     /// with those made before it, which the caller removes again
@@ -50,13 +117,75 @@ impl NewDirs {
     pub fn create_with(
         dir: &Path,
         mut create_dir: impl FnMut(&Path) -> io::Result<()>,
-        mut is_dir: impl FnMut(&Path) -> bool,
+        mut is_dir: impl FnMut(&Path) -> io::Result<bool>,
     ) -> Result<NewDirs, (NewDirs, io::Error)> {
         // Outermost first, while made.
         let mut made: Vec<PathBuf> = Vec::new();
-        let done = |mut made: Vec<PathBuf>| {
-            made.reverse();
-            NewDirs { dirs: made }
+        let mut walks = 0;
+        let result = loop {
+            walks += 1;
+            match Self::walk(dir, &mut made, &mut create_dir, &mut is_dir) {
+                Ok(()) => break Ok(()),
+                Err(Stop::Gone(_)) if walks < TRIES => {}
+                Err(Stop::Gone(e)) => {
+                    break Err(at_path(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "a directory on the way to {} went missing while it was made \
+                             ({TRIES} tries)",
+                            dir.display()
+                        ),
+                        e,
+                    ))
+                }
+                Err(Stop::Failed(e)) => break Err(e),
+            }
+        };
+        made.reverse();
+        let made = NewDirs { dirs: made };
+        match result {
+            Ok(()) => Ok(made),
+            Err(e) => Err((made, e)),
+        }
+    }
+
+    /// One walk of [`create_with`](Self::create_with): up from `dir` while the
+    /// parent is missing, then down again, noting in `made` (outermost first)
+    /// each directory `create_dir` made, once.
+    fn walk(
+        dir: &Path,
+        made: &mut Vec<PathBuf>,
+        create_dir: &mut impl FnMut(&Path) -> io::Result<()>,
+        is_dir: &mut impl FnMut(&Path) -> io::Result<bool>,
+    ) -> Result<(), Stop> {
+        let note = |made: &mut Vec<PathBuf>, at: &Path| {
+            if !made.iter().any(|d| d == at) {
+                made.push(at.to_path_buf());
+            }
+        };
+        // What is there at `at` (`create_dir` said so with `e`): walked through
+        // when a directory, else the error.
+        let mut found = |at: &Path, e: io::Error| -> Result<(), Stop> {
+            match is_dir(at) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Stop::Failed(at_path(
+                    if at == dir {
+                        io::ErrorKind::AlreadyExists
+                    } else {
+                        io::ErrorKind::NotADirectory
+                    },
+                    format!(
+                        "{} is there and is not a directory (a file, or a symbolic link to none)",
+                        at.display()
+                    ),
+                    e,
+                ))),
+                Err(e) => Err(Stop::Failed(at_path(
+                    e.kind(),
+                    format!("cannot tell whether {} is a directory", at.display()),
+                    e,
+                ))),
+            }
         };
         // Up from `dir` while its parent is missing: those to make, innermost first.
         let mut todo: Vec<&Path> = Vec::new();
@@ -67,29 +196,44 @@ impl NewDirs {
             }
             match create_dir(at) {
                 Ok(()) => {
-                    made.push(at.to_path_buf());
+                    note(made, at);
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => match at.parent() {
-                    Some(parent) => {
-                        todo.push(at);
-                        at = parent;
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Not there (its parent is missing): one made by an earlier
+                    // walk is gone, no longer to remove.
+                    made.retain(|d| d != at);
+                    match at.parent() {
+                        Some(parent) => {
+                            todo.push(at);
+                            at = parent;
+                        }
+                        None => return Err(Stop::Failed(e)),
                     }
-                    None => return Err((done(made), e)),
-                },
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && is_dir(at) => break,
-                Err(e) => return Err((done(made), e)),
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    found(at, e)?;
+                    break;
+                }
+                Err(e) => return Err(Stop::Failed(e)),
             }
         }
-        // Then down again, outermost first.
+        // Then down again, outermost first. A parent this walk made or found
+        // there, missing now, went missing meanwhile; the current directory
+        // (the empty path, never asked for) missing is the error.
+        let mut parent_seen = !at.as_os_str().is_empty();
         while let Some(at) = todo.pop() {
             match create_dir(at) {
-                Ok(()) => made.push(at.to_path_buf()),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && is_dir(at) => {}
-                Err(e) => return Err((done(made), e)),
+                Ok(()) => note(made, at),
+                Err(e) if e.kind() == io::ErrorKind::NotFound && parent_seen => {
+                    return Err(Stop::Gone(e))
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => found(at, e)?,
+                Err(e) => return Err(Stop::Failed(e)),
             }
+            parent_seen = true;
         }
-        Ok(done(made))
+        Ok(())
     }
 
     /// The directories, innermost first.
@@ -169,374 +313,4 @@ impl NewDirs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_directories_it_made_go_innermost_first_and_only_while_empty() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("a").join("b").join("c");
-        let made = NewDirs::create(&dir).unwrap();
-        assert!(dir.is_dir());
-        assert_eq!(
-            made.paths(),
-            [dir.clone(), tmp.path().join("a/b"), tmp.path().join("a")]
-        );
-        assert!(made.contains(&dir));
-        assert!(!made.contains(tmp.path()));
-        // all there already: none made
-        assert_eq!(NewDirs::create(&dir).unwrap(), NewDirs::default());
-        std::fs::write(tmp.path().join("a/b/theirs"), b"x").unwrap();
-        let (stays, e) = made.remove().unwrap_err();
-        assert_eq!(stays, tmp.path().join("a/b"));
-        assert_eq!(e.kind(), io::ErrorKind::DirectoryNotEmpty);
-        assert!(!dir.exists());
-        assert!(tmp.path().join("a/b/theirs").is_file());
-
-        std::fs::remove_file(tmp.path().join("a/b/theirs")).unwrap();
-        made.remove().unwrap();
-        assert!(!tmp.path().join("a").exists());
-        assert!(tmp.path().exists());
-        // all gone already: nothing to do
-        made.remove().unwrap();
-    }
-
-    /// A file system in memory for [`NewDirs::create_with`]: the directories
-    /// there, and each path `create_dir` was asked to make.
-    struct Fake {
-        dirs: std::collections::BTreeSet<PathBuf>,
-        asked: Vec<PathBuf>,
-    }
-
-    impl Fake {
-        fn with(dirs: &[&str]) -> Fake {
-            Fake {
-                dirs: dirs.iter().map(PathBuf::from).collect(),
-                asked: Vec::new(),
-            }
-        }
-
-        fn create_dir(&mut self, d: &Path) -> io::Result<()> {
-            self.asked.push(d.to_path_buf());
-            if self.dirs.contains(d) {
-                return Err(io::ErrorKind::AlreadyExists.into());
-            }
-            match d.parent() {
-                Some(p) if self.dirs.contains(p) => {
-                    self.dirs.insert(d.to_path_buf());
-                    Ok(())
-                }
-                _ => Err(io::ErrorKind::NotFound.into()),
-            }
-        }
-
-        /// `create_with` of `dir` on it.
-        fn create(&mut self, dir: &str) -> Result<NewDirs, (NewDirs, io::Error)> {
-            let this = std::cell::RefCell::new(self);
-            NewDirs::create_with(
-                Path::new(dir),
-                |d| this.borrow_mut().create_dir(d),
-                |d| this.borrow().dirs.contains(d),
-            )
-        }
-    }
-
-    /// The race: a directory that another process makes between two steps of
-    /// this one (`mkdir -p a/b` while this one makes `a/b/c`) is never noted,
-    /// so a failed open leaves it; nor is one made between this one finding its
-    /// parent missing and making it.
-    #[test]
-    fn a_directory_made_meanwhile_by_another_process_is_never_noted() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (a, b) = (tmp.path().join("a"), tmp.path().join("a/b"));
-        let dir = b.join("c");
-        // `a` found missing (its child's creation said so), then made by the
-        // other process, with `a/b`, before this one makes it.
-        let made = NewDirs::create_with(
-            &dir,
-            |d| {
-                if d == a {
-                    std::fs::create_dir_all(&b).unwrap();
-                }
-                std::fs::create_dir(d)
-            },
-            |d| d.is_dir(),
-        )
-        .unwrap();
-        assert_eq!(made.paths(), std::slice::from_ref(&dir));
-        made.undo_failed_open("test");
-        assert!(b.is_dir(), "a/b, made by another process, stays");
-        assert!(!dir.exists());
-        std::fs::remove_dir_all(&a).unwrap();
-
-        // This one makes `a` and `a/b`; the other makes `a/b/c` just before
-        // this one would: `c` is theirs, `a/b` (not empty) and `a` stay.
-        let made = NewDirs::create_with(
-            &dir,
-            |d| {
-                if d == dir && b.is_dir() {
-                    std::fs::create_dir(&dir).unwrap();
-                }
-                std::fs::create_dir(d)
-            },
-            |d| d.is_dir(),
-        )
-        .unwrap();
-        assert_eq!(made.paths(), [b.clone(), a.clone()]);
-        made.undo_failed_open("test");
-        assert!(dir.is_dir(), "a/b/c, made by another process, stays");
-
-        // A file the other process puts where this one is about to make `a/b`
-        // is the error: never noted, never walked through.
-        std::fs::remove_dir_all(&a).unwrap();
-        let (made, e) = NewDirs::create_with(
-            &b,
-            |d| {
-                if d == b && a.is_dir() {
-                    std::fs::write(&b, b"theirs").unwrap();
-                }
-                std::fs::create_dir(d)
-            },
-            |d| d.is_dir(),
-        )
-        .unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(made.paths(), std::slice::from_ref(&a));
-        made.undo_failed_open("test");
-        assert_eq!(std::fs::read(&b).unwrap(), b"theirs");
-
-        // The same with the walk told by a file system in memory: only what
-        // `create_dir` made is noted, outermost made first.
-        let mut fs = Fake::with(&["/", "/t"]);
-        let made = fs.create("/t/a/b").unwrap();
-        assert_eq!(made.paths(), [Path::new("/t/a/b"), Path::new("/t/a")]);
-        assert_eq!(fs.asked, ["/t/a/b", "/t/a", "/t/a/b"].map(PathBuf::from));
-    }
-
-    /// What is there and is not a directory is the error, never noted: a file,
-    /// a dangling symbolic link (at the path or above it); a symbolic link to a
-    /// directory is walked through, never noted.
-    #[cfg(unix)]
-    #[test]
-    fn what_is_there_is_never_noted_and_only_a_directory_is_walked_through() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = tmp.path().join("file");
-        std::fs::write(&file, b"mine").unwrap();
-        let (made, e) = NewDirs::create(&file).unwrap_err();
-        assert_eq!(
-            (made, e.kind()),
-            (NewDirs::default(), io::ErrorKind::AlreadyExists)
-        );
-        let (made, e) = NewDirs::create(&file.join("x")).unwrap_err();
-        assert_eq!(
-            (made, e.kind()),
-            (NewDirs::default(), io::ErrorKind::NotADirectory)
-        );
-
-        let dangling = tmp.path().join("dangling");
-        std::os::unix::fs::symlink(tmp.path().join("gone"), &dangling).unwrap();
-        for dir in [dangling.clone(), dangling.join("x"), dangling.join("x/y")] {
-            let (made, e) = NewDirs::create(&dir).unwrap_err();
-            assert_eq!(made, NewDirs::default(), "{}", dir.display());
-            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{}", dir.display());
-        }
-        assert!(std::fs::symlink_metadata(&dangling).unwrap().is_symlink());
-        assert!(!tmp.path().join("gone").exists());
-
-        let real = tmp.path().join("real");
-        std::fs::create_dir(&real).unwrap();
-        let link = tmp.path().join("link");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        assert_eq!(NewDirs::create(&link).unwrap(), NewDirs::default());
-        let made = NewDirs::create(&link.join("x")).unwrap();
-        assert_eq!(made.paths(), [link.join("x")]);
-        made.remove().unwrap();
-        assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
-        assert!(real.is_dir() && !real.join("x").exists());
-    }
-
-    /// A failure part of the way returns the error with those made before it,
-    /// which the caller removes again; a missing root is the error too.
-    #[test]
-    fn a_failure_returns_those_made_before_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("a").join("b").join("n".repeat(300));
-        let (made, e) = NewDirs::create(&dir).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidFilename);
-        assert_eq!(made.paths(), [tmp.path().join("a/b"), tmp.path().join("a")]);
-        made.remove().unwrap();
-        assert!(!tmp.path().join("a").exists());
-
-        // `c` refused once its parent is there: `a` and `a/b` were made.
-        let denied = |d: &Path| match d.ends_with("c") && d.parent().is_some_and(Path::is_dir) {
-            true => Err(io::Error::from(io::ErrorKind::PermissionDenied)),
-            false => std::fs::create_dir(d),
-        };
-        let (made, e) =
-            NewDirs::create_with(&tmp.path().join("a/b/c"), denied, |d| d.is_dir()).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::PermissionDenied);
-        assert_eq!(made.paths(), [tmp.path().join("a/b"), tmp.path().join("a")]);
-        made.remove().unwrap();
-        // Refused on the way up: nothing made.
-        let denied = |d: &Path| match d.ends_with("b") {
-            true => Err(io::Error::from(io::ErrorKind::PermissionDenied)),
-            false => std::fs::create_dir(d),
-        };
-        let (made, e) =
-            NewDirs::create_with(&tmp.path().join("a/b/c"), denied, |d| d.is_dir()).unwrap_err();
-        assert_eq!(
-            (made, e.kind()),
-            (NewDirs::default(), io::ErrorKind::PermissionDenied)
-        );
-        assert!(!tmp.path().join("a").exists());
-
-        // Nothing there, not even a root: the error, nothing made.
-        let (made, e) = Fake::with(&[]).create("/a").unwrap_err();
-        assert_eq!(
-            (made, e.kind()),
-            (NewDirs::default(), io::ErrorKind::NotFound)
-        );
-        // Relative: the current directory (the empty path) is taken as there,
-        // never asked for; gone, its child cannot be made.
-        let mut fs = Fake::with(&[""]);
-        let made = fs.create("a/b").unwrap();
-        assert_eq!(made.paths(), [Path::new("a/b"), Path::new("a")]);
-        let mut fs = Fake::with(&[]);
-        let (made, e) = fs.create("a").unwrap_err();
-        assert_eq!(
-            (made, e.kind()),
-            (NewDirs::default(), io::ErrorKind::NotFound)
-        );
-        assert_eq!(fs.asked, [Path::new("a"), Path::new("a")]);
-    }
-
-    /// Named through a missing directory and `..`, an existing one is found
-    /// there (made by no one here), never noted, and stays; only the missing
-    /// directory named before the `..` is made, and goes. A new one named
-    /// through `..` is made, and goes.
-    #[test]
-    fn a_directory_named_through_dot_dot_is_never_counted() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("keep/empty")).unwrap();
-        let dir = tmp.path().join("nope/../keep/empty");
-        let made = NewDirs::create(&dir).unwrap();
-        assert_eq!(made.paths(), [tmp.path().join("nope")]);
-        made.remove().unwrap();
-        assert!(tmp.path().join("keep/empty").is_dir());
-        assert!(!tmp.path().join("nope").exists());
-
-        let made = NewDirs::create(&tmp.path().join("keep/../new/x")).unwrap();
-        assert_eq!(
-            made.paths(),
-            [
-                tmp.path().join("keep/../new/x"),
-                tmp.path().join("keep/../new")
-            ]
-        );
-        made.remove().unwrap();
-        assert!(!tmp.path().join("new").exists());
-        assert!(tmp.path().join("keep/empty").is_dir());
-        // leading `..`
-        let made = Fake::with(&["", "..", "../.."])
-            .create("../../a/b")
-            .unwrap();
-        assert_eq!(made.paths(), [Path::new("../../a/b"), Path::new("../../a")]);
-    }
-
-    #[test]
-    fn undo_after_a_failed_open_goes_through_the_given_remove_dir() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("x").join("y");
-        let made = NewDirs::create(&dir).unwrap();
-        let mut asked = Vec::new();
-        made.undo_failed_open_with("test", |d| {
-            asked.push(d.to_path_buf());
-            std::fs::remove_dir(d)
-        });
-        assert_eq!(asked, [dir.clone(), tmp.path().join("x")]);
-        assert!(!tmp.path().join("x").exists());
-
-        // One that holds something stays, with those above it, and nothing panics.
-        let made = NewDirs::create(&dir).unwrap();
-        std::fs::write(dir.join("theirs"), b"x").unwrap();
-        made.undo_failed_open("test");
-        assert!(dir.join("theirs").is_file());
-    }
-
-    /// The events a [`tracing::Subscriber`] is given, each as its fields
-    /// (`name=value`, the message included): all this test needs, without a
-    /// subscriber crate.
-    #[derive(Clone, Default)]
-    struct Events(std::sync::Arc<std::sync::Mutex<Vec<Event>>>);
-
-    /// One event: its level and fields.
-    type Event = (tracing::Level, Vec<String>);
-
-    struct Fields(Vec<String>);
-
-    impl tracing::field::Visit for Fields {
-        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-            self.0.push(format!("{}={value:?}", field.name()));
-        }
-    }
-
-    impl tracing::Subscriber for Events {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, event: &tracing::Event<'_>) {
-            let mut fields = Fields(Vec::new());
-            event.record(&mut fields);
-            let level = *event.metadata().level();
-            self.0.lock().unwrap().push((level, fields.0));
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-
-    /// What `undo_failed_open_with` adds over `remove_with`: one not empty
-    /// stops the walk without a word; any other error is one warning, naming
-    /// the engine, the directory and the error, and nothing else.
-    #[test]
-    fn undo_warns_once_for_a_directory_it_cannot_remove_but_not_for_one_not_empty() {
-        let made = NewDirs {
-            dirs: vec![PathBuf::from("/nowhere/a/b"), PathBuf::from("/nowhere/a")],
-        };
-        let undo = |kind: io::ErrorKind| {
-            let events = Events::default();
-            let mut asked = 0;
-            tracing::subscriber::with_default(events.clone(), || {
-                made.undo_failed_open_with("test-engine", |_| {
-                    asked += 1;
-                    Err(io::Error::new(kind, "injected"))
-                });
-            });
-            assert_eq!(asked, 1, "{kind:?}: the first failure ends the walk");
-            let events = events.0.lock().unwrap().clone();
-            events
-        };
-
-        assert_eq!(undo(io::ErrorKind::DirectoryNotEmpty), []);
-
-        let events = undo(io::ErrorKind::PermissionDenied);
-        assert_eq!(events.len(), 1, "one warning: {events:?}");
-        let (level, fields) = &events[0];
-        assert_eq!(*level, tracing::Level::WARN);
-        let mut fields = fields.clone();
-        fields.sort();
-        assert_eq!(
-            fields,
-            [
-                "dir=/nowhere/a/b",
-                "engine=\"test-engine\"",
-                "error=injected",
-                "message=a failed open could not remove the directory it created",
-            ]
-        );
-    }
-}
+mod tests;
