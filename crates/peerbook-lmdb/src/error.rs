@@ -70,16 +70,36 @@ pub(crate) fn from_io(err: io::Error, dir: &Path) -> BackendError {
     )
 }
 
+/// What the error of an I/O failure in LMDB's own open of an environment (heed's
+/// open, LMDB's `mdb_env_open`, and the first transaction) starts with, before
+/// the directory: never said by [`from_io`], which the steps of an open before
+/// LMDB runs (making the directories, the scratch directory, the rename, the
+/// syncs) map their errors with. Its own wording, so that an error saying it
+/// proves the open reached LMDB.
+pub(crate) const LMDB_OPEN_FAILED: &str = "LMDB could not open the environment at";
+
 /// Maps an error met while opening the environment: a lock conflict reported by LMDB
-/// itself (another program holding `lock.mdb`) is [`BackendError::Locked`].
+/// itself (another program holding `lock.mdb`) is [`BackendError::Locked`]; an I/O
+/// failure (heed's, or LMDB's error number) says [`LMDB_OPEN_FAILED`]; the rest as
+/// [`from_heed`].
 pub(crate) fn from_heed_at_open(err: heed::Error, dir: &Path) -> BackendError {
     match err {
         heed::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock => BackendError::locked(
             format!("LMDB's lock file in {} is held: {e}", dir.display()),
         )
         .with_source(e),
+        heed::Error::Io(e) => open_failed(e, dir),
+        heed::Error::Mdb(MdbError::Other(code)) => {
+            open_failed(io::Error::from_raw_os_error(code), dir)
+        }
         other => from_heed(other, dir),
     }
+}
+
+/// An I/O failure of LMDB's own open ([`LMDB_OPEN_FAILED`]), as
+/// [`BackendError::io`].
+fn open_failed(err: io::Error, dir: &Path) -> BackendError {
+    BackendError::io(format_args!("{LMDB_OPEN_FAILED} {}", dir.display()), err)
 }
 
 #[cfg(test)]
@@ -132,5 +152,41 @@ mod tests {
             from_heed_at_open(heed::Error::Io(io::ErrorKind::WouldBlock.into()), dir),
             BackendError::Locked { .. }
         ));
+    }
+
+    /// LMDB's own open failing on I/O says [`LMDB_OPEN_FAILED`]; no step
+    /// before it does (they map with `from_io`, or `from_heed` elsewhere), so
+    /// the conformance kit's engine case can tell an open that reached LMDB.
+    #[test]
+    fn only_lmdb_own_open_says_it_could_not_open_the_environment() {
+        let dir = Path::new("/some/book");
+        let too_long = || io::Error::from_raw_os_error(36);
+        for e in [
+            from_heed_at_open(heed::Error::Io(too_long()), dir),
+            from_heed_at_open(heed::Error::Mdb(MdbError::Other(36)), dir),
+        ] {
+            assert!(matches!(e, BackendError::Io(_)), "{e:?}");
+            let said = e.to_string();
+            assert!(
+                said.contains(&format!("{LMDB_OPEN_FAILED} /some/book: ")),
+                "{said}"
+            );
+        }
+        // The conformance test matches this text.
+        assert_eq!(LMDB_OPEN_FAILED, "LMDB could not open the environment at");
+        for kind in [
+            io::ErrorKind::NotFound,
+            io::ErrorKind::InvalidFilename,
+            io::ErrorKind::AlreadyExists,
+            io::ErrorKind::PermissionDenied,
+            io::ErrorKind::StorageFull,
+        ] {
+            let said = from_io(kind.into(), dir).to_string();
+            assert!(!said.contains(LMDB_OPEN_FAILED), "{kind:?}: {said}");
+            let said = from_heed(heed::Error::Io(kind.into()), dir).to_string();
+            assert!(!said.contains(LMDB_OPEN_FAILED), "{kind:?}: {said}");
+        }
+        let said = from_heed(heed::Error::Mdb(MdbError::Other(36)), dir).to_string();
+        assert!(!said.contains(LMDB_OPEN_FAILED), "{said}");
     }
 }

@@ -38,8 +38,11 @@ mod small_map {
 
 /// A failed open removes the directories it created and leaves the user's files,
 /// also one failing in the engine (a 4082-byte store path: the backend makes
-/// `LOCK` and `creating/`, LMDB not `creating/data.mdb`; the error names the
-/// LMDB environment, which that of a failed `LOCK` does not).
+/// `LOCK` and `creating/`, LMDB not `creating/data.mdb`). The error says "LMDB
+/// could not open the environment at", which only an I/O failure of LMDB's own
+/// open says (`from_heed_at_open`): every step before it (the directories,
+/// `LOCK`, `creating/`) maps its error otherwise (`from_io`: "the LMDB
+/// environment at"), which the crate's `error` tests check.
 #[test]
 fn failed_open_leaves_no_new_directories() {
     peerbook::conformance::open_failure::failed_open_leaves_no_new_directories(
@@ -48,7 +51,7 @@ fn failed_open_leaves_no_new_directories() {
             store_path_len: 4082,
             fits: &["LOCK", "creating"],
             fails_on: "creating/data.mdb",
-            error_says: "the LMDB environment at",
+            error_says: "LMDB could not open the environment at",
             leaves: &[],
         },
     );

@@ -171,7 +171,11 @@ pub struct EngineFailure<'a> {
     pub fails_on: &'a str,
     /// What the open's error says (its `Display`) when it fails in the engine,
     /// and not when it fails before it (checked against the case with no room
-    /// for any file): proof that the open reached the engine.
+    /// for any file): proof that the open reached the engine. Wording only an
+    /// error of the engine's own open carries (a file only the engine makes,
+    /// or a message of its own), never a prefix every I/O error of the
+    /// backend's open has: the check against one earlier failure cannot
+    /// catch that.
     pub error_says: &'a str,
     /// The files, by name, the engine is documented to leave in the store
     /// directory after such a failure (their bytes are not compared), among
