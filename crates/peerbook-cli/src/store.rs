@@ -244,12 +244,15 @@ impl KeySource {
     /// The flag that passes this key to a command on `spec`, with a leading
     /// space, for a command line a message suggests: ` --key-env VAR`, ` --key-file
     /// PATH`, or nothing for `spec`'s default key file (what [`resolve`](Self::resolve)
-    /// takes without flags).
+    /// takes without flags). The value is quoted for a POSIX shell when it needs
+    /// it ([`shell_word`]): ` --key-file '/my keys/k.key'`.
     pub fn flag_for(&self, spec: &StoreSpec) -> String {
         match self {
-            KeySource::Env(var) => format!(" --key-env {var}"),
+            KeySource::Env(var) => format!(" --key-env {}", shell_word(var)),
             KeySource::File(path) if *path == spec.default_key_file() => String::new(),
-            KeySource::File(path) => format!(" --key-file {}", path.display()),
+            KeySource::File(path) => {
+                format!(" --key-file {}", shell_word(&path.display().to_string()))
+            }
         }
     }
 
@@ -440,9 +443,44 @@ macro_rules! say {
     ($($arg:tt)*) => { $crate::store::out(&format!($($arg)*))? };
 }
 
+/// `s` as one word of a POSIX shell's command line: as it is when it holds only
+/// characters no shell treats specially (letters, digits, `_ @ % + = : , . / -`),
+/// else in single quotes, each `'` in it written `'\''` (and `''` for the empty
+/// string).
+pub(crate) fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key flag a message suggests runs as suggested in a POSIX shell: a path
+    /// with a space or a quote is quoted, a plain one is not.
+    #[test]
+    fn the_suggested_key_flag_is_quoted_for_a_shell() {
+        let spec = StoreSpec {
+            engine: Engine::Lmdb,
+            path: "/tmp/peers".into(),
+        };
+        let file = |p: &str| KeySource::File(PathBuf::from(p)).flag_for(&spec);
+        assert_eq!(file("/keys/k.key"), " --key-file /keys/k.key");
+        assert_eq!(file("/my keys/k.key"), " --key-file '/my keys/k.key'");
+        assert_eq!(file("/it's/k.key"), r" --key-file '/it'\''s/k.key'");
+        assert_eq!(file("/a $HOME`x`"), " --key-file '/a $HOME`x`'");
+        assert_eq!(file("/tmp/peers.key"), "");
+        assert_eq!(
+            KeySource::Env("PEERBOOK_KEY".into()).flag_for(&spec),
+            " --key-env PEERBOOK_KEY"
+        );
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("~/k"), "'~/k'");
+        assert_eq!(shell_word("*"), "'*'");
+    }
 
     #[cfg(all(feature = "lmdb", feature = "file"))]
     #[test]
