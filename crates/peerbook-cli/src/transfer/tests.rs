@@ -146,6 +146,84 @@ fn a_new_to_made_meanwhile_that_fails_its_check_is_not_said_removed() {
     assert!(tmp.path().join("to.key").is_file());
 }
 
+/// An import into a new TO this command's open started, whose write fails
+/// with an unknown outcome (here: past the process's file size limit, part of
+/// the way through the log), is never said to have written nothing: the hint
+/// says TO may hold FROM's peers. Run in a child process of its own (the limit
+/// is the process's): the test re-runs itself there.
+#[cfg(all(target_os = "linux", feature = "file"))]
+#[test]
+fn a_failed_write_into_its_own_new_to_is_never_said_to_have_written_nothing() {
+    const NAME: &str =
+        "transfer::tests::a_failed_write_into_its_own_new_to_is_never_said_to_have_written_nothing";
+    const CHILD: &str = "PEERBOOK_CLI_TEST_FSIZE_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "the child failed: {said}");
+        assert!(said.contains("1 passed"), "the child ran no test: {said}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = |name: &str| -> StoreSpec {
+        format!("file:{}", tmp.path().join(name).display())
+            .parse()
+            .unwrap()
+    };
+    let (from, to) = (spec("from"), spec("a/to"));
+    let to_key = KeySource::File(tmp.path().join("to.key"));
+    let key = peerbook::MasterKey::load_or_create(tmp.path().join("from.key")).unwrap();
+    let source = peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
+    // 100 peers of 4 KiB keys: about 400 KiB to write into TO.
+    for i in 0..100 {
+        source
+            .store_peer(peerbook::NewPeer {
+                peer_id: format!("peer-{i}"),
+                public_key: "k".repeat(4000),
+                ..peerbook::NewPeer::default()
+            })
+            .unwrap();
+    }
+    let doc = source.export_data(ExportOptions::default()).unwrap();
+    let creation = Creation::start(&to, &to_key, &key).unwrap();
+    let migration = Migration {
+        from: &from,
+        to: &to,
+        to_key: &to_key,
+        force: false,
+        json: true,
+        creation: Some(&creation),
+    };
+    // From here on no file of this process grows past 64 KiB: a write past it
+    // fails (EFBIG, its signal ignored).
+    // SAFETY: plain libc calls on this process's own signal disposition and
+    // limits, with a valid `rlimit`.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        let limit = libc::rlimit {
+            rlim_cur: 64 * 1024,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let e = migration.write_copy(&source, &doc).unwrap_err();
+    // The import's write, past the limit (EFBIG), not an earlier step.
+    assert!(e.cause.contains("File too large"), "{}", e.cause);
+    let hint = e.hint.as_deref().unwrap_or("");
+    assert!(hint.contains("unknown outcome"), "{e}: {hint}");
+    assert!(hint.contains("may hold FROM's peers"), "{e}: {hint}");
+    assert!(!hint.contains("wrote nothing"), "{e}: {hint}");
+    assert!(!hint.contains("not changed"), "{e}: {hint}");
+}
+
 /// `--force` does not replace a TO that did not exist when the command looked
 /// (another process made it, with peers, before this command's open).
 #[cfg(feature = "file")]
