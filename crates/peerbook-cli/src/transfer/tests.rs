@@ -3,6 +3,26 @@
 
 use super::*;
 
+/// Under `dir`: a file store FROM with its key (created), and a new TO at `a/to`
+/// whose key file `to.key` a command is to write.
+#[cfg(feature = "file")]
+fn from_and_new_to(
+    dir: &std::path::Path,
+) -> (StoreSpec, StoreSpec, KeySource, peerbook::MasterKey) {
+    let spec = |name: &str| -> StoreSpec {
+        format!("file:{}", dir.join(name).display())
+            .parse()
+            .unwrap()
+    };
+    let key = peerbook::MasterKey::load_or_create(dir.join("from.key")).unwrap();
+    (
+        spec("from"),
+        spec("a/to"),
+        KeySource::File(dir.join("to.key")),
+        key,
+    )
+}
+
 /// Only a refusal before the commit, or a failure that left the book usable,
 /// counts as "changed nothing"; a failed write of unknown outcome (the book
 /// poisoned: `Backend`, `NeedsReopen`, `Io`, ...) does not, so `migrate`
@@ -60,14 +80,7 @@ fn a_failed_import_into_its_own_new_to_says_what_the_undo_does() {
 #[test]
 fn a_new_to_that_fails_its_check_is_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = |name: &str| -> StoreSpec {
-        format!("file:{}", tmp.path().join(name).display())
-            .parse()
-            .unwrap()
-    };
-    let (from, to) = (spec("from"), spec("a/to"));
-    let to_key = KeySource::File(tmp.path().join("to.key"));
-    let key = peerbook::MasterKey::load_or_create(tmp.path().join("from.key")).unwrap();
+    let (from, to, to_key, key) = from_and_new_to(tmp.path());
     let source = peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
     let alice = |name: &str| peerbook::NewPeer {
         peer_id: "alice".into(),
@@ -106,14 +119,7 @@ fn a_new_to_that_fails_its_check_is_removed() {
 #[test]
 fn a_new_to_made_meanwhile_that_fails_its_check_is_not_said_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = |name: &str| -> StoreSpec {
-        format!("file:{}", tmp.path().join(name).display())
-            .parse()
-            .unwrap()
-    };
-    let (from, to) = (spec("from"), spec("a/to"));
-    let to_key = KeySource::File(tmp.path().join("to.key"));
-    let key = peerbook::MasterKey::load_or_create(tmp.path().join("from.key")).unwrap();
+    let (from, to, to_key, key) = from_and_new_to(tmp.path());
     let source = peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
     let alice = |name: &str| peerbook::NewPeer {
         peer_id: "alice".into(),
@@ -173,14 +179,7 @@ fn a_failed_write_into_its_own_new_to_is_never_said_to_have_written_nothing() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let spec = |name: &str| -> StoreSpec {
-        format!("file:{}", tmp.path().join(name).display())
-            .parse()
-            .unwrap()
-    };
-    let (from, to) = (spec("from"), spec("a/to"));
-    let to_key = KeySource::File(tmp.path().join("to.key"));
-    let key = peerbook::MasterKey::load_or_create(tmp.path().join("from.key")).unwrap();
+    let (from, to, to_key, key) = from_and_new_to(tmp.path());
     let source = peerbook::PeerBook::open(from.open().unwrap(), Options::new(key.clone())).unwrap();
     // 100 peers of 4 KiB keys: about 400 KiB to write into TO.
     for i in 0..100 {
