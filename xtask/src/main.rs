@@ -30,7 +30,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => prereqs::ensure_for_build().and_then(|()| ci::ci()),
+        Some("ci") => prereqs::ensure_for_build()
+            .and_then(|()| prereqs::ensure_components(true))
+            .and_then(|()| ci::ci()),
         Some("bench") => prereqs::ensure_for_build().and_then(|()| bench::bench(rest)),
         Some("long") => prereqs::ensure_for_build().and_then(|()| long::long(rest)),
         Some("fuzz") => fuzz::fuzz(rest),

@@ -56,6 +56,11 @@ pub fn command(args: &[String]) -> Result<(), String> {
     for p in BUILD {
         println!("ok: {} ({})", p.name, p.why);
     }
+    ensure_components(install)?;
+    println!(
+        "ok: {} (the fmt and clippy checks of `cargo xtask ci`)",
+        COMPONENTS.join(", ")
+    );
     if let Some(lib) = find_libclang(&libclang_dirs(env::var_os("LIBCLANG_PATH").as_deref())) {
         println!("libclang: {}", lib.display());
     }
@@ -65,6 +70,90 @@ pub fn command(args: &[String]) -> Result<(), String> {
 /// The check `ci`, `bench` and `long` run first: installs what is missing when it can.
 pub fn ensure_for_build() -> Result<(), String> {
     ensure(BUILD, true)
+}
+
+/// The rustup components `cargo xtask ci` runs (its `fmt` and `clippy` steps).
+pub const COMPONENTS: [&str; 2] = ["rustfmt", "clippy"];
+
+/// The check `ci` runs first besides [`BUILD`]: the [`COMPONENTS`] its checks run.
+/// Missing ones are added with `rustup component add` (one line says so) when
+/// `install` is set and rustup is there; otherwise the run stops with one line
+/// saying what to install.
+pub fn ensure_components(install: bool) -> Result<(), String> {
+    let rustup = find_on_path(OsStr::new("rustup")).is_some();
+    let missing = if rustup {
+        let listed = Command::new("rustup")
+            .args(["component", "list", "--installed"])
+            .output()
+            .map_err(|e| format!("could not start rustup: {e}"))?;
+        missing_components(&String::from_utf8_lossy(&listed.stdout))
+    } else {
+        COMPONENTS
+            .into_iter()
+            .filter(|c| !cargo_tool_runs(c))
+            .collect()
+    };
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !(rustup && install) {
+        return Err(format!(
+            "missing the Rust components {} that `cargo xtask ci` runs; install them \
+             with `rustup component add {}` (or your distribution's rustfmt and \
+             rust-clippy packages)",
+            missing.join(", "),
+            missing.join(" ")
+        ));
+    }
+    println!(
+        "xtask: adding the Rust components {} with rustup, for the fmt and clippy checks",
+        missing.join(" ")
+    );
+    let status = Command::new("rustup")
+        .args(["component", "add"])
+        .args(&missing)
+        .status()
+        .map_err(|e| format!("could not start rustup: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`rustup component add {}` failed with {status}",
+            missing.join(" ")
+        ))
+    }
+}
+
+/// The [`COMPONENTS`] absent from `installed`, the output of `rustup component list
+/// --installed` (one `name-target` per line, e.g. `clippy-x86_64-unknown-linux-gnu`).
+pub fn missing_components(installed: &str) -> Vec<&'static str> {
+    COMPONENTS
+        .into_iter()
+        .filter(|c| {
+            !installed.lines().any(|line| {
+                let line = line.trim();
+                line == *c
+                    || line
+                        .strip_prefix(c)
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
+        })
+        .collect()
+}
+
+/// Whether `cargo fmt --version` (for `rustfmt`) or `cargo clippy --version` runs.
+fn cargo_tool_runs(component: &str) -> bool {
+    let sub = if component == "rustfmt" {
+        "fmt"
+    } else {
+        component
+    };
+    Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args([sub, "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Checks `prereqs`; installs the missing ones with apt-get when `install` is set and
@@ -318,6 +407,23 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn missing_components_reads_rustup_s_list() {
+        let both = "cargo-x86_64-unknown-linux-gnu\nclippy-x86_64-unknown-linux-gnu\n\
+                    rustfmt-x86_64-unknown-linux-gnu\nrust-std-x86_64-unknown-linux-gnu\n";
+        assert!(missing_components(both).is_empty());
+        let no_clippy = "cargo-x86_64-unknown-linux-gnu\nrustfmt-x86_64-unknown-linux-gnu\n";
+        assert_eq!(missing_components(no_clippy), ["clippy"]);
+        // a component whose name only starts like one of ours is not it
+        assert_eq!(
+            missing_components(
+                "rustfmt-x86_64-unknown-linux-gnu\nclippyx-x86_64-unknown-linux-gnu\n"
+            ),
+            ["clippy"]
+        );
+        assert_eq!(missing_components(""), ["rustfmt", "clippy"]);
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
