@@ -25,8 +25,10 @@
 //!   (records are LZ4-decompressed on the way out, a fraction of a microsecond each;
 //!   see [Value layout](#value-layout)). Point reads and short ordered scans, which
 //!   is what a peer book does most, are as cheap as they get on disk.
-//! - **Many readers, never blocked.** Readers see a consistent snapshot (MVCC) and
-//!   never wait for the writer, nor the writer for them; a scan sees exactly one
+//! - **Many readers, lock-free.** Readers see a consistent snapshot (MVCC) and
+//!   never wait for the writer's commit, nor the writer for them (only a map
+//!   resize and a clear make new reads wait: see
+//!   [Map size and growth](#map-size-and-growth)); a scan sees exactly one
 //!   committed state, never half a batch.
 //! - **Small and predictable.** No background compaction or write amplification to
 //!   tune, a single data file, crash-safe by design (copy-on-write B+tree, no log to
@@ -84,7 +86,7 @@
 //!
 //! ## Durability
 //!
-//! The environment runs with `MDB_NOMETASYNC` (by default) and the backend adds the
+//! The environment always runs with `MDB_NOMETASYNC`, and the backend adds the
 //! syncs each write asks for:
 //!
 //! - [`Durability::Sync`](peerbook::backend::Durability::Sync): the commit syncs its data
