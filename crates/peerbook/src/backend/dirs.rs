@@ -6,9 +6,11 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// How many times [`NewDirs::create_with`] walks the path when a directory it
-/// was making, or had found, goes missing before it made the next one down
-/// (another process's failed open of the same new path removing it again).
+/// How many walks of the path [`NewDirs::create_with`] makes in all (so 2
+/// restarts) when a directory it was making, or had found, goes missing
+/// before it made the next one down (another process's failed open of the
+/// same new path removing it again), or what it found there is not a
+/// directory by the time it asks (perhaps one removed in between).
 const TRIES: usize = 3;
 
 /// The directories an open (or a command creating a store) made on the way to
@@ -41,6 +43,11 @@ enum Stop {
     /// A directory went missing on the way down (`create_dir` said
     /// [`io::ErrorKind::NotFound`] after its parent was there): walk again.
     Gone(io::Error),
+    /// What `create_dir` said was there (`AlreadyExists`) is not a directory
+    /// by `is_dir`, the error: final unless walks are left, as what was there
+    /// may have been a directory that went missing in between (`is_dir` says
+    /// `Ok(false)` for nothing there as for a file): walk again.
+    NotDir(io::Error),
 }
 
 /// An `io::Error` about one path of the walk: what is wrong there; the error
@@ -80,6 +87,16 @@ fn std_is_dir(path: &Path) -> io::Result<bool> {
     }
 }
 
+/// Whether `create_dir` failed with `e` because the parent is not a directory
+/// there: missing ([`io::ErrorKind::NotFound`]), or something else
+/// ([`io::ErrorKind::NotADirectory`], a file): the walk goes up to name it.
+fn is_missing_parent(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
 impl NewDirs {
     /// Make `dir` and its missing ancestors on the real file system, noting
     /// those this call made: [`create_with`](Self::create_with) over
@@ -92,7 +109,9 @@ impl NewDirs {
     /// Make `dir` and its missing ancestors one level at a time with
     /// `create_dir` (which must make one directory, its parent existing, and
     /// fail with [`io::ErrorKind::AlreadyExists`] when anything is there, or
-    /// [`io::ErrorKind::NotFound`] when its parent is missing), outermost first,
+    /// [`io::ErrorKind::NotFound`] when its parent is missing, or
+    /// [`io::ErrorKind::NotADirectory`] when its parent is not a directory,
+    /// which the walk then goes up to name), outermost first,
     /// as `create_dir_all` does, and note exactly those whose `create_dir`
     /// succeeded. `is_dir` tells whether a path that is there is a directory
     /// (through symbolic links; `Ok(false)` for a dangling one), or fails:
@@ -109,7 +128,12 @@ impl NewDirs {
     /// next one says [`io::ErrorKind::NotFound`]: another process removed it,
     /// such as the undo of its own failed open of the same new path) starts the
     /// walk again from `dir`, up to 3 walks in all; then that
-    /// [`io::ErrorKind::NotFound`] is the error.
+    /// [`io::ErrorKind::NotFound`] is the error. So does what `create_dir`
+    /// found there and `is_dir` then says is not a directory (it may have been
+    /// one, removed in between: `is_dir` says `Ok(false)` for nothing there),
+    /// the error only when it still is not on the last walk. A directory
+    /// noted as made by an earlier walk that went missing since is no longer
+    /// noted, even if made again (by another process) meanwhile.
     ///
     /// `Ok`: `dir` is a directory, with the ones made noted. `Err`: the error,
     /// with those made before it, which the caller removes again
@@ -126,7 +150,8 @@ impl NewDirs {
             walks += 1;
             match Self::walk(dir, &mut made, &mut create_dir, &mut is_dir) {
                 Ok(()) => break Ok(()),
-                Err(Stop::Gone(_)) if walks < TRIES => {}
+                Err(Stop::Gone(_) | Stop::NotDir(_)) if walks < TRIES => {}
+                Err(Stop::NotDir(e)) => break Err(e),
                 Err(Stop::Gone(e)) => {
                     break Err(at_path(
                         io::ErrorKind::NotFound,
@@ -168,7 +193,7 @@ impl NewDirs {
         let mut found = |at: &Path, e: io::Error| -> Result<(), Stop> {
             match is_dir(at) {
                 Ok(true) => Ok(()),
-                Ok(false) => Err(Stop::Failed(at_path(
+                Ok(false) => Err(Stop::NotDir(at_path(
                     if at == dir {
                         io::ErrorKind::AlreadyExists
                     } else {
@@ -199,9 +224,9 @@ impl NewDirs {
                     note(made, at);
                     break;
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    // Not there (its parent is missing): one made by an earlier
-                    // walk is gone, no longer to remove.
+                Err(e) if is_missing_parent(&e) => {
+                    // Not there (its parent is missing, or is not a directory):
+                    // one made by an earlier walk is gone, no longer to remove.
                     made.retain(|d| d != at);
                     match at.parent() {
                         Some(parent) => {
@@ -212,6 +237,13 @@ impl NewDirs {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if !todo.is_empty() {
+                        // Missing when its child was asked for, there now:
+                        // another process made it, even if an earlier walk
+                        // of this one had made it too (gone since). Never
+                        // this one's to remove, nor anything under it.
+                        made.retain(|d| !d.starts_with(at));
+                    }
                     found(at, e)?;
                     break;
                 }
@@ -225,8 +257,14 @@ impl NewDirs {
         while let Some(at) = todo.pop() {
             match create_dir(at) {
                 Ok(()) => note(made, at),
-                Err(e) if e.kind() == io::ErrorKind::NotFound && parent_seen => {
-                    return Err(Stop::Gone(e))
+                Err(e) if is_missing_parent(&e) && parent_seen => {
+                    // Its parent went missing (or is no longer a directory):
+                    // if this one made it, what is there now, if anything, is
+                    // another's.
+                    if let Some(parent) = at.parent() {
+                        made.retain(|d| !d.starts_with(parent));
+                    }
+                    return Err(Stop::Gone(e));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => found(at, e)?,
                 Err(e) => return Err(Stop::Failed(e)),

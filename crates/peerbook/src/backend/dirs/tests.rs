@@ -158,11 +158,23 @@ fn what_is_there_is_never_noted_and_only_a_directory_is_walked_through() {
         (made, e.kind()),
         (NewDirs::default(), io::ErrorKind::AlreadyExists)
     );
-    let (made, e) = NewDirs::create(&file.join("x")).unwrap_err();
-    assert_eq!(
-        (made, e.kind()),
-        (NewDirs::default(), io::ErrorKind::NotADirectory)
-    );
+    // A file above the store: the error names it (not the bare ENOTDIR of
+    // the path asked for), and its source is what `create_dir` said there.
+    for dir in [file.join("x"), file.join("x/y")] {
+        let (made, e) = NewDirs::create(&dir).unwrap_err();
+        assert_eq!(
+            (made, e.kind()),
+            (NewDirs::default(), io::ErrorKind::NotADirectory)
+        );
+        let said = e.to_string();
+        assert!(
+            said.starts_with(&format!(
+                "{} is there and is not a directory",
+                file.display()
+            )),
+            "{said}"
+        );
+    }
 
     let dangling = tmp.path().join("dangling");
     std::os::unix::fs::symlink(tmp.path().join("gone"), &dangling).unwrap();
@@ -277,8 +289,8 @@ fn a_directory_gone_on_the_way_down_starts_the_walk_again() {
     made.remove().unwrap();
     assert!(!a.exists());
 
-    // Gone each time: the error after 3 walks, with `a` noted (made by
-    // each walk; gone now, which the removal skips).
+    // Gone each time: the error after 3 walks, with `a` no longer noted
+    // (made by each walk, gone since: what is there later is another's).
     let mut walks = 0;
     let (made, e) = NewDirs::create_with(
         &dir,
@@ -297,9 +309,80 @@ fn a_directory_gone_on_the_way_down_starts_the_walk_again() {
     assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
     assert!(e.to_string().contains("went missing"), "{e}");
     assert_eq!(walks, 3);
-    assert_eq!(made.paths(), std::slice::from_ref(&a));
-    made.remove().unwrap();
+    assert_eq!(made, NewDirs::default());
     assert!(!a.exists());
+
+    // Both `a/b` and `a`, made by this one, removed before it makes `c`;
+    // `a` made again by the other process before the next walk gets to it:
+    // `a` is theirs, never noted again, and stays after the undo.
+    let mut removed = false;
+    let mut remade = false;
+    let made = NewDirs::create_with(
+        &dir,
+        |d| {
+            if d == dir && !removed && a.join("b").is_dir() {
+                removed = true;
+                std::fs::remove_dir(a.join("b")).unwrap();
+                std::fs::remove_dir(&a).unwrap();
+            } else if d == a && removed && !remade {
+                remade = true;
+                std::fs::create_dir(&a).unwrap();
+            }
+            std::fs::create_dir(d)
+        },
+        |d| Ok(d.is_dir()),
+    )
+    .unwrap();
+    assert!(remade);
+    assert_eq!(made.paths(), [dir.clone(), a.join("b")]);
+    made.undo_failed_open("test");
+    assert!(a.is_dir(), "a, made again by another process, stays");
+    std::fs::remove_dir(&a).unwrap();
+}
+
+/// What `create_dir` said was there, gone by the time `is_dir` looks (a
+/// directory another process removed in between): not taken for "not a
+/// directory", the walk starts again and makes it. What stays there and is
+/// not a directory is the error after 3 walks.
+#[test]
+fn a_directory_gone_between_create_dir_and_is_dir_is_walked_again() {
+    // `/t/a` there when `create_dir` asks, gone when `is_dir` does.
+    let fs = std::cell::RefCell::new(Fake::with(&["/", "/t", "/t/a"]));
+    let mut looked = 0;
+    let made = NewDirs::create_with(
+        Path::new("/t/a"),
+        |d| fs.borrow_mut().create_dir(d),
+        |d| {
+            looked += 1;
+            if looked == 1 {
+                fs.borrow_mut().dirs.remove(d);
+            }
+            Ok(fs.borrow().dirs.contains(d))
+        },
+    )
+    .unwrap();
+    assert_eq!(made.paths(), [Path::new("/t/a")]);
+    assert_eq!(fs.borrow().asked, ["/t/a"; 2].map(PathBuf::from));
+    assert!(fs.borrow().dirs.contains(Path::new("/t/a")));
+
+    // Not a directory each time it looks: the error, naming it, after 3 walks.
+    let fs = std::cell::RefCell::new(Fake::with(&["/", "/t", "/t/a"]));
+    let (made, e) = NewDirs::create_with(
+        Path::new("/t/a"),
+        |d| fs.borrow_mut().create_dir(d),
+        |_| Ok(false),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (made, e.kind()),
+        (NewDirs::default(), io::ErrorKind::AlreadyExists)
+    );
+    assert!(
+        e.to_string()
+            .starts_with("/t/a is there and is not a directory"),
+        "{e}"
+    );
+    assert_eq!(fs.borrow().asked, ["/t/a"; 3].map(PathBuf::from));
 }
 
 /// A failure part of the way returns the error with those made before it,
