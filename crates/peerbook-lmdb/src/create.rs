@@ -20,7 +20,7 @@ use heed::types::Bytes;
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions};
 use peerbook::backend::{BackendError, Space};
 
-use crate::error::{from_heed_at_open, from_io};
+use crate::error::{from_heed, from_heed_at_open, from_io};
 
 /// The scratch directory inside the book's directory.
 pub(crate) const CREATING_DIR: &str = "creating";
@@ -135,7 +135,8 @@ pub(crate) fn ensure_created(
             },
         )
         .map_err(|e| from_heed_at_open(e, dir))?;
-        env.force_sync().map_err(|e| from_heed_at_open(e, dir))?;
+        // The open is done: a failed sync is not LMDB's open failing.
+        env.force_sync().map_err(|e| from_heed(e, dir))?;
         env.prepare_for_closing().wait();
     }
     fs::rename(scratch.join(data_file), &target).map_err(|e| from_io(e, dir))?;

@@ -70,15 +70,19 @@ pub(crate) fn from_io(err: io::Error, dir: &Path) -> BackendError {
     )
 }
 
-/// What the error of an I/O failure in LMDB's own open of an environment (heed's
-/// open, LMDB's `mdb_env_open`, and the first transaction) starts with, before
-/// the directory: never said by [`from_io`], which the steps of an open before
-/// LMDB runs (making the directories, the scratch directory, the rename, the
-/// syncs) map their errors with. Its own wording, so that an error saying it
-/// proves the open reached LMDB.
+/// What the error of an I/O failure of the open of an environment itself
+/// starts with, before the directory: heed's open (its own checks of the path
+/// and the options, such as canonicalizing the path, then LMDB's
+/// `mdb_env_open`), the first write transaction and the creation of the
+/// databases in it, and the probe's read-only open. Never said by
+/// [`from_io`] or [`from_heed`], which the steps before it (making the
+/// directories, the scratch directory) and after it (the sync of a new
+/// environment, the rename, the probe's read) map their errors with: an error
+/// saying it comes from the environment's open, not from those steps.
 pub(crate) const LMDB_OPEN_FAILED: &str = "LMDB could not open the environment at";
 
-/// Maps an error met while opening the environment: a lock conflict reported by LMDB
+/// Maps an error met while opening the environment (heed's open, or the first
+/// write transaction; never a step before or after): a lock conflict reported by LMDB
 /// itself (another program holding `lock.mdb`) is [`BackendError::Locked`]; an I/O
 /// failure (heed's, or LMDB's error number) says [`LMDB_OPEN_FAILED`]; the rest as
 /// [`from_heed`].

@@ -12,7 +12,7 @@ use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, Wit
 use peerbook::backend::{BackendError, Space};
 use peerbook::probe::{DirEntries, DirVerdict};
 
-use crate::error::{from_heed_at_open, from_io};
+use crate::error::{from_heed, from_heed_at_open, from_io};
 use crate::value::LAYOUT_DB;
 
 use super::{LmdbBackend, DATA_FILE, LMDB_LOCK_FILE};
@@ -261,7 +261,8 @@ fn read_main<R>(
     match result {
         Ok(CommitOrAbort::Abort(read)) => Ok(read),
         Ok(CommitOrAbort::Commit(())) => unreachable!("the read is never committed"),
-        Err(e) => Err(from_heed_at_open(e, dir)),
+        // A read in an environment open: not the open's failure.
+        Err(e) => Err(from_heed(e, dir)),
     }
 }
 
@@ -418,5 +419,31 @@ impl LmdbBackend {
         DirVerdict::judge(entries, unexpected, marked, || {
             Self::may_be_peerbook(dir).map_err(io::Error::other)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failure of the read in an environment that opened is never said to
+    /// be LMDB's open failing.
+    #[test]
+    fn a_failed_read_is_not_the_open_failing() {
+        let tmp = tempfile::tempdir().unwrap();
+        // SAFETY: a new environment in a directory of this test's own.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .read_txn_without_tls()
+                .open(tmp.path())
+        }
+        .unwrap();
+        let e = read_main(env, tmp.path(), |_, _, _| -> heed::Result<()> {
+            Err(heed::Error::Io(io::Error::other("injected")))
+        })
+        .unwrap_err();
+        let said = e.to_string();
+        assert!(!said.contains(crate::error::LMDB_OPEN_FAILED), "{said}");
+        assert!(said.contains("injected"), "{said}");
     }
 }
