@@ -334,9 +334,13 @@ fn lost_init_report(
             e.cause
         ),
         hint: Some(format!(
-            "this command changed nothing in that store; `peerbook stats {spec}{}` shows it; \
-             {opens_with}",
-            key.flag_for(spec)
+            "this command changed nothing in that store; {} shows it; {opens_with}",
+            match key.command_for("stats", spec) {
+                Some(command) => format!("`{command}`"),
+                None => "`peerbook stats` on it (its path, or its key file's, is not UTF-8 \
+                         and cannot be shown as a command)"
+                    .to_owned(),
+            }
         )),
         ..e
     }
@@ -513,14 +517,77 @@ mod tests {
         );
         let file = hint(&KeySource::File("/keys/other.key".into()));
         assert!(
-            file.contains("`peerbook stats lmdb:/tmp/peers --key-file /keys/other.key`"),
+            file.contains("`peerbook stats lmdb:/tmp/peers --key-file=/keys/other.key`"),
             "{file}"
         );
         let env = hint(&KeySource::Env("PEERBOOK_KEY".into()));
         assert!(
-            env.contains("`peerbook stats lmdb:/tmp/peers --key-env PEERBOOK_KEY`"),
+            env.contains("`peerbook stats lmdb:/tmp/peers --key-env=PEERBOOK_KEY`"),
             "{env}"
         );
+    }
+
+    /// The suggested command, split into words by a POSIX shell, is what
+    /// clap parses back to the same store and key: a space, a quote, a `$`
+    /// in either, a key file's path starting with `-`, a `--key-env`.
+    #[cfg(unix)]
+    #[test]
+    fn the_suggested_command_parses_back_to_the_same_store_and_key() {
+        use clap::Parser;
+        let words = |command: &str| -> Vec<String> {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf '%s\\0' {command}"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{command}");
+            let out = String::from_utf8(out.stdout).unwrap();
+            out.split_terminator('\0').map(str::to_owned).collect()
+        };
+        for (path, key) in [
+            ("/tmp/my peers", KeySource::File("-k it's $HOME.key".into())),
+            ("/tmp/p'eers", KeySource::File("/tmp/p'eers.key".into())),
+            ("/tmp/peers", KeySource::Env("MY_KEY".into())),
+        ] {
+            let spec = StoreSpec {
+                engine: peerbook_engines::Engine::Lmdb,
+                path: path.into(),
+            };
+            let command = key.command_for("stats", &spec).unwrap();
+            let cli = crate::Cli::try_parse_from(words(&command)).unwrap();
+            match cli.command {
+                crate::Command::Stats { store } => assert_eq!(store, spec, "{command}"),
+                other => panic!("{command}: {other:?}"),
+            }
+            let parsed = KeySource::resolve(
+                cli.key.key_file.as_deref(),
+                cli.key.key_env.as_deref(),
+                &spec,
+            );
+            assert_eq!(parsed, key, "{command}");
+        }
+    }
+
+    /// A store whose path is not UTF-8: the hint says why it shows no
+    /// command, rather than one naming another path.
+    #[cfg(unix)]
+    #[test]
+    fn a_lost_init_report_suggests_no_command_for_a_path_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let spec = StoreSpec {
+            engine: peerbook_engines::Engine::Lmdb,
+            path: std::ffi::OsStr::from_bytes(b"/tmp/p\xffeers").into(),
+        };
+        let lost = CliError {
+            lost_report: true,
+            ..CliError::new("writing to stdout: broken pipe")
+        };
+        let key = KeySource::File(spec.default_key_file());
+        let hint = lost_init_report(lost, &spec, &key, false, None)
+            .hint
+            .unwrap();
+        assert!(hint.contains("cannot be shown as a command"), "{hint}");
+        assert!(!hint.contains("`peerbook stats lmdb:"), "{hint}");
     }
 
     /// A new store's `init` whose report alone is lost: "created", with "do NOT

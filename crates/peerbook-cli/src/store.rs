@@ -241,19 +241,23 @@ impl KeySource {
         }
     }
 
-    /// The flag that passes this key to a command on `spec`, with a leading
-    /// space, for a command line a message suggests: ` --key-env VAR`, ` --key-file
-    /// PATH`, or nothing for `spec`'s default key file (what [`resolve`](Self::resolve)
-    /// takes without flags). The value is quoted for a POSIX shell when it needs
-    /// it ([`shell_word`]): ` --key-file '/my keys/k.key'`.
-    pub fn flag_for(&self, spec: &StoreSpec) -> String {
-        match self {
-            KeySource::Env(var) => format!(" --key-env {}", shell_word(var)),
+    /// `peerbook SUB STORE` and the flag that passes this key, as a command
+    /// line a message suggests that runs as shown in a POSIX shell: the store
+    /// and the flag's value quoted when they need it ([`shell_word`]), the flag
+    /// as `--key-env=VAR` or `--key-file=PATH` (a value starting with `-` is
+    /// still its value), none for `spec`'s default key file (what
+    /// [`resolve`](Self::resolve) takes without flags):
+    /// `peerbook stats 'lmdb:/my peers' --key-file='/my keys/k.key'`. `None`
+    /// when the store's path or the key file's is not UTF-8: no command line
+    /// shown as text would name it.
+    pub fn command_for(&self, sub: &str, spec: &StoreSpec) -> Option<String> {
+        let store = shell_word(&format!("{}:{}", spec.engine.name(), spec.path.to_str()?));
+        let flag = match self {
+            KeySource::Env(var) => format!(" --key-env={}", shell_word(var)),
             KeySource::File(path) if *path == spec.default_key_file() => String::new(),
-            KeySource::File(path) => {
-                format!(" --key-file {}", shell_word(&path.display().to_string()))
-            }
-        }
+            KeySource::File(path) => format!(" --key-file={}", shell_word(path.to_str()?)),
+        };
+        Some(format!("peerbook {sub} {store}{flag}"))
     }
 
     /// Load the key; `create` makes a missing key file (0600, create-new).
@@ -459,27 +463,74 @@ pub(crate) fn shell_word(s: &str) -> String {
 mod tests {
     use super::*;
 
-    /// A key flag a message suggests runs as suggested in a POSIX shell: a path
-    /// with a space or a quote is quoted, a plain one is not.
+    /// A command a message suggests is quoted for a POSIX shell: a path with
+    /// a space or a quote is quoted, a plain one is not; the key flag's value
+    /// follows `=`.
     #[test]
-    fn the_suggested_key_flag_is_quoted_for_a_shell() {
+    fn the_suggested_command_is_quoted_for_a_shell() {
         let spec = StoreSpec {
             engine: Engine::Lmdb,
             path: "/tmp/peers".into(),
         };
-        let file = |p: &str| KeySource::File(PathBuf::from(p)).flag_for(&spec);
-        assert_eq!(file("/keys/k.key"), " --key-file /keys/k.key");
-        assert_eq!(file("/my keys/k.key"), " --key-file '/my keys/k.key'");
-        assert_eq!(file("/it's/k.key"), r" --key-file '/it'\''s/k.key'");
-        assert_eq!(file("/a $HOME`x`"), " --key-file '/a $HOME`x`'");
-        assert_eq!(file("/tmp/peers.key"), "");
+        let file = |p: &str| {
+            KeySource::File(PathBuf::from(p))
+                .command_for("stats", &spec)
+                .unwrap()
+        };
+        let stats = "peerbook stats lmdb:/tmp/peers";
         assert_eq!(
-            KeySource::Env("PEERBOOK_KEY".into()).flag_for(&spec),
-            " --key-env PEERBOOK_KEY"
+            file("/keys/k.key"),
+            format!("{stats} --key-file=/keys/k.key")
+        );
+        assert_eq!(
+            file("/my keys/k.key"),
+            format!("{stats} --key-file='/my keys/k.key'")
+        );
+        assert_eq!(
+            file("/it's/k.key"),
+            format!(r"{stats} --key-file='/it'\''s/k.key'")
+        );
+        assert_eq!(
+            file("/a $HOME`x`"),
+            format!("{stats} --key-file='/a $HOME`x`'")
+        );
+        assert_eq!(file("-k"), format!("{stats} --key-file=-k"));
+        assert_eq!(file("/tmp/peers.key"), stats);
+        assert_eq!(
+            KeySource::Env("PEERBOOK_KEY".into()).command_for("stats", &spec),
+            Some(format!("{stats} --key-env=PEERBOOK_KEY"))
+        );
+        let spaced = StoreSpec {
+            engine: Engine::Lmdb,
+            path: "/my peers".into(),
+        };
+        assert_eq!(
+            KeySource::File(spaced.default_key_file()).command_for("stats", &spaced),
+            Some("peerbook stats 'lmdb:/my peers'".into())
         );
         assert_eq!(shell_word(""), "''");
         assert_eq!(shell_word("~/k"), "'~/k'");
         assert_eq!(shell_word("*"), "'*'");
+    }
+
+    /// A path that is not UTF-8 (the store's or the key file's) gives no
+    /// command line: none shown as text would name it.
+    #[cfg(unix)]
+    #[test]
+    fn no_command_is_suggested_for_a_path_that_is_not_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let odd = PathBuf::from(std::ffi::OsStr::from_bytes(b"/tmp/p\xffeers"));
+        let spec = StoreSpec {
+            engine: Engine::Lmdb,
+            path: odd.clone(),
+        };
+        let default = KeySource::File(spec.default_key_file());
+        assert_eq!(default.command_for("stats", &spec), None);
+        let plain = StoreSpec {
+            engine: Engine::Lmdb,
+            path: "/tmp/peers".into(),
+        };
+        assert_eq!(KeySource::File(odd).command_for("stats", &plain), None);
     }
 
     #[cfg(all(feature = "lmdb", feature = "file"))]
