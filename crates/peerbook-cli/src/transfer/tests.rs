@@ -203,14 +203,18 @@ fn a_failed_write_into_its_own_new_to_is_never_said_to_have_written_nothing() {
     };
     // From here on no file of this process grows past 64 KiB: a write past it
     // fails (EFBIG, its signal ignored).
+    // Only the soft limit is lowered: the hard one stays as it is (raising it
+    // is refused, EPERM, where it is finite).
     // SAFETY: plain libc calls on this process's own signal disposition and
     // limits, with a valid `rlimit`.
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        let limit = libc::rlimit {
-            rlim_cur: 64 * 1024,
-            rlim_max: libc::RLIM_INFINITY,
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
         };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max.min(64 * 1024);
         assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
     }
     let e = migration.write_copy(&source, &doc).unwrap_err();
