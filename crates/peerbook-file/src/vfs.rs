@@ -205,11 +205,7 @@ impl Vfs for StdFs {
     }
 
     fn is_dir(&self, path: &Path) -> io::Result<bool> {
-        match std::fs::metadata(path) {
-            Ok(meta) => Ok(meta.is_dir()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
+        peerbook::backend::NewDirs::is_dir(path)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {

@@ -2,9 +2,10 @@
 //! removal when it fails: written once for the engines and the CLI, so that a
 //! refused or failed open leaves the user's file system as it found it.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use super::error::io_context as at_path;
 
 /// How many walks of the path [`NewDirs::create_with`] makes in all (so 2
 /// restarts) when a directory it was making, or had found, goes missing
@@ -50,43 +51,6 @@ enum Stop {
     NotDir(io::Error),
 }
 
-/// An `io::Error` about one path of the walk: what is wrong there; the error
-/// met there is its source (and the kind of the `io::Error` holding it is
-/// chosen by the caller).
-#[derive(Debug)]
-struct AtPath {
-    context: String,
-    source: io::Error,
-}
-
-impl fmt::Display for AtPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.context, self.source)
-    }
-}
-
-impl std::error::Error for AtPath {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
-}
-
-/// An error of kind `kind` saying `context`, with `source` as its source.
-fn at_path(kind: io::ErrorKind, context: String, source: io::Error) -> io::Error {
-    io::Error::new(kind, AtPath { context, source })
-}
-
-/// Whether `path` is a directory on the real file system, through symbolic
-/// links: a dangling link, or nothing there, is not (`Ok(false)`); any other
-/// failure to tell is the error (a loop of links, a permission denied).
-fn std_is_dir(path: &Path) -> io::Result<bool> {
-    match std::fs::metadata(path) {
-        Ok(meta) => Ok(meta.is_dir()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// Whether `create_dir` failed with `e` because the parent is not a directory
 /// there: missing ([`io::ErrorKind::NotFound`]), or something else
 /// ([`io::ErrorKind::NotADirectory`], a file): the walk goes up to name it.
@@ -103,7 +67,7 @@ impl NewDirs {
     /// [`std::fs::create_dir`], a directory (through symbolic links) told by
     /// [`std::fs::metadata`] (nothing there, or a dangling link: not one).
     pub fn create(dir: &Path) -> Result<NewDirs, (NewDirs, io::Error)> {
-        Self::create_with(dir, |d| std::fs::create_dir(d), std_is_dir)
+        Self::create_with(dir, |d| std::fs::create_dir(d), Self::is_dir)
     }
 
     /// Make `dir` and its missing ancestors one level at a time with
@@ -274,6 +238,18 @@ impl NewDirs {
         Ok(())
     }
 
+    /// Whether `path` is a directory on the real file system, through symbolic
+    /// links: a dangling link, or nothing there, is not (`Ok(false)`); any
+    /// other failure to tell is the error (a loop of links, a permission
+    /// denied). What [`create`](Self::create) walks through.
+    pub fn is_dir(path: &Path) -> io::Result<bool> {
+        match std::fs::metadata(path) {
+            Ok(meta) => Ok(meta.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The directories, innermost first.
     pub fn paths(&self) -> &[PathBuf] {
         &self.dirs
@@ -317,9 +293,7 @@ impl NewDirs {
         }
         Ok(())
     }
-}
 
-impl NewDirs {
     /// After a failed open: [`remove`](Self::remove) them, and log (paths only)
     /// one that could not be removed for another reason than holding something
     /// (one not empty keeps what the open wrote, or what another program put

@@ -182,13 +182,7 @@ impl BackendError {
             io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
                 BackendError::full(format!("{context}: {error}")).with_source(error)
             }
-            kind => BackendError::Io(io::Error::new(
-                kind,
-                IoContext {
-                    context: context.to_string(),
-                    source: error,
-                },
-            )),
+            kind => BackendError::Io(io_context(kind, context.to_string(), error)),
         }
     }
 
@@ -203,6 +197,12 @@ impl BackendError {
             BackendError::io(format_args!("lock {}", path.display()), error)
         }
     }
+}
+
+/// An `io::Error` of kind `kind` reading `"{context}: {source}"`, `source` kept
+/// as its source.
+pub(super) fn io_context(kind: io::ErrorKind, context: String, source: io::Error) -> io::Error {
+    io::Error::new(kind, IoContext { context, source })
 }
 
 /// An `io::Error` with what was being done; the original error is its source.
