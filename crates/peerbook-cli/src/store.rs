@@ -251,7 +251,8 @@ impl KeySource {
     /// when the store's path or the key file's is not UTF-8: no command line
     /// shown as text would name it.
     pub fn command_for(&self, sub: &str, spec: &StoreSpec) -> Option<String> {
-        let store = shell_word(&format!("{}:{}", spec.engine.name(), spec.path.to_str()?));
+        spec.path.to_str()?;
+        let store = shell_word(&spec.to_string());
         let flag = match self {
             KeySource::Env(var) => format!(" --key-env={}", shell_word(var)),
             KeySource::File(path) if *path == spec.default_key_file() => String::new(),

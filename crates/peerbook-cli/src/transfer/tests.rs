@@ -23,6 +23,25 @@ fn from_and_new_to(
     )
 }
 
+/// `migrate --json` (no `--force`) from `from` into the new TO `to` that
+/// `creation` started.
+#[cfg(feature = "file")]
+fn into_new_to<'a>(
+    from: &'a StoreSpec,
+    to: &'a StoreSpec,
+    to_key: &'a KeySource,
+    creation: &'a Creation,
+) -> Migration<'a> {
+    Migration {
+        from,
+        to,
+        to_key,
+        force: false,
+        json: true,
+        creation: Some(creation),
+    }
+}
+
 /// Only a refusal before the commit, or a failure that left the book usable,
 /// counts as "changed nothing"; a failed write of unknown outcome (the book
 /// poisoned: `Backend`, `NeedsReopen`, `Io`, ...) does not, so `migrate`
@@ -92,14 +111,7 @@ fn a_new_to_that_fails_its_check_is_removed() {
     source.store_peer(alice("Alice B.")).unwrap();
     let creation = Creation::start(&to, &to_key, &key).unwrap();
     assert!(tmp.path().join("to.key").is_file());
-    let migration = Migration {
-        from: &from,
-        to: &to,
-        to_key: &to_key,
-        force: false,
-        json: true,
-        creation: Some(&creation),
-    };
+    let migration = into_new_to(&from, &to, &to_key, &creation);
     let e = migration.write_copy(&source, &doc).unwrap_err();
     assert!(e.cause.starts_with("check failed"), "{e}");
     assert!(
@@ -133,14 +145,7 @@ fn a_new_to_made_meanwhile_that_fails_its_check_is_not_said_removed() {
     // Another process makes TO, with the key file this command wrote.
     let theirs = peerbook::PeerBook::open(to.open().unwrap(), Options::new(key.clone())).unwrap();
     drop(theirs.close().unwrap());
-    let migration = Migration {
-        from: &from,
-        to: &to,
-        to_key: &to_key,
-        force: false,
-        json: true,
-        creation: Some(&creation),
-    };
+    let migration = into_new_to(&from, &to, &to_key, &creation);
     let e = migration.write_copy(&source, &doc).unwrap_err();
     assert!(e.cause.starts_with("check failed"), "{e}");
     let hint = e.hint.as_deref().unwrap_or("");
@@ -193,14 +198,7 @@ fn a_failed_write_into_its_own_new_to_is_never_said_to_have_written_nothing() {
     }
     let doc = source.export_data(ExportOptions::default()).unwrap();
     let creation = Creation::start(&to, &to_key, &key).unwrap();
-    let migration = Migration {
-        from: &from,
-        to: &to,
-        to_key: &to_key,
-        force: false,
-        json: true,
-        creation: Some(&creation),
-    };
+    let migration = into_new_to(&from, &to, &to_key, &creation);
     // From here on no file of this process grows past 64 KiB: a write past it
     // fails (EFBIG, its signal ignored).
     // Only the soft limit is lowered: the hard one stays as it is (raising it
