@@ -166,11 +166,12 @@ impl fmt::Debug for VfsLock {
 /// Durability calls map to `fdatasync` ([`File::sync_data`]) for files and to
 /// `fsync` of the directory ([`File::sync_all`] on the opened directory) on Unix;
 /// on other platforms directory sync is a no-op (their renames are journaled by the
-/// file system itself). The lock is [`File::try_lock`] (`flock` on Unix,
-/// `LockFileEx` on Windows): per open file, so it also excludes a second open in
-/// the same process. On Unix, once locked, the file is checked to be the one
-/// still linked at the path (device and inode), else the lock is taken again
-/// ([`try_lock_file_made`](peerbook::backend::try_lock_file_made)).
+/// file system itself). The lock is
+/// [`try_lock_file_made`](peerbook::backend::try_lock_file_made): a POSIX record
+/// lock with a process-wide table on Unix (it also excludes a second open in the
+/// same process, and a forked child never holds it), `LockFileEx` on Windows. On
+/// Unix, once locked, the file is checked to be the one still linked at the path
+/// (device and inode), else the lock is taken again.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StdFs;
 

@@ -9,18 +9,6 @@ use peerbook_file::{FileBackend, FileOptions};
 
 const CHILD_ENV: &str = "PEERBOOK_FILE_LOCK_CHILD_DIR";
 
-/// Serializes the tests of this file: a child spawned by one test inherits, between
-/// its fork and its exec, the open LOCK file of another test, and with it the lock
-/// (`flock` belongs to the open file, which the fork shares). A drop followed at
-/// once by a reopen could then see `Locked` for that instant.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn expect_locked(result: Result<FileBackend, BackendError>, dir: &std::path::Path) {
     match result {
         Err(BackendError::Locked { message: msg, .. }) => {
@@ -37,7 +25,6 @@ fn expect_locked(result: Result<FileBackend, BackendError>, dir: &std::path::Pat
 
 #[test]
 fn second_open_in_this_process_is_locked() {
-    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("book");
     let first = FileBackend::open(&dir, FileOptions::default()).unwrap();
@@ -81,7 +68,6 @@ fn lock_holder_child() {
 
 #[test]
 fn second_open_in_another_process_is_locked() {
-    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("book");
     let mut child = Command::new(std::env::current_exe().unwrap())

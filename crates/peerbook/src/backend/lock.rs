@@ -1,22 +1,73 @@
 //! The exclusive lock on a store's `LOCK` file, written once for the engines that
 //! need their own (LMDB, the file backend; RocksDB locks its directory itself).
+//!
+//! On Unix the lock is a POSIX record lock (`fcntl(F_SETLK)`) on the whole file,
+//! which belongs to the process: a child the process forks does not inherit it. A
+//! `flock` lock (what [`File::try_lock`] takes) belongs to the open file instead, so
+//! a child forked while a book is open holds it until the child calls `exec` or
+//! exits; a node that spawns a process and reopens its book at that moment was
+//! refused with `Locked` (a reopen racing a test's child process showed it). A
+//! process-associated lock does not exclude a second open by the same process, so a
+//! process-wide table of the files locked here does that; and since closing *any*
+//! descriptor of a file drops the process's POSIX locks on it, a file found in the
+//! table is never closed while its holder lives (its descriptor is kept with the
+//! holder's entry). Off Unix, [`File::try_lock`] (`LockFileEx` on Windows, whose
+//! handles a child does not inherit).
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 
-/// Open (creating it) the file at `path` and take an exclusive advisory lock on it,
-/// without waiting: [`File::try_lock`], `flock` on Unix, `LockFileEx` on Windows.
+/// An exclusive lock on a store's lock file, held for as long as this value
+/// lives; dropping it releases the lock. Made by [`try_lock_file`].
 ///
-/// The lock belongs to the open file, not to the process: a second open from the
-/// same process conflicts exactly as one from another process does, and the OS drops
-/// it when the returned file closes, including when the process dies, so a crash
-/// never leaves a stale lock. Contention is an error of kind
-/// [`io::ErrorKind::WouldBlock`]; [`BackendError::lock`](super::BackendError::lock)
-/// turns it into [`BackendError::Locked`](super::BackendError::Locked). The lock is
-/// checked to be on the file linked at `path` ([`try_lock_file_made`]).
-pub fn try_lock_file(path: &Path) -> io::Result<File> {
-    try_lock_file_made(path).map(|(file, _)| file)
+/// On Unix, as with every POSIX record lock (SQLite's, LMDB's, RocksDB's), the
+/// process must not open the lock file by other means while it holds the lock:
+/// closing any descriptor of the file drops the process's lock on it. Copy a
+/// store's directory from another process, or skip its `LOCK`.
+#[derive(Debug)]
+pub struct FileLock {
+    /// The locked file's identity in this process's table of held locks, which
+    /// keeps the file open: it must close under the table's lock.
+    #[cfg(unix)]
+    id: held::FileId,
+    /// The locked file.
+    #[cfg(not(unix))]
+    _file: File,
+}
+
+#[cfg(unix)]
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        held::release(self.id);
+    }
+}
+
+/// Open (creating it) the file at `path` and take an exclusive advisory lock on it,
+/// without waiting.
+///
+/// On Unix that is a POSIX record lock (`fcntl(F_SETLK)`), plus a table of the
+/// files this process holds, so a second open from the same process conflicts
+/// exactly as one from another process does, and a child process the holder
+/// forks never holds it; off Unix it is [`File::try_lock`] (`LockFileEx`). The OS
+/// drops the lock when the process dies, so a crash never leaves a stale lock.
+/// Contention is an error of kind [`io::ErrorKind::WouldBlock`];
+/// [`BackendError::lock`](super::BackendError::lock) turns it into
+/// [`BackendError::Locked`](super::BackendError::Locked). The lock is checked to be
+/// on the file linked at `path` ([`try_lock_file_made`]).
+///
+/// ```
+/// use peerbook::backend::try_lock_file;
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("LOCK");
+/// let held = try_lock_file(&path).unwrap();
+/// let refused = try_lock_file(&path).unwrap_err();
+/// assert_eq!(refused.kind(), std::io::ErrorKind::WouldBlock);
+/// drop(held);
+/// try_lock_file(&path).unwrap();
+/// ```
+pub fn try_lock_file(path: &Path) -> io::Result<FileLock> {
+    try_lock_file_made(path).map(|(lock, _)| lock)
 }
 
 /// [`try_lock_file`], also telling whether this call created the file (`true`)
@@ -30,40 +81,59 @@ pub fn try_lock_file(path: &Path) -> io::Result<File> {
 /// file before its holder removed it would lock the unlinked file beside a third
 /// opener's new one: two holders. Off Unix there is no such check (no portable
 /// file identity in `std`), so this says `false` there: the file stays.
-pub fn try_lock_file_made(path: &Path) -> io::Result<(File, bool)> {
-    let (file, made) = lock_linked(path, || {})?;
-    Ok((file, made && cfg!(unix)))
+pub fn try_lock_file_made(path: &Path) -> io::Result<(FileLock, bool)> {
+    let (lock, made) = lock_linked(path, || {})?;
+    Ok((lock, made && cfg!(unix)))
 }
 
 /// How many times [`lock_linked`] starts over when the file it locked was no
 /// longer the one at the path.
 const LOCK_ATTEMPTS: usize = 16;
 
+/// The error of a lock another holder has.
+fn held_elsewhere() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        "the lock is held by another open handle",
+    )
+}
+
 /// Open (creating it if missing) and lock the file at `path`, and check that the
 /// locked file is still the one linked there; if not, start over. `between` runs
 /// after each open, before its lock (a test widens the race there).
-fn lock_linked(path: &Path, mut between: impl FnMut()) -> io::Result<(File, bool)> {
+fn lock_linked(path: &Path, mut between: impl FnMut()) -> io::Result<(FileLock, bool)> {
     for _ in 0..LOCK_ATTEMPTS {
+        // A file this process holds is refused before it is opened: its
+        // descriptor, once opened, could not be closed while the holder lives.
+        #[cfg(unix)]
+        if held::is_held_at(path)? {
+            return Err(held_elsewhere());
+        }
         let (file, made) = open_or_create(path)?;
         between();
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WouldBlock,
-                    "the lock is held by another open handle",
-                ))
-            }
-            Err(TryLockError::Error(e)) => return Err(e),
-        }
-        if is_linked_at(&file, path)? {
-            return Ok((file, made));
+        #[cfg(unix)]
+        let locked = held::lock(file, path)?;
+        #[cfg(not(unix))]
+        let locked = lock_not_unix(file)?;
+        if let Some(lock) = locked {
+            return Ok((lock, made));
         }
     }
     Err(io::Error::new(
         io::ErrorKind::WouldBlock,
         format!("the lock file was removed under this open {LOCK_ATTEMPTS} times in a row"),
     ))
+}
+
+/// [`File::try_lock`]: the lock, or [`held_elsewhere`]; never `None` (there is no
+/// check that the file is still linked off Unix).
+#[cfg(not(unix))]
+fn lock_not_unix(file: File) -> io::Result<Option<FileLock>> {
+    match file.try_lock() {
+        Ok(()) => Ok(Some(FileLock { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Err(held_elsewhere()),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// Open the file at `path` for reading and writing, creating it if missing;
@@ -87,23 +157,116 @@ fn open_or_create(path: &Path) -> io::Result<(File, bool)> {
     }
 }
 
-/// Whether `file` is the file linked at `path` (same device and inode).
+/// The process-wide table of the lock files this process holds (Unix).
 #[cfg(unix)]
-fn is_linked_at(file: &File, path: &Path) -> io::Result<bool> {
+mod held {
+    use std::fs::File;
+    use std::io;
     use std::os::unix::fs::MetadataExt;
-    let held = file.metadata()?;
-    match std::fs::metadata(path) {
-        Ok(linked) => Ok(held.dev() == linked.dev() && held.ino() == linked.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
+    use std::path::Path;
+    use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// Not checked off Unix: the locked file is taken as the linked one (and
-/// [`try_lock_file_made`] never says it made it).
-#[cfg(not(unix))]
-fn is_linked_at(_file: &File, _path: &Path) -> io::Result<bool> {
-    Ok(true)
+    use rustix::fs::{fcntl_lock, FlockOperation};
+
+    use super::{held_elsewhere, FileLock};
+
+    /// A file's identity: device and inode.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) struct FileId {
+        dev: u64,
+        ino: u64,
+    }
+
+    impl FileId {
+        fn of(meta: &std::fs::Metadata) -> FileId {
+            FileId {
+                dev: meta.dev(),
+                ino: meta.ino(),
+            }
+        }
+    }
+
+    /// One held lock file: the holder's descriptor first, then those of it other
+    /// openers in this process opened meanwhile (closing one would drop the
+    /// holder's lock, so they close with the holder's).
+    struct Held {
+        id: FileId,
+        files: Vec<File>,
+    }
+
+    /// Every lock file held through [`FileLock`] in this process.
+    static HELD: Mutex<Vec<Held>> = Mutex::new(Vec::new());
+
+    /// The table; a panic elsewhere while it was locked leaves it consistent
+    /// (each change is one push or one removal), so a poisoned lock is used.
+    fn table() -> MutexGuard<'static, Vec<Held>> {
+        HELD.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the file linked at `path` is one this process holds.
+    pub(super) fn is_held_at(path: &Path) -> io::Result<bool> {
+        let id = match std::fs::metadata(path) {
+            Ok(meta) => FileId::of(&meta),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        Ok(table().iter().any(|h| h.id == id))
+    }
+
+    /// Lock `file` (opened from `path`): the lock; `None` if the file is no longer
+    /// the one linked at `path` (the caller starts over); [`held_elsewhere`] if
+    /// this process or another holds it. Under the table's lock throughout, so no
+    /// other handle of this process takes or lets go of it meanwhile.
+    pub(super) fn lock(file: File, path: &Path) -> io::Result<Option<FileLock>> {
+        let mut table = table();
+        let id = FileId::of(&file.metadata()?);
+        if let Some(holder) = table.iter_mut().find(|h| h.id == id) {
+            // the path now links a file this process holds (it was another
+            // file when checked): keep the descriptor with its holder
+            holder.files.push(file);
+            return Err(held_elsewhere());
+        }
+        match fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS => {
+                return Err(held_elsewhere())
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // Not in the table, so no handle of this process held a lock on it:
+        // closing `file` below drops only the lock just taken.
+        match std::fs::metadata(path) {
+            Ok(linked) if FileId::of(&linked) == id => {}
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        table.push(Held {
+            id,
+            files: vec![file],
+        });
+        Ok(Some(FileLock { id }))
+    }
+
+    /// How many descriptors of the held file `id` are open (0: not held).
+    #[cfg(test)]
+    pub(super) fn descriptors(id: FileId) -> usize {
+        table()
+            .iter()
+            .find(|h| h.id == id)
+            .map_or(0, |h| h.files.len())
+    }
+
+    /// Release the held file `id`: its descriptors close (which drops the lock)
+    /// under the table's lock, so no opener of this process is between its check
+    /// and its lock meanwhile: one that locked the file before the holder's
+    /// descriptor closed would see its own lock dropped by that close.
+    pub(super) fn release(id: FileId) {
+        let mut table = table();
+        if let Some(at) = table.iter().position(|h| h.id == id) {
+            drop(table.swap_remove(at));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -122,21 +285,22 @@ mod tests {
     }
 
     /// The race a failed open's removal of its `LOCK` opens: B opens the lock file,
-    /// then (before B locks it) its holder A removes it and lets go, and C creates
-    /// a new one and locks that. B's lock on the unlinked file must not count:
-    /// B sees C's lock (`WouldBlock`), never a second holder.
+    /// then (before B locks it) A locks it, A's open fails so A removes it and lets
+    /// go, and C creates a new one and locks that. B's lock on the unlinked file
+    /// must not count: B sees C's lock (`WouldBlock`), never a second holder. (B
+    /// is another process in the field; in this one B opened the file before A
+    /// held it, so the table did not refuse B first.)
     #[cfg(unix)]
     #[test]
     fn a_lock_on_a_removed_lock_file_is_not_taken() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("LOCK");
-        let (a, made) = try_lock_file_made(&path).unwrap();
-        assert!(made);
-        let mut a = Some(a);
         let mut c = None;
         let b = lock_linked(&path, || {
-            // B has opened A's file and not locked it yet
-            if let Some(a) = a.take() {
+            // B has opened (made) the file and not locked it yet
+            if c.is_none() {
+                let (a, made) = try_lock_file_made(&path).unwrap();
+                assert!(!made, "B made it");
                 std::fs::remove_file(&path).unwrap(); // A's open failed: A removes
                 drop(a); // and lets go
                 c = Some(try_lock_file_made(&path));
@@ -149,5 +313,40 @@ mod tests {
         drop(c);
         let (_b, made) = try_lock_file_made(&path).unwrap();
         assert!(!made, "once C let go, B takes C's file");
+    }
+
+    /// B finds no lock file held at the path and opens it; before B locks it, A
+    /// (same process) locks that very file. B must refuse without closing its
+    /// descriptor (the close would drop A's POSIX lock): it is kept with A's entry
+    /// and closes when A lets go.
+    #[cfg(unix)]
+    #[test]
+    fn a_descriptor_of_a_file_held_here_is_kept_until_its_holder_lets_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("LOCK");
+        let mut a = None;
+        let b = lock_linked(&path, || {
+            if a.is_none() {
+                a = Some(try_lock_file(&path).unwrap());
+            }
+        });
+        let a = a.unwrap();
+        assert_eq!(b.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(
+            held::descriptors(a.id),
+            2,
+            "B's descriptor is kept with A's"
+        );
+        assert_eq!(
+            try_lock_file(&path).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "refused at the table, before an open"
+        );
+        assert_eq!(held::descriptors(a.id), 2, "no third descriptor was opened");
+        let id = a.id;
+        drop(a);
+        assert_eq!(held::descriptors(id), 0, "both closed with A");
+        let again = try_lock_file(&path).unwrap();
+        assert_eq!(held::descriptors(again.id), 1);
     }
 }
