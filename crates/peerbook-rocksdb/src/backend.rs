@@ -89,6 +89,17 @@ impl RocksBackend {
     /// process may by then have opened the same path and made its database there.
     pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
+        // An LMDB or file book of this process holds `LOCK` here: RocksDB would
+        // lock and close the same file, and closing it drops that book's POSIX
+        // lock (`peerbook::backend::FileLock`). Refused before RocksDB opens it.
+        let lock = path.join("LOCK");
+        if matches!(peerbook::backend::is_locked_here(&lock), Ok(true)) {
+            return Err(BackendError::locked(format!(
+                "{} is a book this process has open with another engine (its lock file {} is held)",
+                path.display(),
+                lock.display()
+            )));
+        }
         // What this open makes, it removes again if it fails: a refused open
         // leaves the user's file system as it found it. Only the directories it
         // made itself: not one there before, nor one another process made

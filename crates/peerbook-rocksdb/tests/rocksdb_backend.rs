@@ -47,6 +47,25 @@ fn locked_message(result: Result<RocksBackend, BackendError>) -> String {
     }
 }
 
+/// A directory whose `LOCK` an LMDB or file book of this process holds is refused
+/// before RocksDB opens anything there: its lock-and-close of the same file would
+/// drop that book's POSIX lock.
+#[test]
+fn a_directory_another_engines_book_holds_here_is_locked() {
+    let (_dir, path) = temp_db();
+    std::fs::create_dir_all(&path).unwrap();
+    let held = peerbook::backend::try_lock_file(&path.join("LOCK")).unwrap();
+    let message = locked_message(RocksBackend::open(&path, RocksOptions::default()));
+    assert!(message.contains("LOCK"), "{message}");
+    let names: Vec<_> = std::fs::read_dir(&path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["LOCK"], "RocksDB made nothing there");
+    drop(held);
+    drop(RocksBackend::open(&path, RocksOptions::default()).expect("free once released"));
+}
+
 #[test]
 fn second_open_in_this_process_is_locked_until_drop() {
     let (_dir, path) = temp_db();

@@ -91,7 +91,7 @@ mod lock;
 pub use dirs::NewDirs;
 pub use error::{BackendError, ErrorSource};
 pub use ext::{BackendExt, Dump, SpaceDump};
-pub use lock::{try_lock_file, try_lock_file_made, FileLock};
+pub use lock::{is_locked_here, try_lock_file, try_lock_file_made, FileLock};
 
 use std::fmt;
 use std::ops::{Bound, ControlFlow};

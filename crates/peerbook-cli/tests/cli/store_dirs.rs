@@ -7,7 +7,7 @@
 use peerbook::MasterKey;
 use serde_json::Value;
 
-use crate::support::{bin, listing, ok, open_backend, run_in, run_once, seed};
+use crate::support::{bin, listing, ok, open_backend, run_cmd, run_in, seed};
 
 #[test]
 fn a_store_open_elsewhere_is_reported_locked() {
@@ -16,7 +16,7 @@ fn a_store_open_elsewhere_is_reported_locked() {
         let d = dir.path();
         let spec = seed(engine, d, 0);
         let held = open_backend(engine, &d.join("peers"));
-        let r = run_once(bin().current_dir(d).args(["stats", &spec]));
+        let r = run_cmd(bin().current_dir(d).args(["stats", &spec]));
         drop(held);
         r.exits(1)
             .stderr_starts("error: ")

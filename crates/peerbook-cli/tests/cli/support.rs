@@ -1,7 +1,6 @@
-//! What the CLI tests share: running the binary (retried while a store is locked)
-//! and checking its exit code and output ([`Run`]), opening an engine directly,
-//! seeding a store with known peers and secrets, exporting its peers, listing a
-//! directory.
+//! What the CLI tests share: running the binary and checking its exit code and
+//! output ([`Run`]), opening an engine directly, seeding a store with known peers
+//! and secrets, exporting its peers, listing a directory.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -82,21 +81,8 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     run_cmd(bin().current_dir(dir).args(args))
 }
 
-/// Run, retrying briefly while the store reports itself locked: a store this test
-/// process just closed can stay locked for a moment through a descriptor that a
-/// concurrent test's fork inherited before its exec.
+/// Run the binary to its exit, checking it did not panic.
 pub fn run_cmd(cmd: &mut Command) -> Run {
-    for _ in 0..20 {
-        let r = run_once(cmd);
-        if !r.stderr.contains("store is locked") {
-            return r;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    run_once(cmd)
-}
-
-pub fn run_once(cmd: &mut Command) -> Run {
     let Output {
         status,
         stdout,
@@ -132,20 +118,11 @@ fn now_ms() -> u64 {
 }
 
 pub fn open_backend(engine: &str, path: &Path) -> Arc<dyn Backend> {
-    // Retried while locked, for the same reason as `run_cmd`.
-    for attempt in 0.. {
-        let opened = engine
-            .parse::<peerbook_engines::Engine>()
-            .expect("known engine")
-            .open(path);
-        match opened {
-            Err(peerbook::BackendError::Locked { .. }) if attempt < 40 => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            other => return other.unwrap(),
-        }
-    }
-    unreachable!()
+    engine
+        .parse::<peerbook_engines::Engine>()
+        .expect("known engine")
+        .open(path)
+        .unwrap()
 }
 
 /// A store `<engine>:<dir>/peers` with key `<dir>/peers.key`: alice (a secret and a

@@ -13,6 +13,11 @@
 //! table is never closed while its holder lives (its descriptor is kept with the
 //! holder's entry). Off Unix, [`File::try_lock`] (`LockFileEx` on Windows, whose
 //! handles a child does not inherit).
+//!
+//! The price, as with every POSIX record lock (SQLite's, LMDB's, RocksDB's): a
+//! child that `fork`s without `exec` and goes on using the book holds no lock (its
+//! parent's is not inherited; if the parent exits, another process may open the
+//! book). Open a book after forking, not before.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -24,7 +29,9 @@ use std::path::Path;
 /// On Unix, as with every POSIX record lock (SQLite's, LMDB's, RocksDB's), the
 /// process must not open the lock file by other means while it holds the lock:
 /// closing any descriptor of the file drops the process's lock on it. Copy a
-/// store's directory from another process, or skip its `LOCK`.
+/// store's directory from another process, or skip its `LOCK`
+/// ([`is_locked_here`] tells whether a path is held). And a child forked without
+/// `exec` does not hold it: open a book after a `fork`, not before.
 #[derive(Debug)]
 pub struct FileLock {
     /// The locked file's identity in this process's table of held locks, which
@@ -84,6 +91,32 @@ pub fn try_lock_file(path: &Path) -> io::Result<FileLock> {
 pub fn try_lock_file_made(path: &Path) -> io::Result<(FileLock, bool)> {
     let (lock, made) = lock_linked(path, || {})?;
     Ok((lock, made && cfg!(unix)))
+}
+
+/// Whether this process holds the lock on the file linked at `path` through a
+/// [`FileLock`] (a book of this process has it open). Opening that file some
+/// other way would drop the lock on close (see [`FileLock`]): an engine that
+/// locks a `LOCK` file of its own (RocksDB) checks this first. Always `false`
+/// off Unix, where nothing is dropped that way.
+///
+/// ```
+/// use peerbook::backend::{is_locked_here, try_lock_file};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("LOCK");
+/// assert!(!is_locked_here(&path).unwrap());
+/// let held = try_lock_file(&path).unwrap();
+/// assert_eq!(is_locked_here(&path).unwrap(), cfg!(unix));
+/// drop(held);
+/// assert!(!is_locked_here(&path).unwrap());
+/// ```
+pub fn is_locked_here(path: &Path) -> io::Result<bool> {
+    #[cfg(unix)]
+    return held::is_held_at(path);
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(false)
+    }
 }
 
 /// How many times [`lock_linked`] starts over when the file it locked was no
@@ -219,7 +252,17 @@ mod held {
     /// other handle of this process takes or lets go of it meanwhile.
     pub(super) fn lock(file: File, path: &Path) -> io::Result<Option<FileLock>> {
         let mut table = table();
-        let id = FileId::of(&file.metadata()?);
+        let id = match file.metadata() {
+            Ok(meta) => FileId::of(&meta),
+            Err(e) => {
+                // Which file this is cannot be told, so it may be one this
+                // process holds, whose lock a close would drop: leak the
+                // descriptor instead (`fstat` of an open descriptor does not
+                // fail in practice).
+                std::mem::forget(file);
+                return Err(e);
+            }
+        };
         if let Some(holder) = table.iter_mut().find(|h| h.id == id) {
             // the path now links a file this process holds (it was another
             // file when checked): keep the descriptor with its holder
@@ -233,19 +276,23 @@ mod held {
             }
             Err(e) => return Err(e.into()),
         }
-        // Not in the table, so no handle of this process held a lock on it:
-        // closing `file` below drops only the lock just taken.
-        match std::fs::metadata(path) {
-            Ok(linked) if FileId::of(&linked) == id => {}
-            Ok(_) => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        }
+        // Held from here on (no other handle of this process held it: it was
+        // not in the table). The check that it is still the linked file runs
+        // outside the table's lock (a `stat` that hangs on a network file
+        // system must not stall every other book's open and drop); if it is
+        // not, `FileLock`'s drop releases it and the caller starts over.
         table.push(Held {
             id,
             files: vec![file],
         });
-        Ok(Some(FileLock { id }))
+        drop(table);
+        let lock = FileLock { id };
+        match std::fs::metadata(path) {
+            Ok(linked) if FileId::of(&linked) == id => Ok(Some(lock)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// How many descriptors of the held file `id` are open (0: not held).
@@ -315,6 +362,44 @@ mod tests {
         assert!(!made, "once C let go, B takes C's file");
     }
 
+    /// Set in a child run of this test binary: the lock file the child tries.
+    #[cfg(unix)]
+    const CHILD_LOCK: &str = "PEERBOOK_LOCK_UNIT_CHILD";
+
+    /// The child's role: try the lock named by [`CHILD_LOCK`]; exit 3 if refused,
+    /// 0 if taken. A plain run of the tests does nothing here.
+    #[cfg(unix)]
+    #[test]
+    fn child_role() {
+        if let Some(path) = std::env::var_os(CHILD_LOCK) {
+            let refused = try_lock_file(Path::new(&path))
+                .err()
+                .is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock);
+            std::process::exit(if refused { 3 } else { 0 });
+        }
+    }
+
+    /// Whether another process is refused the lock at `path` (it runs this
+    /// binary's [`child_role`]).
+    #[cfg(unix)]
+    fn another_process_is_refused(path: &Path) -> bool {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "backend::lock::tests::child_role",
+                "--test-threads=1",
+            ])
+            .env(CHILD_LOCK, path)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        match status.code() {
+            Some(3) => true,
+            Some(0) => false,
+            other => panic!("the child failed: {other:?}"),
+        }
+    }
+
     /// B finds no lock file held at the path and opens it; before B locks it, A
     /// (same process) locks that very file. B must refuse without closing its
     /// descriptor (the close would drop A's POSIX lock): it is kept with A's entry
@@ -332,6 +417,10 @@ mod tests {
         });
         let a = a.unwrap();
         assert_eq!(b.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            another_process_is_refused(&path),
+            "A's lock survives B's refused attempt"
+        );
         assert_eq!(
             held::descriptors(a.id),
             2,

@@ -33,8 +33,9 @@ pub fn id_forms(id: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// `(file, label)` for every regular file under `dir` (recursively; `file` is its
-/// path below `dir`) that holds one of `needles`, sorted, each pair once. A file
-/// that vanishes during the walk (an engine deleting obsolete files in the
+/// path below `dir`) that holds one of `needles`, sorted, each pair once. Empty
+/// files are not opened (a live book's `LOCK`: see
+/// [`FileLock`](crate::backend::FileLock)). A file that vanishes during the walk (an engine deleting obsolete files in the
 /// background) is skipped; any other failure to read panics.
 pub fn files_holding(dir: &Path, needles: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
     let mut found = Vec::new();
@@ -65,6 +66,14 @@ fn walk(root: &Path, dir: &Path, needles: &[(String, Vec<u8>)], found: &mut Vec<
         }
         if !kind.is_file() {
             continue;
+        }
+        // An empty file holds nothing, and is not opened: an engine's `LOCK` is
+        // an empty file under a POSIX lock, which the close of a read would drop.
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == 0 => continue,
+            Ok(_) => {}
+            Err(e) if e.kind() == NotFound => continue,
+            Err(e) => panic!("{}: {e}", path.display()),
         }
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
