@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use peerbook::backend::{
-    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, NewDirs, Op, ReadView,
-    Space, Visit, WriteBatch,
+    try_lock_file, Backend, BackendError, BookClaim, Direction, Durability, FileLock, KeyRange,
+    NewDirs, Op, ReadView, Space, Visit, WriteBatch,
 };
 use rocksdb::{
     BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
@@ -50,6 +50,9 @@ pub struct RocksBackend {
     cache: Cache,
     /// One live book per backend instance.
     claim: BookClaim,
+    /// `LOCK` in peerbook's process-wide table (see `open`); after `db`, so it is
+    /// let go once RocksDB has closed the database.
+    _table_lock: FileLock,
 }
 
 impl fmt::Debug for RocksBackend {
@@ -89,17 +92,6 @@ impl RocksBackend {
     /// process may by then have opened the same path and made its database there.
     pub fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, BackendError> {
         let path = path.as_ref().to_path_buf();
-        // An LMDB or file book of this process holds `LOCK` here: RocksDB would
-        // lock and close the same file, and closing it drops that book's POSIX
-        // lock (`peerbook::backend::FileLock`). Refused before RocksDB opens it.
-        let lock = path.join("LOCK");
-        if matches!(peerbook::backend::is_locked_here(&lock), Ok(true)) {
-            return Err(BackendError::locked(format!(
-                "{} is a book this process has open with another engine (its lock file {} is held)",
-                path.display(),
-                lock.display()
-            )));
-        }
         // What this open makes, it removes again if it fails: a refused open
         // leaves the user's file system as it found it. Only the directories it
         // made itself: not one there before, nor one another process made
@@ -127,6 +119,29 @@ impl RocksBackend {
                     path.display()
                 ),
             )));
+        };
+        // RocksDB's `LOCK` is also taken through peerbook's process-wide table
+        // (`peerbook::backend::FileLock`), so an LMDB or file book of this
+        // process is refused this directory, and this open a directory one of
+        // them holds: a POSIX lock is dropped when the process closes any
+        // descriptor of the file, and RocksDB's lock would not exclude them
+        // (both are this process's). Never removed on failure (RocksDB's file).
+        let lock_path = path.join("LOCK");
+        let table_lock = match try_lock_file(&lock_path) {
+            Ok(lock) => lock,
+            Err(e) => {
+                new_dirs.undo_failed_open("peerbook-rocksdb");
+                return Err(BackendError::lock(
+                    format!(
+                        "RocksDB database {} is already open (its lock file {} is held by \
+                         another handle, in this process or another)",
+                        path.display(),
+                        lock_path.display()
+                    ),
+                    &lock_path,
+                    e,
+                ));
+            }
         };
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let db_options = options.db_options();
@@ -163,6 +178,7 @@ impl RocksBackend {
             sync_write,
             cache,
             claim: BookClaim::new(),
+            _table_lock: table_lock,
         };
         if let Err(e) = backend.families() {
             drop(backend);

@@ -47,6 +47,23 @@ fn locked_message(result: Result<RocksBackend, BackendError>) -> String {
     }
 }
 
+/// RocksDB's `LOCK` is in peerbook's process-wide table while the database is
+/// open: an LMDB or file open of the same directory in this process (which takes
+/// that table's lock first) is refused, not let in beside RocksDB's own
+/// per-process lock, and let in once RocksDB closed.
+#[test]
+fn an_open_database_holds_its_lock_in_the_process_table() {
+    let (_dir, path) = temp_db();
+    let lock = path.join("LOCK");
+    let db = RocksBackend::open(&path, RocksOptions::default()).unwrap();
+    assert!(peerbook::backend::is_locked_here(&lock).unwrap());
+    let refused = peerbook::backend::try_lock_file(&lock).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::WouldBlock);
+    drop(db);
+    assert!(!peerbook::backend::is_locked_here(&lock).unwrap());
+    drop(peerbook::backend::try_lock_file(&lock).expect("free once closed"));
+}
+
 /// A directory whose `LOCK` an LMDB or file book of this process holds is refused
 /// before RocksDB opens anything there: its lock-and-close of the same file would
 /// drop that book's POSIX lock.

@@ -15,8 +15,8 @@ use peerbook::backend::try_lock_file;
 
 /// Set in a child run of this binary: the lock file the child tries to lock.
 const CHILD_LOCK: &str = "PEERBOOK_FILE_LOCK_CHILD";
-/// The child's exit codes.
-const LOCKED: i32 = 0;
+/// The child's exit codes (0 would be a child that ran no test).
+const LOCKED: i32 = 4;
 const REFUSED: i32 = 3;
 
 /// The child's role: try the lock named by [`CHILD_LOCK`] once, and say how it

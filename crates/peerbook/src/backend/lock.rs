@@ -17,7 +17,10 @@
 //! The price, as with every POSIX record lock (SQLite's, LMDB's, RocksDB's): a
 //! child that `fork`s without `exec` and goes on using the book holds no lock (its
 //! parent's is not inherited; if the parent exits, another process may open the
-//! book). Open a book after forking, not before.
+//! book). The child also inherits a copy of the table: it is refused the books
+//! open at the fork, and if another thread held the table at that instant, its
+//! first lock attempt waits forever (as with any mutex across `fork`). Open a book
+//! after forking, not before.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -248,8 +251,10 @@ mod held {
 
     /// Lock `file` (opened from `path`): the lock; `None` if the file is no longer
     /// the one linked at `path` (the caller starts over); [`held_elsewhere`] if
-    /// this process or another holds it. Under the table's lock throughout, so no
-    /// other handle of this process takes or lets go of it meanwhile.
+    /// this process or another holds it. The lock is taken, and `file` closed if
+    /// it is not kept, under the table's lock, so no other handle of this process
+    /// takes the file meanwhile (a close after it took the file would drop its
+    /// lock); the check that it is still the linked file runs after.
     pub(super) fn lock(file: File, path: &Path) -> io::Result<Option<FileLock>> {
         let mut table = table();
         let id = match file.metadata() {
@@ -269,18 +274,23 @@ mod held {
             holder.files.push(file);
             return Err(held_elsewhere());
         }
-        match fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS => {
-                return Err(held_elsewhere())
-            }
-            Err(e) => return Err(e.into()),
+        if let Err(e) = fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {
+            // Closed here, before the table's lock is let go: a parameter would
+            // be dropped after the guard, when another thread of this process
+            // may already hold the file (once the other process let go).
+            drop(file);
+            return Err(
+                if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::ACCESS {
+                    held_elsewhere()
+                } else {
+                    e.into()
+                },
+            );
         }
         // Held from here on (no other handle of this process held it: it was
-        // not in the table). The check that it is still the linked file runs
-        // outside the table's lock (a `stat` that hangs on a network file
-        // system must not stall every other book's open and drop); if it is
-        // not, `FileLock`'s drop releases it and the caller starts over.
+        // not in the table). The check that it is still the linked file needs
+        // no table lock (one `stat` fewer under it); if it is not, `FileLock`'s
+        // drop releases it and the caller starts over.
         table.push(Held {
             id,
             files: vec![file],
@@ -367,15 +377,17 @@ mod tests {
     const CHILD_LOCK: &str = "PEERBOOK_LOCK_UNIT_CHILD";
 
     /// The child's role: try the lock named by [`CHILD_LOCK`]; exit 3 if refused,
-    /// 0 if taken. A plain run of the tests does nothing here.
+    /// 4 if taken, panic on any other error (0 means the child ran no test). A
+    /// plain run of the tests does nothing here.
     #[cfg(unix)]
     #[test]
     fn child_role() {
         if let Some(path) = std::env::var_os(CHILD_LOCK) {
-            let refused = try_lock_file(Path::new(&path))
-                .err()
-                .is_some_and(|e| e.kind() == io::ErrorKind::WouldBlock);
-            std::process::exit(if refused { 3 } else { 0 });
+            match try_lock_file(Path::new(&path)) {
+                Ok(_) => std::process::exit(4),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::process::exit(3),
+                Err(e) => panic!("child: {e}"),
+            }
         }
     }
 
@@ -395,8 +407,8 @@ mod tests {
             .unwrap();
         match status.code() {
             Some(3) => true,
-            Some(0) => false,
-            other => panic!("the child failed: {other:?}"),
+            Some(4) => false,
+            other => panic!("the child did not run or failed: {other:?}"),
         }
     }
 

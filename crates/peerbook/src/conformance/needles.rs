@@ -34,8 +34,10 @@ pub fn id_forms(id: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 
 /// `(file, label)` for every regular file under `dir` (recursively; `file` is its
 /// path below `dir`) that holds one of `needles`, sorted, each pair once. Empty
-/// files are not opened (a live book's `LOCK`: see
-/// [`FileLock`](crate::backend::FileLock)). A file that vanishes during the walk (an engine deleting obsolete files in the
+/// files are not opened: an open RocksDB, LMDB or file book's `LOCK` is empty,
+/// and closing a descriptor of it would drop its POSIX lock
+/// ([`FileLock`](crate::backend::FileLock)). LMDB's own `lock.mdb` is not empty:
+/// scan an LMDB book once it is closed. A file that vanishes during the walk (an engine deleting obsolete files in the
 /// background) is skipped; any other failure to read panics.
 pub fn files_holding(dir: &Path, needles: &[(String, Vec<u8>)]) -> Vec<(String, String)> {
     let mut found = Vec::new();
