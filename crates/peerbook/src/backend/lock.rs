@@ -97,10 +97,10 @@ pub fn try_lock_file_made(path: &Path) -> io::Result<(FileLock, bool)> {
 }
 
 /// Whether this process holds the lock on the file linked at `path` through a
-/// [`FileLock`] (a book of this process has it open). Opening that file some
-/// other way would drop the lock on close (see [`FileLock`]): an engine that
-/// locks a `LOCK` file of its own (RocksDB) checks this first. Always `false`
-/// off Unix, where nothing is dropped that way.
+/// [`FileLock`] (a book of this process has it open: LMDB, the file backend, or
+/// RocksDB, which takes its own `LOCK` through [`try_lock_file`] too). Opening
+/// that file some other way would drop the lock on close (see [`FileLock`]).
+/// Always `false` off Unix, where nothing is dropped that way.
 ///
 /// ```
 /// use peerbook::backend::{is_locked_here, try_lock_file};
@@ -410,6 +410,22 @@ mod tests {
             Some(4) => false,
             other => panic!("the child did not run or failed: {other:?}"),
         }
+    }
+
+    /// Another process is refused for as long as the lock is held, also after a
+    /// refused open in the holder's own process, and admitted once it drops.
+    #[cfg(unix)]
+    #[test]
+    fn another_process_is_refused_while_held_also_after_a_refused_open_here() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("LOCK");
+        let held = try_lock_file(&path).unwrap();
+        assert!(another_process_is_refused(&path));
+        let refused = try_lock_file(&path).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        assert!(another_process_is_refused(&path), "still held");
+        drop(held);
+        assert!(!another_process_is_refused(&path), "released on drop");
     }
 
     /// B finds no lock file held at the path and opens it; before B locks it, A
