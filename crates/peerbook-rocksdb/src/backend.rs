@@ -7,9 +7,11 @@ use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+#[cfg(unix)]
+use peerbook::backend::{try_lock_file, FileLock};
 use peerbook::backend::{
-    try_lock_file, Backend, BackendError, BookClaim, Direction, Durability, FileLock, KeyRange,
-    NewDirs, Op, ReadView, Space, Visit, WriteBatch,
+    Backend, BackendError, BookClaim, Direction, Durability, KeyRange, NewDirs, Op, ReadView,
+    Space, Visit, WriteBatch,
 };
 use rocksdb::{
     BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions,
@@ -51,7 +53,9 @@ pub struct RocksBackend {
     /// One live book per backend instance.
     claim: BookClaim,
     /// `LOCK` in peerbook's process-wide table (see `open`); after `db`, so it is
-    /// let go once RocksDB has closed the database.
+    /// let go once RocksDB has closed the database. Unix only: elsewhere the
+    /// lock is `LockFileEx`, which would refuse RocksDB its own lock.
+    #[cfg(unix)]
     _table_lock: FileLock,
 }
 
@@ -126,7 +130,11 @@ impl RocksBackend {
         // them holds: a POSIX lock is dropped when the process closes any
         // descriptor of the file, and RocksDB's lock would not exclude them
         // (both are this process's). Never removed on failure (RocksDB's file).
+        // Unix only: off Unix `try_lock_file` is `LockFileEx`, which has no such
+        // hazard and would refuse RocksDB's own lock on the same file.
+        #[cfg(unix)]
         let lock_path = path.join("LOCK");
+        #[cfg(unix)]
         let table_lock = match try_lock_file(&lock_path) {
             Ok(lock) => lock,
             Err(e) => {
@@ -178,6 +186,7 @@ impl RocksBackend {
             sync_write,
             cache,
             claim: BookClaim::new(),
+            #[cfg(unix)]
             _table_lock: table_lock,
         };
         if let Err(e) = backend.families() {

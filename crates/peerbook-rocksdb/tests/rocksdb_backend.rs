@@ -51,6 +51,7 @@ fn locked_message(result: Result<RocksBackend, BackendError>) -> String {
 /// open: an LMDB or file open of the same directory in this process (which takes
 /// that table's lock first) is refused, not let in beside RocksDB's own
 /// per-process lock, and let in once RocksDB closed.
+#[cfg(unix)]
 #[test]
 fn an_open_database_holds_its_lock_in_the_process_table() {
     let (_dir, path) = temp_db();
@@ -67,6 +68,7 @@ fn an_open_database_holds_its_lock_in_the_process_table() {
 /// A directory whose `LOCK` an LMDB or file book of this process holds is refused
 /// before RocksDB opens anything there: its lock-and-close of the same file would
 /// drop that book's POSIX lock.
+#[cfg(unix)]
 #[test]
 fn a_directory_another_engines_book_holds_here_is_locked() {
     let (_dir, path) = temp_db();
