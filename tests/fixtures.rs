@@ -333,6 +333,11 @@ fn v3_stores_open_upgrade_and_keep_every_peer() {
     stores_open_upgrade_and_keep_every_peer("v3");
 }
 
+#[test]
+fn v4_stores_open_upgrade_and_keep_every_peer() {
+    stores_open_upgrade_and_keep_every_peer("v4");
+}
+
 /// The fixture books of `version` open (migrating), hold every peer, rank and sort
 /// them as a book written now does, take writes and keep them across a reopen.
 fn stores_open_upgrade_and_keep_every_peer(version: &str) {
@@ -434,6 +439,11 @@ fn v3_export_document_imports() {
     export_document_imports("v3");
 }
 
+#[test]
+fn v4_export_document_imports() {
+    export_document_imports("v4");
+}
+
 fn export_document_imports(version: &str) {
     let json = std::fs::read_to_string(fixtures_dir().join(version).join("export.json"))
         .expect("read the export fixture");
@@ -469,6 +479,16 @@ fn write_v1_fixtures() {
 #[ignore = "writes the committed v3 fixtures; run by hand on a schema-3 version only"]
 fn write_v3_fixtures() {
     write_fixtures("v3");
+}
+
+/// Writes `tests/fixtures/v4` (refusing to overwrite): schema 4 (the `by_last_seen`
+/// index), file backend format 1, export format 1. Only meaningful on a schema-4
+/// commit (the one that added them, before the rank index of schema 5):
+/// `cargo test --test fixtures -- --ignored write_v4_fixtures`.
+#[test]
+#[ignore = "writes the committed v4 fixtures; run by hand on a schema-4 version only"]
+fn write_v4_fixtures() {
+    write_fixtures("v4");
 }
 
 fn write_fixtures(version: &str) {
