@@ -113,6 +113,27 @@ pub fn reconnection_score(peer: &PeerRecord, now: u64) -> ReconnectionScore {
     ScoreHint::of(peer).score(peer.last_seen, now)
 }
 
+/// The highest base ([`ScoreHint::base`]) a hint can have: 40 + 20 + 10.
+pub(crate) const RANK_BASE_MAX: i64 = 70;
+/// The base at and below which every total is 0 (the best recency is 30).
+pub(crate) const RANK_BASE_MIN: i64 = -30;
+
+/// The recency part of the score of a peer last seen at `last_seen`, at `now`: 30
+/// within a day, 20 within 3 days, 10 within 7, else 0. Never decreases as
+/// `last_seen` grows (a `last_seen` after `now` is 30).
+pub(crate) fn recency(last_seen: u64, now: u64) -> u8 {
+    let age = now.saturating_sub(last_seen);
+    if age < DAY_MS {
+        30
+    } else if age < 3 * DAY_MS {
+        20
+    } else if age < 7 * DAY_MS {
+        10
+    } else {
+        0
+    }
+}
+
 /// The time-independent inputs of the reconnection score, kept in the value of each
 /// `by_last_seen` index entry so candidates are ranked without decoding records.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -170,19 +191,31 @@ impl ScoreHint {
         }
     }
 
+    /// The quality part of the score: round(quality score x 0.4), 0..=40.
+    fn quality_part(&self) -> u8 {
+        ((u32::from(self.quality_score) * 4 + 5) / 10) as u8
+    }
+
+    /// The time-independent part of the score: quality + success + reliability -
+    /// penalty (at most 70). The total is `clamp(base + recency, 0, 100)`.
+    pub fn base(&self) -> i64 {
+        i64::from(self.quality_part()) + i64::from(self.success) + i64::from(self.reliability)
+            - i64::from(self.penalty)
+    }
+
+    /// The run of the rank index this hint sorts in (schema 5): `70 - clamp(base,
+    /// -30, 70)`, 0..=100, the best base first. Every base at or below -30 scores 0
+    /// whatever the recency, so they share the last run. The best total of a run
+    /// `r` is `clamp(100 - r, 0, 100)`; of an entry in it, `clamp(70 - r +
+    /// recency(last_seen, now), 0, 100)`.
+    pub fn rank_byte(&self) -> u8 {
+        (RANK_BASE_MAX - self.base().clamp(RANK_BASE_MIN, RANK_BASE_MAX)) as u8
+    }
+
     /// The full score of a peer last seen at `last_seen`, at `now`.
     pub fn score(&self, last_seen: u64, now: u64) -> ReconnectionScore {
-        let quality = ((u32::from(self.quality_score) * 4 + 5) / 10) as u8;
-        let age = now.saturating_sub(last_seen);
-        let recency = if age < DAY_MS {
-            30
-        } else if age < 3 * DAY_MS {
-            20
-        } else if age < 7 * DAY_MS {
-            10
-        } else {
-            0
-        };
+        let quality = self.quality_part();
+        let recency = recency(last_seen, now);
         let sum = i64::from(quality)
             + i64::from(recency)
             + i64::from(self.success)

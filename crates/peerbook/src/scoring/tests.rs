@@ -402,3 +402,50 @@ fn reconnection_table_rows() {
         "the maximum is 100"
     );
 }
+
+/// The rank index's split of the score (schema 5): over every quality score,
+/// success count, reliability, attempt count and recency step, the total is
+/// `clamp(70 - rank_byte + recency, 0, 100)`, and a higher base never sorts in a
+/// later run. The rank walk's stop rules are proven on this identity.
+#[test]
+fn rank_byte_splits_the_total_exactly() {
+    let attempts: Vec<u32> = (0..=20).chain([u32::MAX / 5, u32::MAX]).collect();
+    let ages = [
+        0,
+        DAY_MS - 1,
+        DAY_MS,
+        3 * DAY_MS - 1,
+        3 * DAY_MS,
+        7 * DAY_MS,
+    ];
+    let now = 100 * DAY_MS;
+    for quality_score in 0..=100u8 {
+        for successful in 0..=6u8 {
+            for reliability in 0..=10u8 {
+                let mut last: Option<(i64, u8)> = None;
+                for &a in attempts.iter().rev() {
+                    let hint = ScoreHint {
+                        quality_score,
+                        success: successful.min(5) * 4,
+                        reliability,
+                        penalty: a.saturating_mul(5),
+                        blacklist_until: None,
+                    };
+                    let run = hint.rank_byte();
+                    assert!(run <= 100, "{hint:?}: run {run}");
+                    if let Some((base, prev)) = last {
+                        assert!(hint.base() >= base && run <= prev, "{hint:?}");
+                    }
+                    last = Some((hint.base(), run));
+                    for age in ages {
+                        let r = recency(now - age, now);
+                        let want = (70 - i64::from(run) + i64::from(r)).clamp(0, 100) as u8;
+                        assert_eq!(hint.score(now - age, now).total, want, "{hint:?} age {age}");
+                    }
+                    // clock skew: seen after now
+                    assert_eq!(recency(now + 1, now), 30);
+                }
+            }
+        }
+    }
+}

@@ -130,6 +130,39 @@ pub fn quality_key(score: u8, peer_id: &[u8]) -> Vec<u8> {
     key
 }
 
+/// The first byte of a rank index key (schema 5). The rank index lives in the
+/// by_quality space, after every quality key: a quality key starts with the quality
+/// score, at most 100, so every first byte from [`QUALITY_END`] up is free.
+pub const RANK_TAG: u8 = 0xFF;
+/// The exclusive upper bound of the quality keys in the by_quality space: the
+/// rank entries sort at and after it.
+pub const QUALITY_END: [u8; 1] = [101];
+/// Width of a rank key's prefix: the tag and the run byte.
+pub const RANK_PREFIX_WIDTH: usize = 2;
+
+/// The rank index key (schema 5) of `peer_id` seen at `last_seen` whose hint sorts
+/// in run `run` ([`ScoreHint::rank_byte`]): the tag, the run, then the by_last_seen
+/// key, so a run sorts newest first and equal times by id descending.
+pub fn rank_key(run: u8, last_seen: u64, peer_id: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(RANK_PREFIX_WIDTH + LAST_SEEN_WIDTH + peer_id.len() + 1);
+    key.extend_from_slice(&[RANK_TAG, run]);
+    key.extend_from_slice(&last_seen_prefix(last_seen));
+    push_last_seen_suffix(&mut key, peer_id);
+    key
+}
+
+/// `(run, last_seen, key suffix)` of a rank key, the suffix still encoded as in a
+/// by_last_seen key; `None` for a key that is not one (a quality key, or damaged).
+pub fn split_rank_key_raw(key: &[u8]) -> Option<(u8, u64, &[u8])> {
+    match key {
+        [RANK_TAG, run, rest @ ..] if *run <= 100 => {
+            let (last_seen, suffix) = split_last_seen_key_raw(rest)?;
+            Some((*run, last_seen, suffix))
+        }
+        _ => None,
+    }
+}
+
 /// The prefix width of an index space's keys.
 pub fn prefix_width(space: Space) -> usize {
     match space {
@@ -246,6 +279,43 @@ mod tests {
         };
         assert_eq!(Counters::decode(&c.encode()), Some(c));
         assert_eq!(Counters::decode(&[0; 15]), None);
+    }
+
+    /// Rank keys sort by run (best base first), then as by_last_seen keys (newest
+    /// first, equal times by id descending), after every quality key, and split
+    /// back; keys that are not rank keys do not split.
+    #[test]
+    fn rank_keys_sort_by_run_then_newest_and_split_back() {
+        let ordered: &[(u8, u64, &[u8])] = &[
+            (0, u64::MAX, b"a"),
+            (0, 5, b"b"),
+            (0, 5, b"a"),
+            (0, 0, b"z"),
+            (1, u64::MAX, b"z"),
+            (100, 9, b"a"),
+        ];
+        for pair in ordered.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(
+                rank_key(a.0, a.1, a.2) < rank_key(b.0, b.1, b.2),
+                "{a:?} < {b:?}"
+            );
+        }
+        for &(run, ls, id) in ordered {
+            let key = rank_key(run, ls, id);
+            let (r, l, suffix) = split_rank_key_raw(&key).expect("a rank key");
+            assert_eq!((r, l), (run, ls));
+            assert_eq!(peer_id_of_last_seen_suffix(suffix).as_deref(), Some(id));
+            assert!(quality_key(100, &[0x7e; 200]).as_slice() < QUALITY_END.as_slice());
+            assert!(QUALITY_END.as_slice() < key.as_slice());
+        }
+        assert_eq!(split_rank_key_raw(&quality_key(100, b"a")), None);
+        assert_eq!(
+            split_rank_key_raw(&[RANK_TAG, 101, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            None
+        );
+        assert_eq!(split_rank_key_raw(&[RANK_TAG, 0, 0, 0]), None);
+        assert_eq!(split_rank_key_raw(&[RANK_TAG]), None);
     }
 
     /// The order a forward walk of by_last_seen gives: last_seen descending, ties by
