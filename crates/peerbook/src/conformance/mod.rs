@@ -39,6 +39,8 @@
 //!   atomic `update_peer` / `record_session` racing on one peer;
 //! - [`concurrency`]: read views, walks and key rotation racing writers, past
 //!   blacklist ends, one book per backend instance;
+//! - [`migration`]: schema migrations on open (from schema 1 and 3), resumed
+//!   after a failed write, and the marker that picks their steps;
 //! - [`group`]: the group commit of concurrent Sync writers (every acknowledged
 //!   write visible and durable, no return before the engine's write, a failed group
 //!   write fails every writer in it);
@@ -69,6 +71,7 @@ pub mod group;
 pub mod group_stress;
 pub mod hooked;
 pub mod lifecycle;
+pub mod migration;
 pub mod needles;
 pub mod open_failure;
 pub mod ranking;
@@ -278,7 +281,8 @@ macro_rules! store_conformance_tests {
 }
 
 /// Generates one `#[test]` per [`concurrency`] conformance function (views,
-/// races between writers and readers, one book per backend).
+/// races between writers and readers, one book per backend), per [`migration`]
+/// one (schema migrations), and per [`failing`] and [`group`] one.
 #[macro_export]
 macro_rules! concurrency_conformance_tests {
     ($factory:expr) => {
@@ -292,6 +296,13 @@ macro_rules! concurrency_conformance_tests {
                 rotate_key_under_concurrent_writers,
                 past_blacklist_ranked_normally,
                 second_book_on_one_backend_refused,
+            ]
+        );
+        $crate::__conformance_group!(
+            migration_conformance,
+            migration,
+            $factory,
+            [
                 schema_1_score_hints_migrate,
                 schema_3_index_migrates_after_interruption,
                 migration_marker_picks_the_steps,

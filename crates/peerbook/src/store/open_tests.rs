@@ -8,9 +8,9 @@ use crate::backend::{
     Backend, BackendError, BookClaim, Direction, Durability, KeyRange, Op, ReadView, Space, Visit,
     WriteBatch,
 };
-use crate::conformance::concurrency::to_schema_3;
 use crate::conformance::failing::FailingBackend;
 use crate::conformance::hooked::HookedBackend;
+use crate::conformance::migration::to_schema_3;
 use crate::{ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook, Secret};
 
 /// Puts and deletes of by_last_seen entries, over every batch written.
