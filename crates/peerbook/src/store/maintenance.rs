@@ -114,12 +114,25 @@ fn escape_key(key: &[u8]) -> String {
         .collect()
 }
 
+/// The index spaces, in the order verify and repair go through them.
+const INDEX_SPACES: [Space; 2] = [Space::ByLastSeen, Space::ByQuality];
+
 /// Everything a full read of the peers space tells.
 struct Survey {
     counters: Counters,
-    /// Index entries (key -> value) the decodable records need.
-    expected: [BTreeMap<Vec<u8>, Vec<u8>>; 2],
+    /// Index entries (key -> value) the decodable records need, by space: every
+    /// entry of [`keys::index_entries`] joins the map of its space, whatever its
+    /// position among them.
+    expected: BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>,
     corrupt: Vec<(Vec<u8>, Vec<u8>, String)>,
+}
+
+impl Survey {
+    /// The entries the records need in `space` (none for a space without any).
+    fn expected(&self, space: Space) -> &BTreeMap<Vec<u8>, Vec<u8>> {
+        static NONE: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        self.expected.get(&space).unwrap_or(&NONE)
+    }
 }
 
 impl<B: Backend> PeerBook<B> {
@@ -292,10 +305,8 @@ impl<B: Backend> PeerBook<B> {
                 });
                 match decoded {
                     Ok(record) => {
-                        for (i, (_, key, value)) in
-                            keys::index_entries(&record).into_iter().enumerate()
-                        {
-                            survey.expected[i].insert(key, value);
+                        for (space, key, value) in keys::index_entries(&record) {
+                            survey.expected.entry(space).or_default().insert(key, value);
                         }
                     }
                     Err(reason) => survey.corrupt.push((k.to_vec(), v.to_vec(), reason)),
@@ -342,14 +353,11 @@ impl<B: Backend> PeerBook<B> {
             records: survey.counters.peers,
             ..VerifyReport::default()
         };
-        for (i, space) in [Space::ByLastSeen, Space::ByQuality]
-            .into_iter()
-            .enumerate()
-        {
-            let (orphans, present) = self.index_diff(&*view, space, &survey.expected[i])?;
+        for space in INDEX_SPACES {
+            let expected = survey.expected(space);
+            let (orphans, present) = self.index_diff(&*view, space, expected)?;
             report.orphan_index_entries += orphans.len() as u64;
-            report.missing_index_entries +=
-                (survey.expected[i].len() as u64).saturating_sub(present);
+            report.missing_index_entries += (expected.len() as u64).saturating_sub(present);
         }
         report.corrupt = survey
             .corrupt
@@ -419,22 +427,19 @@ impl<B: Backend> PeerBook<B> {
                 report.quarantined += 1;
             }
         }
-        for (i, space) in [Space::ByLastSeen, Space::ByQuality]
-            .into_iter()
-            .enumerate()
-        {
-            let (orphans, present) = self.index_diff(&*view, space, &survey.expected[i])?;
+        for space in INDEX_SPACES {
+            let expected = survey.expected(space);
+            let (orphans, present) = self.index_diff(&*view, space, expected)?;
             report.index_entries_removed += orphans.len() as u64;
             for key in orphans {
                 batch.delete(space, key);
             }
-            if present < survey.expected[i].len() as u64 {
+            if present < expected.len() as u64 {
                 // put every expected entry: puts of present ones are harmless
-                for (key, value) in &survey.expected[i] {
+                for (key, value) in expected {
                     batch.put(space, key.clone(), value.clone());
                 }
-                report.index_entries_added +=
-                    (survey.expected[i].len() as u64).saturating_sub(present);
+                report.index_entries_added += (expected.len() as u64).saturating_sub(present);
             }
         }
         report.counters_fixed = counters != **guard;
