@@ -112,7 +112,9 @@ pub enum Space {
     /// penalty, blacklist; layout in `store::keys`), so a scan of recent peers
     /// ranks them without decoding records.
     ByLastSeen,
-    /// `u8` quality score + `peer_id` -> empty.
+    /// `u8` quality score (0..=100) + `peer_id` -> empty; and, after every one of
+    /// those (schema 5), the rank region: `0xFF`, the run of the score hint, then
+    /// the by_last_seen key -> the score hint (layout in `store::keys`).
     ByQuality,
     /// name -> value: schema version, key check, counters, last cleanup time.
     Meta,

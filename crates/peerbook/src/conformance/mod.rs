@@ -39,7 +39,7 @@
 //!   atomic `update_peer` / `record_session` racing on one peer;
 //! - [`concurrency`]: read views, walks and key rotation racing writers, past
 //!   blacklist ends, one book per backend instance;
-//! - [`migration`]: schema migrations on open (from schema 1 and 3), resumed
+//! - [`migration`]: schema migrations on open (from schema 1, 3 and 4), resumed
 //!   after a failed write, and the marker that picks their steps;
 //! - [`group`]: the group commit of concurrent Sync writers (every acknowledged
 //!   write visible and durable, no return before the engine's write, a failed group
@@ -305,6 +305,7 @@ macro_rules! concurrency_conformance_tests {
             [
                 schema_1_score_hints_migrate,
                 schema_3_index_migrates_after_interruption,
+                schema_4_rank_index_migrates_after_interruption,
                 migration_marker_picks_the_steps,
             ]
         );

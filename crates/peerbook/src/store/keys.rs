@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | peers | peer_id | format byte + postcard(record) |
 //! | by_last_seen | big-endian u64 `!last_seen` (bitwise not) + every byte of peer_id bitwise-negated + `0xFF` | score hint: quality score, success, reliability (u8 each), penalty (u32 BE), blacklist tag (u8: 0 none, 1 some), blacklist_until (u64 BE; 0 when none) |
-//! | by_quality | u8 quality score + peer_id | empty |
+//! | by_quality, quality keys | u8 quality score (0..=100) + peer_id | empty |
+//! | by_quality, rank region (schema 5) | [`RANK_TAG`] (`0xFF`) + u8 run ([`ScoreHint::rank_byte`], 0..=100) + the peer's by_last_seen key | the score hint, as in by_last_seen |
 //! | meta | name | see the constants below |
 //!
 //! by_last_seen sorts newest first (schema 4): a forward walk yields the entries by
@@ -14,6 +15,13 @@
 //! the id order, prefixes included (`"abc"` sorts before `"ab"`): a peer id is
 //! printable ASCII (0x21..=0x7E, see [`crate::schema::PeerId`]), never 0x00, so a
 //! negated id byte is never 0xFF and the terminator sorts after every one of them.
+//!
+//! The rank region (schema 5) shares by_quality with the quality keys and sorts
+//! after every one of them: a quality key starts with a score of at most 100, so
+//! the keys from [`QUALITY_END`] up are rank keys (or damage), never quality keys.
+//! A rank key is the run of the peer's score hint (the best time-independent part
+//! of the score first), then its by_last_seen key: within a run, newest first.
+//! Code that reads quality keys bounds its range by [`QUALITY_END`].
 
 use std::ops::Bound;
 
@@ -29,7 +37,9 @@ use crate::scoring::ScoreHint;
 /// - 3: records of format 2 (addresses, metadata).
 /// - 4: by_last_seen keys sort newest first (`!last_seen`, the negated id and a
 ///   terminator); schema 3 and older wrote `last_seen` + id, oldest first.
-pub const SCHEMA_VERSION: u32 = 4;
+/// - 5: the rank index: one entry per record in the rank region of by_quality
+///   (see [`rank_key`]); opening migrates 4 and older.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// meta `schema_version`: u32 big-endian.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -163,19 +173,37 @@ pub fn split_rank_key_raw(key: &[u8]) -> Option<(u8, u64, &[u8])> {
     }
 }
 
-/// The prefix width of an index space's keys.
-pub fn prefix_width(space: Space) -> usize {
-    match space {
-        Space::ByLastSeen => LAST_SEEN_WIDTH,
-        _ => QUALITY_WIDTH,
-    }
+/// Tells the index keys of one peer whatever time, score or run they hold: how
+/// the entries of a record that cannot tell them (a corrupt one) are found.
+pub struct KeysOf<'a> {
+    peer_id: &'a [u8],
+    /// [`last_seen_suffix`] of the peer: what its by_last_seen and rank keys end with.
+    suffix: Vec<u8>,
 }
 
-/// What every key of `peer_id` in an index space ends with, after the prefix.
-pub fn index_suffix(space: Space, peer_id: &[u8]) -> Vec<u8> {
-    match space {
-        Space::ByLastSeen => last_seen_suffix(peer_id),
-        _ => peer_id.to_vec(),
+impl<'a> KeysOf<'a> {
+    pub fn new(peer_id: &'a [u8]) -> Self {
+        KeysOf {
+            peer_id,
+            suffix: last_seen_suffix(peer_id),
+        }
+    }
+
+    /// Whether `key`, a key of the index `space`, is one of the peer's: in
+    /// by_last_seen, its suffix after the time; in by_quality, its id after the
+    /// score (a quality key) or, after the tag, the run and the time, its suffix
+    /// (a rank key).
+    pub fn holds(&self, space: Space, key: &[u8]) -> bool {
+        let ends_with =
+            |width: usize, tail: &[u8]| key.len() == width + tail.len() && key[width..] == *tail;
+        match space {
+            Space::ByLastSeen => ends_with(LAST_SEEN_WIDTH, &self.suffix),
+            _ => {
+                ends_with(QUALITY_WIDTH, self.peer_id)
+                    || (key.first() == Some(&RANK_TAG)
+                        && ends_with(RANK_PREFIX_WIDTH + LAST_SEEN_WIDTH, &self.suffix))
+            }
+        }
     }
 }
 
@@ -196,19 +224,27 @@ pub fn split_last_seen_key(key: &[u8]) -> Option<(u64, Vec<u8>)> {
     Some((last_seen, peer_id_of_last_seen_suffix(suffix)?))
 }
 
-/// `(score, peer_id)` of a by_quality key.
+/// `(score, peer_id)` of a by_quality quality key; `None` for a key of the rank
+/// region (at or after [`QUALITY_END`]) or a damaged one.
 pub fn split_quality_key(key: &[u8]) -> Option<(u8, &[u8])> {
     let (&score, id) = key.split_first()?;
-    if id.is_empty() {
+    if id.is_empty() || score >= QUALITY_END[0] {
         return None;
     }
     Some((score, id))
 }
 
-/// The two index entries of a record: `(space, key, value)`. A by_last_seen value
-/// is the record's `ScoreHint` (what ranking needs besides the time); a by_quality
-/// value is empty.
-pub fn index_entries(record: &PeerRecord) -> [(Space, Vec<u8>, Vec<u8>); 2] {
+/// True when `key`, a by_quality key, is a quality key: it sorts before
+/// [`QUALITY_END`] (the rank region sorts at and after it).
+pub fn is_quality_key(key: &[u8]) -> bool {
+    key < QUALITY_END.as_slice()
+}
+
+/// The index entries of a record: `(space, key, value)`. A by_last_seen value is
+/// the record's `ScoreHint` (what ranking needs besides the time); a by_quality
+/// quality key's value is empty; the rank entry (schema 5, in by_quality) holds
+/// the hint too.
+pub fn index_entries(record: &PeerRecord) -> [(Space, Vec<u8>, Vec<u8>); 3] {
     let id = record.peer_id.as_bytes();
     let hint = ScoreHint::of(record);
     [
@@ -221,6 +257,11 @@ pub fn index_entries(record: &PeerRecord) -> [(Space, Vec<u8>, Vec<u8>); 2] {
             Space::ByQuality,
             quality_key(hint.quality_score, id),
             Vec::new(),
+        ),
+        (
+            Space::ByQuality,
+            rank_key(hint.rank_byte(), record.last_seen, id),
+            hint.encode(),
         ),
     ]
 }
@@ -311,11 +352,90 @@ mod tests {
         }
         assert_eq!(split_rank_key_raw(&quality_key(100, b"a")), None);
         assert_eq!(
+            split_quality_key(&rank_key(0, 5, b"a")),
+            None,
+            "not a quality key"
+        );
+        assert_eq!(split_quality_key(&[101, b'a']), None, "at QUALITY_END");
+        assert!(!is_quality_key(&rank_key(0, 0, b"!")));
+        assert!(!is_quality_key(&QUALITY_END));
+        assert!(is_quality_key(&quality_key(100, &[0xFF; 8])));
+        assert_eq!(
             split_rank_key_raw(&[RANK_TAG, 101, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
             None
         );
         assert_eq!(split_rank_key_raw(&[RANK_TAG, 0, 0, 0]), None);
         assert_eq!(split_rank_key_raw(&[RANK_TAG]), None);
+    }
+
+    /// A record's three index entries, and the keys [`KeysOf`] finds for a peer:
+    /// each of its entries, whatever the time, score or run, never another id's
+    /// (a prefix of it, or one it prefixes) nor a key of the other space.
+    #[test]
+    fn index_entries_and_the_keys_of_a_peer() {
+        let record = |id: &[u8]| PeerRecord {
+            peer_id: crate::schema::PeerId::from_bytes(id).unwrap(),
+            display_name: String::new(),
+            public_key: "pk".into(),
+            shared_secret: None,
+            last_seen: 77,
+            last_connected: 0,
+            last_known_ip: None,
+            ice_servers: Vec::new(),
+            cached_candidates: Vec::new(),
+            connection_quality: Default::default(),
+            reconnection_attempts: 2,
+            blacklist_until: None,
+            addresses: Vec::new(),
+            metadata: Default::default(),
+        };
+        let record_ab = record(b"ab");
+        let hint = ScoreHint::of(&record_ab);
+        assert_eq!(hint.rank_byte(), 70 + 10, "two attempts: base -10");
+        let entries = index_entries(&record_ab);
+        assert_eq!(
+            entries,
+            [
+                (Space::ByLastSeen, last_seen_key(77, b"ab"), hint.encode()),
+                (
+                    Space::ByQuality,
+                    quality_key(hint.quality_score, b"ab"),
+                    vec![]
+                ),
+                (
+                    Space::ByQuality,
+                    rank_key(hint.rank_byte(), 77, b"ab"),
+                    hint.encode()
+                ),
+            ]
+        );
+        let of = KeysOf::new(b"ab");
+        for (space, key, _) in &entries {
+            assert!(of.holds(*space, key), "{space}: {key:?}");
+        }
+        for (space, key) in [
+            (Space::ByLastSeen, last_seen_key(u64::MAX, b"ab")),
+            (Space::ByQuality, quality_key(0, b"ab")),
+            (Space::ByQuality, rank_key(100, 0, b"ab")),
+            // a run past 100 is damage, still the peer's to delete
+            (
+                Space::ByQuality,
+                [&[RANK_TAG, 101][..], &last_seen_key(1, b"ab")].concat(),
+            ),
+        ] {
+            assert!(of.holds(space, &key), "{space}: {key:?}");
+        }
+        for id in [&b"a"[..], b"abc", b"ba"] {
+            for (space, key, _) in index_entries(&record(id)) {
+                assert!(!of.holds(space, &key), "{space}: {key:?}");
+            }
+        }
+        assert!(!of.holds(Space::ByLastSeen, &rank_key(0, 77, b"ab")));
+        assert!(!of.holds(Space::ByQuality, &last_seen_key(77, b"ab")));
+        assert!(!of.holds(
+            Space::ByQuality,
+            &[0xFE, 0, 0, 0, 0, 0, 0, 0, 0, !b'a', !b'b', 0xFF]
+        ));
     }
 
     /// The order a forward walk of by_last_seen gives: last_seen descending, ties by
@@ -391,7 +511,7 @@ mod tests {
             assert_eq!(split_last_seen_key(&key), Some((t, id.to_vec())));
             let (raw_t, suffix) = split_last_seen_key_raw(&key).unwrap();
             assert_eq!((raw_t, suffix), (t, &last_seen_suffix(id)[..]));
-            assert!(key.ends_with(&index_suffix(Space::ByLastSeen, id)));
+            assert!(KeysOf::new(id).holds(Space::ByLastSeen, &key));
         }
         assert_eq!(split_last_seen_key(&[0; 8]), None);
         // no id, no terminator, or a terminator inside: not a key of this layout

@@ -121,8 +121,8 @@ const INDEX_SPACES: [Space; 2] = [Space::ByLastSeen, Space::ByQuality];
 struct Survey {
     counters: Counters,
     /// Index entries (key -> value) the decodable records need, by space: every
-    /// entry of [`keys::index_entries`] joins the map of its space, whatever its
-    /// position among them.
+    /// entry of [`keys::index_entries`] joins the map of its space (by_quality
+    /// holds the quality keys and the rank region).
     expected: BTreeMap<Space, BTreeMap<Vec<u8>, Vec<u8>>>,
     corrupt: Vec<(Vec<u8>, Vec<u8>, String)>,
 }
@@ -389,8 +389,9 @@ impl<B: Backend> PeerBook<B> {
         Ok(report)
     }
 
-    /// Move corrupt records to quarantine (meta `quarantine/<key>`), rebuild both
-    /// indexes from the records, and rewrite the counters, in one atomic batch.
+    /// Move corrupt records to quarantine (meta `quarantine/<key>`), rebuild the
+    /// indexes (by_last_seen; by_quality's quality keys and rank region) from the
+    /// records, and rewrite the counters, in one atomic batch.
     pub fn repair(&self) -> Result<RepairReport> {
         let mut guard = self.lock_writer_to_write()?;
         let report = self.rebuild(&mut guard, true)?;
@@ -568,3 +569,7 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "maintenance_tests.rs"]
+mod tests;

@@ -197,10 +197,13 @@ pub(crate) struct StagedWrite {
 }
 
 impl StagedWrite {
-    /// The most ops the write of one record puts in its batch without eviction:
-    /// the record, each index entry deleted and put, the counters (a batch sized
-    /// for them is never grown, where an empty one grew twice).
-    const ONE_RECORD_OPS: usize = 6;
+    /// The most ops the write of one record puts in its batch without eviction
+    /// (a new record, or one replacing a decodable one): the record, each of its
+    /// three index entries ([`keys::index_entries`]) deleted and put, the counters
+    /// (a batch sized for them is never grown, where an empty one grew twice).
+    /// Replacing a corrupt record deletes whatever index keys name it first, and
+    /// may grow the batch.
+    const ONE_RECORD_OPS: usize = 8;
 
     /// A staged write on top of `counters`, its batch empty and grown as it fills:
     /// for the writes that do not size theirs (a removal, the cleanups, an import,

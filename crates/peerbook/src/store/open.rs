@@ -296,7 +296,16 @@ impl<B: Backend> PeerBook<B> {
     ///   backend is asked to compact by_last_seen
     ///   ([`Backend::compact_space`]): the deleted keys all sort before the new
     ///   ones, and an engine that keeps them as tombstones (RocksDB) would make
-    ///   forward walks step over every one of them.
+    ///   forward walks step over every one of them. The put pass also puts each
+    ///   record's rank entry (the step to 5, below, in the same batches).
+    /// - 4 -> 5: the rank index (see [`keys`]): the rank entry of every decodable
+    ///   record (whose id is its key) is put, [`MIGRATION_CHUNK`] records per
+    ///   batch. From 0 the rebuild has put them, from 1 to 3 the put pass of the
+    ///   step to 4. Nothing is deleted: the region sorts after every quality key
+    ///   and no schema before 5 wrote in it, so a rerun puts the same entries
+    ///   again. Then, from any version below 5, before the marker goes, the
+    ///   backend is asked to compact by_quality (failure only warns), which the
+    ///   puts grew by a key per record.
     fn migrate_from(
         &self,
         found: u32,
@@ -355,8 +364,8 @@ impl<B: Backend> PeerBook<B> {
             // deleting and putting them all again would only double the writes.
             if found >= 1 {
                 let deleted = self.delete_last_seen_entries()?;
-                let written = self.put_last_seen_entries()?;
-                info!(deleted, written, "peerbook migration 3 -> 4 done");
+                let written = self.put_entries(Self::last_seen_or_rank)?;
+                info!(deleted, written, "peerbook migration 3 -> 5 done");
             }
             // Every old key was deleted, and they all sort before the new ones
             // (`last_seen` < 2^63 <= `!last_seen`): on an engine that keeps them as
@@ -369,6 +378,18 @@ impl<B: Backend> PeerBook<B> {
                     "peerbook could not compact by_last_seen after migration 3 -> 4"
                 );
             }
+        }
+        if found == 4 {
+            let written = self.put_entries(Self::rank)?;
+            info!(written, "peerbook migration 4 -> 5 done");
+        }
+        // the rank entries just put: a key per record in by_quality
+        if let Err(e) = self.backend.compact_space(Space::ByQuality) {
+            warn!(
+                engine = self.backend.engine_name(),
+                error = %e,
+                "peerbook could not compact by_quality after migration to 5"
+            );
         }
         let mut done = WriteBatch::new();
         done.delete(Space::Meta, META_MIGRATING.to_vec());
@@ -419,15 +440,30 @@ impl<B: Backend> PeerBook<B> {
         Ok(())
     }
 
-    /// Migration step to schema 4, second half: put the by_last_seen entry (current
-    /// key layout and score hint encoding) of every decodable record,
-    /// [`MIGRATION_CHUNK`] records per batch. Returns how many entries were written.
-    fn put_last_seen_entries(&self) -> Result<u64> {
+    /// The entries the put pass of the step to 4 puts: by_last_seen's, and the
+    /// rank entry (the step to 5 in the same pass); not the quality key.
+    fn last_seen_or_rank(space: Space, key: &[u8]) -> bool {
+        space == Space::ByLastSeen || Self::rank(space, key)
+    }
+
+    /// The entry the step to 5 puts: the rank entry (by_quality, after the quality keys).
+    fn rank(space: Space, key: &[u8]) -> bool {
+        space == Space::ByQuality && !keys::is_quality_key(key)
+    }
+
+    /// Put the index entries of [`keys::index_entries`] that `pick` picks (current
+    /// key layout and score hint encoding) of every decodable record whose id is
+    /// its key, [`MIGRATION_CHUNK`] records per batch. Returns how many entries
+    /// were written.
+    fn put_entries(&self, pick: fn(Space, &[u8]) -> bool) -> Result<u64> {
         self.rewrite_in_pages(Space::Peers, |k, v, batch| {
             if let Ok(record) = PeerRecord::decode(v) {
                 if record.peer_id.as_bytes() == k {
-                    let [(space, key, value), _] = keys::index_entries(&record);
-                    batch.put(space, key, value);
+                    for (space, key, value) in keys::index_entries(&record) {
+                        if pick(space, &key) {
+                            batch.put(space, key, value);
+                        }
+                    }
                 }
             }
         })

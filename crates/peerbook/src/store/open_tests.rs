@@ -10,19 +10,67 @@ use crate::backend::{
 };
 use crate::conformance::failing::FailingBackend;
 use crate::conformance::hooked::HookedBackend;
-use crate::conformance::migration::to_schema_3;
+use crate::conformance::migration::{to_schema_3, to_schema_4};
+use crate::store::keys;
 use crate::{ManualClock, MasterKey, MemoryBackend, NewPeer, Options, PeerBook, Secret};
 
-/// Puts and deletes of by_last_seen entries, over every batch written.
+/// Puts and deletes of by_last_seen entries, and of rank entries, over every
+/// batch written.
 #[derive(Default)]
 struct IndexWrites {
     puts: AtomicUsize,
     deletes: AtomicUsize,
+    rank_puts: AtomicUsize,
+    rank_deletes: AtomicUsize,
+}
+
+impl IndexWrites {
+    /// `backend` counting into `writes` the index ops of every batch it writes.
+    fn counting<B: Backend>(backend: B, writes: &Arc<IndexWrites>) -> HookedBackend<B> {
+        let seen = Arc::clone(writes);
+        HookedBackend::with_batches(backend, move |_, batch| {
+            for op in batch.map(WriteBatch::ops).unwrap_or_default() {
+                let counter = match op {
+                    Op::Put {
+                        space: Space::ByLastSeen,
+                        ..
+                    } => &seen.puts,
+                    Op::Delete {
+                        space: Space::ByLastSeen,
+                        ..
+                    } => &seen.deletes,
+                    Op::Put {
+                        space: Space::ByQuality,
+                        key,
+                        ..
+                    } if !keys::is_quality_key(key) => &seen.rank_puts,
+                    Op::Delete {
+                        space: Space::ByQuality,
+                        key,
+                    } if !keys::is_quality_key(key) => &seen.rank_deletes,
+                    _ => continue,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    }
+
+    /// `(by_last_seen puts, deletes, rank puts, deletes)`.
+    fn counts(&self) -> (usize, usize, usize, usize) {
+        let load = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+        (
+            load(&self.puts),
+            load(&self.deletes),
+            load(&self.rank_puts),
+            load(&self.rank_deletes),
+        )
+    }
 }
 
 /// A migration from 0 (a version-0 store: records, no meta) puts each
-/// by_last_seen entry once: the 0 -> 1 rebuild leaves the index as it must be,
-/// so the step to 4 does not delete it and put it all again.
+/// by_last_seen and rank entry once: the 0 -> 1 rebuild leaves the indexes as
+/// they must be, so the steps to 4 and 5 do not delete them and put them all
+/// again.
 #[test]
 fn migration_from_0_writes_the_last_seen_entries_once() {
     const N: usize = 10;
@@ -58,25 +106,13 @@ fn migration_from_0_writes_the_last_seen_entries_once() {
     legacy.write(batch, Durability::Sync).unwrap();
 
     let writes = Arc::new(IndexWrites::default());
-    let seen = Arc::clone(&writes);
-    let backend = HookedBackend::with_batches(legacy, move |_, batch| {
-        for op in batch.map(WriteBatch::ops).unwrap_or_default() {
-            match op {
-                Op::Put {
-                    space: Space::ByLastSeen,
-                    ..
-                } => seen.puts.fetch_add(1, Ordering::Relaxed),
-                Op::Delete {
-                    space: Space::ByLastSeen,
-                    ..
-                } => seen.deletes.fetch_add(1, Ordering::Relaxed),
-                _ => 0,
-            };
-        }
-    });
+    let backend = IndexWrites::counting(legacy, &writes);
     let book = PeerBook::open(backend, options()).expect("open migrates a version-0 store");
-    assert_eq!(writes.puts.load(Ordering::Relaxed), N, "entries put");
-    assert_eq!(writes.deletes.load(Ordering::Relaxed), 0, "entries deleted");
+    assert_eq!(
+        writes.counts(),
+        (N, 0, N, 0),
+        "by_last_seen and rank entries put once, none deleted"
+    );
     assert!(book.verify().unwrap().is_clean());
     assert_eq!(
         book.backend()
@@ -181,16 +217,14 @@ impl Backend for Compactions {
     }
 }
 
-/// The step to schema 4 asks the backend to compact by_last_seen once, and the
-/// request reaches the engine through the backend `wrap` puts around it: a
-/// schema-3 book (by_last_seen in the old key layout) opened through `wrap`
-/// migrates and compacts by_last_seen; creating the book and reopening it migrated
-/// compact nothing.
-fn the_step_to_4_compacts_the_index_through<B: Backend>(wrap: impl Fn(Compactions) -> B) {
-    let clock = ManualClock::new(1_700_000_000_000);
-    let options = || Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone());
-    let store = Compactions::default();
-    let book = PeerBook::open(wrap(store.clone()), options()).unwrap();
+/// A book of three peers opened through `wrap` on `store`, closed.
+fn three_peers<B: Backend>(
+    store: &Compactions,
+    wrap: &impl Fn(Compactions) -> B,
+    clock: &ManualClock,
+) {
+    let options = Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone());
+    let book = PeerBook::open(wrap(store.clone()), options).unwrap();
     for i in 0..3 {
         book.store_peer(NewPeer {
             peer_id: format!("peer-{i}"),
@@ -201,45 +235,99 @@ fn the_step_to_4_compacts_the_index_through<B: Backend>(wrap: impl Fn(Compaction
         clock.advance(std::time::Duration::from_secs(1));
     }
     drop(book.close().unwrap());
-    assert_eq!(store.asked(), [], "a new book compacts nothing");
-    to_schema_3(&store);
+}
 
-    let book = PeerBook::open(wrap(store.clone()), options()).expect("open migrates schema 3");
-    assert_eq!(
-        store.get(Space::Meta, b"schema_version").unwrap(),
-        Some(super::SCHEMA_VERSION.to_be_bytes().to_vec())
-    );
+/// The steps to schema 4 and 5 ask the backend to compact by_last_seen and
+/// by_quality once each, and the request reaches the engine through the backend
+/// `wrap` puts around it: a schema-3 book (by_last_seen in the old key layout)
+/// opened through `wrap` migrates and compacts both, a schema-4 book (no rank
+/// region) by_quality only; creating the book and reopening it migrated compact
+/// nothing.
+fn the_migration_compacts_the_indexes_through<B: Backend>(wrap: impl Fn(Compactions) -> B) {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let options = || Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone());
+    for (from, compacted) in [
+        (3, &[Space::ByLastSeen, Space::ByQuality][..]),
+        (4, &[Space::ByQuality][..]),
+    ] {
+        let store = Compactions::default();
+        three_peers(&store, &wrap, &clock);
+        assert_eq!(store.asked(), [], "a new book compacts nothing");
+        if from == 3 {
+            to_schema_3(&store);
+        } else {
+            to_schema_4(&store);
+        }
+        let book = PeerBook::open(wrap(store.clone()), options()).expect("open migrates");
+        assert_eq!(
+            store.get(Space::Meta, b"schema_version").unwrap(),
+            Some(super::SCHEMA_VERSION.to_be_bytes().to_vec())
+        );
+        assert!(book.verify().unwrap().is_clean());
+        drop(book.close().unwrap());
+        assert_eq!(
+            store.asked(),
+            compacted,
+            "from {from}: each space once, through the wrapper"
+        );
+        drop(PeerBook::open(wrap(store.clone()), options()).unwrap());
+        assert_eq!(
+            store.asked(),
+            compacted,
+            "from {from}: a migrated book's reopen compacts nothing"
+        );
+    }
+}
+
+#[test]
+fn the_migration_compacts_the_indexes() {
+    the_migration_compacts_the_indexes_through(|store| store);
+}
+
+#[test]
+fn the_migration_compacts_the_indexes_through_an_arc() {
+    the_migration_compacts_the_indexes_through(Arc::new);
+}
+
+#[test]
+fn the_migration_compacts_the_indexes_through_a_hooked_backend() {
+    the_migration_compacts_the_indexes_through(|store| HookedBackend::new(store, |_| {}));
+}
+
+#[test]
+fn the_migration_compacts_the_indexes_through_a_failing_backend() {
+    the_migration_compacts_the_indexes_through(FailingBackend::new);
+}
+
+/// A migration from 4 puts each record's rank entry, in by_quality, and writes
+/// no other index entry: by_last_seen and the quality keys are schema 4's.
+#[test]
+fn migration_from_4_puts_only_the_rank_entries() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let store = Compactions::default();
+    three_peers(&store, &|store| store, &clock);
+    let entries = |b: &dyn Backend| {
+        [Space::ByLastSeen, Space::ByQuality].map(|space| {
+            let mut out = Vec::new();
+            b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
+                out.push((k.to_vec(), v.to_vec()));
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+            out
+        })
+    };
+    let want = entries(&store);
+    let region = to_schema_4(&store);
+    assert_eq!(region.len(), 3);
+    let writes = Arc::new(IndexWrites::default());
+    let backend = IndexWrites::counting(store.inner.clone(), &writes);
+    let options = Options::new(MasterKey::from_bytes([1; 32])).with_clock(clock.clone());
+    let book = PeerBook::open(backend, options).expect("open migrates schema 4");
+    assert_eq!(writes.counts(), (0, 0, 3, 0), "the rank entries only");
     assert!(book.verify().unwrap().is_clean());
-    drop(book.close().unwrap());
-    assert_eq!(
-        store.asked(),
-        [Space::ByLastSeen],
-        "the step to 4 compacts by_last_seen once, through the wrapper"
+    assert!(
+        entries(book.backend()) == want,
+        "the indexes of the book before its downgrade"
     );
-    drop(PeerBook::open(wrap(store.clone()), options()).unwrap());
-    assert_eq!(
-        store.asked(),
-        [Space::ByLastSeen],
-        "a migrated book's reopen compacts nothing"
-    );
-}
-
-#[test]
-fn the_step_to_4_compacts_the_index() {
-    the_step_to_4_compacts_the_index_through(|store| store);
-}
-
-#[test]
-fn the_step_to_4_compacts_the_index_through_an_arc() {
-    the_step_to_4_compacts_the_index_through(Arc::new);
-}
-
-#[test]
-fn the_step_to_4_compacts_the_index_through_a_hooked_backend() {
-    the_step_to_4_compacts_the_index_through(|store| HookedBackend::new(store, |_| {}));
-}
-
-#[test]
-fn the_step_to_4_compacts_the_index_through_a_failing_backend() {
-    the_step_to_4_compacts_the_index_through(FailingBackend::new);
 }

@@ -327,7 +327,9 @@ impl<B: Backend> PeerBook<B> {
     /// `replaced` is the stored record this one replaces, already taken out of the
     /// counters but with its index entries still in place: an entry that moved is
     /// deleted, one whose key and value did not change is neither deleted nor put
-    /// again, and the record itself is overwritten by the put.
+    /// again, one whose key stays but whose value changed (a by_last_seen or rank
+    /// entry whose hint changed within its time and run) is put over, and the
+    /// record itself is overwritten by the put.
     pub(crate) fn put_record_into(
         staged: &mut StagedWrite,
         record: &PeerRecord,
@@ -341,12 +343,26 @@ impl<B: Backend> PeerBook<B> {
         let hint = ScoreHint::of(record);
         let old = replaced.map(|r| (r.last_seen, ScoreHint::of_replaced(r)));
         if old != Some((record.last_seen, hint)) {
+            // by_last_seen and the rank entry hold the hint at a key of the time
+            // (and, for the rank entry, of the hint's run): a key that moved is
+            // deleted; a key that stays takes the new hint
+            let encoded = hint.encode();
             if let Some((last_seen, _)) = old.filter(|&(t, _)| t != record.last_seen) {
                 let key = keys::last_seen_key(last_seen, id);
                 staged.batch.delete(Space::ByLastSeen, key);
             }
             let key = keys::last_seen_key(record.last_seen, id);
-            staged.batch.put(Space::ByLastSeen, key, hint.encode());
+            staged.batch.put(Space::ByLastSeen, key, encoded.clone());
+            let run = hint.rank_byte();
+            if let Some((last_seen, old_hint)) = old {
+                let old_run = old_hint.rank_byte();
+                if (last_seen, old_run) != (record.last_seen, run) {
+                    let key = keys::rank_key(old_run, last_seen, id);
+                    staged.batch.delete(Space::ByQuality, key);
+                }
+            }
+            let key = keys::rank_key(run, record.last_seen, id);
+            staged.batch.put(Space::ByQuality, key, encoded);
         }
         let old_score = old.map(|(_, h)| h.quality_score);
         if old_score != Some(hint.quality_score) {
@@ -434,13 +450,13 @@ impl<B: Backend> PeerBook<B> {
                 }
             }
             Existing::Corrupt { .. } => {
-                // The record cannot tell its index keys: find them by their id suffix.
+                // The record cannot tell its index keys: find them by their id
+                // suffix (by_quality: its quality keys and its rank keys).
+                let of = keys::KeysOf::new(id.as_bytes());
                 for space in [Space::ByLastSeen, Space::ByQuality] {
-                    let width = keys::prefix_width(space);
-                    let suffix = keys::index_suffix(space, id.as_bytes());
                     let mut found = Vec::new();
                     view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
-                        if k.len() == width + suffix.len() && k[width..] == suffix[..] {
+                        if of.holds(space, k) {
                             found.push(k.to_vec());
                         }
                         ControlFlow::Continue(())

@@ -22,7 +22,7 @@ pub fn quality_index_follows_score<F: Factory, D: Driver>(f: &F) {
         book.store_peer(plain_peer(id)).unwrap();
         book.update_connection_quality(id, *q).unwrap();
     }
-    let mut index: Vec<(u8, String)> = space_keys(book.backend(), Space::ByQuality)
+    let mut index: Vec<(u8, String)> = quality_keys(book.backend())
         .into_iter()
         .map(|k| (k[0], String::from_utf8_lossy(&k[1..]).into_owned()))
         .collect();
@@ -33,6 +33,11 @@ pub fn quality_index_follows_score<F: Factory, D: Driver>(f: &F) {
         .collect();
     expected.sort();
     assert_eq!(index, expected, "by_quality index holds each peer's score");
+    assert_eq!(
+        rank_keys(book.backend()).len(),
+        rows.len(),
+        "and, after the quality keys, a rank entry per peer"
+    );
     let top = book
         .query_peers(&PeerQuery {
             sort_by: SortBy::Quality,
@@ -446,7 +451,7 @@ pub fn connection_quality_partial_update<F: Factory, D: Driver>(f: &F) {
         "(90 000 x 2 + 120 000) / 3"
     );
     assert_eq!(r.connection_quality.latency_ms, Some(100));
-    let key = space_keys(book.backend(), Space::ByQuality);
+    let key = quality_keys(book.backend());
     assert_eq!(key.len(), 1);
     assert_eq!(
         key[0][0],

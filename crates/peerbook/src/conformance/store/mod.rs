@@ -148,6 +148,20 @@ fn space_keys(backend: &impl Backend, space: Space) -> Vec<Vec<u8>> {
     out
 }
 
+/// The quality keys of by_quality (those before [`QUALITY_END`](crate::store::keys::QUALITY_END)).
+fn quality_keys(backend: &impl Backend) -> Vec<Vec<u8>> {
+    let mut keys = space_keys(backend, Space::ByQuality);
+    keys.retain(|k| crate::store::keys::is_quality_key(k));
+    keys
+}
+
+/// The keys of by_quality's rank region (schema 5): one per record.
+fn rank_keys(backend: &impl Backend) -> Vec<Vec<u8>> {
+    let mut keys = space_keys(backend, Space::ByQuality);
+    keys.retain(|k| !crate::store::keys::is_quality_key(k));
+    keys
+}
+
 fn ids(records: &[PeerRecord]) -> Vec<&str> {
     records.iter().map(|r| r.peer_id.as_str()).collect()
 }

@@ -54,10 +54,11 @@ pub fn store_and_get_round_trip<F: Factory, D: Driver>(f: &F) {
         "one last_seen index entry"
     );
     assert_eq!(
-        space_keys(book.backend(), Space::ByQuality).len(),
+        quality_keys(book.backend()).len(),
         1,
         "one quality index entry"
     );
+    assert_eq!(rank_keys(book.backend()).len(), 1, "one rank entry");
     let debug = format!("{got:?}");
     assert!(
         !debug.contains("shared-secret-of") && !debug.contains("turn-credential-of"),
@@ -97,6 +98,11 @@ pub fn update_existing_peer_rewrites_indexes<F: Factory, D: Driver>(f: &F) {
         2,
         "old index entry replaced, not added"
     );
+    assert_eq!(
+        rank_keys(book.backend()).len(),
+        2,
+        "old rank entry replaced, not added"
+    );
     let recent = book.query_peers(&PeerQuery::default()).unwrap();
     assert_eq!(ids(&recent), ["a", "b"], "a is now the most recently seen");
     // a NewPeer with another public key is refused; replace_peer replaces the record
@@ -123,7 +129,8 @@ pub fn remove_peer<F: Factory, D: Driver>(f: &F) {
     assert_eq!(book.get_peer("a").unwrap(), None);
     assert!(book.get_peer("b").unwrap().is_some(), "others stay");
     assert_eq!(space_keys(book.backend(), Space::ByLastSeen).len(), 1);
-    assert_eq!(space_keys(book.backend(), Space::ByQuality).len(), 1);
+    assert_eq!(quality_keys(book.backend()).len(), 1);
+    assert_eq!(rank_keys(book.backend()).len(), 1);
     assert_eq!(book.get_storage_stats().unwrap().peer_count, 1);
     assert!(matches!(
         book.remove_peer(""),

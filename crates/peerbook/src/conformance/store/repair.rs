@@ -1,6 +1,7 @@
 //! Damage and versions: corrupt records reported, skipped and quarantined, index damage found and repaired, schema versions refused or migrated.
 
 use super::*;
+use crate::store::keys;
 
 /// A record whose bytes are damaged is reported as corrupted by get, skipped by
 /// queries, counted in stats, reported by verify and quarantined by repair.
@@ -108,7 +109,7 @@ pub fn verify_finds_index_damage_and_repair_fixes_it<F: Factory, D: Driver>(f: &
         .iter()
         .map(|id| {
             let seen = book.get_peer(id).unwrap().unwrap().last_seen;
-            crate::store::keys::last_seen_key(seen, id.as_bytes())
+            keys::last_seen_key(seen, id.as_bytes())
         })
         .collect();
     assert!(ls
@@ -123,15 +124,24 @@ pub fn verify_finds_index_damage_and_repair_fixes_it<F: Factory, D: Driver>(f: &
         Vec::new(),
     );
     // a by_last_seen entry whose score hint lies (claims the top score)
-    batch.put(
-        Space::ByLastSeen,
-        ls[1].clone(),
-        [vec![100, 20, 10], vec![0; 12]].concat(),
-    );
+    let best = [vec![100, 20, 10], vec![0; 13]].concat();
+    batch.put(Space::ByLastSeen, ls[1].clone(), best.clone());
+    // the same damage in the rank region: p0's entry missing, p1's lying, a stale
+    // one of p4 (run 0, the best, at time 0), a key that is no rank key
+    let rank = |id: &str| {
+        let record = book.get_peer(id).unwrap().unwrap();
+        let hint = crate::scoring::ScoreHint::of(&record);
+        keys::rank_key(hint.rank_byte(), record.last_seen, id.as_bytes())
+    };
+    assert!(rank_keys(book.backend()).contains(&rank("p1")));
+    batch.delete(Space::ByQuality, rank("p0"));
+    batch.put(Space::ByQuality, rank("p1"), best.clone());
+    batch.put(Space::ByQuality, keys::rank_key(0, 0, b"p4"), best);
+    batch.put(Space::ByQuality, vec![keys::RANK_TAG, 0], Vec::new());
     book.backend().write(batch, Durability::Sync).unwrap();
     let report = book.verify().unwrap();
-    assert_eq!(report.missing_index_entries, 2, "{report:?}");
-    assert_eq!(report.orphan_index_entries, 3, "{report:?}");
+    assert_eq!(report.missing_index_entries, 4, "{report:?}");
+    assert_eq!(report.orphan_index_entries, 6, "{report:?}");
     let all = CandidateQuery {
         limit: 10,
         max_age: None,
@@ -165,7 +175,7 @@ pub fn verify_finds_index_damage_and_repair_fixes_it<F: Factory, D: Driver>(f: &
     let repair = book.repair().unwrap();
     assert_eq!(
         (repair.index_entries_added, repair.index_entries_removed),
-        (2, 3)
+        (4, 6)
     );
     assert_clean(&book, "after repair");
     assert_eq!(
