@@ -6,10 +6,11 @@
 //! hex markers: RocksDB compresses with LZ4, so repetitive text would prove nothing.)
 //!
 //! Peer ids are looked for in every form a backend writes them: as they are (record
-//! keys, `by_quality` keys after the score byte), each byte negated (`by_last_seen`
-//! keys, docs/format.md), and both in hex (RocksDB's `LOG` prints keys in hex). Half
-//! of the peers are stored before a close and reopen (RocksDB then holds them in SST
-//! files, whose smallest and largest keys its `MANIFEST` names), half after.
+//! keys, `by_quality` quality keys after the score byte), each byte negated
+//! (`by_last_seen` keys and `by_quality`'s rank keys, docs/format.md), and both in
+//! hex (RocksDB's `LOG` prints keys in hex). Half of the peers are stored before a
+//! close and reopen (RocksDB then holds them in SST files, whose smallest and
+//! largest keys its `MANIFEST` names), half after.
 
 mod common;
 

@@ -105,7 +105,8 @@ pub struct RocksOptions {
     /// in bytes. Default 2 MiB.
     ///
     /// Their entries are short keys (a score or timestamp and a peer id) with short
-    /// values (a 16-byte score hint in `by_last_seen`, empty in `by_quality`): 2 MiB
+    /// values (a 16-byte score hint in `by_last_seen` and in the rank region of
+    /// `by_quality`, empty for its quality keys): 2 MiB
     /// holds tens of thousands of index entries, and a whole million-entry index is
     /// only some tens of MiB on disk.
     pub index_write_buffer_bytes: usize,
@@ -172,8 +173,8 @@ const MAX_INFO_LOG_BYTES: usize = MIB;
 /// holding only the current state, at every `MANIFEST` write (each flush and each
 /// compaction) and delete the old one. RocksDB's defaults (1 GiB, 500 %) keep
 /// appending to one file whose edits name every SST file the database ever had,
-/// with its smallest and largest key (peer ids, in the `peers`, `by_quality` and,
-/// negated, `by_last_seen` keys), so the ids of a cleared book would stay on disk
+/// with its smallest and largest key (peer ids, in the `peers` and `by_quality`
+/// keys, negated in `by_last_seen` and rank keys), so the ids of a cleared book would stay on disk
 /// until the next open; [`Backend::clear`](peerbook::backend::Backend::clear)
 /// relies on this. The cost: each flush or compaction writes the whole state (about
 /// 100 bytes per SST file) to a new file, syncs it and renames `CURRENT`.

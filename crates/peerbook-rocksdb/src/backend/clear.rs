@@ -105,8 +105,8 @@ impl RocksBackend {
 
     /// Leave a `MANIFEST` holding only the current state, and no other: the old
     /// `MANIFEST`s name every SST file the database had, with the smallest and
-    /// largest key of each (peer ids, in the `peers`, `by_quality` and, negated,
-    /// `by_last_seen` keys).
+    /// largest key of each (peer ids, in the `peers` and `by_quality` keys,
+    /// negated in `by_last_seen` and rank keys).
     ///
     /// The database is opened to start a new `MANIFEST` at every `MANIFEST` write
     /// (`MANIFEST_OPTIONS` in `options.rs`), but the new file gets the state from

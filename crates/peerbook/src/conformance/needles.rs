@@ -6,9 +6,10 @@
 use std::path::Path;
 
 /// The forms a peer id can take in a store's files: its bytes (record keys,
-/// `by_quality` keys after the score byte), each byte negated (`by_last_seen`
-/// keys, see docs/format.md), and both as upper- and lower-case hex (RocksDB's
-/// `LOG` prints keys in hex). Each with a label for a failure message.
+/// `by_quality` quality keys after the score byte), each byte negated
+/// (`by_last_seen` keys and the rank keys of `by_quality`, see docs/format.md),
+/// and both as upper- and lower-case hex (RocksDB's `LOG` prints keys in hex).
+/// Each with a label for a failure message.
 ///
 /// ```
 /// use peerbook::conformance::needles::id_forms;

@@ -1,6 +1,6 @@
 //! [`PeerBook`]: the store, over any [`Backend`].
 //!
-//! Every write that touches a peer updates its record, its two index entries and
+//! Every write that touches a peer updates its record, its three index entries and
 //! the counters in ONE atomic batch. Writers are serialized by one mutex, so
 //! read-modify-write operations (`update_last_seen`, ...) are atomic. Queries take
 //! no lock of the store and never wait for writers; `verify` and `export_data` take
