@@ -9,8 +9,9 @@
 //! `build` makes 256 realistic peers through [`PeerBook`] (a JWK public key, a sealed
 //! shared secret, a TURN credential, eight ICE candidates: about 1.7 KB stored, as
 //! the bench generator's), then writes `N` peers into a [`FileBackend`] by giving each
-//! a copy of a template's entries under its own peer id (records, both index
-//! entries), and compacts once, so the book is one snapshot and an empty log.
+//! a copy of a template's entries under its own peer id (records, every index
+//! entry: the id as it is, or negated in by_last_seen and rank keys), and compacts
+//! once, so the book is one snapshot and an empty log.
 //! `open` opens it once and prints the open time, the peak RSS (`VmHWM`) and the
 //! RSS after open (`VmRSS`) of this process; run it several times for a median.
 
@@ -89,6 +90,11 @@ fn new_peer(i: usize) -> NewPeer {
     }
 }
 
+/// Every byte of `bytes` negated: how by_last_seen and rank keys hold a peer id.
+fn negated(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().map(|b| !b).collect()
+}
+
 fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = bytes.to_vec();
     let mut p = 0;
@@ -123,7 +129,9 @@ fn templates() -> Templates {
                     meta.push((k.to_vec(), v.to_vec()));
                 } else if let Some(i) = (0..TEMPLATES).find(|&i| {
                     let id = peer_id(i);
-                    k.windows(id.len()).any(|w| w == id.as_bytes())
+                    let hidden = negated(id.as_bytes());
+                    k.windows(id.len())
+                        .any(|w| w == id.as_bytes() || w == hidden)
                 }) {
                     per_peer[i].push((space, k.to_vec(), v.to_vec()));
                 }
@@ -152,10 +160,12 @@ fn build(dir: &str, n: usize, compact: bool) {
     for i in 0..n {
         let t = i % TEMPLATES;
         let (from, to) = (peer_id(t), peer_id(i));
+        let (from_hidden, to_hidden) = (negated(from.as_bytes()), negated(to.as_bytes()));
         for (space, k, v) in &per_peer[t] {
+            let k = replace(k, from.as_bytes(), to.as_bytes());
             batch.put(
                 *space,
-                replace(k, from.as_bytes(), to.as_bytes()),
+                replace(&k, &from_hidden, &to_hidden),
                 replace(v, from.as_bytes(), to.as_bytes()),
             );
         }
