@@ -41,12 +41,15 @@ mod lifecycle;
 mod maintenance;
 mod open;
 mod query;
+mod rank;
 mod records;
 mod settings;
 mod transfer;
 mod write;
 
 pub use keys::SCHEMA_VERSION;
+#[cfg(any(test, feature = "conformance"))]
+pub(crate) use rank::RANK_SCAN_BUDGET;
 
 /// How far in the future a stored timestamp may lie (1 day, in ms): clock skew
 /// between the application's clock and the book's, nothing more.
@@ -131,6 +134,9 @@ pub struct PeerBook<B: Backend> {
     _claim: Claim,
     /// Whether this book's open started a new book (see [`PeerBook::created_book`]).
     created: bool,
+    /// Scans the rank walk may start before it leaves a query to the by_last_seen
+    /// walk ([`rank::RANK_SCAN_BUDGET`]; tests force either walk through it).
+    rank_scan_budget: std::sync::atomic::AtomicUsize,
 }
 
 /// The claim a live book holds on its backend instance (released on drop).

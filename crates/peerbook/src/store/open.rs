@@ -113,6 +113,7 @@ impl<B: Backend> PeerBook<B> {
             group: Default::default(),
             _claim: claim,
             created: false,
+            rank_scan_budget: super::rank::RANK_SCAN_BUDGET.into(),
         };
         book.created = book.open_existing_or_init()?;
         book.store_retention()?;

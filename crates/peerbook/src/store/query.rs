@@ -5,11 +5,14 @@
 //! allows. Records that fail to decode, and index entries that disagree with their
 //! record, are skipped (and reported by [`PeerBook::verify`]).
 //!
-//! Reconnection candidates are ranked from the by_last_seen index's score hints
-//! alone: a bounded top-k selection over the entries within `max_age`, newest first
-//! (a forward walk: the index sorts newest first), that stops as soon as no older
-//! entry can outrank the kept ones (the score depends on time only through its
-//! recency steps), then reads only the kept records.
+//! Reconnection candidates are ranked from index entries' score hints alone, then
+//! only the kept records are read. The walk is a bounded top-k selection over the
+//! rank index (schema 5, [`super::rank`]), which sorts entries by the
+//! time-independent part of their score, then newest first, and usually stops after
+//! a handful; a query spread over too many of its runs falls back to the
+//! by_last_seen walk: the entries within `max_age`, newest first (a forward walk:
+//! the index sorts newest first), that stops as soon as no older entry can outrank
+//! the kept ones (the score depends on time only through its recency steps).
 //!
 //! Each query reads one [`ReadView`]: pages of an index and the records they point
 //! to come from one state, so a peer moved by a concurrent write is met exactly once.
@@ -103,13 +106,68 @@ pub struct Candidate {
 }
 
 /// An index entry ranked by its score hint, before its record is read.
-struct Ranked {
-    score: ReconnectionScore,
-    last_seen: u64,
+pub(super) struct Ranked {
+    pub(super) score: ReconnectionScore,
+    pub(super) last_seen: u64,
     /// The id as the by_last_seen key encodes it ([`keys::last_seen_suffix`]): decoded
     /// only for the entries whose record is read.
-    suffix: Vec<u8>,
+    pub(super) suffix: Vec<u8>,
     hint: ScoreHint,
+}
+
+/// The best `best` entries offered so far: a heap whose top is the worst kept one,
+/// so an entry that ranks after all of them costs no allocation.
+pub(super) struct TopK {
+    heap: BinaryHeap<Ranked>,
+    best: usize,
+}
+
+impl TopK {
+    pub(super) fn new(best: usize) -> Self {
+        TopK {
+            heap: BinaryHeap::with_capacity(best.min(1024)),
+            best,
+        }
+    }
+
+    /// The worst kept entry once `best` are kept; `None` before.
+    pub(super) fn worst(&self) -> Option<&Ranked> {
+        if self.heap.len() >= self.best {
+            self.heap.peek()
+        } else {
+            None
+        }
+    }
+
+    /// Keep this entry if it ranks among the best `best` offered so far.
+    pub(super) fn offer(
+        &mut self,
+        score: ReconnectionScore,
+        last_seen: u64,
+        suffix: &[u8],
+        hint: ScoreHint,
+    ) {
+        if self.best == 0 {
+            return;
+        }
+        if let Some(worst) = self.worst() {
+            if rank_order((score.total, last_seen, suffix), worst.key()).is_ge() {
+                return;
+            }
+            self.heap.pop();
+        }
+        self.heap.push(Ranked {
+            score,
+            last_seen,
+            suffix: suffix.to_vec(),
+            hint,
+        });
+    }
+
+    /// The kept entries, best first.
+    pub(super) fn into_sorted_vec(self) -> Vec<Ranked> {
+        self.heap.into_sorted_vec()
+    }
 }
 
 /// The candidate order on `(total, last_seen, key suffix)`: higher total, then later
@@ -192,7 +250,8 @@ impl<B: Backend> PeerBook<B> {
                 let lower = query
                     .min_quality
                     .map_or(Bound::Unbounded, |q| Bound::Included(vec![q]));
-                let range = (lower, Bound::Unbounded);
+                // the quality keys, not the rank region after them
+                let range = (lower, Bound::Excluded(keys::QUALITY_END.to_vec()));
                 self.walk_index(view, Space::ByQuality, range, ascending, |record| {
                     if cutoff.is_none_or(|c| record.last_seen >= c) {
                         out.push(record);
@@ -285,7 +344,14 @@ impl<B: Backend> PeerBook<B> {
     ) -> Result<Vec<Candidate>> {
         let mut best = limit;
         loop {
-            let ranked = self.ranked(view, cutoff, now, keep, best)?;
+            let by_rank = match best {
+                usize::MAX => None, // every entry: one walk of by_last_seen
+                _ => self.ranked_by_rank(view, cutoff, now, keep, best)?,
+            };
+            let ranked = match by_rank {
+                Some(ranked) => ranked,
+                None => self.ranked(view, cutoff, now, keep, best)?,
+            };
             let every_entry = ranked.len() < best;
             let found = self.load_ranked(view, ranked.into_iter(), limit)?;
             if found.len() >= limit || every_entry {
@@ -308,7 +374,7 @@ impl<B: Backend> PeerBook<B> {
     /// time only through the recency steps). Entries with a damaged key or an
     /// out-of-range hint match no record, so they are skipped here (verify reports
     /// them).
-    fn ranked(
+    pub(super) fn ranked(
         &self,
         view: &dyn ReadView,
         cutoff: Option<u64>,
@@ -320,7 +386,7 @@ impl<B: Backend> PeerBook<B> {
         if best == 0 {
             return Ok(Vec::new());
         }
-        let mut kept: BinaryHeap<Ranked> = BinaryHeap::with_capacity(best.min(1024));
+        let mut kept = TopK::new(best);
         let mut every = Vec::new();
         let range = KeyRange {
             lower: super::as_ref_bound(&lower),
@@ -333,16 +399,14 @@ impl<B: Backend> PeerBook<B> {
             else {
                 return ControlFlow::Continue(()); // damaged entry: verify reports it
             };
-            if kept.len() >= best {
-                if let Some(worst) = kept.peek() {
-                    // Every entry from here on totals at most `bound` and is seen no
-                    // later than this one: none ranks before `worst`.
-                    let bound = ScoreHint::best_total(last_seen, now);
-                    if worst.score.total > bound
-                        || (worst.score.total == bound && worst.last_seen > last_seen)
-                    {
-                        return ControlFlow::Break(());
-                    }
+            if let Some(worst) = kept.worst() {
+                // Every entry from here on totals at most `bound` and is seen no
+                // later than this one: none ranks before `worst`.
+                let bound = ScoreHint::best_total(last_seen, now);
+                if worst.score.total > bound
+                    || (worst.score.total == bound && worst.last_seen > last_seen)
+                {
+                    return ControlFlow::Break(());
                 }
             }
             if !hint.in_range() || !keep(&hint) {
@@ -359,22 +423,7 @@ impl<B: Backend> PeerBook<B> {
                 });
                 return ControlFlow::Continue(());
             }
-            if kept.len() >= best {
-                match kept.peek() {
-                    Some(worst)
-                        if rank_order((score.total, last_seen, suffix), worst.key()).is_lt() =>
-                    {
-                        kept.pop();
-                    }
-                    _ => return ControlFlow::Continue(()),
-                }
-            }
-            kept.push(Ranked {
-                score,
-                last_seen,
-                suffix: suffix.to_vec(),
-                hint,
-            });
+            kept.offer(score, last_seen, suffix, hint);
             ControlFlow::Continue(())
         })?;
         if best == usize::MAX {
