@@ -2,21 +2,19 @@
 //! against its engine reading the same bytes, per backend (issue #19's 100 us
 //! target at 100k).
 //!
-//! The store ranks candidates from the `by_last_seen` index's score hints alone: it
-//! walks the index from the newest entry down (a forward scan: the index sorts
-//! newest first since schema 4) and stops once no older entry can outrank the five
-//! it keeps, then reads those five records. This example first
-//! counts what one query reads, through a wrapper around the real backend (the one
-//! scan of the index: entries visited and the last (oldest) key reached; the
-//! records read), then times, each in its own loop and without the wrapper:
+//! The store ranks candidates from index entries' score hints alone: since schema 5
+//! it walks the rank index (in `by_quality`: best time-independent score first,
+//! then newest first) and stops once no later entry can outrank the five it keeps,
+//! then reads those five records. This example first counts what one query reads,
+//! through a wrapper around the real backend (the one scan of the index: its space,
+//! entries visited, the first and last keys reached; the records read), then
+//! times, each in its own loop and without the wrapper:
 //!
 //! - `query`: the store's `get_reconnection_candidates`;
 //! - `floor`: in one view, the backend's own forward scan over the same entries (from
-//!   the first key, the newest, to the oldest key the query reached), plus reads of
-//!   the same records: no decode, no ranking;
-//! - `forward`/`reverse`: that scan alone, and the same entries read backward (from
-//!   the oldest key reached up to the first): the walk the older oldest-first key
-//!   layout (schema 3) needed, since engines may read backward slower.
+//!   the first key the query reached to the last), plus reads of the same records:
+//!   no decode, no ranking;
+//! - `forward`/`reverse`: that scan alone, and the same entries read backward.
 //!
 //! Prints medians in ns over ROUNDS queries and `query/floor`.
 //!
@@ -57,6 +55,8 @@ struct Reads {
     armed: bool,
     scans: usize,
     visited: usize,
+    space: Option<Space>,
+    first: Vec<u8>,
     last: Vec<u8>,
     gets: Vec<(Space, Vec<u8>)>,
 }
@@ -91,9 +91,12 @@ impl ReadView for CountingView<'_> {
         direction: Direction,
         visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
     ) -> Result<(), BackendError> {
-        let (mut visited, mut last) = (0, Vec::new());
+        let (mut visited, mut first, mut last) = (0, Vec::new(), Vec::new());
         let result = self.inner.scan(space, range, direction, &mut |k, v| {
             visited += 1;
+            if first.is_empty() {
+                first.extend_from_slice(k);
+            }
             last.clear();
             last.extend_from_slice(k);
             visitor(k, v)
@@ -101,6 +104,8 @@ impl ReadView for CountingView<'_> {
         let mut reads = self.reads.lock().expect("reads");
         reads.scans += 1;
         reads.visited += visited;
+        reads.space = Some(space);
+        reads.first = first;
         reads.last = last;
         result
     }
@@ -171,16 +176,22 @@ fn time(rounds: usize, mut f: impl FnMut()) -> f64 {
     median(&ns)
 }
 
-/// Visit the by_last_seen entries from the first up to `last` (at most `count`) in
-/// `direction`, adding up their lengths so no read is optimized away; returns
-/// how many were visited.
-fn scan(view: &dyn ReadView, last: &[u8], direction: Direction, count: usize) -> usize {
+/// Which entries the query's scan visited: its space and first and last keys.
+struct Visited<'a> {
+    space: Space,
+    first: &'a [u8],
+    last: &'a [u8],
+}
+
+/// Visit the entries of `visited` (at most `count`) in `direction`, adding up their
+/// lengths so no read is optimized away; returns how many were visited.
+fn scan(view: &dyn ReadView, visited: &Visited<'_>, direction: Direction, count: usize) -> usize {
     let range = KeyRange {
-        lower: Bound::Unbounded,
-        upper: Bound::Included(last),
+        lower: Bound::Included(visited.first),
+        upper: Bound::Included(visited.last),
     };
     let (mut seen, mut bytes) = (0, 0);
-    view.scan(Space::ByLastSeen, range, direction, &mut |k, v| {
+    view.scan(visited.space, range, direction, &mut |k, v| {
         seen += 1;
         bytes += k.len() + v.len();
         if seen >= count {
@@ -231,9 +242,16 @@ fn main() {
             armed: _,
             scans,
             visited,
+            space,
+            first,
             last,
             gets,
         } = std::mem::take(&mut *reads.lock().expect("reads"));
+        let span = Visited {
+            space: space.expect("the query scanned an index"),
+            first: &first,
+            last: &last,
+        };
         assert_eq!(found.len(), 5, "a bench book has five candidates");
         assert_eq!(
             scans, 1,
@@ -252,7 +270,7 @@ fn main() {
         let raw: &dyn Backend = &*inner;
         let floor_ns = time(rounds, || {
             let view = raw.view().expect("view");
-            assert_eq!(scan(&*view, &last, Direction::Forward, visited), visited);
+            assert_eq!(scan(&*view, &span, Direction::Forward, visited), visited);
             for (space, key) in &gets {
                 black_box(view.get(*space, key).expect("get"));
             }
@@ -260,7 +278,7 @@ fn main() {
         let reverse_ns = time(rounds, || {
             black_box(scan(
                 &*raw.view().expect("view"),
-                &last,
+                &span,
                 Direction::Reverse,
                 visited,
             ));
@@ -268,14 +286,15 @@ fn main() {
         let forward_ns = time(rounds, || {
             black_box(scan(
                 &*raw.view().expect("view"),
-                &last,
+                &span,
                 Direction::Forward,
                 visited,
             ));
         });
         println!(
-            "{:<8} n={n} visited {visited} entries, {} records; median ns: query {query_ns:.0}, floor {floor_ns:.0} (query/floor {:.2}x), scan alone forward {forward_ns:.0} reverse {reverse_ns:.0} (reverse/forward {:.2}x)",
+            "{:<8} n={n} visited {visited} entries of {}, {} records; median ns: query {query_ns:.0}, floor {floor_ns:.0} (query/floor {:.2}x), scan alone forward {forward_ns:.0} reverse {reverse_ns:.0} (reverse/forward {:.2}x)",
             kind.name(),
+            span.space,
             gets.len(),
             query_ns / floor_ns,
             reverse_ns / forward_ns,
