@@ -325,8 +325,8 @@ fn migrated_index_scans_over_no_tombstone() {
         .expect("close");
     assert_eq!(
         backend.get(Space::Meta, b"schema_version").unwrap(),
-        Some(4u32.to_be_bytes().to_vec()),
-        "migrated"
+        Some(peerbook::store::SCHEMA_VERSION.to_be_bytes().to_vec()),
+        "migrated to the current schema"
     );
     use rocksdb::perf::{set_perf_stats, PerfContext, PerfMetric, PerfStatsLevel};
     set_perf_stats(PerfStatsLevel::EnableCount);
