@@ -623,6 +623,41 @@ pub fn migration_marker_picks_the_steps<F: Factory>(f: &F) {
         assert!(resumed.verify().unwrap().is_clean(), "{context}");
         backend = resumed.close().unwrap();
     }
+    // A book a schema-4 build left mid-migration: version 4 and a marker naming
+    // where it started. From 3 the index may still be in the old layout; from 0 the
+    // rebuild of every index had not finished (a quality key missing). The
+    // migration starts where that build started, not at 4.
+    for (from, context) in [(3u32, "version 4, marker 3"), (0, "version 4, marker 0")] {
+        let mut batch = WriteBatch::new();
+        to_legacy_layout(&mut batch, want.0.iter().cloned());
+        downgrade_into(&mut batch, &backend, 4);
+        let quality = scan_all(&*backend.view().unwrap(), Space::ByQuality);
+        batch.delete(Space::ByQuality, quality[0].0.clone());
+        batch.put(
+            Space::Meta,
+            keys::META_MIGRATING.to_vec(),
+            from.to_be_bytes().to_vec(),
+        );
+        backend.write(batch, Durability::Sync).unwrap();
+        let resumed = PeerBook::open(f.reopen(backend), options(&clock, key())).expect(context);
+        assert_eq!(
+            migration_state(resumed.backend()),
+            (crate::store::SCHEMA_VERSION, None),
+            "{context}"
+        );
+        assert!(
+            indexes(resumed.backend()) == want,
+            "{context}: by_last_seen migrated out of the old layout, the rank region put"
+        );
+        let missing = resumed.verify().unwrap().missing_index_entries;
+        assert_eq!(
+            missing,
+            u64::from(from != 0),
+            "{context}: the quality key is put back only by the 0 -> 1 rebuild"
+        );
+        resumed.repair().unwrap();
+        backend = resumed.close().unwrap();
+    }
     let mut book = PeerBook::open(f.reopen(backend), options(&clock, key())).unwrap();
     // damaged markers over an index still in the old layout, no rank region
     for (marker, context) in [

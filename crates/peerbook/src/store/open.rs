@@ -160,12 +160,16 @@ impl<B: Backend> PeerBook<B> {
                 });
             }
             Some(found) if found < SCHEMA_VERSION => {
+                // An older build may have left its own migration unfinished (version
+                // `found`, a marker naming where it started): start from there, or the
+                // steps below `found` would never finish.
+                let from = self.migration_in_progress(found)?.unwrap_or(found);
                 // A versioned book has a key check: never rewrite it under a wrong key.
                 self.check_key()?;
-                self.migrate_from(found, true, &mut guard)?;
+                self.migrate_from(from, true, &mut guard)?;
             }
             Some(_) => {
-                let resume = self.migration_in_progress()?;
+                let resume = self.migration_in_progress(SCHEMA_VERSION)?;
                 // a migration writes the key check before the marker
                 self.check_key()?;
                 if let Some(from) = resume {
@@ -207,15 +211,18 @@ impl<B: Backend> PeerBook<B> {
     }
 
     /// The version a migration left part way started from (meta `migrating`, see
-    /// [`META_MIGRATING`]), if one was. A marker that is not a version below
-    /// [`SCHEMA_VERSION`] is damage: every step is idempotent, so the migration
-    /// then runs again from the start (0) rather than lock the store shut.
-    fn migration_in_progress(&self) -> Result<Option<u32>> {
+    /// [`META_MIGRATING`]), if one was, in a book whose `schema_version` is
+    /// `version`: the migrating build wrote its own version with the marker, so this
+    /// build's ([`SCHEMA_VERSION`]) or, for a book an older build left mid-way, that
+    /// build's. A marker that is not a version below `version` is damage: every step
+    /// is idempotent, so the migration then runs again from the start (0) rather
+    /// than lock the store shut.
+    fn migration_in_progress(&self, version: u32) -> Result<Option<u32>> {
         let Some(bytes) = self.backend.get(Space::Meta, META_MIGRATING)? else {
             return Ok(None);
         };
         match keys::decode_u32(&bytes) {
-            Some(from) if from < SCHEMA_VERSION => Ok(Some(from)),
+            Some(from) if from < version => Ok(Some(from)),
             decoded => {
                 warn!(
                     engine = self.backend.engine_name(),
@@ -366,6 +373,7 @@ impl<B: Backend> PeerBook<B> {
             if found >= 1 {
                 let deleted = self.delete_last_seen_entries()?;
                 let written = self.put_entries(Self::last_seen_or_rank)?;
+                // `written`: entries, a by_last_seen and a rank entry per record
                 info!(deleted, written, "peerbook migration 3 -> 5 done");
             }
             // Every old key was deleted, and they all sort before the new ones
