@@ -179,8 +179,13 @@ impl<B: Backend> PeerBook<B> {
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
-            &mut |_, v| {
-                if let Ok(record) = PeerRecord::decode(v) {
+            &mut |k, v| {
+                // A record under another peer's key (damage verify reports) is not
+                // that peer: deleting or rewriting by its id would hit the healthy one.
+                if let Some(record) = PeerRecord::decode(v)
+                    .ok()
+                    .filter(|r| r.peer_id.as_bytes() == k)
+                {
                     let len = v.len() as u64;
                     if self.is_stale(&record, now) {
                         stale.push(Existing::Decoded { record, len });

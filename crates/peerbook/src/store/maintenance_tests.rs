@@ -161,3 +161,35 @@ fn verify_reports_and_repair_fixes_rank_damage() {
         assert_eq!(region(&book), want, "{what}: the region repaired");
     }
 }
+
+/// A stale copy of a peer's record under another key (damage) is not that peer:
+/// cleanup leaves the healthy record, its index entries and the counters alone.
+#[test]
+fn cleanup_skips_a_record_under_another_peers_key() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let book = PeerBook::open(
+        MemoryBackend::new(),
+        Options::new(MasterKey::from_bytes([3; 32])).with_clock(clock.clone()),
+    )
+    .unwrap();
+    book.store_peer(NewPeer {
+        peer_id: "a".into(),
+        public_key: "pk".into(),
+        ..NewPeer::default()
+    })
+    .unwrap();
+    let old = book.backend().get(Space::Peers, b"a").unwrap().unwrap();
+    clock.advance(std::time::Duration::from_secs(40 * 24 * 3600));
+    book.update_last_seen("a").unwrap();
+    // a's record as it was 40 days ago, under the key "x": stale, decodable
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"x".to_vec(), old);
+    book.backend().write(batch, Durability::Sync).unwrap();
+    let before = book.verify().unwrap();
+    assert_eq!(book.cleanup_stale_peers().unwrap(), 0);
+    assert!(
+        book.get_peer("a").unwrap().is_some(),
+        "the healthy record stays"
+    );
+    assert_eq!(book.verify().unwrap(), before, "nothing else changed");
+}
