@@ -492,6 +492,11 @@ fn write_v4_fixtures() {
 }
 
 fn write_fixtures(version: &str) {
+    assert_eq!(
+        format!("v{}", peerbook::store::SCHEMA_VERSION),
+        version,
+        "the {version} fixtures record what a build of that schema wrote: not this build"
+    );
     let out = fixtures_dir().join(version);
     assert!(
         !out.exists(),

@@ -456,7 +456,7 @@ impl<B: Backend> PeerBook<B> {
                 continue;
             };
             if record.last_seen != entry.last_seen || ScoreHint::of(&record) != entry.hint {
-                debug!(peer = %id, "stale by_last_seen entry skipped");
+                debug!(peer = %id, "stale index entry skipped (by_last_seen or rank)");
                 continue;
             }
             out.push(Candidate {
