@@ -182,10 +182,7 @@ impl<B: Backend> PeerBook<B> {
             &mut |k, v| {
                 // A record under another peer's key (damage verify reports) is not
                 // that peer: deleting or rewriting by its id would hit the healthy one.
-                if let Some(record) = PeerRecord::decode(v)
-                    .ok()
-                    .filter(|r| r.peer_id.as_bytes() == k)
-                {
+                if let Ok(record) = super::decode_stored(k, v) {
                     let len = v.len() as u64;
                     if self.is_stale(&record, now) {
                         stale.push(Existing::Decoded { record, len });
@@ -250,10 +247,10 @@ impl<B: Backend> PeerBook<B> {
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
-            &mut |_, v| {
+            &mut |k, v| {
                 s.peer_count += 1;
                 s.record_bytes += v.len() as u64;
-                match PeerRecord::decode(v) {
+                match super::decode_stored(k, v) {
                     Ok(r) => {
                         s.blacklisted_count += u64::from(r.is_blacklisted(now));
                         s.oldest_seen =
@@ -301,14 +298,7 @@ impl<B: Backend> PeerBook<B> {
             &mut |k, v| {
                 survey.counters.peers += 1;
                 survey.counters.bytes += v.len() as u64;
-                let decoded = PeerRecord::decode(v).map_err(|e| e.0).and_then(|r| {
-                    if r.peer_id.as_bytes() == k {
-                        Ok(r)
-                    } else {
-                        Err(format!("record names another peer ({})", r.peer_id))
-                    }
-                });
-                match decoded {
+                match super::decode_stored(k, v) {
                     Ok(record) => {
                         for (space, key, value) in keys::index_entries(&record) {
                             survey.expected.entry(space).or_default().insert(key, value);
@@ -474,7 +464,7 @@ impl<B: Backend> PeerBook<B> {
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
-            &mut |k, v| match PeerRecord::decode(v) {
+            &mut |k, v| match super::decode_stored(k, v) {
                 Ok(r) => {
                     if r.shared_secret.is_some()
                         || r.ice_servers.iter().any(|s| s.credential.is_some())

@@ -162,10 +162,10 @@ fn verify_reports_and_repair_fixes_rank_damage() {
     }
 }
 
-/// A stale copy of a peer's record under another key (damage) is not that peer:
-/// cleanup leaves the healthy record, its index entries and the counters alone.
-#[test]
-fn cleanup_skips_a_record_under_another_peers_key() {
+/// A book holding peer "a" and, under the key "x", a copy of "a"'s record as it
+/// was `age` ago (with an address that expired meanwhile), a's record changed
+/// since (its display name).
+fn misplaced_copy(age_days: u64) -> (PeerBook<MemoryBackend>, ManualClock) {
     let clock = ManualClock::new(1_700_000_000_000);
     let book = PeerBook::open(
         MemoryBackend::new(),
@@ -175,21 +175,77 @@ fn cleanup_skips_a_record_under_another_peers_key() {
     book.store_peer(NewPeer {
         peer_id: "a".into(),
         public_key: "pk".into(),
+        shared_secret: Some(crate::Secret::new(b"s3cret".to_vec())),
         ..NewPeer::default()
     })
     .unwrap();
+    book.add_address(
+        "a",
+        "/ip4/192.0.2.1/tcp/1",
+        crate::AddressSource::Observed,
+        Some(1_700_000_060_000),
+    )
+    .unwrap();
     let old = book.backend().get(Space::Peers, b"a").unwrap().unwrap();
-    clock.advance(std::time::Duration::from_secs(40 * 24 * 3600));
-    book.update_last_seen("a").unwrap();
-    // a's record as it was 40 days ago, under the key "x": stale, decodable
+    clock.advance(std::time::Duration::from_secs(age_days * 24 * 3600 + 120));
+    book.store_peer(NewPeer {
+        peer_id: "a".into(),
+        display_name: "renamed".into(),
+        ..NewPeer::default()
+    })
+    .unwrap();
     let mut batch = WriteBatch::new();
     batch.put(Space::Peers, b"x".to_vec(), old);
     book.backend().write(batch, Durability::Sync).unwrap();
-    let before = book.verify().unwrap();
-    assert_eq!(book.cleanup_stale_peers().unwrap(), 0);
-    assert!(
-        book.get_peer("a").unwrap().is_some(),
-        "the healthy record stays"
-    );
-    assert_eq!(book.verify().unwrap(), before, "nothing else changed");
+    (book, clock)
+}
+
+/// A copy of a peer's record under another key (damage verify reports) is not that
+/// peer: cleanup, whether the copy is stale or only holds an expired address,
+/// leaves the healthy record alone; stats count it as corrupt; export skips it (its
+/// document imports); rotate_key refuses the book, changing nothing.
+#[test]
+fn a_record_under_another_peers_key_is_not_that_peer() {
+    for age_days in [40, 0] {
+        let context = format!("a copy {age_days} days old");
+        let (book, _clock) = misplaced_copy(age_days);
+        let before = book.verify().unwrap();
+        assert_eq!(before.corrupt.len(), 1, "{context}: verify reports it");
+        assert_eq!(book.cleanup_stale_peers().unwrap(), 0, "{context}");
+        let a = book
+            .get_peer("a")
+            .unwrap()
+            .expect("the healthy record stays");
+        assert_eq!(a.display_name, "renamed", "{context}: not rolled back");
+        // (a's own expired address is dropped: its record shrinks, so the bytes move)
+        let after = book.verify().unwrap();
+        assert_eq!(after.corrupt, before.corrupt, "{context}: the copy stays");
+        assert_eq!(
+            (after.missing_index_entries, after.orphan_index_entries),
+            (0, 0),
+            "{context}: a's index entries still match its record"
+        );
+        assert!(
+            a.addresses.is_empty(),
+            "{context}: a's expired address dropped"
+        );
+        assert_eq!(
+            book.get_storage_stats().unwrap().corrupt_records,
+            1,
+            "{context}"
+        );
+        let doc = book.export_data(crate::ExportOptions::default()).unwrap();
+        assert_eq!(doc.peers.len(), 1, "{context}: exported once");
+        let stored = book.backend().get(Space::Peers, b"a").unwrap();
+        let rotated = book.rotate_key(&MasterKey::from_bytes([4; 32]));
+        assert!(
+            matches!(rotated, Err(crate::Error::Corrupted { .. })),
+            "{context}: {rotated:?}"
+        );
+        assert_eq!(
+            book.backend().get(Space::Peers, b"a").unwrap(),
+            stored,
+            "{context}"
+        );
+    }
 }

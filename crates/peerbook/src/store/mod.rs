@@ -408,6 +408,19 @@ pub(crate) fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
+/// The record stored at `key` in the peers space, if its value decodes and names
+/// the peer of its key; otherwise why not (a record under another peer's key is
+/// damage: acting on it by its own id would hit the healthy peer). Every scan of
+/// the peers space that acts on records by id reads them through this.
+pub(crate) fn decode_stored(key: &[u8], value: &[u8]) -> std::result::Result<PeerRecord, String> {
+    let record = PeerRecord::decode(value).map_err(|e| e.0)?;
+    if record.peer_id.as_bytes() == key {
+        Ok(record)
+    } else {
+        Err(format!("record names another peer ({})", record.peer_id))
+    }
+}
+
 pub(crate) fn corrupted_record(id: &PeerId, detail: String) -> Error {
     Error::Corrupted {
         what: "peer record",

@@ -163,9 +163,9 @@ impl<B: Backend> PeerBook<B> {
                 // An older build may have left its own migration unfinished (version
                 // `found`, a marker naming where it started): start from there, or the
                 // steps below `found` would never finish.
-                let from = self.migration_in_progress(found)?.unwrap_or(found);
                 // A versioned book has a key check: never rewrite it under a wrong key.
                 self.check_key()?;
+                let from = self.migration_in_progress(found)?.unwrap_or(found);
                 self.migrate_from(from, true, &mut guard)?;
             }
             Some(_) => {

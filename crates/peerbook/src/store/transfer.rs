@@ -137,8 +137,8 @@ impl<B: Backend> PeerBook<B> {
             Space::Peers,
             KeyRange::all(),
             Direction::Forward,
-            &mut |_, v| {
-                match PeerRecord::decode(v) {
+            &mut |k, v| {
+                match super::decode_stored(k, v) {
                     Ok(mut r) => {
                         if !options.include_secrets {
                             r.shared_secret = None;
