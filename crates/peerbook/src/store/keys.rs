@@ -38,7 +38,7 @@ use crate::scoring::ScoreHint;
 /// - 4: by_last_seen keys sort newest first (`!last_seen`, the negated id and a
 ///   terminator); schema 3 and older wrote `last_seen` + id, oldest first.
 /// - 5: the rank index: one entry per record in the rank region of by_quality
-///   (see [`rank_key`]); opening migrates 4 and older.
+///   (docs/format.md, "The rank region"); opening migrates 4 and older.
 pub const SCHEMA_VERSION: u32 = 5;
 
 /// meta `schema_version`: u32 big-endian.
