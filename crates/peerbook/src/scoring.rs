@@ -248,11 +248,14 @@ impl ScoreHint {
             && self.reliability <= Self::BEST.reliability
     }
 
-    /// The highest total any in-range hint scores when last seen at `last_seen`, at
-    /// `now`. It never grows as `last_seen` goes back in time, so a walk from the
-    /// newest entry down can stop once its kept results beat this bound.
-    pub fn best_total(last_seen: u64, now: u64) -> u8 {
-        Self::BEST.score(last_seen, now).total
+    /// The highest total an in-range hint of rank run `run` ([`Self::rank_byte`];
+    /// run 0 holds the best hint, so `best_total(0, ..)` bounds every hint) scores
+    /// when last seen at `last_seen`, at `now`: `clamp(70 - run + recency)`. It
+    /// never grows as `last_seen` goes back in time, so a walk from the newest entry
+    /// down (of one run, or of every entry for run 0) can stop once its kept results
+    /// beat this bound.
+    pub fn best_total(run: u8, last_seen: u64, now: u64) -> u8 {
+        (RANK_BASE_MAX - i64::from(run) + i64::from(recency(last_seen, now))).clamp(0, 100) as u8
     }
 
     pub fn encode(&self) -> Vec<u8> {

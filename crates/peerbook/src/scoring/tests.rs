@@ -441,6 +441,11 @@ fn rank_byte_splits_the_total_exactly() {
                         let r = recency(now - age, now);
                         let want = (70 - i64::from(run) + i64::from(r)).clamp(0, 100) as u8;
                         assert_eq!(hint.score(now - age, now).total, want, "{hint:?} age {age}");
+                        // the walks' bound of a run is that total: exact, so tight
+                        let bound = ScoreHint::best_total(run, now - age, now);
+                        assert_eq!(bound, want, "{hint:?} age {age}");
+                        let best = ScoreHint::BEST.score(now - age, now).total;
+                        assert_eq!(ScoreHint::best_total(0, now - age, now), best);
                     }
                     // clock skew: seen after now
                     assert_eq!(recency(now + 1, now), 30);

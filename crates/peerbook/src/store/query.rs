@@ -402,7 +402,7 @@ impl<B: Backend> PeerBook<B> {
             if let Some(worst) = kept.worst() {
                 // Every entry from here on totals at most `bound` and is seen no
                 // later than this one: none ranks before `worst`.
-                let bound = ScoreHint::best_total(last_seen, now);
+                let bound = ScoreHint::best_total(0, last_seen, now);
                 if worst.score.total > bound
                     || (worst.score.total == bound && worst.last_seen > last_seen)
                 {

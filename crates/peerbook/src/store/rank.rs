@@ -3,7 +3,7 @@
 //!
 //! The reconnection total is `clamp(base + recency, 0, 100)`, where the base
 //! ([`ScoreHint::base`]) does not depend on time and the recency is 30, 20, 10 or 0
-//! by age ([`recency`]). The rank region of `by_quality` ([`keys::rank_key`]) sorts
+//! by age ([`recency`](crate::scoring::recency)). The rank region of `by_quality` ([`keys::rank_key`]) sorts
 //! the entries by run `70 - clamp(base, -30, 70)` (best base first), then newest
 //! first: within a run the total can only fall along the walk, so the walk leaves a
 //! run as soon as its kept `k` beat what the rest of the run can score, and stops
@@ -38,7 +38,7 @@ use super::query::{Ranked, TopK};
 use super::{keys, PeerBook};
 use crate::backend::{Backend, Direction, KeyRange, ReadView, Space};
 use crate::error::Result;
-use crate::scoring::{recency, ScoreHint, RANK_BASE_MAX};
+use crate::scoring::{ScoreHint, RANK_BASE_MAX};
 
 /// Scans (one per run the walk seeks into) the rank walk starts before it leaves
 /// the query to the by_last_seen walk. The benchmark's query (24 h, limit 5) needs
@@ -48,11 +48,6 @@ pub(crate) const RANK_SCAN_BUDGET: usize = 16;
 /// The highest total an entry of run `run` (or any later run) can have, at any age.
 fn run_best(run: u16) -> u8 {
     (RANK_BASE_MAX + 30 - i64::from(run)).clamp(0, 100) as u8
-}
-
-/// The highest total an entry of run `run` seen at `last_seen` can have at `now`.
-fn entry_best(run: u8, last_seen: u64, now: u64) -> u8 {
-    (RANK_BASE_MAX - i64::from(run) + i64::from(recency(last_seen, now))).clamp(0, 100) as u8
 }
 
 /// Where one scan of the rank region ended.
@@ -130,7 +125,7 @@ impl<B: Backend> PeerBook<B> {
                     return ControlFlow::Break(());
                 }
                 if let Some(worst) = kept.worst() {
-                    let bound = entry_best(key_run, last_seen, now);
+                    let bound = ScoreHint::best_total(key_run, last_seen, now);
                     if worst.score.total > bound
                         || (worst.score.total == bound && worst.last_seen > last_seen)
                     {

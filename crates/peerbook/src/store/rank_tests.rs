@@ -188,8 +188,8 @@ fn run_bounds_are_the_best_totals_of_their_runs() {
     assert_eq!(run_best(30), 70);
     assert_eq!(run_best(100), 0);
     assert_eq!(run_best(101), 0);
-    assert_eq!(entry_best(0, NOW, NOW), 100);
-    assert_eq!(entry_best(0, NOW - DAY_MS, NOW), 90);
-    assert_eq!(entry_best(70, NOW - 7 * DAY_MS, NOW), 0);
-    assert_eq!(entry_best(100, NOW, NOW), 0);
+    assert_eq!(ScoreHint::best_total(0, NOW, NOW), 100);
+    assert_eq!(ScoreHint::best_total(0, NOW - DAY_MS, NOW), 90);
+    assert_eq!(ScoreHint::best_total(70, NOW - 7 * DAY_MS, NOW), 0);
+    assert_eq!(ScoreHint::best_total(100, NOW, NOW), 0);
 }
