@@ -140,6 +140,10 @@ pub fn quality_key(score: u8, peer_id: &[u8]) -> Vec<u8> {
     key
 }
 
+/// The index spaces, in the order verify, repair and the corrupt-record delete go
+/// through them.
+pub const INDEX_SPACES: [Space; 2] = [Space::ByLastSeen, Space::ByQuality];
+
 /// The first byte of a rank index key (schema 5). The rank index lives in the
 /// by_quality space, after every quality key: a quality key starts with the quality
 /// score, at most 100, so every first byte from [`QUALITY_END`] up is free.

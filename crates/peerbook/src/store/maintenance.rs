@@ -114,9 +114,6 @@ fn escape_key(key: &[u8]) -> String {
         .collect()
 }
 
-/// The index spaces, in the order verify and repair go through them.
-const INDEX_SPACES: [Space; 2] = [Space::ByLastSeen, Space::ByQuality];
-
 /// Everything a full read of the peers space tells.
 struct Survey {
     counters: Counters,
@@ -348,7 +345,7 @@ impl<B: Backend> PeerBook<B> {
             records: survey.counters.peers,
             ..VerifyReport::default()
         };
-        for space in INDEX_SPACES {
+        for space in keys::INDEX_SPACES {
             let expected = survey.expected(space);
             let (orphans, present) = self.index_diff(&*view, space, expected)?;
             report.orphan_index_entries += orphans.len() as u64;
@@ -423,7 +420,7 @@ impl<B: Backend> PeerBook<B> {
                 report.quarantined += 1;
             }
         }
-        for space in INDEX_SPACES {
+        for space in keys::INDEX_SPACES {
             let expected = survey.expected(space);
             let (orphans, present) = self.index_diff(&*view, space, expected)?;
             report.index_entries_removed += orphans.len() as u64;

@@ -160,11 +160,11 @@ impl<B: Backend> PeerBook<B> {
                 });
             }
             Some(found) if found < SCHEMA_VERSION => {
+                // A versioned book has a key check: never rewrite it under a wrong key.
+                self.check_key()?;
                 // An older build may have left its own migration unfinished (version
                 // `found`, a marker naming where it started): start from there, or the
                 // steps below `found` would never finish.
-                // A versioned book has a key check: never rewrite it under a wrong key.
-                self.check_key()?;
                 let from = self.migration_in_progress(found)?.unwrap_or(found);
                 self.migrate_from(from, true, &mut guard)?;
             }
@@ -466,12 +466,10 @@ impl<B: Backend> PeerBook<B> {
     /// were written.
     fn put_entries(&self, pick: fn(Space, &[u8]) -> bool) -> Result<u64> {
         self.rewrite_in_pages(Space::Peers, |k, v, batch| {
-            if let Ok(record) = PeerRecord::decode(v) {
-                if record.peer_id.as_bytes() == k {
-                    for (space, key, value) in keys::index_entries(&record) {
-                        if pick(space, &key) {
-                            batch.put(space, key, value);
-                        }
+            if let Ok(record) = super::decode_stored(k, v) {
+                for (space, key, value) in keys::index_entries(&record) {
+                    if pick(space, &key) {
+                        batch.put(space, key, value);
                     }
                 }
             }

@@ -453,7 +453,7 @@ impl<B: Backend> PeerBook<B> {
                 // The record cannot tell its index keys: find them by their id
                 // suffix (by_quality: its quality keys and its rank keys).
                 let of = keys::KeysOf::new(id.as_bytes());
-                for space in [Space::ByLastSeen, Space::ByQuality] {
+                for space in keys::INDEX_SPACES {
                     let mut found = Vec::new();
                     view.scan(space, KeyRange::all(), Direction::Forward, &mut |k, _| {
                         if of.holds(space, k) {
