@@ -554,6 +554,9 @@ impl<B: Backend> PeerBook<B> {
             META_LAST_CLEANUP.to_vec(),
             self.now().to_be_bytes().to_vec(),
         );
+        // A marker left beside no version and no peers names no work: the new
+        // book must not resume it on every later open.
+        batch.delete(Space::Meta, META_MIGRATING.to_vec());
         self.write_batch(batch)?;
         **guard = Counters::default();
         Ok(())

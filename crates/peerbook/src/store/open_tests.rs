@@ -163,6 +163,33 @@ fn created_book_only_for_the_open_that_started_it() {
     assert!(!book.created_book());
 }
 
+/// A backend with no version and no peers but a `migrating` marker (a book
+/// cleared, or whose first open crashed, beside a leftover marker) starts a new
+/// book without the marker: the next open finds nothing to resume.
+#[test]
+fn a_new_book_drops_a_leftover_marker() {
+    let key = MasterKey::from_bytes([7; 32]);
+    let store = Compactions::default();
+    let mut batch = WriteBatch::new();
+    batch.put(
+        Space::Meta,
+        keys::META_MIGRATING.to_vec(),
+        3u32.to_be_bytes().to_vec(),
+    );
+    store.write(batch, Durability::Sync).unwrap();
+    let book = PeerBook::open(store.clone(), Options::new(key.clone())).unwrap();
+    assert!(book.created_book());
+    assert_eq!(
+        store.get(Space::Meta, keys::META_MIGRATING).unwrap(),
+        None,
+        "the new book's meta drops the marker"
+    );
+    drop(book.close().unwrap());
+    let book = PeerBook::open(store.clone(), Options::new(key)).unwrap();
+    assert!(!book.created_book());
+    assert_eq!(store.asked(), [], "no migration resumed, none compacted");
+}
+
 /// A [`MemoryBackend`] that records every space it is asked to compact, in
 /// order (its clones share the record and the data).
 #[derive(Clone, Default)]
