@@ -33,9 +33,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peerbook::backend::{BookClaim, Direction, KeyRange, ReadView, Space, Visit, WriteBatch};
-use peerbook::{Backend, BackendError, CandidateQuery, Durability, PeerBook};
-use peerbook_bench::{median, options, pristine, Dyn, Generator, Kind};
+use peerbook::backend::{Direction, KeyRange, ReadView, Space};
+use peerbook::{Backend, CandidateQuery, Durability, PeerBook};
+use peerbook_bench::counting::{Counting, Reads};
+use peerbook_bench::{median, options, pristine, Generator, Kind};
 
 fn books() -> PathBuf {
     if let Some(dir) = std::env::var_os("CANDIDATES_BOOKS") {
@@ -44,124 +45,6 @@ fn books() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(format!("{}-books", t.to_string_lossy())),
         None => PathBuf::from("candidates-books"),
-    }
-}
-
-/// What one query read: its index scans, the entries they visited, the last
-/// (oldest) key visited, and the records' keys.
-#[derive(Default)]
-struct Reads {
-    /// While the counted query runs: a read outside a view would go uncounted.
-    armed: bool,
-    scans: usize,
-    visited: usize,
-    space: Option<Space>,
-    first: Vec<u8>,
-    last: Vec<u8>,
-    gets: Vec<(Space, Vec<u8>)>,
-}
-
-/// The real backend, with every read through a view counted; the candidates query
-/// reads only through views, and a read outside one would go uncounted, so while
-/// the query is counted (`armed`) one panics.
-struct Counting {
-    inner: Dyn,
-    reads: Arc<Mutex<Reads>>,
-}
-
-struct CountingView<'a> {
-    inner: Box<dyn ReadView + 'a>,
-    reads: &'a Mutex<Reads>,
-}
-
-impl ReadView for CountingView<'_> {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.reads
-            .lock()
-            .expect("reads")
-            .gets
-            .push((space, key.to_vec()));
-        self.inner.get(space, key)
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> Result<(), BackendError> {
-        let (mut visited, mut first, mut last) = (0, Vec::new(), Vec::new());
-        let result = self.inner.scan(space, range, direction, &mut |k, v| {
-            visited += 1;
-            if first.is_empty() {
-                first.extend_from_slice(k);
-            }
-            last.clear();
-            last.extend_from_slice(k);
-            visitor(k, v)
-        });
-        let mut reads = self.reads.lock().expect("reads");
-        reads.scans += 1;
-        reads.visited += visited;
-        reads.space = Some(space);
-        reads.first = first;
-        reads.last = last;
-        result
-    }
-}
-
-impl Counting {
-    fn unarmed(&self) {
-        let armed = self.reads.lock().expect("reads").armed;
-        assert!(
-            !armed,
-            "the candidates query read outside a view: uncounted"
-        );
-    }
-}
-
-impl Backend for Counting {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.unarmed();
-        self.inner.get(space, key)
-    }
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> Result<(), BackendError> {
-        self.unarmed();
-        self.inner.scan(space, range, direction, visitor)
-    }
-    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-        Ok(Box::new(CountingView {
-            inner: self.inner.view()?,
-            reads: &self.reads,
-        }))
-    }
-    fn book_claim(&self) -> BookClaim {
-        self.inner.book_claim()
-    }
-    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        self.inner.write(batch, durability)
-    }
-    fn flush(&self) -> Result<(), BackendError> {
-        self.inner.flush()
-    }
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        self.inner.clear(durability)
-    }
-    fn disk_usage(&self) -> Result<u64, BackendError> {
-        self.inner.disk_usage()
-    }
-    fn engine_name(&self) -> &'static str {
-        self.inner.engine_name()
-    }
-    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
-        self.inner.compact_space(space)
     }
 }
 
@@ -233,7 +116,10 @@ fn main() {
             reads: reads.clone(),
         });
         let store = PeerBook::open(counting, options(Durability::Buffered)).expect("open");
-        *reads.lock().expect("reads") = Reads::default();
+        *reads.lock().expect("reads") = Reads {
+            armed: true,
+            ..Reads::default()
+        };
         let found = store
             .get_reconnection_candidates(&query)
             .expect("candidates");

@@ -17,9 +17,11 @@
 //!   `floor_round`, whose joined rate bounds those writers' rate, and over one
 //!   writer's rate their speed-up; the raw engine's in `group_floor()`, which the
 //!   `group_writers` example uses);
-//! - [`paired`]: the write targets' store and floor, timed in one window.
+//! - [`paired`]: the write targets' store and floor, timed in one window;
+//! - [`counting`]: a backend that counts what a query reads (for the examples).
 
 pub mod capture;
+pub mod counting;
 pub mod fixtures;
 pub mod generator;
 pub mod group_floor;

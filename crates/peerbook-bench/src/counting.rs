@@ -1,0 +1,137 @@
+//! A backend that counts what a query reads: the real backend, with every read
+//! through a view recorded (its scans, the entries they visited, the first and last
+//! keys reached, the records read). The `candidates_walk` and `candidates_churn`
+//! examples use it to say how much of an index a query walked.
+
+use std::sync::{Arc, Mutex};
+
+use peerbook::backend::{BookClaim, Direction, KeyRange, ReadView, Space, Visit, WriteBatch};
+use peerbook::{Backend, BackendError, Durability};
+
+use crate::Dyn;
+
+/// What one query read: its index scans, the entries they visited, the last
+/// (oldest) key visited, and the records' keys.
+#[derive(Default)]
+pub struct Reads {
+    /// While the counted query runs: a read outside a view would go uncounted.
+    pub armed: bool,
+    /// Scans started through views.
+    pub scans: usize,
+    /// Entries those scans handed to their visitors.
+    pub visited: usize,
+    /// The space of the last scan.
+    pub space: Option<Space>,
+    /// The first key the last scan visited.
+    pub first: Vec<u8>,
+    /// The last key the last scan visited.
+    pub last: Vec<u8>,
+    /// Every point read through a view: its space and key.
+    pub gets: Vec<(Space, Vec<u8>)>,
+}
+
+/// The real backend, with every read through a view counted; the candidates query
+/// reads only through views, and a read outside one would go uncounted, so while
+/// the query is counted (`armed`) one panics.
+pub struct Counting {
+    /// The backend read.
+    pub inner: Dyn,
+    /// What the reads through views have read so far.
+    pub reads: Arc<Mutex<Reads>>,
+}
+
+struct CountingView<'a> {
+    inner: Box<dyn ReadView + 'a>,
+    reads: &'a Mutex<Reads>,
+}
+
+impl ReadView for CountingView<'_> {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.reads
+            .lock()
+            .expect("reads")
+            .gets
+            .push((space, key.to_vec()));
+        self.inner.get(space, key)
+    }
+
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        let (mut visited, mut first, mut last) = (0, Vec::new(), Vec::new());
+        let result = self.inner.scan(space, range, direction, &mut |k, v| {
+            visited += 1;
+            if first.is_empty() {
+                first.extend_from_slice(k);
+            }
+            last.clear();
+            last.extend_from_slice(k);
+            visitor(k, v)
+        });
+        let mut reads = self.reads.lock().expect("reads");
+        reads.scans += 1;
+        reads.visited += visited;
+        reads.space = Some(space);
+        reads.first = first;
+        reads.last = last;
+        result
+    }
+}
+
+impl Counting {
+    fn unarmed(&self) {
+        let armed = self.reads.lock().expect("reads").armed;
+        assert!(
+            !armed,
+            "the candidates query read outside a view: uncounted"
+        );
+    }
+}
+
+impl Backend for Counting {
+    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
+        self.unarmed();
+        self.inner.get(space, key)
+    }
+    fn scan(
+        &self,
+        space: Space,
+        range: KeyRange<'_>,
+        direction: Direction,
+        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        self.unarmed();
+        self.inner.scan(space, range, direction, visitor)
+    }
+    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
+        Ok(Box::new(CountingView {
+            inner: self.inner.view()?,
+            reads: &self.reads,
+        }))
+    }
+    fn book_claim(&self) -> BookClaim {
+        self.inner.book_claim()
+    }
+    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
+        self.inner.write(batch, durability)
+    }
+    fn flush(&self) -> Result<(), BackendError> {
+        self.inner.flush()
+    }
+    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
+        self.inner.clear(durability)
+    }
+    fn disk_usage(&self) -> Result<u64, BackendError> {
+        self.inner.disk_usage()
+    }
+    fn engine_name(&self) -> &'static str {
+        self.inner.engine_name()
+    }
+    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
+        self.inner.compact_space(space)
+    }
+}
