@@ -19,9 +19,12 @@ use rocksdb::{
 };
 
 use crate::error::{map_err, map_open_err};
+use crate::options::MEMTABLE_SCAN_FLUSH_TRIGGER;
 use crate::{RocksOptions, ENGINE};
 
 mod clear;
+#[cfg(test)]
+mod tombstone_tests;
 
 /// A [`Backend`] over a RocksDB database: one column family per [`Space`].
 ///
@@ -194,7 +197,32 @@ impl RocksBackend {
             new_dirs.undo_failed_open("peerbook-rocksdb");
             return Err(e);
         }
+        backend.flush_memtables_dense_with_tombstones();
         Ok(backend)
+    }
+
+    /// Ask RocksDB to flush an index's memtable once an iterator steps over
+    /// [`MEMTABLE_SCAN_FLUSH_TRIGGER`] deleted entries of it in one operation. A
+    /// RocksDB without the option (one linked from the system, older than 9.9)
+    /// refuses it: the book still works, and pays the tombstones until its
+    /// memtable fills.
+    fn flush_memtables_dense_with_tombstones(&self) {
+        for space in [Space::ByLastSeen, Space::ByQuality] {
+            let Ok(cf) = self.cf(space) else { continue };
+            if let Err(e) = self.db.set_options_cf(
+                cf,
+                &[(
+                    "memtable_op_scan_flush_trigger",
+                    MEMTABLE_SCAN_FLUSH_TRIGGER,
+                )],
+            ) {
+                tracing::warn!(
+                    space = space.name(),
+                    error = %e,
+                    "RocksDB refused memtable_op_scan_flush_trigger"
+                );
+            }
+        }
     }
 
     /// The database directory.

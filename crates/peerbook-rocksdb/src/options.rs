@@ -180,6 +180,24 @@ const MAX_INFO_LOG_BYTES: usize = MIB;
 /// 100 bytes per SST file) to a new file, syncs it and renames `CURRENT`.
 const MANIFEST_OPTIONS: &str = "max_manifest_file_size=0;max_manifest_space_amp_pct=0";
 
+/// Index SST files are compacted once any `TOMBSTONE_WINDOW` consecutive entries
+/// hold `TOMBSTONE_TRIGGER` deletions (RocksDB's `CompactOnDeletionCollector`).
+/// Every write that moves a peer's index entries (a new `last_seen`, a changed
+/// score) deletes the old keys, which sit where the candidate walks read: at the
+/// newest end of `by_last_seen` and at the head of the rank runs. A deleted key
+/// stays as a tombstone until a compaction drops it, and an iterator steps over
+/// each one, so a node's reconnection loop would otherwise slow its own queries
+/// down by orders of magnitude (`candidates_churn` example; docs/performance.md).
+pub(crate) const TOMBSTONE_WINDOW: usize = 1000;
+/// See [`TOMBSTONE_WINDOW`].
+pub(crate) const TOMBSTONE_TRIGGER: usize = 250;
+
+/// When one iterator operation steps over this many deleted (or overwritten)
+/// entries of an index's active memtable, RocksDB flushes that memtable
+/// (`memtable_op_scan_flush_trigger`), so the tombstones reach an SST file, where
+/// [`TOMBSTONE_WINDOW`] compacts them away.
+pub(crate) const MEMTABLE_SCAN_FLUSH_TRIGGER: &str = "256";
+
 /// Memtables per column family: one being written and one being flushed.
 const MAX_WRITE_BUFFERS: i32 = 2;
 
@@ -254,6 +272,11 @@ impl RocksOptions {
         };
 
         let mut o = Options::default();
+        if matches!(space, Space::ByLastSeen | Space::ByQuality) {
+            // Every moved index entry leaves a tombstone where the walks read
+            // (see `TOMBSTONE_WINDOW`): an SST file dense with them is compacted.
+            o.add_compact_on_deletion_collector_factory(TOMBSTONE_WINDOW, TOMBSTONE_TRIGGER, 0.0);
+        }
         o.set_block_based_table_factory(&table);
         o.set_compression_type(self.compression.to_rocks());
         o.set_write_buffer_size(write_buffer);
