@@ -12,9 +12,11 @@
 //! tombstone (RocksDB) keep the old entries until a compaction drops them, at the
 //! head of the walk.
 //!
-//! After every STEP cycles the query is timed (median ns of ROUNDS, without writes
-//! between); at the end `by_quality` and `by_last_seen` are compacted
-//! ([`Backend::compact_space`]) and the query timed once more.
+//! After every STEP cycles one query's reads are counted (scans and index entries
+//! visited, through `peerbook_bench::counting`) and the query is timed (median of
+//! ROUNDS, the counting off, without writes between); at the end `by_quality` and
+//! `by_last_seen` are compacted ([`Backend::compact_space`]) and the query timed
+//! once more.
 //!
 //! Books are the bench's pristine books, built under `$CANDIDATES_BOOKS` as
 //! `candidates_walk` builds them, and churned on a copy.
@@ -101,12 +103,16 @@ fn main() {
         let mut rng = Rng::new(SEED ^ 0xC4_0C);
         // Median us of the query, and what one query read: (scans, entries visited).
         let measure = |store: &PeerBook<_>| {
-            *reads.lock().expect("reads") = Reads::default();
+            *reads.lock().expect("reads") = Reads {
+                armed: true,
+                ..Reads::default()
+            };
             store
                 .get_reconnection_candidates(&query)
                 .expect("candidates");
             let walked = {
-                let r = reads.lock().expect("reads");
+                let mut r = reads.lock().expect("reads");
+                r.armed = false;
                 format!("{}s/{}e", r.scans, r.visited)
             };
             let us = time(rounds, || {

@@ -202,10 +202,12 @@ impl RocksBackend {
     }
 
     /// Ask RocksDB to flush an index's memtable once an iterator steps over
-    /// [`MEMTABLE_SCAN_FLUSH_TRIGGER`] deleted entries of it in one operation. A
-    /// RocksDB without the option (one linked from the system, older than 9.9)
-    /// refuses it: the book still works, and pays the tombstones until its
-    /// memtable fills.
+    /// [`MEMTABLE_SCAN_FLUSH_TRIGGER`] deleted entries of it in one operation
+    /// (RocksDB counts them on forward steps only: the candidate walks and
+    /// newest-first queries; an oldest-first query never triggers it). Set here,
+    /// after open, not in `RocksOptions::cf_options`: a RocksDB without the
+    /// option (one linked from the system, older than 10.2) refuses it, and the
+    /// book still works, paying the tombstones until its memtable fills.
     fn flush_memtables_dense_with_tombstones(&self) {
         for space in [Space::ByLastSeen, Space::ByQuality] {
             let Ok(cf) = self.cf(space) else { continue };
