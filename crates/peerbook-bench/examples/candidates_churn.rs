@@ -24,35 +24,13 @@
 //! `cargo run --release -p peerbook-bench --example candidates_churn -- [PEERS] [CYCLES] [STEP] [ROUNDS] [BACKEND...]`
 //! (defaults 100000, 20000, 2000, 1000, every backend).
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use peerbook::backend::Space;
-use peerbook::{Backend, CandidateQuery, Durability, ManualClock, PeerBook};
-use peerbook_bench::counting::{Counting, Reads};
-use peerbook_bench::{median, options, pristine, Generator, Kind, Rng, NOW_MS, SEED};
-
-fn books() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CANDIDATES_BOOKS") {
-        return PathBuf::from(dir);
-    }
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => PathBuf::from(format!("{}-books", t.to_string_lossy())),
-        None => PathBuf::from("candidates-books"),
-    }
-}
-
-/// Median ns of `rounds` calls of `f`.
-fn time(rounds: usize, mut f: impl FnMut()) -> f64 {
-    let mut ns = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let t = Instant::now();
-        f();
-        ns.push(t.elapsed().as_nanos() as f64);
-    }
-    median(&ns)
-}
+use peerbook::{Backend, Durability, ManualClock, PeerBook};
+use peerbook_bench::counting::{backends, books, candidates_query, median_ns, Counting, Reads};
+use peerbook_bench::{options, pristine, Generator, Rng, NOW_MS, SEED};
 
 fn arg(args: &[String], i: usize, default: usize, name: &str) -> usize {
     args.get(i)
@@ -65,20 +43,10 @@ fn main() {
     let cycles = arg(&args, 1, 20_000, "CYCLES");
     let step = arg(&args, 2, 2_000, "STEP").max(1);
     let rounds = arg(&args, 3, 1_000, "ROUNDS");
-    let kinds: Vec<Kind> = if args.len() > 4 {
-        args[4..]
-            .iter()
-            .map(|a| a.parse().expect("a backend name"))
-            .collect()
-    } else {
-        Kind::ALL.to_vec()
-    };
+    let kinds = backends(&args[args.len().min(4)..]);
     let out = books();
     let gen = Generator::new();
-    let query = CandidateQuery {
-        limit: 5,
-        max_age: Some(Duration::from_secs(24 * 3600)),
-    };
+    let query = candidates_query();
     for kind in kinds {
         let book = pristine(&out, &gen, kind, n);
         let work = out.join(format!("work-churn-{}-{n}", kind.name()));
@@ -115,7 +83,7 @@ fn main() {
                 r.armed = false;
                 format!("{}s/{}e", r.scans, r.visited)
             };
-            let us = time(rounds, || {
+            let us = median_ns(rounds, || {
                 black_box(
                     store
                         .get_reconnection_candidates(&query)

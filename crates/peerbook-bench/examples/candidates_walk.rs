@@ -29,35 +29,12 @@
 //! (defaults 100000, 3000, every backend).
 use std::hint::black_box;
 use std::ops::{Bound, ControlFlow};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use peerbook::backend::{Direction, KeyRange, ReadView, Space};
-use peerbook::{Backend, CandidateQuery, Durability, PeerBook};
-use peerbook_bench::counting::{Counting, Reads};
-use peerbook_bench::{median, options, pristine, Generator, Kind};
-
-fn books() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CANDIDATES_BOOKS") {
-        return PathBuf::from(dir);
-    }
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(t) => PathBuf::from(format!("{}-books", t.to_string_lossy())),
-        None => PathBuf::from("candidates-books"),
-    }
-}
-
-/// Median ns of `rounds` calls of `f`.
-fn time(rounds: usize, mut f: impl FnMut()) -> f64 {
-    let mut ns = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let t = Instant::now();
-        f();
-        ns.push(t.elapsed().as_nanos() as f64);
-    }
-    median(&ns)
-}
+use peerbook::{Backend, Durability, PeerBook};
+use peerbook_bench::counting::{backends, books, candidates_query, median_ns, Counting, Reads};
+use peerbook_bench::{options, pristine, Generator};
 
 /// Which entries the query's scan visited: its space and first and last keys.
 struct Visited<'a> {
@@ -92,20 +69,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.first().map_or(100_000, |a| a.parse().expect("PEERS"));
     let rounds: usize = args.get(1).map_or(3000, |a| a.parse().expect("ROUNDS"));
-    let kinds: Vec<Kind> = if args.len() > 2 {
-        args[2..]
-            .iter()
-            .map(|a| a.parse().expect("a backend name"))
-            .collect()
-    } else {
-        Kind::ALL.to_vec()
-    };
+    let kinds = backends(&args[args.len().min(2)..]);
     let out = books();
     let gen = Generator::new();
-    let query = CandidateQuery {
-        limit: 5,
-        max_age: Some(Duration::from_secs(24 * 3600)),
-    };
+    let query = candidates_query();
     for kind in kinds {
         let book = pristine(&out, &gen, kind, n);
         let work = out.join(format!("work-candidates-{}-{n}", kind.name()));
@@ -146,7 +113,7 @@ fn main() {
 
         // Timed without the wrapper: the book reopened on the backend itself.
         let store = PeerBook::open(inner.clone(), options(Durability::Buffered)).expect("open");
-        let query_ns = time(rounds, || {
+        let query_ns = median_ns(rounds, || {
             black_box(
                 store
                     .get_reconnection_candidates(&query)
@@ -154,14 +121,14 @@ fn main() {
             );
         });
         let raw: &dyn Backend = &*inner;
-        let floor_ns = time(rounds, || {
+        let floor_ns = median_ns(rounds, || {
             let view = raw.view().expect("view");
             assert_eq!(scan(&*view, &span, Direction::Forward, visited), visited);
             for (space, key) in &gets {
                 black_box(view.get(*space, key).expect("get"));
             }
         });
-        let reverse_ns = time(rounds, || {
+        let reverse_ns = median_ns(rounds, || {
             black_box(scan(
                 &*raw.view().expect("view"),
                 &span,
@@ -169,7 +136,7 @@ fn main() {
                 visited,
             ));
         });
-        let forward_ns = time(rounds, || {
+        let forward_ns = median_ns(rounds, || {
             black_box(scan(
                 &*raw.view().expect("view"),
                 &span,

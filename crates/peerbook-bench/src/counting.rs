@@ -1,14 +1,61 @@
-//! A backend that counts what a query reads: the real backend, with every read
-//! through a view recorded (its scans, the entries they visited, the first and last
-//! keys reached, the records read). The `candidates_walk` and `candidates_churn`
-//! examples use it to say how much of an index a query walked.
+//! What the `candidates_walk` and `candidates_churn` examples share: a backend that
+//! counts what a query reads (the real backend, with every read through a view
+//! recorded while armed: its scans, the entries they visited, the first and last
+//! keys reached, the records read), the benchmark's candidates query, where their
+//! books live, and a median timer.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use peerbook::backend::{BookClaim, Direction, KeyRange, ReadView, Space, Visit, WriteBatch};
-use peerbook::{Backend, BackendError, Durability};
+use peerbook::{Backend, BackendError, CandidateQuery, Durability};
 
-use crate::Dyn;
+use crate::{median, Dyn, Kind};
+
+/// The benchmark's candidates query: the best 5 seen within 24 h.
+pub fn candidates_query() -> CandidateQuery {
+    CandidateQuery {
+        limit: 5,
+        max_age: Some(Duration::from_secs(24 * 3600)),
+    }
+}
+
+/// Where the examples build and reuse their books: `$CANDIDATES_BOOKS`, else
+/// `$CARGO_TARGET_DIR-books`, else `./candidates-books` (not the bench's own output
+/// directory: a book's marker names the binary that built it, so the bench and an
+/// example would rebuild each other's books).
+pub fn books() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CANDIDATES_BOOKS") {
+        return PathBuf::from(dir);
+    }
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => PathBuf::from(format!("{}-books", t.to_string_lossy())),
+        None => PathBuf::from("candidates-books"),
+    }
+}
+
+/// The backends named on the command line, or every backend when none is.
+pub fn backends(names: &[String]) -> Vec<Kind> {
+    if names.is_empty() {
+        return Kind::ALL.to_vec();
+    }
+    names
+        .iter()
+        .map(|a| a.parse().expect("a backend name"))
+        .collect()
+}
+
+/// Median ns of `rounds` calls of `f`.
+pub fn median_ns(rounds: usize, mut f: impl FnMut()) -> f64 {
+    let mut ns = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        f();
+        ns.push(t.elapsed().as_nanos() as f64);
+    }
+    median(&ns)
+}
 
 /// What one query read: its index scans, the entries they visited, the last
 /// (oldest) key visited, and the records' keys.

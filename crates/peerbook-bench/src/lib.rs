@@ -18,7 +18,8 @@
 //!   writer's rate their speed-up; the raw engine's in `group_floor()`, which the
 //!   `group_writers` example uses);
 //! - [`paired`]: the write targets' store and floor, timed in one window;
-//! - [`counting`]: a backend that counts what a query reads (for the examples).
+//! - [`counting`]: what the candidates examples share (a backend that counts what a
+//!   query reads, the query, their books, a median timer).
 
 pub mod capture;
 pub mod counting;
