@@ -8,11 +8,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use peerbook::backend::{BackendError, Space};
-use peerbook::mvcc::VersionedSpaces;
+use peerbook::mvcc::{Key, VersionedSpaces};
 
 use crate::codec::{
-    any_log_header_len, decode_body_into, entry_size, read_full, scan_tail, After, FileKind,
-    FrameStream, LogOp, Next, FILE_HEADER_LEN,
+    any_log_header_len, decode_body_into, decode_body_refs, entry_size, read_full, scan_tail,
+    After, FileKind, FrameOp, FrameStream, LogOp, Next, OpRef, FILE_HEADER_LEN,
 };
 use crate::compaction::{write_generation, GenError};
 use crate::error::{RecoveryError, SnapshotRule};
@@ -218,8 +218,9 @@ impl Loader<'_> {
     }
 
     /// The snapshot: complete by construction, so any damage is an error. Read
-    /// frame by frame (one frame body in memory at a time), each frame's puts moved
-    /// straight into the maps. Returns its entry count and its length in bytes.
+    /// frame by frame (one frame body in memory at a time), each frame's puts copied
+    /// from the body straight into the maps (a key into its [`Key`], in place when
+    /// short). Returns its entry count and its length in bytes.
     fn load_snapshot_file(&self, generation: u64) -> Result<(Dataset, u64, u64), BackendError> {
         let name = snapshot_name(generation);
         let path = self.path(&name);
@@ -227,7 +228,6 @@ impl Loader<'_> {
         let file = || path.clone();
         let mut stream = self.stream(FileKind::Snapshot, &name, generation)?;
         let mut entries = SnapshotEntries::default();
-        let mut ops = Vec::new();
         loop {
             let off = stream.offset();
             let frame_error = |error| RecoveryError::SnapshotFrame {
@@ -246,9 +246,11 @@ impl Loader<'_> {
                 Next::Bad { error, .. } => return Err(frame_error(error).into()),
                 Next::Frame { .. } => {}
             }
-            decode_body_into(stream.body(), &mut ops).map_err(frame_error)?;
+            // Borrowed from the body, so a vector per frame (a frame holds thousands).
+            let mut ops = Vec::new();
+            decode_body_refs(stream.body(), &mut ops).map_err(frame_error)?;
             if entries
-                .frame(&mut ops)
+                .frame(&ops)
                 .map_err(|rule| RecoveryError::SnapshotRule {
                     file: file(),
                     offset: off,
@@ -482,8 +484,8 @@ struct LogReplay {
 /// duplicate key is always found.
 #[derive(Default)]
 struct SnapshotEntries {
-    sorted: [Vec<(Vec<u8>, Vec<u8>)>; 4],
-    unsorted: [Option<BTreeMap<Vec<u8>, Vec<u8>>>; 4],
+    sorted: [Vec<(Key, Vec<u8>)>; 4],
+    unsorted: [Option<BTreeMap<Key, Vec<u8>>>; 4],
     count: u64,
     live: u64,
 }
@@ -491,12 +493,12 @@ struct SnapshotEntries {
 impl SnapshotEntries {
     /// Take the ops of one frame, checking the snapshot rules in op order. Returns
     /// true when the frame was the end frame.
-    fn frame(&mut self, ops: &mut Vec<LogOp>) -> Result<bool, SnapshotRule> {
+    fn frame(&mut self, ops: &[OpRef<'_>]) -> Result<bool, SnapshotRule> {
         let n = ops.len();
-        for (i, op) in ops.drain(..).enumerate() {
-            match op {
-                LogOp::Put { space, key, value } => self.put(space, key, value)?,
-                LogOp::End { entries: declared } => {
+        for (i, op) in ops.iter().enumerate() {
+            match *op {
+                FrameOp::Put { space, key, value } => self.put(space, key, value)?,
+                FrameOp::End { entries: declared } => {
                     if i + 1 != n {
                         return Err(SnapshotRule::OpsAfterEnd);
                     }
@@ -508,26 +510,31 @@ impl SnapshotEntries {
                     }
                     return Ok(true);
                 }
-                LogOp::Delete { .. } | LogOp::Clear => return Err(SnapshotRule::NotAPut),
+                FrameOp::Delete { .. } | FrameOp::Clear => return Err(SnapshotRule::NotAPut),
             }
         }
         Ok(false)
     }
 
-    fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) -> Result<(), SnapshotRule> {
+    fn put(&mut self, space: Space, key: &[u8], value: &[u8]) -> Result<(), SnapshotRule> {
         self.live += entry_size(key.len(), value.len());
         let i = space.index();
+        let entry = || (Key::from_slice(key), value.to_vec());
         let duplicate = match (&mut self.unsorted[i], self.sorted[i].last()) {
-            (Some(map), _) => map.insert(key, value).is_some(),
-            (None, Some((last, _))) if *last >= key => {
+            (Some(map), _) => {
+                let (key, value) = entry();
+                map.insert(key, value).is_some()
+            }
+            (None, Some((last, _))) if last.as_slice() >= key => {
                 let mut map: BTreeMap<_, _> =
                     std::mem::take(&mut self.sorted[i]).into_iter().collect();
+                let (key, value) = entry();
                 let duplicate = map.insert(key, value).is_some();
                 self.unsorted[i] = Some(map);
                 duplicate
             }
             (None, _) => {
-                self.sorted[i].push((key, value));
+                self.sorted[i].push(entry());
                 false
             }
         };
@@ -568,8 +575,9 @@ mod tests {
 
     fn load(frames: Vec<Vec<LogOp>>) -> Result<(Dataset, u64), SnapshotRule> {
         let mut entries = SnapshotEntries::default();
-        for mut ops in frames {
-            entries.frame(&mut ops)?;
+        for ops in frames {
+            let ops: Vec<OpRef<'_>> = ops.iter().map(LogOp::as_ref).collect();
+            entries.frame(&ops)?;
         }
         let count = entries.count;
         Ok((entries.finish(), count))

@@ -18,6 +18,10 @@
 //! view) pins a view and reads in chunks without holding the lock during its
 //! visitor, so that visitor may call back. Lock order: spaces, then registry.
 //!
+//! Keys are [`Key`]s: held in the map's nodes when short (every key of an Ed25519
+//! peer id), so a search compares bytes in place instead of following a pointer per
+//! key, and a loader builds a map without an allocation per key.
+//!
 //! Used by [`MemoryBackend`](crate::MemoryBackend) and the file backend.
 
 use std::collections::btree_map::Entry;
@@ -27,6 +31,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::backend::{BackendError, Direction, KeyRange, ReadView, Space, Visit};
+
+#[path = "mvcc_key.rs"]
+mod key;
+pub use key::Key;
 
 /// The versions of one key.
 #[derive(Clone, Debug)]
@@ -92,11 +100,11 @@ impl Slot {
 
 #[derive(Debug, Default)]
 struct State {
-    spaces: [BTreeMap<Vec<u8>, Slot>; 4],
+    spaces: [BTreeMap<Key, Slot>; 4],
     /// Live keys per space (keys whose latest version is a value).
     live: [usize; 4],
     /// Keys that hold history (`Slot::Many`), to prune when views close.
-    history: Vec<(Space, Vec<u8>)>,
+    history: Vec<(Space, Key)>,
 }
 
 /// Open views: `(seq, how many)`, ascending by seq (a new view has the newest
@@ -138,18 +146,22 @@ pub struct VersionedSpaces {
 impl VersionedSpaces {
     /// Spaces holding `maps` (one per [`Space`], in [`Space::ALL`] order).
     pub fn new(maps: [BTreeMap<Vec<u8>, Vec<u8>>; 4]) -> Self {
-        Self::with_spaces(maps.map(|m| m.into_iter().map(|(k, v)| (k, Slot::One(v))).collect()))
+        Self::with_spaces(maps.map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (Key::from(k), Slot::One(v)))
+                .collect()
+        }))
     }
 
     /// Spaces holding `entries` (one vector per [`Space`], in [`Space::ALL`]
     /// order), each map built in bulk: in ascending key order (as a loader reading a
     /// sorted file has them) this costs a pass, not a search per key. Any order is
     /// accepted (it is sorted first); for a key given twice the last value is kept.
-    pub fn from_entries(entries: [Vec<(Vec<u8>, Vec<u8>)>; 4]) -> Self {
+    pub fn from_entries(entries: [Vec<(Key, Vec<u8>)>; 4]) -> Self {
         Self::with_spaces(entries.map(|e| e.into_iter().map(|(k, v)| (k, Slot::One(v))).collect()))
     }
 
-    fn with_spaces(spaces: [BTreeMap<Vec<u8>, Slot>; 4]) -> Self {
+    fn with_spaces(spaces: [BTreeMap<Key, Slot>; 4]) -> Self {
         let live = spaces.each_ref().map(BTreeMap::len);
         VersionedSpaces {
             state: RwLock::new(State {
@@ -296,12 +308,12 @@ pub struct Batch<'a> {
 impl Batch<'_> {
     /// Put `key` = `value` in `space`; returns the length of the value it replaced.
     pub fn put(&mut self, space: Space, key: Vec<u8>, value: Vec<u8>) -> Option<usize> {
-        self.set(space, key, Some(value))
+        self.set(space, Key::from(key), Some(value))
     }
 
     /// Delete `key` in `space`; returns the length of the value it removed.
     pub fn delete(&mut self, space: Space, key: Vec<u8>) -> Option<usize> {
-        self.set(space, key, None)
+        self.set(space, Key::from(key), None)
     }
 
     /// Delete every key of every space.
@@ -315,7 +327,7 @@ impl Batch<'_> {
             return;
         }
         for space in Space::ALL {
-            let keys: Vec<Vec<u8>> = self.state.spaces[space.index()]
+            let keys: Vec<Key> = self.state.spaces[space.index()]
                 .iter()
                 .filter(|(_, slot)| slot.latest().is_some())
                 .map(|(k, _)| k.clone())
@@ -326,7 +338,7 @@ impl Batch<'_> {
         }
     }
 
-    fn set(&mut self, space: Space, key: Vec<u8>, value: Option<Vec<u8>>) -> Option<usize> {
+    fn set(&mut self, space: Space, key: Key, value: Option<Vec<u8>>) -> Option<usize> {
         let (seq, keep_history) = (self.seq, self.keep_history);
         let state = &mut *self.state;
         let map = &mut state.spaces[space.index()];
@@ -400,8 +412,8 @@ impl VersionedView<'_> {
         let state = self.spaces.read();
         let iter = state.spaces[space.index()].range::<[u8], _>((range.lower, range.upper));
         let seq = self.seq;
-        let mut visit = |(k, slot): (&Vec<u8>, &Slot)| match slot.at(seq) {
-            Some(v) => visitor(k, v),
+        let mut visit = |(k, slot): (&Key, &Slot)| match slot.at(seq) {
+            Some(v) => visitor(k.as_slice(), v),
             None => Visit::Continue(()),
         };
         match direction {
@@ -493,6 +505,14 @@ mod tests {
         (k.as_bytes().to_vec(), v.as_bytes().to_vec())
     }
 
+    /// `(key, value)` pairs as [`VersionedSpaces::from_entries`] takes them.
+    pub(super) fn keyed(entries: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Key, Vec<u8>)> {
+        entries
+            .into_iter()
+            .map(|(k, v)| (Key::from(k), v))
+            .collect()
+    }
+
     #[test]
     fn views_see_their_state_and_history_is_pruned() {
         let s = VersionedSpaces::default();
@@ -558,7 +578,7 @@ mod tests {
             vec![kv("y", "1"), kv("x", "1"), kv("x", "2")],
             vec![kv("m", "")],
         ];
-        let s = VersionedSpaces::from_entries(entries);
+        let s = VersionedSpaces::from_entries(entries.map(keyed));
         assert_eq!(s.lens(), [2, 0, 2, 1]);
         assert_eq!(
             all(&s.view(), Space::ByQuality),
@@ -572,8 +592,8 @@ mod tests {
     fn a_slot_is_as_small_as_a_value() {
         // from_entries turns (key, value) into (key, slot) in place only if they match
         assert_eq!(
-            std::mem::size_of::<(Vec<u8>, Slot)>(),
-            std::mem::size_of::<(Vec<u8>, Vec<u8>)>()
+            std::mem::size_of::<(Key, Slot)>(),
+            std::mem::size_of::<(Key, Vec<u8>)>()
         );
     }
 }

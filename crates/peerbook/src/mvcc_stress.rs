@@ -89,12 +89,15 @@ fn views_stay_stable_while_writers_write() {
         .filter(|k| k % 3 != 0)
         .map(|k| (key(k), 0u64.to_be_bytes().to_vec()))
         .collect();
-    let spaces = VersionedSpaces::from_entries([
-        initial.clone(),
-        vec![(b"batch".to_vec(), 0u64.to_be_bytes().to_vec())],
-        Vec::new(),
-        initial.clone(),
-    ]);
+    let spaces = VersionedSpaces::from_entries(
+        [
+            initial.clone(),
+            vec![(b"batch".to_vec(), 0u64.to_be_bytes().to_vec())],
+            Vec::new(),
+            initial.clone(),
+        ]
+        .map(super::tests::keyed),
+    );
     let pinned = spaces.view();
     let pinned_seen = read(&pinned, 0);
     assert_eq!(pinned_seen.0, initial);

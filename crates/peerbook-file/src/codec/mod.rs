@@ -390,22 +390,43 @@ pub(crate) fn scan_tail(tail: &[u8], bad_off: usize, seed: u32) -> After {
     }
 }
 
-/// One operation of a batch body.
+/// One operation of a batch body, its bytes held as `B`: owned ([`LogOp`]), or
+/// borrowed from the body ([`OpRef`]: how open loads a snapshot, each key copied
+/// once, into the maps).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum LogOp {
+pub(crate) enum FrameOp<B> {
     /// Insert or replace.
-    Put {
-        space: Space,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
+    Put { space: Space, key: B, value: B },
     /// Remove a key.
-    Delete { space: Space, key: Vec<u8> },
+    Delete { space: Space, key: B },
     /// Empty every space.
     Clear,
     /// Snapshot only: the end of the snapshot, with its number of entries.
     End { entries: u64 },
 }
+
+/// An operation that owns its bytes.
+pub(crate) type LogOp = FrameOp<Vec<u8>>;
+
+#[cfg(test)]
+impl LogOp {
+    /// The same operation, borrowing its bytes.
+    pub(crate) fn as_ref(&self) -> OpRef<'_> {
+        match self {
+            FrameOp::Put { space, key, value } => FrameOp::Put {
+                space: *space,
+                key,
+                value,
+            },
+            FrameOp::Delete { space, key } => FrameOp::Delete { space: *space, key },
+            FrameOp::Clear => FrameOp::Clear,
+            FrameOp::End { entries } => FrameOp::End { entries: *entries },
+        }
+    }
+}
+
+/// An operation whose bytes are borrowed from the frame body it was decoded from.
+pub(crate) type OpRef<'a> = FrameOp<&'a [u8]>;
 
 /// Builds a batch body: `varint op count` then the ops.
 #[derive(Debug, Default)]
@@ -484,6 +505,23 @@ pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
 /// [`decode_body`] into `ops` (cleared first): open reuses one vector for every
 /// frame, so a large batch's op list is not freed and allocated again per frame.
 pub(crate) fn decode_body_into(body: &[u8], ops: &mut Vec<LogOp>) -> Result<(), FormatError> {
+    decode_ops(body, ops, <[u8]>::to_vec)
+}
+
+/// [`decode_body_into`], the ops borrowing their bytes from `body`.
+pub(crate) fn decode_body_refs<'a>(
+    body: &'a [u8],
+    ops: &mut Vec<OpRef<'a>>,
+) -> Result<(), FormatError> {
+    decode_ops(body, ops, |bytes| bytes)
+}
+
+/// Decode `body` into `ops` (cleared first), each key and value made a `B` by `own`.
+fn decode_ops<'a, B>(
+    body: &'a [u8],
+    ops: &mut Vec<FrameOp<B>>,
+    own: impl Fn(&'a [u8]) -> B,
+) -> Result<(), FormatError> {
     ops.clear();
     let mut r = Reader { data: body, pos: 0 };
     let count = r.varint("op count")?;
@@ -503,17 +541,17 @@ pub(crate) fn decode_body_into(body: &[u8], ops: &mut Vec<LogOp>) -> Result<(), 
         let op = match tag {
             OP_PUT => {
                 let space = r.space()?;
-                let key = r.bytes("key")?;
-                let value = r.bytes("value")?;
-                LogOp::Put { space, key, value }
+                let key = own(r.bytes("key")?);
+                let value = own(r.bytes("value")?);
+                FrameOp::Put { space, key, value }
             }
             OP_DELETE => {
                 let space = r.space()?;
-                let key = r.bytes("key")?;
-                LogOp::Delete { space, key }
+                let key = own(r.bytes("key")?);
+                FrameOp::Delete { space, key }
             }
-            OP_CLEAR => LogOp::Clear,
-            OP_END => LogOp::End {
+            OP_CLEAR => FrameOp::Clear,
+            OP_END => FrameOp::End {
                 entries: r.varint("entry count")?,
             },
             other => {
@@ -539,7 +577,7 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
@@ -576,7 +614,7 @@ impl Reader<'_> {
         Space::from_index(tag as usize).ok_or(FormatError::UnknownSpace { tag, at })
     }
 
-    fn bytes(&mut self, what: &'static str) -> Result<Vec<u8>, FormatError> {
+    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], FormatError> {
         let at = self.pos;
         let len = self.varint(what)?;
         if len > self.remaining() as u64 {
@@ -588,7 +626,7 @@ impl Reader<'_> {
             });
         }
         let len = len as usize;
-        let out = self.data[self.pos..self.pos + len].to_vec();
+        let out = &self.data[self.pos..self.pos + len];
         self.pos += len;
         Ok(out)
     }
