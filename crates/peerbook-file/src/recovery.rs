@@ -228,6 +228,7 @@ impl Loader<'_> {
         let file = || path.clone();
         let mut stream = self.stream(FileKind::Snapshot, &name, generation)?;
         let mut entries = SnapshotEntries::default();
+        let mut frame_ops = 0;
         loop {
             let off = stream.offset();
             let frame_error = |error| RecoveryError::SnapshotFrame {
@@ -246,9 +247,11 @@ impl Loader<'_> {
                 Next::Bad { error, .. } => return Err(frame_error(error).into()),
                 Next::Frame { .. } => {}
             }
-            // Borrowed from the body, so a vector per frame (a frame holds thousands).
-            let mut ops = Vec::new();
+            // The ops borrow the frame body, which the next frame's read replaces, so
+            // each frame takes a vector of its own, sized as the last frame's.
+            let mut ops = Vec::with_capacity(frame_ops);
             decode_body_refs(stream.body(), &mut ops).map_err(frame_error)?;
+            frame_ops = ops.len();
             if entries
                 .frame(&ops)
                 .map_err(|rule| RecoveryError::SnapshotRule {

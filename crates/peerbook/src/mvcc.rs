@@ -20,7 +20,8 @@
 //!
 //! Keys are [`Key`]s: held in the map's nodes when short (every key of an Ed25519
 //! peer id), so a search compares bytes in place instead of following a pointer per
-//! key, and a loader builds a map without an allocation per key.
+//! key, and a loader builds a map without an allocation per key (the file backend's
+//! snapshot load copies each key from the file straight into its `Key`).
 //!
 //! Used by [`MemoryBackend`](crate::MemoryBackend) and the file backend.
 
@@ -586,6 +587,85 @@ mod tests {
         );
         s.apply(|b| assert_eq!(b.put(Space::Peers, b"a".to_vec(), b"9".to_vec()), Some(1)));
         assert_eq!(s.get(Space::Peers, b"a").unwrap(), Some(b"9".to_vec()));
+    }
+
+    #[test]
+    fn inline_and_heap_keys_share_one_byte_order() {
+        // keys either side of Key::INLINE, sharing a prefix: every read sees byte order
+        let key = |len: usize, last: u8| {
+            let mut k = vec![7u8; len];
+            if let Some(l) = k.last_mut() {
+                *l = last;
+            }
+            k
+        };
+        let at = |k: &[u8]| k.len().to_be_bytes().to_vec();
+        let mut keys = vec![
+            key(1, 7),
+            key(62, 7),
+            key(63, 1),
+            key(63, 7),
+            key(63, 9),
+            key(64, 0),
+            key(64, 7),
+            key(100, 7),
+            key(300, 7),
+        ];
+        let s = VersionedSpaces::default();
+        s.apply(|b| {
+            for k in keys.iter().rev() {
+                b.put(Space::Peers, k.clone(), at(k));
+            }
+        });
+        let view = s.view();
+        s.apply(|b| {
+            b.delete(Space::Peers, key(64, 0));
+            b.put(Space::Peers, key(300, 7), b"new".to_vec());
+        });
+        keys.sort();
+        let scanned: Vec<Vec<u8>> = all(&view, Space::Peers)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(scanned, keys);
+        let (low, high) = (key(63, 7), key(100, 7));
+        let mut between = Vec::new();
+        view.scan(
+            Space::Peers,
+            KeyRange {
+                lower: Bound::Excluded(&low),
+                upper: Bound::Included(&high),
+            },
+            Direction::Reverse,
+            &mut |k, _| {
+                between.push(k.to_vec());
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+        let mut expected: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| **k > low && **k <= high)
+            .cloned()
+            .collect();
+        expected.reverse();
+        assert_eq!(between, expected);
+        assert_eq!(
+            view.get(Space::Peers, &key(64, 0)).unwrap(),
+            Some(at(&key(64, 0)))
+        );
+        assert_eq!(s.get(Space::Peers, &key(64, 0)).unwrap(), None);
+        assert_eq!(
+            view.get(Space::Peers, &key(300, 7)).unwrap(),
+            Some(at(&key(300, 7)))
+        );
+        assert_eq!(
+            s.get(Space::Peers, &key(300, 7)).unwrap(),
+            Some(b"new".to_vec())
+        );
+        drop(view);
+        assert_eq!(s.lens(), [keys.len() - 1, 0, 0, 0]);
+        assert!(s.read().history.is_empty());
     }
 
     #[test]

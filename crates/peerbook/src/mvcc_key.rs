@@ -153,7 +153,18 @@ mod tests {
 
     #[test]
     fn keys_up_to_inline_stay_in_place_and_longer_ones_go_to_the_heap() {
-        for len in [0, 1, INLINE - 1, INLINE, INLINE + 1, 200, 300] {
+        for len in [
+            0,
+            1,
+            INLINE - 1,
+            INLINE,
+            INLINE + 1,
+            200,
+            254,
+            255,
+            256,
+            300,
+        ] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
             for key in [Key::from_slice(&bytes), Key::from(bytes.clone())] {
                 assert_eq!(key.as_slice(), &bytes[..], "len {len}");

@@ -498,17 +498,31 @@ pub(crate) fn entry_size(key_len: usize, value_len: usize) -> u64 {
 #[cfg(test)]
 pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
     let mut ops = Vec::new();
-    decode_body_into(body, &mut ops)?;
-    Ok(ops)
+    let owned = decode_body_into(body, &mut ops).map(|()| ops);
+    // The borrowing decoder (open's, for snapshots) agrees on every input the tests
+    // decode: the same ops, or the same error.
+    let mut refs = Vec::new();
+    let borrowed = decode_body_refs(body, &mut refs).map(|()| refs);
+    match (&owned, &borrowed) {
+        (Ok(owned), Ok(borrowed)) => {
+            let owned: Vec<OpRef<'_>> = owned.iter().map(LogOp::as_ref).collect();
+            assert_eq!(&owned, borrowed);
+        }
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        _ => panic!("the decoders disagree: {owned:?} and {borrowed:?}"),
+    }
+    owned
 }
 
-/// [`decode_body`] into `ops` (cleared first): open reuses one vector for every
-/// frame, so a large batch's op list is not freed and allocated again per frame.
+/// [`decode_body`] into `ops` (cleared first): log replay reuses one vector for
+/// every frame, so a large batch's op list is not freed and allocated again per
+/// frame.
 pub(crate) fn decode_body_into(body: &[u8], ops: &mut Vec<LogOp>) -> Result<(), FormatError> {
     decode_ops(body, ops, <[u8]>::to_vec)
 }
 
-/// [`decode_body_into`], the ops borrowing their bytes from `body`.
+/// [`decode_body_into`], the ops borrowing their bytes from `body` (a snapshot's
+/// load copies each key once, into the maps).
 pub(crate) fn decode_body_refs<'a>(
     body: &'a [u8],
     ops: &mut Vec<OpRef<'a>>,
