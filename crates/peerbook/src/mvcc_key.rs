@@ -168,6 +168,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
             for key in [Key::from_slice(&bytes), Key::from(bytes.clone())] {
                 assert_eq!(key.as_slice(), &bytes[..], "len {len}");
+                assert_eq!(&*key, &bytes[..], "deref, len {len}");
                 assert_eq!(
                     matches!(key.0, Repr::Inline { .. }),
                     len <= INLINE,
