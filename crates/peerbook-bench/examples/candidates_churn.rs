@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use peerbook::backend::Space;
 use peerbook::{Backend, Durability, ManualClock, PeerBook};
-use peerbook_bench::counting::{backends, books, candidates_query, median_ns, Counting, Reads};
+use peerbook_bench::counting::{backends, books, candidates_query, counting, median_ns, Reads};
 use peerbook_bench::{options, pristine, Generator, Rng, NOW_MS, SEED};
 
 fn arg(args: &[String], i: usize, default: usize, name: &str) -> usize {
@@ -52,13 +52,10 @@ fn main() {
         let work = out.join(format!("work-churn-{}-{n}", kind.name()));
         let backend = book.copy(&work);
         let reads = Arc::new(Mutex::new(Reads::default()));
-        let counting = Arc::new(Counting {
-            inner: backend.clone(),
-            reads: reads.clone(),
-        });
+        let counted = Arc::new(counting(backend.clone(), reads.clone()));
         let clock = ManualClock::new(NOW_MS);
         let store = PeerBook::open(
-            counting,
+            counted,
             options(Durability::Buffered).with_clock(clock.clone()),
         )
         .expect("open");

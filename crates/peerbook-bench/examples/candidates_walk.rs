@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use peerbook::backend::{Direction, KeyRange, ReadView, Space};
 use peerbook::{Backend, Durability, PeerBook};
-use peerbook_bench::counting::{backends, books, candidates_query, median_ns, Counting, Reads};
+use peerbook_bench::counting::{backends, books, candidates_query, counting, median_ns, Reads};
 use peerbook_bench::{options, pristine, Generator};
 
 /// Which entries the query's scan visited: its space and first and last keys.
@@ -78,11 +78,8 @@ fn main() {
         let work = out.join(format!("work-candidates-{}-{n}", kind.name()));
         let inner = book.copy(&work);
         let reads = Arc::new(Mutex::new(Reads::default()));
-        let counting = Arc::new(Counting {
-            inner: inner.clone(),
-            reads: reads.clone(),
-        });
-        let store = PeerBook::open(counting, options(Durability::Buffered)).expect("open");
+        let counted = Arc::new(counting(inner.clone(), reads.clone()));
+        let store = PeerBook::open(counted, options(Durability::Buffered)).expect("open");
         *reads.lock().expect("reads") = Reads {
             armed: true,
             ..Reads::default()

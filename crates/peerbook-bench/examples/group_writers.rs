@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use peerbook::backend::WriteBatch;
 use peerbook::conformance::failing::FailOp;
-use peerbook::conformance::hooked::{HookedBackend, WriteHook};
+use peerbook::conformance::hooked::{Hook, HookedBackend};
 use peerbook::{Durability, PeerBook};
 use peerbook_bench::group_floor::{capture_update_last_seen, group_floor};
 use peerbook_bench::raw::filled;
@@ -81,7 +81,7 @@ struct Counts {
     ops: AtomicU64,
 }
 
-impl WriteHook for Counts {
+impl Hook for Counts {
     fn before(&self, op: FailOp, batch: Option<&WriteBatch>) {
         if let (FailOp::Write, Some(batch)) = (op, batch) {
             self.writes.fetch_add(1, Ordering::Relaxed);

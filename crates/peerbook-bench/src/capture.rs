@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use peerbook::backend::{Backend, WriteBatch};
 use peerbook::conformance::failing::FailOp;
-use peerbook::conformance::hooked::{HookedBackend, WriteHook};
+use peerbook::conformance::hooked::{Hook, HookedBackend};
 use peerbook::{PeerBook, PeerRecord};
 
 /// A backend that keeps a copy of every batch written while its [`Log`] (reached
@@ -53,7 +53,7 @@ impl Log {
     }
 }
 
-impl WriteHook for Log {
+impl Hook for Log {
     fn before(&self, op: FailOp, batch: Option<&WriteBatch>) {
         let (FailOp::Write, Some(batch)) = (op, batch) else {
             return;

@@ -8,8 +8,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peerbook::backend::{BookClaim, Direction, KeyRange, ReadView, Space, Visit, WriteBatch};
-use peerbook::{Backend, BackendError, CandidateQuery, Durability};
+use peerbook::backend::{Space, WriteBatch};
+use peerbook::conformance::failing::FailOp;
+use peerbook::conformance::hooked::{Hook, HookedBackend, ReadOp};
+use peerbook::CandidateQuery;
 
 use crate::{median, Dyn, Kind};
 
@@ -79,111 +81,59 @@ pub struct Reads {
     pub gets: Vec<(Space, Vec<u8>)>,
 }
 
+/// The hook of [`Counting`]: while [`Reads::armed`], reads through views are
+/// recorded and a read outside one panics.
+pub struct Counter(pub Arc<Mutex<Reads>>);
+
+impl Hook for Counter {
+    fn before(&self, _: FailOp, _: Option<&WriteBatch>) {}
+
+    fn watches_reads(&self) -> bool {
+        self.0.lock().expect("reads").armed
+    }
+
+    fn read(&self, read: ReadOp<'_>) {
+        let mut reads = self.0.lock().expect("reads");
+        match read {
+            ReadOp::Get {
+                space,
+                key,
+                in_view,
+            } => {
+                assert!(
+                    in_view,
+                    "the candidates query read outside a view: uncounted"
+                );
+                reads.gets.push((space, key.to_vec()));
+            }
+            ReadOp::Scan {
+                space,
+                in_view,
+                visited,
+                first,
+                last,
+            } => {
+                assert!(
+                    in_view,
+                    "the candidates query read outside a view: uncounted"
+                );
+                reads.scans += 1;
+                reads.visited += visited;
+                reads.space = Some(space);
+                reads.first = first.to_vec();
+                reads.last = last.to_vec();
+            }
+        }
+    }
+}
+
 /// The real backend, with every read through a view counted while armed
 /// ([`Reads::armed`]); the candidates query reads only through views, and a read
-/// outside one would go uncounted, so while armed one panics.
-pub struct Counting {
-    /// The backend read.
-    pub inner: Dyn,
-    /// What the reads through views have read so far.
-    pub reads: Arc<Mutex<Reads>>,
-}
+/// outside one would go uncounted, so while armed one panics. Unarmed, views are
+/// the inner backend's own.
+pub type Counting = HookedBackend<Dyn, Counter>;
 
-struct CountingView<'a> {
-    inner: Box<dyn ReadView + 'a>,
-    reads: &'a Mutex<Reads>,
-}
-
-impl ReadView for CountingView<'_> {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.reads
-            .lock()
-            .expect("reads")
-            .gets
-            .push((space, key.to_vec()));
-        self.inner.get(space, key)
-    }
-
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> Result<(), BackendError> {
-        let (mut visited, mut first, mut last) = (0, Vec::new(), Vec::new());
-        let result = self.inner.scan(space, range, direction, &mut |k, v| {
-            visited += 1;
-            if first.is_empty() {
-                first.extend_from_slice(k);
-            }
-            last.clear();
-            last.extend_from_slice(k);
-            visitor(k, v)
-        });
-        let mut reads = self.reads.lock().expect("reads");
-        reads.scans += 1;
-        reads.visited += visited;
-        reads.space = Some(space);
-        reads.first = first;
-        reads.last = last;
-        result
-    }
-}
-
-impl Counting {
-    fn unarmed(&self) {
-        let armed = self.reads.lock().expect("reads").armed;
-        assert!(
-            !armed,
-            "the candidates query read outside a view: uncounted"
-        );
-    }
-}
-
-impl Backend for Counting {
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, BackendError> {
-        self.unarmed();
-        self.inner.get(space, key)
-    }
-    fn scan(
-        &self,
-        space: Space,
-        range: KeyRange<'_>,
-        direction: Direction,
-        visitor: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
-    ) -> Result<(), BackendError> {
-        self.unarmed();
-        self.inner.scan(space, range, direction, visitor)
-    }
-    fn view(&self) -> Result<Box<dyn ReadView + '_>, BackendError> {
-        if !self.reads.lock().expect("reads").armed {
-            return self.inner.view();
-        }
-        Ok(Box::new(CountingView {
-            inner: self.inner.view()?,
-            reads: &self.reads,
-        }))
-    }
-    fn book_claim(&self) -> BookClaim {
-        self.inner.book_claim()
-    }
-    fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), BackendError> {
-        self.inner.write(batch, durability)
-    }
-    fn flush(&self) -> Result<(), BackendError> {
-        self.inner.flush()
-    }
-    fn clear(&self, durability: Durability) -> Result<(), BackendError> {
-        self.inner.clear(durability)
-    }
-    fn disk_usage(&self) -> Result<u64, BackendError> {
-        self.inner.disk_usage()
-    }
-    fn engine_name(&self) -> &'static str {
-        self.inner.engine_name()
-    }
-    fn compact_space(&self, space: Space) -> Result<(), BackendError> {
-        self.inner.compact_space(space)
-    }
+/// `inner`, its reads counted into `reads` while armed.
+pub fn counting(inner: Dyn, reads: Arc<Mutex<Reads>>) -> Counting {
+    HookedBackend::with_hook(inner, Counter(reads))
 }

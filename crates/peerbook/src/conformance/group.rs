@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::failing::{FailOp, FailWhen, FailingBackend};
-use super::hooked::{HookedBackend, WriteHook};
+use super::hooked::{Hook, HookedBackend};
 use super::store::{sample_peer, T0};
 use super::Factory;
 use crate::backend::{Backend, Durability, WriteBatch};
@@ -27,7 +27,7 @@ struct GateState {
     writes: Vec<usize>,
 }
 
-/// The [`WriteHook`] of a [`GatedBackend`]: each write waits while the gate is
+/// The [`Hook`] of a [`GatedBackend`]: each write waits while the gate is
 /// closed; flushes and clears pass. See the [module docs](self).
 #[derive(Debug, Default)]
 pub struct Gate {
@@ -81,7 +81,7 @@ impl Gate {
     }
 }
 
-impl WriteHook for Gate {
+impl Hook for Gate {
     fn before(&self, op: FailOp, batch: Option<&WriteBatch>) {
         let (FailOp::Write, Some(batch)) = (op, batch) else {
             return;
