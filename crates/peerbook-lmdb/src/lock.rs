@@ -30,16 +30,7 @@ impl DirLock {
     pub(crate) fn acquire(dir: &Path) -> Result<(DirLock, bool), BackendError> {
         let path = dir.join(LOCK_FILE);
         let (lock, made) = try_lock_file_made(&path).map_err(|e| {
-            BackendError::lock(
-                format!(
-                    "the LMDB book at {} is already open (its lock file {} is held by another \
-                     handle, in this process or another)",
-                    dir.display(),
-                    path.display()
-                ),
-                &path,
-                e,
-            )
+            BackendError::already_open(format_args!("the LMDB book at {}", dir.display()), &path, e)
         })?;
         Ok((DirLock { _lock: lock }, made))
     }

@@ -142,13 +142,8 @@ impl RocksBackend {
             Ok(lock) => lock,
             Err(e) => {
                 new_dirs.undo_failed_open("peerbook-rocksdb");
-                return Err(BackendError::lock(
-                    format!(
-                        "RocksDB database {} is already open (its lock file {} is held by \
-                         another handle, in this process or another)",
-                        path.display(),
-                        lock_path.display()
-                    ),
+                return Err(BackendError::already_open(
+                    format_args!("RocksDB database {}", path.display()),
                     &lock_path,
                     e,
                 ));

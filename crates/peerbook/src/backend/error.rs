@@ -197,6 +197,35 @@ impl BackendError {
             BackendError::io(format_args!("lock {}", path.display()), error)
         }
     }
+
+    /// The error of taking the lock file `lock` of a store another handle may hold
+    /// open: [`lock`](Self::lock), with the message every backend gives for that,
+    /// `store` naming the store.
+    ///
+    /// ```
+    /// use std::io;
+    /// use std::path::Path;
+    /// use peerbook::BackendError;
+    /// let held = io::Error::from(io::ErrorKind::WouldBlock);
+    /// let e = BackendError::already_open("the book at /b", Path::new("/b/LOCK"), held);
+    /// assert!(matches!(e, BackendError::Locked { .. }));
+    /// assert!(e.to_string().contains("the book at /b is already open (its lock file /b/LOCK"));
+    /// ```
+    pub fn already_open(
+        store: impl std::fmt::Display,
+        lock: &std::path::Path,
+        error: io::Error,
+    ) -> Self {
+        Self::lock(
+            format!(
+                "{store} is already open (its lock file {} is held by another handle, in \
+                 this process or another)",
+                lock.display()
+            ),
+            lock,
+            error,
+        )
+    }
 }
 
 /// An `io::Error` of kind `kind` reading `"{context}: {source}"`, `source` kept
