@@ -36,8 +36,9 @@
 //! before, unseen (an error is lost), and when depends on where it is dropped:
 //!
 //! - **No tokio runtime current** (plain sync code, or after the runtime is gone):
-//!   the drop returns once the book is closed. It runs on the writer thread, which
-//!   the drop then waits for, or (no writer thread) right there. `drop(book)` then
+//!   the drop waits for the reads and writes still running (their futures
+//!   dropped), and returns once the book is closed. It runs on the writer thread,
+//!   which the drop then waits for, or (no writer thread) right there. `drop(book)` then
 //!   reopening the same directory works, and exiting the process right after cuts
 //!   nothing short. One exception: dropped on the writer thread itself (a clone
 //!   moved into a [`write`](AsyncPeerBook::write) closure), the close is queued
@@ -75,15 +76,19 @@
 mod api;
 
 use std::any::Any;
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle;
 
 #[cfg(doc)]
 use peerbook::Durability;
 use peerbook::{Backend, PeerBook};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinError;
 
 /// What an async call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -123,9 +128,11 @@ pub enum Strategy {
     /// [`Semaphore`] say.
     #[default]
     WriterThread,
-    /// Each write is a [`tokio::task::spawn_blocking`] task. Writes run
-    /// concurrently (the book still serializes them); `flush()` and `close()`
-    /// wait for those handed off before them.
+    /// Each write is a [`tokio::task::spawn_blocking`] task (so a write must be
+    /// called within a tokio runtime, and one still queued in the pool when the
+    /// runtime shuts down is dropped unrun). Writes run concurrently (the book
+    /// still serializes them); `flush()` and `close()` wait for those handed off
+    /// before them.
     SpawnBlocking,
 }
 
@@ -134,6 +141,19 @@ type Job = Box<dyn FnOnce() + Send>;
 struct Writer {
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Closed by the writer thread as it ends (after its last job): what every
+    /// `close()` awaits, so none returns while a write handed off before it is
+    /// still queued or running, whichever closer took the queue.
+    done: Arc<Semaphore>,
+}
+
+/// Closes the writer's `done` semaphore when the writer thread ends.
+struct Done(Arc<Semaphore>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// Writes in tokio's blocking pool (no writer thread) each hold one of the
@@ -172,6 +192,9 @@ struct Inner<B: Backend + 'static> {
     pool: Arc<Semaphore>,
     /// Held by each read: see [`POOL_PERMITS`].
     reads: Arc<Semaphore>,
+    /// Set when a `close()` begins: reads and writes started later are
+    /// [`Error::Stopped`] at once, whatever `close()` is still waiting for.
+    closing: AtomicBool,
 }
 
 impl<B: Backend + 'static> Inner<B> {
@@ -202,6 +225,13 @@ impl<B: Backend + 'static> Drop for Inner<B> {
         };
         let mut job: Job = Box::new(move || drop(book));
         let runtime = tokio::runtime::Handle::try_current().ok();
+        if runtime.is_none() {
+            // A call whose future was dropped may still run in a pool, holding a
+            // share of the book: the book closes only once it ends, so wait for it
+            // (no runtime here: nothing else can block on this thread's account).
+            block_on(idle(&self.reads));
+            block_on(idle(&self.pool));
+        }
         if let Some(w) = self.writer.as_mut() {
             let queue = w.queue.get_mut().unwrap_or_else(PoisonError::into_inner);
             if let Some(queue) = queue.take() {
@@ -221,12 +251,48 @@ impl<B: Backend + 'static> Drop for Inner<B> {
                     }
                     Err(mpsc::SendError(back)) => job = back,
                 }
+            } else if runtime.is_none() {
+                // A `close()` took the queue and was given up on before the writer
+                // ended: its jobs hold shares of the book, so wait for them.
+                let thread = w.thread.get_mut().unwrap_or_else(PoisonError::into_inner);
+                if let Some(thread) = thread
+                    .take()
+                    .filter(|t| t.thread().id() != std::thread::current().id())
+                {
+                    let _ = thread.join();
+                }
             }
         }
         match runtime {
             Some(runtime) => to_blocking_pool(&runtime, job),
             None => job(),
         }
+    }
+}
+
+/// Wait until no call holds a permit of `semaphore` (returns at once once it is
+/// closed: a `close()` waited already).
+async fn idle(semaphore: &Semaphore) {
+    drop(semaphore.acquire_many(POOL_PERMITS).await);
+}
+
+/// Poll `future` to its end on this thread, parked between polls: for a drop
+/// outside any runtime (tokio's semaphores need none).
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
     }
 }
 
@@ -292,9 +358,12 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
             Strategy::SpawnBlocking => None,
             Strategy::WriterThread => {
                 let (tx, rx) = mpsc::channel::<Job>();
+                let done = Arc::new(Semaphore::new(0));
+                let ended = Done(Arc::clone(&done));
                 let thread = std::thread::Builder::new()
                     .name("peerbook-writer".into())
                     .spawn(move || {
+                        let _ended = ended;
                         // Ends when every sender is gone (close or last clone dropped).
                         // A job reports its own panic (`run_caught`); this catch only
                         // keeps the thread alive whatever a job does.
@@ -307,6 +376,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                 thread.map(|t| Writer {
                     queue: Mutex::new(Some(tx)),
                     thread: Mutex::new(Some(t)),
+                    done,
                 })
             }
         };
@@ -316,6 +386,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                 writer,
                 pool: Arc::new(Semaphore::new(POOL_PERMITS as usize)),
                 reads: Arc::new(Semaphore::new(POOL_PERMITS as usize)),
+                closing: AtomicBool::new(false),
             }),
         }
     }
@@ -345,6 +416,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         F: FnOnce(&PeerBook<B>) -> peerbook::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.open()?;
         let lease = Lease {
             _permit: Arc::clone(&self.inner.reads)
                 .acquire_owned()
@@ -357,19 +429,29 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
             drop(lease);
             result
         };
-        match tokio::task::spawn_blocking(read).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::Stopped),
+        joined(tokio::task::spawn_blocking(read).await)?
+    }
+
+    /// [`Error::Stopped`] once a `close()` has begun.
+    fn open(&self) -> Result<()> {
+        if self.inner.closing.load(Ordering::Acquire) {
+            return Err(Error::Stopped);
         }
+        Ok(())
     }
 
     /// Run the write `f` on the book where writes run (see [`Strategy`]). Once the
-    /// call is handed off it completes even if this future is dropped.
+    /// call is handed off it completes even if this future is dropped (with
+    /// [`Strategy::SpawnBlocking`], unless the runtime shuts down before the pool
+    /// starts it). With [`Strategy::SpawnBlocking`] it must be called within a
+    /// tokio runtime. A write started once a `close()` (of any clone) has begun is
+    /// [`Error::Stopped`].
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&PeerBook<B>) -> peerbook::Result<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.open()?;
         let Some(writer) = &self.inner.writer else {
             // Handed off once the permit is ours: it goes with the write.
             let lease = Lease {
@@ -384,10 +466,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                 drop(lease);
                 result
             };
-            return match tokio::task::spawn_blocking(write).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Stopped),
-            };
+            return joined(tokio::task::spawn_blocking(write).await)?;
         };
         let (tx, rx) = oneshot::channel();
         let book = Arc::clone(self.inner.book());
@@ -415,21 +494,22 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
     /// `Arc` from [`blocking`](Self::blocking)) this returns `Ok(None)` once the
     /// book is flushed, and the book stays open until the last clone drops (see
     /// the crate docs on dropping). Of clones closed at once, the last to finish
-    /// closes the book (`Ok(Some(_))`, or its error).
+    /// closes the book (`Ok(Some(_))`, or its error); each waits for every call
+    /// started before any of them. Must be called within a tokio runtime. A panic
+    /// in the backend's flush or close is [`Error::Panicked`].
     pub async fn close(self) -> Result<Option<B>> {
         let inner = self.inner;
-        // 1. No more writes; those handed off before are waited for: the pool's
-        // here, the writer thread's queue by joining it below.
-        let mut thread = match &inner.writer {
+        inner.closing.store(true, Ordering::Release);
+        // 1. No more writes; those handed off before are waited for, whichever
+        // closer took the writer's queue (a `close()` given up on included).
+        match &inner.writer {
             Some(w) => {
                 drop(w.queue.lock().map_err(|_| Error::Stopped)?.take());
-                w.thread.lock().map_err(|_| Error::Stopped)?.take()
+                // Closed when the writer thread has run its last job.
+                let _ = w.done.acquire().await;
             }
-            None => {
-                stop(&inner.pool).await;
-                None
-            }
-        };
+            None => stop(&inner.pool).await,
+        }
         // 2. No more reads; those running are waited for.
         stop(&inner.reads).await;
         // 3. A share of the book is held here only while `inner` is: so whoever
@@ -438,13 +518,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
             Ok(inner) => inner,
             Err(shared) => {
                 let book = Arc::clone(shared.book());
-                let joining = thread.take();
-                let flushed = tokio::task::spawn_blocking(move || {
-                    join(joining);
-                    book.flush()
-                })
-                .await
-                .map_err(|_| Error::Stopped);
+                let flushed = joined(tokio::task::spawn_blocking(move || book.flush()).await);
                 // Another clone may have gone meanwhile (one closing at once).
                 match Arc::into_inner(shared) {
                     Some(inner) => inner,
@@ -458,25 +532,28 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         let book = inner.book.take().expect("an open book");
         drop(inner); // nothing left for its drop to hand off
         let closed = tokio::task::spawn_blocking(move || -> peerbook::Result<Option<B>> {
-            join(thread);
             match Arc::try_unwrap(book) {
                 Ok(book) => book.close().map(Some),
                 // an `Arc` from `blocking()` outlives this
                 Err(shared) => shared.flush().map(|()| None),
             }
         })
-        .await
-        .map_err(|_| Error::Stopped)?;
-        Ok(closed?)
+        .await;
+        Ok(joined(closed)??)
     }
 }
 
-/// Wait for the writer thread to end (it ends with its last job, its queue's
-/// sender gone; it catches every panic).
-fn join(thread: Option<JoinHandle<()>>) {
-    if let Some(t) = thread {
-        let _ = t.join();
-    }
+/// The result of a task of tokio's blocking pool: a panic there (the backend's,
+/// in its flush or close) is [`Error::Panicked`]; a task the runtime dropped
+/// unrun (shutting down) is [`Error::Stopped`].
+fn joined<T>(result: std::result::Result<T, JoinError>) -> Result<T> {
+    result.map_err(|e| {
+        if e.is_panic() {
+            Error::Panicked(panic_message(e.into_panic()))
+        } else {
+            Error::Stopped
+        }
+    })
 }
 
 /// `f(book)`, a panic caught as [`Error::Panicked`]. Unwind safety: the book's

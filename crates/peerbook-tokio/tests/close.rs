@@ -2,6 +2,7 @@
 //! book itself (`Some(backend)`) once it is the last clone, so the directory
 //! reopens at once, whatever reads were running when it was called.
 
+use std::future::Future;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -147,6 +148,172 @@ fn reads_after_close_are_stopped() {
             let err = other.get_peer("p").await.unwrap_err();
             assert!(matches!(err, Error::Stopped), "{strategy:?}: {err:?}");
             // the last clone's close closes it
+            assert!(other.close().await.unwrap().is_some(), "{strategy:?}");
+        });
+    }
+}
+
+/// Start a write on `book` that waits in its closure until released, and drop
+/// its future once the closure runs: the write goes on where writes run. Returns
+/// its release and a receiver told when the write has landed.
+async fn slow_write(book: &AsyncPeerBook<FileBackend>) -> (mpsc::Sender<()>, mpsc::Receiver<()>) {
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let writer = book.clone();
+    let write = tokio::spawn(async move {
+        writer
+            .write(move |b| {
+                entered_tx.send(()).unwrap();
+                let _ = release_rx.recv();
+                b.store_peer(NewPeer {
+                    peer_id: "late".into(),
+                    ..NewPeer::default()
+                })?;
+                done_tx.send(()).unwrap();
+                Ok(())
+            })
+            .await
+    });
+    tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
+        .await
+        .unwrap();
+    write.abort();
+    let _ = write.await;
+    (release_tx, done_rx)
+}
+
+/// Review 6 (session 26), finding 1: of two clones closing one after the other,
+/// the second found the writer's queue and thread already taken by the first and
+/// returned `Ok(None)` ("flushed") while a write handed off before both was still
+/// running. Every `close()` now waits for the writes handed off before it.
+#[test]
+fn a_second_close_waits_for_the_writes_before_it() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let book = file_book(dir.path(), strategy);
+        runtime().block_on(async {
+            let (release, landed) = slow_write(&book).await;
+            let released = release_later(release);
+            let other = book.clone();
+            let first = tokio::spawn(book.close());
+            // the first close() has begun once calls are refused
+            tokio::time::timeout(Duration::from_secs(10), async {
+                while other.get_peer("p").await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{strategy:?}: calls still served 10 s into a close()"));
+            let second = other.close().await.unwrap();
+            assert_eq!(
+                landed.try_recv(),
+                Ok(()),
+                "{strategy:?}: the second close() returned before the write it followed landed"
+            );
+            let first = first.await.unwrap().unwrap();
+            released.join().unwrap();
+            assert_eq!(
+                usize::from(first.is_some()) + usize::from(second.is_some()),
+                1,
+                "{strategy:?}: exactly one of the closes closes the book"
+            );
+        });
+    }
+}
+
+/// Review 6, finding 1 (its second case): a `close()` given up on (a timeout)
+/// after it took the writer's queue left the last clone's `close()` unable to
+/// wait for the writer: it returned `Ok(None)` and the book closed later on the
+/// writer thread, the directory locked meanwhile.
+#[test]
+fn a_close_given_up_on_leaves_the_last_close_to_close_the_book() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let book = file_book(dir.path(), strategy);
+        runtime().block_on(async {
+            let (release, landed) = slow_write(&book).await;
+            let other = book.clone();
+            let given_up = tokio::time::timeout(Duration::from_millis(50), book.close()).await;
+            assert!(
+                given_up.is_err(),
+                "{strategy:?}: the close waited for the write"
+            );
+            let released = release_later(release);
+            let closed = other.close().await.unwrap();
+            released.join().unwrap();
+            assert_eq!(landed.try_recv(), Ok(()), "{strategy:?}");
+            assert!(
+                closed.is_some(),
+                "{strategy:?}: the last close() left the book open"
+            );
+            drop(closed);
+            FileBackend::open(dir.path(), FileOptions::default())
+                .unwrap_or_else(|e| panic!("{strategy:?}: reopen right after close: {e}"));
+        });
+    }
+}
+
+/// Review 6, finding 2: the last clone dropped outside any runtime while a read
+/// whose future was dropped still ran: the drop returned before the book closed
+/// (the read held a share), and reopening the directory was `Locked`. The drop
+/// now waits for calls in flight, as `close()` does.
+#[test]
+fn a_drop_outside_a_runtime_waits_for_a_read_in_flight() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let book = file_book(dir.path(), strategy);
+        let rt = runtime();
+        let (release, done) = rt.block_on(slow_read(&book));
+        let released = release_later(release);
+        drop(book); // no runtime current here, though `rt` is alive
+        assert_eq!(
+            done.try_recv(),
+            Ok(true),
+            "{strategy:?}: the drop did not wait"
+        );
+        released.join().unwrap();
+        FileBackend::open(dir.path(), FileOptions::default())
+            .unwrap_or_else(|e| panic!("{strategy:?}: reopen right after the drop: {e}"));
+        drop(rt);
+    }
+}
+
+/// Review 6, finding 3: without a writer thread, `close()` waited for the writes
+/// in the pool before it stopped reads, so a read started meanwhile was served;
+/// the docs promise `Error::Stopped` for any call started once a close began.
+#[test]
+fn calls_started_while_close_waits_are_stopped() {
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let book = file_book(dir.path(), strategy);
+        runtime().block_on(async {
+            let (release, _landed) = slow_write(&book).await;
+            let other = book.clone();
+            // polled once: the close has begun and waits for the write
+            let mut closing = Box::pin(book.close());
+            std::future::poll_fn(|cx| {
+                assert!(closing.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            let read = other.get_peer("p").await;
+            assert!(
+                matches!(read, Err(Error::Stopped)),
+                "{strategy:?}: {read:?}"
+            );
+            let write = other
+                .store_peer(NewPeer {
+                    peer_id: "q".into(),
+                    ..NewPeer::default()
+                })
+                .await;
+            assert!(
+                matches!(write, Err(Error::Stopped)),
+                "{strategy:?}: {write:?}"
+            );
+            release.send(()).unwrap();
+            assert!(closing.await.unwrap().is_none(), "{strategy:?}");
             assert!(other.close().await.unwrap().is_some(), "{strategy:?}");
         });
     }
