@@ -11,8 +11,8 @@ use peerbook::backend::{BackendError, Space};
 use peerbook::mvcc::{Key, VersionedSpaces};
 
 use crate::codec::{
-    any_log_header_len, decode_body_into, decode_body_refs, entry_size, read_full, scan_tail,
-    After, FileKind, FrameOp, FrameStream, LogOp, Next, OpRef, FILE_HEADER_LEN,
+    any_log_header_len, body_ops, entry_size, read_full, scan_tail, After, FileKind, FrameOp,
+    FrameStream, Next, Ops, FILE_HEADER_LEN,
 };
 use crate::compaction::{write_generation, GenError};
 use crate::error::{RecoveryError, SnapshotRule};
@@ -228,7 +228,6 @@ impl Loader<'_> {
         let file = || path.clone();
         let mut stream = self.stream(FileKind::Snapshot, &name, generation)?;
         let mut entries = SnapshotEntries::default();
-        let mut frame_ops = 0;
         loop {
             let off = stream.offset();
             let frame_error = |error| RecoveryError::SnapshotFrame {
@@ -247,19 +246,21 @@ impl Loader<'_> {
                 Next::Bad { error, .. } => return Err(frame_error(error).into()),
                 Next::Frame { .. } => {}
             }
-            // The ops borrow the frame body, which the next frame's read replaces, so
-            // each frame takes a vector of its own, sized as the last frame's.
-            let mut ops = Vec::with_capacity(frame_ops);
-            decode_body_refs(stream.body(), &mut ops).map_err(frame_error)?;
-            frame_ops = ops.len();
-            if entries
-                .frame(&ops)
-                .map_err(|rule| RecoveryError::SnapshotRule {
+            // Each op is checked and copied as it is decoded (no op list: see
+            // `codec::body`).
+            let mut ops = body_ops(stream.body()).map_err(frame_error)?;
+            let taken = entries.frame(&mut ops);
+            // A body that does not decode is reported as such, even past a broken rule.
+            ops.check_rest().map_err(frame_error)?;
+            let ended = taken.map_err(|stop| match stop {
+                Stop::Decode(error) => frame_error(error),
+                Stop::Rule(rule) => RecoveryError::SnapshotRule {
                     file: file(),
                     offset: off,
                     rule,
-                })?
-            {
+                },
+            })?;
+            if ended {
                 break;
             }
         }
@@ -292,7 +293,6 @@ impl Loader<'_> {
         let mut stream = self.stream(FileKind::Log, &name, generation)?;
         let seed = stream.seed();
         let mut frames = 0u64;
-        let mut ops = Vec::new();
         let (off, error) = loop {
             let off = stream.offset();
             let synced_to = match stream.next().map_err(io)? {
@@ -315,26 +315,34 @@ impl Loader<'_> {
                 }
                 .into());
             }
-            decode_body_into(stream.body(), &mut ops).map_err(|error| {
-                RecoveryError::UndecodableBatch {
-                    file: file(),
-                    offset: off,
-                    error,
+            let undecodable = |error| RecoveryError::UndecodableBatch {
+                file: file(),
+                offset: off,
+                error,
+            };
+            // Each op is applied as it is decoded (no op list: see `codec::body`).
+            // A frame that fails half way leaves its first ops applied to maps that
+            // only this open holds, and the open fails: no one sees them.
+            let mut ops = body_ops(stream.body()).map_err(undecodable)?;
+            let live = &mut data.live;
+            let applied = data.spaces.apply(|batch| -> Result<bool, FormatError> {
+                for op in ops.by_ref() {
+                    match op? {
+                        FrameOp::End { .. } => return Ok(false),
+                        op => apply_versioned(batch, op.to_owned_op(), live),
+                    }
                 }
-            })?;
-            if ops.iter().any(|op| matches!(op, LogOp::End { .. })) {
+                Ok(true)
+            });
+            if !applied.map_err(undecodable)? {
+                // A body that does not decode is reported as such, even past an end.
+                ops.check_rest().map_err(undecodable)?;
                 return Err(RecoveryError::EndInLog {
                     file: file(),
                     offset: off,
                 }
                 .into());
             }
-            let live = &mut data.live;
-            data.spaces.apply(|batch| {
-                for op in ops.drain(..) {
-                    apply_versioned(batch, op, live);
-                }
-            });
             frames += 1;
         };
         // Rare: a bad frame. Only now is the rest of the log read whole, to look
@@ -481,6 +489,15 @@ struct LogReplay {
     torn_tail: Option<TornTail>,
 }
 
+/// Why [`SnapshotEntries::frame`] stopped before the end of a frame.
+#[derive(Debug, PartialEq, Eq)]
+enum Stop {
+    /// The body does not decode.
+    Decode(FormatError),
+    /// It decodes, but breaks a snapshot rule.
+    Rule(SnapshotRule),
+}
+
 /// The entries of a snapshot as they load, per space: a vector while the keys
 /// ascend (as this crate writes them), built into a map in bulk at the end; a map
 /// from the first key out of order on (a snapshot written otherwise), so a
@@ -494,26 +511,31 @@ struct SnapshotEntries {
 }
 
 impl SnapshotEntries {
-    /// Take the ops of one frame, checking the snapshot rules in op order. Returns
-    /// true when the frame was the end frame.
-    fn frame(&mut self, ops: &[OpRef<'_>]) -> Result<bool, SnapshotRule> {
-        let n = ops.len();
-        for (i, op) in ops.iter().enumerate() {
-            match *op {
-                FrameOp::Put { space, key, value } => self.put(space, key, value)?,
+    /// Take the ops of one frame as they are decoded, checking the snapshot rules
+    /// in op order, up to the first error. Returns true when the frame was the end
+    /// frame (its end marker its last op; the caller checks the body's bytes after
+    /// it with [`Ops::check_rest`]).
+    fn frame(&mut self, ops: &mut Ops<'_>) -> Result<bool, Stop> {
+        while let Some(op) = ops.next() {
+            match op.map_err(Stop::Decode)? {
+                FrameOp::Put { space, key, value } => {
+                    self.put(space, key, value).map_err(Stop::Rule)?
+                }
                 FrameOp::End { entries: declared } => {
-                    if i + 1 != n {
-                        return Err(SnapshotRule::OpsAfterEnd);
+                    if ops.left() != 0 {
+                        return Err(Stop::Rule(SnapshotRule::OpsAfterEnd));
                     }
                     if declared != self.count {
-                        return Err(SnapshotRule::EndCount {
+                        return Err(Stop::Rule(SnapshotRule::EndCount {
                             declared,
                             found: self.count,
-                        });
+                        }));
                     }
                     return Ok(true);
                 }
-                FrameOp::Delete { .. } | FrameOp::Clear => return Err(SnapshotRule::NotAPut),
+                FrameOp::Delete { .. } | FrameOp::Clear => {
+                    return Err(Stop::Rule(SnapshotRule::NotAPut))
+                }
             }
         }
         Ok(false)
@@ -566,6 +588,7 @@ impl SnapshotEntries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{BodyEncoder, LogOp};
     use peerbook::backend::ReadView;
 
     fn put(space: Space, key: &str) -> LogOp {
@@ -576,11 +599,27 @@ mod tests {
         }
     }
 
+    /// The frames of `ops` encoded, then loaded as open loads a snapshot's frames.
     fn load(frames: Vec<Vec<LogOp>>) -> Result<(Dataset, u64), SnapshotRule> {
         let mut entries = SnapshotEntries::default();
         for ops in frames {
-            let ops: Vec<OpRef<'_>> = ops.iter().map(LogOp::as_ref).collect();
-            entries.frame(&ops)?;
+            let mut body = BodyEncoder::new();
+            for op in ops {
+                match op {
+                    LogOp::Put { space, key, value } => body.put(space, &key, &value),
+                    LogOp::Delete { space, key } => body.delete(space, &key),
+                    LogOp::Clear => body.clear(),
+                    LogOp::End { entries } => body.end(entries),
+                }
+            }
+            let body = body.finish().unwrap();
+            let mut ops = body_ops(&body).unwrap();
+            let taken = entries.frame(&mut ops);
+            assert_eq!(ops.check_rest(), Ok(()));
+            taken.map_err(|stop| match stop {
+                Stop::Rule(rule) => rule,
+                Stop::Decode(e) => panic!("{e}"),
+            })?;
         }
         let count = entries.count;
         Ok((entries.finish(), count))

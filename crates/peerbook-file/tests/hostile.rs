@@ -269,6 +269,105 @@ fn lying_lengths_inside_valid_bodies_are_refused() {
     }
 }
 
+/// A frame of 2^20 clear ops (one byte each on disk, a few dozen as decoded ops):
+/// open takes them one at a time, never a list of them (which grew to 64 MiB for
+/// this 1 MiB frame, and to tens of GiB near the largest body). In a log they all
+/// apply; in a snapshot the first is refused. A body that does not decode is still
+/// reported as such when a clear (snapshot) or an end marker (log) comes first.
+#[test]
+fn a_frame_of_a_million_clears_costs_only_its_bytes() {
+    let _measure = measure();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let n = 1usize << 20;
+    let clears = |tail: &[u8]| {
+        let mut b = Vec::new();
+        varint(&mut b, (n + usize::from(!tail.is_empty())) as u64);
+        b.resize(b.len() + n, 3);
+        b.extend_from_slice(tail);
+        b
+    };
+    let end = body(&[Op::End(1)]);
+    let put = body(&[Op::Put(Space::Peers, b"k", b"v")]);
+    let snapshot = [put.clone(), end.clone()];
+
+    // in the log: every clear applied, the store empty
+    write_store(&dir, &snapshot, &[clears(&[]), put.clone()]);
+    LARGEST.store(0, Ordering::Relaxed);
+    let b = open(&dir).expect("a log of clears opens");
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert!(largest < 4 << 20, "allocated {largest} bytes");
+    assert_eq!(b.recovery().log_frames, 2);
+    assert_eq!(b.dump().unwrap(), dump_of(&[(Space::Peers, b"k", b"v")]));
+    drop(b);
+    write_store(&dir, &snapshot, &[clears(&[])]);
+    assert_eq!(open(&dir).unwrap().dump().unwrap(), Dump::default());
+
+    // in the snapshot: not a put
+    write_store(&dir, &[clears(&[]), end.clone()], &[]);
+    LARGEST.store(0, Ordering::Relaxed);
+    let e = recovery_error(open(&dir));
+    let largest = LARGEST.load(Ordering::Relaxed);
+    assert!(largest < 4 << 20, "allocated {largest} bytes");
+    assert!(
+        matches!(
+            e,
+            RecoveryError::SnapshotRule {
+                offset: HEADER,
+                rule: SnapshotRule::NotAPut,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    // an unknown op last: the body's error, not the rule's
+    write_store(&dir, &[clears(&[9]), end.clone()], &[]);
+    let e = recovery_error(open(&dir));
+    assert!(
+        matches!(
+            e,
+            RecoveryError::SnapshotFrame {
+                offset: HEADER,
+                error: FormatError::UnknownOp { tag: 9, .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    write_store(&dir, &snapshot, &[clears(&[9])]);
+    let e = recovery_error(open(&dir));
+    assert!(
+        matches!(
+            e,
+            RecoveryError::UndecodableBatch {
+                offset: HEADER,
+                error: FormatError::UnknownOp { tag: 9, .. },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    // an end marker in a log, then bytes that do not decode: the body's error
+    let mut end_then_junk = body(&[Op::End(0), Op::End(0)]);
+    end_then_junk.push(7);
+    write_store(&dir, &snapshot, &[end_then_junk]);
+    let e = recovery_error(open(&dir));
+    assert!(
+        matches!(
+            e,
+            RecoveryError::UndecodableBatch {
+                error: FormatError::TrailingBytes { count: 1 },
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    write_store(&dir, &snapshot, &[body(&[Op::End(0)])]);
+    let e = recovery_error(open(&dir));
+    assert!(matches!(e, RecoveryError::EndInLog { .. }), "{e:?}");
+}
+
 /// A snapshot cut at every offset is refused; a log cut at every offset opens
 /// with a prefix of its batches, the cut reported as a torn tail unless it falls
 /// on a frame boundary.

@@ -9,7 +9,11 @@ use peerbook::backend::{Op, Space, WriteBatch};
 use crate::crc::{crc32c, crc32c_append};
 use crate::FormatError;
 
+mod body;
 mod stream;
+pub(crate) use body::{body_ops, FrameOp, LogOp, Ops};
+#[cfg(test)]
+use body::{decode_body, Reader};
 pub(crate) use stream::{read_full, FrameStream, Next};
 
 /// Current on-disk format version, in both file headers. Version 1 files (no salt)
@@ -390,44 +394,6 @@ pub(crate) fn scan_tail(tail: &[u8], bad_off: usize, seed: u32) -> After {
     }
 }
 
-/// One operation of a batch body, its bytes held as `B`: owned ([`LogOp`]), or
-/// borrowed from the body ([`OpRef`]: how open loads a snapshot, each key copied
-/// once, into the maps).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum FrameOp<B> {
-    /// Insert or replace.
-    Put { space: Space, key: B, value: B },
-    /// Remove a key.
-    Delete { space: Space, key: B },
-    /// Empty every space.
-    Clear,
-    /// Snapshot only: the end of the snapshot, with its number of entries.
-    End { entries: u64 },
-}
-
-/// An operation that owns its bytes.
-pub(crate) type LogOp = FrameOp<Vec<u8>>;
-
-#[cfg(test)]
-impl LogOp {
-    /// The same operation, borrowing its bytes.
-    pub(crate) fn as_ref(&self) -> OpRef<'_> {
-        match self {
-            FrameOp::Put { space, key, value } => FrameOp::Put {
-                space: *space,
-                key,
-                value,
-            },
-            FrameOp::Delete { space, key } => FrameOp::Delete { space: *space, key },
-            FrameOp::Clear => FrameOp::Clear,
-            FrameOp::End { entries } => FrameOp::End { entries: *entries },
-        }
-    }
-}
-
-/// An operation whose bytes are borrowed from the frame body it was decoded from.
-pub(crate) type OpRef<'a> = FrameOp<&'a [u8]>;
-
 /// Builds a batch body: `varint op count` then the ops.
 #[derive(Debug, Default)]
 pub(crate) struct BodyEncoder {
@@ -492,158 +458,6 @@ impl BodyEncoder {
 /// Bytes one entry takes in a snapshot body (op tag, space, two lengths, key, value).
 pub(crate) fn entry_size(key_len: usize, value_len: usize) -> u64 {
     (2 + varint_len(key_len as u64) + key_len + varint_len(value_len as u64) + value_len) as u64
-}
-
-/// Decode a batch body. Never panics, never allocates more than the bytes present.
-#[cfg(test)]
-pub(crate) fn decode_body(body: &[u8]) -> Result<Vec<LogOp>, FormatError> {
-    let mut ops = Vec::new();
-    let owned = decode_body_into(body, &mut ops).map(|()| ops);
-    // The borrowing decoder (open's, for snapshots) agrees on every input the tests
-    // decode: the same ops, or the same error.
-    let mut refs = Vec::new();
-    let borrowed = decode_body_refs(body, &mut refs).map(|()| refs);
-    match (&owned, &borrowed) {
-        (Ok(owned), Ok(borrowed)) => {
-            let owned: Vec<OpRef<'_>> = owned.iter().map(LogOp::as_ref).collect();
-            assert_eq!(&owned, borrowed);
-        }
-        (Err(a), Err(b)) => assert_eq!(a, b),
-        _ => panic!("the decoders disagree: {owned:?} and {borrowed:?}"),
-    }
-    owned
-}
-
-/// [`decode_body`] into `ops` (cleared first): log replay reuses one vector for
-/// every frame, so a large batch's op list is not freed and allocated again per
-/// frame.
-pub(crate) fn decode_body_into(body: &[u8], ops: &mut Vec<LogOp>) -> Result<(), FormatError> {
-    decode_ops(body, ops, <[u8]>::to_vec)
-}
-
-/// [`decode_body_into`], the ops borrowing their bytes from `body` (a snapshot's
-/// load copies each key once, into the maps).
-pub(crate) fn decode_body_refs<'a>(
-    body: &'a [u8],
-    ops: &mut Vec<OpRef<'a>>,
-) -> Result<(), FormatError> {
-    decode_ops(body, ops, |bytes| bytes)
-}
-
-/// Decode `body` into `ops` (cleared first), each key and value made a `B` by `own`.
-fn decode_ops<'a, B>(
-    body: &'a [u8],
-    ops: &mut Vec<FrameOp<B>>,
-    own: impl Fn(&'a [u8]) -> B,
-) -> Result<(), FormatError> {
-    ops.clear();
-    let mut r = Reader { data: body, pos: 0 };
-    let count = r.varint("op count")?;
-    if count == 0 {
-        return Err(FormatError::EmptyBatch);
-    }
-    // Each op takes at least one byte: a count beyond the remaining bytes is damage.
-    if count > r.remaining() as u64 {
-        return Err(FormatError::OpCount {
-            count,
-            left: r.remaining(),
-        });
-    }
-    for i in 0..count {
-        let at = r.pos;
-        let tag = r.byte("op tag")?;
-        let op = match tag {
-            OP_PUT => {
-                let space = r.space()?;
-                let key = own(r.bytes("key")?);
-                let value = own(r.bytes("value")?);
-                FrameOp::Put { space, key, value }
-            }
-            OP_DELETE => {
-                let space = r.space()?;
-                let key = own(r.bytes("key")?);
-                FrameOp::Delete { space, key }
-            }
-            OP_CLEAR => FrameOp::Clear,
-            OP_END => FrameOp::End {
-                entries: r.varint("entry count")?,
-            },
-            other => {
-                return Err(FormatError::UnknownOp {
-                    index: i,
-                    at,
-                    tag: other,
-                })
-            }
-        };
-        ops.push(op);
-    }
-    if r.remaining() != 0 {
-        return Err(FormatError::TrailingBytes {
-            count: r.remaining(),
-        });
-    }
-    Ok(())
-}
-
-struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
-        self.data.len() - self.pos
-    }
-
-    fn byte(&mut self, what: &'static str) -> Result<u8, FormatError> {
-        let b = *self
-            .data
-            .get(self.pos)
-            .ok_or(FormatError::BodyEnds { what, at: self.pos })?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn varint(&mut self, what: &'static str) -> Result<u64, FormatError> {
-        let start = self.pos;
-        let mut value = 0u64;
-        for i in 0..10 {
-            let b = self.byte(what)?;
-            let bits = u64::from(b & 0x7f);
-            if i == 9 && b > 1 {
-                return Err(FormatError::VarintOverflow { what, at: start });
-            }
-            value |= bits << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(FormatError::VarintTooLong { what, at: start })
-    }
-
-    fn space(&mut self) -> Result<Space, FormatError> {
-        let at = self.pos;
-        let tag = self.byte("space tag")?;
-        Space::from_index(tag as usize).ok_or(FormatError::UnknownSpace { tag, at })
-    }
-
-    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], FormatError> {
-        let at = self.pos;
-        let len = self.varint(what)?;
-        if len > self.remaining() as u64 {
-            return Err(FormatError::LengthPastEnd {
-                what,
-                len,
-                at,
-                left: self.remaining(),
-            });
-        }
-        let len = len as usize;
-        let out = &self.data[self.pos..self.pos + len];
-        self.pos += len;
-        Ok(out)
-    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
