@@ -237,6 +237,28 @@ pub enum RecoveryError {
         /// Offset of the later frame whose `synced_to` covers `offset`.
         witness: usize,
     },
+    /// A damaged log frame, after which the search for a witness (FORMAT.md, the
+    /// torn-tail rule) would checksum more than twice the bytes from the frame on:
+    /// frame headers valid with the file's salt over bodies that are not, over and
+    /// over. No crash leaves that (a torn frame's claimed body holds no other such
+    /// header), so it is refused, not scanned on.
+    #[error(
+        "log frame at offset {offset}: {error}; the frame header at offset {at} claims a          body past what the search for a witness checksums (twice the {tail} bytes from          offset {offset} on): frame headers valid with this file's salt over bodies that          are not, again and again, which no crash leaves ({})",
+        file.display()
+    )]
+    TailScanLimit {
+        /// The log.
+        file: PathBuf,
+        /// Offset of the damaged frame.
+        offset: usize,
+        /// Why it is not a valid frame.
+        #[source]
+        error: FormatError,
+        /// Offset of the frame header whose body would pass the limit.
+        at: usize,
+        /// Bytes from the damaged frame to the end of the log.
+        tail: usize,
+    },
     /// A log frame claiming more bytes synced than its own offset.
     #[error("log frame at offset {offset}: claims {synced_to} bytes synced, beyond its own offset ({})", file.display())]
     SyncedBeyondOffset {

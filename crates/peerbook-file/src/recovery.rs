@@ -359,6 +359,16 @@ impl Loader<'_> {
                 .into())
             }
             After::Torn { valid_frames_after } => valid_frames_after,
+            After::OverBudget { at } => {
+                return Err(RecoveryError::TailScanLimit {
+                    file: file(),
+                    offset: off,
+                    error,
+                    at,
+                    tail: tail.len(),
+                }
+                .into())
+            }
         };
         let torn = TornTail {
             file: name,

@@ -368,6 +368,47 @@ fn a_frame_of_a_million_clears_costs_only_its_bytes() {
     assert!(matches!(e, RecoveryError::EndInLog { .. }), "{e:?}");
 }
 
+/// After a bad log frame, ~50,000 frame headers 20 bytes apart, each valid with
+/// the file's salt (from its header) and claiming a body to the end of the file
+/// whose checksum fails: the witness search would checksum ~n^2/40 bytes (25 GB
+/// here, a hang). It stops at twice the tail and refuses the log, naming the bad
+/// frame.
+#[test]
+fn forged_frame_headers_after_a_bad_frame_cost_a_linear_scan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("book");
+    let put = body(&[Op::Put(Space::Peers, b"k", b"v")]);
+    let (_, mut log) = write_store(&dir, &[body(&[Op::End(0)])], std::slice::from_ref(&put));
+    let lh = log[..HEADER].to_vec();
+    let bad = log.len();
+    log.extend(b"torn");
+    let headers = 50_000;
+    let len = log.len() + headers * 20;
+    while log.len() < len {
+        let at = log.len();
+        let claim = (len - at - 20) as u32;
+        // a witness by its synced_to, if its body checked; the body checksum of
+        // the 4 bytes "junk", never the claimed body's
+        let header = &frame_claiming(&lh, claim, at as u64, b"junk")[..20];
+        log.extend_from_slice(header);
+    }
+    fs::write(dir.join("log.1"), &log).unwrap();
+    let e = recovery_error(open(&dir));
+    assert!(
+        matches!(
+            e,
+            RecoveryError::TailScanLimit {
+                offset,
+                error: FormatError::FrameHeaderChecksum,
+                tail,
+                ..
+            } if offset == bad && tail == len - bad
+        ),
+        "{e:?}"
+    );
+    assert_eq!(fs::read(dir.join("log.1")).unwrap(), log, "nothing cut");
+}
+
 /// A snapshot cut at every offset is refused; a log cut at every offset opens
 /// with a prefix of its batches, the cut reported as a torn tail unless it falls
 /// on a frame boundary.

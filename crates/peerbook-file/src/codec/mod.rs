@@ -358,6 +358,21 @@ pub(crate) enum After {
     Witness(usize),
     /// No witness; this many valid frames (all unsynced when written) follow.
     Torn { valid_frames_after: u64 },
+    /// The frame header at this offset (header checksum valid) claims a body that
+    /// would take the bytes checksummed by the scan past [`scan_budget`]: frame
+    /// headers that validate with the file's salt but whose bodies do not, over
+    /// and over, which no crash leaves. Refused, not scanned on (each such header
+    /// can claim a body up to the end of the file: a quadratic scan).
+    OverBudget { at: usize },
+}
+
+/// The body bytes a scan of a tail of `tail_len` bytes may checksum: twice the
+/// tail. An honest tail needs at most its own length: frame bodies that check are
+/// skipped, and a header that checks with the file's salt over a body that does
+/// not is a torn frame of the writer, whose claimed body holds no other such
+/// header.
+fn scan_budget(tail_len: usize) -> usize {
+    tail_len.saturating_mul(2)
 }
 
 /// Scan every offset after a bad frame at `bad_off` for valid frames, looking for
@@ -370,28 +385,47 @@ pub(crate) fn scan_after(data: &[u8], bad_off: usize, seed: u32) -> After {
 /// [`scan_after`] on the bytes of the file from the bad frame on (`tail`, which
 /// starts at offset `bad_off`): the offsets it returns are the file's.
 pub(crate) fn scan_tail(tail: &[u8], bad_off: usize, seed: u32) -> After {
+    scan_counting(tail, bad_off, seed).0
+}
+
+/// [`scan_tail`], with the body bytes it checksummed.
+fn scan_counting(tail: &[u8], bad_off: usize, seed: u32) -> (After, usize) {
+    let budget = scan_budget(tail.len());
+    let mut checksummed = 0usize;
     let mut valid = 0u64;
     let mut p = 1;
     while p + FRAME_HEADER_LEN <= tail.len() {
         let h = &tail[p..p + FRAME_HEADER_LEN];
         let len = le_u32(h, 0) as usize;
-        // Cheap filters first; the checksums decide.
-        if len != 0 && len <= MAX_FRAME_BODY && len <= tail.len() - p - FRAME_HEADER_LEN {
-            if let Ok(frame) = read_frame(tail, p, seed) {
-                let at = bad_off + p;
-                if frame.synced_to > bad_off as u64 && frame.synced_to <= at as u64 {
-                    return After::Witness(at);
-                }
-                valid += 1;
-                p = frame.end;
-                continue;
+        // The header decides first (its length fits, its checksum); only then is
+        // the body checksummed (by `read_frame`), within the budget.
+        if len == 0
+            || len > MAX_FRAME_BODY
+            || len > tail.len() - p - FRAME_HEADER_LEN
+            || le_u32(h, 16) != crc32c_append(seed, &h[0..16])
+        {
+            p += 1;
+            continue;
+        }
+        let at = bad_off + p;
+        if len > budget - checksummed {
+            return (After::OverBudget { at }, checksummed);
+        }
+        checksummed += len;
+        if let Ok(frame) = read_frame(tail, p, seed) {
+            if frame.synced_to > bad_off as u64 && frame.synced_to <= at as u64 {
+                return (After::Witness(at), checksummed);
             }
+            valid += 1;
+            p = frame.end;
+            continue;
         }
         p += 1;
     }
-    After::Torn {
+    let after = After::Torn {
         valid_frames_after: valid,
-    }
+    };
+    (after, checksummed)
 }
 
 /// Builds a batch body: `varint op count` then the ops.

@@ -411,3 +411,71 @@ fn tail_scan_reports_file_offsets() {
     assert_eq!(scan_after(&log, bad, seed), After::Witness(witness));
     assert_eq!(scan_tail(&log[bad..], bad, seed), After::Witness(witness));
 }
+
+/// A tail of frame headers every 20 bytes, each valid with the file's seed and
+/// claiming a body up to the end of the file whose checksum fails: the scan stops
+/// at its budget (twice the tail) instead of checksumming ~n^2/40 bytes. An honest
+/// tail (a torn frame, whole frames, another torn frame, whole frames) checksums at
+/// most its own length.
+#[test]
+fn tail_scan_checksums_at_most_twice_the_tail() {
+    let seed = frame_seed(1, b"sixteen salt b..");
+    let bad = 64;
+    let headers = 50_000;
+    let len = bad + 7 + headers * FRAME_HEADER_LEN;
+    let mut log = vec![0u8; bad + 7];
+    for _ in 0..headers {
+        let at = log.len();
+        let body = (len - at - FRAME_HEADER_LEN) as u32;
+        let mut h = [0u8; FRAME_HEADER_LEN];
+        h[0..4].copy_from_slice(&body.to_le_bytes());
+        h[4..12].copy_from_slice(&(at as u64).to_le_bytes()); // a witness, if it checked
+        h[12..16].copy_from_slice(&0xBAD0_C0DEu32.to_le_bytes());
+        let head_crc = crc32c_append(seed, &h[0..16]);
+        h[16..20].copy_from_slice(&head_crc.to_le_bytes());
+        log.extend_from_slice(&h);
+    }
+    assert_eq!(log.len(), len);
+    let tail = &log[bad..];
+    let (after, checksummed) = scan_counting(tail, bad, seed);
+    assert!(
+        matches!(after, After::OverBudget { at } if at > bad && at < bad + 7 + 4 * FRAME_HEADER_LEN),
+        "{after:?}"
+    );
+    assert!(checksummed <= scan_budget(tail.len()), "{checksummed}");
+
+    // honest: nothing near the budget
+    let mut log = vec![0u8; FILE_HEADER_LEN];
+    let whole = |log: &mut Vec<u8>, n: usize| {
+        for i in 0..n {
+            let body = vec![i as u8; 1 + i * 37 % 3000];
+            let mut e = BodyEncoder::new();
+            e.put(Space::Peers, b"k", &body);
+            log.extend(encode_frame(
+                seed,
+                FILE_HEADER_LEN as u64,
+                &e.finish().unwrap(),
+            ));
+        }
+    };
+    whole(&mut log, 3);
+    let bad = log.len();
+    let torn = |log: &mut Vec<u8>| {
+        let mut f = encode_frame(seed, FILE_HEADER_LEN as u64, &[7; 5000]);
+        f[FRAME_HEADER_LEN + 100..].fill(0);
+        log.extend(f);
+    };
+    torn(&mut log);
+    whole(&mut log, 200);
+    torn(&mut log);
+    whole(&mut log, 200);
+    let tail = &log[bad..];
+    let (after, checksummed) = scan_counting(tail, bad, seed);
+    assert_eq!(
+        after,
+        After::Torn {
+            valid_frames_after: 400
+        }
+    );
+    assert!(checksummed <= tail.len(), "{checksummed} of {}", tail.len());
+}
