@@ -4,7 +4,7 @@
 //! the same protocol with an empty dataset.
 
 use std::io;
-use std::ops::ControlFlow;
+use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 
 use peerbook::backend::{BackendError, Direction, KeyRange, ReadView, Space};
@@ -175,12 +175,18 @@ pub(crate) fn write_generation(
     Ok((snapshot_len, frame_seed(generation, &log_salt)))
 }
 
+/// Write `spaces` as snapshot `path`. The entries are copied out of the view a
+/// [`Chunk`] at a time and written after the view's read lock is released: a view's
+/// scan holds the spaces' read lock while it runs, and a writer waiting for that
+/// lock (the drop of the oldest view, which prunes) makes every later reader wait
+/// too, so no file write may happen under it. A view is a stable state, so going
+/// on from the last key copied is the same as one scan.
 fn write_snapshot(
     vfs: &dyn Vfs,
     path: &Path,
     generation: u64,
     spaces: &dyn ReadView,
-    chunk: usize,
+    chunk_bytes: usize,
 ) -> Result<u64, BackendError> {
     let io = |e: io::Error| BackendError::io(format!("write {}", path.display()), e);
     let salt = new_salt()?;
@@ -201,33 +207,27 @@ fn write_snapshot(
         file.append(&frame).map_err(io)?;
         Ok(frame.len() as u64)
     };
+    let mut chunk = Chunk::default();
     for space in Space::ALL {
-        let mut failed = None;
-        spaces.scan(
-            space,
-            KeyRange::all(),
-            Direction::Forward,
-            &mut |key, value| {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let lower = after.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let full = chunk.copy(spaces, space, lower)?;
+            for (key, value) in chunk.entries() {
                 // A frame holds at least one entry; cut before one that would overflow.
                 let size = entry_size(key.len(), value.len()) as usize;
                 if enc.count() > 0
-                    && (enc.len() + size > chunk || enc.len() + size > MAX_FRAME_BODY / 2)
+                    && (enc.len() + size > chunk_bytes || enc.len() + size > MAX_FRAME_BODY / 2)
                 {
-                    match emit(std::mem::take(&mut enc), &mut file) {
-                        Ok(n) => len += n,
-                        Err(e) => {
-                            failed = Some(e);
-                            return ControlFlow::Break(());
-                        }
-                    }
+                    len += emit(std::mem::take(&mut enc), &mut file)?;
                 }
                 enc.put(space, key, value);
                 entries += 1;
-                ControlFlow::Continue(())
-            },
-        )?;
-        if let Some(e) = failed {
-            return Err(e);
+            }
+            match chunk.last_key() {
+                Some(last) if full => after = Some(last.to_vec()),
+                _ => break,
+            }
         }
     }
     if enc.count() > 0 {
@@ -237,4 +237,67 @@ fn write_snapshot(
     len += emit(enc, &mut file)?;
     file.sync().map_err(io)?;
     Ok(len)
+}
+
+/// Entries copied out of a view under its read lock at a time, at most
+/// [`Chunk::ENTRIES`] or about [`Chunk::BYTES`] (at least one entry): in one flat
+/// buffer reused from chunk to chunk, no allocation per entry.
+#[derive(Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// `(key length, value length)` of each entry, in `bytes` one after the other.
+    lens: Vec<(usize, usize)>,
+}
+
+impl Chunk {
+    const ENTRIES: usize = 256;
+    const BYTES: usize = 64 << 10;
+
+    /// Copy the next entries of `space` in `spaces` with keys in `(lower, ..)`,
+    /// replacing the last chunk. Returns whether the chunk is full (there may be
+    /// more entries after it).
+    fn copy(
+        &mut self,
+        spaces: &dyn ReadView,
+        space: Space,
+        lower: Bound<&[u8]>,
+    ) -> Result<bool, BackendError> {
+        self.bytes.clear();
+        self.lens.clear();
+        let mut full = false;
+        let range = KeyRange {
+            lower,
+            upper: Bound::Unbounded,
+        };
+        spaces.scan(space, range, Direction::Forward, &mut |key, value| {
+            self.bytes.extend_from_slice(key);
+            self.bytes.extend_from_slice(value);
+            self.lens.push((key.len(), value.len()));
+            full = self.lens.len() >= Self::ENTRIES || self.bytes.len() >= Self::BYTES;
+            if full {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(full)
+    }
+
+    /// The entries copied, in key order.
+    fn entries(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut at = 0;
+        self.lens.iter().map(move |&(klen, vlen)| {
+            let key = &self.bytes[at..at + klen];
+            let value = &self.bytes[at + klen..at + klen + vlen];
+            at += klen + vlen;
+            (key, value)
+        })
+    }
+
+    /// The key of the last entry copied.
+    fn last_key(&self) -> Option<&[u8]> {
+        let (klen, vlen) = *self.lens.last()?;
+        let start = self.bytes.len() - vlen - klen;
+        self.bytes.get(start..start + klen)
+    }
 }

@@ -13,8 +13,10 @@
 //! Locking: the spaces sit behind one read-write lock. A view takes the read lock for
 //! each `get`, and for the whole of each `scan` (its visitor must not call back into
 //! the backend); a write batch holds the write lock while it applies. Opening a view
-//! takes only a small registry mutex, never the spaces lock, so a long scan (a
-//! snapshot being written) does not stall new views. [`VersionedSpaces::scan`] (no
+//! takes only a small registry mutex, never the spaces lock, so a long scan does
+//! not stall new views; but dropping the oldest view takes the write lock to prune,
+//! and readers queue behind a waiting writer, so a view's scan should be short (the
+//! file backend's compaction copies its snapshot out in chunks). [`VersionedSpaces::scan`] (no
 //! view) pins a view and reads in chunks without holding the lock during its
 //! visitor, so that visitor may call back. Lock order: spaces, then registry.
 //!
@@ -446,7 +448,10 @@ impl ReadView for VersionedView<'_> {
     }
 
     /// Holds the read lock while `visitor` runs: it must not call back into the
-    /// owner of these spaces.
+    /// owner of these spaces, and should not wait on anything slow (I/O): a writer
+    /// waiting for the lock meanwhile (a batch, or the drop of the oldest view,
+    /// which prunes) makes every later reader wait too. To write a view out, copy
+    /// a bounded chunk, leave the scan, write it, and go on after its last key.
     fn scan(
         &self,
         space: Space,
