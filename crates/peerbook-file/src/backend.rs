@@ -283,7 +283,7 @@ impl FileBackend {
 
     /// The kept frame buffer. Only its capacity is reused (the next frame is
     /// written over it), so a lock poisoned by a panic is taken as it is.
-    fn spare(&self) -> MutexGuard<'_, Vec<u8>> {
+    pub(crate) fn spare(&self) -> MutexGuard<'_, Vec<u8>> {
         self.spare_frame
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -404,29 +404,22 @@ impl Backend for FileBackend {
     }
 
     /// Empties the store by committing a new, empty generation (the compaction
-    /// protocol with no entries) and removing the old snapshot and log, so no byte
-    /// of a former entry stays in the directory. Always durable, whatever
-    /// `durability` says. A crash leaves the old book or the empty one. When an old
-    /// file cannot be removed the clear is still committed, and the error says which
-    /// file still holds old data (the next open removes it).
+    /// protocol with no entries), then removing every file of an older generation
+    /// and every temporary of this backend (also those an earlier failed removal
+    /// left) and syncing the directory, so that once it returns `Ok` no byte of a
+    /// former entry is in the directory, even after a power loss. Always durable,
+    /// whatever `durability` says. A crash leaves the old book or the empty one.
+    ///
+    /// An error before the commit point changes nothing. Once the new generation
+    /// is committed and its log open, this handle has forgotten every former
+    /// entry, and a former file that cannot be removed, or the directory sync
+    /// after the removals failing, is a [`BackendError::Engine`] whose source is a
+    /// [`ClearError`](crate::ClearError) naming it: the clear is committed and the
+    /// handle takes writes (a later clear, or the next open, removes what is left).
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let mut w = self.lock_writer()?;
         w.usable()?;
-        let empty = VersionedSpaces::default();
-        let left = self.switch_generation(&mut w, &empty.view())?;
-        // the last frame's bytes are former entries too
-        *self.spare() = Vec::new();
-        let live = &mut w.live_bytes;
-        self.spaces
-            .apply(|batch| apply_versioned(batch, LogOp::Clear, live));
-        self.publish_usage(&w);
-        match left.into_iter().next() {
-            None => Ok(()),
-            Some((name, e)) => Err(BackendError::io(
-                format!("cleared, but could not remove the old file {name}"),
-                e,
-            )),
-        }
+        self.clear_locked(&mut w)
     }
 
     fn disk_usage(&self) -> Result<u64, BackendError> {

@@ -22,26 +22,31 @@ impl FileBackend {
         // Writers are excluded (we hold the writer mutex), so this view holds every
         // committed batch; readers go on while the snapshot is written.
         let spaces = self.spaces.view();
-        let old_files = self.switch_generation(w, &spaces)?;
+        let switched = self.switch_generation(w, &spaces);
         drop(spaces);
-        for (name, e) in old_files {
-            tracing::warn!(file = %name, error = %e, "peerbook-file: could not remove an old generation's file; the next open will");
+        let old = switched.map_err(SwitchError::into_inner)?;
+        for name in [snapshot_name(old), log_name(old)] {
+            if let Err(e) = self.vfs.remove(&self.file(&name)) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(file = %name, error = %e, "peerbook-file: could not remove an old generation's file; the next open or clear will");
+                }
+            }
         }
         Ok(())
     }
 
     /// Commit generation `G+1` holding `spaces` (steps 1-4 of the compaction
-    /// protocol), switch the writer to it and remove the files of `G`. Returns the
-    /// old files that could not be removed, with why.
+    /// protocol) and switch the writer to it. Returns `G`, whose files the caller
+    /// removes.
     pub(crate) fn switch_generation(
         &self,
         w: &mut Writer,
         spaces: &dyn ReadView,
-    ) -> Result<Vec<(String, io::Error)>, BackendError> {
+    ) -> Result<u64, SwitchError> {
         let old = w.generation;
-        let new = old
-            .checked_add(1)
-            .ok_or_else(|| engine("generation counter exhausted".to_string()))?;
+        let new = old.checked_add(1).ok_or_else(|| {
+            SwitchError::NotCommitted(engine("generation counter exhausted".to_string()))
+        })?;
         let (snapshot_len, log_seed) = match write_generation(
             &*self.vfs,
             &self.dir,
@@ -50,12 +55,12 @@ impl FileBackend {
             self.options.snapshot_chunk_bytes,
         ) {
             Ok(written) => written,
-            Err(GenError::Clean(e)) => return Err(e),
+            Err(GenError::Clean(e)) => return Err(SwitchError::NotCommitted(e)),
             Err(GenError::Uncertain(e)) => {
                 w.failed = Some(format!(
                     "compaction to generation {new} failed at its commit point ({e})"
                 ));
-                return Err(e);
+                return Err(SwitchError::Uncertain(e));
             }
         };
         let log_path = self.file(&log_name(new));
@@ -66,7 +71,7 @@ impl FileBackend {
                 w.failed = Some(format!(
                     "generation {new} committed but its log failed to open ({e})"
                 ));
-                return Err(e);
+                return Err(SwitchError::NoLog(e));
             }
         };
         w.generation = new;
@@ -78,15 +83,30 @@ impl FileBackend {
         w.compactions += 1;
         w.retry_compaction_at = 0;
         self.publish_usage(w);
-        let mut left = Vec::new();
-        for name in [snapshot_name(old), log_name(old)] {
-            if let Err(e) = self.vfs.remove(&self.file(&name)) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    left.push((name, e));
-                }
-            }
+        Ok(old)
+    }
+}
+
+/// How [`FileBackend::switch_generation`] failed.
+pub(crate) enum SwitchError {
+    /// Before the commit point: generation `G` is intact and current, nothing
+    /// changed.
+    NotCommitted(BackendError),
+    /// The snapshot of `G+1` was renamed into place but the directory sync of the
+    /// commit point failed: the directory holds `G+1`, yet after a power loss a
+    /// reopen may see either generation, so the files of `G` must stay. Writes are
+    /// refused until a reopen.
+    Uncertain(BackendError),
+    /// `G+1` is committed (durably), but its log failed to open. Writes are
+    /// refused until a reopen (which opens `G+1`).
+    NoLog(BackendError),
+}
+
+impl SwitchError {
+    pub(crate) fn into_inner(self) -> BackendError {
+        match self {
+            SwitchError::NotCommitted(e) | SwitchError::Uncertain(e) | SwitchError::NoLog(e) => e,
         }
-        Ok(left)
     }
 }
 

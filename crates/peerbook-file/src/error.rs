@@ -5,6 +5,7 @@
 //! [`FileBackend::open`](crate::FileBackend::open) carries a [`RecoveryError`] as its
 //! `source`, so callers and tests match the variant, not the message.
 
+use std::io;
 use std::path::PathBuf;
 
 use peerbook::backend::{BackendError, Space};
@@ -316,6 +317,49 @@ pub enum RecoveryError {
         bytes: usize,
         /// The snapshot file name it needs, when other snapshots exist.
         snapshot: Option<String>,
+    },
+}
+
+/// Why a [`Backend::clear`](peerbook::backend::Backend::clear) that committed
+/// returned an error: the store is empty (on disk and in the handle, which goes on
+/// taking writes), but a file of the directory may still hold bytes of former
+/// entries. The `source` of the clear's
+/// [`BackendError::Engine`](peerbook::backend::BackendError::Engine); its own
+/// `source` is the I/O error. A later clear that succeeds, or the next open,
+/// removes what is left.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClearError {
+    /// A file of a former generation, or a temporary of this backend, could not be
+    /// removed (the first such; the others are logged).
+    #[error("cleared, but could not remove {}, which may hold former entries: {source}", file.display())]
+    Remove {
+        /// The file left.
+        file: PathBuf,
+        /// Why it could not be removed.
+        #[source]
+        source: io::Error,
+    },
+    /// The directory could not be listed, so files that earlier failed removals
+    /// left may remain (the files of the generation the clear replaced were
+    /// removed all the same).
+    #[error("cleared, but could not list {} to remove every former file: {source}", dir.display())]
+    List {
+        /// The store directory.
+        dir: PathBuf,
+        /// Why it could not be listed.
+        #[source]
+        source: io::Error,
+    },
+    /// The directory sync after the removals failed: after a power loss, removed
+    /// files may be back (the next open removes them).
+    #[error("cleared, but the sync of {} after removing the former files failed, so a power loss may bring them back: {source}", dir.display())]
+    SyncDir {
+        /// The store directory.
+        dir: PathBuf,
+        /// Why it could not be synced.
+        #[source]
+        source: io::Error,
     },
 }
 

@@ -59,10 +59,15 @@
 //!
 //! [`Backend::clear`] runs the compaction protocol ([`format`](mod@format)) with an empty dataset:
 //! generation `G+1` is an empty snapshot and an empty log, committed by the
-//! snapshot's rename and the directory fsync; then `snapshot.G` and `log.G` are
-//! removed. A crash before the commit point leaves the old book, after it the empty
-//! one (never a half), and once `clear` returns `Ok` no file of the directory holds
-//! a byte of a former entry. It is always durable. What it cannot reach: the
+//! snapshot's rename and the directory fsync; then every file of a generation
+//! below `G+1` and every temporary of this backend is removed (also what an earlier
+//! failed removal left; never a file that is not the backend's, nor the `LOCK`) and
+//! the directory is fsynced again. A crash before the commit point leaves the old
+//! book, after it the empty one (never a half), and once `clear` returns `Ok` no
+//! file of the directory holds a byte of a former entry, even after a power loss.
+//! When a removal or that last fsync fails, the clear is still committed (the
+//! handle is empty and takes writes) and returns an error whose source is a
+//! [`ClearError`] naming the file or the directory. It is always durable. What it cannot reach: the
 //! removed files' blocks stay on the device until the file system reuses them (on
 //! copy-on-write file systems, SSDs and snapshots, maybe for long), and copies made
 //! outside the directory (backups, exports) are untouched. Destroying the key file
@@ -83,7 +88,7 @@
 //!
 //! [`options`](FileOptions) and [reports](Recovery) are plain data; `backend.rs` holds
 //! [`FileBackend`] and its write path, `writer.rs` the writer state, `compaction.rs`
-//! the generation switch, `recovery.rs` the loader of `open`, `naming.rs` the file
+//! the generation switch, `clear.rs` the clear and its removal of former files, `recovery.rs` the loader of `open`, `naming.rs` the file
 //! names, `probe.rs` the verdict on a directory before any open
 //! ([`FileBackend::probe_dir`]), `codec/` the bytes, `error.rs` their typed errors ([`FormatError`],
 //! [`RecoveryError`]), `crc.rs` the checksum, [`vfs`] the file system seam.
@@ -101,6 +106,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod clear;
 mod codec;
 mod compaction;
 mod crc;
@@ -122,7 +128,7 @@ pub mod format {}
 use peerbook::backend::BackendError;
 
 pub use backend::FileBackend;
-pub use error::{FormatError, RecoveryError, SnapshotRule};
+pub use error::{ClearError, FormatError, RecoveryError, SnapshotRule};
 pub use options::FileOptions;
 pub use recovery::LoneLog;
 pub use report::{FileStats, Recovery, TornTail};
