@@ -410,12 +410,19 @@ impl Backend for FileBackend {
     /// former entry is in the directory, even after a power loss. Always durable,
     /// whatever `durability` says. A crash leaves the old book or the empty one.
     ///
-    /// An error before the commit point changes nothing. Once the new generation
-    /// is committed and its log open, this handle has forgotten every former
-    /// entry, and a former file that cannot be removed, or the directory sync
-    /// after the removals failing, is a [`BackendError::Engine`] whose source is a
-    /// [`ClearError`](crate::ClearError) naming it: the clear is committed and the
-    /// handle takes writes (a later clear, or the next open, removes what is left).
+    /// An error before the commit point changes nothing. From the commit point
+    /// on, this handle has forgotten every former entry whatever fails after:
+    /// - a former file that cannot be removed, or the directory sync after the
+    ///   removals failing, is a [`BackendError::Engine`] whose source is a
+    ///   [`ClearError`](crate::ClearError) naming it; the clear is committed and
+    ///   the handle takes writes (a later clear, or the next open, removes what is
+    ///   left);
+    /// - the new log failing to open is that I/O error; the former files are
+    ///   removed all the same, and writes are refused until a reopen (which opens
+    ///   the empty generation);
+    /// - the directory sync of the commit point failing is that I/O error; the
+    ///   former files stay (after a power loss a reopen may find either
+    ///   generation, and then needs them), and writes are refused until a reopen.
     fn clear(&self, _durability: Durability) -> Result<(), BackendError> {
         let mut w = self.lock_writer()?;
         w.usable()?;

@@ -16,15 +16,32 @@ use crate::writer::{apply_versioned, Writer};
 use crate::{engine, ClearError, FileBackend};
 
 impl FileBackend {
-    /// The clear, the writer held and usable (see
-    /// [`Backend::clear`](peerbook::backend::Backend::clear) on [`FileBackend`] for
-    /// the states an error leaves).
+    /// The clear, the writer held and usable. Fails before its commit point with
+    /// nothing changed; from the commit point on the maps are cleared whatever
+    /// fails after (see [`Backend::clear`](peerbook::backend::Backend::clear) on
+    /// [`FileBackend`] for the states an error leaves).
     pub(crate) fn clear_locked(&self, w: &mut Writer) -> Result<(), BackendError> {
         let empty = VersionedSpaces::default();
-        self.switch_generation(w, &empty.view())
-            .map_err(SwitchError::into_inner)?;
+        let switched = self.switch_generation(w, &empty.view());
+        if let Err(SwitchError::NotCommitted(e)) = switched {
+            return Err(e);
+        }
+        // The empty generation is in the directory: this handle forgets too.
         self.forget_all(w);
-        self.remove_former_files(w.generation)
+        let generation = match switched {
+            Ok(_) => w.generation,
+            Err(SwitchError::NoLog { generation, error }) => {
+                // Committed durably: the former files go, though writes stop.
+                if let Err(e) = self.remove_former_files(generation) {
+                    tracing::warn!(dir = %self.dir.display(), error = %e, "peerbook-file: a clear whose log failed to open could not remove every former file; the next open will");
+                }
+                return Err(error);
+            }
+            // Not known durable: a reopen after a power loss may need the old
+            // generation's files, which stay (writes stop until a reopen).
+            Err(e) => return Err(e.into_inner()),
+        };
+        self.remove_former_files(generation)
             .map_err(|e| engine(e.to_string()).with_source(e))
     }
 

@@ -71,7 +71,10 @@ impl FileBackend {
                 w.failed = Some(format!(
                     "generation {new} committed but its log failed to open ({e})"
                 ));
-                return Err(SwitchError::NoLog(e));
+                return Err(SwitchError::NoLog {
+                    generation: new,
+                    error: e,
+                });
             }
         };
         w.generation = new;
@@ -99,13 +102,19 @@ pub(crate) enum SwitchError {
     Uncertain(BackendError),
     /// `G+1` is committed (durably), but its log failed to open. Writes are
     /// refused until a reopen (which opens `G+1`).
-    NoLog(BackendError),
+    NoLog {
+        /// The committed generation, `G+1`.
+        generation: u64,
+        /// Why its log did not open.
+        error: BackendError,
+    },
 }
 
 impl SwitchError {
     pub(crate) fn into_inner(self) -> BackendError {
         match self {
-            SwitchError::NotCommitted(e) | SwitchError::Uncertain(e) | SwitchError::NoLog(e) => e,
+            SwitchError::NotCommitted(e) | SwitchError::Uncertain(e) => e,
+            SwitchError::NoLog { error, .. } => error,
         }
     }
 }

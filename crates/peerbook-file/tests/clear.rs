@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use peerbook::backend::{Backend, Durability, Space, WriteBatch};
+use peerbook::backend::{Backend, BackendError, Durability, Space, WriteBatch};
 use peerbook_file::testing::{FsHook, FsOp, HookedFs, SimFs};
 use peerbook_file::{ClearError, FileBackend, FileOptions, Vfs};
 
@@ -270,4 +270,82 @@ fn no_former_byte_survives_a_power_loss_after_clear_returns() {
         let b = open(&fs);
         assert_eq!(b.get(Space::Peers, PEER).unwrap(), None, "seed {seed}");
     }
+}
+
+/// After the commit point of a clear, the new log failing to open is an error and
+/// refuses writes until a reopen, but the handle has forgotten the former entries
+/// and the former files are gone.
+#[test]
+fn a_log_that_fails_to_open_after_the_commit_point_still_clears() {
+    let fs = fault_fs(11);
+    let b = open(&fs);
+    write_peer(&b);
+    fs.hook()
+        .arm(FsOp::OpenAppend, 0, io::ErrorKind::Other, false);
+    let err = b.clear(Durability::Sync).expect_err("the log did not open");
+    assert_eq!(fs.hook().fired(), 1);
+    assert!(matches!(err, BackendError::Io(_)), "{err:?}");
+    assert_eq!(
+        b.get(Space::Peers, PEER).unwrap(),
+        None,
+        "cleared in memory"
+    );
+    let mut seen = 0;
+    peerbook::backend::Backend::scan(
+        &b,
+        Space::ByQuality,
+        peerbook::backend::KeyRange::all(),
+        peerbook::backend::Direction::Forward,
+        &mut |_, _| {
+            seen += 1;
+            std::ops::ControlFlow::Continue(())
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, 0);
+    assert_eq!(files_with_p(fs.inner()), Vec::<String>::new());
+    let refused = b
+        .write(
+            {
+                let mut batch = WriteBatch::new();
+                batch.put(Space::Meta, b"k".to_vec(), b"v".to_vec());
+                batch
+            },
+            Durability::Sync,
+        )
+        .unwrap_err();
+    assert!(refused.to_string().contains("reopen"), "{refused}");
+    drop(b);
+    let b = open(&fs);
+    assert_eq!(b.get(Space::Peers, PEER).unwrap(), None);
+    write_peer(&b);
+}
+
+/// The directory sync of a clear's commit point failing: the directory holds the
+/// empty generation, but a power loss could bring back either, so the old files
+/// stay; the handle has forgotten the former entries all the same.
+#[test]
+fn a_failed_sync_at_the_commit_point_forgets_and_keeps_the_old_files() {
+    let fs = fault_fs(12);
+    let b = open(&fs);
+    write_peer(&b);
+    fs.hook().arm(FsOp::SyncDir, 1, io::ErrorKind::Other, false);
+    let err = b
+        .clear(Durability::Sync)
+        .expect_err("the commit point failed");
+    assert_eq!(fs.hook().fired(), 1);
+    assert!(matches!(err, BackendError::Io(_)), "{err:?}");
+    assert_eq!(
+        b.get(Space::Peers, PEER).unwrap(),
+        None,
+        "cleared in memory"
+    );
+    assert_eq!(
+        sorted_names(fs.inner()),
+        ["LOCK", "log.1", "log.2", "snapshot.1", "snapshot.2"]
+    );
+    drop(b);
+    let b = open(&fs);
+    assert_eq!(b.get(Space::Peers, PEER).unwrap(), None);
+    assert_eq!(files_with_p(fs.inner()), Vec::<String>::new());
 }
