@@ -37,7 +37,8 @@
 //!
 //! - **No tokio runtime current** (plain sync code, or after the runtime is gone):
 //!   the drop waits for the reads and writes still running (their futures
-//!   dropped), and returns once the book is closed. It runs on the writer thread,
+//!   dropped: it blocks for as long as they run), and returns once the book is
+//!   closed. It runs on the writer thread,
 //!   which the drop then waits for, or (no writer thread) right there. `drop(book)` then
 //!   reopening the same directory works, and exiting the process right after cuts
 //!   nothing short. One exception: dropped on the writer thread itself (a clone
@@ -145,6 +146,8 @@ struct Writer {
     /// `close()` awaits, so none returns while a write handed off before it is
     /// still queued or running, whichever closer took the queue.
     done: Arc<Semaphore>,
+    /// The writer thread's id: a drop there must not wait for calls in flight.
+    id: std::thread::ThreadId,
 }
 
 /// Closes the writer's `done` semaphore when the writer thread ends.
@@ -192,8 +195,14 @@ struct Inner<B: Backend + 'static> {
     pool: Arc<Semaphore>,
     /// Held by each read: see [`POOL_PERMITS`].
     reads: Arc<Semaphore>,
+    /// Held by a `close()`'s flush of a book other clones still share: the flush
+    /// holds a share of the book, which a later `close()` or drop waits for.
+    /// Never closed.
+    flushes: Arc<Semaphore>,
     /// Set when a `close()` begins: reads and writes started later are
-    /// [`Error::Stopped`] at once, whatever `close()` is still waiting for.
+    /// [`Error::Stopped`] at once, whatever `close()` is still waiting for. It
+    /// stays set if that `close()` fails or is given up on: the clones' calls
+    /// are then `Stopped`, and the book closes with the last clone.
     closing: AtomicBool,
 }
 
@@ -225,12 +234,19 @@ impl<B: Backend + 'static> Drop for Inner<B> {
         };
         let mut job: Job = Box::new(move || drop(book));
         let runtime = tokio::runtime::Handle::try_current().ok();
-        if runtime.is_none() {
+        let on_writer = self
+            .writer
+            .as_ref()
+            .is_some_and(|w| w.id == std::thread::current().id());
+        if runtime.is_none() && !on_writer {
             // A call whose future was dropped may still run in a pool, holding a
-            // share of the book: the book closes only once it ends, so wait for it
-            // (no runtime here: nothing else can block on this thread's account).
+            // share of the book: the book closes only once it ends, so wait for it.
+            // (On the writer thread the close is queued behind the current write
+            // instead: waiting there would hold every queued write, or wait on a
+            // read that waits on this write's lock.)
             block_on(idle(&self.reads));
             block_on(idle(&self.pool));
+            block_on(idle(&self.flushes));
         }
         if let Some(w) = self.writer.as_mut() {
             let queue = w.queue.get_mut().unwrap_or_else(PoisonError::into_inner);
@@ -375,6 +391,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                 // Without a thread (spawn refused), fall back to the blocking pool.
                 thread.map(|t| Writer {
                     queue: Mutex::new(Some(tx)),
+                    id: t.thread().id(),
                     thread: Mutex::new(Some(t)),
                     done,
                 })
@@ -386,6 +403,7 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                 writer,
                 pool: Arc::new(Semaphore::new(POOL_PERMITS as usize)),
                 reads: Arc::new(Semaphore::new(POOL_PERMITS as usize)),
+                flushes: Arc::new(Semaphore::new(POOL_PERMITS as usize)),
                 closing: AtomicBool::new(false),
             }),
         }
@@ -517,8 +535,23 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
         let mut inner = match Arc::try_unwrap(inner) {
             Ok(inner) => inner,
             Err(shared) => {
-                let book = Arc::clone(shared.book());
-                let flushed = joined(tokio::task::spawn_blocking(move || book.flush()).await);
+                // The flush's share of the book goes with a permit, so a later
+                // close() or drop waits for it even if this close() is given up on.
+                let lease = Lease {
+                    _permit: Arc::clone(&shared.flushes)
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Error::Stopped)?,
+                    book: Arc::clone(shared.book()),
+                };
+                let flush = move || {
+                    let flushed = lease.book.flush();
+                    drop(lease);
+                    flushed
+                };
+                // Dropped unseen when this turns out to be the last clone: the
+                // close below flushes again and reports that.
+                let flushed = joined(tokio::task::spawn_blocking(flush).await);
                 // Another clone may have gone meanwhile (one closing at once).
                 match Arc::into_inner(shared) {
                     Some(inner) => inner,
@@ -529,6 +562,8 @@ impl<B: Backend + 'static> AsyncPeerBook<B> {
                 }
             }
         };
+        // A flush of an earlier close() given up on may still hold the book.
+        idle(&inner.flushes).await;
         let book = inner.book.take().expect("an open book");
         drop(inner); // nothing left for its drop to hand off
         let closed = tokio::task::spawn_blocking(move || -> peerbook::Result<Option<B>> {

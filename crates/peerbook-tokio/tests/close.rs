@@ -265,14 +265,24 @@ fn a_drop_outside_a_runtime_waits_for_a_read_in_flight() {
         let book = file_book(dir.path(), strategy);
         let rt = runtime();
         let (release, done) = rt.block_on(slow_read(&book));
-        let released = release_later(release);
-        drop(book); // no runtime current here, though `rt` is alive
+        // dropped on a plain thread: no runtime current there, though `rt` is alive
+        let (dropped_tx, dropped) = mpsc::channel::<()>();
+        let dropping = thread::spawn(move || {
+            drop(book);
+            dropped_tx.send(()).unwrap();
+        });
+        assert_eq!(
+            dropped.recv_timeout(Duration::from_millis(200)),
+            Err(mpsc::RecvTimeoutError::Timeout),
+            "{strategy:?}: the drop returned while the read still held the book"
+        );
+        release.send(()).unwrap();
+        dropping.join().unwrap();
         assert_eq!(
             done.try_recv(),
             Ok(true),
             "{strategy:?}: the drop did not wait"
         );
-        released.join().unwrap();
         FileBackend::open(dir.path(), FileOptions::default())
             .unwrap_or_else(|e| panic!("{strategy:?}: reopen right after the drop: {e}"));
         drop(rt);
@@ -315,6 +325,57 @@ fn calls_started_while_close_waits_are_stopped() {
             release.send(()).unwrap();
             assert!(closing.await.unwrap().is_none(), "{strategy:?}");
             assert!(other.close().await.unwrap().is_some(), "{strategy:?}");
+        });
+    }
+}
+
+/// Review 7 (session 26), finding 1: a `close()` given up on while it flushed a
+/// book another clone shared left the flush holding a share of the book; the
+/// last clone's `close()` then found it shared and returned `Ok(None)`, and the
+/// book closed later on a pool thread. A later close now waits for that flush.
+#[test]
+fn a_close_given_up_on_during_its_flush_leaves_the_last_close_to_close_the_book() {
+    use peerbook::conformance::failing::FailOp;
+    use peerbook::conformance::hooked::HookedBackend;
+    for strategy in STRATEGIES {
+        let dir = tempfile::tempdir().unwrap();
+        let (entered_tx, entered) = mpsc::channel::<()>();
+        let (release, released) = mpsc::channel::<()>();
+        let hold = std::sync::Mutex::new(Some((entered_tx, released)));
+        let backend = HookedBackend::new(
+            FileBackend::open(dir.path(), FileOptions::default()).unwrap(),
+            move |op| {
+                // the first flush waits until released
+                if op == FailOp::Flush {
+                    if let Some((entered, released)) = hold.lock().unwrap().take() {
+                        entered.send(()).unwrap();
+                        let _ = released.recv();
+                    }
+                }
+            },
+        );
+        let book = AsyncPeerBook::with_strategy(
+            PeerBook::open(backend, Options::new(key())).unwrap(),
+            strategy,
+        );
+        runtime().block_on(async {
+            let other = book.clone();
+            let first = tokio::spawn(book.close());
+            tokio::task::spawn_blocking(move || entered.recv().unwrap())
+                .await
+                .unwrap();
+            first.abort(); // given up on while its flush runs
+            let _ = first.await;
+            let released = release_later(release);
+            let closed = other.close().await.unwrap();
+            released.join().unwrap();
+            assert!(
+                closed.is_some(),
+                "{strategy:?}: the last close() found the given-up flush's share"
+            );
+            drop(closed);
+            FileBackend::open(dir.path(), FileOptions::default())
+                .unwrap_or_else(|e| panic!("{strategy:?}: reopen right after close: {e}"));
         });
     }
 }
