@@ -177,13 +177,8 @@ impl FileBackend {
                 ));
             }
         };
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // Make the directory entry itself durable; some file systems refuse to
-            // sync directories, which costs durability of a brand-new store only.
-            if let Err(e) = vfs.sync_dir(parent) {
-                tracing::warn!(dir = %parent.display(), error = %e, "peerbook-file: could not sync the parent directory");
-            }
-        }
+        // The directories this open made, durable (their entries synced).
+        made_dirs.sync_parents_with("peerbook-file", |d| vfs.sync_dir(d));
         let lock_path = dir.join(LOCK_FILE);
         let (lock, made_lock) = match vfs.lock_created(&lock_path) {
             Ok(taken) => taken,

@@ -130,3 +130,55 @@ fn a_failure_of_is_dir_is_the_open_error() {
     assert!(dir.is_dir());
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
 }
+
+/// Review 6 (session 26), finding 6: an open that made `a/b/book` synced only
+/// `a/b`, so the entries of `a` and `b` were not durable. Every directory it made
+/// now has its entry synced, innermost first; a directory that was there is not
+/// made, and its parent is left alone (nor is a store's that was there synced
+/// again at each open).
+#[test]
+fn every_directory_an_open_makes_has_its_entry_synced() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir(tmp.path().join("there")).unwrap();
+    let synced = Arc::new(Mutex::new(Vec::new()));
+    let log_again = Arc::new(Mutex::new(Vec::<PathBuf>::new()));
+    let log = Arc::clone(&synced);
+    let fs = HookedFs::new(StdFs, move |op, path: &Path| {
+        if op == FsOp::SyncDir {
+            log.lock().unwrap().push(path.to_path_buf());
+        }
+        Ok(())
+    });
+    let dir = tmp.path().join("there").join("a").join("b").join("book");
+    let backend = FileBackend::open_with_vfs(Arc::new(fs), &dir, FileOptions::default()).unwrap();
+    let there = tmp.path().join("there");
+    let wanted = [there.join("a").join("b"), there.join("a"), there.clone()];
+    let synced = std::mem::take(&mut *synced.lock().unwrap());
+    let first: Vec<_> = synced.iter().take(3).cloned().collect();
+    assert_eq!(
+        first, wanted,
+        "the made directories' parents, innermost first"
+    );
+    assert!(
+        !synced.contains(&tmp.path().to_path_buf()),
+        "`there` was not made: its parent is not synced for it"
+    );
+    drop(backend);
+    // reopened, nothing made: no parent synced
+    let fs = HookedFs::new(StdFs, {
+        let log = Arc::clone(&log_again);
+        move |op, path: &Path| {
+            if op == FsOp::SyncDir {
+                log.lock().unwrap().push(path.to_path_buf());
+            }
+            Ok(())
+        }
+    });
+    let backend = FileBackend::open_with_vfs(Arc::new(fs), &dir, FileOptions::default()).unwrap();
+    let again = log_again.lock().unwrap().clone();
+    assert!(
+        !again.iter().any(|p| wanted.contains(p)),
+        "a reopen made nothing: {again:?}"
+    );
+    drop(backend);
+}

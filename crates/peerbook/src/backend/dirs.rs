@@ -294,6 +294,65 @@ impl NewDirs {
         Ok(())
     }
 
+    /// The directories to sync for the entries of those made to be durable: the
+    /// parent of each (where its entry sits), innermost first, each once; the
+    /// empty path (a relative directory's parent named as "") left out. Nothing
+    /// when none was made.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use peerbook::backend::NewDirs;
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let dir = tmp.path().join("a").join("book");
+    /// let made = NewDirs::create(&dir).unwrap();
+    /// assert_eq!(made.parents_to_sync(), [tmp.path().join("a").as_path(), tmp.path()]);
+    /// assert!(NewDirs::create(&dir).unwrap().parents_to_sync().is_empty());
+    /// ```
+    pub fn parents_to_sync(&self) -> Vec<&Path> {
+        let mut parents: Vec<&Path> = Vec::new();
+        for made in &self.dirs {
+            if let Some(parent) = made.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !parents.contains(&parent) {
+                    parents.push(parent);
+                }
+            }
+        }
+        parents
+    }
+
+    /// Sync [`parents_to_sync`](Self::parents_to_sync) with `sync_dir` (a
+    /// backend's file system layer, for fault injection), so that a new store's
+    /// directories survive a power cut. One that fails is logged (paths only)
+    /// and the rest still synced: some file systems refuse to sync directories,
+    /// which costs the durability of a brand-new store only. `engine` names the
+    /// backend in the log line.
+    pub fn sync_parents_with(
+        &self,
+        engine: &str,
+        mut sync_dir: impl FnMut(&Path) -> io::Result<()>,
+    ) {
+        for parent in self.parents_to_sync() {
+            if let Err(e) = sync_dir(parent) {
+                tracing::warn!(
+                    engine,
+                    dir = %parent.display(),
+                    error = %e,
+                    "could not sync the directory holding a directory this open made"
+                );
+            }
+        }
+    }
+
+    /// [`sync_parents_with`](Self::sync_parents_with) on the real file system:
+    /// each directory opened and synced (`fsync`; where a directory cannot be
+    /// opened, as on Windows, nothing to do).
+    pub fn sync_parents(&self, engine: &str) {
+        self.sync_parents_with(engine, |d| match std::fs::File::open(d) {
+            Ok(f) => f.sync_all(),
+            Err(_) => Ok(()),
+        });
+    }
+
     /// After a failed open: [`remove`](Self::remove) them, and log (paths only)
     /// one that could not be removed for another reason than holding something
     /// (one not empty keeps what the open wrote, or what another program put
