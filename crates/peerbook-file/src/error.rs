@@ -239,12 +239,17 @@ pub enum RecoveryError {
         witness: usize,
     },
     /// A damaged log frame, after which the search for a witness (FORMAT.md, the
-    /// torn-tail rule) would checksum more than twice the bytes from the frame on:
-    /// frame headers valid with the file's salt over bodies that are not, over and
-    /// over. No crash leaves that (a torn frame's claimed body holds no other such
-    /// header), so it is refused, not scanned on.
+    /// torn-tail rule) would checksum more than twice the bytes from the frame on
+    /// for frame headers that claim a sync after the damaged frame: headers valid
+    /// with the file's salt over bodies that are not, over and over. No crash
+    /// leaves that (a header written after such a sync is a witness whose body
+    /// checks), so it is refused, not scanned on.
     #[error(
-        "log frame at offset {offset}: {error}; the frame header at offset {at} claims a          body past what the search for a witness checksums (twice the {tail} bytes from          offset {offset} on): frame headers valid with this file's salt over bodies that          are not, again and again, which no crash leaves ({})",
+        "log frame at offset {offset}: {error}; the frame header at offset {at} claims a \
+         sync after it and a body past what the search for a witness checksums (twice \
+         the {tail} bytes from offset {offset} on): frame headers valid with this \
+         file's salt over bodies that are not, again and again, which no crash leaves \
+         ({})",
         file.display()
     )]
     TailScanLimit {

@@ -358,19 +358,24 @@ pub(crate) enum After {
     Witness(usize),
     /// No witness; this many valid frames (all unsynced when written) follow.
     Torn { valid_frames_after: u64 },
-    /// The frame header at this offset (header checksum valid) claims a body that
-    /// would take the bytes checksummed by the scan past [`scan_budget`]: frame
-    /// headers that validate with the file's salt but whose bodies do not, over
-    /// and over, which no crash leaves. Refused, not scanned on (each such header
-    /// can claim a body up to the end of the file: a quadratic scan).
+    /// The frame header at this offset (header checksum valid) would be a
+    /// witness by its `synced_to`, and checking its body would take the bytes
+    /// checksummed by the scan past [`scan_budget`]: headers that validate with
+    /// the file's salt and claim a sync after the bad frame, over bodies that do
+    /// not check, over and over. No crash leaves those: a header written after a
+    /// sync that covered the bad frame is a witness whose body checks (the first
+    /// ends the scan). Refused, not scanned on (each such header can claim a body
+    /// up to the end of the file: a quadratic scan).
     OverBudget { at: usize },
 }
 
 /// The body bytes a scan of a tail of `tail_len` bytes may checksum: twice the
-/// tail. An honest tail needs at most its own length: frame bodies that check are
-/// skipped, and a header that checks with the file's salt over a body that does
-/// not is a torn frame of the writer, whose claimed body holds no other such
-/// header.
+/// tail. Past it, a header that would not be a witness has its body left
+/// unchecked (the scan steps on by a byte, and the count of valid frames after
+/// the bad one becomes a lower bound), and one that would be is
+/// [`After::OverBudget`]. Stale headers a crash can leave (a failed append cut
+/// back and written over, its header surviving a power cut) claim no sync after
+/// the bad frame, so they cost budget but can never refuse an honest log.
 fn scan_budget(tail_len: usize) -> usize {
     tail_len.saturating_mul(2)
 }
@@ -408,12 +413,18 @@ fn scan_counting(tail: &[u8], bad_off: usize, seed: u32) -> (After, usize) {
             continue;
         }
         let at = bad_off + p;
+        let synced_to = le_u64(h, 4);
+        let could_witness = synced_to > bad_off as u64 && synced_to <= at as u64;
         if len > budget - checksummed {
-            return (After::OverBudget { at }, checksummed);
+            if could_witness {
+                return (After::OverBudget { at }, checksummed);
+            }
+            p += 1;
+            continue;
         }
         checksummed += len;
         if let Ok(frame) = read_frame(tail, p, seed) {
-            if frame.synced_to > bad_off as u64 && frame.synced_to <= at as u64 {
+            if could_witness {
                 return (After::Witness(at), checksummed);
             }
             valid += 1;

@@ -479,3 +479,76 @@ fn tail_scan_checksums_at_most_twice_the_tail() {
     );
     assert!(checksummed <= tail.len(), "{checksummed} of {}", tail.len());
 }
+
+/// A header the file's salt validates, at `at`, claiming `body` bytes and
+/// `synced_to`, with a body checksum that fails.
+fn forged_header(seed: u32, body: usize, synced_to: u64) -> [u8; FRAME_HEADER_LEN] {
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    h[0..4].copy_from_slice(&(body as u32).to_le_bytes());
+    h[4..12].copy_from_slice(&synced_to.to_le_bytes());
+    h[12..16].copy_from_slice(&0xBAD0_C0DEu32.to_le_bytes());
+    let head_crc = crc32c_append(seed, &h[0..16]);
+    h[16..20].copy_from_slice(&head_crc.to_le_bytes());
+    h
+}
+
+/// Review 8 (session 26), finding 2: headers that claim no sync after the bad
+/// frame cost budget but never refuse the log. Forged ones every 20 bytes (the
+/// quadratic attack without witness claims) end the scan as torn within the
+/// budget; and stale headers a crash can leave (failed appends cut back and
+/// written over, three deep, each claiming a body over the frames written after
+/// it) no longer push an honest log over the budget into `OverBudget`.
+#[test]
+fn headers_claiming_no_later_sync_never_refuse_the_log() {
+    let seed = frame_seed(1, b"sixteen salt b..");
+    let bad = 64;
+    let headers = 50_000;
+    let len = bad + 7 + headers * FRAME_HEADER_LEN;
+    let mut log = vec![0u8; bad + 7];
+    while log.len() < len {
+        let at = log.len();
+        log.extend_from_slice(&forged_header(seed, len - at - FRAME_HEADER_LEN, 0));
+    }
+    let tail = &log[bad..];
+    let (after, checksummed) = scan_counting(tail, bad, seed);
+    assert_eq!(
+        after,
+        After::Torn {
+            valid_frames_after: 0
+        }
+    );
+    assert!(checksummed <= scan_budget(tail.len()), "{checksummed}");
+
+    // honest, after a power cut: the torn frame at `bad`, then three stale
+    // headers, each followed by whole frames, each claiming a body to the end
+    let mut log = vec![0u8; FILE_HEADER_LEN];
+    let whole = |log: &mut Vec<u8>, n: usize| {
+        for i in 0..n {
+            let mut e = BodyEncoder::new();
+            e.put(Space::Peers, b"k", &[i as u8; 300]);
+            log.extend(encode_frame(
+                seed,
+                FILE_HEADER_LEN as u64,
+                &e.finish().unwrap(),
+            ));
+        }
+    };
+    whole(&mut log, 2);
+    let bad = log.len();
+    log.extend(&encode_frame(seed, FILE_HEADER_LEN as u64, &[7; 900])[..FRAME_HEADER_LEN + 50]);
+    let mut stale = Vec::new();
+    for _ in 0..3 {
+        stale.push(log.len());
+        log.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+        whole(&mut log, 100);
+    }
+    let end = log.len();
+    for at in stale {
+        let h = forged_header(seed, end - at - FRAME_HEADER_LEN, bad as u64);
+        log[at..at + FRAME_HEADER_LEN].copy_from_slice(&h);
+    }
+    let tail = &log[bad..];
+    let (after, checksummed) = scan_counting(tail, bad, seed);
+    assert!(matches!(after, After::Torn { .. }), "{after:?}");
+    assert!(checksummed <= scan_budget(tail.len()), "{checksummed}");
+}
