@@ -177,8 +177,9 @@ impl FileBackend {
                 ));
             }
         };
-        // The directories this open made, durable (their entries synced).
-        made_dirs.sync_parents_with("peerbook-file", |d| vfs.sync_dir(d));
+        // The store's directory and those this open made, durable (their
+        // entries synced).
+        made_dirs.sync_parents_with(&dir, "peerbook-file", |d| vfs.sync_dir(d));
         let lock_path = dir.join(LOCK_FILE);
         let (lock, made_lock) = match vfs.lock_created(&lock_path) {
             Ok(taken) => taken,

@@ -197,7 +197,7 @@ impl LmdbBackend {
                 return Err(from_io(e, &path));
             }
         };
-        new_dirs.sync_parents("peerbook-lmdb");
+        new_dirs.sync_parents(&path, "peerbook-lmdb");
         let undo_dirs = || new_dirs.undo_failed_open("peerbook-lmdb");
         let (lock, made_lock) = DirLock::acquire(&path).inspect_err(|_| undo_dirs())?;
         let before = create::FilesBefore::note(&path);

@@ -127,7 +127,7 @@ impl RocksBackend {
                 ),
             )));
         };
-        new_dirs.sync_parents("peerbook-rocksdb");
+        new_dirs.sync_parents(&path, "peerbook-rocksdb");
         // RocksDB's `LOCK` is also taken through peerbook's process-wide table
         // (`peerbook::backend::FileLock`), so an LMDB or file book of this
         // process is refused this directory, and this open a directory one of

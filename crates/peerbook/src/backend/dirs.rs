@@ -294,10 +294,11 @@ impl NewDirs {
         Ok(())
     }
 
-    /// The directories to sync for the entries of those made to be durable: the
-    /// parent of each (where its entry sits), innermost first, each once; the
-    /// empty path (a relative directory's parent named as "") left out. Nothing
-    /// when none was made.
+    /// The directories to sync for the entries of a store at `dir` to be
+    /// durable: `dir`'s parent (where its entry sits: made by this open, by the
+    /// caller, or by an earlier open whose sync a crash or a failure cut short),
+    /// then the parent of each directory made above it, innermost first, each
+    /// once; a relative path's top level sits in `.`.
     ///
     /// ```
     /// use std::path::Path;
@@ -305,51 +306,61 @@ impl NewDirs {
     /// # let tmp = tempfile::tempdir().unwrap();
     /// let dir = tmp.path().join("a").join("book");
     /// let made = NewDirs::create(&dir).unwrap();
-    /// assert_eq!(made.parents_to_sync(), [tmp.path().join("a").as_path(), tmp.path()]);
-    /// assert!(NewDirs::create(&dir).unwrap().parents_to_sync().is_empty());
+    /// assert_eq!(made.parents_to_sync(&dir), [tmp.path().join("a").as_path(), tmp.path()]);
+    /// let again = NewDirs::create(&dir).unwrap();
+    /// assert_eq!(again.parents_to_sync(&dir), [tmp.path().join("a").as_path()]);
+    /// assert_eq!(NewDirs::default().parents_to_sync(Path::new("book")), [Path::new(".")]);
     /// ```
-    pub fn parents_to_sync(&self) -> Vec<&Path> {
+    pub fn parents_to_sync<'a>(&'a self, dir: &'a Path) -> Vec<&'a Path> {
         let mut parents: Vec<&Path> = Vec::new();
-        for made in &self.dirs {
-            if let Some(parent) = made.parent().filter(|p| !p.as_os_str().is_empty()) {
-                if !parents.contains(&parent) {
-                    parents.push(parent);
-                }
+        for made in std::iter::once(dir).chain(self.dirs.iter().map(PathBuf::as_path)) {
+            let parent = match made.parent() {
+                Some(p) if p.as_os_str().is_empty() => Path::new("."),
+                Some(p) => p,
+                None => continue, // a root
+            };
+            if !parents.contains(&parent) {
+                parents.push(parent);
             }
         }
         parents
     }
 
     /// Sync [`parents_to_sync`](Self::parents_to_sync) with `sync_dir` (a
-    /// backend's file system layer, for fault injection), so that a new store's
-    /// directories survive a power cut. One that fails is logged (paths only)
-    /// and the rest still synced: some file systems refuse to sync directories,
-    /// which costs the durability of a brand-new store only. `engine` names the
-    /// backend in the log line.
+    /// backend's file system layer, for fault injection), so that a store's
+    /// directories survive a power cut (a directory with no change to sync
+    /// costs little). One that fails is logged (paths only) and the rest still
+    /// synced: some file systems refuse to sync directories, which costs the
+    /// durability of a brand-new store only. `engine` names the backend in the
+    /// log line.
     pub fn sync_parents_with(
         &self,
+        dir: &Path,
         engine: &str,
         mut sync_dir: impl FnMut(&Path) -> io::Result<()>,
     ) {
-        for parent in self.parents_to_sync() {
+        for parent in self.parents_to_sync(dir) {
             if let Err(e) = sync_dir(parent) {
                 tracing::warn!(
                     engine,
                     dir = %parent.display(),
                     error = %e,
-                    "could not sync the directory holding a directory this open made"
+                    "could not sync the directory holding a store's directory"
                 );
             }
         }
     }
 
     /// [`sync_parents_with`](Self::sync_parents_with) on the real file system:
-    /// each directory opened and synced (`fsync`; where a directory cannot be
-    /// opened, as on Windows, nothing to do).
-    pub fn sync_parents(&self, engine: &str) {
-        self.sync_parents_with(engine, |d| match std::fs::File::open(d) {
-            Ok(f) => f.sync_all(),
-            Err(_) => Ok(()),
+    /// each directory opened and synced (`fsync`). Off Unix, where a directory
+    /// cannot be opened as a file, there is nothing to do.
+    pub fn sync_parents(&self, dir: &Path, engine: &str) {
+        self.sync_parents_with(dir, engine, |d| {
+            if cfg!(unix) {
+                std::fs::File::open(d)?.sync_all()
+            } else {
+                Ok(())
+            }
         });
     }
 
