@@ -4,13 +4,14 @@
 //! for the compaction's I/O.
 
 use std::io;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use peerbook::backend::{Backend, Durability, Space, WriteBatch};
+use peerbook::backend::{Backend, Direction, Durability, KeyRange, Space, WriteBatch};
 use peerbook_file::testing::{FsHook, FsOp, HookedFs, SimFs};
 use peerbook_file::{FileBackend, FileOptions};
 
@@ -97,6 +98,10 @@ fn dropping_the_oldest_view_and_reading_do_not_wait_for_the_snapshot_writes() {
         }
         b.write(batch, Durability::Buffered).unwrap();
     }
+    // one entry larger than a chunk's bytes: a chunk of its own
+    let mut batch = WriteBatch::new();
+    batch.put(Space::Peers, b"peer-002000x".to_vec(), vec![9u8; 100 << 10]);
+    b.write(batch, Durability::Buffered).unwrap();
     let gate = fs.hook();
     let (dropped, got) = std::thread::scope(|s| {
         let _release = Release(gate);
@@ -150,12 +155,23 @@ fn dropping_the_oldest_view_and_reading_do_not_wait_for_the_snapshot_writes() {
     let b =
         FileBackend::open_with_vfs(Arc::new(fs.clone()), "/book", FileOptions::default()).unwrap();
     assert_eq!(b.stats().generation, 2);
-    assert_eq!(
-        b.get(Space::Meta, b"after-view").unwrap(),
-        Some(b"x".to_vec())
-    );
-    assert_eq!(
-        b.get(Space::Peers, b"peer-003999").unwrap(),
-        Some(vec![7u8; 40])
-    );
+    // every entry, once, in order, across the chunk boundaries
+    let mut peers: Vec<(Vec<u8>, Vec<u8>)> = (0..4000u32)
+        .map(|i| (format!("peer-{i:06}").into_bytes(), vec![7u8; 40]))
+        .collect();
+    peers.push((b"peer-002000x".to_vec(), vec![9u8; 100 << 10]));
+    peers.sort();
+    assert_eq!(all(&b, Space::Peers), peers);
+    assert!(all(&b, Space::Meta).contains(&(b"after-view".to_vec(), b"x".to_vec())));
+}
+
+/// Every entry of `space`, in key order.
+fn all(b: &FileBackend, space: Space) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    b.scan(space, KeyRange::all(), Direction::Forward, &mut |k, v| {
+        out.push((k.to_vec(), v.to_vec()));
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    out
 }
