@@ -424,7 +424,8 @@ fn scan_counting(tail: &[u8], bad_off: usize, seed: u32) -> (After, usize) {
         }
         checksummed += len;
         if let Ok(frame) = read_frame(tail, p, seed) {
-            if could_witness {
+            // the header's synced_to, now that its body checks too
+            if frame.synced_to > bad_off as u64 && frame.synced_to <= at as u64 {
                 return (After::Witness(at), checksummed);
             }
             valid += 1;
