@@ -103,6 +103,13 @@ fn write_peer(b: &FileBackend) {
     b.write(batch, Durability::Sync).expect("write P");
 }
 
+/// The [`ClearError`] a failed clear carries as its source.
+fn clear_error(err: &BackendError) -> &ClearError {
+    std::error::Error::source(err)
+        .and_then(|s| s.downcast_ref::<ClearError>())
+        .unwrap_or_else(|| panic!("a ClearError source: {err:?}"))
+}
+
 fn holds(bytes: &[u8], needle: &[u8]) -> bool {
     bytes.windows(needle.len()).any(|w| w == needle)
 }
@@ -198,9 +205,7 @@ fn a_former_file_left_is_an_error_and_the_book_is_still_cleared() {
         2,
         "the compaction's and the clear's removal"
     );
-    let clear = std::error::Error::source(&err)
-        .and_then(|s| s.downcast_ref::<ClearError>())
-        .unwrap_or_else(|| panic!("a ClearError source: {err:?}"));
+    let clear = clear_error(&err);
     match clear {
         ClearError::Remove { file, source } => {
             assert_eq!(file, &Path::new(DIR).join("snapshot.2"));
@@ -233,9 +238,7 @@ fn a_failed_directory_sync_after_the_removals_is_an_error() {
     fs.hook().arm(FsOp::SyncDir, 2, io::ErrorKind::Other, false);
     let err = b.clear(Durability::Sync).expect_err("the sync failed");
     assert_eq!(fs.hook().fired(), 1);
-    let clear = std::error::Error::source(&err)
-        .and_then(|s| s.downcast_ref::<ClearError>())
-        .unwrap_or_else(|| panic!("a ClearError source: {err:?}"));
+    let clear = clear_error(&err);
     assert!(
         matches!(clear, ClearError::SyncDir { dir, .. } if dir == Path::new(DIR)),
         "{clear:?}"

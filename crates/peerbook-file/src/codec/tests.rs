@@ -424,16 +424,10 @@ fn tail_scan_checksums_at_most_twice_the_tail() {
     let headers = 50_000;
     let len = bad + 7 + headers * FRAME_HEADER_LEN;
     let mut log = vec![0u8; bad + 7];
-    for _ in 0..headers {
+    while log.len() < len {
         let at = log.len();
-        let body = (len - at - FRAME_HEADER_LEN) as u32;
-        let mut h = [0u8; FRAME_HEADER_LEN];
-        h[0..4].copy_from_slice(&body.to_le_bytes());
-        h[4..12].copy_from_slice(&(at as u64).to_le_bytes()); // a witness, if it checked
-        h[12..16].copy_from_slice(&0xBAD0_C0DEu32.to_le_bytes());
-        let head_crc = crc32c_append(seed, &h[0..16]);
-        h[16..20].copy_from_slice(&head_crc.to_le_bytes());
-        log.extend_from_slice(&h);
+        // a witness by its synced_to, if its body checked
+        log.extend_from_slice(&forged_header(seed, len - at - FRAME_HEADER_LEN, at as u64));
     }
     assert_eq!(log.len(), len);
     let tail = &log[bad..];
@@ -447,16 +441,7 @@ fn tail_scan_checksums_at_most_twice_the_tail() {
     // honest: nothing near the budget
     let mut log = vec![0u8; FILE_HEADER_LEN];
     let whole = |log: &mut Vec<u8>, n: usize| {
-        for i in 0..n {
-            let body = vec![i as u8; 1 + i * 37 % 3000];
-            let mut e = BodyEncoder::new();
-            e.put(Space::Peers, b"k", &body);
-            log.extend(encode_frame(
-                seed,
-                FILE_HEADER_LEN as u64,
-                &e.finish().unwrap(),
-            ));
-        }
+        whole_frames(log, seed, n, |i| vec![i as u8; 1 + i * 37 % 3000])
     };
     whole(&mut log, 3);
     let bad = log.len();
@@ -480,7 +465,21 @@ fn tail_scan_checksums_at_most_twice_the_tail() {
     assert!(checksummed <= tail.len(), "{checksummed} of {}", tail.len());
 }
 
-/// A header the file's salt validates, at `at`, claiming `body` bytes and
+/// `n` whole frames appended to `log`, each one put of `body(i)`, synced to the
+/// file header's end.
+fn whole_frames(log: &mut Vec<u8>, seed: u32, n: usize, body: impl Fn(usize) -> Vec<u8>) {
+    for i in 0..n {
+        let mut e = BodyEncoder::new();
+        e.put(Space::Peers, b"k", &body(i));
+        log.extend(encode_frame(
+            seed,
+            FILE_HEADER_LEN as u64,
+            &e.finish().unwrap(),
+        ));
+    }
+}
+
+/// A header the file's salt validates, claiming `body` bytes and
 /// `synced_to`, with a body checksum that fails.
 fn forged_header(seed: u32, body: usize, synced_to: u64) -> [u8; FRAME_HEADER_LEN] {
     let mut h = [0u8; FRAME_HEADER_LEN];
@@ -522,17 +521,7 @@ fn headers_claiming_no_later_sync_never_refuse_the_log() {
     // honest, after a power cut: the torn frame at `bad`, then three stale
     // headers, each followed by whole frames, each claiming a body to the end
     let mut log = vec![0u8; FILE_HEADER_LEN];
-    let whole = |log: &mut Vec<u8>, n: usize| {
-        for i in 0..n {
-            let mut e = BodyEncoder::new();
-            e.put(Space::Peers, b"k", &[i as u8; 300]);
-            log.extend(encode_frame(
-                seed,
-                FILE_HEADER_LEN as u64,
-                &e.finish().unwrap(),
-            ));
-        }
-    };
+    let whole = |log: &mut Vec<u8>, n: usize| whole_frames(log, seed, n, |i| vec![i as u8; 300]);
     whole(&mut log, 2);
     let bad = log.len();
     log.extend(&encode_frame(seed, FILE_HEADER_LEN as u64, &[7; 900])[..FRAME_HEADER_LEN + 50]);
